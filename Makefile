@@ -1,0 +1,41 @@
+# carebridge: `make run` starts the whole broker on embedded defaults, `make test` tests it.
+# Every target creates .venv and installs what is missing, so they work on a fresh machine.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run demo test test-fast check lint typecheck contracts clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: install
+	$(PY) -m services.stack run
+
+demo: install
+	$(PY) -m services.demo
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(PY) -m ruff check services tests
+	$(PY) -m ruff format --check services tests
+
+typecheck: install
+	$(PY) -m mypy services tests
+
+check: lint typecheck test
+
+contracts: install
+	$(PY) -m services.contracts_cli
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache test-output

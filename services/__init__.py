@@ -1,0 +1,1 @@
+"""Carebridge: a message broker for care transitions between TakeCare and Treserva."""

@@ -1,0 +1,124 @@
+"""Durable intake: the intake record and its outbox row are written in one transaction.
+
+Exceptions::
+
+    IntakeError
+     └── ConflictingResend   same business key, different content
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.adapter_takecare.tables import intake_record
+from services.messaging.envelope import BusinessKey
+from services.messaging.kafka import OutgoingRecord
+from services.messaging.outbox import add_to_outbox
+
+OUTBOX_OWNER = "adapter_takecare"
+
+
+class IntakeError(Exception):
+    """Base of intake failures that are the caller's fault."""
+
+
+class ConflictingResend(IntakeError):
+    """The business key was accepted before with different content."""
+
+    def __init__(self, message_id: str) -> None:
+        super().__init__("event id and version already accepted with different content")
+        self.message_id = message_id
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeEntry:
+    message_id: str
+    key: BusinessKey
+    payload_sha256: str
+    event_code: str
+    pseudonym: str
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    message_id: str
+    duplicate: bool
+
+
+class IntakeStore(Protocol):
+    async def record(self, entry: IntakeEntry, outgoing: OutgoingRecord) -> Accepted:
+        """Store durably, or recognise a repeat; raise ConflictingResend on a changed repeat."""
+
+
+class SqlIntakeStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def record(self, entry: IntakeEntry, outgoing: OutgoingRecord) -> Accepted:
+        existing = await self._existing(entry.key)
+        if existing is not None:
+            return _repeat(entry, *existing)
+        try:
+            async with self._sessions.begin() as session:
+                await session.execute(
+                    intake_record.insert().values(
+                        message_id=entry.message_id,
+                        source_system=entry.key.source,
+                        source_event_id=entry.key.source_event_id,
+                        version=entry.key.version,
+                        payload_sha256=entry.payload_sha256,
+                        event_code=entry.event_code,
+                        pseudonym=entry.pseudonym,
+                        received_at=entry.received_at,
+                    )
+                )
+                await add_to_outbox(session, OUTBOX_OWNER, outgoing)
+        except IntegrityError:
+            # A concurrent identical POST won the race; answer as its repeat.
+            existing = await self._existing(entry.key)
+            if existing is None:
+                raise
+            return _repeat(entry, *existing)
+        return Accepted(entry.message_id, duplicate=False)
+
+    async def _existing(self, key: BusinessKey) -> tuple[str, str] | None:
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(intake_record.c.message_id, intake_record.c.payload_sha256).where(
+                        intake_record.c.source_system == key.source,
+                        intake_record.c.source_event_id == key.source_event_id,
+                        intake_record.c.version == key.version,
+                    )
+                )
+            ).first()
+        return None if row is None else (row.message_id, row.payload_sha256)
+
+
+def _repeat(entry: IntakeEntry, message_id: str, payload_sha256: str) -> Accepted:
+    if payload_sha256 != entry.payload_sha256:
+        raise ConflictingResend(message_id)
+    return Accepted(message_id, duplicate=True)
+
+
+class FakeIntakeStore:
+    """In-memory store for unit tests of the HTTP layer."""
+
+    def __init__(self) -> None:
+        self.entries: dict[BusinessKey, IntakeEntry] = {}
+        self.outbox: list[OutgoingRecord] = []
+
+    async def record(self, entry: IntakeEntry, outgoing: OutgoingRecord) -> Accepted:
+        if entry.key in self.entries:
+            first = self.entries[entry.key]
+            return _repeat(entry, first.message_id, first.payload_sha256)
+        self.entries[entry.key] = entry
+        self.outbox.append(outgoing)
+        return Accepted(entry.message_id, duplicate=False)

@@ -1,0 +1,241 @@
+"""The FHIR R4 message envelope every service agrees on.
+
+Every message on Kafka is a ``Bundle`` of type ``message`` whose first entry is a
+``MessageHeader``. This module holds the project's CodeSystem, the identity rules and a cheap
+reader (:func:`read_envelope`) that pulls routing facts out of a Bundle without building the
+whole FHIR model again at every hop: full validation happens once, at the edge that builds it.
+
+Identity: the message id is a UUIDv5 of the business key (source system, source event id,
+version). A retry or replay keeps it; a source that resends the same event gets the same id.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+
+BASE_URL = "https://carebridge.example.se/fhir"
+EVENT_SYSTEM = f"{BASE_URL}/CodeSystem/care-transition-event"
+BUSINESS_KEY_SYSTEM = f"{BASE_URL}/NamingSystem/business-key"
+OBSERVATION_SYSTEM = f"{BASE_URL}/CodeSystem/care-transition-observation"
+EXPECTED_DISCHARGE_URL = f"{BASE_URL}/StructureDefinition/expected-discharge"
+
+_ID_NAMESPACE = uuid.UUID("6f1d3c52-2b7e-5c1a-9a43-0c9b1f6e8d21")
+
+
+class EventCode(enum.StrEnum):
+    """Codes of the project's own event CodeSystem (MessageHeader.eventCoding)."""
+
+    ADMISSION_NOTICE = "admission-notice"  # inskrivningsmeddelande
+    DELIVERY_OUTCOME = "delivery-outcome"  # an adapter's result of one delivery attempt
+    RECEIPT = "receipt"  # kvittens: the receiving journal holds the record
+
+
+EVENT_DISPLAY = {
+    EventCode.ADMISSION_NOTICE: "Inskrivningsmeddelande",
+    EventCode.DELIVERY_OUTCOME: "Leveransutfall",
+    EventCode.RECEIPT: "Kvittens",
+}
+
+
+class ResponseCode(enum.StrEnum):
+    """MessageHeader.response.code (FHIR R4 ResponseType)."""
+
+    OK = "ok"
+    TRANSIENT_ERROR = "transient-error"
+    FATAL_ERROR = "fatal-error"
+
+
+class System(enum.StrEnum):
+    """Journal systems that take part; the value is the MessageHeader endpoint suffix."""
+
+    TAKECARE = "takecare"
+    TRESERVA = "treserva"
+
+    @property
+    def endpoint(self) -> str:
+        return f"urn:carebridge:system:{self.value}"
+
+    @property
+    def display(self) -> str:
+        return {"takecare": "TakeCare", "treserva": "Treserva"}[self.value]
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessKey:
+    """(source system, source event id, version): catches a resend under a new id."""
+
+    source: str
+    source_event_id: str
+    version: int
+
+    def __str__(self) -> str:
+        return f"{self.source}|{self.source_event_id}|{self.version}"
+
+    @classmethod
+    def parse(cls, text: str) -> BusinessKey:
+        source, event_id, version = text.rsplit("|", 2) if text.count("|") >= 2 else ("", "", "")
+        if not source or not event_id or not version.isdigit():
+            raise MalformedMessage("business key must be 'source|event id|version'")
+        return cls(source, event_id, int(version))
+
+
+def message_id_for(key: BusinessKey) -> str:
+    return str(uuid.uuid5(_ID_NAMESPACE, str(key)))
+
+
+def entry_uuid(message_id: str, role: str) -> str:
+    """Stable fullUrl of one resource inside a message (deterministic: no clock, no random)."""
+    return f"urn:uuid:{uuid.uuid5(_ID_NAMESPACE, f'{message_id}/{role}')}"
+
+
+class MalformedMessage(ValueError):
+    """A Kafka record is not a FHIR message Bundle this broker understands."""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Routing facts read from a message Bundle."""
+
+    message_id: str
+    event_code: str
+    source_endpoint: str
+    timestamp: datetime
+    business_key: BusinessKey | None
+    response_to: str | None
+    response_code: ResponseCode | None
+    outcome_text: str | None
+
+    @property
+    def source_system(self) -> str:
+        return self.source_endpoint.rsplit(":", 1)[-1]
+
+
+def read_envelope(raw: bytes | str) -> Envelope:
+    """Read routing facts; raise :class:`MalformedMessage` for anything else."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedMessage("not JSON") from exc
+    if not isinstance(doc, dict) or doc.get("resourceType") != "Bundle":
+        raise MalformedMessage("not a FHIR Bundle")
+    if doc.get("type") != "message":
+        raise MalformedMessage("Bundle.type must be 'message'")
+    entries = doc.get("entry") or []
+    header = entries[0].get("resource") if entries and isinstance(entries[0], dict) else None
+    if not isinstance(header, dict) or header.get("resourceType") != "MessageHeader":
+        raise MessageHeaderMissing()
+    try:
+        message_id = str(doc["id"])
+        coding = header["eventCoding"]
+        if coding.get("system") != EVENT_SYSTEM:
+            raise MalformedMessage("eventCoding must come from the carebridge event CodeSystem")
+        timestamp = datetime.fromisoformat(doc["timestamp"])
+        source_endpoint = str(header["source"]["endpoint"])
+        ident = doc.get("identifier") or {}
+        key = (
+            BusinessKey.parse(ident["value"])
+            if ident.get("system") == BUSINESS_KEY_SYSTEM
+            else None
+        )
+        response = header.get("response")
+        response_to = str(response["identifier"]) if response else None
+        response_code = ResponseCode(response["code"]) if response else None
+        outcome_text = _outcome_text(entries) if response else None
+        return Envelope(
+            message_id,
+            str(coding["code"]),
+            source_endpoint,
+            timestamp,
+            key,
+            response_to,
+            response_code,
+            outcome_text,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, MalformedMessage):
+            raise
+        raise MalformedMessage(f"message header incomplete: {type(exc).__name__}") from exc
+
+
+class MessageHeaderMissing(MalformedMessage):
+    def __init__(self) -> None:
+        super().__init__("first entry must be a MessageHeader")
+
+
+def _outcome_text(entries: list[Any]) -> str | None:
+    for entry in entries[1:]:
+        resource = entry.get("resource") or {}
+        if resource.get("resourceType") == "OperationOutcome":
+            issues = resource.get("issue") or []
+            texts = [i.get("diagnostics") or i.get("code", "") for i in issues]
+            return "; ".join(t for t in texts if t)[:500] or None
+    return None
+
+
+def response_message(
+    *,
+    request_message_id: str,
+    event: EventCode,
+    responder: System,
+    code: ResponseCode,
+    diagnostics: str | None,
+    response_id: str,
+    now: datetime,
+) -> Bundle:
+    """A FHIR response message about ``request_message_id``: delivery outcome or receipt.
+
+    ``diagnostics`` goes into an OperationOutcome and must not hold patient data.
+    """
+    header: dict[str, Any] = {
+        "resourceType": "MessageHeader",
+        "id": response_id,
+        "eventCoding": {
+            "system": EVENT_SYSTEM,
+            "code": event.value,
+            "display": EVENT_DISPLAY[event],
+        },
+        "source": {"name": responder.display, "endpoint": responder.endpoint},
+        "response": {"identifier": request_message_id, "code": code.value},
+    }
+    entries: list[dict[str, Any]] = [
+        {"fullUrl": entry_uuid(response_id, "header"), "resource": header}
+    ]
+    if code is not ResponseCode.OK or diagnostics:
+        outcome_url = entry_uuid(response_id, "outcome")
+        header["response"]["details"] = {"reference": outcome_url}
+        severity = {"ok": "information", "transient-error": "error", "fatal-error": "fatal"}
+        entries.append(
+            {
+                "fullUrl": outcome_url,
+                "resource": {
+                    "resourceType": "OperationOutcome",
+                    "issue": [
+                        {
+                            "severity": severity[code.value],
+                            "code": "informational" if code is ResponseCode.OK else "exception",
+                            "diagnostics": diagnostics or code.value,
+                        }
+                    ],
+                },
+            }
+        )
+    return Bundle.model_validate(
+        {
+            "resourceType": "Bundle",
+            "id": response_id,
+            "type": "message",
+            "timestamp": now.isoformat(),
+            "entry": entries,
+        }
+    )
+
+
+def to_json(bundle: Bundle) -> str:
+    return bundle.model_dump_json(exclude_none=True)

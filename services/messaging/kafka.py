@@ -1,0 +1,249 @@
+"""Kafka plumbing behind two small Protocols, with an in-memory fake beside the real thing.
+
+Exceptions::
+
+    KafkaError (base of this module's errors)
+     └── PublishError   a record could not be handed to the broker; the outbox keeps it
+
+Producers never enable idempotence: the embedded broker (Tansu) rejects InitProducerId, and
+dedup is the broker's own job (stable message ids, business keys, processed-event records).
+Consumers never auto-commit: the service commits the offset after its database commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError as _AioKafkaError
+from aiokafka.errors import TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+
+class KafkaError(Exception):
+    """Base of this module's errors."""
+
+
+class PublishError(KafkaError):
+    """The broker did not acknowledge a record."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    topic: str
+    key: str | None
+    value: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: bytes
+    headers: dict[str, str]
+
+
+class Publisher(Protocol):
+    async def publish_many(self, records: Sequence[OutgoingRecord]) -> None:
+        """Return once every record is acknowledged; keep per-key order."""
+
+
+class Consumer(Protocol):
+    async def poll(self, timeout_s: float) -> list[IncomingRecord]: ...
+
+    async def commit(self) -> None:
+        """Commit the offsets of everything returned by :meth:`poll` so far."""
+
+    async def rewind(self) -> None:
+        """Go back to the last committed offsets (after a failed batch)."""
+
+
+Handler = Callable[[list[IncomingRecord]], Awaitable[None]]
+
+
+async def consume_forever(consumer: Consumer, handler: Handler, *, name: str) -> None:
+    """Poll, hand each batch to ``handler`` (which commits the database), then commit offsets.
+
+    A handler that raises leaves the offsets where they were; the batch is read again after a
+    back-off. Handlers must turn bad records into recorded rejections, never exceptions.
+    """
+    failures = 0
+    while True:
+        batch = await consumer.poll(0.05)
+        if not batch:
+            continue
+        try:
+            await handler(batch)
+        except Exception:
+            failures += 1
+            delay = min(0.1 * 2**failures, 5.0)
+            log.exception(
+                "batch failed, will re-read it", extra={"consumer": name, "retry_in_s": delay}
+            )
+            await asyncio.sleep(delay)
+            await consumer.rewind()
+            continue
+        failures = 0
+        await consumer.commit()
+
+
+# --- the real broker -------------------------------------------------------------------------
+
+
+class KafkaPublisher:
+    def __init__(self, bootstrap: str) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=False,
+            linger_ms=2,
+            request_timeout_ms=10_000,
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def publish_many(self, records: Sequence[OutgoingRecord]) -> None:
+        try:
+            futures = [
+                await self._producer.send(
+                    r.topic,
+                    r.value.encode(),
+                    key=r.key.encode() if r.key else None,
+                    headers=[(k, v.encode()) for k, v in r.headers.items()],
+                )
+                for r in records
+            ]
+            await asyncio.gather(*futures)
+        except _AioKafkaError as exc:
+            raise PublishError(type(exc).__name__) from exc
+
+
+class KafkaConsumer:
+    def __init__(self, bootstrap: str, topics: Sequence[str], group_id: str) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=50,
+            max_poll_records=500,
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def poll(self, timeout_s: float) -> list[IncomingRecord]:
+        batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000))
+        return [
+            IncomingRecord(
+                topic=m.topic,
+                partition=m.partition,
+                offset=m.offset,
+                key=m.key.decode() if m.key else None,
+                value=m.value or b"",
+                headers={k: v.decode() for k, v in (m.headers or ())},
+            )
+            for msgs in batches.values()
+            for m in msgs
+        ]
+
+    async def commit(self) -> None:
+        await self._consumer.commit()
+
+    async def rewind(self) -> None:
+        for tp in self._consumer.assignment():
+            committed = await self._consumer.committed(tp)
+            if committed is None:
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, committed)
+
+
+async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> None:
+    """Create missing topics. Tansu keeps nothing on disk, so every start-up does this."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
+        if missing:
+            # another service may have created it first
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+    finally:
+        await admin.close()
+
+
+# --- the in-memory fake ----------------------------------------------------------------------
+
+
+class InMemoryBus:
+    """A fake Kafka for unit tests: one partition per topic, committed offsets per group."""
+
+    def __init__(self) -> None:
+        self.topics: dict[str, list[IncomingRecord]] = defaultdict(list)
+        self._committed: dict[tuple[str, str], int] = defaultdict(int)
+        self.fail_next_publish = False
+
+    async def publish_many(self, records: Sequence[OutgoingRecord]) -> None:
+        if self.fail_next_publish:
+            self.fail_next_publish = False
+            raise PublishError("injected")
+        for r in records:
+            log_ = self.topics[r.topic]
+            log_.append(
+                IncomingRecord(r.topic, 0, len(log_), r.key, r.value.encode(), dict(r.headers))
+            )
+
+    def consumer(self, topics: Sequence[str], group_id: str) -> InMemoryConsumer:
+        return InMemoryConsumer(self, list(topics), group_id)
+
+    def committed(self, topic: str, group_id: str) -> int:
+        return self._committed[(topic, group_id)]
+
+    def set_committed(self, topic: str, group_id: str, offset: int) -> None:
+        self._committed[(topic, group_id)] = offset
+
+
+class InMemoryConsumer:
+    def __init__(self, bus: InMemoryBus, topics: list[str], group_id: str) -> None:
+        self._bus = bus
+        self._topics = topics
+        self._group = group_id
+        self._position = {t: bus.committed(t, group_id) for t in topics}
+
+    async def poll(self, timeout_s: float) -> list[IncomingRecord]:
+        out: list[IncomingRecord] = []
+        for t in self._topics:
+            pending = self._bus.topics[t][self._position[t] :]
+            out.extend(pending)
+            self._position[t] += len(pending)
+        if not out:
+            await asyncio.sleep(min(timeout_s, 0.01))
+        return out
+
+    async def commit(self) -> None:
+        for t, pos in self._position.items():
+            self._bus.set_committed(t, self._group, pos)
+
+    async def rewind(self) -> None:
+        self._position = {t: self._bus.committed(t, self._group) for t in self._topics}

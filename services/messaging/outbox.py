@@ -1,0 +1,138 @@
+"""Transactional outbox: state and the outgoing Kafka record are written in one transaction;
+a relay publishes committed rows afterwards and marks them published.
+
+A service answers its caller (or commits its Kafka offset) only after its transaction with the
+outbox row has committed, so nothing acknowledged can be lost when Kafka or the process fails:
+unpublished rows are simply published again by the next relay pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, String, Table, Text, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.messaging.db import BigId, UtcDateTime, metadata, utcnow
+from services.messaging.kafka import OutgoingRecord, Publisher, PublishError
+
+log = logging.getLogger(__name__)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("owner", String(40), nullable=False),
+    Column("topic", String(200), nullable=False),
+    Column("key", String(100), nullable=True),
+    Column("headers", JSON, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("published_at", UtcDateTime, nullable=True),
+    Index("ix_outbox_pending", "owner", "published_at", "id"),
+)
+
+
+async def add_to_outbox(session: AsyncSession, owner: str, record: OutgoingRecord) -> None:
+    """Stage ``record`` inside the caller's transaction."""
+    await session.execute(
+        outbox.insert().values(
+            owner=owner,
+            topic=record.topic,
+            key=record.key,
+            headers=record.headers,
+            payload=record.value,
+            created_at=utcnow(),
+        )
+    )
+
+
+class OutboxRelay:
+    """Publishes one owner's unpublished outbox rows, in id order."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        publisher: Publisher,
+        owner: str,
+        *,
+        batch_size: int = 200,
+        idle_poll_s: float = 0.5,
+    ) -> None:
+        self._sessions = sessions
+        self._publisher = publisher
+        self._owner = owner
+        self._batch_size = batch_size
+        self._idle_poll_s = idle_poll_s
+        self.wake = asyncio.Event()
+
+    async def publish_pending(self) -> int:
+        """One pass: publish up to a batch; return how many rows were published."""
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        outbox.c.id,
+                        outbox.c.topic,
+                        outbox.c.key,
+                        outbox.c.headers,
+                        outbox.c.payload,
+                    )
+                    .where(outbox.c.owner == self._owner, outbox.c.published_at.is_(None))
+                    .order_by(outbox.c.id)
+                    .limit(self._batch_size)
+                )
+            ).all()
+        if not rows:
+            return 0
+        records = [
+            OutgoingRecord(topic=r.topic, key=r.key, value=r.payload, headers=dict(r.headers))
+            for r in rows
+        ]
+        await self._publisher.publish_many(records)
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(outbox)
+                .where(outbox.c.id.in_([r.id for r in rows]))
+                .values(published_at=utcnow())
+            )
+        return len(rows)
+
+    async def run(self) -> None:
+        """Publish forever; wake early when :attr:`wake` is set after a commit."""
+        failures = 0
+        while True:
+            try:
+                published = await self.publish_pending()
+                failures = 0
+            except PublishError as exc:
+                failures += 1
+                delay = min(0.2 * 2**failures, 5.0)
+                log.warning(
+                    "outbox publish failed, retrying",
+                    extra={"owner": self._owner, "error": type(exc).__name__, "retry_in_s": delay},
+                )
+                await asyncio.sleep(delay)
+                continue
+            if published:
+                continue
+            self.wake.clear()
+            await _wait(self.wake, self._idle_poll_s)
+
+
+async def _wait(flag: asyncio.Event, wait_s: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(flag.wait(), wait_s)
+
+
+async def pending_count(sessions: async_sessionmaker[AsyncSession], owner: str) -> int:
+    async with sessions() as session:
+        result: Any = await session.scalar(
+            select(func.count())
+            .select_from(outbox)
+            .where(outbox.c.owner == owner, outbox.c.published_at.is_(None))
+        )
+        return int(result or 0)

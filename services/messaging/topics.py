@@ -1,0 +1,24 @@
+"""Kafka topic names. Versioned; documented in contracts/asyncapi.yaml (a test compares)."""
+
+from __future__ import annotations
+
+INBOUND = "carebridge.inbound.v1"
+"""FHIR message Bundles from the journal adapters to the router. Key: patient pseudonym."""
+
+RESULTS = "carebridge.results.v1"
+"""FHIR response Bundles (delivery outcomes and receipts) from adapters to the router."""
+
+_OUTBOUND = "carebridge.outbound.{destination}.v1"
+
+
+def outbound(destination: str) -> str:
+    """Delivery commands for one destination: the FHIR message Bundle unchanged, with the
+    delivery id and attempt number in headers."""
+    return _OUTBOUND.format(destination=destination)
+
+
+DESTINATIONS = ("treserva", "takecare")
+
+
+def all_topics() -> list[str]:
+    return [INBOUND, RESULTS, *(outbound(d) for d in DESTINATIONS)]

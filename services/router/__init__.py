@@ -1,0 +1,1 @@
+"""The router: delivery log, routing, retries, confirmation deadlines and alerts."""

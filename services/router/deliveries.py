@@ -1,0 +1,411 @@
+"""The router's service layer: accept inbound messages, dispatch deliveries, apply outcomes.
+
+Every function takes an open transaction and the current time; the caller commits, then
+commits the Kafka offset. State changes go through :func:`move`, which checks the state
+machine, guards against a concurrent change (``WHERE state = <expected>``) and records the
+transition.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.messaging import topics
+from services.messaging.envelope import Envelope, EventCode, ResponseCode
+from services.messaging.kafka import IncomingRecord, OutgoingRecord
+from services.messaging.outbox import add_to_outbox
+from services.router.alerts import raise_alert
+from services.router.domain import (
+    AlertKind,
+    DeliveryState,
+    FamilyPolicy,
+    RetryPolicy,
+    check_delivery_transition,
+    routes,
+)
+from services.router.tables import (
+    delivery,
+    delivery_attempt,
+    delivery_transition,
+    message,
+    rejected_record,
+)
+
+log = logging.getLogger(__name__)
+
+OUTBOX_OWNER = "router"
+
+
+@dataclass(frozen=True)
+class RoutingRules:
+    policies: dict[str, FamilyPolicy]
+    attempt_timeout: timedelta
+    rng: random.Random
+
+    def retry(self, event_code: str) -> RetryPolicy:
+        policy = self.policies.get(event_code)
+        return policy.retry if policy else RetryPolicy()
+
+
+async def move(
+    session: AsyncSession,
+    row: Any,
+    target: DeliveryState,
+    *,
+    now: datetime,
+    reason: str,
+    **values: Any,
+) -> bool:
+    """Transition one delivery; False if another worker changed it first."""
+    current = DeliveryState(row.state)
+    check_delivery_transition(current, target)
+    result = await session.execute(
+        update(delivery)
+        .where(delivery.c.id == row.id, delivery.c.state == current.value)
+        .values(state=target.value, updated_at=now, **values)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        return False
+    await session.execute(
+        delivery_transition.insert().values(
+            delivery_id=row.id,
+            from_state=current.value,
+            to_state=target.value,
+            at=now,
+            reason=reason,
+        )
+    )
+    return True
+
+
+async def reject_record(
+    session: AsyncSession, record: IncomingRecord, reason: str, now: datetime
+) -> None:
+    log.warning(
+        "record rejected",
+        extra={
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "reason": reason,
+        },
+    )
+    await session.execute(
+        rejected_record.insert().values(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason[:500],
+            received_at=now,
+        )
+    )
+
+
+# --- inbound -------------------------------------------------------------------------------
+
+
+async def accept_message(
+    session: AsyncSession,
+    env: Envelope,
+    record: IncomingRecord,
+    rules: RoutingRules,
+    now: datetime,
+) -> list[int]:
+    """Store the message and one pending delivery per destination; return delivery ids.
+
+    A message already stored (same id, or same business key under a new id) is skipped.
+    """
+    duplicate_of = (
+        await session.execute(
+            select(message.c.id).where(
+                (message.c.id == env.message_id)
+                | (message.c.business_key == (str(env.business_key) if env.business_key else None))
+            )
+        )
+    ).scalar()
+    if duplicate_of is not None:
+        log.info(
+            "duplicate message skipped",
+            extra={"message_id": env.message_id, "first_message_id": duplicate_of},
+        )
+        return []
+    await session.execute(
+        message.insert().values(
+            id=env.message_id,
+            event_code=env.event_code,
+            source=env.source_system,
+            business_key=str(env.business_key) if env.business_key else None,
+            pseudonym=record.key,
+            sent_at=env.timestamp,
+            received_at=now,
+            payload=record.value.decode(),
+        )
+    )
+    destinations = routes(env.event_code, rules.policies)
+    if not destinations:
+        log.warning(
+            "message has no route", extra={"message_id": env.message_id, "family": env.event_code}
+        )
+    created = []
+    for dest in destinations:
+        deadline = rules.policies[env.event_code].confirmation_deadline
+        delivery_id = int(
+            (
+                await session.execute(
+                    delivery.insert()
+                    .returning(delivery.c.id)
+                    .values(
+                        message_id=env.message_id,
+                        destination=dest.value,
+                        state=DeliveryState.PENDING.value,
+                        attempts=0,
+                        next_attempt_at=now,
+                        confirm_by=env.timestamp + deadline,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            ).scalar_one()
+        )
+        await session.execute(
+            delivery_transition.insert().values(
+                delivery_id=delivery_id,
+                from_state=None,
+                to_state=DeliveryState.PENDING.value,
+                at=now,
+                reason="routed",
+            )
+        )
+        created.append(delivery_id)
+    log.info(
+        "message accepted",
+        extra={
+            "message_id": env.message_id,
+            "family": env.event_code,
+            "pseudonym": record.key,
+            "destinations": [d.value for d in destinations],
+        },
+    )
+    return created
+
+
+# --- dispatch ------------------------------------------------------------------------------
+
+
+def delivery_rows() -> Any:
+    return select(
+        delivery.c.id,
+        delivery.c.state,
+        delivery.c.destination,
+        delivery.c.attempts,
+        delivery.c.message_id,
+        message.c.pseudonym,
+        message.c.event_code,
+        message.c.payload,
+    ).join(message, message.c.id == delivery.c.message_id)
+
+
+async def dispatch_due(
+    session: AsyncSession,
+    rules: RoutingRules,
+    now: datetime,
+    *,
+    only: list[int] | None = None,
+    limit: int = 200,
+) -> int:
+    """Publish a delivery command for every pending delivery that is due and not held back
+    behind an earlier unresolved delivery of the same patient to the same destination."""
+    earlier = delivery.alias("earlier")
+    earlier_msg = message.alias("earlier_msg")
+    held = exists().where(
+        and_(
+            earlier.c.destination == delivery.c.destination,
+            earlier.c.id < delivery.c.id,
+            earlier.c.state.in_([DeliveryState.PENDING.value, DeliveryState.DISPATCHED.value]),
+            earlier_msg.c.id == earlier.c.message_id,
+            earlier_msg.c.pseudonym == message.c.pseudonym,
+        )
+    )
+    query = delivery_rows().where(
+        delivery.c.state == DeliveryState.PENDING.value, delivery.c.next_attempt_at <= now, ~held
+    )
+    if only is not None:
+        query = query.where(delivery.c.id.in_(only))
+    rows = (await session.execute(query.order_by(delivery.c.id).limit(limit))).all()
+    dispatched = 0
+    for row in rows:
+        attempt = row.attempts + 1
+        if not await move(
+            session,
+            row,
+            DeliveryState.DISPATCHED,
+            now=now,
+            reason=f"attempt {attempt}",
+            attempts=attempt,
+            attempt_expires_at=now + rules.attempt_timeout,
+        ):
+            continue
+        await session.execute(
+            delivery_attempt.insert().values(
+                delivery_id=row.id, attempt_no=attempt, dispatched_at=now
+            )
+        )
+        await add_to_outbox(
+            session,
+            OUTBOX_OWNER,
+            OutgoingRecord(
+                topic=topics.outbound(row.destination),
+                key=row.pseudonym,
+                value=row.payload,
+                headers={
+                    "message-id": row.message_id,
+                    "delivery-id": str(row.id),
+                    "attempt": str(attempt),
+                    "event": row.event_code,
+                },
+            ),
+        )
+        dispatched += 1
+    return dispatched
+
+
+# --- outcomes and receipts -----------------------------------------------------------------
+
+
+async def apply_result(
+    session: AsyncSession, env: Envelope, record: IncomingRecord, rules: RoutingRules, now: datetime
+) -> None:
+    row = (
+        await session.execute(
+            delivery_rows().where(
+                delivery.c.message_id == env.response_to,
+                delivery.c.destination == env.source_system,
+            )
+        )
+    ).first()
+    if row is None:
+        await reject_record(session, record, "result for an unknown delivery", now)
+        return
+    if env.event_code == EventCode.DELIVERY_OUTCOME.value:
+        await _apply_outcome(session, row, env, record, rules, now)
+    elif env.event_code == EventCode.RECEIPT.value:
+        await _apply_receipt(session, row, env, now)
+    else:
+        await reject_record(session, record, f"unexpected result event {env.event_code}", now)
+
+
+async def _apply_outcome(
+    session: AsyncSession,
+    row: Any,
+    env: Envelope,
+    record: IncomingRecord,
+    rules: RoutingRules,
+    now: datetime,
+) -> None:
+    attempt_text = record.headers.get("attempt", "")
+    attempt_no = int(attempt_text) if attempt_text.isdigit() else row.attempts
+    completed = await session.execute(
+        update(delivery_attempt)
+        .where(
+            delivery_attempt.c.delivery_id == row.id,
+            delivery_attempt.c.attempt_no == attempt_no,
+            delivery_attempt.c.outcome.is_(None),
+        )
+        .values(completed_at=now, outcome=env.response_code, detail=env.outcome_text)
+    )
+    if completed.rowcount == 0:  # type: ignore[attr-defined]
+        log.info("outcome already recorded", extra={"delivery_id": row.id, "attempt": attempt_no})
+        return
+    state = DeliveryState(row.state)
+    current = attempt_no == row.attempts and state is DeliveryState.DISPATCHED
+    if env.response_code is ResponseCode.OK:
+        # Any attempt's ok counts: the destination dedupes on the message id.
+        if state in (DeliveryState.PENDING, DeliveryState.DISPATCHED):
+            await move(
+                session,
+                row,
+                DeliveryState.SENT,
+                now=now,
+                reason=f"accepted by destination (attempt {attempt_no})",
+                sent_at=now,
+                attempt_expires_at=None,
+            )
+    elif not current:
+        log.info("stale outcome ignored", extra={"delivery_id": row.id, "attempt": attempt_no})
+    elif env.response_code is ResponseCode.TRANSIENT_ERROR:
+        await retry_or_dead_letter(
+            session, row, rules, now, reason=env.outcome_text or "transient error"
+        )
+    else:
+        await dead_letter(session, row, now, reason=env.outcome_text or "fatal error")
+
+
+async def retry_or_dead_letter(
+    session: AsyncSession, row: Any, rules: RoutingRules, now: datetime, *, reason: str
+) -> None:
+    policy = rules.retry(row.event_code)
+    if policy.exhausted(row.attempts):
+        await dead_letter(session, row, now, reason=f"attempts spent; last: {reason}")
+        return
+    delay = policy.delay(row.attempts, rules.rng)
+    await move(
+        session,
+        row,
+        DeliveryState.PENDING,
+        now=now,
+        reason=f"retry in {delay.total_seconds():.1f}s: {reason}"[:200],
+        next_attempt_at=now + delay,
+        attempt_expires_at=None,
+        last_error=reason[:500],
+    )
+
+
+async def dead_letter(session: AsyncSession, row: Any, now: datetime, *, reason: str) -> None:
+    if await move(
+        session,
+        row,
+        DeliveryState.DEAD_LETTER,
+        now=now,
+        reason=reason[:200],
+        last_error=reason[:500],
+        attempt_expires_at=None,
+    ):
+        await raise_alert(
+            session,
+            kind=AlertKind.DELIVERY_FAILED,
+            destination=row.destination,
+            event_code=row.event_code,
+            delivery_id=row.id,
+            now=now,
+        )
+
+
+async def _apply_receipt(session: AsyncSession, row: Any, env: Envelope, now: datetime) -> None:
+    state = DeliveryState(row.state)
+    unconfirmed = (DeliveryState.PENDING, DeliveryState.DISPATCHED, DeliveryState.SENT)
+    if state not in unconfirmed:
+        log.info("receipt without effect", extra={"delivery_id": row.id, "state": state.value})
+    elif env.response_code is ResponseCode.OK:
+        # A receipt may overtake the adapter's ok; it proves delivery either way.
+        values: dict[str, Any] = {"confirmed_at": now, "attempt_expires_at": None}
+        if state is not DeliveryState.SENT:
+            values["sent_at"] = now
+        await move(
+            session,
+            row,
+            DeliveryState.CONFIRMED,
+            now=now,
+            reason="receipt from destination",
+            **values,
+        )
+    else:
+        await dead_letter(
+            session, row, now, reason=f"refused after acceptance: {env.outcome_text or 'no reason'}"
+        )

@@ -1,0 +1,136 @@
+"""Delivery and alert state machines, retry back-off and routing: pure, no I/O.
+
+Delivery states::
+
+    pending ──dispatch──▶ dispatched ──ok──▶ sent ──receipt──▶ confirmed
+       ▲                     │  │                  (a receipt may overtake the ok, and a
+       └──transient/timeout──┘  │                   late ok or receipt of an earlier attempt
+                                │                   may find the delivery pending again)
+                                └──fatal, refused or attempts spent──▶ dead_letter
+
+``sent`` means the destination's API accepted the message; ``confirmed`` means the receiving
+journal shows the record (a receipt). Alerts are incidents: open → acknowledged → resolved.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from services.messaging.envelope import EventCode, System
+
+
+class DeliveryState(enum.StrEnum):
+    PENDING = "pending"
+    DISPATCHED = "dispatched"
+    SENT = "sent"
+    CONFIRMED = "confirmed"
+    DEAD_LETTER = "dead_letter"
+
+
+_DELIVERY_TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
+    # From pending, sent/confirmed happen when a late result of an earlier attempt arrives.
+    DeliveryState.PENDING: frozenset(
+        {
+            DeliveryState.DISPATCHED,
+            DeliveryState.SENT,
+            DeliveryState.CONFIRMED,
+            DeliveryState.DEAD_LETTER,
+        }
+    ),
+    DeliveryState.DISPATCHED: frozenset(
+        {
+            DeliveryState.SENT,
+            DeliveryState.CONFIRMED,
+            DeliveryState.PENDING,
+            DeliveryState.DEAD_LETTER,
+        }
+    ),
+    DeliveryState.SENT: frozenset({DeliveryState.CONFIRMED, DeliveryState.DEAD_LETTER}),
+    DeliveryState.CONFIRMED: frozenset(),
+    DeliveryState.DEAD_LETTER: frozenset(),
+}
+
+UNFINISHED = frozenset({DeliveryState.PENDING, DeliveryState.DISPATCHED, DeliveryState.SENT})
+
+
+class AlertState(enum.StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+_ALERT_TRANSITIONS: dict[AlertState, frozenset[AlertState]] = {
+    AlertState.OPEN: frozenset({AlertState.ACKNOWLEDGED, AlertState.RESOLVED}),
+    AlertState.ACKNOWLEDGED: frozenset({AlertState.RESOLVED}),
+    AlertState.RESOLVED: frozenset(),
+}
+
+
+class AlertKind(enum.StrEnum):
+    CONFIRMATION_OVERDUE = "confirmation_overdue"  # accepted, then no receipt in time
+    DELIVERY_FAILED = "delivery_failed"  # dead letter: fatal error or attempts spent
+
+
+class IllegalTransition(Exception):
+    """A state change the state machine does not allow."""
+
+    def __init__(self, kind: str, current: str, target: str) -> None:
+        super().__init__(f"{kind}: {current} → {target} is not allowed")
+        self.current, self.target = current, target
+
+
+def check_delivery_transition(current: DeliveryState, target: DeliveryState) -> None:
+    if target not in _DELIVERY_TRANSITIONS[current]:
+        raise IllegalTransition("delivery", current, target)
+
+
+def check_alert_transition(current: AlertState, target: AlertState) -> None:
+    if target not in _ALERT_TRANSITIONS[current]:
+        raise IllegalTransition("alert", current, target)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential back-off with full jitter, capped, with an attempt budget."""
+
+    base_s: float = 1.0
+    cap_s: float = 300.0
+    max_attempts: int = 10
+
+    def delay(self, attempt: int, rng: random.Random) -> timedelta:
+        """Delay before attempt ``attempt + 1``, after ``attempt`` failed attempts (≥ 1)."""
+        ceiling = min(self.cap_s, self.base_s * 2 ** (attempt - 1))
+        return timedelta(seconds=ceiling / 2 + rng.uniform(0, ceiling / 2))
+
+    def exhausted(self, attempts: int) -> bool:
+        return attempts >= self.max_attempts
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyPolicy:
+    """Per message family: who receives it and how long a receipt may take."""
+
+    destinations: tuple[System, ...]
+    confirmation_deadline: timedelta
+    retry: RetryPolicy
+
+
+def routes(event_code: str, policies: dict[str, FamilyPolicy]) -> tuple[System, ...]:
+    """Destinations for an event code; an unknown code has none (it is recorded, not lost)."""
+    policy = policies.get(event_code)
+    return policy.destinations if policy else ()
+
+
+def default_policies(
+    *, admission_confirmation_deadline: timedelta, retry: RetryPolicy
+) -> dict[str, FamilyPolicy]:
+    return {
+        EventCode.ADMISSION_NOTICE.value: FamilyPolicy(
+            destinations=(System.TRESERVA,),
+            confirmation_deadline=admission_confirmation_deadline,
+            retry=retry,
+        ),
+    }

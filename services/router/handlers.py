@@ -1,0 +1,82 @@
+"""Entry points of the router's work: a Kafka batch, or a scheduler tick. Each runs in one
+transaction; the Kafka offset is committed by the caller only after it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.messaging import topics
+from services.messaging.envelope import MalformedMessage, read_envelope
+from services.messaging.kafka import IncomingRecord
+from services.router.deliveries import (
+    RoutingRules,
+    accept_message,
+    apply_result,
+    dispatch_due,
+    reject_record,
+)
+from services.router.watchdog import expire_attempts, flag_overdue_confirmations
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Router:
+    sessions: async_sessionmaker[AsyncSession]
+    rules: RoutingRules
+    clock: Callable[[], datetime]
+    relay_wake: asyncio.Event | None = None
+
+    async def handle_batch(self, batch: list[IncomingRecord]) -> None:
+        async with self.sessions.begin() as session:
+            now = self.clock()
+            created: list[int] = []
+            results = 0
+            for record in batch:
+                try:
+                    env = read_envelope(record.value)
+                except MalformedMessage as exc:
+                    await reject_record(session, record, str(exc), now)
+                    continue
+                if record.topic == topics.INBOUND and env.response_to is None:
+                    created += await accept_message(session, env, record, self.rules, now)
+                elif record.topic == topics.RESULTS and env.response_to is not None:
+                    await apply_result(session, env, record, self.rules, now)
+                    results += 1
+                else:
+                    await reject_record(session, record, "message kind does not fit topic", now)
+            dispatched = 0
+            if created:
+                dispatched += await dispatch_due(session, self.rules, now, only=created)
+            if results:  # a resolved delivery may release one held behind it
+                dispatched += await dispatch_due(session, self.rules, now)
+        if dispatched:
+            self._wake()
+
+    async def tick(self) -> dict[str, int]:
+        async with self.sessions.begin() as session:
+            now = self.clock()
+            done: dict[str, Any] = {
+                "expired": await expire_attempts(session, self.rules, now),
+                "dispatched": await dispatch_due(session, self.rules, now),
+                "overdue": await flag_overdue_confirmations(session, now),
+            }
+        if done["dispatched"]:
+            self._wake()
+        return done
+
+    async def run_ticks(self, interval_s: float) -> None:
+        while True:
+            await self.tick()
+            await asyncio.sleep(interval_s)
+
+    def _wake(self) -> None:
+        if self.relay_wake is not None:
+            self.relay_wake.set()

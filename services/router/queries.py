@@ -1,0 +1,145 @@
+"""Read models for the ops API: metadata only, never payloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.router.tables import (
+    alert,
+    delivery,
+    delivery_attempt,
+    delivery_transition,
+    message,
+)
+
+_DELIVERY_FIELDS = (
+    delivery.c.id,
+    delivery.c.destination,
+    delivery.c.state,
+    delivery.c.attempts,
+    delivery.c.confirm_by,
+    delivery.c.sent_at,
+    delivery.c.confirmed_at,
+    delivery.c.last_error,
+    delivery.c.message_id,
+)
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _row(row: Any) -> dict[str, Any]:
+    return {k: _iso(v) for k, v in row._mapping.items()}
+
+
+async def list_messages(
+    session: AsyncSession, *, limit: int, state: str | None = None, event_code: str | None = None
+) -> list[dict[str, Any]]:
+    query = select(
+        message.c.id,
+        message.c.event_code,
+        message.c.source,
+        message.c.pseudonym,
+        message.c.business_key,
+        message.c.sent_at,
+        message.c.received_at,
+    )
+    if state is not None:
+        query = query.where(
+            message.c.id.in_(select(delivery.c.message_id).where(delivery.c.state == state))
+        )
+    if event_code is not None:
+        query = query.where(message.c.event_code == event_code)
+    rows = (await session.execute(query.order_by(message.c.received_at.desc()).limit(limit))).all()
+    out = [_row(r) for r in rows]
+    ids = [m["id"] for m in out]
+    deliveries = (
+        await session.execute(select(*_DELIVERY_FIELDS).where(delivery.c.message_id.in_(ids)))
+    ).all()
+    by_message: dict[str, list[dict[str, Any]]] = {}
+    for d in deliveries:
+        by_message.setdefault(d.message_id, []).append(_row(d))
+    for m in out:
+        m["deliveries"] = by_message.get(m["id"], [])
+    return out
+
+
+async def message_detail(session: AsyncSession, message_id: str) -> dict[str, Any] | None:
+    row = (
+        await session.execute(
+            select(
+                message.c.id,
+                message.c.event_code,
+                message.c.source,
+                message.c.pseudonym,
+                message.c.business_key,
+                message.c.sent_at,
+                message.c.received_at,
+            ).where(message.c.id == message_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    detail = _row(row)
+    detail["deliveries"] = []
+    for d in (
+        await session.execute(
+            select(*_DELIVERY_FIELDS)
+            .where(delivery.c.message_id == message_id)
+            .order_by(delivery.c.id)
+        )
+    ).all():
+        item = _row(d)
+        item["attempts_log"] = [
+            _row(a)
+            for a in (
+                await session.execute(
+                    select(
+                        delivery_attempt.c.attempt_no,
+                        delivery_attempt.c.dispatched_at,
+                        delivery_attempt.c.completed_at,
+                        delivery_attempt.c.outcome,
+                        delivery_attempt.c.detail,
+                    )
+                    .where(delivery_attempt.c.delivery_id == d.id)
+                    .order_by(delivery_attempt.c.attempt_no)
+                )
+            ).all()
+        ]
+        item["transitions"] = [
+            _row(t)
+            for t in (
+                await session.execute(
+                    select(
+                        delivery_transition.c.from_state,
+                        delivery_transition.c.to_state,
+                        delivery_transition.c.at,
+                        delivery_transition.c.reason,
+                    )
+                    .where(delivery_transition.c.delivery_id == d.id)
+                    .order_by(delivery_transition.c.id)
+                )
+            ).all()
+        ]
+        detail["deliveries"].append(item)
+    return detail
+
+
+async def list_alerts(session: AsyncSession, *, state: str | None) -> list[dict[str, Any]]:
+    query = select(alert)
+    if state is not None:
+        query = query.where(alert.c.state == state)
+    return [_row(r) for r in (await session.execute(query.order_by(alert.c.id.desc()))).all()]
+
+
+async def state_counts(session: AsyncSession) -> dict[str, int]:
+    rows = (
+        await session.execute(
+            select(delivery.c.state, func.count().label("n")).group_by(delivery.c.state)
+        )
+    ).all()
+    return {str(row.state): int(row.n) for row in rows}

@@ -1,0 +1,56 @@
+"""Composition root of the router."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from services.messaging import logs, topics
+from services.messaging.db import make_engine, session_factory, utcnow
+from services.messaging.kafka import KafkaConsumer, KafkaPublisher, consume_forever, ensure_topics
+from services.messaging.outbox import OutboxRelay
+from services.messaging.runtime import run_service
+from services.router.app import create_app
+from services.router.deliveries import OUTBOX_OWNER, RoutingRules
+from services.router.handlers import Router
+from services.router.settings import RouterSettings
+
+
+async def main(settings: RouterSettings | None = None) -> int:
+    settings = settings or RouterSettings()
+    logs.configure("router", settings.log_level)
+    engine = make_engine(settings.database_url)
+    sessions = session_factory(engine)
+    await ensure_topics(settings.kafka_bootstrap, topics.all_topics(), settings.topic_partitions)
+    publisher = KafkaPublisher(settings.kafka_bootstrap)
+    await publisher.start()
+    relay = OutboxRelay(sessions, publisher, OUTBOX_OWNER)
+    rules = RoutingRules(
+        policies=settings.policies(),
+        attempt_timeout=timedelta(seconds=settings.attempt_timeout_s),
+        rng=random.Random(),
+    )  # noqa: S311 (jitter, not security)
+    router = Router(sessions=sessions, rules=rules, clock=utcnow, relay_wake=relay.wake)
+    consumer = KafkaConsumer(
+        settings.kafka_bootstrap, [topics.INBOUND, topics.RESULTS], group_id="router"
+    )
+    await consumer.start()
+
+    async def consume() -> None:
+        await consume_forever(consumer, router.handle_batch, name="router")
+
+    async def ticks() -> None:
+        await router.run_ticks(settings.tick_s)
+
+    async def stop() -> None:
+        await consumer.stop()
+        await publisher.stop()
+        await engine.dispose()
+
+    return await run_service(
+        create_app(settings, sessions=sessions),
+        host=settings.host,
+        port=settings.port,
+        loops={"relay": relay.run, "consumer": consume, "ticks": ticks},
+        on_stop=stop,
+    )

@@ -1,0 +1,37 @@
+"""Router settings (environment prefix ``ROUTER_``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic_settings import SettingsConfigDict
+
+from services.messaging.settings import ServiceSettings
+from services.router.domain import FamilyPolicy, RetryPolicy, default_policies
+
+SANDBOX_OPS_TOKEN = "sandbox-ops-token"
+
+
+class RouterSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ROUTER_", extra="ignore")
+
+    port: int = 8000
+    database_url: str = "sqlite+aiosqlite:///var/router.db"
+    ops_token: str = SANDBOX_OPS_TOKEN
+    admission_confirmation_deadline_s: float = 15 * 60
+    retry_base_s: float = 1.0
+    retry_cap_s: float = 300.0
+    max_attempts: int = 10
+    attempt_timeout_s: float = 60.0
+    tick_s: float = 0.1
+
+    def sandbox_secrets(self) -> dict[str, str]:
+        return {**super().sandbox_secrets(), "ops_token": SANDBOX_OPS_TOKEN}
+
+    def policies(self) -> dict[str, FamilyPolicy]:
+        return default_policies(
+            admission_confirmation_deadline=timedelta(
+                seconds=self.admission_confirmation_deadline_s
+            ),
+            retry=RetryPolicy(self.retry_base_s, self.retry_cap_s, self.max_attempts),
+        )

@@ -1,0 +1,113 @@
+"""The router's delivery log: messages, deliveries (one per destination), every attempt,
+every state transition, and alerts."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from services.messaging.db import BigId, UtcDateTime, metadata
+
+message = Table(
+    "message",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("event_code", String(60), nullable=False),
+    Column("source", String(40), nullable=False),
+    Column("business_key", String(200), nullable=True, unique=True),
+    Column("pseudonym", String(32), nullable=True, index=True),
+    Column("sent_at", UtcDateTime, nullable=False),  # Bundle.timestamp: accepted at the source
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("payload", Text, nullable=False),
+)
+
+delivery = Table(
+    "delivery",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), ForeignKey("message.id"), nullable=False),
+    Column("destination", String(40), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("attempt_expires_at", UtcDateTime, nullable=True),
+    Column("confirm_by", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=True),
+    Column("confirmed_at", UtcDateTime, nullable=True),
+    Column("overdue_alerted_at", UtcDateTime, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("message_id", "destination"),
+    Index("ix_delivery_due", "state", "next_attempt_at"),
+    Index("ix_delivery_confirm_by", "state", "confirm_by"),
+)
+
+delivery_attempt = Table(
+    "delivery_attempt",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("delivery_id", BigId, ForeignKey("delivery.id"), nullable=False, index=True),
+    Column("attempt_no", Integer, nullable=False),
+    Column("dispatched_at", UtcDateTime, nullable=False),
+    Column("completed_at", UtcDateTime, nullable=True),
+    Column("outcome", String(20), nullable=True),  # ok | transient-error | fatal-error | timeout
+    Column("detail", String(500), nullable=True),
+    UniqueConstraint("delivery_id", "attempt_no"),
+)
+
+delivery_transition = Table(
+    "delivery_transition",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("delivery_id", BigId, ForeignKey("delivery.id"), nullable=False, index=True),
+    Column("from_state", String(20), nullable=True),
+    Column("to_state", String(20), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("reason", String(200), nullable=False),
+)
+
+alert = Table(
+    "alert",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(40), nullable=False),
+    Column("destination", String(40), nullable=False),
+    Column("event_code", String(60), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("resolved_at", UtcDateTime, nullable=True),
+    Column("affected", Integer, nullable=False),
+    Column("summary", String(500), nullable=False),
+    Index("ix_alert_group", "kind", "destination", "event_code", "state"),
+)
+
+alert_delivery = Table(
+    "alert_delivery",
+    metadata,
+    Column("alert_id", BigId, ForeignKey("alert.id"), nullable=False),
+    Column("delivery_id", BigId, ForeignKey("delivery.id"), nullable=False),
+    PrimaryKeyConstraint("alert_id", "delivery_id"),
+)
+
+rejected_record = Table(
+    "rejected_record",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("topic", String(200), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigId, nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+)
+"""Kafka records the router could not read (poison messages): kept for operations, skipped."""

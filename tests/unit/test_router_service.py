@@ -1,0 +1,214 @@
+"""Router service layer on a real database, driven by a controllable clock."""
+
+import json
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from services.adapter_takecare.admission import parse_admission
+from services.adapter_takecare.translation import to_bundle
+from services.messaging import topics
+from services.messaging.envelope import EventCode, ResponseCode, System, response_message, to_json
+from services.messaging.kafka import IncomingRecord
+from services.messaging.outbox import outbox
+from services.router.deliveries import RoutingRules
+from services.router.domain import RetryPolicy, default_policies
+from services.router.handlers import Router
+from services.router.tables import alert, alert_delivery, delivery, rejected_record
+from services.simulators.samples import sample_admission
+
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self):
+        self.now = T0
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def router(sessions, clock):
+    rules = RoutingRules(
+        policies=default_policies(admission_confirmation_deadline=timedelta(minutes=15),
+                                  retry=RetryPolicy(base_s=1, cap_s=10, max_attempts=3)),
+        attempt_timeout=timedelta(seconds=30), rng=random.Random(1))
+    return Router(sessions=sessions, rules=rules, clock=clock)
+
+
+_offsets = iter(range(10**9))
+
+
+def inbound(seed=1, *, patient="p" * 32, event_id=None):
+    doc = sample_admission(random.Random(seed), now=T0, event_id=event_id)
+    bundle = to_json(to_bundle(parse_admission(doc), now=T0))
+    return IncomingRecord(topics.INBOUND, 0, next(_offsets), patient, bundle.encode(), {})
+
+
+def result(message_id, code, *, event=EventCode.DELIVERY_OUTCOME, attempt=1, why=None):
+    bundle = response_message(request_message_id=message_id, event=event,
+                              responder=System.TRESERVA, code=code, diagnostics=why,
+                              response_id=str(uuid.uuid4()), now=T0)
+    return IncomingRecord(topics.RESULTS, 0, next(_offsets), message_id,
+                          to_json(bundle).encode(), {"attempt": str(attempt)})
+
+
+def message_id(record):
+    return json.loads(record.value)["id"]
+
+
+async def deliveries(sessions):
+    async with sessions() as s:
+        return (await s.execute(select(delivery).order_by(delivery.c.id))).all()
+
+
+async def commands(sessions):
+    async with sessions() as s:
+        return (await s.execute(select(outbox).where(
+            outbox.c.topic == topics.outbound("treserva")).order_by(outbox.c.id))).all()
+
+
+async def alerts(sessions):
+    async with sessions() as s:
+        return (await s.execute(select(alert).order_by(alert.c.id))).all()
+
+
+async def test_an_admission_is_stored_and_dispatched_to_treserva(router, sessions):
+    rec = inbound()
+    await router.handle_batch([rec])
+    (d,) = await deliveries(sessions)
+    assert (d.destination, d.state, d.attempts) == ("treserva", "dispatched", 1)
+    (cmd,) = await commands(sessions)
+    assert cmd.key == "p" * 32
+    assert cmd.headers == {"message-id": message_id(rec), "delivery-id": str(d.id),
+                           "attempt": "1", "event": "admission-notice"}
+    assert cmd.payload == rec.value.decode()
+
+
+async def test_the_same_message_twice_and_a_resend_under_a_new_id_are_stored_once(
+        router, sessions):
+    rec = inbound(event_id="tc-1")
+    await router.handle_batch([rec, rec])
+    resent = json.loads(rec.value)
+    resent["id"] = str(uuid.uuid4())  # same business key, new message id
+    await router.handle_batch([IncomingRecord(topics.INBOUND, 0, 99, rec.key,
+                                              json.dumps(resent).encode(), {})])
+    assert len(await deliveries(sessions)) == 1
+
+
+async def test_poison_records_are_kept_for_operations_and_skipped(router, sessions):
+    await router.handle_batch([IncomingRecord(topics.INBOUND, 0, 5, None, b"\xff garbage", {}),
+                               inbound()])
+    async with sessions() as s:
+        (rej,) = (await s.execute(select(rejected_record))).all()
+    assert rej.offset == 5 and rej.reason == "not JSON"
+    assert len(await deliveries(sessions)) == 1
+
+
+async def test_ok_then_receipt_confirms(router, sessions):
+    rec = inbound()
+    await router.handle_batch([rec])
+    await router.handle_batch([result(message_id(rec), ResponseCode.OK)])
+    assert (await deliveries(sessions))[0].state == "sent"
+    await router.handle_batch([result(message_id(rec), ResponseCode.OK, event=EventCode.RECEIPT)])
+    (d,) = await deliveries(sessions)
+    assert d.state == "confirmed" and d.confirmed_at is not None
+
+
+async def test_a_receipt_may_overtake_the_ok(router, sessions):
+    rec = inbound()
+    await router.handle_batch([rec])
+    await router.handle_batch([result(message_id(rec), ResponseCode.OK, event=EventCode.RECEIPT),
+                               result(message_id(rec), ResponseCode.OK)])
+    assert (await deliveries(sessions))[0].state == "confirmed"
+
+
+async def test_transient_errors_are_retried_with_backoff(router, sessions, clock):
+    rec = inbound()
+    await router.handle_batch([rec])
+    await router.handle_batch([result(message_id(rec), ResponseCode.TRANSIENT_ERROR,
+                                      why="HTTP 503")])
+    (d,) = await deliveries(sessions)
+    assert d.state == "pending" and d.next_attempt_at > clock.now
+    await router.tick()
+    assert len(await commands(sessions)) == 1  # not yet due
+    clock.advance(2)
+    await router.tick()
+    cmds = await commands(sessions)
+    assert [c.headers["attempt"] for c in cmds] == ["1", "2"]
+
+
+async def test_spent_attempts_dead_letter_and_alert(router, sessions, clock):
+    rec = inbound()
+    await router.handle_batch([rec])
+    for attempt in (1, 2, 3):
+        await router.handle_batch([result(message_id(rec), ResponseCode.TRANSIENT_ERROR,
+                                          attempt=attempt)])
+        clock.advance(20)
+        await router.tick()
+    (d,) = await deliveries(sessions)
+    assert d.state == "dead_letter" and d.attempts == 3
+    (a,) = await alerts(sessions)
+    assert (a.kind, a.destination, a.state) == ("delivery_failed", "treserva", "open")
+
+
+async def test_a_fatal_error_dead_letters_at_once(router, sessions):
+    rec = inbound()
+    await router.handle_batch([rec])
+    await router.handle_batch([result(message_id(rec), ResponseCode.FATAL_ERROR, why="HTTP 422")])
+    (d,) = await deliveries(sessions)
+    assert d.state == "dead_letter" and "422" in d.last_error
+    assert [a.kind for a in await alerts(sessions)] == ["delivery_failed"]
+
+
+async def test_an_unanswered_attempt_times_out_and_is_retried(router, sessions, clock):
+    await router.handle_batch([inbound()])
+    clock.advance(31)
+    assert (await router.tick())["expired"] == 1
+    clock.advance(2)
+    await router.tick()
+    assert [c.headers["attempt"] for c in await commands(sessions)] == ["1", "2"]
+
+
+async def test_silent_drop_raises_one_grouped_alert_at_the_deadline(router, sessions, clock):
+    first, second = inbound(1, patient="a" * 32), inbound(2, patient="b" * 32)
+    await router.handle_batch([first, second])
+    await router.handle_batch([result(message_id(first), ResponseCode.OK),
+                               result(message_id(second), ResponseCode.OK)])
+    clock.advance(14 * 60)
+    await router.tick()
+    assert await alerts(sessions) == []
+    clock.advance(61)
+    await router.tick()
+    await router.tick()  # a second pass does not count the same delivery again
+    (a,) = await alerts(sessions)
+    assert (a.kind, a.destination, a.event_code, a.affected) == (
+        "confirmation_overdue", "treserva", "admission-notice", 2)
+    async with sessions() as s:
+        assert len((await s.execute(select(alert_delivery))).all()) == 2
+
+
+async def test_a_patients_later_message_waits_but_other_patients_do_not(router, sessions):
+    early, later = inbound(1, patient="a" * 32), inbound(2, patient="a" * 32)
+    other = inbound(3, patient="b" * 32)
+    await router.handle_batch([early, later, other])
+    states = {message_id(r): None for r in (early, later, other)}
+    for d in await deliveries(sessions):
+        states[d.message_id] = d.state
+    assert states == {message_id(early): "dispatched", message_id(later): "pending",
+                      message_id(other): "dispatched"}
+    await router.handle_batch([result(message_id(early), ResponseCode.OK)])
+    later_state = {d.message_id: d.state for d in await deliveries(sessions)}[message_id(later)]
+    assert later_state == "dispatched"

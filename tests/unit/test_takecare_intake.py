@@ -1,0 +1,145 @@
+"""adapter_takecare intake: HTTP behaviour (fake store) and durable storage (real database)."""
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from services.adapter_takecare.app import create_app
+from services.adapter_takecare.intake import accept_admission
+from services.adapter_takecare.settings import AdapterTakeCareSettings
+from services.adapter_takecare.store import ConflictingResend, FakeIntakeStore, SqlIntakeStore
+from services.adapter_takecare.tables import intake_record
+from services.messaging import topics
+from services.messaging.outbox import outbox
+
+FIXTURE = Path("contracts/fixtures/takecare/admission-notice/personnummer-full.input.json")
+NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+TOKEN = "sandbox-takecare-key"
+
+
+@pytest.fixture
+def event():
+    return json.loads(FIXTURE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def store():
+    return FakeIntakeStore()
+
+
+@pytest.fixture
+async def client(store):
+    app = create_app(AdapterTakeCareSettings(), store=store, clock=lambda: NOW)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://tc",
+                                 headers={"authorization": f"Bearer {TOKEN}"}) as c:
+        yield c
+
+
+async def test_accepts_and_answers_with_the_message_id(client, store, event):
+    res = await client.post("/takecare/v1/admissions", json=event)
+    assert res.status_code == 202
+    body = res.json()
+    assert body["duplicate"] is False
+    (record,) = store.outbox
+    assert record.topic == topics.INBOUND
+    assert record.headers["message-id"] == body["messageId"]
+    assert "19121212" not in (record.key or "") and "Tolvan" not in json.dumps(record.headers)
+
+
+async def test_a_repeated_post_returns_the_same_id_and_creates_nothing(client, store, event):
+    first = (await client.post("/takecare/v1/admissions", json=event)).json()
+    second = await client.post("/takecare/v1/admissions", json=event)
+    assert second.status_code == 202
+    assert second.json() == {"messageId": first["messageId"], "duplicate": True}
+    assert len(store.outbox) == 1
+
+
+async def test_same_event_id_with_changed_content_is_a_conflict(client, store, event):
+    await client.post("/takecare/v1/admissions", json=event)
+    event["admissionReason"] = "Något annat"
+    res = await client.post("/takecare/v1/admissions", json=event)
+    assert res.status_code == 409
+    assert res.json()["issue"][0]["code"] == "conflict"
+    assert len(store.outbox) == 1
+
+
+async def test_a_new_version_is_a_new_message(client, store, event):
+    first = (await client.post("/takecare/v1/admissions", json=event)).json()
+    event["version"] = 2
+    event["expectedDischargeAt"] = "2026-11-25T12:00:00+01:00"
+    second = (await client.post("/takecare/v1/admissions", json=event)).json()
+    assert second["messageId"] != first["messageId"] and len(store.outbox) == 2
+
+
+async def test_unauthenticated_is_401(client, event):
+    res = await client.post("/takecare/v1/admissions", json=event,
+                            headers={"authorization": "Bearer wrong"})
+    assert res.status_code == 401
+    assert res.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_wrong_content_type_is_415(client, event):
+    res = await client.post("/takecare/v1/admissions", content=json.dumps(event),
+                            headers={"content-type": "text/plain"})
+    assert res.status_code == 415
+
+
+async def test_oversized_body_is_413(client, event, store):
+    event["careNeedsAssessment"] = "x" * 70_000
+    res = await client.post("/takecare/v1/admissions", json=event)
+    assert res.status_code == 413
+    assert store.outbox == []
+
+
+async def test_broken_json_is_400(client):
+    res = await client.post("/takecare/v1/admissions", content=b"{not json",
+                            headers={"content-type": "application/json"})
+    assert res.status_code == 400
+    assert res.json()["issue"][0]["code"] == "structure"
+
+
+async def test_invalid_personnummer_is_422_without_echoing_patient_data(client, event):
+    event["patient"]["personalIdentityNumber"] = "19121212-1213"
+    res = await client.post("/takecare/v1/admissions", json=event)
+    assert res.status_code == 422
+    outcome = res.json()
+    assert outcome["issue"][0]["expression"] == ["patient.personalIdentityNumber"]
+    assert "1213" not in res.text and "Tolvan" not in res.text
+
+
+async def test_missing_required_fields_are_each_reported(client, event):
+    del event["expectedDischargeAt"]
+    del event["patient"]["registeredAddress"]
+    res = await client.post("/takecare/v1/admissions", json=event)
+    assert res.status_code == 422
+    paths = [i["expression"][0] for i in res.json()["issue"]]
+    assert "$" in paths and "patient" in paths
+
+
+async def test_sql_store_writes_intake_and_outbox_in_one_go(sessions, event):
+    store = SqlIntakeStore(sessions)
+    first = await accept_admission(event, store=store, pseudonym_key="k", now=NOW)
+    again = await accept_admission(event, store=store, pseudonym_key="k", now=NOW)
+    assert again.message_id == first.message_id and again.duplicate
+    changed = {**event, "admissionReason": "Annat"}
+    with pytest.raises(ConflictingResend):
+        await accept_admission(changed, store=store, pseudonym_key="k", now=NOW)
+    async with sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(intake_record)) == 1
+        assert await s.scalar(select(func.count()).select_from(outbox)) == 1
+
+
+async def test_concurrent_identical_posts_create_one_message(sessions, event):
+    store = SqlIntakeStore(sessions)
+    results = await asyncio.gather(*(
+        accept_admission(event, store=store, pseudonym_key="k", now=NOW) for _ in range(8)))
+    assert len({r.message_id for r in results}) == 1
+    assert sum(not r.duplicate for r in results) == 1
+    async with sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(outbox)) == 1

@@ -1,0 +1,99 @@
+"""TakeCare admission → FHIR message Bundle: golden fixtures and properties."""
+
+import json
+import random
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.adapter_takecare.admission import InvalidAdmission, parse_admission
+from services.adapter_takecare.translation import SECURITY_LABEL_SYSTEM, to_bundle
+from services.contracts_cli import FIXTURE_NOW, fixture_inputs, golden_path, render
+from services.messaging.envelope import EVENT_SYSTEM, EventCode, read_envelope, to_json
+from services.simulators.samples import sample_admission
+
+FIXTURES = fixture_inputs("takecare/admission-notice")
+
+
+def _translate(doc):
+    return json.loads(to_json(to_bundle(parse_admission(doc), now=FIXTURE_NOW)))
+
+
+def test_there_are_at_least_three_fixtures():
+    assert len(FIXTURES) >= 3
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
+def test_translation_matches_golden_output(path):
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    golden = golden_path(path, "fhir").read_text(encoding="utf-8")
+    assert render(_translate(doc)) == golden
+
+
+def _resources(bundle, kind):
+    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
+
+
+def test_protected_identity_never_carries_the_address():
+    doc = json.loads((FIXTURES[0].parent / "protected-identity.input.json").read_text())
+    doc["patient"]["registeredAddress"] = {
+        "streetAddress": "Hemlig väg 1", "postalCode": "621 41", "city": "Visby"}
+    bundle = _translate(doc)
+    (patient,) = _resources(bundle, "Patient")
+    assert "address" not in patient
+    assert "Hemlig" not in json.dumps(bundle, ensure_ascii=False)
+    assert {"system": SECURITY_LABEL_SYSTEM, "code": "skyddadFolkbokforing",
+            "display": "Skyddad folkbokföring"} in patient["meta"]["security"]
+
+
+def test_missing_optional_fields_produce_no_empty_observations():
+    doc = json.loads((FIXTURES[0].parent /
+                      "samordningsnummer-optional-missing.input.json").read_text())
+    bundle = _translate(doc)
+    assert _resources(bundle, "Observation") == []
+    (encounter,) = _resources(bundle, "Encounter")
+    assert "extension" not in encounter  # no expected discharge yet
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000))
+def test_every_valid_event_gives_a_complete_routable_message(seed):
+    doc = sample_admission(random.Random(seed), now=datetime(2026, 3, 29, 1, 30, tzinfo=UTC))
+    event = parse_admission(doc)
+    bundle = to_bundle(event, now=FIXTURE_NOW)
+    again = to_bundle(event, now=FIXTURE_NOW)
+    assert to_json(bundle) == to_json(again)  # pure and deterministic
+    data = json.loads(to_json(bundle))
+    header = data["entry"][0]["resource"]
+    assert header["resourceType"] == "MessageHeader"
+    assert header["eventCoding"] == {"system": EVENT_SYSTEM,
+                                     "code": EventCode.ADMISSION_NOTICE.value,
+                                     "display": "Inskrivningsmeddelande"}
+    env = read_envelope(to_json(bundle))
+    assert env.message_id == data["id"]
+    assert env.business_key is not None and env.business_key.source_event_id == doc["eventId"]
+    (patient,) = _resources(data, "Patient")
+    # round trip: the identifier and the name survive translation
+    assert patient["identifier"][0]["value"] == doc["patient"]["personalIdentityNumber"].replace(
+        "-", "").replace("+", "")
+    assert patient["name"][0]["family"] == doc["patient"]["familyName"]
+    urls = {e["fullUrl"] for e in data["entry"]}
+    assert header["focus"][0]["reference"] in urls
+
+
+def test_a_bad_check_digit_is_a_contract_violation_at_the_identifier():
+    doc = json.loads(FIXTURES[0].read_text())
+    doc["patient"]["personalIdentityNumber"] = "19121212-1213"
+    with pytest.raises(InvalidAdmission) as err:
+        parse_admission(doc)
+    assert [v.path for v in err.value.violations] == ["patient.personalIdentityNumber"]
+
+
+def test_a_timestamp_without_offset_is_refused():
+    doc = json.loads(FIXTURES[0].read_text())
+    doc["encounter"]["admittedAt"] = "2026-11-20T08:40:00"
+    with pytest.raises(InvalidAdmission) as err:
+        parse_admission(doc)
+    assert any("admittedAt" in v.path for v in err.value.violations)
