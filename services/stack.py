@@ -128,41 +128,87 @@ class Stack:
         (s.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         for url in sorted({self.database_url(name) for name in SERVICES}):
             migrate(url)
-        self._spawn("tansu", [tansu_binary(), "broker",
-                              "--listener-url", f"tcp://{s.host}:{s.kafka_port}",
-                              "--advertised-listener-url", f"tcp://{s.host}:{s.kafka_port}"],
-                    {})
+        self._spawn(
+            "tansu",
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                f"tcp://{s.host}:{s.kafka_port}",
+                "--advertised-listener-url",
+                f"tcp://{s.host}:{s.kafka_port}",
+            ],
+            {},
+        )
         self._wait_for_port(s.kafka_port, "tansu")
         py = [sys.executable, "-m"]
-        self._spawn("sim_treserva", [*py, "services.simulators.treserva"], {
-            "SIM_TRESERVA_HOST": s.host, "SIM_TRESERVA_PORT": str(s.treserva_sim_port),
-            "SIM_TRESERVA_CONTROL_PORT": str(s.treserva_sim_control_port),
-            "SIM_TRESERVA_RECEIPT_URL": f"{self.treserva_adapter_url}/treserva/v1/kvittenser"})
-        common = {"ENVIRONMENT": "sandbox", "KAFKA_BOOTSTRAP": self.kafka_bootstrap,
-                  "HOST": s.host}
-        self._spawn("router", [*py, "services.router"], _prefixed("ROUTER_", {
-            **common, "PORT": str(s.router_port),
-            "DATABASE_URL": self.database_url("router"),
-            "ADMISSION_CONFIRMATION_DEADLINE_S": str(s.admission_confirmation_deadline_s),
-            "ATTEMPT_TIMEOUT_S": str(s.attempt_timeout_s),
-            "RETRY_BASE_S": str(s.retry_base_s)}))
-        self._spawn("adapter_takecare", [*py, "services.adapter_takecare"],
-                    _prefixed("ADAPTER_TAKECARE_", {
-                        **common, "PORT": str(s.takecare_adapter_port),
-                        "DATABASE_URL": self.database_url("adapter_takecare")}))
-        self._spawn("adapter_treserva", [*py, "services.adapter_treserva"],
-                    _prefixed("ADAPTER_TRESERVA_", {
-                        **common, "PORT": str(s.treserva_adapter_port),
-                        "DATABASE_URL": self.database_url("adapter_treserva"),
-                        "TRESERVA_URL": self.treserva_sim_url}))
-        self._spawn("sim_takecare", [*py, "services.simulators.takecare"], {
-            "SIM_TAKECARE_HOST": s.host, "SIM_TAKECARE_PORT": str(s.takecare_sim_port),
-            "SIM_TAKECARE_INTAKE_URL": f"{self.takecare_adapter_url}/takecare/v1/admissions"})
-        for name, url in (("router", self.router_url),
-                          ("adapter_takecare", self.takecare_adapter_url),
-                          ("adapter_treserva", self.treserva_adapter_url),
-                          ("sim_treserva", self.treserva_sim_control_url),
-                          ("sim_takecare", self.takecare_sim_url)):
+        self._spawn(
+            "sim_treserva",
+            [*py, "services.simulators.treserva"],
+            {
+                "SIM_TRESERVA_HOST": s.host,
+                "SIM_TRESERVA_PORT": str(s.treserva_sim_port),
+                "SIM_TRESERVA_CONTROL_PORT": str(s.treserva_sim_control_port),
+                "SIM_TRESERVA_RECEIPT_URL": f"{self.treserva_adapter_url}/treserva/v1/kvittenser",
+            },
+        )
+        common = {"ENVIRONMENT": "sandbox", "KAFKA_BOOTSTRAP": self.kafka_bootstrap, "HOST": s.host}
+        self._spawn(
+            "router",
+            [*py, "services.router"],
+            _prefixed(
+                "ROUTER_",
+                {
+                    **common,
+                    "PORT": str(s.router_port),
+                    "DATABASE_URL": self.database_url("router"),
+                    "ADMISSION_CONFIRMATION_DEADLINE_S": str(s.admission_confirmation_deadline_s),
+                    "ATTEMPT_TIMEOUT_S": str(s.attempt_timeout_s),
+                    "RETRY_BASE_S": str(s.retry_base_s),
+                },
+            ),
+        )
+        self._spawn(
+            "adapter_takecare",
+            [*py, "services.adapter_takecare"],
+            _prefixed(
+                "ADAPTER_TAKECARE_",
+                {
+                    **common,
+                    "PORT": str(s.takecare_adapter_port),
+                    "DATABASE_URL": self.database_url("adapter_takecare"),
+                },
+            ),
+        )
+        self._spawn(
+            "adapter_treserva",
+            [*py, "services.adapter_treserva"],
+            _prefixed(
+                "ADAPTER_TRESERVA_",
+                {
+                    **common,
+                    "PORT": str(s.treserva_adapter_port),
+                    "DATABASE_URL": self.database_url("adapter_treserva"),
+                    "TRESERVA_URL": self.treserva_sim_url,
+                },
+            ),
+        )
+        self._spawn(
+            "sim_takecare",
+            [*py, "services.simulators.takecare"],
+            {
+                "SIM_TAKECARE_HOST": s.host,
+                "SIM_TAKECARE_PORT": str(s.takecare_sim_port),
+                "SIM_TAKECARE_INTAKE_URL": f"{self.takecare_adapter_url}/takecare/v1/admissions",
+            },
+        )
+        for name, url in (
+            ("router", self.router_url),
+            ("adapter_takecare", self.takecare_adapter_url),
+            ("adapter_treserva", self.treserva_adapter_url),
+            ("sim_treserva", self.treserva_sim_control_url),
+            ("sim_takecare", self.takecare_sim_url),
+        ):
             self._wait_for_health(name, url)
 
     def stop(self, grace_s: float = 10.0) -> None:
@@ -202,9 +248,14 @@ class Stack:
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         log_path = self.settings.data_dir / "logs" / f"{name}.log"
         log_file: IO[bytes] = log_path.open("ab")
-        process = subprocess.Popen(argv, env={**_base_env(), **env}, stdout=log_file,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   preexec_fn=_die_with_parent)
+        process = subprocess.Popen(
+            argv,
+            env={**_base_env(), **env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
         log_file.close()
         self.children.append(Child(name, process, log_path))
 
@@ -228,14 +279,17 @@ class Stack:
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise StackError(f"{name} was not healthy within {self.settings.startup_timeout_s}s:\n"
-                         f"{self.log_tail(name)}")
+        raise StackError(
+            f"{name} was not healthy within {self.settings.startup_timeout_s}s:\n"
+            f"{self.log_tail(name)}"
+        )
 
     def _check_alive(self, name: str) -> None:
         child = self.child(name)
         if child.process.poll() is not None:
-            raise StackError(f"{name} exited with {child.process.returncode}:\n"
-                             f"{self.log_tail(name)}")
+            raise StackError(
+                f"{name} exited with {child.process.returncode}:\n{self.log_tail(name)}"
+            )
 
 
 class StackError(RuntimeError):
@@ -266,7 +320,7 @@ carebridge is running (sandbox). Ctrl-C stops everything.
 {stack.treserva_sim_control_url}/docs)
   TakeCare simulator       {stack.takecare_sim_url}/docs
   Kafka (Tansu)            {stack.kafka_bootstrap}
-  logs                     {s.data_dir / 'logs'}/*.log
+  logs                     {s.data_dir / "logs"}/*.log
 
 Sandbox credentials (refused outside the sandbox):
   TakeCare intake token    {SANDBOX_INTAKE_TOKEN}
@@ -295,8 +349,11 @@ def run(settings: StackSettings) -> int:
             dead = stack.exited()
             if dead:
                 for child in dead:
-                    print(f"{child.name} exited with {child.process.returncode}; "
-                          f"last log lines:\n{stack.log_tail(child.name)}", file=sys.stderr)
+                    print(
+                        f"{child.name} exited with {child.process.returncode}; "
+                        f"last log lines:\n{stack.log_tail(child.name)}",
+                        file=sys.stderr,
+                    )
                 return 1
             time.sleep(0.2)
         print("stopping…", flush=True)

@@ -16,8 +16,14 @@ from services.messaging.db import make_engine, migrate_async, session_factory
 
 # Read once, before the autouse fixture below clears the environment of the caller.
 _PG_URL = os.environ.get("BROKER_TEST_DATABASE_URL")
-_SERVICE_PREFIXES = ("ROUTER_", "ADAPTER_TAKECARE_", "ADAPTER_TRESERVA_", "SIM_TRESERVA_",
-                     "SIM_TAKECARE_", "STACK_")
+_SERVICE_PREFIXES = (
+    "ROUTER_",
+    "ADAPTER_TAKECARE_",
+    "ADAPTER_TRESERVA_",
+    "SIM_TRESERVA_",
+    "SIM_TAKECARE_",
+    "STACK_",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -38,8 +44,13 @@ async def _create_pg_database(base_url: str) -> str:
 
     url = make_url(base_url)
     name = f"cb_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(host=url.host, port=url.port or 5432, user=url.username,
-                                 password=url.password, database=url.database)
+    conn = await asyncpg.connect(
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database=url.database,
+    )
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -51,8 +62,13 @@ async def _drop_pg_database(base_url: str, test_url: str) -> None:
     import asyncpg
 
     url, name = make_url(base_url), make_url(test_url).database
-    conn = await asyncpg.connect(host=url.host, port=url.port or 5432, user=url.username,
-                                 password=url.password, database=url.database)
+    conn = await asyncpg.connect(
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database=url.database,
+    )
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:

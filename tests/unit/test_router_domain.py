@@ -20,19 +20,33 @@ from services.router.domain import (
 D = DeliveryState
 
 
-@pytest.mark.parametrize(("current", "target"), [
-    (D.PENDING, D.DISPATCHED), (D.DISPATCHED, D.SENT), (D.SENT, D.CONFIRMED),
-    (D.DISPATCHED, D.CONFIRMED), (D.DISPATCHED, D.PENDING), (D.DISPATCHED, D.DEAD_LETTER),
-    (D.SENT, D.DEAD_LETTER), (D.PENDING, D.SENT),
-])
+@pytest.mark.parametrize(
+    ("current", "target"),
+    [
+        (D.PENDING, D.DISPATCHED),
+        (D.DISPATCHED, D.SENT),
+        (D.SENT, D.CONFIRMED),
+        (D.DISPATCHED, D.CONFIRMED),
+        (D.DISPATCHED, D.PENDING),
+        (D.DISPATCHED, D.DEAD_LETTER),
+        (D.SENT, D.DEAD_LETTER),
+        (D.PENDING, D.SENT),
+    ],
+)
 def test_allowed_delivery_transitions(current, target):
     check_delivery_transition(current, target)
 
 
-@pytest.mark.parametrize(("current", "target"), [
-    (D.CONFIRMED, D.PENDING), (D.DEAD_LETTER, D.DISPATCHED), (D.SENT, D.PENDING),
-    (D.CONFIRMED, D.DEAD_LETTER), (D.SENT, D.DISPATCHED),
-])
+@pytest.mark.parametrize(
+    ("current", "target"),
+    [
+        (D.CONFIRMED, D.PENDING),
+        (D.DEAD_LETTER, D.DISPATCHED),
+        (D.SENT, D.PENDING),
+        (D.CONFIRMED, D.DEAD_LETTER),
+        (D.SENT, D.DISPATCHED),
+    ],
+)
 def test_illegal_delivery_transitions(current, target):
     with pytest.raises(IllegalTransition):
         check_delivery_transition(current, target)
@@ -57,7 +71,8 @@ def test_backoff_grows_is_jittered_and_capped():
 
 
 def test_admission_notices_route_to_treserva_and_unknown_codes_nowhere():
-    policies = default_policies(admission_confirmation_deadline=timedelta(minutes=15),
-                                retry=RetryPolicy())
+    policies = default_policies(
+        admission_confirmation_deadline=timedelta(minutes=15), retry=RetryPolicy()
+    )
     assert routes("admission-notice", policies) == (System.TRESERVA,)
     assert routes("no-such-event", policies) == ()

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from services.simulators.samples import sample_admission
 from sqlalchemy import select
 
 from services.adapter_takecare.admission import parse_admission
@@ -18,7 +19,6 @@ from services.router.deliveries import RoutingRules
 from services.router.domain import RetryPolicy, default_policies
 from services.router.handlers import Router
 from services.router.tables import alert, alert_delivery, delivery, rejected_record
-from services.simulators.samples import sample_admission
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -42,9 +42,13 @@ def clock():
 @pytest.fixture
 def router(sessions, clock):
     rules = RoutingRules(
-        policies=default_policies(admission_confirmation_deadline=timedelta(minutes=15),
-                                  retry=RetryPolicy(base_s=1, cap_s=10, max_attempts=3)),
-        attempt_timeout=timedelta(seconds=30), rng=random.Random(1))
+        policies=default_policies(
+            admission_confirmation_deadline=timedelta(minutes=15),
+            retry=RetryPolicy(base_s=1, cap_s=10, max_attempts=3),
+        ),
+        attempt_timeout=timedelta(seconds=30),
+        rng=random.Random(1),
+    )
     return Router(sessions=sessions, rules=rules, clock=clock)
 
 
@@ -58,11 +62,23 @@ def inbound(seed=1, *, patient="p" * 32, event_id=None):
 
 
 def result(message_id, code, *, event=EventCode.DELIVERY_OUTCOME, attempt=1, why=None):
-    bundle = response_message(request_message_id=message_id, event=event,
-                              responder=System.TRESERVA, code=code, diagnostics=why,
-                              response_id=str(uuid.uuid4()), now=T0)
-    return IncomingRecord(topics.RESULTS, 0, next(_offsets), message_id,
-                          to_json(bundle).encode(), {"attempt": str(attempt)})
+    bundle = response_message(
+        request_message_id=message_id,
+        event=event,
+        responder=System.TRESERVA,
+        code=code,
+        diagnostics=why,
+        response_id=str(uuid.uuid4()),
+        now=T0,
+    )
+    return IncomingRecord(
+        topics.RESULTS,
+        0,
+        next(_offsets),
+        message_id,
+        to_json(bundle).encode(),
+        {"attempt": str(attempt)},
+    )
 
 
 def message_id(record):
@@ -76,8 +92,13 @@ async def deliveries(sessions):
 
 async def commands(sessions):
     async with sessions() as s:
-        return (await s.execute(select(outbox).where(
-            outbox.c.topic == topics.outbound("treserva")).order_by(outbox.c.id))).all()
+        return (
+            await s.execute(
+                select(outbox)
+                .where(outbox.c.topic == topics.outbound("treserva"))
+                .order_by(outbox.c.id)
+            )
+        ).all()
 
 
 async def alerts(sessions):
@@ -92,25 +113,30 @@ async def test_an_admission_is_stored_and_dispatched_to_treserva(router, session
     assert (d.destination, d.state, d.attempts) == ("treserva", "dispatched", 1)
     (cmd,) = await commands(sessions)
     assert cmd.key == "p" * 32
-    assert cmd.headers == {"message-id": message_id(rec), "delivery-id": str(d.id),
-                           "attempt": "1", "event": "admission-notice"}
+    assert cmd.headers == {
+        "message-id": message_id(rec),
+        "delivery-id": str(d.id),
+        "attempt": "1",
+        "event": "admission-notice",
+    }
     assert cmd.payload == rec.value.decode()
 
 
-async def test_the_same_message_twice_and_a_resend_under_a_new_id_are_stored_once(
-        router, sessions):
+async def test_the_same_message_twice_and_a_resend_under_a_new_id_are_stored_once(router, sessions):
     rec = inbound(event_id="tc-1")
     await router.handle_batch([rec, rec])
     resent = json.loads(rec.value)
     resent["id"] = str(uuid.uuid4())  # same business key, new message id
-    await router.handle_batch([IncomingRecord(topics.INBOUND, 0, 99, rec.key,
-                                              json.dumps(resent).encode(), {})])
+    await router.handle_batch(
+        [IncomingRecord(topics.INBOUND, 0, 99, rec.key, json.dumps(resent).encode(), {})]
+    )
     assert len(await deliveries(sessions)) == 1
 
 
 async def test_poison_records_are_kept_for_operations_and_skipped(router, sessions):
-    await router.handle_batch([IncomingRecord(topics.INBOUND, 0, 5, None, b"\xff garbage", {}),
-                               inbound()])
+    await router.handle_batch(
+        [IncomingRecord(topics.INBOUND, 0, 5, None, b"\xff garbage", {}), inbound()]
+    )
     async with sessions() as s:
         (rej,) = (await s.execute(select(rejected_record))).all()
     assert rej.offset == 5 and rej.reason == "not JSON"
@@ -130,16 +156,21 @@ async def test_ok_then_receipt_confirms(router, sessions):
 async def test_a_receipt_may_overtake_the_ok(router, sessions):
     rec = inbound()
     await router.handle_batch([rec])
-    await router.handle_batch([result(message_id(rec), ResponseCode.OK, event=EventCode.RECEIPT),
-                               result(message_id(rec), ResponseCode.OK)])
+    await router.handle_batch(
+        [
+            result(message_id(rec), ResponseCode.OK, event=EventCode.RECEIPT),
+            result(message_id(rec), ResponseCode.OK),
+        ]
+    )
     assert (await deliveries(sessions))[0].state == "confirmed"
 
 
 async def test_transient_errors_are_retried_with_backoff(router, sessions, clock):
     rec = inbound()
     await router.handle_batch([rec])
-    await router.handle_batch([result(message_id(rec), ResponseCode.TRANSIENT_ERROR,
-                                      why="HTTP 503")])
+    await router.handle_batch(
+        [result(message_id(rec), ResponseCode.TRANSIENT_ERROR, why="HTTP 503")]
+    )
     (d,) = await deliveries(sessions)
     assert d.state == "pending" and d.next_attempt_at > clock.now
     await router.tick()
@@ -154,8 +185,9 @@ async def test_spent_attempts_dead_letter_and_alert(router, sessions, clock):
     rec = inbound()
     await router.handle_batch([rec])
     for attempt in (1, 2, 3):
-        await router.handle_batch([result(message_id(rec), ResponseCode.TRANSIENT_ERROR,
-                                          attempt=attempt)])
+        await router.handle_batch(
+            [result(message_id(rec), ResponseCode.TRANSIENT_ERROR, attempt=attempt)]
+        )
         clock.advance(20)
         await router.tick()
     (d,) = await deliveries(sessions)
@@ -185,8 +217,9 @@ async def test_an_unanswered_attempt_times_out_and_is_retried(router, sessions, 
 async def test_silent_drop_raises_one_grouped_alert_at_the_deadline(router, sessions, clock):
     first, second = inbound(1, patient="a" * 32), inbound(2, patient="b" * 32)
     await router.handle_batch([first, second])
-    await router.handle_batch([result(message_id(first), ResponseCode.OK),
-                               result(message_id(second), ResponseCode.OK)])
+    await router.handle_batch(
+        [result(message_id(first), ResponseCode.OK), result(message_id(second), ResponseCode.OK)]
+    )
     clock.advance(14 * 60)
     await router.tick()
     assert await alerts(sessions) == []
@@ -195,7 +228,11 @@ async def test_silent_drop_raises_one_grouped_alert_at_the_deadline(router, sess
     await router.tick()  # a second pass does not count the same delivery again
     (a,) = await alerts(sessions)
     assert (a.kind, a.destination, a.event_code, a.affected) == (
-        "confirmation_overdue", "treserva", "admission-notice", 2)
+        "confirmation_overdue",
+        "treserva",
+        "admission-notice",
+        2,
+    )
     async with sessions() as s:
         assert len((await s.execute(select(alert_delivery))).all()) == 2
 
@@ -207,8 +244,11 @@ async def test_a_patients_later_message_waits_but_other_patients_do_not(router, 
     states = {message_id(r): None for r in (early, later, other)}
     for d in await deliveries(sessions):
         states[d.message_id] = d.state
-    assert states == {message_id(early): "dispatched", message_id(later): "pending",
-                      message_id(other): "dispatched"}
+    assert states == {
+        message_id(early): "dispatched",
+        message_id(later): "pending",
+        message_id(other): "dispatched",
+    }
     await router.handle_batch([result(message_id(early), ResponseCode.OK)])
     later_state = {d.message_id: d.state for d in await deliveries(sessions)}[message_id(later)]
     assert later_state == "dispatched"

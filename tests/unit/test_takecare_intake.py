@@ -35,9 +35,11 @@ def store():
 @pytest.fixture
 async def client(store):
     app = create_app(AdapterTakeCareSettings(), store=store, clock=lambda: NOW)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://tc",
-                                 headers={"authorization": f"Bearer {TOKEN}"}) as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://tc",
+        headers={"authorization": f"Bearer {TOKEN}"},
+    ) as c:
         yield c
 
 
@@ -78,15 +80,17 @@ async def test_a_new_version_is_a_new_message(client, store, event):
 
 
 async def test_unauthenticated_is_401(client, event):
-    res = await client.post("/takecare/v1/admissions", json=event,
-                            headers={"authorization": "Bearer wrong"})
+    res = await client.post(
+        "/takecare/v1/admissions", json=event, headers={"authorization": "Bearer wrong"}
+    )
     assert res.status_code == 401
     assert res.json()["resourceType"] == "OperationOutcome"
 
 
 async def test_wrong_content_type_is_415(client, event):
-    res = await client.post("/takecare/v1/admissions", content=json.dumps(event),
-                            headers={"content-type": "text/plain"})
+    res = await client.post(
+        "/takecare/v1/admissions", content=json.dumps(event), headers={"content-type": "text/plain"}
+    )
     assert res.status_code == 415
 
 
@@ -98,8 +102,11 @@ async def test_oversized_body_is_413(client, event, store):
 
 
 async def test_broken_json_is_400(client):
-    res = await client.post("/takecare/v1/admissions", content=b"{not json",
-                            headers={"content-type": "application/json"})
+    res = await client.post(
+        "/takecare/v1/admissions",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
     assert res.status_code == 400
     assert res.json()["issue"][0]["code"] == "structure"
 
@@ -137,8 +144,9 @@ async def test_sql_store_writes_intake_and_outbox_in_one_go(sessions, event):
 
 async def test_concurrent_identical_posts_create_one_message(sessions, event):
     store = SqlIntakeStore(sessions)
-    results = await asyncio.gather(*(
-        accept_admission(event, store=store, pseudonym_key="k", now=NOW) for _ in range(8)))
+    results = await asyncio.gather(
+        *(accept_admission(event, store=store, pseudonym_key="k", now=NOW) for _ in range(8))
+    )
     assert len({r.message_id for r in results}) == 1
     assert sum(not r.duplicate for r in results) == 1
     async with sessions() as s:

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from services.simulators.samples import sample_admission
 
 from services.adapter_takecare.admission import InvalidAdmission, parse_admission
 from services.adapter_takecare.translation import SECURITY_LABEL_SYSTEM, to_bundle
 from services.contracts_cli import FIXTURE_NOW, fixture_inputs, golden_path, render
 from services.messaging.envelope import EVENT_SYSTEM, EventCode, read_envelope, to_json
-from services.simulators.samples import sample_admission
 
 FIXTURES = fixture_inputs("takecare/admission-notice")
 
@@ -39,18 +39,25 @@ def _resources(bundle, kind):
 def test_protected_identity_never_carries_the_address():
     doc = json.loads((FIXTURES[0].parent / "protected-identity.input.json").read_text())
     doc["patient"]["registeredAddress"] = {
-        "streetAddress": "Hemlig väg 1", "postalCode": "621 41", "city": "Visby"}
+        "streetAddress": "Hemlig väg 1",
+        "postalCode": "621 41",
+        "city": "Visby",
+    }
     bundle = _translate(doc)
     (patient,) = _resources(bundle, "Patient")
     assert "address" not in patient
     assert "Hemlig" not in json.dumps(bundle, ensure_ascii=False)
-    assert {"system": SECURITY_LABEL_SYSTEM, "code": "skyddadFolkbokforing",
-            "display": "Skyddad folkbokföring"} in patient["meta"]["security"]
+    assert {
+        "system": SECURITY_LABEL_SYSTEM,
+        "code": "skyddadFolkbokforing",
+        "display": "Skyddad folkbokföring",
+    } in patient["meta"]["security"]
 
 
 def test_missing_optional_fields_produce_no_empty_observations():
-    doc = json.loads((FIXTURES[0].parent /
-                      "samordningsnummer-optional-missing.input.json").read_text())
+    doc = json.loads(
+        (FIXTURES[0].parent / "samordningsnummer-optional-missing.input.json").read_text()
+    )
     bundle = _translate(doc)
     assert _resources(bundle, "Observation") == []
     (encounter,) = _resources(bundle, "Encounter")
@@ -68,16 +75,19 @@ def test_every_valid_event_gives_a_complete_routable_message(seed):
     data = json.loads(to_json(bundle))
     header = data["entry"][0]["resource"]
     assert header["resourceType"] == "MessageHeader"
-    assert header["eventCoding"] == {"system": EVENT_SYSTEM,
-                                     "code": EventCode.ADMISSION_NOTICE.value,
-                                     "display": "Inskrivningsmeddelande"}
+    assert header["eventCoding"] == {
+        "system": EVENT_SYSTEM,
+        "code": EventCode.ADMISSION_NOTICE.value,
+        "display": "Inskrivningsmeddelande",
+    }
     env = read_envelope(to_json(bundle))
     assert env.message_id == data["id"]
     assert env.business_key is not None and env.business_key.source_event_id == doc["eventId"]
     (patient,) = _resources(data, "Patient")
     # round trip: the identifier and the name survive translation
     assert patient["identifier"][0]["value"] == doc["patient"]["personalIdentityNumber"].replace(
-        "-", "").replace("+", "")
+        "-", ""
+    ).replace("+", "")
     assert patient["name"][0]["family"] == doc["patient"]["familyName"]
     urls = {e["fullUrl"] for e in data["entry"]}
     assert header["focus"][0]["reference"] in urls

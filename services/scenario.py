@@ -1,0 +1,116 @@
+"""A small client of a running stack, over real HTTP: post admissions, switch Treserva's
+faults, and wait (polling with a deadline) for deliveries and alerts. Used by ``make demo``,
+the end-to-end tests and the latency benchmark."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import httpx
+
+from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN
+from services.router.settings import SANDBOX_OPS_TOKEN
+from services.simulators.samples import sample_admission
+from services.stack import Stack
+
+T = TypeVar("T")
+
+
+class Timeout(AssertionError):
+    """An expectation was not met before its deadline."""
+
+
+def wait_for(
+    what: str, probe: Callable[[], T | None], *, timeout_s: float, interval_s: float = 0.02
+) -> T:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise Timeout(f"timed out after {timeout_s:.1f}s waiting for {what}")
+        time.sleep(interval_s)
+
+
+@dataclass
+class Scenario:
+    stack: Stack
+    rng: random.Random
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(timeout=10.0)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def post_admission(self, **overrides: Any) -> tuple[str, float]:
+        """POST one admission to adapter_takecare; return (message id, seconds to 202)."""
+        event = sample_admission(self.rng, now=datetime.now().astimezone())
+        event.update(overrides)
+        started = time.perf_counter()
+        res = self.http.post(
+            f"{self.stack.takecare_adapter_url}/takecare/v1/admissions",
+            json=event,
+            headers={"authorization": f"Bearer {SANDBOX_INTAKE_TOKEN}"},
+        )
+        elapsed = time.perf_counter() - started
+        if res.status_code != 202:
+            raise AssertionError(f"intake answered {res.status_code}: {res.text[:300]}")
+        return str(res.json()["messageId"]), elapsed
+
+    def set_treserva_fault(self, mode: str, **extra: Any) -> None:
+        res = self.http.put(
+            f"{self.stack.treserva_sim_control_url}/_sim/fault", json={"mode": mode, **extra}
+        )
+        res.raise_for_status()
+
+    def treserva_stats(self) -> dict[str, Any]:
+        res = self.http.get(f"{self.stack.treserva_sim_control_url}/_sim/stats")
+        res.raise_for_status()
+        return dict(res.json())
+
+    def ops(self, path: str) -> Any:
+        res = self.http.get(
+            f"{self.stack.router_url}{path}",
+            headers={"authorization": f"Bearer {SANDBOX_OPS_TOKEN}"},
+        )
+        res.raise_for_status()
+        return res.json()
+
+    def message(self, message_id: str) -> dict[str, Any] | None:
+        res = self.http.get(
+            f"{self.stack.router_url}/api/v1/messages/{message_id}",
+            headers={"authorization": f"Bearer {SANDBOX_OPS_TOKEN}"},
+        )
+        if res.status_code == 404:
+            return None
+        res.raise_for_status()
+        return dict(res.json())
+
+    def wait_for_state(self, message_id: str, state: str, *, timeout_s: float) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            found = self.message(message_id)
+            if (
+                found
+                and found["deliveries"]
+                and all(d["state"] == state for d in found["deliveries"])
+            ):
+                return found
+            return None
+
+        return wait_for(f"message {message_id} to be {state}", probe, timeout_s=timeout_s)
+
+    def wait_for_alert(self, kind: str, destination: str, *, timeout_s: float) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            for item in self.ops("/api/v1/alerts?state=open")["items"]:
+                if item["kind"] == kind and item["destination"] == destination:
+                    return dict(item)
+            return None
+
+        return wait_for(f"an open {kind} alert for {destination}", probe, timeout_s=timeout_s)

@@ -1,0 +1,42 @@
+"""Every process of the stack on real sockets: Tansu, router, adapters, simulators."""
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.demo import demo_settings
+from services.scenario import Scenario
+from services.stack import Stack
+from tests.conftest import new_database_url
+
+
+@pytest.fixture
+async def stack_db(tmp_path: Path) -> str | None:
+    """None on SQLite (one file per service); one fresh database on PostgreSQL."""
+    from tests.conftest import backend_name
+
+    if backend_name() == "sqlite":
+        return None
+    return await new_database_url(tmp_path, "stack")
+
+
+@pytest.fixture
+def stack(tmp_path: Path, stack_db: str | None) -> Iterator[Stack]:
+    settings = demo_settings(
+        tmp_path / "stack", database_url=stack_db, attempt_timeout_s=5.0, retry_base_s=0.2
+    )
+    s = Stack(settings, echo=lambda _: None)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def scenario(stack: Stack) -> Iterator[Scenario]:
+    s = Scenario(stack, random.Random(7))
+    yield s
+    s.close()

@@ -1,0 +1,25 @@
+"""Settings refuse sandbox secrets outside the sandbox."""
+
+import pytest
+from pydantic import ValidationError
+
+from services.adapter_takecare.settings import AdapterTakeCareSettings
+from services.router.settings import RouterSettings
+
+
+@pytest.mark.parametrize("cls", [RouterSettings, AdapterTakeCareSettings])
+def test_production_refuses_sandbox_secrets(cls):
+    with pytest.raises(ValidationError, match="sandbox secrets"):
+        cls(environment="production")
+
+
+def test_production_starts_with_real_secrets(monkeypatch):
+    monkeypatch.setenv("ROUTER_ENVIRONMENT", "production")
+    monkeypatch.setenv("ROUTER_PSEUDONYM_KEY", "k" * 40)
+    monkeypatch.setenv("ROUTER_OPS_TOKEN", "t" * 40)
+    settings = RouterSettings()
+    assert settings.environment == "production" and settings.ops_token == "t" * 40
+
+
+def test_sandbox_defaults_are_allowed_in_the_sandbox():
+    assert AdapterTakeCareSettings().intake_token == "sandbox-takecare-key"
