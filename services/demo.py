@@ -24,6 +24,7 @@ DEADLINE_S = 3.0
 
 
 def demo_settings(data_dir: Path, **overrides: object) -> StackSettings:
+    """A private stack: free ports, its own data directory, a short confirmation deadline."""
     ports = {
         name: free_port()
         for name in (
@@ -36,9 +37,14 @@ def demo_settings(data_dir: Path, **overrides: object) -> StackSettings:
             "takecare_sim_port",
         )
     }
-    return StackSettings(
-        data_dir=data_dir, admission_confirmation_deadline_s=DEADLINE_S, **ports, **overrides
-    )  # type: ignore[arg-type]
+    return StackSettings.model_validate(
+        {
+            "data_dir": data_dir,
+            "admission_confirmation_deadline_s": DEADLINE_S,
+            **ports,
+            **overrides,
+        }
+    )
 
 
 def _hhmmss(iso: str) -> str:

@@ -29,7 +29,7 @@ async def main(settings: RouterSettings | None = None) -> int:
         policies=settings.policies(),
         attempt_timeout=timedelta(seconds=settings.attempt_timeout_s),
         rng=random.Random(),
-    )  # noqa: S311 (jitter, not security)
+    )
     router = Router(sessions=sessions, rules=rules, clock=utcnow, relay_wake=relay.wake)
     consumer = KafkaConsumer(
         settings.kafka_bootstrap, [topics.INBOUND, topics.RESULTS], group_id="router"

@@ -1,0 +1,1 @@
+"""Runnable fakes of TakeCare and Treserva, with fault switches, for the sandbox and tests."""
