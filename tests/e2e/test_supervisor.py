@@ -61,6 +61,7 @@ def test_run_prints_urls_and_ctrl_c_leaves_no_process_behind(tmp_path):
     children = _children(proc.pid)
     assert len(children) == 6  # tansu, router, two adapters, two simulators
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(30) == 0
-    assert "no processes left behind" in proc.stdout.read()
+    rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, rest
+    assert "no processes left behind" in rest
     assert [pid for pid in children if _alive(pid)] == []

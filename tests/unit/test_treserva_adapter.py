@@ -1,0 +1,245 @@
+"""adapter_treserva: translation, client error classes, delivery handling and receipts."""
+
+import json
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from sqlalchemy import select
+
+from services.adapter_treserva.app import create_app
+from services.adapter_treserva.client import (
+    FakeTreservaClient,
+    FatalDeliveryError,
+    HttpTreservaClient,
+    TransientDeliveryError,
+)
+from services.adapter_treserva.delivery import DeliveryDeps, handle_delivery_batch
+from services.adapter_treserva.settings import AdapterTreservaSettings
+from services.adapter_treserva.translation import TranslationError, to_treserva_notice
+from services.contracts_cli import fixture_inputs, golden_path, render
+from services.messaging import topics
+from services.messaging.contracts import violations
+from services.messaging.envelope import read_envelope
+from services.messaging.kafka import IncomingRecord
+from services.messaging.outbox import outbox
+from tests.unit.test_takecare_translation import _translate
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+FIXTURES = fixture_inputs("takecare/admission-notice")
+
+
+def fhir(name):
+    return _translate(json.loads((FIXTURES[0].parent / name).read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
+def test_translation_matches_golden_and_the_treserva_contract(path):
+    bundle = Bundle.model_validate(_translate(json.loads(path.read_text(encoding="utf-8"))))
+    notice = to_treserva_notice(bundle)
+    assert violations("treserva/admission-notice.schema.json", notice) == []
+    assert render(notice) == golden_path(path, "treserva").read_text(encoding="utf-8")
+
+
+def test_protected_identity_has_no_address_and_coordination_numbers_are_flagged():
+    protected = to_treserva_notice(Bundle.model_validate(fhir("protected-identity.input.json")))
+    assert protected["brukare"]["skyddadIdentitet"] is True
+    assert "folkbokforingsadress" not in protected["brukare"]
+    samordning = to_treserva_notice(
+        Bundle.model_validate(fhir("samordningsnummer-optional-missing.input.json"))
+    )
+    assert samordning["brukare"]["samordningsnummer"] is True
+    assert samordning["beraknadUtskrivning"] is None and samordning["boendesituation"] is None
+
+
+def test_a_message_without_patient_is_a_translation_error():
+    doc = fhir("personnummer-full.input.json")
+    doc["entry"] = [e for e in doc["entry"] if e["resource"]["resourceType"] != "Patient"]
+    with pytest.raises(TranslationError):
+        to_treserva_notice(Bundle.model_validate(doc))
+
+
+def _client(handler):
+    return HttpTreservaClient("http://treserva", "tok", 5.0, transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (202, None),
+        (200, None),
+        (201, None),
+        (500, TransientDeliveryError),
+        (503, TransientDeliveryError),
+        (429, TransientDeliveryError),
+        (408, TransientDeliveryError),
+        (400, FatalDeliveryError),
+        (401, FatalDeliveryError),
+        (422, FatalDeliveryError),
+    ],
+)
+async def test_client_classifies_answers(status, expected):
+    seen = []
+
+    def handler(request):
+        seen.append(request)
+        return httpx.Response(status, json={"treservaId": "TRS-1"})
+
+    client = _client(handler)
+    if expected is None:
+        receipt = await client.post_admission_notice({"a": 1}, idempotency_key="m-1")
+        assert receipt.http_status == status and receipt.treserva_id == "TRS-1"
+    else:
+        with pytest.raises(expected) as err:
+            await client.post_admission_notice({"a": 1}, idempotency_key="m-1")
+        assert err.value.http_status == status
+    assert seen[0].headers["idempotency-key"] == "m-1"
+    assert seen[0].headers["authorization"] == "Bearer tok"
+    await client.aclose()
+
+
+@pytest.mark.parametrize("exc", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow")])
+async def test_connection_failures_are_transient(exc):
+    def handler(request):
+        raise exc
+
+    client = _client(handler)
+    with pytest.raises(TransientDeliveryError):
+        await client.post_admission_notice({}, idempotency_key="m")
+    await client.aclose()
+
+
+def command(bundle: dict, *, attempt=1, key="p" * 32, offset=0):
+    return IncomingRecord(
+        topics.outbound("treserva"),
+        0,
+        offset,
+        key,
+        json.dumps(bundle).encode(),
+        {
+            "message-id": bundle.get("id", ""),
+            "attempt": str(attempt),
+            "delivery-id": "7",
+            "event": "admission-notice",
+        },
+    )
+
+
+async def results(sessions):
+    async with sessions() as s:
+        rows = (await s.execute(select(outbox).order_by(outbox.c.id))).all()
+    return [(r, read_envelope(r.payload)) for r in rows]
+
+
+@pytest.fixture
+def deps(sessions):
+    return DeliveryDeps(sessions=sessions, client=FakeTreservaClient(), clock=lambda: NOW)
+
+
+async def test_a_delivery_posts_once_and_reports_ok(deps, sessions):
+    bundle = fhir("personnummer-full.input.json")
+    await handle_delivery_batch([command(bundle)], deps=deps)
+    await handle_delivery_batch([command(bundle)], deps=deps)  # Kafka redelivery
+    assert len(deps.client.calls) == 1
+    assert deps.client.calls[0][0] == bundle["id"]
+    ((row, env),) = await results(sessions)
+    assert row.topic == topics.RESULTS and row.key == bundle["id"]
+    assert row.headers == {"message-id": bundle["id"], "attempt": "1", "delivery-id": "7"}
+    assert (env.event_code, env.response_to, env.response_code) == (
+        "delivery-outcome",
+        bundle["id"],
+        "ok",
+    )
+    assert "Tolvan" not in row.payload and "19121212" not in row.payload
+
+
+async def test_transient_and_fatal_failures_are_reported_as_such(deps, sessions):
+    bundle = fhir("personnummer-full.input.json")
+    deps.client.fail_with = [
+        TransientDeliveryError("HTTP 503", http_status=503),
+        FatalDeliveryError("HTTP 422", http_status=422),
+    ]
+    await handle_delivery_batch([command(bundle, attempt=1)], deps=deps)
+    await handle_delivery_batch([command(bundle, attempt=2)], deps=deps)
+    codes = [(env.response_code, env.outcome_text) for _, env in await results(sessions)]
+    assert codes == [("transient-error", "HTTP 503"), ("fatal-error", "HTTP 422")]
+
+
+async def test_garbage_never_crashes_the_consumer(deps, sessions):
+    bad = IncomingRecord(
+        topics.outbound("treserva"),
+        0,
+        1,
+        "k",
+        b"\x00not json",
+        {"message-id": "11111111-1111-1111-1111-111111111111", "attempt": "1"},
+    )
+    anonymous = IncomingRecord(topics.outbound("treserva"), 0, 2, "k", b"{}", {})
+    await handle_delivery_batch([bad, anonymous], deps=deps)
+    ((_, env),) = await results(sessions)
+    assert env.response_code == "fatal-error" and deps.client.calls == []
+
+
+async def test_one_patients_commands_keep_their_order(deps):
+    first = fhir("personnummer-full.input.json")
+    second = fhir("protected-identity.input.json")
+    await handle_delivery_batch([command(first, offset=1), command(second, offset=2)], deps=deps)
+    assert [c[0] for c in deps.client.calls] == [first["id"], second["id"]]
+
+
+@pytest.fixture
+async def receipts_client(sessions):
+    app = create_app(AdapterTreservaSettings(), sessions=sessions)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://a",
+        headers={"authorization": "Bearer sandbox-treserva-receipt-key"},
+    ) as c:
+        yield c
+
+
+def receipt(**overrides):
+    return {
+        "kvittensId": "KV-1",
+        "meddelandeId": "f17ef11a-5acf-5382-a6cb-f9f0af5b8493",
+        "treservaId": "TRS-1",
+        "status": "registrerad",
+        "tidpunkt": "2026-11-20T09:00:01+01:00",
+        **overrides,
+    }
+
+
+async def test_a_receipt_becomes_one_ok_response_for_the_router(receipts_client, sessions):
+    first = await receipts_client.post("/treserva/v1/kvittenser", json=receipt())
+    again = await receipts_client.post("/treserva/v1/kvittenser", json=receipt())
+    assert first.status_code == again.status_code == 202
+    assert (first.json()["duplicate"], again.json()["duplicate"]) == (False, True)
+    ((_row, env),) = await results(sessions)
+    assert (env.event_code, env.response_code) == ("receipt", "ok")
+
+
+async def test_a_refusal_after_acceptance_is_a_fatal_response(receipts_client, sessions):
+    res = await receipts_client.post(
+        "/treserva/v1/kvittenser",
+        json=receipt(kvittensId="KV-2", status="avvisad", orsak="Brukaren saknas i Treserva"),
+    )
+    assert res.status_code == 202
+    ((_, env),) = await results(sessions)
+    assert env.response_code == "fatal-error" and "saknas" in (env.outcome_text or "")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"json": receipt(), "headers": {"authorization": "Bearer nope"}}, 401),
+        ({"content": "x", "headers": {"content-type": "text/plain"}}, 415),
+        ({"json": receipt(status="kanske")}, 422),
+        ({"json": {**receipt(), "orsak": "x" * 70_000}}, 413),
+    ],
+)
+async def test_bad_receipts_are_refused(receipts_client, sessions, kwargs, status):
+    res = await receipts_client.post("/treserva/v1/kvittenser", **kwargs)
+    assert res.status_code == status
+    assert res.json()["resourceType"] == "OperationOutcome"
+    assert await results(sessions) == []
