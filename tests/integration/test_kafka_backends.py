@@ -68,7 +68,7 @@ class _Started:
 async def poll_until(consumer, count, *, timeout_s=10.0):
     import time
 
-    got = []
+    got: list[Any] = []
     deadline = time.monotonic() + timeout_s
     while len(got) < count and time.monotonic() < deadline:
         got += await consumer.poll(0.2)

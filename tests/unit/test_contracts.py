@@ -2,8 +2,9 @@
 
 import yaml
 
-from services.contracts_cli import CONTRACTS_DIR, check_fixtures, check_schemas
+from services.contracts_cli import check_fixtures, check_schemas
 from services.messaging import topics
+from services.messaging.contracts import CONTRACTS_DIR
 
 
 def test_asyncapi_documents_exactly_the_topics_in_code():

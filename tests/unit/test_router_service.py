@@ -6,7 +6,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from services.simulators.samples import sample_admission
 from sqlalchemy import select
 
 from services.adapter_takecare.admission import parse_admission
@@ -19,6 +18,7 @@ from services.router.deliveries import RoutingRules
 from services.router.domain import RetryPolicy, default_policies
 from services.router.handlers import Router
 from services.router.tables import alert, alert_delivery, delivery, rejected_record
+from services.simulators.samples import sample_admission
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 

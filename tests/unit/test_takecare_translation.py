@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from services.simulators.samples import sample_admission
 
 from services.adapter_takecare.admission import InvalidAdmission, parse_admission
 from services.adapter_takecare.translation import SECURITY_LABEL_SYSTEM, to_bundle
 from services.contracts_cli import FIXTURE_NOW, fixture_inputs, golden_path, render
 from services.messaging.envelope import EVENT_SYSTEM, EventCode, read_envelope, to_json
+from services.simulators.samples import sample_admission
 
 FIXTURES = fixture_inputs("takecare/admission-notice")
 

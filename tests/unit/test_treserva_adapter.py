@@ -2,6 +2,7 @@
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -110,7 +111,7 @@ async def test_connection_failures_are_transient(exc):
     await client.aclose()
 
 
-def command(bundle: dict, *, attempt=1, key="p" * 32, offset=0):
+def command(bundle: dict[str, Any], *, attempt=1, key="p" * 32, offset=0):
     return IncomingRecord(
         topics.outbound("treserva"),
         0,
