@@ -1,9 +1,21 @@
-"""``make contracts``: run every contract fixture through its translator, compare it with its
-golden output, validate every JSON Schema, and print a table. ``--update`` rewrites goldens.
+"""Contract tooling (``make contracts``).
 
-Fixture layout: ``contracts/fixtures/<source>/<family>/<name>.input.json`` with golden
-outputs beside it (``<name>.fhir.json`` for a native → FHIR translator, ``<name>.treserva.json``
-for FHIR → Treserva). Translation time is the fixed :data:`FIXTURE_NOW`.
+``python -m services.contracts_cli`` (check)
+    Validates every JSON Schema, runs every fixture through its translators and compares the
+    result with its golden file, checks each produced native document against the receiver's
+    contract and each FHIR message against the R4B models, compares the checked-in OpenAPI
+    documents with the apps, and prints a table. Exit 1 if anything differs.
+``python -m services.contracts_cli --update``
+    Rewrites the golden files and OpenAPI documents from the code (review the diff!).
+``python -m services.contracts_cli validate <contract> <file>``
+    Checks one document a vendor developer hands in, e.g. ``validate takecare/medication-list
+    my.json``, and names every failing field and rule. ``validate --list`` lists contracts.
+
+Fixture layout: ``contracts/fixtures/<source>/<family>/<name>.input.json`` is a native
+document of the source system. Beside it, ``<name>.fhir.json`` is the FHIR message the
+source adapter makes of it and ``<name>.<destination>.json`` the native document each
+destination adapter makes of that message. Receipts (``<system>/receipt``) have only the
+``.fhir.json`` response message. Translation time is the fixed :data:`FIXTURE_NOW`.
 """
 
 from __future__ import annotations
@@ -11,86 +23,131 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
+from fhir.resources.R4B.bundle import Bundle
 from jsonschema import Draft202012Validator
 
-from services.messaging.contracts import CONTRACTS_DIR
+from services.adapter_takecare import families as takecare_families
+from services.adapter_takecare.families import receipt as takecare_receipt
+from services.adapter_treserva import families as treserva_families
+from services.adapter_treserva.families import receipt as treserva_receipt
+from services.messaging.contracts import CONTRACTS_DIR, violations
+from services.messaging.envelope import System, to_json
+from services.messaging.families import FAMILIES
+from services.messaging.native import InboundFamily, InvalidEvent, OutboundFamily
+from services.messaging.receipts import Receipt, to_response
 
 FIXTURE_NOW = datetime(2026, 11, 20, 8, 12, 30, tzinfo=UTC)
 FIXTURES = CONTRACTS_DIR / "fixtures"
+OPENAPI = CONTRACTS_DIR / "openapi"
 
-Translator = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-def _takecare_admission_to_fhir(doc: dict[str, Any]) -> dict[str, Any]:
-    from services.adapter_takecare.admission import parse_admission
-    from services.adapter_takecare.translation import to_bundle
-
-    result: dict[str, Any] = json.loads(
-        to_bundle(parse_admission(doc), now=FIXTURE_NOW).model_dump_json(exclude_none=True)
-    )
-    return result
-
-
-def _fhir_admission_to_treserva(doc: dict[str, Any]) -> dict[str, Any]:
-    from fhir.resources.R4B.bundle import Bundle
-
-    from services.adapter_treserva.translation import to_treserva_notice
-
-    bundle = Bundle.model_validate(_takecare_admission_to_fhir(doc))
-    return to_treserva_notice(bundle)
-
-
-# (fixture folder, golden suffix) → translator
-TRANSLATORS: dict[tuple[str, str], Translator] = {
-    ("takecare/admission-notice", "fhir"): _takecare_admission_to_fhir,
-    ("takecare/admission-notice", "treserva"): _fhir_admission_to_treserva,
+INBOUND: dict[System, tuple[InboundFamily[Any], ...]] = {
+    System.TAKECARE: takecare_families.INBOUND,
+    System.TRESERVA: treserva_families.INBOUND,
+}
+OUTBOUND: dict[System, tuple[OutboundFamily, ...]] = {
+    System.TAKECARE: takecare_families.OUTBOUND,
+    System.TRESERVA: treserva_families.OUTBOUND,
+}
+RECEIPTS: dict[System, tuple[str, Callable[[Any], Receipt]]] = {
+    System.TAKECARE: (takecare_receipt.SCHEMA, takecare_receipt.parse_receipt),
+    System.TRESERVA: (treserva_receipt.SCHEMA, treserva_receipt.parse_receipt),
 }
 
 
 @dataclass(frozen=True)
 class Result:
-    fixture: str
-    golden: str
+    subject: str
+    check: str
     status: str  # "ok" | "DIFFERS" | "MISSING" | "ERROR: ..."
 
 
-def fixture_inputs(folder: str) -> list[Path]:
-    return sorted((FIXTURES / folder).glob("*.input.json"))
+def render(doc: Any) -> str:
+    return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+def fhir_json(bundle: Bundle) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(to_json(bundle))
+    return doc
+
+
+def inbound_family(source: System, name: str) -> InboundFamily[Any] | None:
+    return next((f for f in INBOUND[source] if f.family == name), None)
+
+
+def outbound_family(destination: System, event_code: str) -> OutboundFamily | None:
+    return next((f for f in OUTBOUND[destination] if event_code in f.events), None)
+
+
+def translate_fixture(source: System, family: str, document: Any) -> dict[str, dict[str, Any]]:
+    """golden suffix → expected document, for one fixture input."""
+    if family == "receipt":
+        _, parse = RECEIPTS[source]
+        return {"fhir": fhir_json(to_response(parse(document), responder=source, now=FIXTURE_NOW))}
+    inbound = inbound_family(source, family)
+    if inbound is None:
+        raise LookupError(f"no inbound family {family!r} for {source.value}")
+    event = inbound.parse(document)
+    bundle = fhir_json(inbound.to_bundle(event, now=FIXTURE_NOW))
+    Bundle.model_validate(bundle)  # the wire form parses with the R4B models again
+    outputs = {"fhir": bundle}
+    catalogue = next(f for f in FAMILIES if f.name == family)
+    for destination in catalogue.destinations(source):
+        outbound = outbound_family(destination, event.event_code().value)
+        if outbound is None:
+            raise LookupError(f"{destination.value} has no outbound {event.event_code().value}")
+        native = outbound.to_native(bundle)
+        broken = violations(outbound.schema, native)
+        if broken:
+            raise ValueError(
+                f"{destination.value} document breaks {outbound.schema}: "
+                + "; ".join(f"{v.path or '$'} {v.rule}" for v in broken[:5])
+            )
+        outputs[destination.value] = native
+    return outputs
+
+
+def fixture_inputs() -> Iterator[tuple[System, str, Path]]:
+    for path in sorted(FIXTURES.glob("*/*/*.input.json")):
+        yield System(path.parent.parent.name), path.parent.name, path
+
+
+def fixtures_of(source: System, family: str) -> list[Path]:
+    return sorted((FIXTURES / source.value / family).glob("*.input.json"))
 
 
 def golden_path(input_path: Path, suffix: str) -> Path:
     return input_path.with_name(input_path.name.replace(".input.json", f".{suffix}.json"))
 
 
-def render(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-
-
 def check_fixtures(*, update: bool = False) -> list[Result]:
     results = []
-    for (folder, suffix), translate in TRANSLATORS.items():
-        for path in fixture_inputs(folder):
+    for source, family, path in fixture_inputs():
+        name = str(path.relative_to(FIXTURES))
+        try:
+            outputs = translate_fixture(source, family, json.loads(path.read_text("utf-8")))
+        except (InvalidEvent, LookupError, ValueError) as exc:
+            detail = exc.violations if isinstance(exc, InvalidEvent) else exc
+            results.append(Result(name, "translate", f"ERROR: {type(exc).__name__}: {detail}"))
+            continue
+        for suffix, doc in outputs.items():
             golden = golden_path(path, suffix)
-            name = f"{folder}/{path.name}"
-            try:
-                actual = render(translate(json.loads(path.read_text(encoding="utf-8"))))
-            except Exception as exc:  # reported in the table, not hidden
-                results.append(Result(name, golden.name, f"ERROR: {type(exc).__name__}: {exc}"))
-                continue
+            actual = render(doc)
             if update:
                 golden.write_text(actual, encoding="utf-8")
             if not golden.exists():
-                results.append(Result(name, golden.name, "MISSING"))
+                status = "MISSING"
             elif golden.read_text(encoding="utf-8") != actual:
-                results.append(Result(name, golden.name, "DIFFERS"))
+                status = "DIFFERS"
             else:
-                results.append(Result(name, golden.name, "ok"))
+                status = "ok"
+            results.append(Result(name, golden.name, status))
     return results
 
 
@@ -100,24 +157,135 @@ def check_schemas() -> list[Result]:
         try:
             Draft202012Validator.check_schema(json.loads(path.read_text(encoding="utf-8")))
             status = "ok"
-        except Exception as exc:
+        except Exception as exc:  # reported in the table, not hidden
             status = f"ERROR: {type(exc).__name__}"
-        results.append(Result(str(path.relative_to(CONTRACTS_DIR)), "(schema)", status))
+        results.append(Result(str(path.relative_to(CONTRACTS_DIR)), "schema", status))
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--update", action="store_true", help="rewrite golden outputs")
-    args = parser.parse_args(argv)
-    rows = check_schemas() + check_fixtures(update=args.update)
-    width = max(len(r.fixture) for r in rows)
-    print(f"{'contract / fixture':<{width}}  {'golden':<48}  result")
+def apps() -> dict[str, FastAPI]:
+    """Each service's app, built with fakes: only its OpenAPI document is read."""
+    from services.adapter_takecare.app import create_app as takecare_app
+    from services.adapter_takecare.settings import AdapterTakeCareSettings
+    from services.adapter_treserva.app import create_app as treserva_app
+    from services.adapter_treserva.settings import AdapterTreservaSettings
+    from services.messaging.db import make_engine, session_factory
+    from services.messaging.intake import FakeIntakeStore
+    from services.router.app import create_app as router_app
+    from services.router.settings import RouterSettings
+
+    sessions = session_factory(make_engine("sqlite+aiosqlite://"))
+    return {
+        "adapter_takecare": takecare_app(
+            AdapterTakeCareSettings(),
+            store=FakeIntakeStore(),
+            sessions=sessions,
+            clock=lambda: FIXTURE_NOW,
+        ),
+        "adapter_treserva": treserva_app(
+            AdapterTreservaSettings(),
+            store=FakeIntakeStore(),
+            sessions=sessions,
+            clock=lambda: FIXTURE_NOW,
+        ),
+        "router": router_app(RouterSettings(), sessions=sessions),
+    }
+
+
+def check_openapi(*, update: bool = False) -> list[Result]:
+    results = []
+    for name, app in apps().items():
+        path = OPENAPI / f"{name}.json"
+        actual = render(app.openapi())
+        if update:
+            OPENAPI.mkdir(exist_ok=True)
+            path.write_text(actual, encoding="utf-8")
+        if not path.exists():
+            status = "MISSING"
+        else:
+            status = "ok" if path.read_text(encoding="utf-8") == actual else "DIFFERS"
+        results.append(Result(f"openapi/{name}.json", "openapi", status))
+    return results
+
+
+def contract_names() -> list[str]:
+    return sorted(
+        str(p.relative_to(CONTRACTS_DIR)).removesuffix(".schema.json")
+        for p in CONTRACTS_DIR.rglob("*.schema.json")
+        if p.name != "common.schema.json"
+    )
+
+
+def validate_document(contract: str, document: Any) -> list[tuple[str, str, str]]:
+    """(path, rule, message) of every violation; [] when the document is valid. An inbound
+    contract also gets the checks a schema cannot make (Luhn, calendar dates)."""
+    schema = f"{contract}.schema.json"
+    for families in INBOUND.values():
+        for family in families:
+            if family.schema == schema:
+                try:
+                    family.parse(document)
+                except InvalidEvent as exc:
+                    return [(v.path or "$", v.rule, v.message) for v in exc.violations]
+                return []
+    if not (CONTRACTS_DIR / schema).exists():
+        raise LookupError(f"no contract {contract!r}; known: {', '.join(contract_names())}")
+    return [(v.path or "$", v.rule, v.message) for v in violations(schema, document)]
+
+
+def print_table(rows: list[Result]) -> None:
+    width = max(len(r.subject) for r in rows)
+    print(f"{'contract / fixture':<{width}}  {'check':<52}  result")
     for r in rows:
-        print(f"{r.fixture:<{width}}  {r.golden:<48}  {r.status}")
+        print(f"{r.subject:<{width}}  {r.check:<52}  {r.status}")
+
+
+def cmd_check(update: bool) -> int:
+    rows = check_schemas() + check_fixtures(update=update) + check_openapi(update=update)
+    print_table(rows)
     failed = [r for r in rows if r.status != "ok"]
-    print(f"\n{len(rows) - len(failed)} of {len(rows)} ok")
+    fixtures = len(list(fixture_inputs()))
+    print(f"\n{len(rows) - len(failed)} of {len(rows)} checks ok ({fixtures} fixtures)")
     return 1 if failed else 0
+
+
+def cmd_validate(contract: str | None, file: str | None, listing: bool) -> int:
+    if listing or contract is None or file is None:
+        print("\n".join(contract_names()))
+        return 0 if listing else 2
+    try:
+        document = json.loads(Path(file).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"{file}: cannot read JSON: {exc}", file=sys.stderr)
+        return 2
+    try:
+        found = validate_document(contract, document)
+    except LookupError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if not found:
+        print(f"{file}: valid {contract}")
+        return 0
+    print(f"{file}: {len(found)} violation(s) of {contract}")
+    for path, rule, message in found:
+        print(f"  {path}: [{rule}] {message}")
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--update", action="store_true", help="rewrite goldens and OpenAPI")
+    sub = parser.add_subparsers(dest="command")
+    validate = sub.add_parser("validate", help="check one document against a contract")
+    validate.add_argument("contract", nargs="?", help="e.g. takecare/medication-list")
+    validate.add_argument("file", nargs="?", help="the JSON document")
+    validate.add_argument("--list", action="store_true", help="list the contracts")
+    args = parser.parse_args(argv)
+    if args.command == "validate":
+        return cmd_validate(args.contract, args.file, args.list)
+    return cmd_check(args.update)
 
 
 if __name__ == "__main__":

@@ -35,12 +35,14 @@ def demo_settings(data_dir: Path, **overrides: object) -> StackSettings:
             "treserva_sim_port",
             "treserva_sim_control_port",
             "takecare_sim_port",
+            "takecare_sim_control_port",
         )
     }
     return StackSettings.model_validate(
         {
             "data_dir": data_dir,
             "admission_confirmation_deadline_s": DEADLINE_S,
+            "confirmation_deadline_s": 30.0,
             **ports,
             **overrides,
         }

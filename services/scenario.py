@@ -1,6 +1,7 @@
-"""A small client of a running stack, over real HTTP: post admissions, switch Treserva's
-faults, and wait (polling with a deadline) for deliveries and alerts. Used by ``make demo``,
-the end-to-end tests and the latency benchmark."""
+"""A small client of a running stack, over real HTTP: post native events to either adapter,
+make a simulator emit its own events, switch a simulator's faults, read what a simulated
+journal holds, and wait (polling with a deadline) for deliveries and alerts. Used by
+``make demo``, the end-to-end tests and the benchmarks."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from typing import Any, TypeVar
 import httpx
 
 from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN
+from services.adapter_takecare.settings import SANDBOX_TAKECARE_TOKEN as TAKECARE_API_TOKEN
+from services.adapter_treserva.settings import SANDBOX_INTAKE_TOKEN as TRESERVA_INTAKE_TOKEN
+from services.adapter_treserva.settings import SANDBOX_TRESERVA_TOKEN as TRESERVA_API_TOKEN
 from services.router.settings import SANDBOX_OPS_TOKEN
-from services.simulators.samples import sample_admission
+from services.simulators.samples.admission_notice import sample_admission
 from services.stack import Stack
 
 T = TypeVar("T")
@@ -63,6 +67,54 @@ class Scenario:
         if res.status_code != 202:
             raise AssertionError(f"intake answered {res.status_code}: {res.text[:300]}")
         return str(res.json()["messageId"]), elapsed
+
+    def post_event(self, system: str, route: str, event: dict[str, Any]) -> str:
+        """POST a native event to ``system``'s adapter; return the message id."""
+        base, token = {
+            "takecare": (self.stack.takecare_adapter_url, SANDBOX_INTAKE_TOKEN),
+            "treserva": (self.stack.treserva_adapter_url, TRESERVA_INTAKE_TOKEN),
+        }[system]
+        res = self.http.post(
+            f"{base}/{system}/v1/{route}", json=event, headers={"authorization": f"Bearer {token}"}
+        )
+        if res.status_code != 202:
+            raise AssertionError(f"{system} intake answered {res.status_code}: {res.text[:500]}")
+        return str(res.json()["messageId"])
+
+    def emit(self, system: str, family: str, count: int = 1, **options: Any) -> list[str]:
+        """Make a simulated journal send ``count`` events of ``family``; their message ids."""
+        control = {
+            "takecare": self.stack.takecare_sim_control_url,
+            "treserva": self.stack.treserva_sim_control_url,
+        }[system]
+        res = self.http.post(
+            f"{control}/_sim/emit", json={"family": family, "count": count, "options": options}
+        )
+        res.raise_for_status()
+        sent = res.json()["sent"]
+        failed = [s for s in sent if s["status"] != 202]
+        if failed:
+            raise AssertionError(f"{system} adapter refused emitted {family}: {failed[:2]}")
+        return [str(s["messageId"]) for s in sent]
+
+    def journal(self, system: str, path: str) -> Any:
+        """GET ``/api/v1/<path>`` on a simulated journal (what it holds); None on 404."""
+        base, token = {
+            "takecare": (self.stack.takecare_sim_url, TAKECARE_API_TOKEN),
+            "treserva": (self.stack.treserva_sim_url, TRESERVA_API_TOKEN),
+        }[system]
+        res = self.http.get(f"{base}/api/v1/{path}", headers={"authorization": f"Bearer {token}"})
+        if res.status_code == 404:
+            return None
+        res.raise_for_status()
+        return res.json()
+
+    def set_fault(self, system: str, mode: str, **extra: Any) -> None:
+        control = {
+            "takecare": self.stack.takecare_sim_control_url,
+            "treserva": self.stack.treserva_sim_control_url,
+        }[system]
+        self.http.put(f"{control}/_sim/fault", json={"mode": mode, **extra}).raise_for_status()
 
     def set_treserva_fault(self, mode: str, **extra: Any) -> None:
         res = self.http.put(

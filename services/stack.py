@@ -45,8 +45,10 @@ class StackSettings(BaseSettings):
     treserva_sim_port: int = 8101
     treserva_sim_control_port: int = 8111
     takecare_sim_port: int = 8102
+    takecare_sim_control_port: int = 8112
     database_url: str | None = None  # one shared database; default: one SQLite file each
     admission_confirmation_deadline_s: float = 120.0
+    confirmation_deadline_s: float = 300.0  # every other family
     attempt_timeout_s: float = 30.0
     retry_base_s: float = 1.0
     startup_timeout_s: float = 60.0
@@ -117,6 +119,10 @@ class Stack:
     def takecare_sim_url(self) -> str:
         return self.url(self.settings.takecare_sim_port)
 
+    @property
+    def takecare_sim_control_url(self) -> str:
+        return self.url(self.settings.takecare_sim_control_port)
+
     def database_url(self, service: str) -> str:
         if self.settings.database_url:
             return self.settings.database_url
@@ -149,7 +155,7 @@ class Stack:
                 "SIM_TRESERVA_HOST": s.host,
                 "SIM_TRESERVA_PORT": str(s.treserva_sim_port),
                 "SIM_TRESERVA_CONTROL_PORT": str(s.treserva_sim_control_port),
-                "SIM_TRESERVA_RECEIPT_URL": f"{self.treserva_adapter_url}/treserva/v1/kvittenser",
+                "SIM_TRESERVA_ADAPTER_URL": self.treserva_adapter_url,
             },
         )
         common = {"ENVIRONMENT": "sandbox", "KAFKA_BOOTSTRAP": self.kafka_bootstrap, "HOST": s.host}
@@ -163,6 +169,7 @@ class Stack:
                     "PORT": str(s.router_port),
                     "DATABASE_URL": self.database_url("router"),
                     "ADMISSION_CONFIRMATION_DEADLINE_S": str(s.admission_confirmation_deadline_s),
+                    "CONFIRMATION_DEADLINE_S": str(s.confirmation_deadline_s),
                     "ATTEMPT_TIMEOUT_S": str(s.attempt_timeout_s),
                     "RETRY_BASE_S": str(s.retry_base_s),
                 },
@@ -177,6 +184,7 @@ class Stack:
                     **common,
                     "PORT": str(s.takecare_adapter_port),
                     "DATABASE_URL": self.database_url("adapter_takecare"),
+                    "TAKECARE_URL": self.takecare_sim_url,
                 },
             ),
         )
@@ -199,7 +207,8 @@ class Stack:
             {
                 "SIM_TAKECARE_HOST": s.host,
                 "SIM_TAKECARE_PORT": str(s.takecare_sim_port),
-                "SIM_TAKECARE_INTAKE_URL": f"{self.takecare_adapter_url}/takecare/v1/admissions",
+                "SIM_TAKECARE_CONTROL_PORT": str(s.takecare_sim_control_port),
+                "SIM_TAKECARE_ADAPTER_URL": self.takecare_adapter_url,
             },
         )
         for name, url in (
@@ -207,7 +216,7 @@ class Stack:
             ("adapter_takecare", self.takecare_adapter_url),
             ("adapter_treserva", self.treserva_adapter_url),
             ("sim_treserva", self.treserva_sim_control_url),
-            ("sim_takecare", self.takecare_sim_url),
+            ("sim_takecare", self.takecare_sim_control_url),
         ):
             self._wait_for_health(name, url)
 
@@ -307,6 +316,7 @@ def _base_env() -> dict[str, str]:
 
 def banner(stack: Stack) -> str:
     from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN
+    from services.adapter_treserva.settings import SANDBOX_INTAKE_TOKEN as TRESERVA_TOKEN
     from services.router.settings import SANDBOX_OPS_TOKEN
 
     s = stack.settings
@@ -316,19 +326,22 @@ carebridge is running (sandbox). Ctrl-C stops everything.
   router (ops API)         {stack.router_url}/docs
   adapter_takecare         {stack.takecare_adapter_url}/docs
   adapter_treserva         {stack.treserva_adapter_url}/docs
-  Treserva simulator       {stack.treserva_sim_url}  (fault switches: \
+  Treserva simulator       {stack.treserva_sim_url}  (control: \
 {stack.treserva_sim_control_url}/docs)
-  TakeCare simulator       {stack.takecare_sim_url}/docs
+  TakeCare simulator       {stack.takecare_sim_url}  (control: \
+{stack.takecare_sim_control_url}/docs)
   Kafka (Tansu)            {stack.kafka_bootstrap}
   logs                     {s.data_dir / "logs"}/*.log
 
 Sandbox credentials (refused outside the sandbox):
   TakeCare intake token    {SANDBOX_INTAKE_TOKEN}
+  Treserva intake token    {TRESERVA_TOKEN}
   operator token           {SANDBOX_OPS_TOKEN}
 
-Confirmation deadline for admission notices: {s.admission_confirmation_deadline_s:.0f} s.
-Try:  curl -s -X POST {stack.takecare_sim_url}/_sim/admissions \
--H 'content-type: application/json' -d '{{"count": 1}}'
+Confirmation deadline: admission notices {s.admission_confirmation_deadline_s:.0f} s, \
+other families {s.confirmation_deadline_s:.0f} s.
+Try:  curl -s -X POST {stack.takecare_sim_control_url}/_sim/emit \
+-H 'content-type: application/json' -d '{{"family": "admission-notice", "count": 1}}'
 """
 
 

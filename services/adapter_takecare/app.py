@@ -1,80 +1,72 @@
-"""HTTP entrypoint of adapter_takecare: TakeCare pushes native admission events here.
-
-``POST /takecare/v1/admissions`` answers 202 with the message id only after the message is
-stored durably (intake record + outbox row, one transaction). A repeat of the same event
-answers 202 with the same id and ``duplicate: true``; nothing new is created.
-"""
+"""HTTP entrypoint of adapter_takecare: TakeCare pushes its native events here, one route per
+family (see :mod:`services.messaging.intake_http`), and its receipts of what the broker
+delivered to it."""
 
 from __future__ import annotations
 
-import logging
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.adapter_takecare.admission import InvalidAdmission
-from services.adapter_takecare.intake import accept_admission
+from services.adapter_takecare import families
+from services.adapter_takecare.families import receipt
 from services.adapter_takecare.settings import AdapterTakeCareSettings
-from services.adapter_takecare.store import ConflictingResend, IntakeStore
-from services.messaging.http import BodyError, bearer_ok, issue, operation_outcome, read_json_body
+from services.messaging.envelope import System
+from services.messaging.intake import IntakeStore
+from services.messaging.intake_http import intake_router, receipt_router
 
-log = logging.getLogger(__name__)
+OWNER = "adapter_takecare"
+PREFIX = "/takecare/v1"
 
 
 def create_app(
     settings: AdapterTakeCareSettings,
     *,
     store: IntakeStore,
+    sessions: async_sessionmaker[AsyncSession] | None,
     clock: Callable[[], datetime],
-    on_accepted: Callable[[], None] = lambda: None,
+    relay_wake: asyncio.Event | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="carebridge adapter_takecare",
-        description="TakeCare native events → FHIR R4 messages on Kafka",
+        description="TakeCare native events → FHIR R4 messages on Kafka; FHIR → TakeCare",
+        version="1",
     )
 
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post(
-        "/takecare/v1/admissions",
-        status_code=202,
-        responses={400: {}, 401: {}, 409: {}, 413: {}, 415: {}, 422: {}},
+    app.include_router(
+        intake_router(
+            prefix=PREFIX,
+            families=families.INBOUND,
+            store=store,
+            token=lambda: settings.intake_token,
+            pseudonym_key=settings.pseudonym_key,
+            max_body_bytes=settings.max_body_bytes,
+            clock=clock,
+            on_accepted=relay_wake.set if relay_wake is not None else lambda: None,
+        ),
+        tags=["intake"],
     )
-    async def post_admission(request: Request) -> Response:
-        if not bearer_ok(request, settings.intake_token):
-            return operation_outcome(401, [issue("login", "missing or wrong bearer token")])
-        try:
-            document = await read_json_body(request, max_bytes=settings.max_body_bytes)
-            accepted = await accept_admission(
-                document, store=store, pseudonym_key=settings.pseudonym_key, now=clock()
-            )
-        except BodyError as exc:
-            return exc.response
-        except InvalidAdmission as exc:
-            log.info(
-                "admission rejected",
-                extra={"violations": [f"{v.path or '$'}:{v.rule}" for v in exc.violations]},
-            )
-            return operation_outcome(
-                422, [issue("invalid", v.message, expression=v.path or "$") for v in exc.violations]
-            )
-        except ConflictingResend as exc:
-            log.warning("conflicting resend", extra={"message_id": exc.message_id})
-            return operation_outcome(409, [issue("conflict", str(exc))])
-        if not accepted.duplicate:
-            on_accepted()
-        log.info(
-            "admission accepted",
-            extra={"message_id": accepted.message_id, "duplicate": accepted.duplicate},
+    if sessions is not None:
+        app.include_router(
+            receipt_router(
+                prefix=PREFIX,
+                route=receipt.ROUTE,
+                parse=receipt.parse_receipt,
+                responder=System.TAKECARE,
+                owner=OWNER,
+                sessions=sessions,
+                token=lambda: settings.intake_token,
+                max_body_bytes=settings.max_body_bytes,
+                clock=clock,
+                relay_wake=relay_wake,
+            ),
+            tags=["receipts"],
         )
-        return JSONResponse(
-            {"messageId": accepted.message_id, "duplicate": accepted.duplicate},
-            status_code=202,
-            headers={"Location": f"/takecare/v1/admissions/{accepted.message_id}"},
-        )
-
     return app

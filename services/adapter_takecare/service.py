@@ -1,35 +1,32 @@
-"""Composition root of adapter_takecare: wires the SQL store, Kafka publisher, outbox relay
-and HTTP app, and runs them as one process."""
+"""Composition root of adapter_takecare."""
 
 from __future__ import annotations
 
-from services.adapter_takecare.app import create_app
+from services.adapter_takecare import families
+from services.adapter_takecare.app import OWNER, create_app
 from services.adapter_takecare.settings import AdapterTakeCareSettings
-from services.adapter_takecare.store import OUTBOX_OWNER, SqlIntakeStore
-from services.messaging import logs, topics
-from services.messaging.db import make_engine, session_factory, utcnow
-from services.messaging.kafka import KafkaPublisher, ensure_topics
-from services.messaging.outbox import OutboxRelay
-from services.messaging.runtime import run_service
+from services.messaging.adapter_service import run_adapter
+from services.messaging.db import utcnow
+from services.messaging.delivery import Destination
+from services.messaging.envelope import System
+
+DESTINATION = Destination(
+    system=System.TAKECARE,
+    owner=OWNER,
+    families=families.OUTBOUND,
+    superseded_field="supersededBy",
+)
 
 
 async def main(settings: AdapterTakeCareSettings | None = None) -> int:
     settings = settings or AdapterTakeCareSettings()
-    logs.configure("adapter_takecare", settings.log_level)
-    engine = make_engine(settings.database_url)
-    sessions = session_factory(engine)
-    await ensure_topics(settings.kafka_bootstrap, topics.all_topics(), settings.topic_partitions)
-    publisher = KafkaPublisher(settings.kafka_bootstrap)
-    await publisher.start()
-    relay = OutboxRelay(sessions, publisher, OUTBOX_OWNER)
-    app = create_app(
-        settings, store=SqlIntakeStore(sessions), clock=utcnow, on_accepted=relay.wake.set
-    )
-
-    async def stop() -> None:
-        await publisher.stop()
-        await engine.dispose()
-
-    return await run_service(
-        app, host=settings.host, port=settings.port, loops={"relay": relay.run}, on_stop=stop
+    return await run_adapter(
+        settings,
+        destination=DESTINATION,
+        journal_url=settings.takecare_url,
+        journal_token=settings.takecare_token,
+        request_timeout_s=settings.request_timeout_s,
+        create_app=lambda store, sessions, wake: create_app(
+            settings, store=store, sessions=sessions, clock=utcnow, relay_wake=wake
+        ),
     )

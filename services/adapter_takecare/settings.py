@@ -7,6 +7,7 @@ from pydantic_settings import SettingsConfigDict
 from services.messaging.settings import ServiceSettings
 
 SANDBOX_INTAKE_TOKEN = "sandbox-takecare-key"
+SANDBOX_TAKECARE_TOKEN = "sandbox-takecare-api-key"
 
 
 class AdapterTakeCareSettings(ServiceSettings):
@@ -14,8 +15,15 @@ class AdapterTakeCareSettings(ServiceSettings):
 
     port: int = 8001
     database_url: str = "sqlite+aiosqlite:///var/adapter_takecare.db"
-    intake_token: str = SANDBOX_INTAKE_TOKEN
-    max_body_bytes: int = 64 * 1024
+    intake_token: str = SANDBOX_INTAKE_TOKEN  # TakeCare's credential toward the broker
+    takecare_url: str = "http://127.0.0.1:8102"  # TakeCare's API, for deliveries to it
+    takecare_token: str = SANDBOX_TAKECARE_TOKEN  # the broker's credential toward TakeCare
+    request_timeout_s: float = 10.0
+    max_body_bytes: int = 512 * 1024  # a medication list of a few hundred lines fits
 
     def sandbox_secrets(self) -> dict[str, str]:
-        return {**super().sandbox_secrets(), "intake_token": SANDBOX_INTAKE_TOKEN}
+        return {
+            **super().sandbox_secrets(),
+            "intake_token": SANDBOX_INTAKE_TOKEN,
+            "takecare_token": SANDBOX_TAKECARE_TOKEN,
+        }

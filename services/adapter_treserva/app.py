@@ -1,62 +1,71 @@
-"""HTTP entrypoint of adapter_treserva: Treserva pushes its receipts (kvittens) here."""
+"""HTTP entrypoint of adapter_treserva: Treserva pushes its native events here, one route per
+family (see :mod:`services.messaging.intake_http`), and its receipts (kvittens) of what the
+broker delivered to it."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
+from collections.abc import Callable
+from datetime import datetime
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.adapter_treserva.receipts import InvalidReceipt, accept_receipt
+from services.adapter_treserva import families
+from services.adapter_treserva.families import receipt
 from services.adapter_treserva.settings import AdapterTreservaSettings
-from services.messaging.db import utcnow
-from services.messaging.http import BodyError, bearer_ok, issue, operation_outcome, read_json_body
+from services.messaging.envelope import System
+from services.messaging.intake import IntakeStore
+from services.messaging.intake_http import intake_router, receipt_router
 
-log = logging.getLogger(__name__)
+OWNER = "adapter_treserva"
+PREFIX = "/treserva/v1"
 
 
 def create_app(
     settings: AdapterTreservaSettings,
     *,
+    store: IntakeStore,
     sessions: async_sessionmaker[AsyncSession],
+    clock: Callable[[], datetime],
     relay_wake: asyncio.Event | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="carebridge adapter_treserva",
-        description="FHIR messages → Treserva; Treserva's receipts → the router",
+        description="FHIR messages → Treserva; Treserva's events and receipts → the router",
+        version="1",
     )
 
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post(
-        "/treserva/v1/kvittenser",
-        status_code=202,
-        responses={400: {}, 401: {}, 413: {}, 415: {}, 422: {}},
+    app.include_router(
+        intake_router(
+            prefix=PREFIX,
+            families=families.INBOUND,
+            store=store,
+            token=lambda: settings.intake_token,
+            pseudonym_key=settings.pseudonym_key,
+            max_body_bytes=settings.max_body_bytes,
+            clock=clock,
+            on_accepted=relay_wake.set if relay_wake is not None else lambda: None,
+        ),
+        tags=["intake"],
     )
-    async def post_receipt(request: Request) -> Response:
-        if not bearer_ok(request, settings.receipt_token):
-            return operation_outcome(401, [issue("login", "missing or wrong bearer token")])
-        try:
-            document = await read_json_body(request, max_bytes=settings.max_body_bytes)
-            duplicate = await accept_receipt(
-                document, sessions=sessions, clock=utcnow, relay_wake=relay_wake
-            )
-        except BodyError as exc:
-            return exc.response
-        except InvalidReceipt as exc:
-            return operation_outcome(
-                422, [issue("invalid", v.message, expression=v.path or "$") for v in exc.violations]
-            )
-        log.info(
-            "receipt accepted",
-            extra={"message_id": document["meddelandeId"], "duplicate": duplicate},
-        )
-        return JSONResponse(
-            {"kvittensId": document["kvittensId"], "duplicate": duplicate}, status_code=202
-        )
-
+    app.include_router(
+        receipt_router(
+            prefix=PREFIX,
+            route=receipt.ROUTE,
+            parse=receipt.parse_receipt,
+            responder=System.TRESERVA,
+            owner=OWNER,
+            sessions=sessions,
+            token=lambda: settings.intake_token,
+            max_body_bytes=settings.max_body_bytes,
+            clock=clock,
+            relay_wake=relay_wake,
+        ),
+        tags=["receipts"],
+    )
     return app

@@ -23,8 +23,6 @@ from fhir.resources.R4B.bundle import Bundle
 BASE_URL = "https://carebridge.example.se/fhir"
 EVENT_SYSTEM = f"{BASE_URL}/CodeSystem/care-transition-event"
 BUSINESS_KEY_SYSTEM = f"{BASE_URL}/NamingSystem/business-key"
-OBSERVATION_SYSTEM = f"{BASE_URL}/CodeSystem/care-transition-observation"
-EXPECTED_DISCHARGE_URL = f"{BASE_URL}/StructureDefinition/expected-discharge"
 
 _ID_NAMESPACE = uuid.UUID("6f1d3c52-2b7e-5c1a-9a43-0c9b1f6e8d21")
 
@@ -33,12 +31,32 @@ class EventCode(enum.StrEnum):
     """Codes of the project's own event CodeSystem (MessageHeader.eventCoding)."""
 
     ADMISSION_NOTICE = "admission-notice"  # inskrivningsmeddelande
+    ADMISSION_NOTICE_UPDATED = "admission-notice-updated"  # new expected discharge date
+    ADMISSION_NOTICE_CANCELLED = "admission-notice-cancelled"  # makulerat
+    READY_FOR_DISCHARGE = "ready-for-discharge"  # utskrivningsklar
+    READY_FOR_DISCHARGE_WITHDRAWN = "ready-for-discharge-withdrawn"  # återtag
+    DISCHARGE_NOTICE = "discharge-notice"  # utskrivningsmeddelande
+    MEDICATION_LIST = "medication-list"  # läkemedelslista
+    SIP_INVITATION = "sip-invitation"  # kallelse till SIP-möte
+    SIP_CREATED = "sip-created"
+    SIP_UPDATED = "sip-updated"
+    SIP_COMPLETED = "sip-completed"
     DELIVERY_OUTCOME = "delivery-outcome"  # an adapter's result of one delivery attempt
     RECEIPT = "receipt"  # kvittens: the receiving journal holds the record
 
 
 EVENT_DISPLAY = {
     EventCode.ADMISSION_NOTICE: "Inskrivningsmeddelande",
+    EventCode.ADMISSION_NOTICE_UPDATED: "Inskrivningsmeddelande, ändrad beräknad utskrivning",
+    EventCode.ADMISSION_NOTICE_CANCELLED: "Inskrivningsmeddelande, makulerat",
+    EventCode.READY_FOR_DISCHARGE: "Utskrivningsklar",
+    EventCode.READY_FOR_DISCHARGE_WITHDRAWN: "Återtag av utskrivningsklar",
+    EventCode.DISCHARGE_NOTICE: "Utskrivningsmeddelande",
+    EventCode.MEDICATION_LIST: "Läkemedelslista",
+    EventCode.SIP_INVITATION: "Kallelse till SIP",
+    EventCode.SIP_CREATED: "SIP upprättad",
+    EventCode.SIP_UPDATED: "SIP uppdaterad",
+    EventCode.SIP_COMPLETED: "SIP avslutad",
     EventCode.DELIVERY_OUTCOME: "Leveransutfall",
     EventCode.RECEIPT: "Kvittens",
 }

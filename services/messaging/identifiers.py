@@ -29,6 +29,7 @@ _SHAPE = re.compile(r"^(\d{8})[-+]?(\d{4})$")
 class IdentifierKind(enum.StrEnum):
     PERSONNUMMER = "personnummer"
     SAMORDNINGSNUMMER = "samordningsnummer"
+    RESERVNUMMER = "reservnummer"  # reserve number: identity not (yet) established
 
 
 class InvalidIdentifier(ValueError):
@@ -43,9 +44,36 @@ class PatientIdentifier:
 
     @property
     def system(self) -> str:
-        if self.kind is IdentifierKind.SAMORDNINGSNUMMER:
-            return SAMORDNINGSNUMMER_SYSTEM
-        return PERSONNUMMER_SYSTEM
+        return _SYSTEMS[self.kind]
+
+
+_SYSTEMS = {
+    IdentifierKind.PERSONNUMMER: PERSONNUMMER_SYSTEM,
+    IdentifierKind.SAMORDNINGSNUMMER: SAMORDNINGSNUMMER_SYSTEM,
+    IdentifierKind.RESERVNUMMER: RESERVNUMMER_SYSTEM,
+}
+_KIND_BY_SYSTEM = {system: kind for kind, system in _SYSTEMS.items()}
+_RESERVE_SHAPE = re.compile(r"^[0-9A-Z]{6,20}$")
+
+
+def identifier_from_fhir(system: str, value: str) -> PatientIdentifier:
+    """The identifier of a FHIR ``Patient.identifier``; raise for a system this broker
+    does not know. The value was validated where the message was built."""
+    kind = _KIND_BY_SYSTEM.get(system)
+    if kind is None:
+        raise InvalidIdentifier(
+            "identifier system is not personnummer, samordningsnummer or reservnummer"
+        )
+    return PatientIdentifier(kind=kind, value=value)
+
+
+def parse_reserve_number(raw: str) -> PatientIdentifier:
+    """A reserve number (reservnummer) given when identity is not established. Formats are
+    regional; this accepts 6 to 20 letters and digits, separators removed, upper case."""
+    value = raw.replace("-", "").replace(" ", "").upper()
+    if not _RESERVE_SHAPE.match(value):
+        raise InvalidIdentifier("reserve number must be 6 to 20 letters or digits")
+    return PatientIdentifier(kind=IdentifierKind.RESERVNUMMER, value=value)
 
 
 def luhn_ok(digits: str) -> bool:
@@ -78,5 +106,9 @@ def parse_patient_identifier(raw: str) -> PatientIdentifier:
 
 def pseudonym(key: str, identifier: PatientIdentifier) -> str:
     """Keyed, stable pseudonym of a patient: hex HMAC-SHA256, 32 characters."""
-    mac = hmac.new(key.encode(), identifier.value.encode(), hashlib.sha256)
+    # A reserve number is namespaced so it can never collide with a personnummer.
+    subject = identifier.value
+    if identifier.kind is IdentifierKind.RESERVNUMMER:
+        subject = f"R:{subject}"
+    mac = hmac.new(key.encode(), subject.encode(), hashlib.sha256)
     return mac.hexdigest()[:32]

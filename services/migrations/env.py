@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import services.adapter_takecare.tables
+import services.messaging.intake_tables
 import services.messaging.outbox
 import services.messaging.processed
 import services.router.tables  # noqa: F401  (registers tables on the shared metadata)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging import topics
 from services.messaging.envelope import Envelope, EventCode, ResponseCode
+from services.messaging.families import is_versioned
 from services.messaging.kafka import IncomingRecord, OutgoingRecord
 from services.messaging.outbox import add_to_outbox
 from services.router.alerts import raise_alert
@@ -136,6 +137,7 @@ async def accept_message(
             extra={"message_id": env.message_id, "first_message_id": duplicate_of},
         )
         return []
+    stream, version, newer = await _document_version(session, env)
     await session.execute(
         message.insert().values(
             id=env.message_id,
@@ -146,9 +148,17 @@ async def accept_message(
             sent_at=env.timestamp,
             received_at=now,
             payload=record.value.decode(),
+            stream=stream,
+            version=version,
+            superseded_by=newer,
         )
     )
-    destinations = routes(env.event_code, rules.policies)
+    if newer is not None:
+        log.info(
+            "older version arrived after a newer one",
+            extra={"message_id": env.message_id, "superseded_by": newer, "version": version},
+        )
+    destinations = routes(env.event_code, env.source_system)
     if not destinations:
         log.warning(
             "message has no route", extra={"message_id": env.message_id, "family": env.event_code}
@@ -180,7 +190,7 @@ async def accept_message(
                 from_state=None,
                 to_state=DeliveryState.PENDING.value,
                 at=now,
-                reason="routed",
+                reason="routed" if newer is None else f"routed as superseded by {newer}",
             )
         )
         created.append(delivery_id)
@@ -196,6 +206,25 @@ async def accept_message(
     return created
 
 
+async def _document_version(
+    session: AsyncSession, env: Envelope
+) -> tuple[str | None, int | None, str | None]:
+    """(stream, version, id of a newer version already received) of a versioned message."""
+    key = env.business_key
+    if key is None or not is_versioned(env.event_code):
+        return None, None, None
+    stream = f"{key.source}|{key.source_event_id}"
+    newer = (
+        await session.execute(
+            select(message.c.id)
+            .where(message.c.stream == stream, message.c.version > key.version)
+            .order_by(message.c.version.desc())
+            .limit(1)
+        )
+    ).scalar()
+    return stream, key.version, newer
+
+
 # --- dispatch ------------------------------------------------------------------------------
 
 
@@ -209,6 +238,7 @@ def delivery_rows() -> Any:
         message.c.pseudonym,
         message.c.event_code,
         message.c.payload,
+        message.c.superseded_by,
     ).join(message, message.c.id == delivery.c.message_id)
 
 
@@ -269,6 +299,7 @@ async def dispatch_due(
                     "delivery-id": str(row.id),
                     "attempt": str(attempt),
                     "event": row.event_code,
+                    **({"superseded-by": row.superseded_by} if row.superseded_by else {}),
                 },
             ),
         )

@@ -19,7 +19,8 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.messaging.envelope import EventCode, System
+from services.messaging.envelope import System
+from services.messaging.families import FAMILIES, destinations
 
 
 class DeliveryState(enum.StrEnum):
@@ -111,26 +112,34 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class FamilyPolicy:
-    """Per message family: who receives it and how long a receipt may take."""
+    """Per event code: how long a receipt may take and how hard to retry. Who receives it
+    is decided by the family catalogue (:mod:`services.messaging.families`)."""
 
-    destinations: tuple[System, ...]
     confirmation_deadline: timedelta
     retry: RetryPolicy
 
 
-def routes(event_code: str, policies: dict[str, FamilyPolicy]) -> tuple[System, ...]:
-    """Destinations for an event code; an unknown code has none (it is recorded, not lost)."""
-    policy = policies.get(event_code)
-    return policy.destinations if policy else ()
+def routes(event_code: str, source: str) -> tuple[System, ...]:
+    """Destinations for an event from ``source``; an unknown code or sender has none (the
+    message is recorded, not lost, and shows up without deliveries)."""
+    return destinations(event_code, source)
 
 
 def default_policies(
-    *, admission_confirmation_deadline: timedelta, retry: RetryPolicy
+    *,
+    admission_confirmation_deadline: timedelta,
+    confirmation_deadline: timedelta,
+    retry: RetryPolicy,
 ) -> dict[str, FamilyPolicy]:
     return {
-        EventCode.ADMISSION_NOTICE.value: FamilyPolicy(
-            destinations=(System.TRESERVA,),
-            confirmation_deadline=admission_confirmation_deadline,
+        event.value: FamilyPolicy(
+            confirmation_deadline=(
+                admission_confirmation_deadline
+                if family.name == "admission-notice"
+                else confirmation_deadline
+            ),
             retry=retry,
-        ),
+        )
+        for family in FAMILIES
+        for event in family.events
     }

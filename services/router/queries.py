@@ -47,6 +47,8 @@ async def list_messages(
         message.c.business_key,
         message.c.sent_at,
         message.c.received_at,
+        message.c.version,
+        message.c.superseded_by,
     )
     if state is not None:
         query = query.where(
@@ -79,6 +81,8 @@ async def message_detail(session: AsyncSession, message_id: str) -> dict[str, An
                 message.c.business_key,
                 message.c.sent_at,
                 message.c.received_at,
+                message.c.version,
+                message.c.superseded_by,
             ).where(message.c.id == message_id)
         )
     ).first()

@@ -19,6 +19,7 @@ class RouterSettings(ServiceSettings):
     database_url: str = "sqlite+aiosqlite:///var/router.db"
     ops_token: str = SANDBOX_OPS_TOKEN
     admission_confirmation_deadline_s: float = 15 * 60
+    confirmation_deadline_s: float = 15 * 60  # every other family
     retry_base_s: float = 1.0
     retry_cap_s: float = 300.0
     max_attempts: int = 10
@@ -33,5 +34,6 @@ class RouterSettings(ServiceSettings):
             admission_confirmation_deadline=timedelta(
                 seconds=self.admission_confirmation_deadline_s
             ),
+            confirmation_deadline=timedelta(seconds=self.confirmation_deadline_s),
             retry=RetryPolicy(self.retry_base_s, self.retry_cap_s, self.max_attempts),
         )

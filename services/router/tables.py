@@ -28,6 +28,13 @@ message = Table(
     Column("sent_at", UtcDateTime, nullable=False),  # Bundle.timestamp: accepted at the source
     Column("received_at", UtcDateTime, nullable=False),
     Column("payload", Text, nullable=False),
+    # Versioned families (SIP, medication list): "source|document id" and its version. A lower
+    # version arriving after a higher one names the newer message here and is delivered
+    # marked as superseded, never applied over it.
+    Column("stream", String(200), nullable=True),
+    Column("version", Integer, nullable=True),
+    Column("superseded_by", String(36), nullable=True),
+    Index("ix_message_stream", "stream", "version"),
 )
 
 delivery = Table(

@@ -1,32 +1,38 @@
-"""A runnable fake of TakeCare (the hospital journal).
+"""A runnable fake of TakeCare (the hospital journal), with fault switches.
 
-``POST /_sim/admissions {"count": n}`` emits n admission events to adapter_takecare, as
-TakeCare's admission trigger would; with ``schedule_interval_s`` > 0 it also emits one per
-interval. ``POST /api/v1/messages`` receives what the broker delivers to TakeCare (deduped on
-``Idempotency-Key``) and ``GET /api/v1/messages`` lists it.
+Control (port 8112, always up): ``POST /_sim/emit {"family": ..., "count": n}`` makes TakeCare
+send its events to adapter_takecare, as its triggers would: ``admission-notice``,
+``discharge-readiness``, ``discharge-notice``, ``medication-list``, ``sip-update``; with
+``schedule_interval_s`` > 0 it also emits one admission per interval. Fault switches and
+statistics as in :mod:`services.simulators.journal`.
+
+API (port 8102) receives what the broker delivers to TakeCare (Treserva's SIP updates and home
+care's medication list) and pushes a receipt for each to adapter_takecare.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import random
-from collections.abc import AsyncIterator
+import signal
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import uvicorn
-from fastapi import FastAPI, Header, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.messaging.http import bearer_ok
-from services.simulators.samples import sample_admission
-
-log = logging.getLogger(__name__)
+from services.simulators import emitters
+from services.simulators.journal import (
+    EmitRequest,
+    JournalSpec,
+    JournalState,
+    Kind,
+    create_api_app,
+    create_control_app,
+    post_events,
+    serve,
+)
 
 
 class TakeCareSimSettings(BaseSettings):
@@ -34,88 +40,117 @@ class TakeCareSimSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8102
-    intake_url: str = "http://127.0.0.1:8001/takecare/v1/admissions"
-    intake_token: str = "sandbox-takecare-key"  # noqa: S105 (sandbox simulator)
+    control_port: int = 8112
+    adapter_url: str = "http://127.0.0.1:8001"  # adapter_takecare: events and receipts
+    adapter_token: str = "sandbox-takecare-key"  # noqa: S105 (sandbox simulator)
     api_token: str = "sandbox-takecare-api-key"  # noqa: S105
     schedule_interval_s: float = 0.0
+    receipt_delay_s: float = 0.0
+    receipt_give_up_s: float = 120.0
 
 
-class EmitRequest(BaseModel):
-    count: int = Field(default=1, ge=1, le=1000)
+KINDS = (
+    Kind(
+        "medication-lists",
+        "takecare/medication-list.schema.json",
+        message_id_field="eventId",
+        document_id_field="listId",
+        superseded_field="supersededBy",
+    ),
+    Kind(
+        "sip-updates",
+        "takecare/sip-update.schema.json",
+        message_id_field="eventId",
+        document_id_field="sipId",
+        superseded_field="supersededBy",
+    ),
+)
+
+_SAMPLES = "services.simulators.samples"
+# family → (adapter_takecare route, sample function)
+EMITTERS = {
+    "admission-notice": ("admissions", f"{_SAMPLES}.admission_notice:sample_admission"),
+    "discharge-readiness": (
+        "discharge-readiness",
+        f"{_SAMPLES}.discharge:sample_discharge_readiness",
+    ),
+    "discharge-notice": ("discharges", f"{_SAMPLES}.discharge:sample_discharge_notice"),
+    "medication-list": (
+        "medication-lists",
+        f"{_SAMPLES}.medication_list:sample_takecare_medication_list",
+    ),
+    "sip-update": ("sip-updates", f"{_SAMPLES}.sip_update:sample_takecare_sip_update"),
+}
 
 
-def create_app(
+def receipt(record: dict[str, Any], record_id: str) -> dict[str, Any]:
+    return {
+        "receiptId": f"RCPT-{record_id}",
+        "messageId": record["eventId"],
+        "recordId": record_id,
+        "status": "registered",
+        "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+
+
+def spec(settings: TakeCareSimSettings) -> JournalSpec:
+    return JournalSpec(
+        name="TakeCare",
+        kinds=KINDS,
+        api_token=settings.api_token,
+        receipt_url=f"{settings.adapter_url}/takecare/v1/receipts",
+        receipt_token=settings.adapter_token,
+        receipt=receipt,
+        record_prefix="TC",
+        receipt_delay_s=settings.receipt_delay_s,
+        receipt_give_up_s=settings.receipt_give_up_s,
+    )
+
+
+def make_emitter(
     settings: TakeCareSimSettings,
     *,
-    intake_transport: httpx.AsyncBaseTransport | None = None,
-    rng: random.Random | None = None,
-) -> FastAPI:
-    rng = rng or random.Random()
-    received: dict[str, Any] = {}
+    rng: random.Random,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> emitters.Emit:
+    async def emit(request: EmitRequest) -> list[dict[str, Any]]:
+        route, events = emitters.build(EMITTERS, request, rng)
+        async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
+            return await post_events(
+                client,
+                f"{settings.adapter_url}/takecare/v1/{route}",
+                settings.adapter_token,
+                events,
+            )
 
-    async def emit(client: httpx.AsyncClient, count: int) -> list[dict[str, Any]]:
-        sent = []
-        for _ in range(count):
-            event = sample_admission(rng, now=datetime.now(UTC))
-            try:
-                res = await client.post(
-                    settings.intake_url,
-                    json=event,
-                    headers={"authorization": f"Bearer {settings.intake_token}"},
-                )
-                status: int | None = res.status_code
-                message_id = res.json().get("messageId") if res.status_code == 202 else None
-            except httpx.HTTPError as exc:
-                status, message_id = None, None
-                log.warning("intake unreachable", extra={"error": type(exc).__name__})
-            sent.append({"eventId": event["eventId"], "status": status, "messageId": message_id})
-        return sent
+    return emit
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(transport=intake_transport, timeout=10.0) as client:
-            app.state.client = client
-            task = None
-            if settings.schedule_interval_s > 0:
 
-                async def scheduled() -> None:
-                    while True:
-                        await asyncio.sleep(settings.schedule_interval_s)
-                        await emit(client, 1)
+async def run(settings: TakeCareSimSettings, stop: asyncio.Event) -> None:
+    state = JournalState()
+    emit = make_emitter(settings, rng=random.Random())
 
-                task = asyncio.create_task(scheduled())
-            yield
-            if task is not None:
-                task.cancel()
+    async def scheduled() -> None:
+        while True:
+            await asyncio.sleep(settings.schedule_interval_s)
+            await emit(EmitRequest(family="admission-notice"))
 
-    app = FastAPI(title="TakeCare simulator", lifespan=lifespan)
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.post("/_sim/admissions")
-    async def admissions(request: Request, body: EmitRequest | None = None) -> dict[str, Any]:
-        return {"sent": await emit(request.app.state.client, (body or EmitRequest()).count)}
-
-    @app.post("/api/v1/messages")
-    async def receive(
-        request: Request, idempotency_key: str | None = Header(default=None)
-    ) -> JSONResponse:
-        if not bearer_ok(request, settings.api_token):
-            return JSONResponse({"title": "missing or wrong bearer token"}, status_code=401)
-        if not idempotency_key:
-            return JSONResponse({"title": "Idempotency-Key header is required"}, status_code=400)
-        if idempotency_key in received:
-            return JSONResponse({"status": "duplicate"}, status_code=200)
-        received[idempotency_key] = await request.json()
-        return JSONResponse({"status": "received"}, status_code=202)
-
-    @app.get("/api/v1/messages")
-    async def list_received() -> dict[str, Any]:
-        return {"count": len(received), "items": list(received.values())}
-
-    return app
+    task = asyncio.create_task(scheduled()) if settings.schedule_interval_s > 0 else None
+    try:
+        await serve(
+            state,
+            create_api_app(state, spec(settings)),
+            create_control_app(state, name="TakeCare", emit=emit),
+            host=settings.host,
+            port=settings.port,
+            control_port=settings.control_port,
+            stop=stop,
+        )
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def main() -> None:
@@ -123,13 +158,15 @@ def main() -> None:
 
     logs.configure("sim_takecare")
     settings = TakeCareSimSettings()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-    )
+    stop = asyncio.Event()
+
+    async def start() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run(settings, stop)
+
+    asyncio.run(start())
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from services.simulators.treserva import TreservaSimSettings, serve
+from services.simulators.treserva import TreservaSimSettings, run
 from services.stack import free_port
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,7 @@ async def eventually(probe, timeout_s=10.0):
 async def test_down_refuses_connections_and_up_serves_again():
     settings = TreservaSimSettings(port=free_port(), control_port=free_port())
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop))
+    task = asyncio.create_task(run(settings, stop))
     api = f"http://127.0.0.1:{settings.port}"
     control = f"http://127.0.0.1:{settings.control_port}"
     try:

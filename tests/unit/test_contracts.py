@@ -1,26 +1,109 @@
-"""Code and contracts must not drift apart."""
+"""Code and contracts must not drift apart: schemas, fixtures, AsyncAPI and OpenAPI."""
 
+import json
+
+import pytest
 import yaml
 
-from services.contracts_cli import check_fixtures, check_schemas
+from services import contracts_cli
+from services.contracts_cli import check_fixtures, check_openapi, check_schemas, contract_names
 from services.messaging import topics
 from services.messaging.contracts import CONTRACTS_DIR
+from services.messaging.envelope import EventCode
+
+
+def _asyncapi():
+    return yaml.safe_load((CONTRACTS_DIR / "asyncapi.yaml").read_text(encoding="utf-8"))
 
 
 def test_asyncapi_documents_exactly_the_topics_in_code():
-    doc = yaml.safe_load((CONTRACTS_DIR / "asyncapi.yaml").read_text(encoding="utf-8"))
+    doc = _asyncapi()
     assert doc["asyncapi"].startswith("3.")
     documented = {channel["address"] for channel in doc["channels"].values()}
     assert documented == set(topics.all_topics())
 
 
-def test_every_schema_is_valid_draft_2020_12():
+def test_asyncapi_documents_every_event_code():
+    text = (CONTRACTS_DIR / "asyncapi.yaml").read_text(encoding="utf-8")
+    enum = _asyncapi()["components"]["schemas"]["EventCode"]["enum"]
+    assert set(enum) == {code.value for code in EventCode}
+    assert all(code.value in text for code in EventCode)
+
+
+def test_every_schema_is_valid_draft_2020_12_and_there_are_enough():
     results = check_schemas()
-    assert len(results) >= 3
     assert [r for r in results if r.status != "ok"] == []
+    assert len(contract_names()) >= 8
 
 
 def test_every_fixture_matches_its_golden_output():
     results = check_fixtures()
-    assert len(results) >= 6
-    assert [(r.fixture, r.golden, r.status) for r in results if r.status != "ok"] == []
+    assert [(r.subject, r.check, r.status) for r in results if r.status != "ok"] == []
+    files = list((CONTRACTS_DIR / "fixtures").rglob("*.json"))
+    assert len(files) >= 40
+
+
+def test_checked_in_openapi_matches_every_app():
+    assert [(r.subject, r.status) for r in check_openapi() if r.status != "ok"] == []
+
+
+def test_a_changed_golden_is_reported(tmp_path, monkeypatch):
+    """The drift check can fail: copy one fixture, spoil its golden, and look."""
+    source = next(
+        (CONTRACTS_DIR / "fixtures" / "takecare" / "admission-notice").glob("*.input.json")
+    )
+    target = tmp_path / "takecare" / "admission-notice"
+    target.mkdir(parents=True)
+    (target / source.name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    golden = json.loads(source.with_name(source.name.replace(".input", ".fhir")).read_text())
+    golden["timestamp"] = "1999-01-01T00:00:00Z"
+    (target / source.name.replace(".input", ".fhir")).write_text(json.dumps(golden))
+    monkeypatch.setattr(contracts_cli, "FIXTURES", tmp_path)
+    statuses = {r.check: r.status for r in check_fixtures()}
+    assert statuses[source.name.replace(".input", ".fhir")] == "DIFFERS"
+    assert statuses[source.name.replace(".input", ".treserva")] == "MISSING"
+
+
+@pytest.mark.parametrize(
+    ("contract", "change", "expected"),
+    [
+        (
+            "takecare/admission-notice",
+            {"patient": {"personalIdentityNumber": "191212121213"}},
+            ("patient.personalIdentityNumber", "identifier"),
+        ),
+        ("takecare/admission-notice", {"admissionReason": None}, ("admissionReason", "type")),
+        ("treserva/receipt", {"status": "kanske"}, ("status", "enum")),
+    ],
+)
+def test_validate_names_the_field_and_rule(tmp_path, capsys, contract, change, expected):
+    if contract.startswith("takecare"):
+        doc = json.loads(
+            (
+                CONTRACTS_DIR / "fixtures/takecare/admission-notice/personnummer-full.input.json"
+            ).read_text(encoding="utf-8")
+        )
+    else:
+        doc = {
+            "kvittensId": "KV-1",
+            "meddelandeId": "6f1d3c52-2b7e-5c1a-9a43-0c9b1f6e8d21",
+            "status": "registrerad",
+            "tidpunkt": "2026-11-20T09:00:00+01:00",
+        }
+    for key, value in change.items():
+        if isinstance(value, dict):
+            doc[key] = {**doc[key], **value}
+        else:
+            doc[key] = value
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    assert contracts_cli.main(["validate", contract, str(path)]) == 1
+    out = capsys.readouterr().out
+    field, rule = expected
+    assert f"{field}: [{rule}]" in out
+
+
+def test_validate_accepts_a_valid_document(capsys):
+    path = CONTRACTS_DIR / "fixtures/takecare/admission-notice/personnummer-full.input.json"
+    assert contracts_cli.main(["validate", "takecare/admission-notice", str(path)]) == 0
+    assert "valid" in capsys.readouterr().out

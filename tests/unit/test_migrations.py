@@ -3,7 +3,7 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import services.adapter_takecare.tables
+import services.messaging.intake_tables
 import services.messaging.outbox
 import services.messaging.processed
 import services.router.tables  # noqa: F401

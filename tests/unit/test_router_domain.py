@@ -70,9 +70,24 @@ def test_backoff_grows_is_jittered_and_capped():
     assert not policy.exhausted(4) and policy.exhausted(5)
 
 
-def test_admission_notices_route_to_treserva_and_unknown_codes_nowhere():
+def test_routes_follow_the_family_catalogue_by_event_and_sender():
+    assert routes("admission-notice", "takecare") == (System.TRESERVA,)
+    assert routes("ready-for-discharge-withdrawn", "takecare") == (System.TRESERVA,)
+    assert routes("medication-list", "takecare") == (System.TRESERVA,)
+    assert routes("medication-list", "treserva") == (System.TAKECARE,)
+    assert routes("sip-updated", "treserva") == (System.TAKECARE,)
+    # Treserva may not send hospital notices; unknown codes and senders go nowhere
+    assert routes("admission-notice", "treserva") == ()
+    assert routes("no-such-event", "takecare") == ()
+    assert routes("admission-notice", "flexite") == ()
+
+
+def test_every_event_code_of_a_family_has_a_policy():
     policies = default_policies(
-        admission_confirmation_deadline=timedelta(minutes=15), retry=RetryPolicy()
+        admission_confirmation_deadline=timedelta(minutes=15),
+        confirmation_deadline=timedelta(hours=1),
+        retry=RetryPolicy(),
     )
-    assert routes("admission-notice", policies) == (System.TRESERVA,)
-    assert routes("no-such-event", policies) == ()
+    assert policies["admission-notice"].confirmation_deadline == timedelta(minutes=15)
+    assert policies["sip-invitation"].confirmation_deadline == timedelta(hours=1)
+    assert "receipt" not in policies and "delivery-outcome" not in policies

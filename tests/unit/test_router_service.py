@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from services.adapter_takecare.admission import parse_admission
-from services.adapter_takecare.translation import to_bundle
+from services.adapter_takecare.families.admission_notice import INBOUND, to_bundle
 from services.messaging import topics
 from services.messaging.envelope import EventCode, ResponseCode, System, response_message, to_json
 from services.messaging.kafka import IncomingRecord
@@ -18,7 +17,7 @@ from services.router.deliveries import RoutingRules
 from services.router.domain import RetryPolicy, default_policies
 from services.router.handlers import Router
 from services.router.tables import alert, alert_delivery, delivery, rejected_record
-from services.simulators.samples import sample_admission
+from services.simulators.samples.admission_notice import sample_admission
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -44,6 +43,7 @@ def router(sessions, clock):
     rules = RoutingRules(
         policies=default_policies(
             admission_confirmation_deadline=timedelta(minutes=15),
+            confirmation_deadline=timedelta(minutes=30),
             retry=RetryPolicy(base_s=1, cap_s=10, max_attempts=3),
         ),
         attempt_timeout=timedelta(seconds=30),
@@ -57,7 +57,7 @@ _offsets = iter(range(10**9))
 
 def inbound(seed=1, *, patient="p" * 32, event_id=None):
     doc = sample_admission(random.Random(seed), now=T0, event_id=event_id)
-    bundle = to_json(to_bundle(parse_admission(doc), now=T0))
+    bundle = to_json(to_bundle(INBOUND.parse(doc), now=T0))
     return IncomingRecord(topics.INBOUND, 0, next(_offsets), patient, bundle.encode(), {})
 
 

@@ -10,12 +10,22 @@ import pytest
 from sqlalchemy import func, select
 
 from services.adapter_takecare.app import create_app
-from services.adapter_takecare.intake import accept_admission
+from services.adapter_takecare.families.admission_notice import INBOUND
 from services.adapter_takecare.settings import AdapterTakeCareSettings
-from services.adapter_takecare.store import ConflictingResend, FakeIntakeStore, SqlIntakeStore
-from services.adapter_takecare.tables import intake_record
 from services.messaging import topics
+from services.messaging.intake import (
+    ConflictingResend,
+    FakeIntakeStore,
+    SqlIntakeStore,
+    accept_event,
+)
+from services.messaging.intake_tables import intake_record
 from services.messaging.outbox import outbox
+
+
+async def accept_admission(document, *, store, pseudonym_key, now):
+    return await accept_event(document, INBOUND, store=store, pseudonym_key=pseudonym_key, now=now)
+
 
 FIXTURE = Path("contracts/fixtures/takecare/admission-notice/personnummer-full.input.json")
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -34,7 +44,7 @@ def store():
 
 @pytest.fixture
 async def client(store):
-    app = create_app(AdapterTakeCareSettings(), store=store, clock=lambda: NOW)
+    app = create_app(AdapterTakeCareSettings(), store=store, sessions=None, clock=lambda: NOW)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://tc",
@@ -95,7 +105,7 @@ async def test_wrong_content_type_is_415(client, event):
 
 
 async def test_oversized_body_is_413(client, event, store):
-    event["careNeedsAssessment"] = "x" * 70_000
+    event["careNeedsAssessment"] = "x" * 600_000
     res = await client.post("/takecare/v1/admissions", json=event)
     assert res.status_code == 413
     assert store.outbox == []
@@ -126,11 +136,11 @@ async def test_missing_required_fields_are_each_reported(client, event):
     res = await client.post("/takecare/v1/admissions", json=event)
     assert res.status_code == 422
     paths = [i["expression"][0] for i in res.json()["issue"]]
-    assert "$" in paths and "patient" in paths
+    assert "expectedDischargeAt" in paths and "patient.registeredAddress" in paths
 
 
 async def test_sql_store_writes_intake_and_outbox_in_one_go(sessions, event):
-    store = SqlIntakeStore(sessions)
+    store = SqlIntakeStore(sessions, "adapter_takecare")
     first = await accept_admission(event, store=store, pseudonym_key="k", now=NOW)
     again = await accept_admission(event, store=store, pseudonym_key="k", now=NOW)
     assert again.message_id == first.message_id and again.duplicate
@@ -143,7 +153,7 @@ async def test_sql_store_writes_intake_and_outbox_in_one_go(sessions, event):
 
 
 async def test_concurrent_identical_posts_create_one_message(sessions, event):
-    store = SqlIntakeStore(sessions)
+    store = SqlIntakeStore(sessions, "adapter_takecare")
     results = await asyncio.gather(
         *(accept_admission(event, store=store, pseudonym_key="k", now=NOW) for _ in range(8))
     )
@@ -151,3 +161,27 @@ async def test_concurrent_identical_posts_create_one_message(sessions, event):
     assert sum(not r.duplicate for r in results) == 1
     async with sessions() as s:
         assert await s.scalar(select(func.count()).select_from(outbox)) == 1
+
+
+async def test_validate_checks_without_storing(client, store, event):
+    ok = await client.post("/takecare/v1/admissions/$validate", json=event)
+    assert ok.status_code == 200
+    assert ok.json()["issue"][0]["severity"] == "information"
+    event["patient"]["personalIdentityNumber"] = "19121212-1213"
+    event["encounter"]["unit"]["hsaId"] = "not-an-hsa-id"
+    bad = await client.post("/takecare/v1/admissions/$validate", json=event)
+    assert bad.status_code == 422
+    paths = {i["expression"][0] for i in bad.json()["issue"]}
+    assert "encounter.unit.hsaId" in paths
+    assert store.outbox == []
+
+
+async def test_a_reserve_number_is_accepted_and_two_identifiers_are_not(client, store, event):
+    del event["patient"]["personalIdentityNumber"]
+    event["patient"]["reserveNumber"] = "GOT2026000417"
+    assert (await client.post("/takecare/v1/admissions", json=event)).status_code == 202
+    event["eventId"] = "tc-two-ids"
+    event["patient"]["personalIdentityNumber"] = "191212121212"
+    res = await client.post("/takecare/v1/admissions", json=event)
+    assert res.status_code == 422
+    assert res.json()["issue"][0]["expression"] == ["patient"]

@@ -8,17 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.adapter_takecare.admission import InvalidAdmission, parse_admission
-from services.adapter_takecare.translation import SECURITY_LABEL_SYSTEM, to_bundle
-from services.contracts_cli import FIXTURE_NOW, fixture_inputs, golden_path, render
-from services.messaging.envelope import EVENT_SYSTEM, EventCode, read_envelope, to_json
-from services.simulators.samples import sample_admission
+from services.adapter_takecare.families.admission_notice import INBOUND, to_bundle
+from services.contracts_cli import FIXTURE_NOW, fixtures_of, golden_path, render
+from services.messaging.envelope import EVENT_SYSTEM, EventCode, System, read_envelope, to_json
+from services.messaging.fhir_parts import SECURITY_LABEL_SYSTEM
+from services.messaging.native import InvalidEvent
+from services.simulators.samples.admission_notice import sample_admission
 
-FIXTURES = fixture_inputs("takecare/admission-notice")
+FIXTURES = fixtures_of(System.TAKECARE, "admission-notice")
 
 
 def _translate(doc):
-    return json.loads(to_json(to_bundle(parse_admission(doc), now=FIXTURE_NOW)))
+    return json.loads(to_json(to_bundle(INBOUND.parse(doc), now=FIXTURE_NOW)))
 
 
 def test_there_are_at_least_three_fixtures():
@@ -68,7 +69,7 @@ def test_missing_optional_fields_produce_no_empty_observations():
 @given(st.integers(0, 10_000))
 def test_every_valid_event_gives_a_complete_routable_message(seed):
     doc = sample_admission(random.Random(seed), now=datetime(2026, 3, 29, 1, 30, tzinfo=UTC))
-    event = parse_admission(doc)
+    event = INBOUND.parse(doc)
     bundle = to_bundle(event, now=FIXTURE_NOW)
     again = to_bundle(event, now=FIXTURE_NOW)
     assert to_json(bundle) == to_json(again)  # pure and deterministic
@@ -85,9 +86,8 @@ def test_every_valid_event_gives_a_complete_routable_message(seed):
     assert env.business_key is not None and env.business_key.source_event_id == doc["eventId"]
     (patient,) = _resources(data, "Patient")
     # round trip: the identifier and the name survive translation
-    assert patient["identifier"][0]["value"] == doc["patient"]["personalIdentityNumber"].replace(
-        "-", ""
-    ).replace("+", "")
+    raw = doc["patient"].get("personalIdentityNumber") or doc["patient"]["reserveNumber"]
+    assert patient["identifier"][0]["value"] == raw.replace("-", "").replace("+", "")
     assert patient["name"][0]["family"] == doc["patient"]["familyName"]
     urls = {e["fullUrl"] for e in data["entry"]}
     assert header["focus"][0]["reference"] in urls
@@ -96,14 +96,14 @@ def test_every_valid_event_gives_a_complete_routable_message(seed):
 def test_a_bad_check_digit_is_a_contract_violation_at_the_identifier():
     doc = json.loads(FIXTURES[0].read_text())
     doc["patient"]["personalIdentityNumber"] = "19121212-1213"
-    with pytest.raises(InvalidAdmission) as err:
-        parse_admission(doc)
+    with pytest.raises(InvalidEvent) as err:
+        INBOUND.parse(doc)
     assert [v.path for v in err.value.violations] == ["patient.personalIdentityNumber"]
 
 
 def test_a_timestamp_without_offset_is_refused():
     doc = json.loads(FIXTURES[0].read_text())
     doc["encounter"]["admittedAt"] = "2026-11-20T08:40:00"
-    with pytest.raises(InvalidAdmission) as err:
-        parse_admission(doc)
+    with pytest.raises(InvalidEvent) as err:
+        INBOUND.parse(doc)
     assert any("admittedAt" in v.path for v in err.value.violations)

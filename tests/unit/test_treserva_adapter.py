@@ -1,4 +1,5 @@
-"""adapter_treserva: translation, client error classes, delivery handling and receipts."""
+"""adapter_treserva: admission translation, the journal client's error classes, delivery
+handling (the shared delivery service with Treserva as destination) and receipts."""
 
 import json
 from datetime import UTC, datetime
@@ -6,29 +7,35 @@ from typing import Any
 
 import httpx
 import pytest
-from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select
 
 from services.adapter_treserva.app import create_app
-from services.adapter_treserva.client import (
-    FakeTreservaClient,
-    FatalDeliveryError,
-    HttpTreservaClient,
-    TransientDeliveryError,
-)
-from services.adapter_treserva.delivery import DeliveryDeps, handle_delivery_batch
+from services.adapter_treserva.families.admission_notice import to_native
+from services.adapter_treserva.service import DESTINATION
 from services.adapter_treserva.settings import AdapterTreservaSettings
-from services.adapter_treserva.translation import TranslationError, to_treserva_notice
-from services.contracts_cli import fixture_inputs, golden_path, render
+from services.contracts_cli import fixtures_of, golden_path, render
 from services.messaging import topics
 from services.messaging.contracts import violations
-from services.messaging.envelope import read_envelope
+from services.messaging.delivery import DeliveryDeps, handle_delivery_batch
+from services.messaging.envelope import System, read_envelope
+from services.messaging.fhir_parts import TranslationError
+from services.messaging.intake import FakeIntakeStore
+from services.messaging.journal_client import (
+    FakeJournalClient,
+    FatalDeliveryError,
+    HttpJournalClient,
+    TransientDeliveryError,
+)
 from services.messaging.kafka import IncomingRecord
 from services.messaging.outbox import outbox
 from tests.unit.test_takecare_translation import _translate
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-FIXTURES = fixture_inputs("takecare/admission-notice")
+FIXTURES = fixtures_of(System.TAKECARE, "admission-notice")
+
+
+def to_treserva_notice(bundle):
+    return to_native(bundle)
 
 
 def fhir(name):
@@ -37,19 +44,17 @@ def fhir(name):
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
 def test_translation_matches_golden_and_the_treserva_contract(path):
-    bundle = Bundle.model_validate(_translate(json.loads(path.read_text(encoding="utf-8"))))
+    bundle = _translate(json.loads(path.read_text(encoding="utf-8")))
     notice = to_treserva_notice(bundle)
     assert violations("treserva/admission-notice.schema.json", notice) == []
     assert render(notice) == golden_path(path, "treserva").read_text(encoding="utf-8")
 
 
 def test_protected_identity_has_no_address_and_coordination_numbers_are_flagged():
-    protected = to_treserva_notice(Bundle.model_validate(fhir("protected-identity.input.json")))
+    protected = to_treserva_notice(fhir("protected-identity.input.json"))
     assert protected["brukare"]["skyddadIdentitet"] is True
     assert "folkbokforingsadress" not in protected["brukare"]
-    samordning = to_treserva_notice(
-        Bundle.model_validate(fhir("samordningsnummer-optional-missing.input.json"))
-    )
+    samordning = to_treserva_notice(fhir("samordningsnummer-optional-missing.input.json"))
     assert samordning["brukare"]["samordningsnummer"] is True
     assert samordning["beraknadUtskrivning"] is None and samordning["boendesituation"] is None
 
@@ -58,11 +63,11 @@ def test_a_message_without_patient_is_a_translation_error():
     doc = fhir("personnummer-full.input.json")
     doc["entry"] = [e for e in doc["entry"] if e["resource"]["resourceType"] != "Patient"]
     with pytest.raises(TranslationError):
-        to_treserva_notice(Bundle.model_validate(doc))
+        to_treserva_notice(doc)
 
 
 def _client(handler):
-    return HttpTreservaClient("http://treserva", "tok", 5.0, transport=httpx.MockTransport(handler))
+    return HttpJournalClient("http://treserva", "tok", 5.0, transport=httpx.MockTransport(handler))
 
 
 @pytest.mark.parametrize(
@@ -85,17 +90,17 @@ async def test_client_classifies_answers(status, expected):
 
     def handler(request):
         seen.append(request)
-        return httpx.Response(status, json={"treservaId": "TRS-1"})
+        return httpx.Response(status, json={"recordId": "TRS-1"})
 
     client = _client(handler)
     if expected is None:
-        receipt = await client.post_admission_notice({"a": 1}, idempotency_key="m-1")
-        assert receipt.http_status == status and receipt.treserva_id == "TRS-1"
+        receipt = await client.post("/api/v1/x", {"a": 1}, idempotency_key="m-1")
+        assert receipt.http_status == status and receipt.record_id == "TRS-1"
     else:
         with pytest.raises(expected) as err:
-            await client.post_admission_notice({"a": 1}, idempotency_key="m-1")
+            await client.post("/api/v1/x", {"a": 1}, idempotency_key="m-1")
         assert err.value.http_status == status
-    assert seen[0].headers["idempotency-key"] == "m-1"
+    assert seen[0].headers["idempotency-key"] == "m-1" and seen[0].url.path == "/api/v1/x"
     assert seen[0].headers["authorization"] == "Bearer tok"
     await client.aclose()
 
@@ -107,7 +112,7 @@ async def test_connection_failures_are_transient(exc):
 
     client = _client(handler)
     with pytest.raises(TransientDeliveryError):
-        await client.post_admission_notice({}, idempotency_key="m")
+        await client.post("/api/v1/x", {}, idempotency_key="m")
     await client.aclose()
 
 
@@ -135,7 +140,9 @@ async def results(sessions):
 
 @pytest.fixture
 def deps(sessions):
-    return DeliveryDeps(sessions=sessions, client=FakeTreservaClient(), clock=lambda: NOW)
+    return DeliveryDeps(
+        sessions=sessions, client=FakeJournalClient(), clock=lambda: NOW, destination=DESTINATION
+    )
 
 
 async def test_a_delivery_posts_once_and_reports_ok(deps, sessions):
@@ -143,7 +150,9 @@ async def test_a_delivery_posts_once_and_reports_ok(deps, sessions):
     await handle_delivery_batch([command(bundle)], deps=deps)
     await handle_delivery_batch([command(bundle)], deps=deps)  # Kafka redelivery
     assert len(deps.client.calls) == 1
-    assert deps.client.calls[0][0] == bundle["id"]
+    path, key, document = deps.client.calls[0]
+    assert (path, key) == ("/api/v1/inskrivningsmeddelanden", bundle["id"])
+    assert violations("treserva/admission-notice.schema.json", document) == []
     ((row, env),) = await results(sessions)
     assert row.topic == topics.RESULTS and row.key == bundle["id"]
     assert row.headers == {"message-id": bundle["id"], "attempt": "1", "delivery-id": "7"}
@@ -186,16 +195,27 @@ async def test_one_patients_commands_keep_their_order(deps):
     first = fhir("personnummer-full.input.json")
     second = fhir("protected-identity.input.json")
     await handle_delivery_batch([command(first, offset=1), command(second, offset=2)], deps=deps)
-    assert [c[0] for c in deps.client.calls] == [first["id"], second["id"]]
+    assert [c[1] for c in deps.client.calls] == [first["id"], second["id"]]
+
+
+async def test_a_family_the_destination_does_not_take_is_a_fatal_outcome(deps, sessions):
+    bundle = fhir("personnummer-full.input.json")
+    bundle["entry"][0]["resource"]["eventCoding"]["code"] = "sip-updated"
+    await handle_delivery_batch([command(bundle)], deps=deps)
+    ((_, env),) = await results(sessions)
+    assert env.response_code == "fatal-error" and deps.client.calls == []
+    assert "takes no sip-updated" in (env.outcome_text or "")
 
 
 @pytest.fixture
 async def receipts_client(sessions):
-    app = create_app(AdapterTreservaSettings(), sessions=sessions)
+    app = create_app(
+        AdapterTreservaSettings(), store=FakeIntakeStore(), sessions=sessions, clock=lambda: NOW
+    )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://a",
-        headers={"authorization": "Bearer sandbox-treserva-receipt-key"},
+        headers={"authorization": "Bearer sandbox-treserva-key"},
     ) as c:
         yield c
 
@@ -236,7 +256,8 @@ async def test_a_refusal_after_acceptance_is_a_fatal_response(receipts_client, s
         ({"json": receipt(), "headers": {"authorization": "Bearer nope"}}, 401),
         ({"content": "x", "headers": {"content-type": "text/plain"}}, 415),
         ({"json": receipt(status="kanske")}, 422),
-        ({"json": {**receipt(), "orsak": "x" * 70_000}}, 413),
+        ({"json": {**receipt(), "orsak": "x" * 600_000}}, 413),
+        ({"json": receipt(status="avvisad")}, 422),  # a refusal must say why
     ],
 )
 async def test_bad_receipts_are_refused(receipts_client, sessions, kwargs, status):

@@ -1,4 +1,4 @@
-"""adapter_takecare's own table: every accepted TakeCare event, keyed by its business key."""
+"""The adapters' intake table: every accepted native event, keyed by its business key."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The Treserva and TakeCare simulators, in process; receipts captured by a MockTransport."""
+"""The Treserva and TakeCare simulators, in process; receipts and emitted events are captured
+by a MockTransport."""
 
 import asyncio
 import json
@@ -8,19 +9,12 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from fhir.resources.R4B.bundle import Bundle
 
-from services.adapter_treserva.translation import to_treserva_notice
+from services.adapter_treserva.families.admission_notice import to_native
 from services.messaging.contracts import violations
-from services.simulators.samples import sample_admission
-from services.simulators.takecare import TakeCareSimSettings
-from services.simulators.takecare import create_app as create_takecare
-from services.simulators.treserva import (
-    SimState,
-    TreservaSimSettings,
-    create_api_app,
-    create_control_app,
-)
+from services.simulators import takecare, treserva
+from services.simulators.journal import JournalState, create_api_app, create_control_app
+from services.simulators.samples.admission_notice import sample_admission
 from tests.unit.test_takecare_translation import _translate
 
 API = {"authorization": "Bearer sandbox-treserva-api-key"}
@@ -40,21 +34,23 @@ def receipts():
 
 @pytest.fixture
 async def sim(receipts):
-    state = SimState()
+    state = JournalState()
 
     def capture(request):
         receipts.append((request.headers["authorization"], json.loads(request.content)))
         return httpx.Response(202, json={})
 
+    settings = treserva.TreservaSimSettings()
     api = create_api_app(
-        state, TreservaSimSettings(), receipt_transport=httpx.MockTransport(capture)
+        state, treserva.spec(settings), receipt_transport=httpx.MockTransport(capture)
     )
     async with (
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=api), base_url="http://t", headers=API
         ) as client,
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_control_app(state)), base_url="http://c"
+            transport=httpx.ASGITransport(app=create_control_app(state, name="Treserva")),
+            base_url="http://c",
         ) as control,
     ):
         yield client, control, state
@@ -62,7 +58,7 @@ async def sim(receipts):
 
 def notice(seed=1):
     doc = sample_admission(random.Random(seed), now=datetime(2026, 11, 20, tzinfo=UTC))
-    return to_treserva_notice(Bundle.model_validate(_translate(doc)))
+    return to_native(_translate(doc))
 
 
 async def post(client, body, key=None):
@@ -80,11 +76,12 @@ async def test_a_notice_is_stored_and_a_valid_receipt_is_pushed(sim, receipts):
     assert res.status_code == 202
     await until(lambda: receipts)
     ((auth, receipt),) = receipts
-    assert auth == "Bearer sandbox-treserva-receipt-key"
+    assert auth == "Bearer sandbox-treserva-key"
     assert violations("treserva/receipt.schema.json", receipt) == []
     assert receipt["meddelandeId"] == body["meddelandeId"]
     read = await client.get(f"/api/v1/inskrivningsmeddelanden/{body['meddelandeId']}")
-    assert read.status_code == 200 and read.json()["treservaId"] == res.json()["treservaId"]
+    assert read.status_code == 200 and read.json()["recordId"] == res.json()["recordId"]
+    assert read.json()["recordId"] == receipt["treservaId"]
 
 
 async def test_a_repeat_is_deduplicated_on_the_idempotency_key(sim, receipts):
@@ -92,7 +89,7 @@ async def test_a_repeat_is_deduplicated_on_the_idempotency_key(sim, receipts):
     body = notice()
     first, second = await post(client, body), await post(client, body)
     assert (first.status_code, second.status_code) == (202, 200)
-    assert first.json()["treservaId"] == second.json()["treservaId"]
+    assert first.json()["recordId"] == second.json()["recordId"]
     await until(lambda: state.stats["receipts_sent"] == 1)
     assert state.stats["stored"] == 1 and state.stats["duplicates"] == 1
 
@@ -145,22 +142,25 @@ def test_sample_admissions_follow_the_takecare_contract():
         assert violations("takecare/admission-notice.schema.json", doc) == [], seed
 
 
-async def test_takecare_sim_emits_valid_admissions_with_its_token():
-    seen = []
-
+def _capture_intake(seen):
     def intake(request):
         seen.append(request)
         return httpx.Response(202, json={"messageId": f"m-{len(seen)}", "duplicate": False})
 
-    app = create_takecare(
-        TakeCareSimSettings(), intake_transport=httpx.MockTransport(intake), rng=random.Random(3)
-    )
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tc") as client,
-    ):
-        res = await client.post("/_sim/admissions", json={"count": 3})
+    return httpx.MockTransport(intake)
+
+
+async def test_takecare_sim_emits_valid_admissions_with_its_token():
+    seen = []
+    settings = takecare.TakeCareSimSettings()
+    emit = takecare.make_emitter(settings, rng=random.Random(3), transport=_capture_intake(seen))
+    app = create_control_app(JournalState(), name="TakeCare", emit=emit)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+        res = await c.post("/_sim/emit", json={"family": "admission-notice", "count": 3})
+        unknown = await c.post("/_sim/emit", json={"family": "horoscope"})
     assert [s["messageId"] for s in res.json()["sent"]] == ["m-1", "m-2", "m-3"]
+    assert unknown.status_code == 404
+    assert all(r.url.path == "/takecare/v1/admissions" for r in seen)
     assert all(r.headers["authorization"] == "Bearer sandbox-takecare-key" for r in seen)
     assert all(
         violations("takecare/admission-notice.schema.json", json.loads(r.content)) == []
@@ -168,13 +168,9 @@ async def test_takecare_sim_emits_valid_admissions_with_its_token():
     )
 
 
-async def test_takecare_sim_receives_deliveries_once():
-    app = create_takecare(TakeCareSimSettings())
-    headers = {"authorization": "Bearer sandbox-takecare-api-key", "idempotency-key": "m-1"}
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://tc"
-    ) as client:
-        first = await client.post("/api/v1/messages", json={"a": 1}, headers=headers)
-        again = await client.post("/api/v1/messages", json={"a": 1}, headers=headers)
-        listed = (await client.get("/api/v1/messages")).json()
-    assert (first.status_code, again.status_code, listed["count"]) == (202, 200, 1)
+def test_every_emitter_names_a_sample_function_that_exists():
+    from services.simulators.emitters import sample_function
+
+    for table in (takecare.EMITTERS, treserva.EMITTERS):
+        for _route, target in table.values():
+            assert callable(sample_function(target)), target

@@ -1,10 +1,11 @@
-"""The Treserva API client, behind a Protocol with a Fake beside it.
+"""The client of a destination journal's API (Treserva, TakeCare), behind a Protocol with a
+Fake beside it. Every POST carries the message id as ``Idempotency-Key``.
 
 Exceptions (the retry decision reads the class, never the text)::
 
     DeliveryError
      ├── TransientDeliveryError   connection refused, timeout, 5xx, 408, 429: retry later
-     └── FatalDeliveryError       other 4xx, or a message Treserva can never take: dead letter
+     └── FatalDeliveryError       other 4xx, or a message the journal can never take: dead letter
 """
 
 from __future__ import annotations
@@ -34,20 +35,20 @@ class FatalDeliveryError(DeliveryError):
 @dataclass(frozen=True, slots=True)
 class DeliveryReceipt:
     http_status: int
-    treserva_id: str | None
+    record_id: str | None  # the destination's own id of the record, when it tells
     latency_ms: float
 
 
-class TreservaClient(Protocol):
-    async def post_admission_notice(
-        self, notice: dict[str, Any], *, idempotency_key: str
+class JournalClient(Protocol):
+    async def post(
+        self, path: str, document: dict[str, Any], *, idempotency_key: str
     ) -> DeliveryReceipt: ...
 
 
 _TRANSIENT_4XX = {408, 425, 429}
 
 
-class HttpTreservaClient:
+class HttpJournalClient:
     def __init__(
         self,
         base_url: str,
@@ -66,14 +67,14 @@ class HttpTreservaClient:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def post_admission_notice(
-        self, notice: dict[str, Any], *, idempotency_key: str
+    async def post(
+        self, path: str, document: dict[str, Any], *, idempotency_key: str
     ) -> DeliveryReceipt:
         started = time.perf_counter()
         try:
             res = await self._client.post(
-                "/api/v1/inskrivningsmeddelanden",
-                json=notice,
+                path,
+                json=document,
                 headers={"idempotency-key": idempotency_key},
             )
         except httpx.TimeoutException:
@@ -82,10 +83,11 @@ class HttpTreservaClient:
             raise TransientDeliveryError(f"transport: {type(exc).__name__}") from None
         latency_ms = (time.perf_counter() - started) * 1000
         if res.status_code in (200, 201, 202):
-            treserva_id = None
+            record_id = None
             if res.headers.get("content-type", "").startswith("application/json"):
-                treserva_id = res.json().get("treservaId")
-            return DeliveryReceipt(res.status_code, treserva_id, latency_ms)
+                body = res.json()
+                record_id = body.get("recordId") if isinstance(body, dict) else None
+            return DeliveryReceipt(res.status_code, record_id, latency_ms)
         reason = f"HTTP {res.status_code}"
         if res.status_code >= 500 or res.status_code in _TRANSIENT_4XX:
             raise TransientDeliveryError(reason, http_status=res.status_code)
@@ -93,16 +95,17 @@ class HttpTreservaClient:
 
 
 @dataclass
-class FakeTreservaClient:
-    """Records calls; raises ``fail_with`` (once per element) before accepting."""
+class FakeJournalClient:
+    """Records calls as (path, idempotency key, document); raises ``fail_with`` (once per
+    element) before accepting."""
 
-    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     fail_with: list[DeliveryError] = field(default_factory=list)
 
-    async def post_admission_notice(
-        self, notice: dict[str, Any], *, idempotency_key: str
+    async def post(
+        self, path: str, document: dict[str, Any], *, idempotency_key: str
     ) -> DeliveryReceipt:
-        self.calls.append((idempotency_key, notice))
+        self.calls.append((path, idempotency_key, document))
         if self.fail_with:
             raise self.fail_with.pop(0)
-        return DeliveryReceipt(202, f"TRS-{len(self.calls)}", 1.0)
+        return DeliveryReceipt(202, f"REC-{len(self.calls)}", 1.0)

@@ -1,4 +1,6 @@
-"""Durable intake: the intake record and its outbox row are written in one transaction.
+"""Durable intake of native events: validate, translate, and store the intake record and its
+outbox row in one transaction, so a 2xx to the source means the message cannot be lost.
+The business key (source, event id, version) makes a repeat return the first message id.
 
 Exceptions::
 
@@ -8,20 +10,23 @@ Exceptions::
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.adapter_takecare.tables import intake_record
-from services.messaging.envelope import BusinessKey
+from services.messaging import topics
+from services.messaging.envelope import BusinessKey, to_json
+from services.messaging.identifiers import pseudonym
+from services.messaging.intake_tables import intake_record
 from services.messaging.kafka import OutgoingRecord
+from services.messaging.native import E, InboundFamily
 from services.messaging.outbox import add_to_outbox
-
-OUTBOX_OWNER = "adapter_takecare"
 
 
 class IntakeError(Exception):
@@ -57,9 +62,46 @@ class IntakeStore(Protocol):
         """Store durably, or recognise a repeat; raise ConflictingResend on a changed repeat."""
 
 
+def payload_digest(document: Any) -> str:
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def accept_event(
+    document: Any,
+    family: InboundFamily[E],
+    *,
+    store: IntakeStore,
+    pseudonym_key: str,
+    now: datetime,
+) -> Accepted:
+    """Raises ``InvalidEvent`` (bad input) or ``ConflictingResend``."""
+    event = family.parse(document)
+    bundle = family.to_bundle(event, now=now)
+    message_id = str(bundle.id)
+    patient = pseudonym(pseudonym_key, event.patient_identifier())
+    code = event.event_code().value
+    entry = IntakeEntry(
+        message_id=message_id,
+        key=event.business_key(),
+        payload_sha256=payload_digest(document),
+        event_code=code,
+        pseudonym=patient,
+        received_at=now,
+    )
+    outgoing = OutgoingRecord(
+        topic=topics.INBOUND,
+        key=patient,
+        value=to_json(bundle),
+        headers={"message-id": message_id, "event": code},
+    )
+    return await store.record(entry, outgoing)
+
+
 class SqlIntakeStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], owner: str) -> None:
         self._sessions = sessions
+        self._owner = owner
 
     async def record(self, entry: IntakeEntry, outgoing: OutgoingRecord) -> Accepted:
         existing = await self._existing(entry.key)
@@ -79,7 +121,7 @@ class SqlIntakeStore:
                         received_at=entry.received_at,
                     )
                 )
-                await add_to_outbox(session, OUTBOX_OWNER, outgoing)
+                await add_to_outbox(session, self._owner, outgoing)
         except IntegrityError:
             # A concurrent identical POST won the race; answer as its repeat.
             existing = await self._existing(entry.key)

@@ -1,28 +1,25 @@
-"""Service layer of a delivery: one delivery command from the router → one POST to Treserva
-→ one delivery outcome back to the router (outbox), recorded as processed in the same
-transaction. A redelivered command is recognised and not posted again; if the process dies
-between the POST and the commit, the command is read again and posted again with the same
-Idempotency-Key, and Treserva dedupes it."""
+"""Service layer of a delivery to a destination journal: one delivery command from the
+router → the family's pure translation → one POST to the journal's API → one delivery outcome
+back to the router (outbox), recorded as processed in the same transaction.
+
+A redelivered command is recognised and not posted again; if the process dies between the
+POST and the commit, the command is read again and posted again with the same
+Idempotency-Key, and the journal dedupes it. A message the router marked as superseded (an
+older version of a SIP or medication list that arrived after a newer one) is delivered with
+the adapter's ``superseded_field`` set, so the journal files it without applying it."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from fhir.resources.R4B.bundle import Bundle
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.adapter_treserva.client import (
-    FatalDeliveryError,
-    TransientDeliveryError,
-    TreservaClient,
-)
-from services.adapter_treserva.translation import TranslationError, to_treserva_notice
 from services.messaging import topics
 from services.messaging.envelope import (
     EventCode,
@@ -33,22 +30,41 @@ from services.messaging.envelope import (
     response_message,
     to_json,
 )
+from services.messaging.families import is_versioned
+from services.messaging.fhir_parts import TranslationError
+from services.messaging.journal_client import (
+    FatalDeliveryError,
+    JournalClient,
+    TransientDeliveryError,
+)
 from services.messaging.kafka import IncomingRecord, OutgoingRecord
+from services.messaging.native import OutboundFamily
 from services.messaging.outbox import add_to_outbox
 from services.messaging.processed import already_processed, mark_processed
 
 log = logging.getLogger(__name__)
 
-OUTBOX_OWNER = "adapter_treserva"
-CONSUMER = "adapter_treserva.delivery"
-SUPPORTED = {EventCode.ADMISSION_NOTICE.value}
+
+@dataclass(frozen=True)
+class Destination:
+    """What one adapter delivers: to which journal, which families, and how it marks an
+    older version that arrives after a newer one."""
+
+    system: System
+    owner: str  # outbox owner and processed-event consumer prefix, e.g. "adapter_treserva"
+    families: tuple[OutboundFamily, ...]
+    superseded_field: str  # native field that names the newer message
+
+    def family_for(self, event_code: str) -> OutboundFamily | None:
+        return next((f for f in self.families if event_code in f.events), None)
 
 
 @dataclass
 class DeliveryDeps:
     sessions: async_sessionmaker[AsyncSession]
-    client: TreservaClient
+    client: JournalClient
     clock: Callable[[], datetime]
+    destination: Destination
     relay_wake: asyncio.Event | None = None
 
 
@@ -75,8 +91,9 @@ async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
         log.error("delivery command without message-id skipped", extra=where)
         return
     event_key = f"{message_id}#{attempt}"
+    consumer = f"{deps.destination.owner}.delivery"
     async with deps.sessions() as session:
-        if await already_processed(session, CONSUMER, event_key):
+        if await already_processed(session, consumer, event_key):
             log.info(
                 "delivery command already handled",
                 extra={"message_id": message_id, "attempt": attempt},
@@ -86,7 +103,7 @@ async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
     response = response_message(
         request_message_id=message_id,
         event=EventCode.DELIVERY_OUTCOME,
-        responder=System.TRESERVA,
+        responder=deps.destination.system,
         code=code,
         diagnostics=diagnostics,
         response_id=str(uuid.uuid4()),
@@ -98,16 +115,16 @@ async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
         "delivery-id": record.headers.get("delivery-id", ""),
     }
     async with deps.sessions.begin() as session:
-        if await already_processed(session, CONSUMER, event_key):
+        if await already_processed(session, consumer, event_key):
             return  # a concurrent redelivery got here first
         await add_to_outbox(
             session,
-            OUTBOX_OWNER,
+            deps.destination.owner,
             OutgoingRecord(
                 topic=topics.RESULTS, key=message_id, value=to_json(response), headers=headers
             ),
         )
-        await mark_processed(session, CONSUMER, event_key)
+        await mark_processed(session, consumer, event_key)
     log.info(
         "delivery outcome",
         extra={
@@ -122,17 +139,23 @@ async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
 async def _post(
     record: IncomingRecord, message_id: str, deps: DeliveryDeps
 ) -> tuple[ResponseCode, str | None]:
+    destination = deps.destination
     try:
         env = read_envelope(record.value)
-        if env.event_code not in SUPPORTED:
-            return ResponseCode.FATAL_ERROR, f"unsupported event {env.event_code}"
-        notice = to_treserva_notice(Bundle.model_validate_json(record.value))
+        family = destination.family_for(env.event_code)
+        if family is None:
+            return (
+                ResponseCode.FATAL_ERROR,
+                f"{destination.system.display} takes no {env.event_code}",
+            )
+        document = family.to_native(json.loads(record.value))
     except (MalformedMessage, TranslationError) as exc:
         return ResponseCode.FATAL_ERROR, f"cannot translate: {exc}"[:300]
-    except ValidationError as exc:
-        return ResponseCode.FATAL_ERROR, f"not a valid FHIR Bundle ({exc.error_count()} errors)"
+    newer = record.headers.get("superseded-by")
+    if newer and is_versioned(env.event_code):
+        document[destination.superseded_field] = newer
     try:
-        receipt = await deps.client.post_admission_notice(notice, idempotency_key=message_id)
+        receipt = await deps.client.post(family.path, document, idempotency_key=message_id)
     except TransientDeliveryError as exc:
         return ResponseCode.TRANSIENT_ERROR, exc.reason
     except FatalDeliveryError as exc:

@@ -1,0 +1,25 @@
+"""Treserva's receipt (kvittens) of a document the broker delivered to it
+(``contracts/treserva/receipt.schema.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.messaging.contracts import violations
+from services.messaging.native import InvalidEvent
+from services.messaging.receipts import Receipt
+
+SCHEMA = "treserva/receipt.schema.json"
+ROUTE = "kvittenser"
+
+
+def parse_receipt(document: Any) -> Receipt:
+    found = violations(SCHEMA, document)
+    if found:
+        raise InvalidEvent(found)
+    return Receipt(
+        receipt_id=document["kvittensId"],
+        message_id=document["meddelandeId"],
+        rejected=document["status"] == "avvisad",
+        reason=document.get("orsak"),
+    )

@@ -1,0 +1,99 @@
+"""The catalogue of care-transition message families: which events belong to which family,
+who may send them, who receives them, and which are versioned documents.
+
+This table is the one place routing is decided. A new family is a new entry here, a module
+per adapter and its contracts; the router reads the table and needs no edits.
+
+Versioned families (SIP, medication list) carry a document id and a version in their
+business key (source, document id, version). A lower version that arrives after a higher one
+of the same document is *superseded*: it is still delivered, marked as such, and never applied
+over the newer one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.messaging.envelope import EventCode, System
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    name: str  # contract folder name, e.g. "medication-list"
+    events: tuple[EventCode, ...]
+    versioned: bool
+    # source system → destinations; a source not listed may not send this family
+    routes: tuple[tuple[System, tuple[System, ...]], ...]
+
+    def destinations(self, source: System) -> tuple[System, ...]:
+        return dict(self.routes).get(source, ())
+
+
+_TO_TRESERVA = ((System.TAKECARE, (System.TRESERVA,)),)
+_BOTH_WAYS = (
+    (System.TAKECARE, (System.TRESERVA,)),
+    (System.TRESERVA, (System.TAKECARE,)),
+)
+
+FAMILIES: tuple[Family, ...] = (
+    Family(
+        "admission-notice",
+        (
+            EventCode.ADMISSION_NOTICE,
+            EventCode.ADMISSION_NOTICE_UPDATED,
+            EventCode.ADMISSION_NOTICE_CANCELLED,
+        ),
+        versioned=False,
+        routes=_TO_TRESERVA,
+    ),
+    Family(
+        "discharge-readiness",
+        (EventCode.READY_FOR_DISCHARGE, EventCode.READY_FOR_DISCHARGE_WITHDRAWN),
+        versioned=False,
+        routes=_TO_TRESERVA,
+    ),
+    Family(
+        "discharge-notice",
+        (EventCode.DISCHARGE_NOTICE,),
+        versioned=False,
+        routes=_TO_TRESERVA,
+    ),
+    Family(
+        "medication-list",
+        (EventCode.MEDICATION_LIST,),
+        versioned=True,
+        routes=_BOTH_WAYS,
+    ),
+    Family(
+        "sip-update",
+        (
+            EventCode.SIP_INVITATION,
+            EventCode.SIP_CREATED,
+            EventCode.SIP_UPDATED,
+            EventCode.SIP_COMPLETED,
+        ),
+        versioned=True,
+        routes=_BOTH_WAYS,
+    ),
+)
+
+_BY_EVENT = {event.value: family for family in FAMILIES for event in family.events}
+
+
+def family_of(event_code: str) -> Family | None:
+    return _BY_EVENT.get(event_code)
+
+
+def destinations(event_code: str, source: str) -> tuple[System, ...]:
+    """Who receives ``event_code`` from ``source``; () for an unknown event or sender."""
+    family = family_of(event_code)
+    try:
+        sender = System(source)
+    except ValueError:
+        return ()
+    return family.destinations(sender) if family is not None else ()
+
+
+def is_versioned(event_code: str) -> bool:
+    family = family_of(event_code)
+    return family is not None and family.versioned

@@ -1,0 +1,108 @@
+"""Native journal-system events and how an adapter takes them in or hands them out.
+
+An adapter has one module per message family. Each inbound module offers an
+:class:`InboundFamily` (native event → FHIR message) and each outbound module an
+:class:`OutboundFamily` (FHIR message → the destination's native document). The contract
+of every native document is a JSON Schema in ``contracts/<system>/``.
+
+Exceptions::
+
+    InvalidEvent      the document breaks its contract; ``violations`` name path and rule
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from fhir.resources.R4B.bundle import Bundle
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from services.messaging.contracts import Violation, violations
+from services.messaging.envelope import BusinessKey, EventCode
+from services.messaging.identifiers import InvalidIdentifier, PatientIdentifier
+
+
+class NativeModel(BaseModel):
+    """Base of every native document model: immutable, aliases as in the contract."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+
+class NativeEvent(NativeModel):
+    """A whole native document: it knows its business key, event and patient."""
+
+    def business_key(self) -> BusinessKey:
+        raise NotImplementedError
+
+    def event_code(self) -> EventCode:
+        raise NotImplementedError
+
+    def patient_identifier(self) -> PatientIdentifier:
+        """Raise :class:`InvalidIdentifier` if the number is not valid."""
+        raise NotImplementedError
+
+
+E = TypeVar("E", bound=NativeEvent)
+E_contra = TypeVar("E_contra", contravariant=True)
+
+
+class ToBundle(Protocol[E_contra]):
+    def __call__(self, event: E_contra, *, now: datetime) -> Bundle: ...
+
+
+class InvalidEvent(ValueError):
+    """The document breaks its contract; ``violations`` say where, without patient data."""
+
+    def __init__(self, found: list[Violation]) -> None:
+        super().__init__(f"{len(found)} contract violation(s)")
+        self.violations = found
+
+
+@dataclass(frozen=True)
+class InboundFamily(Generic[E]):
+    """A native event type a journal system pushes to its adapter."""
+
+    family: str  # the catalogue name (services.messaging.families)
+    route: str  # URL segment: POST /<system>/v1/<route>
+    schema: str  # contract path under contracts/
+    model: type[E]
+    to_bundle: ToBundle[E]
+    identifier_path: str  # where the patient's number sits, for error messages
+
+    def parse(self, document: Any) -> E:
+        return parse_event(self.model, self.schema, document, identifier_path=self.identifier_path)
+
+
+@dataclass(frozen=True)
+class OutboundFamily:
+    """A FHIR message family a destination journal receives in its native format."""
+
+    family: str
+    events: tuple[EventCode, ...]
+    path: str  # the destination API path it is POSTed to
+    schema: str  # contract of the native document
+    to_native: Callable[[dict[str, Any]], dict[str, Any]]  # pure: Bundle JSON → native
+
+
+def parse_event(model: type[E], schema: str, document: Any, *, identifier_path: str) -> E:
+    """Schema first, then the model, then what a schema cannot check (Luhn, dates)."""
+    found = violations(schema, document)
+    if found:
+        raise InvalidEvent(found)
+    try:
+        event = model.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidEvent(
+            [
+                Violation(".".join(str(p) for p in err["loc"]), err["type"], err["msg"])
+                for err in exc.errors(include_input=False)
+            ]
+        ) from None
+    try:
+        event.patient_identifier()
+    except InvalidIdentifier as exc:
+        raise InvalidEvent([Violation(identifier_path, "identifier", str(exc))]) from None
+    return event

@@ -1,0 +1,87 @@
+"""Receipts (kvittens) from a destination journal: the record is visible in the journal
+(``confirmed``), or it was rejected after it had been accepted. Each adapter parses its
+journal's native receipt into a :class:`Receipt`; :func:`to_response` turns it into a FHIR
+response message for the router (pure), and :func:`accept_receipt` stores that in the outbox,
+recorded once even if the journal sends the receipt twice.
+
+Exceptions::
+
+    InvalidEvent (services.messaging.native)   the receipt breaks its contract
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from fhir.resources.R4B.bundle import Bundle
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.messaging import topics
+from services.messaging.envelope import (
+    EventCode,
+    ResponseCode,
+    System,
+    response_message,
+    to_json,
+)
+from services.messaging.kafka import OutgoingRecord
+from services.messaging.outbox import add_to_outbox
+from services.messaging.processed import already_processed, mark_processed
+
+_RECEIPT_NAMESPACE = uuid.UUID("0b7c2f4e-91d5-5a0e-8d1c-3f2a6b9e4c70")
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    receipt_id: str  # the journal's own id of the receipt: dedup key
+    message_id: str  # the broker message it is about
+    rejected: bool
+    reason: str | None  # why it was rejected; never patient data (the journal's code/text)
+
+
+def to_response(receipt: Receipt, *, responder: System, now: datetime) -> Bundle:
+    """The FHIR response message of a receipt; its id is stable per (journal, receipt id)."""
+    return response_message(
+        request_message_id=receipt.message_id,
+        event=EventCode.RECEIPT,
+        responder=responder,
+        code=ResponseCode.FATAL_ERROR if receipt.rejected else ResponseCode.OK,
+        diagnostics=(receipt.reason or "rejected")[:200] if receipt.rejected else None,
+        response_id=str(uuid.uuid5(_RECEIPT_NAMESPACE, f"{responder.value}|{receipt.receipt_id}")),
+        now=now,
+    )
+
+
+async def accept_receipt(
+    receipt: Receipt,
+    *,
+    responder: System,
+    owner: str,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Callable[[], datetime],
+    relay_wake: asyncio.Event | None = None,
+) -> bool:
+    """Store the receipt as a response message; return True if it was a duplicate."""
+    response = to_response(receipt, responder=responder, now=clock())
+    async with sessions.begin() as session:
+        consumer = f"{owner}.receipt"
+        if await already_processed(session, consumer, receipt.receipt_id):
+            return True
+        await add_to_outbox(
+            session,
+            owner,
+            OutgoingRecord(
+                topic=topics.RESULTS,
+                key=receipt.message_id,
+                value=to_json(response),
+                headers={"message-id": receipt.message_id},
+            ),
+        )
+        await mark_processed(session, consumer, receipt.receipt_id)
+    if relay_wake is not None:
+        relay_wake.set()
+    return False

@@ -1,0 +1,45 @@
+"""This project's own FHIR vocabulary: CodeSystems, extensions and identifier systems that both
+adapters use to write and to read the messages. National systems (personnummer, HSA-id, NPL,
+ATC, SNOMED CT) are used wherever one exists; these fill the gaps. Each is documented in
+``contracts/fhir/``."""
+
+from __future__ import annotations
+
+from services.messaging.envelope import BASE_URL
+
+_CS = f"{BASE_URL}/CodeSystem"
+_SD = f"{BASE_URL}/StructureDefinition"
+
+# --- national systems ---------------------------------------------------------------------
+NPL_ID_SYSTEM = "urn:oid:1.2.752.129.2.1.5.1"  # NPL-id: medicinal product
+NPL_PACK_ID_SYSTEM = "urn:oid:1.2.752.129.2.1.5.2"  # NPL pack id
+ATC_SYSTEM = "http://www.whocc.no/atc"
+SNOMED_SYSTEM = "http://snomed.info/sct"
+SNOMED_SE_VERSION = "http://snomed.info/sct/45991000052106"
+UCUM_SYSTEM = "http://unitsofmeasure.org"
+
+# --- identifier systems of the source journals --------------------------------------------
+TAKECARE_ENCOUNTER_SYSTEM = "urn:carebridge:takecare:encounter-id"
+TAKECARE_MEDICATION_LIST_SYSTEM = "urn:carebridge:takecare:medication-list-id"
+TRESERVA_MEDICATION_LIST_SYSTEM = "urn:carebridge:treserva:medication-list-id"
+SIP_ID_SYSTEM = "urn:carebridge:sip-id"  # the SIP lives in TakeCare's SIP module
+
+# --- CodeSystems --------------------------------------------------------------------------
+OBSERVATION_SYSTEM = f"{_CS}/care-transition-observation"
+DISCHARGE_DESTINATION_SYSTEM = f"{_CS}/discharge-destination"
+MEDICATION_LIST_CONTEXT_SYSTEM = f"{_CS}/medication-list-context"
+ADMINISTERED_BY_SYSTEM = f"{_CS}/medication-administered-by"
+CARE_PLAN_CATEGORY_SYSTEM = f"{_CS}/care-plan-category"  # code "sip"
+SIP_ROLE_SYSTEM = f"{_CS}/sip-role"
+
+# --- extensions ---------------------------------------------------------------------------
+EXPECTED_DISCHARGE_URL = f"{_SD}/expected-discharge"  # Encounter: valueDateTime
+CANCELLATION_REASON_URL = f"{_SD}/cancellation-reason"  # Encounter: valueString
+READY_FOR_DISCHARGE_URL = f"{_SD}/ready-for-discharge"  # Encounter: valueDateTime
+WITHDRAWAL_REASON_URL = f"{_SD}/withdrawal-reason"  # Encounter: valueString
+ADMINISTERED_BY_URL = f"{_SD}/administered-by"  # MedicationStatement: valueCodeableConcept
+SIP_CONSENT_URL = f"{_SD}/sip-consent"  # CarePlan: valueBoolean, the patient's consent
+SIP_MEETING_URL = f"{_SD}/sip-meeting"  # CarePlan: valuePeriod / valueDateTime
+DOCUMENT_VERSION_URL = f"{_SD}/document-version"  # List / CarePlan: valuePositiveInt
+MEDICATION_STRENGTH_URL = f"{_SD}/medication-strength"  # MedicationStatement.medication[x]
+MEDICATION_FORM_URL = f"{_SD}/medication-form"  # MedicationStatement.medication[x]

@@ -1,0 +1,396 @@
+"""The core both journal simulators share: an API that receives the broker's deliveries, and
+a control API (always up) with fault switches, statistics and event emitters.
+
+API: ``POST /api/v1/<kind>`` checks the bearer token, the ``Idempotency-Key`` and the
+document's contract, stores it once per key, answers 202 and afterwards pushes a receipt to
+the broker. Versioned documents (SIP, medication list) are kept per document: the *current*
+version is the highest one seen, and a document marked superseded (or simply older) is filed
+in the history without ever becoming current. ``GET /api/v1/<kind>`` lists what was stored,
+``GET /api/v1/<kind>/<id>`` reads one back, ``GET /api/v1/<kind>/current/<document id>``
+reads the current version.
+
+Control: ``PUT /_sim/fault`` switches between ``none``, ``down`` (the API listener is closed:
+connection refused), ``error`` (503), ``slow``, ``reject`` (422) and ``silent-drop`` (202,
+then nothing: Region Gotland's fault). ``GET /_sim/stats``, ``POST /_sim/reset``, and
+``POST /_sim/emit`` to make the journal send its own events to its adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import BackgroundTasks, FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from services.messaging.contracts import violations
+from services.messaging.http import bearer_ok
+
+log = logging.getLogger(__name__)
+
+
+class FaultMode(enum.StrEnum):
+    NONE = "none"
+    DOWN = "down"
+    ERROR = "error"
+    SLOW = "slow"
+    REJECT = "reject"
+    SILENT_DROP = "silent-drop"
+
+
+class Fault(BaseModel):
+    mode: FaultMode = FaultMode.NONE
+    slow_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of document the journal receives at ``/api/v1/<path>``."""
+
+    path: str
+    schema: str
+    message_id_field: str  # the broker's message id inside the document
+    document_id_field: str | None = None  # versioned documents: their id …
+    version_field: str = "version"  # … and version
+    superseded_field: str | None = None  # set by the broker on an older version
+
+
+@dataclass(frozen=True)
+class JournalSpec:
+    name: str  # "Treserva"
+    kinds: tuple[Kind, ...]
+    api_token: str
+    receipt_url: str
+    receipt_token: str
+    # (stored record, journal's own record id) → the journal's native receipt
+    receipt: Callable[[dict[str, Any], str], dict[str, Any]]
+    record_prefix: str  # "TRS" → record ids TRS-1, TRS-2 …
+    receipt_delay_s: float = 0.0
+    receipt_give_up_s: float = 120.0
+
+
+STAT_NAMES = (
+    "received",
+    "stored",
+    "duplicates",
+    "superseded",
+    "receipts_sent",
+    "receipt_failures",
+    "dropped",
+    "rejected",
+    "errors",
+    "emitted",
+)
+
+
+@dataclass
+class JournalState:
+    fault: Fault = field(default_factory=Fault)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # idempotency key → record
+    current: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAT_NAMES, 0))
+    ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    fault_changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def reset(self) -> None:
+        self.fault = Fault()
+        self.records.clear()
+        self.current.clear()
+        for key in self.stats:
+            self.stats[key] = 0
+        self.fault_changed.set()
+
+    def file(self, kind: Kind, record: dict[str, Any]) -> bool:
+        """Keep a versioned document's current version; True if this one became current."""
+        if kind.document_id_field is None:
+            return True
+        key = (kind.path, str(record[kind.document_id_field]))
+        now = self.current.get(key)
+        marked = kind.superseded_field is not None and record.get(kind.superseded_field)
+        if marked or (now is not None and now[kind.version_field] >= record[kind.version_field]):
+            self.stats["superseded"] += 1
+            return False
+        self.current[key] = record
+        return True
+
+
+def _problem(status: int, title: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        {"type": "about:blank", "title": title, "status": status, **extra},
+        status_code=status,
+        media_type="application/problem+json",
+    )
+
+
+def create_api_app(
+    state: JournalState,
+    spec: JournalSpec,
+    *,
+    receipt_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    app = FastAPI(title=f"{spec.name} simulator")
+
+    async def push_receipt(record: dict[str, Any]) -> None:
+        if spec.receipt_delay_s:
+            await asyncio.sleep(spec.receipt_delay_s)
+        receipt = spec.receipt(record, record["recordId"])
+        delay, loop = 0.2, asyncio.get_running_loop()
+        give_up = loop.time() + spec.receipt_give_up_s
+        while True:
+            try:
+                async with httpx.AsyncClient(transport=receipt_transport, timeout=5.0) as client:
+                    res = await client.post(
+                        spec.receipt_url,
+                        json=receipt,
+                        headers={"authorization": f"Bearer {spec.receipt_token}"},
+                    )
+                if res.status_code < 300:
+                    state.stats["receipts_sent"] += 1
+                    return
+                if 400 <= res.status_code < 500:
+                    state.stats["receipt_failures"] += 1
+                    log.warning("receipt refused", extra={"status": res.status_code})
+                    return
+            except httpx.HTTPError:
+                pass
+            state.stats["receipt_failures"] += 1
+            if loop.time() > give_up:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for kind in spec.kinds:
+        _add_kind(app, kind, state, spec, push_receipt)
+    return app
+
+
+def _add_kind(
+    app: FastAPI,
+    kind: Kind,
+    state: JournalState,
+    spec: JournalSpec,
+    push_receipt: Callable[[dict[str, Any]], Awaitable[None]],
+) -> None:
+    async def post(
+        request: Request,
+        background: BackgroundTasks,
+        idempotency_key: str | None = Header(default=None),
+    ) -> JSONResponse:
+        if not bearer_ok(request, spec.api_token):
+            return _problem(401, "missing or wrong bearer token")
+        if not idempotency_key:
+            return _problem(400, "Idempotency-Key header is required")
+        state.stats["received"] += 1
+        mode = state.fault.mode
+        if mode is FaultMode.SLOW:
+            await asyncio.sleep(state.fault.slow_s)
+        if mode is FaultMode.ERROR:
+            state.stats["errors"] += 1
+            return _problem(503, f"{spec.name} is unavailable (fault switch)")
+        if mode is FaultMode.REJECT:
+            state.stats["rejected"] += 1
+            return _problem(422, "rejected by fault switch")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _problem(400, "body is not JSON")
+        found = violations(kind.schema, body)
+        if found:
+            state.stats["rejected"] += 1
+            return _problem(
+                422,
+                "document does not follow the contract",
+                errors=[f"{v.path or '$'}: {v.message}" for v in found],
+            )
+        if mode is FaultMode.SILENT_DROP:
+            state.stats["dropped"] += 1
+            return JSONResponse(
+                {"recordId": f"{spec.record_prefix}-{next(state.ids)}", "status": "received"},
+                status_code=202,
+            )
+        if idempotency_key in state.records:
+            state.stats["duplicates"] += 1
+            first = state.records[idempotency_key]
+            return JSONResponse({"recordId": first["recordId"], "status": "received"})
+        record = {
+            **body,
+            "kind": kind.path,
+            "recordId": f"{spec.record_prefix}-{next(state.ids)}",
+            "receivedAt": datetime.now(UTC).isoformat(),
+        }
+        record["current"] = state.file(kind, record)
+        state.records[idempotency_key] = record
+        state.stats["stored"] += 1
+        background.add_task(push_receipt, record)
+        return JSONResponse({"recordId": record["recordId"], "status": "received"}, 202)
+
+    async def list_records(request: Request) -> JSONResponse:
+        if not bearer_ok(request, spec.api_token):
+            return _problem(401, "missing or wrong bearer token")
+        items = [r for r in state.records.values() if r["kind"] == kind.path]
+        return JSONResponse({"count": len(items), "items": items})
+
+    async def read_back(request: Request, record_key: str) -> JSONResponse:
+        if not bearer_ok(request, spec.api_token):
+            return _problem(401, "missing or wrong bearer token")
+        record = state.records.get(record_key)
+        if record is None or record["kind"] != kind.path:
+            return _problem(404, "no such record")
+        return JSONResponse(record)
+
+    async def read_current(request: Request, document_id: str) -> JSONResponse:
+        if not bearer_ok(request, spec.api_token):
+            return _problem(401, "missing or wrong bearer token")
+        record = state.current.get((kind.path, document_id))
+        if record is None:
+            return _problem(404, "no such document")
+        return JSONResponse(record)
+
+    base = f"/api/v1/{kind.path}"
+    app.add_api_route(base, post, methods=["POST"], name=f"post_{kind.path}")
+    app.add_api_route(base, list_records, methods=["GET"], name=f"list_{kind.path}")
+    if kind.document_id_field is not None:
+        app.add_api_route(
+            f"{base}/current/{{document_id}}",
+            read_current,
+            methods=["GET"],
+            name=f"current_{kind.path}",
+        )
+    app.add_api_route(f"{base}/{{record_key}}", read_back, methods=["GET"], name=f"get_{kind.path}")
+
+
+class EmitRequest(BaseModel):
+    family: str = "admission-notice"
+    count: int = Field(default=1, ge=1, le=1000)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+Emitter = Callable[[EmitRequest], Awaitable[list[dict[str, Any]]]]
+
+
+def create_control_app(state: JournalState, *, name: str, emit: Emitter | None = None) -> FastAPI:
+    app = FastAPI(title=f"{name} simulator: fault switches and emitters")
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/_sim/fault")
+    async def get_fault() -> Fault:
+        return state.fault
+
+    @app.put("/_sim/fault")
+    async def put_fault(fault: Fault) -> Fault:
+        state.fault = fault
+        state.fault_changed.set()
+        log.info("fault switched", extra={"mode": fault.mode.value})
+        return state.fault
+
+    @app.get("/_sim/stats")
+    async def stats() -> dict[str, int]:
+        return dict(state.stats)
+
+    @app.post("/_sim/reset")
+    async def reset() -> dict[str, str]:
+        state.reset()
+        return {"status": "reset"}
+
+    if emit is not None:
+        emitter = emit
+
+        @app.post("/_sim/emit")
+        async def emit_events(body: EmitRequest) -> JSONResponse:
+            try:
+                sent = await emitter(body)
+            except LookupError as exc:
+                return _problem(404, str(exc))
+            state.stats["emitted"] += len(sent)
+            return JSONResponse({"sent": sent})
+
+    return app
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def post_events(
+    client: httpx.AsyncClient, url: str, token: str, events: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """POST each event to the adapter; report (status, message id) per event."""
+    sent = []
+    for event in events:
+        try:
+            res = await client.post(url, json=event, headers={"authorization": f"Bearer {token}"})
+            status: int | None = res.status_code
+            message_id = res.json().get("messageId") if res.status_code == 202 else None
+            problem = None if res.status_code == 202 else res.text[:500]
+        except httpx.HTTPError as exc:
+            status, message_id, problem = None, None, type(exc).__name__
+            log.warning("adapter unreachable", extra={"error": problem})
+        sent.append({"status": status, "messageId": message_id, "problem": problem})
+    return sent
+
+
+async def serve(
+    state: JournalState,
+    api_app: FastAPI,
+    control_app: FastAPI,
+    *,
+    host: str,
+    port: int,
+    control_port: int,
+    stop: asyncio.Event,
+) -> None:
+    """Run the control server and the API server; the API server is closed while the
+    fault mode is ``down`` and opened again on the same port when it leaves it."""
+    control = _Server(
+        uvicorn.Config(control_app, host=host, port=control_port, log_config=None, access_log=False)
+    )
+    control_task = asyncio.create_task(control.serve())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        while not stop.is_set():
+            want_up = state.fault.mode is not FaultMode.DOWN
+            api = _Server(
+                uvicorn.Config(
+                    api_app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
+                )
+            )
+            api_task = asyncio.create_task(api.serve()) if want_up else None
+            while True:
+                state.fault_changed.clear()  # clear first, then look: no change is missed
+                if stop.is_set() or control_task.done():
+                    stop.set()
+                    break
+                if (state.fault.mode is not FaultMode.DOWN) != want_up:
+                    break
+                changed = asyncio.create_task(state.fault_changed.wait())
+                await asyncio.wait(
+                    {changed, stopping, control_task}, return_when=asyncio.FIRST_COMPLETED
+                )
+                changed.cancel()
+            if api_task is not None:
+                api.should_exit = True
+                await api_task
+    finally:
+        control.should_exit = True
+        stopping.cancel()
+        with contextlib.suppress(Exception):
+            await control_task

@@ -1,0 +1,100 @@
+"""Test people, units and places every sample draws from. Pure: everything takes a
+``random.Random``.
+
+Patients use only Skatteverket's published test personnummer and samordningsnummer, plus
+made-up reserve numbers. Names and places carry å, ä and ö on purpose.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+from zoneinfo import ZoneInfo
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+
+PERSONNUMMER: tuple[str, ...] = ("201701012393", "191212121212")
+SAMORDNINGSNUMMER: tuple[str, ...] = ("191401682396", "202601612381")
+TEST_IDENTIFIERS: tuple[str, ...] = PERSONNUMMER + SAMORDNINGSNUMMER
+RESERVE_NUMBERS: tuple[str, ...] = ("GOT2026000417", "GOT2026001239")
+
+PEOPLE = (
+    ("Tolvansson", "Tolvan"),
+    ("Öberg", "Åsa"),
+    ("Lärkström", "Märta"),
+    ("Söderqvist", "Göran"),
+    ("Ångström", "Björn"),
+    ("Nyström", "Elsa"),
+)
+ADDRESSES = (
+    ("Strandgatan 12", "621 56", "Visby"),
+    ("Hamngatan 4", "624 48", "Slite"),
+    ("Storgatan 9", "623 50", "Hemse"),
+    ("Kungsgårdsvägen 3", "622 54", "Roma"),
+)
+HOSPITAL_UNITS = (
+    ("SE2321000222-MED3", "Medicinavdelning 3, Visby lasarett"),
+    ("SE2321000222-AKUT", "Akutvårdsavdelningen"),
+    ("SE2321000222-ORTO", "Ortopedavdelningen"),
+)
+MUNICIPAL_UNITS = (
+    ("SE2120000803-HSJV", "Hemsjukvården Gotland, område Norr"),
+    ("SE2120000803-HTJS", "Hemtjänsten Södra Gotland"),
+)
+PRIMARY_CARE_UNITS = (("SE2321000222-VCVI", "Vårdcentralen Visby Norr"),)
+
+
+def identifier(rng: random.Random, *, reserve_share: float = 0.05) -> tuple[str, str]:
+    """("personnummer" | "reservnummer", value)."""
+    if rng.random() < reserve_share:
+        return "reservnummer", rng.choice(RESERVE_NUMBERS)
+    return "personnummer", rng.choice(TEST_IDENTIFIERS)
+
+
+def takecare_patient(rng: random.Random, *, protected_share: float = 0.1) -> dict[str, Any]:
+    """A patient as TakeCare writes one (contracts/takecare/common.schema.json)."""
+    family, given = rng.choice(PEOPLE)
+    kind, value = identifier(rng)
+    patient: dict[str, Any] = {
+        "reserveNumber" if kind == "reservnummer" else "personalIdentityNumber": value,
+        "familyName": family,
+        "givenName": given,
+    }
+    if rng.random() < protected_share:
+        patient["protectedIdentity"] = True
+    else:
+        street, postal, city = rng.choice(ADDRESSES)
+        patient["registeredAddress"] = {"streetAddress": street, "postalCode": postal, "city": city}
+    return patient
+
+
+def treserva_brukare(rng: random.Random, *, protected_share: float = 0.1) -> dict[str, Any]:
+    """A brukare as Treserva writes one (contracts/treserva/common.schema.json)."""
+    family, given = rng.choice(PEOPLE)
+    kind, value = identifier(rng)
+    brukare: dict[str, Any] = {}
+    if kind == "reservnummer":
+        brukare["reservnummer"] = value
+    else:
+        brukare["personnummer"] = f"{value[:8]}-{value[8:]}"
+        brukare["samordningsnummer"] = value in SAMORDNINGSNUMMER
+    protected = rng.random() < protected_share
+    brukare |= {"efternamn": family, "fornamn": given, "skyddadIdentitet": protected}
+    if not protected:
+        street, postal, city = rng.choice(ADDRESSES)
+        brukare["folkbokforingsadress"] = {
+            "gatuadress": street,
+            "postnummer": postal,
+            "postort": city,
+        }
+    return brukare
+
+
+def takecare_unit(rng: random.Random) -> dict[str, str]:
+    hsa_id, name = rng.choice(HOSPITAL_UNITS)
+    return {"hsaId": hsa_id, "name": name}
+
+
+def treserva_enhet(rng: random.Random) -> dict[str, str]:
+    hsa_id, name = rng.choice(MUNICIPAL_UNITS)
+    return {"hsaId": hsa_id, "namn": name}
