@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test test-fast check lint typecheck contracts clean
+.PHONY: install run demo test test-fast check lint typecheck contracts validate clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ check: lint typecheck test
 
 contracts: install
 	$(PY) -m services.contracts_cli
+
+# make validate CONTRACT=takecare/medication-list FILE=my-list.json
+validate: install
+	$(PY) -m services.contracts_cli validate $(CONTRACT) $(FILE)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache test-output

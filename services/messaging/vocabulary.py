@@ -38,8 +38,13 @@ CANCELLATION_REASON_URL = f"{_SD}/cancellation-reason"  # Encounter: valueString
 READY_FOR_DISCHARGE_URL = f"{_SD}/ready-for-discharge"  # Encounter: valueDateTime
 WITHDRAWAL_REASON_URL = f"{_SD}/withdrawal-reason"  # Encounter: valueString
 ADMINISTERED_BY_URL = f"{_SD}/administered-by"  # MedicationStatement: valueCodeableConcept
-SIP_CONSENT_URL = f"{_SD}/sip-consent"  # CarePlan: valueBoolean, the patient's consent
+SIP_CONSENT_URL = f"{_SD}/sip-consent"  # CarePlan: complex (given, recordedAt, note)
 SIP_MEETING_URL = f"{_SD}/sip-meeting"  # CarePlan: valuePeriod / valueDateTime
 DOCUMENT_VERSION_URL = f"{_SD}/document-version"  # List / CarePlan: valuePositiveInt
 MEDICATION_STRENGTH_URL = f"{_SD}/medication-strength"  # MedicationStatement.medication[x]
 MEDICATION_FORM_URL = f"{_SD}/medication-form"  # MedicationStatement.medication[x]
+
+# --- SIP (appended by the sip-update family) -----------------------------------------------
+SIP_ACTIVITY_ID_URL = f"{_SD}/sip-activity-id"  # CarePlan.activity: valueString, the SIP's own id
+SIP_RESPONSIBLE_ROLE_URL = f"{_SD}/sip-responsible-role"  # CarePlan.activity.detail: SIP role
+SIP_MEETING_LOCATION_URL = f"{_SD}/sip-meeting-location"  # CarePlan: valueString, where

@@ -4,12 +4,17 @@ functions are named as ``module:function`` and imported when first used."""
 from __future__ import annotations
 
 import importlib
+import logging
 import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import httpx
+
 from services.simulators.journal import EmitRequest
+
+log = logging.getLogger(__name__)
 
 Emit = Callable[[EmitRequest], Awaitable[list[dict[str, Any]]]]
 Sample = Callable[..., dict[str, Any]]
@@ -31,3 +36,21 @@ def build(
     sample = sample_function(target)
     now = datetime.now().astimezone()
     return route, [sample(rng, now=now, **request.options) for _ in range(request.count)]
+
+
+async def post_events(
+    client: httpx.AsyncClient, url: str, token: str, events: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """POST each event to the adapter; report (status, message id) per event."""
+    sent = []
+    for event in events:
+        try:
+            res = await client.post(url, json=event, headers={"authorization": f"Bearer {token}"})
+            status: int | None = res.status_code
+            message_id = res.json().get("messageId") if res.status_code == 202 else None
+            problem = None if res.status_code == 202 else res.text[:500]
+        except httpx.HTTPError as exc:
+            status, message_id, problem = None, None, type(exc).__name__
+            log.warning("adapter unreachable", extra={"error": problem})
+        sent.append({"status": status, "messageId": message_id, "problem": problem})
+    return sent

@@ -18,7 +18,6 @@ then nothing: Region Gotland's fault). ``GET /_sim/stats``, ``POST /_sim/reset``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import itertools
 import logging
@@ -28,7 +27,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import BackgroundTasks, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -322,75 +320,3 @@ def create_control_app(state: JournalState, *, name: str, emit: Emitter | None =
             return JSONResponse({"sent": sent})
 
     return app
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-async def post_events(
-    client: httpx.AsyncClient, url: str, token: str, events: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """POST each event to the adapter; report (status, message id) per event."""
-    sent = []
-    for event in events:
-        try:
-            res = await client.post(url, json=event, headers={"authorization": f"Bearer {token}"})
-            status: int | None = res.status_code
-            message_id = res.json().get("messageId") if res.status_code == 202 else None
-            problem = None if res.status_code == 202 else res.text[:500]
-        except httpx.HTTPError as exc:
-            status, message_id, problem = None, None, type(exc).__name__
-            log.warning("adapter unreachable", extra={"error": problem})
-        sent.append({"status": status, "messageId": message_id, "problem": problem})
-    return sent
-
-
-async def serve(
-    state: JournalState,
-    api_app: FastAPI,
-    control_app: FastAPI,
-    *,
-    host: str,
-    port: int,
-    control_port: int,
-    stop: asyncio.Event,
-) -> None:
-    """Run the control server and the API server; the API server is closed while the
-    fault mode is ``down`` and opened again on the same port when it leaves it."""
-    control = _Server(
-        uvicorn.Config(control_app, host=host, port=control_port, log_config=None, access_log=False)
-    )
-    control_task = asyncio.create_task(control.serve())
-    stopping = asyncio.create_task(stop.wait())
-    try:
-        while not stop.is_set():
-            want_up = state.fault.mode is not FaultMode.DOWN
-            api = _Server(
-                uvicorn.Config(
-                    api_app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
-                )
-            )
-            api_task = asyncio.create_task(api.serve()) if want_up else None
-            while True:
-                state.fault_changed.clear()  # clear first, then look: no change is missed
-                if stop.is_set() or control_task.done():
-                    stop.set()
-                    break
-                if (state.fault.mode is not FaultMode.DOWN) != want_up:
-                    break
-                changed = asyncio.create_task(state.fault_changed.wait())
-                await asyncio.wait(
-                    {changed, stopping, control_task}, return_when=asyncio.FIRST_COMPLETED
-                )
-                changed.cancel()
-            if api_task is not None:
-                api.should_exit = True
-                await api_task
-    finally:
-        control.should_exit = True
-        stopping.cancel()
-        with contextlib.suppress(Exception):
-            await control_task

@@ -30,9 +30,8 @@ from services.simulators.journal import (
     Kind,
     create_api_app,
     create_control_app,
-    post_events,
-    serve,
 )
+from services.simulators.serving import serve
 
 
 class TakeCareSimSettings(BaseSettings):
@@ -116,7 +115,7 @@ def make_emitter(
     async def emit(request: EmitRequest) -> list[dict[str, Any]]:
         route, events = emitters.build(EMITTERS, request, rng)
         async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
-            return await post_events(
+            return await emitters.post_events(
                 client,
                 f"{settings.adapter_url}/takecare/v1/{route}",
                 settings.adapter_token,

@@ -16,7 +16,14 @@ from services.messaging.outbox import outbox
 from services.router.deliveries import RoutingRules
 from services.router.domain import RetryPolicy, default_policies
 from services.router.handlers import Router
-from services.router.tables import alert, alert_delivery, delivery, rejected_record
+from services.router.tables import (
+    alert,
+    alert_delivery,
+    delivery,
+    delivery_transition,
+    message,
+    rejected_record,
+)
 from services.simulators.samples.admission_notice import sample_admission
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -252,3 +259,54 @@ async def test_a_patients_later_message_waits_but_other_patients_do_not(router, 
     await router.handle_batch([result(message_id(early), ResponseCode.OK)])
     later_state = {d.message_id: d.state for d in await deliveries(sessions)}[message_id(later)]
     assert later_state == "dispatched"
+
+
+def versioned(version, *, document="list-1", event="medication-list", source="takecare"):
+    """A versioned message (only the envelope matters to the router)."""
+    doc = json.loads(inbound(seed=version).value)
+    key = f"{source}|{document}|{version}"
+    doc["identifier"]["value"] = key
+    doc["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+    header = doc["entry"][0]["resource"]
+    header["eventCoding"]["code"] = event
+    header["source"]["endpoint"] = f"urn:carebridge:system:{source}"
+    return IncomingRecord(topics.INBOUND, 0, next(_offsets), "p" * 32, json.dumps(doc).encode(), {})
+
+
+async def test_an_older_version_after_a_newer_one_is_delivered_as_superseded(router, sessions):
+    newer, older = versioned(3), versioned(2)
+    await router.handle_batch([newer])
+    await router.handle_batch([result(message_id(newer), ResponseCode.OK)])
+    await router.handle_batch([older])
+    async with sessions() as s:
+        rows = {r.version: r for r in (await s.execute(select(message))).all()}
+    assert rows[3].superseded_by is None
+    assert rows[2].superseded_by == message_id(newer)
+    assert rows[2].stream == rows[3].stream == "takecare|list-1"
+    sent = {c.headers["message-id"]: c for c in await commands(sessions)}
+    assert sent[message_id(older)].headers["superseded-by"] == message_id(newer)
+    assert "superseded-by" not in sent[message_id(newer)].headers
+    async with sessions() as s:
+        reasons = [r.reason for r in (await s.execute(select(delivery_transition))).all()]
+    assert f"routed as superseded by {message_id(newer)}" in reasons
+
+
+async def test_versions_are_per_sender_and_per_document(router, sessions):
+    await router.handle_batch(
+        [
+            versioned(5),
+            versioned(1, document="list-2"),  # another list of the same patient
+            versioned(1, source="treserva"),  # Treserva's own list with the same id
+            versioned(1, document="sip-1", event="sip-updated"),
+        ]
+    )
+    async with sessions() as s:
+        rows = (await s.execute(select(message.c.superseded_by))).all()
+    assert [r.superseded_by for r in rows] == [None] * 4
+
+
+async def test_admission_notices_are_not_versioned_documents(router, sessions):
+    await router.handle_batch([inbound(event_id="tc-9")])
+    async with sessions() as s:
+        (row,) = (await s.execute(select(message.c.stream, message.c.version))).all()
+    assert (row.stream, row.version) == (None, None)

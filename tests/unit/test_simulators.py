@@ -151,7 +151,7 @@ def _capture_intake(seen):
 
 
 async def test_takecare_sim_emits_valid_admissions_with_its_token():
-    seen = []
+    seen: list[httpx.Request] = []
     settings = takecare.TakeCareSimSettings()
     emit = takecare.make_emitter(settings, rng=random.Random(3), transport=_capture_intake(seen))
     app = create_control_app(JournalState(), name="TakeCare", emit=emit)

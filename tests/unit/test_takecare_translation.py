@@ -94,7 +94,7 @@ def test_every_valid_event_gives_a_complete_routable_message(seed):
 
 
 def test_a_bad_check_digit_is_a_contract_violation_at_the_identifier():
-    doc = json.loads(FIXTURES[0].read_text())
+    doc = json.loads((FIXTURES[0].parent / "personnummer-full.input.json").read_text())
     doc["patient"]["personalIdentityNumber"] = "19121212-1213"
     with pytest.raises(InvalidEvent) as err:
         INBOUND.parse(doc)
@@ -102,8 +102,50 @@ def test_a_bad_check_digit_is_a_contract_violation_at_the_identifier():
 
 
 def test_a_timestamp_without_offset_is_refused():
-    doc = json.loads(FIXTURES[0].read_text())
+    doc = json.loads((FIXTURES[0].parent / "personnummer-full.input.json").read_text())
     doc["encounter"]["admittedAt"] = "2026-11-20T08:40:00"
     with pytest.raises(InvalidEvent) as err:
         INBOUND.parse(doc)
     assert any("admittedAt" in v.path for v in err.value.violations)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_native_to_fhir_to_treserva_keeps_what_home_care_needs(rng):
+    from services.adapter_treserva.families.admission_notice import OUTBOUND
+    from services.messaging.contracts import violations
+
+    doc = sample_admission(rng, now=datetime(2026, 10, 25, 0, 30, tzinfo=UTC))
+    notice = OUTBOUND.to_native(_translate(doc))
+    assert violations(OUTBOUND.schema, notice) == []
+    patient, brukare = doc["patient"], notice["brukare"]
+    if "reserveNumber" in patient:
+        assert brukare["reservnummer"] == patient["reserveNumber"]
+    else:
+        assert brukare["personnummer"].replace("-", "") == patient["personalIdentityNumber"]
+    assert (brukare["efternamn"], brukare["fornamn"]) == (
+        patient["familyName"],
+        patient["givenName"],
+    )
+    if patient.get("protectedIdentity"):
+        assert "folkbokforingsadress" not in brukare
+    else:
+        address = patient["registeredAddress"]
+        assert brukare["folkbokforingsadress"] == {
+            "gatuadress": address["streetAddress"],
+            "postnummer": address["postalCode"],
+            "postort": address["city"],
+        }
+    assert notice["vardtillfalle"]["id"] == doc["encounter"]["encounterId"]
+    assert notice["vardtillfalle"]["avdelning"]["hsaId"] == doc["encounter"]["unit"]["hsaId"]
+    assert datetime.fromisoformat(notice["vardtillfalle"]["inskriven"]) == datetime.fromisoformat(
+        doc["encounter"]["admittedAt"]
+    )
+    assert notice["beraknadUtskrivning"] == doc["expectedDischargeAt"]
+    assert notice["inskrivningsorsak"] == doc["admissionReason"]
+    for native, treserva in (
+        ("housingSituation", "boendesituation"),
+        ("socialSituation", "socialSituation"),
+        ("careNeedsAssessment", "nulagesbedomning"),
+    ):
+        assert notice[treserva] == doc.get(native)

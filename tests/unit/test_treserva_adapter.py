@@ -200,11 +200,11 @@ async def test_one_patients_commands_keep_their_order(deps):
 
 async def test_a_family_the_destination_does_not_take_is_a_fatal_outcome(deps, sessions):
     bundle = fhir("personnummer-full.input.json")
-    bundle["entry"][0]["resource"]["eventCoding"]["code"] = "sip-updated"
+    bundle["entry"][0]["resource"]["eventCoding"]["code"] = "delivery-outcome"
     await handle_delivery_batch([command(bundle)], deps=deps)
     ((_, env),) = await results(sessions)
     assert env.response_code == "fatal-error" and deps.client.calls == []
-    assert "takes no sip-updated" in (env.outcome_text or "")
+    assert "takes no delivery-outcome" in (env.outcome_text or "")
 
 
 @pytest.fixture
@@ -265,3 +265,36 @@ async def test_bad_receipts_are_refused(receipts_client, sessions, kwargs, statu
     assert res.status_code == status
     assert res.json()["resourceType"] == "OperationOutcome"
     assert await results(sessions) == []
+
+
+async def test_a_superseded_version_is_delivered_marked_and_only_for_versioned_families(sessions):
+    from dataclasses import replace
+
+    from services.messaging.envelope import EventCode
+    from services.messaging.native import OutboundFamily
+
+    lists = OutboundFamily(
+        family="medication-list",
+        events=(EventCode.MEDICATION_LIST,),
+        path="/api/v1/lakemedelslistor",
+        schema="treserva/medication-list.schema.json",
+        to_native=lambda doc: {"meddelandeId": doc["id"]},
+    )
+    client = FakeJournalClient()
+    deps = DeliveryDeps(
+        sessions=sessions,
+        client=client,
+        clock=lambda: NOW,
+        destination=replace(DESTINATION, families=(lists, *DESTINATION.families)),
+    )
+    newer = "0b7c2f4e-91d5-5a0e-8d1c-3f2a6b9e4c70"
+    versioned = fhir("personnummer-full.input.json")
+    versioned["entry"][0]["resource"]["eventCoding"]["code"] = "medication-list"
+    plain = fhir("protected-identity.input.json")
+    records = [command(versioned, offset=1), command(plain, offset=2, key="q" * 32)]
+    for record in records:
+        record.headers["superseded-by"] = newer
+    await handle_delivery_batch(records, deps=deps)
+    by_path = {path: document for path, _, document in client.calls}
+    assert by_path["/api/v1/lakemedelslistor"]["ersattAv"] == newer
+    assert "ersattAv" not in by_path["/api/v1/inskrivningsmeddelanden"]

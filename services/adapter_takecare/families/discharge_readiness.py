@@ -1,0 +1,195 @@
+"""Ready for discharge (utskrivningsklar) from TakeCare, and its withdrawal (återtag).
+Contract ``contracts/takecare/discharge-readiness.schema.json``; mapping
+``contracts/fhir/discharge-readiness.md``.
+
+The physician's judgement (``judgedAt``) starts the municipality's 3-calendar-day payment
+clock, so it travels as its own extension and is never replaced by ``occurredAt``. A withdrawal
+carries the judgement it withdraws plus the reason.
+
+Bundle layout::
+
+    Bundle (type message, identifier = business key)
+     ├── MessageHeader   event ready-for-discharge[-withdrawn], focus Encounter
+     ├── Encounter       inpatient stay (in-progress): admitted at, judged ready at
+     │                   (extension), expected discharge (extension), withdrawal reason
+     │                   (extension), the judging physician as participant DIS (discharger)
+     ├── Patient         personnummer / samordningsnummer / reservnummer, name, address
+     ├── Organization    the ward (HSA-id)
+     ├── Practitioner    the judging physician (personal HSA-id), when given
+     └── Observation ×n  care needs at discharge, note
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+from pydantic import AwareDatetime, Field
+
+from services.adapter_takecare.native import IDENTIFIER_PATH, Patient, Unit
+from services.messaging.envelope import BusinessKey, EventCode, System
+from services.messaging.fhir_parts import (
+    Ref,
+    code,
+    message_bundle,
+    organization_resource,
+    patient_resource,
+    refs,
+)
+from services.messaging.identifiers import HSA_ID_SYSTEM, PatientIdentifier
+from services.messaging.native import InboundFamily, NativeEvent, NativeModel
+from services.messaging.vocabulary import (
+    EXPECTED_DISCHARGE_URL,
+    OBSERVATION_SYSTEM,
+    READY_FOR_DISCHARGE_URL,
+    TAKECARE_ENCOUNTER_SYSTEM,
+    WITHDRAWAL_REASON_URL,
+)
+
+EVENTS = {
+    "ready-for-discharge": EventCode.READY_FOR_DISCHARGE,
+    "ready-for-discharge-withdrawn": EventCode.READY_FOR_DISCHARGE_WITHDRAWN,
+}
+
+OBSERVATIONS = (
+    ("care_needs_at_discharge", "care-needs-at-discharge", "Omvårdnadsbehov vid utskrivning"),
+    ("note", "note", "Notering"),
+)
+
+PARTICIPATION_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+JUDGED_BY_TYPE = "DIS"  # discharger: the physician responsible for the discharge
+
+
+class Encounter(NativeModel):
+    encounter_id: str = Field(alias="encounterId")
+    admitted_at: AwareDatetime = Field(alias="admittedAt")
+    unit: Unit
+
+
+class Physician(NativeModel):
+    hsa_id: str = Field(alias="hsaId")
+    name: str
+
+
+class TakeCareDischargeReadiness(NativeEvent):
+    event_id: str = Field(alias="eventId")
+    version: int = 1
+    event_type: str = Field(alias="eventType")
+    occurred_at: AwareDatetime = Field(alias="occurredAt")
+    patient: Patient
+    encounter: Encounter
+    judged_at: AwareDatetime = Field(alias="judgedAt")
+    judged_by: Physician | None = Field(default=None, alias="judgedBy")
+    expected_discharge_at: AwareDatetime | None = Field(default=None, alias="expectedDischargeAt")
+    withdrawal_reason: str | None = Field(default=None, alias="withdrawalReason")
+    care_needs_at_discharge: str | None = Field(default=None, alias="careNeedsAtDischarge")
+    note: str | None = None
+
+    def business_key(self) -> BusinessKey:
+        return BusinessKey(System.TAKECARE.value, self.event_id, self.version)
+
+    def event_code(self) -> EventCode:
+        return EVENTS[self.event_type]
+
+    def patient_identifier(self) -> PatientIdentifier:
+        return self.patient.identifier
+
+
+def to_bundle(event: TakeCareDischargeReadiness, *, now: datetime) -> Bundle:
+    key = event.business_key()
+    ref = refs(key)
+    observations = [
+        (role, _observation(role, display, value, event, ref))
+        for field, role, display in OBSERVATIONS
+        if (value := getattr(event, field))
+    ]
+    physician = (
+        [] if event.judged_by is None else [("practitioner", _practitioner(event.judged_by))]
+    )
+    return message_bundle(
+        key=key,
+        event=event.event_code(),
+        source=System.TAKECARE,
+        now=now,
+        focus=["encounter"],
+        sender="organization",
+        resources=[
+            ("encounter", _encounter(event, ref)),
+            ("patient", patient_resource(event.patient.info())),
+            ("organization", organization_resource(event.encounter.unit.info())),
+            *physician,
+            *observations,
+        ],
+    )
+
+
+def _encounter(event: TakeCareDischargeReadiness, ref: Ref) -> dict[str, Any]:
+    extensions: list[dict[str, Any]] = [
+        {"url": READY_FOR_DISCHARGE_URL, "valueDateTime": event.judged_at.isoformat()}
+    ]
+    if event.expected_discharge_at is not None:
+        extensions.append(
+            {
+                "url": EXPECTED_DISCHARGE_URL,
+                "valueDateTime": event.expected_discharge_at.isoformat(),
+            }
+        )
+    if event.withdrawal_reason is not None:
+        extensions.append({"url": WITHDRAWAL_REASON_URL, "valueString": event.withdrawal_reason})
+    encounter: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "extension": extensions,
+        "identifier": [
+            {"system": TAKECARE_ENCOUNTER_SYSTEM, "value": event.encounter.encounter_id}
+        ],
+        "status": "in-progress",  # ready or not, the patient is still on the ward
+        "class": {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "code": "IMP",
+            "display": "inpatient encounter",
+        },
+        "subject": {"reference": ref("patient")},
+        "period": {"start": event.encounter.admitted_at.isoformat()},
+        "serviceProvider": {"reference": ref("organization")},
+    }
+    if event.judged_by is not None:
+        encounter["participant"] = [
+            {
+                "type": [code(PARTICIPATION_TYPE_SYSTEM, JUDGED_BY_TYPE, "discharger")],
+                "individual": {"reference": ref("practitioner")},
+            }
+        ]
+    return encounter
+
+
+def _practitioner(physician: Physician) -> dict[str, Any]:
+    return {
+        "resourceType": "Practitioner",
+        "identifier": [{"system": HSA_ID_SYSTEM, "value": physician.hsa_id}],
+        "name": [{"text": physician.name}],
+    }
+
+
+def _observation(
+    role: str, display: str, value: str, event: TakeCareDischargeReadiness, ref: Ref
+) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": code(OBSERVATION_SYSTEM, role, display),
+        "subject": {"reference": ref("patient")},
+        "encounter": {"reference": ref("encounter")},
+        "effectiveDateTime": event.occurred_at.isoformat(),
+        "valueString": value,
+    }
+
+
+INBOUND = InboundFamily(
+    family="discharge-readiness",
+    route="discharge-readiness",
+    schema="takecare/discharge-readiness.schema.json",
+    model=TakeCareDischargeReadiness,
+    to_bundle=to_bundle,
+    identifier_path=IDENTIFIER_PATH,
+)

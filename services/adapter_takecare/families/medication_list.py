@@ -1,0 +1,209 @@
+"""Medication list (läkemedelslista) in TakeCare's format, both ways: the current list at
+admission and the updated list at discharge that TakeCare pushes (``INBOUND``), and the list
+home care administers that the broker delivers from Treserva (``OUTBOUND``). One contract for
+both: ``contracts/takecare/medication-list.schema.json``; mapping
+``contracts/fhir/medication-list.md``; the FHIR side is :mod:`services.messaging.medication`.
+
+The list is a versioned document: its business key is (takecare, listId, version).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+from pydantic import AwareDatetime, Field
+
+from services.adapter_takecare.native import IDENTIFIER_PATH, Patient, Unit
+from services.messaging.envelope import BusinessKey, EventCode, System
+from services.messaging.fhir_parts import TranslationError, message_bundle, refs
+from services.messaging.identifiers import PatientIdentifier
+from services.messaging.medication import (
+    FOCUS,
+    SENDER,
+    AdministeredBy,
+    Context,
+    Dosage,
+    Dose,
+    LineStatus,
+    MedicationLine,
+    MedicationList,
+    list_resources,
+    read_medication_list,
+)
+from services.messaging.native import InboundFamily, NativeEvent, NativeModel, OutboundFamily
+from services.messaging.vocabulary import TAKECARE_MEDICATION_LIST_SYSTEM
+
+SCHEMA = "takecare/medication-list.schema.json"
+
+
+class NativeDose(NativeModel):
+    value: int | float
+    unit: str
+
+
+class NativeDosage(NativeModel):
+    text: str
+    dose: NativeDose | None = None
+    times_per_day: int | None = Field(default=None, alias="timesPerDay")
+    times_of_day: tuple[str, ...] = Field(default=(), alias="timesOfDay")
+
+
+class Item(NativeModel):
+    npl_id: str | None = Field(default=None, alias="nplId")
+    npl_pack_id: str | None = Field(default=None, alias="nplPackId")
+    atc_code: str | None = Field(default=None, alias="atcCode")
+    name: str
+    strength: str | None = None
+    form: str | None = None
+    dosage: NativeDosage
+    status: LineStatus
+    start_date: date | None = Field(default=None, alias="startDate")
+    end_date: date | None = Field(default=None, alias="endDate")
+    reason: str | None = None
+    administered_by: AdministeredBy = Field(alias="administeredBy")
+    change_note: str | None = Field(default=None, alias="changeNote")
+
+    def line(self) -> MedicationLine:
+        d = self.dosage
+        return MedicationLine(
+            name=self.name,
+            dosage=Dosage(
+                text=d.text,
+                dose=None if d.dose is None else Dose(d.dose.value, d.dose.unit),
+                times_per_day=d.times_per_day,
+                times_of_day=d.times_of_day,
+            ),
+            status=self.status,
+            administered_by=self.administered_by,
+            npl_id=self.npl_id,
+            npl_pack_id=self.npl_pack_id,
+            atc_code=self.atc_code,
+            strength=self.strength,
+            form=self.form,
+            start_date=self.start_date,
+            end_date=self.end_date,
+            reason=self.reason,
+            change_note=self.change_note,
+        )
+
+
+class TakeCareMedicationList(NativeEvent):
+    event_id: str = Field(alias="eventId")
+    list_id: str = Field(alias="listId")
+    version: int
+    context: Context
+    occurred_at: AwareDatetime = Field(alias="occurredAt")
+    patient: Patient
+    unit: Unit
+    encounter_id: str | None = Field(default=None, alias="encounterId")
+    items: tuple[Item, ...]
+    # Only the broker sets supersededBy, on delivery; a list TakeCare pushes never has it.
+    superseded_by: None = Field(default=None, alias="supersededBy")
+
+    def business_key(self) -> BusinessKey:
+        return BusinessKey(System.TAKECARE.value, self.list_id, self.version)
+
+    def event_code(self) -> EventCode:
+        return EventCode.MEDICATION_LIST
+
+    def patient_identifier(self) -> PatientIdentifier:
+        return self.patient.identifier
+
+    def medication_list(self) -> MedicationList:
+        return MedicationList(
+            list_id=self.list_id,
+            id_system=TAKECARE_MEDICATION_LIST_SYSTEM,
+            version=self.version,
+            context=self.context,
+            occurred_at=self.occurred_at,
+            patient=self.patient.info(),
+            unit=self.unit.info(),
+            lines=tuple(item.line() for item in self.items),
+            encounter_id=self.encounter_id,
+        )
+
+
+def to_bundle(event: TakeCareMedicationList, *, now: datetime) -> Bundle:
+    key = event.business_key()
+    return message_bundle(
+        key=key,
+        event=EventCode.MEDICATION_LIST,
+        source=System.TAKECARE,
+        now=now,
+        focus=[FOCUS],
+        sender=SENDER,
+        resources=list_resources(event.medication_list(), refs(key)),
+    )
+
+
+INBOUND = InboundFamily(
+    family="medication-list",
+    route="medication-lists",
+    schema=SCHEMA,
+    model=TakeCareMedicationList,
+    to_bundle=to_bundle,
+    identifier_path=IDENTIFIER_PATH,
+)
+
+
+# --- FHIR → TakeCare (a list from Treserva) ----------------------------------------------------
+
+
+def to_native(doc: dict[str, Any]) -> dict[str, Any]:
+    """TakeCare's document of a FHIR medication-list message; eventId is the message id."""
+    ml = read_medication_list(doc)
+    try:
+        event_id = str(doc["id"])
+    except KeyError:
+        raise TranslationError("medication list message has no id") from None
+    native: dict[str, Any] = {
+        "eventId": event_id,
+        "listId": ml.list_id,
+        "version": ml.version,
+        "context": ml.context,
+        "occurredAt": ml.occurred_at.isoformat(),
+        "patient": Patient.of(ml.patient).model_dump(mode="json", by_alias=True, exclude_none=True),
+        "unit": Unit.of(ml.unit).model_dump(mode="json", by_alias=True),
+    }
+    if ml.encounter_id is not None:
+        native["encounterId"] = ml.encounter_id
+    native["items"] = [_item(line) for line in ml.lines]
+    return native
+
+
+def _item(line: MedicationLine) -> dict[str, Any]:
+    d = line.dosage
+    dosage: dict[str, Any] = {"text": d.text}
+    if d.dose is not None:
+        dosage["dose"] = {"value": d.dose.value, "unit": d.dose.unit}
+    if d.times_per_day is not None:
+        dosage["timesPerDay"] = d.times_per_day
+    if d.times_of_day:
+        dosage["timesOfDay"] = list(d.times_of_day)
+    fields: tuple[tuple[str, Any], ...] = (
+        ("nplId", line.npl_id),
+        ("nplPackId", line.npl_pack_id),
+        ("atcCode", line.atc_code),
+        ("name", line.name),
+        ("strength", line.strength),
+        ("form", line.form),
+        ("dosage", dosage),
+        ("status", line.status),
+        ("startDate", None if line.start_date is None else line.start_date.isoformat()),
+        ("endDate", None if line.end_date is None else line.end_date.isoformat()),
+        ("reason", line.reason),
+        ("administeredBy", line.administered_by),
+        ("changeNote", line.change_note),
+    )
+    return {key: value for key, value in fields if value is not None}
+
+
+OUTBOUND = OutboundFamily(
+    family="medication-list",
+    events=(EventCode.MEDICATION_LIST,),
+    path="/api/v1/medication-lists",
+    schema=SCHEMA,
+    to_native=to_native,
+)

@@ -1,0 +1,229 @@
+"""Läkemedelslista in Treserva's format, both ways: the list of what home care administers
+that Treserva pushes (``INBOUND``), and the lists from TakeCare at admission and discharge
+that the broker delivers to Treserva (``OUTBOUND``). One contract for both:
+``contracts/treserva/medication-list.schema.json``; mapping ``contracts/fhir/medication-list.md``;
+the FHIR side is :mod:`services.messaging.medication`.
+
+The list is a versioned document: its business key is (treserva, listaId, version).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from fhir.resources.R4B.bundle import Bundle
+from pydantic import AwareDatetime, Field
+
+from services.adapter_treserva.native import IDENTIFIER_PATH, Brukare, Enhet, brukare, enhet
+from services.messaging.envelope import BusinessKey, EventCode, System
+from services.messaging.fhir_parts import TranslationError, message_bundle, refs
+from services.messaging.identifiers import PatientIdentifier
+from services.messaging.medication import (
+    FOCUS,
+    SENDER,
+    AdministeredBy,
+    Context,
+    Dosage,
+    Dose,
+    LineStatus,
+    MedicationLine,
+    MedicationList,
+    list_resources,
+    read_medication_list,
+)
+from services.messaging.native import InboundFamily, NativeEvent, NativeModel, OutboundFamily
+from services.messaging.vocabulary import TRESERVA_MEDICATION_LIST_SYSTEM
+
+SCHEMA = "treserva/medication-list.schema.json"
+
+Sammanhang = Literal["inskrivning", "utskrivning", "hemsjukvard"]
+Status = Literal["aktiv", "pausad", "utsatt"]
+AdministrerasAv = Literal["hemsjukvard", "patient", "narstaende", "sjukhus"]
+
+SAMMANHANG: dict[Sammanhang, Context] = {
+    "inskrivning": "admission",
+    "utskrivning": "discharge",
+    "hemsjukvard": "home-care",
+}
+STATUS: dict[Status, LineStatus] = {"aktiv": "active", "pausad": "paused", "utsatt": "stopped"}
+ADMINISTRERAS_AV: dict[AdministrerasAv, AdministeredBy] = {
+    "hemsjukvard": "home-care",
+    "patient": "patient",
+    "narstaende": "relative",
+    "sjukhus": "hospital",
+}
+_SAMMANHANG_OF = {v: k for k, v in SAMMANHANG.items()}
+_STATUS_OF = {v: k for k, v in STATUS.items()}
+_ADMINISTRERAS_AV_OF = {v: k for k, v in ADMINISTRERAS_AV.items()}
+
+
+class Dos(NativeModel):
+    varde: int | float
+    enhet: str
+
+
+class Dosering(NativeModel):
+    text: str
+    dos: Dos | None = None
+    antal_per_dygn: int | None = Field(default=None, alias="antalPerDygn")
+    klockslag: tuple[str, ...] = ()
+
+
+class Rad(NativeModel):
+    npl_id: str | None = Field(default=None, alias="nplId")
+    npl_pack_id: str | None = Field(default=None, alias="nplPackId")
+    atc_kod: str | None = Field(default=None, alias="atcKod")
+    namn: str
+    styrka: str | None = None
+    form: str | None = None
+    dosering: Dosering
+    status: Status
+    startdatum: date | None = None
+    slutdatum: date | None = None
+    orsak: str | None = None
+    administreras_av: AdministrerasAv = Field(alias="administrerasAv")
+    andringsnotering: str | None = None
+
+    def line(self) -> MedicationLine:
+        d = self.dosering
+        return MedicationLine(
+            name=self.namn,
+            dosage=Dosage(
+                text=d.text,
+                dose=None if d.dos is None else Dose(d.dos.varde, d.dos.enhet),
+                times_per_day=d.antal_per_dygn,
+                times_of_day=d.klockslag,
+            ),
+            status=STATUS[self.status],
+            administered_by=ADMINISTRERAS_AV[self.administreras_av],
+            npl_id=self.npl_id,
+            npl_pack_id=self.npl_pack_id,
+            atc_code=self.atc_kod,
+            strength=self.styrka,
+            form=self.form,
+            start_date=self.startdatum,
+            end_date=self.slutdatum,
+            reason=self.orsak,
+            change_note=self.andringsnotering,
+        )
+
+
+class TreservaLakemedelslista(NativeEvent):
+    meddelande_id: str = Field(alias="meddelandeId")
+    lista_id: str = Field(alias="listaId")
+    version: int
+    sammanhang: Sammanhang
+    tidpunkt: AwareDatetime
+    brukare: Brukare
+    enhet: Enhet
+    vardtillfalle_id: str | None = Field(default=None, alias="vardtillfalleId")
+    rader: tuple[Rad, ...]
+    # Only the broker sets ersattAv, on delivery; a list Treserva pushes never has it.
+    ersatt_av: None = Field(default=None, alias="ersattAv")
+
+    def business_key(self) -> BusinessKey:
+        return BusinessKey(System.TRESERVA.value, self.lista_id, self.version)
+
+    def event_code(self) -> EventCode:
+        return EventCode.MEDICATION_LIST
+
+    def patient_identifier(self) -> PatientIdentifier:
+        return self.brukare.identifier
+
+    def medication_list(self) -> MedicationList:
+        return MedicationList(
+            list_id=self.lista_id,
+            id_system=TRESERVA_MEDICATION_LIST_SYSTEM,
+            version=self.version,
+            context=SAMMANHANG[self.sammanhang],
+            occurred_at=self.tidpunkt,
+            patient=self.brukare.info(),
+            unit=self.enhet.info(),
+            lines=tuple(rad.line() for rad in self.rader),
+            encounter_id=self.vardtillfalle_id,
+        )
+
+
+def to_bundle(event: TreservaLakemedelslista, *, now: datetime) -> Bundle:
+    key = event.business_key()
+    return message_bundle(
+        key=key,
+        event=EventCode.MEDICATION_LIST,
+        source=System.TRESERVA,
+        now=now,
+        focus=[FOCUS],
+        sender=SENDER,
+        resources=list_resources(event.medication_list(), refs(key)),
+    )
+
+
+INBOUND = InboundFamily(
+    family="medication-list",
+    route="lakemedelslistor",
+    schema=SCHEMA,
+    model=TreservaLakemedelslista,
+    to_bundle=to_bundle,
+    identifier_path=IDENTIFIER_PATH,
+)
+
+
+# --- FHIR → Treserva (a list from TakeCare) ----------------------------------------------------
+
+
+def to_native(doc: dict[str, Any]) -> dict[str, Any]:
+    """Treserva's document of a FHIR medication-list message; meddelandeId is the message id."""
+    ml = read_medication_list(doc)
+    try:
+        meddelande_id = str(doc["id"])
+    except KeyError:
+        raise TranslationError("medication list message has no id") from None
+    native: dict[str, Any] = {
+        "meddelandeId": meddelande_id,
+        "listaId": ml.list_id,
+        "version": ml.version,
+        "sammanhang": _SAMMANHANG_OF[ml.context],
+        "tidpunkt": ml.occurred_at.isoformat(),
+        "brukare": brukare(ml.patient),
+        "enhet": enhet(ml.unit),
+    }
+    if ml.encounter_id is not None:
+        native["vardtillfalleId"] = ml.encounter_id
+    native["rader"] = [_rad(line) for line in ml.lines]
+    return native
+
+
+def _rad(line: MedicationLine) -> dict[str, Any]:
+    d = line.dosage
+    dosering: dict[str, Any] = {"text": d.text}
+    if d.dose is not None:
+        dosering["dos"] = {"varde": d.dose.value, "enhet": d.dose.unit}
+    if d.times_per_day is not None:
+        dosering["antalPerDygn"] = d.times_per_day
+    if d.times_of_day:
+        dosering["klockslag"] = list(d.times_of_day)
+    fields: tuple[tuple[str, Any], ...] = (
+        ("nplId", line.npl_id),
+        ("nplPackId", line.npl_pack_id),
+        ("atcKod", line.atc_code),
+        ("namn", line.name),
+        ("styrka", line.strength),
+        ("form", line.form),
+        ("dosering", dosering),
+        ("status", _STATUS_OF[line.status]),
+        ("startdatum", None if line.start_date is None else line.start_date.isoformat()),
+        ("slutdatum", None if line.end_date is None else line.end_date.isoformat()),
+        ("orsak", line.reason),
+        ("administrerasAv", _ADMINISTRERAS_AV_OF[line.administered_by]),
+        ("andringsnotering", line.change_note),
+    )
+    return {key: value for key, value in fields if value is not None}
+
+
+OUTBOUND = OutboundFamily(
+    family="medication-list",
+    events=(EventCode.MEDICATION_LIST,),
+    path="/api/v1/lakemedelslistor",
+    schema=SCHEMA,
+    to_native=to_native,
+)
