@@ -22,7 +22,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from services.messaging.contracts import Violation, violations
 from services.messaging.envelope import BusinessKey, EventCode
-from services.messaging.identifiers import InvalidIdentifier, PatientIdentifier
+from services.messaging.identifiers import (
+    InvalidIdentifier,
+    PatientIdentifier,
+    parse_patient_identifier,
+)
 
 
 class NativeModel(BaseModel):
@@ -91,7 +95,9 @@ def parse_event(model: type[E], schema: str, document: Any, *, identifier_path: 
     """Schema first, then the model, then what a schema cannot check (Luhn, dates)."""
     found = violations(schema, document)
     if found:
-        raise InvalidEvent(found)
+        # Report a bad check digit or date together with the schema's findings, so a
+        # vendor sees every problem at once.
+        raise InvalidEvent(found + _identifier_violations(document, identifier_path, found))
     try:
         event = model.model_validate(document)
     except ValidationError as exc:
@@ -106,3 +112,20 @@ def parse_event(model: type[E], schema: str, document: Any, *, identifier_path: 
     except InvalidIdentifier as exc:
         raise InvalidEvent([Violation(identifier_path, "identifier", str(exc))]) from None
     return event
+
+
+def _identifier_violations(
+    document: Any, identifier_path: str, found: list[Violation]
+) -> list[Violation]:
+    if any(v.path == identifier_path for v in found):
+        return []
+    value: Any = document
+    for part in identifier_path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if not isinstance(value, str):
+        return []
+    try:
+        parse_patient_identifier(value)
+    except InvalidIdentifier as exc:
+        return [Violation(identifier_path, "identifier", str(exc))]
+    return []

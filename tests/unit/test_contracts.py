@@ -107,3 +107,19 @@ def test_validate_accepts_a_valid_document(capsys):
     path = CONTRACTS_DIR / "fixtures/takecare/admission-notice/personnummer-full.input.json"
     assert contracts_cli.main(["validate", "takecare/admission-notice", str(path)]) == 0
     assert "valid" in capsys.readouterr().out
+
+
+def test_validate_reports_schema_and_check_digit_problems_together(tmp_path, capsys):
+    doc = json.loads(
+        (
+            CONTRACTS_DIR / "fixtures/takecare/admission-notice/personnummer-full.input.json"
+        ).read_text(encoding="utf-8")
+    )
+    doc["patient"]["personalIdentityNumber"] = "191212121213"
+    del doc["admissionReason"]
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    assert contracts_cli.main(["validate", "takecare/admission-notice", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "admissionReason: [required]" in out
+    assert "patient.personalIdentityNumber: [identifier]" in out
