@@ -85,7 +85,7 @@ def main() -> int:
         try:
             for _ in range(5):  # warm-up: consumer groups joined, connections open
                 mid, _ = scenario.post_admission()
-                scenario.wait_for_state(mid, "confirmed", timeout_s=30)
+                scenario.wait_for_state(mid, "confirmed", timeout_s=30, destination="treserva")
             posted: list[tuple[str, float]] = []
             for i in range(args.count):
                 started = time.time()
@@ -96,8 +96,11 @@ def main() -> int:
             print()
             latencies = []
             for i, (mid, started) in enumerate(posted):
-                detail = scenario.wait_for_state(mid, "confirmed", timeout_s=60)
-                confirmed = datetime.fromisoformat(detail["deliveries"][0]["confirmed_at"])
+                detail = scenario.wait_for_state(
+                    mid, "confirmed", timeout_s=60, destination="treserva"
+                )
+                treserva = scenario.delivery(detail, "treserva")
+                confirmed = datetime.fromisoformat(treserva["confirmed_at"])
                 latencies.append((confirmed.timestamp() - started) * 1000)
                 print(f"\rconfirmed {i + 1}/{args.count}", end="", flush=True)
             print()

@@ -40,7 +40,7 @@ from services.adapter_treserva.families import receipt as treserva_receipt
 from services.messaging.contracts import CONTRACTS_DIR, violations
 from services.messaging.envelope import System, to_json
 from services.messaging.families import FAMILIES
-from services.messaging.native import InboundFamily, InvalidEvent, OutboundFamily
+from services.messaging.native import FHIR_MESSAGE, InboundFamily, InvalidEvent, OutboundFamily
 from services.messaging.receipts import Receipt, to_response
 
 FIXTURE_NOW = datetime(2026, 11, 20, 8, 12, 30, tzinfo=UTC)
@@ -50,10 +50,6 @@ OPENAPI = CONTRACTS_DIR / "openapi"
 INBOUND: dict[System, tuple[InboundFamily[Any], ...]] = {
     System.TAKECARE: takecare_families.INBOUND,
     System.TRESERVA: treserva_families.INBOUND,
-}
-OUTBOUND: dict[System, tuple[OutboundFamily, ...]] = {
-    System.TAKECARE: takecare_families.OUTBOUND,
-    System.TRESERVA: treserva_families.OUTBOUND,
 }
 RECEIPTS: dict[System, tuple[str, Callable[[Any], Receipt]]] = {
     System.TAKECARE: (takecare_receipt.SCHEMA, takecare_receipt.parse_receipt),
@@ -82,7 +78,17 @@ def inbound_family(source: System, name: str) -> InboundFamily[Any] | None:
 
 
 def outbound_family(destination: System, event_code: str) -> OutboundFamily | None:
-    return next((f for f in OUTBOUND[destination] if event_code in f.events), None)
+    return next((f for f in _outbound()[destination] if event_code in f.events), None)
+
+
+def _outbound() -> dict[System, tuple[OutboundFamily, ...]]:
+    from services.adapter_takecare.primary_care import FHIR_MESSAGES
+
+    return {
+        System.TAKECARE: takecare_families.OUTBOUND,
+        System.TRESERVA: treserva_families.OUTBOUND,
+        System.PRIMARY_CARE: (FHIR_MESSAGES,),
+    }
 
 
 def translate_fixture(source: System, family: str, document: Any) -> dict[str, dict[str, Any]]:
@@ -102,6 +108,8 @@ def translate_fixture(source: System, family: str, document: Any) -> dict[str, d
         outbound = outbound_family(destination, event.event_code().value)
         if outbound is None:
             raise LookupError(f"{destination.value} has no outbound {event.event_code().value}")
+        if outbound.schema == FHIR_MESSAGE:
+            continue  # the FHIR message as it is (primary care): the .fhir.json golden
         native = outbound.to_native(bundle)
         broken = violations(outbound.schema, native)
         if broken:

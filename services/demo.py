@@ -81,8 +81,8 @@ def _play(s: Scenario) -> int:
     message_id, intake_s = s.post_admission()
     print(f"   accepted by adapter_takecare in {intake_s * 1000:.0f} ms, message {message_id}")
     t0 = time.perf_counter()
-    detail = s.wait_for_state(message_id, "confirmed", timeout_s=15)
-    (delivery,) = detail["deliveries"]
+    detail = s.wait_for_state(message_id, "confirmed", timeout_s=15, destination="treserva")
+    delivery = s.delivery(detail, "treserva")
     print(
         f"   confirmed by Treserva after {(time.perf_counter() - t0) * 1000:.0f} ms; delivery log:"
     )
@@ -92,12 +92,14 @@ def _play(s: Scenario) -> int:
             f"  {t['reason']}"
         )
     stored = s.treserva_stats()["stored"]
-    print(f"   Treserva holds {stored} notice(s)\n")
+    print(f"   Treserva holds {stored} notice(s)")
+    s.wait_for_state(message_id, "confirmed", timeout_s=15, destination="primary-care")
+    print("   primary care (vårdcentralen) has confirmed its copy too\n")
 
     print("2) Treserva silently drops notices (202, then nothing), as in Region Gotland")
     s.set_treserva_fault("silent-drop")
     dropped_id, _ = s.post_admission()
-    s.wait_for_state(dropped_id, "sent", timeout_s=15)
+    s.wait_for_state(dropped_id, "sent", timeout_s=15, destination="treserva")
     print(f"   message {dropped_id} accepted and sent; Treserva said 202 but stored nothing")
     alert = s.wait_for_alert("confirmation_overdue", "treserva", timeout_s=DEADLINE_S + 15)
     print(

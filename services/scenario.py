@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import httpx
 
 from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN
+from services.adapter_takecare.settings import SANDBOX_PRIMARY_CARE_TOKEN as PRIMARY_CARE_TOKEN
 from services.adapter_takecare.settings import SANDBOX_TAKECARE_TOKEN as TAKECARE_API_TOKEN
 from services.adapter_treserva.settings import SANDBOX_INTAKE_TOKEN as TRESERVA_INTAKE_TOKEN
 from services.adapter_treserva.settings import SANDBOX_TRESERVA_TOKEN as TRESERVA_API_TOKEN
@@ -102,6 +103,7 @@ class Scenario:
         base, token = {
             "takecare": (self.stack.takecare_sim_url, TAKECARE_API_TOKEN),
             "treserva": (self.stack.treserva_sim_url, TRESERVA_API_TOKEN),
+            "primary-care": (self.stack.takecare_sim_url, PRIMARY_CARE_TOKEN),
         }[system]
         res = self.http.get(f"{base}/api/v1/{path}", headers={"authorization": f"Bearer {token}"})
         if res.status_code == 404:
@@ -145,18 +147,31 @@ class Scenario:
         res.raise_for_status()
         return dict(res.json())
 
-    def wait_for_state(self, message_id: str, state: str, *, timeout_s: float) -> dict[str, Any]:
+    def wait_for_state(
+        self, message_id: str, state: str, *, timeout_s: float, destination: str | None = None
+    ) -> dict[str, Any]:
+        """The message once every delivery (or the one to ``destination``) is in ``state``."""
+
         def probe() -> dict[str, Any] | None:
             found = self.message(message_id)
-            if (
-                found
-                and found["deliveries"]
-                and all(d["state"] == state for d in found["deliveries"])
-            ):
+            if not found:
+                return None
+            chosen = [
+                d
+                for d in found["deliveries"]
+                if destination is None or d["destination"] == destination
+            ]
+            if chosen and all(d["state"] == state for d in chosen):
                 return found
             return None
 
-        return wait_for(f"message {message_id} to be {state}", probe, timeout_s=timeout_s)
+        where = f" to {destination}" if destination else ""
+        return wait_for(f"message {message_id}{where} to be {state}", probe, timeout_s=timeout_s)
+
+    @staticmethod
+    def delivery(detail: dict[str, Any], destination: str) -> dict[str, Any]:
+        (found,) = [d for d in detail["deliveries"] if d["destination"] == destination]
+        return dict(found)
 
     def wait_for_alert(self, kind: str, destination: str, *, timeout_s: float) -> dict[str, Any]:
         def probe() -> dict[str, Any] | None:

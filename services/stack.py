@@ -185,6 +185,7 @@ class Stack:
                     "PORT": str(s.takecare_adapter_port),
                     "DATABASE_URL": self.database_url("adapter_takecare"),
                     "TAKECARE_URL": self.takecare_sim_url,
+                    "PRIMARY_CARE_URL": self.takecare_sim_url,  # primary care's inbox in TakeCare
                 },
             ),
         )

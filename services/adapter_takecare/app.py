@@ -11,7 +11,7 @@ from datetime import datetime
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.adapter_takecare import families
+from services.adapter_takecare import families, primary_care
 from services.adapter_takecare.families import receipt
 from services.adapter_takecare.settings import AdapterTakeCareSettings
 from services.messaging.envelope import System
@@ -60,6 +60,21 @@ def create_app(
                 route=receipt.ROUTE,
                 parse=receipt.parse_receipt,
                 responder=System.TAKECARE,
+                owner=OWNER,
+                sessions=sessions,
+                token=lambda: settings.intake_token,
+                max_body_bytes=settings.max_body_bytes,
+                clock=clock,
+                relay_wake=relay_wake,
+            ),
+            tags=["receipts"],
+        )
+        app.include_router(
+            receipt_router(
+                prefix=primary_care.RECEIPT_PREFIX,
+                route=receipt.ROUTE,
+                parse=receipt.parse_receipt,
+                responder=System.PRIMARY_CARE,
                 owner=OWNER,
                 sessions=sessions,
                 token=lambda: settings.intake_token,

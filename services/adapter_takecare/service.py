@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
-from services.adapter_takecare import families
+from services.adapter_takecare import families, primary_care
 from services.adapter_takecare.app import OWNER, create_app
 from services.adapter_takecare.settings import AdapterTakeCareSettings
-from services.messaging.adapter_service import run_adapter
+from services.messaging.adapter_service import Endpoint, run_adapter
 from services.messaging.db import utcnow
-from services.messaging.delivery import Destination
+from services.messaging.delivery import Destination, field_marker
 from services.messaging.envelope import System
 
 DESTINATION = Destination(
     system=System.TAKECARE,
     owner=OWNER,
     families=families.OUTBOUND,
-    superseded_field="supersededBy",
+    mark_superseded=field_marker("supersededBy"),
 )
 
 
 async def main(settings: AdapterTakeCareSettings | None = None) -> int:
     settings = settings or AdapterTakeCareSettings()
+    timeout = settings.request_timeout_s
     return await run_adapter(
         settings,
-        destination=DESTINATION,
-        journal_url=settings.takecare_url,
-        journal_token=settings.takecare_token,
-        request_timeout_s=settings.request_timeout_s,
+        name=OWNER,
+        endpoints=[
+            Endpoint(DESTINATION, settings.takecare_url, settings.takecare_token, timeout),
+            Endpoint(
+                primary_care.destination(OWNER),
+                settings.primary_care_url,
+                settings.primary_care_token,
+                timeout,
+            ),
+        ],
         create_app=lambda store, sessions, wake: create_app(
             settings, store=store, sessions=sessions, clock=utcnow, relay_wake=wake
         ),

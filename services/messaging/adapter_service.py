@@ -1,11 +1,12 @@
 """The composition every journal adapter shares: SQL store, Kafka publisher and outbox relay,
-the HTTP intake app, and the consumer that delivers the router's commands to the journal.
-Each adapter's ``service.py`` passes what differs (its destination, app and client)."""
+the HTTP intake app, and one consumer per destination it delivers to (its journal, and for
+adapter_takecare also primary care). Each adapter's ``service.py`` passes what differs."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,22 +24,29 @@ from services.messaging.kafka import (
     ensure_topics,
 )
 from services.messaging.outbox import OutboxRelay
-from services.messaging.runtime import run_service
+from services.messaging.runtime import Loop, run_service
 from services.messaging.settings import ServiceSettings
 
 AppFactory = Callable[[IntakeStore, async_sessionmaker[AsyncSession], asyncio.Event], FastAPI]
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one destination's API is, and the broker's credential toward it."""
+
+    destination: Destination
+    url: str
+    token: str
+    timeout_s: float
+
+
 async def run_adapter(
     settings: ServiceSettings,
     *,
-    destination: Destination,
-    journal_url: str,
-    journal_token: str,
-    request_timeout_s: float,
+    name: str,
+    endpoints: list[Endpoint],
     create_app: AppFactory,
 ) -> int:
-    name = destination.owner
     logs.configure(name, settings.log_level)
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine)
@@ -46,36 +54,44 @@ async def run_adapter(
     publisher = KafkaPublisher(settings.kafka_bootstrap)
     await publisher.start()
     relay = OutboxRelay(sessions, publisher, name)
-    client = HttpJournalClient(journal_url, journal_token, request_timeout_s)
-    deps = DeliveryDeps(
-        sessions=sessions,
-        client=client,
-        clock=utcnow,
-        destination=destination,
-        relay_wake=relay.wake,
-    )
-    consumer = KafkaConsumer(
-        settings.kafka_bootstrap, [topics.outbound(destination.system.value)], group_id=name
-    )
-    await consumer.start()
-
-    async def handle(batch: list[IncomingRecord]) -> None:
-        await handle_delivery_batch(batch, deps=deps)
-
-    async def deliveries() -> None:
-        await consume_forever(consumer, handle, name="deliveries")
+    clients: list[HttpJournalClient] = []
+    consumers: list[KafkaConsumer] = []
+    loops: dict[str, Loop] = {"relay": relay.run}
+    for endpoint in endpoints:
+        system = endpoint.destination.system.value
+        client = HttpJournalClient(endpoint.url, endpoint.token, endpoint.timeout_s)
+        consumer = KafkaConsumer(
+            settings.kafka_bootstrap, [topics.outbound(system)], group_id=f"{name}.{system}"
+        )
+        await consumer.start()
+        clients.append(client)
+        consumers.append(consumer)
+        deps = DeliveryDeps(
+            sessions=sessions,
+            client=client,
+            clock=utcnow,
+            destination=endpoint.destination,
+            relay_wake=relay.wake,
+        )
+        loops[f"deliveries to {system}"] = _delivery_loop(consumer, deps, system)
 
     async def stop() -> None:
-        await consumer.stop()
-        await client.aclose()
+        for consumer in consumers:
+            await consumer.stop()
+        for client in clients:
+            await client.aclose()
         await publisher.stop()
         await engine.dispose()
 
     app = create_app(SqlIntakeStore(sessions, name), sessions, relay.wake)
-    return await run_service(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loops={"relay": relay.run, "deliveries": deliveries},
-        on_stop=stop,
-    )
+    return await run_service(app, host=settings.host, port=settings.port, loops=loops, on_stop=stop)
+
+
+def _delivery_loop(consumer: KafkaConsumer, deps: DeliveryDeps, system: str) -> Loop:
+    async def handle(batch: list[IncomingRecord]) -> None:
+        await handle_delivery_batch(batch, deps=deps)
+
+    async def deliveries() -> None:
+        await consume_forever(consumer, handle, name=f"deliveries to {system}")
+
+    return deliveries

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -41,6 +42,7 @@ from services.messaging.kafka import IncomingRecord, OutgoingRecord
 from services.messaging.native import OutboundFamily
 from services.messaging.outbox import add_to_outbox
 from services.messaging.processed import already_processed, mark_processed
+from services.messaging.vocabulary import SUPERSEDED_TAG_SYSTEM
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +55,26 @@ class Destination:
     system: System
     owner: str  # outbox owner and processed-event consumer prefix, e.g. "adapter_treserva"
     families: tuple[OutboundFamily, ...]
-    superseded_field: str  # native field that names the newer message
+    # marks a document as superseded by the newer message id (see field_marker, tag_marker)
+    mark_superseded: Callable[[dict[str, Any], str], None]
 
     def family_for(self, event_code: str) -> OutboundFamily | None:
         return next((f for f in self.families if event_code in f.events), None)
+
+
+def field_marker(name: str) -> Callable[[dict[str, Any], str], None]:
+    """Mark a native document by setting ``name`` to the newer message id."""
+
+    def mark(document: dict[str, Any], newer: str) -> None:
+        document[name] = newer
+
+    return mark
+
+
+def tag_marker(document: dict[str, Any], newer: str) -> None:
+    """Mark a FHIR message Bundle with a ``meta.tag`` naming the newer message."""
+    tags = document.setdefault("meta", {}).setdefault("tag", [])
+    tags.append({"system": SUPERSEDED_TAG_SYSTEM, "code": "superseded", "display": newer})
 
 
 @dataclass
@@ -91,7 +109,7 @@ async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
         log.error("delivery command without message-id skipped", extra=where)
         return
     event_key = f"{message_id}#{attempt}"
-    consumer = f"{deps.destination.owner}.delivery"
+    consumer = f"{deps.destination.owner}:{deps.destination.system.value}"
     async with deps.sessions() as session:
         if await already_processed(session, consumer, event_key):
             log.info(
@@ -153,7 +171,7 @@ async def _post(
         return ResponseCode.FATAL_ERROR, f"cannot translate: {exc}"[:300]
     newer = record.headers.get("superseded-by")
     if newer and is_versioned(env.event_code):
-        document[destination.superseded_field] = newer
+        destination.mark_superseded(document, newer)
     try:
         receipt = await deps.client.post(family.path, document, idempotency_key=message_id)
     except TransientDeliveryError as exc:

@@ -75,6 +75,7 @@ class System(enum.StrEnum):
 
     TAKECARE = "takecare"
     TRESERVA = "treserva"
+    PRIMARY_CARE = "primary-care"  # vårdcentral: receives FHIR messages as they are
 
     @property
     def endpoint(self) -> str:
@@ -82,7 +83,9 @@ class System(enum.StrEnum):
 
     @property
     def display(self) -> str:
-        return {"takecare": "TakeCare", "treserva": "Treserva"}[self.value]
+        return {"takecare": "TakeCare", "treserva": "Treserva", "primary-care": "Primärvården"}[
+            self.value
+        ]
 
 
 @dataclass(frozen=True, slots=True)

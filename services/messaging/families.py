@@ -29,9 +29,11 @@ class Family:
         return dict(self.routes).get(source, ())
 
 
-_TO_TRESERVA = ((System.TAKECARE, (System.TRESERVA,)),)
+# The hospital's notices go to the municipality and to primary care (Lag 2017:612); what the
+# municipality sends goes to TakeCare, whose SIP module primary care shares.
+_TO_MUNICIPALITY = ((System.TAKECARE, (System.TRESERVA, System.PRIMARY_CARE)),)
 _BOTH_WAYS = (
-    (System.TAKECARE, (System.TRESERVA,)),
+    (System.TAKECARE, (System.TRESERVA, System.PRIMARY_CARE)),
     (System.TRESERVA, (System.TAKECARE,)),
 )
 
@@ -44,19 +46,19 @@ FAMILIES: tuple[Family, ...] = (
             EventCode.ADMISSION_NOTICE_CANCELLED,
         ),
         versioned=False,
-        routes=_TO_TRESERVA,
+        routes=_TO_MUNICIPALITY,
     ),
     Family(
         "discharge-readiness",
         (EventCode.READY_FOR_DISCHARGE, EventCode.READY_FOR_DISCHARGE_WITHDRAWN),
         versioned=False,
-        routes=_TO_TRESERVA,
+        routes=_TO_MUNICIPALITY,
     ),
     Family(
         "discharge-notice",
         (EventCode.DISCHARGE_NOTICE,),
         versioned=False,
-        routes=_TO_TRESERVA,
+        routes=_TO_MUNICIPALITY,
     ),
     Family(
         "medication-list",

@@ -80,6 +80,10 @@ class InboundFamily(Generic[E]):
         return parse_event(self.model, self.schema, document, identifier_path=self.identifier_path)
 
 
+FHIR_MESSAGE = "fhir-message"
+"""An outbound family's ``schema`` when the receiver takes the FHIR message as it is."""
+
+
 @dataclass(frozen=True)
 class OutboundFamily:
     """A FHIR message family a destination journal receives in its native format."""
@@ -87,7 +91,7 @@ class OutboundFamily:
     family: str
     events: tuple[EventCode, ...]
     path: str  # the destination API path it is POSTed to
-    schema: str  # contract of the native document
+    schema: str  # contract of the native document, or FHIR_MESSAGE
     to_native: Callable[[dict[str, Any]], dict[str, Any]]  # pure: Bundle JSON → native
 
 

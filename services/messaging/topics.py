@@ -17,7 +17,7 @@ def outbound(destination: str) -> str:
     return _OUTBOUND.format(destination=destination)
 
 
-DESTINATIONS = ("treserva", "takecare")
+DESTINATIONS = ("treserva", "takecare", "primary-care")
 
 
 def all_topics() -> list[str]:

@@ -31,6 +31,7 @@ MEDICATION_LIST_CONTEXT_SYSTEM = f"{_CS}/medication-list-context"
 ADMINISTERED_BY_SYSTEM = f"{_CS}/medication-administered-by"
 CARE_PLAN_CATEGORY_SYSTEM = f"{_CS}/care-plan-category"  # code "sip"
 SIP_ROLE_SYSTEM = f"{_CS}/sip-role"
+SUPERSEDED_TAG_SYSTEM = f"{_CS}/delivery-tag"  # Bundle.meta.tag "superseded" (display: newer id)
 
 # --- extensions ---------------------------------------------------------------------------
 EXPECTED_DISCHARGE_URL = f"{_SD}/expected-discharge"  # Encounter: valueDateTime

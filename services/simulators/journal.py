@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,9 +30,11 @@ from typing import Any
 import httpx
 from fastapi import BackgroundTasks, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from fhir.resources.R4B.bundle import Bundle
+from pydantic import BaseModel, Field, ValidationError
 
-from services.messaging.contracts import violations
+from services.messaging.contracts import Violation, violations
+from services.messaging.envelope import MalformedMessage, read_envelope
 from services.messaging.http import bearer_ok
 
 log = logging.getLogger(__name__)
@@ -56,11 +59,13 @@ class Kind:
     """One kind of document the journal receives at ``/api/v1/<path>``."""
 
     path: str
-    schema: str
+    schema: str | None  # native contract; None: a FHIR message Bundle (validated with R4B)
     message_id_field: str  # the broker's message id inside the document
     document_id_field: str | None = None  # versioned documents: their id …
     version_field: str = "version"  # … and version
     superseded_field: str | None = None  # set by the broker on an older version
+    api_token: str | None = None  # another receiver behind the same simulator
+    receipt_url: str | None = None  # … with its own receipt endpoint
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,17 @@ def _problem(status: int, title: str, **extra: Any) -> JSONResponse:
     )
 
 
+def _contract_violations(kind: Kind, body: Any) -> list[Violation]:
+    if kind.schema is not None:
+        return violations(kind.schema, body)
+    try:
+        read_envelope(json.dumps(body))
+        Bundle.model_validate(body)
+    except (MalformedMessage, ValidationError) as exc:
+        return [Violation("", "fhir", f"not a FHIR message Bundle: {type(exc).__name__}")]
+    return []
+
+
 def create_api_app(
     state: JournalState,
     spec: JournalSpec,
@@ -138,7 +154,7 @@ def create_api_app(
 ) -> FastAPI:
     app = FastAPI(title=f"{spec.name} simulator")
 
-    async def push_receipt(record: dict[str, Any]) -> None:
+    async def push_receipt(record: dict[str, Any], receipt_url: str) -> None:
         if spec.receipt_delay_s:
             await asyncio.sleep(spec.receipt_delay_s)
         receipt = spec.receipt(record, record["recordId"])
@@ -148,7 +164,7 @@ def create_api_app(
             try:
                 async with httpx.AsyncClient(transport=receipt_transport, timeout=5.0) as client:
                     res = await client.post(
-                        spec.receipt_url,
+                        receipt_url,
                         json=receipt,
                         headers={"authorization": f"Bearer {spec.receipt_token}"},
                     )
@@ -181,14 +197,17 @@ def _add_kind(
     kind: Kind,
     state: JournalState,
     spec: JournalSpec,
-    push_receipt: Callable[[dict[str, Any]], Awaitable[None]],
+    push_receipt: Callable[[dict[str, Any], str], Awaitable[None]],
 ) -> None:
+    token = kind.api_token or spec.api_token
+    receipt_url = kind.receipt_url or spec.receipt_url
+
     async def post(
         request: Request,
         background: BackgroundTasks,
         idempotency_key: str | None = Header(default=None),
     ) -> JSONResponse:
-        if not bearer_ok(request, spec.api_token):
+        if not bearer_ok(request, token):
             return _problem(401, "missing or wrong bearer token")
         if not idempotency_key:
             return _problem(400, "Idempotency-Key header is required")
@@ -206,7 +225,7 @@ def _add_kind(
             body = await request.json()
         except ValueError:
             return _problem(400, "body is not JSON")
-        found = violations(kind.schema, body)
+        found = _contract_violations(kind, body)
         if found:
             state.stats["rejected"] += 1
             return _problem(
@@ -233,17 +252,17 @@ def _add_kind(
         record["current"] = state.file(kind, record)
         state.records[idempotency_key] = record
         state.stats["stored"] += 1
-        background.add_task(push_receipt, record)
+        background.add_task(push_receipt, record, receipt_url)
         return JSONResponse({"recordId": record["recordId"], "status": "received"}, 202)
 
     async def list_records(request: Request) -> JSONResponse:
-        if not bearer_ok(request, spec.api_token):
+        if not bearer_ok(request, token):
             return _problem(401, "missing or wrong bearer token")
         items = [r for r in state.records.values() if r["kind"] == kind.path]
         return JSONResponse({"count": len(items), "items": items})
 
     async def read_back(request: Request, record_key: str) -> JSONResponse:
-        if not bearer_ok(request, spec.api_token):
+        if not bearer_ok(request, token):
             return _problem(401, "missing or wrong bearer token")
         record = state.records.get(record_key)
         if record is None or record["kind"] != kind.path:
@@ -251,7 +270,7 @@ def _add_kind(
         return JSONResponse(record)
 
     async def read_current(request: Request, document_id: str) -> JSONResponse:
-        if not bearer_ok(request, spec.api_token):
+        if not bearer_ok(request, token):
             return _problem(401, "missing or wrong bearer token")
         record = state.current.get((kind.path, document_id))
         if record is None:

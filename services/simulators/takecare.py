@@ -7,7 +7,9 @@ send its events to adapter_takecare, as its triggers would: ``admission-notice``
 statistics as in :mod:`services.simulators.journal`.
 
 API (port 8102) receives what the broker delivers to TakeCare (Treserva's SIP updates and home
-care's medication list) and pushes a receipt for each to adapter_takecare.
+care's medication list) and, as primary care's inbox, the hospital's notices as FHIR messages
+(``POST /api/v1/primary-care/$process-message``); it pushes a receipt for each to
+adapter_takecare.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class TakeCareSimSettings(BaseSettings):
     adapter_url: str = "http://127.0.0.1:8001"  # adapter_takecare: events and receipts
     adapter_token: str = "sandbox-takecare-key"  # noqa: S105 (sandbox simulator)
     api_token: str = "sandbox-takecare-api-key"  # noqa: S105
+    primary_care_token: str = "sandbox-primary-care-api-key"  # noqa: S105
     schedule_interval_s: float = 0.0
     receipt_delay_s: float = 0.0
     receipt_give_up_s: float = 120.0
@@ -85,17 +88,28 @@ EMITTERS = {
 def receipt(record: dict[str, Any], record_id: str) -> dict[str, Any]:
     return {
         "receiptId": f"RCPT-{record_id}",
-        "messageId": record["eventId"],
+        "messageId": record.get("eventId") or record["id"],
         "recordId": record_id,
         "status": "registered",
         "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
 
 
+def primary_care_kind(settings: TakeCareSimSettings) -> Kind:
+    """Primary care's inbox (a vårdcentral in TakeCare): FHIR messages as they are."""
+    return Kind(
+        "primary-care/$process-message",
+        None,
+        message_id_field="id",
+        api_token=settings.primary_care_token,
+        receipt_url=f"{settings.adapter_url}/primary-care/v1/receipts",
+    )
+
+
 def spec(settings: TakeCareSimSettings) -> JournalSpec:
     return JournalSpec(
         name="TakeCare",
-        kinds=KINDS,
+        kinds=(*KINDS, primary_care_kind(settings)),
         api_token=settings.api_token,
         receipt_url=f"{settings.adapter_url}/takecare/v1/receipts",
         receipt_token=settings.adapter_token,

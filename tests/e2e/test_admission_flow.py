@@ -11,8 +11,9 @@ pytestmark = pytest.mark.e2e
 def test_an_admission_is_confirmed_within_a_second_of_intake(scenario):
     message_id, _ = scenario.post_admission()
     detail = scenario.wait_for_state(message_id, "confirmed", timeout_s=10)
-    (delivery,) = detail["deliveries"]
-    assert delivery["destination"] == "treserva" and delivery["attempts"] == 1
+    assert {d["destination"] for d in detail["deliveries"]} == {"treserva", "primary-care"}
+    delivery = scenario.delivery(detail, "treserva")
+    assert delivery["attempts"] == 1
     assert [t["to_state"] for t in delivery["transitions"]][-1] == "confirmed"
     assert scenario.treserva_stats()["stored"] == 1
 
@@ -20,7 +21,7 @@ def test_an_admission_is_confirmed_within_a_second_of_intake(scenario):
 def test_a_silent_drop_raises_the_alert_within_the_deadline(scenario):
     scenario.set_treserva_fault("silent-drop")
     message_id, _ = scenario.post_admission()
-    scenario.wait_for_state(message_id, "sent", timeout_s=10)
+    scenario.wait_for_state(message_id, "sent", timeout_s=10, destination="treserva")
     alert = scenario.wait_for_alert("confirmation_overdue", "treserva", timeout_s=DEADLINE_S + 5)
     assert alert["event_code"] == "admission-notice" and alert["affected"] == 1
     assert scenario.treserva_stats()["stored"] == 0
@@ -32,14 +33,16 @@ def test_treserva_errors_are_retried_until_it_recovers(scenario):
 
     def retried():
         found = scenario.message(message_id)
-        return found if found and found["deliveries"][0]["attempts"] >= 2 else None
+        if found and scenario.delivery(found, "treserva")["attempts"] >= 2:
+            return found
+        return None
 
     from services.scenario import wait_for
 
     wait_for("a second attempt", retried, timeout_s=10)
     scenario.set_treserva_fault("none")
     detail = scenario.wait_for_state(message_id, "confirmed", timeout_s=15)
-    outcomes = [a["outcome"] for a in detail["deliveries"][0]["attempts_log"]]
+    outcomes = [a["outcome"] for a in scenario.delivery(detail, "treserva")["attempts_log"]]
     assert outcomes[0] == "transient-error" and outcomes[-1] == "ok"
 
 
@@ -55,7 +58,11 @@ def test_treserva_down_then_back_loses_nothing(scenario):
 def test_a_rejected_notice_is_dead_lettered_with_an_alert(scenario):
     scenario.set_treserva_fault("reject")
     message_id, _ = scenario.post_admission()
-    detail = scenario.wait_for_state(message_id, "dead_letter", timeout_s=10)
-    assert "422" in (detail["deliveries"][0]["last_error"] or "")
+    detail = scenario.wait_for_state(
+        message_id, "dead_letter", timeout_s=10, destination="treserva"
+    )
+    assert "422" in (scenario.delivery(detail, "treserva")["last_error"] or "")
+    # one destination's failure does not hold back the other
+    scenario.wait_for_state(message_id, "confirmed", timeout_s=10, destination="primary-care")
     alert = scenario.wait_for_alert("delivery_failed", "treserva", timeout_s=5)
     assert alert["affected"] == 1

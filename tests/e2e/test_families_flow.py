@@ -12,6 +12,8 @@ from services.simulators.samples.medication_list import sample_takecare_medicati
 
 pytestmark = pytest.mark.e2e
 
+PRIMARY_CARE_INBOX = "primary-care/$process-message"
+
 # (source, family) → (destination, journal API path, destination contract)
 ROUTES = {
     ("takecare", "admission-notice"): ("treserva", "inskrivningsmeddelanden", "admission-notice"),
@@ -33,8 +35,8 @@ def _travel(scenario, source):
         destination, path, contract = ROUTES[(source, family)]
         for message_id in message_ids:
             detail = scenario.wait_for_state(message_id, "confirmed", timeout_s=30)
-            (delivery,) = detail["deliveries"]
-            assert delivery["destination"] == destination, family
+            expected = {destination, "primary-care"} if source == "takecare" else {destination}
+            assert {d["destination"] for d in detail["deliveries"]} == expected, family
             record = scenario.journal(destination, f"{path}/{message_id}")
             assert record is not None, f"{destination} does not hold the {family} {message_id}"
             native = {
@@ -43,6 +45,11 @@ def _travel(scenario, source):
                 if k not in {"kind", "recordId", "receivedAt", "current"}
             }
             assert violations(f"{destination}/{contract}.schema.json", native) == [], family
+            if source == "takecare":
+                inbox = scenario.journal(
+                    "primary-care", f"primary-care/$process-message/{message_id}"
+                )
+                assert inbox is not None and inbox["resourceType"] == "Bundle", family
 
 
 def test_every_takecare_family_reaches_treserva_and_is_confirmed(scenario):
@@ -63,7 +70,7 @@ def test_an_older_medication_list_after_a_newer_one_is_filed_never_applied(scena
     older_id = scenario.post_event("takecare", "medication-lists", older)
     detail = scenario.wait_for_state(older_id, "confirmed", timeout_s=30)
     assert detail["superseded_by"] == newer_id
-    reasons = [t["reason"] for t in detail["deliveries"][0]["transitions"]]
+    reasons = [t["reason"] for t in scenario.delivery(detail, "treserva")["transitions"]]
     assert f"routed as superseded by {newer_id}" in reasons
     filed = scenario.journal("treserva", f"lakemedelslistor/{older_id}")
     assert filed["ersattAv"] == newer_id and filed["current"] is False

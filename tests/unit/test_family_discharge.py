@@ -222,7 +222,10 @@ def _check_message(doc, bundle, event_code):
     assert header["resourceType"] == "MessageHeader"
     assert header["eventCoding"]["system"] == EVENT_SYSTEM
     assert header["eventCoding"]["code"] == event_code.value
-    assert [d["endpoint"] for d in header["destination"]] == ["urn:carebridge:system:treserva"]
+    assert [d["endpoint"] for d in header["destination"]] == [
+        "urn:carebridge:system:treserva",
+        "urn:carebridge:system:primary-care",
+    ]
     urls = [e["fullUrl"] for e in bundle["entry"]]
     assert len(urls) == len(set(urls))
     for entry in bundle["entry"]:  # every reference resolves inside the message

@@ -71,9 +71,10 @@ def test_backoff_grows_is_jittered_and_capped():
 
 
 def test_routes_follow_the_family_catalogue_by_event_and_sender():
-    assert routes("admission-notice", "takecare") == (System.TRESERVA,)
-    assert routes("ready-for-discharge-withdrawn", "takecare") == (System.TRESERVA,)
-    assert routes("medication-list", "takecare") == (System.TRESERVA,)
+    municipality_and_primary_care = (System.TRESERVA, System.PRIMARY_CARE)
+    assert routes("admission-notice", "takecare") == municipality_and_primary_care
+    assert routes("ready-for-discharge-withdrawn", "takecare") == municipality_and_primary_care
+    assert routes("medication-list", "takecare") == municipality_and_primary_care
     assert routes("medication-list", "treserva") == (System.TAKECARE,)
     assert routes("sip-updated", "treserva") == (System.TAKECARE,)
     # Treserva may not send hospital notices; unknown codes and senders go nowhere

@@ -68,11 +68,19 @@ def inbound(seed=1, *, patient="p" * 32, event_id=None):
     return IncomingRecord(topics.INBOUND, 0, next(_offsets), patient, bundle.encode(), {})
 
 
-def result(message_id, code, *, event=EventCode.DELIVERY_OUTCOME, attempt=1, why=None):
+def result(
+    message_id,
+    code,
+    *,
+    event=EventCode.DELIVERY_OUTCOME,
+    attempt=1,
+    why=None,
+    responder=System.TRESERVA,
+):
     bundle = response_message(
         request_message_id=message_id,
         event=event,
-        responder=System.TRESERVA,
+        responder=responder,
         code=code,
         diagnostics=why,
         response_id=str(uuid.uuid4()),
@@ -92,9 +100,27 @@ def message_id(record):
     return json.loads(record.value)["id"]
 
 
-async def deliveries(sessions):
+async def deliveries(sessions, destination="treserva"):
+    """The deliveries to one destination (these tests follow Treserva's)."""
     async with sessions() as s:
-        return (await s.execute(select(delivery).order_by(delivery.c.id))).all()
+        return (
+            await s.execute(
+                select(delivery)
+                .where(delivery.c.destination == destination)
+                .order_by(delivery.c.id)
+            )
+        ).all()
+
+
+async def test_hospital_notices_go_to_treserva_and_to_primary_care(router, sessions):
+    rec = inbound()
+    await router.handle_batch([rec])
+    async with sessions() as s:
+        rows = (await s.execute(select(delivery.c.destination, delivery.c.state))).all()
+    assert sorted(rows) == [("primary-care", "dispatched"), ("treserva", "dispatched")]
+    async with sessions() as s:
+        topics_out = {r.topic for r in (await s.execute(select(outbox))).all()}
+    assert topics_out == {topics.outbound("treserva"), topics.outbound("primary-care")}
 
 
 async def commands(sessions):
@@ -215,7 +241,7 @@ async def test_a_fatal_error_dead_letters_at_once(router, sessions):
 async def test_an_unanswered_attempt_times_out_and_is_retried(router, sessions, clock):
     await router.handle_batch([inbound()])
     clock.advance(31)
-    assert (await router.tick())["expired"] == 1
+    assert (await router.tick())["expired"] == 2  # Treserva's and primary care's attempt
     clock.advance(2)
     await router.tick()
     assert [c.headers["attempt"] for c in await commands(sessions)] == ["1", "2"]
@@ -226,6 +252,18 @@ async def test_silent_drop_raises_one_grouped_alert_at_the_deadline(router, sess
     await router.handle_batch([first, second])
     await router.handle_batch(
         [result(message_id(first), ResponseCode.OK), result(message_id(second), ResponseCode.OK)]
+    )
+    # primary care confirms its copies; only Treserva stays silent
+    await router.handle_batch(
+        [
+            result(
+                message_id(m),
+                ResponseCode.OK,
+                event=EventCode.RECEIPT,
+                responder=System.PRIMARY_CARE,
+            )
+            for m in (first, second)
+        ]
     )
     clock.advance(14 * 60)
     await router.tick()
