@@ -138,10 +138,14 @@ class Scenario:
         return res.json()
 
     def message(self, message_id: str) -> dict[str, Any] | None:
-        res = self.http.get(
-            f"{self.stack.router_url}/api/v1/messages/{message_id}",
-            headers={"authorization": f"Bearer {SANDBOX_OPS_TOKEN}"},
-        )
+        """The router's view of a message; None if unknown or the router is restarting."""
+        try:
+            res = self.http.get(
+                f"{self.stack.router_url}/api/v1/messages/{message_id}",
+                headers={"authorization": f"Bearer {SANDBOX_OPS_TOKEN}"},
+            )
+        except httpx.TransportError:
+            return None
         if res.status_code == 404:
             return None
         res.raise_for_status()

@@ -62,6 +62,8 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    argv: list[str]
+    env: dict[str, str]
 
 
 def free_port() -> int:
@@ -86,6 +88,7 @@ class Stack:
     settings: StackSettings
     echo: Callable[[str], None] = print
     children: list[Child] = field(default_factory=list)
+    _restarts: dict[str, list[float]] = field(default_factory=dict)
 
     # --- addresses -----------------------------------------------------------------------
     def url(self, port: int) -> str:
@@ -212,14 +215,14 @@ class Stack:
                 "SIM_TAKECARE_ADAPTER_URL": self.takecare_adapter_url,
             },
         )
-        for name, url in (
-            ("router", self.router_url),
-            ("adapter_takecare", self.takecare_adapter_url),
-            ("adapter_treserva", self.treserva_adapter_url),
-            ("sim_treserva", self.treserva_sim_control_url),
-            ("sim_takecare", self.takecare_sim_control_url),
+        for name in (
+            "router",
+            "adapter_takecare",
+            "adapter_treserva",
+            "sim_treserva",
+            "sim_takecare",
         ):
-            self._wait_for_health(name, url)
+            self._wait_for_health(name, self._health_url(name))
 
     def stop(self, grace_s: float = 10.0) -> None:
         """SIGTERM the services, then the broker, so they can flush and close cleanly;
@@ -244,6 +247,47 @@ class Stack:
         self.child(name).process.kill()
         self.child(name).process.wait()
 
+    def restart(self, name: str) -> None:
+        """Start a child again with the same command and environment (after :meth:`kill`),
+        and wait until it serves."""
+        child = self.child(name)
+        if child.process.poll() is None:
+            raise StackError(f"{name} is still running; kill it first")
+        self.children.remove(child)
+        self._spawn(name, child.argv, child.env)
+        if name == "tansu":
+            self._wait_for_port(self.settings.kafka_port, name)
+        else:
+            self._wait_for_health(name, self._health_url(name))
+
+    def _health_url(self, name: str) -> str:
+        return {
+            "router": self.router_url,
+            "adapter_takecare": self.takecare_adapter_url,
+            "adapter_treserva": self.treserva_adapter_url,
+            "sim_treserva": self.treserva_sim_control_url,
+            "sim_takecare": self.takecare_sim_control_url,
+        }[name]
+
+    def revive(self) -> list[str]:
+        """Restart every child that has exited (the supervisor's job: a service exits on
+        purpose when the broker lost its data, and recovers as it starts). Returns their
+        names; raises :class:`StackError` if one keeps dying."""
+        revived = []
+        now = time.monotonic()
+        for child in self.exited():
+            recent = [t for t in self._restarts.get(child.name, []) if now - t < 60]
+            if len(recent) >= 5:
+                raise StackError(
+                    f"{child.name} exited {len(recent)} times within a minute:\n"
+                    f"{self.log_tail(child.name)}"
+                )
+            self._restarts[child.name] = [*recent, now]
+            self.echo(f"{child.name} exited with {child.process.returncode}; restarting it")
+            self.restart(child.name)
+            revived.append(child.name)
+        return revived
+
     def child(self, name: str) -> Child:
         return next(c for c in self.children if c.name == name)
 
@@ -267,7 +311,7 @@ class Stack:
             preexec_fn=_die_with_parent,
         )
         log_file.close()
-        self.children.append(Child(name, process, log_path))
+        self.children.append(Child(name, process, log_path, argv, env))
 
     def _wait_for_port(self, port: int, name: str) -> None:
         deadline = time.monotonic() + self.settings.startup_timeout_s
@@ -360,20 +404,12 @@ def run(settings: StackSettings) -> int:
         stack.start()
         print(banner(stack), flush=True)
         while not stopping:
-            dead = stack.exited()
-            if dead:
-                for child in dead:
-                    print(
-                        f"{child.name} exited with {child.process.returncode}; "
-                        f"last log lines:\n{stack.log_tail(child.name)}",
-                        file=sys.stderr,
-                    )
-                return 1
+            stack.revive()  # raises StackError when a service keeps dying
             time.sleep(0.2)
         print("stopping…", flush=True)
         return 0
     except StackError as exc:
-        print(f"could not start: {exc}", file=sys.stderr)
+        print(f"stack failed: {exc}", file=sys.stderr)
         return 1
     finally:
         stack.stop()

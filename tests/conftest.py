@@ -111,3 +111,11 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return session_factory(engine)
+
+
+@pytest.fixture
+async def stack_db(tmp_path: Path) -> str | None:
+    """None on SQLite (one file per service); one fresh database on PostgreSQL."""
+    if backend_name() == "sqlite":
+        return None
+    return await new_database_url(tmp_path, "stack")

@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.messaging import logs, topics
+from services.messaging import broker_epoch, logs, topics
 from services.messaging.db import make_engine, session_factory, utcnow
 from services.messaging.delivery import DeliveryDeps, Destination, handle_delivery_batch
 from services.messaging.intake import IntakeStore, SqlIntakeStore
@@ -51,12 +52,25 @@ async def run_adapter(
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine)
     await ensure_topics(settings.kafka_bootstrap, topics.all_topics(), settings.topic_partitions)
+    epoch = await broker_epoch.recover(
+        sessions,
+        name,
+        settings.kafka_bootstrap,
+        replay_window=timedelta(seconds=settings.replay_window_s),
+        now=utcnow(),
+    )
     publisher = KafkaPublisher(settings.kafka_bootstrap)
     await publisher.start()
-    relay = OutboxRelay(sessions, publisher, name)
+    guard = broker_epoch.EpochGuard(settings.kafka_bootstrap, epoch)
+    relay = OutboxRelay(sessions, publisher, name, guard=guard.check)
     clients: list[HttpJournalClient] = []
     consumers: list[KafkaConsumer] = []
-    loops: dict[str, Loop] = {"relay": relay.run}
+    loops: dict[str, Loop] = {
+        "relay": relay.run,
+        "broker watch": lambda: broker_epoch.watch(
+            settings.kafka_bootstrap, epoch, interval_s=settings.broker_watch_s
+        ),
+    }
     for endpoint in endpoints:
         system = endpoint.destination.system.value
         client = HttpJournalClient(endpoint.url, endpoint.token, endpoint.timeout_s)
@@ -80,6 +94,7 @@ async def run_adapter(
             await consumer.stop()
         for client in clients:
             await client.aclose()
+        await guard.close()
         await publisher.stop()
         await engine.dispose()
 

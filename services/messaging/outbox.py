@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, String, Table, Text, func, select, update
@@ -61,12 +62,14 @@ class OutboxRelay:
         *,
         batch_size: int = 200,
         idle_poll_s: float = 0.5,
+        guard: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._sessions = sessions
         self._publisher = publisher
         self._owner = owner
         self._batch_size = batch_size
         self._idle_poll_s = idle_poll_s
+        self._guard = guard  # checked before each publish (see broker_epoch.EpochGuard)
         self.wake = asyncio.Event()
 
     async def publish_pending(self) -> int:
@@ -92,6 +95,8 @@ class OutboxRelay:
             OutgoingRecord(topic=r.topic, key=r.key, value=r.payload, headers=dict(r.headers))
             for r in rows
         ]
+        if self._guard is not None:
+            await self._guard()
         await self._publisher.publish_many(records)
         async with self._sessions.begin() as session:
             await session.execute(

@@ -34,6 +34,10 @@ class ServiceSettings(BaseSettings):
     port: int = 8000
     log_level: str = "INFO"
     topic_partitions: int = 3
+    # After the broker lost its data (a Tansu restart), re-publish what was published within
+    # this window; consumers are idempotent, so more is only slower, never wrong.
+    replay_window_s: float = 24 * 3600
+    broker_watch_s: float = 2.0
 
     def sandbox_secrets(self) -> dict[str, str]:
         """Field name → sandbox default for every secret. Subclasses extend it."""

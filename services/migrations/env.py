@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import services.messaging.broker_epoch
 import services.messaging.intake_tables
 import services.messaging.outbox
 import services.messaging.processed

@@ -22,7 +22,11 @@ from services.router.deliveries import (
     dispatch_due,
     reject_record,
 )
-from services.router.watchdog import expire_attempts, flag_overdue_confirmations
+from services.router.watchdog import (
+    expire_attempts,
+    flag_overdue_confirmations,
+    sweep_in_flight,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,14 @@ class Router:
         if done["dispatched"]:
             self._wake()
         return done
+
+    async def sweep(self) -> int:
+        """Start-up: retry what was in flight when the router last stopped."""
+        async with self.sessions.begin() as session:
+            swept = await sweep_in_flight(session, self.rules, self.clock())
+        if swept:
+            log.warning("in-flight deliveries swept at start-up", extra={"deliveries": swept})
+        return swept
 
     async def run_ticks(self, interval_s: float) -> None:
         while True:

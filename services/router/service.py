@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from services.messaging import logs, topics
+from services.messaging import broker_epoch, logs, topics
 from services.messaging.db import make_engine, session_factory, utcnow
 from services.messaging.kafka import KafkaConsumer, KafkaPublisher, consume_forever, ensure_topics
 from services.messaging.outbox import OutboxRelay
@@ -22,15 +22,24 @@ async def main(settings: RouterSettings | None = None) -> int:
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine)
     await ensure_topics(settings.kafka_bootstrap, topics.all_topics(), settings.topic_partitions)
+    epoch = await broker_epoch.recover(
+        sessions,
+        OUTBOX_OWNER,
+        settings.kafka_bootstrap,
+        replay_window=timedelta(seconds=settings.replay_window_s),
+        now=utcnow(),
+    )
     publisher = KafkaPublisher(settings.kafka_bootstrap)
     await publisher.start()
-    relay = OutboxRelay(sessions, publisher, OUTBOX_OWNER)
+    guard = broker_epoch.EpochGuard(settings.kafka_bootstrap, epoch)
+    relay = OutboxRelay(sessions, publisher, OUTBOX_OWNER, guard=guard.check)
     rules = RoutingRules(
         policies=settings.policies(),
         attempt_timeout=timedelta(seconds=settings.attempt_timeout_s),
         rng=random.Random(),
     )
     router = Router(sessions=sessions, rules=rules, clock=utcnow, relay_wake=relay.wake)
+    await router.sweep()
     consumer = KafkaConsumer(
         settings.kafka_bootstrap, [topics.INBOUND, topics.RESULTS], group_id="router"
     )
@@ -44,6 +53,7 @@ async def main(settings: RouterSettings | None = None) -> int:
 
     async def stop() -> None:
         await consumer.stop()
+        await guard.close()
         await publisher.stop()
         await engine.dispose()
 
@@ -51,6 +61,13 @@ async def main(settings: RouterSettings | None = None) -> int:
         create_app(settings, sessions=sessions),
         host=settings.host,
         port=settings.port,
-        loops={"relay": relay.run, "consumer": consume, "ticks": ticks},
+        loops={
+            "relay": relay.run,
+            "consumer": consume,
+            "ticks": ticks,
+            "broker watch": lambda: broker_epoch.watch(
+                settings.kafka_bootstrap, epoch, interval_s=settings.broker_watch_s
+            ),
+        },
         on_stop=stop,
     )

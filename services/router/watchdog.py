@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.router.alerts import raise_alert
@@ -21,13 +21,54 @@ async def expire_attempts(
     session: AsyncSession, rules: RoutingRules, now: datetime, *, limit: int = 200
 ) -> int:
     """Dispatched deliveries whose adapter never answered in time are retried."""
+    return await _retry_in_flight(
+        session,
+        rules,
+        now,
+        due=delivery.c.attempt_expires_at <= now,
+        outcome="timeout",
+        detail="no outcome from the adapter in time",
+        reason="attempt timed out",
+        limit=limit,
+    )
+
+
+async def sweep_in_flight(session: AsyncSession, rules: RoutingRules, now: datetime) -> int:
+    """At start-up, every delivery still ``dispatched`` is retried at once instead of after
+    its attempt timeout: its command may have been lost with the process or the broker.
+    A duplicate is harmless (the destination dedupes on the message id)."""
+    swept = 0
+    while True:
+        found = await _retry_in_flight(
+            session,
+            rules,
+            now,
+            due=true(),
+            outcome="swept",
+            detail="in flight when the router stopped",
+            reason="swept at start-up",
+            limit=500,
+        )
+        swept += found
+        if found < 500:
+            return swept
+
+
+async def _retry_in_flight(
+    session: AsyncSession,
+    rules: RoutingRules,
+    now: datetime,
+    *,
+    due: ColumnElement[bool],
+    outcome: str,
+    detail: str,
+    reason: str,
+    limit: int,
+) -> int:
     rows = (
         await session.execute(
             delivery_rows()
-            .where(
-                delivery.c.state == DeliveryState.DISPATCHED.value,
-                delivery.c.attempt_expires_at <= now,
-            )
+            .where(delivery.c.state == DeliveryState.DISPATCHED.value, due)
             .order_by(delivery.c.id)
             .limit(limit)
         )
@@ -40,11 +81,9 @@ async def expire_attempts(
                 delivery_attempt.c.attempt_no == row.attempts,
                 delivery_attempt.c.outcome.is_(None),
             )
-            .values(
-                completed_at=now, outcome="timeout", detail="no outcome from the adapter in time"
-            )
+            .values(completed_at=now, outcome=outcome, detail=detail)
         )
-        await retry_or_dead_letter(session, row, rules, now, reason="attempt timed out")
+        await retry_or_dead_letter(session, row, rules, now, reason=reason)
     return len(rows)
 
 

@@ -9,17 +9,6 @@ import pytest
 from services.demo import demo_settings
 from services.scenario import Scenario
 from services.stack import Stack
-from tests.conftest import new_database_url
-
-
-@pytest.fixture
-async def stack_db(tmp_path: Path) -> str | None:
-    """None on SQLite (one file per service); one fresh database on PostgreSQL."""
-    from tests.conftest import backend_name
-
-    if backend_name() == "sqlite":
-        return None
-    return await new_database_url(tmp_path, "stack")
 
 
 @pytest.fixture

@@ -1,0 +1,193 @@
+"""Surviving a broker that loses its data (Tansu keeps everything in memory).
+
+The broker's *epoch* is the first record of a one-partition topic, written by whichever
+service first finds the topic missing. A restarted Tansu has no such topic, so a new epoch
+is written. Each service stores the epoch it last worked with (``broker_epoch``); when the
+broker's epoch differs, everything the service published within the replay window is marked
+unpublished and its outbox relay sends it again. That is safe because every consumer is
+idempotent (message ids, business keys, processed-event records).
+
+While running, :func:`watch` checks every few seconds that the epoch topic still exists and is
+unchanged; if not it raises :class:`BrokerDataLost`, the service exits, and its supervisor
+starts it again, which recovers as above (crash-only recovery: one code path for every way
+the broker can lose data, and no half-reset Kafka clients).
+
+Exceptions::
+
+    BrokerDataLost   the broker's epoch changed under a running service
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from sqlalchemy import Column, String, Table, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.messaging.db import UtcDateTime, metadata
+from services.messaging.kafka import PublishError
+from services.messaging.outbox import outbox
+
+log = logging.getLogger(__name__)
+
+EPOCH_TOPIC = "carebridge.broker-epoch.v1"
+
+broker_epoch = Table(
+    "broker_epoch",
+    metadata,
+    Column("owner", String(40), primary_key=True),
+    Column("epoch", String(64), nullable=False),
+    Column("seen_at", UtcDateTime, nullable=False),
+)
+
+
+class BrokerDataLost(Exception):
+    """The broker's epoch changed: it lost what this service published."""
+
+
+async def read_epoch(bootstrap: str, *, timeout_s: float = 15.0) -> str:
+    """The broker's epoch; written first if the broker has none."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        if EPOCH_TOPIC not in set(await admin.list_topics()):
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(EPOCH_TOPIC, 1, 1)])
+            producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+            await producer.start()
+            try:
+                # Two services may both write one; the first record (offset 0) is the epoch.
+                await producer.send_and_wait(EPOCH_TOPIC, uuid.uuid4().hex.encode(), partition=0)
+            finally:
+                await producer.stop()
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = TopicPartition(EPOCH_TOPIC, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        record = await asyncio.wait_for(consumer.getone(), timeout_s)
+        return (record.value or b"").decode()
+    finally:
+        await consumer.stop()
+
+
+async def recover(
+    sessions: async_sessionmaker[AsyncSession],
+    owner: str,
+    bootstrap: str,
+    *,
+    replay_window: timedelta,
+    now: datetime,
+) -> str:
+    """At start-up: if the broker's epoch is not the one this service knows, re-publish what
+    it published within ``replay_window``. Return the epoch."""
+    epoch = await read_epoch(bootstrap)
+    async with sessions.begin() as session:
+        known = await session.scalar(
+            select(broker_epoch.c.epoch).where(broker_epoch.c.owner == owner)
+        )
+        if known == epoch:
+            return epoch
+        replayed = await session.execute(
+            update(outbox)
+            .where(
+                outbox.c.owner == owner,
+                outbox.c.published_at.is_not(None),
+                outbox.c.published_at >= now - replay_window,
+            )
+            .values(published_at=None)
+        )
+        if known is None:
+            await session.execute(
+                broker_epoch.insert().values(owner=owner, epoch=epoch, seen_at=now)
+            )
+        else:
+            await session.execute(
+                update(broker_epoch)
+                .where(broker_epoch.c.owner == owner)
+                .values(epoch=epoch, seen_at=now)
+            )
+    count = replayed.rowcount  # type: ignore[attr-defined]
+    if count:
+        log.warning(
+            "broker epoch changed: re-publishing",
+            extra={"owner": owner, "records": count, "window_s": replay_window.total_seconds()},
+        )
+    return epoch
+
+
+async def watch(bootstrap: str, epoch: str, *, interval_s: float = 2.0) -> None:
+    """Raise :class:`BrokerDataLost` once the broker's epoch is gone or different. A broker
+    that cannot be reached is waited for: it may come back with its data (real Kafka)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            current = await _current(bootstrap)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("broker unreachable", extra={"error": type(exc).__name__})
+            continue
+        if current != epoch:
+            log.error("the broker lost its data; restarting to recover from the outbox")
+            raise BrokerDataLost(f"broker epoch {epoch[:8]} is now {str(current)[:8]}")
+
+
+async def _current(bootstrap: str) -> str | None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        if EPOCH_TOPIC not in set(await admin.list_topics()):
+            return None
+    finally:
+        await admin.close()
+    return await read_epoch(bootstrap, timeout_s=5.0)
+
+
+class EpochGuard:
+    """Checked by the outbox relay before every publish: nothing new may reach a broker that
+    lost its data before what it lost has been re-published, or a patient's later message
+    would overtake an earlier one. Raises :class:`BrokerDataLost` (the service restarts and
+    recovers) or, when the broker cannot be reached, ``PublishError`` (retry later)."""
+
+    def __init__(self, bootstrap: str, epoch: str) -> None:
+        self._bootstrap = bootstrap
+        self._epoch = epoch
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def check(self) -> None:
+        try:
+            current = await self._read()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await self.close()
+            raise PublishError(f"epoch check: {type(exc).__name__}") from exc
+        if current != self._epoch:
+            raise BrokerDataLost(f"broker epoch {self._epoch[:8]} is now {str(current)[:8]}")
+
+    async def _read(self) -> str | None:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+            await consumer.start()
+            self._consumer = consumer
+        partition = TopicPartition(EPOCH_TOPIC, 0)
+        if EPOCH_TOPIC not in await self._consumer.topics():
+            return None
+        self._consumer.assign([partition])
+        await self._consumer.seek_to_beginning(partition)
+        found = await self._consumer.getmany(partition, timeout_ms=2000, max_records=1)
+        records = found.get(partition) or []
+        return (records[0].value or b"").decode() if records else None
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            with contextlib.suppress(Exception):
+                await consumer.stop()

@@ -1,0 +1,77 @@
+"""A real stack under a supervisor (as `make run` has), for fault injection.
+
+Each test injects one fault and then checks the promise: every accepted message is confirmed
+once at the simulated journal (by business key), per-patient order holds, nothing is stuck,
+and the recovery time is reported (tests/reliability/results.json, README Guarantees)."""
+
+import json
+import random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.demo import demo_settings
+from services.scenario import Scenario
+from services.stack import Stack
+
+RESULTS = Path(__file__).with_name("results.json")
+
+
+@pytest.fixture
+def supervised(tmp_path: Path, stack_db: str | None) -> Iterator[Stack]:
+    settings = demo_settings(
+        tmp_path / "stack",
+        database_url=stack_db,
+        admission_confirmation_deadline_s=900,
+        confirmation_deadline_s=900,
+        attempt_timeout_s=5.0,
+        retry_base_s=0.2,
+    )
+    stack = Stack(settings, echo=lambda _: None)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def supervise() -> None:
+        while not stop.wait(0.2):
+            try:
+                stack.revive()
+            except BaseException as exc:  # reported by the test, not lost in a thread
+                failure.append(exc)
+                return
+
+    stack.start()
+    thread = threading.Thread(target=supervise, daemon=True)
+    thread.start()
+    try:
+        yield stack
+    finally:
+        stop.set()
+        thread.join(5)
+        stack.stop()
+    assert not failure, failure
+
+
+@pytest.fixture
+def scenario(supervised: Stack) -> Iterator[Scenario]:
+    s = Scenario(supervised, random.Random(7))
+    yield s
+    s.close()
+
+
+def record_result(fault: str, **figures: object) -> None:
+    """Keep the figures a test measured (fault → messages, lost, duplicated, …)."""
+    found = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    found[fault] = figures
+    RESULTS.write_text(json.dumps(found, indent=2, sort_keys=True) + "\n")
+
+
+def wait_all_confirmed(scenario: Scenario, message_ids: list[str], timeout_s: float) -> float:
+    """Seconds until every message is confirmed everywhere; fails at the deadline."""
+    started = time.monotonic()
+    for message_id in message_ids:
+        remaining = max(1.0, timeout_s - (time.monotonic() - started))
+        scenario.wait_for_state(message_id, "confirmed", timeout_s=remaining)
+    return time.monotonic() - started
