@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test test-fast check lint typecheck contracts validate clean
+.PHONY: install run demo test reliability check lint typecheck contracts validate clean
 
 install: $(STAMP)
 
@@ -22,8 +22,14 @@ run: install
 demo: install
 	$(PY) -m services.demo
 
+PYTEST_ARGS ?=
+
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# fault injection on a real stack (also part of `make test`)
+reliability: install
+	$(PY) -m pytest -q -m reliability
 
 lint: install
 	$(PY) -m ruff check services tests

@@ -2,7 +2,7 @@
 
 Each test injects one fault and then checks the promise: every accepted message is confirmed
 once at the simulated journal (by business key), per-patient order holds, nothing is stuck,
-and the recovery time is reported (tests/reliability/results.json, README Guarantees)."""
+and the recovery time is reported (test-output/reliability-results.json, README Guarantees)."""
 
 import json
 import random
@@ -17,7 +17,7 @@ from services.demo import demo_settings
 from services.scenario import Scenario
 from services.stack import Stack
 
-RESULTS = Path(__file__).with_name("results.json")
+RESULTS = Path(__file__).resolve().parents[2] / "test-output" / "reliability-results.json"
 
 
 @pytest.fixture
@@ -63,6 +63,7 @@ def scenario(supervised: Stack) -> Iterator[Scenario]:
 
 def record_result(fault: str, **figures: object) -> None:
     """Keep the figures a test measured (fault → messages, lost, duplicated, …)."""
+    RESULTS.parent.mkdir(exist_ok=True)
     found = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     found[fault] = figures
     RESULTS.write_text(json.dumps(found, indent=2, sort_keys=True) + "\n")
@@ -75,3 +76,29 @@ def wait_all_confirmed(scenario: Scenario, message_ids: list[str], timeout_s: fl
         remaining = max(1.0, timeout_s - (time.monotonic() - started))
         scenario.wait_for_state(message_id, "confirmed", timeout_s=remaining)
     return time.monotonic() - started
+
+
+def results_table() -> str:
+    """The README's Guarantees table, from what the tests of this run recorded."""
+    found = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    lines = [
+        "| fault | messages | lost | duplicated at the receiver | order violations | "
+        "recovery (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for fault, f in sorted(found.items()):
+        lines.append(
+            f"| {fault} | {f['messages']} | {f['lost']} | {f['duplicated']} | "
+            f"{f['order_violations']} | {f['recovery_s']} |"
+        )
+    return "\n".join(lines)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if RESULTS.exists():
+        terminalreporter.write_sep("-", "fault injection results")
+        terminalreporter.write_line(results_table())
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    RESULTS.unlink(missing_ok=True)  # the table shows this run's figures only

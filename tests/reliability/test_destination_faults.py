@@ -1,0 +1,50 @@
+"""Faults at the destination: Treserva answering slower than the broker waits, and Treserva
+down while a burst arrives."""
+
+import time
+
+import pytest
+
+from tests.reliability.checks import delivered_once, order_violations, post, stuck
+from tests.reliability.conftest import record_result, wait_all_confirmed
+
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(400)]
+
+
+def _check(scenario, posted, fault, started, timeout_s):
+    ids = [m for m, _ in posted]
+    wait_all_confirmed(scenario, ids, timeout_s=timeout_s)
+    recovery_s = time.monotonic() - started
+    counts = delivered_once(scenario, ids)
+    order = order_violations(scenario, posted)
+    record_result(
+        fault,
+        messages=len(ids),
+        lost=counts["lost"],
+        duplicated=counts["duplicated"],
+        order_violations=order,
+        recovery_s=round(recovery_s, 1),
+    )
+    assert counts == {"lost": 0, "duplicated": 0}
+    assert order == 0
+    assert stuck(scenario) == {}
+
+
+def test_treserva_answering_in_five_seconds(scenario):
+    """Slower than the router's attempt timeout (5 s here): attempts are retried while the
+    first is still being answered, and Treserva dedupes them on the Idempotency-Key."""
+    scenario.set_treserva_fault("slow", slow_s=5.0)
+    started = time.monotonic()
+    posted = post(scenario, 10)
+    _check(scenario, posted, "Treserva answering in 5 s", started, timeout_s=240)
+    assert scenario.treserva_stats()["duplicates"] >= 1  # the retries reached it, deduped
+
+
+def test_treserva_down_during_a_burst(scenario):
+    scenario.set_treserva_fault("down")
+    outage_ends = time.monotonic() + 15.0
+    posted = post(scenario, 100)
+    time.sleep(max(0.0, outage_ends - time.monotonic()))  # the outage lasts 15 s in all
+    scenario.set_treserva_fault("none")
+    up = time.monotonic()
+    _check(scenario, posted, "Treserva down 15 s during a burst of 100", up, timeout_s=240)
