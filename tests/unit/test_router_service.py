@@ -20,6 +20,7 @@ from services.router.tables import (
     alert,
     alert_delivery,
     delivery,
+    delivery_attempt,
     delivery_transition,
     message,
     rejected_record,
@@ -348,3 +349,21 @@ async def test_admission_notices_are_not_versioned_documents(router, sessions):
     async with sessions() as s:
         (row,) = (await s.execute(select(message.c.stream, message.c.version))).all()
     assert (row.stream, row.version) == (None, None)
+
+
+async def test_deliveries_in_flight_at_start_up_are_swept_and_sent_again(router, sessions, clock):
+    await router.handle_batch([inbound()])
+    (d,) = await deliveries(sessions)
+    assert d.state == "dispatched"
+    assert await router.sweep() == 2  # Treserva's and primary care's attempt
+    (d,) = await deliveries(sessions)
+    assert d.state == "pending"
+    async with sessions() as s:
+        reasons = [r.reason for r in (await s.execute(select(delivery_transition))).all()]
+        outcomes = [r.outcome for r in (await s.execute(select(delivery_attempt))).all()]
+    assert any(r.startswith("retry in") and "swept at start-up" in r for r in reasons)
+    assert outcomes == ["swept", "swept"]
+    clock.advance(2)
+    await router.tick()
+    assert [c.headers["attempt"] for c in await commands(sessions)] == ["1", "2"]
+    assert await router.sweep() == 2  # the new attempts are in flight again
