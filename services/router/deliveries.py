@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,9 @@ from services.messaging.envelope import Envelope, EventCode, ResponseCode
 from services.messaging.families import is_versioned
 from services.messaging.kafka import IncomingRecord, OutgoingRecord
 from services.messaging.outbox import add_to_outbox
+from services.router import circuit
 from services.router.alerts import raise_alert
+from services.router.circuit import CircuitPolicy
 from services.router.domain import (
     AlertKind,
     DeliveryState,
@@ -49,6 +51,7 @@ class RoutingRules:
     policies: dict[str, FamilyPolicy]
     attempt_timeout: timedelta
     rng: random.Random
+    circuit: CircuitPolicy = field(default_factory=CircuitPolicy)
 
     def retry(self, event_code: str) -> RetryPolicy:
         policy = self.policies.get(event_code)
@@ -263,14 +266,23 @@ async def dispatch_due(
             earlier_msg.c.pseudonym == message.c.pseudonym,
         )
     )
+    gate = await circuit.gate(session, now)
     query = delivery_rows().where(
         delivery.c.state == DeliveryState.PENDING.value, delivery.c.next_attempt_at <= now, ~held
     )
+    if gate.shut:  # an open circuit: nothing goes to that destination until its probe time
+        query = query.where(delivery.c.destination.not_in(sorted(gate.shut)))
     if only is not None:
         query = query.where(delivery.c.id.in_(only))
     rows = (await session.execute(query.order_by(delivery.c.id).limit(limit))).all()
     dispatched = 0
+    probed: set[str] = set()
     for row in rows:
+        if row.destination in gate.probing:
+            if row.destination in probed:
+                continue  # half-open: one probe at a time
+            probed.add(row.destination)
+            await circuit.probe_sent(session, row.destination, row.id, now)
         attempt = row.attempts + 1
         if not await move(
             session,
@@ -356,6 +368,10 @@ async def _apply_outcome(
         return
     state = DeliveryState(row.state)
     current = attempt_no == row.attempts and state is DeliveryState.DISPATCHED
+    if env.response_code is ResponseCode.TRANSIENT_ERROR:
+        await circuit.record_failure(session, row.destination, rules.circuit, now)
+    else:  # ok, or a refusal of this message: the destination itself is up
+        await circuit.record_success(session, row.destination, now)
     if env.response_code is ResponseCode.OK:
         # Any attempt's ok counts: the destination dedupes on the message id.
         if state in (DeliveryState.PENDING, DeliveryState.DISPATCHED):

@@ -37,6 +37,7 @@ async def main(settings: RouterSettings | None = None) -> int:
         policies=settings.policies(),
         attempt_timeout=timedelta(seconds=settings.attempt_timeout_s),
         rng=random.Random(),
+        circuit=settings.circuit(),
     )
     router = Router(sessions=sessions, rules=rules, clock=utcnow, relay_wake=relay.wake)
     await router.sweep()

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pydantic_settings import SettingsConfigDict
 
 from services.messaging.settings import ServiceSettings
+from services.router.circuit import CircuitPolicy
 from services.router.domain import FamilyPolicy, RetryPolicy, default_policies
 
 SANDBOX_OPS_TOKEN = "sandbox-ops-token"
@@ -25,9 +26,17 @@ class RouterSettings(ServiceSettings):
     max_attempts: int = 10
     attempt_timeout_s: float = 60.0
     tick_s: float = 0.1
+    circuit_failure_threshold: int = 5  # transient failures in a row that open a circuit
+    circuit_open_s: float = 5.0  # first open period; doubled per failed probe
+    circuit_max_open_s: float = 30.0
 
     def sandbox_secrets(self) -> dict[str, str]:
         return {**super().sandbox_secrets(), "ops_token": SANDBOX_OPS_TOKEN}
+
+    def circuit(self) -> CircuitPolicy:
+        return CircuitPolicy(
+            self.circuit_failure_threshold, self.circuit_open_s, self.circuit_max_open_s
+        )
 
     def policies(self) -> dict[str, FamilyPolicy]:
         return default_policies(

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.router import circuit
 from services.router.alerts import raise_alert
 from services.router.deliveries import RoutingRules, delivery_rows, retry_or_dead_letter
 from services.router.domain import UNFINISHED, AlertKind, DeliveryState
@@ -20,7 +21,8 @@ log = logging.getLogger(__name__)
 async def expire_attempts(
     session: AsyncSession, rules: RoutingRules, now: datetime, *, limit: int = 200
 ) -> int:
-    """Dispatched deliveries whose adapter never answered in time are retried."""
+    """Dispatched deliveries whose adapter never answered in time are retried; an unanswered
+    attempt counts against the destination's circuit."""
     return await _retry_in_flight(
         session,
         rules,
@@ -30,6 +32,7 @@ async def expire_attempts(
         detail="no outcome from the adapter in time",
         reason="attempt timed out",
         limit=limit,
+        counts_as_failure=True,
     )
 
 
@@ -64,6 +67,7 @@ async def _retry_in_flight(
     detail: str,
     reason: str,
     limit: int,
+    counts_as_failure: bool = False,
 ) -> int:
     rows = (
         await session.execute(
@@ -83,6 +87,8 @@ async def _retry_in_flight(
             )
             .values(completed_at=now, outcome=outcome, detail=detail)
         )
+        if counts_as_failure:
+            await circuit.record_failure(session, row.destination, rules.circuit, now)
         await retry_or_dead_letter(session, row, rules, now, reason=reason)
     return len(rows)
 

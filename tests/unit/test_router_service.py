@@ -367,3 +367,60 @@ async def test_deliveries_in_flight_at_start_up_are_swept_and_sent_again(router,
     await router.tick()
     assert [c.headers["attempt"] for c in await commands(sessions)] == ["1", "2"]
     assert await router.sweep() == 2  # the new attempts are in flight again
+
+
+@pytest.fixture
+def breaker_router(sessions, clock):
+    from services.router.circuit import CircuitPolicy
+
+    rules = RoutingRules(
+        policies=default_policies(
+            admission_confirmation_deadline=timedelta(minutes=15),
+            confirmation_deadline=timedelta(minutes=30),
+            retry=RetryPolicy(base_s=1, cap_s=2, max_attempts=4),
+        ),
+        attempt_timeout=timedelta(seconds=30),
+        rng=random.Random(1),
+        circuit=CircuitPolicy(failure_threshold=2, open_s=10, max_open_s=40),
+    )
+    return Router(sessions=sessions, rules=rules, clock=clock)
+
+
+async def _treserva_attempts(sessions):
+    return {d.message_id: d.attempts for d in await deliveries(sessions)}
+
+
+async def test_an_open_circuit_holds_deliveries_without_spending_attempts(
+    breaker_router, sessions, clock
+):
+    router = breaker_router
+    recs = [inbound(i, patient=str(i) * 32) for i in range(1, 5)]
+    await router.handle_batch(recs)
+    failing = [
+        result(message_id(r), ResponseCode.TRANSIENT_ERROR, why="HTTP 503") for r in recs[:2]
+    ]
+    await router.handle_batch(failing)  # two failures in a row: the circuit opens
+    before = await _treserva_attempts(sessions)
+    for _ in range(5):  # retries fall due, but nothing goes to Treserva while it is open
+        clock.advance(1.5)
+        await router.tick()
+    assert await _treserva_attempts(sessions) == before
+    clock.advance(10)
+    await router.tick()  # probe time: exactly one delivery goes
+    after_probe = await _treserva_attempts(sessions)
+    probes = [m for m in after_probe if after_probe[m] != before[m]]
+    assert len(probes) == 1
+    await router.handle_batch([result(probes[0], ResponseCode.TRANSIENT_ERROR, attempt=2)])
+    clock.advance(11)
+    await router.tick()  # the failed probe opened it for longer (20 s): nothing yet
+    assert await _treserva_attempts(sessions) == after_probe
+    clock.advance(10)
+    await router.tick()  # second probe
+    probing = await _treserva_attempts(sessions)
+    (second,) = [m for m in probing if probing[m] != after_probe[m]]
+    await router.handle_batch([result(second, ResponseCode.OK, attempt=probing[second])])
+    clock.advance(3)
+    await router.tick()  # closed again: everything due goes out
+    states = {d.state for d in await deliveries(sessions)}
+    assert states <= {"dispatched", "sent"}
+    assert all(d.state != "dead_letter" for d in await deliveries(sessions))

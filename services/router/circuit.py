@@ -1,0 +1,168 @@
+"""A circuit breaker per destination, so an outage does not burn every message's attempts.
+
+States::
+
+    closed ──N failures in a row──▶ open ──probe time──▶ half_open ──probe ok──▶ closed
+                                     ▲                        │
+                                     └──────probe fails───────┘  (open again, longer)
+
+While a destination's circuit is open nothing is dispatched to it: deliveries wait in
+``pending`` with their attempts untouched. When the open period has passed, exactly one
+delivery is dispatched as a probe; its outcome closes the circuit or opens it again, with the
+open period doubled up to a cap. Any ok from the destination closes the circuit.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Column, Integer, String, Table, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.messaging.db import BigId, UtcDateTime, metadata
+
+log = logging.getLogger(__name__)
+
+
+class CircuitState(enum.StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitPolicy:
+    failure_threshold: int = 5  # transient failures in a row that open the circuit
+    open_s: float = 5.0  # first open period; doubled after each failed probe
+    max_open_s: float = 30.0
+
+    def open_for(self, trips: int) -> timedelta:
+        return timedelta(seconds=min(self.max_open_s, self.open_s * 2 ** max(0, trips - 1)))
+
+
+destination_circuit = Table(
+    "destination_circuit",
+    metadata,
+    Column("destination", String(40), primary_key=True),
+    Column("state", String(20), nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("trips", Integer, nullable=False),  # opened this many times since last closed
+    Column("probe_at", UtcDateTime, nullable=True),
+    Column("probe_delivery_id", BigId, nullable=True),
+    Column("changed_at", UtcDateTime, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """What dispatch may send now: destinations that are shut, and those that may send one
+    probe."""
+
+    shut: frozenset[str]
+    probing: frozenset[str]
+
+
+async def gate(session: AsyncSession, now: datetime) -> Gate:
+    rows = (
+        await session.execute(
+            select(destination_circuit).where(
+                destination_circuit.c.state != CircuitState.CLOSED.value
+            )
+        )
+    ).all()
+    shut, probing = set(), set()
+    for row in rows:
+        if row.state == CircuitState.OPEN.value and row.probe_at <= now:
+            probing.add(row.destination)
+        else:
+            shut.add(row.destination)
+    return Gate(frozenset(shut), frozenset(probing))
+
+
+async def probe_sent(
+    session: AsyncSession, destination: str, delivery_id: int, now: datetime
+) -> None:
+    await session.execute(
+        update(destination_circuit)
+        .where(destination_circuit.c.destination == destination)
+        .values(state=CircuitState.HALF_OPEN.value, probe_delivery_id=delivery_id, changed_at=now)
+    )
+    log.info("circuit half-open: probing", extra={"destination": destination})
+
+
+async def record_success(session: AsyncSession, destination: str, now: datetime) -> None:
+    row = await _row(session, destination, now)
+    if row.state != CircuitState.CLOSED.value or row.failures:
+        await session.execute(
+            update(destination_circuit)
+            .where(destination_circuit.c.destination == destination)
+            .values(
+                state=CircuitState.CLOSED.value,
+                failures=0,
+                trips=0,
+                probe_at=None,
+                probe_delivery_id=None,
+                changed_at=now,
+            )
+        )
+        if row.state != CircuitState.CLOSED.value:
+            log.warning(
+                "circuit closed: destination answers again", extra={"destination": destination}
+            )
+
+
+async def record_failure(
+    session: AsyncSession, destination: str, policy: CircuitPolicy, now: datetime
+) -> None:
+    """A transient failure or an unanswered attempt."""
+    row = await _row(session, destination, now)
+    failures = row.failures + 1
+    opens = row.state == CircuitState.HALF_OPEN.value or (
+        row.state == CircuitState.CLOSED.value and failures >= policy.failure_threshold
+    )
+    values: dict[str, object] = {"failures": failures, "changed_at": now}
+    if opens:
+        trips = row.trips + 1
+        values |= {
+            "state": CircuitState.OPEN.value,
+            "trips": trips,
+            "probe_at": now + policy.open_for(trips),
+            "probe_delivery_id": None,
+        }
+        log.warning(
+            "circuit open: destination failing",
+            extra={"destination": destination, "failures": failures, "trips": trips},
+        )
+    await session.execute(
+        update(destination_circuit)
+        .where(destination_circuit.c.destination == destination)
+        .values(**values)
+    )
+
+
+async def _row(session: AsyncSession, destination: str, now: datetime) -> Any:
+    found = (
+        await session.execute(
+            select(destination_circuit).where(destination_circuit.c.destination == destination)
+        )
+    ).first()
+    if found is not None:
+        return found
+    await session.execute(
+        destination_circuit.insert().values(
+            destination=destination,
+            state=CircuitState.CLOSED.value,
+            failures=0,
+            trips=0,
+            changed_at=now,
+        )
+    )
+    return (
+        await session.execute(
+            select(destination_circuit).where(destination_circuit.c.destination == destination)
+        )
+    ).one()
