@@ -8,6 +8,11 @@ INBOUND = "carebridge.inbound.v1"
 RESULTS = "carebridge.results.v1"
 """FHIR response Bundles (delivery outcomes and receipts) from adapters to the router."""
 
+DEAD_LETTER = "carebridge.deadletter.v1"
+"""Messages a destination could not take (fatal error, attempts or age spent): the FHIR
+message unchanged, with destination and reason in headers. The delivery log holds the same,
+and replay works from there."""
+
 _OUTBOUND = "carebridge.outbound.{destination}.v1"
 
 
@@ -21,4 +26,4 @@ DESTINATIONS = ("treserva", "takecare", "primary-care")
 
 
 def all_topics() -> list[str]:
-    return [INBOUND, RESULTS, *(outbound(d) for d in DESTINATIONS)]
+    return [INBOUND, RESULTS, DEAD_LETTER, *(outbound(d) for d in DESTINATIONS)]

@@ -76,6 +76,16 @@ async def raise_alert(
         )
     else:
         alert_id = int(existing)
+        already = await session.scalar(
+            select(alert_delivery.c.alert_id).where(
+                alert_delivery.c.alert_id == alert_id, alert_delivery.c.delivery_id == delivery_id
+            )
+        )
+        if already is not None:  # the same delivery failed again after a replay
+            await session.execute(
+                update(alert).where(alert.c.id == alert_id).values(last_seen_at=now)
+            )
+            return alert_id
         await session.execute(
             update(alert)
             .where(alert.c.id == alert_id)

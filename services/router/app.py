@@ -3,15 +3,33 @@ Every ``/api`` route needs the operator bearer token."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.messaging.db import utcnow
 from services.messaging.http import bearer_ok
 from services.router import queries
 from services.router.domain import AlertState, DeliveryState
+from services.router.replay import ReplayFilter, audit_log, replay
 from services.router.settings import RouterSettings
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    message_ids: list[str] = Field(default_factory=list, alias="messageIds", max_length=1000)
+    destination: str | None = None
+    event: str | None = None
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    reason: str = Field(min_length=3, max_length=500)
+    operator: str = Field(min_length=1, max_length=60)
+    force: bool = False
 
 
 def require_operator(request: Request) -> None:
@@ -22,7 +40,12 @@ def require_operator(request: Request) -> None:
         )
 
 
-def create_app(settings: RouterSettings, *, sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
+def create_app(
+    settings: RouterSettings,
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Callable[[], datetime] = utcnow,
+) -> FastAPI:
     app = FastAPI(
         title="carebridge router", description="Delivery log, deliveries, alerts (operations API)"
     )
@@ -57,6 +80,51 @@ def create_app(settings: RouterSettings, *, sessions: async_sessionmaker[AsyncSe
     async def alerts(state: AlertState | None = None) -> dict[str, Any]:
         async with sessions() as session:
             items = await queries.list_alerts(session, state=state.value if state else None)
+        return {"count": len(items), "items": items}
+
+    @api.post("/replays", responses={422: {"description": "no message ids and no filter"}})
+    async def replays(body: ReplayRequest) -> dict[str, Any]:
+        """Replay dead-lettered deliveries by message id or filter. Audited; a superseded SIP
+        or medication list is refused unless ``force``."""
+        if not body.message_ids and not (body.destination or body.event):
+            raise HTTPException(422, "name message ids, or filter by destination or event")
+        wanted = ReplayFilter(
+            message_ids=tuple(body.message_ids),
+            destination=body.destination,
+            event_code=body.event,
+            since=body.since,
+            until=body.until,
+        )
+        async with sessions.begin() as session:
+            outcomes = await replay(
+                session,
+                wanted,
+                actor=f"{body.operator} (operator token)",
+                reason=body.reason,
+                force=body.force,
+                now=clock(),
+            )
+        return {
+            "replayed": sum(o.replayed for o in outcomes),
+            "refused": sum(not o.replayed for o in outcomes),
+            "items": [
+                {
+                    "deliveryId": o.delivery_id,
+                    "messageId": o.message_id,
+                    "destination": o.destination,
+                    "replayed": o.replayed,
+                    "detail": o.detail,
+                }
+                for o in outcomes
+            ],
+        }
+
+    @api.get("/replays")
+    async def replay_audit(
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        async with sessions() as session:
+            items = await audit_log(session, limit=limit)
         return {"count": len(items), "items": items}
 
     @api.get("/deliveries/states")

@@ -242,6 +242,7 @@ def delivery_rows() -> Any:
         message.c.event_code,
         message.c.payload,
         message.c.superseded_by,
+        delivery.c.attempts_at_replay,
     ).join(message, message.c.id == delivery.c.message_id)
 
 
@@ -398,7 +399,7 @@ async def retry_or_dead_letter(
     session: AsyncSession, row: Any, rules: RoutingRules, now: datetime, *, reason: str
 ) -> None:
     policy = rules.retry(row.event_code)
-    if policy.exhausted(row.attempts):
+    if policy.exhausted(row.attempts - row.attempts_at_replay):
         await dead_letter(session, row, now, reason=f"attempts spent; last: {reason}")
         return
     delay = policy.delay(row.attempts, rules.rng)
@@ -424,6 +425,22 @@ async def dead_letter(session: AsyncSession, row: Any, now: datetime, *, reason:
         last_error=reason[:500],
         attempt_expires_at=None,
     ):
+        await add_to_outbox(
+            session,
+            OUTBOX_OWNER,
+            OutgoingRecord(
+                topic=topics.DEAD_LETTER,
+                key=row.pseudonym,
+                value=row.payload,
+                headers={
+                    "message-id": row.message_id,
+                    "delivery-id": str(row.id),
+                    "destination": row.destination,
+                    "event": row.event_code,
+                    "reason": reason[:200],
+                },
+            ),
+        )
         await raise_alert(
             session,
             kind=AlertKind.DELIVERY_FAILED,

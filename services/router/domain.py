@@ -7,6 +7,8 @@ Delivery states::
        └──transient/timeout──┘  │                   late ok or receipt of an earlier attempt
                                 │                   may find the delivery pending again)
                                 └──fatal, refused or attempts spent──▶ dead_letter
+                                                                         │
+                              pending ◀──replay by an operator (audited)─┘
 
 ``sent`` means the destination's API accepted the message; ``confirmed`` means the receiving
 journal shows the record (a receipt). Alerts are incidents: open → acknowledged → resolved.
@@ -51,7 +53,8 @@ _DELIVERY_TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
     ),
     DeliveryState.SENT: frozenset({DeliveryState.CONFIRMED, DeliveryState.DEAD_LETTER}),
     DeliveryState.CONFIRMED: frozenset(),
-    DeliveryState.DEAD_LETTER: frozenset(),
+    # an operator's replay (audited, see services/router/replay.py)
+    DeliveryState.DEAD_LETTER: frozenset({DeliveryState.PENDING}),
 }
 
 UNFINISHED = frozenset({DeliveryState.PENDING, DeliveryState.DISPATCHED, DeliveryState.SENT})

@@ -4,6 +4,7 @@ every state transition, and alerts."""
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -52,6 +53,8 @@ delivery = Table(
     Column("confirmed_at", UtcDateTime, nullable=True),
     Column("overdue_alerted_at", UtcDateTime, nullable=True),
     Column("last_error", String(500), nullable=True),
+    # attempts made before the last replay: a replayed delivery gets a fresh attempt budget
+    Column("attempts_at_replay", Integer, nullable=False, default=0, server_default="0"),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("message_id", "destination"),
@@ -118,3 +121,18 @@ rejected_record = Table(
     Column("received_at", UtcDateTime, nullable=False),
 )
 """Kafka records the router could not read (poison messages): kept for operations, skipped."""
+
+
+replay_audit = Table(
+    "replay_audit",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("delivery_id", BigId, ForeignKey("delivery.id"), nullable=False, index=True),
+    Column("message_id", String(36), nullable=False),
+    Column("forced", Boolean, nullable=False),
+    Column("outcome", String(200), nullable=False),  # "replayed" or why it was refused
+)
+"""Every replay request, granted or refused, per delivery."""
