@@ -242,6 +242,7 @@ def delivery_rows() -> Any:
         message.c.event_code,
         message.c.payload,
         message.c.superseded_by,
+        message.c.sent_at.label("message_sent_at"),
         delivery.c.attempts_at_replay,
     ).join(message, message.c.id == delivery.c.message_id)
 
@@ -401,6 +402,12 @@ async def retry_or_dead_letter(
     policy = rules.retry(row.event_code)
     if policy.exhausted(row.attempts - row.attempts_at_replay):
         await dead_letter(session, row, now, reason=f"attempts spent; last: {reason}")
+        return
+    # A replayed delivery was asked for by an operator: its age no longer stops it.
+    if not row.attempts_at_replay and policy.too_old(row.message_sent_at, now):
+        await dead_letter(
+            session, row, now, reason=f"older than {policy.max_age_s:.0f} s; last: {reason}"
+        )
         return
     delay = policy.delay(row.attempts, rules.rng)
     await move(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from services.messaging.envelope import System
 from services.messaging.families import FAMILIES, destinations
@@ -103,6 +103,7 @@ class RetryPolicy:
     base_s: float = 1.0
     cap_s: float = 300.0
     max_attempts: int = 10
+    max_age_s: float | None = None  # a message older than this is not retried again
 
     def delay(self, attempt: int, rng: random.Random) -> timedelta:
         """Delay before attempt ``attempt + 1``, after ``attempt`` failed attempts (≥ 1)."""
@@ -111,6 +112,9 @@ class RetryPolicy:
 
     def exhausted(self, attempts: int) -> bool:
         return attempts >= self.max_attempts
+
+    def too_old(self, sent_at: datetime, now: datetime) -> bool:
+        return self.max_age_s is not None and (now - sent_at).total_seconds() > self.max_age_s
 
 
 @dataclass(frozen=True, slots=True)

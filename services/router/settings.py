@@ -24,6 +24,7 @@ class RouterSettings(ServiceSettings):
     retry_base_s: float = 1.0
     retry_cap_s: float = 300.0
     max_attempts: int = 10
+    max_age_s: float = 24 * 3600  # not retried after this: dead letter + alert, a person acts
     attempt_timeout_s: float = 60.0
     tick_s: float = 0.1
     circuit_failure_threshold: int = 5  # transient failures in a row that open a circuit
@@ -44,5 +45,7 @@ class RouterSettings(ServiceSettings):
                 seconds=self.admission_confirmation_deadline_s
             ),
             confirmation_deadline=timedelta(seconds=self.confirmation_deadline_s),
-            retry=RetryPolicy(self.retry_base_s, self.retry_cap_s, self.max_attempts),
+            retry=RetryPolicy(
+                self.retry_base_s, self.retry_cap_s, self.max_attempts, self.max_age_s
+            ),
         )

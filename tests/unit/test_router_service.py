@@ -424,3 +424,31 @@ async def test_an_open_circuit_holds_deliveries_without_spending_attempts(
     states = {d.state for d in await deliveries(sessions)}
     assert states <= {"dispatched", "sent"}
     assert all(d.state != "dead_letter" for d in await deliveries(sessions))
+
+
+async def test_a_message_older_than_its_max_age_is_not_retried_again(sessions, clock):
+    rules = RoutingRules(
+        policies=default_policies(
+            admission_confirmation_deadline=timedelta(minutes=15),
+            confirmation_deadline=timedelta(minutes=30),
+            retry=RetryPolicy(base_s=1, cap_s=10, max_attempts=50, max_age_s=60),
+        ),
+        attempt_timeout=timedelta(seconds=30),
+        rng=random.Random(1),
+    )
+    router = Router(sessions=sessions, rules=rules, clock=clock)
+    rec = inbound()
+    await router.handle_batch([rec])
+    await router.handle_batch([result(message_id(rec), ResponseCode.TRANSIENT_ERROR)])
+    (d,) = await deliveries(sessions)
+    assert d.state == "pending"  # young enough: retried
+    clock.advance(61)
+    await router.tick()
+    await router.handle_batch([result(message_id(rec), ResponseCode.TRANSIENT_ERROR, attempt=2)])
+    (d,) = await deliveries(sessions)
+    assert d.state == "dead_letter" and d.last_error.startswith("older than 60 s")
+    # primary care never answered either: its unanswered attempt is just as old
+    assert {(a.kind, a.destination) for a in await alerts(sessions)} == {
+        ("delivery_failed", "treserva"),
+        ("delivery_failed", "primary-care"),
+    }
