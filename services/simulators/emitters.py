@@ -54,3 +54,21 @@ async def post_events(
             log.warning("adapter unreachable", extra={"error": problem})
         sent.append({"status": status, "messageId": message_id, "problem": problem})
     return sent
+
+
+def make_emitter(
+    table: dict[str, tuple[str, str]],
+    *,
+    intake_url: str,
+    token: str,
+    rng: random.Random,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Emit:
+    """An emitter that builds ``request``'s events and POSTs them to ``intake_url/<route>``."""
+
+    async def emit(request: EmitRequest) -> list[dict[str, Any]]:
+        route, events = build(table, request, rng)
+        async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
+            return await post_events(client, f"{intake_url}/{route}", token, events)
+
+    return emit

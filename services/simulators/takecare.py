@@ -126,17 +126,13 @@ def make_emitter(
     rng: random.Random,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> emitters.Emit:
-    async def emit(request: EmitRequest) -> list[dict[str, Any]]:
-        route, events = emitters.build(EMITTERS, request, rng)
-        async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
-            return await emitters.post_events(
-                client,
-                f"{settings.adapter_url}/takecare/v1/{route}",
-                settings.adapter_token,
-                events,
-            )
-
-    return emit
+    return emitters.make_emitter(
+        EMITTERS,
+        intake_url=f"{settings.adapter_url}/takecare/v1",
+        token=settings.adapter_token,
+        rng=rng,
+        transport=transport,
+    )
 
 
 async def run(settings: TakeCareSimSettings, stop: asyncio.Event) -> None:

@@ -20,7 +20,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.simulators import emitters
 from services.simulators.journal import (
-    EmitRequest,
     JournalSpec,
     JournalState,
     Kind,
@@ -101,17 +100,13 @@ def make_emitter(
     rng: random.Random,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> emitters.Emit:
-    async def emit(request: EmitRequest) -> list[dict[str, Any]]:
-        route, events = emitters.build(EMITTERS, request, rng)
-        async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
-            return await emitters.post_events(
-                client,
-                f"{settings.adapter_url}/treserva/v1/{route}",
-                settings.adapter_token,
-                events,
-            )
-
-    return emit
+    return emitters.make_emitter(
+        EMITTERS,
+        intake_url=f"{settings.adapter_url}/treserva/v1",
+        token=settings.adapter_token,
+        rng=rng,
+        transport=transport,
+    )
 
 
 async def run(settings: TreservaSimSettings, stop: asyncio.Event) -> None:

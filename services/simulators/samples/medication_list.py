@@ -37,6 +37,7 @@ class Medicine:
 
 
 # name | strength | form | ATC | NPL-id | dose | doses a day | indication (ändamål)
+# NPL-ids are invented 14-digit product ids (date of registration + serial), not personnummer.
 _TABLE = """
 Alvedon|500 mg|tablett|N02BE01|19620418000019|1000 mg|3|Smärta i höften
 Metoprolol Sandoz|50 mg|depottablett|C07AB02|20050603000034|50 mg|1|Förmaksflimmer
