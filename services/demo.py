@@ -30,6 +30,7 @@ def demo_settings(data_dir: Path, **overrides: object) -> StackSettings:
         for name in (
             "kafka_port",
             "router_port",
+            "second_router_port",
             "takecare_adapter_port",
             "treserva_adapter_port",
             "treserva_sim_port",

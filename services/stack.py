@@ -47,6 +47,8 @@ class StackSettings(BaseSettings):
     takecare_sim_port: int = 8102
     takecare_sim_control_port: int = 8112
     database_url: str | None = None  # one shared database; default: one SQLite file each
+    routers: int = 1  # router replicas; more than one needs a shared PostgreSQL database
+    second_router_port: int = 8003
     admission_confirmation_deadline_s: float = 120.0
     confirmation_deadline_s: float = 300.0  # every other family
     attempt_timeout_s: float = 30.0
@@ -89,6 +91,7 @@ class Stack:
     echo: Callable[[str], None] = print
     children: list[Child] = field(default_factory=list)
     _restarts: dict[str, list[float]] = field(default_factory=dict)
+    _held: set[str] = field(default_factory=set)
 
     # --- addresses -----------------------------------------------------------------------
     def url(self, port: int) -> str:
@@ -162,22 +165,26 @@ class Stack:
             },
         )
         common = {"ENVIRONMENT": "sandbox", "KAFKA_BOOTSTRAP": self.kafka_bootstrap, "HOST": s.host}
-        self._spawn(
-            "router",
-            [*py, "services.router"],
-            _prefixed(
-                "ROUTER_",
-                {
-                    **common,
-                    "PORT": str(s.router_port),
-                    "DATABASE_URL": self.database_url("router"),
-                    "ADMISSION_CONFIRMATION_DEADLINE_S": str(s.admission_confirmation_deadline_s),
-                    "CONFIRMATION_DEADLINE_S": str(s.confirmation_deadline_s),
-                    "ATTEMPT_TIMEOUT_S": str(s.attempt_timeout_s),
-                    "RETRY_BASE_S": str(s.retry_base_s),
-                },
-            ),
-        )
+        for name, port in self.routers():
+            self._spawn(
+                name,
+                [*py, "services.router"],
+                _prefixed(
+                    "ROUTER_",
+                    {
+                        **common,
+                        "PORT": str(port),
+                        "INSTANCE": name,
+                        "DATABASE_URL": self.database_url("router"),
+                        "ADMISSION_CONFIRMATION_DEADLINE_S": str(
+                            s.admission_confirmation_deadline_s
+                        ),
+                        "CONFIRMATION_DEADLINE_S": str(s.confirmation_deadline_s),
+                        "ATTEMPT_TIMEOUT_S": str(s.attempt_timeout_s),
+                        "RETRY_BASE_S": str(s.retry_base_s),
+                    },
+                ),
+            )
         self._spawn(
             "adapter_takecare",
             [*py, "services.adapter_takecare"],
@@ -216,7 +223,7 @@ class Stack:
             },
         )
         for name in (
-            "router",
+            *(name for name, _ in self.routers()),
             "adapter_takecare",
             "adapter_treserva",
             "sim_treserva",
@@ -242,8 +249,11 @@ class Stack:
                     child.process.wait()
         self.children.clear()
 
-    def kill(self, name: str) -> None:
-        """kill -9 one child (fault injection)."""
+    def kill(self, name: str, *, stay_down: bool = False) -> None:
+        """kill -9 one child (fault injection); ``stay_down`` keeps :meth:`revive` from
+        starting it again (a replica that is gone for good)."""
+        if stay_down:
+            self._held.add(name)
         self.child(name).process.kill()
         self.child(name).process.wait()
 
@@ -260,8 +270,19 @@ class Stack:
         else:
             self._wait_for_health(name, self._health_url(name))
 
+    def routers(self) -> list[tuple[str, int]]:
+        """(child name, port) of each router replica: "router", then "router_2"."""
+        if self.settings.routers > 1 and not self.settings.database_url:
+            raise StackError("router replicas share one PostgreSQL database: set database_url")
+        ports = [self.settings.router_port, self.settings.second_router_port]
+        return [
+            ("router" if i == 0 else f"router_{i + 1}", ports[i])
+            for i in range(min(self.settings.routers, len(ports)))
+        ]
+
     def _health_url(self, name: str) -> str:
         return {
+            **{router: self.url(port) for router, port in self.routers()},
             "router": self.router_url,
             "adapter_takecare": self.takecare_adapter_url,
             "adapter_treserva": self.treserva_adapter_url,
@@ -276,6 +297,8 @@ class Stack:
         revived = []
         now = time.monotonic()
         for child in self.exited():
+            if child.name in self._held:
+                continue
             recent = [t for t in self._restarts.get(child.name, []) if now - t < 60]
             if len(recent) >= 5:
                 raise StackError(

@@ -15,6 +15,7 @@ from services.adapter_treserva import families
 from services.adapter_treserva.families import receipt
 from services.adapter_treserva.settings import AdapterTreservaSettings
 from services.messaging.envelope import System
+from services.messaging.http import answer_store_outages
 from services.messaging.intake import IntakeStore
 from services.messaging.intake_http import intake_router, receipt_router
 
@@ -35,6 +36,8 @@ def create_app(
         description="FHIR messages → Treserva; Treserva's events and receipts → the router",
         version="1",
     )
+
+    answer_store_outages(app)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

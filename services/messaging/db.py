@@ -13,9 +13,15 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData(
@@ -102,3 +108,30 @@ def migrate(url: str) -> None:
 
 async def migrate_async(url: str) -> None:
     await asyncio.to_thread(migrate, url)
+
+
+async def serialize(session: AsyncSession, key: str) -> None:
+    """Hold a lock named ``key`` until the transaction ends, so replicas (two routers on
+    PostgreSQL) do not race on a read-then-write such as opening an alert or counting a
+    circuit failure. SQLite needs none: every transaction there is ``BEGIN IMMEDIATE``."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        )
+
+
+# connection exception (08…); admin or crash shutdown, cannot connect now (57P01-3)
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """The database cannot be reached (restart, failover, network): worth retrying later,
+    unlike a constraint violation or a bug."""
+    if isinstance(exc, OSError | OperationalError | InterfaceError):
+        return True  # OSError: a refused or reset connection the driver did not wrap
+    if isinstance(exc, DBAPIError):
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return exc.connection_invalidated or (
+            isinstance(code, str) and code.startswith(_UNAVAILABLE_SQLSTATES)
+        )
+    return False

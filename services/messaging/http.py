@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError
+
+from services.messaging.db import store_unavailable
+
+log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
 
@@ -69,3 +75,25 @@ async def read_json_body(request: Request, *, max_bytes: int) -> Any:
 
 def _too_large(max_bytes: int) -> JSONResponse:
     return operation_outcome(413, [issue("too-long", f"body exceeds {max_bytes} bytes")])
+
+
+def answer_store_outages(app: FastAPI) -> None:
+    """While the database is unreachable, answer 503 with Retry-After: intake refuses so the
+    source keeps the event and sends it again (nothing is half-accepted), and the ops API
+    says it is temporarily unavailable rather than failing."""
+
+    async def store_error(_request: Request, exc: Exception) -> Response:
+        if store_unavailable(exc):
+            log.warning(
+                "request refused: database unavailable", extra={"error": type(exc).__name__}
+            )
+            response = operation_outcome(
+                503, [issue("transient", "the broker's store is unavailable; send again")]
+            )
+            response.headers["Retry-After"] = "1"
+            return response
+        log.error("database error", exc_info=exc)
+        return operation_outcome(500, [issue("exception", "internal error")])
+
+    app.add_exception_handler(DBAPIError, store_error)
+    app.add_exception_handler(OSError, store_error)  # a refused connection, not wrapped

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, String, Table, Text, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.messaging.db import BigId, UtcDateTime, metadata, utcnow
+from services.messaging.db import BigId, UtcDateTime, metadata, store_unavailable, utcnow
 from services.messaging.kafka import OutgoingRecord, Publisher, PublishError
 
 log = logging.getLogger(__name__)
@@ -73,38 +73,55 @@ class OutboxRelay:
         self.wake = asyncio.Event()
 
     async def publish_pending(self) -> int:
-        """One pass: publish up to a batch; return how many rows were published."""
-        async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        outbox.c.id,
-                        outbox.c.topic,
-                        outbox.c.key,
-                        outbox.c.headers,
-                        outbox.c.payload,
-                    )
-                    .where(outbox.c.owner == self._owner, outbox.c.published_at.is_(None))
-                    .order_by(outbox.c.id)
-                    .limit(self._batch_size)
-                )
-            ).all()
-        if not rows:
-            return 0
-        records = [
-            OutgoingRecord(topic=r.topic, key=r.key, value=r.payload, headers=dict(r.headers))
-            for r in rows
-        ]
+        """One pass: publish up to a batch; return how many rows were published.
+
+        On PostgreSQL the rows are claimed with ``FOR UPDATE SKIP LOCKED`` and marked in the
+        same transaction, so replicas sharing an owner (two routers) never publish the same
+        row twice. On SQLite, where one process owns an outbox, the read and the mark are
+        two short transactions: the write lock is not held while Kafka answers."""
+        async with self._sessions.begin() as session:
+            if session.get_bind().dialect.name != "postgresql":
+                rows = await self._claim(session)
+            else:
+                rows = await self._claim(session, locking=True)
+                if rows:
+                    await self._publish(rows)
+                    await self._mark(session, rows)
+                return len(rows)
+        if rows:
+            await self._publish(rows)
+            async with self._sessions.begin() as session:
+                await self._mark(session, rows)
+        return len(rows)
+
+    async def _claim(self, session: AsyncSession, *, locking: bool = False) -> list[Any]:
+        query = (
+            select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.headers, outbox.c.payload)
+            .where(outbox.c.owner == self._owner, outbox.c.published_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(self._batch_size)
+        )
+        if locking:
+            query = query.with_for_update(skip_locked=True)
+        return list((await session.execute(query)).all())
+
+    async def _publish(self, rows: list[Any]) -> None:
         if self._guard is not None:
             await self._guard()
-        await self._publisher.publish_many(records)
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(outbox)
-                .where(outbox.c.id.in_([r.id for r in rows]))
-                .values(published_at=utcnow())
-            )
-        return len(rows)
+        await self._publisher.publish_many(
+            [
+                OutgoingRecord(topic=r.topic, key=r.key, value=r.payload, headers=dict(r.headers))
+                for r in rows
+            ]
+        )
+
+    @staticmethod
+    async def _mark(session: AsyncSession, rows: list[Any]) -> None:
+        await session.execute(
+            update(outbox)
+            .where(outbox.c.id.in_([r.id for r in rows]))
+            .values(published_at=utcnow())
+        )
 
     async def run(self) -> None:
         """Publish forever; wake early when :attr:`wake` is set after a commit."""
@@ -113,7 +130,9 @@ class OutboxRelay:
             try:
                 published = await self.publish_pending()
                 failures = 0
-            except PublishError as exc:
+            except Exception as exc:
+                if not (isinstance(exc, PublishError) or store_unavailable(exc)):
+                    raise
                 failures += 1
                 delay = min(0.2 * 2**failures, 5.0)
                 log.warning(

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.messaging.db import serialize
 from services.router.domain import AlertKind, AlertState
 from services.router.tables import alert, alert_delivery
 
@@ -32,6 +33,7 @@ async def raise_alert(
     now: datetime,
 ) -> int:
     """Open or extend the alert for this group; return its id."""
+    await serialize(session, f"alert:{kind.value}:{destination}:{event_code}")
     existing = (
         await session.execute(
             select(alert.c.id)

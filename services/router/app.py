@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging.db import utcnow
-from services.messaging.http import bearer_ok
+from services.messaging.http import answer_store_outages, bearer_ok
 from services.router import queries
 from services.router.domain import AlertState, DeliveryState
 from services.router.replay import ReplayFilter, audit_log, replay
@@ -50,6 +50,7 @@ def create_app(
         title="carebridge router", description="Delivery log, deliveries, alerts (operations API)"
     )
     app.state.settings = settings
+    answer_store_outages(app)
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_operator)])
 
     @app.get("/health")

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Column, Integer, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.messaging.db import BigId, UtcDateTime, metadata
+from services.messaging.db import BigId, UtcDateTime, metadata, serialize
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +85,32 @@ async def gate(session: AsyncSession, now: datetime) -> Gate:
 
 async def probe_sent(
     session: AsyncSession, destination: str, delivery_id: int, now: datetime
-) -> None:
-    await session.execute(
+) -> bool:
+    """Claim the probe; False if another router claimed it first."""
+    claimed = await session.execute(
         update(destination_circuit)
-        .where(destination_circuit.c.destination == destination)
+        .where(
+            destination_circuit.c.destination == destination,
+            destination_circuit.c.state == CircuitState.OPEN.value,
+        )
         .values(state=CircuitState.HALF_OPEN.value, probe_delivery_id=delivery_id, changed_at=now)
     )
+    if claimed.rowcount == 0:  # type: ignore[attr-defined]
+        return False
     log.info("circuit half-open: probing", extra={"destination": destination})
+    return True
 
 
 async def record_success(session: AsyncSession, destination: str, now: datetime) -> None:
+    seen = (
+        await session.execute(
+            select(destination_circuit.c.state, destination_circuit.c.failures).where(
+                destination_circuit.c.destination == destination
+            )
+        )
+    ).first()
+    if seen is None or (seen.state == CircuitState.CLOSED.value and not seen.failures):
+        return  # the common case, read without a lock: closed and nothing to reset
     row = await _row(session, destination, now)
     if row.state != CircuitState.CLOSED.value or row.failures:
         await session.execute(
@@ -145,6 +161,9 @@ async def record_failure(
 
 
 async def _row(session: AsyncSession, destination: str, now: datetime) -> Any:
+    """The circuit row, created closed on first use, locked against other routers until the
+    transaction ends (a failure counted by two replicas at once would be counted once)."""
+    await serialize(session, f"circuit:{destination}")
     found = (
         await session.execute(
             select(destination_circuit).where(destination_circuit.c.destination == destination)

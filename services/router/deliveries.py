@@ -52,6 +52,7 @@ class RoutingRules:
     attempt_timeout: timedelta
     rng: random.Random
     circuit: CircuitPolicy = field(default_factory=CircuitPolicy)
+    instance: str = "router"  # this replica's name: it sweeps only what it dispatched
 
     def retry(self, event_code: str) -> RetryPolicy:
         policy = self.policies.get(event_code)
@@ -276,7 +277,11 @@ async def dispatch_due(
         query = query.where(delivery.c.destination.not_in(sorted(gate.shut)))
     if only is not None:
         query = query.where(delivery.c.id.in_(only))
-    rows = (await session.execute(query.order_by(delivery.c.id).limit(limit))).all()
+    # Replicas take disjoint rows: one locked by another router is left to it.
+    query = (
+        query.order_by(delivery.c.id).limit(limit).with_for_update(of=delivery, skip_locked=True)
+    )
+    rows = (await session.execute(query)).all()
     dispatched = 0
     probed: set[str] = set()
     for row in rows:
@@ -284,16 +289,18 @@ async def dispatch_due(
             if row.destination in probed:
                 continue  # half-open: one probe at a time
             probed.add(row.destination)
-            await circuit.probe_sent(session, row.destination, row.id, now)
+            if not await circuit.probe_sent(session, row.destination, row.id, now):
+                continue  # another router sends the probe
         attempt = row.attempts + 1
         if not await move(
             session,
             row,
             DeliveryState.DISPATCHED,
             now=now,
-            reason=f"attempt {attempt}",
+            reason=f"attempt {attempt} by {rules.instance}",
             attempts=attempt,
             attempt_expires_at=now + rules.attempt_timeout,
+            dispatched_by=rules.instance,
         ):
             continue
         await session.execute(

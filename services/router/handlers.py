@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging import topics
+from services.messaging.db import store_unavailable
 from services.messaging.envelope import MalformedMessage, read_envelope
 from services.messaging.kafka import IncomingRecord
 from services.router.deliveries import (
@@ -85,8 +86,22 @@ class Router:
         return swept
 
     async def run_ticks(self, interval_s: float) -> None:
+        """Tick forever; while the database is unreachable, wait and try again."""
+        failures = 0
         while True:
-            await self.tick()
+            try:
+                await self.tick()
+                failures = 0
+            except Exception as exc:
+                if not store_unavailable(exc):
+                    raise
+                failures += 1
+                log.warning(
+                    "tick failed: database unavailable",
+                    extra={"error": type(exc).__name__, "failures": failures},
+                )
+                await asyncio.sleep(min(0.2 * 2**failures, 5.0))
+                continue
             await asyncio.sleep(interval_s)
 
     def _wake(self) -> None:

@@ -38,6 +38,7 @@ async def main(settings: RouterSettings | None = None) -> int:
         attempt_timeout=timedelta(seconds=settings.attempt_timeout_s),
         rng=random.Random(),
         circuit=settings.circuit(),
+        instance=settings.instance,
     )
     router = Router(sessions=sessions, rules=rules, clock=utcnow, relay_wake=relay.wake)
     await router.sweep()

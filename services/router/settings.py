@@ -4,13 +4,37 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.messaging.families import FAMILIES
 from services.messaging.settings import ServiceSettings
 from services.router.circuit import CircuitPolicy
 from services.router.domain import FamilyPolicy, RetryPolicy, default_policies
 
 SANDBOX_OPS_TOKEN = "sandbox-ops-token"
+
+
+class FamilyTerms(BaseModel):
+    """What one message family overrides of the router-wide retry and deadline settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    confirmation_deadline_s: float | None = Field(default=None, gt=0)
+    max_attempts: int | None = Field(default=None, ge=1)
+    max_age_s: float | None = Field(default=None, gt=0)
+    retry_base_s: float | None = Field(default=None, gt=0)
+    retry_cap_s: float | None = Field(default=None, gt=0)
+
+
+# An admission notice is the one a missing delivery hurts most (home care must plan before
+# the patient comes home): more attempts. A SIP or medication list stays worth delivering
+# for as long as the SIP's three-day window, so it may be retried for longer.
+DEFAULT_FAMILY_TERMS: dict[str, FamilyTerms] = {
+    "admission-notice": FamilyTerms(max_attempts=15),
+    "medication-list": FamilyTerms(max_age_s=72 * 3600),
+    "sip-update": FamilyTerms(max_age_s=72 * 3600),
+}
 
 
 class RouterSettings(ServiceSettings):
@@ -19,6 +43,7 @@ class RouterSettings(ServiceSettings):
     port: int = 8000
     database_url: str = "sqlite+aiosqlite:///var/router.db"
     ops_token: str = SANDBOX_OPS_TOKEN
+    instance: str = "router"  # unique per replica when several routers share a database
     admission_confirmation_deadline_s: float = 15 * 60
     confirmation_deadline_s: float = 15 * 60  # every other family
     retry_base_s: float = 1.0
@@ -30,6 +55,17 @@ class RouterSettings(ServiceSettings):
     circuit_failure_threshold: int = 5  # transient failures in a row that open a circuit
     circuit_open_s: float = 5.0  # first open period; doubled per failed probe
     circuit_max_open_s: float = 30.0
+    # per family name (see services.messaging.families), as JSON in ROUTER_FAMILY_TERMS, e.g.
+    # {"admission-notice": {"max_attempts": 20, "confirmation_deadline_s": 600}}
+    family_terms: dict[str, FamilyTerms] = Field(default_factory=lambda: dict(DEFAULT_FAMILY_TERMS))
+
+    @field_validator("family_terms")
+    @classmethod
+    def _known_families(cls, terms: dict[str, FamilyTerms]) -> dict[str, FamilyTerms]:
+        unknown = sorted(set(terms) - {f.name for f in FAMILIES})
+        if unknown:
+            raise ValueError(f"unknown message families: {', '.join(unknown)}")
+        return terms
 
     def sandbox_secrets(self) -> dict[str, str]:
         return {**super().sandbox_secrets(), "ops_token": SANDBOX_OPS_TOKEN}
@@ -40,7 +76,8 @@ class RouterSettings(ServiceSettings):
         )
 
     def policies(self) -> dict[str, FamilyPolicy]:
-        return default_policies(
+        """Per event code: the router-wide values with each family's terms laid over them."""
+        policies = default_policies(
             admission_confirmation_deadline=timedelta(
                 seconds=self.admission_confirmation_deadline_s
             ),
@@ -49,3 +86,23 @@ class RouterSettings(ServiceSettings):
                 self.retry_base_s, self.retry_cap_s, self.max_attempts, self.max_age_s
             ),
         )
+        for family in FAMILIES:
+            terms = self.family_terms.get(family.name)
+            if terms is None:
+                continue
+            for event in family.events:
+                base = policies[event.value]
+                policies[event.value] = FamilyPolicy(
+                    confirmation_deadline=(
+                        timedelta(seconds=terms.confirmation_deadline_s)
+                        if terms.confirmation_deadline_s is not None
+                        else base.confirmation_deadline
+                    ),
+                    retry=RetryPolicy(
+                        terms.retry_base_s or base.retry.base_s,
+                        terms.retry_cap_s or base.retry.cap_s,
+                        terms.max_attempts or base.retry.max_attempts,
+                        terms.max_age_s or base.retry.max_age_s,
+                    ),
+                )
+        return policies

@@ -55,6 +55,9 @@ delivery = Table(
     Column("last_error", String(500), nullable=True),
     # attempts made before the last replay: a replayed delivery gets a fresh attempt budget
     Column("attempts_at_replay", Integer, nullable=False, default=0, server_default="0"),
+    # the router replica that dispatched the current attempt (its start-up sweep takes only
+    # its own; see watchdog.sweep_in_flight)
+    Column("dispatched_by", String(60), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("message_id", "destination"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, true, update
+from sqlalchemy import ColumnElement, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.router import circuit
@@ -37,16 +37,18 @@ async def expire_attempts(
 
 
 async def sweep_in_flight(session: AsyncSession, rules: RoutingRules, now: datetime) -> int:
-    """At start-up, every delivery still ``dispatched`` is retried at once instead of after
-    its attempt timeout: its command may have been lost with the process or the broker.
-    A duplicate is harmless (the destination dedupes on the message id)."""
+    """At start-up, every delivery this router left ``dispatched`` is retried at once instead
+    of after its attempt timeout: its command may have been lost with the process or the
+    broker. A duplicate is harmless (the destination dedupes on the message id). What other
+    routers have in flight is theirs; if one of them died, its attempts simply time out."""
     swept = 0
+    mine = or_(delivery.c.dispatched_by == rules.instance, delivery.c.dispatched_by.is_(None))
     while True:
         found = await _retry_in_flight(
             session,
             rules,
             now,
-            due=true(),
+            due=mine,
             outcome="swept",
             detail="in flight when the router stopped",
             reason="swept at start-up",
@@ -75,6 +77,7 @@ async def _retry_in_flight(
             .where(delivery.c.state == DeliveryState.DISPATCHED.value, due)
             .order_by(delivery.c.id)
             .limit(limit)
+            .with_for_update(of=delivery, skip_locked=True)
         )
     ).all()
     for row in rows:
@@ -107,6 +110,7 @@ async def flag_overdue_confirmations(
             )
             .order_by(delivery.c.id)
             .limit(limit)
+            .with_for_update(of=delivery, skip_locked=True)
         )
     ).all()
     for row in rows:

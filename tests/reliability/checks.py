@@ -8,13 +8,13 @@ from typing import Any
 
 import httpx
 
-from services.scenario import Scenario
+from services.scenario import IntakeUnavailable, Scenario
 from services.simulators.samples.admission_notice import sample_admission
 
 
 def post(scenario: Scenario, count: int) -> list[tuple[str, str]]:
-    """Post admissions as TakeCare would: a refused connection (the adapter restarting) is
-    retried until it is accepted."""
+    """Post admissions as TakeCare would: a refused connection (the adapter restarting) or
+    a 503 (its database restarting) is retried until it is accepted."""
     posted = []
     for _ in range(count):
         event = sample_admission(scenario.rng, now=datetime.now().astimezone())
@@ -25,7 +25,7 @@ def post(scenario: Scenario, count: int) -> list[tuple[str, str]]:
             try:
                 message_id = scenario.post_event("takecare", "admissions", event)
                 break
-            except httpx.TransportError:
+            except (httpx.TransportError, IntakeUnavailable):
                 assert time.monotonic() < deadline, "the intake did not come back"
                 time.sleep(0.2)
         posted.append((message_id, who))

@@ -4,6 +4,7 @@ Each test injects one fault and then checks the promise: every accepted message 
 once at the simulated journal (by business key), per-patient order holds, nothing is stuck,
 and the recovery time is reported (test-output/reliability-results.json, README Guarantees)."""
 
+import contextlib
 import json
 import random
 import threading
@@ -15,26 +16,20 @@ import pytest
 
 from services.demo import demo_settings
 from services.scenario import Scenario
-from services.stack import Stack
+from services.stack import Stack, StackSettings
+from tests.reliability.postgres import EphemeralPostgres
 
 RESULTS = Path(__file__).resolve().parents[2] / "test-output" / "reliability-results.json"
 
 
-@pytest.fixture
-def supervised(tmp_path: Path, stack_db: str | None) -> Iterator[Stack]:
-    settings = demo_settings(
-        tmp_path / "stack",
-        database_url=stack_db,
-        admission_confirmation_deadline_s=900,
-        confirmation_deadline_s=900,
-        attempt_timeout_s=5.0,
-        retry_base_s=0.2,
-    )
+@contextlib.contextmanager
+def supervise(settings: StackSettings) -> Iterator[Stack]:
+    """A started stack whose exited children are restarted, as `make run` does."""
     stack = Stack(settings, echo=lambda _: None)
     stop = threading.Event()
     failure: list[BaseException] = []
 
-    def supervise() -> None:
+    def revive() -> None:
         while not stop.wait(0.2):
             try:
                 stack.revive()
@@ -42,16 +37,32 @@ def supervised(tmp_path: Path, stack_db: str | None) -> Iterator[Stack]:
                 failure.append(exc)
                 return
 
-    stack.start()
-    thread = threading.Thread(target=supervise, daemon=True)
-    thread.start()
     try:
+        stack.start()
+        thread = threading.Thread(target=revive, daemon=True)
+        thread.start()
         yield stack
     finally:
         stop.set()
-        thread.join(5)
         stack.stop()
     assert not failure, failure
+
+
+def fault_settings(data_dir: Path, **overrides: object) -> StackSettings:
+    return demo_settings(
+        data_dir,
+        admission_confirmation_deadline_s=900,
+        confirmation_deadline_s=900,
+        attempt_timeout_s=5.0,
+        retry_base_s=0.2,
+        **overrides,
+    )
+
+
+@pytest.fixture
+def supervised(tmp_path: Path, stack_db: str | None) -> Iterator[Stack]:
+    with supervise(fault_settings(tmp_path / "stack", database_url=stack_db)) as stack:
+        yield stack
 
 
 @pytest.fixture
@@ -59,6 +70,17 @@ def scenario(supervised: Stack) -> Iterator[Scenario]:
     s = Scenario(supervised, random.Random(7))
     yield s
     s.close()
+
+
+@pytest.fixture
+def postgres() -> Iterator[EphemeralPostgres]:
+    """A private PostgreSQL server the test may restart (never the machine's shared one)."""
+    server = EphemeralPostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
 
 
 def record_result(fault: str, **figures: object) -> None:

@@ -1,0 +1,98 @@
+"""Faults of the production shape: every service on PostgreSQL, and two router replicas that
+share the work through the Kafka consumer group and row locks (FOR UPDATE SKIP LOCKED).
+
+Each test runs its own PostgreSQL server (tests/reliability/postgres.py), so restarting it
+touches nothing else on the machine."""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.scenario import Scenario
+from services.stack import Stack
+from tests.reliability.checks import delivered_once, order_violations, post, stuck
+from tests.reliability.conftest import fault_settings, record_result, supervise, wait_all_confirmed
+from tests.reliability.postgres import EphemeralPostgres
+
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(400)]
+
+
+@pytest.fixture
+def pg_stack(tmp_path: Path, postgres: EphemeralPostgres) -> Iterator[Stack]:
+    settings = fault_settings(tmp_path / "stack", database_url=postgres.url, routers=2)
+    with supervise(settings) as stack:
+        yield stack
+
+
+@pytest.fixture
+def pg_scenario(pg_stack: Stack) -> Iterator[Scenario]:
+    import random
+
+    s = Scenario(pg_stack, random.Random(11))
+    yield s
+    s.close()
+
+
+def _assert_promise(scenario: Scenario, posted: list[tuple[str, str]], fault: str, t0: float):
+    ids = [m for m, _ in posted]
+    wait_all_confirmed(scenario, ids, timeout_s=240)
+    recovery_s = time.monotonic() - t0
+    counts = delivered_once(scenario, ids)
+    order = order_violations(scenario, posted)
+    record_result(
+        fault,
+        messages=len(ids),
+        lost=counts["lost"],
+        duplicated=counts["duplicated"],
+        order_violations=order,
+        recovery_s=round(recovery_s, 1),
+    )
+    assert counts == {"lost": 0, "duplicated": 0}
+    assert order == 0
+    assert stuck(scenario) == {}
+
+
+def _dispatchers(scenario: Scenario, message_ids: list[str]) -> dict[str, int]:
+    """Which replica dispatched each attempt, read from the delivery timelines."""
+    found: dict[str, int] = {}
+    for message_id in message_ids:
+        detail = scenario.message(message_id)
+        assert detail is not None
+        for d in detail["deliveries"]:
+            for t in d["transitions"]:
+                if t["to_state"] == "dispatched":
+                    by = t["reason"].rsplit(" by ", 1)[-1]
+                    found[by] = found.get(by, 0) + 1
+    return found
+
+
+def test_two_routers_share_the_work_without_double_delivery(pg_scenario: Scenario) -> None:
+    posted = post(pg_scenario, 60)
+    ids = [m for m, _ in posted]
+    wait_all_confirmed(pg_scenario, ids, timeout_s=120)
+    by = _dispatchers(pg_scenario, ids)
+    assert set(by) == {"router", "router_2"}, by  # both replicas worked
+    assert sum(by.values()) == 2 * len(ids)  # one attempt per delivery: nothing sent twice
+    assert pg_scenario.treserva_stats()["duplicates"] == 0
+    assert delivered_once(pg_scenario, ids) == {"lost": 0, "duplicated": 0}
+    assert order_violations(pg_scenario, posted) == 0
+
+
+def test_one_of_two_routers_killed(pg_scenario: Scenario, pg_stack: Stack) -> None:
+    posted = post(pg_scenario, 20)  # both routers are busy with these
+    pg_stack.kill("router_2", stay_down=True)  # gone for good: the other must take over
+    killed = time.monotonic()
+    posted += post(pg_scenario, 20)
+    _assert_promise(pg_scenario, posted, "one of two routers killed (kill -9, stays down)", killed)
+
+
+def test_postgres_restart(
+    pg_scenario: Scenario, pg_stack: Stack, postgres: EphemeralPostgres
+) -> None:
+    posted = post(pg_scenario, 20)
+    restarted = time.monotonic()
+    down_s = postgres.restart(mode="immediate")  # as after a crash: no shutdown checkpoint
+    posted += post(pg_scenario, 20)  # a 503 while it is down is sent again, as a source would
+    _assert_promise(pg_scenario, posted, f"PostgreSQL restart (down {down_s:.1f} s)", restarted)
