@@ -9,7 +9,7 @@
     or 422 naming every failing field and rule. For vendor developers.
 
 Errors are OperationOutcomes: 400 not JSON, 401 bad token, 413 too large, 415 wrong type,
-422 contract violation. Nothing about the patient is logged.
+422 contract violation, 503 the database is unreachable (send again). Nothing about the patient is logged.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"description": "body too large"},
     415: {"description": "Content-Type is not application/json"},
     422: {"description": "the document breaks its contract (OperationOutcome names each field)"},
+    503: {"description": "the broker's store is unavailable for now; send again (Retry-After)"},
 }
 
 

@@ -128,6 +128,14 @@ def create_app(
             items = await audit_log(session, limit=limit)
         return {"count": len(items), "items": items}
 
+    @api.get("/destinations")
+    async def destinations() -> dict[str, Any]:
+        """Health per destination: circuit breaker, unfinished deliveries by state, and the
+        oldest unconfirmed delivery."""
+        async with sessions() as session:
+            items = await queries.destination_health(session)
+        return {"count": len(items), "items": items}
+
     @api.get("/deliveries/states")
     async def delivery_states() -> dict[str, int]:
         async with sessions() as session:

@@ -7,6 +7,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.router.circuit import CircuitState, destination_circuit
+from services.router.domain import UNFINISHED, DeliveryState
 from services.router.tables import (
     alert,
     delivery,
@@ -147,3 +149,43 @@ async def state_counts(session: AsyncSession) -> dict[str, int]:
         )
     ).all()
     return {str(row.state): int(row.n) for row in rows}
+
+
+async def destination_health(session: AsyncSession) -> list[dict[str, Any]]:
+    """Per destination: its circuit, how many deliveries are unfinished in each state, and
+    since when the oldest unconfirmed one has waited."""
+    unfinished = [s.value for s in UNFINISHED] + [DeliveryState.DEAD_LETTER.value]
+    counts = (
+        await session.execute(
+            select(
+                delivery.c.destination,
+                delivery.c.state,
+                func.count().label("n"),
+                func.min(delivery.c.created_at).label("oldest"),
+            )
+            .where(delivery.c.state.in_(unfinished))
+            .group_by(delivery.c.destination, delivery.c.state)
+        )
+    ).all()
+    circuits = {
+        r.destination: r for r in (await session.execute(select(destination_circuit))).all()
+    }
+    found: dict[str, dict[str, Any]] = {}
+    for name in sorted({r.destination for r in counts} | set(circuits)):
+        c = circuits.get(name)
+        found[name] = {
+            "destination": name,
+            "circuit": c.state if c else CircuitState.CLOSED.value,
+            "failuresInARow": c.failures if c else 0,
+            "probeAt": _iso(c.probe_at) if c and c.probe_at else None,
+            "states": {},
+            "oldestUnconfirmedSince": None,
+        }
+    for r in counts:
+        item = found[r.destination]
+        item["states"][r.state] = int(r.n)
+        if r.state != DeliveryState.DEAD_LETTER.value:
+            oldest = item["oldestUnconfirmedSince"]
+            since = _iso(r.oldest)
+            item["oldestUnconfirmedSince"] = since if oldest is None else min(oldest, since)
+    return list(found.values())

@@ -137,3 +137,32 @@ class _Orig(Exception):
 )
 def test_a_store_outage_is_told_from_a_bug(exc, unavailable):
     assert store_unavailable(exc) is unavailable
+
+
+async def test_destination_health_shows_the_circuit_and_the_backlog(sessions):
+    import httpx
+
+    from services.router.app import create_app
+    from services.router.settings import SANDBOX_OPS_TOKEN
+
+    clock = Clock()
+    router = _router(sessions, clock, "router")
+    await router.handle_batch([inbound(1, patient="a" * 32), inbound(2, patient="a" * 32)])
+    async with sessions.begin() as s:
+        for _ in range(5):
+            await circuit.record_failure(s, "treserva", circuit.CircuitPolicy(), T0)
+    app = create_app(RouterSettings(), sessions=sessions, clock=clock)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://r",
+        headers={"authorization": f"Bearer {SANDBOX_OPS_TOKEN}"},
+    ) as client:
+        res = await client.get("/api/v1/destinations")
+        unauthorised = await client.get("/api/v1/destinations", headers={"authorization": ""})
+    assert unauthorised.status_code == 401
+    items = {d["destination"]: d for d in res.json()["items"]}
+    assert items["treserva"]["circuit"] == "open"
+    assert items["treserva"]["failuresInARow"] == 5
+    assert items["treserva"]["states"] == {"dispatched": 1, "pending": 1}  # one held back
+    assert items["treserva"]["oldestUnconfirmedSince"] == T0.isoformat()
+    assert items["primary-care"]["circuit"] == "closed"
