@@ -40,6 +40,7 @@ async def main(settings: RouterSettings | None = None) -> int:
         circuit=settings.circuit(),
     )
     router = Router(sessions=sessions, rules=rules, clock=utcnow, relay_wake=relay.wake)
+    await router.sync_subscriptions()
     await router.sweep()
     consumer = KafkaConsumer(
         settings.kafka_bootstrap, [topics.INBOUND, topics.RESULTS], group_id="router"
