@@ -30,9 +30,15 @@ class RouterSettings(ServiceSettings):
     circuit_failure_threshold: int = 5  # transient failures in a row that open a circuit
     circuit_open_s: float = 5.0  # first open period; doubled per failed probe
     circuit_max_open_s: float = 30.0
+    # one webhook POST; kept below attempt_timeout_s by the service (see webhook_timeout)
+    webhook_timeout_s: float = 10.0
 
     def sandbox_secrets(self) -> dict[str, str]:
         return {**super().sandbox_secrets(), "ops_token": SANDBOX_OPS_TOKEN}
+
+    def webhook_timeout(self) -> float:
+        """A POST must give up before the router counts its attempt as unanswered."""
+        return min(self.webhook_timeout_s, 0.8 * self.attempt_timeout_s)
 
     def circuit(self) -> CircuitPolicy:
         return CircuitPolicy(
