@@ -30,5 +30,10 @@ def outbound(destination: str) -> str:
 DESTINATIONS = ("treserva", "takecare", "primary-care")
 
 
+PUBLIC = (INBOUND, DEAD_LETTER)
+"""Topics another system may read with a consumer group of its own (read-only, no delivery
+guarantee; see contracts/asyncapi.yaml). The rest is the broker's own protocol."""
+
+
 def all_topics() -> list[str]:
     return [INBOUND, RESULTS, DEAD_LETTER, WEBHOOKS, *(outbound(d) for d in DESTINATIONS)]
