@@ -37,6 +37,8 @@ def demo_settings(data_dir: Path, **overrides: object) -> StackSettings:
             "treserva_sim_control_port",
             "takecare_sim_port",
             "takecare_sim_control_port",
+            "subscriber_sim_port",
+            "subscriber_sim_control_port",
         )
     }
     return StackSettings.model_validate(
@@ -57,7 +59,7 @@ def _hhmmss(iso: str) -> str:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="carebridge-demo-") as tmp:
         stack = Stack(demo_settings(Path(tmp)), echo=lambda _: None)
-        print("starting Tansu, migrating SQLite, starting 5 processes…", flush=True)
+        print("starting Tansu, migrating SQLite, starting 6 processes…", flush=True)
         started = time.perf_counter()
         try:
             stack.start()

@@ -1,7 +1,8 @@
 """A small client of a running stack, over real HTTP: post native events to either adapter,
 make a simulator emit its own events, switch a simulator's faults, read what a simulated
-journal holds, and wait (polling with a deadline) for deliveries and alerts. Used by
-``make demo``, the end-to-end tests and the benchmarks."""
+journal or the subscriber holds, subscribe the subscriber simulator, and wait (polling with a
+deadline) for deliveries and alerts. Used by ``make demo``, the end-to-end tests and the
+benchmarks."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from services.adapter_treserva.settings import SANDBOX_INTAKE_TOKEN as TRESERVA_
 from services.adapter_treserva.settings import SANDBOX_TRESERVA_TOKEN as TRESERVA_API_TOKEN
 from services.router.settings import SANDBOX_OPS_TOKEN
 from services.simulators.samples.admission_notice import sample_admission
+from services.simulators.subscriber import PATH as SUBSCRIBER_PATH
+from services.simulators.subscriber import SANDBOX_SUBSCRIBER_SECRET
 from services.stack import Stack
 
 T = TypeVar("T")
@@ -121,6 +124,7 @@ class Scenario:
         control = {
             "takecare": self.stack.takecare_sim_control_url,
             "treserva": self.stack.treserva_sim_control_url,
+            "subscriber": self.stack.subscriber_sim_control_url,
         }[system]
         self.http.put(f"{control}/_sim/fault", json={"mode": mode, **extra}).raise_for_status()
 
@@ -132,6 +136,54 @@ class Scenario:
 
     def treserva_stats(self) -> dict[str, Any]:
         res = self.http.get(f"{self.stack.treserva_sim_control_url}/_sim/stats")
+        res.raise_for_status()
+        return dict(res.json())
+
+    def subscribe(
+        self,
+        events: list[str],
+        *,
+        sources: list[str] | None = None,
+        secret: str = SANDBOX_SUBSCRIBER_SECRET,
+        name: str = "the region's communication platform",
+    ) -> str:
+        """Subscribe the subscriber simulator through the router's API; the subscription id."""
+        criteria: dict[str, Any] = {"events": events}
+        if sources is not None:
+            criteria["sources"] = sources
+        res = self.http.post(
+            f"{self.stack.router_url}/api/v1/subscriptions",
+            json={
+                "name": name,
+                "criteria": criteria,
+                "channel": {
+                    "type": "rest-hook",
+                    "endpoint": f"{self.stack.subscriber_sim_url}{SUBSCRIBER_PATH}",
+                },
+                "secret": secret,
+            },
+            headers={"authorization": f"Bearer {SANDBOX_OPS_TOKEN}"},
+        )
+        if res.status_code != 201:
+            raise AssertionError(f"subscription refused: {res.status_code} {res.text[:300]}")
+        return str(res.json()["id"])
+
+    def set_subscription_status(self, subscription_id: str, status: str) -> None:
+        res = self.http.patch(
+            f"{self.stack.router_url}/api/v1/subscriptions/{subscription_id}",
+            json={"status": status},
+            headers={"authorization": f"Bearer {SANDBOX_OPS_TOKEN}"},
+        )
+        res.raise_for_status()
+
+    def subscriber_received(self) -> list[dict[str, Any]]:
+        """What the subscriber simulator stored (once per Idempotency-Key)."""
+        res = self.http.get(f"{self.stack.subscriber_sim_control_url}/_sim/received")
+        res.raise_for_status()
+        return list(res.json()["items"])
+
+    def subscriber_stats(self) -> dict[str, Any]:
+        res = self.http.get(f"{self.stack.subscriber_sim_control_url}/_sim/stats")
         res.raise_for_status()
         return dict(res.json())
 

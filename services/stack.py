@@ -1,5 +1,5 @@
-"""The embedded stack: Tansu, migrations, the router, both adapters and both simulators as
-separate processes under one small supervisor.
+"""The embedded stack: Tansu, migrations, the router, both adapters and the three simulators
+(TakeCare, Treserva, a webhook subscriber) as separate processes under one small supervisor.
 
 ``python -m services.stack run``      start everything on the sandbox defaults (``make run``)
 ``python -m services.stack migrate``  migrate the database(s) and exit (also used in compose)
@@ -46,6 +46,8 @@ class StackSettings(BaseSettings):
     treserva_sim_control_port: int = 8111
     takecare_sim_port: int = 8102
     takecare_sim_control_port: int = 8112
+    subscriber_sim_port: int = 8103
+    subscriber_sim_control_port: int = 8113
     database_url: str | None = None  # one shared database; default: one SQLite file each
     routers: int = 1  # router replicas; more than one needs a shared PostgreSQL database
     second_router_port: int = 8003
@@ -128,6 +130,14 @@ class Stack:
     @property
     def takecare_sim_control_url(self) -> str:
         return self.url(self.settings.takecare_sim_control_port)
+
+    @property
+    def subscriber_sim_url(self) -> str:
+        return self.url(self.settings.subscriber_sim_port)
+
+    @property
+    def subscriber_sim_control_url(self) -> str:
+        return self.url(self.settings.subscriber_sim_control_port)
 
     def database_url(self, service: str) -> str:
         if self.settings.database_url:
@@ -222,12 +232,22 @@ class Stack:
                 "SIM_TAKECARE_ADAPTER_URL": self.takecare_adapter_url,
             },
         )
+        self._spawn(
+            "sim_subscriber",
+            [*py, "services.simulators.subscriber"],
+            {
+                "SIM_SUBSCRIBER_HOST": s.host,
+                "SIM_SUBSCRIBER_PORT": str(s.subscriber_sim_port),
+                "SIM_SUBSCRIBER_CONTROL_PORT": str(s.subscriber_sim_control_port),
+            },
+        )
         for name in (
             *(name for name, _ in self.routers()),
             "adapter_takecare",
             "adapter_treserva",
             "sim_treserva",
             "sim_takecare",
+            "sim_subscriber",
         ):
             self._wait_for_health(name, self._health_url(name))
 
@@ -288,6 +308,7 @@ class Stack:
             "adapter_treserva": self.treserva_adapter_url,
             "sim_treserva": self.treserva_sim_control_url,
             "sim_takecare": self.takecare_sim_control_url,
+            "sim_subscriber": self.subscriber_sim_control_url,
         }[name]
 
     def revive(self) -> list[str]:
@@ -386,6 +407,8 @@ def banner(stack: Stack) -> str:
     from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN
     from services.adapter_treserva.settings import SANDBOX_INTAKE_TOKEN as TRESERVA_TOKEN
     from services.router.settings import SANDBOX_OPS_TOKEN
+    from services.simulators.subscriber import PATH as SUBSCRIBER_PATH
+    from services.simulators.subscriber import SANDBOX_SUBSCRIBER_SECRET
 
     s = stack.settings
     return f"""
@@ -398,6 +421,8 @@ carebridge is running (sandbox). Ctrl-C stops everything.
 {stack.treserva_sim_control_url}/docs)
   TakeCare simulator       {stack.takecare_sim_url}  (control: \
 {stack.takecare_sim_control_url}/docs)
+  subscriber simulator     {stack.subscriber_sim_url}{SUBSCRIBER_PATH}  (control: \
+{stack.subscriber_sim_control_url}/docs)
   Kafka (Tansu)            {stack.kafka_bootstrap}
   logs                     {s.data_dir / "logs"}/*.log
 
@@ -405,6 +430,7 @@ Sandbox credentials (refused outside the sandbox):
   TakeCare intake token    {SANDBOX_INTAKE_TOKEN}
   Treserva intake token    {TRESERVA_TOKEN}
   operator token           {SANDBOX_OPS_TOKEN}
+  subscriber secret        {SANDBOX_SUBSCRIBER_SECRET}
 
 Confirmation deadline: admission notices {s.admission_confirmation_deadline_s:.0f} s, \
 other families {s.confirmation_deadline_s:.0f} s.

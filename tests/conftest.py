@@ -22,6 +22,7 @@ _SERVICE_PREFIXES = (
     "ADAPTER_TRESERVA_",
     "SIM_TRESERVA_",
     "SIM_TAKECARE_",
+    "SIM_SUBSCRIBER_",
     "STACK_",
 )
 

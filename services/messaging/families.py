@@ -1,8 +1,10 @@
 """The catalogue of care-transition message families: which events belong to which family,
 who may send them, who receives them, and which are versioned documents.
 
-This table is the one place routing is decided. A new family is a new entry here, a module
-per adapter and its contracts; the router reads the table and needs no edits.
+This table is the one place the journals' routing is decided. A new family is a new entry
+here, a module per adapter and its contracts; the router turns the table into one
+subscription per destination journal at start-up and needs no edits (webhook subscribers
+are added through the router's subscription API).
 
 Versioned families (SIP, medication list) carry a document id and a version in their
 business key (source, document id, version). A lower version that arrives after a higher one

@@ -9,7 +9,8 @@
     or 422 naming every failing field and rule. For vendor developers.
 
 Errors are OperationOutcomes: 400 not JSON, 401 bad token, 413 too large, 415 wrong type,
-422 contract violation, 503 the database is unreachable (send again). Nothing about the patient is logged.
+422 contract violation, 503 the database is unreachable (send again). Nothing about the
+patient is logged.
 """
 
 from __future__ import annotations

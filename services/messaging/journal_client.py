@@ -48,6 +48,11 @@ class JournalClient(Protocol):
 _TRANSIENT_4XX = {408, 425, 429}
 
 
+def is_transient_status(status: int) -> bool:
+    """An HTTP error worth retrying: 5xx, 408, 425, 429. Any other non-2xx is fatal."""
+    return status >= 500 or status in _TRANSIENT_4XX
+
+
 class HttpJournalClient:
     def __init__(
         self,
@@ -89,7 +94,7 @@ class HttpJournalClient:
                 record_id = body.get("recordId") if isinstance(body, dict) else None
             return DeliveryReceipt(res.status_code, record_id, latency_ms)
         reason = f"HTTP {res.status_code}"
-        if res.status_code >= 500 or res.status_code in _TRANSIENT_4XX:
+        if is_transient_status(res.status_code):
             raise TransientDeliveryError(reason, http_status=res.status_code)
         raise FatalDeliveryError(reason, http_status=res.status_code)
 

@@ -37,5 +37,7 @@ def configure(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiokafka", "uvicorn.access"):
+    # httpx logs every request URL at INFO; a subscriber's webhook URL may carry a secret
+    # path, and each delivery already logs its outcome without the URL.
+    for noisy in ("aiokafka", "uvicorn.access", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -13,6 +13,11 @@ DEAD_LETTER = "carebridge.deadletter.v1"
 message unchanged, with destination and reason in headers. The delivery log holds the same,
 and replay works from there."""
 
+WEBHOOKS = "carebridge.outbound.webhooks.v1"
+"""Delivery commands for webhook (rest-hook) subscribers, consumed by the router's own
+webhook dispatcher: the FHIR message Bundle unchanged, with the subscription id, delivery id
+and attempt number in headers. Key: patient pseudonym."""
+
 _OUTBOUND = "carebridge.outbound.{destination}.v1"
 
 
@@ -25,5 +30,10 @@ def outbound(destination: str) -> str:
 DESTINATIONS = ("treserva", "takecare", "primary-care")
 
 
+PUBLIC = (INBOUND, DEAD_LETTER)
+"""Topics another system may read with a consumer group of its own (read-only, no delivery
+guarantee; see contracts/asyncapi.yaml). The rest is the broker's own protocol."""
+
+
 def all_topics() -> list[str]:
-    return [INBOUND, RESULTS, DEAD_LETTER, *(outbound(d) for d in DESTINATIONS)]
+    return [INBOUND, RESULTS, DEAD_LETTER, WEBHOOKS, *(outbound(d) for d in DESTINATIONS)]

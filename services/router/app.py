@@ -1,5 +1,6 @@
 """The router's ops API (JSON). Metadata only: ids, pseudonyms, states, times; no payloads.
-Every ``/api`` route needs the operator bearer token."""
+Every ``/api`` route needs the operator bearer token. Subscriptions: see
+:mod:`services.router.subscription_api`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from services.router import queries
 from services.router.domain import AlertState, DeliveryState
 from services.router.replay import ReplayFilter, audit_log, replay
 from services.router.settings import RouterSettings
+from services.router.subscription_api import subscription_routes
 
 
 class ReplayRequest(BaseModel):
@@ -141,5 +143,6 @@ def create_app(
         async with sessions() as session:
             return await queries.state_counts(session)
 
+    api.include_router(subscription_routes(sessions, clock))
     app.include_router(api)
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,14 +32,15 @@ from services.router.domain import (
     FamilyPolicy,
     RetryPolicy,
     check_delivery_transition,
-    routes,
 )
+from services.router.subscriptions import ChannelType, Subscription, route
 from services.router.tables import (
     delivery,
     delivery_attempt,
     delivery_transition,
     message,
     rejected_record,
+    subscription,
 )
 
 log = logging.getLogger(__name__)
@@ -122,8 +124,10 @@ async def accept_message(
     record: IncomingRecord,
     rules: RoutingRules,
     now: datetime,
+    subscriptions: Sequence[Subscription],
 ) -> list[int]:
-    """Store the message and one pending delivery per destination; return delivery ids.
+    """Store the message and one pending delivery per matching subscription (its id is the
+    delivery's destination); return delivery ids.
 
     A message already stored (same id, or same business key under a new id) is skipped.
     """
@@ -162,7 +166,7 @@ async def accept_message(
             "older version arrived after a newer one",
             extra={"message_id": env.message_id, "superseded_by": newer, "version": version},
         )
-    destinations = routes(env.event_code, env.source_system)
+    destinations = route(subscriptions, env.event_code, env.source_system)
     if not destinations:
         log.warning(
             "message has no route", extra={"message_id": env.message_id, "family": env.event_code}
@@ -177,7 +181,7 @@ async def accept_message(
                     .returning(delivery.c.id)
                     .values(
                         message_id=env.message_id,
-                        destination=dest.value,
+                        destination=dest.id,
                         state=DeliveryState.PENDING.value,
                         attempts=0,
                         next_attempt_at=now,
@@ -204,7 +208,7 @@ async def accept_message(
             "message_id": env.message_id,
             "family": env.event_code,
             "pseudonym": record.key,
-            "destinations": [d.value for d in destinations],
+            "destinations": [d.id for d in destinations],
         },
     )
     return created
@@ -270,8 +274,15 @@ async def dispatch_due(
         )
     )
     gate = await circuit.gate(session, now)
-    query = delivery_rows().where(
-        delivery.c.state == DeliveryState.PENDING.value, delivery.c.next_attempt_at <= now, ~held
+    query = (
+        delivery_rows()
+        .add_columns(subscription.c.channel_type, subscription.c.endpoint)
+        .outerjoin(subscription, subscription.c.id == delivery.c.destination)
+        .where(
+            delivery.c.state == DeliveryState.PENDING.value,
+            delivery.c.next_attempt_at <= now,
+            ~held,
+        )
     )
     if gate.shut:  # an open circuit: nothing goes to that destination until its probe time
         query = query.where(delivery.c.destination.not_in(sorted(gate.shut)))
@@ -308,24 +319,28 @@ async def dispatch_due(
                 delivery_id=row.id, attempt_no=attempt, dispatched_at=now
             )
         )
-        await add_to_outbox(
-            session,
-            OUTBOX_OWNER,
-            OutgoingRecord(
-                topic=topics.outbound(row.destination),
-                key=row.pseudonym,
-                value=row.payload,
-                headers={
-                    "message-id": row.message_id,
-                    "delivery-id": str(row.id),
-                    "attempt": str(attempt),
-                    "event": row.event_code,
-                    **({"superseded-by": row.superseded_by} if row.superseded_by else {}),
-                },
-            ),
-        )
+        await add_to_outbox(session, OUTBOX_OWNER, delivery_command(row, attempt))
         dispatched += 1
     return dispatched
+
+
+def delivery_command(row: Any, attempt: int) -> OutgoingRecord:
+    """The command for one attempt: to the subscription's topic (a journal adapter), or to
+    the router's own webhook topic (a rest-hook subscriber). A delivery without a
+    subscription row (made before subscriptions existed) goes to its destination's topic."""
+    headers = {
+        "message-id": row.message_id,
+        "delivery-id": str(row.id),
+        "attempt": str(attempt),
+        "event": row.event_code,
+        **({"superseded-by": row.superseded_by} if row.superseded_by else {}),
+    }
+    if row.channel_type == ChannelType.REST_HOOK.value:
+        topic = topics.WEBHOOKS
+        headers["subscription-id"] = row.destination
+    else:
+        topic = row.endpoint or topics.outbound(row.destination)
+    return OutgoingRecord(topic=topic, key=row.pseudonym, value=row.payload, headers=headers)
 
 
 # --- outcomes and receipts -----------------------------------------------------------------
@@ -346,23 +361,41 @@ async def apply_result(
         await reject_record(session, record, "result for an unknown delivery", now)
         return
     if env.event_code == EventCode.DELIVERY_OUTCOME.value:
-        await _apply_outcome(session, row, env, record, rules, now)
+        attempt_text = record.headers.get("attempt", "")
+        await apply_outcome(
+            session,
+            row,
+            attempt_no=int(attempt_text) if attempt_text.isdigit() else row.attempts,
+            code=ResponseCode(env.response_code or ResponseCode.FATAL_ERROR),
+            detail=env.outcome_text,
+            rules=rules,
+            now=now,
+        )
     elif env.event_code == EventCode.RECEIPT.value:
         await _apply_receipt(session, row, env, now)
     else:
         await reject_record(session, record, f"unexpected result event {env.event_code}", now)
 
 
-async def _apply_outcome(
+async def apply_outcome(
     session: AsyncSession,
     row: Any,
-    env: Envelope,
-    record: IncomingRecord,
+    *,
+    attempt_no: int,
+    code: ResponseCode,
+    detail: str | None,
     rules: RoutingRules,
     now: datetime,
+    ok_state: DeliveryState = DeliveryState.SENT,
 ) -> None:
-    attempt_text = record.headers.get("attempt", "")
-    attempt_no = int(attempt_text) if attempt_text.isdigit() else row.attempts
+    """Apply the result of one delivery attempt: record it, feed the destination's circuit,
+    then move the delivery on (ok), retry it with back-off (transient) or dead-letter it
+    with an alert (fatal). ``row`` is one of :func:`delivery_rows`.
+
+    ``ok_state`` is where an ok takes the delivery: ``sent`` for a journal adapter (a
+    receipt confirms later), ``confirmed`` for a webhook subscriber, whose 2xx is its
+    acknowledgement.
+    """
     completed = await session.execute(
         update(delivery_attempt)
         .where(
@@ -370,37 +403,41 @@ async def _apply_outcome(
             delivery_attempt.c.attempt_no == attempt_no,
             delivery_attempt.c.outcome.is_(None),
         )
-        .values(completed_at=now, outcome=env.response_code, detail=env.outcome_text)
+        .values(completed_at=now, outcome=code.value, detail=detail)
     )
     if completed.rowcount == 0:  # type: ignore[attr-defined]
         log.info("outcome already recorded", extra={"delivery_id": row.id, "attempt": attempt_no})
         return
     state = DeliveryState(row.state)
     current = attempt_no == row.attempts and state is DeliveryState.DISPATCHED
-    if env.response_code is ResponseCode.TRANSIENT_ERROR:
+    if code is ResponseCode.TRANSIENT_ERROR:
         await circuit.record_failure(session, row.destination, rules.circuit, now)
     else:  # ok, or a refusal of this message: the destination itself is up
         await circuit.record_success(session, row.destination, now)
-    if env.response_code is ResponseCode.OK:
+    if code is ResponseCode.OK:
         # Any attempt's ok counts: the destination dedupes on the message id.
         if state in (DeliveryState.PENDING, DeliveryState.DISPATCHED):
+            acknowledged = ok_state is DeliveryState.CONFIRMED
             await move(
                 session,
                 row,
-                DeliveryState.SENT,
+                ok_state,
                 now=now,
-                reason=f"accepted by destination (attempt {attempt_no})",
+                reason=(
+                    f"acknowledged by subscriber (attempt {attempt_no})"
+                    if acknowledged
+                    else f"accepted by destination (attempt {attempt_no})"
+                ),
                 sent_at=now,
                 attempt_expires_at=None,
+                **({"confirmed_at": now} if acknowledged else {}),
             )
     elif not current:
         log.info("stale outcome ignored", extra={"delivery_id": row.id, "attempt": attempt_no})
-    elif env.response_code is ResponseCode.TRANSIENT_ERROR:
-        await retry_or_dead_letter(
-            session, row, rules, now, reason=env.outcome_text or "transient error"
-        )
+    elif code is ResponseCode.TRANSIENT_ERROR:
+        await retry_or_dead_letter(session, row, rules, now, reason=detail or "transient error")
     else:
-        await dead_letter(session, row, now, reason=env.outcome_text or "fatal error")
+        await dead_letter(session, row, now, reason=detail or "fatal error")
 
 
 async def retry_or_dead_letter(

@@ -120,15 +120,17 @@ class RetryPolicy:
 @dataclass(frozen=True, slots=True)
 class FamilyPolicy:
     """Per event code: how long a receipt may take and how hard to retry. Who receives it
-    is decided by the family catalogue (:mod:`services.messaging.families`)."""
+    is decided by subscriptions (:mod:`services.router.subscriptions`)."""
 
     confirmation_deadline: timedelta
     retry: RetryPolicy
 
 
 def routes(event_code: str, source: str) -> tuple[System, ...]:
-    """Destinations for an event from ``source``; an unknown code or sender has none (the
-    message is recorded, not lost, and shows up without deliveries)."""
+    """The family catalogue's destinations for an event from ``source``; an unknown code or
+    sender has none. The router routes by subscription (:func:`services.router.subscriptions.
+    route`); the journal adapters' subscriptions are derived from the catalogue and a test
+    holds them equal to this."""
     return destinations(event_code, source)
 
 

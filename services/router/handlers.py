@@ -16,6 +16,7 @@ from services.messaging import topics
 from services.messaging.db import store_unavailable
 from services.messaging.envelope import MalformedMessage, read_envelope
 from services.messaging.kafka import IncomingRecord
+from services.router import subscription_store
 from services.router.deliveries import (
     RoutingRules,
     accept_message,
@@ -23,6 +24,7 @@ from services.router.deliveries import (
     dispatch_due,
     reject_record,
 )
+from services.router.subscriptions import Subscription, catalogue_subscriptions
 from services.router.watchdog import (
     expire_attempts,
     flag_overdue_confirmations,
@@ -44,6 +46,7 @@ class Router:
             now = self.clock()
             created: list[int] = []
             results = 0
+            subscriptions: list[Subscription] | None = None  # read once per batch
             for record in batch:
                 try:
                     env = read_envelope(record.value)
@@ -51,7 +54,11 @@ class Router:
                     await reject_record(session, record, str(exc), now)
                     continue
                 if record.topic == topics.INBOUND and env.response_to is None:
-                    created += await accept_message(session, env, record, self.rules, now)
+                    if subscriptions is None:
+                        subscriptions = await subscription_store.load_active(session)
+                    created += await accept_message(
+                        session, env, record, self.rules, now, subscriptions
+                    )
                 elif record.topic == topics.RESULTS and env.response_to is not None:
                     await apply_result(session, env, record, self.rules, now)
                     results += 1
@@ -76,6 +83,14 @@ class Router:
         if done["dispatched"]:
             self._wake()
         return done
+
+    async def sync_subscriptions(self) -> int:
+        """Start-up: write the journal adapters' subscriptions from the family catalogue
+        (routing reads the subscription table). Returns how many rows changed."""
+        async with self.sessions.begin() as session:
+            return await subscription_store.sync_catalogue(
+                session, catalogue_subscriptions(), self.clock()
+            )
 
     async def sweep(self) -> int:
         """Start-up: retry what was in flight when the router last stopped."""

@@ -10,10 +10,13 @@ from services.messaging.db import make_engine, session_factory, utcnow
 from services.messaging.kafka import KafkaConsumer, KafkaPublisher, consume_forever, ensure_topics
 from services.messaging.outbox import OutboxRelay
 from services.messaging.runtime import run_service
+from services.messaging.webhook_client import HttpWebhookSender
+from services.router import webhooks
 from services.router.app import create_app
 from services.router.deliveries import OUTBOX_OWNER, RoutingRules
 from services.router.handlers import Router
 from services.router.settings import RouterSettings
+from services.router.webhooks import WebhookDispatcher
 
 
 async def main(settings: RouterSettings | None = None) -> int:
@@ -41,20 +44,34 @@ async def main(settings: RouterSettings | None = None) -> int:
         instance=settings.instance,
     )
     router = Router(sessions=sessions, rules=rules, clock=utcnow, relay_wake=relay.wake)
+    await router.sync_subscriptions()
     await router.sweep()
     consumer = KafkaConsumer(
         settings.kafka_bootstrap, [topics.INBOUND, topics.RESULTS], group_id="router"
     )
     await consumer.start()
+    sender = HttpWebhookSender(settings.webhook_timeout())
+    dispatcher = WebhookDispatcher(
+        sessions=sessions, rules=rules, sender=sender, clock=utcnow, relay_wake=relay.wake
+    )
+    webhook_consumer = KafkaConsumer(
+        settings.kafka_bootstrap, [topics.WEBHOOKS], group_id=webhooks.CONSUMER
+    )
+    await webhook_consumer.start()
 
     async def consume() -> None:
         await consume_forever(consumer, router.handle_batch, name="router")
+
+    async def deliver_webhooks() -> None:
+        await consume_forever(webhook_consumer, dispatcher.handle_batch, name=webhooks.CONSUMER)
 
     async def ticks() -> None:
         await router.run_ticks(settings.tick_s)
 
     async def stop() -> None:
         await consumer.stop()
+        await webhook_consumer.stop()
+        await sender.aclose()
         await guard.close()
         await publisher.stop()
         await engine.dispose()
@@ -66,6 +83,7 @@ async def main(settings: RouterSettings | None = None) -> int:
         loops={
             "relay": relay.run,
             "consumer": consume,
+            "webhooks": deliver_webhooks,
             "ticks": ticks,
             "broker watch": lambda: broker_epoch.watch(
                 settings.kafka_bootstrap, epoch, interval_s=settings.broker_watch_s

@@ -67,8 +67,15 @@ class RouterSettings(ServiceSettings):
             raise ValueError(f"unknown message families: {', '.join(unknown)}")
         return terms
 
+    # one webhook POST; kept below attempt_timeout_s by the service (see webhook_timeout)
+    webhook_timeout_s: float = 10.0
+
     def sandbox_secrets(self) -> dict[str, str]:
         return {**super().sandbox_secrets(), "ops_token": SANDBOX_OPS_TOKEN}
+
+    def webhook_timeout(self) -> float:
+        """A POST must give up before the router counts its attempt as unanswered."""
+        return min(self.webhook_timeout_s, 0.8 * self.attempt_timeout_s)
 
     def circuit(self) -> CircuitPolicy:
         return CircuitPolicy(

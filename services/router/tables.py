@@ -1,9 +1,10 @@
 """The router's delivery log: messages, deliveries (one per destination), every attempt,
-every state transition, and alerts."""
+every state transition, alerts, and the subscriptions that decide the destinations."""
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Column,
     ForeignKey,
@@ -139,3 +140,23 @@ replay_audit = Table(
     Column("outcome", String(200), nullable=False),  # "replayed" or why it was refused
 )
 """Every replay request, granted or refused, per delivery."""
+
+
+subscription = Table(
+    "subscription",
+    metadata,
+    Column("id", String(40), primary_key=True),  # a System value, or "sub-" + hex
+    Column("name", String(100), nullable=False),
+    Column("criteria", JSON, nullable=False),  # {"events": [...], "sources": [...] or absent}
+    Column("channel_type", String(20), nullable=False),  # kafka | rest-hook
+    Column("endpoint", String(500), nullable=False),  # a topic name or an http(s) URL
+    # Kept in clear because the router needs it to sign each webhook; issue 7 encrypts it at
+    # rest. Never returned by the API and never logged.
+    Column("secret", String(200), nullable=True),
+    Column("status", String(10), nullable=False),  # active | off
+    Column("managed_by", String(40), nullable=True),  # "catalogue"; null: created by the API
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+"""Who receives what (see services/router/subscriptions.py). ``delivery.destination`` is a
+subscription id. Rows are never deleted: a subscription is switched off, for history."""

@@ -59,7 +59,7 @@ def test_run_prints_urls_and_ctrl_c_leaves_no_process_behind(tmp_path):
     assert f"http://127.0.0.1:{settings.router_port}" in banner, banner
     assert "sandbox-takecare-key" in banner and "sandbox-ops-token" in banner
     children = _children(proc.pid)
-    assert len(children) == 6  # tansu, router, two adapters, two simulators
+    assert len(children) == 7  # tansu, router, two adapters, three simulators
     proc.send_signal(signal.SIGINT)
     rest, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, rest

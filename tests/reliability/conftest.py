@@ -20,6 +20,7 @@ from services.stack import Stack, StackSettings
 from tests.reliability.postgres import EphemeralPostgres
 
 RESULTS = Path(__file__).resolve().parents[2] / "test-output" / "reliability-results.json"
+_recorded: list[str] = []  # faults recorded in this run
 
 
 @contextlib.contextmanager
@@ -84,8 +85,12 @@ def postgres() -> Iterator[EphemeralPostgres]:
 
 
 def record_result(fault: str, **figures: object) -> None:
-    """Keep the figures a test measured (fault → messages, lost, duplicated, …)."""
+    """Keep the figures a test measured (fault → messages, lost, duplicated, …); the first
+    record of a run starts the file afresh, so the table shows this run's figures only."""
     RESULTS.parent.mkdir(exist_ok=True)
+    if not _recorded:
+        RESULTS.unlink(missing_ok=True)
+    _recorded.append(fault)
     found = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     found[fault] = figures
     RESULTS.write_text(json.dumps(found, indent=2, sort_keys=True) + "\n")
@@ -117,10 +122,6 @@ def results_table() -> str:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if RESULTS.exists():
+    if _recorded and RESULTS.exists():
         terminalreporter.write_sep("-", "fault injection results")
         terminalreporter.write_line(results_table())
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    RESULTS.unlink(missing_ok=True)  # the table shows this run's figures only

@@ -23,6 +23,15 @@ def test_asyncapi_documents_exactly_the_topics_in_code():
     assert documented == set(topics.all_topics())
 
 
+def test_asyncapi_tags_exactly_the_public_topics_as_public():
+    tags = {
+        channel["address"]: {t["name"] for t in channel.get("tags", [])}
+        for channel in _asyncapi()["channels"].values()
+    }
+    assert {address for address, names in tags.items() if "public" in names} == set(topics.PUBLIC)
+    assert all(names in ({"public"}, {"internal"}) for names in tags.values()), tags
+
+
 def test_asyncapi_documents_every_event_code():
     text = (CONTRACTS_DIR / "asyncapi.yaml").read_text(encoding="utf-8")
     enum = _asyncapi()["components"]["schemas"]["EventCode"]["enum"]

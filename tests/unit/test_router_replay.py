@@ -27,7 +27,7 @@ def clock():
 
 
 @pytest.fixture
-def router(sessions, clock):
+async def router(sessions, clock):
     import random
     from datetime import timedelta
 
@@ -44,7 +44,9 @@ def router(sessions, clock):
         attempt_timeout=timedelta(seconds=30),
         rng=random.Random(1),
     )
-    return Router(sessions=sessions, rules=rules, clock=clock)
+    from tests.unit.test_router_service import started
+
+    return await started(Router(sessions=sessions, rules=rules, clock=clock))
 
 
 async def dead(router, record):

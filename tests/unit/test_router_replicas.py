@@ -23,7 +23,7 @@ from tests.conftest import backend_name
 from tests.unit.test_router_service import T0, Clock, inbound
 
 
-def _router(sessions, clock, instance):
+async def _router(sessions, clock, instance):
     rules = RoutingRules(
         policies=default_policies(
             admission_confirmation_deadline=timedelta(minutes=15),
@@ -34,12 +34,15 @@ def _router(sessions, clock, instance):
         rng=random.Random(1),
         instance=instance,
     )
-    return Router(sessions=sessions, rules=rules, clock=clock)
+    router = Router(sessions=sessions, rules=rules, clock=clock)
+    await router.sync_subscriptions()  # routing reads the journal subscriptions
+    return router
 
 
 async def test_a_restarting_router_sweeps_only_its_own_deliveries(sessions):
     clock = Clock()
-    first, second = _router(sessions, clock, "router"), _router(sessions, clock, "router_2")
+    first = await _router(sessions, clock, "router")
+    second = await _router(sessions, clock, "router_2")
     await first.handle_batch([inbound(1, patient="a" * 32)])
     await second.handle_batch([inbound(2, patient="b" * 32)])
     async with sessions() as s:
@@ -146,7 +149,7 @@ async def test_destination_health_shows_the_circuit_and_the_backlog(sessions):
     from services.router.settings import SANDBOX_OPS_TOKEN
 
     clock = Clock()
-    router = _router(sessions, clock, "router")
+    router = await _router(sessions, clock, "router")
     await router.handle_batch([inbound(1, patient="a" * 32), inbound(2, patient="a" * 32)])
     async with sessions.begin() as s:
         for _ in range(5):

@@ -46,8 +46,14 @@ def clock():
     return Clock()
 
 
+async def started(router):
+    """The router as its service starts it: subscriptions written from the catalogue."""
+    await router.sync_subscriptions()
+    return router
+
+
 @pytest.fixture
-def router(sessions, clock):
+async def router(sessions, clock):
     rules = RoutingRules(
         policies=default_policies(
             admission_confirmation_deadline=timedelta(minutes=15),
@@ -57,7 +63,7 @@ def router(sessions, clock):
         attempt_timeout=timedelta(seconds=30),
         rng=random.Random(1),
     )
-    return Router(sessions=sessions, rules=rules, clock=clock)
+    return await started(Router(sessions=sessions, rules=rules, clock=clock))
 
 
 _offsets = iter(range(10**9))
@@ -370,7 +376,7 @@ async def test_deliveries_in_flight_at_start_up_are_swept_and_sent_again(router,
 
 
 @pytest.fixture
-def breaker_router(sessions, clock):
+async def breaker_router(sessions, clock):
     from services.router.circuit import CircuitPolicy
 
     rules = RoutingRules(
@@ -383,7 +389,7 @@ def breaker_router(sessions, clock):
         rng=random.Random(1),
         circuit=CircuitPolicy(failure_threshold=2, open_s=10, max_open_s=40),
     )
-    return Router(sessions=sessions, rules=rules, clock=clock)
+    return await started(Router(sessions=sessions, rules=rules, clock=clock))
 
 
 async def _treserva_attempts(sessions):
@@ -436,7 +442,7 @@ async def test_a_message_older_than_its_max_age_is_not_retried_again(sessions, c
         attempt_timeout=timedelta(seconds=30),
         rng=random.Random(1),
     )
-    router = Router(sessions=sessions, rules=rules, clock=clock)
+    router = await started(Router(sessions=sessions, rules=rules, clock=clock))
     rec = inbound()
     await router.handle_batch([rec])
     await router.handle_batch([result(message_id(rec), ResponseCode.TRANSIENT_ERROR)])

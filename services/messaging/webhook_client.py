@@ -1,0 +1,93 @@
+"""POSTing one signed webhook, classified like a delivery to a journal.
+
+The body goes out byte for byte as given (``application/fhir+json``), with::
+
+    Idempotency-Key            the message id: the receiver dedupes on it
+    X-Carebridge-Event         the event code, e.g. admission-notice
+    X-Carebridge-Subscription  the subscription id
+    X-Carebridge-Signature     t=<unix seconds>,v1=<HMAC-SHA256(secret, "<t>." + body)>
+
+None of them carries patient data. 2xx is success; a timeout, a connection error, 408, 425,
+429 or 5xx raise :class:`TransientDeliveryError`; any other answer (other 4xx, a redirect,
+which is not followed) raises :class:`FatalDeliveryError`, the same classes a journal client
+raises (see :mod:`services.messaging.journal_client`). TLS certificates are verified.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import httpx
+
+from services.messaging.http import FHIR_JSON
+from services.messaging.journal_client import (
+    DeliveryReceipt,
+    FatalDeliveryError,
+    TransientDeliveryError,
+    is_transient_status,
+)
+from services.messaging.signing import SIGNATURE_HEADER, sign
+
+EVENT_HEADER = "X-Carebridge-Event"
+SUBSCRIPTION_HEADER = "X-Carebridge-Subscription"
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    url: str
+    body: bytes
+    secret: str = field(repr=False)
+    idempotency_key: str
+    event: str
+    subscription_id: str
+
+
+class WebhookSender(Protocol):
+    async def send(self, hook: Webhook) -> DeliveryReceipt: ...
+
+
+class HttpWebhookSender:
+    def __init__(
+        self,
+        timeout_s: float,
+        *,
+        clock: Callable[[], float] = time.time,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._clock = clock
+        self._client = httpx.AsyncClient(
+            timeout=timeout_s,
+            transport=transport,
+            verify=True,
+            follow_redirects=False,
+            headers={"user-agent": "carebridge-webhooks/1"},
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def send(self, hook: Webhook) -> DeliveryReceipt:
+        headers = {
+            "content-type": FHIR_JSON,
+            "idempotency-key": hook.idempotency_key,
+            EVENT_HEADER: hook.event,
+            SUBSCRIPTION_HEADER: hook.subscription_id,
+            SIGNATURE_HEADER: sign(hook.secret, hook.body, int(self._clock())),
+        }
+        started = time.perf_counter()
+        try:
+            res = await self._client.post(hook.url, content=hook.body, headers=headers)
+        except httpx.TimeoutException:
+            raise TransientDeliveryError("timeout") from None
+        except httpx.TransportError as exc:
+            raise TransientDeliveryError(f"transport: {type(exc).__name__}") from None
+        latency_ms = (time.perf_counter() - started) * 1000
+        if 200 <= res.status_code < 300:
+            return DeliveryReceipt(res.status_code, None, latency_ms)
+        reason = f"HTTP {res.status_code}"
+        if is_transient_status(res.status_code):
+            raise TransientDeliveryError(reason, http_status=res.status_code)
+        raise FatalDeliveryError(reason, http_status=res.status_code)
