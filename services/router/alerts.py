@@ -1,26 +1,94 @@
-"""Raising alerts as grouped incidents: one open alert per (kind, destination, family), never
-one per message. Each affected delivery is linked to it; the log line carries no patient data.
+"""Alerts as incidents: one open incident per (kind, destination, family), never one per
+message. Each affected delivery is linked to it; log lines carry no patient data.
+
+Lifecycle (:mod:`services.router.domain` holds the state machine)::
+
+    open ──acknowledge──▶ acknowledged ──resolve──▶ resolved
+      └───────────────resolve (an operator, or the cause cleared)──────▲
+
+Every change is handed to the alert sinks as an :class:`AlertEvent` (notification channels,
+deviation reports) in the same transaction, so a change and its notifications commit
+together. Re-notification is throttled: an incident that stays open and unacknowledged is
+re-announced as a reminder only after its severity's interval.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.messaging.care_facts import read_care_facts
 from services.messaging.db import serialize
-from services.router.domain import AlertKind, AlertState
-from services.router.tables import alert, alert_delivery
+from services.router.alert_events import AlertChange, AlertEvent, Severity
+from services.router.domain import AlertKind, AlertState, DeliveryState, check_alert_transition
+from services.router.tables import alert, alert_delivery, delivery
 
 log = logging.getLogger(__name__)
+
+AlertSink = Callable[[AsyncSession, AlertEvent], Awaitable[None]]
+"""Told of every incident change inside the transaction that made it."""
 
 _SUMMARY = {
     AlertKind.CONFIRMATION_OVERDUE: "{destination} has not confirmed {family} messages "
     "within the confirmation deadline",
     AlertKind.DELIVERY_FAILED: "{family} messages to {destination} failed permanently",
+    AlertKind.DEADLINE_AT_RISK: "{family} messages to {destination} are near or past their "
+    "legal deadline",
 }
+
+_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+# Kinds whose cause clears when every affected delivery is confirmed.
+_CLEARS_WHEN_CONFIRMED = frozenset(
+    {AlertKind.CONFIRMATION_OVERDUE, AlertKind.DELIVERY_FAILED, AlertKind.DEADLINE_AT_RISK}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderPolicy:
+    """How long an open, unacknowledged incident stays quiet before it is announced again;
+    ``None``: never re-announced."""
+
+    intervals: dict[Severity, timedelta | None] = field(
+        default_factory=lambda: {
+            Severity.INFO: None,
+            Severity.WARNING: timedelta(hours=2),
+            Severity.CRITICAL: timedelta(minutes=30),
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Affected:
+    """The delivery that raised or joined an incident, and what the event may say of it."""
+
+    delivery_id: int
+    message_id: str | None = None
+    pseudonym: str | None = None
+    sender_unit_hsa: str | None = None
+    due_at: datetime | None = None
+
+    @classmethod
+    def of(cls, row: Any, *, due_at: datetime | None = None) -> Affected:
+        """From a :func:`services.router.deliveries.delivery_rows` row."""
+        try:
+            facts = read_care_facts(json.loads(row.payload))
+        except ValueError:
+            facts = None
+        return cls(
+            delivery_id=row.id,
+            message_id=row.message_id,
+            pseudonym=row.pseudonym,
+            sender_unit_hsa=facts.sender_unit_hsa if facts else None,
+            due_at=due_at,
+        )
 
 
 async def raise_alert(
@@ -29,14 +97,17 @@ async def raise_alert(
     kind: AlertKind,
     destination: str,
     event_code: str,
-    delivery_id: int,
+    affected: Affected,
     now: datetime,
+    severity: Severity = Severity.WARNING,
+    sinks: Sequence[AlertSink] = (),
 ) -> int:
-    """Open or extend the alert for this group; return its id."""
+    """Open the incident for this group, or link the delivery to the open one (escalating
+    it if ``severity`` is higher); return its id."""
     await serialize(session, f"alert:{kind.value}:{destination}:{event_code}")
     existing = (
         await session.execute(
-            select(alert.c.id)
+            select(alert.c.id, alert.c.severity, alert.c.affected)
             .where(
                 alert.c.kind == kind.value,
                 alert.c.destination == destination,
@@ -46,7 +117,8 @@ async def raise_alert(
             .order_by(alert.c.id)
             .limit(1)
         )
-    ).scalar()
+    ).first()
+    where = {"kind": kind.value, "destination": destination, "family": event_code}
     if existing is None:
         alert_id = int(
             (
@@ -60,50 +132,211 @@ async def raise_alert(
                         state=AlertState.OPEN.value,
                         opened_at=now,
                         last_seen_at=now,
+                        notified_at=now,
                         affected=1,
+                        severity=severity.value,
                         summary=_SUMMARY[kind].format(destination=destination, family=event_code),
                     )
                 )
             ).scalar_one()
         )
-        log.warning(
-            "alert opened",
-            extra={
-                "alert_id": alert_id,
-                "kind": kind.value,
-                "destination": destination,
-                "family": event_code,
-                "delivery_id": delivery_id,
-            },
+        log.warning("alert opened", extra={"alert_id": alert_id, **where})
+        await _link(session, alert_id, affected.delivery_id)
+        await _tell(session, sinks, alert_id, AlertChange.OPENED, affected, now)
+        return alert_id
+    alert_id = int(existing.id)
+    values: dict[str, Any] = {"last_seen_at": now}
+    linked = await _link(session, alert_id, affected.delivery_id)
+    if linked:
+        values["affected"] = alert.c.affected + 1
+    escalates = _RANK[severity] > _RANK[Severity(existing.severity)]
+    if escalates:
+        values |= {"severity": severity.value, "notified_at": now}
+    await session.execute(update(alert).where(alert.c.id == alert_id).values(**values))
+    if escalates:
+        log.warning("alert escalated", extra={"alert_id": alert_id, "severity": severity, **where})
+        await _tell(session, sinks, alert_id, AlertChange.ESCALATED, affected, now)
+    elif linked:
+        log.warning("alert extended", extra={"alert_id": alert_id, **where})
+    return alert_id
+
+
+async def acknowledge(
+    session: AsyncSession,
+    alert_id: int,
+    *,
+    actor: str,
+    note: str,
+    now: datetime,
+    sinks: Sequence[AlertSink] = (),
+) -> bool:
+    """An operator has taken the incident: reminders stop. False if it was not open."""
+    return await _move(
+        session,
+        alert_id,
+        AlertState.ACKNOWLEDGED,
+        AlertChange.ACKNOWLEDGED,
+        now,
+        sinks,
+        acknowledged_at=now,
+        acknowledged_by=actor[:100],
+        resolution=note[:500],
+    )
+
+
+async def resolve(
+    session: AsyncSession,
+    alert_id: int,
+    *,
+    actor: str,
+    note: str,
+    now: datetime,
+    sinks: Sequence[AlertSink] = (),
+) -> bool:
+    return await _move(
+        session,
+        alert_id,
+        AlertState.RESOLVED,
+        AlertChange.RESOLVED,
+        now,
+        sinks,
+        resolved_at=now,
+        resolved_by=actor[:100],
+        resolution=note[:500],
+    )
+
+
+async def resolve_cleared(
+    session: AsyncSession, now: datetime, sinks: Sequence[AlertSink] = ()
+) -> int:
+    """Resolve every incident whose cause has cleared: each delivery it names is confirmed
+    (the destination recovered, or an operator's replay got through)."""
+    link, d = alert_delivery.alias("link"), delivery.alias("d")
+    unconfirmed = exists().where(
+        and_(
+            link.c.alert_id == alert.c.id,
+            d.c.id == link.c.delivery_id,
+            d.c.state != DeliveryState.CONFIRMED.value,
         )
-    else:
-        alert_id = int(existing)
-        already = await session.scalar(
-            select(alert_delivery.c.alert_id).where(
-                alert_delivery.c.alert_id == alert_id, alert_delivery.c.delivery_id == delivery_id
-            )
-        )
-        if already is not None:  # the same delivery failed again after a replay
+    )
+    ids: list[int] = list(
+        (
             await session.execute(
-                update(alert).where(alert.c.id == alert_id).values(last_seen_at=now)
+                select(alert.c.id).where(
+                    alert.c.state.in_([AlertState.OPEN.value, AlertState.ACKNOWLEDGED.value]),
+                    alert.c.kind.in_([k.value for k in _CLEARS_WHEN_CONFIRMED]),
+                    ~unconfirmed,
+                )
             )
-            return alert_id
+        ).scalars()
+    )
+    resolved = 0
+    for alert_id in ids:
+        resolved += await resolve(
+            session,
+            int(alert_id),
+            actor="router",
+            note="cause cleared: every affected delivery is confirmed",
+            now=now,
+            sinks=sinks,
+        )
+    return resolved
+
+
+async def remind(
+    session: AsyncSession,
+    now: datetime,
+    policy: ReminderPolicy,
+    sinks: Sequence[AlertSink] = (),
+) -> int:
+    """Re-announce open, unacknowledged incidents whose quiet interval has passed."""
+    rows = (
         await session.execute(
+            select(alert.c.id, alert.c.severity, alert.c.notified_at).where(
+                alert.c.state == AlertState.OPEN.value
+            )
+        )
+    ).all()
+    reminded = 0
+    for row in rows:
+        interval = policy.intervals.get(Severity(row.severity))
+        if interval is None or row.notified_at is None or now - row.notified_at < interval:
+            continue
+        claimed = await session.execute(
             update(alert)
-            .where(alert.c.id == alert_id)
-            .values(affected=alert.c.affected + 1, last_seen_at=now)
+            .where(alert.c.id == row.id, alert.c.notified_at == row.notified_at)
+            .values(notified_at=now, reminders=alert.c.reminders + 1)
         )
-        log.warning(
-            "alert extended",
-            extra={
-                "alert_id": alert_id,
-                "kind": kind.value,
-                "destination": destination,
-                "family": event_code,
-                "delivery_id": delivery_id,
-            },
+        if claimed.rowcount:  # type: ignore[attr-defined]
+            await _tell(session, sinks, int(row.id), AlertChange.REMINDER, None, now)
+            reminded += 1
+    return reminded
+
+
+async def _move(
+    session: AsyncSession,
+    alert_id: int,
+    target: AlertState,
+    change: AlertChange,
+    now: datetime,
+    sinks: Sequence[AlertSink],
+    **values: Any,
+) -> bool:
+    current = await session.scalar(select(alert.c.state).where(alert.c.id == alert_id))
+    if current is None:
+        return False
+    check_alert_transition(AlertState(current), target)
+    moved = await session.execute(
+        update(alert)
+        .where(alert.c.id == alert_id, alert.c.state == current)
+        .values(state=target.value, **values)
+    )
+    if not moved.rowcount:  # type: ignore[attr-defined]
+        return False
+    log.warning(f"alert {target.value}", extra={"alert_id": alert_id})
+    await _tell(session, sinks, alert_id, change, None, now)
+    return True
+
+
+async def _link(session: AsyncSession, alert_id: int, delivery_id: int) -> bool:
+    already = await session.scalar(
+        select(alert_delivery.c.alert_id).where(
+            alert_delivery.c.alert_id == alert_id, alert_delivery.c.delivery_id == delivery_id
         )
+    )
+    if already is not None:  # the same delivery failed again after a replay
+        return False
     await session.execute(
         alert_delivery.insert().values(alert_id=alert_id, delivery_id=delivery_id)
     )
-    return alert_id
+    return True
+
+
+async def _tell(
+    session: AsyncSession,
+    sinks: Sequence[AlertSink],
+    alert_id: int,
+    change: AlertChange,
+    affected: Affected | None,
+    now: datetime,
+) -> None:
+    if not sinks:
+        return
+    row = (await session.execute(select(alert).where(alert.c.id == alert_id))).one()
+    event = AlertEvent(
+        alert_id=alert_id,
+        change=change,
+        kind=row.kind,
+        severity=Severity(row.severity),
+        destination=row.destination,
+        family=row.event_code,
+        summary=row.summary,
+        affected=row.affected,
+        at=now,
+        pseudonym=affected.pseudonym if affected else None,
+        message_id=affected.message_id if affected else None,
+        sender_unit_hsa=affected.sender_unit_hsa if affected else None,
+        due_at=affected.due_at if affected else None,
+    )
+    for sink in sinks:
+        await sink(session, event)

@@ -4,7 +4,7 @@ Every ``/api`` route needs the operator bearer token. Subscriptions: see
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,11 +14,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging.db import utcnow
 from services.messaging.http import answer_store_outages, bearer_ok
+from services.router import alerts as incidents
 from services.router import queries
-from services.router.domain import AlertState, DeliveryState
+from services.router.alerts import AlertSink
+from services.router.domain import AlertState, DeliveryState, IllegalTransition
 from services.router.replay import ReplayFilter, audit_log, replay
 from services.router.settings import RouterSettings
 from services.router.subscription_api import subscription_routes
+
+
+class AlertAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    operator: str = Field(min_length=1, max_length=60)
+    note: str = Field(min_length=3, max_length=500)
 
 
 class ReplayRequest(BaseModel):
@@ -47,6 +56,7 @@ def create_app(
     *,
     sessions: async_sessionmaker[AsyncSession],
     clock: Callable[[], datetime] = utcnow,
+    alert_sinks: Sequence[AlertSink] = (),
 ) -> FastAPI:
     app = FastAPI(
         title="carebridge router", description="Delivery log, deliveries, alerts (operations API)"
@@ -84,6 +94,35 @@ def create_app(
         async with sessions() as session:
             items = await queries.list_alerts(session, state=state.value if state else None)
         return {"count": len(items), "items": items}
+
+    async def _act(alert_id: int, body: AlertAction, action: str) -> dict[str, Any]:
+        step = incidents.acknowledge if action == "acknowledge" else incidents.resolve
+        async with sessions.begin() as session:
+            try:
+                done = await step(
+                    session,
+                    alert_id,
+                    actor=f"{body.operator} (operator token)",
+                    note=body.note,
+                    now=clock(),
+                    sinks=alert_sinks,
+                )
+            except IllegalTransition as exc:
+                raise HTTPException(409, f"the alert is {exc.current}: cannot {action}") from None
+            if not done:
+                raise HTTPException(404, "no such alert")
+            found = await queries.alert_detail(session, alert_id)
+        return found or {}
+
+    @api.post("/alerts/{alert_id}/acknowledge", responses={404: {}, 409: {}})
+    async def acknowledge_alert(alert_id: int, body: AlertAction) -> dict[str, Any]:
+        """An operator takes the incident: reminders stop until it is resolved."""
+        return await _act(alert_id, body, "acknowledge")
+
+    @api.post("/alerts/{alert_id}/resolve", responses={404: {}, 409: {}})
+    async def resolve_alert(alert_id: int, body: AlertAction) -> dict[str, Any]:
+        """Close the incident by hand (one whose cause clears closes itself)."""
+        return await _act(alert_id, body, "resolve")
 
     @api.post("/replays", responses={422: {"description": "no message ids and no filter"}})
     async def replays(body: ReplayRequest) -> dict[str, Any]:

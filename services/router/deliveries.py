@@ -8,6 +8,7 @@ transition.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections.abc import Sequence
@@ -19,13 +20,16 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging import topics
+from services.messaging.care_facts import CareFacts, read_care_facts
 from services.messaging.envelope import Envelope, EventCode, ResponseCode
 from services.messaging.families import is_versioned
 from services.messaging.kafka import IncomingRecord, OutgoingRecord
 from services.messaging.outbox import add_to_outbox
 from services.router import circuit
-from services.router.alerts import raise_alert
+from services.router.alert_events import Severity
+from services.router.alerts import Affected, AlertSink, ReminderPolicy, raise_alert
 from services.router.circuit import CircuitPolicy
+from services.router.deadlines import Stage, legal_deadline, next_stage_at
 from services.router.domain import (
     AlertKind,
     DeliveryState,
@@ -55,6 +59,8 @@ class RoutingRules:
     rng: random.Random
     circuit: CircuitPolicy = field(default_factory=CircuitPolicy)
     instance: str = "router"  # this replica's name: it sweeps only what it dispatched
+    alert_sinks: tuple[AlertSink, ...] = ()  # told of every incident change
+    reminders: ReminderPolicy = field(default_factory=ReminderPolicy)
 
     def retry(self, event_code: str) -> RetryPolicy:
         policy = self.policies.get(event_code)
@@ -73,6 +79,8 @@ async def move(
     """Transition one delivery; False if another worker changed it first."""
     current = DeliveryState(row.state)
     check_delivery_transition(current, target)
+    if target is DeliveryState.CONFIRMED:
+        values["legal_check_at"] = None  # delivered in law's sense: no more deadline checks
     result = await session.execute(
         update(delivery)
         .where(delivery.c.id == row.id, delivery.c.state == current.value)
@@ -172,6 +180,7 @@ async def accept_message(
             "message has no route", extra={"message_id": env.message_id, "family": env.event_code}
         )
     created = []
+    legal = _legal_terms(env, record, now)
     for dest in destinations:
         deadline = rules.policies[env.event_code].confirmation_deadline
         delivery_id = int(
@@ -186,6 +195,7 @@ async def accept_message(
                         attempts=0,
                         next_attempt_at=now,
                         confirm_by=env.timestamp + deadline,
+                        **legal,
                         created_at=now,
                         updated_at=now,
                     )
@@ -212,6 +222,25 @@ async def accept_message(
         },
     )
     return created
+
+
+def _legal_terms(env: Envelope, record: IncomingRecord, now: datetime) -> dict[str, Any]:
+    """The legal deadline columns of a new delivery (none for families without one)."""
+    try:
+        facts = read_care_facts(json.loads(record.value))
+    except ValueError:
+        facts = CareFacts()
+    due = legal_deadline(env.event_code, facts, env.timestamp)
+    if due is None:
+        return {}
+    started = min(facts.stay_started_at or env.timestamp, now)
+    # The watchdog raises what is already late (its first check may be due at once).
+    return {
+        "legal_from": started,
+        "legal_due_at": due,
+        "legal_stage": int(Stage.ON_TRACK),
+        "legal_check_at": next_stage_at(started, due, Stage.ON_TRACK),
+    }
 
 
 async def _document_version(
@@ -372,7 +401,7 @@ async def apply_result(
             now=now,
         )
     elif env.event_code == EventCode.RECEIPT.value:
-        await _apply_receipt(session, row, env, now)
+        await _apply_receipt(session, row, env, rules, now)
     else:
         await reject_record(session, record, f"unexpected result event {env.event_code}", now)
 
@@ -437,7 +466,9 @@ async def apply_outcome(
     elif code is ResponseCode.TRANSIENT_ERROR:
         await retry_or_dead_letter(session, row, rules, now, reason=detail or "transient error")
     else:
-        await dead_letter(session, row, now, reason=detail or "fatal error")
+        await dead_letter(
+            session, row, now, reason=detail or "fatal error", sinks=rules.alert_sinks
+        )
 
 
 async def retry_or_dead_letter(
@@ -445,12 +476,22 @@ async def retry_or_dead_letter(
 ) -> None:
     policy = rules.retry(row.event_code)
     if policy.exhausted(row.attempts - row.attempts_at_replay):
-        await dead_letter(session, row, now, reason=f"attempts spent; last: {reason}")
+        await dead_letter(
+            session,
+            row,
+            now,
+            reason=f"attempts spent; last: {reason}",
+            sinks=rules.alert_sinks,
+        )
         return
     # A replayed delivery was asked for by an operator: its age no longer stops it.
     if not row.attempts_at_replay and policy.too_old(row.message_sent_at, now):
         await dead_letter(
-            session, row, now, reason=f"older than {policy.max_age_s:.0f} s; last: {reason}"
+            session,
+            row,
+            now,
+            reason=f"older than {policy.max_age_s:.0f} s; last: {reason}",
+            sinks=rules.alert_sinks,
         )
         return
     delay = policy.delay(row.attempts, rules.rng)
@@ -466,7 +507,14 @@ async def retry_or_dead_letter(
     )
 
 
-async def dead_letter(session: AsyncSession, row: Any, now: datetime, *, reason: str) -> None:
+async def dead_letter(
+    session: AsyncSession,
+    row: Any,
+    now: datetime,
+    *,
+    reason: str,
+    sinks: Sequence[AlertSink] = (),
+) -> None:
     if await move(
         session,
         row,
@@ -497,12 +545,16 @@ async def dead_letter(session: AsyncSession, row: Any, now: datetime, *, reason:
             kind=AlertKind.DELIVERY_FAILED,
             destination=row.destination,
             event_code=row.event_code,
-            delivery_id=row.id,
+            affected=Affected.of(row),
             now=now,
+            severity=Severity.CRITICAL,
+            sinks=sinks,
         )
 
 
-async def _apply_receipt(session: AsyncSession, row: Any, env: Envelope, now: datetime) -> None:
+async def _apply_receipt(
+    session: AsyncSession, row: Any, env: Envelope, rules: RoutingRules, now: datetime
+) -> None:
     state = DeliveryState(row.state)
     unconfirmed = (DeliveryState.PENDING, DeliveryState.DISPATCHED, DeliveryState.SENT)
     if state not in unconfirmed:
@@ -522,5 +574,9 @@ async def _apply_receipt(session: AsyncSession, row: Any, env: Envelope, now: da
         )
     else:
         await dead_letter(
-            session, row, now, reason=f"refused after acceptance: {env.outcome_text or 'no reason'}"
+            session,
+            row,
+            now,
+            reason=f"refused after acceptance: {env.outcome_text or 'no reason'}",
+            sinks=rules.alert_sinks,
         )

@@ -17,6 +17,7 @@ from services.messaging.db import store_unavailable
 from services.messaging.envelope import MalformedMessage, read_envelope
 from services.messaging.kafka import IncomingRecord
 from services.router import subscription_store
+from services.router.alerts import remind, resolve_cleared
 from services.router.deliveries import (
     RoutingRules,
     accept_message,
@@ -26,6 +27,7 @@ from services.router.deliveries import (
 )
 from services.router.subscriptions import Subscription, catalogue_subscriptions
 from services.router.watchdog import (
+    check_legal_deadlines,
     expire_attempts,
     flag_overdue_confirmations,
     sweep_in_flight,
@@ -78,7 +80,16 @@ class Router:
             done: dict[str, Any] = {
                 "expired": await expire_attempts(session, self.rules, now),
                 "dispatched": await dispatch_due(session, self.rules, now),
-                "overdue": await flag_overdue_confirmations(session, now),
+                "overdue": await flag_overdue_confirmations(
+                    session, now, sinks=self.rules.alert_sinks
+                ),
+                "deadlines": await check_legal_deadlines(
+                    session, now, sinks=self.rules.alert_sinks
+                ),
+                "resolved": await resolve_cleared(session, now, self.rules.alert_sinks),
+                "reminded": await remind(
+                    session, now, self.rules.reminders, self.rules.alert_sinks
+                ),
             }
         if done["dispatched"]:
             self._wake()

@@ -189,3 +189,8 @@ async def destination_health(session: AsyncSession) -> list[dict[str, Any]]:
             since = _iso(r.oldest)
             item["oldestUnconfirmedSince"] = since if oldest is None else min(oldest, since)
     return list(found.values())
+
+
+async def alert_detail(session: AsyncSession, alert_id: int) -> dict[str, Any] | None:
+    row = (await session.execute(select(alert).where(alert.c.id == alert_id))).first()
+    return _row(row) if row is not None else None

@@ -59,6 +59,12 @@ delivery = Table(
     # the router replica that dispatched the current attempt (its start-up sweep takes only
     # its own; see watchdog.sweep_in_flight)
     Column("dispatched_by", String(60), nullable=True),
+    # the legal deadline (Lag 2017:612) of an unconfirmed delivery, and how far into it it is
+    # (services.router.deadlines.Stage); checked again at legal_check_at
+    Column("legal_from", UtcDateTime, nullable=True),
+    Column("legal_due_at", UtcDateTime, nullable=True),
+    Column("legal_stage", Integer, nullable=False, server_default="0"),
+    Column("legal_check_at", UtcDateTime, nullable=True, index=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("message_id", "destination"),
@@ -103,6 +109,13 @@ alert = Table(
     Column("resolved_at", UtcDateTime, nullable=True),
     Column("affected", Integer, nullable=False),
     Column("summary", String(500), nullable=False),
+    Column("severity", String(10), nullable=False, server_default="warning"),
+    Column("acknowledged_at", UtcDateTime, nullable=True),
+    Column("acknowledged_by", String(100), nullable=True),
+    Column("resolved_by", String(100), nullable=True),  # an operator, or "router" (cause cleared)
+    Column("resolution", String(500), nullable=True),
+    Column("notified_at", UtcDateTime, nullable=True),  # last notification: throttles reminders
+    Column("reminders", Integer, nullable=False, server_default="0"),
     Index("ix_alert_group", "kind", "destination", "event_code", "state"),
 )
 

@@ -4,13 +4,17 @@ delivery is not confirmed by its family's confirmation deadline (the silent drop
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.router import circuit
-from services.router.alerts import raise_alert
+from services.router.alert_events import Severity
+from services.router.alerts import Affected, AlertSink, raise_alert
+from services.router.deadlines import Stage, next_stage_at
+from services.router.deadlines import stage as deadline_stage
 from services.router.deliveries import RoutingRules, delivery_rows, retry_or_dead_letter
 from services.router.domain import UNFINISHED, AlertKind, DeliveryState
 from services.router.tables import delivery, delivery_attempt
@@ -97,7 +101,7 @@ async def _retry_in_flight(
 
 
 async def flag_overdue_confirmations(
-    session: AsyncSession, now: datetime, *, limit: int = 500
+    session: AsyncSession, now: datetime, *, sinks: Sequence[AlertSink] = (), limit: int = 500
 ) -> int:
     """Raise (or extend) the confirmation-overdue alert for each newly overdue delivery."""
     rows = (
@@ -126,7 +130,64 @@ async def flag_overdue_confirmations(
             kind=AlertKind.CONFIRMATION_OVERDUE,
             destination=row.destination,
             event_code=row.event_code,
-            delivery_id=row.id,
+            affected=Affected.of(row),
             now=now,
+            severity=Severity.CRITICAL,
+            sinks=sinks,
+        )
+    return len(rows)
+
+
+_STAGE_SEVERITY = {
+    Stage.HALF: Severity.INFO,
+    Stage.LATE: Severity.WARNING,
+    Stage.BREACHED: Severity.CRITICAL,
+}
+
+
+async def check_legal_deadlines(
+    session: AsyncSession, now: datetime, *, sinks: Sequence[AlertSink] = (), limit: int = 500
+) -> int:
+    """Warn at 50 % and 80 % of the time to an unconfirmed delivery's legal deadline and
+    escalate at the breach: one deadline incident per destination and family, whose events
+    name the patient by pseudonym and the sending unit."""
+    rows = (
+        await session.execute(
+            delivery_rows()
+            .add_columns(
+                delivery.c.legal_from,
+                delivery.c.legal_due_at,
+                delivery.c.legal_stage,
+            )
+            .where(
+                delivery.c.legal_check_at <= now,
+                delivery.c.state.in_([s.value for s in (*UNFINISHED, DeliveryState.DEAD_LETTER)]),
+            )
+            .order_by(delivery.c.legal_check_at)
+            .limit(limit)
+            .with_for_update(of=delivery, skip_locked=True)
+        )
+    ).all()
+    for row in rows:
+        reached = deadline_stage(row.legal_from, row.legal_due_at, now)
+        await session.execute(
+            update(delivery)
+            .where(delivery.c.id == row.id)
+            .values(
+                legal_stage=int(reached),
+                legal_check_at=next_stage_at(row.legal_from, row.legal_due_at, reached),
+            )
+        )
+        if reached <= row.legal_stage:
+            continue
+        await raise_alert(
+            session,
+            kind=AlertKind.DEADLINE_AT_RISK,
+            destination=row.destination,
+            event_code=row.event_code,
+            affected=Affected.of(row, due_at=row.legal_due_at),
+            now=now,
+            severity=_STAGE_SEVERITY[reached],
+            sinks=sinks,
         )
     return len(rows)

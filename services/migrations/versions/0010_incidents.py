@@ -1,0 +1,71 @@
+"""incidents: severity, acknowledgement and resolution of alerts; legal deadlines per delivery
+
+Revision ID: 0010
+Revises: 0007
+Create Date: 2026-11-23 16:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import services.messaging.db
+
+revision = "0010"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("alert", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("severity", sa.String(length=10), server_default="warning", nullable=False)
+        )
+        batch_op.add_column(
+            sa.Column("acknowledged_at", services.messaging.db.UtcDateTime(), nullable=True)
+        )
+        batch_op.add_column(sa.Column("acknowledged_by", sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column("resolved_by", sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column("resolution", sa.String(length=500), nullable=True))
+        batch_op.add_column(
+            sa.Column("notified_at", services.messaging.db.UtcDateTime(), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column("reminders", sa.Integer(), server_default="0", nullable=False)
+        )
+    with op.batch_alter_table("delivery", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("legal_from", services.messaging.db.UtcDateTime(), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column("legal_due_at", services.messaging.db.UtcDateTime(), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column("legal_stage", sa.Integer(), server_default="0", nullable=False)
+        )
+        batch_op.add_column(
+            sa.Column("legal_check_at", services.messaging.db.UtcDateTime(), nullable=True)
+        )
+        batch_op.create_index(
+            batch_op.f("ix_delivery_legal_check_at"), ["legal_check_at"], unique=False
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("delivery", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_delivery_legal_check_at"))
+        for column in ("legal_check_at", "legal_stage", "legal_due_at", "legal_from"):
+            batch_op.drop_column(column)
+    with op.batch_alter_table("alert", schema=None) as batch_op:
+        for column in (
+            "reminders",
+            "notified_at",
+            "resolution",
+            "resolved_by",
+            "acknowledged_by",
+            "acknowledged_at",
+            "severity",
+        ):
+            batch_op.drop_column(column)
