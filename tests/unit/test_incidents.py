@@ -1,0 +1,292 @@
+"""Incidents on a real database, with time moved by the test: opened once per group,
+escalated, re-announced only after their quiet interval, acknowledged, resolved by hand or
+when the cause clears; legal deadlines warned at 50 % and 80 % and escalated at the breach."""
+
+import random
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from services.adapter_takecare.families.admission_notice import INBOUND, to_bundle
+from services.messaging import topics
+from services.messaging.envelope import EventCode, ResponseCode, to_json
+from services.messaging.kafka import IncomingRecord
+from services.router import deadlines
+from services.router.alert_events import AlertChange, AlertEvent, Severity
+from services.router.alerts import ReminderPolicy
+from services.router.app import create_app
+from services.router.deliveries import RoutingRules
+from services.router.domain import RetryPolicy, default_policies
+from services.router.handlers import Router
+from services.router.settings import SANDBOX_OPS_TOKEN, RouterSettings
+from services.router.tables import alert, delivery
+from services.simulators.samples.admission_notice import sample_admission
+from tests.unit.test_router_service import T0, Clock, message_id, result
+
+pytestmark = pytest.mark.alerts
+
+TREATED_AS_HOLIDAYS_2026 = {
+    date(2026, 1, 1),
+    date(2026, 1, 6),
+    date(2026, 4, 3),  # långfredagen
+    date(2026, 4, 5),  # påskdagen
+    date(2026, 4, 6),  # annandag påsk
+    date(2026, 5, 1),
+    date(2026, 5, 14),  # Kristi himmelsfärd
+    date(2026, 5, 24),  # pingstdagen
+    date(2026, 6, 6),
+    date(2026, 6, 19),  # midsommarafton
+    date(2026, 6, 20),
+    date(2026, 10, 31),  # alla helgons dag
+    date(2026, 12, 24),
+    date(2026, 12, 25),
+    date(2026, 12, 26),
+    date(2026, 12, 31),
+}
+
+
+class Sink:
+    """Collects what the incident machinery tells its channels."""
+
+    def __init__(self):
+        self.events: list[AlertEvent] = []
+
+    async def __call__(self, session, event):
+        self.events.append(event)
+
+    def changes(self):
+        return [(e.kind, e.change, e.severity) for e in self.events]
+
+
+@pytest.fixture
+def sink():
+    return Sink()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+async def router(sessions, clock, sink):
+    rules = RoutingRules(
+        policies=default_policies(
+            admission_confirmation_deadline=timedelta(minutes=15),
+            confirmation_deadline=timedelta(minutes=30),
+            retry=RetryPolicy(base_s=1, cap_s=10, max_attempts=3),
+        ),
+        attempt_timeout=timedelta(hours=6),
+        rng=random.Random(1),
+        alert_sinks=(sink,),
+        reminders=ReminderPolicy(),
+    )
+    r = Router(sessions=sessions, rules=rules, clock=clock)
+    await r.sync_subscriptions()
+    return r
+
+
+_offsets = iter(range(10**9))
+
+
+def admission(seed, *, admitted_at, patient):
+    doc = sample_admission(random.Random(seed), now=admitted_at)
+    doc["encounter"]["admittedAt"] = admitted_at.isoformat()
+    bundle = to_json(to_bundle(INBOUND.parse(doc), now=T0))
+    return IncomingRecord(topics.INBOUND, 0, next(_offsets), patient, bundle.encode(), {})
+
+
+async def alerts(sessions):
+    async with sessions() as s:
+        return (await s.execute(select(alert).order_by(alert.c.id))).all()
+
+
+# --- the calendar ---------------------------------------------------------------------------
+
+
+def test_swedish_holidays_of_2026():
+    assert deadlines.swedish_holidays(2026) == TREATED_AS_HOLIDAYS_2026
+
+
+def test_working_days_skip_weekends_and_christmas():
+    wednesday = datetime(2026, 12, 23, 10, 0, tzinfo=deadlines.STOCKHOLM)
+    # 24–27 Dec and 31 Dec, 1 Jan are not working days: 28, 29, 30 Dec are the three
+    assert deadlines.add_working_days(wednesday, 3).date() == date(2026, 12, 30)
+    assert deadlines.add_days(wednesday, 3, working=False).date() == date(2026, 12, 26)
+
+
+def test_discharge_day_ends_at_swedish_midnight_across_daylight_saving():
+    discharged = datetime(2026, 10, 25, 9, 0, tzinfo=UTC)  # summer time ended that night
+    assert deadlines.end_of_day(discharged) == datetime(2026, 10, 25, 23, 0, tzinfo=UTC)
+
+
+def test_stages_of_a_deadline():
+    start, due = T0, T0 + timedelta(hours=24)
+    at = [deadlines.stage(start, due, T0 + timedelta(hours=h)) for h in (1, 12, 20, 24)]
+    assert at == [
+        deadlines.Stage.ON_TRACK,
+        deadlines.Stage.HALF,
+        deadlines.Stage.LATE,
+        deadlines.Stage.BREACHED,
+    ]
+    assert deadlines.next_stage_at(start, due, deadlines.Stage.HALF) == start + timedelta(
+        hours=19.2
+    )
+
+
+# --- incidents --------------------------------------------------------------------------------
+
+
+async def test_a_dead_letter_opens_one_critical_incident_naming_only_pseudonym_and_unit(
+    router, sessions, sink
+):
+    first = admission(1, admitted_at=T0, patient="a" * 32)
+    second = admission(2, admitted_at=T0, patient="b" * 32)
+    await router.handle_batch([first, second])
+    await router.handle_batch(
+        [
+            result(message_id(first), ResponseCode.FATAL_ERROR, why="HTTP 422"),
+            result(message_id(second), ResponseCode.FATAL_ERROR, why="HTTP 422"),
+        ]
+    )
+    (incident,) = await alerts(sessions)
+    assert (incident.kind, incident.severity, incident.affected) == (
+        "delivery_failed",
+        "critical",
+        2,
+    )
+    (opened,) = sink.events  # the second failure joined the incident without a new notice
+    assert opened.change is AlertChange.OPENED
+    assert opened.pseudonym == "a" * 32 and opened.message_id == message_id(first)
+    assert opened.sender_unit_hsa and opened.sender_unit_hsa.startswith("SE2321000222-")
+
+
+async def test_reminders_are_throttled_and_stop_when_acknowledged(router, sessions, clock, sink):
+    rec = admission(1, admitted_at=T0, patient="a" * 32)
+    await router.handle_batch([rec])
+    await router.handle_batch([result(message_id(rec), ResponseCode.FATAL_ERROR)])
+    await router.tick()
+
+    def failed():
+        return [e.change for e in sink.events if e.kind == "delivery_failed"]
+
+    clock.advance(29 * 60)
+    await router.tick()
+    assert failed() == [AlertChange.OPENED]  # a critical incident is quiet for 30 min
+    clock.advance(60)
+    await router.tick()
+    await router.tick()
+    assert failed() == [AlertChange.OPENED, AlertChange.REMINDER]
+    (incident,) = [a for a in await alerts(sessions) if a.kind == "delivery_failed"]
+    from services.router import alerts as incidents
+
+    async with sessions.begin() as s:
+        assert await incidents.acknowledge(
+            s, incident.id, actor="Åsa", note="ringer Treserva", now=clock(), sinks=(sink,)
+        )
+    clock.advance(3 * 3600)
+    await router.tick()
+    assert failed()[-1] is AlertChange.ACKNOWLEDGED  # no reminder after that
+
+
+async def test_an_overdue_confirmation_resolves_itself_when_the_receipt_comes(
+    router, sessions, clock, sink
+):
+    rec = admission(1, admitted_at=T0, patient="a" * 32)
+    await router.handle_batch([rec])
+    await router.handle_batch([result(message_id(rec), ResponseCode.OK)])  # accepted, no receipt
+    clock.advance(16 * 60)
+    await router.tick()
+    assert ("confirmation_overdue", AlertChange.OPENED, Severity.CRITICAL) in sink.changes()
+    opened = {a.destination: a.state for a in await alerts(sessions)}
+    assert opened == {"treserva": "open", "primary-care": "open"}  # one per destination
+    await router.handle_batch(
+        [result(message_id(rec), ResponseCode.OK, event=EventCode.RECEIPT)]
+    )  # Treserva confirms; primary care has not yet
+    await router.tick()
+    states = {a.destination: a.state for a in await alerts(sessions)}
+    assert states == {"treserva": "resolved", "primary-care": "open"}
+    from services.messaging.envelope import System
+
+    await router.handle_batch(
+        [
+            result(
+                message_id(rec),
+                ResponseCode.OK,
+                event=EventCode.RECEIPT,
+                responder=System.PRIMARY_CARE,
+            )
+        ]
+    )
+    await router.tick()
+    incidents = await alerts(sessions)
+    assert {(a.kind, a.state, a.resolved_by) for a in incidents} == {
+        ("confirmation_overdue", "resolved", "router")
+    }
+    assert [e.change for e in sink.events].count(AlertChange.RESOLVED) == 2
+
+
+async def test_a_legal_deadline_is_warned_before_and_escalated_at_the_breach(
+    router, sessions, clock, sink
+):
+    rec = admission(1, admitted_at=T0 - timedelta(hours=13), patient="a" * 32)
+    await router.handle_batch([rec])
+    async with sessions() as s:
+        due = (await s.execute(select(delivery.c.legal_due_at))).scalars().first()
+    assert due == T0 + timedelta(hours=11)  # 24 h from admission
+    await router.tick()  # 13 of 24 h gone: 54 %
+
+    def to_treserva():
+        return [
+            e for e in sink.events if e.kind == "deadline_at_risk" and e.destination == "treserva"
+        ]
+
+    deadline_events = to_treserva()
+    assert [(e.change, e.severity) for e in deadline_events] == [
+        (AlertChange.OPENED, Severity.INFO)
+    ]
+    assert deadline_events[0].due_at == due and deadline_events[0].pseudonym == "a" * 32
+    clock.advance(6 * 3600)  # 19 h gone: 79 %, nothing new
+    await router.tick()
+    assert len(to_treserva()) == 1
+    clock.advance(20 * 60)  # 80 %
+    await router.tick()
+    assert [(e.change, e.severity) for e in to_treserva()][1:] == [
+        (AlertChange.ESCALATED, Severity.WARNING)
+    ]
+    clock.advance(5 * 3600)  # past the deadline
+    await router.tick()
+    last = to_treserva()[-1]
+    assert (last.change, last.severity) == (AlertChange.ESCALATED, Severity.CRITICAL)
+    assert len({e.alert_id for e in to_treserva()}) == 1  # one incident, escalated twice
+
+
+async def test_operators_acknowledge_and_resolve_over_the_api(router, sessions, clock, sink):
+    rec = admission(1, admitted_at=T0, patient="a" * 32)
+    await router.handle_batch([rec])
+    await router.handle_batch([result(message_id(rec), ResponseCode.FATAL_ERROR)])
+    (incident,) = await alerts(sessions)
+    app = create_app(RouterSettings(), sessions=sessions, clock=clock, alert_sinks=(sink,))
+    body = {"operator": "Åsa Öberg", "note": "Treserva informerad per telefon"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://r",
+        headers={"authorization": f"Bearer {SANDBOX_OPS_TOKEN}"},
+    ) as client:
+        acked = await client.post(f"/api/v1/alerts/{incident.id}/acknowledge", json=body)
+        resolved = await client.post(f"/api/v1/alerts/{incident.id}/resolve", json=body)
+        again = await client.post(f"/api/v1/alerts/{incident.id}/resolve", json=body)
+        missing = await client.post("/api/v1/alerts/999999/resolve", json=body)
+        bad = await client.post(f"/api/v1/alerts/{incident.id}/resolve", json={"operator": "x"})
+    assert acked.status_code == 200 and acked.json()["state"] == "acknowledged"
+    assert acked.json()["acknowledged_by"] == "Åsa Öberg (operator token)"
+    assert resolved.status_code == 200 and resolved.json()["state"] == "resolved"
+    assert again.status_code == 409
+    assert missing.status_code == 404
+    assert bad.status_code == 422
+    assert [e.change for e in sink.events][-2:] == [
+        AlertChange.ACKNOWLEDGED,
+        AlertChange.RESOLVED,
+    ]
