@@ -41,6 +41,8 @@ _SUMMARY = {
     AlertKind.DELIVERY_FAILED: "{family} messages to {destination} failed permanently",
     AlertKind.DEADLINE_AT_RISK: "{family} messages to {destination} are near or past their "
     "legal deadline",
+    AlertKind.SILENT_SOURCE: "no {family} messages from {destination} in the expected window: "
+    "its trigger may be broken",
 }
 
 _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
@@ -97,13 +99,14 @@ async def raise_alert(
     kind: AlertKind,
     destination: str,
     event_code: str,
-    affected: Affected,
+    affected: Affected | None,
     now: datetime,
     severity: Severity = Severity.WARNING,
     sinks: Sequence[AlertSink] = (),
 ) -> int:
     """Open the incident for this group, or link the delivery to the open one (escalating
-    it if ``severity`` is higher); return its id."""
+    it if ``severity`` is higher); return its id. ``affected`` is None for an incident about
+    a party rather than a message (a silent source)."""
     await serialize(session, f"alert:{kind.value}:{destination}:{event_code}")
     existing = (
         await session.execute(
@@ -141,12 +144,13 @@ async def raise_alert(
             ).scalar_one()
         )
         log.warning("alert opened", extra={"alert_id": alert_id, **where})
-        await _link(session, alert_id, affected.delivery_id)
+        if affected is not None:
+            await _link(session, alert_id, affected.delivery_id)
         await _tell(session, sinks, alert_id, AlertChange.OPENED, affected, now)
         return alert_id
     alert_id = int(existing.id)
     values: dict[str, Any] = {"last_seen_at": now}
-    linked = await _link(session, alert_id, affected.delivery_id)
+    linked = affected is not None and await _link(session, alert_id, affected.delivery_id)
     if linked:
         values["affected"] = alert.c.affected + 1
     escalates = _RANK[severity] > _RANK[Severity(existing.severity)]

@@ -37,6 +37,7 @@ from services.router.domain import (
     RetryPolicy,
     check_delivery_transition,
 )
+from services.router.silence import SilenceRule
 from services.router.subscriptions import ChannelType, Subscription, route
 from services.router.tables import (
     delivery,
@@ -61,6 +62,8 @@ class RoutingRules:
     instance: str = "router"  # this replica's name: it sweeps only what it dispatched
     alert_sinks: tuple[AlertSink, ...] = ()  # told of every incident change
     reminders: ReminderPolicy = field(default_factory=ReminderPolicy)
+    silence: tuple[SilenceRule, ...] = ()  # silent-source rules, checked every silence_every
+    silence_every: timedelta = timedelta(minutes=1)
 
     def retry(self, event_code: str) -> RetryPolicy:
         policy = self.policies.get(event_code)

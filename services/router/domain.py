@@ -77,6 +77,7 @@ class AlertKind(enum.StrEnum):
     CONFIRMATION_OVERDUE = "confirmation_overdue"  # accepted, then no receipt in time
     DELIVERY_FAILED = "delivery_failed"  # dead letter: fatal error or attempts spent
     DEADLINE_AT_RISK = "deadline_at_risk"  # a legal deadline near (50 %, 80 %) or breached
+    SILENT_SOURCE = "silent_source"  # a source sent nothing where it should have
 
 
 class IllegalTransition(Exception):

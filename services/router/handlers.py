@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,6 +25,7 @@ from services.router.deliveries import (
     dispatch_due,
     reject_record,
 )
+from services.router.silence import check_silent_sources, resolve_spoken_sources
 from services.router.subscriptions import Subscription, catalogue_subscriptions
 from services.router.watchdog import (
     check_legal_deadlines,
@@ -42,6 +43,9 @@ class Router:
     rules: RoutingRules
     clock: Callable[[], datetime]
     relay_wake: asyncio.Event | None = None
+    # silence is judged only over windows this router has watched in full
+    _started_at: datetime | None = None
+    _silence_checked_at: datetime | None = None
 
     async def handle_batch(self, batch: list[IncomingRecord]) -> None:
         async with self.sessions.begin() as session:
@@ -90,10 +94,25 @@ class Router:
                 "reminded": await remind(
                     session, now, self.rules.reminders, self.rules.alert_sinks
                 ),
+                "silent": await self._check_silence(session, now),
             }
         if done["dispatched"]:
             self._wake()
         return done
+
+    async def _check_silence(self, session: AsyncSession, now: datetime) -> int:
+        if self._started_at is None:
+            self._started_at = now
+        last = self._silence_checked_at
+        if last is not None and now - last < self.rules.silence_every:
+            return 0
+        self._silence_checked_at = now
+        sinks = self.rules.alert_sinks
+        await resolve_spoken_sources(session, now, sinks=sinks)
+        watched = [
+            r for r in self.rules.silence if now - self._started_at >= timedelta(hours=r.window_h)
+        ]
+        return await check_silent_sources(session, watched, now, sinks=sinks)
 
     async def sync_subscriptions(self) -> int:
         """Start-up: write the journal adapters' subscriptions from the family catalogue

@@ -42,6 +42,9 @@ async def main(settings: RouterSettings | None = None) -> int:
         rng=random.Random(),
         circuit=settings.circuit(),
         instance=settings.instance,
+        reminders=settings.reminder_policy(),
+        silence=tuple(settings.silence_rules),
+        silence_every=timedelta(seconds=settings.silence_check_s),
     )
     router = Router(sessions=sessions, rules=rules, clock=utcnow, relay_wake=relay.wake)
     await router.sync_subscriptions()

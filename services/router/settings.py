@@ -9,8 +9,11 @@ from pydantic_settings import SettingsConfigDict
 
 from services.messaging.families import FAMILIES
 from services.messaging.settings import ServiceSettings
+from services.router.alert_events import Severity
+from services.router.alerts import ReminderPolicy
 from services.router.circuit import CircuitPolicy
 from services.router.domain import FamilyPolicy, RetryPolicy, default_policies
+from services.router.silence import SilenceRule
 
 SANDBOX_OPS_TOKEN = "sandbox-ops-token"
 
@@ -58,6 +61,15 @@ class RouterSettings(ServiceSettings):
     # per family name (see services.messaging.families), as JSON in ROUTER_FAMILY_TERMS, e.g.
     # {"admission-notice": {"max_attempts": 20, "confirmation_deadline_s": 600}}
     family_terms: dict[str, FamilyTerms] = Field(default_factory=lambda: dict(DEFAULT_FAMILY_TERMS))
+
+    # silent sources (services.router.silence), as JSON in ROUTER_SILENCE_RULES; by default
+    # TakeCare's admission trigger: something expected every 4 h between 07 and 22
+    silence_rules: list[SilenceRule] = Field(
+        default_factory=lambda: [SilenceRule(source="takecare", event_code="admission-notice")]
+    )
+    silence_check_s: float = 60.0
+    reminder_warning_s: float = 2 * 3600  # quiet interval of an open incident, by severity
+    reminder_critical_s: float = 30 * 60
 
     @field_validator("family_terms")
     @classmethod
@@ -113,3 +125,12 @@ class RouterSettings(ServiceSettings):
                     ),
                 )
         return policies
+
+    def reminder_policy(self) -> ReminderPolicy:
+        return ReminderPolicy(
+            {
+                Severity.INFO: None,
+                Severity.WARNING: timedelta(seconds=self.reminder_warning_s),
+                Severity.CRITICAL: timedelta(seconds=self.reminder_critical_s),
+            }
+        )

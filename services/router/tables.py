@@ -37,6 +37,7 @@ message = Table(
     Column("version", Integer, nullable=True),
     Column("superseded_by", String(36), nullable=True),
     Index("ix_message_stream", "stream", "version"),
+    Index("ix_message_arrivals", "source", "event_code", "received_at"),  # silent sources
 )
 
 delivery = Table(

@@ -19,6 +19,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("message", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_message_arrivals", ["source", "event_code", "received_at"], unique=False
+        )
     with op.batch_alter_table("alert", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("severity", sa.String(length=10), server_default="warning", nullable=False)
@@ -54,6 +58,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("message", schema=None) as batch_op:
+        batch_op.drop_index("ix_message_arrivals")
     with op.batch_alter_table("delivery", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_delivery_legal_check_at"))
         for column in ("legal_check_at", "legal_stage", "legal_due_at", "legal_from"):
