@@ -44,8 +44,12 @@ def clock():
 
 
 @pytest.fixture
-async def router(sessions, clock):
-    sink = Sink()
+def sink():
+    return Sink()
+
+
+@pytest.fixture
+async def router(sessions, clock, sink):
     rules = RoutingRules(
         policies=default_policies(
             admission_confirmation_deadline=timedelta(hours=48),
@@ -59,12 +63,11 @@ async def router(sessions, clock):
     )
     r = Router(sessions=sessions, rules=rules, clock=clock)
     await r.sync_subscriptions()
-    r.sink = sink
     return r
 
 
 async def test_a_silent_trigger_opens_an_incident_that_closes_when_notices_come_back(
-    router, sessions, clock
+    router, sessions, clock, sink
 ):
     await router.handle_batch([admission(1, admitted_at=clock(), patient="a" * 32)])
     await router.tick()  # the router starts watching now
@@ -81,9 +84,7 @@ async def test_a_silent_trigger_opens_an_incident_that_closes_when_notices_come_
     )
     clock.advance(120)
     await router.tick()  # still silent: the same incident, no new notice
-    assert [e.change for e in router.sink.events if e.kind == "silent_source"] == [
-        AlertChange.OPENED
-    ]
+    assert [e.change for e in sink.events if e.kind == "silent_source"] == [AlertChange.OPENED]
     await router.handle_batch([admission(2, admitted_at=clock(), patient="b" * 32)])
     clock.advance(61)
     await router.tick()
