@@ -12,6 +12,7 @@ import services.messaging.intake_tables
 import services.messaging.outbox
 import services.messaging.processed
 import services.router.circuit
+import services.router.episodes
 import services.router.tables  # noqa: F401  (registers tables on the shared metadata)
 from services.messaging.db import make_engine, metadata
 

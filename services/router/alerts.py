@@ -43,13 +43,21 @@ _SUMMARY = {
     "legal deadline",
     AlertKind.SILENT_SOURCE: "no {family} messages from {destination} in the expected window: "
     "its trigger may be broken",
+    AlertKind.EPISODE_GAP: "stays are missing a {family} (or {destination} never confirmed the "
+    "admission notice it refers to)",
 }
 
 _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
-# Kinds whose cause clears when every affected delivery is confirmed.
+# Kinds whose cause clears when every affected delivery is confirmed (an episode gap only
+# when it names deliveries: an admission notice the receiver never confirmed).
 _CLEARS_WHEN_CONFIRMED = frozenset(
-    {AlertKind.CONFIRMATION_OVERDUE, AlertKind.DELIVERY_FAILED, AlertKind.DEADLINE_AT_RISK}
+    {
+        AlertKind.CONFIRMATION_OVERDUE,
+        AlertKind.DELIVERY_FAILED,
+        AlertKind.DEADLINE_AT_RISK,
+        AlertKind.EPISODE_GAP,
+    }
 )
 
 
@@ -71,7 +79,7 @@ class ReminderPolicy:
 class Affected:
     """The delivery that raised or joined an incident, and what the event may say of it."""
 
-    delivery_id: int
+    delivery_id: int | None  # None: a patient-level gap with no delivery behind it
     message_id: str | None = None
     pseudonym: str | None = None
     sender_unit_hsa: str | None = None
@@ -144,13 +152,17 @@ async def raise_alert(
             ).scalar_one()
         )
         log.warning("alert opened", extra={"alert_id": alert_id, **where})
-        if affected is not None:
+        if affected is not None and affected.delivery_id is not None:
             await _link(session, alert_id, affected.delivery_id)
         await _tell(session, sinks, alert_id, AlertChange.OPENED, affected, now)
         return alert_id
     alert_id = int(existing.id)
     values: dict[str, Any] = {"last_seen_at": now}
-    linked = affected is not None and await _link(session, alert_id, affected.delivery_id)
+    linked = (
+        affected is not None
+        and affected.delivery_id is not None
+        and await _link(session, alert_id, affected.delivery_id)
+    )
     if linked:
         values["affected"] = alert.c.affected + 1
     escalates = _RANK[severity] > _RANK[Severity(existing.severity)]
@@ -229,6 +241,7 @@ async def resolve_cleared(
                 select(alert.c.id).where(
                     alert.c.state.in_([AlertState.OPEN.value, AlertState.ACKNOWLEDGED.value]),
                     alert.c.kind.in_([k.value for k in _CLEARS_WHEN_CONFIRMED]),
+                    exists().where(alert_delivery.c.alert_id == alert.c.id),
                     ~unconfirmed,
                 )
             )

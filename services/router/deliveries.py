@@ -25,7 +25,7 @@ from services.messaging.envelope import Envelope, EventCode, ResponseCode
 from services.messaging.families import is_versioned
 from services.messaging.kafka import IncomingRecord, OutgoingRecord
 from services.messaging.outbox import add_to_outbox
-from services.router import circuit
+from services.router import circuit, episodes
 from services.router.alert_events import Severity
 from services.router.alerts import Affected, AlertSink, ReminderPolicy, raise_alert
 from services.router.circuit import CircuitPolicy
@@ -64,6 +64,7 @@ class RoutingRules:
     reminders: ReminderPolicy = field(default_factory=ReminderPolicy)
     silence: tuple[SilenceRule, ...] = ()  # silent-source rules, checked every silence_every
     silence_every: timedelta = timedelta(minutes=1)
+    sip_in_working_days: bool = False  # a regional agreement may count the 3 days so
 
     def retry(self, event_code: str) -> RetryPolicy:
         policy = self.policies.get(event_code)
@@ -183,7 +184,20 @@ async def accept_message(
             "message has no route", extra={"message_id": env.message_id, "family": env.event_code}
         )
     created = []
-    legal = _legal_terms(env, record, now)
+    try:
+        facts = read_care_facts(json.loads(record.value))
+    except ValueError:
+        facts = CareFacts()
+    await episodes.track(
+        session,
+        env,
+        facts,
+        record.key,
+        now,
+        sip_in_working_days=rules.sip_in_working_days,
+        sinks=rules.alert_sinks,
+    )
+    legal = _legal_terms(env, facts, now)
     for dest in destinations:
         deadline = rules.policies[env.event_code].confirmation_deadline
         delivery_id = int(
@@ -227,12 +241,8 @@ async def accept_message(
     return created
 
 
-def _legal_terms(env: Envelope, record: IncomingRecord, now: datetime) -> dict[str, Any]:
+def _legal_terms(env: Envelope, facts: CareFacts, now: datetime) -> dict[str, Any]:
     """The legal deadline columns of a new delivery (none for families without one)."""
-    try:
-        facts = read_care_facts(json.loads(record.value))
-    except ValueError:
-        facts = CareFacts()
     due = legal_deadline(env.event_code, facts, env.timestamp)
     if due is None:
         return {}

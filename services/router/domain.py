@@ -78,6 +78,7 @@ class AlertKind(enum.StrEnum):
     DELIVERY_FAILED = "delivery_failed"  # dead letter: fatal error or attempts spent
     DEADLINE_AT_RISK = "deadline_at_risk"  # a legal deadline near (50 %, 80 %) or breached
     SILENT_SOURCE = "silent_source"  # a source sent nothing where it should have
+    EPISODE_GAP = "episode_gap"  # a stay misses a message (SIP invitation, medication list)
 
 
 class IllegalTransition(Exception):

@@ -25,6 +25,7 @@ from services.router.deliveries import (
     dispatch_due,
     reject_record,
 )
+from services.router.episodes import check_gaps
 from services.router.silence import check_silent_sources, resolve_spoken_sources
 from services.router.subscriptions import Subscription, catalogue_subscriptions
 from services.router.watchdog import (
@@ -95,6 +96,7 @@ class Router:
                     session, now, self.rules.reminders, self.rules.alert_sinks
                 ),
                 "silent": await self._check_silence(session, now),
+                "gaps": await check_gaps(session, now, sinks=self.rules.alert_sinks),
             }
         if done["dispatched"]:
             self._wake()

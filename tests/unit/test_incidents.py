@@ -72,6 +72,10 @@ def clock():
 
 @pytest.fixture
 async def router(sessions, clock, sink):
+    return await make_router(sessions, clock, sink)
+
+
+async def make_router(sessions, clock, sink):
     rules = RoutingRules(
         policies=default_policies(
             admission_confirmation_deadline=timedelta(minutes=15),

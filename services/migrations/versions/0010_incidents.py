@@ -1,4 +1,5 @@
-"""incidents: severity, acknowledgement and resolution of alerts; legal deadlines per delivery
+"""incidents: severity, acknowledgement and resolution of alerts; legal deadlines per
+delivery; patient episodes; message arrivals index (silent sources)
 
 Revision ID: 0010
 Revises: 0007
@@ -19,6 +20,28 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    when = services.messaging.db.UtcDateTime
+    op.create_table(
+        "episode",
+        sa.Column("id", _ID, autoincrement=True, nullable=False),
+        sa.Column("pseudonym", sa.String(length=32), nullable=False),
+        sa.Column("state", sa.String(length=20), nullable=False),
+        sa.Column("sender_unit_hsa", sa.String(length=64), nullable=True),
+        sa.Column("admission_message_id", sa.String(length=36), nullable=True),
+        sa.Column("admitted_at", when(), nullable=True),
+        sa.Column("ready_at", when(), nullable=True),
+        sa.Column("sip_due_at", when(), nullable=True),
+        sa.Column("sip_invited_at", when(), nullable=True),
+        sa.Column("discharged_at", when(), nullable=True),
+        sa.Column("medication_due_at", when(), nullable=True),
+        sa.Column("medication_list_at", when(), nullable=True),
+        sa.Column("sip_gap_open", sa.Boolean(), server_default="0", nullable=False),
+        sa.Column("medication_gap_open", sa.Boolean(), server_default="0", nullable=False),
+        sa.Column("updated_at", when(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_episode")),
+    )
+    op.create_index("ix_episode_patient", "episode", ["pseudonym", "state"], unique=False)
     with op.batch_alter_table("message", schema=None) as batch_op:
         batch_op.create_index(
             "ix_message_arrivals", ["source", "event_code", "received_at"], unique=False
@@ -58,6 +81,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_episode_patient", table_name="episode")
+    op.drop_table("episode")
     with op.batch_alter_table("message", schema=None) as batch_op:
         batch_op.drop_index("ix_message_arrivals")
     with op.batch_alter_table("delivery", schema=None) as batch_op:

@@ -1,0 +1,139 @@
+"""Episode gaps: what is missing from a stay, not only what failed."""
+
+import random
+
+import pytest
+
+from services.adapter_takecare.families import (
+    admission_notice,
+    discharge_notice,
+    discharge_readiness,
+    medication_list,
+    sip_update,
+)
+from services.messaging import topics
+from services.messaging.envelope import ResponseCode, to_json
+from services.messaging.kafka import IncomingRecord
+from services.router.alert_events import AlertChange
+from services.simulators.samples.admission_notice import sample_admission
+from services.simulators.samples.discharge import (
+    sample_discharge_notice,
+    sample_discharge_readiness,
+)
+from services.simulators.samples.medication_list import sample_takecare_medication_list
+from services.simulators.samples.sip_update import sample_takecare_sip_update
+from tests.unit.test_incidents import Sink, alerts, make_router
+from tests.unit.test_router_service import Clock, message_id, result
+
+pytestmark = pytest.mark.alerts
+
+_offsets = iter(range(10**9))
+PATIENT = "e" * 32
+
+
+def record(family, doc, now):
+    bundle = to_json(family.INBOUND.to_bundle(family.INBOUND.parse(doc), now=now))
+    return IncomingRecord(topics.INBOUND, 0, next(_offsets), PATIENT, bundle.encode(), {})
+
+
+def admitted(clock, seed=1):
+    return record(admission_notice, sample_admission(random.Random(seed), now=clock()), clock())
+
+
+def ready(clock, seed=2):
+    doc = sample_discharge_readiness(random.Random(seed), now=clock())
+    return record(discharge_readiness, doc, clock())
+
+
+@pytest.fixture
+def sink():
+    return Sink()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+async def router(sessions, clock, sink):
+    return await make_router(sessions, clock, sink)
+
+
+async def confirmed(router, rec):
+    """Treserva and primary care accept and confirm ``rec``."""
+    from services.messaging.envelope import EventCode, System
+
+    for who in (System.TRESERVA, System.PRIMARY_CARE):
+        await router.handle_batch(
+            [
+                result(message_id(rec), ResponseCode.OK, responder=who),
+                result(message_id(rec), ResponseCode.OK, responder=who, event=EventCode.RECEIPT),
+            ]
+        )
+
+
+def gaps(sink, family):
+    return [e for e in sink.events if e.kind == "episode_gap" and e.family == family]
+
+
+async def test_no_sip_invitation_three_days_after_ready_for_discharge(router, clock, sink):
+    await router.handle_batch([admitted(clock)])
+    clock.advance(3600)
+    await router.handle_batch([ready(clock)])
+    clock.advance(3 * 24 * 3600 - 60)
+    await router.tick()
+    assert gaps(sink, "sip-invitation") == []
+    clock.advance(120)
+    await router.tick()
+    (opened,) = gaps(sink, "sip-invitation")
+    assert (opened.change, opened.pseudonym) == (AlertChange.OPENED, PATIENT)
+    assert opened.sender_unit_hsa and opened.due_at is not None
+    invitation = sample_takecare_sip_update(random.Random(3), now=clock(), stage="invitation")
+    await router.handle_batch([record(sip_update, invitation, clock())])
+    await router.tick()
+    assert [e.change for e in gaps(sink, "sip-invitation")] == [
+        AlertChange.OPENED,
+        AlertChange.RESOLVED,
+    ]
+
+
+async def test_discharged_without_a_medication_list_by_the_end_of_the_day(
+    router, sessions, clock, sink
+):
+    first = admitted(clock)
+    await router.handle_batch([first])
+    await confirmed(router, first)
+    clock.advance(2 * 24 * 3600)
+    notice = sample_discharge_notice(random.Random(4), now=clock())
+    await router.handle_batch([record(discharge_notice, notice, clock())])
+    await router.tick()
+    assert gaps(sink, "medication-list") == []
+    clock.advance(24 * 3600)  # the discharge day is over
+    await router.tick()
+    (opened,) = gaps(sink, "medication-list")
+    assert opened.pseudonym == PATIENT
+    late_list = sample_takecare_medication_list(random.Random(5), now=clock())
+    await router.handle_batch([record(medication_list, late_list, clock())])
+    await router.tick()
+    assert gaps(sink, "medication-list")[-1].change is AlertChange.RESOLVED
+    states = {a.event_code: a.state for a in await alerts(sessions) if a.kind == "episode_gap"}
+    assert states == {"medication-list": "resolved"}
+
+
+async def test_a_later_notice_about_an_admission_the_receiver_never_confirmed(
+    router, sessions, clock, sink
+):
+    first = admitted(clock)
+    await router.handle_batch([first])
+    await router.handle_batch([result(message_id(first), ResponseCode.FATAL_ERROR)])
+    clock.advance(3600)
+    await router.handle_batch([ready(clock)])
+    found = {
+        (e.destination, e.family, e.message_id) for e in sink.events if e.kind == "episode_gap"
+    }
+    # Treserva dead-lettered it; primary care never confirmed it within its deadline
+    assert found == {
+        ("treserva", "ready-for-discharge", message_id(first)),
+        ("primary-care", "ready-for-discharge", message_id(first)),
+    }
