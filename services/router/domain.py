@@ -3,7 +3,8 @@
 Delivery states::
 
     pending ──dispatch──▶ dispatched ──ok──▶ sent ──receipt──▶ confirmed
-       ▲                     │  │                  (a receipt may overtake the ok, and a
+       ▲ ▲                   │  │           │      (a receipt may overtake the ok, and a
+       │ └───────────────────┼──┼───────────┘ no receipt by the deadline: sent again
        └──transient/timeout──┘  │                   late ok or receipt of an earlier attempt
                                 │                   may find the delivery pending again)
                                 └──fatal, refused or attempts spent──▶ dead_letter
@@ -51,7 +52,10 @@ _DELIVERY_TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
             DeliveryState.DEAD_LETTER,
         }
     ),
-    DeliveryState.SENT: frozenset({DeliveryState.CONFIRMED, DeliveryState.DEAD_LETTER}),
+    # accepted but never confirmed (the receiver may have dropped it silently): sent again
+    DeliveryState.SENT: frozenset(
+        {DeliveryState.CONFIRMED, DeliveryState.DEAD_LETTER, DeliveryState.PENDING}
+    ),
     DeliveryState.CONFIRMED: frozenset(),
     # an operator's replay (audited, see services/router/replay.py)
     DeliveryState.DEAD_LETTER: frozenset({DeliveryState.PENDING}),

@@ -32,6 +32,7 @@ from services.router.watchdog import (
     check_legal_deadlines,
     expire_attempts,
     flag_overdue_confirmations,
+    resend_unconfirmed,
     sweep_in_flight,
 )
 
@@ -84,6 +85,7 @@ class Router:
             now = self.clock()
             done: dict[str, Any] = {
                 "expired": await expire_attempts(session, self.rules, now),
+                "resent": await resend_unconfirmed(session, self.rules, now),
                 "dispatched": await dispatch_due(session, self.rules, now),
                 "overdue": await flag_overdue_confirmations(
                     session, now, sinks=self.rules.alert_sinks

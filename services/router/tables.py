@@ -54,6 +54,8 @@ delivery = Table(
     Column("sent_at", UtcDateTime, nullable=True),
     Column("confirmed_at", UtcDateTime, nullable=True),
     Column("overdue_alerted_at", UtcDateTime, nullable=True),
+    # a sent delivery still unconfirmed at this time is sent again (a silent drop)
+    Column("resend_at", UtcDateTime, nullable=True),
     Column("last_error", String(500), nullable=True),
     # attempts made before the last replay: a replayed delivery gets a fresh attempt budget
     Column("attempts_at_replay", Integer, nullable=False, default=0, server_default="0"),

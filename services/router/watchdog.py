@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, update
+from sqlalchemy import ColumnElement, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.router import circuit
@@ -15,11 +15,13 @@ from services.router.alert_events import Severity
 from services.router.alerts import Affected, AlertSink, raise_alert
 from services.router.deadlines import Stage, next_stage_at
 from services.router.deadlines import stage as deadline_stage
-from services.router.deliveries import RoutingRules, delivery_rows, retry_or_dead_letter
+from services.router.deliveries import RoutingRules, delivery_rows, move, retry_or_dead_letter
 from services.router.domain import UNFINISHED, AlertKind, DeliveryState
 from services.router.tables import delivery, delivery_attempt
 
 log = logging.getLogger(__name__)
+
+NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 async def expire_attempts(
@@ -189,5 +191,43 @@ async def check_legal_deadlines(
             now=now,
             severity=_STAGE_SEVERITY[reached],
             sinks=sinks,
+        )
+    return len(rows)
+
+
+async def resend_unconfirmed(
+    session: AsyncSession, rules: RoutingRules, now: datetime, *, limit: int = 200
+) -> int:
+    """A delivery the receiver accepted but never confirmed may have been dropped silently
+    (the Gotland admission trigger): at its confirmation deadline, and again every
+    deadline-length after, it is sent again with the same message id. A receiver that has
+    it dedupes; one that dropped it stores it now, and its receipt confirms the delivery."""
+    due = func.coalesce(delivery.c.resend_at, delivery.c.confirm_by)
+    rows = (
+        await session.execute(
+            delivery_rows()
+            .add_columns(delivery.c.confirm_by, delivery.c.created_at)
+            .where(delivery.c.state == DeliveryState.SENT.value, due <= now)
+            .order_by(delivery.c.id)
+            .limit(limit)
+            .with_for_update(of=delivery, skip_locked=True)
+        )
+    ).all()
+    for row in rows:
+        if rules.retry(row.event_code).exhausted(row.attempts - row.attempts_at_replay):
+            # attempts spent: stays sent and unconfirmed, its incident open for a person
+            await session.execute(
+                update(delivery).where(delivery.c.id == row.id).values(resend_at=NEVER)
+            )
+            continue
+        interval = max(row.confirm_by - row.created_at, timedelta(seconds=1))
+        await move(
+            session,
+            row,
+            DeliveryState.PENDING,
+            now=now,
+            reason="sent again: no receipt by the confirmation deadline",
+            next_attempt_at=now,
+            resend_at=now + interval,
         )
     return len(rows)

@@ -294,3 +294,31 @@ async def test_operators_acknowledge_and_resolve_over_the_api(router, sessions, 
         AlertChange.ACKNOWLEDGED,
         AlertChange.RESOLVED,
     ]
+
+
+async def test_a_silently_dropped_notice_is_sent_again_at_its_deadline(router, sessions, clock):
+    from services.messaging.outbox import outbox
+
+    rec = admission(1, admitted_at=T0, patient="a" * 32)
+    await router.handle_batch([rec])
+    await router.handle_batch([result(message_id(rec), ResponseCode.OK)])  # then dropped
+    clock.advance(14 * 60)
+    await router.tick()
+
+    async def attempts_to_treserva():
+        async with sessions() as s:
+            rows = (await s.execute(select(outbox))).all()
+        return [r.headers["attempt"] for r in rows if r.topic == topics.outbound("treserva")]
+
+    assert await attempts_to_treserva() == ["1"]
+    clock.advance(2 * 60)  # past the 15-min confirmation deadline
+    await router.tick()
+    assert await attempts_to_treserva() == ["1", "2"]  # the same message id, sent again
+    await router.tick()
+    assert await attempts_to_treserva() == ["1", "2"]  # once per deadline interval
+    await router.handle_batch(
+        [result(message_id(rec), ResponseCode.OK, attempt=2, event=EventCode.RECEIPT)]
+    )
+    async with sessions() as s:
+        state = await s.scalar(select(delivery.c.state).where(delivery.c.destination == "treserva"))
+    assert state == "confirmed"

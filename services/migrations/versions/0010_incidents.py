@@ -64,6 +64,9 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("delivery", schema=None) as batch_op:
         batch_op.add_column(
+            sa.Column("resend_at", services.messaging.db.UtcDateTime(), nullable=True)
+        )
+        batch_op.add_column(
             sa.Column("legal_from", services.messaging.db.UtcDateTime(), nullable=True)
         )
         batch_op.add_column(
@@ -87,7 +90,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_message_arrivals")
     with op.batch_alter_table("delivery", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_delivery_legal_check_at"))
-        for column in ("legal_check_at", "legal_stage", "legal_due_at", "legal_from"):
+        for column in ("legal_check_at", "legal_stage", "legal_due_at", "legal_from", "resend_at"):
             batch_op.drop_column(column)
     with op.batch_alter_table("alert", schema=None) as batch_op:
         for column in (
