@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.messaging.db import utcnow
 from services.messaging.http import answer_store_outages, bearer_ok
 from services.router import queries
+from services.router.deviation_api import deviation_routes
 from services.router.domain import AlertState, DeliveryState
 from services.router.replay import ReplayFilter, audit_log, replay
 from services.router.settings import RouterSettings
@@ -144,5 +145,6 @@ def create_app(
             return await queries.state_counts(session)
 
     api.include_router(subscription_routes(sessions, clock))
+    api.include_router(deviation_routes(sessions, clock))
     app.include_router(api)
     return app
