@@ -5,6 +5,7 @@ import csv
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ PERSONNUMMER = re.compile(
 
 
 def sample(**changes) -> Deviation:
-    found = {
+    found: dict[str, Any] = {
         "id": 7,
         "kind": "not_confirmed_in_time",
         "family": "admission-notice",
