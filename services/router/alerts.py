@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,9 +27,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging.care_facts import read_care_facts
 from services.messaging.db import serialize
+from services.messaging.envelope import EVENT_DISPLAY, EventCode
 from services.router.alert_events import AlertChange, AlertEvent, Severity
+from services.router.deviations import (
+    DeviationKind,
+    DeviationRejected,
+    default_description,
+    record_deviation,
+)
 from services.router.domain import AlertKind, AlertState, DeliveryState, check_alert_transition
-from services.router.tables import alert, alert_delivery, delivery
+from services.router.tables import alert, alert_delivery, delivery, message
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +105,8 @@ class Affected:
             message_id=row.message_id,
             pseudonym=row.pseudonym,
             sender_unit_hsa=facts.sender_unit_hsa if facts else None,
-            due_at=due_at,
+            # the confirmation deadline unless a (legal) deadline is named
+            due_at=due_at or getattr(row, "confirm_by", None),
         )
 
 
@@ -114,7 +123,36 @@ async def raise_alert(
 ) -> int:
     """Open the incident for this group, or link the delivery to the open one (escalating
     it if ``severity`` is higher); return its id. ``affected`` is None for an incident about
-    a party rather than a message (a silent source)."""
+    a party rather than a message (a silent source). A failed or late notification is also
+    counted as a deviation (avvikelse i samverkan), once per delivery and kind."""
+    alert_id = await _raise(
+        session,
+        kind=kind,
+        destination=destination,
+        event_code=event_code,
+        affected=affected,
+        now=now,
+        severity=severity,
+        sinks=sinks,
+    )
+    deviation = _DEVIATION_OF.get(kind)
+    counts = kind is not AlertKind.DEADLINE_AT_RISK or severity is Severity.CRITICAL
+    if affected is not None and deviation is not None and counts:
+        await _count_deviation(session, deviation, destination, event_code, affected, now, alert_id)
+    return alert_id
+
+
+async def _raise(
+    session: AsyncSession,
+    *,
+    kind: AlertKind,
+    destination: str,
+    event_code: str,
+    affected: Affected | None,
+    now: datetime,
+    severity: Severity,
+    sinks: Sequence[AlertSink],
+) -> int:
     await serialize(session, f"alert:{kind.value}:{destination}:{event_code}")
     existing = (
         await session.execute(
@@ -175,6 +213,80 @@ async def raise_alert(
     elif linked:
         log.warning("alert extended", extra={"alert_id": alert_id, **where})
     return alert_id
+
+
+_PSEUDONYM = re.compile(r"[0-9a-f]{32}")
+
+# incident kind → deviation kind (a deadline incident counts only once breached)
+_DEVIATION_OF = {
+    AlertKind.CONFIRMATION_OVERDUE: DeviationKind.NOT_CONFIRMED_IN_TIME,
+    AlertKind.DELIVERY_FAILED: DeviationKind.DELIVERY_FAILED,
+    AlertKind.DEADLINE_AT_RISK: DeviationKind.LEGAL_DEADLINE_BREACHED,
+    AlertKind.EPISODE_GAP: DeviationKind.EPISODE_GAP,
+}
+
+
+async def _count_deviation(
+    session: AsyncSession,
+    kind: DeviationKind,
+    destination: str,
+    event_code: str,
+    affected: Affected,
+    now: datetime,
+    alert_id: int,
+) -> None:
+    source, occurred = "takecare", None
+    if affected.message_id is not None:
+        found = (
+            await session.execute(
+                select(message.c.source, message.c.sent_at).where(
+                    message.c.id == affected.message_id
+                )
+            )
+        ).first()
+        if found is not None:
+            source, occurred = found.source, found.sent_at
+    try:
+        await _record(
+            session, kind, destination, event_code, affected, now, alert_id, source, occurred
+        )
+    except DeviationRejected as exc:  # never fail the delivery work over its bookkeeping
+        log.error("deviation not recorded", extra={"alert_id": alert_id, "error": str(exc)})
+
+
+async def _record(
+    session: AsyncSession,
+    kind: DeviationKind,
+    destination: str,
+    event_code: str,
+    affected: Affected,
+    now: datetime,
+    alert_id: int,
+    source: str,
+    occurred: datetime | None,
+) -> None:
+    pseudonym = affected.pseudonym
+    await record_deviation(
+        session,
+        kind=kind.value,
+        family=event_code,
+        source=source,
+        destination=destination,
+        detected_at=now,
+        message_id=affected.message_id,
+        delivery_id=affected.delivery_id,
+        sender_unit_hsa=affected.sender_unit_hsa,
+        pseudonym=pseudonym if pseudonym and _PSEUDONYM.fullmatch(pseudonym) else None,
+        occurred_at=occurred,
+        due_at=affected.due_at,
+        description=default_description(kind.value, _family_text(event_code), destination),
+        alert_id=alert_id,
+    )
+
+
+def _family_text(event_code: str) -> str:
+    known = {e.value: EVENT_DISPLAY[e] for e in EventCode}
+    return known.get(event_code, event_code)
 
 
 async def acknowledge(

@@ -17,6 +17,7 @@ from services.messaging.http import answer_store_outages, bearer_ok
 from services.router import alerts as incidents
 from services.router import queries
 from services.router.alerts import AlertSink
+from services.router.deviation_api import deviation_routes
 from services.router.domain import AlertState, DeliveryState, IllegalTransition
 from services.router.replay import ReplayFilter, audit_log, replay
 from services.router.settings import RouterSettings
@@ -183,5 +184,6 @@ def create_app(
             return await queries.state_counts(session)
 
     api.include_router(subscription_routes(sessions, clock))
+    api.include_router(deviation_routes(sessions, clock))
     app.include_router(api)
     return app

@@ -4,6 +4,9 @@
 replays dead-lettered deliveries, with a reason and the operator's name, and shows progress
 page by page; ``--force`` also resurrects a superseded SIP or medication list.
 ``replays`` lists the replay audit.
+``deviations export --month 2026-11 --format csv|json [--out FILE]`` exports the month's
+deviation reports (avvikelser i samverkan) for a deviation system such as Flexite; without
+``--out`` the export goes to standard output.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from services.router.deviations import InvalidMonth, month_window
 from services.router.settings import RouterSettings
 
 
@@ -69,6 +73,29 @@ def replays(args: argparse.Namespace, client: httpx.Client) -> int:
     return 0
 
 
+def deviations_export(args: argparse.Namespace, client: httpx.Client) -> int:
+    params = {"month": args.month} if args.month else {}
+    res = client.get(f"/api/v1/deviations/export.{args.format}", params=params)
+    if res.status_code != 200:
+        print(f"router answered {res.status_code}: {res.text[:500]}", file=sys.stderr)
+        return 2
+    if args.out is None:
+        sys.stdout.write(res.content.decode("utf-8"))
+        return 0
+    with open(args.out, "wb") as out:  # byte for byte: keeps the BOM Excel needs
+        out.write(res.content)
+    print(f"wrote {args.out} ({len(res.content)} bytes)", file=sys.stderr)
+    return 0
+
+
+def _month(value: str) -> str:
+    try:
+        month_window(value)
+    except InvalidMonth as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
 def main(argv: list[str] | None = None, *, transport: httpx.BaseTransport | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.router.cli", description=__doc__)
     parser.add_argument("--router-url", help="default: http://<ROUTER_HOST>:<ROUTER_PORT>")
@@ -84,11 +111,18 @@ def main(argv: list[str] | None = None, *, transport: httpx.BaseTransport | None
     r.add_argument("--force", action="store_true", help="also a superseded SIP/medication list")
     a = sub.add_parser("replays", help="show the replay audit")
     a.add_argument("--limit", type=int, default=50)
+    d = sub.add_parser("deviations", help="deviation reports (avvikelser i samverkan)")
+    d_sub = d.add_subparsers(dest="action", required=True)
+    e = d_sub.add_parser("export", help="export for a deviation system such as Flexite")
+    e.add_argument("--month", type=_month, help="YYYY-MM, Stockholm time; default: all")
+    e.add_argument("--format", choices=("csv", "json"), default="csv")
+    e.add_argument("--out", help="file to write; default: standard output")
     args = parser.parse_args(argv)
     if args.command == "replay" and not (args.message_id or args.destination or args.event):
         parser.error("name --message-id, or filter with --destination/--event")
+    commands = {"replay": replay, "replays": replays, "deviations": deviations_export}
     with _client(args, transport) as client:
-        return replay(args, client) if args.command == "replay" else replays(args, client)
+        return commands[args.command](args, client)
 
 
 if __name__ == "__main__":

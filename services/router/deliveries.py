@@ -30,6 +30,7 @@ from services.router.alert_events import Severity
 from services.router.alerts import Affected, AlertSink, ReminderPolicy, raise_alert
 from services.router.circuit import CircuitPolicy
 from services.router.deadlines import Stage, legal_deadline, next_stage_at
+from services.router.deviations import close_deviation
 from services.router.domain import (
     AlertKind,
     DeliveryState,
@@ -92,6 +93,8 @@ async def move(
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         return False
+    if target is DeliveryState.CONFIRMED:  # a deviation counted for it now has its lateness
+        await close_deviation(session, delivery_id=row.id, resolved_at=now)
     await session.execute(
         delivery_transition.insert().values(
             delivery_id=row.id,
@@ -291,6 +294,7 @@ def delivery_rows() -> Any:
         message.c.superseded_by,
         message.c.sent_at.label("message_sent_at"),
         delivery.c.attempts_at_replay,
+        delivery.c.confirm_by,
     ).join(message, message.c.id == delivery.c.message_id)
 
 

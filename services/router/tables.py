@@ -176,3 +176,33 @@ subscription = Table(
 )
 """Who receives what (see services/router/subscriptions.py). ``delivery.destination`` is a
 subscription id. Rows are never deleted: a subscription is switched off, for history."""
+
+
+deviation = Table(
+    "deviation",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    # failure class, an open set: see services.router.deviations.DeviationKind
+    Column("kind", String(40), nullable=False),
+    Column("message_id", String(36), nullable=True, index=True),
+    Column("delivery_id", BigId, ForeignKey("delivery.id"), nullable=True),
+    Column("family", String(60), nullable=False),  # event code
+    Column("source", String(40), nullable=False),
+    Column("destination", String(40), nullable=False),
+    Column("sender_unit_hsa", String(64), nullable=True),
+    Column("receiver_unit_hsa", String(64), nullable=True),
+    Column("pseudonym", String(32), nullable=True),  # keyed pseudonym, never a personnummer
+    Column("occurred_at", UtcDateTime, nullable=True),  # the care event, e.g. the admission
+    Column("due_at", UtcDateTime, nullable=True),
+    Column("detected_at", UtcDateTime, nullable=False, index=True),
+    Column("resolved_at", UtcDateTime, nullable=True),  # the message finally got through
+    Column("lateness_s", Integer, nullable=True),
+    Column("description", String(500), nullable=False),  # plain Swedish, no patient data
+    Column("alert_id", BigId, ForeignKey("alert.id"), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    # NULLs are distinct on SQLite and PostgreSQL alike: this holds one deviation per failed
+    # delivery and kind, and leaves deviations without a delivery (episode gaps) alone.
+    UniqueConstraint("kind", "delivery_id"),
+)
+"""Avvikelse i samverkan: one row per failed or late notification, counted and exported for a
+deviation system (see services/router/deviations.py). Rows are never deleted."""

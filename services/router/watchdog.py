@@ -206,7 +206,7 @@ async def resend_unconfirmed(
     rows = (
         await session.execute(
             delivery_rows()
-            .add_columns(delivery.c.confirm_by, delivery.c.created_at)
+            .add_columns(delivery.c.created_at)
             .where(delivery.c.state == DeliveryState.SENT.value, due <= now)
             .order_by(delivery.c.id)
             .limit(limit)

@@ -322,3 +322,28 @@ async def test_a_silently_dropped_notice_is_sent_again_at_its_deadline(router, s
     async with sessions() as s:
         state = await s.scalar(select(delivery.c.state).where(delivery.c.destination == "treserva"))
     assert state == "confirmed"
+
+
+async def test_each_late_or_failed_notice_is_counted_as_a_deviation(router, sessions, clock):
+    from services.router.tables import deviation
+
+    rec = admission(1, admitted_at=T0, patient="ab" * 16)
+    await router.handle_batch([rec])
+    await router.handle_batch([result(message_id(rec), ResponseCode.OK)])  # then dropped
+    clock.advance(20 * 60)
+    await router.tick()  # overdue: an incident, and a deviation per delivery
+    clock.advance(10 * 60)
+    await router.handle_batch(
+        [result(message_id(rec), ResponseCode.OK, attempt=2, event=EventCode.RECEIPT)]
+    )
+    async with sessions() as s:
+        rows = (await s.execute(select(deviation).order_by(deviation.c.id))).all()
+    by_destination = {r.destination: r for r in rows}
+    treserva = by_destination["treserva"]
+    assert treserva.kind == "not_confirmed_in_time"
+    assert treserva.pseudonym == "ab" * 16 and treserva.message_id == message_id(rec)
+    assert treserva.sender_unit_hsa and treserva.alert_id is not None
+    assert treserva.resolved_at == clock()
+    # confirmed 15 min after its 15-min confirmation deadline (the bundle is stamped T0)
+    assert treserva.lateness_s == 15 * 60
+    assert by_destination["primary-care"].resolved_at is None  # still not confirmed

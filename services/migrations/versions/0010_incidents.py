@@ -2,7 +2,7 @@
 delivery; patient episodes; message arrivals index (silent sources)
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-11-23 16:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import services.messaging.db
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
