@@ -16,6 +16,7 @@ from services.messaging.db import utcnow
 from services.messaging.http import answer_store_outages, bearer_ok
 from services.router import queries
 from services.router.domain import AlertState, DeliveryState
+from services.router.notification_api import notification_routes
 from services.router.replay import ReplayFilter, audit_log, replay
 from services.router.settings import RouterSettings
 from services.router.subscription_api import subscription_routes
@@ -144,5 +145,6 @@ def create_app(
             return await queries.state_counts(session)
 
     api.include_router(subscription_routes(sessions, clock))
+    api.include_router(notification_routes(sessions))
     app.include_router(api)
     return app
