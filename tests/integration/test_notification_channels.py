@@ -60,7 +60,7 @@ class Receiver:
 
     def __init__(self, secret: str) -> None:
         self.secret = secret
-        self.accepted: list[dict] = []
+        self.accepted: list[dict[str, object]] = []
         self.refused: list[str] = []
         receiver = self
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from services.router.alert_events import AlertChange, AlertEvent, Severity
 from services.router.notices import (
+    FallbackNotice,
     fallback_notice,
     ops_notice,
     reference_code,
@@ -52,6 +53,12 @@ def event(**overrides):
     return replace(base, **overrides)
 
 
+def notice_for(alert: AlertEvent) -> FallbackNotice:
+    notice = fallback_notice(alert, DIRECTORY)
+    assert notice is not None
+    return notice
+
+
 def luhn_ok(ten: str) -> bool:
     total = 0
     for i, ch in enumerate(ten):
@@ -79,7 +86,7 @@ def test_the_detector_itself_finds_the_test_identifiers():
 
 
 def test_admission_notice_that_did_not_arrive_in_treserva():
-    notice = fallback_notice(event(due_at=datetime(2026, 12, 9, 9, 0, tzinfo=UTC)), DIRECTORY)
+    notice = notice_for(event(due_at=datetime(2026, 12, 9, 9, 0, tzinfo=UTC)))
     assert notice.unit.name == "Hemsjukvården Gotland, mottagning"
     assert notice.recipients == ("hemsjukvard.mottagning@example.se",)
     assert notice.reference == "CB-3F9A-27C1"
@@ -101,7 +108,7 @@ def test_admission_notice_that_did_not_arrive_in_treserva():
 
 
 def test_confirmation_overdue_says_it_was_sent_but_not_acknowledged():
-    body = fallback_notice(event(kind="confirmation_overdue"), DIRECTORY).body
+    body = notice_for(event(kind="confirmation_overdue")).body
     assert "har skickats men har inte kvitterats i Treserva" in body
 
 
@@ -120,7 +127,7 @@ def test_confirmation_overdue_says_it_was_sent_but_not_acknowledged():
     ],
 )
 def test_each_family_is_named_in_swedish(family, expected):
-    assert expected in fallback_notice(event(family=family), DIRECTORY).body
+    assert expected in notice_for(event(family=family)).body
 
 
 @pytest.mark.parametrize(
@@ -132,16 +139,16 @@ def test_each_family_is_named_in_swedish(family, expected):
     ],
 )
 def test_wording_follows_the_failure_class(kind, expected):
-    assert expected in fallback_notice(event(kind=kind, family="medication-list"), DIRECTORY).body
+    assert expected in notice_for(event(kind=kind, family="medication-list")).body
 
 
 def test_a_breached_deadline_is_said_to_have_passed():
-    notice = fallback_notice(event(due_at=TUESDAY_1430 - timedelta(hours=1)), DIRECTORY)
+    notice = notice_for(event(due_at=TUESDAY_1430 - timedelta(hours=1)))
     assert "Tidsgränsen gick ut tisdag 8 december kl. 13.30." in notice.body
 
 
 def test_resolved_says_the_message_has_arrived():
-    notice = fallback_notice(event(change=AlertChange.RESOLVED), DIRECTORY)
+    notice = notice_for(event(change=AlertChange.RESOLVED))
     assert notice.subject.startswith("Klart:")
     assert "Nu har meddelandet kommit fram." in notice.body
     assert "har nu kommit fram till er i Treserva (ärende CB-3F9A-27C1)" in notice.body
@@ -149,9 +156,7 @@ def test_resolved_says_the_message_has_arrived():
 
 
 def test_outside_telefontid_the_on_call_mailbox_is_told_too_and_when_they_open():
-    notice = fallback_notice(
-        event(at=SATURDAY_2330, receiver_unit_hsa="SE2120000803-HSJV"), DIRECTORY
-    )
+    notice = notice_for(event(at=SATURDAY_2330, receiver_unit_hsa="SE2120000803-HSJV"))
     assert notice.recipients == (
         "hemsjukvard.norr@example.se",
         "hemsjukvard.beredskap@example.se",
@@ -162,15 +167,14 @@ def test_outside_telefontid_the_on_call_mailbox_is_told_too_and_when_they_open()
 
 
 def test_inside_telefontid_only_the_unit_is_told():
-    notice = fallback_notice(event(receiver_unit_hsa="SE2120000803-HSJV"), DIRECTORY)
+    notice = notice_for(event(receiver_unit_hsa="SE2120000803-HSJV"))
     assert notice.recipients == ("hemsjukvard.norr@example.se",)
     assert "telefontid" not in notice.body
 
 
 def test_a_closed_sender_gives_its_opening_time_and_on_call_number():
-    notice = fallback_notice(
-        event(at=SATURDAY_2330, destination="takecare", sender_unit_hsa="SE2321000222-VPLA"),
-        DIRECTORY,
+    notice = notice_for(
+        event(at=SATURDAY_2330, destination="takecare", sender_unit_hsa="SE2321000222-VPLA")
     )
     assert notice.unit.name == "Vårdplaneringsteamet, Visby lasarett"
     body = notice.body
@@ -179,12 +183,12 @@ def test_a_closed_sender_gives_its_opening_time_and_on_call_number():
 
 
 def test_an_unknown_sender_sends_them_to_the_switchboard():
-    body = fallback_notice(event(sender_unit_hsa=None), DIRECTORY).body
+    body = notice_for(event(sender_unit_hsa=None)).body
     assert "ring Region Gotlands växel på 0498-55 00 00" in body
 
 
 def test_many_messages_without_a_message_id_are_counted():
-    notice = fallback_notice(event(message_id=None, affected=3), DIRECTORY)
+    notice = notice_for(event(message_id=None, affected=3))
     assert notice.reference == "CB-L12"
     assert "3 inskrivningsmeddelanden från" in notice.body
 
@@ -274,6 +278,6 @@ def test_no_output_carries_a_personnummer(alert):
 
 
 def test_texts_keep_their_swedish_letters():
-    notice = fallback_notice(event(family="medication-list"), DIRECTORY)
+    notice = notice_for(event(family="medication-list"))
     assert "Läkemedelslistan" in notice.body and "ärende" in notice.subject
     assert uuid.UUID(MESSAGE_ID)  # the fixture is a real message id
