@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from services.messaging import broker_epoch, logs, topics
 from services.messaging.db import make_engine, session_factory, utcnow
 from services.messaging.kafka import KafkaConsumer, KafkaPublisher, consume_forever, ensure_topics
@@ -12,11 +14,61 @@ from services.messaging.outbox import OutboxRelay
 from services.messaging.runtime import run_service
 from services.messaging.webhook_client import HttpWebhookSender
 from services.router import webhooks
+from services.router.alert_events import AlertEvent
 from services.router.app import create_app
 from services.router.deliveries import OUTBOX_OWNER, RoutingRules
+from services.router.domain import RetryPolicy
 from services.router.handlers import Router
+from services.router.notification_sender import (
+    NotificationSender,
+    SmtpEmailTransport,
+    WebhookPoster,
+)
+from services.router.notifications import Channels, Notifier
 from services.router.settings import RouterSettings
+from services.router.unit_directory import UnitDirectory
 from services.router.webhooks import WebhookDispatcher
+
+
+def notification_channels(
+    settings: RouterSettings, sessions: async_sessionmaker[AsyncSession]
+) -> tuple[Notifier, NotificationSender]:
+    """The alert notifier (the incident rules call ``notifier.enqueue`` in their transaction)
+    and the loop that sends what it queued, from the ``ROUTER_ALERT_*`` settings."""
+    notifier = Notifier(
+        channels=Channels.from_settings(settings),
+        directory=UnitDirectory.load(settings.alert_unit_directory),
+    )
+    email = (
+        SmtpEmailTransport(
+            settings.alert_smtp_host,
+            settings.alert_smtp_port,
+            security=settings.alert_smtp_security,
+            username=settings.alert_smtp_username,
+            password=settings.alert_smtp_password,
+            timeout_s=settings.notification_timeout_s,
+        )
+        if settings.alert_smtp_host
+        else None
+    )
+    webhook = (
+        WebhookPoster(settings.alert_webhook_secret, settings.notification_timeout_s)
+        if settings.alert_webhook_url and settings.alert_webhook_secret
+        else None
+    )
+    sender = NotificationSender(
+        sessions,
+        email=email,
+        webhook=webhook,
+        email_from=settings.alert_email_from,
+        retry=RetryPolicy(
+            settings.notification_retry_base_s,
+            settings.notification_retry_cap_s,
+            settings.notification_max_attempts,
+        ),
+        poll_s=settings.notification_poll_s,
+    )
+    return notifier, sender
 
 
 async def main(settings: RouterSettings | None = None) -> int:
@@ -36,6 +88,12 @@ async def main(settings: RouterSettings | None = None) -> int:
     await publisher.start()
     guard = broker_epoch.EpochGuard(settings.kafka_bootstrap, epoch)
     relay = OutboxRelay(sessions, publisher, OUTBOX_OWNER, guard=guard.check)
+    notifier, notifications = notification_channels(settings, sessions)
+
+    async def notify(session: AsyncSession, event: AlertEvent) -> None:
+        await notifier.enqueue(session, event, event.at)
+        notifications.wake.set()  # polled anyway: a wake before the commit costs one pass
+
     rules = RoutingRules(
         policies=settings.policies(),
         attempt_timeout=timedelta(seconds=settings.attempt_timeout_s),
@@ -45,6 +103,7 @@ async def main(settings: RouterSettings | None = None) -> int:
         reminders=settings.reminder_policy(),
         silence=tuple(settings.silence_rules),
         silence_every=timedelta(seconds=settings.silence_check_s),
+        alert_sinks=(notify,),
     )
     router = Router(sessions=sessions, rules=rules, clock=utcnow, relay_wake=relay.wake)
     await router.sync_subscriptions()
@@ -75,12 +134,13 @@ async def main(settings: RouterSettings | None = None) -> int:
         await consumer.stop()
         await webhook_consumer.stop()
         await sender.aclose()
+        await notifications.aclose()
         await guard.close()
         await publisher.stop()
         await engine.dispose()
 
     return await run_service(
-        create_app(settings, sessions=sessions),
+        create_app(settings, sessions=sessions, alert_sinks=rules.alert_sinks),
         host=settings.host,
         port=settings.port,
         loops={
@@ -88,6 +148,7 @@ async def main(settings: RouterSettings | None = None) -> int:
             "consumer": consume,
             "webhooks": deliver_webhooks,
             "ticks": ticks,
+            "notifications": notifications.run,
             "broker watch": lambda: broker_epoch.watch(
                 settings.kafka_bootstrap, epoch, interval_s=settings.broker_watch_s
             ),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.messaging.families import FAMILIES
@@ -81,6 +82,38 @@ class RouterSettings(ServiceSettings):
 
     # one webhook POST; kept below attempt_timeout_s by the service (see webhook_timeout)
     webhook_timeout_s: float = 10.0
+
+    # Alert notification channels (see services/router/notifications.py); each is off until
+    # configured. The webhook secret has no default: a webhook needs one of its own.
+    alert_webhook_url: str | None = None
+    alert_webhook_secret: str | None = Field(default=None, min_length=16, repr=False)
+    alert_smtp_host: str | None = None
+    alert_smtp_port: int = 587
+    alert_smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    alert_smtp_username: str | None = None
+    alert_smtp_password: str | None = Field(default=None, repr=False)
+    alert_email_from: str = "carebridge@example.se"
+    # as JSON in ROUTER_ALERT_OPS_RECIPIENTS, e.g. ["drift@example.se"]
+    alert_ops_recipients: list[str] = Field(default_factory=list)
+    alert_fallback_notices: bool = True  # email the receiving unit (needs SMTP)
+    alert_unit_directory: str | None = None  # path; default contracts/units/gotland.json
+    notification_max_attempts: int = Field(default=8, ge=1)
+    notification_retry_base_s: float = Field(default=5.0, gt=0)
+    notification_retry_cap_s: float = Field(default=600.0, gt=0)
+    notification_timeout_s: float = Field(default=10.0, gt=0)
+    notification_poll_s: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> RouterSettings:
+        if self.alert_webhook_url and not self.alert_webhook_secret:
+            raise ValueError("alert_webhook_url needs alert_webhook_secret to sign with")
+        if self.alert_webhook_url and not self.alert_webhook_url.startswith(
+            ("https://", "http://")
+        ):
+            raise ValueError("alert_webhook_url must be an http(s) URL")
+        if self.environment == "production" and self.alert_smtp_security == "none":
+            raise ValueError("alert_smtp_security 'none' is for the sandbox and tests only")
+        return self
 
     def sandbox_secrets(self) -> dict[str, str]:
         return {**super().sandbox_secrets(), "ops_token": SANDBOX_OPS_TOKEN}

@@ -206,3 +206,28 @@ deviation = Table(
 )
 """Avvikelse i samverkan: one row per failed or late notification, counted and exported for a
 deviation system (see services/router/deviations.py). Rows are never deleted."""
+
+notification = Table(
+    "notification",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("alert_id", BigId, nullable=False, index=True),
+    Column("change", String(20), nullable=False),  # an AlertChange value
+    # "" except for reminders, which carry their time: each reminder is a new notification
+    Column("occurrence", String(40), nullable=False, server_default=""),
+    Column("channel", String(20), nullable=False),  # webhook | email | fallback-email
+    Column("recipient", String(500), nullable=False),  # a URL or an email address
+    Column("subject", String(300), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("payload", JSON, nullable=True),  # the webhook's JSON
+    Column("state", String(10), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("last_error", String(500), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=True),
+    UniqueConstraint("alert_id", "change", "occurrence", "channel", "recipient"),
+    Index("ix_notification_due", "state", "next_attempt_at"),
+)
+"""The durable queue of alert notifications (see services/router/notifications.py): written in
+the transaction that changes the alert, sent by the NotificationSender. No patient identity."""

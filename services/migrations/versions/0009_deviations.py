@@ -1,7 +1,7 @@
 """deviations: a record per failed or late notification (avvikelse i samverkan)
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-25 10:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import services.messaging.db
 
 revision = "0009"
-down_revision = "0007"  # re-chained after 0008 at merge
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
