@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml
 run: install
 	$(PY) -m services.stack run
 
+SCENARIO ?= basic
+
+# make demo                          the basic flow; make demo SCENARIO=broken-trigger: Gotland
 demo: install
-	$(PY) -m services.demo
+	$(PY) -m services.demo $(SCENARIO)
 
 PYTEST_ARGS ?=
 

@@ -56,7 +56,14 @@ def _hhmmss(iso: str) -> str:
     return datetime.fromisoformat(iso).astimezone().strftime("%H:%M:%S.%f")[:-3]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """``python -m services.demo [broken-trigger]`` (``make demo SCENARIO=…``)."""
+    chosen = (argv if argv is not None else sys.argv[1:]) or ["basic"]
+    if chosen[0] == "broken-trigger":
+        return broken_trigger()
+    if chosen[0] != "basic":
+        print(f"unknown scenario {chosen[0]!r}: basic or broken-trigger")
+        return 2
     with tempfile.TemporaryDirectory(prefix="carebridge-demo-") as tmp:
         stack = Stack(demo_settings(Path(tmp)), echo=lambda _: None)
         print("starting Tansu, migrating SQLite, starting 6 processes…", flush=True)
@@ -77,6 +84,37 @@ def main() -> int:
         finally:
             scenario.close()
             stack.stop()
+
+
+def broken_trigger() -> int:
+    """The Gotland scenario with every alert channel real (services/gotland_demo.py)."""
+    from services import gotland_demo
+
+    with tempfile.TemporaryDirectory(prefix="carebridge-demo-") as tmp:
+        smtp, inbox, receiver, hooks, router_env = gotland_demo.channels(Path(tmp))
+        stack = Stack(demo_settings(Path(tmp), router_env=router_env), echo=lambda _: None)
+        print("starting the stack with a real SMTP server and webhook receiver…", flush=True)
+        try:
+            stack.start()
+        except StackError as exc:
+            print(f"FAILED to start: {exc}")
+            stack.stop()
+            smtp.stop()
+            receiver.shutdown()
+            receiver.server_close()
+            return 1
+        scenario = Scenario(stack, random.Random(2026))
+        try:
+            return gotland_demo.play(scenario, inbox, hooks)
+        except (Timeout, AssertionError) as exc:
+            print(f"\nFAILED: {exc}")
+            return 1
+        finally:
+            scenario.close()
+            stack.stop()
+            smtp.stop()
+            receiver.shutdown()
+            receiver.server_close()
 
 
 def _play(s: Scenario) -> int:

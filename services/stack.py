@@ -50,6 +50,7 @@ class StackSettings(BaseSettings):
     subscriber_sim_control_port: int = 8113
     database_url: str | None = None  # one shared database; default: one SQLite file each
     routers: int = 1  # router replicas; more than one needs a shared PostgreSQL database
+    router_env: dict[str, str] = {}  # more ROUTER_* settings, e.g. alert channels (no prefix)
     second_router_port: int = 8003
     admission_confirmation_deadline_s: float = 120.0
     confirmation_deadline_s: float = 300.0  # every other family
@@ -192,6 +193,7 @@ class Stack:
                         "CONFIRMATION_DEADLINE_S": str(s.confirmation_deadline_s),
                         "ATTEMPT_TIMEOUT_S": str(s.attempt_timeout_s),
                         "RETRY_BASE_S": str(s.retry_base_s),
+                        **s.router_env,
                     },
                 ),
             )

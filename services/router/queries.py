@@ -27,6 +27,7 @@ _DELIVERY_FIELDS = (
     delivery.c.confirmed_at,
     delivery.c.last_error,
     delivery.c.message_id,
+    delivery.c.legal_due_at,
 )
 
 
