@@ -24,6 +24,7 @@ class AlertChange(enum.StrEnum):
     OPENED = "opened"
     ESCALATED = "escalated"  # severity went up (e.g. a deadline breached)
     REMINDER = "reminder"  # still open; throttled re-notification
+    AFFECTED = "affected"  # another patient's message joined the open incident
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
 

@@ -212,6 +212,8 @@ async def _raise(
         await _tell(session, sinks, alert_id, AlertChange.ESCALATED, affected, now)
     elif linked:
         log.warning("alert extended", extra={"alert_id": alert_id, **where})
+        # ops hear of it at the next reminder; the patient's receiving unit must hear now
+        await _tell(session, sinks, alert_id, AlertChange.AFFECTED, affected, now)
     return alert_id
 
 

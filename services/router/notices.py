@@ -112,6 +112,7 @@ _CHANGE_SV = {
     AlertChange.OPENED: "öppnat",
     AlertChange.ESCALATED: "eskalerat",
     AlertChange.REMINDER: "påminnelse",
+    AlertChange.AFFECTED: "ytterligare meddelande",
     AlertChange.ACKNOWLEDGED: "kvitterat",
     AlertChange.RESOLVED: "löst",
 }

@@ -88,7 +88,7 @@ UNIT_MUST_ACT: tuple[KindRule, ...] = (
     KindRule("deadline", prefix=True),  # a legal deadline at risk or breached
     KindRule("episode", prefix=True),  # e.g. discharged with no medication list
 )
-NOTICE_CHANGES = frozenset({AlertChange.OPENED, AlertChange.ESCALATED})
+NOTICE_CHANGES = frozenset({AlertChange.OPENED, AlertChange.ESCALATED, AlertChange.AFFECTED})
 
 
 def unit_must_act(kind: str) -> bool:
@@ -132,18 +132,27 @@ class Notifier:
         the rows added (an event already queued adds none)."""
         ops = ops_notice(event, self.directory)
         rows: list[dict[str, Any]] = []
-        if self.channels.webhook_url:
+        patient_only = event.change is AlertChange.AFFECTED  # ops were told at the opening
+        if self.channels.webhook_url and not patient_only:
             rows.append(
                 _row(Channel.WEBHOOK, self.channels.webhook_url, ops.subject, ops.body)
                 | {"payload": webhook_payload(event)}
             )
         if self.channels.email:
-            rows += [
-                _row(Channel.EMAIL, to, ops.subject, ops.body) for to in self.channels.ops_emails
-            ]
+            if not patient_only:
+                rows += [
+                    _row(Channel.EMAIL, to, ops.subject, ops.body)
+                    for to in self.channels.ops_emails
+                ]
             if self.channels.fallback_notices:
                 rows += await self._fallback(session, event)
-        occurrence = event.at.isoformat() if event.change is AlertChange.REMINDER else ""
+        occurrence = (
+            event.at.isoformat()
+            if event.change is AlertChange.REMINDER
+            else (event.message_id or event.pseudonym or event.at.isoformat())
+            if patient_only
+            else ""
+        )
         ids: list[int] = []
         for row in rows:
             new_id = await _insert_once(

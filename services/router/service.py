@@ -104,6 +104,7 @@ async def main(settings: RouterSettings | None = None) -> int:
         silence=tuple(settings.silence_rules),
         silence_every=timedelta(seconds=settings.silence_check_s),
         alert_sinks=(notify,),
+        sip_in_working_days=settings.sip_in_working_days,
     )
     router = Router(sessions=sessions, rules=rules, clock=utcnow, relay_wake=relay.wake)
     await router.sync_subscriptions()

@@ -69,6 +69,7 @@ class RouterSettings(ServiceSettings):
         default_factory=lambda: [SilenceRule(source="takecare", event_code="admission-notice")]
     )
     silence_check_s: float = 60.0
+    sip_in_working_days: bool = False  # a regional agreement may count the SIP's 3 days so
     reminder_warning_s: float = 2 * 3600  # quiet interval of an open incident, by severity
     reminder_critical_s: float = 30 * 60
 

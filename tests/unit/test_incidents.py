@@ -161,9 +161,12 @@ async def test_a_dead_letter_opens_one_critical_incident_naming_only_pseudonym_a
         "critical",
         2,
     )
-    (opened,) = sink.events  # the second failure joined the incident without a new notice
+    opened, joined = sink.events  # the second failure joined the incident
     assert opened.change is AlertChange.OPENED
     assert opened.pseudonym == "a" * 32 and opened.message_id == message_id(first)
+    # told too, for its own receiving unit; ops channels skip it (see notifications)
+    assert joined.change is AlertChange.AFFECTED and joined.alert_id == opened.alert_id
+    assert joined.pseudonym == "b" * 32 and joined.message_id == message_id(second)
     assert opened.sender_unit_hsa and opened.sender_unit_hsa.startswith("SE2321000222-")
 
 
@@ -265,6 +268,9 @@ async def test_a_legal_deadline_is_warned_before_and_escalated_at_the_breach(
     last = to_treserva()[-1]
     assert (last.change, last.severity) == (AlertChange.ESCALATED, Severity.CRITICAL)
     assert len({e.alert_id for e in to_treserva()}) == 1  # one incident, escalated twice
+    await router.handle_batch([result(message_id(rec), ResponseCode.OK, event=EventCode.RECEIPT)])
+    await router.tick()  # Treserva confirms at last: its deadline incident resolves
+    assert to_treserva()[-1].change is AlertChange.RESOLVED
 
 
 async def test_operators_acknowledge_and_resolve_over_the_api(router, sessions, clock, sink):
@@ -347,3 +353,32 @@ async def test_each_late_or_failed_notice_is_counted_as_a_deviation(router, sess
     # confirmed 15 min after its 15-min confirmation deadline (the bundle is stamped T0)
     assert treserva.lateness_s == 15 * 60
     assert by_destination["primary-care"].resolved_at is None  # still not confirmed
+
+
+async def test_a_failed_delivery_incident_resolves_once_the_replay_is_confirmed(
+    router, sessions, clock, sink
+):
+    from services.router.replay import ReplayFilter, replay
+
+    rec = admission(1, admitted_at=T0, patient="a" * 32)
+    await router.handle_batch([rec])
+    await router.handle_batch([result(message_id(rec), ResponseCode.FATAL_ERROR, why="HTTP 422")])
+    async with sessions.begin() as s:
+        (outcome,) = await replay(
+            s,
+            ReplayFilter(message_ids=(message_id(rec),)),
+            actor="Åsa",
+            reason="Treserva rättade sitt schema",
+            force=False,
+            now=clock(),
+        )
+    assert outcome.replayed
+    await router.tick()
+    await router.tick()
+    assert (await alerts(sessions))[0].state == "open"  # replayed, not yet confirmed
+    await router.handle_batch(
+        [result(message_id(rec), ResponseCode.OK, attempt=2, event=EventCode.RECEIPT)]
+    )
+    await router.tick()
+    failed = [a for a in await alerts(sessions) if a.kind == "delivery_failed"]
+    assert [(a.state, a.resolved_by) for a in failed] == [("resolved", "router")]

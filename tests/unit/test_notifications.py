@@ -179,3 +179,22 @@ def test_settings_refuse_a_webhook_without_a_secret_and_plain_smtp_in_production
             alert_smtp_host="smtp.example.se",
             alert_smtp_security="none",
         )
+
+
+async def test_a_patient_joining_an_open_incident_gets_a_fallback_notice_but_ops_no_repeat(
+    sessions,
+):
+    """Each affected patient's receiving unit must hear; operations heard at the opening."""
+    opened = event()
+    assert opened.message_id is not None
+    joined = replace(
+        opened, change=AlertChange.AFFECTED, message_id="b" * 8 + opened.message_id[8:]
+    )
+    await enqueue(sessions, opened)
+    await enqueue(sessions, joined)
+    await enqueue(sessions, joined)  # the same patient again: queued once
+    by_change: dict[str, list[str]] = {}
+    for row in await rows(sessions):
+        by_change.setdefault(row.change, []).append(row.channel)
+    assert "fallback-email" in by_change["opened"] and "email" in by_change["opened"]
+    assert by_change["affected"] == ["fallback-email"]
