@@ -51,6 +51,8 @@ _SUMMARY = {
     "legal deadline",
     AlertKind.SILENT_SOURCE: "no {family} messages from {destination} in the expected window: "
     "its trigger may be broken",
+    AlertKind.DESTINATION_DOWN: "{destination} has not answered for longer than allowed: its "
+    "circuit breaker is open and deliveries wait",
     AlertKind.EPISODE_GAP: "stays are missing a {family} (or {destination} never confirmed the "
     "admission notice it refers to)",
 }
@@ -471,3 +473,55 @@ async def _tell(
     )
     for sink in sinks:
         await sink(session, event)
+
+
+DESTINATION_DOWN_FAMILY = "all"  # a destination-down incident is about every family
+
+
+async def check_destinations(
+    session: AsyncSession, now: datetime, limit: timedelta, sinks: Sequence[AlertSink] = ()
+) -> int:
+    """An incident per destination whose circuit stays open longer than ``limit``; it
+    resolves itself when the circuit closes."""
+    from services.router.circuit import open_longer_than
+
+    down = await open_longer_than(session, now, limit)
+    for destination in down:
+        await raise_alert(
+            session,
+            kind=AlertKind.DESTINATION_DOWN,
+            destination=destination,
+            event_code=DESTINATION_DOWN_FAMILY,
+            affected=None,
+            now=now,
+            severity=Severity.CRITICAL,
+            sinks=sinks,
+        )
+    still_open = (
+        await session.execute(
+            select(alert.c.id, alert.c.destination).where(
+                alert.c.kind == AlertKind.DESTINATION_DOWN.value,
+                alert.c.state.in_([AlertState.OPEN.value, AlertState.ACKNOWLEDGED.value]),
+            )
+        )
+    ).all()
+    for row in still_open:
+        if row.destination not in down and not await _circuit_open(session, row.destination):
+            await resolve(
+                session,
+                int(row.id),
+                actor="router",
+                note="cause cleared: the destination answers again (circuit closed)",
+                now=now,
+                sinks=sinks,
+            )
+    return len(down)
+
+
+async def _circuit_open(session: AsyncSession, destination: str) -> bool:
+    from services.router.circuit import CircuitState, destination_circuit
+
+    state = await session.scalar(
+        select(destination_circuit.c.state).where(destination_circuit.c.destination == destination)
+    )
+    return state is not None and state != CircuitState.CLOSED.value

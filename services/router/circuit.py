@@ -54,6 +54,7 @@ destination_circuit = Table(
     Column("probe_at", UtcDateTime, nullable=True),
     Column("probe_delivery_id", BigId, nullable=True),
     Column("changed_at", UtcDateTime, nullable=False),
+    Column("opened_at", UtcDateTime, nullable=True),  # first opened since last closed
 )
 
 
@@ -123,6 +124,7 @@ async def record_success(session: AsyncSession, destination: str, now: datetime)
                 probe_at=None,
                 probe_delivery_id=None,
                 changed_at=now,
+                opened_at=None,
             )
         )
         if row.state != CircuitState.CLOSED.value:
@@ -148,6 +150,7 @@ async def record_failure(
             "trips": trips,
             "probe_at": now + policy.open_for(trips),
             "probe_delivery_id": None,
+            "opened_at": row.opened_at or now,
         }
         log.warning(
             "circuit open: destination failing",
@@ -185,3 +188,14 @@ async def _row(session: AsyncSession, destination: str, now: datetime) -> Any:
             select(destination_circuit).where(destination_circuit.c.destination == destination)
         )
     ).one()
+
+
+async def open_longer_than(session: AsyncSession, now: datetime, limit: timedelta) -> list[str]:
+    """Destinations whose circuit has stayed open (or probing) for longer than ``limit``."""
+    rows = await session.execute(
+        select(destination_circuit.c.destination).where(
+            destination_circuit.c.state != CircuitState.CLOSED.value,
+            destination_circuit.c.opened_at <= now - limit,
+        )
+    )
+    return sorted(rows.scalars())

@@ -66,6 +66,7 @@ class RoutingRules:
     silence: tuple[SilenceRule, ...] = ()  # silent-source rules, checked every silence_every
     silence_every: timedelta = timedelta(minutes=1)
     sip_in_working_days: bool = False  # a regional agreement may count the 3 days so
+    destination_down_after: timedelta = timedelta(minutes=10)  # circuit open this long: alert
 
     def retry(self, event_code: str) -> RetryPolicy:
         policy = self.policies.get(event_code)

@@ -83,6 +83,7 @@ class AlertKind(enum.StrEnum):
     DEADLINE_AT_RISK = "deadline_at_risk"  # a legal deadline near (50 %, 80 %) or breached
     SILENT_SOURCE = "silent_source"  # a source sent nothing where it should have
     EPISODE_GAP = "episode_gap"  # a stay misses a message (SIP invitation, medication list)
+    DESTINATION_DOWN = "destination_down"  # its circuit open longer than allowed
 
 
 class IllegalTransition(Exception):

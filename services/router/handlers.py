@@ -17,7 +17,7 @@ from services.messaging.db import store_unavailable
 from services.messaging.envelope import MalformedMessage, read_envelope
 from services.messaging.kafka import IncomingRecord
 from services.router import subscription_store
-from services.router.alerts import remind, resolve_cleared
+from services.router.alerts import check_destinations, remind, resolve_cleared
 from services.router.deliveries import (
     RoutingRules,
     accept_message,
@@ -99,6 +99,9 @@ class Router:
                 ),
                 "silent": await self._check_silence(session, now),
                 "gaps": await check_gaps(session, now, sinks=self.rules.alert_sinks),
+                "down": await check_destinations(
+                    session, now, self.rules.destination_down_after, self.rules.alert_sinks
+                ),
             }
         if done["dispatched"]:
             self._wake()

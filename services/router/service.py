@@ -105,6 +105,7 @@ async def main(settings: RouterSettings | None = None) -> int:
         silence_every=timedelta(seconds=settings.silence_check_s),
         alert_sinks=(notify,),
         sip_in_working_days=settings.sip_in_working_days,
+        destination_down_after=timedelta(seconds=settings.destination_down_after_s),
     )
     router = Router(sessions=sessions, rules=rules, clock=utcnow, relay_wake=relay.wake)
     await router.sync_subscriptions()

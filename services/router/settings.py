@@ -70,6 +70,7 @@ class RouterSettings(ServiceSettings):
     )
     silence_check_s: float = 60.0
     sip_in_working_days: bool = False  # a regional agreement may count the SIP's 3 days so
+    destination_down_after_s: float = 10 * 60  # a circuit open this long raises an incident
     reminder_warning_s: float = 2 * 3600  # quiet interval of an open incident, by severity
     reminder_critical_s: float = 30 * 60
 

@@ -382,3 +382,28 @@ async def test_a_failed_delivery_incident_resolves_once_the_replay_is_confirmed(
     await router.tick()
     failed = [a for a in await alerts(sessions) if a.kind == "delivery_failed"]
     assert [(a.state, a.resolved_by) for a in failed] == [("resolved", "router")]
+
+
+async def test_a_destination_down_for_too_long_opens_an_incident_until_it_answers(
+    router, sessions, clock, sink
+):
+    from services.router import circuit
+
+    async with sessions.begin() as s:
+        for _ in range(5):  # five transient failures in a row: the circuit opens
+            await circuit.record_failure(s, "treserva", circuit.CircuitPolicy(), clock())
+    clock.advance(9 * 60)
+    await router.tick()
+    assert [e for e in sink.events if e.kind == "destination_down"] == []
+    clock.advance(2 * 60)  # open for 11 minutes, over the 10-minute limit
+    await router.tick()
+    await router.tick()
+    down = [e for e in sink.events if e.kind == "destination_down"]
+    assert [(e.change, e.destination, e.severity) for e in down] == [
+        (AlertChange.OPENED, "treserva", Severity.CRITICAL)
+    ]
+    async with sessions.begin() as s:
+        await circuit.record_success(s, "treserva", clock())
+    await router.tick()
+    down = [e for e in sink.events if e.kind == "destination_down"]
+    assert down[-1].change is AlertChange.RESOLVED

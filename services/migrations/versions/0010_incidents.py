@@ -62,6 +62,10 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("reminders", sa.Integer(), server_default="0", nullable=False)
         )
+    with op.batch_alter_table("destination_circuit", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("opened_at", services.messaging.db.UtcDateTime(), nullable=True)
+        )
     with op.batch_alter_table("delivery", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("resend_at", services.messaging.db.UtcDateTime(), nullable=True)
@@ -84,6 +88,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("destination_circuit", schema=None) as batch_op:
+        batch_op.drop_column("opened_at")
     op.drop_index("ix_episode_patient", table_name="episode")
     op.drop_table("episode")
     with op.batch_alter_table("message", schema=None) as batch_op:
