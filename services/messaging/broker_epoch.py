@@ -31,7 +31,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from sqlalchemy import Column, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.messaging.db import UtcDateTime, metadata
+from services.messaging.db import UtcDateTime, metadata, serialize
 from services.messaging.kafka import PublishError
 from services.messaging.outbox import outbox
 
@@ -93,6 +93,8 @@ async def recover(
     it published within ``replay_window``. Return the epoch."""
     epoch = await read_epoch(bootstrap)
     async with sessions.begin() as session:
+        # replicas of one owner (two routers) start together: one records, the other waits
+        await serialize(session, f"broker-epoch:{owner}")
         known = await session.scalar(
             select(broker_epoch.c.epoch).where(broker_epoch.c.owner == owner)
         )

@@ -12,7 +12,7 @@ from services.adapter_takecare.families import (
     sip_update,
 )
 from services.messaging import topics
-from services.messaging.envelope import ResponseCode, to_json
+from services.messaging.envelope import EventCode, ResponseCode, to_json
 from services.messaging.kafka import IncomingRecord
 from services.router.alert_events import AlertChange
 from services.simulators.samples.admission_notice import sample_admission
@@ -137,3 +137,52 @@ async def test_a_later_notice_about_an_admission_the_receiver_never_confirmed(
         ("treserva", "ready-for-discharge", message_id(first)),
         ("primary-care", "ready-for-discharge", message_id(first)),
     }
+
+
+async def test_the_unconfirmed_admission_gap_resolves_once_the_admission_is_confirmed(
+    router, sessions, clock, sink
+):
+    from services.router.replay import ReplayFilter, replay
+
+    first = admitted(clock)
+    await router.handle_batch([first])
+    await confirmed(router, first)  # another patient, all well: no gap for them
+    clock.advance(3600)
+    second = admitted(clock, seed=9)  # a second stay of another patient, refused by Treserva
+    second = IncomingRecord(second.topic, 0, next(_offsets), "f" * 32, second.value, second.headers)
+    await router.handle_batch([second])
+    await router.handle_batch([result(message_id(second), ResponseCode.FATAL_ERROR)])
+    await confirmed_by(router, second, "primary-care")
+    later = ready(clock)
+    later = IncomingRecord(later.topic, 0, next(_offsets), "f" * 32, later.value, later.headers)
+    await router.handle_batch([later])
+    gap = [e for e in sink.events if e.kind == "episode_gap"]
+    assert [(e.destination, e.pseudonym) for e in gap] == [("treserva", "f" * 32)]
+    async with sessions.begin() as s:  # Treserva fixed: the admission is replayed …
+        await replay(
+            s,
+            ReplayFilter(message_ids=(message_id(second),)),
+            actor="Åsa",
+            reason="Treserva rättat",
+            force=False,
+            now=clock(),
+        )
+    await router.tick()
+    await router.handle_batch(
+        [result(message_id(second), ResponseCode.OK, attempt=2, event=EventCode.RECEIPT)]
+    )  # … and confirmed
+    await router.tick()
+    states = {a.event_code: a.state for a in await alerts(sessions) if a.kind == "episode_gap"}
+    assert states == {"ready-for-discharge": "resolved"}
+
+
+async def confirmed_by(router, rec, destination):
+    from services.messaging.envelope import System
+
+    who = System(destination)
+    await router.handle_batch(
+        [
+            result(message_id(rec), ResponseCode.OK, responder=who),
+            result(message_id(rec), ResponseCode.OK, responder=who, event=EventCode.RECEIPT),
+        ]
+    )
