@@ -1,4 +1,4 @@
-"""Delivery and alert state machines, retry back-off and routing: pure, no I/O.
+"""Delivery and alert state machines and retry back-off: pure, no I/O.
 
 Delivery states::
 
@@ -22,8 +22,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.messaging.envelope import System
-from services.messaging.families import FAMILIES, destinations
+from services.messaging.families import FAMILIES
 
 
 class DeliveryState(enum.StrEnum):
@@ -132,14 +131,6 @@ class FamilyPolicy:
 
     confirmation_deadline: timedelta
     retry: RetryPolicy
-
-
-def routes(event_code: str, source: str) -> tuple[System, ...]:
-    """The family catalogue's destinations for an event from ``source``; an unknown code or
-    sender has none. The router routes by subscription (:func:`services.router.subscriptions.
-    route`); the journal adapters' subscriptions are derived from the catalogue and a test
-    holds them equal to this."""
-    return destinations(event_code, source)
 
 
 def default_policies(

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import signal
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -65,3 +67,22 @@ async def serve(
         stopping.cancel()
         with contextlib.suppress(Exception):
             await control_task
+
+
+def run_until_signalled(
+    name: str, run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+) -> None:
+    """A simulator's ``main``: JSON logs as ``name``, then ``run(stop)`` until SIGTERM or
+    SIGINT sets ``stop``."""
+    from services.messaging import logs
+
+    logs.configure(name)
+    stop = asyncio.Event()
+
+    async def start() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run(stop)
+
+    asyncio.run(start())

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.messaging.signing import SIGNATURE_HEADER, SignatureError, verify
 from services.messaging.webhook_client import EVENT_HEADER, SUBSCRIPTION_HEADER
 from services.simulators.journal import FaultMode, JournalState, create_control_app
-from services.simulators.serving import serve
+from services.simulators.serving import run_until_signalled, serve
 
 log = logging.getLogger(__name__)
 
@@ -159,19 +158,8 @@ async def run(settings: SubscriberSimSettings, stop: asyncio.Event) -> None:
 
 
 def main() -> None:
-    from services.messaging import logs
-
-    logs.configure("sim_subscriber")
     settings = SubscriberSimSettings()
-    stop = asyncio.Event()
-
-    async def start() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run(settings, stop)
-
-    asyncio.run(start())
+    run_until_signalled("sim_subscriber", lambda stop: run(settings, stop))
 
 
 if __name__ == "__main__":

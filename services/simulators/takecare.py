@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import signal
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +32,7 @@ from services.simulators.journal import (
     create_api_app,
     create_control_app,
 )
-from services.simulators.serving import serve
+from services.simulators.serving import run_until_signalled, serve
 
 
 class TakeCareSimSettings(BaseSettings):
@@ -163,19 +162,8 @@ async def run(settings: TakeCareSimSettings, stop: asyncio.Event) -> None:
 
 
 def main() -> None:
-    from services.messaging import logs
-
-    logs.configure("sim_takecare")
     settings = TakeCareSimSettings()
-    stop = asyncio.Event()
-
-    async def start() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run(settings, stop)
-
-    asyncio.run(start())
+    run_until_signalled("sim_takecare", lambda stop: run(settings, stop))
 
 
 if __name__ == "__main__":

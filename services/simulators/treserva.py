@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +25,7 @@ from services.simulators.journal import (
     create_api_app,
     create_control_app,
 )
-from services.simulators.serving import serve
+from services.simulators.serving import run_until_signalled, serve
 
 
 class TreservaSimSettings(BaseSettings):
@@ -125,19 +124,8 @@ async def run(settings: TreservaSimSettings, stop: asyncio.Event) -> None:
 
 
 def main() -> None:
-    from services.messaging import logs
-
-    logs.configure("sim_treserva")
     settings = TreservaSimSettings()
-    stop = asyncio.Event()
-
-    async def start() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run(settings, stop)
-
-    asyncio.run(start())
+    run_until_signalled("sim_treserva", lambda stop: run(settings, stop))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import pytest
 from services.demo import demo_settings
 from services.scenario import Scenario
 from services.stack import Stack, StackSettings
+from tests.reliability.checks import delivered_once, order_violations, stuck
 from tests.reliability.postgres import EphemeralPostgres
 
 RESULTS = Path(__file__).resolve().parents[2] / "test-output" / "reliability-results.json"
@@ -103,6 +104,35 @@ def wait_all_confirmed(scenario: Scenario, message_ids: list[str], timeout_s: fl
         remaining = max(1.0, timeout_s - (time.monotonic() - started))
         scenario.wait_for_state(message_id, "confirmed", timeout_s=remaining)
     return time.monotonic() - started
+
+
+def assert_promise(
+    scenario: Scenario,
+    posted: list[tuple[str, str]],
+    fault: str,
+    started: float,
+    *,
+    timeout_s: float,
+) -> None:
+    """The promise every fault test checks, recorded for the Guarantees table: all posted
+    messages confirmed, each held once by the receiver, in per-patient order, nothing stuck;
+    recovery counted from ``started`` (the fault, or the destination coming back)."""
+    ids = [m for m, _ in posted]
+    wait_all_confirmed(scenario, ids, timeout_s=timeout_s)
+    recovery_s = time.monotonic() - started
+    counts = delivered_once(scenario, ids)
+    order = order_violations(scenario, posted)
+    record_result(
+        fault,
+        messages=len(ids),
+        lost=counts["lost"],
+        duplicated=counts["duplicated"],
+        order_violations=order,
+        recovery_s=round(recovery_s, 1),
+    )
+    assert counts == {"lost": 0, "duplicated": 0}
+    assert order == 0
+    assert stuck(scenario) == {}
 
 
 def results_table() -> str:

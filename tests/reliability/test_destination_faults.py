@@ -5,29 +5,10 @@ import time
 
 import pytest
 
-from tests.reliability.checks import delivered_once, order_violations, post, stuck
-from tests.reliability.conftest import record_result, wait_all_confirmed
+from tests.reliability.checks import post
+from tests.reliability.conftest import assert_promise
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(400)]
-
-
-def _check(scenario, posted, fault, started, timeout_s):
-    ids = [m for m, _ in posted]
-    wait_all_confirmed(scenario, ids, timeout_s=timeout_s)
-    recovery_s = time.monotonic() - started
-    counts = delivered_once(scenario, ids)
-    order = order_violations(scenario, posted)
-    record_result(
-        fault,
-        messages=len(ids),
-        lost=counts["lost"],
-        duplicated=counts["duplicated"],
-        order_violations=order,
-        recovery_s=round(recovery_s, 1),
-    )
-    assert counts == {"lost": 0, "duplicated": 0}
-    assert order == 0
-    assert stuck(scenario) == {}
 
 
 def test_treserva_answering_in_five_seconds(scenario):
@@ -36,7 +17,7 @@ def test_treserva_answering_in_five_seconds(scenario):
     scenario.set_treserva_fault("slow", slow_s=5.0)
     started = time.monotonic()
     posted = post(scenario, 10)
-    _check(scenario, posted, "Treserva answering in 5 s", started, timeout_s=240)
+    assert_promise(scenario, posted, "Treserva answering in 5 s", started, timeout_s=240)
     assert scenario.treserva_stats()["duplicates"] >= 1  # the retries reached it, deduped
 
 
@@ -50,4 +31,6 @@ def test_treserva_down_two_minutes_during_a_burst_of_1000(scenario):
     time.sleep(max(0.0, outage_ends - time.monotonic()))  # the fault itself: 2 min down
     scenario.set_treserva_fault("none")
     up = time.monotonic()
-    _check(scenario, posted, "Treserva down 2 min during a burst of 1000", up, timeout_s=600)
+    assert_promise(
+        scenario, posted, "Treserva down 2 min during a burst of 1000", up, timeout_s=600
+    )

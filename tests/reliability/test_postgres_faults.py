@@ -12,8 +12,8 @@ import pytest
 
 from services.scenario import Scenario
 from services.stack import Stack
-from tests.reliability.checks import delivered_once, order_violations, post, stuck
-from tests.reliability.conftest import fault_settings, record_result, supervise, wait_all_confirmed
+from tests.reliability.checks import delivered_once, order_violations, post
+from tests.reliability.conftest import assert_promise, fault_settings, supervise, wait_all_confirmed
 from tests.reliability.postgres import EphemeralPostgres
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(400)]
@@ -33,25 +33,6 @@ def pg_scenario(pg_stack: Stack) -> Iterator[Scenario]:
     s = Scenario(pg_stack, random.Random(11))
     yield s
     s.close()
-
-
-def _assert_promise(scenario: Scenario, posted: list[tuple[str, str]], fault: str, t0: float):
-    ids = [m for m, _ in posted]
-    wait_all_confirmed(scenario, ids, timeout_s=240)
-    recovery_s = time.monotonic() - t0
-    counts = delivered_once(scenario, ids)
-    order = order_violations(scenario, posted)
-    record_result(
-        fault,
-        messages=len(ids),
-        lost=counts["lost"],
-        duplicated=counts["duplicated"],
-        order_violations=order,
-        recovery_s=round(recovery_s, 1),
-    )
-    assert counts == {"lost": 0, "duplicated": 0}
-    assert order == 0
-    assert stuck(scenario) == {}
 
 
 def _dispatchers(scenario: Scenario, message_ids: list[str]) -> dict[str, int]:
@@ -85,7 +66,13 @@ def test_one_of_two_routers_killed(pg_scenario: Scenario, pg_stack: Stack) -> No
     pg_stack.kill("router_2", stay_down=True)  # gone for good: the other must take over
     killed = time.monotonic()
     posted += post(pg_scenario, 20)
-    _assert_promise(pg_scenario, posted, "one of two routers killed (kill -9, stays down)", killed)
+    assert_promise(
+        pg_scenario,
+        posted,
+        "one of two routers killed (kill -9, stays down)",
+        killed,
+        timeout_s=240,
+    )
 
 
 def test_postgres_restart(
@@ -95,4 +82,6 @@ def test_postgres_restart(
     restarted = time.monotonic()
     down_s = postgres.restart(mode="immediate")  # as after a crash: no shutdown checkpoint
     posted += post(pg_scenario, 20)  # a 503 while it is down is sent again, as a source would
-    _assert_promise(pg_scenario, posted, f"PostgreSQL restart (down {down_s:.1f} s)", restarted)
+    assert_promise(
+        pg_scenario, posted, f"PostgreSQL restart (down {down_s:.1f} s)", restarted, timeout_s=240
+    )

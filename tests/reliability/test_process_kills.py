@@ -4,29 +4,10 @@ import time
 
 import pytest
 
-from tests.reliability.checks import delivered_once, order_violations, post, stuck
-from tests.reliability.conftest import record_result, wait_all_confirmed
+from tests.reliability.checks import post
+from tests.reliability.conftest import assert_promise
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
-
-
-def _assert_promise(scenario, posted, fault, started):
-    ids = [m for m, _ in posted]
-    wait_all_confirmed(scenario, ids, timeout_s=180)
-    recovery_s = time.monotonic() - started
-    counts = delivered_once(scenario, ids)
-    order = order_violations(scenario, posted)
-    record_result(
-        fault,
-        messages=len(ids),
-        lost=counts["lost"],
-        duplicated=counts["duplicated"],
-        order_violations=order,
-        recovery_s=round(recovery_s, 1),
-    )
-    assert counts == {"lost": 0, "duplicated": 0}
-    assert order == 0
-    assert stuck(scenario) == {}
 
 
 def test_router_killed_in_the_middle_of_a_batch(scenario, supervised):
@@ -34,7 +15,7 @@ def test_router_killed_in_the_middle_of_a_batch(scenario, supervised):
     supervised.kill("router")
     killed = time.monotonic()
     posted += post(scenario, 20)  # accepted while the router is down: they wait in Kafka
-    _assert_promise(scenario, posted, "router killed (kill -9) mid-batch", killed)
+    assert_promise(scenario, posted, "router killed (kill -9) mid-batch", killed, timeout_s=180)
 
 
 def test_adapter_killed_between_the_post_and_the_recorded_result(scenario, supervised):
@@ -45,4 +26,6 @@ def test_adapter_killed_between_the_post_and_the_recorded_result(scenario, super
     killed = time.monotonic()
     scenario.set_treserva_fault("none")
     posted += post(scenario, 10)
-    _assert_promise(scenario, posted, "adapter_treserva killed (kill -9) during POSTs", killed)
+    assert_promise(
+        scenario, posted, "adapter_treserva killed (kill -9) during POSTs", killed, timeout_s=180
+    )

@@ -14,7 +14,6 @@ from services.router.domain import (
     check_alert_transition,
     check_delivery_transition,
     default_policies,
-    routes,
 )
 
 D = DeliveryState
@@ -70,7 +69,9 @@ def test_backoff_grows_is_jittered_and_capped():
     assert not policy.exhausted(4) and policy.exhausted(5)
 
 
-def test_routes_follow_the_family_catalogue_by_event_and_sender():
+def test_the_catalogue_routes_by_event_and_sender():
+    from services.messaging.families import destinations as routes
+
     municipality_and_primary_care = (System.TRESERVA, System.PRIMARY_CARE)
     assert routes("admission-notice", "takecare") == municipality_and_primary_care
     assert routes("ready-for-discharge-withdrawn", "takecare") == municipality_and_primary_care

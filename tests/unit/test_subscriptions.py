@@ -12,8 +12,8 @@ from sqlalchemy import select
 from services.messaging import topics
 from services.messaging.envelope import EventCode, System
 from services.messaging.families import FAMILIES, Family
+from services.messaging.families import destinations as routes
 from services.router import subscription_store
-from services.router.domain import routes
 from services.router.subscriptions import (
     CATALOGUE,
     ROUTABLE_EVENTS,
