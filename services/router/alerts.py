@@ -138,7 +138,8 @@ async def raise_alert(
         sinks=sinks,
     )
     deviation = _DEVIATION_OF.get(kind)
-    counts = kind is not AlertKind.DEADLINE_AT_RISK or severity is Severity.CRITICAL
+    # an early warning (a deadline at 50 or 80 %) is not yet a deviation; its breach is
+    counts = kind not in _WARNS_EARLY or severity is Severity.CRITICAL
     if affected is not None and deviation is not None and counts:
         await _count_deviation(session, deviation, destination, event_code, affected, now, alert_id)
     return alert_id
@@ -218,6 +219,8 @@ async def _raise(
         await _tell(session, sinks, alert_id, AlertChange.AFFECTED, affected, now)
     return alert_id
 
+
+_WARNS_EARLY = frozenset({AlertKind.DEADLINE_AT_RISK, AlertKind.EPISODE_GAP})
 
 _PSEUDONYM = re.compile(r"[0-9a-f]{32}")
 

@@ -10,7 +10,9 @@ missing rather than only what failed.
 Gaps raise an ``episode_gap`` incident (by pseudonym and unit, never by name):
 
 - ready for discharge, and no SIP invitation within 3 days (calendar days by law; working
-  days where a regional agreement says so);
+  days where a regional agreement says so): warned at 50 % (info) and 80 % (warning) of
+  that time, escalated to critical at the breach, as the legal deadlines of deliveries are
+  (:mod:`services.router.deadlines`);
 - discharged, and no medication list by the end of the discharge day;
 - a later notice about a stay whose admission notice the receiver never confirmed (it went
   to dead letter, or its confirmation is overdue).
@@ -23,8 +25,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, Column, Index, String, Table, and_, func, select, update
+from sqlalchemy import Boolean, Column, Index, Integer, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging.care_facts import CareFacts
@@ -32,7 +35,14 @@ from services.messaging.db import BigId, UtcDateTime, metadata
 from services.messaging.envelope import Envelope, EventCode
 from services.router.alert_events import Severity
 from services.router.alerts import Affected, AlertSink, raise_alert, resolve
-from services.router.deadlines import SIP_INVITATION_WITHIN_DAYS, add_days, end_of_day
+from services.router.deadlines import (
+    SIP_INVITATION_WITHIN_DAYS,
+    Stage,
+    add_days,
+    end_of_day,
+    next_stage_at,
+    stage,
+)
 from services.router.domain import AlertKind, AlertState, DeliveryState
 from services.router.tables import alert, delivery, message
 
@@ -66,11 +76,22 @@ episode = Table(
     Column("discharged_at", UtcDateTime, nullable=True),
     Column("medication_due_at", UtcDateTime, nullable=True),
     Column("medication_list_at", UtcDateTime, nullable=True),
+    # the SIP invitation's stage (deadlines.Stage) and when to look at it again
+    Column("sip_stage", Integer, nullable=False, server_default="0"),
+    Column("sip_check_at", UtcDateTime, nullable=True),
+    # an incident holds this episode: closed again when the missing message arrives
     Column("sip_gap_open", Boolean, nullable=False, server_default="0"),
     Column("medication_gap_open", Boolean, nullable=False, server_default="0"),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_episode_patient", "pseudonym", "state"),
 )
+
+_SIP_CLOCK_STOPPED: dict[str, object] = {
+    "sip_due_at": None,
+    "sip_stage": int(Stage.ON_TRACK),
+    "sip_check_at": None,
+    "sip_gap_open": False,
+}
 
 _LATER_NOTICES = frozenset(
     {
@@ -129,13 +150,17 @@ async def track(
     if code in _LATER_NOTICES:
         await _unconfirmed_admission(session, current, code, facts, now, sinks)
     if code == EventCode.READY_FOR_DISCHARGE:
+        due = add_days(at, SIP_INVITATION_WITHIN_DAYS, working=sip_in_working_days)
         values = {
             "state": EpisodeState.READY.value,
             "ready_at": at,
-            "sip_due_at": add_days(at, SIP_INVITATION_WITHIN_DAYS, working=sip_in_working_days),
+            "sip_due_at": due,
+            "sip_stage": int(Stage.ON_TRACK),
+            "sip_check_at": next_stage_at(at, due, Stage.ON_TRACK),
         }
     elif code == EventCode.READY_FOR_DISCHARGE_WITHDRAWN:
-        values = {"state": EpisodeState.ADMITTED.value, "ready_at": None, "sip_due_at": None}
+        # no longer ready: the SIP clock stops, and a warning it raised no longer holds
+        values = {"state": EpisodeState.ADMITTED.value, "ready_at": None} | _SIP_CLOCK_STOPPED
     elif code == EventCode.DISCHARGE_NOTICE:
         discharged = facts.stay_ended_at or at
         values = {
@@ -144,9 +169,10 @@ async def track(
             "medication_due_at": end_of_day(discharged),
         }
     elif code == EventCode.ADMISSION_NOTICE_CANCELLED:
-        values = {"state": EpisodeState.CANCELLED.value}
+        values = {"state": EpisodeState.CANCELLED.value, "medication_gap_open": False}
+        values |= _SIP_CLOCK_STOPPED
     elif code == EventCode.SIP_INVITATION:
-        values = {"sip_invited_at": at, "sip_gap_open": False}
+        values = {"sip_invited_at": at, "sip_gap_open": False, "sip_check_at": None}
     elif code == EventCode.MEDICATION_LIST:
         values = {"medication_list_at": at, "medication_gap_open": False}
     if values:
@@ -179,62 +205,115 @@ async def record_discharge_medication(
 async def check_gaps(
     session: AsyncSession, now: datetime, *, sinks: Sequence[AlertSink] = ()
 ) -> int:
-    """Open (or join) a gap incident for each episode newly past a gap's due time, and
-    resolve gap incidents no episode keeps open. Returns the episodes newly flagged."""
-    flagged = 0
-    rules = (
-        (
-            Gap.SIP_INVITATION,
-            episode.c.sip_gap_open,
-            and_(
-                episode.c.state == EpisodeState.READY.value,
-                episode.c.sip_invited_at.is_(None),
-                episode.c.sip_due_at <= now,
-            ),
-            episode.c.sip_due_at,
-        ),
-        (
-            Gap.MEDICATION_LIST,
-            episode.c.medication_gap_open,
-            and_(
+    """Warn and escalate as SIP invitations near and pass their due time, open (or join) a
+    gap incident for each episode newly past the end of its discharge day with no
+    medication list, and resolve gap incidents no episode keeps open. Returns the episodes
+    newly flagged."""
+    flagged = await _check_sip_invitations(session, now, sinks)
+    await _resolve_closed(session, Gap.SIP_INVITATION, episode.c.sip_gap_open, now, sinks)
+    rows = (
+        await session.execute(
+            select(
+                episode.c.id,
+                episode.c.pseudonym,
+                episode.c.sender_unit_hsa,
+                episode.c.medication_due_at,
+            )
+            .where(
                 episode.c.state == EpisodeState.DISCHARGED.value,
                 episode.c.medication_list_at.is_(None),
                 episode.c.medication_due_at <= now,
-            ),
-            episode.c.medication_due_at,
-        ),
-    )
-    for gap, flag, missing, due in rules:
-        rows = (
-            await session.execute(
-                select(episode.c.id, episode.c.pseudonym, episode.c.sender_unit_hsa, due)
-                .where(missing, ~flag)
-                .limit(200)
-                .with_for_update(skip_locked=True)
+                ~episode.c.medication_gap_open,
             )
-        ).all()
-        for row in rows:
-            await session.execute(
-                update(episode).where(episode.c.id == row.id).values({flag.key: True})
-            )
-            await raise_alert(
-                session,
-                kind=AlertKind.EPISODE_GAP,
-                destination="treserva",
-                event_code=gap.value,
-                affected=Affected(
-                    delivery_id=None,
-                    pseudonym=row.pseudonym,
-                    sender_unit_hsa=row.sender_unit_hsa,
-                    due_at=row[3],
-                ),
-                now=now,
-                severity=Severity.CRITICAL,
-                sinks=sinks,
-            )
-            flagged += 1
-        await _resolve_closed(session, gap, flag, now, sinks)
+            .limit(200)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for row in rows:
+        await session.execute(
+            update(episode).where(episode.c.id == row.id).values(medication_gap_open=True)
+        )
+        await _gap(session, Gap.MEDICATION_LIST, row, row.medication_due_at, now, sinks)
+        flagged += 1
+    await _resolve_closed(session, Gap.MEDICATION_LIST, episode.c.medication_gap_open, now, sinks)
     return flagged
+
+
+_STAGE_SEVERITY = {
+    Stage.HALF: Severity.INFO,
+    Stage.LATE: Severity.WARNING,
+    Stage.BREACHED: Severity.CRITICAL,
+}
+
+
+async def _check_sip_invitations(
+    session: AsyncSession, now: datetime, sinks: Sequence[AlertSink]
+) -> int:
+    """Each ready episode without its SIP invitation whose next stage has come: info at
+    50 % of the time, warning at 80 %, critical at the breach (the gap proper)."""
+    rows = (
+        await session.execute(
+            select(
+                episode.c.id,
+                episode.c.pseudonym,
+                episode.c.sender_unit_hsa,
+                episode.c.ready_at,
+                episode.c.sip_due_at,
+                episode.c.sip_stage,
+            )
+            .where(
+                episode.c.state == EpisodeState.READY.value,
+                episode.c.sip_invited_at.is_(None),
+                episode.c.sip_check_at <= now,
+            )
+            .order_by(episode.c.sip_check_at)
+            .limit(200)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    raised = 0
+    for row in rows:
+        reached = stage(row.ready_at, row.sip_due_at, now)
+        values: dict[str, object] = {
+            "sip_stage": int(reached),
+            "sip_check_at": next_stage_at(row.ready_at, row.sip_due_at, reached),
+        }
+        if reached > row.sip_stage:
+            values["sip_gap_open"] = True
+        await session.execute(update(episode).where(episode.c.id == row.id).values(**values))
+        if reached <= row.sip_stage:
+            continue
+        await _gap(
+            session, Gap.SIP_INVITATION, row, row.sip_due_at, now, sinks, _STAGE_SEVERITY[reached]
+        )
+        raised += 1
+    return raised
+
+
+async def _gap(
+    session: AsyncSession,
+    gap: Gap,
+    row: Any,
+    due_at: datetime,
+    now: datetime,
+    sinks: Sequence[AlertSink],
+    severity: Severity = Severity.CRITICAL,
+) -> None:
+    await raise_alert(
+        session,
+        kind=AlertKind.EPISODE_GAP,
+        destination="treserva",
+        event_code=gap.value,
+        affected=Affected(
+            delivery_id=None,
+            pseudonym=row.pseudonym,
+            sender_unit_hsa=row.sender_unit_hsa,
+            due_at=due_at,
+        ),
+        now=now,
+        severity=severity,
+        sinks=sinks,
+    )
 
 
 async def _resolve_closed(

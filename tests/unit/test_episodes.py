@@ -14,7 +14,7 @@ from services.adapter_takecare.families import (
 from services.messaging import topics
 from services.messaging.envelope import EventCode, ResponseCode, to_json
 from services.messaging.kafka import IncomingRecord
-from services.router.alert_events import AlertChange
+from services.router.alert_events import AlertChange, Severity
 from services.simulators.samples.admission_notice import sample_admission
 from services.simulators.samples.discharge import (
     sample_discharge_notice,
@@ -77,25 +77,76 @@ def gaps(sink, family):
     return [e for e in sink.events if e.kind == "episode_gap" and e.family == family]
 
 
-async def test_no_sip_invitation_three_days_after_ready_for_discharge(router, clock, sink):
+async def test_no_sip_invitation_is_warned_at_50_and_80_percent_and_escalated_after_three_days(
+    router, sessions, clock, sink
+):
     await router.handle_batch([admitted(clock)])
     clock.advance(3600)
     await router.handle_batch([ready(clock)])
-    clock.advance(3 * 24 * 3600 - 60)
+    day = 24 * 3600
+    clock.advance(int(1.5 * day) - 60)  # just short of half the 3 days
     await router.tick()
     assert gaps(sink, "sip-invitation") == []
     clock.advance(120)
     await router.tick()
     (opened,) = gaps(sink, "sip-invitation")
-    assert (opened.change, opened.pseudonym) == (AlertChange.OPENED, PATIENT)
+    assert (opened.change, opened.severity, opened.pseudonym) == (
+        AlertChange.OPENED,
+        Severity.INFO,
+        PATIENT,
+    )
     assert opened.sender_unit_hsa and opened.due_at is not None
+    clock.advance(int(0.9 * day))  # 80 % gone
+    await router.tick()
+    assert [(e.change, e.severity) for e in gaps(sink, "sip-invitation")][1:] == [
+        (AlertChange.ESCALATED, Severity.WARNING)
+    ]
+    await router.tick()  # nothing new until the next stage
+    assert len(gaps(sink, "sip-invitation")) == 2
+    assert await deviation_kinds(sessions) == []  # a warning is not yet a deviation
+    clock.advance(int(0.6 * day))  # the 3 days are over
+    await router.tick()
+    changes = [(e.change, e.severity) for e in gaps(sink, "sip-invitation")][2:]
+    # an unacknowledged warning is re-announced every 2 h until the breach escalates it
+    assert {c for c, _ in changes[:-1]} == {AlertChange.REMINDER}
+    assert changes[-1] == (AlertChange.ESCALATED, Severity.CRITICAL)
+    assert await deviation_kinds(sessions) == ["episode_gap"]
     invitation = sample_takecare_sip_update(random.Random(3), now=clock(), stage="invitation")
     await router.handle_batch([record(sip_update, invitation, clock())])
     await router.tick()
-    assert [e.change for e in gaps(sink, "sip-invitation")] == [
-        AlertChange.OPENED,
-        AlertChange.RESOLVED,
-    ]
+    assert gaps(sink, "sip-invitation")[-1].change is AlertChange.RESOLVED
+
+
+async def test_a_sip_warning_resolves_when_ready_for_discharge_is_withdrawn(
+    router, sessions, clock, sink
+):
+    first = admitted(clock)
+    await router.handle_batch([first])
+    await confirmed(router, first)
+    clock.advance(3600)
+    await router.handle_batch([ready(clock)])
+    clock.advance(2 * 24 * 3600)
+    await router.tick()
+    assert [e.severity for e in gaps(sink, "sip-invitation")] == [Severity.INFO]
+    doc = sample_discharge_readiness(random.Random(7), now=clock(), withdrawn=True)
+    await router.handle_batch([record(discharge_readiness, doc, clock())])
+    await router.tick()
+    assert gaps(sink, "sip-invitation")[-1].change is AlertChange.RESOLVED
+    clock.advance(2 * 24 * 3600)  # past the old due time: the clock stopped, nothing more
+    await router.tick()
+    assert gaps(sink, "sip-invitation")[-1].change is AlertChange.RESOLVED
+    states = {a.event_code: a.state for a in await alerts(sessions) if a.kind == "episode_gap"}
+    assert states == {"sip-invitation": "resolved"}
+
+
+async def deviation_kinds(sessions):
+    from sqlalchemy import select
+
+    from services.router.tables import deviation
+
+    async with sessions() as s:
+        query = select(deviation.c.kind).where(deviation.c.family == "sip-invitation")
+        return list((await s.execute(query)).scalars())
 
 
 async def test_discharged_without_a_medication_list_by_the_end_of_the_day(
