@@ -11,6 +11,7 @@ import services.messaging.broker_epoch
 import services.messaging.intake_tables
 import services.messaging.outbox
 import services.messaging.processed
+import services.router.access_log
 import services.router.circuit
 import services.router.episodes
 import services.router.tables  # noqa: F401  (registers tables on the shared metadata)

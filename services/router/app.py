@@ -15,11 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.messaging.db import utcnow
 from services.messaging.http import answer_store_outages, bearer_ok
 from services.router import alerts as incidents
-from services.router import queries
+from services.router import dashboard, queries
 from services.router.alerts import AlertSink
+from services.router.console.pages import install_console
 from services.router.deviation_api import deviation_routes
 from services.router.domain import AlertState, DeliveryState, IllegalTransition
 from services.router.notification_api import notification_routes
+from services.router.patient_api import patient_routes
 from services.router.replay import ReplayFilter, audit_log, replay
 from services.router.settings import RouterSettings
 from services.router.subscription_api import subscription_routes
@@ -179,6 +181,13 @@ def create_app(
             items = await queries.destination_health(session)
         return {"count": len(items), "items": items}
 
+    @api.get("/dashboard")
+    async def overview() -> dict[str, Any]:
+        """The console's first page: deliveries by state over the last 24 h, health per
+        destination, open incidents."""
+        async with sessions() as session:
+            return await dashboard.overview(session, clock())
+
     @api.get("/deliveries/states")
     async def delivery_states() -> dict[str, int]:
         async with sessions() as session:
@@ -187,5 +196,7 @@ def create_app(
     api.include_router(subscription_routes(sessions, clock))
     api.include_router(deviation_routes(sessions, clock))
     api.include_router(notification_routes(sessions))
+    api.include_router(patient_routes(settings, sessions, clock))
     app.include_router(api)
+    install_console(app, settings, sessions, clock, alert_sinks)
     return app

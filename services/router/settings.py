@@ -13,10 +13,12 @@ from services.messaging.settings import ServiceSettings
 from services.router.alert_events import Severity
 from services.router.alerts import ReminderPolicy
 from services.router.circuit import CircuitPolicy
+from services.router.console.accounts import SANDBOX_HASHES, SANDBOX_USERS, ConsoleUser
 from services.router.domain import FamilyPolicy, RetryPolicy, default_policies
 from services.router.silence import SilenceRule
 
 SANDBOX_OPS_TOKEN = "sandbox-ops-token"
+SANDBOX_CONSOLE_SECRET = "sandbox-console-secret-not-for-production"
 
 
 class FamilyTerms(BaseModel):
@@ -82,6 +84,15 @@ class RouterSettings(ServiceSettings):
             raise ValueError(f"unknown message families: {', '.join(unknown)}")
         return terms
 
+    # The operations console (services/router/console): who may log in, as JSON in
+    # ROUTER_CONSOLE_USERS ([{"name", "role", "password_hash"}], hashes from
+    # `python -m services.router.cli hash-password`), the key that signs sessions, and how
+    # long a session lasts. Cookies are Secure outside the sandbox unless said otherwise.
+    console_users: list[ConsoleUser] = Field(default_factory=lambda: list(SANDBOX_USERS))
+    console_secret: str = Field(default=SANDBOX_CONSOLE_SECRET, min_length=16, repr=False)
+    console_session_s: float = Field(default=8 * 3600, gt=0)
+    console_secure_cookie: bool | None = None
+
     # one webhook POST; kept below attempt_timeout_s by the service (see webhook_timeout)
     webhook_timeout_s: float = 10.0
 
@@ -115,10 +126,23 @@ class RouterSettings(ServiceSettings):
             raise ValueError("alert_webhook_url must be an http(s) URL")
         if self.environment == "production" and self.alert_smtp_security == "none":
             raise ValueError("alert_smtp_security 'none' is for the sandbox and tests only")
+        if self.environment == "production" and any(
+            u.password_hash in SANDBOX_HASHES for u in self.console_users
+        ):
+            raise ValueError("the sandbox console accounts must be replaced outside the sandbox")
         return self
 
     def sandbox_secrets(self) -> dict[str, str]:
-        return {**super().sandbox_secrets(), "ops_token": SANDBOX_OPS_TOKEN}
+        return {
+            **super().sandbox_secrets(),
+            "ops_token": SANDBOX_OPS_TOKEN,
+            "console_secret": SANDBOX_CONSOLE_SECRET,
+        }
+
+    def secure_cookie(self) -> bool:
+        if self.console_secure_cookie is not None:
+            return self.console_secure_cookie
+        return self.environment == "production"
 
     def webhook_timeout(self) -> float:
         """A POST must give up before the router counts its attempt as unanswered."""

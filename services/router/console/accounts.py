@@ -1,0 +1,92 @@
+"""Console operators: their roles and password hashes (scrypt, from the standard library).
+
+An account is ``name``, ``role`` and ``password_hash`` in the router's settings
+(``ROUTER_CONSOLE_USERS`` as JSON). The sandbox ships two well-known accounts; settings refuse
+them outside the sandbox. Log-in through an identity provider (OIDC) can replace the password
+check later: everything after it only needs a name and a role.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import hmac
+import os
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_N, _R, _P = 2**14, 8, 1
+
+
+class Role(enum.StrEnum):
+    VIEWER = "viewer"  # metadata: states, times, pseudonyms, incidents, statistics
+    OPERATOR = "operator"  # also: replay, acknowledge and resolve, open patient data
+    ADMIN = "admin"
+
+    def may(self, needed: Role) -> bool:
+        order = [Role.VIEWER, Role.OPERATOR, Role.ADMIN]
+        return order.index(self) >= order.index(needed)
+
+
+class ConsoleUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=60)
+    role: Role
+    password_hash: str = Field(pattern=r"^scrypt\$", repr=False)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    salt = salt if salt is not None else os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    return f"scrypt${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        found = hashlib.scrypt(
+            password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p), dklen=32
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(found, _unb64(digest))
+
+
+# Fixed salts so the sandbox hashes are the same everywhere and settings can recognise them.
+SANDBOX_PASSWORDS = {"ops": "sandbox-ops-password", "viewer": "sandbox-viewer-password"}
+SANDBOX_USERS = (
+    ConsoleUser(
+        name="ops",
+        role=Role.OPERATOR,
+        password_hash=hash_password(SANDBOX_PASSWORDS["ops"], salt=b"carebridge-sandbox-ops"),
+    ),
+    ConsoleUser(
+        name="viewer",
+        role=Role.VIEWER,
+        password_hash=hash_password(
+            SANDBOX_PASSWORDS["viewer"], salt=b"carebridge-sandbox-viewer"
+        ),
+    ),
+)
+SANDBOX_HASHES = frozenset(u.password_hash for u in SANDBOX_USERS)
+
+
+def authenticate(users: list[ConsoleUser], name: str, password: str) -> ConsoleUser | None:
+    """The account, if the password is right. Always runs one hash, so a wrong name takes as
+    long as a wrong password."""
+    found = next((u for u in users if hmac.compare_digest(u.name, name)), None)
+    stored = found.password_hash if found else SANDBOX_USERS[0].password_hash
+    ok = verify_password(password, stored)
+    return found if ok and found is not None else None

@@ -1,0 +1,95 @@
+"""Patient data over the JSON API (``/api/v1``): a message's FHIR payload and the search by
+personnummer, each with the operator's name and reason, written to the access log before
+anything is returned; and the access log itself. POST keeps a personnummer out of URLs and
+access logs of proxies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.router import queries
+from services.router.access_log import list_access
+from services.router.patient_data import (
+    InvalidIdentifier,
+    NoSuchMessage,
+    open_payload,
+    pseudonym_search,
+)
+from services.router.settings import RouterSettings
+
+
+class Reasoned(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    operator: str = Field(min_length=1, max_length=60)
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class PersonnummerSearch(Reasoned):
+    personnummer: str = Field(min_length=10, max_length=20)
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+def patient_routes(
+    settings: RouterSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Callable[[], datetime],
+) -> APIRouter:
+    api = APIRouter(tags=["patient data (access-logged)"])
+
+    @api.post("/messages/{message_id}/payload", responses={404: {}})
+    async def payload(message_id: str, body: Reasoned) -> dict[str, Any]:
+        """The FHIR message Bundle as accepted. Logged in the access log first."""
+        try:
+            async with sessions.begin() as session:
+                return await open_payload(
+                    session,
+                    message_id,
+                    actor=f"{body.operator} (operator token)",
+                    role="operator",
+                    reason=body.reason,
+                    now=clock(),
+                )
+        except NoSuchMessage:
+            raise HTTPException(404, "no such message") from None
+
+    @api.post("/messages/search/personnummer", responses={422: {}})
+    async def by_personnummer(body: PersonnummerSearch) -> dict[str, Any]:
+        """Messages of one patient, found by personnummer (or samordningsnummer). The search
+        is logged with the patient's pseudonym; the answer names only the pseudonym."""
+        try:
+            async with sessions.begin() as session:
+                found = await pseudonym_search(
+                    session,
+                    body.personnummer,
+                    key=settings.pseudonym_key,
+                    actor=f"{body.operator} (operator token)",
+                    role="operator",
+                    reason=body.reason,
+                    now=clock(),
+                )
+        except InvalidIdentifier as exc:
+            raise HTTPException(422, f"personnummer: {exc}") from None
+        async with sessions() as session:
+            page = await queries.search_messages(
+                session, queries.MessageQuery(pseudonym=found), limit=body.limit
+            )
+        return {"pseudonym": found, "count": len(page.items), "items": page.items, "next": page.next_cursor}
+
+    @api.get("/access-log")
+    async def access(
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+        pseudonym: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
+    ) -> dict[str, Any]:
+        """Every view of patient data: who, when, which patient (pseudonym), what, why."""
+        async with sessions() as session:
+            items = await list_access(session, limit=limit, pseudonym=pseudonym)
+        return {"count": len(items), "items": items}
+
+    return api
