@@ -22,7 +22,7 @@ from services.router.deviation_api import deviation_routes
 from services.router.domain import AlertState, DeliveryState, IllegalTransition
 from services.router.notification_api import notification_routes
 from services.router.patient_api import patient_routes
-from services.router.replay import ReplayFilter, audit_log, replay
+from services.router.replay import ReplayFilter, audit_log, count_dead_letters, replay
 from services.router.settings import RouterSettings
 from services.router.subscription_api import subscription_routes
 
@@ -73,17 +73,37 @@ def create_app(
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @api.get("/messages")
+    @api.get("/messages", responses={422: {"description": "a bad filter or cursor"}})
     async def messages(
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         state: DeliveryState | None = None,
-        event: str | None = None,
+        event: Annotated[str | None, Query(description="family (event code)")] = None,
+        since: Annotated[AwareDatetime | None, Query(description="received at or after")] = None,
+        until: Annotated[AwareDatetime | None, Query(description="received before")] = None,
+        source: str | None = None,
+        destination: str | None = None,
+        pseudonym: str | None = None,
+        business_key: Annotated[str | None, Query(alias="businessKey")] = None,
+        cursor: Annotated[str | None, Query(description="``next`` of the previous page")] = None,
     ) -> dict[str, Any]:
+        """Messages newest first, filtered; page on with ``cursor`` set to the last ``next``
+        (null on the last page)."""
+        wanted = queries.MessageQuery(
+            since=since,
+            until=until,
+            event_code=event,
+            source=source,
+            destination=destination,
+            state=state.value if state else None,
+            pseudonym=pseudonym,
+            business_key=business_key,
+        )
         async with sessions() as session:
-            items = await queries.list_messages(
-                session, limit=limit, state=state.value if state else None, event_code=event
-            )
-        return {"count": len(items), "items": items}
+            try:
+                page = await queries.search_messages(session, wanted, limit=limit, cursor=cursor)
+            except queries.InvalidCursor as exc:
+                raise HTTPException(422, f"cursor: {exc}") from None
+        return {"count": len(page.items), "items": page.items, "next": page.next_cursor}
 
     @api.get("/messages/{message_id}")
     async def message(message_id: str) -> dict[str, Any]:
@@ -164,6 +184,19 @@ def create_app(
                 for o in outcomes
             ],
         }
+
+    @api.get("/replays/candidates")
+    async def replay_candidates(
+        destination: str | None = None,
+        event: str | None = None,
+        since: AwareDatetime | None = None,
+        until: AwareDatetime | None = None,
+    ) -> dict[str, int]:
+        """How many dead-lettered deliveries a replay with this filter would go through
+        (the same filter as ``POST /replays``; nothing is changed or audited)."""
+        wanted = ReplayFilter(destination=destination, event_code=event, since=since, until=until)
+        async with sessions() as session:
+            return {"count": await count_dead_letters(session, wanted)}
 
     @api.get("/replays")
     async def replay_audit(

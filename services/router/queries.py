@@ -1,4 +1,5 @@
-"""Read models for the ops API: metadata only, never payloads."""
+"""Read models for the ops API: metadata only, never payloads. Message search (filters and
+keyset pagination) lives in :mod:`services.router.message_search` and is re-exported here."""
 
 from __future__ import annotations
 
@@ -9,6 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.router.circuit import CircuitState, destination_circuit
 from services.router.domain import UNFINISHED, DeliveryState
+from services.router.message_search import (
+    DELIVERY_FIELDS,
+    MESSAGE_FIELDS,
+    InvalidCursor,
+    MessagePage,
+    MessageQuery,
+    iso,
+    row_dict,
+    search_messages,
+)
 from services.router.tables import (
     alert,
     delivery,
@@ -17,92 +28,33 @@ from services.router.tables import (
     message,
 )
 
-_DELIVERY_FIELDS = (
-    delivery.c.id,
-    delivery.c.destination,
-    delivery.c.state,
-    delivery.c.attempts,
-    delivery.c.confirm_by,
-    delivery.c.sent_at,
-    delivery.c.confirmed_at,
-    delivery.c.last_error,
-    delivery.c.message_id,
-    delivery.c.legal_due_at,
-)
-
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
-def _row(row: Any) -> dict[str, Any]:
-    return {k: _iso(v) for k, v in row._mapping.items()}
-
 
 async def list_messages(
     session: AsyncSession, *, limit: int, state: str | None = None, event_code: str | None = None
 ) -> list[dict[str, Any]]:
-    query = select(
-        message.c.id,
-        message.c.event_code,
-        message.c.source,
-        message.c.pseudonym,
-        message.c.business_key,
-        message.c.sent_at,
-        message.c.received_at,
-        message.c.version,
-        message.c.superseded_by,
+    """The newest ``limit`` messages (kept for callers of the first API; see search_messages)."""
+    page = await search_messages(
+        session, MessageQuery(state=state, event_code=event_code), limit=limit
     )
-    if state is not None:
-        query = query.where(
-            message.c.id.in_(select(delivery.c.message_id).where(delivery.c.state == state))
-        )
-    if event_code is not None:
-        query = query.where(message.c.event_code == event_code)
-    rows = (await session.execute(query.order_by(message.c.received_at.desc()).limit(limit))).all()
-    out = [_row(r) for r in rows]
-    ids = [m["id"] for m in out]
-    deliveries = (
-        await session.execute(select(*_DELIVERY_FIELDS).where(delivery.c.message_id.in_(ids)))
-    ).all()
-    by_message: dict[str, list[dict[str, Any]]] = {}
-    for d in deliveries:
-        by_message.setdefault(d.message_id, []).append(_row(d))
-    for m in out:
-        m["deliveries"] = by_message.get(m["id"], [])
-    return out
+    return page.items
 
 
 async def message_detail(session: AsyncSession, message_id: str) -> dict[str, Any] | None:
-    row = (
-        await session.execute(
-            select(
-                message.c.id,
-                message.c.event_code,
-                message.c.source,
-                message.c.pseudonym,
-                message.c.business_key,
-                message.c.sent_at,
-                message.c.received_at,
-                message.c.version,
-                message.c.superseded_by,
-            ).where(message.c.id == message_id)
-        )
-    ).first()
+    row = (await session.execute(select(*MESSAGE_FIELDS).where(message.c.id == message_id))).first()
     if row is None:
         return None
-    detail = _row(row)
+    detail = row_dict(row)
     detail["deliveries"] = []
     for d in (
         await session.execute(
-            select(*_DELIVERY_FIELDS)
+            select(*DELIVERY_FIELDS)
             .where(delivery.c.message_id == message_id)
             .order_by(delivery.c.id)
         )
     ).all():
-        item = _row(d)
+        item = row_dict(d)
         item["attempts_log"] = [
-            _row(a)
+            row_dict(a)
             for a in (
                 await session.execute(
                     select(
@@ -118,7 +70,7 @@ async def message_detail(session: AsyncSession, message_id: str) -> dict[str, An
             ).all()
         ]
         item["transitions"] = [
-            _row(t)
+            row_dict(t)
             for t in (
                 await session.execute(
                     select(
@@ -140,7 +92,7 @@ async def list_alerts(session: AsyncSession, *, state: str | None) -> list[dict[
     query = select(alert)
     if state is not None:
         query = query.where(alert.c.state == state)
-    return [_row(r) for r in (await session.execute(query.order_by(alert.c.id.desc()))).all()]
+    return [row_dict(r) for r in (await session.execute(query.order_by(alert.c.id.desc()))).all()]
 
 
 async def state_counts(session: AsyncSession) -> dict[str, int]:
@@ -178,7 +130,7 @@ async def destination_health(session: AsyncSession) -> list[dict[str, Any]]:
             "destination": name,
             "circuit": c.state if c else CircuitState.CLOSED.value,
             "failuresInARow": c.failures if c else 0,
-            "probeAt": _iso(c.probe_at) if c and c.probe_at else None,
+            "probeAt": iso(c.probe_at) if c and c.probe_at else None,
             "states": {},
             "oldestUnconfirmedSince": None,
         }
@@ -187,11 +139,25 @@ async def destination_health(session: AsyncSession) -> list[dict[str, Any]]:
         item["states"][r.state] = int(r.n)
         if r.state != DeliveryState.DEAD_LETTER.value:
             oldest = item["oldestUnconfirmedSince"]
-            since = _iso(r.oldest)
+            since = iso(r.oldest)
             item["oldestUnconfirmedSince"] = since if oldest is None else min(oldest, since)
     return list(found.values())
 
 
 async def alert_detail(session: AsyncSession, alert_id: int) -> dict[str, Any] | None:
     row = (await session.execute(select(alert).where(alert.c.id == alert_id))).first()
-    return _row(row) if row is not None else None
+    return row_dict(row) if row is not None else None
+
+
+__all__ = [
+    "InvalidCursor",
+    "MessagePage",
+    "MessageQuery",
+    "alert_detail",
+    "destination_health",
+    "list_alerts",
+    "list_messages",
+    "message_detail",
+    "search_messages",
+    "state_counts",
+]

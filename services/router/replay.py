@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.router.deliveries import delivery_rows, move
@@ -50,17 +50,7 @@ async def replay(
     force: bool,
     now: datetime,
 ) -> list[ReplayOutcome]:
-    query = delivery_rows().where(delivery.c.state == DeliveryState.DEAD_LETTER.value)
-    if wanted.message_ids:
-        query = query.where(delivery.c.message_id.in_(wanted.message_ids))
-    if wanted.destination:
-        query = query.where(delivery.c.destination == wanted.destination)
-    if wanted.event_code:
-        query = query.where(message.c.event_code == wanted.event_code)
-    if wanted.since:
-        query = query.where(delivery.c.updated_at >= wanted.since)
-    if wanted.until:
-        query = query.where(delivery.c.updated_at <= wanted.until)
+    query = _dead_letters(delivery_rows(), wanted)
     rows = (await session.execute(query.order_by(delivery.c.id).limit(MAX_PER_REQUEST))).all()
     outcomes = []
     for row in rows:
@@ -93,6 +83,30 @@ async def replay(
         )
         outcomes.append(outcome)
     return outcomes
+
+
+async def count_dead_letters(session: AsyncSession, wanted: ReplayFilter) -> int:
+    """How many dead-lettered deliveries ``wanted`` names now: what a replay by this filter
+    would go through (the CLI's progress bar needs the total before the first page)."""
+    query = select(func.count()).select_from(
+        delivery.join(message, message.c.id == delivery.c.message_id)
+    )
+    return int(await session.scalar(_dead_letters(query, wanted)) or 0)
+
+
+def _dead_letters(query: Any, wanted: ReplayFilter) -> Any:
+    query = query.where(delivery.c.state == DeliveryState.DEAD_LETTER.value)
+    if wanted.message_ids:
+        query = query.where(delivery.c.message_id.in_(wanted.message_ids))
+    if wanted.destination:
+        query = query.where(delivery.c.destination == wanted.destination)
+    if wanted.event_code:
+        query = query.where(message.c.event_code == wanted.event_code)
+    if wanted.since:
+        query = query.where(delivery.c.updated_at >= wanted.since)
+    if wanted.until:
+        query = query.where(delivery.c.updated_at <= wanted.until)
+    return query
 
 
 async def _newer_version(session: AsyncSession, message_id: str) -> str | None:

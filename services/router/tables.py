@@ -38,6 +38,10 @@ message = Table(
     Column("superseded_by", String(36), nullable=True),
     Index("ix_message_stream", "stream", "version"),
     Index("ix_message_arrivals", "source", "event_code", "received_at"),  # silent sources
+    # message search, newest first by (received_at, id): see services/router/message_search.py
+    Index("ix_message_received", "received_at", "id"),
+    Index("ix_message_event_received", "event_code", "received_at", "id"),
+    Index("ix_message_source_received", "source", "received_at", "id"),
 )
 
 delivery = Table(
@@ -73,6 +77,9 @@ delivery = Table(
     UniqueConstraint("message_id", "destination"),
     Index("ix_delivery_due", "state", "next_attempt_at"),
     Index("ix_delivery_confirm_by", "state", "confirm_by"),
+    # messages with a delivery in a rare state (dead letters, unfinished), per destination;
+    # also the per-state counts of the dashboard, read from the index alone
+    Index("ix_delivery_state_destination", "state", "destination", "message_id"),
 )
 
 delivery_attempt = Table(
