@@ -80,7 +80,12 @@ def patient_routes(
             page = await queries.search_messages(
                 session, queries.MessageQuery(pseudonym=found), limit=body.limit
             )
-        return {"pseudonym": found, "count": len(page.items), "items": page.items, "next": page.next_cursor}
+        return {
+            "pseudonym": found,
+            "count": len(page.items),
+            "items": page.items,
+            "next": page.next_cursor,
+        }
 
     @api.get("/access-log")
     async def access(

@@ -75,9 +75,7 @@ SANDBOX_USERS = (
     ConsoleUser(
         name="viewer",
         role=Role.VIEWER,
-        password_hash=hash_password(
-            SANDBOX_PASSWORDS["viewer"], salt=b"carebridge-sandbox-viewer"
-        ),
+        password_hash=hash_password(SANDBOX_PASSWORDS["viewer"], salt=b"carebridge-sandbox-viewer"),
     ),
 )
 SANDBOX_HASHES = frozenset(u.password_hash for u in SANDBOX_USERS)

@@ -4,14 +4,16 @@ the API (replay, acknowledge, resolve) and redirects (post/redirect/get)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, FastAPI, Form, HTTPException, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging.envelope import EVENT_DISPLAY, EventCode
@@ -54,13 +56,13 @@ def console_routes(
     settings: RouterSettings,
     sessions: async_sessionmaker[AsyncSession],
     clock: Callable[[], datetime],
-    alert_sinks: tuple[AlertSink, ...] | list[AlertSink],
+    alert_sinks: Sequence[AlertSink],
 ) -> APIRouter:
     web = APIRouter(prefix="/console", include_in_schema=False)
     families = sorted(e.value for e in EventCode)
 
     @web.get("/login", response_class=HTMLResponse)
-    async def login_form(request: Request, next: str = "/console/") -> HTMLResponse:  # noqa: A002
+    async def login_form(request: Request, next: str = "/console/") -> HTMLResponse:
         return render(request, "login.html", {"next": next, "failed": False})
 
     @web.post("/login", response_class=HTMLResponse, response_model=None)
@@ -68,13 +70,11 @@ def console_routes(
         request: Request,
         user: Annotated[str, Form(max_length=60)],
         password: Annotated[str, Form(max_length=200)],
-        next: Annotated[str, Form(max_length=500)] = "/console/",  # noqa: A002
+        next: Annotated[str, Form(max_length=500)] = "/console/",
     ) -> Response:
         found = authenticate(settings.console_users, user, password)
         if found is None:
-            return render(
-                request, "login.html", {"next": next, "failed": True}, status_code=401
-            )
+            return render(request, "login.html", {"next": next, "failed": True}, status_code=401)
         target = next if next.startswith("/console") and "//" not in next else "/console/"
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
@@ -152,7 +152,9 @@ def console_routes(
             error = str(exc)
         next_link = None
         if page.next_cursor:
-            next_link = "?" + urlencode({**{k: v for k, v in form.items() if v}, "cursor": page.next_cursor})
+            next_link = "?" + urlencode(
+                {**{k: v for k, v in form.items() if v}, "cursor": page.next_cursor}
+            )
         return render(
             request,
             "messages.html",
@@ -295,9 +297,7 @@ def console_routes(
         )
 
     @web.get("/incidents", response_class=HTMLResponse)
-    async def incident_list(
-        request: Request, operator: Operator, state: str = ""
-    ) -> HTMLResponse:
+    async def incident_list(request: Request, operator: Operator, state: str = "") -> HTMLResponse:
         wanted = AlertState(state).value if state in {s.value for s in AlertState} else None
         async with sessions() as session:
             items = await queries.list_alerts(session, state=wanted)
@@ -336,7 +336,9 @@ def console_routes(
                     sinks=alert_sinks,
                 )
             except IllegalTransition as exc:
-                raise HTTPException(409, f"the incident is {exc.current}: cannot {action}") from None
+                raise HTTPException(
+                    409, f"the incident is {exc.current}: cannot {action}"
+                ) from None
         if not done:
             raise HTTPException(404, "no such incident")
         return RedirectResponse(
@@ -431,12 +433,26 @@ def install_console(
     settings: RouterSettings,
     sessions: async_sessionmaker[AsyncSession],
     clock: Callable[[], datetime],
-    alert_sinks: tuple[AlertSink, ...] | list[AlertSink],
+    alert_sinks: Sequence[AlertSink],
 ) -> None:
     """Mount the console, its static files and its log-in redirect on the router's app."""
     app.state.clock = clock
     app.include_router(console_routes(settings, sessions, clock, alert_sinks))
     app.mount("/console/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _html_errors(request: Request, exc: StarletteHTTPException) -> Response:
+        """A person at the console gets a page that says what went wrong; the API its JSON."""
+        if not request.url.path.startswith("/console/") or request.url.path.startswith(
+            "/console/static/"
+        ):
+            return await http_exception_handler(request, exc)
+        return render(
+            request,
+            "error.html",
+            {"status": exc.status_code, "detail": exc.detail},
+            status_code=exc.status_code,
+        )
 
     @app.exception_handler(LoginRequired)
     async def _to_login(request: Request, exc: LoginRequired) -> RedirectResponse:

@@ -63,9 +63,7 @@ def hops(detail: dict[str, Any]) -> list[Hop]:
                     what=f"#{a['attempt_no']}",
                     outcome=a.get("outcome") or "in flight",
                     http_status=int(status.group(1)) if status else None,
-                    latency_ms=(
-                        round((ended - started).total_seconds() * 1000) if ended else None
-                    ),
+                    latency_ms=(round((ended - started).total_seconds() * 1000) if ended else None),
                     detail=text,
                 )
             )

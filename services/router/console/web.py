@@ -46,7 +46,7 @@ class LoginRequired(Exception):
 
 def language(request: Request) -> Lang:
     wanted = request.query_params.get("lang") or request.cookies.get("lang") or "sv"
-    return wanted if wanted in LANGS else "sv"  # type: ignore[return-value]
+    return wanted if wanted in LANGS else "sv"
 
 
 def current(request: Request) -> OperatorSession:
@@ -56,7 +56,9 @@ def current(request: Request) -> OperatorSession:
         request.cookies.get(console_sessions.COOKIE), now=clock(), key=settings.console_secret
     )
     if found is None:
-        raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        raise LoginRequired(
+            request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        )
     return found
 
 

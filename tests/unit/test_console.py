@@ -1,0 +1,274 @@
+"""The console in process (httpx.ASGITransport): log-in, roles, CSRF, every page renders
+from a real delivery log, and every view of patient data is access-logged first."""
+
+import re
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from services.router.access_log import access_log
+from services.router.app import create_app
+from services.router.console import sessions as console_sessions
+from services.router.console.accounts import (
+    SANDBOX_PASSWORDS,
+    Role,
+    authenticate,
+    hash_password,
+    verify_password,
+)
+from services.router.console.labels import LABELS
+from services.router.settings import RouterSettings
+from services.router.tables import message
+from tests.console_data import seed
+from tests.unit.test_router_service import Clock
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+async def seeded(sessions, clock):
+    return await seed(sessions, clock)
+
+
+@pytest.fixture
+async def browser_like(sessions, clock):
+    app = create_app(RouterSettings(), sessions=sessions, clock=clock)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://router"
+    ) as client:
+        yield client
+
+
+async def log_in(client, user="ops"):
+    res = await client.post(
+        "/console/login",
+        data={"user": user, "password": SANDBOX_PASSWORDS[user], "next": "/console/"},
+    )
+    assert res.status_code == 303, res.text
+    page = await client.get("/console/")
+    return found(r'name="csrf" value="([0-9a-f]+)"', page.text)
+
+
+def found(pattern, text):
+    match = re.search(pattern, text, re.S)
+    assert match is not None, pattern
+    return match.group(1)
+
+
+def test_passwords_are_salted_scrypt_hashes():
+    one, two = hash_password("correct horse"), hash_password("correct horse")
+    assert one != two and one.startswith("scrypt$")
+    assert verify_password("correct horse", one)
+    assert not verify_password("wrong horse", one)
+    assert not verify_password("correct horse", "scrypt$garbage")
+
+
+def test_sessions_expire_and_refuse_tampering(clock):
+    cookie = console_sessions.issue("ops", Role.OPERATOR, now=clock(), ttl_s=60, key="k" * 20)
+    session = console_sessions.read(cookie, now=clock(), key="k" * 20)
+    assert session is not None and session.user == "ops"
+    assert console_sessions.read(cookie, now=clock(), key="x" * 20) is None
+    body, mac = cookie.rsplit(".", 1)
+    assert console_sessions.read(body + "A." + mac, now=clock(), key="k" * 20) is None
+    clock.advance(61)
+    assert console_sessions.read(cookie, now=clock(), key="k" * 20) is None
+
+
+def test_authenticate_knows_only_the_configured_accounts():
+    users = RouterSettings().console_users
+    ops = authenticate(users, "ops", SANDBOX_PASSWORDS["ops"])
+    assert ops is not None and ops.role is Role.OPERATOR
+    assert authenticate(users, "ops", "nope") is None
+    assert authenticate(users, "nobody", SANDBOX_PASSWORDS["ops"]) is None
+
+
+def test_the_sandbox_accounts_and_secret_are_refused_in_production():
+    with pytest.raises(ValueError, match="console"):
+        RouterSettings(
+            environment="production",
+            ops_token="a-real-token-of-some-length",
+            pseudonym_key="a-real-pseudonym-key-of-length",
+        )
+
+
+def test_every_label_exists_in_swedish_and_english():
+    assert all(sv.strip() and en.strip() for sv, en in LABELS.values())
+
+
+async def test_pages_need_a_log_in_and_a_wrong_password_is_refused(browser_like):
+    res = await browser_like.get("/console/messages?state=sent")
+    assert res.status_code == 303
+    assert res.headers["location"] == "/console/login?next=%2Fconsole%2Fmessages%3Fstate%3Dsent"
+    bad = await browser_like.post("/console/login", data={"user": "ops", "password": "x"})
+    assert bad.status_code == 401 and "Fel användarnamn eller lösenord" in bad.text
+    assert console_sessions.COOKIE not in bad.cookies
+
+
+async def test_the_session_cookie_is_httponly_and_strict(browser_like):
+    res = await browser_like.post(
+        "/console/login", data={"user": "ops", "password": SANDBOX_PASSWORDS["ops"]}
+    )
+    cookie = res.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
+
+
+async def test_the_dashboard_shows_states_destinations_and_open_incidents(browser_like, seeded):
+    await log_in(browser_like)
+    page = (await browser_like.get("/console/")).text
+    assert found(r'<tr class="state-dead_letter">.*?<td>(\d+)</td>', page) == "1"
+    assert "treserva" in page and "primary-care" in page
+    api = (
+        await browser_like.get(
+            "/api/v1/dashboard", headers={"authorization": "Bearer sandbox-ops-token"}
+        )
+    ).json()
+    assert {(a["kind"], a["destination"]) for a in api["incidents"]} == {
+        ("delivery_failed", "treserva"),
+        ("confirmation_overdue", "treserva"),
+        ("confirmation_overdue", "primary-care"),  # B and C were never confirmed there
+    }
+    assert page.count('id="incident-') == api["openIncidents"] == 3
+    assert api["states"]["dead_letter"] == 1
+
+
+async def test_search_filters_and_the_message_timeline(browser_like, seeded):
+    await log_in(browser_like)
+    dead = (await browser_like.get("/console/messages?state=dead_letter")).text
+    assert seeded.dead in dead and seeded.confirmed not in dead
+    by_key = await browser_like.get(f"/console/messages?business_key={seeded.business_key_a}")
+    assert seeded.confirmed in by_key.text and seeded.dead not in by_key.text
+    detail = (await browser_like.get(f"/console/messages/{seeded.dead}")).text
+    assert "fatal-error" in detail and "pending → dispatched" in detail
+    assert 'action="/console/messages/' + seeded.dead + '/replay"' in detail
+    bad = await browser_like.get("/console/messages?since=yesterday")
+    assert bad.status_code == 422 and "not a date or time" in bad.text
+
+
+async def test_a_personnummer_search_is_logged_with_its_reason_before_it_runs(
+    browser_like, seeded, sessions
+):
+    csrf = await log_in(browser_like)
+    res = await browser_like.post(
+        "/console/messages/by-personnummer",
+        data={"personnummer": seeded.personnummer, "reason": "Hemtjänsten ringde", "csrf": csrf},
+    )
+    assert res.status_code == 303
+    assert res.headers["location"] == f"/console/messages?pseudonym={seeded.pseudonym_b}"
+    found = (await browser_like.get(res.headers["location"])).text
+    assert seeded.dead in found and seeded.confirmed not in found
+    assert seeded.personnummer not in found
+    async with sessions() as s:
+        (entry,) = (await s.execute(select(access_log))).all()
+    assert (entry.actor, entry.kind, entry.pseudonym, entry.reason) == (
+        "ops",
+        "personnummer-search",
+        seeded.pseudonym_b,
+        "Hemtjänsten ringde",
+    )
+    wrong = await browser_like.post(
+        "/console/messages/by-personnummer",
+        data={"personnummer": "191212121213", "reason": "test", "csrf": csrf},
+    )
+    assert wrong.status_code == 422 and "Luhn" in wrong.text
+
+
+async def test_opening_a_payload_needs_a_reason_and_is_logged(browser_like, seeded, sessions):
+    csrf = await log_in(browser_like)
+    url = f"/console/messages/{seeded.confirmed}/payload"
+    assert (await browser_like.post(url, data={"reason": "x", "csrf": csrf})).status_code == 422
+    async with sessions() as s:
+        assert (await s.execute(select(access_log))).all() == []
+    shown = await browser_like.post(url, data={"reason": "Kontroll av avvikelse", "csrf": csrf})
+    assert shown.status_code == 200 and '"resourceType": "Bundle"' in shown.text
+    async with sessions() as s:
+        (entry,) = (await s.execute(select(access_log))).all()
+        stored = await s.scalar(select(message.c.pseudonym).where(message.c.id == seeded.confirmed))
+    assert (entry.kind, entry.message_id, entry.pseudonym) == (
+        "payload-view",
+        seeded.confirmed,
+        stored,
+    )
+    audit = (await browser_like.get("/console/audit")).text
+    assert "Kontroll av avvikelse" in audit
+
+
+async def test_forms_without_the_session_csrf_token_are_refused(browser_like, seeded):
+    await log_in(browser_like)
+    res = await browser_like.post(
+        f"/console/messages/{seeded.dead}/replay", data={"reason": "fixed", "csrf": "0" * 32}
+    )
+    assert res.status_code == 403
+    assert res.headers["content-type"].startswith("text/html") and "reload it" in res.text
+    api = await browser_like.get("/api/v1/messages/nope", headers={"authorization": "Bearer x"})
+    assert api.status_code == 401 and api.headers["content-type"] == "application/json"
+
+
+async def test_a_viewer_sees_metadata_but_cannot_replay_or_open_a_payload(browser_like, seeded):
+    csrf = await log_in(browser_like, "viewer")
+    detail = (await browser_like.get(f"/console/messages/{seeded.dead}")).text
+    assert "/replay" not in detail and "Din roll får inte göra detta" in detail
+    for path in (
+        f"/console/messages/{seeded.dead}/replay",
+        f"/console/messages/{seeded.dead}/payload",
+    ):
+        res = await browser_like.post(path, data={"reason": "curious", "csrf": csrf})
+        assert res.status_code == 403
+
+
+async def test_replay_acknowledge_and_resolve_from_the_console(browser_like, seeded, sessions):
+    csrf = await log_in(browser_like)
+    res = await browser_like.post(
+        f"/console/messages/{seeded.dead}/replay",
+        data={"reason": "Treserva rättade enheten", "csrf": csrf},
+    )
+    assert res.status_code == 303 and "replayed+1" in res.headers["location"]
+    detail = (await browser_like.get(res.headers["location"])).text
+    assert "replayed 1" in detail and "dead_letter → pending" in detail
+    incidents = (await browser_like.get("/console/incidents?state=open")).text
+    first = found(r'id="incident-(\d+)"', incidents)
+    ack = await browser_like.post(
+        f"/console/incidents/{first}/acknowledge", data={"note": "Jag tar den", "csrf": csrf}
+    )
+    assert ack.status_code == 303
+    again = await browser_like.post(
+        f"/console/incidents/{first}/acknowledge", data={"note": "Jag tar den", "csrf": csrf}
+    )
+    assert again.status_code == 409
+    done = await browser_like.post(
+        f"/console/incidents/{first}/resolve", data={"note": "Åtgärdat", "csrf": csrf}
+    )
+    assert done.status_code == 303
+    listed = (await browser_like.get("/console/incidents?state=resolved")).text
+    assert f'id="incident-{first}"' in listed and "Åtgärdat" in listed
+
+
+async def test_deviations_page_and_its_exports(browser_like, seeded):
+    await log_in(browser_like)
+    page = (await browser_like.get("/console/deviations")).text
+    assert "delivery_failed" in page and 'id="export-csv"' in page
+    csv_export = await browser_like.get("/console/deviations/export.csv")
+    assert csv_export.headers["content-type"].startswith("text/csv")
+    assert csv_export.content.startswith(b"\xef\xbb\xbf")
+    assert (await browser_like.get("/console/deviations?month=2026-13")).status_code == 422
+
+
+async def test_english_labels_on_request(browser_like, seeded):
+    await log_in(browser_like)
+    page = await browser_like.get("/console/?lang=en")
+    assert "Deliveries by state" in page.text and '<html lang="en">' in page.text
+    assert "Leveranser per status" in (await browser_like.get("/console/?lang=sv")).text
+
+
+async def test_free_text_is_escaped(browser_like, seeded, sessions):
+    csrf = await log_in(browser_like)
+    await browser_like.post(
+        f"/console/messages/{seeded.dead}/replay",
+        data={"reason": "<script>alert(1)</script>", "csrf": csrf},
+    )
+    audit = (await browser_like.get("/console/audit")).text
+    assert "<script>alert(1)</script>" not in audit
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in audit
