@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test reliability check lint typecheck contracts validate clean
+.PHONY: install run demo test reliability browser check lint typecheck contracts validate clean
 
 install: $(STAMP)
 
@@ -27,12 +27,23 @@ demo: install
 
 PYTEST_ARGS ?=
 
-test: install
+# The browser tests drive Debian's Chromium (Playwright never downloads a browser here).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests"
+	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
+
+test: install $(CHROMIUM)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # fault injection on a real stack (also part of `make test`)
 reliability: install
 	$(PY) -m pytest -q -m reliability
+
+# the ops console in a real Chromium (also part of `make test` and CI)
+browser: install $(CHROMIUM)
+	$(PY) -m pytest -q -m browser
 
 lint: install
 	$(PY) -m ruff check services tests

@@ -1,0 +1,119 @@
+"""The console in a real Chromium (Debian's package, driven by Playwright) against the router
+app on a real socket, over a delivery log filled by the router itself (tests/console_data).
+Screenshots go to test-output/screenshots/."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Page, async_playwright, expect
+
+from services.messaging.db import utcnow
+from services.router.console.accounts import SANDBOX_PASSWORDS
+from tests.console_data import Seeded, seed
+from tests.unit.test_router_service import Clock
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Console:
+    url: str
+    seeded: Seeded
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 30) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the router app exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)  # polling with a deadline
+    raise TimeoutError(f"{url} did not answer within {deadline_s} s")
+
+
+@pytest.fixture
+async def console(sessions, database_url: str) -> AsyncIterator[Console]:
+    clock = Clock()
+    clock.now = utcnow() - timedelta(minutes=20)  # inside the dashboard's 24 h
+    seeded = await seed(sessions, clock)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
+    proc = subprocess.Popen(  # noqa: ASYNC220 (started once, before the test awaits anything)
+        [sys.executable, "-m", "tests.browser.serve", database_url, str(port)],
+        cwd=ROOT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, proc)
+        yield Console(url, seeded)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Page]:
+    """A fresh Chromium per test (the event loop is the test's own)."""
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        context = await browser.new_context(
+            viewport={"width": 1280, "height": 900}, accept_downloads=True
+        )
+        context.set_default_timeout(10_000)
+        try:
+            yield await context.new_page()
+        finally:
+            await context.close()
+            await browser.close()
+
+
+async def log_in(page: Page, console: Console, user: str = "ops") -> None:
+    await page.goto(f"{console.url}/console/")
+    await expect(page).to_have_url(f"{console.url}/console/login?next=%2Fconsole%2F")
+    await page.get_by_label("Användarnamn").fill(user)
+    await page.get_by_label("Lösenord").fill(SANDBOX_PASSWORDS[user])
+    await page.get_by_role("button", name="Logga in").click()
+    await expect(page.get_by_role("heading", name="Översikt", level=1)).to_be_visible()
+
+
+async def shot(page: Page, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    return path

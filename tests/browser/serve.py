@@ -1,0 +1,23 @@
+"""``python -m tests.browser.serve DATABASE_URL PORT``: the router's HTTP app (API and
+console) alone, on a real socket, over a database the test has already filled."""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from services.messaging.db import make_engine, session_factory
+from services.router.app import create_app
+from services.router.settings import RouterSettings
+
+
+def main() -> None:
+    url, port = sys.argv[1], int(sys.argv[2])
+    settings = RouterSettings(database_url=url, port=port)
+    app = create_app(settings, sessions=session_factory(make_engine(url)))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
