@@ -22,6 +22,7 @@ from services.router.domain import AlertState, DeliveryState, IllegalTransition
 from services.router.notification_api import notification_routes
 from services.router.replay import ReplayFilter, audit_log, replay
 from services.router.settings import RouterSettings
+from services.router.statistics_api import statistics_routes
 from services.router.subscription_api import subscription_routes
 
 
@@ -187,5 +188,6 @@ def create_app(
     api.include_router(subscription_routes(sessions, clock))
     api.include_router(deviation_routes(sessions, clock))
     api.include_router(notification_routes(sessions))
+    api.include_router(statistics_routes(sessions, clock))
     app.include_router(api)
     return app
