@@ -5,7 +5,7 @@ the API (replay, acknowledge, resolve) and redirects (post/redirect/get)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.messaging.envelope import EVENT_DISPLAY, EventCode
 from services.router import alerts as incidents
-from services.router import dashboard, deviation_export, queries
+from services.router import dashboard, deviation_export, queries, statistics_export
 from services.router.access_log import list_access
 from services.router.alerts import AlertSink
 from services.router.console import sessions as console_sessions
@@ -41,8 +41,11 @@ from services.router.patient_data import (
     open_payload,
     pseudonym_search,
 )
+from services.router.periods import InvalidRange, Period
 from services.router.replay import ReplayFilter, audit_log, replay
 from services.router.settings import RouterSettings
+from services.router.statistics import StatisticsReport, statistics
+from services.router.statistics_charts import render_charts
 
 Text = Annotated[str, Form(max_length=500)]
 Csrf = Annotated[str, Form(max_length=64)]
@@ -397,6 +400,50 @@ def console_routes(
             deviation_export.render_json(document),
             media_type="application/json",
             headers=disposition,
+        )
+
+    async def _statistics(period: str, since: str, until: str) -> StatisticsReport:
+        try:
+            wanted = Period(period or "day")
+            first = date.fromisoformat(since) if since else None
+            last = date.fromisoformat(until) if until else None
+            async with sessions() as session:
+                return await statistics(
+                    session, period=wanted, since=first, until=last, now=clock()
+                )
+        except (ValueError, InvalidRange) as exc:
+            raise HTTPException(422, f"{exc}") from None
+
+    @web.get("/statistics", response_class=HTMLResponse)
+    async def statistics_page(
+        request: Request, operator: Operator, period: str = "day", since: str = "", until: str = ""
+    ) -> HTMLResponse:
+        report = await _statistics(period, since, until)
+        query = urlencode(
+            {k: v for k, v in (("period", period), ("since", since), ("until", until)) if v}
+        )
+        return render(
+            request,
+            "statistics.html",
+            {
+                "report": statistics_export.to_document(report),
+                "charts": render_charts(report),
+                "period": report.period.value,
+                "query": query,
+            },
+            operator=operator,
+        )
+
+    @web.get("/statistics/export.csv")
+    async def statistics_csv(
+        operator: Operator, period: str = "day", since: str = "", until: str = ""
+    ) -> Response:
+        report = await _statistics(period, since, until)
+        name = statistics_export.file_name(report)
+        return Response(
+            statistics_export.to_csv(report).encode("utf-8"),
+            media_type=statistics_export.CSV_MEDIA_TYPE,
+            headers={"content-disposition": f'attachment; filename="{name}"'},
         )
 
     @web.get("/audit", response_class=HTMLResponse)
