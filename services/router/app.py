@@ -19,6 +19,7 @@ from services.router import queries
 from services.router.alerts import AlertSink
 from services.router.deviation_api import deviation_routes
 from services.router.domain import AlertState, DeliveryState, IllegalTransition
+from services.router.metrics import install_metrics
 from services.router.notification_api import notification_routes
 from services.router.replay import ReplayFilter, audit_log, replay
 from services.router.settings import RouterSettings
@@ -188,4 +189,5 @@ def create_app(
     api.include_router(deviation_routes(sessions, clock))
     api.include_router(notification_routes(sessions))
     app.include_router(api)
+    install_metrics(app, sessions, clock)
     return app
