@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.adapter_takecare import families, primary_care
 from services.adapter_takecare.families import receipt
 from services.adapter_takecare.settings import AdapterTakeCareSettings
+from services.messaging.adapter_metrics import install_adapter_metrics
 from services.messaging.envelope import System
 from services.messaging.http import answer_store_outages
 from services.messaging.intake import IntakeStore
@@ -38,6 +39,7 @@ def create_app(
     )
 
     answer_store_outages(app)
+    install_adapter_metrics(app, OWNER, sessions, clock)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

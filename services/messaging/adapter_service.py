@@ -24,6 +24,7 @@ from services.messaging.kafka import (
     consume_forever,
     ensure_topics,
 )
+from services.messaging.metrics import KafkaConsumerLag
 from services.messaging.outbox import OutboxRelay
 from services.messaging.runtime import Loop, run_service
 from services.messaging.settings import ServiceSettings
@@ -65,6 +66,7 @@ async def run_adapter(
     relay = OutboxRelay(sessions, publisher, name, guard=guard.check)
     clients: list[HttpJournalClient] = []
     consumers: list[KafkaConsumer] = []
+    groups: dict[str, list[str]] = {}
     loops: dict[str, Loop] = {
         "relay": relay.run,
         "broker watch": lambda: broker_epoch.watch(
@@ -74,6 +76,7 @@ async def run_adapter(
     for endpoint in endpoints:
         system = endpoint.destination.system.value
         client = HttpJournalClient(endpoint.url, endpoint.token, endpoint.timeout_s)
+        groups[f"{name}.{system}"] = [topics.outbound(system)]
         consumer = KafkaConsumer(
             settings.kafka_bootstrap, [topics.outbound(system)], group_id=f"{name}.{system}"
         )
@@ -89,7 +92,10 @@ async def run_adapter(
         )
         loops[f"deliveries to {system}"] = _delivery_loop(consumer, deps, system)
 
+    lag = KafkaConsumerLag(settings.kafka_bootstrap, groups)
+
     async def stop() -> None:
+        await lag.aclose()
         for consumer in consumers:
             await consumer.stop()
         for client in clients:
@@ -99,6 +105,7 @@ async def run_adapter(
         await engine.dispose()
 
     app = create_app(SqlIntakeStore(sessions, name), sessions, relay.wake)
+    app.state.consumer_lag = lag  # read by /metrics
     return await run_service(app, host=settings.host, port=settings.port, loops=loops, on_stop=stop)
 
 

@@ -42,6 +42,8 @@ from services.messaging.kafka import IncomingRecord, OutgoingRecord
 from services.messaging.native import OutboundFamily
 from services.messaging.outbox import add_to_outbox
 from services.messaging.processed import already_processed, mark_processed
+from services.messaging.tracing import HEADER as TRACEPARENT
+from services.messaging.tracing import from_headers
 from services.messaging.vocabulary import SUPERSEDED_TAG_SYSTEM
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,8 @@ async def handle_delivery_batch(records: list[IncomingRecord], *, deps: Delivery
 async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
     message_id = record.headers.get("message-id")
     attempt = record.headers.get("attempt", "1")
+    trace = from_headers(record.headers)  # this hop: the result record carries it on
+    ids = {"message_id": message_id, "pseudonym": record.key, **trace.log_fields()}
     where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
     if not message_id:
         log.error("delivery command without message-id skipped", extra=where)
@@ -112,10 +116,7 @@ async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
     consumer = f"{deps.destination.owner}:{deps.destination.system.value}"
     async with deps.sessions() as session:
         if await already_processed(session, consumer, event_key):
-            log.info(
-                "delivery command already handled",
-                extra={"message_id": message_id, "attempt": attempt},
-            )
+            log.info("delivery command already handled", extra={**ids, "attempt": attempt})
             return
     code, diagnostics = await _post(record, message_id, deps)
     response = response_message(
@@ -131,6 +132,7 @@ async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
         "message-id": message_id,
         "attempt": attempt,
         "delivery-id": record.headers.get("delivery-id", ""),
+        TRACEPARENT: trace.traceparent,
     }
     async with deps.sessions.begin() as session:
         if await already_processed(session, consumer, event_key):
@@ -145,12 +147,7 @@ async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
         await mark_processed(session, consumer, event_key)
     log.info(
         "delivery outcome",
-        extra={
-            "message_id": message_id,
-            "attempt": attempt,
-            "outcome": code.value,
-            "detail": diagnostics,
-        },
+        extra={**ids, "attempt": attempt, "outcome": code.value, "detail": diagnostics},
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -27,6 +27,8 @@ from services.messaging.intake_tables import intake_record
 from services.messaging.kafka import OutgoingRecord
 from services.messaging.native import E, InboundFamily
 from services.messaging.outbox import add_to_outbox
+from services.messaging.tracing import HEADER as TRACEPARENT
+from services.messaging.tracing import TraceContext, new_trace
 
 
 class IntakeError(Exception):
@@ -55,6 +57,7 @@ class IntakeEntry:
 class Accepted:
     message_id: str
     duplicate: bool
+    pseudonym: str | None = None  # keyed pseudonym of the patient: may be logged
 
 
 class IntakeStore(Protocol):
@@ -74,8 +77,10 @@ async def accept_event(
     store: IntakeStore,
     pseudonym_key: str,
     now: datetime,
+    trace: TraceContext | None = None,
 ) -> Accepted:
-    """Raises ``InvalidEvent`` (bad input) or ``ConflictingResend``."""
+    """Raises ``InvalidEvent`` (bad input) or ``ConflictingResend``. The inbound record
+    carries ``trace`` (a new trace if None) as its ``traceparent`` header."""
     event = family.parse(document)
     bundle = family.to_bundle(event, now=now)
     message_id = str(bundle.id)
@@ -93,9 +98,13 @@ async def accept_event(
         topic=topics.INBOUND,
         key=patient,
         value=to_json(bundle),
-        headers={"message-id": message_id, "event": code},
+        headers={
+            "message-id": message_id,
+            "event": code,
+            TRACEPARENT: (trace or new_trace()).traceparent,
+        },
     )
-    return await store.record(entry, outgoing)
+    return replace(await store.record(entry, outgoing), pseudonym=patient)
 
 
 class SqlIntakeStore:

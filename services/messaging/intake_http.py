@@ -36,6 +36,8 @@ from services.messaging.http import (
 from services.messaging.intake import ConflictingResend, IntakeStore, accept_event
 from services.messaging.native import InboundFamily, InvalidEvent, NativeEvent
 from services.messaging.receipts import Receipt, accept_receipt
+from services.messaging.tracing import HEADER as TRACEPARENT
+from services.messaging.tracing import continue_or_start
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +104,16 @@ def _add_family(
     async def post(request: Request) -> Response:
         if not bearer_ok(request, token()):
             return operation_outcome(401, [issue("login", "missing or wrong bearer token")])
+        trace = continue_or_start(request.headers.get(TRACEPARENT))
         try:
             document = await read_json_body(request, max_bytes=max_body_bytes)
             accepted = await accept_event(
-                document, family, store=store, pseudonym_key=pseudonym_key, now=clock()
+                document,
+                family,
+                store=store,
+                pseudonym_key=pseudonym_key,
+                now=clock(),
+                trace=trace,
             )
         except BodyError as exc:
             return exc.response
@@ -115,11 +123,14 @@ def _add_family(
                 extra={
                     "family": name,
                     "violations": [f"{v.path or '$'}:{v.rule}" for v in exc.violations],
+                    **trace.log_fields(),
                 },
             )
             return violations_outcome(exc)
         except ConflictingResend as exc:
-            log.warning("conflicting resend", extra={"message_id": exc.message_id})
+            log.warning(
+                "conflicting resend", extra={"message_id": exc.message_id, **trace.log_fields()}
+            )
             return operation_outcome(409, [issue("conflict", str(exc))])
         if not accepted.duplicate:
             on_accepted()
@@ -128,7 +139,9 @@ def _add_family(
             extra={
                 "family": name,
                 "message_id": accepted.message_id,
+                "pseudonym": accepted.pseudonym,
                 "duplicate": accepted.duplicate,
+                **trace.log_fields(),
             },
         )
         return JSONResponse(
@@ -194,6 +207,7 @@ def receipt_router(
     async def post(request: Request) -> Response:
         if not bearer_ok(request, token()):
             return operation_outcome(401, [issue("login", "missing or wrong bearer token")])
+        trace = continue_or_start(request.headers.get(TRACEPARENT))
         try:
             receipt = parse(await read_json_body(request, max_bytes=max_body_bytes))
             duplicate = await accept_receipt(
@@ -203,6 +217,7 @@ def receipt_router(
                 sessions=sessions,
                 clock=clock,
                 relay_wake=relay_wake,
+                trace=trace,
             )
         except BodyError as exc:
             return exc.response
@@ -214,6 +229,7 @@ def receipt_router(
                 "message_id": receipt.message_id,
                 "rejected": receipt.rejected,
                 "duplicate": duplicate,
+                **trace.log_fields(),
             },
         )
         return JSONResponse(

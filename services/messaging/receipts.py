@@ -31,6 +31,8 @@ from services.messaging.envelope import (
 from services.messaging.kafka import OutgoingRecord
 from services.messaging.outbox import add_to_outbox
 from services.messaging.processed import already_processed, mark_processed
+from services.messaging.tracing import HEADER as TRACEPARENT
+from services.messaging.tracing import TraceContext, new_trace
 
 _RECEIPT_NAMESPACE = uuid.UUID("0b7c2f4e-91d5-5a0e-8d1c-3f2a6b9e4c70")
 
@@ -64,8 +66,10 @@ async def accept_receipt(
     sessions: async_sessionmaker[AsyncSession],
     clock: Callable[[], datetime],
     relay_wake: asyncio.Event | None = None,
+    trace: TraceContext | None = None,
 ) -> bool:
-    """Store the receipt as a response message; return True if it was a duplicate."""
+    """Store the receipt as a response message; return True if it was a duplicate. The
+    result record carries ``trace`` (the journal's own ``traceparent``, or a new trace)."""
     response = to_response(receipt, responder=responder, now=clock())
     async with sessions.begin() as session:
         consumer = f"{owner}.receipt"
@@ -78,7 +82,10 @@ async def accept_receipt(
                 topic=topics.RESULTS,
                 key=receipt.message_id,
                 value=to_json(response),
-                headers={"message-id": receipt.message_id},
+                headers={
+                    "message-id": receipt.message_id,
+                    TRACEPARENT: (trace or new_trace()).traceparent,
+                },
             ),
         )
         await mark_processed(session, consumer, receipt.receipt_id)

@@ -20,6 +20,7 @@ from services.router.alerts import AlertSink
 from services.router.console.pages import install_console
 from services.router.deviation_api import deviation_routes
 from services.router.domain import AlertState, DeliveryState, IllegalTransition
+from services.router.metrics import install_metrics
 from services.router.notification_api import notification_routes
 from services.router.patient_api import patient_routes
 from services.router.replay import ReplayFilter, audit_log, count_dead_letters, replay
@@ -234,4 +235,5 @@ def create_app(
     api.include_router(statistics_routes(sessions, clock))
     app.include_router(api)
     install_console(app, settings, sessions, clock, alert_sinks)
+    install_metrics(app, sessions, clock)
     return app

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.messaging import topics
+from services.messaging import topics, tracing
 from services.messaging.care_facts import CareFacts, read_care_facts
 from services.messaging.envelope import Envelope, EventCode, ResponseCode
 from services.messaging.families import is_versioned
@@ -108,6 +108,17 @@ async def move(
     return True
 
 
+def log_ids(row: Any) -> dict[str, Any]:
+    """What a log line about one delivery carries: ids and the trace, never patient data."""
+    return {
+        "message_id": row.message_id,
+        "delivery_id": row.id,
+        "destination": row.destination,
+        "pseudonym": row.pseudonym,
+        "trace_id": tracing.trace_id_of(row.traceparent),
+    }
+
+
 async def reject_record(
     session: AsyncSession, record: IncomingRecord, reason: str, now: datetime
 ) -> None:
@@ -118,6 +129,7 @@ async def reject_record(
             "partition": record.partition,
             "offset": record.offset,
             "reason": reason,
+            "trace_id": tracing.trace_id_of(record.headers.get(tracing.HEADER)),
         },
     )
     await session.execute(
@@ -162,6 +174,7 @@ async def accept_message(
         )
         return []
     stream, version, newer = await _document_version(session, env)
+    trace = tracing.from_headers(record.headers)  # the router's hop, continued per delivery
     await session.execute(
         message.insert().values(
             id=env.message_id,
@@ -175,6 +188,7 @@ async def accept_message(
             stream=stream,
             version=version,
             superseded_by=newer,
+            traceparent=trace.traceparent,
         )
     )
     if newer is not None:
@@ -240,6 +254,7 @@ async def accept_message(
             "family": env.event_code,
             "pseudonym": record.key,
             "destinations": [d.id for d in destinations],
+            **trace.log_fields(),
         },
     )
     return created
@@ -293,6 +308,7 @@ def delivery_rows() -> Any:
         message.c.event_code,
         message.c.payload,
         message.c.superseded_by,
+        message.c.traceparent,
         message.c.sent_at.label("message_sent_at"),
         delivery.c.attempts_at_replay,
         delivery.c.confirm_by,
@@ -367,6 +383,7 @@ async def dispatch_due(
             )
         )
         await add_to_outbox(session, OUTBOX_OWNER, delivery_command(row, attempt))
+        log.info("delivery dispatched", extra={**log_ids(row), "attempt": attempt})
         dispatched += 1
     return dispatched
 
@@ -381,6 +398,7 @@ def delivery_command(row: Any, attempt: int) -> OutgoingRecord:
         "attempt": str(attempt),
         "event": row.event_code,
         **({"superseded-by": row.superseded_by} if row.superseded_by else {}),
+        tracing.HEADER: _next_hop(row),
     }
     if row.channel_type == ChannelType.REST_HOOK.value:
         topic = topics.WEBHOOKS
@@ -388,6 +406,11 @@ def delivery_command(row: Any, attempt: int) -> OutgoingRecord:
     else:
         topic = row.endpoint or topics.outbound(row.destination)
     return OutgoingRecord(topic=topic, key=row.pseudonym, value=row.payload, headers=headers)
+
+
+def _next_hop(row: Any) -> str:
+    """A new span in the message's trace (a new trace for a message stored without one)."""
+    return tracing.continue_or_start(row.traceparent).traceparent
 
 
 # --- outcomes and receipts -----------------------------------------------------------------
@@ -453,7 +476,7 @@ async def apply_outcome(
         .values(completed_at=now, outcome=code.value, detail=detail)
     )
     if completed.rowcount == 0:  # type: ignore[attr-defined]
-        log.info("outcome already recorded", extra={"delivery_id": row.id, "attempt": attempt_no})
+        log.info("outcome already recorded", extra={**log_ids(row), "attempt": attempt_no})
         return
     state = DeliveryState(row.state)
     current = attempt_no == row.attempts and state is DeliveryState.DISPATCHED
@@ -480,7 +503,7 @@ async def apply_outcome(
                 **({"confirmed_at": now} if acknowledged else {}),
             )
     elif not current:
-        log.info("stale outcome ignored", extra={"delivery_id": row.id, "attempt": attempt_no})
+        log.info("stale outcome ignored", extra={**log_ids(row), "attempt": attempt_no})
     elif code is ResponseCode.TRANSIENT_ERROR:
         await retry_or_dead_letter(session, row, rules, now, reason=detail or "transient error")
     else:
@@ -555,9 +578,11 @@ async def dead_letter(
                     "destination": row.destination,
                     "event": row.event_code,
                     "reason": reason[:200],
+                    tracing.HEADER: _next_hop(row),
                 },
             ),
         )
+        log.warning("delivery dead-lettered", extra={**log_ids(row), "reason": reason[:200]})
         await raise_alert(
             session,
             kind=AlertKind.DELIVERY_FAILED,
@@ -576,7 +601,7 @@ async def _apply_receipt(
     state = DeliveryState(row.state)
     unconfirmed = (DeliveryState.PENDING, DeliveryState.DISPATCHED, DeliveryState.SENT)
     if state not in unconfirmed:
-        log.info("receipt without effect", extra={"delivery_id": row.id, "state": state.value})
+        log.info("receipt without effect", extra={**log_ids(row), "state": state.value})
     elif env.response_code is ResponseCode.OK:
         # A receipt may overtake the adapter's ok; it proves delivery either way.
         values: dict[str, Any] = {"confirmed_at": now, "attempt_expires_at": None}

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.messaging import broker_epoch, logs, topics
 from services.messaging.db import make_engine, session_factory, utcnow
 from services.messaging.kafka import KafkaConsumer, KafkaPublisher, consume_forever, ensure_topics
+from services.messaging.metrics import KafkaConsumerLag
 from services.messaging.outbox import OutboxRelay
 from services.messaging.runtime import run_service
 from services.messaging.webhook_client import HttpWebhookSender
@@ -132,7 +133,15 @@ async def main(settings: RouterSettings | None = None) -> int:
     async def ticks() -> None:
         await router.run_ticks(settings.tick_s)
 
+    app = create_app(settings, sessions=sessions, alert_sinks=rules.alert_sinks)
+    lag = KafkaConsumerLag(
+        settings.kafka_bootstrap,
+        {"router": [topics.INBOUND, topics.RESULTS], webhooks.CONSUMER: [topics.WEBHOOKS]},
+    )
+    app.state.consumer_lag = lag  # read by /metrics
+
     async def stop() -> None:
+        await lag.aclose()
         await consumer.stop()
         await webhook_consumer.stop()
         await sender.aclose()
@@ -142,7 +151,7 @@ async def main(settings: RouterSettings | None = None) -> int:
         await engine.dispose()
 
     return await run_service(
-        create_app(settings, sessions=sessions, alert_sinks=rules.alert_sinks),
+        app,
         host=settings.host,
         port=settings.port,
         loops={

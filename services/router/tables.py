@@ -36,6 +36,9 @@ message = Table(
     Column("stream", String(200), nullable=True),
     Column("version", Integer, nullable=True),
     Column("superseded_by", String(36), nullable=True),
+    # W3C traceparent of the router's hop for this message (a random trace id, no patient
+    # data): each delivery command continues it (services.messaging.tracing)
+    Column("traceparent", String(55), nullable=True),
     Index("ix_message_stream", "stream", "version"),
     Index("ix_message_arrivals", "source", "event_code", "received_at"),  # silent sources
     # message search, newest first by (received_at, id): see services/router/message_search.py

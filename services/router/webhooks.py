@@ -36,6 +36,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.messaging import tracing
 from services.messaging.delivery import tag_marker
 from services.messaging.envelope import ResponseCode
 from services.messaging.families import is_versioned
@@ -67,6 +68,7 @@ class WebhookCommand:
     message_id: str
     event: str
     superseded_by: str | None
+    trace_id: str | None = None  # of the record's traceparent: for logs
 
     @property
     def key(self) -> str:
@@ -86,6 +88,7 @@ class WebhookCommand:
             message_id,
             h.get("event", ""),
             h.get("superseded-by") or None,
+            tracing.trace_id_of(h.get(tracing.HEADER)),
         )
 
 
@@ -214,4 +217,5 @@ def _ids(command: WebhookCommand) -> dict[str, Any]:
         "delivery_id": command.delivery_id,
         "subscription": command.subscription_id,
         "attempt": command.attempt,
+        "trace_id": command.trace_id,
     }

@@ -13,6 +13,7 @@ from services.messaging import topics
 from services.messaging.envelope import EventCode, ResponseCode, System, response_message, to_json
 from services.messaging.kafka import IncomingRecord
 from services.messaging.outbox import outbox
+from services.messaging.tracing import parse as parse_traceparent
 from services.router.deliveries import RoutingRules
 from services.router.domain import RetryPolicy, default_policies
 from services.router.handlers import Router
@@ -153,7 +154,9 @@ async def test_an_admission_is_stored_and_dispatched_to_treserva(router, session
     assert (d.destination, d.state, d.attempts) == ("treserva", "dispatched", 1)
     (cmd,) = await commands(sessions)
     assert cmd.key == "p" * 32
-    assert cmd.headers == {
+    headers = dict(cmd.headers)
+    assert parse_traceparent(headers.pop("traceparent")) is not None  # a trace of its own
+    assert headers == {
         "message-id": message_id(rec),
         "delivery-id": str(d.id),
         "attempt": "1",

@@ -28,6 +28,7 @@ from services.messaging.journal_client import (
 )
 from services.messaging.kafka import IncomingRecord
 from services.messaging.outbox import outbox
+from services.messaging.tracing import parse as parse_traceparent
 from tests.unit.test_takecare_translation import _translate
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -116,6 +117,9 @@ async def test_connection_failures_are_transient(exc):
     await client.aclose()
 
 
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
 def command(bundle: dict[str, Any], *, attempt=1, key="p" * 32, offset=0):
     return IncomingRecord(
         topics.outbound("treserva"),
@@ -128,6 +132,7 @@ def command(bundle: dict[str, Any], *, attempt=1, key="p" * 32, offset=0):
             "attempt": str(attempt),
             "delivery-id": "7",
             "event": "admission-notice",
+            "traceparent": TRACEPARENT,
         },
     )
 
@@ -155,7 +160,11 @@ async def test_a_delivery_posts_once_and_reports_ok(deps, sessions):
     assert violations("treserva/admission-notice.schema.json", document) == []
     ((row, env),) = await results(sessions)
     assert row.topic == topics.RESULTS and row.key == bundle["id"]
-    assert row.headers == {"message-id": bundle["id"], "attempt": "1", "delivery-id": "7"}
+    headers = dict(row.headers)
+    hop = parse_traceparent(headers.pop("traceparent"))
+    assert hop is not None and hop.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"  # same trace
+    assert hop.span_id != "00f067aa0ba902b7"  # a new span for this hop
+    assert headers == {"message-id": bundle["id"], "attempt": "1", "delivery-id": "7"}
     assert (env.event_code, env.response_to, env.response_code) == (
         "delivery-outcome",
         bundle["id"],

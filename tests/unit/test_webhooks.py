@@ -16,6 +16,7 @@ from services.messaging.journal_client import FatalDeliveryError, TransientDeliv
 from services.messaging.kafka import IncomingRecord
 from services.messaging.outbox import outbox
 from services.messaging.signing import verify
+from services.messaging.tracing import parse as parse_traceparent
 from services.messaging.vocabulary import SUPERSEDED_TAG_SYSTEM
 from services.messaging.webhook_client import HttpWebhookSender, Webhook
 from services.router import subscription_store
@@ -125,7 +126,9 @@ async def test_a_matching_message_gets_a_delivery_and_a_command_on_the_webhook_t
     (cmd,) = await commands(sessions)
     d = await hook_delivery(sessions, sub_id)
     assert cmd.key == "p" * 32 and cmd.value == rec.value
-    assert cmd.headers == {
+    headers = dict(cmd.headers)
+    assert parse_traceparent(headers.pop("traceparent")) is not None
+    assert headers == {
         "message-id": message_id(rec),
         "delivery-id": str(d.id),
         "attempt": "1",
