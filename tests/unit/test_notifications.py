@@ -176,6 +176,7 @@ def test_settings_refuse_a_webhook_without_a_secret_and_plain_smtp_in_production
             environment="production",
             ops_token="a-real-token-0123456789",
             pseudonym_key="a-real-key-0123456789",
+            console_secret="a-real-console-secret-0123456789",
             alert_smtp_host="smtp.example.se",
             alert_smtp_security="none",
         )

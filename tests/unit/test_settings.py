@@ -1,9 +1,12 @@
 """Settings refuse sandbox secrets outside the sandbox."""
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
 from services.adapter_takecare.settings import AdapterTakeCareSettings
+from services.router.console.accounts import hash_password
 from services.router.settings import RouterSettings
 
 
@@ -17,8 +20,12 @@ def test_production_starts_with_real_secrets(monkeypatch):
     monkeypatch.setenv("ROUTER_ENVIRONMENT", "production")
     monkeypatch.setenv("ROUTER_PSEUDONYM_KEY", "k" * 40)
     monkeypatch.setenv("ROUTER_OPS_TOKEN", "t" * 40)
+    monkeypatch.setenv("ROUTER_CONSOLE_SECRET", "c" * 40)
+    user = {"name": "asa", "role": "admin", "password_hash": hash_password("a long passphrase")}
+    monkeypatch.setenv("ROUTER_CONSOLE_USERS", json.dumps([user]))
     settings = RouterSettings()
     assert settings.environment == "production" and settings.ops_token == "t" * 40
+    assert [u.name for u in settings.console_users] == ["asa"]
 
 
 def test_sandbox_defaults_are_allowed_in_the_sandbox():
