@@ -76,9 +76,10 @@ async def run_adapter(
     for endpoint in endpoints:
         system = endpoint.destination.system.value
         client = HttpJournalClient(endpoint.url, endpoint.token, endpoint.timeout_s)
-        groups[f"{name}.{system}"] = [topics.outbound(system)]
+        group = topics.delivery_group(name, system)
+        groups[group] = [topics.outbound(system)]
         consumer = KafkaConsumer(
-            settings.kafka_bootstrap, [topics.outbound(system)], group_id=f"{name}.{system}"
+            settings.kafka_bootstrap, [topics.outbound(system)], group_id=group
         )
         await consumer.start()
         clients.append(client)

@@ -30,6 +30,19 @@ def outbound(destination: str) -> str:
 DESTINATIONS = ("treserva", "takecare", "primary-care")
 
 
+# Which adapter consumes each destination's topic, and its consumer group (the router reads
+# their lag for the console and /metrics).
+DELIVERED_BY = {
+    "treserva": "adapter_treserva",
+    "takecare": "adapter_takecare",
+    "primary-care": "adapter_takecare",
+}
+
+
+def delivery_group(adapter: str, destination: str) -> str:
+    return f"{adapter}.{destination}"
+
+
 PUBLIC = (INBOUND, DEAD_LETTER)
 """Topics another system may read with a consumer group of its own (read-only, no delivery
 guarantee; see contracts/asyncapi.yaml). The rest is the broker's own protocol."""

@@ -217,11 +217,13 @@ def create_app(
         return {"count": len(items), "items": items}
 
     @api.get("/dashboard")
-    async def overview() -> dict[str, Any]:
+    async def overview(request: Request) -> dict[str, Any]:
         """The console's first page: deliveries by state over the last 24 h, health per
-        destination, open incidents."""
+        destination (with the consumer lag on its topic; null when the broker did not
+        answer), open incidents."""
+        lag = await dashboard.read_lag(request.app)
         async with sessions() as session:
-            return await dashboard.overview(session, clock())
+            return await dashboard.overview(session, clock(), lag=lag)
 
     @api.get("/deliveries/states")
     async def delivery_states() -> dict[str, int]:

@@ -3,20 +3,53 @@ per destination, and the incidents still open. Metadata only."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.messaging import topics
+from services.messaging.metrics import ConsumerLag, Lag
 from services.router import queries
 from services.router.domain import AlertState, DeliveryState
 from services.router.tables import delivery
 
 WINDOW = timedelta(hours=24)
+log = logging.getLogger(__name__)
 
 
-async def overview(session: AsyncSession, now: datetime) -> dict[str, Any]:
+async def read_lag(app: Any) -> Lag | None:
+    """The lag from the probe the service put on ``app.state.consumer_lag``; None when there
+    is none or the broker does not answer (the page must still load)."""
+    probe: ConsumerLag | None = getattr(app.state, "consumer_lag", None)
+    if probe is None:
+        return None
+    try:
+        return await probe.lag()
+    except Exception:  # the broker is away: the page says "unknown"
+        log.warning("consumer lag unavailable for the dashboard")
+        return None
+
+
+def lag_by_destination(lag: Lag) -> dict[str, int]:
+    """Records waiting on each destination's topic for its consumer (webhook subscribers
+    share one topic, shown as ``webhooks``)."""
+    found: dict[str, int] = {}
+    for (_, topic), n in lag.items():
+        if topic == topics.WEBHOOKS:
+            found["webhooks"] = found.get("webhooks", 0) + n
+        for dest in topics.DESTINATIONS:
+            if topic == topics.outbound(dest):
+                found[dest] = found.get(dest, 0) + n
+    return found
+
+
+async def overview(
+    session: AsyncSession, now: datetime, *, lag: Lag | None = None
+) -> dict[str, Any]:
+    """``lag`` is None when the broker could not be asked (the page then says so)."""
     since = now - WINDOW
     rows = (
         await session.execute(
@@ -27,6 +60,12 @@ async def overview(session: AsyncSession, now: datetime) -> dict[str, Any]:
     ).all()
     states = {s.value: 0 for s in DeliveryState}
     states.update({str(r.state): int(r.n) for r in rows})
+    destinations = await queries.destination_health(session)
+    by_destination = lag_by_destination(lag) if lag is not None else None
+    for item in destinations:
+        item["consumerLag"] = (
+            None if by_destination is None else by_destination.get(item["destination"], 0)
+        )
     incidents = await queries.list_alerts(session, state=AlertState.OPEN.value)
     incidents += await queries.list_alerts(session, state=AlertState.ACKNOWLEDGED.value)
     return {
@@ -34,7 +73,7 @@ async def overview(session: AsyncSession, now: datetime) -> dict[str, Any]:
         "until": now.isoformat(),
         "states": states,
         "total": sum(states.values()),
-        "destinations": await queries.destination_health(session),
+        "destinations": destinations,
         "incidents": incidents,
         "openIncidents": len(incidents),
     }

@@ -136,9 +136,17 @@ async def main(settings: RouterSettings | None = None) -> int:
     app = create_app(settings, sessions=sessions, alert_sinks=rules.alert_sinks)
     lag = KafkaConsumerLag(
         settings.kafka_bootstrap,
-        {"router": [topics.INBOUND, topics.RESULTS], webhooks.CONSUMER: [topics.WEBHOOKS]},
+        {
+            "router": [topics.INBOUND, topics.RESULTS],
+            webhooks.CONSUMER: [topics.WEBHOOKS],
+            # the adapters' delivery consumers: each destination's backlog on Kafka
+            **{
+                topics.delivery_group(adapter, dest): [topics.outbound(dest)]
+                for dest, adapter in topics.DELIVERED_BY.items()
+            },
+        },
     )
-    app.state.consumer_lag = lag  # read by /metrics
+    app.state.consumer_lag = lag  # read by /metrics and the console's dashboard
 
     async def stop() -> None:
         await lag.aclose()

@@ -272,3 +272,41 @@ async def test_free_text_is_escaped(browser_like, seeded, sessions):
     audit = (await browser_like.get("/console/audit")).text
     assert "<script>alert(1)</script>" not in audit
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in audit
+
+
+class FixedLag:
+    def __init__(self, lag):
+        self._lag = lag
+
+    async def lag(self):
+        if isinstance(self._lag, Exception):
+            raise self._lag
+        return self._lag
+
+
+async def test_the_dashboard_shows_each_destinations_consumer_lag_or_says_unknown(
+    sessions, clock, seeded
+):
+    from services.messaging import topics
+
+    app = create_app(RouterSettings(), sessions=sessions, clock=clock)
+    app.state.consumer_lag = FixedLag(
+        {
+            ("adapter_treserva.treserva", topics.outbound("treserva")): 7,
+            ("router", topics.INBOUND): 3,
+        }
+    )
+    token = {"authorization": "Bearer sandbox-ops-token"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://router", headers=token
+    ) as client:
+        found = (await client.get("/api/v1/dashboard")).json()["destinations"]
+        assert {d["destination"]: d["consumerLag"] for d in found} == {
+            "primary-care": 0,
+            "treserva": 7,
+        }
+        app.state.consumer_lag = FixedLag(ConnectionError("broker away"))
+        found = (await client.get("/api/v1/dashboard")).json()["destinations"]
+        assert {d["consumerLag"] for d in found} == {None}
+        await log_in(client)
+        assert "okänd" in (await client.get("/console/")).text

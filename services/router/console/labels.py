@@ -32,6 +32,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "circuit": ("Brytare", "Circuit"),
     "failures_in_a_row": ("Fel i följd", "Failures in a row"),
     "queue_depth": ("Kö (ej klara)", "Queue (unfinished)"),
+    "consumer_lag": ("Kafka-eftersläpning", "Consumer lag"),
+    "unknown": ("okänd", "unknown"),
     "oldest_unconfirmed": ("Äldsta obekräftade sedan", "Oldest unconfirmed since"),
     "open_incidents": ("Öppna incidenter", "Open incidents"),
     "no_open_incidents": ("Inga öppna incidenter.", "No open incidents."),

@@ -106,8 +106,9 @@ def console_routes(
 
     @web.get("/", response_class=HTMLResponse)
     async def overview(request: Request, operator: Operator) -> HTMLResponse:
+        lag = await dashboard.read_lag(request.app)
         async with sessions() as session:
-            found = await dashboard.overview(session, clock())
+            found = await dashboard.overview(session, clock(), lag=lag)
         return render(request, "dashboard.html", {"d": found}, operator=operator)
 
     @web.get("/messages", response_class=HTMLResponse)
