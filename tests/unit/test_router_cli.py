@@ -93,7 +93,8 @@ def answering(routes):
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         answer = routes[(request.method, request.url.path)]
-        return answer(request) if callable(answer) else answer
+        found: httpx.Response = answer(request) if callable(answer) else answer
+        return found
 
     return httpx.MockTransport(handler), seen
 
