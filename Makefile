@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test reliability browser check lint typecheck contracts validate clean
+.PHONY: install run demo test reliability browser check lint typecheck contracts validate bench-queries clean
 
 install: $(STAMP)
 
@@ -60,6 +60,11 @@ contracts: install
 # make validate CONTRACT=takecare/medication-list FILE=my-list.json
 validate: install
 	$(PY) -m services.contracts_cli validate $(CONTRACT) $(FILE)
+
+# search and dashboard queries at 1M deliveries, SQLite and PostgreSQL (BENCH_ARGS=--help)
+BENCH_ARGS ?=
+bench-queries: install
+	$(PY) bench/query_speed.py $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache test-output

@@ -1,128 +1,332 @@
-"""Operator CLI for the router's API (``python -m services.router.cli``).
+"""Operator CLI for the router's HTTP API (``python -m services.router.cli``), built on typer.
 
-``replay --message-id ID [...]`` or ``replay --destination treserva [--event E] [--since T]``
-replays dead-lettered deliveries, with a reason and the operator's name, and shows progress
-page by page; ``--force`` also resurrects a superseded SIP or medication list.
-``replays`` lists the replay audit.
-``deviations export --month 2026-11 --format csv|json [--out FILE]`` exports the month's
-deviation reports (avvikelser i samverkan) for a deviation system such as Flexite; without
-``--out`` the export goes to standard output.
+``list [filters] [--next CURSOR]``   messages newest first, as a table (the search filters)
+``show MESSAGE_ID``                  one message: each delivery's transitions and attempts
+``replay --message-id ID ...`` or ``replay --destination D [--event E] [--since T]``
+                                     replay dead letters, with a reason and the operator's name;
+                                     by filter with a progress bar over the matching total;
+                                     ``--force`` also resurrects a superseded SIP/medication list
+``replays``                          the replay audit
+``acknowledge ALERT_ID``, ``resolve ALERT_ID``  take or close an incident (``--operator``,
+                                     ``--note``)
+``deviations export --month 2026-11 --format csv|json [--out FILE]``  the month's deviation
+                                     reports (avvikelser i samverkan) for a deviation system
+                                     such as Flexite; without ``--out`` to standard output
+
+Every command only shapes a request and its answer; the router does the work. Exit codes: 0
+done, 1 done with refusals (or not found), 2 the router refused the request or bad usage.
 """
 
 from __future__ import annotations
 
-import argparse
+import enum
 import json
 import sys
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import httpx
+import typer
 
+# typer vendors click (since 0.2x) and exports BadParameter but not its base class, which
+# main() needs to print any usage error plainly and exit 2 the way argparse did.
+from typer._click.exceptions import ClickException
+
+from services.router.cli_output import message_rows, print_table, timeline
 from services.router.deviations import InvalidMonth, month_window
 from services.router.settings import RouterSettings
 
+app = typer.Typer(
+    name="python -m services.router.cli",
+    help="Operate the carebridge router through its HTTP API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+deviations_app = typer.Typer(
+    help="Deviation reports (avvikelser i samverkan).", no_args_is_help=True
+)
+app.add_typer(deviations_app, name="deviations")
 
-def _client(args: argparse.Namespace, transport: httpx.BaseTransport | None) -> httpx.Client:
-    settings = RouterSettings()
-    return httpx.Client(
-        base_url=args.router_url or f"http://{settings.host}:{settings.port}",
-        headers={"authorization": f"Bearer {settings.ops_token}"},
-        timeout=60.0,
-        transport=transport,
+
+@dataclass
+class Connection:
+    """How to reach the router: ``transport`` is injected by tests (httpx.MockTransport or
+    an in-process ASGI app), None in production."""
+
+    transport: httpx.BaseTransport | None = None
+    router_url: str | None = None
+
+    def client(self) -> httpx.Client:
+        settings = RouterSettings()
+        return httpx.Client(
+            base_url=self.router_url or f"http://{settings.host}:{settings.port}",
+            headers={"authorization": f"Bearer {settings.ops_token}"},
+            timeout=60.0,
+            transport=self.transport,
+        )
+
+
+def _client(ctx: typer.Context) -> httpx.Client:
+    found = ctx.find_object(Connection)
+    return (found or Connection()).client()
+
+
+def _refused(res: httpx.Response) -> typer.Exit:
+    typer.echo(f"router answered {res.status_code}: {res.text[:500]}", err=True)
+    return typer.Exit(2)
+
+
+def _drop_none(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    router_url: Annotated[
+        str | None, typer.Option(help="default: http://<ROUTER_HOST>:<ROUTER_PORT>")
+    ] = None,
+) -> None:
+    ctx.ensure_object(Connection).router_url = router_url
+
+
+Event = Annotated[str | None, typer.Option(help="family (event code), e.g. medication-list")]
+Destination = Annotated[str | None, typer.Option(help="e.g. treserva, primary-care")]
+
+
+@app.command("list")
+def list_messages(
+    ctx: typer.Context,
+    since: Annotated[str | None, typer.Option(help="received at or after (ISO 8601)")] = None,
+    until: Annotated[str | None, typer.Option(help="received before (ISO 8601)")] = None,
+    event: Event = None,
+    source: Annotated[str | None, typer.Option(help="takecare or treserva")] = None,
+    destination: Destination = None,
+    state: Annotated[str | None, typer.Option(help="a delivery in this state")] = None,
+    pseudonym: Annotated[str | None, typer.Option(help="the patient's keyed pseudonym")] = None,
+    business_key: Annotated[str | None, typer.Option(help="source|event id|version")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    next_cursor: Annotated[
+        str | None, typer.Option("--next", help="the cursor printed under the last page")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the API's answer as JSON")] = False,
+) -> None:
+    """Messages newest first, filtered; page on with --next."""
+    params = _drop_none(
+        {
+            "since": since,
+            "until": until,
+            "event": event,
+            "source": source,
+            "destination": destination,
+            "state": state,
+            "pseudonym": pseudonym,
+            "businessKey": business_key,
+            "limit": limit,
+            "cursor": next_cursor,
+        }
     )
-
-
-def replay(args: argparse.Namespace, client: httpx.Client) -> int:
-    body: dict[str, Any] = {
-        "messageIds": args.message_id or [],
-        "destination": args.destination,
-        "event": args.event,
-        "since": args.since,
-        "until": args.until,
-        "reason": args.reason,
-        "operator": args.operator,
-        "force": args.force,
-    }
-    replayed = 0
-    refused: set[int] = set()
-    page = 0
-    while True:
-        res = client.post("/api/v1/replays", json=body)
-        if res.status_code != 200:
-            print(f"router answered {res.status_code}: {res.text[:500]}", file=sys.stderr)
-            return 2
-        found = res.json()
-        page += 1
-        replayed += found["replayed"]
-        for item in found["items"]:
-            if not item["replayed"] and item["deliveryId"] not in refused:
-                refused.add(item["deliveryId"])
-                print(f"  refused {item['messageId']} → {item['destination']}: {item['detail']}")
-        print(f"page {page}: {replayed} replayed so far, {len(refused)} refused", flush=True)
-        # by id one request does it; by filter, repeat until a page replays nothing more
-        if body["messageIds"] or found["replayed"] == 0:
-            break
-    print(f"done: {replayed} replayed, {len(refused)} refused (both audited)")
-    return 0 if not refused else 1
-
-
-def replays(args: argparse.Namespace, client: httpx.Client) -> int:
-    res = client.get("/api/v1/replays", params={"limit": args.limit})
-    res.raise_for_status()
-    print(json.dumps(res.json(), indent=2, ensure_ascii=False))
-    return 0
-
-
-def deviations_export(args: argparse.Namespace, client: httpx.Client) -> int:
-    params = {"month": args.month} if args.month else {}
-    res = client.get(f"/api/v1/deviations/export.{args.format}", params=params)
+    with _client(ctx) as client:
+        res = client.get("/api/v1/messages", params=params)
     if res.status_code != 200:
-        print(f"router answered {res.status_code}: {res.text[:500]}", file=sys.stderr)
-        return 2
-    if args.out is None:
-        sys.stdout.write(res.content.decode("utf-8"))
-        return 0
-    with open(args.out, "wb") as out:  # byte for byte: keeps the BOM Excel needs
-        out.write(res.content)
-    print(f"wrote {args.out} ({len(res.content)} bytes)", file=sys.stderr)
-    return 0
+        raise _refused(res)
+    page = res.json()
+    if as_json:
+        typer.echo(json.dumps(page, indent=2, ensure_ascii=False))
+        return
+    print_table(("received", "message id", "family", "source", "deliveries"), message_rows(page))
+    if page["next"]:
+        typer.echo(f"more: --next {page['next']}")
 
 
-def _month(value: str) -> str:
-    try:
-        month_window(value)
-    except InvalidMonth as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+@app.command()
+def show(ctx: typer.Context, message_id: str) -> None:
+    """One message and each delivery's timeline: state transitions and attempts."""
+    with _client(ctx) as client:
+        res = client.get(f"/api/v1/messages/{message_id}")
+    if res.status_code == 404:
+        typer.echo(f"no message {message_id}", err=True)
+        raise typer.Exit(1)
+    if res.status_code != 200:
+        raise _refused(res)
+    for line in timeline(res.json()):
+        typer.echo(line)
+
+
+@app.command()
+def replay(
+    ctx: typer.Context,
+    reason: Annotated[str, typer.Option(help="why (kept in the audit)")],
+    operator: Annotated[str, typer.Option(help="who (kept in the audit)")],
+    message_id: Annotated[list[str] | None, typer.Option(help="repeat for several")] = None,
+    destination: Destination = None,
+    event: Event = None,
+    since: Annotated[str | None, typer.Option(help="dead-lettered at or after (ISO 8601)")] = None,
+    until: Annotated[str | None, typer.Option(help="dead-lettered at or before")] = None,
+    force: Annotated[bool, typer.Option(help="also a superseded SIP/medication list")] = False,
+) -> None:
+    """Replay dead-lettered deliveries, by message id or by filter (audited)."""
+    if not (message_id or destination or event):
+        raise typer.BadParameter("name --message-id, or filter with --destination/--event")
+    body: dict[str, Any] = {
+        "messageIds": message_id or [],
+        "destination": destination,
+        "event": event,
+        "since": since,
+        "until": until,
+        "reason": reason,
+        "operator": operator,
+        "force": force,
+    }
+    with _client(ctx) as client:
+        if message_id:
+            replayed, refused = _replay_by_id(client, body)
+        else:
+            replayed, refused = _replay_by_filter(client, body)
+    for item in refused.values():
+        typer.echo(f"  refused {item['messageId']} → {item['destination']}: {item['detail']}")
+    typer.echo(f"done: {replayed} replayed, {len(refused)} refused (both audited)")
+    if refused:
+        raise typer.Exit(1)
+
+
+def _replay_page(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    res = client.post("/api/v1/replays", json=body)
+    if res.status_code != 200:
+        raise _refused(res)
+    found: dict[str, Any] = res.json()
+    return found
+
+
+def _replay_by_id(
+    client: httpx.Client, body: dict[str, Any]
+) -> tuple[int, dict[int, dict[str, Any]]]:
+    found = _replay_page(client, body)
+    refused = {i["deliveryId"]: i for i in found["items"] if not i["replayed"]}
+    return int(found["replayed"]), refused
+
+
+def _replay_by_filter(
+    client: httpx.Client, body: dict[str, Any]
+) -> tuple[int, dict[int, dict[str, Any]]]:
+    """Page by page until a page replays nothing more (the API replays at most 1000 per
+    request), with a progress bar over the dead letters the filter matched at the start."""
+    keys = ("destination", "event", "since", "until")
+    res = client.get("/api/v1/replays/candidates", params=_drop_none({k: body[k] for k in keys}))
+    if res.status_code != 200:
+        raise _refused(res)
+    total = int(res.json()["count"])
+    replayed = 0
+    refused: dict[int, dict[str, Any]] = {}
+    with typer.progressbar(length=total, label="replaying", file=sys.stderr) as bar:
+        while True:
+            found = _replay_page(client, body)
+            fresh = {i["deliveryId"]: i for i in found["items"] if not i["replayed"]}
+            fresh = {k: v for k, v in fresh.items() if k not in refused}
+            refused |= fresh
+            replayed += int(found["replayed"])
+            bar.update(int(found["replayed"]) + len(fresh))
+            if found["replayed"] == 0:
+                break
+    return replayed, refused
+
+
+@app.command()
+def replays(ctx: typer.Context, limit: Annotated[int, typer.Option(min=1, max=1000)] = 50) -> None:
+    """The replay audit, newest first, as JSON."""
+    with _client(ctx) as client:
+        res = client.get("/api/v1/replays", params={"limit": limit})
+    if res.status_code != 200:
+        raise _refused(res)
+    typer.echo(json.dumps(res.json(), indent=2, ensure_ascii=False))
+
+
+Operator = Annotated[str, typer.Option(help="who (kept on the incident)")]
+Note = Annotated[str, typer.Option(help="what was done or found (at least 3 characters)")]
+
+
+def _alert_action(ctx: typer.Context, alert_id: int, action: str, operator: str, note: str) -> None:
+    with _client(ctx) as client:
+        res = client.post(
+            f"/api/v1/alerts/{alert_id}/{action}", json={"operator": operator, "note": note}
+        )
+    if res.status_code == 404:
+        typer.echo(f"no alert {alert_id}", err=True)
+        raise typer.Exit(1)
+    if res.status_code != 200:
+        raise _refused(res)
+    found = res.json()
+    typer.echo(f"alert {alert_id} is {found['state']}: {found['summary']}")
+
+
+@app.command()
+def acknowledge(ctx: typer.Context, alert_id: int, operator: Operator, note: Note) -> None:
+    """Take an incident: reminders stop until it is resolved."""
+    _alert_action(ctx, alert_id, "acknowledge", operator, note)
+
+
+@app.command()
+def resolve(ctx: typer.Context, alert_id: int, operator: Operator, note: Note) -> None:
+    """Close an incident by hand (one whose cause clears closes itself)."""
+    _alert_action(ctx, alert_id, "resolve", operator, note)
+
+
+def _month(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            month_window(value)
+        except InvalidMonth as exc:
+            raise typer.BadParameter(str(exc)) from None
     return value
 
 
+class ExportFormat(enum.StrEnum):
+    CSV = "csv"
+    JSON = "json"
+
+
+@deviations_app.command("export")
+def deviations_export(
+    ctx: typer.Context,
+    month: Annotated[
+        str | None,
+        typer.Option(callback=_month, help="YYYY-MM, Stockholm time; default: all"),
+    ] = None,
+    export_format: Annotated[ExportFormat, typer.Option("--format")] = ExportFormat.CSV,
+    out: Annotated[str | None, typer.Option(help="file to write; default: stdout")] = None,
+) -> None:
+    """Export deviation reports for a deviation system such as Flexite."""
+    params = {"month": month} if month else {}
+    with _client(ctx) as client:
+        res = client.get(f"/api/v1/deviations/export.{export_format.value}", params=params)
+    if res.status_code != 200:
+        raise _refused(res)
+    if out is None:
+        sys.stdout.write(res.content.decode("utf-8"))
+        return
+    with open(out, "wb") as file:  # byte for byte: keeps the BOM Excel needs
+        file.write(res.content)
+    typer.echo(f"wrote {out} ({len(res.content)} bytes)", err=True)
+
+
 def main(argv: list[str] | None = None, *, transport: httpx.BaseTransport | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.router.cli", description=__doc__)
-    parser.add_argument("--router-url", help="default: http://<ROUTER_HOST>:<ROUTER_PORT>")
-    sub = parser.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("replay", help="replay dead-lettered deliveries")
-    r.add_argument("--message-id", action="append", help="repeat for several")
-    r.add_argument("--destination")
-    r.add_argument("--event", help="event code, e.g. medication-list")
-    r.add_argument("--since", help="dead-lettered at or after (ISO 8601 with offset)")
-    r.add_argument("--until")
-    r.add_argument("--reason", required=True, help="why (kept in the audit)")
-    r.add_argument("--operator", required=True, help="who (kept in the audit)")
-    r.add_argument("--force", action="store_true", help="also a superseded SIP/medication list")
-    a = sub.add_parser("replays", help="show the replay audit")
-    a.add_argument("--limit", type=int, default=50)
-    d = sub.add_parser("deviations", help="deviation reports (avvikelser i samverkan)")
-    d_sub = d.add_subparsers(dest="action", required=True)
-    e = d_sub.add_parser("export", help="export for a deviation system such as Flexite")
-    e.add_argument("--month", type=_month, help="YYYY-MM, Stockholm time; default: all")
-    e.add_argument("--format", choices=("csv", "json"), default="csv")
-    e.add_argument("--out", help="file to write; default: standard output")
-    args = parser.parse_args(argv)
-    if args.command == "replay" and not (args.message_id or args.destination or args.event):
-        parser.error("name --message-id, or filter with --destination/--event")
-    commands = {"replay": replay, "replays": replays, "deviations": deviations_export}
-    with _client(args, transport) as client:
-        return commands[args.command](args, client)
+    """Run one command and return its exit code; bad usage exits with 2 (SystemExit)."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(
+            args=argv,
+            prog_name="python -m services.router.cli",
+            standalone_mode=False,
+            obj=Connection(transport=transport),
+        )
+    except ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 1
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -183,6 +183,10 @@ def test_the_cli_pages_through_a_filter_and_reports_refusals(capsys):
     seen = []
 
     def handler(request):
+        if request.method == "GET":  # the total for the progress bar
+            assert request.url.path == "/api/v1/replays/candidates"
+            assert request.url.params["destination"] == "treserva"
+            return httpx.Response(200, json={"count": 3})
         seen.append(json.loads(request.content))
         return httpx.Response(200, json=pages[len(seen) - 1])
 
