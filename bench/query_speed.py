@@ -50,6 +50,7 @@ from services.messaging.db import make_engine, migrate, session_factory
 from services.messaging.envelope import EventCode, System
 from services.messaging.families import destinations
 from services.router.message_search import MessageQuery, search_messages
+from services.router.dashboard import overview
 from services.router.queries import destination_health, state_counts
 from services.router.tables import message
 
@@ -266,6 +267,7 @@ def queries(seed: Seed, page50: str | None) -> dict[str, Query]:
                 state="confirmed",
             )
         ),
+        "dashboard: overview (last 24 h)": lambda s: overview(s, NOW),
         "dashboard: state_counts": state_counts,
         "dashboard: destination_health": destination_health,
     }

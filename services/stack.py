@@ -408,6 +408,7 @@ def _base_env() -> dict[str, str]:
 def banner(stack: Stack) -> str:
     from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN
     from services.adapter_treserva.settings import SANDBOX_INTAKE_TOKEN as TRESERVA_TOKEN
+    from services.router.console.accounts import SANDBOX_PASSWORDS
     from services.router.settings import SANDBOX_OPS_TOKEN
     from services.simulators.subscriber import PATH as SUBSCRIBER_PATH
     from services.simulators.subscriber import SANDBOX_SUBSCRIBER_SECRET
@@ -416,6 +417,7 @@ def banner(stack: Stack) -> str:
     return f"""
 carebridge is running (sandbox). Ctrl-C stops everything.
 
+  operations console       {stack.router_url}/console/
   router (ops API)         {stack.router_url}/docs
   adapter_takecare         {stack.takecare_adapter_url}/docs
   adapter_treserva         {stack.treserva_adapter_url}/docs
@@ -432,6 +434,8 @@ Sandbox credentials (refused outside the sandbox):
   TakeCare intake token    {SANDBOX_INTAKE_TOKEN}
   Treserva intake token    {TRESERVA_TOKEN}
   operator token           {SANDBOX_OPS_TOKEN}
+  console log-in           ops / {SANDBOX_PASSWORDS["ops"]} (operator), \
+viewer / {SANDBOX_PASSWORDS["viewer"]} (viewer)
   subscriber secret        {SANDBOX_SUBSCRIBER_SECRET}
 
 Confirmation deadline: admission notices {s.admission_confirmation_deadline_s:.0f} s, \

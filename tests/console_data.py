@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -38,6 +38,7 @@ class Seeded:
     personnummer: str  # patient B's, a Skatteverket test number
     pseudonym_b: str
     business_key_a: str
+    received_at: datetime  # when the router took the three admission notices
 
 
 def admission(seed: int, clock: Clock) -> tuple[IncomingRecord, str, str]:
@@ -64,6 +65,7 @@ async def seed(sessions: async_sessionmaker[AsyncSession], clock: Clock) -> Seed
     a, _, key_a = admission(1, clock)
     b, raw_b, _ = admission(4, clock)
     c, _, _ = admission(5, clock)
+    received_at = clock()
     await router.handle_batch([a, b, c])
     await router.tick()  # dispatched
     ok = ResponseCode.OK
@@ -90,4 +92,5 @@ async def seed(sessions: async_sessionmaker[AsyncSession], clock: Clock) -> Seed
         personnummer=raw_b,
         pseudonym_b=b.key or "",
         business_key_a=key_a,
+        received_at=received_at,
     )

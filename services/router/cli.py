@@ -9,6 +9,7 @@
 ``replays``                          the replay audit
 ``acknowledge ALERT_ID``, ``resolve ALERT_ID``  take or close an incident (``--operator``,
                                      ``--note``)
+``hash-password --name N --role R``  a console account (scrypt hash) for ROUTER_CONSOLE_USERS
 ``deviations export --month 2026-11 --format csv|json [--out FILE]``  the month's deviation
                                      reports (avvikelser i samverkan) for a deviation system
                                      such as Flexite; without ``--out`` to standard output
@@ -33,6 +34,7 @@ import typer
 from typer._click.exceptions import ClickException
 
 from services.router.cli_output import message_rows, print_table, timeline
+from services.router.console.accounts import Role, hash_password
 from services.router.deviations import InvalidMonth, month_window
 from services.router.settings import RouterSettings
 
@@ -270,6 +272,21 @@ def acknowledge(ctx: typer.Context, alert_id: int, operator: Operator, note: Not
 def resolve(ctx: typer.Context, alert_id: int, operator: Operator, note: Note) -> None:
     """Close an incident by hand (one whose cause clears closes itself)."""
     _alert_action(ctx, alert_id, "resolve", operator, note)
+
+
+@app.command("hash-password")
+def hash_password_command(
+    name: Annotated[str, typer.Option(help="the operator's log-in name")],
+    role: Annotated[Role, typer.Option(help="viewer, operator or admin")] = Role.OPERATOR,
+) -> None:
+    """Print one console account for ROUTER_CONSOLE_USERS (JSON); the password is asked for
+    twice and never echoed, and only its scrypt hash is printed."""
+    password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 12:
+        typer.echo("use at least 12 characters", err=True)
+        raise typer.Exit(2)
+    account = {"name": name, "role": role.value, "password_hash": hash_password(password)}
+    typer.echo(json.dumps(account))
 
 
 def _month(value: str | None) -> str | None:

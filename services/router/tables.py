@@ -83,6 +83,7 @@ delivery = Table(
     # messages with a delivery in a rare state (dead letters, unfinished), per destination;
     # also the per-state counts of the dashboard, read from the index alone
     Index("ix_delivery_state_destination", "state", "destination", "message_id"),
+    Index("ix_delivery_created", "created_at", "state"),  # the dashboard's last 24 h
 )
 
 delivery_attempt = Table(

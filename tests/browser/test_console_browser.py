@@ -135,3 +135,27 @@ async def test_an_operator_opens_a_payload_with_a_reason_in_english(page: Page, 
     await page.get_by_role("button", name="Open payload").click()
     await expect(page.locator("#payload")).to_contain_text('"resourceType": "Bundle"')
     await shot(page, "message-payload")
+
+
+async def test_read_a_chart_and_export_the_statistics(page: Page, console: Console):
+    from services.router.periods import local_date
+
+    today = local_date(console.seeded.received_at).isoformat()
+    await log_in(page, console)
+    await page.get_by_role("link", name="Statistik").click()
+    chart = page.locator("#chart-notices svg[role=img]")
+    await expect(chart).to_be_visible()
+    short = today[5:]  # the axis label of a day: MM-DD
+    bar = chart.locator(f'g.bar[data-period="{short}"]')
+    await expect(bar.locator("title")).to_contain_text(f"{short}: 3")  # three admissions
+    assert await bar.locator("rect.segment").count() == 1
+    row = page.locator("#statistics-table tbody tr", has_text=today)
+    await expect(row.locator("td").first).to_have_text("3")
+    await shot(page, "statistics")
+    async with page.expect_download() as info:
+        await page.get_by_role("link", name="Exportera CSV").click()
+    download = await info.value
+    text = Path(await download.path()).read_text("utf-8-sig")  # noqa: ASYNC240
+    rows = [line.split(";") for line in text.splitlines()]
+    (found,) = [r for r in rows if r[0] == today]
+    assert "3" in found

@@ -58,6 +58,7 @@ def test_run_prints_urls_and_ctrl_c_leaves_no_process_behind(tmp_path):
     banner = "".join(lines)
     assert f"http://127.0.0.1:{settings.router_port}" in banner, banner
     assert "sandbox-takecare-key" in banner and "sandbox-ops-token" in banner
+    assert f"http://127.0.0.1:{settings.router_port}/console/" in banner
     children = _children(proc.pid)
     assert len(children) == 7  # tansu, router, two adapters, three simulators
     proc.send_signal(signal.SIGINT)

@@ -287,3 +287,18 @@ def test_the_typer_app_runs_under_clirunner_with_an_injected_connection():
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {"count": 0, "items": []}
     assert str(seen[0].url) == "http://router.example:9000/api/v1/replays?limit=5"
+
+
+def test_hash_password_prints_an_account_whose_hash_verifies(monkeypatch, capsys):
+    import json as _json
+
+    from services.router import cli as router_cli
+    from services.router.console.accounts import ConsoleUser, verify_password
+
+    answers = iter(["a long passphrase", "a long passphrase"])
+    monkeypatch.setattr("typer.prompt", lambda *a, **k: next(answers))
+    assert router_cli.main(["hash-password", "--name", "asa", "--role", "admin"]) == 0
+    account = ConsoleUser.model_validate(_json.loads(capsys.readouterr().out))
+    assert (account.name, account.role) == ("asa", "admin")
+    assert verify_password("a long passphrase", account.password_hash)
+    assert "a long passphrase" not in account.password_hash

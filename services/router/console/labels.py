@@ -111,6 +111,13 @@ LABELS: dict[str, tuple[str, str]] = {
     "actor": ("Vem", "Who"),
     "at": ("När", "When"),
     "period": ("Period", "Period"),
+    "on_time": ("Inom lagstadgad tid", "On time (legal deadline)"),
+    "admission_to_confirmed": (
+        "Inskrivning → bekräftad (median, min, Treserva)",
+        "Admission → confirmed (median min, Treserva)",
+    ),
+    "same_day_discharge": ("Utskrivna samma dag", "Same-day discharge"),
+    "sip": ("SIP", "SIP"),
     "day": ("Dag", "Day"),
     "week": ("Vecka", "Week"),
     "show": ("Visa", "Show"),
