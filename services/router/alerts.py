@@ -341,6 +341,10 @@ async def resolve(
     )
 
 
+OPERATOR_ACTIONS = {"acknowledge": acknowledge, "resolve": resolve}
+"""What an operator may do to an incident, by the name the API and the console use."""
+
+
 async def resolve_cleared(
     session: AsyncSession, now: datetime, sinks: Sequence[AlertSink] = ()
 ) -> int:

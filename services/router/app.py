@@ -122,7 +122,7 @@ def create_app(
         return {"count": len(items), "items": items}
 
     async def _act(alert_id: int, body: AlertAction, action: str) -> dict[str, Any]:
-        step = incidents.acknowledge if action == "acknowledge" else incidents.resolve
+        step = incidents.OPERATOR_ACTIONS[action]
         async with sessions.begin() as session:
             try:
                 done = await step(

@@ -159,21 +159,7 @@ def console_routes(
             next_link = "?" + urlencode(
                 {**{k: v for k, v in form.items() if v}, "cursor": page.next_cursor}
             )
-        return render(
-            request,
-            "messages.html",
-            {
-                "form": form,
-                "page": page,
-                "error": error,
-                "next_link": next_link,
-                "families": families,
-                "states": [s.value for s in DeliveryState],
-                "display": EVENT_DISPLAY,
-            },
-            operator=operator,
-            status_code=422 if error else 200,
-        )
+        return _messages_page(request, operator, form, page, error, next_link)
 
     @web.post("/messages/by-personnummer", response_model=None)
     async def by_personnummer(
@@ -203,20 +189,31 @@ def console_routes(
         return RedirectResponse(f"/console/messages?pseudonym={found}", status_code=303)
 
     def _form_error(request: Request, operator: Any, error: str) -> HTMLResponse:
+        empty = queries.MessagePage(items=[], next_cursor=None)
+        return _messages_page(request, operator, {}, empty, error, None)
+
+    def _messages_page(
+        request: Request,
+        operator: Any,
+        form: dict[str, str],
+        page: queries.MessagePage,
+        error: str | None,
+        next_link: str | None,
+    ) -> HTMLResponse:
         return render(
             request,
             "messages.html",
             {
-                "form": {},
-                "page": queries.MessagePage(items=[], next_cursor=None),
+                "form": form,
+                "page": page,
                 "error": error,
-                "next_link": None,
+                "next_link": next_link,
                 "families": families,
                 "states": [s.value for s in DeliveryState],
                 "display": EVENT_DISPLAY,
             },
             operator=operator,
-            status_code=422,
+            status_code=422 if error else 200,
         )
 
     async def _message_page(
@@ -324,11 +321,11 @@ def console_routes(
     ) -> RedirectResponse:
         check_csrf(operator, csrf)
         require(operator, Role.OPERATOR)
-        if action not in ("acknowledge", "resolve"):
+        step = incidents.OPERATOR_ACTIONS.get(action)
+        if step is None:
             raise HTTPException(404, "no such action")
         if len(note.strip()) < 3:
             raise HTTPException(422, "note: write at least 3 characters")
-        step = incidents.acknowledge if action == "acknowledge" else incidents.resolve
         async with sessions.begin() as session:
             try:
                 done = await step(
