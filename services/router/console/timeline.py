@@ -30,9 +30,11 @@ def _when(value: Any) -> datetime | None:
 
 
 def hops(detail: dict[str, Any]) -> list[Hop]:
-    """From :func:`services.router.queries.message_detail`."""
+    """From :func:`services.router.queries.message_detail`. Oldest first; at the same instant
+    each attempt follows the transition that dispatched it."""
     found: list[Hop] = []
     for d in detail.get("deliveries", []):
+        attempts = iter(a for a in d.get("attempts_log", []) if _when(a["dispatched_at"]))
         for t in d.get("transitions", []):
             at = _when(t["at"])
             if at is None:
@@ -49,23 +51,25 @@ def hops(detail: dict[str, Any]) -> list[Hop]:
                     detail=t.get("reason"),
                 )
             )
-        for a in d.get("attempts_log", []):
-            started, ended = _when(a["dispatched_at"]), _when(a.get("completed_at"))
-            if started is None:
-                continue
-            text = a.get("detail")
-            status = _HTTP.search(text) if text else None
-            found.append(
-                Hop(
-                    at=started,
-                    destination=d["destination"],
-                    kind="attempt",
-                    what=f"#{a['attempt_no']}",
-                    outcome=a.get("outcome") or "in flight",
-                    http_status=int(status.group(1)) if status else None,
-                    latency_ms=(round((ended - started).total_seconds() * 1000) if ended else None),
-                    detail=text,
-                )
-            )
-    found.sort(key=lambda h: (h.at, h.kind != "attempt"))
+            if t["to_state"] == "dispatched" and (a := next(attempts, None)) is not None:
+                found.append(_attempt(d["destination"], a))
+        found.extend(_attempt(d["destination"], a) for a in attempts)
+    found.sort(key=lambda h: h.at)  # stable: the order above holds within an instant
     return found
+
+
+def _attempt(destination: str, a: dict[str, Any]) -> Hop:
+    started, ended = _when(a["dispatched_at"]), _when(a.get("completed_at"))
+    assert started is not None
+    text = a.get("detail")
+    status = _HTTP.search(text) if text else None
+    return Hop(
+        at=started,
+        destination=destination,
+        kind="attempt",
+        what=f"#{a['attempt_no']}",
+        outcome=a.get("outcome") or "in flight",
+        http_status=int(status.group(1)) if status else None,
+        latency_ms=round((ended - started).total_seconds() * 1000) if ended else None,
+        detail=text,
+    )
