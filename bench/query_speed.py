@@ -289,8 +289,8 @@ async def measure(url: str, seed: Seed, repeat: int) -> dict[str, dict[str, floa
                     times.append((time.perf_counter() - t0) * 1000)
             times.sort()
             results[name] = {
-                "median_ms": statistics.median(times),
-                "p95_ms": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
+                "median_ms": round(statistics.median(times), 2),
+                "p95_ms": round(times[min(len(times) - 1, round(0.95 * (len(times) - 1)))], 2),
             }
             print(f"  {name:<48} {results[name]['median_ms']:8.2f} ms", flush=True)
         return results

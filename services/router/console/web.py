@@ -4,6 +4,7 @@ and actions as the JSON API, and render."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -71,8 +72,6 @@ def require(operator: OperatorSession, needed: Role) -> None:
 
 
 def check_csrf(operator: OperatorSession, token: str) -> None:
-    import hmac
-
     if not hmac.compare_digest(operator.csrf, token or ""):
         raise HTTPException(403, "the form is stale or was not sent by the console: reload it")
 
