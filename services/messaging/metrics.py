@@ -131,7 +131,10 @@ class InMemoryConsumerLag:
 
 class KafkaConsumerLag:
     """Consumer lag from the broker: each group's committed offsets against the end offsets
-    (high-water marks). The clients start on the first scrape and are reused."""
+    (high-water marks). The committed offsets are read by a consumer in each group that
+    never subscribes (an OffsetFetch, no JoinGroup, so the group is not disturbed); the
+    admin client's OffsetFetch is not one every broker answers (Tansu closes the
+    connection). The clients start on the first call and are reused."""
 
     def __init__(
         self, bootstrap: str, groups: Mapping[str, Sequence[str]], *, timeout_s: float = 3.0
@@ -139,47 +142,76 @@ class KafkaConsumerLag:
         self._bootstrap = bootstrap
         self._groups = groups
         self._timeout_s = timeout_s
-        self._admin: Any = None
-        self._consumer: Any = None
+        self._consumers: dict[str | None, Any] = {}
 
     async def lag(self) -> Lag:
         return await asyncio.wait_for(self._lag(), self._timeout_s)
 
-    async def _lag(self) -> Lag:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-        from aiokafka.admin import AIOKafkaAdminClient
+    async def _consumer(self, group: str | None) -> Any:
+        from aiokafka import AIOKafkaConsumer
 
-        if self._admin is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
-            await admin.start()
-            self._admin = admin
-        if self._consumer is None:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        if group not in self._consumers:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap, group_id=group, enable_auto_commit=False
+            )
             await consumer.start()
-            self._consumer = consumer
-        await self._consumer.topics()  # refresh metadata: partitions of every topic
+            self._consumers[group] = consumer
+        return self._consumers[group]
+
+    async def _lag(self) -> Lag:
+        from aiokafka import TopicPartition
+
+        meta = await self._consumer(None)
+        await meta.topics()  # refresh metadata: partitions of every topic
+        # read every topic's partitions before assigning any: metadata refreshed after an
+        # assignment covers only the assigned topics
+        partitions = {
+            topic: [
+                TopicPartition(topic, p) for p in sorted(meta.partitions_for_topic(topic) or ())
+            ]
+            for topics in self._groups.values()
+            for topic in topics
+        }
+        ends = await self._ends(meta, [tp for tps in partitions.values() for tp in tps])
         out: Lag = {}
         for group, topics in self._groups.items():
-            committed = await self._admin.list_consumer_group_offsets(group)
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in topics
-                for p in sorted(self._consumer.partitions_for_topic(topic) or ())
-            ]
-            ends = await self._consumer.end_offsets(partitions) if partitions else {}
-            for tp in partitions:
-                done = committed.get(tp)
-                offset = done.offset if done is not None and done.offset >= 0 else 0
-                out[(group, tp.topic)] = out.get((group, tp.topic), 0) + max(
-                    ends.get(tp, 0) - offset, 0
-                )
+            member = await self._consumer(group)
+            for topic in topics:
+                for tp in partitions[topic]:
+                    done = await member.committed(tp)
+                    offset = done if done is not None and done >= 0 else 0
+                    out[(group, topic)] = out.get((group, topic), 0) + max(
+                        ends.get(tp, 0) - offset, 0
+                    )
         return out
 
+    async def _ends(self, meta: Any, partitions: list[Any]) -> dict[Any, int]:
+        """The log end offset of each partition. ListOffsets gives it on Apache Kafka; Tansu
+        answers with one past the *first* offset of the last record batch, so the last
+        batch is read (from the listed end minus one) and its last offset counts: the same
+        answer on both brokers."""
+        listed: dict[Any, int] = await meta.end_offsets(partitions)
+        ends = dict(listed)
+        pending = {tp for tp in partitions if listed.get(tp, 0) > 0}
+        if not pending:
+            return ends
+        meta.assign(sorted(pending))
+        for tp in pending:
+            meta.seek(tp, listed[tp] - 1)
+        while pending:
+            found = await meta.getmany(*pending, timeout_ms=500)
+            if not found:
+                break  # nothing more to read: keep what ListOffsets said
+            for tp, records in found.items():
+                if records:
+                    ends[tp] = max(ends[tp], records[-1].offset + 1)
+                    pending.discard(tp)
+        return ends
+
     async def aclose(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._admin is not None:
-            await self._admin.close()
+        for consumer in self._consumers.values():
+            await consumer.stop()
+        self._consumers.clear()
 
 
 class LagSnapshot:

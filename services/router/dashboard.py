@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.messaging import topics
 from services.messaging.metrics import ConsumerLag, Lag
 from services.router import queries
+from services.router.circuit import CircuitState
 from services.router.domain import AlertState, DeliveryState
-from services.router.tables import delivery
+from services.router.tables import delivery, subscription
 
 WINDOW = timedelta(hours=24)
 log = logging.getLogger(__name__)
@@ -31,6 +32,17 @@ async def read_lag(app: Any) -> Lag | None:
     except Exception:  # the broker is away: the page says "unknown"
         log.warning("consumer lag unavailable for the dashboard")
         return None
+
+
+def _idle(name: str) -> dict[str, Any]:
+    return {
+        "destination": name,
+        "circuit": CircuitState.CLOSED.value,
+        "failuresInARow": 0,
+        "probeAt": None,
+        "states": {},
+        "oldestUnconfirmedSince": None,
+    }
 
 
 def lag_by_destination(lag: Lag) -> dict[str, int]:
@@ -64,6 +76,14 @@ async def overview(
     states = {s.value: 0 for s in DeliveryState}
     states.update({str(r.state): int(r.n) for r in rows})
     destinations = await queries.destination_health(session)
+    # a destination with nothing waiting is healthy, and is shown as such
+    known = {d["destination"] for d in destinations}
+    found = await session.execute(
+        select(subscription.c.id).where(subscription.c.status == "active")
+    )
+    active: list[str] = list(found.scalars())
+    destinations += [_idle(name) for name in active if name not in known]
+    destinations.sort(key=lambda d: str(d["destination"]))
     by_destination = lag_by_destination(lag) if lag is not None else None
     for item in destinations:
         item["consumerLag"] = (

@@ -14,6 +14,7 @@ from services.messaging.kafka import (
     OutgoingRecord,
     ensure_topics,
 )
+from services.messaging.metrics import InMemoryConsumerLag, KafkaConsumerLag
 
 pytestmark = pytest.mark.integration
 
@@ -23,6 +24,8 @@ class Backend:
     publisher: Any
     make_consumer: Any
     topic: str
+    make_lag: Any  # {group: [topics]} -> a ConsumerLag probe
+    create_topic: Any  # async (name) -> None
 
 
 @pytest.fixture(params=["memory", "tansu"])
@@ -30,7 +33,13 @@ async def backend(request) -> AsyncIterator[Backend]:
     topic = f"test.{uuid.uuid4().hex[:8]}.v1"
     if request.param == "memory":
         bus = InMemoryBus()
-        yield Backend(bus, lambda group: _Started(bus.consumer([topic], group)), topic)
+        yield Backend(
+            bus,
+            lambda group: _Started(bus.consumer([topic], group)),
+            topic,
+            lambda groups: InMemoryConsumerLag(bus, groups),
+            _no_topic_needed,
+        )
         return
     bootstrap = request.getfixturevalue("tansu")
     await ensure_topics(bootstrap, [topic], partitions=1)
@@ -43,10 +52,26 @@ async def backend(request) -> AsyncIterator[Backend]:
         consumers.append(consumer)
         return consumer
 
-    yield Backend(publisher, make, topic)
+    probes: list[KafkaConsumerLag] = []
+
+    def make_lag(groups):
+        probe = KafkaConsumerLag(bootstrap, groups, timeout_s=10)
+        probes.append(probe)
+        return probe
+
+    async def create_topic(name: str) -> None:
+        await ensure_topics(bootstrap, [name], partitions=2)
+
+    yield Backend(publisher, make, topic, make_lag, create_topic)
     for c in consumers:
         await c.stop()
+    for p in probes:
+        await p.aclose()
     await publisher.stop()
+
+
+async def _no_topic_needed(name: str) -> None:
+    """The in-memory bus makes a topic on its first record."""
 
 
 class _Started:
@@ -104,6 +129,22 @@ async def test_committed_offsets_are_not_delivered_again_to_the_group(backend):
     assert [r.value for r in got] == [b"two"]
 
 
+async def test_consumer_lag_is_what_a_group_has_not_committed(backend):
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    await backend.publisher.publish_many(
+        [OutgoingRecord(backend.topic, "k", str(n)) for n in range(5)]
+    )
+    probe = backend.make_lag({group: [backend.topic]})
+    assert await probe.lag() == {(group, backend.topic): 5}  # nothing committed yet
+    consumer = backend.make_consumer(group)
+    await consumer.start()
+    assert len(await poll_until(consumer, 5)) == 5
+    await consumer.commit()
+    assert await probe.lag() == {(group, backend.topic): 0}
+    await backend.publisher.publish_many([OutgoingRecord(backend.topic, "k", "late")])
+    assert await probe.lag() == {(group, backend.topic): 1}
+
+
 async def test_rewind_rereads_an_uncommitted_batch(backend):
     group = f"g-{uuid.uuid4().hex[:6]}"
     await backend.publisher.publish_many(
@@ -115,3 +156,16 @@ async def test_rewind_rereads_an_uncommitted_batch(backend):
     await consumer.rewind()  # the handler failed: nothing was committed
     again = await poll_until(consumer, 2)
     assert [r.value for r in again] == [b"a", b"b"]
+
+
+async def test_consumer_lag_covers_every_group_and_topic_it_is_given(backend):
+    """Reading one group's partitions must not lose the others' (a metadata refresh after an
+    assignment covers only the assigned topics)."""
+    other = f"test.{uuid.uuid4().hex[:8]}.v1"
+    await backend.create_topic(other)
+    await backend.publisher.publish_many(
+        [OutgoingRecord(backend.topic, "k", "a"), OutgoingRecord(backend.topic, "k", "b")]
+    )
+    await backend.publisher.publish_many([OutgoingRecord(other, "k", "c")])
+    probe = backend.make_lag({"first": [backend.topic], "second": [other]})
+    assert await probe.lag() == {("first", backend.topic): 2, ("second", other): 1}

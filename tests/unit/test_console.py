@@ -303,6 +303,7 @@ async def test_the_dashboard_shows_each_destinations_consumer_lag_or_says_unknow
         found = (await client.get("/api/v1/dashboard")).json()["destinations"]
         assert {d["destination"]: d["consumerLag"] for d in found} == {
             "primary-care": 0,
+            "takecare": 0,  # nothing waiting: shown, healthy
             "treserva": 7,
         }
         app.state.consumer_lag = FixedLag(ConnectionError("broker away"))
