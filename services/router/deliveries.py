@@ -416,15 +416,23 @@ def _next_hop(row: Any) -> str:
 # --- outcomes and receipts -----------------------------------------------------------------
 
 
+class DeliveryChangedUnderfoot(RuntimeError):
+    """A delivery kept changing while a result was applied to it; the batch is retried."""
+
+
 async def apply_result(
     session: AsyncSession, env: Envelope, record: IncomingRecord, rules: RoutingRules, now: datetime
 ) -> None:
     row = (
         await session.execute(
-            delivery_rows().where(
+            delivery_rows()
+            .where(
                 delivery.c.message_id == env.response_to,
                 delivery.c.destination == env.source_system,
             )
+            # replicas: an expiring attempt or a dispatch waits for this result, not the
+            # other way round (PostgreSQL; SQLite has one writer and re-reads below)
+            .with_for_update(of=delivery)
         )
     ).first()
     if row is None:
@@ -598,23 +606,34 @@ async def dead_letter(
 async def _apply_receipt(
     session: AsyncSession, row: Any, env: Envelope, rules: RoutingRules, now: datetime
 ) -> None:
-    state = DeliveryState(row.state)
     unconfirmed = (DeliveryState.PENDING, DeliveryState.DISPATCHED, DeliveryState.SENT)
+    if env.response_code is ResponseCode.OK:
+        # A receipt may overtake the adapter's ok; it proves delivery either way. Another
+        # worker (an attempt expiring, a retry being dispatched) may move the delivery
+        # between our read and our write: read it again and apply the receipt to what it
+        # is now, for a receipt never comes twice.
+        for _ in range(5):
+            state = DeliveryState(row.state)
+            if state not in unconfirmed:
+                log.info("receipt without effect", extra={**log_ids(row), "state": state.value})
+                return
+            values: dict[str, Any] = {"confirmed_at": now, "attempt_expires_at": None}
+            if state is not DeliveryState.SENT:
+                values["sent_at"] = now
+            if await move(
+                session,
+                row,
+                DeliveryState.CONFIRMED,
+                now=now,
+                reason="receipt from destination",
+                **values,
+            ):
+                return
+            row = (await session.execute(delivery_rows().where(delivery.c.id == row.id))).one()
+        raise DeliveryChangedUnderfoot(row.id)  # the batch is read again: nothing is lost
+    state = DeliveryState(row.state)
     if state not in unconfirmed:
         log.info("receipt without effect", extra={**log_ids(row), "state": state.value})
-    elif env.response_code is ResponseCode.OK:
-        # A receipt may overtake the adapter's ok; it proves delivery either way.
-        values: dict[str, Any] = {"confirmed_at": now, "attempt_expires_at": None}
-        if state is not DeliveryState.SENT:
-            values["sent_at"] = now
-        await move(
-            session,
-            row,
-            DeliveryState.CONFIRMED,
-            now=now,
-            reason="receipt from destination",
-            **values,
-        )
     else:
         await dead_letter(
             session,

@@ -461,3 +461,39 @@ async def test_a_message_older_than_its_max_age_is_not_retried_again(sessions, c
         ("delivery_failed", "treserva"),
         ("delivery_failed", "primary-care"),
     }
+
+
+async def test_a_receipt_is_applied_even_if_the_delivery_moved_after_it_was_read(
+    router, sessions, clock
+):
+    """Another worker (an attempt expiring) may move the delivery between the read and the
+    write; a receipt never comes twice, so it must land on the delivery as it is now."""
+    from sqlalchemy import update as sql_update
+
+    from services.messaging.envelope import read_envelope
+    from services.router.deliveries import _apply_receipt, delivery_rows
+    from services.router.tables import delivery as delivery_table
+
+    rec = inbound(seed=31)
+    await router.handle_batch([rec])
+    await router.tick()
+    async with sessions() as s:
+        (stale,) = (
+            await s.execute(
+                delivery_rows().where(
+                    delivery_table.c.message_id == message_id(rec),
+                    delivery_table.c.destination == "treserva",
+                )
+            )
+        ).all()
+    assert stale.state == "dispatched"
+    async with sessions.begin() as s:  # the attempt expires meanwhile: back to pending
+        await s.execute(
+            sql_update(delivery_table)
+            .where(delivery_table.c.id == stale.id)
+            .values(state="pending")
+        )
+    receipt = result(message_id(rec), ResponseCode.OK, event=EventCode.RECEIPT)
+    async with sessions.begin() as s:
+        await _apply_receipt(s, stale, read_envelope(receipt.value), router.rules, clock())
+    assert [d.state for d in await deliveries(sessions)] == ["confirmed"]
