@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
 JSON_MEDIA_TYPES = frozenset({"application/json", FHIR_JSON})
-MAX_JSON_DEPTH = 32  # the deepest contract document nests 6 levels
+MAX_JSON_DEPTH = 32  # the contract fixtures nest 12 at most (a FHIR Bundle)
 
 
 def operation_outcome(status: int, issues: list[dict[str, Any]]) -> JSONResponse:
