@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging.envelope import System
@@ -67,6 +68,18 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     429: {"description": "too many requests from this client; wait Retry-After seconds"},
     503: {"description": "the broker's store is unavailable for now; send again (Retry-After)"},
 }
+
+
+# Only documents the scheme in the OpenAPI; IntakeGuard does the checking.
+_SOURCE_KEY = [
+    Depends(
+        HTTPBearer(
+            auto_error=False,
+            scheme_name="sourceSystemKey",
+            description="the source system's own key (SHA-256 hash held by the broker)",
+        )
+    )
+]
 
 
 @dataclass(frozen=True)
@@ -232,6 +245,7 @@ def _add_family(
         summary=f"Push a {name} event",
         responses=_ERRORS,
         name=f"post_{family.route}",
+        dependencies=_SOURCE_KEY,
     )
     router.add_api_route(
         f"/{family.route}/$validate",
@@ -240,6 +254,7 @@ def _add_family(
         summary=f"Check a {name} document against its contract without storing it",
         responses={k: v for k, v in _ERRORS.items() if k != 409},
         name=f"validate_{family.route}",
+        dependencies=_SOURCE_KEY,
     )
 
 
@@ -304,5 +319,6 @@ def receipt_router(
         summary="Receipt (kvittens) or rejection of a delivered message",
         responses={k: v for k, v in _ERRORS.items() if k != 409},
         name=f"post_{route}",
+        dependencies=_SOURCE_KEY,
     )
     return router
