@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from services.messaging.envelope import System
 from services.messaging.keys import SystemKeys, check_hashes
@@ -32,6 +32,14 @@ class SourceKeySettings(ServiceSettings):
     @classmethod
     def _peer_hashes(cls, value: dict[System, list[str]]) -> dict[System, list[str]]:
         return {system: check_hashes(hashes) for system, hashes in value.items()}
+
+    @model_validator(mode="after")
+    def _one_system_per_key(self) -> SourceKeySettings:
+        # A hash under two systems would let one pass as the other.
+        held = [*self.intake_key_hashes, *(h for v in self.peer_key_hashes.values() for h in v)]
+        if len(set(held)) != len(held) or self.SOURCE in self.peer_key_hashes:
+            raise ValueError("each key hash belongs to exactly one system")
+        return self
 
     def system_keys(self) -> SystemKeys:
         return SystemKeys({**self.peer_key_hashes, self.SOURCE: self.intake_key_hashes})

@@ -120,6 +120,8 @@ def test_settings_hold_one_or_two_sha256_hashes_only():
         AdapterTakeCareSettings(intake_key_hashes=[])
     with pytest.raises(ValidationError, match="64 hex"):
         AdapterTakeCareSettings(intake_key_hashes=["sandbox-takecare-key"])  # a key, not a hash
+    with pytest.raises(ValidationError, match="exactly one system"):
+        AdapterTakeCareSettings(intake_key_hashes=[one], peer_key_hashes={System.TRESERVA: [one]})
 
 
 @pytest.mark.parametrize(
@@ -149,10 +151,12 @@ def test_production_refuses_the_sandbox_key_hashes(cls, real):
 def test_hashes_come_from_the_environment_as_json(monkeypatch):
     a, b = keys.hash_key("a" * 43), keys.hash_key("b" * 43)
     monkeypatch.setenv("ADAPTER_TAKECARE_INTAKE_KEY_HASHES", json.dumps([a, b.upper()]))
-    monkeypatch.setenv("ADAPTER_TAKECARE_PEER_KEY_HASHES", json.dumps({"treserva": [a]}))
+    c = keys.hash_key("c" * 43)
+    monkeypatch.setenv("ADAPTER_TAKECARE_PEER_KEY_HASHES", json.dumps({"treserva": [c]}))
     settings = AdapterTakeCareSettings()
     assert settings.intake_key_hashes == [a, b]
     assert settings.system_keys().identify(f"Bearer {'b' * 43}") is System.TAKECARE
+    assert settings.system_keys().identify(f"Bearer {'c' * 43}") is System.TRESERVA
 
 
 def test_the_key_cli_prints_a_key_once_with_its_hash():
