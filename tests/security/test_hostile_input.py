@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import inspect, select
 
 from services.messaging.identifiers import luhn_ok
@@ -107,6 +109,28 @@ def test_the_depth_scan_matches_the_limit_exactly():
     assert json_depth_exceeds(nested(33).encode(), 32)
     assert json_depth_exceeds(b'{"a": [{"b": [[' + b"0]]}]}", 4)
     assert not json_depth_exceeds(b'{"a": "[[[[[[\\"[[["}', 1)
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab,:'),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=30,
+)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+@given(value=_JSON_VALUES, limit=st.integers(min_value=0, max_value=8))
+def test_the_depth_scan_agrees_with_the_parsed_depth(value, limit):
+    # Strings full of brackets, quotes and backslashes must not fool the scan.
+    body = json.dumps(value).encode()
+    assert json_depth_exceeds(body, limit) is (_depth(value) > limit)
 
 
 @pytest.mark.parametrize(
