@@ -10,6 +10,7 @@ it matches names the system that sent it.
 Make a key (printed once; store the hash in the settings, give the key to the system)::
 
     python -m services.messaging.keys new
+    python -m services.messaging.keys hash < key.txt   # the hash of a key you already have
 """
 
 from __future__ import annotations
@@ -84,8 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("new", help="make a key: prints the key once, and its hash")
-    hashing = commands.add_parser("hash", help="the hash of a key read from standard input")
-    hashing.set_defaults(command="hash")
+    commands.add_parser("hash", help="the hash of a key read from standard input")
     args = parser.parse_args(argv)
     if args.command == "new":
         key = new_key()

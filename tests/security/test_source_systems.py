@@ -169,3 +169,11 @@ def test_the_key_cli_prints_a_key_once_with_its_hash():
     ring = keys.SystemKeys({System.TAKECARE: keys.check_hashes([digest])})
     assert ring.identify(f"Bearer {key}") is System.TAKECARE
     assert ring.identify(f"Bearer {digest}") is None
+
+
+def test_the_key_cli_hashes_a_key_from_standard_input(monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO(TAKECARE_KEY + "\n"))
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert keys.main(["hash"]) == 0
+    assert out.getvalue().strip() == AdapterTakeCareSettings().intake_key_hashes[0]
