@@ -167,6 +167,18 @@ async def test_json_media_types_are_accepted(takecare, admission, stored, conten
 
 
 @pytest.mark.parametrize(
+    "number", ["1" + "0" * 5000, "NaN", "Infinity", "-Infinity", "1e999", "1.5"]
+)
+async def test_numbers_that_trouble_parsers_are_refused(takecare, admission, stored, number):
+    body = json.dumps(admission).replace('"version": 1', f'"version": {number}')
+    assert number in body
+    res = await takecare.post(ADMISSIONS, content=body, headers=JSON)
+    assert res.status_code in (400, 422), res.text
+    outcome(res, res.status_code)
+    assert await stored() == (0, 0)
+
+
+@pytest.mark.parametrize(
     ("number", "rule"),
     [
         ("19121212-1213", "check digit"),  # bad Luhn
