@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test reliability browser check lint typecheck contracts validate bench-queries clean
+.PHONY: install run demo test reliability browser security check lint typecheck contracts validate bench-queries clean
 
 install: $(STAMP)
 
@@ -40,6 +40,10 @@ test: install $(CHROMIUM)
 # fault injection on a real stack (also part of `make test`)
 reliability: install
 	$(PY) -m pytest -q -m reliability
+
+# hostile input and source-system authentication (also part of `make test`)
+security: install
+	$(PY) -m pytest -q -m security
 
 # the ops console in a real Chromium (also part of `make test` and CI)
 browser: install $(CHROMIUM)

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.messaging.settings import ServiceSettings
+from services.messaging.envelope import System
+from services.messaging.settings import (
+    SANDBOX_TAKECARE_KEY,
+    SANDBOX_TAKECARE_KEY_HASH,
+    SANDBOX_TRESERVA_KEY_HASH,
+)
+from services.messaging.source_keys import SourceKeySettings
 
-SANDBOX_INTAKE_TOKEN = "sandbox-takecare-key"
+SANDBOX_INTAKE_TOKEN = SANDBOX_TAKECARE_KEY  # TakeCare's sandbox key (its hash is the default)
 SANDBOX_TAKECARE_TOKEN = "sandbox-takecare-api-key"
 SANDBOX_PRIMARY_CARE_TOKEN = "sandbox-primary-care-api-key"
 
 
-class AdapterTakeCareSettings(ServiceSettings):
+class AdapterTakeCareSettings(SourceKeySettings):
     model_config = SettingsConfigDict(env_prefix="ADAPTER_TAKECARE_", extra="ignore")
 
+    SOURCE: ClassVar[System] = System.TAKECARE
     port: int = 8001
     database_url: str = "sqlite+aiosqlite:///var/adapter_takecare.db"
-    intake_token: str = SANDBOX_INTAKE_TOKEN  # TakeCare's credential toward the broker
+    # TakeCare's credential toward the broker: SHA-256 hashes of its 1–2 active keys
+    intake_key_hashes: list[str] = Field(default_factory=lambda: [SANDBOX_TAKECARE_KEY_HASH])
+    peer_key_hashes: dict[System, list[str]] = Field(
+        default_factory=lambda: {System.TRESERVA: [SANDBOX_TRESERVA_KEY_HASH]}
+    )
     takecare_url: str = "http://127.0.0.1:8102"  # TakeCare's API, for deliveries to it
     takecare_token: str = SANDBOX_TAKECARE_TOKEN  # the broker's credential toward TakeCare
     primary_care_url: str = "http://127.0.0.1:8102"  # FHIR $process-message of primary care
@@ -27,7 +41,6 @@ class AdapterTakeCareSettings(ServiceSettings):
     def sandbox_secrets(self) -> dict[str, str]:
         return {
             **super().sandbox_secrets(),
-            "intake_token": SANDBOX_INTAKE_TOKEN,
             "takecare_token": SANDBOX_TAKECARE_TOKEN,
             "primary_care_token": SANDBOX_PRIMARY_CARE_TOKEN,
         }

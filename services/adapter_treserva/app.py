@@ -17,8 +17,9 @@ from services.adapter_treserva.settings import AdapterTreservaSettings
 from services.messaging.adapter_metrics import install_adapter_metrics
 from services.messaging.envelope import System
 from services.messaging.http import answer_store_outages
+from services.messaging.input_limits import RateLimiter
 from services.messaging.intake import IntakeStore
-from services.messaging.intake_http import intake_router, receipt_router
+from services.messaging.intake_http import IntakeGuard, intake_router, receipt_router
 
 OWNER = "adapter_treserva"
 PREFIX = "/treserva/v1"
@@ -39,6 +40,14 @@ def create_app(
     )
 
     answer_store_outages(app)
+    # One guard, so the rate limit counts a system's events and receipts together.
+    guard = IntakeGuard(
+        source=settings.SOURCE,
+        keys=settings.system_keys(),
+        limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+        max_body_bytes=settings.max_body_bytes,
+        max_depth=settings.max_json_depth,
+    )
     install_adapter_metrics(app, OWNER, sessions, clock)
 
     @app.get("/health")
@@ -50,9 +59,8 @@ def create_app(
             prefix=PREFIX,
             families=families.INBOUND,
             store=store,
-            token=lambda: settings.intake_token,
+            guard=guard,
             pseudonym_key=settings.pseudonym_key,
-            max_body_bytes=settings.max_body_bytes,
             clock=clock,
             on_accepted=relay_wake.set if relay_wake is not None else lambda: None,
         ),
@@ -66,8 +74,7 @@ def create_app(
             responder=System.TRESERVA,
             owner=OWNER,
             sessions=sessions,
-            token=lambda: settings.intake_token,
-            max_body_bytes=settings.max_body_bytes,
+            guard=guard,
             clock=clock,
             relay_wake=relay_wake,
         ),

@@ -2,22 +2,37 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.messaging.settings import ServiceSettings
+from services.messaging.envelope import System
+from services.messaging.settings import (
+    SANDBOX_TAKECARE_KEY_HASH,
+    SANDBOX_TRESERVA_KEY,
+    SANDBOX_TRESERVA_KEY_HASH,
+)
+from services.messaging.source_keys import SourceKeySettings
 
 SANDBOX_TRESERVA_TOKEN = "sandbox-treserva-api-key"
-SANDBOX_INTAKE_TOKEN = "sandbox-treserva-key"
+SANDBOX_INTAKE_TOKEN = SANDBOX_TRESERVA_KEY  # Treserva's sandbox key (its hash is the default)
 
 
-class AdapterTreservaSettings(ServiceSettings):
+class AdapterTreservaSettings(SourceKeySettings):
     model_config = SettingsConfigDict(env_prefix="ADAPTER_TRESERVA_", extra="ignore")
+
+    SOURCE: ClassVar[System] = System.TRESERVA
 
     port: int = 8002
     database_url: str = "sqlite+aiosqlite:///var/adapter_treserva.db"
     treserva_url: str = "http://127.0.0.1:8101"  # Treserva's API, for deliveries to it
     treserva_token: str = SANDBOX_TRESERVA_TOKEN  # the broker's credential toward Treserva
-    intake_token: str = SANDBOX_INTAKE_TOKEN  # Treserva's credential: its events and receipts
+    # Treserva's credential (its events and receipts): SHA-256 hashes of its 1–2 active keys
+    intake_key_hashes: list[str] = Field(default_factory=lambda: [SANDBOX_TRESERVA_KEY_HASH])
+    peer_key_hashes: dict[System, list[str]] = Field(
+        default_factory=lambda: {System.TAKECARE: [SANDBOX_TAKECARE_KEY_HASH]}
+    )
     request_timeout_s: float = 10.0
     max_body_bytes: int = 512 * 1024
 
@@ -25,5 +40,4 @@ class AdapterTreservaSettings(ServiceSettings):
         return {
             **super().sandbox_secrets(),
             "treserva_token": SANDBOX_TRESERVA_TOKEN,
-            "intake_token": SANDBOX_INTAKE_TOKEN,
         }

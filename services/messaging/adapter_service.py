@@ -26,7 +26,7 @@ from services.messaging.kafka import (
 )
 from services.messaging.metrics import KafkaConsumerLag
 from services.messaging.outbox import OutboxRelay
-from services.messaging.runtime import Loop, run_service
+from services.messaging.runtime import Loop, run_service, tls_from
 from services.messaging.settings import ServiceSettings
 
 AppFactory = Callable[[IntakeStore, async_sessionmaker[AsyncSession], asyncio.Event], FastAPI]
@@ -107,7 +107,14 @@ async def run_adapter(
 
     app = create_app(SqlIntakeStore(sessions, name), sessions, relay.wake)
     app.state.consumer_lag = lag  # read by /metrics
-    return await run_service(app, host=settings.host, port=settings.port, loops=loops, on_stop=stop)
+    return await run_service(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loops=loops,
+        on_stop=stop,
+        tls=tls_from(settings.ssl_certfile, settings.ssl_keyfile, settings.ssl_ca_certs),
+    )
 
 
 def _delivery_loop(consumer: KafkaConsumer, deps: DeliveryDeps, system: str) -> Loop:

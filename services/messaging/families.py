@@ -98,6 +98,11 @@ def destinations(event_code: str, source: str) -> tuple[System, ...]:
     return family.destinations(sender) if family is not None else ()
 
 
+def may_send(source: System, family: str) -> bool:
+    """Whether the catalogue lets ``source`` send the family named ``family``."""
+    return any(f.name == family and f.destinations(source) for f in FAMILIES)
+
+
 def is_versioned(event_code: str) -> bool:
     family = family_of(event_code)
     return family is not None and family.versioned

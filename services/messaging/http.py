@@ -1,5 +1,5 @@
 """HTTP edge helpers every service uses: OperationOutcome errors, bearer checks, and reading
-a JSON body with a size limit."""
+a JSON body within limits (content type, size, nesting depth)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
 
 from services.messaging.db import store_unavailable
+from services.messaging.input_limits import json_depth_exceeds
 
 log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
+JSON_MEDIA_TYPES = frozenset({"application/json", FHIR_JSON})
+MAX_JSON_DEPTH = 32  # the contract fixtures nest 12 at most (a FHIR Bundle)
 
 
 def operation_outcome(status: int, issues: list[dict[str, Any]]) -> JSONResponse:
@@ -42,19 +45,53 @@ def bearer_ok(request: Request, expected: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), expected.encode())
 
 
+def unauthorized() -> JSONResponse:
+    """401 for a missing or unknown key, with the challenge RFC 6750 asks for."""
+    response = operation_outcome(401, [issue("login", "missing or wrong bearer token")])
+    response.headers["WWW-Authenticate"] = 'Bearer realm="carebridge"'
+    return response
+
+
+def forbidden(diagnostics: str) -> JSONResponse:
+    return operation_outcome(403, [issue("forbidden", diagnostics)])
+
+
+def too_many_requests(retry_after_s: int) -> JSONResponse:
+    response = operation_outcome(
+        429, [issue("throttled", f"too many requests; try again in {retry_after_s} s")]
+    )
+    response.headers["Retry-After"] = str(retry_after_s)
+    return response
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
 class BodyError(Exception):
     def __init__(self, response: JSONResponse) -> None:
         super().__init__(response.status_code)
         self.response = response
 
 
-async def read_json_body(request: Request, *, max_bytes: int) -> Any:
-    """The parsed JSON body; raises :class:`BodyError` carrying a 413/415/400 response."""
+async def read_json_body(
+    request: Request, *, max_bytes: int, max_depth: int = MAX_JSON_DEPTH
+) -> Any:
+    """The parsed JSON body; raises :class:`BodyError` carrying a 415/413/400 response.
+
+    Checked in this order, each before any parsing: the media type, the declared and the
+    actual size, the nesting depth (on the raw bytes), then ``json.loads``."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in {"application/json", FHIR_JSON}:
+    if media_type not in JSON_MEDIA_TYPES:
         raise BodyError(
             operation_outcome(
-                415, [issue("not-supported", "Content-Type must be application/json")]
+                415,
+                [
+                    issue(
+                        "not-supported",
+                        "Content-Type must be application/json or application/fhir+json",
+                    )
+                ],
             )
         )
     declared = request.headers.get("content-length")
@@ -65,9 +102,15 @@ async def read_json_body(request: Request, *, max_bytes: int) -> Any:
         body.extend(chunk)
         if len(body) > max_bytes:
             raise BodyError(_too_large(max_bytes))
+    if json_depth_exceeds(bytes(body), max_depth):
+        raise BodyError(
+            operation_outcome(
+                400, [issue("too-costly", f"JSON nests deeper than {max_depth} levels")]
+            )
+        )
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BodyError(
             operation_outcome(400, [issue("structure", "body is not valid JSON")])
         ) from None

@@ -8,9 +8,16 @@
     The same checks without storing anything: 200 with an informational OperationOutcome,
     or 422 naming every failing field and rule. For vendor developers.
 
-Errors are OperationOutcomes: 400 not JSON, 401 bad token, 413 too large, 415 wrong type,
-422 contract violation, 503 the database is unreachable (send again). Nothing about the
-patient is logged.
+Every request first shows a source system's key (``Authorization: Bearer``, see
+:mod:`services.messaging.keys`); the key names the system, and a system may post only the
+families the catalogue (:mod:`services.messaging.families`) lets it send, on its own intake.
+Then the per-client rate limit, then the body limits (type, size, depth), then the contract.
+
+Errors are OperationOutcomes: 400 not JSON or nested too deep, 401 no or unknown key (with
+``WWW-Authenticate: Bearer``), 403 another system's key or a family the system does not
+send, 413 too large, 415 not ``application/json`` or ``application/fhir+json``, 422 contract
+violation, 429 over the rate (``Retry-After``), 503 the database is unreachable (send
+again). Nothing refused is stored, and nothing about the patient is logged.
 """
 
 from __future__ import annotations
@@ -18,22 +25,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging.envelope import System
+from services.messaging.families import may_send
 from services.messaging.http import (
+    MAX_JSON_DEPTH,
     BodyError,
-    bearer_ok,
+    client_address,
+    forbidden,
     issue,
     operation_outcome,
     read_json_body,
+    too_many_requests,
+    unauthorized,
 )
+from services.messaging.input_limits import RateLimiter
 from services.messaging.intake import ConflictingResend, IntakeStore, accept_event
+from services.messaging.keys import SystemKeys
 from services.messaging.native import InboundFamily, InvalidEvent, NativeEvent
 from services.messaging.receipts import Receipt, accept_receipt
 from services.messaging.tracing import HEADER as TRACEPARENT
@@ -42,14 +58,61 @@ from services.messaging.tracing import continue_or_start
 log = logging.getLogger(__name__)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "body is not JSON"},
-    401: {"description": "missing or wrong bearer token"},
+    400: {"description": "body is not JSON, or nests deeper than the limit"},
+    401: {"description": "missing or unknown bearer key (WWW-Authenticate: Bearer)"},
+    403: {"description": "the key's system may not send this family here"},
     409: {"description": "event id and version accepted before with other content"},
     413: {"description": "body too large"},
-    415: {"description": "Content-Type is not application/json"},
+    415: {"description": "Content-Type is not application/json or application/fhir+json"},
     422: {"description": "the document breaks its contract (OperationOutcome names each field)"},
+    429: {"description": "too many requests from this client; wait Retry-After seconds"},
     503: {"description": "the broker's store is unavailable for now; send again (Retry-After)"},
 }
+
+
+# Only documents the scheme in the OpenAPI; IntakeGuard does the checking.
+_SOURCE_KEY = [
+    Depends(
+        HTTPBearer(
+            auto_error=False,
+            scheme_name="sourceSystemKey",
+            description="the source system's own key (SHA-256 hash held by the broker)",
+        )
+    )
+]
+
+
+@dataclass(frozen=True)
+class IntakeGuard:
+    """Who may post to one system's intake, how often, and how large a body may be."""
+
+    source: System  # the system whose intake this is
+    keys: SystemKeys  # every known system's key hashes: a key names its system
+    limiter: RateLimiter
+    max_body_bytes: int
+    max_depth: int = MAX_JSON_DEPTH
+
+    def refusal(self, request: Request, *, allowed: bool, what: str) -> Response | None:
+        """The 429/401/403 answer for this request, or None to go on.
+
+        The rate limit comes first and counts per system once the key is known, else per
+        peer address, so guessing keys is throttled too."""
+        system = self.keys.identify(request.headers.get("authorization"))
+        client = f"system:{system.value}" if system else f"address:{client_address(request)}"
+        wait = self.limiter.retry_after(client)
+        if wait is not None:
+            log.warning("request throttled", extra={"client": client, "what": what})
+            return too_many_requests(wait)
+        if system is None:
+            log.warning("request refused: no or unknown key", extra={"what": what})
+            return unauthorized()
+        if system is not self.source or not allowed:
+            log.warning(
+                "request refused: system may not send this",
+                extra={"system": system.value, "intake": self.source.value, "what": what},
+            )
+            return forbidden(f"{system.value} may not send {what} to this intake")
+        return None
 
 
 def violations_outcome(exc: InvalidEvent) -> JSONResponse:
@@ -67,9 +130,8 @@ def intake_router(
     prefix: str,
     families: Sequence[InboundFamily[Any]],
     store: IntakeStore,
-    token: Callable[[], str],
+    guard: IntakeGuard,
     pseudonym_key: str,
-    max_body_bytes: int,
     clock: Callable[[], datetime],
     on_accepted: Callable[[], None] = lambda: None,
 ) -> APIRouter:
@@ -79,9 +141,8 @@ def intake_router(
             router,
             family,
             store=store,
-            token=token,
+            guard=guard,
             pseudonym_key=pseudonym_key,
-            max_body_bytes=max_body_bytes,
             clock=clock,
             on_accepted=on_accepted,
         )
@@ -93,20 +154,26 @@ def _add_family(
     family: InboundFamily[NativeEvent],
     *,
     store: IntakeStore,
-    token: Callable[[], str],
+    guard: IntakeGuard,
     pseudonym_key: str,
-    max_body_bytes: int,
     clock: Callable[[], datetime],
     on_accepted: Callable[[], None],
 ) -> None:
     name = family.family
+    allowed = may_send(guard.source, name)
+
+    async def read(request: Request) -> Any:
+        return await read_json_body(
+            request, max_bytes=guard.max_body_bytes, max_depth=guard.max_depth
+        )
 
     async def post(request: Request) -> Response:
-        if not bearer_ok(request, token()):
-            return operation_outcome(401, [issue("login", "missing or wrong bearer token")])
+        refused = guard.refusal(request, allowed=allowed, what=name)
+        if refused is not None:
+            return refused
         trace = continue_or_start(request.headers.get(TRACEPARENT))
         try:
-            document = await read_json_body(request, max_bytes=max_body_bytes)
+            document = await read(request)
             accepted = await accept_event(
                 document,
                 family,
@@ -150,10 +217,11 @@ def _add_family(
         )
 
     async def validate(request: Request) -> Response:
-        if not bearer_ok(request, token()):
-            return operation_outcome(401, [issue("login", "missing or wrong bearer token")])
+        refused = guard.refusal(request, allowed=allowed, what=name)
+        if refused is not None:
+            return refused
         try:
-            family.parse(await read_json_body(request, max_bytes=max_body_bytes))
+            family.parse(await read(request))
         except BodyError as exc:
             return exc.response
         except InvalidEvent as exc:
@@ -177,6 +245,7 @@ def _add_family(
         summary=f"Push a {name} event",
         responses=_ERRORS,
         name=f"post_{family.route}",
+        dependencies=_SOURCE_KEY,
     )
     router.add_api_route(
         f"/{family.route}/$validate",
@@ -185,6 +254,7 @@ def _add_family(
         summary=f"Check a {name} document against its contract without storing it",
         responses={k: v for k, v in _ERRORS.items() if k != 409},
         name=f"validate_{family.route}",
+        dependencies=_SOURCE_KEY,
     )
 
 
@@ -196,20 +266,25 @@ def receipt_router(
     responder: System,
     owner: str,
     sessions: async_sessionmaker[AsyncSession],
-    token: Callable[[], str],
-    max_body_bytes: int,
+    guard: IntakeGuard,
     clock: Callable[[], datetime],
     relay_wake: asyncio.Event | None = None,
 ) -> APIRouter:
-    """``POST <prefix>/<route>``: the journal's receipt (kvittens) of a delivered message."""
+    """``POST <prefix>/<route>``: the journal's receipt (kvittens) of a delivered message;
+    only the guard's own system may send it."""
     router = APIRouter(prefix=prefix)
 
     async def post(request: Request) -> Response:
-        if not bearer_ok(request, token()):
-            return operation_outcome(401, [issue("login", "missing or wrong bearer token")])
+        refused = guard.refusal(request, allowed=True, what="receipts")
+        if refused is not None:
+            return refused
         trace = continue_or_start(request.headers.get(TRACEPARENT))
         try:
-            receipt = parse(await read_json_body(request, max_bytes=max_body_bytes))
+            receipt = parse(
+                await read_json_body(
+                    request, max_bytes=guard.max_body_bytes, max_depth=guard.max_depth
+                )
+            )
             duplicate = await accept_receipt(
                 receipt,
                 responder=responder,
@@ -244,5 +319,6 @@ def receipt_router(
         summary="Receipt (kvittens) or rejection of a delivered message",
         responses={k: v for k, v in _ERRORS.items() if k != 409},
         name=f"post_{route}",
+        dependencies=_SOURCE_KEY,
     )
     return router

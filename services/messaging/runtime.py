@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -20,6 +22,39 @@ from fastapi import FastAPI
 log = logging.getLogger(__name__)
 
 Loop = Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True)
+class Tls:
+    """The server's certificate and key; with ``client_ca`` every client must present a
+    certificate signed by it (mutual TLS), and a client without one is refused."""
+
+    certfile: str
+    keyfile: str
+    client_ca: str | None = None
+
+
+def tls_from(certfile: str | None, keyfile: str | None, client_ca: str | None) -> Tls | None:
+    """TLS from a service's ``ssl_*`` settings; None (plain HTTP) when no certificate."""
+    if certfile is None:
+        if client_ca is not None:
+            raise ValueError("ssl_ca_certs needs ssl_certfile and ssl_keyfile")
+        return None
+    if keyfile is None:
+        raise ValueError("ssl_certfile needs ssl_keyfile")
+    return Tls(certfile, keyfile, client_ca)
+
+
+def server_config(app: FastAPI, *, host: str, port: int, tls: Tls | None = None) -> uvicorn.Config:
+    """uvicorn's configuration of one service's HTTP server."""
+    options: dict[str, Any] = {}
+    if tls is not None:
+        options = {"ssl_certfile": tls.certfile, "ssl_keyfile": tls.keyfile}
+        if tls.client_ca is not None:
+            options |= {"ssl_ca_certs": tls.client_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on", **options
+    )
 
 
 class _Server(uvicorn.Server):
@@ -37,11 +72,10 @@ async def run_service(
     port: int,
     loops: dict[str, Loop],
     on_stop: Callable[[], Awaitable[None]] | None = None,
+    tls: Tls | None = None,
 ) -> int:
     """Serve ``app`` and run ``loops`` until SIGTERM/SIGINT or until one of them fails."""
-    server = _Server(
-        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
-    )
+    server = _Server(server_config(app, host=host, port=port, tls=tls))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

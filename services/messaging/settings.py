@@ -7,12 +7,19 @@ refuse the well-known sandbox secrets, so a production deployment cannot start o
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SANDBOX_PSEUDONYM_KEY = "sandbox-pseudonym-key-not-for-production"
+# The sandbox source systems' bearer keys (README examples, simulators) and their hashes.
+SANDBOX_TAKECARE_KEY = "sandbox-takecare-key"
+SANDBOX_TRESERVA_KEY = "sandbox-treserva-key"
+SANDBOX_TAKECARE_KEY_HASH = "9cfc3a398b4faf4b70559cd4455b8b6c726ccc9395ebaa4ee6ac811189b70b49"
+SANDBOX_TRESERVA_KEY_HASH = "e66e0ce8e873328764d82c03a98a81194d96e1489e3078c4c0d14c7c22021a06"
+SANDBOX_KEY_HASHES = frozenset({SANDBOX_TAKECARE_KEY_HASH, SANDBOX_TRESERVA_KEY_HASH})
 
 Environment = Literal["sandbox", "test", "production"]
 
@@ -38,10 +45,33 @@ class ServiceSettings(BaseSettings):
     # this window; consumers are idempotent, so more is only slower, never wrong.
     replay_window_s: float = 24 * 3600
     broker_watch_s: float = 2.0
+    # Input limits of the HTTP edge: JSON nesting depth, and a token bucket per client
+    # (requests a second, and how many at once) kept in process memory; 0 switches it off.
+    max_json_depth: int = 32
+    rate_limit_per_s: float = 100.0
+    rate_limit_burst: int = 1000  # a source's backfill after an outage still goes through
+    # Optional TLS for the HTTP server (uvicorn's ssl_* options). With ``ssl_ca_certs`` set
+    # every client must show a certificate signed by that CA (mutual TLS, CERT_REQUIRED).
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_ca_certs: str | None = None
 
     def sandbox_secrets(self) -> dict[str, str]:
         """Field name → sandbox default for every secret. Subclasses extend it."""
         return {"pseudonym_key": SANDBOX_PSEUDONYM_KEY}
+
+    def sandbox_key_hashes(self) -> dict[str, Iterable[str]]:
+        """Field name → what the field holds now, for every field of key hashes; a sandbox
+        key's hash among them is refused outside the sandbox. Subclasses extend it."""
+        return {}
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> ServiceSettings:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together")
+        if self.ssl_ca_certs is not None and self.ssl_certfile is None:
+            raise ValueError("ssl_ca_certs (mutual TLS) needs ssl_certfile and ssl_keyfile")
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServiceSettings:
@@ -50,6 +80,11 @@ class ServiceSettings(BaseSettings):
                 name
                 for name, default in self.sandbox_secrets().items()
                 if getattr(self, name) == default
+            ]
+            left += [
+                name
+                for name, held in self.sandbox_key_hashes().items()
+                if SANDBOX_KEY_HASHES.intersection(held)
             ]
             if left:
                 raise DefaultSecretError(

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.messaging.body_limits import JsonBodyLimits
 from services.messaging.db import utcnow
 from services.messaging.http import answer_store_outages, bearer_ok
 from services.router import alerts as incidents
@@ -69,6 +70,12 @@ def create_app(
     )
     app.state.settings = settings
     answer_store_outages(app)
+    app.add_middleware(
+        JsonBodyLimits,
+        prefix="/api/",
+        max_bytes=settings.max_body_bytes,
+        max_depth=settings.max_json_depth,
+    )
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_operator)])
 
     @app.get("/health")

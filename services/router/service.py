@@ -12,7 +12,7 @@ from services.messaging.db import make_engine, session_factory, utcnow
 from services.messaging.kafka import KafkaConsumer, KafkaPublisher, consume_forever, ensure_topics
 from services.messaging.metrics import KafkaConsumerLag
 from services.messaging.outbox import OutboxRelay
-from services.messaging.runtime import run_service
+from services.messaging.runtime import run_service, tls_from
 from services.messaging.webhook_client import HttpWebhookSender
 from services.router import webhooks
 from services.router.alert_events import AlertEvent
@@ -173,4 +173,5 @@ async def main(settings: RouterSettings | None = None) -> int:
             ),
         },
         on_stop=stop,
+        tls=tls_from(settings.ssl_certfile, settings.ssl_keyfile, settings.ssl_ca_certs),
     )

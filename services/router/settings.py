@@ -49,6 +49,7 @@ class RouterSettings(ServiceSettings):
     port: int = 8000
     database_url: str = "sqlite+aiosqlite:///var/router.db"
     ops_token: str = SANDBOX_OPS_TOKEN
+    max_body_bytes: int = 256 * 1024  # the JSON API's bodies (a replay of 1000 ids is ~40 KiB)
     instance: str = "router"  # unique per replica when several routers share a database
     admission_confirmation_deadline_s: float = 15 * 60
     confirmation_deadline_s: float = 15 * 60  # every other family

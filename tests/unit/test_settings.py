@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.adapter_takecare.settings import AdapterTakeCareSettings
+from services.messaging.keys import hash_key
 from services.router.console.accounts import hash_password
 from services.router.settings import RouterSettings
 
@@ -29,4 +30,4 @@ def test_production_starts_with_real_secrets(monkeypatch):
 
 
 def test_sandbox_defaults_are_allowed_in_the_sandbox():
-    assert AdapterTakeCareSettings().intake_token == "sandbox-takecare-key"
+    assert AdapterTakeCareSettings().intake_key_hashes == [hash_key("sandbox-takecare-key")]

@@ -1,0 +1,52 @@
+"""Settings fields an adapter has for its source systems' keys: its own system's active key
+hashes, and the other known systems' (so a key posted to the wrong intake is recognised and
+answered 403, not 401). Both are JSON in the environment, for example
+``ADAPTER_TAKECARE_INTAKE_KEY_HASHES='["<sha256 hex>", "<sha256 hex>"]'`` and
+``ADAPTER_TAKECARE_PEER_KEY_HASHES='{"treserva": ["<sha256 hex>"]}'``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from pydantic import field_validator, model_validator
+
+from services.messaging.envelope import System
+from services.messaging.keys import SystemKeys, check_hashes
+from services.messaging.settings import ServiceSettings
+
+
+class SourceKeySettings(ServiceSettings):
+    """A base for adapter settings; subclasses set ``SOURCE`` and the sandbox defaults."""
+
+    SOURCE: ClassVar[System]  # the system whose intake this adapter is (a class constant)
+    intake_key_hashes: list[str]
+    peer_key_hashes: dict[System, list[str]]
+
+    @field_validator("intake_key_hashes")
+    @classmethod
+    def _own_hashes(cls, value: list[str]) -> list[str]:
+        return check_hashes(value)
+
+    @field_validator("peer_key_hashes")
+    @classmethod
+    def _peer_hashes(cls, value: dict[System, list[str]]) -> dict[System, list[str]]:
+        return {system: check_hashes(hashes) for system, hashes in value.items()}
+
+    @model_validator(mode="after")
+    def _one_system_per_key(self) -> SourceKeySettings:
+        # A hash under two systems would let one pass as the other.
+        held = [*self.intake_key_hashes, *(h for v in self.peer_key_hashes.values() for h in v)]
+        if len(set(held)) != len(held) or self.SOURCE in self.peer_key_hashes:
+            raise ValueError("each key hash belongs to exactly one system")
+        return self
+
+    def system_keys(self) -> SystemKeys:
+        return SystemKeys({**self.peer_key_hashes, self.SOURCE: self.intake_key_hashes})
+
+    def sandbox_key_hashes(self) -> dict[str, Iterable[str]]:
+        return {
+            **super().sandbox_key_hashes(),
+            "intake_key_hashes": self.intake_key_hashes,
+            "peer_key_hashes": [h for hashes in self.peer_key_hashes.values() for h in hashes],
+        }

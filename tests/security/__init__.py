@@ -1,0 +1,1 @@
+"""Security suite (marker ``security``): authentication of source systems and hostile input."""

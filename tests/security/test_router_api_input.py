@@ -1,0 +1,67 @@
+"""The router's JSON API takes the intake's body limits too: size, media type, depth; and a
+valid request still goes through (the webhook secret and the console are untouched)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from services.router.app import create_app
+from services.router.settings import RouterSettings
+from services.router.tables import subscription
+
+pytestmark = pytest.mark.security
+
+TOKEN = {"authorization": "Bearer sandbox-ops-token"}
+SUBSCRIPTION = {
+    "name": "Regionens kommunikationsplattform",
+    "criteria": {"events": ["admission-notice"]},
+    "channel": {"type": "rest-hook", "endpoint": "https://platform.example.se/hooks/cb"},
+    "secret": "platform-secret-0123456789",
+}
+
+
+@pytest.fixture
+async def api(sessions):
+    app = create_app(RouterSettings(max_body_bytes=8192), sessions=sessions)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://router", headers=TOKEN
+    ) as client:
+        yield client
+
+
+async def _subscriptions(sessions) -> int:
+    async with sessions() as s:
+        return int(await s.scalar(select(func.count()).select_from(subscription)) or 0)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (json.dumps({**SUBSCRIPTION, "name": "x" * 9000}), "application/json", 413, "too-long"),
+        (json.dumps(SUBSCRIPTION), "application/xml", 415, "not-supported"),
+        (json.dumps(SUBSCRIPTION), "application/x-www-form-urlencoded", 415, "not-supported"),
+        ("[" * 40 + "]" * 40, "application/json", 400, "too-costly"),
+    ],
+    ids=["oversized", "xml", "form", "nested"],
+)
+async def test_hostile_bodies_are_refused_before_parsing(
+    api, sessions, body, content_type, status, code
+):
+    res = await api.post(
+        "/api/v1/subscriptions", content=body, headers={"content-type": content_type}
+    )
+    assert res.status_code == status, res.text
+    assert res.json()["resourceType"] == "OperationOutcome"
+    assert res.json()["issue"][0]["code"] == code
+    assert await _subscriptions(sessions) == 0
+
+
+async def test_a_valid_request_still_goes_through(api, sessions):
+    res = await api.post("/api/v1/subscriptions", json=SUBSCRIPTION)
+    assert res.status_code == 201, res.text
+    assert await _subscriptions(sessions) == 1
+    assert (await api.get("/api/v1/subscriptions")).status_code == 200
