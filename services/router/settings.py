@@ -93,6 +93,10 @@ class RouterSettings(ServiceSettings):
     console_session_s: float = Field(default=8 * 3600, gt=0)
     console_secure_cookie: bool | None = None
 
+    # Patientdatalagen / HSLF-FS 2016:40: the access log is kept at least five years. Nothing
+    # in the broker deletes entries; an archive job must keep every entry younger than this.
+    access_log_retention_days: int = Field(default=5 * 365 + 2, ge=5 * 365 + 2)
+
     # one webhook POST; kept below attempt_timeout_s by the service (see webhook_timeout)
     webhook_timeout_s: float = 10.0
 

@@ -1,0 +1,64 @@
+"""access log hash chain: seq, prev_hash and hash on every entry (append-only, tamper-evident)
+
+Existing entries are chained in id order with the same encoding the router uses
+(services.router.access_log.entry_hash).
+
+Revision ID: 0017
+Revises: 0015
+Create Date: 2026-12-01 09:30:00
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from alembic import op
+
+from services.router.access_log import GENESIS, canonical_time, entry_hash
+
+revision = "0017"
+down_revision = "0015"
+branch_labels = None
+depends_on = None
+
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("access_log") as batch:
+        batch.add_column(sa.Column("seq", _ID, nullable=True))
+        batch.add_column(sa.Column("prev_hash", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("hash", sa.String(length=64), nullable=True))
+    conn = op.get_bind()
+    table = sa.table(
+        "access_log",
+        *(sa.column(name) for name in ("id", "seq", "prev_hash", "hash", "actor", "role")),
+        *(sa.column(name) for name in ("kind", "pseudonym", "message_id", "reason")),
+        sa.column("at", sa.DateTime()),
+    )
+    prev = GENESIS
+    rows = conn.execute(sa.select(table).order_by(table.c.id)).all()
+    for seq, row in enumerate(rows, start=1):
+        fields = dict(row._mapping)
+        fields["seq"] = seq
+        at: datetime = fields["at"]  # stored as naive UTC (services.messaging.db.UtcDateTime)
+        fields["at"] = canonical_time(at if at.tzinfo else at.replace(tzinfo=UTC))
+        digest = entry_hash(fields, prev)
+        conn.execute(
+            table.update().where(table.c.id == row.id).values(seq=seq, prev_hash=prev, hash=digest)
+        )
+        prev = digest
+    with op.batch_alter_table("access_log") as batch:
+        batch.alter_column("seq", existing_type=_ID, nullable=False)
+        batch.alter_column("prev_hash", existing_type=sa.String(length=64), nullable=False)
+        batch.alter_column("hash", existing_type=sa.String(length=64), nullable=False)
+        batch.create_unique_constraint("uq_access_log_seq", ["seq"])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("access_log") as batch:
+        batch.drop_constraint("uq_access_log_seq", type_="unique")
+        batch.drop_column("hash")
+        batch.drop_column("prev_hash")
+        batch.drop_column("seq")
