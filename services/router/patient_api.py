@@ -43,15 +43,21 @@ def patient_routes(
     clock: Callable[[], datetime],
 ) -> APIRouter:
     api = APIRouter(tags=["patient data (access-logged)"])
+    keyring = settings.keyring()
 
-    @api.post("/messages/{message_id}/payload", responses={404: {}})
+    @api.post(
+        "/messages/{message_id}/payload",
+        responses={404: {}, 410: {"description": "pruned after the retention period"}},
+    )
     async def payload(message_id: str, body: Reasoned) -> dict[str, Any]:
-        """The FHIR message Bundle as accepted. Logged in the access log first."""
+        """The FHIR message Bundle as accepted. Logged in the access log first. 410 once the
+        payload is pruned after the retention period (the metadata stays)."""
         try:
             async with sessions.begin() as session:
-                return await open_payload(
+                view = await open_payload(
                     session,
                     message_id,
+                    keyring=keyring,
                     actor=f"{body.operator} (operator token)",
                     role="operator",
                     reason=body.reason,
@@ -59,6 +65,9 @@ def patient_routes(
                 )
         except NoSuchMessage:
             raise HTTPException(404, "no such message") from None
+        if view.bundle is None:  # the access entry is committed: the attempt stays logged
+            raise HTTPException(410, f"payload pruned at {view.pruned_at}")
+        return view.bundle
 
     @api.post("/messages/search/personnummer", responses={422: {}})
     async def by_personnummer(body: PersonnummerSearch) -> dict[str, Any]:

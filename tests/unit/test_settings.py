@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.adapter_takecare.settings import AdapterTakeCareSettings
+from services.messaging.payload_crypto import encode_keyring, new_key
 from services.router.console.accounts import hash_password
 from services.router.settings import RouterSettings
 
@@ -21,6 +22,7 @@ def test_production_starts_with_real_secrets(monkeypatch):
     monkeypatch.setenv("ROUTER_PSEUDONYM_KEY", "k" * 40)
     monkeypatch.setenv("ROUTER_OPS_TOKEN", "t" * 40)
     monkeypatch.setenv("ROUTER_CONSOLE_SECRET", "c" * 40)
+    monkeypatch.setenv("ROUTER_PAYLOAD_KEYS", encode_keyring("k1", {"k1": new_key()}))
     user = {"name": "asa", "role": "admin", "password_hash": hash_password("a long passphrase")}
     monkeypatch.setenv("ROUTER_CONSOLE_USERS", json.dumps([user]))
     settings = RouterSettings()
