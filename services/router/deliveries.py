@@ -30,6 +30,7 @@ from services.router import circuit, episodes
 from services.router.alert_events import Severity
 from services.router.alerts import Affected, AlertSink, ReminderPolicy, raise_alert
 from services.router.circuit import CircuitPolicy
+from services.router.consent import routing_hold
 from services.router.deadlines import Stage, legal_deadline, next_stage_at
 from services.router.deviations import close_deviation
 from services.router.domain import (
@@ -179,6 +180,11 @@ async def accept_message(
         )
         return []
     stream, version, newer = await _document_version(session, env)
+    try:
+        bundle: dict[str, Any] | None = json.loads(record.value)
+    except ValueError:
+        bundle = None
+    held = routing_hold(env.event_code, bundle)
     trace = tracing.from_headers(record.headers)  # the router's hop, continued per delivery
     await session.execute(
         message.insert().values(
@@ -194,6 +200,7 @@ async def accept_message(
             version=version,
             superseded_by=newer,
             traceparent=trace.traceparent,
+            unrouted_reason=held,
         )
     )
     if newer is not None:
@@ -202,13 +209,19 @@ async def accept_message(
             extra={"message_id": env.message_id, "superseded_by": newer, "version": version},
         )
     destinations = route(subscriptions, env.event_code, env.source_system)
-    if not destinations:
+    if held is not None:
+        destinations = ()
+        log.warning(
+            "message not routed",
+            extra={"message_id": env.message_id, "family": env.event_code, "reason": held},
+        )
+    elif not destinations:
         log.warning(
             "message has no route", extra={"message_id": env.message_id, "family": env.event_code}
         )
     created = []
     try:
-        facts = read_care_facts(json.loads(record.value))
+        facts = read_care_facts(bundle) if bundle is not None else CareFacts()
     except ValueError:
         facts = CareFacts()
     await episodes.track(

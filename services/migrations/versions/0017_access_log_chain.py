@@ -1,4 +1,5 @@
-"""access log hash chain: seq, prev_hash and hash on every entry (append-only, tamper-evident)
+"""access log hash chain: seq, prev_hash and hash on every entry (append-only, tamper-evident);
+message.unrouted_reason (a SIP without consent is stored but not routed)
 
 Existing entries are chained in id order with the same encoding the router uses
 (services.router.access_log.entry_hash).
@@ -26,6 +27,8 @@ _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("message") as batch:
+        batch.add_column(sa.Column("unrouted_reason", sa.String(length=200), nullable=True))
     with op.batch_alter_table("access_log") as batch:
         batch.add_column(sa.Column("seq", _ID, nullable=True))
         batch.add_column(sa.Column("prev_hash", sa.String(length=64), nullable=True))
@@ -62,3 +65,5 @@ def downgrade() -> None:
         batch.drop_column("hash")
         batch.drop_column("prev_hash")
         batch.drop_column("seq")
+    with op.batch_alter_table("message") as batch:
+        batch.drop_column("unrouted_reason")
