@@ -9,7 +9,7 @@
 ``replays``                          the replay audit
 ``acknowledge ALERT_ID``, ``resolve ALERT_ID``  take or close an incident (``--operator``,
                                      ``--note``)
-``hash-password --name N --role R``  a console account (scrypt hash) for ROUTER_CONSOLE_USERS
+``hash-password --name N --role R``  a console account (argon2id hash) for ROUTER_CONSOLE_USERS
 ``new-payload-key --key-id ID [--keep RING]``  a ROUTER_PAYLOAD_KEYS value with a new key
 ``rotate-payload-keys``              re-seal stored payloads under the current key (progress)
 ``prune-payloads``                   prune finished payloads past the retention period
@@ -285,7 +285,7 @@ def hash_password_command(
     role: Annotated[Role, typer.Option(help="viewer, operator or admin")] = Role.OPERATOR,
 ) -> None:
     """Print one console account for ROUTER_CONSOLE_USERS (JSON); the password is asked for
-    twice and never echoed, and only its scrypt hash is printed."""
+    twice and never echoed, and only its argon2id hash is printed."""
     password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     if len(password) < 12:
         typer.echo("use at least 12 characters", err=True)

@@ -59,9 +59,9 @@ def found(pattern, text):
     return match.group(1)
 
 
-def test_passwords_are_salted_scrypt_hashes():
+def test_passwords_are_salted_argon2id_hashes():
     one, two = hash_password("correct horse"), hash_password("correct horse")
-    assert one != two and one.startswith("scrypt$")
+    assert one != two and one.startswith("$argon2id$")
     assert verify_password("correct horse", one)
     assert not verify_password("wrong horse", one)
     assert not verify_password("correct horse", "scrypt$garbage")
