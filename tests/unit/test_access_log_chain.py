@@ -157,3 +157,41 @@ async def test_concurrent_writers_keep_one_chain(sessions):
     await asyncio.gather(*(writer(w) for w in range(6)))
     found = await report(sessions)
     assert found.ok and found.checked == 60
+
+
+async def test_the_migration_chains_entries_written_before_it(tmp_path):
+    """Upgrading from 0015 chains the existing rows in id order; the chain then verifies."""
+    from alembic import command
+    from sqlalchemy import insert
+
+    from services.messaging.db import alembic_config, make_engine, session_factory
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0015")
+    engine = make_engine(url)
+    try:  # rows as the router wrote them before 0017: no seq, no hashes
+        async with engine.begin() as conn:
+            for n in range(3):
+                await conn.execute(
+                    insert(access_log).values(
+                        at=T0 + timedelta(minutes=n),
+                        actor="Åsa",
+                        role="operator",
+                        kind="payload-view",
+                        pseudonym=None,
+                        message_id=f"m-{n}",
+                        reason="före kedjan",
+                    )
+                )
+    finally:
+        await engine.dispose()
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+    engine = make_engine(url)
+    try:
+        found = await report(session_factory(engine))
+        assert found.ok and found.checked == 3
+        async with session_factory(engine).begin() as s:
+            await record_access(s, entry(9), now=T0 + timedelta(hours=1))
+        assert (await report(session_factory(engine))).checked == 4
+    finally:
+        await engine.dispose()
