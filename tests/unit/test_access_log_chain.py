@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from services.router.access_log import (
     GENESIS,
@@ -47,6 +48,18 @@ async def write(sessions, count: int) -> None:
             await record_access(s, entry(n), now=T0 + timedelta(minutes=n))
 
 
+async def tamper(sessions, statement) -> None:
+    """What someone with the database's owner rights could do: get past the append-only
+    triggers (PostgreSQL: replica mode; SQLite: drop them) and change the table."""
+    async with sessions.begin() as s:
+        if backend_name() == "postgresql":
+            await s.execute(text("SET LOCAL session_replication_role = replica"))
+        else:
+            await s.execute(text("DROP TRIGGER IF EXISTS access_log_no_update"))
+            await s.execute(text("DROP TRIGGER IF EXISTS access_log_no_delete"))
+        await s.execute(statement)
+
+
 async def report(sessions):
     async with sessions() as s:
         return await verify_chain(s)
@@ -65,8 +78,7 @@ async def test_entries_are_chained_from_genesis(sessions):
 
 async def test_a_changed_reason_is_found_at_its_row(sessions):
     await write(sessions, 5)
-    async with sessions.begin() as s:
-        await s.execute(update(access_log).where(access_log.c.seq == 3).values(reason="nothing"))
+    await tamper(sessions, update(access_log).where(access_log.c.seq == 3).values(reason="nothing"))
     found = await report(sessions)
     assert (found.ok, found.first_bad_seq, found.problem) == (False, 3, ChainProblem.TAMPERED)
     assert found.checked == 2
@@ -74,8 +86,7 @@ async def test_a_changed_reason_is_found_at_its_row(sessions):
 
 async def test_a_removed_row_is_found(sessions):
     await write(sessions, 5)
-    async with sessions.begin() as s:
-        await s.execute(delete(access_log).where(access_log.c.seq == 2))
+    await tamper(sessions, delete(access_log).where(access_log.c.seq == 2))
     found = await report(sessions)
     assert (found.ok, found.first_bad_seq, found.problem) == (False, 2, ChainProblem.MISSING)
 
@@ -83,16 +94,17 @@ async def test_a_removed_row_is_found(sessions):
 async def test_a_rehashed_row_still_breaks_the_next_link(sessions):
     """Recomputing the changed row's own hash does not help: the next row names the old one."""
     await write(sessions, 4)
-    async with sessions.begin() as s:
+    async with sessions() as s:
         row = (await s.execute(select(access_log).where(access_log.c.seq == 2))).one()
         from services.router.access_log import entry_hash
 
-        fields = {**row._mapping, "reason": "rewritten"}
-        await s.execute(
-            update(access_log)
-            .where(access_log.c.seq == 2)
-            .values(reason="rewritten", hash=entry_hash(fields, row.prev_hash))
-        )
+    fields = {**row._mapping, "reason": "rewritten"}
+    await tamper(
+        sessions,
+        update(access_log)
+        .where(access_log.c.seq == 2)
+        .values(reason="rewritten", hash=entry_hash(fields, row.prev_hash)),
+    )
     found = await report(sessions)
     assert (found.first_bad_seq, found.problem) == (3, ChainProblem.LINK)
 
@@ -112,10 +124,9 @@ async def test_the_api_verifies_and_exports_for_offline_checking(sessions):
         assert offline.ok and offline.tail_hash == ok["tailHash"]
         assert check_chain(read_csv(csv.text)).tail_hash == ok["tailHash"]
 
-        async with sessions.begin() as s:
-            await s.execute(
-                update(access_log).where(access_log.c.seq == 1).values(actor="someone else")
-            )
+        await tamper(
+            sessions, update(access_log).where(access_log.c.seq == 1).values(actor="someone else")
+        )
         bad = (await client.get("/api/v1/access-log/verify")).json()
         assert (bad["ok"], bad["firstBadSeq"], bad["problem"]) == (False, 1, "tampered")
         assert check_chain(read_jsonl(jsonl.text)).ok  # the auditor's copy still proves it
@@ -195,3 +206,15 @@ async def test_the_migration_chains_entries_written_before_it(tmp_path):
         assert (await report(session_factory(engine))).checked == 4
     finally:
         await engine.dispose()
+
+
+async def test_the_database_refuses_to_change_or_remove_an_entry(sessions):
+    await write(sessions, 2)
+    for statement in (
+        update(access_log).where(access_log.c.seq == 1).values(reason="x"),
+        delete(access_log).where(access_log.c.seq == 2),
+    ):
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with sessions.begin() as s:
+                await s.execute(statement)
+    assert (await report(sessions)).checked == 2

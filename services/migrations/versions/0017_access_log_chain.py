@@ -57,9 +57,41 @@ def upgrade() -> None:
         batch.alter_column("prev_hash", existing_type=sa.String(length=64), nullable=False)
         batch.alter_column("hash", existing_type=sa.String(length=64), nullable=False)
         batch.create_unique_constraint("uq_access_log_seq", ["seq"])
+    _refuse_changes()
+
+
+def _refuse_changes() -> None:
+    """Append-only in the database too: UPDATE and DELETE (and TRUNCATE on PostgreSQL) of an
+    access-log row fail. Whoever can drop the trigger can still tamper; the chain shows it."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "CREATE FUNCTION access_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN RAISE EXCEPTION 'access_log is append-only'; END $$"
+        )
+        op.execute(
+            "CREATE TRIGGER access_log_append_only BEFORE UPDATE OR DELETE ON access_log "
+            "FOR EACH ROW EXECUTE FUNCTION access_log_append_only()"
+        )
+        op.execute(
+            "CREATE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON access_log "
+            "FOR EACH STATEMENT EXECUTE FUNCTION access_log_append_only()"
+        )
+    else:
+        for verb in ("UPDATE", "DELETE"):
+            op.execute(
+                f"CREATE TRIGGER access_log_no_{verb.lower()} BEFORE {verb} ON access_log "
+                "BEGIN SELECT RAISE(ABORT, 'access_log is append-only'); END"
+            )
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER access_log_no_truncate ON access_log")
+        op.execute("DROP TRIGGER access_log_append_only ON access_log")
+        op.execute("DROP FUNCTION access_log_append_only()")
+    else:
+        op.execute("DROP TRIGGER access_log_no_update")
+        op.execute("DROP TRIGGER access_log_no_delete")
     with op.batch_alter_table("access_log") as batch:
         batch.drop_constraint("uq_access_log_seq", type_="unique")
         batch.drop_column("hash")
