@@ -73,9 +73,15 @@ async def prune_payloads(
         .scalars()
         .all()
     )
-    if ids:
-        await session.execute(
-            update(message).where(message.c.id.in_(ids)).values(payload=pruned_marker(now))
-        )
-        log.info("payloads pruned after the retention period", extra={"count": len(ids)})
-    return len(ids)
+    if not ids:
+        return 0
+    # checked again in the UPDATE: a replay between the two statements keeps its payload
+    done = await session.execute(
+        update(message)
+        .where(message.c.id.in_(ids), ~unfinished_or_recent)
+        .values(payload=pruned_marker(now))
+        .execution_options(synchronize_session=False)
+    )
+    count = int(done.rowcount)  # type: ignore[attr-defined]
+    log.info("payloads pruned after the retention period", extra={"count": count})
+    return count
