@@ -26,6 +26,9 @@ class Family:
     versioned: bool
     # source system → destinations; a source not listed may not send this family
     routes: tuple[tuple[System, tuple[System, ...]], ...]
+    # secrecy between region and municipality: shared only with the patient's consent, which
+    # the message carries (services.router.consent holds back a message without it)
+    needs_consent: bool = False
 
     def destinations(self, source: System) -> tuple[System, ...]:
         return dict(self.routes).get(source, ())
@@ -78,6 +81,7 @@ FAMILIES: tuple[Family, ...] = (
         ),
         versioned=True,
         routes=_BOTH_WAYS,
+        needs_consent=True,
     ),
 )
 

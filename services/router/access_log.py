@@ -1,22 +1,44 @@
 """The access log (Patientdatalagen 2008:355, HSLF-FS 2016:40): every view of patient data
 by an operator, with who, when, which patient (by keyed pseudonym, never a personnummer),
-what was seen and why. Rows are only ever inserted.
+what was seen and why.
+
+The log is append-only and **hash-chained**: entry ``n`` stores ``prev_hash`` (the hash of
+entry ``n - 1``, or 64 zeros for the first) and ``hash``, SHA-256 over the canonical encoding
+of its own fields and ``prev_hash`` (:func:`entry_hash`). Changing, removing or reordering a
+row breaks the chain at that row, which :func:`check_chain` finds offline (an auditor's
+export) and :func:`verify_chain` finds in the database. A new entry takes the chain's tail
+under a lock (``serialize``: an advisory lock on PostgreSQL; SQLite transactions are
+``BEGIN IMMEDIATE``), and ``seq`` is unique, so two writers can never fork the chain.
 
 What counts as a view of patient data: opening a message's FHIR payload, and searching by
-personnummer. Metadata views (states, times, pseudonyms) are not patient data here.
+personnummer. Metadata views (states, times, pseudonyms) are not patient data here. Entries
+are kept at least five years (``RouterSettings.access_log_retention_days``); nothing in the
+broker deletes them.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Column, Index, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.messaging.db import BigId, UtcDateTime, metadata
+from services.messaging.db import BigId, UtcDateTime, metadata, serialize
+
+GENESIS = "0" * 64
+"""The ``prev_hash`` of the first entry."""
+
+CHAIN_LOCK = "access-log-chain"
+
+HASHED_FIELDS = ("seq", "at", "actor", "role", "kind", "pseudonym", "message_id", "reason")
+"""The fields each hash covers, with ``prev_hash``: the encoding is frozen (version 1)."""
 
 
 class AccessKind(enum.StrEnum):
@@ -35,6 +57,10 @@ access_log = Table(
     Column("pseudonym", String(32), nullable=True),
     Column("message_id", String(36), nullable=True),
     Column("reason", String(500), nullable=False),
+    # the chain: position (1, 2, …; unique, so a fork cannot be stored), link and own hash
+    Column("seq", BigId, nullable=False, unique=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
     Index("ix_access_log_at", "at"),
     Index("ix_access_log_pseudonym", "pseudonym", "at"),
 )
@@ -50,28 +76,163 @@ class Access:
     message_id: str | None = None
 
 
+def canonical_time(at: datetime) -> str:
+    """UTC, microseconds, ``Z``: one spelling for one instant on every backend."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_hash(fields: Mapping[str, Any], prev_hash: str) -> str:
+    """SHA-256 (hex) of ``{HASHED_FIELDS…, "prev_hash"}`` as JSON with sorted keys, no
+    spaces, UTF-8 (non-ASCII kept). ``at`` is a datetime or its :func:`canonical_time`."""
+    doc: dict[str, Any] = {name: fields[name] for name in HASHED_FIELDS}
+    if isinstance(doc["at"], datetime):
+        doc["at"] = canonical_time(doc["at"])
+    doc["seq"] = int(doc["seq"])
+    doc["prev_hash"] = prev_hash
+    encoded = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
 async def record_access(session: AsyncSession, access: Access, *, now: datetime) -> int:
-    """Write the entry in the caller's transaction, before the data is shown."""
+    """Append the entry in the caller's transaction, before the data is shown."""
+    await serialize(session, CHAIN_LOCK)
+    tail = (
+        await session.execute(
+            select(access_log.c.seq, access_log.c.hash).order_by(access_log.c.seq.desc()).limit(1)
+        )
+    ).first()
+    seq, prev = (int(tail.seq) + 1, str(tail.hash)) if tail else (1, GENESIS)
+    fields: dict[str, Any] = {
+        "seq": seq,
+        "at": now,
+        "actor": access.actor,
+        "role": access.role,
+        "kind": access.kind.value,
+        "pseudonym": access.pseudonym,
+        "message_id": access.message_id,
+        "reason": access.reason,
+    }
     result = await session.execute(
         access_log.insert()
         .returning(access_log.c.id)
-        .values(
-            at=now,
-            actor=access.actor,
-            role=access.role,
-            kind=access.kind.value,
-            pseudonym=access.pseudonym,
-            message_id=access.message_id,
-            reason=access.reason,
-        )
+        .values(**fields, prev_hash=prev, hash=entry_hash(fields, prev))
     )
     return int(result.scalar_one())
+
+
+class ChainProblem(enum.StrEnum):
+    MISSING = "missing"  # a position is absent: a row removed (or the log reordered)
+    LINK = "broken-link"  # prev_hash is not the previous row's hash
+    TAMPERED = "tampered"  # the row's fields no longer give its hash
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """The outcome of walking the chain. ``first_bad_seq`` is the first position at which
+    it breaks (None: intact). ``tail_hash`` is the last good hash: an auditor who kept an
+    earlier tail can check that it still appears (a removed tail shows only so)."""
+
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    problem: ChainProblem | None = None
+    tail_seq: int = 0
+    tail_hash: str = GENESIS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "firstBadSeq": self.first_bad_seq,
+            "problem": self.problem.value if self.problem else None,
+            "tailSeq": self.tail_seq,
+            "tailHash": self.tail_hash,
+        }
+
+
+class ChainCheck:
+    """Walks entries one at a time in ``seq`` order and stops at the first break, so a
+    five-year log is checked without holding it in memory."""
+
+    def __init__(self) -> None:
+        self._seq, self._prev, self._checked = 1, GENESIS, 0
+        self._bad: tuple[int, ChainProblem] | None = None
+
+    def feed(self, entry: Mapping[str, Any]) -> bool:
+        """Check one entry; False once the chain is broken (stop feeding)."""
+        if self._bad is not None:
+            return False
+        problem: ChainProblem | None = None
+        if int(entry["seq"]) != self._seq:
+            problem = ChainProblem.MISSING
+        elif entry["prev_hash"] != self._prev:
+            problem = ChainProblem.LINK
+        elif entry_hash(entry, self._prev) != entry["hash"]:
+            problem = ChainProblem.TAMPERED
+        if problem is not None:
+            self._bad = (self._seq, problem)
+            return False
+        self._prev, self._seq, self._checked = str(entry["hash"]), self._seq + 1, self._checked + 1
+        return True
+
+    def report(self) -> ChainReport:
+        bad_seq, problem = self._bad if self._bad else (None, None)
+        return ChainReport(
+            ok=self._bad is None,
+            checked=self._checked,
+            first_bad_seq=bad_seq,
+            problem=problem,
+            tail_seq=self._seq - 1,
+            tail_hash=self._prev,
+        )
+
+
+def check_chain(entries: Iterable[Mapping[str, Any]]) -> ChainReport:
+    """Pure: an auditor can run it on a JSON-lines export (entries in ``seq`` order)."""
+    walk = ChainCheck()
+    for entry in entries:
+        if not walk.feed(entry):
+            break
+    return walk.report()
+
+
+async def iter_entries(
+    session: AsyncSession, *, batch: int = 1000
+) -> AsyncGenerator[dict[str, Any], None]:
+    """Every entry in chain order, ``at`` as its canonical string, read in batches."""
+    after = 0
+    while True:
+        rows = (
+            await session.execute(
+                select(access_log)
+                .where(access_log.c.seq > after)
+                .order_by(access_log.c.seq)
+                .limit(batch)
+            )
+        ).all()
+        for row in rows:
+            entry = dict(row._mapping)
+            entry["at"] = canonical_time(entry["at"])
+            yield entry
+        if len(rows) < batch:
+            return
+        after = int(rows[-1].seq)
+
+
+async def verify_chain(session: AsyncSession) -> ChainReport:
+    """Walk the stored chain; finds the first changed, removed or reordered entry."""
+    walk = ChainCheck()
+    async with aclosing(iter_entries(session)) as entries:
+        async for entry in entries:
+            if not walk.feed(entry):
+                break
+    return walk.report()
 
 
 async def list_access(
     session: AsyncSession, *, limit: int = 200, pseudonym: str | None = None
 ) -> list[dict[str, Any]]:
-    query = select(access_log).order_by(access_log.c.id.desc()).limit(limit)
+    query = select(access_log).order_by(access_log.c.seq.desc()).limit(limit)
     if pseudonym is not None:
         query = query.where(access_log.c.pseudonym == pseudonym)
     rows = (await session.execute(query)).all()

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.messaging.care_facts import read_care_facts
 from services.messaging.db import serialize
 from services.messaging.envelope import EVENT_DISPLAY, EventCode
+from services.messaging.payload_crypto import Keyring
 from services.router.alert_events import AlertChange, AlertEvent, Severity
 from services.router.deviations import (
     DeviationKind,
@@ -96,11 +97,13 @@ class Affected:
     due_at: datetime | None = None
 
     @classmethod
-    def of(cls, row: Any, *, due_at: datetime | None = None) -> Affected:
-        """From a :func:`services.router.deliveries.delivery_rows` row."""
+    def of(cls, row: Any, keyring: Keyring, *, due_at: datetime | None = None) -> Affected:
+        """From a :func:`services.router.deliveries.delivery_rows` row (its payload sealed
+        with ``keyring``, or pruned)."""
+        text = keyring.open(row.payload, message_id=row.message_id)  # a wrong key fails loudly
         try:
-            facts = read_care_facts(json.loads(row.payload))
-        except ValueError:
+            facts = read_care_facts(json.loads(text))
+        except ValueError:  # a pruned payload, or not FHIR JSON: no sender unit then
             facts = None
         return cls(
             delivery_id=row.id,

@@ -24,6 +24,7 @@ from services.router.domain import AlertState, DeliveryState, IllegalTransition
 from services.router.metrics import install_metrics
 from services.router.notification_api import notification_routes
 from services.router.patient_api import patient_routes
+from services.router.payload_admin_api import payload_admin_routes
 from services.router.replay import ReplayFilter, audit_log, count_dead_letters, replay
 from services.router.settings import RouterSettings
 from services.router.statistics_api import statistics_routes
@@ -241,6 +242,7 @@ def create_app(
     api.include_router(deviation_routes(sessions, clock))
     api.include_router(notification_routes(sessions))
     api.include_router(patient_routes(settings, sessions, clock))
+    api.include_router(payload_admin_routes(settings, sessions, clock))
     api.include_router(statistics_routes(sessions, clock))
     app.include_router(api)
     install_console(app, settings, sessions, clock, alert_sinks)

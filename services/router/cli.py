@@ -9,7 +9,10 @@
 ``replays``                          the replay audit
 ``acknowledge ALERT_ID``, ``resolve ALERT_ID``  take or close an incident (``--operator``,
                                      ``--note``)
-``hash-password --name N --role R``  a console account (scrypt hash) for ROUTER_CONSOLE_USERS
+``hash-password --name N --role R``  a console account (argon2id hash) for ROUTER_CONSOLE_USERS
+``new-payload-key --key-id ID [--keep RING]``  a ROUTER_PAYLOAD_KEYS value with a new key
+``rotate-payload-keys``              re-seal stored payloads under the current key (progress)
+``prune-payloads``                   prune finished payloads past the retention period
 ``deviations export --month 2026-11 --format csv|json [--out FILE]``  the month's deviation
                                      reports (avvikelser i samverkan) for a deviation system
                                      such as Flexite; without ``--out`` to standard output
@@ -20,6 +23,7 @@ done, 1 done with refusals (or not found), 2 the router refused the request or b
 
 from __future__ import annotations
 
+import base64
 import enum
 import json
 import sys
@@ -33,6 +37,7 @@ import typer
 # main() needs to print any usage error plainly and exit 2 the way argparse did.
 from typer._click.exceptions import ClickException
 
+from services.messaging.payload_crypto import Keyring, encode_keyring, new_key
 from services.router.cli_output import message_rows, print_table, timeline
 from services.router.console.accounts import Role, hash_password
 from services.router.deviations import InvalidMonth, month_window
@@ -280,13 +285,76 @@ def hash_password_command(
     role: Annotated[Role, typer.Option(help="viewer, operator or admin")] = Role.OPERATOR,
 ) -> None:
     """Print one console account for ROUTER_CONSOLE_USERS (JSON); the password is asked for
-    twice and never echoed, and only its scrypt hash is printed."""
+    twice and never echoed, and only its argon2id hash is printed."""
     password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     if len(password) < 12:
         typer.echo("use at least 12 characters", err=True)
         raise typer.Exit(2)
     account = {"name": name, "role": role.value, "password_hash": hash_password(password)}
     typer.echo(json.dumps(account))
+
+
+@app.command("new-payload-key")
+def new_payload_key(
+    key_id: Annotated[str, typer.Option(help="the new key's id, e.g. 2026-12")],
+    keep: Annotated[
+        str | None, typer.Option(help="the current ROUTER_PAYLOAD_KEYS, to keep its keys")
+    ] = None,
+) -> None:
+    """Print a ROUTER_PAYLOAD_KEYS value with a new random 256-bit key as the current one
+    (the keys of ``--keep`` stay readable). Then restart the router and run
+    ``rotate-payload-keys``."""
+    keys = {}
+    if keep:
+        keys = {k: base64.b64encode(v).decode() for k, v in Keyring.from_setting(keep).keys.items()}
+    if key_id in keys:
+        raise typer.BadParameter(f"key id {key_id!r} is already in the ring")
+    typer.echo(encode_keyring(key_id, {**keys, key_id: new_key()}))
+
+
+@app.command("rotate-payload-keys")
+def rotate_payload_keys(
+    ctx: typer.Context, batch: Annotated[int, typer.Option(min=1, max=1000)] = 200
+) -> None:
+    """Re-seal every stored payload under the router's current key, batch by batch, with a
+    progress bar; afterwards no payload needs an older key."""
+    with _client(ctx) as client:
+        res = client.get("/api/v1/payload-keys")
+        if res.status_code != 200:
+            raise _refused(res)
+        total, done, after = int(res.json()["stale"]), 0, ""
+        with typer.progressbar(length=total, label="re-sealing", file=sys.stderr) as bar:
+            while True:
+                step = client.post(
+                    "/api/v1/payload-keys/rotate", json={"after": after, "limit": batch}
+                )
+                if step.status_code != 200:
+                    raise _refused(step)
+                found = step.json()
+                done += int(found["resealed"])
+                bar.update(int(found["resealed"]))
+                if found["next"] is None:
+                    break
+                after = found["next"]
+    typer.echo(f"{done} payload(s) re-sealed under {res.json()['current']}; {found['stale']} left")
+
+
+@app.command("prune-payloads")
+def prune_payloads_command(
+    ctx: typer.Context, batch: Annotated[int, typer.Option(min=1, max=5000)] = 500
+) -> None:
+    """Prune finished payloads past the retention period now (the router also does it by
+    itself, hourly); the metadata stays."""
+    pruned = 0
+    with _client(ctx) as client:
+        while True:
+            res = client.post("/api/v1/payloads/prune", json={"limit": batch})
+            if res.status_code != 200:
+                raise _refused(res)
+            pruned += int(res.json()["pruned"])
+            if int(res.json()["pruned"]) < batch:
+                break
+    typer.echo(f"{pruned} payload(s) pruned")
 
 
 def _month(value: str | None) -> str | None:

@@ -25,10 +25,12 @@ from services.messaging.envelope import Envelope, EventCode, ResponseCode
 from services.messaging.families import is_versioned
 from services.messaging.kafka import IncomingRecord, OutgoingRecord
 from services.messaging.outbox import add_to_outbox
+from services.messaging.payload_crypto import SANDBOX_PAYLOAD_KEYS, Keyring
 from services.router import circuit, episodes
 from services.router.alert_events import Severity
 from services.router.alerts import Affected, AlertSink, ReminderPolicy, raise_alert
 from services.router.circuit import CircuitPolicy
+from services.router.consent import routing_hold
 from services.router.deadlines import Stage, legal_deadline, next_stage_at
 from services.router.deviations import close_deviation
 from services.router.domain import (
@@ -67,6 +69,10 @@ class RoutingRules:
     silence_every: timedelta = timedelta(minutes=1)
     sip_in_working_days: bool = False  # a regional agreement may count the 3 days so
     destination_down_after: timedelta = timedelta(minutes=10)  # circuit open this long: alert
+    # seals message.payload at rest; the service passes RouterSettings.keyring()
+    keyring: Keyring = field(default_factory=lambda: Keyring.from_setting(SANDBOX_PAYLOAD_KEYS))
+    payload_retention: timedelta | None = None  # None: payloads kept (services.router.retention)
+    prune_every: timedelta = timedelta(hours=1)
 
     def retry(self, event_code: str) -> RetryPolicy:
         policy = self.policies.get(event_code)
@@ -174,6 +180,11 @@ async def accept_message(
         )
         return []
     stream, version, newer = await _document_version(session, env)
+    try:
+        bundle: dict[str, Any] | None = json.loads(record.value)
+    except ValueError:
+        bundle = None
+    held = routing_hold(env.event_code, bundle)
     trace = tracing.from_headers(record.headers)  # the router's hop, continued per delivery
     await session.execute(
         message.insert().values(
@@ -184,11 +195,12 @@ async def accept_message(
             pseudonym=record.key,
             sent_at=env.timestamp,
             received_at=now,
-            payload=record.value.decode(),
+            payload=rules.keyring.seal(record.value.decode(), message_id=env.message_id),
             stream=stream,
             version=version,
             superseded_by=newer,
             traceparent=trace.traceparent,
+            unrouted_reason=held,
         )
     )
     if newer is not None:
@@ -197,13 +209,19 @@ async def accept_message(
             extra={"message_id": env.message_id, "superseded_by": newer, "version": version},
         )
     destinations = route(subscriptions, env.event_code, env.source_system)
-    if not destinations:
+    if held is not None:
+        destinations = ()
+        log.warning(
+            "message not routed",
+            extra={"message_id": env.message_id, "family": env.event_code, "reason": held},
+        )
+    elif not destinations:
         log.warning(
             "message has no route", extra={"message_id": env.message_id, "family": env.event_code}
         )
     created = []
     try:
-        facts = read_care_facts(json.loads(record.value))
+        facts = read_care_facts(bundle) if bundle is not None else CareFacts()
     except ValueError:
         facts = CareFacts()
     await episodes.track(
@@ -382,13 +400,13 @@ async def dispatch_due(
                 delivery_id=row.id, attempt_no=attempt, dispatched_at=now
             )
         )
-        await add_to_outbox(session, OUTBOX_OWNER, delivery_command(row, attempt))
+        await add_to_outbox(session, OUTBOX_OWNER, delivery_command(row, attempt, rules.keyring))
         log.info("delivery dispatched", extra={**log_ids(row), "attempt": attempt})
         dispatched += 1
     return dispatched
 
 
-def delivery_command(row: Any, attempt: int) -> OutgoingRecord:
+def delivery_command(row: Any, attempt: int, keyring: Keyring) -> OutgoingRecord:
     """The command for one attempt: to the subscription's topic (a journal adapter), or to
     the router's own webhook topic (a rest-hook subscriber). A delivery without a
     subscription row (made before subscriptions existed) goes to its destination's topic."""
@@ -405,7 +423,8 @@ def delivery_command(row: Any, attempt: int) -> OutgoingRecord:
         headers["subscription-id"] = row.destination
     else:
         topic = row.endpoint or topics.outbound(row.destination)
-    return OutgoingRecord(topic=topic, key=row.pseudonym, value=row.payload, headers=headers)
+    value = keyring.open(row.payload, message_id=row.message_id)  # Kafka gets plaintext
+    return OutgoingRecord(topic=topic, key=row.pseudonym, value=value, headers=headers)
 
 
 def _next_hop(row: Any) -> str:
@@ -516,7 +535,12 @@ async def apply_outcome(
         await retry_or_dead_letter(session, row, rules, now, reason=detail or "transient error")
     else:
         await dead_letter(
-            session, row, now, reason=detail or "fatal error", sinks=rules.alert_sinks
+            session,
+            row,
+            now,
+            reason=detail or "fatal error",
+            sinks=rules.alert_sinks,
+            keyring=rules.keyring,
         )
 
 
@@ -531,6 +555,7 @@ async def retry_or_dead_letter(
             now,
             reason=f"attempts spent; last: {reason}",
             sinks=rules.alert_sinks,
+            keyring=rules.keyring,
         )
         return
     # A replayed delivery was asked for by an operator: its age no longer stops it.
@@ -541,6 +566,7 @@ async def retry_or_dead_letter(
             now,
             reason=f"older than {policy.max_age_s:.0f} s; last: {reason}",
             sinks=rules.alert_sinks,
+            keyring=rules.keyring,
         )
         return
     delay = policy.delay(row.attempts, rules.rng)
@@ -562,6 +588,7 @@ async def dead_letter(
     now: datetime,
     *,
     reason: str,
+    keyring: Keyring,
     sinks: Sequence[AlertSink] = (),
 ) -> None:
     if await move(
@@ -579,7 +606,7 @@ async def dead_letter(
             OutgoingRecord(
                 topic=topics.DEAD_LETTER,
                 key=row.pseudonym,
-                value=row.payload,
+                value=keyring.open(row.payload, message_id=row.message_id),
                 headers={
                     "message-id": row.message_id,
                     "delivery-id": str(row.id),
@@ -596,7 +623,7 @@ async def dead_letter(
             kind=AlertKind.DELIVERY_FAILED,
             destination=row.destination,
             event_code=row.event_code,
-            affected=Affected.of(row),
+            affected=Affected.of(row, keyring),
             now=now,
             severity=Severity.CRITICAL,
             sinks=sinks,
@@ -641,4 +668,5 @@ async def _apply_receipt(
             now,
             reason=f"refused after acceptance: {env.outcome_text or 'no reason'}",
             sinks=rules.alert_sinks,
+            keyring=rules.keyring,
         )

@@ -26,6 +26,7 @@ from services.router.deliveries import (
     reject_record,
 )
 from services.router.episodes import check_gaps
+from services.router.retention import prune_payloads
 from services.router.silence import check_silent_sources, resolve_spoken_sources
 from services.router.subscriptions import Subscription, catalogue_subscriptions
 from services.router.watchdog import (
@@ -48,6 +49,7 @@ class Router:
     # silence is judged only over windows this router has watched in full
     _started_at: datetime | None = None
     _silence_checked_at: datetime | None = None
+    _pruned_at: datetime | None = None
 
     async def handle_batch(self, batch: list[IncomingRecord]) -> None:
         async with self.sessions.begin() as session:
@@ -88,10 +90,10 @@ class Router:
                 "resent": await resend_unconfirmed(session, self.rules, now),
                 "dispatched": await dispatch_due(session, self.rules, now),
                 "overdue": await flag_overdue_confirmations(
-                    session, now, sinks=self.rules.alert_sinks
+                    session, now, self.rules.keyring, sinks=self.rules.alert_sinks
                 ),
                 "deadlines": await check_legal_deadlines(
-                    session, now, sinks=self.rules.alert_sinks
+                    session, now, self.rules.keyring, sinks=self.rules.alert_sinks
                 ),
                 "resolved": await resolve_cleared(session, now, self.rules.alert_sinks),
                 "reminded": await remind(
@@ -102,10 +104,21 @@ class Router:
                 "down": await check_destinations(
                     session, now, self.rules.destination_down_after, self.rules.alert_sinks
                 ),
+                "pruned": await self._prune(session, now),
             }
         if done["dispatched"]:
             self._wake()
         return done
+
+    async def _prune(self, session: AsyncSession, now: datetime) -> int:
+        """Payload retention, at a low rate (services.router.retention)."""
+        retention = self.rules.payload_retention
+        if retention is None:
+            return 0
+        if self._pruned_at is not None and now - self._pruned_at < self.rules.prune_every:
+            return 0
+        self._pruned_at = now
+        return await prune_payloads(session, now, retention=retention)
 
     async def _check_silence(self, session: AsyncSession, now: datetime) -> int:
         if self._started_at is None:

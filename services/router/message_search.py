@@ -49,6 +49,7 @@ MESSAGE_FIELDS = (
     message.c.received_at,
     message.c.version,
     message.c.superseded_by,
+    message.c.unrouted_reason,
 )
 
 DELIVERY_FIELDS = (

@@ -5,16 +5,17 @@ access logs of proxies."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.router import queries
-from services.router.access_log import list_access
+from services.router import access_log_export, queries
+from services.router.access_log import iter_entries, list_access, verify_chain
 from services.router.patient_data import (
     InvalidIdentifier,
     NoSuchMessage,
@@ -42,15 +43,21 @@ def patient_routes(
     clock: Callable[[], datetime],
 ) -> APIRouter:
     api = APIRouter(tags=["patient data (access-logged)"])
+    keyring = settings.keyring()
 
-    @api.post("/messages/{message_id}/payload", responses={404: {}})
+    @api.post(
+        "/messages/{message_id}/payload",
+        responses={404: {}, 410: {"description": "pruned after the retention period"}},
+    )
     async def payload(message_id: str, body: Reasoned) -> dict[str, Any]:
-        """The FHIR message Bundle as accepted. Logged in the access log first."""
+        """The FHIR message Bundle as accepted. Logged in the access log first. 410 once the
+        payload is pruned after the retention period (the metadata stays)."""
         try:
             async with sessions.begin() as session:
-                return await open_payload(
+                view = await open_payload(
                     session,
                     message_id,
+                    keyring=keyring,
                     actor=f"{body.operator} (operator token)",
                     role="operator",
                     reason=body.reason,
@@ -58,6 +65,9 @@ def patient_routes(
                 )
         except NoSuchMessage:
             raise HTTPException(404, "no such message") from None
+        if view.bundle is None:  # the access entry is committed: the attempt stays logged
+            raise HTTPException(410, f"payload pruned at {view.pruned_at}")
+        return view.bundle
 
     @api.post("/messages/search/personnummer", responses={422: {}})
     async def by_personnummer(body: PersonnummerSearch) -> dict[str, Any]:
@@ -96,5 +106,51 @@ def patient_routes(
         async with sessions() as session:
             items = await list_access(session, limit=limit, pseudonym=pseudonym)
         return {"count": len(items), "items": items}
+
+    @api.get("/access-log/verify")
+    async def verify() -> dict[str, Any]:
+        """Walk the hash chain: ``ok``, how many entries checked, and the first position that
+        was changed, removed or reordered (``firstBadSeq``, ``problem``); ``tailHash`` to keep
+        and compare with a later run."""
+        async with sessions() as session:
+            report = await verify_chain(session)
+        return {**report.as_dict(), "retentionDays": settings.access_log_retention_days}
+
+    def export(render: Callable[[dict[str, Any]], str], header: str) -> AsyncIterator[bytes]:
+        async def lines() -> AsyncIterator[bytes]:
+            if header:
+                yield header.encode("utf-8")
+            async with sessions() as session:
+                async for entry in iter_entries(session):
+                    yield render(entry).encode("utf-8")
+
+        return lines()
+
+    @api.get(
+        "/access-log/export.jsonl",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"application/x-ndjson": {}}}},
+    )
+    async def export_jsonl() -> StreamingResponse:
+        """Every entry in chain order with ``seq``, ``prev_hash`` and ``hash``, one JSON
+        object a line, to re-verify offline (README: Security, Access log)."""
+        return StreamingResponse(
+            export(access_log_export.jsonl_line, ""),
+            media_type="application/x-ndjson",
+            headers={"content-disposition": 'attachment; filename="access-log.jsonl"'},
+        )
+
+    @api.get(
+        "/access-log/export.csv",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/csv": {}}}},
+    )
+    async def export_csv() -> StreamingResponse:
+        """The same entries as CSV (UTF-8, ``,``-separated, a header row)."""
+        return StreamingResponse(
+            export(access_log_export.csv_line, access_log_export.csv_header()),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": 'attachment; filename="access-log.csv"'},
+        )
 
     return api

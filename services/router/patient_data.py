@@ -5,6 +5,7 @@ returned, so no view goes unlogged (:mod:`services.router.access_log`)."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging.identifiers import InvalidIdentifier, parse_patient_identifier, pseudonym
+from services.messaging.payload_crypto import Keyring
 from services.router.access_log import Access, AccessKind, record_access
+from services.router.retention import pruned_at
 from services.router.tables import message
 
 
@@ -20,16 +23,26 @@ class NoSuchMessage(LookupError):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class PayloadView:
+    """What an operator sees: the Bundle, or when it was pruned (metadata only then)."""
+
+    bundle: dict[str, Any] | None
+    pruned_at: str | None = None
+
+
 async def open_payload(
     session: AsyncSession,
     message_id: str,
     *,
+    keyring: Keyring,
     actor: str,
     role: str,
     reason: str,
     now: datetime,
-) -> dict[str, Any]:
-    """The message's FHIR Bundle; the access is logged first. Raises NoSuchMessage."""
+) -> PayloadView:
+    """The message's FHIR Bundle, decrypted; the access is logged first (an attempt on a
+    pruned payload too). Raises NoSuchMessage."""
     row = (
         await session.execute(
             select(message.c.payload, message.c.pseudonym).where(message.c.id == message_id)
@@ -49,8 +62,11 @@ async def open_payload(
         ),
         now=now,
     )
-    found: dict[str, Any] = json.loads(row.payload)
-    return found
+    when = pruned_at(row.payload)
+    if when is not None:
+        return PayloadView(bundle=None, pruned_at=when)
+    found: dict[str, Any] = json.loads(keyring.open(row.payload, message_id=message_id))
+    return PayloadView(bundle=found)
 
 
 async def pseudonym_search(
@@ -81,4 +97,10 @@ async def pseudonym_search(
     return found
 
 
-__all__ = ["InvalidIdentifier", "NoSuchMessage", "open_payload", "pseudonym_search"]
+__all__ = [
+    "InvalidIdentifier",
+    "NoSuchMessage",
+    "PayloadView",
+    "open_payload",
+    "pseudonym_search",
+]

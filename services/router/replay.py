@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.router.deliveries import delivery_rows, move
 from services.router.domain import DeliveryState
+from services.router.retention import pruned_at
 from services.router.tables import delivery, message, replay_audit
 
 MAX_PER_REQUEST = 1000
@@ -55,7 +56,11 @@ async def replay(
     outcomes = []
     for row in rows:
         newer = await _newer_version(session, row.message_id)
-        if newer is not None and not force:
+        if pruned_at(row.payload) is not None:  # nothing left to send, forced or not
+            outcome = ReplayOutcome(
+                row.id, row.message_id, row.destination, False, "payload pruned (retention)"
+            )
+        elif newer is not None and not force:
             outcome = ReplayOutcome(
                 row.id, row.message_id, row.destination, False, f"superseded by {newer}"
             )

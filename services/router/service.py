@@ -107,6 +107,9 @@ async def main(settings: RouterSettings | None = None) -> int:
         alert_sinks=(notify,),
         sip_in_working_days=settings.sip_in_working_days,
         destination_down_after=timedelta(seconds=settings.destination_down_after_s),
+        keyring=settings.keyring(),
+        payload_retention=timedelta(days=settings.payload_retention_days),
+        prune_every=timedelta(seconds=settings.payload_prune_every_s),
     )
     router = Router(sessions=sessions, rules=rules, clock=utcnow, relay_wake=relay.wake)
     await router.sync_subscriptions()

@@ -39,6 +39,9 @@ message = Table(
     # W3C traceparent of the router's hop for this message (a random trace id, no patient
     # data): each delivery command continues it (services.messaging.tracing)
     Column("traceparent", String(55), nullable=True),
+    # why the message was stored but routed nowhere (services.router.consent), e.g. a SIP
+    # without the patient's consent; never patient data
+    Column("unrouted_reason", String(200), nullable=True),
     Index("ix_message_stream", "stream", "version"),
     Index("ix_message_arrivals", "source", "event_code", "received_at"),  # silent sources
     # message search, newest first by (received_at, id): see services/router/message_search.py

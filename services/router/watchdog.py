@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.messaging.payload_crypto import Keyring
 from services.router import circuit
 from services.router.alert_events import Severity
 from services.router.alerts import Affected, AlertSink, raise_alert
@@ -103,7 +104,12 @@ async def _retry_in_flight(
 
 
 async def flag_overdue_confirmations(
-    session: AsyncSession, now: datetime, *, sinks: Sequence[AlertSink] = (), limit: int = 500
+    session: AsyncSession,
+    now: datetime,
+    keyring: Keyring,
+    *,
+    sinks: Sequence[AlertSink] = (),
+    limit: int = 500,
 ) -> int:
     """Raise (or extend) the confirmation-overdue alert for each newly overdue delivery."""
     rows = (
@@ -132,7 +138,7 @@ async def flag_overdue_confirmations(
             kind=AlertKind.CONFIRMATION_OVERDUE,
             destination=row.destination,
             event_code=row.event_code,
-            affected=Affected.of(row),
+            affected=Affected.of(row, keyring),
             now=now,
             severity=Severity.CRITICAL,
             sinks=sinks,
@@ -148,7 +154,12 @@ _STAGE_SEVERITY = {
 
 
 async def check_legal_deadlines(
-    session: AsyncSession, now: datetime, *, sinks: Sequence[AlertSink] = (), limit: int = 500
+    session: AsyncSession,
+    now: datetime,
+    keyring: Keyring,
+    *,
+    sinks: Sequence[AlertSink] = (),
+    limit: int = 500,
 ) -> int:
     """Warn at 50 % and 80 % of the time to an unconfirmed delivery's legal deadline and
     escalate at the breach: one deadline incident per destination and family, whose events
@@ -187,7 +198,7 @@ async def check_legal_deadlines(
             kind=AlertKind.DEADLINE_AT_RISK,
             destination=row.destination,
             event_code=row.event_code,
-            affected=Affected.of(row, due_at=row.legal_due_at),
+            affected=Affected.of(row, keyring, due_at=row.legal_due_at),
             now=now,
             severity=_STAGE_SEVERITY[reached],
             sinks=sinks,

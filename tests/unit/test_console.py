@@ -2,6 +2,7 @@
 from a real delivery log, and every view of patient data is access-logged first."""
 
 import re
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -59,9 +60,9 @@ def found(pattern, text):
     return match.group(1)
 
 
-def test_passwords_are_salted_scrypt_hashes():
+def test_passwords_are_salted_argon2id_hashes():
     one, two = hash_password("correct horse"), hash_password("correct horse")
-    assert one != two and one.startswith("scrypt$")
+    assert one != two and one.startswith("$argon2id$")
     assert verify_password("correct horse", one)
     assert not verify_password("wrong horse", one)
     assert not verify_password("correct horse", "scrypt$garbage")
@@ -311,3 +312,25 @@ async def test_the_dashboard_shows_each_destinations_consumer_lag_or_says_unknow
         assert {d["consumerLag"] for d in found} == {None}
         await log_in(client)
         assert "okänd" in (await client.get("/console/")).text
+
+
+@pytest.mark.security
+async def test_a_pruned_payload_is_shown_as_pruned_and_its_metadata_stays(
+    browser_like, seeded, sessions, clock
+):
+    from services.router.retention import prune_payloads
+
+    clock.advance(91 * 24 * 3600)
+    async with sessions.begin() as s:
+        assert await prune_payloads(s, clock(), retention=timedelta(days=90)) >= 1
+    csrf = await log_in(browser_like)
+    page = await browser_like.post(
+        f"/console/messages/{seeded.confirmed}/payload",
+        data={"reason": "Kontroll efter lagringstid", "csrf": csrf},
+    )
+    assert page.status_code == 200 and 'id="payload-pruned"' in page.text
+    assert '"resourceType": "Bundle"' not in page.text
+    assert 'id="deliveries"' in page.text and "confirmed" in page.text  # metadata stays
+    async with sessions() as s:
+        (entry,) = (await s.execute(select(access_log))).all()
+    assert entry.message_id == seeded.confirmed

@@ -296,7 +296,7 @@ def _without(doc, *keys):
 )
 @pytest.mark.timeout(120)
 def test_takecare_sip_reaches_treserva_whole_and_comes_back_unchanged(rng, now, stage, version):
-    doc = sample_takecare_sip_update(rng, now=now, stage=stage, version=version)
+    doc = sample_takecare_sip_update(rng, now=now, stage=stage, version=version, consent=None)
     assert violations(takecare_sip.INBOUND.schema, doc) == []
     event = takecare_sip.INBOUND.parse(doc)
     bundle = takecare_sip.to_bundle(event, now=FIXTURE_NOW)
@@ -329,7 +329,7 @@ def test_takecare_sip_reaches_treserva_whole_and_comes_back_unchanged(rng, now, 
 )
 @pytest.mark.timeout(120)
 def test_treserva_sip_reaches_takecare_whole(rng, now, stage, version):
-    doc = sample_treserva_sip_update(rng, now=now, stage=stage, version=version)
+    doc = sample_treserva_sip_update(rng, now=now, stage=stage, version=version, consent=None)
     assert violations(treserva_sip.INBOUND.schema, doc) == []
     event = treserva_sip.INBOUND.parse(doc)
     data = json.loads(to_json(treserva_sip.to_bundle(event, now=now)))

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from services.messaging.payload_crypto import encode_keyring, new_key
 from services.router.alert_events import AlertChange, Severity
 from services.router.notifications import Channels, Notifier, unit_must_act
 from services.router.settings import RouterSettings
@@ -177,6 +178,7 @@ def test_settings_refuse_a_webhook_without_a_secret_and_plain_smtp_in_production
             ops_token="a-real-token-0123456789",
             pseudonym_key="a-real-key-0123456789",
             console_secret="a-real-console-secret-0123456789",
+            payload_keys=encode_keyring("k1", {"k1": new_key()}),
             alert_smtp_host="smtp.example.se",
             alert_smtp_security="none",
         )

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from services.adapter_takecare.settings import AdapterTakeCareSettings
 from services.messaging.keys import hash_key
+from services.messaging.payload_crypto import encode_keyring, new_key
 from services.router.console.accounts import hash_password
 from services.router.settings import RouterSettings
 
@@ -22,6 +23,7 @@ def test_production_starts_with_real_secrets(monkeypatch):
     monkeypatch.setenv("ROUTER_PSEUDONYM_KEY", "k" * 40)
     monkeypatch.setenv("ROUTER_OPS_TOKEN", "t" * 40)
     monkeypatch.setenv("ROUTER_CONSOLE_SECRET", "c" * 40)
+    monkeypatch.setenv("ROUTER_PAYLOAD_KEYS", encode_keyring("k1", {"k1": new_key()}))
     user = {"name": "asa", "role": "admin", "password_hash": hash_password("a long passphrase")}
     monkeypatch.setenv("ROUTER_CONSOLE_USERS", json.dumps([user]))
     settings = RouterSettings()

@@ -1,4 +1,9 @@
-"""Console operators: their roles and password hashes (scrypt, from the standard library).
+"""Console operators: their roles and password hashes.
+
+New hashes are **argon2id** (``argon2-cffi``, its RFC 9106 low-memory profile: 64 MiB, 3
+passes), written as the standard PHC string ``$argon2id$v=19$m=…,t=…,p=…$salt$hash``. Hashes
+made before (``scrypt$N$r$p$salt$digest``) are still verified, so configured accounts keep
+working; ``hash-password`` prints argon2id only.
 
 An account is ``name``, ``role`` and ``password_hash`` in the router's settings
 (``ROUTER_CONSOLE_USERS`` as JSON). The sandbox ships two well-known accounts; settings refuse
@@ -14,9 +19,13 @@ import hashlib
 import hmac
 import os
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.low_level import Type, hash_secret
 from pydantic import BaseModel, ConfigDict, Field
 
-_N, _R, _P = 2**14, 8, 1
+_N, _R, _P = 2**14, 8, 1  # scrypt: verified for older hashes, never made any more
+_ARGON2 = PasswordHasher()  # RFC 9106 low-memory profile (argon2-cffi's default)
 
 
 class Role(enum.StrEnum):
@@ -34,7 +43,7 @@ class ConsoleUser(BaseModel):
 
     name: str = Field(min_length=1, max_length=60)
     role: Role
-    password_hash: str = Field(pattern=r"^scrypt\$", repr=False)
+    password_hash: str = Field(pattern=r"^(\$argon2id\$|scrypt\$)", repr=False)
 
 
 def _b64(raw: bytes) -> str:
@@ -46,12 +55,34 @@ def _unb64(text: str) -> bytes:
 
 
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """An argon2id hash with a random salt (a fixed ``salt`` only for the sandbox accounts,
+    so settings can recognise them everywhere)."""
+    if salt is None:
+        return _ARGON2.hash(password)
+    return hash_secret(
+        password.encode(),
+        salt,
+        time_cost=_ARGON2.time_cost,
+        memory_cost=_ARGON2.memory_cost,
+        parallelism=_ARGON2.parallelism,
+        hash_len=_ARGON2.hash_len,
+        type=Type.ID,
+    ).decode()
+
+
+def scrypt_hash(password: str, *, salt: bytes | None = None) -> str:
+    """The older scheme, kept to check accounts configured before argon2 (and in tests)."""
     salt = salt if salt is not None else os.urandom(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
     return f"scrypt${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
 
 
 def verify_password(password: str, stored: str) -> bool:
+    if stored.startswith("$argon2id$"):
+        try:
+            return _ARGON2.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
     try:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
@@ -78,7 +109,12 @@ SANDBOX_USERS = (
         password_hash=hash_password(SANDBOX_PASSWORDS["viewer"], salt=b"carebridge-sandbox-viewer"),
     ),
 )
-SANDBOX_HASHES = frozenset(u.password_hash for u in SANDBOX_USERS)
+# The sandbox accounts as they were hashed before argon2 are refused in production too.
+_SANDBOX_SCRYPT = frozenset(
+    scrypt_hash(SANDBOX_PASSWORDS[name], salt=f"carebridge-sandbox-{name}".encode())
+    for name in ("ops", "viewer")
+)
+SANDBOX_HASHES = frozenset(u.password_hash for u in SANDBOX_USERS) | _SANDBOX_SCRYPT
 
 
 def authenticate(users: list[ConsoleUser], name: str, password: str) -> ConsoleUser | None:

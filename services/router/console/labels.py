@@ -84,6 +84,11 @@ LABELS: dict[str, tuple[str, str]] = {
         "Innehållet är patientdata. Visningen loggas med ditt namn och skäl.",
         "The payload is patient data. The view is logged with your name and reason.",
     ),
+    "unrouted": ("Skickas inte", "Not routed"),
+    "payload_pruned": (
+        "Innehållet är rensat efter lagringstiden; metadata finns kvar.",
+        "The payload was pruned after the retention period; the metadata is kept.",
+    ),
     "not_allowed": (
         "Din roll får inte göra detta.",
         "Your role may not do this.",

@@ -62,6 +62,7 @@ def console_routes(
     alert_sinks: Sequence[AlertSink],
 ) -> APIRouter:
     web = APIRouter(prefix="/console", include_in_schema=False)
+    keyring = settings.keyring()
     families = sorted(e.value for e in EventCode)
 
     @web.get("/login", response_class=HTMLResponse)
@@ -222,6 +223,7 @@ def console_routes(
         message_id: str,
         *,
         payload: dict[str, Any] | None = None,
+        pruned_at: str | None = None,
         notice: str | None = None,
     ) -> HTMLResponse:
         async with sessions() as session:
@@ -235,6 +237,7 @@ def console_routes(
                 "m": detail,
                 "hops": hops(detail),
                 "payload": payload,
+                "pruned_at": pruned_at,
                 "notice": notice or request.query_params.get("notice"),
                 "display": EVENT_DISPLAY,
                 "dead": [d for d in detail["deliveries"] if d["state"] == "dead_letter"],
@@ -257,9 +260,10 @@ def console_routes(
             raise HTTPException(422, "reason: give a reason of at least 3 characters")
         try:
             async with sessions.begin() as session:
-                bundle = await open_payload(
+                view = await open_payload(
                     session,
                     message_id,
+                    keyring=keyring,
                     actor=operator.user,
                     role=operator.role.value,
                     reason=reason.strip(),
@@ -267,7 +271,9 @@ def console_routes(
                 )
         except NoSuchMessage:
             raise HTTPException(404, "no such message") from None
-        return await _message_page(request, operator, message_id, payload=bundle)
+        return await _message_page(
+            request, operator, message_id, payload=view.bundle, pruned_at=view.pruned_at
+        )
 
     @web.post("/messages/{message_id}/replay")
     async def replay_message(

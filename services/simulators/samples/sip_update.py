@@ -100,11 +100,22 @@ def sample_takecare_sip_update(
     stage: str | None = None,
     sip_id: str | None = None,
     version: int = 1,
+    consent: bool | None = True,
 ) -> dict[str, Any]:
-    """A SIP update as TakeCare's SIP module pushes it."""
+    """A SIP update as TakeCare's SIP module pushes it. ``consent``: the patient's consent
+    (None: drawn, given 85 % of the time); given by default, because the router does not
+    route a SIP without it (services.router.consent) and the simulators' SIPs should arrive."""
     patient = takecare_patient(rng)
     name = f"{patient['givenName']} {patient['familyName']}"
-    plan = _plan(rng, now=now, stage=stage, sip_id=sip_id, version=version, patient_name=name)
+    plan = _plan(
+        rng,
+        now=now,
+        stage=stage,
+        sip_id=sip_id,
+        version=version,
+        patient_name=name,
+        consent=consent,
+    )
     primary_hsa, primary_name = rng.choice(PRIMARY_CARE_UNITS)
     doc: dict[str, Any] = {
         "eventId": f"tc-sip-{rng.getrandbits(40):010x}",
@@ -122,11 +133,21 @@ def sample_treserva_sip_update(
     stage: str | None = None,
     sip_id: str | None = None,
     version: int = 1,
+    consent: bool | None = True,
 ) -> dict[str, Any]:
-    """A SIP update as Treserva pushes it: the same plan, in Treserva's words."""
+    """A SIP update as Treserva pushes it: the same plan, in Treserva's words (``consent``
+    as for :func:`sample_takecare_sip_update`)."""
     patient = treserva_brukare(rng)
     name = f"{patient['fornamn']} {patient['efternamn']}"
-    plan = _plan(rng, now=now, stage=stage, sip_id=sip_id, version=version, patient_name=name)
+    plan = _plan(
+        rng,
+        now=now,
+        stage=stage,
+        sip_id=sip_id,
+        version=version,
+        patient_name=name,
+        consent=consent,
+    )
     hsa_id, unit_name = rng.choice(MUNICIPAL_UNITS)
     doc: dict[str, Any] = {
         "meddelandeId": f"trs-sip-{rng.getrandbits(40):010x}",
@@ -186,17 +207,19 @@ def _plan(
     sip_id: str | None,
     version: int,
     patient_name: str,
+    consent: bool | None,
 ) -> dict[str, Any]:
     """The plan in TakeCare's (English) words, without patient and coordinating unit."""
     stage = stage or rng.choice(STAGES)
     local_now = now.astimezone(STOCKHOLM).replace(microsecond=0)
+    drawn = rng.random() < 0.85  # drawn either way: the same seed gives the same SIP otherwise
     plan: dict[str, Any] = {
         "sipId": sip_id or f"SIP-{rng.getrandbits(32):08X}",
         "version": version,
         "stage": stage,
         "occurredAt": local_now.isoformat(),
         "consent": {
-            "given": rng.random() < 0.85,
+            "given": drawn if consent is None else consent,
             "recordedAt": (local_now - timedelta(minutes=rng.randint(0, 600))).isoformat(),
         },
     }

@@ -1,0 +1,60 @@
+"""Key rotation for payloads at rest: re-seal every stored payload that is plaintext (written
+before encryption) or sealed under an older key, under the keyring's current key, in
+batches walked by message id (keyset), each batch its own transaction. A pruned payload is
+left alone. Once nothing remains, the old key may leave ``ROUTER_PAYLOAD_KEYS``.
+
+The CLI's ``rotate-payload-keys`` drives it through ``POST /api/v1/payload-keys/rotate``
+with a progress bar; see README, Security → Payloads at rest and key rotation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.messaging.payload_crypto import PREFIX, Keyring
+from services.router.retention import PRUNED_PREFIX
+from services.router.tables import message
+
+
+def _stale(keyring: Keyring) -> ColumnElement[bool]:
+    current = message.c.payload.startswith(f"{PREFIX}{keyring.current}:")
+    return ~current & ~message.c.payload.startswith(PRUNED_PREFIX)
+
+
+async def count_stale(session: AsyncSession, keyring: Keyring) -> int:
+    """Payloads not yet under the current key (the progress bar's total)."""
+    query = select(func.count()).select_from(message).where(_stale(keyring))
+    return int(await session.scalar(query) or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ResealBatch:
+    resealed: int
+    last_id: str | None  # pass back as ``after``; None: nothing was left after the cursor
+
+
+async def reseal_batch(
+    session: AsyncSession, keyring: Keyring, *, after: str = "", limit: int = 200
+) -> ResealBatch:
+    """Re-seal up to ``limit`` stale payloads with ids after ``after``, under the current key.
+    A payload that does not open (an unknown key) raises: rotation stops loudly."""
+    rows = (
+        await session.execute(
+            select(message.c.id, message.c.payload)
+            .where(message.c.id > after, _stale(keyring))
+            .order_by(message.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for row in rows:
+        plain = keyring.open(row.payload, message_id=row.id)
+        await session.execute(
+            update(message)
+            .where(message.c.id == row.id, message.c.payload == row.payload)
+            .values(payload=keyring.seal(plain, message_id=row.id))
+        )
+    return ResealBatch(len(rows), rows[-1].id if rows else None)
