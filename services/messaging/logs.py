@@ -38,6 +38,8 @@ def configure(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # httpx logs every request URL at INFO; a subscriber's webhook URL may carry a secret
-    # path, and each delivery already logs its outcome without the URL.
-    for noisy in ("aiokafka", "uvicorn.access", "httpx"):
+    # path, and each delivery already logs its outcome without the URL. The database drivers
+    # log every statement with its parameters at DEBUG (an outbox row is a whole Kafka
+    # record), so they stay at WARNING whatever the service's level.
+    for noisy in ("aiokafka", "uvicorn.access", "httpx", "aiosqlite", "asyncpg", "sqlalchemy"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
