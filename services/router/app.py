@@ -1,6 +1,6 @@
 """The router's ops API (JSON). Metadata only: ids, pseudonyms, states, times; no payloads.
-Every ``/api`` route needs the operator bearer token. Subscriptions: see
-:mod:`services.router.subscription_api`."""
+Every ``/api`` route needs an API client's key, and a role for what it does
+(:mod:`services.router.api_clients`). Subscriptions: see :mod:`services.router.subscription_api`."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging.body_limits import JsonBodyLimits
 from services.messaging.db import utcnow
-from services.messaging.http import answer_store_outages, bearer_ok
+from services.messaging.http import answer_store_outages
 from services.router import alerts as incidents
 from services.router import dashboard, queries
 from services.router.alerts import AlertSink
+from services.router.api_clients import ApiCaller, ApiClients, as_operator, authenticate
 from services.router.console.pages import install_console
 from services.router.deviation_api import deviation_routes
 from services.router.domain import AlertState, DeliveryState, IllegalTransition
@@ -51,12 +52,7 @@ class ReplayRequest(BaseModel):
     force: bool = False
 
 
-def require_operator(request: Request) -> None:
-    settings: RouterSettings = request.app.state.settings
-    if not bearer_ok(request, settings.ops_token):
-        raise HTTPException(
-            401, "missing or wrong operator token", headers={"WWW-Authenticate": "Bearer"}
-        )
+Operator = Annotated[ApiCaller, Depends(as_operator)]
 
 
 def create_app(
@@ -70,6 +66,7 @@ def create_app(
         title="carebridge router", description="Delivery log, deliveries, alerts (operations API)"
     )
     app.state.settings = settings
+    app.state.api_clients = ApiClients.build(settings.api_clients, settings.ops_token)
     answer_store_outages(app)
     app.add_middleware(
         JsonBodyLimits,
@@ -77,7 +74,7 @@ def create_app(
         max_bytes=settings.max_body_bytes,
         max_depth=settings.max_json_depth,
     )
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_operator)])
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticate)])
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -129,14 +126,16 @@ def create_app(
             items = await queries.list_alerts(session, state=state.value if state else None)
         return {"count": len(items), "items": items}
 
-    async def _act(alert_id: int, body: AlertAction, action: str) -> dict[str, Any]:
+    async def _act(
+        alert_id: int, body: AlertAction, action: str, caller: ApiCaller
+    ) -> dict[str, Any]:
         step = incidents.OPERATOR_ACTIONS[action]
         async with sessions.begin() as session:
             try:
                 done = await step(
                     session,
                     alert_id,
-                    actor=f"{body.operator} (operator token)",
+                    actor=caller.actor(body.operator),
                     note=body.note,
                     now=clock(),
                     sinks=alert_sinks,
@@ -149,17 +148,19 @@ def create_app(
         return found or {}
 
     @api.post("/alerts/{alert_id}/acknowledge", responses={404: {}, 409: {}})
-    async def acknowledge_alert(alert_id: int, body: AlertAction) -> dict[str, Any]:
+    async def acknowledge_alert(
+        alert_id: int, body: AlertAction, caller: Operator
+    ) -> dict[str, Any]:
         """An operator takes the incident: reminders stop until it is resolved."""
-        return await _act(alert_id, body, "acknowledge")
+        return await _act(alert_id, body, "acknowledge", caller)
 
     @api.post("/alerts/{alert_id}/resolve", responses={404: {}, 409: {}})
-    async def resolve_alert(alert_id: int, body: AlertAction) -> dict[str, Any]:
+    async def resolve_alert(alert_id: int, body: AlertAction, caller: Operator) -> dict[str, Any]:
         """Close the incident by hand (one whose cause clears closes itself)."""
-        return await _act(alert_id, body, "resolve")
+        return await _act(alert_id, body, "resolve", caller)
 
     @api.post("/replays", responses={422: {"description": "no message ids and no filter"}})
-    async def replays(body: ReplayRequest) -> dict[str, Any]:
+    async def replays(body: ReplayRequest, caller: Operator) -> dict[str, Any]:
         """Replay dead-lettered deliveries by message id or filter. Audited; a superseded SIP
         or medication list is refused unless ``force``."""
         if not body.message_ids and not (body.destination or body.event):
@@ -175,7 +176,7 @@ def create_app(
             outcomes = await replay(
                 session,
                 wanted,
-                actor=f"{body.operator} (operator token)",
+                actor=caller.actor(body.operator),
                 reason=body.reason,
                 force=body.force,
                 now=clock(),

@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.router import access_log_export, queries
 from services.router.access_log import iter_entries, list_access, verify_chain
+from services.router.api_clients import ApiCaller, as_operator
 from services.router.patient_data import (
     InvalidIdentifier,
     NoSuchMessage,
@@ -23,6 +24,8 @@ from services.router.patient_data import (
     pseudonym_search,
 )
 from services.router.settings import RouterSettings
+
+Operator = Annotated[ApiCaller, Depends(as_operator)]
 
 
 class Reasoned(BaseModel):
@@ -49,7 +52,7 @@ def patient_routes(
         "/messages/{message_id}/payload",
         responses={404: {}, 410: {"description": "pruned after the retention period"}},
     )
-    async def payload(message_id: str, body: Reasoned) -> dict[str, Any]:
+    async def payload(message_id: str, body: Reasoned, caller: Operator) -> dict[str, Any]:
         """The FHIR message Bundle as accepted. Logged in the access log first. 410 once the
         payload is pruned after the retention period (the metadata stays)."""
         try:
@@ -58,8 +61,8 @@ def patient_routes(
                     session,
                     message_id,
                     keyring=keyring,
-                    actor=f"{body.operator} (operator token)",
-                    role="operator",
+                    actor=caller.actor(body.operator),
+                    role=caller.role.value,
                     reason=body.reason,
                     now=clock(),
                 )
@@ -70,7 +73,7 @@ def patient_routes(
         return view.bundle
 
     @api.post("/messages/search/personnummer", responses={422: {}})
-    async def by_personnummer(body: PersonnummerSearch) -> dict[str, Any]:
+    async def by_personnummer(body: PersonnummerSearch, caller: Operator) -> dict[str, Any]:
         """Messages of one patient, found by personnummer (or samordningsnummer). The search
         is logged with the patient's pseudonym; the answer names only the pseudonym."""
         try:
@@ -79,8 +82,8 @@ def patient_routes(
                     session,
                     body.personnummer,
                     key=settings.pseudonym_key,
-                    actor=f"{body.operator} (operator token)",
-                    role="operator",
+                    actor=caller.actor(body.operator),
+                    role=caller.role.value,
                     reason=body.reason,
                     now=clock(),
                 )

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.router.api_clients import as_admin
 from services.router.payload_keys import count_stale, reseal_batch
 from services.router.retention import prune_payloads
 from services.router.settings import RouterSettings
@@ -35,7 +36,7 @@ def payload_admin_routes(
     sessions: async_sessionmaker[AsyncSession],
     clock: Callable[[], datetime],
 ) -> APIRouter:
-    api = APIRouter(tags=["payloads at rest"])
+    api = APIRouter(tags=["payloads at rest"], dependencies=[Depends(as_admin)])
     keyring = settings.keyring()
 
     @api.get("/payload-keys")

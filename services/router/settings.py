@@ -13,6 +13,7 @@ from services.messaging.payload_crypto import SANDBOX_PAYLOAD_KEYS, Keyring
 from services.messaging.settings import ServiceSettings
 from services.router.alert_events import Severity
 from services.router.alerts import ReminderPolicy
+from services.router.api_clients import ApiClient, ApiClients
 from services.router.circuit import CircuitPolicy
 from services.router.console.accounts import SANDBOX_HASHES, SANDBOX_USERS, ConsoleUser
 from services.router.domain import FamilyPolicy, RetryPolicy, default_policies
@@ -49,7 +50,9 @@ class RouterSettings(ServiceSettings):
 
     port: int = 8000
     database_url: str = "sqlite+aiosqlite:///var/router.db"
-    ops_token: str = SANDBOX_OPS_TOKEN
+    ops_token: str = SANDBOX_OPS_TOKEN  # the API client "ops", role admin (the ops CLI's)
+    # more API clients, each with a role and 1-2 key hashes (services.router.api_clients)
+    api_clients: dict[str, ApiClient] = Field(default_factory=dict)
     max_body_bytes: int = 256 * 1024  # the JSON API's bodies (a replay of 1000 ids is ~40 KiB)
     instance: str = "router"  # unique per replica when several routers share a database
     admission_confirmation_deadline_s: float = 15 * 60
@@ -128,6 +131,11 @@ class RouterSettings(ServiceSettings):
     notification_retry_cap_s: float = Field(default=600.0, gt=0)
     notification_timeout_s: float = Field(default=10.0, gt=0)
     notification_poll_s: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _api_clients_distinct(self) -> RouterSettings:
+        ApiClients.build(self.api_clients, self.ops_token)  # raises ValueError on a clash
+        return self
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> RouterSettings:

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging.envelope import EventCode, System
 from services.router import subscription_store
+from services.router.api_clients import as_admin
 from services.router.subscriptions import (
     CATALOGUE,
     ROUTABLE_EVENTS,
@@ -141,7 +142,7 @@ def subscription_routes(
 ) -> APIRouter:
     api = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
 
-    @api.post("", status_code=201, response_model_by_alias=True)
+    @api.post("", status_code=201, response_model_by_alias=True, dependencies=[Depends(as_admin)])
     async def create(body: SubscriptionIn) -> SubscriptionOut:
         """Subscribe a webhook to message families. The FHIR message is POSTed as it is,
         signed (``X-Carebridge-Signature: t=…,v1=…``), with ``Idempotency-Key`` = message
@@ -198,13 +199,21 @@ def subscription_routes(
         assert changed is not None
         return SubscriptionOut.of(changed)
 
-    @api.patch("/{subscription_id}", responses={**_NOT_FOUND, **_MANAGED})
+    @api.patch(
+        "/{subscription_id}",
+        responses={**_NOT_FOUND, **_MANAGED},
+        dependencies=[Depends(as_admin)],
+    )
     async def patch(subscription_id: str, body: StatusIn) -> SubscriptionOut:
         """Switch a subscription ``off`` or ``active`` again. While off it gets no new
         deliveries; one already under way is dead-lettered as "subscription ended"."""
         return await change_status(subscription_id, body.status)
 
-    @api.delete("/{subscription_id}", responses={**_NOT_FOUND, **_MANAGED})
+    @api.delete(
+        "/{subscription_id}",
+        responses={**_NOT_FOUND, **_MANAGED},
+        dependencies=[Depends(as_admin)],
+    )
     async def delete(subscription_id: str) -> SubscriptionOut:
         """Switch the subscription off. The row is kept, for the delivery log's history."""
         return await change_status(subscription_id, SubscriptionStatus.OFF)

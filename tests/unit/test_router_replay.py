@@ -95,7 +95,7 @@ async def test_replay_by_id_is_audited_and_gets_a_fresh_budget(router, sessions,
         (d,) = await deliveries(sessions)
     assert d.state == "dead_letter" and d.attempts == 4  # 1 before + 3 after the replay
     audit = (await api.get("/api/v1/replays")).json()["items"]
-    assert audit[0]["actor"] == "Åsa (operator token)" and audit[0]["outcome"] == "replayed"
+    assert audit[0]["actor"] == "Åsa (API client ops)" and audit[0]["outcome"] == "replayed"
 
 
 async def test_a_superseded_document_is_refused_unless_forced(router, sessions, api):
