@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test reliability browser security check lint typecheck contracts validate bench-queries clean
+.PHONY: install run demo test reliability browser security check lint typecheck contracts validate bench-queries attack-probe clean
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ reliability: install
 # hostile input and source-system authentication (also part of `make test`)
 security: install
 	$(PY) -m pytest -q -m security
+
+# every attack of the README's threat model against a private stack: expected vs observed
+attack-probe: install
+	$(PY) -m services.attack_probe
 
 # the ops console in a real Chromium (also part of `make test` and CI)
 browser: install $(CHROMIUM)

@@ -1,0 +1,381 @@
+"""``make attack-probe``: try each attack of the threat model against a private stack over real
+sockets (Tansu, router, adapters, simulated journals) and print what was expected and what
+was observed, as a Markdown table. Exits non-zero if any observation differs.
+
+The stack runs with a low rate limit (a burst of 40, then 5 a second) so the flood attack
+is quick; everything else is the sandbox's defaults. After every attack, valid traffic must
+still flow: the last row posts an admission and waits for Treserva's confirmation."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.demo import demo_settings
+from services.messaging.keys import hash_key
+from services.router.console.accounts import SANDBOX_PASSWORDS
+from services.scenario import Scenario, Timeout
+from services.simulators.samples.admission_notice import sample_admission
+from services.stack import Stack, StackError, StackSettings
+
+TAKECARE_KEY, TRESERVA_KEY, OPS_TOKEN = (
+    "sandbox-takecare-key",
+    "sandbox-treserva-key",
+    "sandbox-ops-token",
+)
+VIEWER_KEY = "probe-viewer-key-0123456789"
+SQL = "'); DROP TABLE message; --"
+HTML = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+@dataclass(frozen=True)
+class Observation:
+    status: str  # what came back, as the table shows it
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    expected: str
+    run: Callable[[Probe], Observation]
+
+
+class Probe:
+    """The stack's addresses and one HTTP client."""
+
+    def __init__(self, stack: Stack, scenario: Scenario) -> None:
+        self.stack = stack
+        self.scenario = scenario
+        self.http = httpx.Client(timeout=15.0)
+        self.rng = random.Random(2026)
+
+    def admission(self, **fields: Any) -> dict[str, Any]:
+        event = sample_admission(self.rng, now=datetime.now().astimezone())
+        event.update(fields)
+        return event
+
+    def takecare(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.post(f"{self.stack.takecare_adapter_url}/takecare/v1/{path}", **kwargs)
+
+    def router(self, method: str, path: str, key: str | None, **kwargs: Any) -> httpx.Response:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        return self.http.request(
+            method, f"{self.stack.router_url}{path}", headers=headers, **kwargs
+        )
+
+
+def _key(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+def _status(res: httpx.Response, wanted: int, detail: str = "") -> Observation:
+    return Observation(str(res.status_code), res.status_code == wanted, detail)
+
+
+def no_key(p: Probe) -> Observation:
+    res = p.takecare("admissions", json=p.admission())
+    return _status(res, 401, res.headers.get("www-authenticate", ""))
+
+
+def wrong_key(p: Probe) -> Observation:
+    return _status(p.takecare("admissions", json=p.admission(), headers=_key("guess-123")), 401)
+
+
+def other_systems_key(p: Probe) -> Observation:
+    return _status(p.takecare("admissions", json=p.admission(), headers=_key(TRESERVA_KEY)), 403)
+
+
+def family_not_its_own(p: Probe) -> Observation:
+    # TakeCare's key on Treserva's intake (Treserva's SIP): a known system, not its family
+    res = p.http.post(
+        f"{p.stack.treserva_adapter_url}/treserva/v1/sip", json={}, headers=_key(TAKECARE_KEY)
+    )
+    return _status(res, 403)
+
+
+def oversized(p: Probe) -> Observation:
+    event = p.admission(admissionReason="x" * (2 * 1024 * 1024))
+    res = p.takecare("admissions", json=event, headers=_key(TAKECARE_KEY))
+    return _status(res, 413)
+
+
+def streamed_oversized(p: Probe) -> Observation:
+    def chunks() -> Any:
+        yield b'{"eventId": "'
+        for _ in range(1024):
+            yield b"y" * 1024
+        yield b'"}'
+
+    res = p.takecare(
+        "admissions",
+        content=chunks(),
+        headers={**_key(TAKECARE_KEY), "content-type": "application/json"},
+    )
+    return _status(res, 413, "no Content-Length: counted while it streams")
+
+
+def deeply_nested(p: Probe) -> Observation:
+    body = '{"a":' * 200 + "1" + "}" * 200
+    res = p.takecare(
+        "admissions",
+        content=body,
+        headers={**_key(TAKECARE_KEY), "content-type": "application/json"},
+    )
+    return _status(res, 400)
+
+
+def wrong_media_type(p: Probe) -> Observation:
+    res = p.takecare(
+        "admissions",
+        content=json.dumps(p.admission()),
+        headers={**_key(TAKECARE_KEY), "content-type": "application/xml"},
+    )
+    return _status(res, 415)
+
+
+def invalid_personnummer(p: Probe) -> Observation:
+    event = p.admission()
+    event["patient"].pop("reserveNumber", None)
+    event["patient"]["personalIdentityNumber"] = "191212121213"  # check digit wrong
+    res = p.takecare("admissions", json=event, headers=_key(TAKECARE_KEY))
+    echoed = "191212121213" in res.text
+    return Observation(
+        str(res.status_code),
+        res.status_code == 422 and not echoed,
+        "value not echoed" if not echoed else "the value was echoed",
+    )
+
+
+def sql_in_free_text(p: Probe) -> Observation:
+    res = p.takecare(
+        "admissions", json=p.admission(admissionReason=SQL), headers=_key(TAKECARE_KEY)
+    )
+    if res.status_code != 202:
+        return _status(res, 202)
+    message_id = res.json()["messageId"]
+    p.scenario.wait_for_state(message_id, "confirmed", timeout_s=30, destination="treserva")
+    stored = p.scenario.journal("treserva", f"inskrivningsmeddelanden/{message_id}") or {}
+    verbatim = SQL in json.dumps(stored, ensure_ascii=False)
+    return Observation("202", verbatim, "delivered verbatim to Treserva; tables intact")
+
+
+def html_in_free_text(p: Probe) -> Observation:
+    res = p.takecare(
+        "admissions", json=p.admission(admissionReason=HTML), headers=_key(TAKECARE_KEY)
+    )
+    if res.status_code != 202:
+        return _status(res, 202)
+    message_id = res.json()["messageId"]
+    p.scenario.wait_for_state(message_id, "confirmed", timeout_s=30, destination="treserva")
+    console = httpx.Client(base_url=p.stack.router_url, timeout=15.0)
+    with console:
+        console.post(
+            "/console/login",
+            data={"user": "ops", "password": SANDBOX_PASSWORDS["ops"], "next": "/console/"},
+        )
+        page = console.get(f"/console/messages/{message_id}")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        if csrf is None:
+            return Observation(str(page.status_code), False, "no console form")
+        shown = console.post(
+            f"/console/messages/{message_id}/payload",
+            data={"reason": "granskning av fritext", "csrf": csrf.group(1)},
+        )
+    raw = "<script>alert(" in shown.text or "<img src=x" in shown.text
+    # as HTML entities in text, or as JSON escapes (\u003c) in the payload's <pre>
+    escaped = "&lt;script&gt;" in shown.text or "\\u003cscript\\u003e" in shown.text
+    return Observation(
+        f"202, console {shown.status_code}",
+        shown.status_code == 200 and escaped and not raw,
+        "shown escaped in the console" if escaped and not raw else "NOT escaped",
+    )
+
+
+def flood(p: Probe) -> Observation:
+    statuses = []
+    for _ in range(80):
+        res = p.takecare("admissions", json={}, headers=_key("flood-guess"))
+        statuses.append(res.status_code)
+        if res.status_code == 429:
+            break
+    last = res
+    retry = last.headers.get("retry-after")
+    return Observation(
+        str(last.status_code),
+        last.status_code == 429 and retry is not None,
+        f"after {len(statuses)} requests, Retry-After {retry}",
+    )
+
+
+def router_api_without_key(p: Probe) -> Observation:
+    return _status(p.router("GET", "/api/v1/messages", None), 401)
+
+
+def viewer_replays(p: Probe) -> Observation:
+    body = {"messageIds": ["m-1"], "operator": "eve", "reason": "nyfiken"}
+    return _status(p.router("POST", "/api/v1/replays", VIEWER_KEY, json=body), 403)
+
+
+def viewer_opens_payload(p: Probe) -> Observation:
+    body = {"operator": "eve", "reason": "nyfiken"}
+    path = "/api/v1/messages/00000000-0000-0000-0000-000000000000/payload"
+    return _status(p.router("POST", path, VIEWER_KEY, json=body), 403)
+
+
+def payload_without_reason(p: Probe) -> Observation:
+    path = "/api/v1/messages/00000000-0000-0000-0000-000000000000/payload"
+    return _status(p.router("POST", path, OPS_TOKEN, json={"operator": "asa"}), 422)
+
+
+def console_wrong_password(p: Probe) -> Observation:
+    res = p.http.post(
+        f"{p.stack.router_url}/console/login",
+        data={"user": "ops", "password": "sommar2026", "next": "/console/"},
+    )
+    cookie = "set-cookie" in res.headers
+    return Observation(str(res.status_code), res.status_code == 401 and not cookie, "no session")
+
+
+def console_without_csrf(p: Probe) -> Observation:
+    with httpx.Client(base_url=p.stack.router_url, timeout=15.0) as console:
+        console.post(
+            "/console/login",
+            data={"user": "ops", "password": SANDBOX_PASSWORDS["ops"], "next": "/console/"},
+        )
+        res = console.post(
+            "/console/messages/by-personnummer",
+            data={"personnummer": "191212121212", "reason": "förfalskad", "csrf": "forged"},
+        )
+    return _status(res, 403)
+
+
+def access_log_holds_every_view(p: Probe) -> Observation:
+    body = {"operator": "asa", "reason": "uppföljning", "personnummer": "191212121212"}
+    search = p.router("POST", "/api/v1/messages/search/personnummer", OPS_TOKEN, json=body)
+    verify = p.router("GET", "/api/v1/access-log/verify", OPS_TOKEN).json()
+    entries = p.router("GET", "/api/v1/access-log", OPS_TOKEN).json()["items"]
+    logged = any(e.get("reason") == "uppföljning" for e in entries)
+    return Observation(
+        f"{search.status_code}, chain ok={verify['ok']}",
+        search.status_code == 200 and logged and verify["ok"],
+        f"{verify['checked']} entries chained; search logged with pseudonym only",
+    )
+
+
+def valid_traffic_still_flows(p: Probe) -> Observation:
+    # the flood emptied the guessing peer's bucket; TakeCare's key has a bucket of its own
+    res = p.takecare("admissions", json=p.admission(), headers=_key(TAKECARE_KEY))
+    if res.status_code != 202:
+        return _status(res, 202)
+    started = time.perf_counter()
+    p.scenario.wait_for_state(res.json()["messageId"], "confirmed", timeout_s=30)
+    return Observation(
+        "202, confirmed", True, f"confirmed {(time.perf_counter() - started) * 1000:.0f} ms later"
+    )
+
+
+ATTACKS = (
+    Attack("intake without a key", "401 + WWW-Authenticate", no_key),
+    Attack("intake with a guessed key", "401", wrong_key),
+    Attack("Treserva's key on TakeCare's admissions", "403", other_systems_key),
+    Attack("TakeCare's key on Treserva's SIP intake", "403", family_not_its_own),
+    Attack("2 MiB body (declared length)", "413", oversized),
+    Attack("1 MiB streamed body, no length", "413", streamed_oversized),
+    Attack("JSON nested 200 deep", "400", deeply_nested),
+    Attack("XML body", "415", wrong_media_type),
+    Attack("personnummer with a wrong check digit", "422, value not echoed", invalid_personnummer),
+    Attack("SQL injection in free text", "202, stored verbatim, delivered", sql_in_free_text),
+    Attack("HTML/script in free text", "202, escaped in the console", html_in_free_text),
+    Attack("flood of requests with guessed keys", "429 + Retry-After", flood),
+    Attack("router API without a key", "401", router_api_without_key),
+    Attack("viewer API key replays a dead letter", "403", viewer_replays),
+    Attack("viewer API key opens a payload", "403", viewer_opens_payload),
+    Attack("payload view without a reason", "422", payload_without_reason),
+    Attack("console log-in with a wrong password", "401, no session", console_wrong_password),
+    Attack("console form with a forged CSRF token", "403", console_without_csrf),
+    Attack(
+        "personnummer search leaves an access-log entry",
+        "200, chain ok",
+        access_log_holds_every_view,
+    ),
+    Attack("valid admission after all of the above", "202, confirmed", valid_traffic_still_flows),
+)
+
+
+def run(stack: Stack) -> list[tuple[Attack, Observation]]:
+    scenario = Scenario(stack, random.Random(7))
+    probe = Probe(stack, scenario)
+    results = []
+    try:
+        for attack in ATTACKS:
+            try:
+                seen = attack.run(probe)
+            except (httpx.HTTPError, Timeout, KeyError, ValueError) as exc:
+                seen = Observation("error", False, f"{type(exc).__name__}: {exc}"[:120])
+            results.append((attack, seen))
+            mark = "ok " if seen.ok else "BAD"
+            print(f"  {mark} {attack.name}: {seen.status}", flush=True)
+    finally:
+        probe.http.close()
+        scenario.close()
+    return results
+
+
+def table(results: list[tuple[Attack, Observation]]) -> str:
+    rows = ["| attack tried | expected | observed | |", "|---|---|---|---|"]
+    for attack, seen in results:
+        observed = f"{seen.status}" + (f" ({seen.detail})" if seen.detail else "")
+        rows.append(
+            f"| {attack.name} | {attack.expected} | {observed} | {'✓' if seen.ok else '✗'} |"
+        )
+    return "\n".join(rows)
+
+
+def probe_settings(data_dir: Path, **overrides: object) -> StackSettings:
+    """A private sandbox stack with a low rate limit and a viewer API client."""
+    return demo_settings(
+        data_dir,
+        adapter_env={"RATE_LIMIT_BURST": "40", "RATE_LIMIT_PER_S": "5"},
+        router_env={
+            "API_CLIENTS": json.dumps(
+                {"probe-viewer": {"role": "viewer", "key_hashes": [hash_key(VIEWER_KEY)]}}
+            )
+        },
+        **overrides,
+    )
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="carebridge-probe-") as tmp:
+        stack = Stack(probe_settings(Path(tmp)), echo=lambda _: None)
+        print("starting a private stack…", flush=True)
+        try:
+            stack.start()
+            results = run(stack)
+        except StackError as exc:
+            print(f"FAILED to start: {exc}")
+            return 1
+        finally:
+            stack.stop()
+    print()
+    print(table(results))
+    failed = [a.name for a, seen in results if not seen.ok]
+    print(f"\n{len(results) - len(failed)} of {len(results)} attacks answered as expected")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
