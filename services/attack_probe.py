@@ -159,27 +159,31 @@ def invalid_personnummer(p: Probe) -> Observation:
     )
 
 
-def sql_in_free_text(p: Probe) -> Observation:
-    res = p.takecare(
-        "admissions", json=p.admission(admissionReason=SQL), headers=_key(TAKECARE_KEY)
-    )
+def _delivered(p: Probe, free_text: str) -> str | Observation:
+    """Post an admission whose reason is ``free_text``; its message id once Treserva has
+    confirmed it, or the refusal."""
+    event = p.admission(admissionReason=free_text)
+    res = p.takecare("admissions", json=event, headers=_key(TAKECARE_KEY))
     if res.status_code != 202:
         return _status(res, 202)
-    message_id = res.json()["messageId"]
+    message_id = str(res.json()["messageId"])
     p.scenario.wait_for_state(message_id, "confirmed", timeout_s=30, destination="treserva")
+    return message_id
+
+
+def sql_in_free_text(p: Probe) -> Observation:
+    message_id = _delivered(p, SQL)
+    if isinstance(message_id, Observation):
+        return message_id
     stored = p.scenario.journal("treserva", f"inskrivningsmeddelanden/{message_id}") or {}
     verbatim = SQL in json.dumps(stored, ensure_ascii=False)
     return Observation("202", verbatim, "delivered verbatim to Treserva; tables intact")
 
 
 def html_in_free_text(p: Probe) -> Observation:
-    res = p.takecare(
-        "admissions", json=p.admission(admissionReason=HTML), headers=_key(TAKECARE_KEY)
-    )
-    if res.status_code != 202:
-        return _status(res, 202)
-    message_id = res.json()["messageId"]
-    p.scenario.wait_for_state(message_id, "confirmed", timeout_s=30, destination="treserva")
+    message_id = _delivered(p, HTML)
+    if isinstance(message_id, Observation):
+        return message_id
     console = httpx.Client(base_url=p.stack.router_url, timeout=15.0)
     with console:
         console.post(

@@ -10,21 +10,15 @@ import pytest
 
 from services import attack_probe
 from services.stack import Stack
+from tests.e2e.conftest import running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]
 
 
 @pytest.fixture
 def probe_stack(tmp_path: Path, stack_db: str | None) -> Iterator[Stack]:
-    stack = Stack(
-        attack_probe.probe_settings(tmp_path / "stack", database_url=stack_db),
-        echo=lambda _: None,
-    )
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
+    with running(attack_probe.probe_settings(tmp_path / "stack", database_url=stack_db)) as s:
+        yield s
 
 
 def test_every_attack_is_answered_as_the_threat_model_expects(probe_stack: Stack):

@@ -16,11 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.demo import demo_settings
 from services.scenario import Scenario
 from services.simulators.samples.admission_notice import sample_admission
 from services.simulators.samples.people import ADDRESSES, PEOPLE, RESERVE_NUMBERS, TEST_IDENTIFIERS
 from services.stack import Stack
+from tests.e2e.conftest import e2e_settings, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]
 
@@ -92,19 +92,8 @@ def test_the_check_finds_a_name_however_it_was_written(tmp_path: Path):
 @pytest.fixture
 def debug_stack(tmp_path: Path, stack_db: str | None) -> Iterator[Stack]:
     """A stack whose router logs at DEBUG, so even its chattiest lines are checked."""
-    settings = demo_settings(
-        tmp_path / "stack",
-        database_url=stack_db,
-        attempt_timeout_s=5.0,
-        retry_base_s=0.2,
-        router_env={"LOG_LEVEL": "DEBUG"},
-    )
-    s = Stack(settings, echo=lambda _: None)
-    try:
-        s.start()
+    with running(e2e_settings(tmp_path, stack_db, router_env={"LOG_LEVEL": "DEBUG"})) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def test_the_logs_of_a_full_run_hold_no_personnummer_name_or_address(debug_stack: Stack):
