@@ -67,10 +67,15 @@ def luhn_ok(ten: str) -> bool:
     return total % 10 == 0
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
 def personnummer_like(text: str) -> list[str]:
     """Digit runs that read as a personnummer or samordningsnummer: a date (day + 60 for a
-    samordningsnummer) and a valid check digit."""
+    samordningsnummer) and a valid check digit. Message ids (UUIDs) are left out first: the
+    last group of one can be twelve digits that happen to read as a personnummer."""
     found = []
+    text = _UUID.sub("<uuid>", text)
     for m in re.finditer(r"(?<!\d)(\d{2})?(\d{2})(\d{2})(\d{2})[-+]?(\d{4})(?!\d)", text):
         _, _, month, day, last = m.groups()
         date_ok = 1 <= int(month) <= 12 and (1 <= int(day) <= 31 or 61 <= int(day) <= 91)
@@ -80,6 +85,10 @@ def personnummer_like(text: str) -> list[str]:
 
 
 def test_the_detector_itself_finds_the_test_identifiers():
+    assert personnummer_like("message a3697762-e891-aeca-42b3-584607122985") == []
+    assert personnummer_like("a3697762-e891-aeca-42b3-584607122985 191212121212") == [
+        "191212121212"
+    ]
     for ident in TEST_IDENTIFIERS:
         assert personnummer_like(f"pnr {ident}.") == [ident]
         assert personnummer_like(f"pnr {ident[2:8]}-{ident[8:]}") == [f"{ident[2:8]}-{ident[8:]}"]
