@@ -18,6 +18,7 @@ from services.messaging.http import answer_store_outages, bearer_ok
 from services.router import alerts as incidents
 from services.router import dashboard, queries
 from services.router.alerts import AlertSink
+from services.router.api_params import AlertIdPath
 from services.router.console.pages import install_console
 from services.router.deviation_api import deviation_routes
 from services.router.domain import AlertState, DeliveryState, IllegalTransition
@@ -51,6 +52,16 @@ class ReplayRequest(BaseModel):
     force: bool = False
 
 
+# Every /api route can answer these (the token check, then JsonBodyLimits, then FastAPI's
+# own parsing of the body), so the OpenAPI says so once for all of them.
+_API_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "body is not JSON, or nests deeper than the limit"},
+    401: {"description": "missing or wrong operator token (WWW-Authenticate: Bearer)"},
+    413: {"description": "body too large"},
+    415: {"description": "a body that is not application/json"},
+}
+
+
 def require_operator(request: Request) -> None:
     settings: RouterSettings = request.app.state.settings
     if not bearer_ok(request, settings.ops_token):
@@ -77,7 +88,9 @@ def create_app(
         max_bytes=settings.max_body_bytes,
         max_depth=settings.max_json_depth,
     )
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_operator)])
+    api = APIRouter(
+        prefix="/api/v1", dependencies=[Depends(require_operator)], responses=_API_ERRORS
+    )
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -115,7 +128,7 @@ def create_app(
                 raise HTTPException(422, f"cursor: {exc}") from None
         return {"count": len(page.items), "items": page.items, "next": page.next_cursor}
 
-    @api.get("/messages/{message_id}")
+    @api.get("/messages/{message_id}", responses={404: {"description": "no such message"}})
     async def message(message_id: str) -> dict[str, Any]:
         async with sessions() as session:
             detail = await queries.message_detail(session, message_id)
@@ -149,12 +162,12 @@ def create_app(
         return found or {}
 
     @api.post("/alerts/{alert_id}/acknowledge", responses={404: {}, 409: {}})
-    async def acknowledge_alert(alert_id: int, body: AlertAction) -> dict[str, Any]:
+    async def acknowledge_alert(alert_id: AlertIdPath, body: AlertAction) -> dict[str, Any]:
         """An operator takes the incident: reminders stop until it is resolved."""
         return await _act(alert_id, body, "acknowledge")
 
     @api.post("/alerts/{alert_id}/resolve", responses={404: {}, 409: {}})
-    async def resolve_alert(alert_id: int, body: AlertAction) -> dict[str, Any]:
+    async def resolve_alert(alert_id: AlertIdPath, body: AlertAction) -> dict[str, Any]:
         """Close the incident by hand (one whose cause clears closes itself)."""
         return await _act(alert_id, body, "resolve")
 
