@@ -22,11 +22,15 @@ JSON_MEDIA_TYPES = frozenset({"application/json", FHIR_JSON})
 MAX_JSON_DEPTH = 32  # the contract fixtures nest 12 at most (a FHIR Bundle)
 
 
+class FhirJsonResponse(JSONResponse):
+    """A FHIR resource as JSON; as a route's ``response_class`` the OpenAPI says so too."""
+
+    media_type = FHIR_JSON
+
+
 def operation_outcome(status: int, issues: list[dict[str, Any]]) -> JSONResponse:
-    return JSONResponse(
-        {"resourceType": "OperationOutcome", "issue": issues},
-        status_code=status,
-        media_type=FHIR_JSON,
+    return FhirJsonResponse(
+        {"resourceType": "OperationOutcome", "issue": issues}, status_code=status
     )
 
 

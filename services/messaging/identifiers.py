@@ -23,7 +23,8 @@ SAMORDNINGSNUMMER_SYSTEM = "http://electronichealth.se/identifier/samordningsnum
 RESERVNUMMER_SYSTEM = "http://electronichealth.se/identifier/nationelltReservnummer"
 HSA_ID_SYSTEM = "urn:oid:1.2.752.29.4.19"
 
-_SHAPE = re.compile(r"^(\d{8})[-+]?(\d{4})$")
+# ASCII: Python's \d also takes Arabic-Indic and full-width digits, which int() reads.
+_SHAPE = re.compile(r"^(\d{8})[-+]?(\d{4})$", re.ASCII)
 
 
 class IdentifierKind(enum.StrEnum):

@@ -39,6 +39,7 @@ from services.messaging.families import may_send
 from services.messaging.http import (
     MAX_JSON_DEPTH,
     BodyError,
+    FhirJsonResponse,
     client_address,
     forbidden,
     issue,
@@ -252,6 +253,7 @@ def _add_family(
         validate,
         methods=["POST"],
         summary=f"Check a {name} document against its contract without storing it",
+        response_class=FhirJsonResponse,  # the 200 is an OperationOutcome
         responses={k: v for k, v in _ERRORS.items() if k != 409},
         name=f"validate_{family.route}",
         dependencies=_SOURCE_KEY,

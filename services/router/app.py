@@ -19,6 +19,7 @@ from services.router import alerts as incidents
 from services.router import dashboard, queries
 from services.router.alerts import AlertSink
 from services.router.api_clients import ApiCaller, ApiClients, as_operator, authenticate
+from services.router.api_params import AlertIdPath
 from services.router.console.pages import install_console
 from services.router.deviation_api import deviation_routes
 from services.router.domain import AlertState, DeliveryState, IllegalTransition
@@ -54,6 +55,16 @@ class ReplayRequest(BaseModel):
 
 Operator = Annotated[ApiCaller, Depends(as_operator)]
 
+# Every /api route can answer these (the key check, then JsonBodyLimits, then FastAPI's
+# own parsing of the body), so the OpenAPI says so once for all of them.
+_API_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "body is not JSON, or nests deeper than the limit"},
+    401: {"description": "missing or wrong API key (WWW-Authenticate: Bearer)"},
+    403: {"description": "the API client's role may not do this"},
+    413: {"description": "body too large"},
+    415: {"description": "a body that is not application/json"},
+}
+
 
 def create_app(
     settings: RouterSettings,
@@ -74,7 +85,7 @@ def create_app(
         max_bytes=settings.max_body_bytes,
         max_depth=settings.max_json_depth,
     )
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticate)])
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticate)], responses=_API_ERRORS)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -112,7 +123,7 @@ def create_app(
                 raise HTTPException(422, f"cursor: {exc}") from None
         return {"count": len(page.items), "items": page.items, "next": page.next_cursor}
 
-    @api.get("/messages/{message_id}")
+    @api.get("/messages/{message_id}", responses={404: {"description": "no such message"}})
     async def message(message_id: str) -> dict[str, Any]:
         async with sessions() as session:
             detail = await queries.message_detail(session, message_id)
@@ -149,13 +160,15 @@ def create_app(
 
     @api.post("/alerts/{alert_id}/acknowledge", responses={404: {}, 409: {}})
     async def acknowledge_alert(
-        alert_id: int, body: AlertAction, caller: Operator
+        alert_id: AlertIdPath, body: AlertAction, caller: Operator
     ) -> dict[str, Any]:
         """An operator takes the incident: reminders stop until it is resolved."""
         return await _act(alert_id, body, "acknowledge", caller)
 
     @api.post("/alerts/{alert_id}/resolve", responses={404: {}, 409: {}})
-    async def resolve_alert(alert_id: int, body: AlertAction, caller: Operator) -> dict[str, Any]:
+    async def resolve_alert(
+        alert_id: AlertIdPath, body: AlertAction, caller: Operator
+    ) -> dict[str, Any]:
         """Close the incident by hand (one whose cause clears closes itself)."""
         return await _act(alert_id, body, "resolve", caller)
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.router.api_params import AlertIdQuery
 from services.router.notifications import NotificationState
 from services.router.tables import notification
 
@@ -36,7 +37,7 @@ def notification_routes(sessions: async_sessionmaker[AsyncSession]) -> APIRouter
 
     @api.get("")
     async def notifications(
-        alert_id: int | None = None,
+        alert_id: AlertIdQuery = None,
         state: NotificationState | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
