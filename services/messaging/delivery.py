@@ -151,23 +151,46 @@ async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
     )
 
 
+class Untranslatable(Exception):
+    """A FHIR message this destination cannot take; ``reason`` names no patient data."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def translate(
+    value: str | bytes, destination: Destination
+) -> tuple[str, OutboundFamily, dict[str, Any]]:
+    """(event code, family, native document) of the FHIR message ``value`` for
+    ``destination``, or :class:`Untranslatable`. A translator that fails in a way it should
+    not (a bug: TypeError, AttributeError…) is caught here too and named by its class only,
+    so one bad message is answered fatal and never stalls the destination's queue."""
+    try:
+        env = read_envelope(value)
+        family = destination.family_for(env.event_code)
+        if family is None:
+            raise Untranslatable(f"{destination.system.display} takes no {env.event_code}")
+        return env.event_code, family, family.to_native(json.loads(value))
+    except (MalformedMessage, TranslationError) as exc:
+        raise Untranslatable(f"cannot translate: {exc}"[:300]) from None
+    except Untranslatable:
+        raise
+    except Exception as exc:
+        log.error("translator failed", extra={"error": type(exc).__name__})
+        raise Untranslatable(f"cannot translate: {type(exc).__name__} in the translator") from None
+
+
 async def _post(
     record: IncomingRecord, message_id: str, deps: DeliveryDeps
 ) -> tuple[ResponseCode, str | None]:
     destination = deps.destination
     try:
-        env = read_envelope(record.value)
-        family = destination.family_for(env.event_code)
-        if family is None:
-            return (
-                ResponseCode.FATAL_ERROR,
-                f"{destination.system.display} takes no {env.event_code}",
-            )
-        document = family.to_native(json.loads(record.value))
-    except (MalformedMessage, TranslationError) as exc:
-        return ResponseCode.FATAL_ERROR, f"cannot translate: {exc}"[:300]
+        event_code, family, document = translate(record.value, destination)
+    except Untranslatable as exc:
+        return ResponseCode.FATAL_ERROR, exc.reason
     newer = record.headers.get("superseded-by")
-    if newer and is_versioned(env.event_code):
+    if newer and is_versioned(event_code):
         destination.mark_superseded(document, newer)
     try:
         receipt = await deps.client.post(family.path, document, idempotency_key=message_id)

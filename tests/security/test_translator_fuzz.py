@@ -6,6 +6,9 @@
 - A contract fixture with its free text replaced by hostile text (any unicode, SQL and HTML,
   up to the field's limit) is accepted, and the text arrives verbatim in the FHIR message and
   in the receiving journal's document.
+- Any change to a FHIR message on its way out (a node anywhere replaced by arbitrary JSON)
+  is translated for the destination or answered :class:`Untranslatable` (a fatal delivery
+  outcome naming no patient data): never an exception that would stall the queue.
 - A random 12-digit number is a valid personnummer or samordningsnummer exactly when an
   independent oracle (Luhn over the last ten digits, a calendar date, day + 60) says so.
 """
@@ -13,6 +16,7 @@
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +27,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from services.adapter_takecare import families as takecare
+from services.adapter_takecare import primary_care
 from services.adapter_takecare.families import receipt as takecare_receipt
+from services.adapter_takecare.service import DESTINATION as TAKECARE
 from services.adapter_treserva import families as treserva
 from services.adapter_treserva.families import receipt as treserva_receipt
+from services.adapter_treserva.service import DESTINATION as TRESERVA
+from services.messaging.delivery import Destination, Untranslatable, translate
 from services.messaging.envelope import to_json
 from services.messaging.identifiers import (
     IdentifierKind,
@@ -294,3 +302,92 @@ def test_only_ascii_digits_make_a_number(number, at, digit):
     odd = number[:at] + digit + number[at + 1 :]
     with pytest.raises(InvalidIdentifier):
         parse_patient_identifier(odd)
+
+
+# (the source's inbound family, a fixture, the destination that receives its FHIR message)
+OUTGOING = [
+    ("takecare/admission-notice", "personnummer-full", TRESERVA),
+    ("takecare/discharge-notice", None, TRESERVA),
+    ("takecare/discharge-readiness", None, TRESERVA),
+    ("takecare/medication-list", None, TRESERVA),
+    ("takecare/sip-update", None, TRESERVA),
+    (
+        "takecare/admission-notice",
+        "personnummer-full",
+        primary_care.destination("adapter_takecare"),
+    ),
+    ("treserva/medication-list", None, TAKECARE),
+    ("treserva/sip-update", None, TAKECARE),
+]
+
+
+def _first_fixture(family: str) -> str:
+    source, name = family.split("/")
+    return sorted(
+        p.name.removesuffix(".input.json") for p in (FIXTURES / source / name).glob("*.input.json")
+    )[0]
+
+
+@st.composite
+def mutated(draw: st.DrawFn, bundle: dict[str, Any]) -> dict[str, Any]:
+    """``bundle`` (a copy) with one node, at any depth, replaced by arbitrary JSON."""
+    copy: dict[str, Any] = json.loads(json.dumps(bundle))
+    target: Any = copy
+    for _ in range(draw(st.integers(0, 8))):
+        if isinstance(target, dict) and target:
+            child = target[draw(st.sampled_from(sorted(target)))]
+        elif isinstance(target, list) and target:
+            child = target[draw(st.integers(0, len(target) - 1))]
+        else:
+            break
+        if not isinstance(child, dict | list):
+            break
+        target = child
+    if isinstance(target, dict) and target:
+        target[draw(st.sampled_from(sorted(target)))] = draw(json_values)
+    elif isinstance(target, list) and target:
+        target[draw(st.integers(0, len(target) - 1))] = draw(json_values)
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("family", "fixture", "destination"),
+    OUTGOING,
+    ids=[f"{f}->{d.system.value}:{d.owner}" for f, _, d in OUTGOING],
+)
+def test_a_changed_message_is_translated_or_refused_never_raised(family, fixture, destination):
+    source, name = family.split("/")
+    document = _fixture(source, name, fixture or _first_fixture(family))
+    chosen = INBOUND[family]
+    bundle = json.loads(to_json(chosen.to_bundle(chosen.parse(document), now=NOW)))
+    translate(json.dumps(bundle), destination)  # the unchanged message translates
+
+    @settings(FAST, max_examples=120)
+    @given(changed=mutated(bundle))
+    def check(changed: dict[str, Any]) -> None:
+        try:
+            _, _, native = translate(json.dumps(changed), destination)
+        except Untranslatable as exc:
+            assert exc.reason
+            return
+        assert isinstance(native, dict)
+
+    check()
+
+
+def test_a_translator_bug_is_untranslatable_not_an_exception():
+    def broken(doc: dict[str, Any]) -> dict[str, Any]:
+        raise TypeError("'NoneType' object is not subscriptable")
+
+    family = TRESERVA.families[0]
+    destination = Destination(
+        system=TRESERVA.system,
+        owner=TRESERVA.owner,
+        families=(dataclasses.replace(family, to_native=broken),),
+        mark_superseded=TRESERVA.mark_superseded,
+    )
+    document = _fixture("takecare", "admission-notice", "personnummer-full")
+    chosen = INBOUND["takecare/admission-notice"]
+    value = to_json(chosen.to_bundle(chosen.parse(document), now=NOW))
+    with pytest.raises(Untranslatable, match="TypeError in the translator"):
+        translate(value, destination)
