@@ -171,7 +171,12 @@ async def test_rotation_reseals_under_the_new_key_and_old_rows_read_meanwhile(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://r", headers=AUTH) as c:
         before = (await c.get("/api/v1/payload-keys")).json()
-        assert before == {"current": "k2", "keyIds": ["k1", "k2"], "stale": 5}
+        assert before == {
+            "current": "k2",
+            "keyIds": ["k1", "k2"],
+            "stale": 5,
+            "staleOutbox": 2,  # the dispatch commands, sealed under the store's (sandbox) ring
+        }
         after, done = "", 0
         while True:
             step = (
