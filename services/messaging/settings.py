@@ -62,6 +62,9 @@ class ServiceSettings(BaseSettings):
     # The router seals message payloads, subscription secrets and its outbox with it; an
     # adapter its outbox.
     payload_keys: str = Field(default=SANDBOX_PAYLOAD_KEYS, repr=False)
+    # With a token, GET /metrics answers 401 unless it comes as "Authorization: Bearer …"
+    # (Prometheus: authorization.credentials_file, see deploy/prometheus/prometheus.yml).
+    metrics_token: str | None = Field(default=None, min_length=16, repr=False)
 
     @field_validator("payload_keys")
     @classmethod

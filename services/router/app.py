@@ -246,5 +246,5 @@ def create_app(
     api.include_router(statistics_routes(sessions, clock))
     app.include_router(api)
     install_console(app, settings, sessions, clock, alert_sinks)
-    install_metrics(app, sessions, clock)
+    install_metrics(app, sessions, clock, token=settings.metrics_token)
     return app
