@@ -12,9 +12,11 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.messaging.api_rate_limit import ApiRateLimit
 from services.messaging.body_limits import JsonBodyLimits
 from services.messaging.db import utcnow
 from services.messaging.http import answer_store_outages, bearer_ok
+from services.messaging.input_limits import RateLimiter
 from services.router import alerts as incidents
 from services.router import dashboard, queries
 from services.router.alerts import AlertSink
@@ -76,6 +78,12 @@ def create_app(
         prefix="/api/",
         max_bytes=settings.max_body_bytes,
         max_depth=settings.max_json_depth,
+    )
+    # added last, so it runs first: a throttled request is not even read
+    app.add_middleware(
+        ApiRateLimit,
+        prefix="/api/",
+        limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
     )
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_operator)])
 
