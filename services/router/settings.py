@@ -89,6 +89,8 @@ class RouterSettings(ServiceSettings):
     # ROUTER_CONSOLE_USERS ([{"name", "role", "password_hash"}], hashes from
     # `python -m services.router.cli hash-password`), the key that signs sessions, and how
     # long a session lasts. Cookies are Secure outside the sandbox unless said otherwise.
+    # Outside the sandbox there is no default account: with none configured, the router
+    # creates one admin at first start and shows its password once (console/identity.py).
     console_users: list[ConsoleUser] = Field(default_factory=lambda: list(SANDBOX_USERS))
     console_secret: str = Field(default=SANDBOX_CONSOLE_SECRET, min_length=16, repr=False)
     console_session_s: float = Field(default=8 * 3600, gt=0)
@@ -124,6 +126,12 @@ class RouterSettings(ServiceSettings):
     notification_retry_cap_s: float = Field(default=600.0, gt=0)
     notification_timeout_s: float = Field(default=10.0, gt=0)
     notification_poll_s: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _no_default_accounts_outside_the_sandbox(self) -> RouterSettings:
+        if self.environment != "sandbox" and "console_users" not in self.model_fields_set:
+            self.console_users = []
+        return self
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> RouterSettings:
