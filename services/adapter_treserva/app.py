@@ -48,7 +48,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         max_depth=settings.max_json_depth,
     )
-    install_adapter_metrics(app, OWNER, sessions, clock)
+    install_adapter_metrics(app, OWNER, sessions, clock, token=settings.metrics_token)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

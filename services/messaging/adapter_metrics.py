@@ -23,6 +23,8 @@ def install_adapter_metrics(
     owner: str,
     sessions: async_sessionmaker[AsyncSession] | None,
     clock: Callable[[], datetime],
+    *,
+    token: str | None = None,
 ) -> CollectorRegistry:
     """Serve the adapter's ``/metrics`` from a registry of its own (returned for tests). An
     app built without a database (HTTP-layer tests) reports HTTP metrics and lag only."""
@@ -30,7 +32,7 @@ def install_adapter_metrics(
     snapshots: list[Snapshot] = [LagSnapshot(app)]
     if sessions is not None:
         snapshots += [IntakeSnapshot(sessions), OutboxSnapshot(sessions, owner, clock)]
-    install(app, registry, snapshots)
+    install(app, registry, snapshots, token=token)
     return registry
 
 

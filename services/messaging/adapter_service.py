@@ -51,7 +51,7 @@ async def run_adapter(
 ) -> int:
     logs.configure(name, settings.log_level)
     engine = make_engine(settings.database_url)
-    sessions = session_factory(engine)
+    sessions = session_factory(engine, keyring=settings.keyring())
     await ensure_topics(settings.kafka_bootstrap, topics.all_topics(), settings.topic_partitions)
     epoch = await broker_epoch.recover(
         sessions,

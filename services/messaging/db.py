@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from services.messaging.payload_crypto import SANDBOX_PAYLOAD_KEYS, Keyring
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -90,8 +92,26 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, **kwargs)
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+PAYLOAD_KEYRING = "payload_keyring"
+"""``Session.info`` key of the keyring that seals what this store holds at rest (the outbox)."""
+
+
+def session_factory(
+    engine: AsyncEngine, *, keyring: Keyring | None = None
+) -> async_sessionmaker[Any]:
+    """Sessions on ``engine``. ``keyring`` (the service's ``<PREFIX>PAYLOAD_KEYS``) seals the
+    outbox at rest; the sandbox ring when none is given (settings refuse it in production,
+    and every composition root passes its own)."""
+    ring = keyring if keyring is not None else Keyring.from_setting(SANDBOX_PAYLOAD_KEYS)
+    return async_sessionmaker(engine, expire_on_commit=False, info={PAYLOAD_KEYRING: ring})
+
+
+def store_keyring(session: AsyncSession) -> Keyring:
+    """The keyring a session's store seals with (see :func:`session_factory`)."""
+    ring = session.info.get(PAYLOAD_KEYRING)
+    if not isinstance(ring, Keyring):
+        raise RuntimeError("session made without session_factory: no payload keyring")
+    return ring
 
 
 def alembic_config(url: str) -> Config:

@@ -12,13 +12,14 @@ pseudonym, a message id or a personnummer.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client import Histogram as _Histogram
@@ -43,23 +44,45 @@ class Snapshot(Collector, Protocol):
     async def refresh(self) -> None: ...
 
 
-def install(app: FastAPI, registry: CollectorRegistry, snapshots: Sequence[Snapshot]) -> None:
+def install(
+    app: FastAPI,
+    registry: CollectorRegistry,
+    snapshots: Sequence[Snapshot],
+    *,
+    token: str | None = None,
+) -> None:
     """Serve ``GET /metrics`` from ``registry`` and count the app's HTTP requests.
 
-    Not behind a token: it holds counts only, no patient data, and Prometheus scrapes it
-    on the internal network (see deploy/prometheus.yml)."""
+    It holds counts only, no patient data. With ``token`` (``<PREFIX>METRICS_TOKEN``) a
+    scrape must present ``Authorization: Bearer <token>`` or is answered 401; without one it
+    is open, for the sandbox and an internal network (deploy/prometheus sends the token)."""
     app.add_middleware(HttpMetrics, registry=registry)
     for snapshot in snapshots:
         registry.register(snapshot)
     lock = asyncio.Lock()  # one refresh at a time: snapshots keep state between scrapes
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if token is not None and not bearer_matches(request.headers.get("authorization"), token):
+            return Response(
+                "a bearer token is required\n",
+                status_code=401,
+                media_type="text/plain",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
         async with lock:
             for snapshot in snapshots:
                 await snapshot.refresh()
             body = generate_latest(registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def bearer_matches(header: str | None, token: str) -> bool:
+    """``Authorization: Bearer <token>``, compared in constant time."""
+    scheme, _, presented = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        presented.strip().encode(), token.encode()
+    )
 
 
 class HttpMetrics:

@@ -4,6 +4,11 @@ a relay publishes committed rows afterwards and marks them published.
 A service answers its caller (or commits its Kafka offset) only after its transaction with the
 outbox row has committed, so nothing acknowledged can be lost when Kafka or the process fails:
 unpublished rows are simply published again by the next relay pass.
+
+The record value is sealed at rest (AES-256-GCM, :mod:`services.messaging.payload_crypto`)
+with the store's keyring (:func:`services.messaging.db.session_factory`), bound to the row's
+owner, topic and key; the relay opens it just before publishing, so Kafka gets the original
+bytes. Rows written before sealing (plain values) publish as they are.
 """
 
 from __future__ import annotations
@@ -17,8 +22,16 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, String, Table, Text, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.messaging.db import BigId, UtcDateTime, metadata, store_unavailable, utcnow
+from services.messaging.db import (
+    BigId,
+    UtcDateTime,
+    metadata,
+    store_keyring,
+    store_unavailable,
+    utcnow,
+)
 from services.messaging.kafka import OutgoingRecord, Publisher, PublishError
+from services.messaging.payload_crypto import Keyring, PayloadCryptoError, key_id_of
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +50,29 @@ outbox = Table(
 )
 
 
+def sealed_with(owner: str, topic: str, key: str | None) -> str:
+    """The associated data of an outbox value: a ciphertext moved to a row of another
+    owner, topic or Kafka key does not open."""
+    return f"outbox|{owner}|{topic}|{key or ''}"
+
+
+def open_value(keyring: Keyring, row: Any, owner: str) -> str:
+    """The plaintext record value of an outbox row (``owner``, ``topic``, ``key``, ``payload``)."""
+    return keyring.open(row.payload, message_id=sealed_with(owner, row.topic, row.key))
+
+
 async def add_to_outbox(session: AsyncSession, owner: str, record: OutgoingRecord) -> None:
-    """Stage ``record`` inside the caller's transaction."""
+    """Stage ``record`` inside the caller's transaction, its value sealed at rest."""
+    keyring = store_keyring(session)
     await session.execute(
         outbox.insert().values(
             owner=owner,
             topic=record.topic,
             key=record.key,
             headers=record.headers,
-            payload=record.value,
+            payload=keyring.seal(
+                record.value, message_id=sealed_with(owner, record.topic, record.key)
+            ),
             created_at=utcnow(),
         )
     )
@@ -70,6 +97,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._idle_poll_s = idle_poll_s
         self._guard = guard  # checked before each publish (see broker_epoch.EpochGuard)
+        self._unopenable: set[int] = set()  # rows already reported as not opening
         self.wake = asyncio.Event()
 
     async def publish_pending(self) -> int:
@@ -81,46 +109,68 @@ class OutboxRelay:
         two short transactions: the write lock is not held while Kafka answers."""
         async with self._sessions.begin() as session:
             if session.get_bind().dialect.name != "postgresql":
-                rows = await self._claim(session)
+                ids, records = await self._claim(session)
             else:
-                rows = await self._claim(session, locking=True)
-                if rows:
-                    await self._publish(rows)
-                    await self._mark(session, rows)
-                return len(rows)
-        if rows:
-            await self._publish(rows)
+                ids, records = await self._claim(session, locking=True)
+                if ids:
+                    await self._publish(records)
+                    await self._mark(session, ids)
+                return len(ids)
+        if ids:
+            await self._publish(records)
             async with self._sessions.begin() as session:
-                await self._mark(session, rows)
-        return len(rows)
+                await self._mark(session, ids)
+        return len(ids)
 
-    async def _claim(self, session: AsyncSession, *, locking: bool = False) -> list[Any]:
+    async def _claim(
+        self, session: AsyncSession, *, locking: bool = False
+    ) -> tuple[list[int], list[OutgoingRecord]]:
+        """The next rows' ids and records, opened. A row that does not open (its key left
+        the keyring) is left unpublished, reported once, and does not hold up the others:
+        it publishes once its key is back."""
         query = (
             select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.headers, outbox.c.payload)
             .where(outbox.c.owner == self._owner, outbox.c.published_at.is_(None))
             .order_by(outbox.c.id)
             .limit(self._batch_size)
         )
+        if self._unopenable:
+            query = query.where(outbox.c.id.not_in(sorted(self._unopenable)))
         if locking:
             query = query.with_for_update(skip_locked=True)
-        return list((await session.execute(query)).all())
+        keyring = store_keyring(session)
+        ids: list[int] = []
+        records: list[OutgoingRecord] = []
+        for r in (await session.execute(query)).all():
+            try:
+                value = open_value(keyring, r, self._owner)
+            except PayloadCryptoError as exc:
+                self._unopenable.add(r.id)
+                log.error(
+                    "outbox row does not open: left unpublished until its key is restored",
+                    extra={
+                        "owner": self._owner,
+                        "outbox_id": r.id,
+                        "key_id": key_id_of(r.payload),
+                        "error": type(exc).__name__,
+                    },
+                )
+                continue
+            ids.append(r.id)
+            records.append(
+                OutgoingRecord(topic=r.topic, key=r.key, value=value, headers=dict(r.headers))
+            )
+        return ids, records
 
-    async def _publish(self, rows: list[Any]) -> None:
+    async def _publish(self, records: list[OutgoingRecord]) -> None:
         if self._guard is not None:
             await self._guard()
-        await self._publisher.publish_many(
-            [
-                OutgoingRecord(topic=r.topic, key=r.key, value=r.payload, headers=dict(r.headers))
-                for r in rows
-            ]
-        )
+        await self._publisher.publish_many(records)
 
     @staticmethod
-    async def _mark(session: AsyncSession, rows: list[Any]) -> None:
+    async def _mark(session: AsyncSession, ids: list[int]) -> None:
         await session.execute(
-            update(outbox)
-            .where(outbox.c.id.in_([r.id for r in rows]))
-            .values(published_at=utcnow())
+            update(outbox).where(outbox.c.id.in_(ids)).values(published_at=utcnow())
         )
 
     async def run(self) -> None:

@@ -125,6 +125,14 @@ def is_sealed(stored: str) -> bool:
     return stored.startswith(PREFIX)
 
 
+def key_id_of(stored: str) -> str | None:
+    """The id of the key a sealed value names (None for plaintext): safe to log."""
+    if not is_sealed(stored):
+        return None
+    key_id = stored[len(PREFIX) :].partition(":")[0]
+    return key_id if _KEY_ID.match(key_id) else "?"
+
+
 def new_key() -> str:
     """A fresh random 256-bit key, base64, for the keyring setting."""
     return base64.b64encode(AESGCM.generate_key(bit_length=256)).decode("ascii")

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.messaging.payload_crypto import SANDBOX_PAYLOAD_KEYS, Keyring
 
 SANDBOX_PSEUDONYM_KEY = "sandbox-pseudonym-key-not-for-production"
 # The sandbox source systems' bearer keys (README examples, simulators) and their hashes.
@@ -55,10 +57,27 @@ class ServiceSettings(BaseSettings):
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_ca_certs: str | None = None
+    # What the service holds at rest (services.messaging.payload_crypto): base64 of
+    # {"current": key id, "keys": {key id: base64 of 32 bytes}}; older keys stay readable.
+    # The router seals message payloads, subscription secrets and its outbox with it; an
+    # adapter its outbox.
+    payload_keys: str = Field(default=SANDBOX_PAYLOAD_KEYS, repr=False)
+    # With a token, GET /metrics answers 401 unless it comes as "Authorization: Bearer …"
+    # (Prometheus: authorization.credentials_file, see deploy/prometheus/prometheus.yml).
+    metrics_token: str | None = Field(default=None, min_length=16, repr=False)
+
+    @field_validator("payload_keys")
+    @classmethod
+    def _valid_keyring(cls, value: str) -> str:
+        Keyring.from_setting(value)
+        return value
+
+    def keyring(self) -> Keyring:
+        return Keyring.from_setting(self.payload_keys)
 
     def sandbox_secrets(self) -> dict[str, str]:
         """Field name → sandbox default for every secret. Subclasses extend it."""
-        return {"pseudonym_key": SANDBOX_PSEUDONYM_KEY}
+        return {"pseudonym_key": SANDBOX_PSEUDONYM_KEY, "payload_keys": SANDBOX_PAYLOAD_KEYS}
 
     def sandbox_key_hashes(self) -> dict[str, Iterable[str]]:
         """Field name → what the field holds now, for every field of key hashes; a sandbox
@@ -86,6 +105,9 @@ class ServiceSettings(BaseSettings):
                 for name, held in self.sandbox_key_hashes().items()
                 if SANDBOX_KEY_HASHES.intersection(held)
             ]
+            sandbox_keys = set(Keyring.from_setting(SANDBOX_PAYLOAD_KEYS).keys.values())
+            if "payload_keys" not in left and sandbox_keys & set(self.keyring().keys.values()):
+                left.append("payload_keys (holds the sandbox key)")
             if left:
                 raise DefaultSecretError(
                     f"sandbox secrets must be replaced outside the sandbox: {', '.join(left)}"

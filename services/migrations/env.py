@@ -13,6 +13,7 @@ import services.messaging.outbox
 import services.messaging.processed
 import services.router.access_log
 import services.router.circuit
+import services.router.console.identity
 import services.router.episodes
 import services.router.tables  # noqa: F401  (registers tables on the shared metadata)
 from services.messaging.db import make_engine, metadata

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.messaging.care_facts import read_care_facts
 from services.messaging.db import serialize
 from services.messaging.envelope import EVENT_DISPLAY, EventCode
-from services.messaging.payload_crypto import Keyring
+from services.messaging.payload_crypto import Keyring, PayloadCryptoError
 from services.router.alert_events import AlertChange, AlertEvent, Severity
 from services.router.deviations import (
     DeviationKind,
@@ -54,6 +54,9 @@ _SUMMARY = {
     "its trigger may be broken",
     AlertKind.DESTINATION_DOWN: "{destination} has not answered for longer than allowed: its "
     "circuit breaker is open and deliveries wait",
+    AlertKind.PAYLOAD_UNDECRYPTABLE: "stored {family} messages for {destination} do not open "
+    "with ROUTER_PAYLOAD_KEYS (a key removed too early?): they are dead-lettered; restore the "
+    "key and replay them",
     AlertKind.EPISODE_GAP: "stays are missing a {family} (or {destination} never confirmed the "
     "admission notice it refers to)",
 }
@@ -100,9 +103,11 @@ class Affected:
     def of(cls, row: Any, keyring: Keyring, *, due_at: datetime | None = None) -> Affected:
         """From a :func:`services.router.deliveries.delivery_rows` row (its payload sealed
         with ``keyring``, or pruned)."""
-        text = keyring.open(row.payload, message_id=row.message_id)  # a wrong key fails loudly
         try:
+            text = keyring.open(row.payload, message_id=row.message_id)
             facts = read_care_facts(json.loads(text))
+        except PayloadCryptoError:  # its key is gone: the incident is raised without the unit
+            facts = None
         except ValueError:  # a pruned payload, or not FHIR JSON: no sender unit then
             facts = None
         return cls(
@@ -231,6 +236,7 @@ _PSEUDONYM = re.compile(r"[0-9a-f]{32}")
 _DEVIATION_OF = {
     AlertKind.CONFIRMATION_OVERDUE: DeviationKind.NOT_CONFIRMED_IN_TIME,
     AlertKind.DELIVERY_FAILED: DeviationKind.DELIVERY_FAILED,
+    AlertKind.PAYLOAD_UNDECRYPTABLE: DeviationKind.DELIVERY_FAILED,
     AlertKind.DEADLINE_AT_RISK: DeviationKind.LEGAL_DEADLINE_BREACHED,
     AlertKind.EPISODE_GAP: DeviationKind.EPISODE_GAP,
 }

@@ -12,9 +12,11 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.messaging.api_rate_limit import ApiRateLimit
 from services.messaging.body_limits import JsonBodyLimits
 from services.messaging.db import utcnow
 from services.messaging.http import answer_store_outages
+from services.messaging.input_limits import RateLimiter
 from services.router import alerts as incidents
 from services.router import dashboard, queries
 from services.router.alerts import AlertSink
@@ -84,6 +86,12 @@ def create_app(
         prefix="/api/",
         max_bytes=settings.max_body_bytes,
         max_depth=settings.max_json_depth,
+    )
+    # added last, so it runs first: a throttled request is not even read
+    app.add_middleware(
+        ApiRateLimit,
+        prefix="/api/",
+        limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
     )
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticate)], responses=_API_ERRORS)
 
@@ -260,5 +268,5 @@ def create_app(
     api.include_router(statistics_routes(sessions, clock))
     app.include_router(api)
     install_console(app, settings, sessions, clock, alert_sinks)
-    install_metrics(app, sessions, clock)
+    install_metrics(app, sessions, clock, token=settings.metrics_token)
     return app

@@ -25,7 +25,12 @@ from services.messaging.envelope import Envelope, EventCode, ResponseCode
 from services.messaging.families import is_versioned
 from services.messaging.kafka import IncomingRecord, OutgoingRecord
 from services.messaging.outbox import add_to_outbox
-from services.messaging.payload_crypto import SANDBOX_PAYLOAD_KEYS, Keyring
+from services.messaging.payload_crypto import (
+    SANDBOX_PAYLOAD_KEYS,
+    Keyring,
+    PayloadCryptoError,
+    key_id_of,
+)
 from services.router import circuit, episodes
 from services.router.alert_events import Severity
 from services.router.alerts import Affected, AlertSink, ReminderPolicy, raise_alert
@@ -377,13 +382,26 @@ async def dispatch_due(
     dispatched = 0
     probed: set[str] = set()
     for row in rows:
+        attempt = row.attempts + 1
+        try:
+            command = delivery_command(row, attempt, rules.keyring)
+        except PayloadCryptoError as exc:  # one bad payload must not stop the others
+            await dead_letter(
+                session,
+                row,
+                now,
+                reason="not dispatched",
+                sinks=rules.alert_sinks,
+                keyring=rules.keyring,
+                unopenable=exc,
+            )
+            continue
         if row.destination in gate.probing:
             if row.destination in probed:
                 continue  # half-open: one probe at a time
             probed.add(row.destination)
             if not await circuit.probe_sent(session, row.destination, row.id, now):
                 continue  # another router sends the probe
-        attempt = row.attempts + 1
         if not await move(
             session,
             row,
@@ -400,7 +418,7 @@ async def dispatch_due(
                 delivery_id=row.id, attempt_no=attempt, dispatched_at=now
             )
         )
-        await add_to_outbox(session, OUTBOX_OWNER, delivery_command(row, attempt, rules.keyring))
+        await add_to_outbox(session, OUTBOX_OWNER, command)
         log.info("delivery dispatched", extra={**log_ids(row), "attempt": attempt})
         dispatched += 1
     return dispatched
@@ -582,6 +600,10 @@ async def retry_or_dead_letter(
     )
 
 
+UNDECRYPTABLE = "payload_undecryptable"
+"""The reason given when a delivery's stored payload does not open with the keyring."""
+
+
 async def dead_letter(
     session: AsyncSession,
     row: Any,
@@ -590,8 +612,22 @@ async def dead_letter(
     reason: str,
     keyring: Keyring,
     sinks: Sequence[AlertSink] = (),
+    unopenable: PayloadCryptoError | None = None,
 ) -> None:
-    if await move(
+    """Dead-letter one delivery: publish the message to the dead-letter topic and raise a
+    ``delivery_failed`` incident. A payload that does not open (``unopenable``, or found so
+    here) cannot go to the topic: the delivery is dead-lettered as ``payload_undecryptable``
+    with its own incident, for an operator to restore the key and replay it."""
+    value: str | None = None
+    if unopenable is None:
+        try:
+            value = keyring.open(row.payload, message_id=row.message_id)
+        except PayloadCryptoError as exc:
+            unopenable = exc
+    if unopenable is not None:
+        problem = f"{UNDECRYPTABLE} ({type(unopenable).__name__}, key {key_id_of(row.payload)})"
+        reason = f"{problem}; {reason}"
+    if not await move(
         session,
         row,
         DeliveryState.DEAD_LETTER,
@@ -600,13 +636,15 @@ async def dead_letter(
         last_error=reason[:500],
         attempt_expires_at=None,
     ):
+        return
+    if value is not None:
         await add_to_outbox(
             session,
             OUTBOX_OWNER,
             OutgoingRecord(
                 topic=topics.DEAD_LETTER,
                 key=row.pseudonym,
-                value=keyring.open(row.payload, message_id=row.message_id),
+                value=value,
                 headers={
                     "message-id": row.message_id,
                     "delivery-id": str(row.id),
@@ -617,17 +655,17 @@ async def dead_letter(
                 },
             ),
         )
-        log.warning("delivery dead-lettered", extra={**log_ids(row), "reason": reason[:200]})
-        await raise_alert(
-            session,
-            kind=AlertKind.DELIVERY_FAILED,
-            destination=row.destination,
-            event_code=row.event_code,
-            affected=Affected.of(row, keyring),
-            now=now,
-            severity=Severity.CRITICAL,
-            sinks=sinks,
-        )
+    log.warning("delivery dead-lettered", extra={**log_ids(row), "reason": reason[:200]})
+    await raise_alert(
+        session,
+        kind=AlertKind.DELIVERY_FAILED if value is not None else AlertKind.PAYLOAD_UNDECRYPTABLE,
+        destination=row.destination,
+        event_code=row.event_code,
+        affected=Affected.of(row, keyring),
+        now=now,
+        severity=Severity.CRITICAL,
+        sinks=sinks,
+    )
 
 
 async def _apply_receipt(

@@ -58,6 +58,7 @@ def install_metrics(
     clock: Callable[[], datetime],
     *,
     settle: timedelta = timedelta(seconds=5),
+    token: str | None = None,
 ) -> CollectorRegistry:
     """Serve the router's ``/metrics`` from a registry of its own (returned for tests)."""
     registry = CollectorRegistry()
@@ -69,6 +70,7 @@ def install_metrics(
             OutboxSnapshot(sessions, OUTBOX_OWNER, clock),
             LagSnapshot(app),
         ],
+        token=token,
     )
     return registry
 

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.router.api_clients import as_admin
-from services.router.payload_keys import count_stale, reseal_batch
+from services.router.deliveries import OUTBOX_OWNER
+from services.router.payload_keys import count_stale, count_stale_outbox, reseal_batch
 from services.router.retention import prune_payloads
 from services.router.settings import RouterSettings
 
@@ -41,11 +42,18 @@ def payload_admin_routes(
 
     @api.get("/payload-keys")
     async def key_status() -> dict[str, Any]:
-        """The current key id, the ids in the ring (never a key) and how many payloads are
-        not yet under the current key."""
+        """The current key id, the ids in the ring (never a key), how many payloads and
+        subscription secrets are not yet under the current key (``stale``), and how many of
+        the router's outbox rows (kept for the re-publish window) are not (``staleOutbox``)."""
         async with sessions() as session:
             stale = await count_stale(session, keyring)
-        return {"current": keyring.current, "keyIds": sorted(keyring.keys), "stale": stale}
+            outbox_rows = await count_stale_outbox(session, keyring, OUTBOX_OWNER)
+        return {
+            "current": keyring.current,
+            "keyIds": sorted(keyring.keys),
+            "stale": stale,
+            "staleOutbox": outbox_rows,
+        }
 
     @api.post("/payload-keys/rotate")
     async def rotate(body: RotateStep) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,6 +18,7 @@ from services.messaging.webhook_client import HttpWebhookSender
 from services.router import webhooks
 from services.router.alert_events import AlertEvent
 from services.router.app import create_app
+from services.router.console.identity import ensure_first_admin
 from services.router.deliveries import OUTBOX_OWNER, RoutingRules
 from services.router.domain import RetryPolicy
 from services.router.handlers import Router
@@ -76,7 +78,7 @@ async def main(settings: RouterSettings | None = None) -> int:
     settings = settings or RouterSettings()
     logs.configure("router", settings.log_level)
     engine = make_engine(settings.database_url)
-    sessions = session_factory(engine)
+    sessions = session_factory(engine, keyring=settings.keyring())
     await ensure_topics(settings.kafka_bootstrap, topics.all_topics(), settings.topic_partitions)
     epoch = await broker_epoch.recover(
         sessions,
@@ -112,6 +114,13 @@ async def main(settings: RouterSettings | None = None) -> int:
         prune_every=timedelta(seconds=settings.payload_prune_every_s),
     )
     router = Router(sessions=sessions, rules=rules, clock=utcnow, relay_wake=relay.wake)
+    await ensure_first_admin(
+        sessions,
+        configured=settings.console_users,
+        sandbox=settings.environment == "sandbox",
+        now=utcnow(),
+        out=sys.stdout,  # never the JSON log on stderr: see console/identity.py
+    )
     await router.sync_subscriptions()
     await router.sweep()
     consumer = KafkaConsumer(

@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import SettingsConfigDict
 
 from services.messaging.families import FAMILIES
-from services.messaging.payload_crypto import SANDBOX_PAYLOAD_KEYS, Keyring
 from services.messaging.settings import ServiceSettings
 from services.router.alert_events import Severity
 from services.router.alerts import ReminderPolicy
@@ -93,6 +92,8 @@ class RouterSettings(ServiceSettings):
     # ROUTER_CONSOLE_USERS ([{"name", "role", "password_hash"}], hashes from
     # `python -m services.router.cli hash-password`), the key that signs sessions, and how
     # long a session lasts. Cookies are Secure outside the sandbox unless said otherwise.
+    # Outside the sandbox there is no default account: with none configured, the router
+    # creates one admin at first start and shows its password once (console/identity.py).
     console_users: list[ConsoleUser] = Field(default_factory=lambda: list(SANDBOX_USERS))
     console_secret: str = Field(default=SANDBOX_CONSOLE_SECRET, min_length=16, repr=False)
     console_session_s: float = Field(default=8 * 3600, gt=0)
@@ -102,9 +103,6 @@ class RouterSettings(ServiceSettings):
     # in the broker deletes entries; an archive job must keep every entry younger than this.
     access_log_retention_days: int = Field(default=5 * 365 + 2, ge=5 * 365 + 2)
 
-    # Payloads at rest (services.messaging.payload_crypto): base64 of
-    # {"current": key id, "keys": {key id: base64 of 32 bytes}}; older keys stay readable
-    payload_keys: str = Field(default=SANDBOX_PAYLOAD_KEYS, repr=False)
     # a finished message's payload is pruned this long after (services.router.retention)
     payload_retention_days: float = Field(default=90, gt=0)
     payload_prune_every_s: float = Field(default=3600, gt=0)
@@ -138,6 +136,12 @@ class RouterSettings(ServiceSettings):
         return self
 
     @model_validator(mode="after")
+    def _no_default_accounts_outside_the_sandbox(self) -> RouterSettings:
+        if self.environment != "sandbox" and "console_users" not in self.model_fields_set:
+            self.console_users = []
+        return self
+
+    @model_validator(mode="after")
     def _webhook_needs_secret(self) -> RouterSettings:
         if self.alert_webhook_url and not self.alert_webhook_secret:
             raise ValueError("alert_webhook_url needs alert_webhook_secret to sign with")
@@ -147,9 +151,6 @@ class RouterSettings(ServiceSettings):
             raise ValueError("alert_webhook_url must be an http(s) URL")
         if self.environment == "production" and self.alert_smtp_security == "none":
             raise ValueError("alert_smtp_security 'none' is for the sandbox and tests only")
-        sandbox_keys = set(Keyring.from_setting(SANDBOX_PAYLOAD_KEYS).keys.values())
-        if self.environment == "production" and sandbox_keys & set(self.keyring().keys.values()):
-            raise ValueError("the sandbox payload key must not be used outside the sandbox")
         if self.environment == "production" and any(
             u.password_hash in SANDBOX_HASHES for u in self.console_users
         ):
@@ -161,17 +162,7 @@ class RouterSettings(ServiceSettings):
             **super().sandbox_secrets(),
             "ops_token": SANDBOX_OPS_TOKEN,
             "console_secret": SANDBOX_CONSOLE_SECRET,
-            "payload_keys": SANDBOX_PAYLOAD_KEYS,
         }
-
-    @field_validator("payload_keys")
-    @classmethod
-    def _valid_keyring(cls, value: str) -> str:
-        Keyring.from_setting(value)
-        return value
-
-    def keyring(self) -> Keyring:
-        return Keyring.from_setting(self.payload_keys)
 
     def secure_cookie(self) -> bool:
         if self.console_secure_cookie is not None:

@@ -17,6 +17,8 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.messaging.db import store_keyring
+from services.messaging.payload_crypto import PayloadCryptoError, key_id_of
 from services.router.subscriptions import (
     CATALOGUE,
     ChannelType,
@@ -39,6 +41,7 @@ class WebhookTarget:
     secret: str | None
     channel_type: ChannelType
     status: SubscriptionStatus
+    secret_unreadable: bool = False  # sealed under a key no longer in ROUTER_PAYLOAD_KEYS
 
     @property
     def deliverable(self) -> bool:
@@ -106,13 +109,39 @@ async def webhook_target(session: AsyncSession, subscription_id: str) -> Webhook
     ).first()
     if row is None:
         return None
+    secret, unreadable = None, False
+    if row.secret is not None:
+        try:
+            secret = open_secret(session, row.id, row.secret)
+        except PayloadCryptoError as exc:
+            unreadable = True
+            log.error(
+                "subscription secret does not open",
+                extra={
+                    "subscription": row.id,
+                    "key_id": key_id_of(row.secret),
+                    "error": type(exc).__name__,
+                },
+            )
     return WebhookTarget(
         row.id,
         row.endpoint,
-        row.secret,
+        secret,
         ChannelType(row.channel_type),
         SubscriptionStatus(row.status),
+        secret_unreadable=unreadable,
     )
+
+
+def seal_secret(session: AsyncSession, subscription_id: str, secret: str) -> str:
+    """The secret as stored: sealed with the store's keyring, bound to the subscription id
+    (a sealed secret copied to another subscription does not open)."""
+    return store_keyring(session).seal(secret, message_id=subscription_id)
+
+
+def open_secret(session: AsyncSession, subscription_id: str, stored: str) -> str:
+    """The secret of a stored value; a plain value (written before sealing) as it is."""
+    return store_keyring(session).open(stored, message_id=subscription_id)
 
 
 def new_id() -> str:
@@ -144,7 +173,7 @@ async def create_rest_hook(
             criteria=criteria.to_json(),
             channel_type=created.channel_type.value,
             endpoint=endpoint,
-            secret=secret,
+            secret=seal_secret(session, created.id, secret),
             status=created.status.value,
             managed_by=None,
             created_at=now,

@@ -182,7 +182,7 @@ subscription = Table(
     Column("endpoint", String(500), nullable=False),  # a topic name or an http(s) URL
     # Kept in clear because the router needs it to sign each webhook; issue 7 encrypts it at
     # rest. Never returned by the API and never logged.
-    Column("secret", String(200), nullable=True),
+    Column("secret", Text, nullable=True),  # sealed (subscription_store.seal_secret)
     Column("status", String(10), nullable=False),  # active | off
     Column("managed_by", String(40), nullable=True),  # "catalogue"; null: created by the API
     Column("created_at", UtcDateTime, nullable=False),

@@ -56,6 +56,7 @@ CONSUMER = "router.webhooks"
 """Kafka consumer group, and the consumer name of the processed-command records."""
 
 SUBSCRIPTION_ENDED = "subscription ended"
+UNSIGNABLE = "secret_undecryptable: its key left ROUTER_PAYLOAD_KEYS; restore it, then replay"
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +172,8 @@ class WebhookDispatcher:
     async def _post(
         self, record: IncomingRecord, command: WebhookCommand, target: WebhookTarget | None
     ) -> tuple[ResponseCode, str]:
+        if target is not None and target.secret_unreadable:
+            return ResponseCode.FATAL_ERROR, UNSIGNABLE
         if target is None or not target.deliverable or target.secret is None:
             return ResponseCode.FATAL_ERROR, SUBSCRIPTION_ENDED
         try:

@@ -12,10 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import inspect, select
 
+from services.messaging.db import store_keyring
 from services.messaging.identifiers import luhn_ok
 from services.messaging.input_limits import RateLimiter, json_depth_exceeds
 from services.messaging.intake_tables import intake_record
-from services.messaging.outbox import outbox
+from services.messaging.outbox import open_value, outbox
 from tests.security.conftest import TAKECARE_KEY, TRESERVA_KEY, bearer
 
 pytestmark = pytest.mark.security
@@ -220,11 +221,14 @@ async def test_sql_strings_in_free_text_are_stored_verbatim_and_change_nothing(
     assert await stored() == (2, 2)
     async with sessions() as s:
         rows = (await s.execute(select(intake_record))).mappings().all()
-        payload = await s.scalar(
-            select(outbox.c.payload).where(
-                outbox.c.headers["message-id"].as_string() == res.json()["messageId"]
+        row = (
+            await s.execute(
+                select(outbox).where(
+                    outbox.c.headers["message-id"].as_string() == res.json()["messageId"]
+                )
             )
-        )
+        ).one()
+        payload = open_value(store_keyring(s), row, row.owner)
     assert [r for r in rows if r["message_id"] == first.json()["messageId"]] == before
     assert payload is not None and json.dumps(hostile)[1:-1] in payload
 
@@ -248,7 +252,8 @@ async def test_html_in_free_text_is_stored_as_text_and_never_rendered(
     assert res.headers["content-type"] == "application/json"  # never text/html
     assert hostile not in res.text
     async with sessions() as s:
-        payload = await s.scalar(select(outbox.c.payload))
+        row = (await s.execute(select(outbox))).one()
+        payload = open_value(store_keyring(s), row, row.owner)
     bundle = json.loads(payload)
     texts = json.dumps(bundle, ensure_ascii=False)
     assert json.dumps(hostile, ensure_ascii=False)[1:-1] in texts  # verbatim, not escaped away

@@ -16,6 +16,7 @@ from services.adapter_treserva.settings import AdapterTreservaSettings
 from services.messaging import intake_http, keys
 from services.messaging.envelope import System
 from services.messaging.intake import SqlIntakeStore
+from services.messaging.payload_crypto import encode_keyring, new_key
 from tests.security.conftest import NOW, TAKECARE_KEY, TRESERVA_KEY, bearer
 
 pytestmark = pytest.mark.security
@@ -132,7 +133,11 @@ def test_settings_hold_one_or_two_sha256_hashes_only():
     ],
 )
 def test_production_refuses_the_sandbox_key_hashes(cls, real):
-    fresh = {"pseudonym_key": "k" * 40, **real}
+    fresh = {
+        "pseudonym_key": "k" * 40,
+        "payload_keys": encode_keyring("k1", {"k1": new_key()}),
+        **real,
+    }
     own, peer = keys.hash_key(keys.new_key()), keys.hash_key(keys.new_key())
     other = System.TRESERVA if cls is AdapterTakeCareSettings else System.TAKECARE
     with pytest.raises(ValidationError, match="intake_key_hashes"):

@@ -7,6 +7,7 @@ import services.messaging.intake_tables
 import services.messaging.outbox
 import services.messaging.processed
 import services.router.access_log
+import services.router.console.identity
 import services.router.tables  # noqa: F401
 from services.messaging.db import metadata
 

@@ -11,7 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from services.messaging.outbox import outbox
+from services.messaging.kafka import InMemoryBus
+from services.messaging.outbox import OutboxRelay, outbox
 from services.messaging.payload_crypto import (
     Keyring,
     KeyringError,
@@ -75,7 +76,11 @@ async def test_an_admission_is_stored_without_plaintext_and_sent_in_plaintext(se
         assert clear in rec.value.decode() and clear not in raw
     async with sessions() as s:
         commands = (await s.execute(select(outbox.c.payload))).scalars().all()
-    assert commands and all(c == rec.value.decode() for c in commands)  # Kafka: plaintext
+    assert commands and all(c.startswith("enc:v1:") for c in commands)  # the outbox too
+    bus = InMemoryBus()
+    await OutboxRelay(sessions, bus, "router").publish_pending()
+    sent = [r.value for t in bus.topics.values() for r in t]
+    assert sent and all(v == rec.value for v in sent)  # Kafka: the original bytes
 
 
 async def test_the_personnummer_and_family_name_are_not_in_the_column(sessions, clock):
@@ -166,7 +171,12 @@ async def test_rotation_reseals_under_the_new_key_and_old_rows_read_meanwhile(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://r", headers=AUTH) as c:
         before = (await c.get("/api/v1/payload-keys")).json()
-        assert before == {"current": "k2", "keyIds": ["k1", "k2"], "stale": 5}
+        assert before == {
+            "current": "k2",
+            "keyIds": ["k1", "k2"],
+            "stale": 5,
+            "staleOutbox": 2,  # the dispatch commands, sealed under the store's (sandbox) ring
+        }
         after, done = "", 0
         while True:
             step = (

@@ -10,11 +10,12 @@ import pytest
 
 from services.adapter_takecare.primary_care import EVENTS, PATH, destination
 from services.messaging import topics
+from services.messaging.db import store_keyring
 from services.messaging.delivery import DeliveryDeps, handle_delivery_batch
 from services.messaging.envelope import EventCode, read_envelope
 from services.messaging.journal_client import FakeJournalClient
 from services.messaging.kafka import IncomingRecord
-from services.messaging.outbox import outbox
+from services.messaging.outbox import open_value, outbox
 from services.messaging.vocabulary import SUPERSEDED_TAG_SYSTEM
 from services.simulators import takecare
 from services.simulators.journal import JournalState, create_api_app
@@ -47,7 +48,7 @@ async def test_the_fhir_message_is_delivered_unchanged_and_reported(sessions):
     assert (path, key, document) == (PATH, bundle["id"], bundle)
     async with sessions() as s:
         (row,) = (await s.execute(outbox.select())).all()
-    env = read_envelope(row.payload)
+        env = read_envelope(open_value(store_keyring(s), row, row.owner))
     assert (env.source_system, env.response_to, env.response_code) == (
         "primary-care",
         bundle["id"],

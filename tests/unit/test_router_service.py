@@ -12,7 +12,8 @@ from services.adapter_takecare.families.admission_notice import INBOUND, to_bund
 from services.messaging import topics
 from services.messaging.envelope import EventCode, ResponseCode, System, response_message, to_json
 from services.messaging.kafka import IncomingRecord
-from services.messaging.outbox import outbox
+from services.messaging.outbox import open_value, outbox
+from services.messaging.payload_crypto import SANDBOX_PAYLOAD_KEYS, Keyring
 from services.messaging.tracing import parse as parse_traceparent
 from services.router.deliveries import RoutingRules
 from services.router.domain import RetryPolicy, default_policies
@@ -162,7 +163,10 @@ async def test_an_admission_is_stored_and_dispatched_to_treserva(router, session
         "attempt": "1",
         "event": "admission-notice",
     }
-    assert cmd.payload == rec.value.decode()
+    assert cmd.payload != rec.value.decode()  # sealed at rest, opened for Kafka:
+    assert open_value(Keyring.from_setting(SANDBOX_PAYLOAD_KEYS), cmd, cmd.owner) == (
+        rec.value.decode()
+    )
 
 
 async def test_the_same_message_twice_and_a_resend_under_a_new_id_are_stored_once(router, sessions):

@@ -16,6 +16,7 @@ from services.adapter_treserva.settings import AdapterTreservaSettings
 from services.contracts_cli import fixtures_of, golden_path, render
 from services.messaging import topics
 from services.messaging.contracts import violations
+from services.messaging.db import store_keyring
 from services.messaging.delivery import DeliveryDeps, handle_delivery_batch
 from services.messaging.envelope import System, read_envelope
 from services.messaging.fhir_parts import TranslationError
@@ -27,7 +28,7 @@ from services.messaging.journal_client import (
     TransientDeliveryError,
 )
 from services.messaging.kafka import IncomingRecord
-from services.messaging.outbox import outbox
+from services.messaging.outbox import open_value, outbox
 from services.messaging.tracing import parse as parse_traceparent
 from tests.unit.test_takecare_translation import _translate
 
@@ -140,7 +141,8 @@ def command(bundle: dict[str, Any], *, attempt=1, key="p" * 32, offset=0):
 async def results(sessions):
     async with sessions() as s:
         rows = (await s.execute(select(outbox).order_by(outbox.c.id))).all()
-    return [(r, read_envelope(r.payload)) for r in rows]
+        ring = store_keyring(s)
+    return [(r, read_envelope(open_value(ring, r, r.owner))) for r in rows]
 
 
 @pytest.fixture

@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from services.messaging import topics
+from services.messaging.db import store_keyring
 from services.messaging.envelope import EventCode
 from services.messaging.journal_client import FatalDeliveryError, TransientDeliveryError
 from services.messaging.kafka import IncomingRecord
-from services.messaging.outbox import outbox
+from services.messaging.outbox import open_value, outbox
 from services.messaging.signing import verify
 from services.messaging.tracing import parse as parse_traceparent
 from services.messaging.vocabulary import SUPERSEDED_TAG_SYSTEM
@@ -105,7 +106,11 @@ async def commands(sessions):
                 select(outbox).where(outbox.c.topic == topics.WEBHOOKS).order_by(outbox.c.id)
             )
         ).all()
-    return [IncomingRecord(r.topic, 0, r.id, r.key, r.payload.encode(), r.headers) for r in rows]
+        ring = store_keyring(s)
+    return [
+        IncomingRecord(r.topic, 0, r.id, r.key, open_value(ring, r, r.owner).encode(), r.headers)
+        for r in rows
+    ]
 
 
 async def hook_delivery(sessions, sub_id):

@@ -22,7 +22,8 @@ from services.router import dashboard, deviation_export, queries, statistics_exp
 from services.router.access_log import list_access
 from services.router.alerts import AlertSink
 from services.router.console import sessions as console_sessions
-from services.router.console.accounts import Role, authenticate
+from services.router.console.accounts import Role
+from services.router.console.identity import Authenticator, PasswordAuthenticator
 from services.router.console.timeline import hops
 from services.router.console.web import (
     HERE,
@@ -60,6 +61,7 @@ def console_routes(
     sessions: async_sessionmaker[AsyncSession],
     clock: Callable[[], datetime],
     alert_sinks: Sequence[AlertSink],
+    authenticator: Authenticator,
 ) -> APIRouter:
     web = APIRouter(prefix="/console", include_in_schema=False)
     keyring = settings.keyring()
@@ -76,7 +78,7 @@ def console_routes(
         password: Annotated[str, Form(max_length=200)],
         next: Annotated[str, Form(max_length=500)] = "/console/",
     ) -> Response:
-        found = authenticate(settings.console_users, user, password)
+        found = await authenticator.authenticate(user, password)
         if found is None:
             return render(request, "login.html", {"next": next, "failed": True}, status_code=401)
         target = next if next.startswith("/console") and "//" not in next else "/console/"
@@ -485,10 +487,13 @@ def install_console(
     sessions: async_sessionmaker[AsyncSession],
     clock: Callable[[], datetime],
     alert_sinks: Sequence[AlertSink],
+    authenticator: Authenticator | None = None,
 ) -> None:
-    """Mount the console, its static files and its log-in redirect on the router's app."""
+    """Mount the console, its static files and its log-in redirect on the router's app.
+    ``authenticator``: who may log in; by default the configured and stored accounts."""
     app.state.clock = clock
-    app.include_router(console_routes(settings, sessions, clock, alert_sinks))
+    authenticator = authenticator or PasswordAuthenticator(settings.console_users, sessions)
+    app.include_router(console_routes(settings, sessions, clock, alert_sinks, authenticator))
     app.mount("/console/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     @app.exception_handler(StarletteHTTPException)

@@ -1,0 +1,119 @@
+"""TLS verification is on by default in every httpx client: over a real socket, each of the
+broker's outbound clients refuses an HTTPS server whose certificate no trusted CA signed,
+and sends it nothing; and no ``httpx.AsyncClient(...)`` in services/ switches ``verify`` off."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+
+from services.messaging.journal_client import HttpJournalClient, TransientDeliveryError
+from services.messaging.runtime import server_config, tls_from
+from services.messaging.webhook_client import HttpWebhookSender, Webhook
+from services.router.notification_sender import TransientNotificationError, WebhookPoster
+from tests.security.test_mutual_tls import Pki, _context, _QuietServer, pki  # noqa: F401
+
+pytestmark = pytest.mark.security
+
+SERVICES = Path(__file__).resolve().parents[2] / "services"
+
+
+@pytest.fixture
+async def untrusted(pki: Pki) -> AsyncIterator[tuple[str, list[str]]]:  # noqa: F811
+    """An HTTPS server with a certificate from a private CA; yields its URL and the paths
+    it was asked for."""
+    hits: list[str] = []
+    app = FastAPI()
+
+    @app.post("/{path:path}")
+    async def anything(request: Request, path: str) -> dict[str, str]:
+        hits.append(path)
+        return {"ok": "yes"}
+
+    tls = tls_from(str(pki.server_cert), str(pki.server_key), None)
+    server = _QuietServer(server_config(app, host="127.0.0.1", port=0, tls=tls))
+    task = asyncio.create_task(server.serve())
+    deadline = asyncio.get_running_loop().time() + 10
+    while not server.started:
+        assert asyncio.get_running_loop().time() < deadline, "uvicorn did not start"
+        assert not task.done(), task
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"https://127.0.0.1:{port}", hits
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def test_the_server_answers_a_client_that_trusts_its_ca(untrusted, pki):  # noqa: F811
+    url, hits = untrusted  # the control: the refusals below are the certificate's doing
+    async with httpx.AsyncClient(verify=_context(pki), timeout=5) as client:
+        assert (await client.post(f"{url}/probe")).status_code == 200
+    assert hits == ["probe"]
+
+
+async def test_the_journal_client_refuses_an_untrusted_certificate(untrusted):
+    url, hits = untrusted
+    client = HttpJournalClient(url, "token", 5.0)
+    try:
+        with pytest.raises(TransientDeliveryError, match="transport: ConnectError"):
+            await client.post("/records", {"a": 1}, idempotency_key="m-1")
+    finally:
+        await client.aclose()
+    assert hits == []
+
+
+async def test_the_webhook_sender_refuses_an_untrusted_certificate(untrusted):
+    url, hits = untrusted
+    sender = HttpWebhookSender(5.0)
+    hook = Webhook(f"{url}/hook", b"{}", "s" * 20, "m-1", "admission-notice", "sub-1")
+    try:
+        with pytest.raises(TransientDeliveryError, match="transport: ConnectError"):
+            await sender.send(hook)
+    finally:
+        await sender.aclose()
+    assert hits == []
+
+
+async def test_the_alert_webhook_refuses_an_untrusted_certificate(untrusted):
+    url, hits = untrusted
+    poster = WebhookPoster("s" * 20, 5.0)
+    try:
+        with pytest.raises(TransientNotificationError, match="transport: ConnectError"):
+            await poster.post(f"{url}/alerts", b"{}", idempotency_key="a-1", change="opened")
+    finally:
+        await poster.aclose()
+    assert hits == []
+
+
+def _async_clients() -> list[tuple[str, ast.Call]]:
+    found = []
+    for path in sorted(SERVICES.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("AsyncClient", "Client")
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "httpx"
+            ):
+                found.append((f"{path.relative_to(SERVICES)}:{node.lineno}", node))
+    return found
+
+
+def test_no_httpx_client_in_services_switches_verification_off():
+    clients = _async_clients()
+    assert len(clients) >= 5  # journal, webhook, alert webhook, two simulator clients
+    for where, call in clients:
+        for keyword in call.keywords:
+            assert keyword.arg is not None, f"{where}: **kwargs could hide verify=False"
+            if keyword.arg == "verify":
+                value = keyword.value
+                assert isinstance(value, ast.Constant) and value.value is True, where

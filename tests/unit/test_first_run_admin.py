@@ -1,0 +1,140 @@
+"""First run outside the sandbox: with no console account configured, one admin is created
+in the database with a random password shown once on stdout (never in the log), stored
+argon2id-hashed, and never again; log-in goes through the Authenticator interface."""
+
+import io
+import logging
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from services.messaging.payload_crypto import encode_keyring, new_key
+from services.router.app import create_app
+from services.router.console.accounts import Role, hash_password
+from services.router.console.identity import (
+    Identity,
+    PasswordAuthenticator,
+    console_account,
+    ensure_first_admin,
+)
+from services.router.settings import RouterSettings
+
+pytestmark = pytest.mark.security
+
+NOW = datetime(2026, 12, 10, 9, 0, tzinfo=UTC)
+
+
+def production(**more):
+    return RouterSettings(
+        environment="production",
+        ops_token="a-real-token-0123456789",
+        pseudonym_key="a-real-key-0123456789",
+        console_secret="a-real-console-secret-0123456789",
+        payload_keys=encode_keyring("k1", {"k1": new_key()}),
+        console_secure_cookie=False,  # the test client speaks plain http
+        **more,
+    )
+
+
+async def first_run(sessions, settings, out):
+    return await ensure_first_admin(
+        sessions,
+        configured=settings.console_users,
+        sandbox=settings.environment == "sandbox",
+        now=NOW,
+        out=out,
+    )
+
+
+async def login(app, name, password):
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://router"
+    ) as c:
+        return await c.post("/console/login", data={"user": name, "password": password})
+
+
+def test_outside_the_sandbox_there_is_no_default_account():
+    assert production().console_users == []
+    assert RouterSettings().console_users  # the sandbox keeps its two
+
+
+async def test_the_first_start_creates_one_admin_and_shows_it_once(sessions, caplog):
+    caplog.set_level(logging.DEBUG)
+    settings = production()
+    out = io.StringIO()
+    admin = await first_run(sessions, settings, out)
+    assert admin is not None and admin.name == "admin" and len(admin.password) >= 20
+    assert admin.password in out.getvalue() and "shown once" in out.getvalue()
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert admin.password not in logged  # stdout only, never the log stream
+    async with sessions() as s:
+        (row,) = (await s.execute(select(console_account))).all()
+    assert (row.name, row.role, row.origin) == ("admin", "admin", "first-run")
+    assert row.password_hash.startswith("$argon2id$") and admin.password not in row.password_hash
+
+    app = create_app(settings, sessions=sessions)
+    ok = await login(app, "admin", admin.password)
+    assert ok.status_code == 303 and "carebridge_console" in ok.headers["set-cookie"]
+    assert (await login(app, "admin", "wrong password")).status_code == 401
+
+    again = io.StringIO()  # a restart, or a second replica
+    assert await first_run(sessions, settings, again) is None
+    assert again.getvalue() == ""
+    async with sessions() as s:
+        assert [r.password_hash for r in (await s.execute(select(console_account))).all()] == [
+            row.password_hash
+        ]
+
+
+async def test_no_admin_is_created_in_the_sandbox_or_with_configured_accounts(sessions):
+    named = [{"name": "asa", "role": "admin", "password_hash": hash_password("a passphrase")}]
+    for settings in (RouterSettings(), production(console_users=named)):
+        out = io.StringIO()
+        assert await first_run(sessions, settings, out) is None
+        assert out.getvalue() == ""
+    async with sessions() as s:
+        assert (await s.execute(select(console_account))).all() == []
+
+
+async def test_configured_accounts_come_before_stored_ones(sessions):
+    async with sessions.begin() as s:
+        await s.execute(
+            console_account.insert().values(
+                name="asa",
+                role="viewer",
+                password_hash=hash_password("stored one"),
+                origin="first-run",
+                created_at=NOW,
+            )
+        )
+    configured = production(
+        console_users=[{"name": "asa", "role": "admin", "password_hash": hash_password("conf")}]
+    ).console_users
+    auth = PasswordAuthenticator(configured, sessions)
+    assert await auth.authenticate("asa", "conf") == Identity("asa", Role.ADMIN)
+    assert await auth.authenticate("asa", "stored one") is None
+    assert await PasswordAuthenticator([], sessions).authenticate("asa", "stored one") == (
+        Identity("asa", Role.VIEWER)
+    )
+    assert await auth.authenticate("nobody", "conf") is None
+
+
+class FixedProvider:
+    """Another identity provider (an OIDC one would sit here): the console needs no more."""
+
+    async def authenticate(self, name, password):
+        return Identity("oidc:asa", Role.OPERATOR) if password == "from-the-idp" else None
+
+
+async def test_another_authenticator_can_be_plugged_in(sessions):
+    from fastapi import FastAPI
+
+    from services.router.console.pages import install_console
+
+    app = FastAPI()
+    app.state.settings = RouterSettings()
+    install_console(app, RouterSettings(), sessions, lambda: NOW, (), FixedProvider())
+    assert (await login(app, "anyone", "from-the-idp")).status_code == 303
+    assert (await login(app, "ops", "sandbox-ops-password")).status_code == 401
