@@ -65,6 +65,7 @@ _API_ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"description": "the API client's role may not do this"},
     413: {"description": "body too large"},
     415: {"description": "a body that is not application/json"},
+    429: {"description": "over the client's rate (Retry-After says when to come back)"},
 }
 
 

@@ -72,7 +72,7 @@ def build_treserva(sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
 
 
 def build_router(sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
-    return create_router(RouterSettings(), sessions=sessions, clock=lambda: NOW)
+    return create_router(RouterSettings(**_NO_RATE_LIMIT), sessions=sessions, clock=lambda: NOW)
 
 
 def contract_bodies() -> dict[str, dict[str, str]]:
