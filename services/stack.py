@@ -51,6 +51,7 @@ class StackSettings(BaseSettings):
     database_url: str | None = None  # one shared database; default: one SQLite file each
     routers: int = 1  # router replicas; more than one needs a shared PostgreSQL database
     router_env: dict[str, str] = {}  # more ROUTER_* settings, e.g. alert channels (no prefix)
+    adapter_env: dict[str, str] = {}  # more settings for both adapters (no prefix)
     second_router_port: int = 8003
     admission_confirmation_deadline_s: float = 120.0
     confirmation_deadline_s: float = 300.0  # every other family
@@ -208,6 +209,7 @@ class Stack:
                     "DATABASE_URL": self.database_url("adapter_takecare"),
                     "TAKECARE_URL": self.takecare_sim_url,
                     "PRIMARY_CARE_URL": self.takecare_sim_url,  # primary care's inbox in TakeCare
+                    **s.adapter_env,
                 },
             ),
         )
@@ -221,6 +223,7 @@ class Stack:
                     "PORT": str(s.treserva_adapter_port),
                     "DATABASE_URL": self.database_url("adapter_treserva"),
                     "TRESERVA_URL": self.treserva_sim_url,
+                    **s.adapter_env,
                 },
             ),
         )
