@@ -968,12 +968,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--rate", type=float, default=None, help="offered msgs/s (default: max)")
     parser.add_argument("--concurrency", type=int, default=48, help="POSTs in flight")
     parser.add_argument("--patients", type=int, default=2000, help="distinct made-up patients")
     parser.add_argument("--latency-rate", type=float, default=100.0)
-    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--database-url", default=None, help="PostgreSQL; default SQLite")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--data-dir", type=Path, default=None, help="keep logs and SQLite here")
