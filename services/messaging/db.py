@@ -66,15 +66,6 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        file_db = bool(parsed.database) and parsed.database != ":memory:"
-        if file_db:
-            # One connection per process. SQLite has one writer at a time and every
-            # transaction here takes the write lock at BEGIN (below), so more connections
-            # only queue in SQLite's busy handler, which polls with sleeps of up to 100 ms:
-            # under load the lock then sits free while every waiter sleeps (measured: 12
-            # deliveries/s with 4 threads waiting, bench/e2e.py). Waiting for the pool's
-            # one connection instead wakes the next transaction the moment one ends.
-            kwargs = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60, **kwargs}
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
