@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test reliability browser security check lint typecheck contracts validate bench-queries attack-probe clean
+.PHONY: install run demo test reliability browser security check lint typecheck contracts validate bench bench-queries attack-probe clean
 
 install: $(STAMP)
 
@@ -68,6 +68,11 @@ contracts: install
 # make validate CONTRACT=takecare/medication-list FILE=my-list.json
 validate: install
 	$(PY) -m services.contracts_cli validate $(CONTRACT) $(FILE)
+
+# end to end through the real stack against a bare-Kafka baseline → bench/results.json
+# (BENCH_ARGS=--scale | --drain 50000 | --scale-out | --profile | --help)
+bench: install
+	$(PY) bench/e2e.py $(BENCH_ARGS)
 
 # search and dashboard queries at 1M deliveries, SQLite and PostgreSQL (BENCH_ARGS=--help)
 BENCH_ARGS ?=

@@ -81,7 +81,6 @@ async def run_adapter(
         consumer = KafkaConsumer(
             settings.kafka_bootstrap, [topics.outbound(system)], group_id=group
         )
-        await consumer.start()
         clients.append(client)
         consumers.append(consumer)
         deps = DeliveryDeps(
@@ -93,6 +92,8 @@ async def run_adapter(
         )
         loops[f"deliveries to {system}"] = _delivery_loop(consumer, deps, system)
 
+    # Together: each start waits for its group's first assignment (about 5 s on Tansu).
+    await asyncio.gather(*(consumer.start() for consumer in consumers))
     lag = KafkaConsumerLag(settings.kafka_bootstrap, groups)
 
     async def stop() -> None:

@@ -86,17 +86,24 @@ class DeliveryDeps:
     clock: Callable[[], datetime]
     destination: Destination
     relay_wake: asyncio.Event | None = None
+    # POSTs in flight to the journal at once. A batch holds up to 500 patients; sending
+    # them all at once queued most in the HTTP pool, where the wait counts against the
+    # request timeout: under load they timed out, were retried and tripped the circuit.
+    max_in_flight: int = 16
 
 
 async def handle_delivery_batch(records: list[IncomingRecord], *, deps: DeliveryDeps) -> None:
-    """Records of one patient (Kafka key) are delivered in order; patients in parallel."""
+    """Records of one patient (Kafka key) are delivered in order; patients in parallel,
+    at most ``deps.max_in_flight`` at a time."""
     by_key: dict[str | None, list[IncomingRecord]] = {}
     for record in records:
         by_key.setdefault(record.key, []).append(record)
+    in_flight = asyncio.Semaphore(deps.max_in_flight)
 
     async def deliver_in_order(group: list[IncomingRecord]) -> None:
         for record in group:
-            await deliver(record, deps=deps)
+            async with in_flight:
+                await deliver(record, deps=deps)
 
     await asyncio.gather(*(deliver_in_order(group) for group in by_key.values()))
     if deps.relay_wake is not None:

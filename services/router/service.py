@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sys
 from datetime import timedelta
@@ -126,7 +127,6 @@ async def main(settings: RouterSettings | None = None) -> int:
     consumer = KafkaConsumer(
         settings.kafka_bootstrap, [topics.INBOUND, topics.RESULTS], group_id="router"
     )
-    await consumer.start()
     sender = HttpWebhookSender(settings.webhook_timeout())
     dispatcher = WebhookDispatcher(
         sessions=sessions, rules=rules, sender=sender, clock=utcnow, relay_wake=relay.wake
@@ -134,7 +134,8 @@ async def main(settings: RouterSettings | None = None) -> int:
     webhook_consumer = KafkaConsumer(
         settings.kafka_bootstrap, [topics.WEBHOOKS], group_id=webhooks.CONSUMER
     )
-    await webhook_consumer.start()
+    # Together: each start waits for its group's first assignment (about 5 s on Tansu).
+    await asyncio.gather(consumer.start(), webhook_consumer.start())
 
     async def consume() -> None:
         await consume_forever(consumer, router.handle_batch, name="router")

@@ -18,11 +18,12 @@ then nothing: Region Gotland's fault). ``GET /_sim/stats``, ``POST /_sim/reset``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import itertools
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -152,7 +153,29 @@ def create_api_app(
     *,
     receipt_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    app = FastAPI(title=f"{spec.name} simulator")
+    # one client for every receipt: a client per receipt cost more CPU than the receipt
+    clients: list[httpx.AsyncClient] = []
+
+    def receipt_client() -> httpx.AsyncClient:
+        if not clients:
+            clients.append(
+                httpx.AsyncClient(
+                    transport=receipt_transport,
+                    timeout=5.0,
+                    limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+                )
+            )
+        return clients[0]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    app = FastAPI(title=f"{spec.name} simulator", lifespan=lifespan)
 
     async def push_receipt(record: dict[str, Any], receipt_url: str) -> None:
         if spec.receipt_delay_s:
@@ -162,12 +185,11 @@ def create_api_app(
         give_up = loop.time() + spec.receipt_give_up_s
         while True:
             try:
-                async with httpx.AsyncClient(transport=receipt_transport, timeout=5.0) as client:
-                    res = await client.post(
-                        receipt_url,
-                        json=receipt,
-                        headers={"authorization": f"Bearer {spec.receipt_token}"},
-                    )
+                res = await receipt_client().post(
+                    receipt_url,
+                    json=receipt,
+                    headers={"authorization": f"Bearer {spec.receipt_token}"},
+                )
                 if res.status_code < 300:
                     state.stats["receipts_sent"] += 1
                     return
