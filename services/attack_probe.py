@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ TAKECARE_KEY, TRESERVA_KEY, OPS_TOKEN = (
     "sandbox-ops-token",
 )
 VIEWER_KEY = "probe-viewer-key-0123456789"
+METRICS_TOKEN = "probe-metrics-token-0123456789"  # noqa: S105 (the probe's own stack)
 SQL = "'); DROP TABLE message; --"
 HTML = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -239,6 +241,36 @@ def viewer_opens_payload(p: Probe) -> Observation:
     return _status(p.router("POST", path, VIEWER_KEY, json=body), 403)
 
 
+def metrics_without_token(p: Probe) -> Observation:
+    urls = (p.stack.router_url, p.stack.takecare_adapter_url, p.stack.treserva_adapter_url)
+    without = [p.http.get(f"{url}/metrics").status_code for url in urls]
+    with_token = [
+        p.http.get(f"{url}/metrics", headers=_key(METRICS_TOKEN)).status_code for url in urls
+    ]
+    return Observation(
+        "/".join(map(str, without)),
+        without == [401, 401, 401] and with_token == [200, 200, 200],
+        "router/takecare/treserva; 200 with the token",
+    )
+
+
+def router_api_flood(p: Probe) -> Observation:
+    def one(_: int) -> httpx.Response:
+        return p.router("GET", "/api/v1/deliveries/states", VIEWER_KEY)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(one, range(400)))
+    throttled = [r for r in answers if r.status_code == 429]
+    if not throttled:
+        return Observation("200", False, "never throttled")
+    retry = throttled[0].headers.get("retry-after")
+    return Observation(
+        "429",
+        retry is not None,
+        f"{len(throttled)} of {len(answers)} concurrent requests, Retry-After {retry}",
+    )
+
+
 def payload_without_reason(p: Probe) -> Observation:
     path = "/api/v1/messages/00000000-0000-0000-0000-000000000000/payload"
     return _status(p.router("POST", path, OPS_TOKEN, json={"operator": "asa"}), 422)
@@ -285,6 +317,12 @@ def valid_traffic_still_flows(p: Probe) -> Observation:
     if res.status_code != 202:
         return _status(res, 202)
     started = time.perf_counter()
+    # the router API flood came from this address too: come back as Retry-After says
+    deadline = started + 30
+    while (api := p.router("GET", "/api/v1/deliveries/states", VIEWER_KEY)).status_code == 429:
+        if time.perf_counter() > deadline:
+            return _status(api, 200)
+        time.sleep(float(api.headers.get("retry-after", "1")))
     p.scenario.wait_for_state(res.json()["messageId"], "confirmed", timeout_s=30)
     return Observation(
         "202, confirmed", True, f"confirmed {(time.perf_counter() - started) * 1000:.0f} ms later"
@@ -308,6 +346,7 @@ ATTACKS = (
     Attack("viewer API key replays a dead letter", "403", viewer_replays),
     Attack("viewer API key opens a payload", "403", viewer_opens_payload),
     Attack("payload view without a reason", "422", payload_without_reason),
+    Attack("/metrics without its token", "401 on every service", metrics_without_token),
     Attack("console log-in with a wrong password", "401, no session", console_wrong_password),
     Attack("console form with a forged CSRF token", "403", console_without_csrf),
     Attack(
@@ -315,6 +354,7 @@ ATTACKS = (
         "200, chain ok",
         access_log_holds_every_view,
     ),
+    Attack("flood of router API requests", "429 + Retry-After", router_api_flood),
     Attack("valid admission after all of the above", "202, confirmed", valid_traffic_still_flows),
 )
 
@@ -352,11 +392,17 @@ def probe_settings(data_dir: Path, **overrides: object) -> StackSettings:
     """A private sandbox stack with a low rate limit and a viewer API client."""
     return demo_settings(
         data_dir,
-        adapter_env={"RATE_LIMIT_BURST": "40", "RATE_LIMIT_PER_S": "5"},
+        adapter_env={
+            "RATE_LIMIT_BURST": "40",
+            "RATE_LIMIT_PER_S": "5",
+            "METRICS_TOKEN": METRICS_TOKEN,
+        },
         router_env={
+            "RATE_LIMIT_BURST": "60",  # the default rate (100/s) refills faster than polls
+            "METRICS_TOKEN": METRICS_TOKEN,
             "API_CLIENTS": json.dumps(
                 {"probe-viewer": {"role": "viewer", "key_hashes": [hash_key(VIEWER_KEY)]}}
-            )
+            ),
         },
         **overrides,
     )
