@@ -7,12 +7,22 @@ Nothing here identifies the patient; the episode is the source system's encounte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from services.messaging.fhir_parts import TranslationError, resolve, resources
-from services.messaging.identifiers import HSA_ID_SYSTEM
+from services.messaging.fhir_parts import (
+    TranslationError,
+    hsa_id,
+    maybe_instant,
+    maybe_obj,
+    maybe_text,
+    resolve,
+    resources,
+)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,40 +34,35 @@ class CareFacts:
 
 
 def read_care_facts(bundle: dict[str, Any]) -> CareFacts:
-    """What the Bundle says; a fact it does not carry is None (never an error: the message
-    was valid when accepted, and an alert rule must not crash on an unusual one)."""
-    headers = resources(bundle, "MessageHeader")
-    try:
-        sender = resolve(bundle, headers[0].get("sender")) if headers else {}
-    except TranslationError:
-        sender = {}
-    encounters = resources(bundle, "Encounter")
-    encounter = encounters[0] if encounters else {}
-    period = encounter.get("period") or {}
-    identifier = (encounter.get("identifier") or [{}])[0]
-    episode = (
-        f"{identifier.get('system', '')}|{identifier['value']}" if identifier.get("value") else None
-    )
+    """What the Bundle says; a fact it does not carry, or carries malformed, is None (never
+    an error: the message was valid when accepted, and an alert rule must not crash on an
+    unusual one). Each fact is read on its own, so one malformed element costs only it."""
+    encounter = _fact(lambda: next(iter(resources(bundle, "Encounter")), None))
     return CareFacts(
-        sender_unit_hsa=next(
-            (
-                i.get("value")
-                for i in sender.get("identifier", [])
-                if i.get("system") == HSA_ID_SYSTEM
-            ),
-            None,
-        ),
-        stay_started_at=_time(period.get("start")),
-        stay_ended_at=_time(period.get("end")),
-        episode=episode,
+        sender_unit_hsa=_fact(lambda: _sender_hsa(bundle)),
+        stay_started_at=_fact(lambda: maybe_instant(encounter, "period.start")),
+        stay_ended_at=_fact(lambda: maybe_instant(encounter, "period.end")),
+        episode=_fact(lambda: _episode(encounter)),
     )
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
+def _fact(read: Callable[[], T | None]) -> T | None:
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return read()
+    except TranslationError:
         return None
-    return parsed if parsed.tzinfo else None
+
+
+def _sender_hsa(bundle: dict[str, Any]) -> str | None:
+    headers = resources(bundle, "MessageHeader")
+    if not headers or maybe_obj(headers[0], "sender") is None:
+        return None
+    return hsa_id(resolve(bundle, headers[0], "sender"))
+
+
+def _episode(encounter: dict[str, Any] | None) -> str | None:
+    """``<identifier system>|<value>`` of the Encounter."""
+    value = maybe_text(encounter, "identifier.0.value")
+    if not value:
+        return None
+    return f"{maybe_text(encounter, 'identifier.0.system') or ''}|{value}"

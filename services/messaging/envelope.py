@@ -16,7 +16,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from fhir.resources.R4B.bundle import Bundle
 
@@ -139,50 +139,76 @@ class Envelope:
 
 
 def read_envelope(raw: bytes | str) -> Envelope:
-    """Read routing facts; raise :class:`MalformedMessage` for anything else."""
+    """Read routing facts; raise :class:`MalformedMessage` for anything else. Its message
+    names the element, never a value (a changed message could hold patient data anywhere)."""
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MalformedMessage("not JSON") from exc
     if not isinstance(doc, dict) or doc.get("resourceType") != "Bundle":
         raise MalformedMessage("not a FHIR Bundle")
     if doc.get("type") != "message":
         raise MalformedMessage("Bundle.type must be 'message'")
     entries = doc.get("entry") or []
+    if not isinstance(entries, list):
+        raise MalformedMessage("Bundle.entry must be an array")
     header = entries[0].get("resource") if entries and isinstance(entries[0], dict) else None
     if not isinstance(header, dict) or header.get("resourceType") != "MessageHeader":
         raise MessageHeaderMissing()
+    coding = _obj(header, "eventCoding", "MessageHeader")
+    if coding.get("system") != EVENT_SYSTEM:
+        raise MalformedMessage("eventCoding must come from the carebridge event CodeSystem")
     try:
-        message_id = str(doc["id"])
-        coding = header["eventCoding"]
-        if coding.get("system") != EVENT_SYSTEM:
-            raise MalformedMessage("eventCoding must come from the carebridge event CodeSystem")
-        timestamp = datetime.fromisoformat(doc["timestamp"])
-        source_endpoint = str(header["source"]["endpoint"])
-        ident = doc.get("identifier") or {}
-        key = (
-            BusinessKey.parse(ident["value"])
-            if ident.get("system") == BUSINESS_KEY_SYSTEM
-            else None
-        )
-        response = header.get("response")
-        response_to = str(response["identifier"]) if response else None
-        response_code = ResponseCode(response["code"]) if response else None
-        outcome_text = _outcome_text(entries) if response else None
-        return Envelope(
-            message_id,
-            str(coding["code"]),
-            source_endpoint,
-            timestamp,
-            key,
-            response_to,
-            response_code,
-            outcome_text,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, MalformedMessage):
-            raise
-        raise MalformedMessage(f"message header incomplete: {type(exc).__name__}") from exc
+        timestamp = datetime.fromisoformat(_str(doc, "timestamp", "Bundle"))
+    except ValueError:  # its message quotes the value
+        raise MalformedMessage("Bundle.timestamp must be a date-time") from None
+    ident = _obj(doc, "identifier", "Bundle", required=False)
+    key = (
+        BusinessKey.parse(_str(ident, "value", "Bundle.identifier"))
+        if ident is not None and ident.get("system") == BUSINESS_KEY_SYSTEM
+        else None
+    )
+    response = _obj(header, "response", "MessageHeader", required=False)
+    response_code = None
+    if response is not None:
+        code = _str(response, "code", "MessageHeader.response")
+        if code not in set(ResponseCode):
+            raise MalformedMessage("MessageHeader.response.code is not a response code")
+        response_code = ResponseCode(code)
+    return Envelope(
+        _str(doc, "id", "Bundle"),
+        _str(coding, "code", "MessageHeader.eventCoding"),
+        _str(_obj(header, "source", "MessageHeader"), "endpoint", "MessageHeader.source"),
+        timestamp,
+        key,
+        None if response is None else _str(response, "identifier", "MessageHeader.response"),
+        response_code,
+        None if response is None else _outcome_text(entries),
+    )
+
+
+@overload
+def _obj(node: dict[str, Any], key: str, where: str) -> dict[str, Any]: ...
+@overload
+def _obj(
+    node: dict[str, Any], key: str, where: str, *, required: bool
+) -> dict[str, Any] | None: ...
+def _obj(
+    node: dict[str, Any], key: str, where: str, *, required: bool = True
+) -> dict[str, Any] | None:
+    found = node.get(key)
+    if found is None and not required:
+        return None
+    if not isinstance(found, dict):
+        raise MalformedMessage(f"{where}.{key} must be an object")
+    return found
+
+
+def _str(node: dict[str, Any], key: str, where: str) -> str:
+    found = node.get(key)
+    if not isinstance(found, str):
+        raise MalformedMessage(f"{where}.{key} must be a string")
+    return found
 
 
 class MessageHeaderMissing(MalformedMessage):
@@ -191,12 +217,17 @@ class MessageHeaderMissing(MalformedMessage):
 
 
 def _outcome_text(entries: list[Any]) -> str | None:
+    """The OperationOutcome's diagnostics of a response message; None when it has none."""
     for entry in entries[1:]:
-        resource = entry.get("resource") or {}
-        if resource.get("resourceType") == "OperationOutcome":
-            issues = resource.get("issue") or []
-            texts = [i.get("diagnostics") or i.get("code", "") for i in issues]
-            return "; ".join(t for t in texts if t)[:500] or None
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == "OperationOutcome":
+            issues = resource.get("issue")
+            found = [
+                i.get("diagnostics") or i.get("code")
+                for i in (issues if isinstance(issues, list) else [])
+                if isinstance(i, dict)
+            ]
+            return "; ".join(t for t in found if isinstance(t, str) and t)[:500] or None
     return None
 
 

@@ -12,10 +12,11 @@ Exceptions::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, TypeVar
 
 from fhir.resources.R4B.bundle import Bundle
 
@@ -178,14 +179,211 @@ def code(system: str, value: str, display: str) -> dict[str, Any]:
 
 
 # --- reading ---------------------------------------------------------------------------------
+#
+# A message was validated where it was built, but the readers must still refuse one that was
+# changed on its way (a dict where a list belongs, a number where a string belongs, a key
+# gone) with a TranslationError, never an AttributeError or TypeError from deep inside a
+# translator. So every read of the JSON form goes through the typed accessors below. A path
+# is dotted from the node given ("period.start", "name.0.family"; a number indexes an array)
+# and an error names the resource type, the path and what was expected: never the value
+# found, which may be a personnummer, a name or free text.
+
+# The resource types a message may hold: only these are named in an error, because a
+# changed resourceType could hold anything.
+RESOURCE_TYPES = frozenset(
+    {
+        "Bundle",
+        "CarePlan",
+        "CareTeam",
+        "Encounter",
+        "EpisodeOfCare",
+        "Goal",
+        "List",
+        "MedicationStatement",
+        "MessageHeader",
+        "Observation",
+        "OperationOutcome",
+        "Organization",
+        "Patient",
+        "Practitioner",
+        "RelatedPerson",
+        "ServiceRequest",
+    }
+)
+
+T = TypeVar("T")
+
+
+def where(node: Any, path: str = "") -> str:
+    """``Encounter.period.start``: the element's place, for an error message."""
+    kind = node.get("resourceType") if isinstance(node, dict) else None
+    label = kind if isinstance(kind, str) and kind in RESOURCE_TYPES else "element"
+    return f"{label}.{path}" if path else label
+
+
+def _wrong(node: Any, path: str, expected: str) -> TranslationError:
+    return TranslationError(f"{where(node, path)} must be {expected}")
+
+
+def _missing(node: Any, path: str) -> TranslationError:
+    return TranslationError(f"{where(node, path)} is missing")
+
+
+def _get(node: Any, path: str) -> Any:
+    """The value at ``path`` under ``node``; None when it or a step on the way is absent
+    (FHIR has no nulls, so a JSON null is absent too)."""
+    here = node
+    steps = path.split(".")
+    for i, step in enumerate(steps):
+        if here is None:
+            return None
+        if step.isdigit():
+            if not isinstance(here, list):
+                raise _wrong(node, ".".join(steps[:i]), "an array")
+            here = here[int(step)] if int(step) < len(here) else None
+        else:
+            if not isinstance(here, dict):
+                raise _wrong(node, ".".join(steps[:i]), "an object")
+            here = here.get(step)
+    return here
+
+
+def maybe_obj(node: Any, path: str) -> dict[str, Any] | None:
+    found = _get(node, path)
+    if found is None or isinstance(found, dict):
+        return found
+    raise _wrong(node, path, "an object")
+
+
+def obj(node: Any, path: str) -> dict[str, Any]:
+    found = maybe_obj(node, path)
+    if found is None:
+        raise _missing(node, path)
+    return found
+
+
+def arr(node: Any, path: str) -> list[dict[str, Any]]:
+    """The objects of the array at ``path``; an absent array is empty."""
+    found = _get(node, path)
+    if found is None:
+        return []
+    if not isinstance(found, list):
+        raise _wrong(node, path, "an array")
+    for i, item in enumerate(found):
+        if not isinstance(item, dict):
+            raise _wrong(node, f"{path}.{i}", "an object")
+    return found
+
+
+def texts(node: Any, path: str) -> list[str]:
+    """The strings of the array at ``path``; an absent array is empty."""
+    found = _get(node, path)
+    if found is None:
+        return []
+    if not isinstance(found, list):
+        raise _wrong(node, path, "an array")
+    for i, item in enumerate(found):
+        if not isinstance(item, str):
+            raise _wrong(node, f"{path}.{i}", "a string")
+    return found
+
+
+def maybe_text(node: Any, path: str) -> str | None:
+    found = _get(node, path)
+    if found is None or isinstance(found, str):
+        return found
+    raise _wrong(node, path, "a string")
+
+
+def text(node: Any, path: str) -> str:
+    found = maybe_text(node, path)
+    if found is None:
+        raise _missing(node, path)
+    return found
+
+
+def maybe_integer(node: Any, path: str) -> int | None:
+    found = _get(node, path)
+    if found is None:
+        return None
+    if isinstance(found, int) and not isinstance(found, bool):  # bool is an int to Python
+        return found
+    raise _wrong(node, path, "an integer")
+
+
+def integer(node: Any, path: str) -> int:
+    found = maybe_integer(node, path)
+    if found is None:
+        raise _missing(node, path)
+    return found
+
+
+def number(node: Any, path: str) -> int | float:
+    found = _get(node, path)
+    if found is None:
+        raise _missing(node, path)
+    if isinstance(found, int | float) and not isinstance(found, bool) and math.isfinite(found):
+        return found
+    raise _wrong(node, path, "a finite number")
+
+
+def maybe_boolean(node: Any, path: str) -> bool | None:
+    found = _get(node, path)
+    if found is None or isinstance(found, bool):
+        return found
+    raise _wrong(node, path, "a boolean")
+
+
+def boolean(node: Any, path: str) -> bool:
+    found = maybe_boolean(node, path)
+    if found is None:
+        raise _missing(node, path)
+    return found
+
+
+def maybe_instant(node: Any, path: str) -> datetime | None:
+    """A FHIR dateTime with a time and a time zone, as both journals need one."""
+    found = maybe_text(node, path)
+    if found is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(found)
+    except ValueError:  # its message quotes the value
+        raise _wrong(node, path, "a date-time") from None
+    if parsed.tzinfo is None:
+        raise _wrong(node, path, "a date-time with a time zone")
+    return parsed
+
+
+def instant(node: Any, path: str) -> datetime:
+    found = maybe_instant(node, path)
+    if found is None:
+        raise _missing(node, path)
+    return found
+
+
+def maybe_day(node: Any, path: str) -> date | None:
+    """The calendar date of a FHIR date or dateTime."""
+    found = maybe_text(node, path)
+    if found is None:
+        return None
+    try:
+        return date.fromisoformat(found[:10])
+    except ValueError:  # its message quotes the value
+        raise _wrong(node, path, "a date") from None
+
+
+def known(table: Mapping[str, T], key: str | None, what: str) -> T:
+    """``table[key]``, or a TranslationError naming ``what`` (never the key: it came from
+    the message)."""
+    if key is None or key not in table:
+        raise TranslationError(f"{what} is missing or not a known code")
+    return table[key]
 
 
 def resources(doc: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return [
-        e["resource"]
-        for e in doc.get("entry", [])
-        if isinstance(e, dict) and e.get("resource", {}).get("resourceType") == kind
-    ]
+    found = (maybe_obj(e, "resource") for e in arr(doc, "entry"))
+    return [r for r in found if r is not None and r.get("resourceType") == kind]
 
 
 def one(doc: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -195,58 +393,82 @@ def one(doc: dict[str, Any], kind: str) -> dict[str, Any]:
     return found[0]
 
 
-def resolve(doc: dict[str, Any], reference: dict[str, Any] | None) -> dict[str, Any]:
-    url = (reference or {}).get("reference")
-    for entry in doc.get("entry", []):
+def resolve(doc: dict[str, Any], node: Any, path: str, kind: str | None = None) -> dict[str, Any]:
+    """The resource the Reference at ``path`` under ``node`` points to, in this message; if
+    ``kind`` is given, it must be a resource of that type."""
+    url = text(node, f"{path}.reference")
+    for entry in arr(doc, "entry"):
         if entry.get("fullUrl") == url:
-            resource: dict[str, Any] = entry["resource"]
+            resource = obj(entry, "resource")
+            if kind is not None and resource.get("resourceType") != kind:
+                raise TranslationError(f"{where(node, path)} does not point to a {kind}")
             return resource
-    raise TranslationError("a reference points outside the message")
+    raise TranslationError(f"{where(node, path)} points outside the message")
 
 
 def extension(resource: dict[str, Any], url: str) -> dict[str, Any] | None:
-    return next((x for x in resource.get("extension", []) if x.get("url") == url), None)
+    return next((x for x in arr(resource, "extension") if x.get("url") == url), None)
+
+
+def required_extension(resource: dict[str, Any], url: str) -> dict[str, Any]:
+    found = extension(resource, url)
+    if found is None:
+        raise TranslationError(f"{where(resource)} lacks extension {url.rsplit('/', 1)[-1]}")
+    return found
 
 
 def coded(concept: dict[str, Any] | None, system: str) -> str | None:
-    for coding in (concept or {}).get("coding", []):
+    """The code from ``system`` in a CodeableConcept; None when it has none."""
+    for coding in arr(concept, "coding"):
         if coding.get("system") == system:
-            value: str = coding["code"]
-            return value
+            return text(coding, "code")
     return None
 
 
 def is_protected(patient: dict[str, Any]) -> bool:
-    return any(
-        label.get("code") == PROTECTED_IDENTITY
-        for label in patient.get("meta", {}).get("security", [])
-    )
+    return any(label.get("code") == PROTECTED_IDENTITY for label in arr(patient, "meta.security"))
 
 
 def read_patient(resource: dict[str, Any]) -> PatientInfo:
+    if resource.get("resourceType") != "Patient":
+        raise TranslationError("patient reference does not point to a Patient")
+    ident = obj(resource, "identifier.0")
     try:
-        ident = resource["identifier"][0]
-        identifier = identifier_from_fhir(ident["system"], ident["value"])
-        name = resource["name"][0]
-        protected = is_protected(resource)
-        address = None
-        if resource.get("address") and not protected:
-            a = resource["address"][0]
-            address = Address(", ".join(a["line"]), a["postalCode"], a["city"])
-        return PatientInfo(
-            identifier=identifier,
-            family_name=name["family"],
-            given_name=" ".join(name.get("given", [])),
-            address=address,
-            protected=protected,
+        identifier = identifier_from_fhir(text(ident, "system"), text(ident, "value"))
+    except InvalidIdentifier:  # its message names no value either, but stay terse
+        raise TranslationError("Patient.identifier.0 is not a valid identifier") from None
+    protected = is_protected(resource)
+    address = None
+    if not protected and maybe_obj(resource, "address.0") is not None:
+        lines = texts(resource, "address.0.line")
+        if not lines:
+            raise _missing(resource, "address.0.line")
+        address = Address(
+            ", ".join(lines),
+            text(resource, "address.0.postalCode"),
+            text(resource, "address.0.city"),
         )
-    except (KeyError, IndexError, InvalidIdentifier) as exc:
-        raise TranslationError(f"patient incomplete: {type(exc).__name__}") from None
+    return PatientInfo(
+        identifier=identifier,
+        family_name=text(resource, "name.0.family"),
+        given_name=" ".join(texts(resource, "name.0.given")),
+        address=address,
+        protected=protected,
+    )
+
+
+def hsa_id(resource: dict[str, Any]) -> str | None:
+    """The HSA-id among a resource's identifiers."""
+    for i, ident in enumerate(arr(resource, "identifier")):
+        if ident.get("system") == HSA_ID_SYSTEM:
+            return text(resource, f"identifier.{i}.value")
+    return None
 
 
 def read_unit(resource: dict[str, Any]) -> CareUnit:
-    try:
-        hsa = next(i["value"] for i in resource["identifier"] if i["system"] == HSA_ID_SYSTEM)
-        return CareUnit(hsa_id=hsa, name=resource["name"])
-    except (KeyError, StopIteration) as exc:
-        raise TranslationError(f"organization incomplete: {type(exc).__name__}") from None
+    if resource.get("resourceType") != "Organization":
+        raise TranslationError("unit reference does not point to an Organization")
+    hsa = hsa_id(resource)
+    if hsa is None:
+        raise TranslationError("Organization has no HSA-id")
+    return CareUnit(hsa_id=hsa, name=text(resource, "name"))

@@ -24,15 +24,27 @@ from services.messaging.fhir_parts import (
     PatientInfo,
     Ref,
     TranslationError,
+    arr,
     code,
     coded,
     extension,
+    instant,
+    integer,
+    known,
+    maybe_day,
+    maybe_integer,
+    maybe_obj,
+    maybe_text,
+    number,
+    obj,
     one,
     organization_resource,
     patient_resource,
     read_patient,
     read_unit,
     resolve,
+    text,
+    texts,
 )
 
 Context = Literal["admission", "discharge", "home-care"]
@@ -232,68 +244,61 @@ def _statement(line: MedicationLine, ml: MedicationList, ref: Ref) -> dict[str, 
 def read_medication_list(doc: dict[str, Any]) -> MedicationList:
     """The medication list of a FHIR message; :class:`TranslationError` when incomplete."""
     header = one(doc, "MessageHeader")
-    try:
-        resource = resolve(doc, header["focus"][0])
-        if resource.get("resourceType") != "List":
-            raise TranslationError("message focus is not a List")
-        ident = next(
-            (i for i in resource["identifier"] if i.get("system") in LIST_ID_SYSTEMS),
-            resource["identifier"][0],
-        )
-        version = (extension(resource, vocab.DOCUMENT_VERSION_URL) or {})["valuePositiveInt"]
-        context = CONTEXTS[coded(resource["code"], vocab.MEDICATION_LIST_CONTEXT_SYSTEM) or ""]
-        return MedicationList(
-            list_id=ident["value"],
-            id_system=ident["system"],
-            version=int(version),
-            context=context,
-            occurred_at=datetime.fromisoformat(resource["date"]),
-            patient=read_patient(resolve(doc, resource["subject"])),
-            unit=read_unit(resolve(doc, header["sender"])),
-            lines=tuple(_read_line(resolve(doc, e["item"])) for e in resource.get("entry", [])),
-            encounter_id=resource.get("encounter", {}).get("identifier", {}).get("value"),
-        )
-    except TranslationError:
-        raise
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise TranslationError(f"medication list incomplete: {type(exc).__name__}") from None
+    resource = resolve(doc, header, "focus.0", "List")
+    idents = arr(resource, "identifier")
+    at = next((i for i, x in enumerate(idents) if x.get("system") in LIST_ID_SYSTEMS), 0)
+    version = integer(extension(resource, vocab.DOCUMENT_VERSION_URL), "valuePositiveInt")
+    if version < 1:
+        raise TranslationError("List version must be a positive integer")
+    concept = obj(resource, "code")
+    return MedicationList(
+        list_id=text(resource, f"identifier.{at}.value"),
+        id_system=text(resource, f"identifier.{at}.system"),
+        version=version,
+        context=known(CONTEXTS, coded(concept, vocab.MEDICATION_LIST_CONTEXT_SYSTEM), "List.code"),
+        occurred_at=instant(resource, "date"),
+        patient=read_patient(resolve(doc, resource, "subject")),
+        unit=read_unit(resolve(doc, header, "sender")),
+        lines=tuple(
+            _read_line(resolve(doc, resource, f"entry.{i}.item", "MedicationStatement"))
+            for i in range(len(arr(resource, "entry")))
+        ),
+        encounter_id=maybe_text(resource, "encounter.identifier.value"),
+    )
 
 
 def _read_line(statement: dict[str, Any]) -> MedicationLine:
-    if statement.get("resourceType") != "MedicationStatement":
-        raise TranslationError("a List entry is not a MedicationStatement")
-    concept = statement["medicationCodeableConcept"]
-    dosage = statement["dosage"][0]
-    repeat = dosage.get("timing", {}).get("repeat", {})
-    quantity = (dosage.get("doseAndRate") or [{}])[0].get("doseQuantity")
-    period = statement.get("effectivePeriod", {})
-    by = (extension(statement, vocab.ADMINISTERED_BY_URL) or {}).get("valueCodeableConcept")
+    concept = obj(statement, "medicationCodeableConcept")
+    quantity = maybe_obj(statement, "dosage.0.doseAndRate.0.doseQuantity")
+    by = maybe_obj(extension(statement, vocab.ADMINISTERED_BY_URL), "valueCodeableConcept")
     return MedicationLine(
-        name=concept["text"],
+        name=text(concept, "text"),
         dosage=Dosage(
-            text=dosage["text"],
-            dose=None if quantity is None else Dose(quantity["value"], quantity["unit"]),
-            times_per_day=repeat.get("frequency"),
-            times_of_day=tuple(t[:5] for t in repeat.get("timeOfDay", [])),
+            text=text(statement, "dosage.0.text"),
+            dose=None
+            if quantity is None
+            else Dose(number(quantity, "value"), text(quantity, "unit")),
+            times_per_day=maybe_integer(statement, "dosage.0.timing.repeat.frequency"),
+            times_of_day=tuple(t[:5] for t in texts(statement, "dosage.0.timing.repeat.timeOfDay")),
         ),
-        status=LINE_STATUS[statement["status"]],
-        administered_by=ADMINISTERED_BY[coded(by, vocab.ADMINISTERED_BY_SYSTEM) or ""],
+        status=known(LINE_STATUS, text(statement, "status"), "MedicationStatement.status"),
+        administered_by=known(
+            ADMINISTERED_BY,
+            coded(by, vocab.ADMINISTERED_BY_SYSTEM),
+            "MedicationStatement administered-by extension",
+        ),
         npl_id=coded(concept, vocab.NPL_ID_SYSTEM),
         npl_pack_id=coded(concept, vocab.NPL_PACK_ID_SYSTEM),
         atc_code=coded(concept, vocab.ATC_SYSTEM),
         strength=_string(concept, vocab.MEDICATION_STRENGTH_URL),
         form=_string(concept, vocab.MEDICATION_FORM_URL),
-        start_date=_date(period.get("start")),
-        end_date=_date(period.get("end")),
-        reason=(statement.get("reasonCode") or [{}])[0].get("text"),
-        change_note=(statement.get("note") or [{}])[0].get("text"),
+        start_date=maybe_day(statement, "effectivePeriod.start"),
+        end_date=maybe_day(statement, "effectivePeriod.end"),
+        reason=maybe_text(statement, "reasonCode.0.text"),
+        change_note=maybe_text(statement, "note.0.text"),
     )
 
 
 def _string(element: dict[str, Any], url: str) -> str | None:
     found = extension(element, url)
-    return None if found is None else str(found["valueString"])
-
-
-def _date(value: str | None) -> date | None:
-    return None if value is None else date.fromisoformat(value[:10])
+    return None if found is None else text(found, "valueString")

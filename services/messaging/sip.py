@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, overload
 
 from fhir.resources.R4B.bundle import Bundle
 
@@ -30,17 +30,32 @@ from services.messaging.fhir_parts import (
     PatientInfo,
     Ref,
     TranslationError,
+    arr,
+    boolean,
     code,
     coded,
     extension,
+    hsa_id,
+    instant,
+    integer,
+    known,
+    maybe_boolean,
+    maybe_day,
+    maybe_instant,
+    maybe_obj,
+    maybe_text,
     message_bundle,
+    obj,
     one,
     organization_resource,
     patient_resource,
     read_patient,
     read_unit,
     refs,
+    required_extension,
     resolve,
+    text,
+    where,
 )
 from services.messaging.identifiers import HSA_ID_SYSTEM
 from services.messaging.vocabulary import (
@@ -286,97 +301,115 @@ def _role(role: str) -> dict[str, Any]:
 def consent_given(doc: dict[str, Any]) -> bool:
     """The patient's consent carried by a SIP message; False when absent or unreadable."""
     try:
-        consent = extension(one(doc, "CarePlan"), SIP_CONSENT_URL) or {}
-        return _sub(consent, "given", "valueBoolean") is True
-    except (TranslationError, KeyError, TypeError, AttributeError):
+        consent = extension(one(doc, "CarePlan"), SIP_CONSENT_URL)
+        given = _sub(consent, "given", required=False) if consent is not None else None
+        return given is not None and maybe_boolean(given, "valueBoolean") is True
+    except TranslationError:
         return False
 
 
 def read_sip(doc: dict[str, Any]) -> Sip:
     """The SIP of a FHIR SIP message; raise :class:`TranslationError` if it is incomplete."""
     header = one(doc, "MessageHeader")
-    try:
-        plan = resolve(doc, header["focus"][0])
-        consent = extension(plan, SIP_CONSENT_URL) or {}
-        meeting = (extension(plan, SIP_MEETING_URL) or {}).get("valuePeriod")
-        location = (extension(plan, SIP_MEETING_LOCATION_URL) or {}).get("valueString")
-        team = resolve(doc, plan["careTeam"][0])
-        return Sip(
-            sip_id=next(i["value"] for i in plan["identifier"] if i["system"] == SIP_ID_SYSTEM),
-            version=(extension(plan, DOCUMENT_VERSION_URL) or {})["valuePositiveInt"],
-            stage=EVENT_STAGES[header["eventCoding"]["code"]],
-            occurred_at=datetime.fromisoformat(plan["meta"]["lastUpdated"]),
-            patient=read_patient(resolve(doc, plan["subject"])),
-            consent=Consent(
-                given=_sub(consent, "given", "valueBoolean"),
-                recorded_at=datetime.fromisoformat(_sub(consent, "recordedAt", "valueDateTime")),
-                note=_sub(consent, "note", "valueString", required=False),
-            ),
-            coordinating_unit=read_unit(resolve(doc, plan["author"])),
-            participants=tuple(_participant(doc, p) for p in team.get("participant", [])),
-            activities=tuple(_read_activity(doc, a) for a in plan.get("activity", [])),
-            goals=tuple(resolve(doc, g)["description"]["text"] for g in plan.get("goal", [])),
-            meeting=None
-            if meeting is None
-            else Meeting(_datetime(meeting["start"]), _datetime(meeting.get("end")), location),
-            note=plan["note"][0]["text"] if plan.get("note") else None,
-        )
-    except (KeyError, IndexError, StopIteration, TypeError, ValueError) as exc:
-        if isinstance(exc, TranslationError):
-            raise
-        raise TranslationError(f"SIP message incomplete: {type(exc).__name__}") from None
+    plan = resolve(doc, header, "focus.0", "CarePlan")
+    consent = required_extension(plan, SIP_CONSENT_URL)
+    consent_note = _sub(consent, "note", required=False)
+    meeting = maybe_obj(extension(plan, SIP_MEETING_URL), "valuePeriod")
+    location = extension(plan, SIP_MEETING_LOCATION_URL)
+    team = resolve(doc, plan, "careTeam.0", "CareTeam")
+    ids = arr(plan, "identifier")
+    at = next((i for i, x in enumerate(ids) if x.get("system") == SIP_ID_SYSTEM), None)
+    if at is None:
+        raise TranslationError("CarePlan has no SIP id")
+    return Sip(
+        sip_id=text(plan, f"identifier.{at}.value"),
+        version=integer(required_extension(plan, DOCUMENT_VERSION_URL), "valuePositiveInt"),
+        stage=known(EVENT_STAGES, text(header, "eventCoding.code"), "MessageHeader.eventCoding"),
+        occurred_at=instant(plan, "meta.lastUpdated"),
+        patient=read_patient(resolve(doc, plan, "subject")),
+        consent=Consent(
+            given=boolean(_sub(consent, "given"), "valueBoolean"),
+            recorded_at=instant(_sub(consent, "recordedAt"), "valueDateTime"),
+            note=None if consent_note is None else text(consent_note, "valueString"),
+        ),
+        coordinating_unit=read_unit(resolve(doc, plan, "author")),
+        participants=tuple(
+            _participant(doc, team, i) for i in range(len(arr(team, "participant")))
+        ),
+        activities=tuple(_read_activity(doc, plan, i) for i in range(len(arr(plan, "activity")))),
+        goals=tuple(
+            text(resolve(doc, plan, f"goal.{i}", "Goal"), "description.text")
+            for i in range(len(arr(plan, "goal")))
+        ),
+        meeting=None
+        if meeting is None
+        else Meeting(
+            instant(meeting, "start"),
+            maybe_instant(meeting, "end"),
+            None if location is None else text(location, "valueString"),
+        ),
+        note=text(plan, "note.0.text") if maybe_obj(plan, "note.0") is not None else None,
+    )
 
 
-def _sub(ext: dict[str, Any], url: str, value: str, *, required: bool = True) -> Any:
-    for sub in ext.get("extension", []):
-        if sub.get("url") == url:
-            return sub[value]
-    if required:
-        raise KeyError(url)
-    return None
+@overload
+def _sub(ext: dict[str, Any], url: str) -> dict[str, Any]: ...
+@overload
+def _sub(ext: dict[str, Any], url: str, *, required: bool) -> dict[str, Any] | None: ...
+def _sub(ext: dict[str, Any], url: str, *, required: bool = True) -> dict[str, Any] | None:
+    """The sub-extension ``url`` of the consent extension."""
+    found = next((sub for sub in arr(ext, "extension") if sub.get("url") == url), None)
+    if found is None and required:
+        raise TranslationError(f"SIP consent lacks {url}")
+    return found
 
 
-def _datetime(text: str | None) -> Any:
-    return None if text is None else datetime.fromisoformat(text)
-
-
-def _read_role(concept: dict[str, Any]) -> str:
+def _read_role(concept: dict[str, Any] | None) -> str:
     role = coded(concept, SIP_ROLE_SYSTEM)
     if role not in ROLES:
         raise TranslationError("SIP role missing or unknown")
     return role
 
 
-def _participant(doc: dict[str, Any], entry: dict[str, Any]) -> Participant:
-    texts = [r["text"] for r in entry["role"][1:] if not r.get("coding")]
-    name = hsa_id = unit = None
-    if (member_ref := entry.get("member")) is not None:
-        member = resolve(doc, member_ref)
-        if member["resourceType"] == "Patient":
-            name = member_ref.get("display")
-        elif member["resourceType"] == "Organization":
+def _participant(doc: dict[str, Any], team: dict[str, Any], i: int) -> Participant:
+    at = f"participant.{i}"
+    roles = arr(team, f"{at}.role")
+    texts = [
+        text(team, f"{at}.role.{j}.text") for j, r in enumerate(roles) if j and not r.get("coding")
+    ]
+    name = hsa = unit = None
+    if maybe_obj(team, f"{at}.member") is not None:
+        member = resolve(doc, team, f"{at}.member")
+        kind = member.get("resourceType")
+        if kind == "Patient":
+            name = maybe_text(team, f"{at}.member.display")
+        elif kind == "Organization":
             unit = read_unit(member)
-        else:  # Practitioner, RelatedPerson
-            name = member["name"][0]["text"] if member.get("name") else None
-            ids = member.get("identifier", [])
-            hsa_id = next((i["value"] for i in ids if i["system"] == HSA_ID_SYSTEM), None)
-    if entry.get("onBehalfOf") is not None:
-        unit = read_unit(resolve(doc, entry["onBehalfOf"]))
+        elif kind in ("Practitioner", "RelatedPerson"):
+            name = text(member, "name.0.text") if maybe_obj(member, "name.0") is not None else None
+            hsa = hsa_id(member)
+        else:
+            raise TranslationError(f"{where(team, at)}.member points to no participant")
+    if maybe_obj(team, f"{at}.onBehalfOf") is not None:
+        unit = read_unit(resolve(doc, team, f"{at}.onBehalfOf"))
     return Participant(
-        _read_role(entry["role"][0]), name, unit, hsa_id, texts[0] if texts else None
+        _read_role(maybe_obj(team, f"{at}.role.0")), name, unit, hsa, texts[0] if texts else None
     )
 
 
-def _read_activity(doc: dict[str, Any], activity: dict[str, Any]) -> Activity:
-    detail = activity["detail"]
-    responsible = extension(detail, SIP_RESPONSIBLE_ROLE_URL) or {}
-    due = detail.get("scheduledPeriod", {}).get("end")
-    performers = detail.get("performer", [])
+def _read_activity(doc: dict[str, Any], plan: dict[str, Any], i: int) -> Activity:
+    at = f"activity.{i}"
+    detail = obj(plan, f"{at}.detail")
+    responsible = required_extension(detail, SIP_RESPONSIBLE_ROLE_URL)
     return Activity(
-        activity_id=(extension(activity, SIP_ACTIVITY_ID_URL) or {})["valueString"],
-        description=detail["description"],
-        responsible=_read_role(responsible["valueCodeableConcept"]),
-        status=_ACTIVITY_STATUS_BACK[detail["status"]],
-        unit=read_unit(resolve(doc, performers[0])) if performers else None,
-        due=None if due is None else date.fromisoformat(due[:10]),
+        activity_id=text(required_extension(obj(plan, at), SIP_ACTIVITY_ID_URL), "valueString"),
+        description=text(plan, f"{at}.detail.description"),
+        responsible=_read_role(obj(responsible, "valueCodeableConcept")),
+        status=known(
+            _ACTIVITY_STATUS_BACK, text(plan, f"{at}.detail.status"), "CarePlan.activity.status"
+        ),
+        unit=read_unit(resolve(doc, plan, f"{at}.detail.performer.0"))
+        if arr(detail, "performer")
+        else None,
+        due=maybe_day(plan, f"{at}.detail.scheduledPeriod.end"),
     )

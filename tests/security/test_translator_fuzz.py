@@ -8,7 +8,10 @@
   in the receiving journal's document.
 - Any change to a FHIR message on its way out (a node anywhere replaced by arbitrary JSON)
   is translated for the destination or answered :class:`Untranslatable` (a fatal delivery
-  outcome naming no patient data): never an exception that would stall the queue.
+  outcome naming no patient data), and the refusal is the translator's own
+  TranslationError or MalformedMessage, not the safety net in ``translate()``.
+- A refusal of a changed message that holds a test patient (people.py: personnummer,
+  names, address), even with that data moved where it does not belong, names none of it.
 - A random 12-digit number is a valid personnummer or samordningsnummer exactly when an
   independent oracle (Luhn over the last ten digits, a calendar date, day + 60) says so.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import calendar
 import dataclasses
 import json
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,13 +38,15 @@ from services.adapter_treserva import families as treserva
 from services.adapter_treserva.families import receipt as treserva_receipt
 from services.adapter_treserva.service import DESTINATION as TRESERVA
 from services.messaging.delivery import Destination, Untranslatable, translate
-from services.messaging.envelope import to_json
+from services.messaging.envelope import MalformedMessage, read_envelope, to_json
+from services.messaging.fhir_parts import TranslationError
 from services.messaging.identifiers import (
     IdentifierKind,
     InvalidIdentifier,
     parse_patient_identifier,
 )
 from services.messaging.native import InboundFamily, InvalidEvent
+from services.simulators.samples import people
 
 pytestmark = pytest.mark.security
 
@@ -329,8 +335,11 @@ def _first_fixture(family: str) -> str:
 
 
 @st.composite
-def mutated(draw: st.DrawFn, bundle: dict[str, Any]) -> dict[str, Any]:
-    """``bundle`` (a copy) with one node, at any depth, replaced by arbitrary JSON."""
+def mutated(
+    draw: st.DrawFn, bundle: dict[str, Any], values: st.SearchStrategy[Any] = json_values
+) -> dict[str, Any]:
+    """``bundle`` (a copy) with one node, at any depth, replaced by one of ``values``
+    (arbitrary JSON unless told)."""
     copy: dict[str, Any] = json.loads(json.dumps(bundle))
     target: Any = copy
     for _ in range(draw(st.integers(0, 8))):
@@ -344,9 +353,9 @@ def mutated(draw: st.DrawFn, bundle: dict[str, Any]) -> dict[str, Any]:
             break
         target = child
     if isinstance(target, dict) and target:
-        target[draw(st.sampled_from(sorted(target)))] = draw(json_values)
+        target[draw(st.sampled_from(sorted(target)))] = draw(values)
     elif isinstance(target, list) and target:
-        target[draw(st.integers(0, len(target) - 1))] = draw(json_values)
+        target[draw(st.integers(0, len(target) - 1))] = draw(values)
     return copy
 
 
@@ -369,10 +378,87 @@ def test_a_changed_message_is_translated_or_refused_never_raised(family, fixture
             _, _, native = translate(json.dumps(changed), destination)
         except Untranslatable as exc:
             assert exc.reason
+            # the translator refused it itself, not the safety net in translate()
+            assert "in the translator" not in exc.reason, exc.reason
             return
         assert isinstance(native, dict)
 
     check()
+
+
+# Where the patient sits in each source's native document, and who people.py makes for it.
+PATIENT_OF = {
+    "takecare": ("patient", people.takecare_patient),
+    "treserva": ("brukare", people.treserva_brukare),
+}
+
+
+def _patient_values(patient: dict[str, Any]) -> set[str]:
+    """The patient data of a native patient: numbers (with and without the dash), names,
+    address; not its booleans."""
+    found = {s for s in _strings(patient) if s.strip()}
+    return found | {s.replace("-", "") for s in found if s.replace("-", "").isdigit()}
+
+
+def _hostile(secrets: set[str], patient: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """A node that holds patient data, put where it does not belong: a value, in a list,
+    as a key and value of an object, a personnummer as a number, or one of the Patient's
+    own elements (name, identifier, address, the whole resource) moved elsewhere."""
+    value = st.sampled_from(sorted(secrets))
+    numbers = sorted(int(s) for s in secrets if s.isdigit())
+    return st.one_of(
+        value,
+        value.map(lambda s: [s]),
+        value.map(lambda s: {s: s, "value": s, "reference": s, "resourceType": s}),
+        st.sampled_from(numbers) if numbers else value,
+        st.sampled_from([patient, *(patient[k] for k in ("name", "identifier", "address"))]),
+    )
+
+
+@pytest.mark.parametrize(
+    ("family", "fixture", "destination"),
+    OUTGOING,
+    ids=[f"{f}->{d.system.value}:{d.owner}" for f, _, d in OUTGOING],
+)
+def test_a_refusal_of_a_changed_message_names_no_patient_data(family, fixture, destination):
+    source, name = family.split("/")
+    chosen = INBOUND[family]
+    where, make = PATIENT_OF[source]
+    refused = 0
+
+    @settings(FAST, max_examples=100)
+    @given(seed=st.integers(0, 2**32), data=st.data())
+    def check(seed: int, data: st.DataObject) -> None:
+        nonlocal refused
+        document = _fixture(source, name, fixture or _first_fixture(family))
+        document[where] = make(random.Random(seed), protected_share=0.0)
+        secrets = _patient_values(document[where])
+        bundle = json.loads(to_json(chosen.to_bundle(chosen.parse(document), now=NOW)))
+        (patient,) = [
+            e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+        ]
+        assert secrets & _strings(bundle), "the message carries the patient's data"
+        hostile = _hostile(secrets, patient)
+        # mostly inside one resource, where the translators read, else anywhere
+        changed = bundle
+        at = data.draw(st.integers(-1, len(bundle["entry"]) - 1))
+        if at < 0:
+            changed = data.draw(mutated(bundle, hostile))
+        else:
+            changed["entry"][at]["resource"] = data.draw(
+                mutated(bundle["entry"][at]["resource"], hostile)
+            )
+        try:
+            envelope = read_envelope(json.dumps(changed))
+            outbound = destination.family_for(envelope.event_code)
+            if outbound is not None:
+                outbound.to_native(changed)
+        except (TranslationError, MalformedMessage) as exc:  # anything else fails the test
+            refused += 1
+            assert not {s for s in secrets if s in str(exc)}, "the refusal names patient data"
+
+    check()
+    assert refused, "some changed messages were refused"
 
 
 def test_a_translator_bug_is_untranslatable_not_an_exception():

@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, Field
 
 from services.adapter_takecare.native import IDENTIFIER_PATH, Patient, Unit
 from services.messaging.envelope import BusinessKey, EventCode, System
-from services.messaging.fhir_parts import TranslationError, message_bundle, refs
+from services.messaging.fhir_parts import message_bundle, refs, text
 from services.messaging.identifiers import PatientIdentifier
 from services.messaging.medication import (
     FOCUS,
@@ -154,10 +154,7 @@ INBOUND = InboundFamily(
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     """TakeCare's document of a FHIR medication-list message; eventId is the message id."""
     ml = read_medication_list(doc)
-    try:
-        event_id = str(doc["id"])
-    except KeyError:
-        raise TranslationError("medication list message has no id") from None
+    event_id = text(doc, "id")
     native: dict[str, Any] = {
         "eventId": event_id,
         "listId": ml.list_id,

@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from services.adapter_takecare.native import IDENTIFIER_PATH, Patient, Unit
 from services.messaging.envelope import BusinessKey, EventCode, System
-from services.messaging.fhir_parts import CareUnit
+from services.messaging.fhir_parts import CareUnit, text
 from services.messaging.identifiers import PatientIdentifier
 from services.messaging.native import InboundFamily, NativeEvent, NativeModel, OutboundFamily
 from services.messaging.sip import (
@@ -163,7 +163,7 @@ INBOUND = InboundFamily(
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     sip = read_sip(doc)
     native: dict[str, Any] = {
-        "eventId": doc["id"],
+        "eventId": text(doc, "id"),
         "sipId": sip.sip_id,
         "version": sip.version,
         "stage": sip.stage,

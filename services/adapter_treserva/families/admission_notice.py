@@ -9,14 +9,17 @@ from typing import Any
 from services.adapter_treserva.native import brukare, enhet
 from services.messaging.envelope import EventCode
 from services.messaging.fhir_parts import (
-    TranslationError,
     coded,
     extension,
+    known,
+    maybe_obj,
+    maybe_text,
     one,
     read_patient,
     read_unit,
     resolve,
     resources,
+    text,
 )
 from services.messaging.native import OutboundFamily
 from services.messaging.vocabulary import (
@@ -40,35 +43,33 @@ OBSERVATION_FIELDS = {
 
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     header = one(doc, "MessageHeader")
-    try:
-        encounter = resolve(doc, header["focus"][0])
-        event = header["eventCoding"]["code"]
-        notice: dict[str, Any] = {
-            "meddelandeId": doc["id"],
-            "typ": TYP[event],
-            "skickat": doc["timestamp"],
-            "brukare": brukare(read_patient(resolve(doc, encounter["subject"]))),
-            "vardtillfalle": {
-                "id": encounter["identifier"][0]["value"],
-                "inskriven": encounter["period"]["start"],
-                "avdelning": enhet(read_unit(resolve(doc, encounter["serviceProvider"]))),
-            },
-            "beraknadUtskrivning": (extension(encounter, EXPECTED_DISCHARGE_URL) or {}).get(
-                "valueDateTime"
-            ),
-            "inskrivningsorsak": encounter["reasonCode"][0]["text"],
-        }
-    except (KeyError, IndexError) as exc:
-        raise TranslationError(f"admission notice incomplete: {type(exc).__name__}") from None
+    encounter = resolve(doc, header, "focus.0", "Encounter")
+    notice: dict[str, Any] = {
+        "meddelandeId": text(doc, "id"),
+        "typ": known(TYP, text(header, "eventCoding.code"), "MessageHeader.eventCoding.code"),
+        "skickat": text(doc, "timestamp"),
+        "brukare": brukare(read_patient(resolve(doc, encounter, "subject"))),
+        "vardtillfalle": {
+            "id": text(encounter, "identifier.0.value"),
+            "inskriven": text(encounter, "period.start"),
+            "avdelning": enhet(read_unit(resolve(doc, encounter, "serviceProvider"))),
+        },
+        "beraknadUtskrivning": maybe_text(
+            extension(encounter, EXPECTED_DISCHARGE_URL), "valueDateTime"
+        ),
+        "inskrivningsorsak": text(encounter, "reasonCode.0.text"),
+    }
     cancelled = extension(encounter, CANCELLATION_REASON_URL)
     if cancelled is not None:
-        notice["makuleringsorsak"] = cancelled["valueString"]
+        notice["makuleringsorsak"] = text(cancelled, "valueString")
     for field in OBSERVATION_FIELDS.values():
         notice[field] = None
     for observation in resources(doc, "Observation"):
-        target = OBSERVATION_FIELDS.get(coded(observation.get("code"), OBSERVATION_SYSTEM) or "")
+        target = OBSERVATION_FIELDS.get(
+            coded(maybe_obj(observation, "code"), OBSERVATION_SYSTEM) or ""
+        )
         if target is not None:
-            notice[target] = observation.get("valueString")
+            notice[target] = maybe_text(observation, "valueString")
     return notice
 
 

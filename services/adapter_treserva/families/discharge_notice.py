@@ -13,12 +13,19 @@ from services.adapter_treserva.native import brukare, enhet
 from services.messaging.envelope import EventCode
 from services.messaging.fhir_parts import (
     TranslationError,
+    arr,
     coded,
+    known,
+    maybe_boolean,
+    maybe_obj,
+    maybe_text,
+    obj,
     one,
     read_patient,
     read_unit,
     resolve,
     resources,
+    text,
 )
 from services.messaging.native import OutboundFamily
 from services.messaging.vocabulary import (
@@ -54,40 +61,38 @@ RESPONSIBILITY = "responsible-after-discharge"
 
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     header = one(doc, "MessageHeader")
-    try:
-        encounter = resolve(doc, header["focus"][0])
-        event = header["eventCoding"]["code"]
-        destination = coded(
-            encounter["hospitalization"]["dischargeDisposition"], DISCHARGE_DESTINATION_SYSTEM
-        )
-        notice: dict[str, Any] = {
-            "meddelandeId": doc["id"],
-            "typ": TYP[event],
-            "skickat": doc["timestamp"],
-            "brukare": brukare(read_patient(resolve(doc, encounter["subject"]))),
-            "vardtillfalle": {
-                "id": encounter["identifier"][0]["value"],
-                "inskriven": encounter["period"]["start"],
-                "avdelning": enhet(read_unit(resolve(doc, encounter["serviceProvider"]))),
-            },
-            "utskriven": encounter["period"]["end"],
-            "utskrivenTill": UTSKRIVEN_TILL[destination or ""],
-            "uppfoljning": _follow_up(doc),
-            "informationVidUtskrivning": _information(doc),
-            "lakemedelslistaSkickad": _medication_list_sent(doc),
-            "ansvarigEnhet": _responsible_unit(doc),
-        }
-    except (KeyError, IndexError) as exc:
-        raise TranslationError(f"discharge notice incomplete: {type(exc).__name__}") from None
-    return notice
+    encounter = resolve(doc, header, "focus.0", "Encounter")
+    destination = coded(
+        obj(encounter, "hospitalization.dischargeDisposition"), DISCHARGE_DESTINATION_SYSTEM
+    )
+    return {
+        "meddelandeId": text(doc, "id"),
+        "typ": known(TYP, text(header, "eventCoding.code"), "MessageHeader.eventCoding.code"),
+        "skickat": text(doc, "timestamp"),
+        "brukare": brukare(read_patient(resolve(doc, encounter, "subject"))),
+        "vardtillfalle": {
+            "id": text(encounter, "identifier.0.value"),
+            "inskriven": text(encounter, "period.start"),
+            "avdelning": enhet(read_unit(resolve(doc, encounter, "serviceProvider"))),
+        },
+        "utskriven": text(encounter, "period.end"),
+        "utskrivenTill": known(
+            UTSKRIVEN_TILL, destination, "Encounter.hospitalization.dischargeDisposition"
+        ),
+        "uppfoljning": _follow_up(doc),
+        "informationVidUtskrivning": _information(doc),
+        "lakemedelslistaSkickad": _medication_list_sent(doc),
+        "ansvarigEnhet": _responsible_unit(doc),
+    }
 
 
 def _information(doc: dict[str, Any]) -> dict[str, Any]:
     information: dict[str, Any] = dict.fromkeys(INFORMATION_FIELDS.values())
     for observation in resources(doc, "Observation"):
-        target = INFORMATION_FIELDS.get(coded(observation.get("code"), OBSERVATION_SYSTEM) or "")
+        concept = maybe_obj(observation, "code")
+        target = INFORMATION_FIELDS.get(coded(concept, OBSERVATION_SYSTEM) or "")
         if target is not None:
-            information[target] = observation.get("valueString")
+            information[target] = maybe_text(observation, "valueString")
     if information["sammanfattning"] is None:
         raise TranslationError("discharge notice lacks the discharge summary")
     return information
@@ -95,30 +100,28 @@ def _information(doc: dict[str, Any]) -> dict[str, Any]:
 
 def _medication_list_sent(doc: dict[str, Any]) -> bool:
     for observation in resources(doc, "Observation"):
-        if coded(observation.get("code"), OBSERVATION_SYSTEM) == MEDICATION_LIST_SENT:
-            sent = observation.get("valueBoolean")
-            if isinstance(sent, bool):
+        if coded(maybe_obj(observation, "code"), OBSERVATION_SYSTEM) == MEDICATION_LIST_SENT:
+            sent = maybe_boolean(observation, "valueBoolean")
+            if sent is not None:
                 return sent
     raise TranslationError("discharge notice does not say whether a medication list was sent")
 
 
 def _follow_up(doc: dict[str, Any]) -> dict[str, Any] | None:
     for request in resources(doc, "ServiceRequest"):
-        if coded(request.get("code"), SNOMED_SYSTEM) == FOLLOW_UP_CODE:
+        if coded(maybe_obj(request, "code"), SNOMED_SYSTEM) == FOLLOW_UP_CODE:
             return {
-                "enhet": enhet(read_unit(resolve(doc, request["performer"][0]))),
-                "tid": request.get("occurrenceDateTime"),
-                "notering": (request.get("note") or [{}])[0].get("text"),
+                "enhet": enhet(read_unit(resolve(doc, request, "performer.0"))),
+                "tid": maybe_text(request, "occurrenceDateTime"),
+                "notering": maybe_text(request, "note.0.text"),
             }
     return None
 
 
 def _responsible_unit(doc: dict[str, Any]) -> dict[str, str] | None:
     for episode in resources(doc, "EpisodeOfCare"):
-        if any(
-            coded(kind, OBSERVATION_SYSTEM) == RESPONSIBILITY for kind in episode.get("type", [])
-        ):
-            return enhet(read_unit(resolve(doc, episode["managingOrganization"])))
+        if any(coded(kind, OBSERVATION_SYSTEM) == RESPONSIBILITY for kind in arr(episode, "type")):
+            return enhet(read_unit(resolve(doc, episode, "managingOrganization")))
     return None
 
 

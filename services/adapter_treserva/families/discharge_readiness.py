@@ -13,15 +13,21 @@ from services.adapter_treserva.native import brukare, enhet
 from services.messaging.envelope import EventCode
 from services.messaging.fhir_parts import (
     TranslationError,
+    arr,
     coded,
     extension,
+    hsa_id,
+    known,
+    maybe_obj,
+    maybe_text,
     one,
     read_patient,
     read_unit,
+    required_extension,
     resolve,
     resources,
+    text,
 )
-from services.messaging.identifiers import HSA_ID_SYSTEM
 from services.messaging.native import OutboundFamily
 from services.messaging.vocabulary import (
     EXPECTED_DISCHARGE_URL,
@@ -46,59 +52,52 @@ JUDGED_BY_TYPE = "DIS"
 
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     header = one(doc, "MessageHeader")
-    try:
-        encounter = resolve(doc, header["focus"][0])
-        event = header["eventCoding"]["code"]
-        notice: dict[str, Any] = {
-            "meddelandeId": doc["id"],
-            "typ": TYP[event],
-            "skickat": doc["timestamp"],
-            "brukare": brukare(read_patient(resolve(doc, encounter["subject"]))),
-            "vardtillfalle": {
-                "id": encounter["identifier"][0]["value"],
-                "inskriven": encounter["period"]["start"],
-                "avdelning": enhet(read_unit(resolve(doc, encounter["serviceProvider"]))),
-            },
-            "bedomdUtskrivningsklar": _required(encounter, READY_FOR_DISCHARGE_URL)[
-                "valueDateTime"
-            ],
-            "bedomdAv": _judged_by(doc, encounter),
-            "beraknadUtskrivning": (extension(encounter, EXPECTED_DISCHARGE_URL) or {}).get(
-                "valueDateTime"
-            ),
-        }
-        if event == EventCode.READY_FOR_DISCHARGE_WITHDRAWN.value:
-            notice["aterkallelseorsak"] = _required(encounter, WITHDRAWAL_REASON_URL)["valueString"]
-    except (KeyError, IndexError, StopIteration) as exc:
-        raise TranslationError(f"discharge readiness incomplete: {type(exc).__name__}") from None
+    encounter = resolve(doc, header, "focus.0", "Encounter")
+    event = text(header, "eventCoding.code")
+    notice: dict[str, Any] = {
+        "meddelandeId": text(doc, "id"),
+        "typ": known(TYP, event, "MessageHeader.eventCoding.code"),
+        "skickat": text(doc, "timestamp"),
+        "brukare": brukare(read_patient(resolve(doc, encounter, "subject"))),
+        "vardtillfalle": {
+            "id": text(encounter, "identifier.0.value"),
+            "inskriven": text(encounter, "period.start"),
+            "avdelning": enhet(read_unit(resolve(doc, encounter, "serviceProvider"))),
+        },
+        "bedomdUtskrivningsklar": text(
+            required_extension(encounter, READY_FOR_DISCHARGE_URL), "valueDateTime"
+        ),
+        "bedomdAv": _judged_by(doc, encounter),
+        "beraknadUtskrivning": maybe_text(
+            extension(encounter, EXPECTED_DISCHARGE_URL), "valueDateTime"
+        ),
+    }
+    if event == EventCode.READY_FOR_DISCHARGE_WITHDRAWN.value:
+        notice["aterkallelseorsak"] = text(
+            required_extension(encounter, WITHDRAWAL_REASON_URL), "valueString"
+        )
     for field in OBSERVATION_FIELDS.values():
         notice[field] = None
     for observation in resources(doc, "Observation"):
-        target = OBSERVATION_FIELDS.get(coded(observation.get("code"), OBSERVATION_SYSTEM) or "")
+        concept = maybe_obj(observation, "code")
+        target = OBSERVATION_FIELDS.get(coded(concept, OBSERVATION_SYSTEM) or "")
         if target is not None:
-            notice[target] = observation.get("valueString")
+            notice[target] = maybe_text(observation, "valueString")
     return notice
-
-
-def _required(encounter: dict[str, Any], url: str) -> dict[str, Any]:
-    found = extension(encounter, url)
-    if found is None:
-        raise TranslationError(f"discharge readiness lacks extension {url.rsplit('/', 1)[-1]}")
-    return found
 
 
 def _judged_by(doc: dict[str, Any], encounter: dict[str, Any]) -> dict[str, str] | None:
     """The participant typed DIS (discharger): the physician who judged the patient ready."""
-    for participant in encounter.get("participant", []):
+    for i, participant in enumerate(arr(encounter, "participant")):
         if any(
             coded(kind, PARTICIPATION_TYPE_SYSTEM) == JUDGED_BY_TYPE
-            for kind in participant.get("type", [])
+            for kind in arr(participant, "type")
         ):
-            practitioner = resolve(doc, participant["individual"])
-            hsa = next(
-                i["value"] for i in practitioner["identifier"] if i["system"] == HSA_ID_SYSTEM
-            )
-            return {"hsaId": hsa, "namn": practitioner["name"][0]["text"]}
+            practitioner = resolve(doc, encounter, f"participant.{i}.individual", "Practitioner")
+            hsa = hsa_id(practitioner)
+            if hsa is None:
+                raise TranslationError("the discharging Practitioner has no HSA-id")
+            return {"hsaId": hsa, "namn": text(practitioner, "name.0.text")}
     return None
 
 

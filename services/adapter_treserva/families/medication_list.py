@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, Field
 
 from services.adapter_treserva.native import IDENTIFIER_PATH, Brukare, Enhet, brukare, enhet
 from services.messaging.envelope import BusinessKey, EventCode, System
-from services.messaging.fhir_parts import TranslationError, message_bundle, refs
+from services.messaging.fhir_parts import message_bundle, refs, text
 from services.messaging.identifiers import PatientIdentifier
 from services.messaging.medication import (
     FOCUS,
@@ -174,10 +174,7 @@ INBOUND = InboundFamily(
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     """Treserva's document of a FHIR medication-list message; meddelandeId is the message id."""
     ml = read_medication_list(doc)
-    try:
-        meddelande_id = str(doc["id"])
-    except KeyError:
-        raise TranslationError("medication list message has no id") from None
+    meddelande_id = text(doc, "id")
     native: dict[str, Any] = {
         "meddelandeId": meddelande_id,
         "listaId": ml.list_id,

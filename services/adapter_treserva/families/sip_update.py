@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from services.adapter_treserva.native import IDENTIFIER_PATH, Brukare, Enhet, brukare, enhet
 from services.messaging.envelope import BusinessKey, EventCode, System
-from services.messaging.fhir_parts import CareUnit
+from services.messaging.fhir_parts import CareUnit, text
 from services.messaging.identifiers import PatientIdentifier
 from services.messaging.native import InboundFamily, NativeEvent, NativeModel, OutboundFamily
 from services.messaging.sip import (
@@ -189,7 +189,7 @@ INBOUND = InboundFamily(
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     sip = read_sip(doc)
     native: dict[str, Any] = {
-        "meddelandeId": doc["id"],
+        "meddelandeId": text(doc, "id"),
         "sipId": sip.sip_id,
         "version": sip.version,
         "steg": _STEG_BACK[sip.stage],
