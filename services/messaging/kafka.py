@@ -133,20 +133,43 @@ class KafkaPublisher:
             raise PublishError(type(exc).__name__) from exc
 
 
+class ConsumerStartFailed(Exception):
+    """The consumer did not join its group in any of its attempts."""
+
+
 class KafkaConsumer:
     def __init__(self, bootstrap: str, topics: Sequence[str], group_id: str) -> None:
-        self._consumer = AIOKafkaConsumer(
-            *topics,
-            bootstrap_servers=bootstrap,
-            group_id=group_id,
+        self._bootstrap, self._topics, self._group = bootstrap, tuple(topics), group_id
+        self._consumer = self._new()
+
+    def _new(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            *self._topics,
+            bootstrap_servers=self._bootstrap,
+            group_id=self._group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=50,
             max_poll_records=500,
         )
 
-    async def start(self) -> None:
-        await self._consumer.start()
+    async def start(self, *, timeout_s: float = 20.0, attempts: int = 3) -> None:
+        """Join the group; an attempt that hangs (seen now and then on a loaded machine
+        against Tansu) is abandoned after ``timeout_s`` and made again with a new client, so
+        a service never sits silently unhealthy at start-up."""
+        for attempt in range(1, attempts + 1):
+            try:
+                await asyncio.wait_for(self._consumer.start(), timeout_s)
+                return
+            except TimeoutError:
+                log.warning(
+                    "consumer did not join its group in time; trying again",
+                    extra={"group": self._group, "attempt": attempt, "timeout_s": timeout_s},
+                )
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._consumer.stop(), timeout_s)
+                self._consumer = self._new()
+        raise ConsumerStartFailed(f"group {self._group} not joined in {attempts} attempts")
 
     async def stop(self) -> None:
         await self._consumer.stop()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import sys
+import time
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -75,6 +77,9 @@ def notification_channels(
     return notifier, sender
 
 
+log = logging.getLogger(__name__)
+
+
 async def main(settings: RouterSettings | None = None) -> int:
     settings = settings or RouterSettings()
     logs.configure("router", settings.log_level)
@@ -123,7 +128,9 @@ async def main(settings: RouterSettings | None = None) -> int:
         out=sys.stdout,  # never the JSON log on stderr: see console/identity.py
     )
     await router.sync_subscriptions()
+    swept = time.monotonic()
     await router.sweep()
+    log.info("start-up: swept", extra={"seconds": round(time.monotonic() - swept, 2)})
     consumer = KafkaConsumer(
         settings.kafka_bootstrap, [topics.INBOUND, topics.RESULTS], group_id="router"
     )
@@ -135,7 +142,13 @@ async def main(settings: RouterSettings | None = None) -> int:
         settings.kafka_bootstrap, [topics.WEBHOOKS], group_id=webhooks.CONSUMER
     )
     # Together: each start waits for its group's first assignment (about 5 s on Tansu).
+    joining = time.monotonic()
+    log.info("start-up: consumers joining their groups")
     await asyncio.gather(consumer.start(), webhook_consumer.start())
+    log.info(
+        "start-up: consumers joined",
+        extra={"seconds": round(time.monotonic() - joining, 2)},
+    )
 
     async def consume() -> None:
         await consume_forever(consumer, router.handle_batch, name="router")
