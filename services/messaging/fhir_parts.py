@@ -248,18 +248,23 @@ def _get(node: Any, path: str) -> Any:
     return here
 
 
+def _required(maybe: Callable[[Any, str], T | None]) -> Callable[[Any, str], T]:
+    """The reader of ``maybe``'s kind that refuses an absent value."""
+
+    def read(node: Any, path: str) -> T:
+        found = maybe(node, path)
+        if found is None:
+            raise _missing(node, path)
+        return found
+
+    return read
+
+
 def maybe_obj(node: Any, path: str) -> dict[str, Any] | None:
     found = _get(node, path)
     if found is None or isinstance(found, dict):
         return found
     raise _wrong(node, path, "an object")
-
-
-def obj(node: Any, path: str) -> dict[str, Any]:
-    found = maybe_obj(node, path)
-    if found is None:
-        raise _missing(node, path)
-    return found
 
 
 def arr(node: Any, path: str) -> list[dict[str, Any]]:
@@ -295,13 +300,6 @@ def maybe_text(node: Any, path: str) -> str | None:
     raise _wrong(node, path, "a string")
 
 
-def text(node: Any, path: str) -> str:
-    found = maybe_text(node, path)
-    if found is None:
-        raise _missing(node, path)
-    return found
-
-
 def maybe_integer(node: Any, path: str) -> int | None:
     found = _get(node, path)
     if found is None:
@@ -309,13 +307,6 @@ def maybe_integer(node: Any, path: str) -> int | None:
     if isinstance(found, int) and not isinstance(found, bool):  # bool is an int to Python
         return found
     raise _wrong(node, path, "an integer")
-
-
-def integer(node: Any, path: str) -> int:
-    found = maybe_integer(node, path)
-    if found is None:
-        raise _missing(node, path)
-    return found
 
 
 def number(node: Any, path: str) -> int | float:
@@ -334,13 +325,6 @@ def maybe_boolean(node: Any, path: str) -> bool | None:
     raise _wrong(node, path, "a boolean")
 
 
-def boolean(node: Any, path: str) -> bool:
-    found = maybe_boolean(node, path)
-    if found is None:
-        raise _missing(node, path)
-    return found
-
-
 def maybe_instant(node: Any, path: str) -> datetime | None:
     """A FHIR dateTime with a time and a time zone, as both journals need one."""
     found = maybe_text(node, path)
@@ -355,13 +339,6 @@ def maybe_instant(node: Any, path: str) -> datetime | None:
     return parsed
 
 
-def instant(node: Any, path: str) -> datetime:
-    found = maybe_instant(node, path)
-    if found is None:
-        raise _missing(node, path)
-    return found
-
-
 def maybe_day(node: Any, path: str) -> date | None:
     """The calendar date of a FHIR date or dateTime."""
     found = maybe_text(node, path)
@@ -371,6 +348,14 @@ def maybe_day(node: Any, path: str) -> date | None:
         return date.fromisoformat(found[:10])
     except ValueError:  # its message quotes the value
         raise _wrong(node, path, "a date") from None
+
+
+# The required readers: a missing value is a TranslationError naming its place.
+obj = _required(maybe_obj)
+text = _required(maybe_text)
+integer = _required(maybe_integer)
+boolean = _required(maybe_boolean)
+instant = _required(maybe_instant)
 
 
 def known(table: Mapping[str, T], key: str | None, what: str) -> T:
