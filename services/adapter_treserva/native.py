@@ -3,11 +3,22 @@ enhet (unit), and how they map to the broker's :class:`PatientInfo` and :class:`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import Field
 
-from services.messaging.fhir_parts import Address, CareUnit, PatientInfo
+from services.messaging.fhir_parts import (
+    Address,
+    CareUnit,
+    PatientInfo,
+    known,
+    one,
+    read_patient,
+    read_unit,
+    resolve,
+    text,
+)
 from services.messaging.identifiers import (
     IdentifierKind,
     PatientIdentifier,
@@ -84,3 +95,25 @@ class Brukare(NativeModel):
             address=None if a is None else Address(a.gatuadress, a.postnummer, a.postort),
             protected=self.skyddad_identitet,
         )
+
+
+def stay_notice(
+    doc: dict[str, Any], typ: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """What every Treserva notice about a hospital stay starts with: the message's
+    MessageHeader, the Encounter it is about, and the notice's shared fields (id, type by
+    ``typ``, time sent, the brukare, the stay and its unit)."""
+    header = one(doc, "MessageHeader")
+    encounter = resolve(doc, header, "focus.0", "Encounter")
+    notice: dict[str, Any] = {
+        "meddelandeId": text(doc, "id"),
+        "typ": known(typ, text(header, "eventCoding.code"), "MessageHeader.eventCoding.code"),
+        "skickat": text(doc, "timestamp"),
+        "brukare": brukare(read_patient(resolve(doc, encounter, "subject"))),
+        "vardtillfalle": {
+            "id": text(encounter, "identifier.0.value"),
+            "inskriven": text(encounter, "period.start"),
+            "avdelning": enhet(read_unit(resolve(doc, encounter, "serviceProvider"))),
+        },
+    }
+    return header, encounter, notice

@@ -6,18 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.adapter_treserva.native import brukare, enhet
+from services.adapter_treserva.native import stay_notice
 from services.messaging.envelope import EventCode
 from services.messaging.fhir_parts import (
     coded,
     extension,
-    known,
     maybe_obj,
     maybe_text,
-    one,
-    read_patient,
-    read_unit,
-    resolve,
     resources,
     text,
 )
@@ -42,23 +37,11 @@ OBSERVATION_FIELDS = {
 
 
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
-    header = one(doc, "MessageHeader")
-    encounter = resolve(doc, header, "focus.0", "Encounter")
-    notice: dict[str, Any] = {
-        "meddelandeId": text(doc, "id"),
-        "typ": known(TYP, text(header, "eventCoding.code"), "MessageHeader.eventCoding.code"),
-        "skickat": text(doc, "timestamp"),
-        "brukare": brukare(read_patient(resolve(doc, encounter, "subject"))),
-        "vardtillfalle": {
-            "id": text(encounter, "identifier.0.value"),
-            "inskriven": text(encounter, "period.start"),
-            "avdelning": enhet(read_unit(resolve(doc, encounter, "serviceProvider"))),
-        },
-        "beraknadUtskrivning": maybe_text(
-            extension(encounter, EXPECTED_DISCHARGE_URL), "valueDateTime"
-        ),
-        "inskrivningsorsak": text(encounter, "reasonCode.0.text"),
-    }
+    _, encounter, notice = stay_notice(doc, TYP)
+    notice["beraknadUtskrivning"] = maybe_text(
+        extension(encounter, EXPECTED_DISCHARGE_URL), "valueDateTime"
+    )
+    notice["inskrivningsorsak"] = text(encounter, "reasonCode.0.text")
     cancelled = extension(encounter, CANCELLATION_REASON_URL)
     if cancelled is not None:
         notice["makuleringsorsak"] = text(cancelled, "valueString")

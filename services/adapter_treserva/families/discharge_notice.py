@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.adapter_treserva.native import brukare, enhet
+from services.adapter_treserva.native import enhet, stay_notice
 from services.messaging.envelope import EventCode
 from services.messaging.fhir_parts import (
     TranslationError,
@@ -20,8 +20,6 @@ from services.messaging.fhir_parts import (
     maybe_obj,
     maybe_text,
     obj,
-    one,
-    read_patient,
     read_unit,
     resolve,
     resources,
@@ -60,21 +58,12 @@ RESPONSIBILITY = "responsible-after-discharge"
 
 
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
-    header = one(doc, "MessageHeader")
-    encounter = resolve(doc, header, "focus.0", "Encounter")
+    _, encounter, notice = stay_notice(doc, TYP)
     destination = coded(
         obj(encounter, "hospitalization.dischargeDisposition"), DISCHARGE_DESTINATION_SYSTEM
     )
     return {
-        "meddelandeId": text(doc, "id"),
-        "typ": known(TYP, text(header, "eventCoding.code"), "MessageHeader.eventCoding.code"),
-        "skickat": text(doc, "timestamp"),
-        "brukare": brukare(read_patient(resolve(doc, encounter, "subject"))),
-        "vardtillfalle": {
-            "id": text(encounter, "identifier.0.value"),
-            "inskriven": text(encounter, "period.start"),
-            "avdelning": enhet(read_unit(resolve(doc, encounter, "serviceProvider"))),
-        },
+        **notice,
         "utskriven": text(encounter, "period.end"),
         "utskrivenTill": known(
             UTSKRIVEN_TILL, destination, "Encounter.hospitalization.dischargeDisposition"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.adapter_treserva.native import brukare, enhet
+from services.adapter_treserva.native import stay_notice
 from services.messaging.envelope import EventCode
 from services.messaging.fhir_parts import (
     TranslationError,
@@ -17,12 +17,8 @@ from services.messaging.fhir_parts import (
     coded,
     extension,
     hsa_id,
-    known,
     maybe_obj,
     maybe_text,
-    one,
-    read_patient,
-    read_unit,
     required_extension,
     resolve,
     resources,
@@ -51,19 +47,9 @@ JUDGED_BY_TYPE = "DIS"
 
 
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
-    header = one(doc, "MessageHeader")
-    encounter = resolve(doc, header, "focus.0", "Encounter")
+    header, encounter, notice = stay_notice(doc, TYP)
     event = text(header, "eventCoding.code")
-    notice: dict[str, Any] = {
-        "meddelandeId": text(doc, "id"),
-        "typ": known(TYP, event, "MessageHeader.eventCoding.code"),
-        "skickat": text(doc, "timestamp"),
-        "brukare": brukare(read_patient(resolve(doc, encounter, "subject"))),
-        "vardtillfalle": {
-            "id": text(encounter, "identifier.0.value"),
-            "inskriven": text(encounter, "period.start"),
-            "avdelning": enhet(read_unit(resolve(doc, encounter, "serviceProvider"))),
-        },
+    notice |= {
         "bedomdUtskrivningsklar": text(
             required_extension(encounter, READY_FOR_DISCHARGE_URL), "valueDateTime"
         ),
