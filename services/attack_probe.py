@@ -28,6 +28,7 @@ from services.messaging.keys import hash_key
 from services.router.console.accounts import SANDBOX_PASSWORDS
 from services.scenario import Scenario, Timeout
 from services.simulators.samples.admission_notice import sample_admission
+from services.simulators.samples.people import TEST_IDENTIFIERS
 from services.stack import Stack, StackError, StackSettings
 
 TAKECARE_KEY, TRESERVA_KEY, OPS_TOKEN = (
@@ -37,6 +38,9 @@ TAKECARE_KEY, TRESERVA_KEY, OPS_TOKEN = (
 )
 VIEWER_KEY = "probe-viewer-key-0123456789"
 METRICS_TOKEN = "probe-metrics-token-0123456789"  # noqa: S105 (the probe's own stack)
+# Skatteverket's test personnummer (the simulators' people), and one with its check digit off
+PATIENT = TEST_IDENTIFIERS[1]
+WRONG_CHECK_DIGIT = PATIENT[:-1] + str((int(PATIENT[-1]) + 1) % 10)
 SQL = "'); DROP TABLE message; --"
 HTML = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -151,9 +155,9 @@ def wrong_media_type(p: Probe) -> Observation:
 def invalid_personnummer(p: Probe) -> Observation:
     event = p.admission()
     event["patient"].pop("reserveNumber", None)
-    event["patient"]["personalIdentityNumber"] = "191212121213"  # check digit wrong
+    event["patient"]["personalIdentityNumber"] = WRONG_CHECK_DIGIT
     res = p.takecare("admissions", json=event, headers=_key(TAKECARE_KEY))
-    echoed = "191212121213" in res.text
+    echoed = WRONG_CHECK_DIGIT in res.text
     return Observation(
         str(res.status_code),
         res.status_code == 422 and not echoed,
@@ -293,13 +297,13 @@ def console_without_csrf(p: Probe) -> Observation:
         )
         res = console.post(
             "/console/messages/by-personnummer",
-            data={"personnummer": "191212121212", "reason": "förfalskad", "csrf": "forged"},
+            data={"personnummer": PATIENT, "reason": "förfalskad", "csrf": "forged"},
         )
     return _status(res, 403)
 
 
 def access_log_holds_every_view(p: Probe) -> Observation:
-    body = {"operator": "asa", "reason": "uppföljning", "personnummer": "191212121212"}
+    body = {"operator": "asa", "reason": "uppföljning", "personnummer": PATIENT}
     search = p.router("POST", "/api/v1/messages/search/personnummer", OPS_TOKEN, json=body)
     verify = p.router("GET", "/api/v1/access-log/verify", OPS_TOKEN).json()
     entries = p.router("GET", "/api/v1/access-log", OPS_TOKEN).json()["items"]
