@@ -43,6 +43,7 @@ from services.messaging.db import make_engine, session_factory
 from services.messaging.intake import SqlIntakeStore
 from services.router.app import create_app as create_router
 from services.router.settings import RouterSettings
+from tests.security.servers import QuietServer
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 BuildApp = Callable[[async_sessionmaker[AsyncSession]], FastAPI]
@@ -135,14 +136,6 @@ def with_contract_bodies(openapi: dict[str, Any], bodies: dict[str, str]) -> dic
     return spec
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its signal handlers: the test process keeps its own."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @dataclass
 class ServedApp:
     base_url: str
@@ -160,7 +153,7 @@ def serve(build: BuildApp, database_url: str, *, timeout_s: float = 10) -> Itera
         engine = make_engine(database_url)
         try:
             app = build(session_factory(engine))
-            server = _QuietServer(
+            server = QuietServer(
                 uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
             )
             box["server"], box["openapi"] = server, app.openapi()

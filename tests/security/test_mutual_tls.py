@@ -3,19 +3,16 @@ verification (CERT_REQUIRED) refuses a client without a certificate from its CA.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import ipaddress
 import json
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,8 +21,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from services.adapter_takecare.app import create_app
 from services.adapter_takecare.settings import AdapterTakeCareSettings
 from services.messaging.intake import FakeIntakeStore
-from services.messaging.runtime import Tls, server_config, tls_from
+from services.messaging.runtime import Tls, tls_from
 from tests.security.conftest import ADMISSION, NOW, TAKECARE_KEY, bearer
+from tests.security.servers import serving
 
 pytestmark = pytest.mark.security
 
@@ -141,14 +139,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     )
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its signal handlers: the test process keeps its own."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @pytest.fixture
 async def served(pki: Pki) -> AsyncIterator[str]:
     """adapter_takecare over HTTPS with client certificates required; yields its base URL."""
@@ -160,19 +150,8 @@ async def served(pki: Pki) -> AsyncIterator[str]:
     tls = tls_from(settings.ssl_certfile, settings.ssl_keyfile, settings.ssl_ca_certs)
     assert tls == Tls(str(pki.server_cert), str(pki.server_key), str(pki.ca))
     app = create_app(settings, store=FakeIntakeStore(), sessions=None, clock=lambda: NOW)
-    server = _QuietServer(server_config(app, host="127.0.0.1", port=0, tls=tls))
-    task = asyncio.create_task(server.serve())
-    deadline = asyncio.get_running_loop().time() + 10
-    while not server.started:
-        assert asyncio.get_running_loop().time() < deadline, "uvicorn did not start"
-        assert not task.done(), task
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
+    async with serving(app, tls) as port:
         yield f"https://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 def _context(pki: Pki, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:

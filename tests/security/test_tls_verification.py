@@ -5,7 +5,6 @@ and sends it nothing; and no ``httpx.AsyncClient(...)`` in services/ switches ``
 from __future__ import annotations
 
 import ast
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,10 +13,11 @@ import pytest
 from fastapi import FastAPI, Request
 
 from services.messaging.journal_client import HttpJournalClient, TransientDeliveryError
-from services.messaging.runtime import server_config, tls_from
+from services.messaging.runtime import tls_from
 from services.messaging.webhook_client import HttpWebhookSender, Webhook
 from services.router.notification_sender import TransientNotificationError, WebhookPoster
-from tests.security.test_mutual_tls import Pki, _context, _QuietServer, pki  # noqa: F401
+from tests.security.servers import serving
+from tests.security.test_mutual_tls import Pki, _context, pki  # noqa: F401
 
 pytestmark = pytest.mark.security
 
@@ -37,19 +37,8 @@ async def untrusted(pki: Pki) -> AsyncIterator[tuple[str, list[str]]]:  # noqa: 
         return {"ok": "yes"}
 
     tls = tls_from(str(pki.server_cert), str(pki.server_key), None)
-    server = _QuietServer(server_config(app, host="127.0.0.1", port=0, tls=tls))
-    task = asyncio.create_task(server.serve())
-    deadline = asyncio.get_running_loop().time() + 10
-    while not server.started:
-        assert asyncio.get_running_loop().time() < deadline, "uvicorn did not start"
-        assert not task.done(), task
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
+    async with serving(app, tls) as port:
         yield f"https://127.0.0.1:{port}", hits
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 async def test_the_server_answers_a_client_that_trusts_its_ca(untrusted, pki):  # noqa: F811
