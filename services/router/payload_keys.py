@@ -13,8 +13,9 @@ with a progress bar; see README, Security → Payloads at rest and key rotation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import Column, ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging.outbox import outbox
@@ -62,14 +63,23 @@ async def reseal_secrets(session: AsyncSession, keyring: Keyring) -> int:
             .with_for_update(skip_locked=True)
         )
     ).all()
-    for row in rows:
-        plain = keyring.open(row.secret, message_id=row.id)
-        await session.execute(
-            update(subscription)
-            .where(subscription.c.id == row.id, subscription.c.secret == row.secret)
-            .values(secret=keyring.seal(plain, message_id=row.id))
-        )
+    await _reseal(session, keyring, subscription.c.secret, [(r.id, r.secret) for r in rows])
     return len(rows)
+
+
+async def _reseal(
+    session: AsyncSession, keyring: Keyring, column: Column[Any], rows: list[tuple[str, str]]
+) -> None:
+    """Seal each (id, stored value) of ``column`` again under the current key, bound to its
+    row's id; a row changed since it was read is left as it now is."""
+    table = column.table
+    for row_id, stored in rows:
+        plain = keyring.open(stored, message_id=row_id)
+        await session.execute(
+            update(table)
+            .where(table.c.id == row_id, column == stored)
+            .values({column.name: keyring.seal(plain, message_id=row_id)})
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +104,5 @@ async def reseal_batch(
             .with_for_update(skip_locked=True)
         )
     ).all()
-    for row in rows:
-        plain = keyring.open(row.payload, message_id=row.id)
-        await session.execute(
-            update(message)
-            .where(message.c.id == row.id, message.c.payload == row.payload)
-            .values(payload=keyring.seal(plain, message_id=row.id))
-        )
+    await _reseal(session, keyring, message.c.payload, [(r.id, r.payload) for r in rows])
     return ResealBatch(len(rows) + secrets, rows[-1].id if rows else None)
