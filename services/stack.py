@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -72,10 +73,39 @@ class Child:
     env: dict[str, str]
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port that is free now and that no outgoing connection will take before a child
+    binds it. Port 0 would hand out an ephemeral port, and between closing this probe and
+    the child's bind any client socket on the machine may take that same port as its
+    source port (CI once failed on exactly that: "address already in use"). So ports come
+    from below the kernel's ephemeral range, at random, never twice in one process."""
+    low = _ephemeral_low()
+    if low <= 12000:  # no room below the ephemeral range: fall back to the kernel's choice
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    for _ in range(200):
+        port = random.randrange(10000, low)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise StackError("no free port below the ephemeral range")
 
 
 def _die_with_parent() -> None:

@@ -5,7 +5,6 @@ Screenshots go to test-output/screenshots/."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from playwright.async_api import Page, async_playwright, expect
 
 from services.messaging.db import utcnow
 from services.router.console.accounts import SANDBOX_PASSWORDS
+from services.stack import free_port
 from tests.console_data import Seeded, seed
 from tests.unit.test_router_service import Clock
 
@@ -32,12 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 class Console:
     url: str
     seeded: Seeded
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_until_up(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 30) -> None:
@@ -59,7 +53,7 @@ async def console(sessions, database_url: str) -> AsyncIterator[Console]:
     clock = Clock()
     clock.now = utcnow() - timedelta(minutes=20)  # inside the dashboard's 24 h
     seeded = await seed(sessions, clock)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
     proc = subprocess.Popen(  # noqa: ASYNC220 (started once, before the test awaits anything)
         [sys.executable, "-m", "tests.browser.serve", database_url, str(port)],

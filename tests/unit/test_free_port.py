@@ -1,0 +1,35 @@
+"""free_port hands out ports no outgoing connection can take before a child binds them."""
+
+from __future__ import annotations
+
+import random
+import socket
+
+import pytest
+
+from services import stack
+from services.stack import _ephemeral_low, free_port
+
+
+def test_ports_come_from_below_the_ephemeral_range_and_bind() -> None:
+    low = _ephemeral_low()
+    for _ in range(20):
+        port = free_port()
+        assert 10000 <= port < low
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+
+
+def test_a_port_is_never_handed_out_twice_in_one_process() -> None:
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
+
+
+def test_a_port_in_use_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        taken = busy.getsockname()[1]
+        choices = iter([taken, 23456])
+        monkeypatch.setattr(stack, "_ephemeral_low", lambda: 1 << 16)
+        monkeypatch.setattr(random, "randrange", lambda _a, _b: next(choices))
+        assert free_port() == 23456
