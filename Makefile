@@ -54,11 +54,11 @@ browser: install $(CHROMIUM)
 	$(PY) -m pytest -q -m browser
 
 lint: install
-	$(PY) -m ruff check services tests
-	$(PY) -m ruff format --check services tests
+	$(PY) -m ruff check services tests bench
+	$(PY) -m ruff format --check services tests bench
 
 typecheck: install
-	$(PY) -m mypy services tests
+	$(PY) -m mypy services tests bench
 
 check: lint typecheck test
 

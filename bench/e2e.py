@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
+import psutil  # type: ignore[import-untyped]
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -231,11 +231,11 @@ class RouterDb:
 
     async def counts(self) -> dict[str, int]:
         async with self.engine.connect() as conn:
-            rows = (
+            rows: Any = (
                 await conn.execute(text("SELECT state, count(*) FROM delivery GROUP BY state"))
-            ).all()
-            messages = (await conn.execute(text("SELECT count(*) FROM message"))).scalar()
-        found = {str(s): int(n) for s, n in rows}
+            ).all()  # (state, count)
+            messages: Any = (await conn.execute(text("SELECT count(*) FROM message"))).scalar()
+        found: dict[str, int] = {str(s): int(n) for s, n in rows}
         found["_messages"] = int(messages or 0)
         return found
 
@@ -246,7 +246,10 @@ class RouterDb:
                     await conn.execute(
                         text(
                             "SELECT d.id, d.message_id, d.destination, d.state, d.confirmed_at,"
-                            " m.pseudonym FROM delivery d JOIN message m ON m.id = d.message_id"
+                            " d.sent_at, m.received_at, m.pseudonym,"
+                            " (SELECT min(a.dispatched_at) FROM delivery_attempt a"
+                            "  WHERE a.delivery_id = d.id) AS dispatched_at"
+                            " FROM delivery d JOIN message m ON m.id = d.message_id"
                         )
                     )
                 ).all()
@@ -554,6 +557,7 @@ async def run_phase(
             if at is not None:
                 last[r.message_id] = max(last.get(r.message_id, 0.0), at)
     latencies = [(last[m] - p.started) * 1000 for m, p in mine.items() if m in last]
+    stages = stage_medians(rows, mine)
     t_end = max(last.values())
     size1 = await db.size_bytes(stack.settings.data_dir)
     confirmed = len(latencies)
@@ -570,10 +574,27 @@ async def run_phase(
         "p95_ms": round(pct(latencies, 95), 1),
         "p99_ms": round(pct(latencies, 99), 1),
         "max_ms": round(max(latencies), 1),
+        "stages_p50_ms": stages,
         "db_growth_bytes_per_message": round((size1 - size0) / max(1, len(events))),
         "db_bytes": size1,
         "processes": procs,
     }
+
+
+def stage_medians(rows: list[Any], posted: dict[str, Posted]) -> dict[str, float]:
+    """Where a delivery's time goes (median of each step, ms): POST → the router accepted
+    the message → first dispatch → the journal's outcome (sent) → its receipt (confirmed)."""
+    steps: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        p = posted.get(r.message_id)
+        marks = [_ts(r.received_at), _ts(r.dispatched_at), _ts(r.sent_at), _ts(r.confirmed_at)]
+        if p is None or any(m is None for m in marks):
+            continue
+        points = [p.started, *(m for m in marks if m is not None)]
+        names = ["intake→router", "router→dispatched", "dispatched→sent", "sent→confirmed"]
+        for name, a, b in zip(names, points, points[1:], strict=False):
+            steps[name].append((b - a) * 1000)
+    return {name: round(pct(values, 50), 1) for name, values in steps.items()}
 
 
 async def kafka_baseline(stack: Stack, count: int) -> dict[str, Any]:

@@ -49,8 +49,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.messaging.db import make_engine, migrate, session_factory
 from services.messaging.envelope import EventCode, System
 from services.messaging.families import destinations
-from services.router.message_search import MessageQuery, search_messages
 from services.router.dashboard import overview
+from services.router.message_search import MessageQuery, search_messages
 from services.router.queries import destination_health, state_counts
 from services.router.tables import message
 

@@ -68,7 +68,17 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        # One connection per process and database file. Every SQLite transaction here takes
+        # the write lock at BEGIN (below), so a second connection could only wait for it in
+        # SQLite's busy handler, which sleeps up to 100 ms between tries: under 48 concurrent
+        # intakes that made a POST take seconds. Waiting in the pool instead is first come,
+        # first served and costs nothing while it waits.
+        pooling: dict[str, Any] = (
+            {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60}
+            if parsed.database and parsed.database != ":memory:"
+            else {}
+        )
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **{**pooling, **kwargs})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -78,6 +78,9 @@ class RoutingRules:
     keyring: Keyring = field(default_factory=lambda: Keyring.from_setting(SANDBOX_PAYLOAD_KEYS))
     payload_retention: timedelta | None = None  # None: payloads kept (services.router.retention)
     prune_every: timedelta = timedelta(hours=1)
+    # the tick's watchdog checks (overdue confirmations, legal deadlines, incidents, gaps,
+    # destinations down) run at most this often; expiry, resends and dispatch run every tick
+    checks_every: timedelta = timedelta(0)
 
     def retry(self, event_code: str) -> RetryPolicy:
         policy = self.policies.get(event_code)
@@ -344,10 +347,12 @@ async def dispatch_due(
     now: datetime,
     *,
     only: list[int] | None = None,
+    patients: set[str] | None = None,
     limit: int = 200,
 ) -> int:
     """Publish a delivery command for every pending delivery that is due and not held back
-    behind an earlier unresolved delivery of the same patient to the same destination."""
+    behind an earlier unresolved delivery of the same patient to the same destination.
+    ``only`` narrows it to those deliveries, ``patients`` to those patients' (pseudonyms)."""
     earlier = delivery.alias("earlier")
     earlier_msg = message.alias("earlier_msg")
     held = exists().where(
@@ -374,6 +379,8 @@ async def dispatch_due(
         query = query.where(delivery.c.destination.not_in(sorted(gate.shut)))
     if only is not None:
         query = query.where(delivery.c.id.in_(only))
+    if patients is not None:
+        query = query.where(message.c.pseudonym.in_(sorted(patients)))
     # Replicas take disjoint rows: one locked by another router is left to it.
     query = (
         query.order_by(delivery.c.id).limit(limit).with_for_update(of=delivery, skip_locked=True)
@@ -459,7 +466,9 @@ class DeliveryChangedUnderfoot(RuntimeError):
 
 async def apply_result(
     session: AsyncSession, env: Envelope, record: IncomingRecord, rules: RoutingRules, now: datetime
-) -> None:
+) -> str | None:
+    """Apply an outcome or receipt; returns the patient's pseudonym (whose next delivery it
+    may release), None when the record was rejected."""
     row = (
         await session.execute(
             delivery_rows()
@@ -474,7 +483,7 @@ async def apply_result(
     ).first()
     if row is None:
         await reject_record(session, record, "result for an unknown delivery", now)
-        return
+        return None
     if env.event_code == EventCode.DELIVERY_OUTCOME.value:
         attempt_text = record.headers.get("attempt", "")
         await apply_outcome(
@@ -490,6 +499,9 @@ async def apply_result(
         await _apply_receipt(session, row, env, rules, now)
     else:
         await reject_record(session, record, f"unexpected result event {env.event_code}", now)
+        return None
+    pseudonym: str | None = row.pseudonym
+    return pseudonym
 
 
 async def apply_outcome(

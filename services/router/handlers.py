@@ -50,12 +50,13 @@ class Router:
     _started_at: datetime | None = None
     _silence_checked_at: datetime | None = None
     _pruned_at: datetime | None = None
+    _checked_at: datetime | None = None
 
     async def handle_batch(self, batch: list[IncomingRecord]) -> None:
         async with self.sessions.begin() as session:
             now = self.clock()
             created: list[int] = []
-            results = 0
+            released: set[str] = set()  # patients whose next delivery a result may free
             subscriptions: list[Subscription] | None = None  # read once per batch
             for record in batch:
                 try:
@@ -70,15 +71,17 @@ class Router:
                         session, env, record, self.rules, now, subscriptions
                     )
                 elif record.topic == topics.RESULTS and env.response_to is not None:
-                    await apply_result(session, env, record, self.rules, now)
-                    results += 1
+                    patient = await apply_result(session, env, record, self.rules, now)
+                    if patient is not None:
+                        released.add(patient)
                 else:
                     await reject_record(session, record, "message kind does not fit topic", now)
             dispatched = 0
             if created:
                 dispatched += await dispatch_due(session, self.rules, now, only=created)
-            if results:  # a resolved delivery may release one held behind it
-                dispatched += await dispatch_due(session, self.rules, now)
+            if released:  # a resolved delivery may release the patient's next one; whatever
+                # else became due (a circuit closed, a back-off ended) the tick dispatches
+                dispatched += await dispatch_due(session, self.rules, now, patients=released)
         if dispatched:
             self._wake()
 
@@ -89,26 +92,39 @@ class Router:
                 "expired": await expire_attempts(session, self.rules, now),
                 "resent": await resend_unconfirmed(session, self.rules, now),
                 "dispatched": await dispatch_due(session, self.rules, now),
-                "overdue": await flag_overdue_confirmations(
-                    session, now, self.rules.keyring, sinks=self.rules.alert_sinks
-                ),
-                "deadlines": await check_legal_deadlines(
-                    session, now, self.rules.keyring, sinks=self.rules.alert_sinks
-                ),
-                "resolved": await resolve_cleared(session, now, self.rules.alert_sinks),
-                "reminded": await remind(
-                    session, now, self.rules.reminders, self.rules.alert_sinks
-                ),
-                "silent": await self._check_silence(session, now),
-                "gaps": await check_gaps(session, now, sinks=self.rules.alert_sinks),
-                "down": await check_destinations(
-                    session, now, self.rules.destination_down_after, self.rules.alert_sinks
-                ),
-                "pruned": await self._prune(session, now),
             }
+            if self._checks_due(now):
+                done |= await self._checks(session, now)
         if done["dispatched"]:
             self._wake()
         return done
+
+    def _checks_due(self, now: datetime) -> bool:
+        last = self._checked_at
+        if last is not None and now - last < self.rules.checks_every:
+            return False
+        self._checked_at = now
+        return True
+
+    async def _checks(self, session: AsyncSession, now: datetime) -> dict[str, int]:
+        """The watchdog: overdue confirmations, legal deadlines, incidents, silence, gaps,
+        destinations down, payload retention (at most every ``rules.checks_every``)."""
+        return {
+            "overdue": await flag_overdue_confirmations(
+                session, now, self.rules.keyring, sinks=self.rules.alert_sinks
+            ),
+            "deadlines": await check_legal_deadlines(
+                session, now, self.rules.keyring, sinks=self.rules.alert_sinks
+            ),
+            "resolved": await resolve_cleared(session, now, self.rules.alert_sinks),
+            "reminded": await remind(session, now, self.rules.reminders, self.rules.alert_sinks),
+            "silent": await self._check_silence(session, now),
+            "gaps": await check_gaps(session, now, sinks=self.rules.alert_sinks),
+            "down": await check_destinations(
+                session, now, self.rules.destination_down_after, self.rules.alert_sinks
+            ),
+            "pruned": await self._prune(session, now),
+        }
 
     async def _prune(self, session: AsyncSession, now: datetime) -> int:
         """Payload retention, at a low rate (services.router.retention)."""

@@ -118,6 +118,7 @@ async def main(settings: RouterSettings | None = None) -> int:
         keyring=settings.keyring(),
         payload_retention=timedelta(days=settings.payload_retention_days),
         prune_every=timedelta(seconds=settings.payload_prune_every_s),
+        checks_every=timedelta(seconds=settings.checks_s),
     )
     router = Router(sessions=sessions, rules=rules, clock=utcnow, relay_wake=relay.wake)
     await ensure_first_admin(

@@ -62,6 +62,9 @@ class RouterSettings(ServiceSettings):
     max_age_s: float = 24 * 3600  # not retried after this: dead letter + alert, a person acts
     attempt_timeout_s: float = 60.0
     tick_s: float = 0.1
+    # the watchdog's checks (deadlines measured in minutes to days) need not run ten times a
+    # second: every tick they cost about a tenth of a core on an idle router
+    checks_s: float = 1.0
     circuit_failure_threshold: int = 5  # transient failures in a row that open a circuit
     circuit_open_s: float = 5.0  # first open period; doubled per failed probe
     circuit_max_open_s: float = 30.0

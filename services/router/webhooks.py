@@ -121,7 +121,8 @@ class WebhookDispatcher:
         applied = sum(await asyncio.gather(*(in_order(g) for g in groups.values())))
         if applied:  # a resolved delivery may release the patient's next one
             async with self.sessions.begin() as session:
-                await dispatch_due(session, self.rules, self.clock())
+                patients = {r.key for r in records if r.key}  # the rest: the tick
+                await dispatch_due(session, self.rules, self.clock(), patients=patients)
             if self.relay_wake is not None:
                 self.relay_wake.set()
 

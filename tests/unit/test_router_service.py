@@ -501,3 +501,30 @@ async def test_a_receipt_is_applied_even_if_the_delivery_moved_after_it_was_read
     async with sessions.begin() as s:
         await _apply_receipt(s, stale, read_envelope(receipt.value), router.rules, clock())
     assert [d.state for d in await deliveries(sessions)] == ["confirmed"]
+
+
+async def test_the_watchdog_checks_run_at_most_every_checks_every(sessions, clock):
+    """Expiry, resends and dispatch run every tick; the watchdog's checks only once
+    ``checks_every`` has passed, so ten ticks a second do not each scan the deadlines."""
+    rules = RoutingRules(
+        policies=default_policies(
+            admission_confirmation_deadline=timedelta(minutes=15),
+            confirmation_deadline=timedelta(minutes=30),
+            retry=RetryPolicy(base_s=1, cap_s=10, max_attempts=3),
+        ),
+        attempt_timeout=timedelta(seconds=30),
+        rng=random.Random(1),
+        checks_every=timedelta(seconds=1),
+    )
+    router = await started(Router(sessions=sessions, rules=rules, clock=clock))
+    await router.handle_batch([inbound(7)])
+    first = await router.tick()
+    assert "overdue" in first and "dispatched" in first
+    clock.advance(16 * 60)  # the confirmation is overdue now, and the attempts expired
+    soon = await router.tick()
+    assert "overdue" in soon and soon["expired"] == 2
+    clock.advance(0.5)
+    skipped = await router.tick()
+    assert "overdue" not in skipped and "dispatched" in skipped
+    clock.advance(0.5)
+    assert "overdue" in await router.tick()
