@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from services.messaging import sqlite_inline
 from services.messaging.payload_crypto import SANDBOX_PAYLOAD_KEYS, Keyring
 
 metadata = MetaData(
@@ -73,9 +74,16 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # SQLite's busy handler, which sleeps up to 100 ms between tries: under 48 concurrent
         # intakes that made a POST take seconds. Waiting in the pool instead is first come,
         # first served and costs nothing while it waits.
+        # Its statements run on the event loop, not on a thread (services.messaging.sqlite_inline).
+        file = parsed.database if parsed.database and parsed.database != ":memory:" else None
         pooling: dict[str, Any] = (
-            {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60}
-            if parsed.database and parsed.database != ":memory:"
+            {
+                "pool_size": 1,
+                "max_overflow": 0,
+                "pool_timeout": 60,
+                "async_creator": sqlite_inline.creator(file, timeout=30),
+            }
+            if file is not None
             else {}
         )
         engine = create_async_engine(url, connect_args={"timeout": 30}, **{**pooling, **kwargs})

@@ -26,10 +26,14 @@ def test_a_port_is_never_handed_out_twice_in_one_process() -> None:
 
 
 def test_a_port_in_use_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         taken = busy.getsockname()[1]
-        choices = iter([taken, 23456])
+        choices = iter([taken, free])
+        monkeypatch.setattr(stack, "_handed_out", set())
         monkeypatch.setattr(stack, "_ephemeral_low", lambda: 1 << 16)
         monkeypatch.setattr(random, "randrange", lambda _a, _b: next(choices))
-        assert free_port() == 23456
+        assert free_port() == free
