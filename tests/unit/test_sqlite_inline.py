@@ -19,11 +19,14 @@ async def test_statements_run_on_the_loops_thread_and_start_no_thread(tmp_path: 
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/a.db")
     threads = threading.active_count()
     seen: list[int] = []
+
+    def whose() -> int:
+        seen.append(threading.get_ident())
+        return 1
+
     async with engine.begin() as conn:
         raw = await conn.get_raw_connection()
-        raw.driver_connection._conn.create_function(  # type: ignore[union-attr]
-            "whose", 0, lambda: seen.append(threading.get_ident()) or 1
-        )
+        raw.driver_connection._conn.create_function("whose", 0, whose)  # type: ignore[union-attr]
         assert (await conn.execute(text("SELECT whose()"))).scalar() == 1
         assert threading.active_count() == threads
     await engine.dispose()
