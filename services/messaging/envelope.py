@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, overload
 
 from fhir.resources.R4B.bundle import Bundle
+from pydantic import PrivateAttr
 
 BASE_URL = "https://carebridge.example.se/fhir"
 EVENT_SYSTEM = f"{BASE_URL}/CodeSystem/care-transition-event"
@@ -278,16 +279,54 @@ def response_message(
                 },
             }
         )
-    return Bundle.model_validate(
+    return validated_message(
         {
             "resourceType": "Bundle",
             "id": response_id,
             "type": "message",
-            "timestamp": now.isoformat(),
+            "timestamp": fhir_instant(now),
             "entry": entries,
         }
     )
 
 
+def fhir_instant(at: datetime) -> str:
+    """``at`` as the FHIR models write an instant: UTC as ``Z``, any other offset as is."""
+    text = at.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+class FhirMessage(Bundle):
+    """A Bundle validated from a document this broker built, which it keeps: serialising that
+    document is what :func:`to_json` does then, instead of walking the validated model again
+    (fhir.resources' serialiser was a fifth of the intake's CPU)."""
+
+    _document: dict[str, Any] | None = PrivateAttr(default=None)
+
+
+def validated_message(document: dict[str, Any]) -> Bundle:
+    """``document`` checked against the FHIR R4B Bundle model (raises ValidationError), kept
+    for :func:`to_json`. The caller must not change ``document`` afterwards."""
+    message = FhirMessage.model_validate(document)
+    message._document = document
+    return message
+
+
 def to_json(bundle: Bundle) -> str:
-    return bundle.model_dump_json(exclude_none=True)
+    """The message as JSON: the validated source document when there is one (the same FHIR
+    content; a date-time in UTC that a builder wrote with ``isoformat()`` reads ``+00:00``
+    where the model writes ``Z``, while the Bundle's timestamp is written as the model does
+    it, see :func:`fhir_instant`), otherwise
+    the model's own serialisation. Null values are left out, as FHIR requires."""
+    document = bundle._document if isinstance(bundle, FhirMessage) else None
+    if document is None:
+        return str(bundle.model_dump_json(exclude_none=True))
+    return json.dumps(_without_nulls(document), ensure_ascii=False, separators=(",", ":"))
+
+
+def _without_nulls(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_nulls(v) for k, v in node.items() if v is not None}
+    if isinstance(node, list):
+        return [_without_nulls(v) for v in node if v is not None]
+    return node

@@ -29,7 +29,9 @@ from services.messaging.envelope import (
     EventCode,
     System,
     entry_uuid,
+    fhir_instant,
     message_id_for,
+    validated_message,
 )
 from services.messaging.families import destinations
 from services.messaging.identifiers import (
@@ -117,13 +119,13 @@ def message_bundle(
         header["sender"] = {"reference": ref(sender)}
     entries = [{"fullUrl": ref("header"), "resource": header}]
     entries += [{"fullUrl": ref(role), "resource": resource} for role, resource in resources]
-    return Bundle.model_validate(
+    return validated_message(
         {
             "resourceType": "Bundle",
             "id": message_id,
             "identifier": {"system": BUSINESS_KEY_SYSTEM, "value": str(key)},
             "type": "message",
-            "timestamp": now.isoformat(),
+            "timestamp": fhir_instant(now),
             "entry": entries,
         }
     )

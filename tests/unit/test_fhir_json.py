@@ -1,0 +1,83 @@
+"""to_json serialises the document a message was validated from, and it is the same FHIR as
+the R4B model's own serialisation (services/messaging/envelope.py: FhirMessage)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+
+from services.contracts_cli import inbound_family
+from services.messaging.envelope import (
+    EventCode,
+    FhirMessage,
+    ResponseCode,
+    System,
+    fhir_instant,
+    response_message,
+    to_json,
+    validated_message,
+)
+
+FIXTURES = Path(__file__).resolve().parents[2] / "contracts" / "fixtures"
+NOW = datetime(2026, 11, 20, 8, 12, 30, tzinfo=UTC)
+INPUTS = sorted(p for p in FIXTURES.glob("*/*/*.input.json") if p.parent.name != "receipt")
+
+
+def model_json(bundle: Bundle) -> Any:
+    return json.loads(Bundle.model_validate(bundle.model_dump()).model_dump_json(exclude_none=True))
+
+
+@pytest.mark.parametrize("path", INPUTS, ids=lambda p: f"{p.parts[-3]}/{p.parts[-2]}/{p.stem}")
+def test_every_fixture_serialises_as_the_model_does(path: Path) -> None:
+    family = inbound_family(System(path.parts[-3]), path.parts[-2])
+    assert family is not None
+    bundle = family.to_bundle(family.parse(json.loads(path.read_text())), now=NOW)
+    assert isinstance(bundle, FhirMessage)
+    assert json.loads(to_json(bundle)) == model_json(bundle)
+
+
+@pytest.mark.parametrize("code", list(ResponseCode))
+def test_response_messages_serialise_as_the_model_does(code: ResponseCode) -> None:
+    bundle = response_message(
+        request_message_id=str(uuid.uuid4()),
+        event=EventCode.DELIVERY_OUTCOME,
+        responder=System.TRESERVA,
+        code=code,
+        diagnostics="HTTP 503 from Treserva" if code is not ResponseCode.OK else None,
+        response_id=str(uuid.uuid4()),
+        now=NOW,
+    )
+    assert json.loads(to_json(bundle)) == model_json(bundle)
+
+
+def test_nulls_are_left_out_and_a_plain_bundle_uses_the_model() -> None:
+    document = {
+        "resourceType": "Bundle",
+        "id": "b1",
+        "type": "message",
+        "timestamp": fhir_instant(NOW),
+        "identifier": None,
+    }
+    assert "identifier" not in json.loads(to_json(validated_message(dict(document))))
+    plain = Bundle.model_validate({k: v for k, v in document.items() if v is not None})
+    assert not isinstance(plain, FhirMessage)
+    assert json.loads(to_json(plain)) == json.loads(plain.model_dump_json(exclude_none=True))
+
+
+def test_an_invalid_document_is_refused_as_before() -> None:
+    with pytest.raises(ValueError):
+        validated_message({"resourceType": "Bundle", "type": "message", "timestamp": "soon"})
+
+
+def test_instants_are_written_as_the_models_write_them() -> None:
+    for at in (NOW, NOW + timedelta(microseconds=5), NOW.astimezone(timezone(timedelta(hours=1)))):
+        bundle = Bundle.model_validate(
+            {"resourceType": "Bundle", "type": "message", "timestamp": at}
+        )
+        assert fhir_instant(at) == json.loads(bundle.model_dump_json())["timestamp"]
