@@ -119,7 +119,8 @@ class SqlIntakeStore:
         try:
             async with self._sessions.begin() as session:
                 await session.execute(
-                    intake_record.insert().values(
+                    intake_record.insert(),
+                    dict(
                         message_id=entry.message_id,
                         source_system=entry.key.source,
                         source_event_id=entry.key.source_event_id,
@@ -128,7 +129,7 @@ class SqlIntakeStore:
                         event_code=entry.event_code,
                         pseudonym=entry.pseudonym,
                         received_at=entry.received_at,
-                    )
+                    ),
                 )
                 await add_to_outbox(session, self._owner, outgoing)
         except IntegrityError:

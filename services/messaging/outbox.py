@@ -65,7 +65,8 @@ async def add_to_outbox(session: AsyncSession, owner: str, record: OutgoingRecor
     """Stage ``record`` inside the caller's transaction, its value sealed at rest."""
     keyring = store_keyring(session)
     await session.execute(
-        outbox.insert().values(
+        outbox.insert(),
+        dict(
             owner=owner,
             topic=record.topic,
             key=record.key,
@@ -74,7 +75,7 @@ async def add_to_outbox(session: AsyncSession, owner: str, record: OutgoingRecor
                 record.value, message_id=sealed_with(owner, record.topic, record.key)
             ),
             created_at=utcnow(),
-        )
+        ),
     )
 
 

@@ -32,7 +32,6 @@ async def already_processed(session: AsyncSession, consumer: str, event_key: str
 
 async def mark_processed(session: AsyncSession, consumer: str, event_key: str) -> None:
     await session.execute(
-        processed_event.insert().values(
-            consumer=consumer, event_key=event_key, processed_at=utcnow()
-        )
+        processed_event.insert(),
+        dict(consumer=consumer, event_key=event_key, processed_at=utcnow()),
     )

@@ -101,23 +101,23 @@ async def move(
     check_delivery_transition(current, target)
     if target is DeliveryState.CONFIRMED:
         values["legal_check_at"] = None  # delivered in law's sense: no more deadline checks
-    result = await session.execute(
-        update(delivery)
-        .where(delivery.c.id == row.id, delivery.c.state == current.value)
-        .values(state=target.value, updated_at=now, **values)
+    result = await session.execute(  # SET from the parameters: a cheaper cache key
+        update(delivery).where(delivery.c.id == row.id, delivery.c.state == current.value),
+        {"state": target.value, "updated_at": now, **values},
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         return False
     if target is DeliveryState.CONFIRMED:  # a deviation counted for it now has its lateness
         await close_deviation(session, delivery_id=row.id, resolved_at=now)
     await session.execute(
-        delivery_transition.insert().values(
+        delivery_transition.insert(),
+        dict(
             delivery_id=row.id,
             from_state=current.value,
             to_state=target.value,
             at=now,
             reason=reason,
-        )
+        ),
     )
     return True
 
@@ -195,7 +195,8 @@ async def accept_message(
     held = routing_hold(env.event_code, bundle)
     trace = tracing.from_headers(record.headers)  # the router's hop, continued per delivery
     await session.execute(
-        message.insert().values(
+        message.insert(),
+        dict(
             id=env.message_id,
             event_code=env.event_code,
             source=env.source_system,
@@ -209,7 +210,7 @@ async def accept_message(
             superseded_by=newer,
             traceparent=trace.traceparent,
             unrouted_reason=held,
-        )
+        ),
     )
     if newer is not None:
         log.info(
@@ -264,13 +265,14 @@ async def accept_message(
             ).scalar_one()
         )
         await session.execute(
-            delivery_transition.insert().values(
+            delivery_transition.insert(),
+            dict(
                 delivery_id=delivery_id,
                 from_state=None,
                 to_state=DeliveryState.PENDING.value,
                 at=now,
                 reason="routed" if newer is None else f"routed as superseded by {newer}",
-            )
+            ),
         )
         created.append(delivery_id)
     log.info(
@@ -421,9 +423,8 @@ async def dispatch_due(
         ):
             continue
         await session.execute(
-            delivery_attempt.insert().values(
-                delivery_id=row.id, attempt_no=attempt, dispatched_at=now
-            )
+            delivery_attempt.insert(),
+            dict(delivery_id=row.id, attempt_no=attempt, dispatched_at=now),
         )
         await add_to_outbox(session, OUTBOX_OWNER, command)
         log.info("delivery dispatched", extra={**log_ids(row), "attempt": attempt})

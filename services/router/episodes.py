@@ -130,14 +130,15 @@ async def track(
     at = env.timestamp
     if code == EventCode.ADMISSION_NOTICE and current is None:
         await session.execute(
-            episode.insert().values(
+            episode.insert(),
+            dict(
                 pseudonym=pseudonym,
                 state=EpisodeState.ADMITTED.value,
                 sender_unit_hsa=facts.sender_unit_hsa,
                 admission_message_id=env.message_id,
                 admitted_at=facts.stay_started_at or at,
                 updated_at=now,
-            )
+            ),
         )
         return
     if code == EventCode.MEDICATION_LIST and env.source_system != "takecare":
