@@ -61,7 +61,9 @@ class RouterSettings(ServiceSettings):
     max_attempts: int = 10
     max_age_s: float = 24 * 3600  # not retried after this: dead letter + alert, a person acts
     attempt_timeout_s: float = 60.0
-    tick_s: float = 0.1
+    # retries, expired attempts and reopened circuits are dispatched on the tick; new
+    # deliveries and a patient's next one go out with the batch that made them due
+    tick_s: float = 0.25
     # the watchdog's checks (deadlines measured in minutes to days) need not run ten times a
     # second: every tick they cost about a tenth of a core on an idle router
     checks_s: float = 1.0
