@@ -129,15 +129,25 @@ def _set_patient(event: dict[str, Any], system: str, patient: str) -> None:
             b["reservnummer"] = patient
 
 
+DOCUMENT_IDS = ("listId", "listaId", "sipId")
+"""Versioned documents' ids. The samples draw them from a few hundred thousand values, so
+10,000 events repeat some: a repeat with version 1 and other content is, rightly, refused as
+a conflicting resend (409). Each bench event gets its own."""
+RUN = uuid.uuid4().hex[:8]  # phases of one run, and runs on one database, never collide
+
+
 def make_events(count: int, *, patients: int, seed: int) -> list[Event]:
     rng = random.Random(seed)
     people = list(PERSONNUMMER) + [f"GOTB{seed:02d}{i:07d}" for i in range(patients)]
     weights = [w for w, *_ in MIX]
     now = datetime.now().astimezone()
-    out = []
+    out: list[Event] = []
     for _ in range(count):
         _, system, route, sample = rng.choices(MIX, weights)[0]
         event = sample(rng, now=now)
+        for name in DOCUMENT_IDS:
+            if name in event:
+                event[name] = f"BENCH-{RUN}-{seed}-{len(out)}"
         patient = rng.choice(people)
         _set_patient(event, system, patient)
         out.append(Event(system, route, sample.__name__, patient, json.dumps(event).encode()))
@@ -300,11 +310,18 @@ async def wait_confirmed(
     before: dict[str, int],
     expected_messages: Callable[[], int],
     timeout_s: float,
+    stack: Stack | None = None,
 ) -> None:
     """Until every message posted in this phase is stored and every delivery confirmed."""
     deadline = time.monotonic() + timeout_s
     base = before.get("confirmed", 0)
     while True:
+        if stack is not None and stack.exited():  # a dead service would only stall the phase
+            child = stack.exited()[0]
+            raise RuntimeError(
+                f"{child.name} exited with {child.process.returncode}:\n"
+                f"{stack.log_tail(child.name, 5)}"
+            )
         counts = await db.counts()
         progress.confirmed = _messages_done(counts, before)
         progress.show()
@@ -541,10 +558,25 @@ async def run_phase(
     )
     with profiler:
         poster = asyncio.get_running_loop().create_task(post())
-        await wait_confirmed(
-            db, progress, before=before, expected_messages=lambda: len(events), timeout_s=timeout_s
+        waiter = asyncio.get_running_loop().create_task(
+            wait_confirmed(
+                db,
+                progress,
+                before=before,
+                expected_messages=lambda: len(events),
+                timeout_s=timeout_s,
+                stack=stack,
+            )
         )
+        # a refused POST ends the phase at once, instead of waiting for the timeout
+        done, _ = await asyncio.wait({poster, waiter}, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                poster.cancel()
+                waiter.cancel()
+                raise task.exception()  # type: ignore[misc]
         await poster
+        await waiter
     procs = sampler.stop()
     posted = posted_holder[0]
     t_posted = max(p.started for p in posted)
@@ -911,6 +943,7 @@ async def main_drain(args: argparse.Namespace) -> None:
                 before={"_messages": 0},
                 expected_messages=lambda: n,
                 timeout_s=args.timeout * 4,
+                stack=stack,
             )
             procs = sampler.stop()
             rows = await db.deliveries()
