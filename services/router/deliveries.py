@@ -357,11 +357,19 @@ async def dispatch_due(
     ``only`` narrows it to those deliveries, ``patients`` to those patients' (pseudonyms)."""
     earlier = delivery.alias("earlier")
     earlier_msg = message.alias("earlier_msg")
+    earlier_state: Any = earlier.c.state
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite's planner otherwise reads the earlier deliveries by (state, destination):
+        # every unresolved delivery to that destination, for each candidate. With 15,000
+        # pending in a backlog one scan took 62 s. ``state || ''`` cannot use that index, so
+        # it goes by the patient's messages (ix_message_pseudonym) and their deliveries
+        # (message_id, destination) instead: 0.3 s.
+        earlier_state = earlier.c.state.concat("")
     held = exists().where(
         and_(
             earlier.c.destination == delivery.c.destination,
             earlier.c.id < delivery.c.id,
-            earlier.c.state.in_([DeliveryState.PENDING.value, DeliveryState.DISPATCHED.value]),
+            earlier_state.in_([DeliveryState.PENDING.value, DeliveryState.DISPATCHED.value]),
             earlier_msg.c.id == earlier.c.message_id,
             earlier_msg.c.pseudonym == message.c.pseudonym,
         )

@@ -91,9 +91,12 @@ class Router:
             done: dict[str, Any] = {
                 "expired": await expire_attempts(session, self.rules, now),
                 "resent": await resend_unconfirmed(session, self.rules, now),
-                "dispatched": await dispatch_due(session, self.rules, now),
+                "dispatched": 0,
             }
             if self._checks_due(now):
+                # Retries that came due, circuits that closed, anything a batch left: a scan
+                # of every pending delivery, which a backlog makes long, so once a second.
+                done["dispatched"] = await dispatch_due(session, self.rules, now)
                 done |= await self._checks(session, now)
         if done["dispatched"]:
             self._wake()
