@@ -871,7 +871,7 @@ async def main_scale(args: argparse.Namespace) -> None:
                     label=f"{n:,} msgs",
                     concurrency=args.concurrency,
                     rate=args.rate,
-                    timeout_s=max(args.timeout, n / 20),
+                    timeout_s=max(args.timeout, n / 5),  # a backlog drains at 10-25 msgs/s
                 )
                 out.append(r)
                 print(
