@@ -54,9 +54,9 @@ async def started(router):
     return router
 
 
-@pytest.fixture
-async def router(sessions, clock):
-    rules = RoutingRules(
+def routing_rules(**overrides):
+    """The rules these tests route by: 15 min to confirm an admission, 3 attempts."""
+    return RoutingRules(
         policies=default_policies(
             admission_confirmation_deadline=timedelta(minutes=15),
             confirmation_deadline=timedelta(minutes=30),
@@ -64,8 +64,13 @@ async def router(sessions, clock):
         ),
         attempt_timeout=timedelta(seconds=30),
         rng=random.Random(1),
+        **overrides,
     )
-    return await started(Router(sessions=sessions, rules=rules, clock=clock))
+
+
+@pytest.fixture
+async def router(sessions, clock):
+    return await started(Router(sessions=sessions, rules=routing_rules(), clock=clock))
 
 
 _offsets = iter(range(10**9))
@@ -506,16 +511,7 @@ async def test_a_receipt_is_applied_even_if_the_delivery_moved_after_it_was_read
 async def test_the_watchdog_checks_run_at_most_every_checks_every(sessions, clock):
     """Expiry, resends and dispatch run every tick; the watchdog's checks only once
     ``checks_every`` has passed, so ten ticks a second do not each scan the deadlines."""
-    rules = RoutingRules(
-        policies=default_policies(
-            admission_confirmation_deadline=timedelta(minutes=15),
-            confirmation_deadline=timedelta(minutes=30),
-            retry=RetryPolicy(base_s=1, cap_s=10, max_attempts=3),
-        ),
-        attempt_timeout=timedelta(seconds=30),
-        rng=random.Random(1),
-        checks_every=timedelta(seconds=1),
-    )
+    rules = routing_rules(checks_every=timedelta(seconds=1))
     router = await started(Router(sessions=sessions, rules=rules, clock=clock))
     await router.handle_batch([inbound(7)])
     first = await router.tick()
