@@ -162,6 +162,18 @@ async def serialize(session: AsyncSession, key: str) -> None:
 _UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 
 
+_CONFLICT_SQLSTATES = ("40P01", "40001")  # deadlock detected, serialization failure
+
+
+def lost_a_conflict(exc: BaseException) -> bool:
+    """PostgreSQL aborted this transaction to break a deadlock or a serialization conflict
+    with another one: nothing was written, and running it again is the standard answer."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(code, str) and code in _CONFLICT_SQLSTATES
+
+
 def store_unavailable(exc: BaseException) -> bool:
     """The database cannot be reached (restart, failover, network): worth retrying later,
     unlike a constraint violation or a bug."""
