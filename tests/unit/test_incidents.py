@@ -407,3 +407,32 @@ async def test_a_destination_down_for_too_long_opens_an_incident_until_it_answer
     await router.tick()
     down = [e for e in sink.events if e.kind == "destination_down"]
     assert down[-1].change is AlertChange.RESOLVED
+
+
+async def test_an_incident_another_replica_resolved_first_does_not_stop_the_tick(
+    router, sessions, clock, sink, monkeypatch
+):
+    """Two routers' ticks both find the same cleared incident; the one that comes second
+    finds it resolved already and goes on (it used to raise and end that replica)."""
+    from sqlalchemy import update
+
+    from services.router import alerts as incidents
+    from services.router.tables import alert
+
+    rec = admission(1, admitted_at=T0, patient="a" * 32)
+    await router.handle_batch([rec])
+    await router.handle_batch([result(message_id(rec), ResponseCode.OK)])
+    clock.advance(16 * 60)
+    await router.tick()
+    await router.handle_batch([result(message_id(rec), ResponseCode.OK, event=EventCode.RECEIPT)])
+    original = incidents.resolve
+
+    async def resolved_elsewhere_first(session, alert_id, **kw):
+        await session.execute(update(alert).where(alert.c.id == alert_id).values(state="resolved"))
+        return await original(session, alert_id, **kw)
+
+    monkeypatch.setattr(incidents, "resolve", resolved_elsewhere_first)
+    done = await router.tick()  # raised IllegalTransition (resolved → resolved) before
+    assert done["resolved"] == 0
+    states = {a.destination: a.state for a in await alerts(sessions)}
+    assert states == {"treserva": "resolved", "primary-care": "open"}
