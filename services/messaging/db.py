@@ -64,29 +64,31 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+SQLITE_BUSY_TIMEOUT_S = 30.0  # a lock held by another process (a maintenance command)
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        # One connection per process and database file. Every SQLite transaction here takes
-        # the write lock at BEGIN (below), so a second connection could only wait for it in
-        # SQLite's busy handler, which sleeps up to 100 ms between tries: under 48 concurrent
-        # intakes that made a POST take seconds. Waiting in the pool instead is first come,
-        # first served and costs nothing while it waits.
-        # Its statements run on the event loop, not on a thread (services.messaging.sqlite_inline).
+        # A file: one connection per process, its statements run on the event loop
+        # (services.messaging.sqlite_inline). Every SQLite transaction here takes the write
+        # lock at BEGIN (below), so a second connection could only wait for it in SQLite's
+        # busy handler, which sleeps up to 100 ms between tries: under 48 concurrent intakes
+        # that made a POST take seconds. Waiting in the pool is first come, first served.
         file = parsed.database if parsed.database and parsed.database != ":memory:" else None
         pooling: dict[str, Any] = (
             {
                 "pool_size": 1,
                 "max_overflow": 0,
                 "pool_timeout": 60,
-                "async_creator": sqlite_inline.creator(file, timeout=30),
+                "async_creator": sqlite_inline.creator(file, timeout=SQLITE_BUSY_TIMEOUT_S),
             }
             if file is not None
-            else {}
+            else {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
         )
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **{**pooling, **kwargs})
+        engine = create_async_engine(url, **{**pooling, **kwargs})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -168,10 +170,16 @@ _CONFLICT_SQLSTATES = ("40P01", "40001")  # deadlock detected, serialization fai
 def lost_a_conflict(exc: BaseException) -> bool:
     """PostgreSQL aborted this transaction to break a deadlock or a serialization conflict
     with another one: nothing was written, and running it again is the standard answer."""
+    code = _sqlstate(exc)
+    return code is not None and code in _CONFLICT_SQLSTATES
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a driver error SQLAlchemy wrapped (asyncpg, psycopg), if any."""
     if not isinstance(exc, DBAPIError):
-        return False
+        return None
     code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    return isinstance(code, str) and code in _CONFLICT_SQLSTATES
+    return code if isinstance(code, str) else None
 
 
 def store_unavailable(exc: BaseException) -> bool:
@@ -180,8 +188,8 @@ def store_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, OSError | OperationalError | InterfaceError):
         return True  # OSError: a refused or reset connection the driver did not wrap
     if isinstance(exc, DBAPIError):
-        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        code = _sqlstate(exc)
         return exc.connection_invalidated or (
-            isinstance(code, str) and code.startswith(_UNAVAILABLE_SQLSTATES)
+            code is not None and code.startswith(_UNAVAILABLE_SQLSTATES)
         )
     return False

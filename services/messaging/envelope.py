@@ -313,11 +313,10 @@ def validated_message(document: dict[str, Any]) -> Bundle:
 
 
 def to_json(bundle: Bundle) -> str:
-    """The message as JSON: the validated source document when there is one (the same FHIR
-    content; a date-time in UTC that a builder wrote with ``isoformat()`` reads ``+00:00``
-    where the model writes ``Z``, while the Bundle's timestamp is written as the model does
-    it, see :func:`fhir_instant`), otherwise
-    the model's own serialisation. Null values are left out, as FHIR requires."""
+    """The message as JSON, nulls left out as FHIR requires: for a :class:`FhirMessage` its
+    validated source document, otherwise the model's own serialisation. Both are the same
+    FHIR; they differ only where a builder wrote a UTC date-time with ``isoformat()``
+    (``+00:00`` where the model writes ``Z``; the Bundle's timestamp uses :func:`fhir_instant`)."""
     document = bundle._document if isinstance(bundle, FhirMessage) else None
     if document is None:
         return str(bundle.model_dump_json(exclude_none=True))
