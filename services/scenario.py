@@ -206,6 +206,9 @@ class Scenario:
             return None
         if res.status_code in (404, 503):  # 503: the router's database is restarting
             return None
+        if res.status_code == 429:  # over the API's rate: come back as Retry-After says
+            time.sleep(float(res.headers.get("retry-after", "1")))
+            return None
         res.raise_for_status()
         return dict(res.json())
 
