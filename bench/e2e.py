@@ -265,6 +265,19 @@ class RouterDb:
                 ).all()
             )
 
+    async def attempts(self) -> dict[str, float]:
+        """Attempts per delivery, and how many attempts timed out unanswered (each one is
+        sent again: work the adapter and the journal do twice)."""
+        attempts = int(await self.scalar("SELECT count(*) FROM delivery_attempt") or 0)
+        deliveries = int(await self.scalar("SELECT count(*) FROM delivery") or 0)
+        timed_out = await self.scalar(
+            "SELECT count(*) FROM delivery_attempt WHERE outcome = 'timeout'"
+        )
+        return {
+            "attempts_per_delivery": round(attempts / max(1, deliveries), 3),
+            "attempts_timed_out": int(timed_out or 0),
+        }
+
     async def size_bytes(self, data_dir: Path) -> int:
         """The databases' size: every SQLite file of the stack, or the PostgreSQL database."""
         if make_url(self.url).get_backend_name() == "sqlite":
@@ -607,6 +620,7 @@ async def run_phase(
         "p99_ms": round(pct(latencies, 99), 1),
         "max_ms": round(max(latencies), 1),
         "stages_p50_ms": stages,
+        **await db.attempts(),
         "db_growth_bytes_per_message": round((size1 - size0) / max(1, len(events))),
         "db_bytes": size1,
         "processes": procs,
@@ -950,6 +964,7 @@ async def main_drain(args: argparse.Namespace) -> None:
             treserva = [r for r in rows if r.destination == "treserva"]
             t_end = max(_ts(r.confirmed_at) or 0.0 for r in treserva)
             records = await treserva_records(stack)
+            attempts = await db.attempts()
     # order: per patient, Treserva stored the notices in the order the router received them
     record_no = {r["meddelandeId"]: int(r["recordId"].split("-")[1]) for r in records}
     held = Counter(r["meddelandeId"] for r in records)
@@ -970,6 +985,7 @@ async def main_drain(args: argparse.Namespace) -> None:
         "lost": sum(1 for r in treserva if r.message_id not in held),
         "duplicated_at_receiver": sum(c - 1 for c in held.values() if c > 1),
         "order_violations": violations,
+        **attempts,
         "patients": len(by_patient),
         "all_posted_stored": len(mine) == n,
         "processes": procs,

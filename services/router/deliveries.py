@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging import topics, tracing
@@ -81,6 +81,10 @@ class RoutingRules:
     # the tick's watchdog checks (overdue confirmations, legal deadlines, incidents, gaps,
     # destinations down) run at most this often; expiry, resends and dispatch run every tick
     checks_every: timedelta = timedelta(0)
+    # at most this many deliveries in flight (dispatched, no outcome yet) per destination;
+    # 0: no limit. The attempt timeout starts at dispatch, so without a window a backlog
+    # queued on Kafka ahead of a slow adapter times out and is sent again (see dispatch_due)
+    max_in_flight: int = 0
 
     def retry(self, event_code: str) -> RetryPolicy:
         policy = self.policies.get(event_code)
@@ -354,7 +358,13 @@ async def dispatch_due(
 ) -> int:
     """Publish a delivery command for every pending delivery that is due and not held back
     behind an earlier unresolved delivery of the same patient to the same destination.
-    ``only`` narrows it to those deliveries, ``patients`` to those patients' (pseudonyms)."""
+    ``only`` narrows it to those deliveries, ``patients`` to those patients' (pseudonyms).
+
+    No destination gets more than ``rules.max_in_flight`` in flight: the rest stay pending
+    until outcomes make room (the tick's full scan sends them). An attempt's timeout runs
+    from its dispatch, so commands queued on Kafka behind thousands of others (a drain
+    after an outage) would time out unread and be sent again, doubling the adapter's work
+    and counting against the destination's circuit; the window keeps that queue short."""
     earlier = delivery.alias("earlier")
     earlier_msg = message.alias("earlier_msg")
     earlier_state: Any = earlier.c.state
@@ -375,6 +385,8 @@ async def dispatch_due(
         )
     )
     gate = await circuit.gate(session, now)
+    in_flight = await _in_flight(session) if rules.max_in_flight else {}
+    full = {d for d, n in in_flight.items() if n >= rules.max_in_flight}
     query = (
         delivery_rows()
         .add_columns(subscription.c.channel_type, subscription.c.endpoint)
@@ -385,8 +397,8 @@ async def dispatch_due(
             ~held,
         )
     )
-    if gate.shut:  # an open circuit: nothing goes to that destination until its probe time
-        query = query.where(delivery.c.destination.not_in(sorted(gate.shut)))
+    if gate.shut | full:  # an open circuit (until its probe time) or a full window
+        query = query.where(delivery.c.destination.not_in(sorted(gate.shut | full)))
     if only is not None:
         query = query.where(delivery.c.id.in_(only))
     if patients is not None:
@@ -399,6 +411,8 @@ async def dispatch_due(
     dispatched = 0
     probed: set[str] = set()
     for row in rows:
+        if rules.max_in_flight and in_flight.get(row.destination, 0) >= rules.max_in_flight:
+            continue  # the window filled during this pass
         attempt = row.attempts + 1
         try:
             command = delivery_command(row, attempt, rules.keyring)
@@ -437,7 +451,18 @@ async def dispatch_due(
         await add_to_outbox(session, OUTBOX_OWNER, command)
         log.info("delivery dispatched", extra={**log_ids(row), "attempt": attempt})
         dispatched += 1
+        in_flight[row.destination] = in_flight.get(row.destination, 0) + 1
     return dispatched
+
+
+async def _in_flight(session: AsyncSession) -> dict[str, int]:
+    """Deliveries dispatched and not yet answered, per destination."""
+    rows = await session.execute(
+        select(delivery.c.destination, func.count())
+        .where(delivery.c.state == DeliveryState.DISPATCHED.value)
+        .group_by(delivery.c.destination)
+    )
+    return {str(row[0]): int(row[1]) for row in rows}
 
 
 def delivery_command(row: Any, attempt: int, keyring: Keyring) -> OutgoingRecord:

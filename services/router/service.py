@@ -119,6 +119,7 @@ async def main(settings: RouterSettings | None = None) -> int:
         payload_retention=timedelta(days=settings.payload_retention_days),
         prune_every=timedelta(seconds=settings.payload_prune_every_s),
         checks_every=timedelta(seconds=settings.checks_s),
+        max_in_flight=settings.max_in_flight,
     )
     router = Router(sessions=sessions, rules=rules, clock=utcnow, relay_wake=relay.wake)
     await ensure_first_admin(

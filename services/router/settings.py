@@ -61,6 +61,9 @@ class RouterSettings(ServiceSettings):
     max_attempts: int = 10
     max_age_s: float = 24 * 3600  # not retried after this: dead letter + alert, a person acts
     attempt_timeout_s: float = 60.0
+    # deliveries in flight per destination at most (0: no limit): a drain after an outage
+    # queues no more on Kafka than the adapter answers within attempt_timeout_s
+    max_in_flight: int = Field(default=200, ge=0)
     # retries, expired attempts and reopened circuits are dispatched on the tick; new
     # deliveries and a patient's next one go out with the batch that made them due
     tick_s: float = 0.25

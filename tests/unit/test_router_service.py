@@ -318,6 +318,27 @@ async def test_a_patients_later_message_waits_but_other_patients_do_not(router, 
     assert later_state == "dispatched"
 
 
+async def test_no_destination_has_more_than_max_in_flight_dispatched(sessions, clock):
+    """A window per destination: the rest stay pending until outcomes make room, and the
+    tick sends them then (a drain's backlog never queues on Kafka past its timeout)."""
+    rules = routing_rules(max_in_flight=2)
+    router = await started(Router(sessions=sessions, rules=rules, clock=clock))
+    records = [inbound(seed, patient=f"{seed:032d}") for seed in (1, 2, 3)]
+    await router.handle_batch(records)
+
+    async def states(destination):
+        return [d.state for d in await deliveries(sessions, destination)]
+
+    for destination in ("treserva", "primary-care"):  # each its own window
+        assert await states(destination) == ["dispatched", "dispatched", "pending"]
+    await router.tick()
+    assert await states("treserva") == ["dispatched", "dispatched", "pending"]
+    await router.handle_batch([result(message_id(records[0]), ResponseCode.OK)])
+    await router.tick()
+    assert await states("treserva") == ["sent", "dispatched", "dispatched"]
+    assert await states("primary-care") == ["dispatched", "dispatched", "pending"]
+
+
 def versioned(version, *, document="list-1", event="medication-list", source="takecare"):
     """A versioned message (only the envelope matters to the router)."""
     doc = json.loads(inbound(seed=version).value)
