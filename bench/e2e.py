@@ -893,10 +893,9 @@ async def main_scale(args: argparse.Namespace) -> None:
                     f" ms, db +{r['db_growth_bytes_per_message']:,} B/msg, RSS "
                     + ", ".join(f"{k} {v['rss_mb']:.0f}" for k, v in r["processes"].items())
                 )
-    write_results(
-        "scale",
-        {"steps": out, "database": "postgresql" if url_is_pg(args.database_url) else "sqlite"},
-    )
+                # after every step: a long curve stopped part-way keeps what it measured
+                database = "postgresql" if url_is_pg(args.database_url) else "sqlite"
+                write_results("scale", {"steps": out, "database": database})
 
 
 async def treserva_records(stack: Stack) -> list[dict[str, Any]]:
