@@ -208,6 +208,7 @@ async def drive(
                     posted.append(Posted(res.json()["messageId"], started, ev))
                     if progress is not None:
                         progress.posted += 1
+                        progress.show()  # the drain's pile-up has no other progress
                     break
                 else:
                     raise RuntimeError(f"{ev.route}: intake kept refusing")
