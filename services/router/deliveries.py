@@ -401,8 +401,16 @@ def due_deliveries(
         query = query.where(delivery.c.id.in_(only))
     if patients is not None:
         query = query.where(message.c.pseudonym.in_(sorted(patients)))
+    # Oldest due first, in the order of ix_delivery_due (its rowid breaks ties), so the full
+    # scan stops at ``limit`` instead of testing every pending delivery for ``held`` and then
+    # sorting them all by id (half the router's time in a 50k drain). A patient's order does
+    # not depend on it: ``held`` lets only the earliest unresolved delivery through.
     # Replicas take disjoint rows: one locked by another router is left to it.
-    return query.order_by(delivery.c.id).limit(limit).with_for_update(of=delivery, skip_locked=True)
+    return (
+        query.order_by(delivery.c.next_attempt_at, delivery.c.id)
+        .limit(limit)
+        .with_for_update(of=delivery, skip_locked=True)
+    )
 
 
 async def dispatch_due(

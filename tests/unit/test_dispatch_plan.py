@@ -34,6 +34,8 @@ async def test_an_inbound_batch_starts_from_its_deliveries(engine):
     assert steps[0] == "SEARCH delivery USING INTEGER PRIMARY KEY (rowid=?)", steps
 
 
-async def test_the_full_scan_goes_by_the_due_index(engine):
+async def test_the_full_scan_goes_by_the_due_index_in_its_order(engine):
+    """No sort: the scan stops once it has found ``limit`` deliveries it may send."""
     steps = await plan(engine, due_deliveries("sqlite", NOW, closed={"treserva"}))
     assert steps[0].startswith("SEARCH delivery USING INDEX ix_delivery_due"), steps
+    assert not any("TEMP B-TREE" in s for s in steps), steps
