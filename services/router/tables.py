@@ -199,7 +199,8 @@ deviation = Table(
     # failure class, an open set: see services.router.deviations.DeviationKind
     Column("kind", String(40), nullable=False),
     Column("message_id", String(36), nullable=True, index=True),
-    Column("delivery_id", BigId, ForeignKey("delivery.id"), nullable=True),
+    # by the delivery alone: every confirmation closes its deviations (close_deviation)
+    Column("delivery_id", BigId, ForeignKey("delivery.id"), nullable=True, index=True),
     Column("family", String(60), nullable=False),  # event code
     Column("source", String(40), nullable=False),
     Column("destination", String(40), nullable=False),

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import sqlite
 
 from services.router.deliveries import due_deliveries
 from services.router.domain import DeliveryState
-from services.router.tables import delivery, message
+from services.router.tables import delivery, deviation, message
 from tests.conftest import backend_name
 
 pytestmark = pytest.mark.skipif(backend_name() != "sqlite", reason="SQLite's EXPLAIN QUERY PLAN")
@@ -105,3 +105,15 @@ async def test_the_full_scan_goes_by_the_due_index_in_its_order(engine):
     steps = await plan(engine, due_deliveries("sqlite", NOW, closed={"treserva"}))
     assert steps[0].startswith("SEARCH delivery USING INDEX ix_delivery_due"), steps
     assert not any("TEMP B-TREE" in s for s in steps), steps
+
+
+async def test_a_confirmation_finds_its_deviations_by_the_delivery(engine):
+    """close_deviation runs on every confirmation; without its index it read the whole
+    deviation table (14 ms at 28,000 deviations in the 100k scale step)."""
+    steps = await plan(
+        engine,
+        select(deviation.c.id).where(
+            deviation.c.delivery_id == 1, deviation.c.resolved_at.is_(None)
+        ),
+    )
+    assert steps == ["SEARCH deviation USING INDEX ix_deviation_delivery_id (delivery_id=?)"]
