@@ -91,8 +91,14 @@ async def test_a_results_batch_finds_what_the_held_behind_test_finds(engine):
                 ids[dialect] = (await conn.execute(query)).scalars().all()
             assert ids["sqlite"] == ids["postgresql"], (chosen, closed)
             found += len(ids["sqlite"])
-    assert found > 0  # some were let through, and most of the due ones were held back
-    assert len(pending_due) > 4 * len(patients)
+    assert found > 0  # some were let through
+    async with engine.connect() as conn:  # and for all patients, most due ones are held back
+        let_through = (
+            (await conn.execute(due_deliveries("sqlite", NOW, patients=set(patients), limit=500)))
+            .scalars()
+            .all()
+        )
+    assert 0 < len(let_through) < len(pending_due) / 2, (len(let_through), len(pending_due))
 
 
 async def test_an_inbound_batch_starts_from_its_deliveries(engine):

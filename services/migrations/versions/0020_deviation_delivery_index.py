@@ -2,7 +2,7 @@
 
 The unique constraint on (kind, delivery_id) cannot find them by the delivery alone, so each
 confirmation read the whole deviation table: 14 ms at 28,000 deviations in the 100k scale
-step, 12 % of the router.
+step, 12 % of the router and later 44 % as the backlog's breached deadlines added rows.
 
 Revision ID: 0020
 Revises: 0019
