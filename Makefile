@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test reliability browser security check lint typecheck contracts validate bench bench-queries attack-probe clean
+.PHONY: install run demo test reliability browser security check lint typecheck contracts validate bench bench-queries bench-dispatch attack-probe clean
 
 install: $(STAMP)
 
@@ -78,6 +78,10 @@ bench: install
 BENCH_ARGS ?=
 bench-queries: install
 	$(PY) bench/query_speed.py $(BENCH_ARGS)
+
+# the router's dispatch query at a 120,000-delivery backlog, SQLite and PostgreSQL (BENCH_ARGS=--help)
+bench-dispatch: install
+	$(PY) bench/dispatch_speed.py $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache test-output

@@ -43,7 +43,7 @@ def test_treserva_errors_are_retried_until_it_recovers(scenario):
     scenario.set_treserva_fault("none")
     detail = scenario.wait_for_state(message_id, "confirmed", timeout_s=15)
     outcomes = [a["outcome"] for a in scenario.delivery(detail, "treserva")["attempts_log"]]
-    assert outcomes[0] == "transient-error" and outcomes[-1] == "ok"
+    assert outcomes[0] == "transient-error" and outcomes[-1] == "ok", outcomes
 
 
 def test_treserva_down_then_back_loses_nothing(scenario):

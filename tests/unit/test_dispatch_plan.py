@@ -4,16 +4,14 @@ batch and most of the router's time), and for a batch's patients without testing
 candidate against all of its patient's earlier deliveries (quadratic in a patient's backlog:
 44 % of the router in the 100k scale step)."""
 
-import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.dialects import sqlite
 
 from services.router.deliveries import due_deliveries
-from services.router.domain import DeliveryState
-from services.router.tables import delivery, deviation, message
+from services.router.tables import deviation
 from tests.conftest import backend_name
 
 pytestmark = pytest.mark.skipif(backend_name() != "sqlite", reason="SQLite's EXPLAIN QUERY PLAN")
@@ -34,71 +32,6 @@ async def test_a_results_batch_starts_from_its_patients(engine):
     assert not any("ix_delivery_due" in s or "ix_delivery_state" in s for s in steps), steps
     # each patient's deliveries are read once, not once more for every candidate
     assert not any("CORRELATED" in s for s in steps), steps
-
-
-async def test_a_results_batch_finds_what_the_held_behind_test_finds(engine):
-    """The patients' first unresolved deliveries are exactly the candidates that the generic
-    held-behind test (the query PostgreSQL runs) lets through, in the same order."""
-    rng = random.Random(8)
-    states = [s.value for s in DeliveryState]
-    patients = [f"{i:032x}" for i in range(12)]
-    async with engine.begin() as conn:
-        for n in range(240):
-            message_id = f"00000000-0000-4000-8000-{n:012x}"
-            await conn.execute(
-                insert(message).values(
-                    id=message_id,
-                    event_code="admission-notice",
-                    source="takecare",
-                    pseudonym=rng.choice(patients),
-                    sent_at=NOW,
-                    received_at=NOW,
-                    payload="{}",
-                )
-            )
-            for destination in rng.sample(["treserva", "takecare", "primary-care"], 2):
-                await conn.execute(
-                    insert(delivery).values(
-                        message_id=message_id,
-                        destination=destination,
-                        state=rng.choices(states, weights=[6, 2, 1, 4, 1])[0],
-                        attempts=0,
-                        next_attempt_at=NOW + timedelta(seconds=rng.randint(-60, 30)),
-                        confirm_by=NOW,
-                        created_at=NOW,
-                        updated_at=NOW,
-                    )
-                )
-    found = 0
-    async with engine.connect() as conn:
-        pending_due = (
-            (
-                await conn.execute(
-                    select(delivery.c.id).where(
-                        delivery.c.state == "pending", delivery.c.next_attempt_at <= NOW
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
-        for k in range(30):
-            chosen = set(rng.sample(patients, rng.randint(1, len(patients))))
-            closed = set(rng.sample(["treserva", "takecare", "primary-care"], k % 3))
-            ids = {}
-            for dialect in ("sqlite", "postgresql"):
-                query = due_deliveries(dialect, NOW, closed=closed, patients=chosen, limit=500)
-                ids[dialect] = (await conn.execute(query)).scalars().all()
-            assert ids["sqlite"] == ids["postgresql"], (chosen, closed)
-            found += len(ids["sqlite"])
-    assert found > 0  # some were let through
-    async with engine.connect() as conn:  # and for all patients, most due ones are held back
-        let_through = (
-            (await conn.execute(due_deliveries("sqlite", NOW, patients=set(patients), limit=500)))
-            .scalars()
-            .all()
-        )
-    assert 0 < len(let_through) < len(pending_due) / 2, (len(let_through), len(pending_due))
 
 
 async def test_an_inbound_batch_starts_from_its_deliveries(engine):
