@@ -29,7 +29,6 @@ import asyncio
 import functools
 import json
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -41,11 +40,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import asyncpg
 from sqlalchemy import insert, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.timing import BASELINE, scratch_database, summary, table
 from services.messaging.db import make_engine, migrate
 from services.router.deliveries import due_deliveries
 from services.router.tables import delivery, message
@@ -141,7 +139,7 @@ async def measure(
     engine: AsyncEngine, dialect: str, batch_patients: list[str], repeat: int
 ) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
-    timed: dict[str, Shape] = {"baseline: SELECT 1": lambda _: text("SELECT 1")}
+    timed: dict[str, Shape] = {BASELINE: lambda _: text("SELECT 1")}
     timed |= shapes(batch_patients)
     for name, shape in timed.items():
         times, found = [], 0
@@ -152,12 +150,7 @@ async def measure(
                 await tx.rollback()
             if i:  # the first run warms the cache
                 times.append((time.perf_counter() - t0) * 1000)
-        times.sort()
-        results[name] = {
-            "median_ms": round(statistics.median(times), 2),
-            "p95_ms": round(times[min(len(times) - 1, round(0.95 * (len(times) - 1)))], 2),
-            "rows": found,
-        }
+        results[name] = {**summary(times), "rows": found}
         print(f"  {name:<52} {results[name]['median_ms']:9.2f} ms  {found:>4} rows", flush=True)
     # a results batch's query lets through the rows the generic test does, in the same order
     every = shapes(batch_patients)
@@ -188,33 +181,8 @@ async def bench(url: str, pending: int, patients: int, repeat: int) -> dict[str,
 
 
 async def bench_postgresql(base_url: str, pending: int, patients: int, repeat: int) -> Any:
-    base = make_url(base_url)
-    name = f"cb_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(
-        host=base.host, port=base.port or 5432, user=base.username, password=base.password,
-        database=base.database,
-    )  # fmt: skip
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = base.set(database=name).render_as_string(hide_password=False)
+    async with scratch_database(base_url) as url:
         return await bench(url, pending, patients, repeat)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-def table(results: dict[str, Any]) -> str:
-    backends = list(results["backends"])
-    head = "| query | " + " | ".join(f"{b} median / p95 ms (× SELECT 1)" for b in backends) + " |"
-    lines = [head, "|---" * (len(backends) + 1) + "|"]
-    for name in next(iter(results["backends"].values()))["queries"]:
-        cells = []
-        for b in backends:
-            q = results["backends"][b]["queries"]
-            base, r = q["baseline: SELECT 1"]["median_ms"], q[name]
-            cells.append(f"{r['median_ms']:.1f} / {r['p95_ms']:.1f} (×{r['median_ms'] / base:.0f})")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -28,7 +28,6 @@ import asyncio
 import json
 import random
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bench.timing import scratch_database, summary, table
 from services.messaging.db import make_engine, migrate, session_factory
 from services.messaging.envelope import EventCode, System
 from services.messaging.families import destinations
@@ -287,11 +287,7 @@ async def measure(url: str, seed: Seed, repeat: int) -> dict[str, dict[str, floa
                     await run(s)
                 if i:  # the first run warms the cache
                     times.append((time.perf_counter() - t0) * 1000)
-            times.sort()
-            results[name] = {
-                "median_ms": round(statistics.median(times), 2),
-                "p95_ms": round(times[min(len(times) - 1, round(0.95 * (len(times) - 1)))], 2),
-            }
+            results[name] = summary(times)
             print(f"  {name:<48} {results[name]['median_ms']:8.2f} ms", flush=True)
         return results
     finally:
@@ -307,37 +303,10 @@ async def bench_sqlite(deliveries: int, repeat: int, workdir: Path) -> dict[str,
 
 
 async def bench_postgresql(base_url: str, deliveries: int, repeat: int) -> dict[str, Any]:
-    base = make_url(base_url)
-    name = f"cb_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(
-        host=base.host, port=base.port or 5432, user=base.username, password=base.password,
-        database=base.database,
-    )  # fmt: skip
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = base.set(database=name).render_as_string(hide_password=False)
-    try:
+    async with scratch_database(base_url) as url:
         await asyncio.to_thread(migrate, url)
         seed = await seed_postgresql(url, deliveries)
         return {"seed": asdict(seed), "queries": await measure(url, seed, repeat)}
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-def table(results: dict[str, Any]) -> str:
-    backends = list(results["backends"])
-    head = "| query | " + " | ".join(f"{b} median / p95 ms (× SELECT 1)" for b in backends) + " |"
-    lines = [head, "|---" * (len(backends) + 1) + "|"]
-    names = list(next(iter(results["backends"].values()))["queries"])
-    for name in names:
-        cells = []
-        for b in backends:
-            q = results["backends"][b]["queries"]
-            base = q["baseline: SELECT 1"]["median_ms"]
-            r = q[name]
-            cells.append(f"{r['median_ms']:.1f} / {r['p95_ms']:.1f} (×{r['median_ms'] / base:.0f})")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts run by make bench, bench-queries and bench-dispatch (not tests)."""
