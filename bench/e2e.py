@@ -59,6 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+from bench.timing import scratch_database  # noqa: E402
 from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN as TAKECARE_TOKEN  # noqa: E402
 from services.adapter_treserva.settings import SANDBOX_INTAKE_TOKEN as TRESERVA_TOKEN  # noqa: E402
 from services.demo import demo_settings  # noqa: E402
@@ -484,18 +485,8 @@ async def private_database(url: str | None) -> AsyncIterator[str | None]:
     if url is None or make_url(url).get_backend_name() == "sqlite":
         yield None
         return
-    import asyncpg
-
-    base = make_url(url)
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin_dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(admin_dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+    async with scratch_database(url) as private:
+        yield private
 
 
 @contextlib.asynccontextmanager
