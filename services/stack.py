@@ -363,7 +363,15 @@ class Stack:
                 )
             self._restarts[child.name] = [*recent, now]
             self.echo(f"{child.name} exited with {child.process.returncode}; restarting it")
-            self.restart(child.name)
+            try:
+                self.restart(child.name)
+            except StackError:
+                # It died again while starting (the router after a broker restart, while the
+                # broker is not yet answering): the next call restarts it again, until it has
+                # died five times within a minute. A child still running but not healthy is
+                # a real failure.
+                if self.child(child.name).process.poll() is None:
+                    raise
             revived.append(child.name)
         return revived
 

@@ -1,7 +1,7 @@
 """Surviving a broker that loses its data (Tansu keeps everything in memory).
 
 The broker's *epoch* is the first record of a one-partition topic, written by whichever
-service first finds the topic missing. A restarted Tansu has no such topic, so a new epoch
+service first finds the topic missing or empty. A restarted Tansu has no such topic, so a new epoch
 is written. Each service stores the epoch it last worked with (``broker_epoch``); when the
 broker's epoch differs, everything the service published within the replay window is marked
 unpublished and its outbox relay sends it again. That is safe because every consumer is
@@ -53,20 +53,18 @@ class BrokerDataLost(Exception):
 
 
 async def read_epoch(bootstrap: str, *, timeout_s: float = 15.0) -> str:
-    """The broker's epoch; written first if the broker has none."""
+    """The broker's epoch; written first if the broker has none.
+
+    The topic may exist and still be empty: the service that created it can die before it
+    writes (a router exits on purpose when the broker lost its data, and may do so between
+    the two), or the broker may create it on a metadata request. Whoever finds it empty
+    writes one; the first record (offset 0) is the epoch, whoever wrote it."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         if EPOCH_TOPIC not in set(await admin.list_topics()):
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics([NewTopic(EPOCH_TOPIC, 1, 1)])
-            producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
-            await producer.start()
-            try:
-                # Two services may both write one; the first record (offset 0) is the epoch.
-                await producer.send_and_wait(EPOCH_TOPIC, uuid.uuid4().hex.encode(), partition=0)
-            finally:
-                await producer.stop()
     finally:
         await admin.close()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -74,11 +72,22 @@ async def read_epoch(bootstrap: str, *, timeout_s: float = 15.0) -> str:
     try:
         partition = TopicPartition(EPOCH_TOPIC, 0)
         consumer.assign([partition])
+        if (await consumer.end_offsets([partition]))[partition] == 0:
+            await _write_epoch(bootstrap)
         await consumer.seek_to_beginning(partition)
         record = await asyncio.wait_for(consumer.getone(), timeout_s)
         return (record.value or b"").decode()
     finally:
         await consumer.stop()
+
+
+async def _write_epoch(bootstrap: str) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        await producer.send_and_wait(EPOCH_TOPIC, uuid.uuid4().hex.encode(), partition=0)
+    finally:
+        await producer.stop()
 
 
 async def recover(
