@@ -1,8 +1,8 @@
 """Surviving a broker that loses its data (Tansu keeps everything in memory).
 
 The broker's *epoch* is the first record of a one-partition topic, written by whichever
-service first finds the topic missing or empty. A restarted Tansu has no such topic, so a new epoch
-is written. Each service stores the epoch it last worked with (``broker_epoch``); when the
+service first finds the topic missing or empty. A restarted Tansu has no such topic, so a new
+epoch is written. Each service stores the epoch it last worked with (``broker_epoch``); when the
 broker's epoch differs, everything the service published within the replay window is marked
 unpublished and its outbox relay sends it again. That is safe because every consumer is
 idempotent (message ids, business keys, processed-event records).
