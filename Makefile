@@ -6,7 +6,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test reliability browser security check lint typecheck contracts validate bench bench-queries bench-dispatch attack-probe clean
+.PHONY: install run demo test test-fast test-postgres test-apache reliability browser security check lint typecheck contracts validate bench bench-queries bench-dispatch attack-probe clean
+.PHONY: kafka postgres postgres-binaries
 
 install: $(STAMP)
 
@@ -34,8 +35,26 @@ $(CHROMIUM):
 	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
 
-test: install $(CHROMIUM)
+# Everything the suite uses is installed here: Chromium, PostgreSQL's server binaries (the
+# fault-injection tests start private clusters) and Apache Kafka's jars.
+test: install $(CHROMIUM) postgres-binaries kafka
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# unit and contract tests: no broker, no browser, no stack (under two minutes)
+FAST := not integration and not e2e and not reliability and not browser and not apache_kafka
+test-fast: install
+	$(PY) -m pytest -q -m "$(FAST)" $(PYTEST_ARGS)
+
+# the suite on PostgreSQL: a server at 127.0.0.1:5432 is installed and started when none answers
+PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+test-postgres: install $(CHROMIUM) postgres kafka
+	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" $(PY) -m pytest -q $(PYTEST_ARGS)
+
+postgres-binaries:
+	@bash deploy/dev/postgres.sh binaries
+
+postgres:
+	@bash deploy/dev/postgres.sh up
 
 # fault injection on a real stack (also part of `make test`)
 reliability: install
@@ -82,6 +101,17 @@ bench-queries: install
 # the router's dispatch query at a 120,000-delivery backlog, SQLite and PostgreSQL (BENCH_ARGS=--help)
 bench-dispatch: install
 	$(PY) bench/dispatch_speed.py $(BENCH_ARGS)
+
+# Apache Kafka (KRaft) from Maven Central for services/apache_kafka.py: its jars once, cached in
+# .cache/kafka-<version>/libs (the version is deploy/kafka/pom.xml's <kafka.version>)
+KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' deploy/kafka/pom.xml)
+KAFKA_CACHE   := .cache/kafka-$(KAFKA_VERSION)
+
+kafka: $(KAFKA_CACHE)/.assembled
+
+$(KAFKA_CACHE)/.assembled: deploy/kafka/pom.xml
+	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(KAFKA_CACHE)/libs
+	@touch $@
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache test-output

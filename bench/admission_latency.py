@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services.demo import demo_settings
 from services.messaging.kafka import ensure_topics
+from services.messaging.kafka_connection import KafkaConnection
 from services.scenario import Scenario
 from services.stack import Stack
 
@@ -39,15 +40,13 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def kafka_hop_baseline(bootstrap: str, payload: bytes, count: int) -> list[float]:
+async def kafka_hop_baseline(kafka: KafkaConnection, payload: bytes, count: int) -> list[float]:
     topic = f"bench.baseline.{uuid.uuid4().hex[:6]}.v1"
-    await ensure_topics(bootstrap, [topic], 1)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=False, acks="all", linger_ms=2
-    )
+    await ensure_topics(kafka, [topic], 1)
+    producer = AIOKafkaProducer(**kafka.producer_options(), acks="all", linger_ms=2)
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **kafka.client_options(),
         group_id=topic,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=50,
@@ -105,7 +104,9 @@ def main() -> int:
                 print(f"\rconfirmed {i + 1}/{args.count}", end="", flush=True)
             print()
             payload = json.dumps(scenario.message(posted[0][0])).encode()
-            baseline = asyncio.run(kafka_hop_baseline(stack.kafka_bootstrap, payload, args.count))
+            baseline = asyncio.run(
+                kafka_hop_baseline(stack.kafka_connection(), payload, args.count)
+            )
         finally:
             scenario.close()
             stack.stop()

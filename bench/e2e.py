@@ -637,10 +637,10 @@ def stage_medians(rows: list[Any], posted: dict[str, Posted]) -> dict[str, float
 
 async def kafka_baseline(stack: Stack, count: int) -> dict[str, Any]:
     """aiokafka produce → consume of the same payloads and keys on the same broker."""
-    bootstrap = stack.kafka_bootstrap
+    kafka = stack.kafka_connection()  # the same broker and channel (SASL_SSL on Apache Kafka)
     reader = AIOKafkaConsumer(
         topics.INBOUND,
-        bootstrap_servers=bootstrap,
+        **kafka.client_options(),
         group_id=f"bench-read-{uuid.uuid4().hex[:6]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -657,13 +657,11 @@ async def kafka_baseline(stack: Stack, count: int) -> dict[str, Any]:
         await reader.stop()
     records = (records * (count // max(1, len(records)) + 1))[:count]
     topic = f"bench.baseline.{uuid.uuid4().hex[:6]}.v1"
-    await ensure_topics(bootstrap, [topic], stack_partitions())
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=2
-    )
+    await ensure_topics(kafka, [topic], stack_partitions())
+    producer = AIOKafkaProducer(**kafka.producer_options(), acks="all", linger_ms=2)
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **kafka.client_options(),
         group_id=topic,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

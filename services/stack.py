@@ -1,6 +1,10 @@
 """The embedded stack: Tansu, migrations, the router, both adapters and the three simulators
 (TakeCare, Treserva, a webhook subscriber) as separate processes under one small supervisor.
 
+With ``kafka="apache"`` (``make run KAFKA=apache``) the broker is Apache Kafka instead of
+Tansu, secured as in production: SASL_SSL, a SCRAM user per service, the ACLs of
+services/messaging/kafka_acls.py, topics created by the admin, the idempotent producer on.
+
 ``python -m services.stack run``      start everything on the sandbox defaults (``make run``)
 ``python -m services.stack migrate``  migrate the database(s) and exit (also used in compose)
 
@@ -24,12 +28,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Literal
 
 import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.messaging.db import migrate
+from services.messaging.kafka_connection import KafkaConnection
+
+if TYPE_CHECKING:
+    from services.apache_kafka import ApacheKafka
+
+BrokerKind = Literal["tansu", "apache"]
 
 
 class StackSettings(BaseSettings):
@@ -39,6 +49,8 @@ class StackSettings(BaseSettings):
 
     data_dir: Path = Path("var")
     host: str = "127.0.0.1"
+    kafka: BrokerKind = "tansu"  # "apache": Apache Kafka with SASL_SSL and ACLs
+    topic_partitions: int = 3
     kafka_port: int = 9092
     router_port: int = 8000
     takecare_adapter_port: int = 8001
@@ -124,6 +136,8 @@ class Stack:
     settings: StackSettings
     echo: Callable[[str], None] = print
     children: list[Child] = field(default_factory=list)
+    apache: ApacheKafka | None = None
+    _kafka_users: dict[str, str] = field(default_factory=dict)
     _restarts: dict[str, list[float]] = field(default_factory=dict)
     _held: set[str] = field(default_factory=set)
 
@@ -134,6 +148,39 @@ class Stack:
     @property
     def kafka_bootstrap(self) -> str:
         return f"{self.settings.host}:{self.settings.kafka_port}"
+
+    @property
+    def broker(self) -> str:
+        """The broker's child name: "tansu" or "kafka"."""
+        return "kafka" if self.settings.kafka == "apache" else "tansu"
+
+    def kafka_connection(self, principal: str = "admin") -> KafkaConnection:
+        """How ``principal`` (a service's user, or the admin) reaches this stack's broker."""
+        if self.apache is None:
+            return KafkaConnection(self.kafka_bootstrap)
+        values = self.apache.client_settings(principal)
+        return KafkaConnection(
+            values["bootstrap"],
+            security_protocol="SASL_SSL",
+            sasl_username=values["sasl_username"],
+            sasl_password=values["sasl_password"],
+            ssl_cafile=values["ssl_cafile"],
+            idempotent_producer=True,
+        )
+
+    def _kafka_env(self, principal: str) -> dict[str, str]:
+        """A service's KAFKA_* settings (without its prefix)."""
+        connection = self.kafka_connection(principal)
+        env = {"KAFKA_BOOTSTRAP": connection.bootstrap}
+        if connection.security_protocol == "SASL_SSL":
+            env |= {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "KAFKA_SASL_USERNAME": connection.sasl_username or "",
+                "KAFKA_SASL_PASSWORD": connection.sasl_password or "",
+                "KAFKA_SSL_CAFILE": connection.ssl_cafile or "",
+                "KAFKA_IDEMPOTENT_PRODUCER": "true",
+            }
+        return env
 
     @property
     def router_url(self) -> str:
@@ -182,19 +229,22 @@ class Stack:
         (s.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         for url in sorted({self.database_url(name) for name in SERVICES}):
             migrate(url)
-        self._spawn(
-            "tansu",
-            [
-                tansu_binary(),
-                "broker",
-                "--listener-url",
-                f"tcp://{s.host}:{s.kafka_port}",
-                "--advertised-listener-url",
-                f"tcp://{s.host}:{s.kafka_port}",
-            ],
-            {},
-        )
-        self._wait_for_port(s.kafka_port, "tansu")
+        if s.kafka == "apache":
+            self._start_apache()
+        else:
+            self._spawn(
+                "tansu",
+                [
+                    tansu_binary(),
+                    "broker",
+                    "--listener-url",
+                    f"tcp://{s.host}:{s.kafka_port}",
+                    "--advertised-listener-url",
+                    f"tcp://{s.host}:{s.kafka_port}",
+                ],
+                {},
+            )
+            self._wait_for_port(s.kafka_port, "tansu")
         py = [sys.executable, "-m"]
         self._spawn(
             "sim_treserva",
@@ -206,7 +256,11 @@ class Stack:
                 "SIM_TRESERVA_ADAPTER_URL": self.treserva_adapter_url,
             },
         )
-        common = {"ENVIRONMENT": "sandbox", "KAFKA_BOOTSTRAP": self.kafka_bootstrap, "HOST": s.host}
+        common = {
+            "ENVIRONMENT": "sandbox",
+            "HOST": s.host,
+            "TOPIC_PARTITIONS": str(s.topic_partitions),
+        }
         for name, port in self.routers():
             self._spawn(
                 name,
@@ -215,6 +269,7 @@ class Stack:
                     "ROUTER_",
                     {
                         **common,
+                        **self._kafka_env("router"),
                         "PORT": str(port),
                         "INSTANCE": name,
                         "DATABASE_URL": self.database_url("router"),
@@ -235,6 +290,7 @@ class Stack:
                 "ADAPTER_TAKECARE_",
                 {
                     **common,
+                    **self._kafka_env("adapter_takecare"),
                     "PORT": str(s.takecare_adapter_port),
                     "DATABASE_URL": self.database_url("adapter_takecare"),
                     "TAKECARE_URL": self.takecare_sim_url,
@@ -250,6 +306,7 @@ class Stack:
                 "ADAPTER_TRESERVA_",
                 {
                     **common,
+                    **self._kafka_env("adapter_treserva"),
                     "PORT": str(s.treserva_adapter_port),
                     "DATABASE_URL": self.database_url("adapter_treserva"),
                     "TRESERVA_URL": self.treserva_sim_url,
@@ -289,8 +346,8 @@ class Stack:
     def stop(self, grace_s: float = 10.0) -> None:
         """SIGTERM the services, then the broker, so they can flush and close cleanly;
         SIGKILL whatever has not exited after ``grace_s``."""
-        services = [c for c in self.children if c.name != "tansu"]
-        brokers = [c for c in self.children if c.name == "tansu"]
+        services = [c for c in self.children if c.name != self.broker]
+        brokers = [c for c in self.children if c.name == self.broker]
         for group in (services, brokers):
             for child in group:
                 if child.process.poll() is None:
@@ -319,10 +376,14 @@ class Stack:
         if child.process.poll() is None:
             raise StackError(f"{name} is still running; kill it first")
         self.children.remove(child)
-        self._spawn(name, child.argv, child.env)
-        if name == "tansu":
+        if name == "kafka" and self.apache is not None:
+            self.apache.start()  # the same log directory: a durable broker keeps its data
+            self.children.append(self._apache_child(self.apache))
+        elif name == "tansu":
+            self._spawn(name, child.argv, child.env)
             self._wait_for_port(self.settings.kafka_port, name)
         else:
+            self._spawn(name, child.argv, child.env)
             self._wait_for_health(name, self._health_url(name))
 
     def routers(self) -> list[tuple[str, int]]:
@@ -386,6 +447,39 @@ class Stack:
         return "\n".join(text.splitlines()[-lines:])
 
     # --- helpers ---------------------------------------------------------------------------
+    def _start_apache(self) -> None:
+        """Apache Kafka as production runs it: SASL_SSL, a SCRAM user per service, the ACL
+        table, and the topics created by the admin (no service holds Create). Its state is
+        thrown away with the stack's: the databases are the system of record."""
+        import secrets
+        import shutil
+
+        from services.apache_kafka import ApacheKafka
+        from services.messaging import topics
+        from services.messaging.broker_epoch import EPOCH_TOPIC
+        from services.messaging.kafka_acls import PRINCIPALS, service_acls
+
+        s = self.settings
+        directory = s.data_dir / "kafka"
+        shutil.rmtree(directory, ignore_errors=True)
+        users = {name: secrets.token_urlsafe(24) for name in PRINCIPALS}
+        kafka = ApacheKafka(
+            directory.resolve(),
+            security="sasl_ssl",
+            users=users,
+            port=s.kafka_port,
+            startup_timeout_s=s.startup_timeout_s + 30,
+        )
+        self.apache = kafka
+        kafka.start()
+        self.children.append(self._apache_child(kafka))
+        kafka.create_topics(topics.all_topics(), s.topic_partitions)
+        kafka.create_topics([EPOCH_TOPIC], 1)
+        kafka.create_acls(service_acls())
+
+    def _apache_child(self, kafka: ApacheKafka) -> Child:
+        return Child("kafka", kafka.process, kafka.log_file, [], {})
+
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         log_path = self.settings.data_dir / "logs" / f"{name}.log"
         log_file: IO[bytes] = log_path.open("ab")
@@ -468,7 +562,8 @@ carebridge is running (sandbox). Ctrl-C stops everything.
 {stack.takecare_sim_control_url}/docs)
   subscriber simulator     {stack.subscriber_sim_url}{SUBSCRIBER_PATH}  (control: \
 {stack.subscriber_sim_control_url}/docs)
-  Kafka (Tansu)            {stack.kafka_bootstrap}
+  Kafka                    {stack.kafka_bootstrap} \
+({"Apache Kafka, SASL_SSL and ACLs" if stack.apache else "Tansu, in memory"})
   logs                     {s.data_dir / "logs"}/*.log
 
 Sandbox credentials (refused outside the sandbox):

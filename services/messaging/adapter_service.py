@@ -52,17 +52,20 @@ async def run_adapter(
     logs.configure(name, settings.log_level)
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine, keyring=settings.keyring())
-    await ensure_topics(settings.kafka_bootstrap, topics.all_topics(), settings.topic_partitions)
+    kafka = settings.kafka()
+    # only its own topics: on a secured broker it may not even see the others (ACLs)
+    own = [topics.outbound(e.destination.system.value) for e in endpoints]
+    await ensure_topics(kafka, [topics.INBOUND, topics.RESULTS, *own], settings.topic_partitions)
     epoch = await broker_epoch.recover(
         sessions,
         name,
-        settings.kafka_bootstrap,
+        kafka,
         replay_window=timedelta(seconds=settings.replay_window_s),
         now=utcnow(),
     )
-    publisher = KafkaPublisher(settings.kafka_bootstrap)
+    publisher = KafkaPublisher(kafka)
     await publisher.start()
-    guard = broker_epoch.EpochGuard(settings.kafka_bootstrap, epoch)
+    guard = broker_epoch.EpochGuard(kafka, epoch)
     relay = OutboxRelay(sessions, publisher, name, guard=guard.check)
     clients: list[HttpJournalClient] = []
     consumers: list[KafkaConsumer] = []
@@ -70,7 +73,7 @@ async def run_adapter(
     loops: dict[str, Loop] = {
         "relay": relay.run,
         "broker watch": lambda: broker_epoch.watch(
-            settings.kafka_bootstrap, epoch, interval_s=settings.broker_watch_s
+            kafka, epoch, interval_s=settings.broker_watch_s
         ),
     }
     for endpoint in endpoints:
@@ -78,9 +81,7 @@ async def run_adapter(
         client = HttpJournalClient(endpoint.url, endpoint.token, endpoint.timeout_s)
         group = topics.delivery_group(name, system)
         groups[group] = [topics.outbound(system)]
-        consumer = KafkaConsumer(
-            settings.kafka_bootstrap, [topics.outbound(system)], group_id=group
-        )
+        consumer = KafkaConsumer(kafka, [topics.outbound(system)], group_id=group)
         clients.append(client)
         consumers.append(consumer)
         deps = DeliveryDeps(
@@ -94,7 +95,7 @@ async def run_adapter(
 
     # Together: each start waits for its group's first assignment (about 5 s on Tansu).
     await asyncio.gather(*(consumer.start() for consumer in consumers))
-    lag = KafkaConsumerLag(settings.kafka_bootstrap, groups)
+    lag = KafkaConsumerLag(kafka, groups)
 
     async def stop() -> None:
         await lag.aclose()

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging.db import UtcDateTime, metadata, serialize
 from services.messaging.kafka import PublishError
+from services.messaging.kafka_connection import KafkaConnection
 from services.messaging.outbox import outbox
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,14 @@ class BrokerDataLost(Exception):
     """The broker's epoch changed: it lost what this service published."""
 
 
-async def read_epoch(bootstrap: str, *, timeout_s: float = 15.0) -> str:
+async def read_epoch(connection: KafkaConnection, *, timeout_s: float = 15.0) -> str:
     """The broker's epoch; written first if the broker has none.
 
     The topic may exist and still be empty: the service that created it can die before it
     writes (a router exits on purpose when the broker lost its data, and may do so between
     the two), or the broker may create it on a metadata request. Whoever finds it empty
     writes one; the first record (offset 0) is the epoch, whoever wrote it."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**connection.client_options())
     await admin.start()
     try:
         if EPOCH_TOPIC not in set(await admin.list_topics()):
@@ -67,13 +68,17 @@ async def read_epoch(bootstrap: str, *, timeout_s: float = 15.0) -> str:
                 await admin.create_topics([NewTopic(EPOCH_TOPIC, 1, 1)])
     finally:
         await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    # "earliest": with aiokafka's default ("latest") the reset of a fresh assignment can land
+    # after seek_to_beginning on Apache Kafka, and the read waits at the end for ever
+    consumer = AIOKafkaConsumer(
+        **connection.client_options(), enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         partition = TopicPartition(EPOCH_TOPIC, 0)
         consumer.assign([partition])
         if (await consumer.end_offsets([partition]))[partition] == 0:
-            await _write_epoch(bootstrap)
+            await _write_epoch(connection)
         await consumer.seek_to_beginning(partition)
         record = await asyncio.wait_for(consumer.getone(), timeout_s)
         return (record.value or b"").decode()
@@ -81,8 +86,8 @@ async def read_epoch(bootstrap: str, *, timeout_s: float = 15.0) -> str:
         await consumer.stop()
 
 
-async def _write_epoch(bootstrap: str) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+async def _write_epoch(connection: KafkaConnection) -> None:
+    producer = AIOKafkaProducer(**connection.producer_options())
     await producer.start()
     try:
         await producer.send_and_wait(EPOCH_TOPIC, uuid.uuid4().hex.encode(), partition=0)
@@ -93,14 +98,14 @@ async def _write_epoch(bootstrap: str) -> None:
 async def recover(
     sessions: async_sessionmaker[AsyncSession],
     owner: str,
-    bootstrap: str,
+    connection: KafkaConnection,
     *,
     replay_window: timedelta,
     now: datetime,
 ) -> str:
     """At start-up: if the broker's epoch is not the one this service knows, re-publish what
     it published within ``replay_window``. Return the epoch."""
-    epoch = await read_epoch(bootstrap)
+    epoch = await read_epoch(connection)
     async with sessions.begin() as session:
         # replicas of one owner (two routers) start together: one records, the other waits
         await serialize(session, f"broker-epoch:{owner}")
@@ -137,13 +142,13 @@ async def recover(
     return epoch
 
 
-async def watch(bootstrap: str, epoch: str, *, interval_s: float = 2.0) -> None:
+async def watch(connection: KafkaConnection, epoch: str, *, interval_s: float = 2.0) -> None:
     """Raise :class:`BrokerDataLost` once the broker's epoch is gone or different. A broker
     that cannot be reached is waited for: it may come back with its data (real Kafka)."""
     while True:
         await asyncio.sleep(interval_s)
         try:
-            current = await _current(bootstrap)
+            current = await _current(connection)
         except (KafkaError, OSError, TimeoutError) as exc:
             log.warning("broker unreachable", extra={"error": type(exc).__name__})
             continue
@@ -152,15 +157,15 @@ async def watch(bootstrap: str, epoch: str, *, interval_s: float = 2.0) -> None:
             raise BrokerDataLost(f"broker epoch {epoch[:8]} is now {str(current)[:8]}")
 
 
-async def _current(bootstrap: str) -> str | None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+async def _current(connection: KafkaConnection) -> str | None:
+    admin = AIOKafkaAdminClient(**connection.client_options(), request_timeout_ms=5000)
     await admin.start()
     try:
         if EPOCH_TOPIC not in set(await admin.list_topics()):
             return None
     finally:
         await admin.close()
-    return await read_epoch(bootstrap, timeout_s=5.0)
+    return await read_epoch(connection, timeout_s=5.0)
 
 
 class EpochGuard:
@@ -169,8 +174,8 @@ class EpochGuard:
     would overtake an earlier one. Raises :class:`BrokerDataLost` (the service restarts and
     recovers) or, when the broker cannot be reached, ``PublishError`` (retry later)."""
 
-    def __init__(self, bootstrap: str, epoch: str) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, connection: KafkaConnection, epoch: str) -> None:
+        self._connection = connection
         self._epoch = epoch
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -185,7 +190,11 @@ class EpochGuard:
 
     async def _read(self) -> str | None:
         if self._consumer is None:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+            consumer = AIOKafkaConsumer(
+                **self._connection.client_options(),
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",  # see read_epoch
+            )
             await consumer.start()
             self._consumer = consumer
         partition = TopicPartition(EPOCH_TOPIC, 0)

@@ -5,9 +5,12 @@ Exceptions::
     KafkaError (base of this module's errors)
      └── PublishError   a record could not be handed to the broker; the outbox keeps it
 
-Producers never enable idempotence: the embedded broker (Tansu) rejects InitProducerId, and
-dedup is the broker's own job (stable message ids, business keys, processed-event records).
-Consumers never auto-commit: the service commits the offset after its database commit.
+Every client takes its address and channel security from one
+:class:`~services.messaging.kafka_connection.KafkaConnection`. Producers enable idempotence
+only where the connection says the broker supports it (Apache Kafka, not Tansu); dedup stays
+the broker's own job either way (stable message ids, business keys, processed-event
+records). Consumers never auto-commit: the service commits the offset after its database
+commit.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError as _AioKafkaError
 from aiokafka.errors import TopicAlreadyExistsError
+
+from services.messaging.kafka_connection import KafkaConnection
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +107,10 @@ async def consume_forever(consumer: Consumer, handler: Handler, *, name: str) ->
 
 
 class KafkaPublisher:
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, connection: KafkaConnection) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+            **connection.producer_options(),
             acks="all",
-            enable_idempotence=False,
             linger_ms=2,
             request_timeout_ms=10_000,
         )
@@ -138,14 +142,14 @@ class ConsumerStartFailed(Exception):
 
 
 class KafkaConsumer:
-    def __init__(self, bootstrap: str, topics: Sequence[str], group_id: str) -> None:
-        self._bootstrap, self._topics, self._group = bootstrap, tuple(topics), group_id
+    def __init__(self, connection: KafkaConnection, topics: Sequence[str], group_id: str) -> None:
+        self._connection, self._topics, self._group = connection, tuple(topics), group_id
         self._consumer = self._new()
 
     def _new(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
             *self._topics,
-            bootstrap_servers=self._bootstrap,
+            **self._connection.client_options(),
             group_id=self._group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -201,9 +205,13 @@ class KafkaConsumer:
                 self._consumer.seek(tp, committed)
 
 
-async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> None:
-    """Create missing topics. Tansu keeps nothing on disk, so every start-up does this."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def ensure_topics(
+    connection: KafkaConnection, topics: Sequence[str], partitions: int
+) -> None:
+    """Create missing topics. Tansu keeps nothing on disk, so every start-up does this. On a
+    secured broker an init step creates them, and a service without the Create right only
+    finds them there."""
+    admin = AIOKafkaAdminClient(**connection.client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

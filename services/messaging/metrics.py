@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.messaging.kafka import InMemoryBus
+from services.messaging.kafka_connection import KafkaConnection
 from services.messaging.outbox import outbox
 
 log = logging.getLogger(__name__)
@@ -160,9 +161,13 @@ class KafkaConsumerLag:
     connection). The clients start on the first call and are reused."""
 
     def __init__(
-        self, bootstrap: str, groups: Mapping[str, Sequence[str]], *, timeout_s: float = 3.0
+        self,
+        connection: KafkaConnection,
+        groups: Mapping[str, Sequence[str]],
+        *,
+        timeout_s: float = 3.0,
     ) -> None:
-        self._bootstrap = bootstrap
+        self._connection = connection
         self._groups = groups
         self._timeout_s = timeout_s
         self._consumers: dict[str | None, Any] = {}
@@ -175,7 +180,7 @@ class KafkaConsumerLag:
 
         if group not in self._consumers:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._bootstrap, group_id=group, enable_auto_commit=False
+                **self._connection.client_options(), group_id=group, enable_auto_commit=False
             )
             await consumer.start()
             self._consumers[group] = consumer

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.messaging.kafka_connection import KafkaConnection, SaslMechanism, SecurityProtocol
 from services.messaging.payload_crypto import SANDBOX_PAYLOAD_KEYS, Keyring
 
 SANDBOX_PSEUDONYM_KEY = "sandbox-pseudonym-key-not-for-production"
@@ -30,6 +31,10 @@ class DefaultSecretError(ValueError):
     """A sandbox secret was left in place outside the sandbox."""
 
 
+class PlaintextRefusedError(ValueError):
+    """A plaintext channel (Kafka) was configured outside the sandbox."""
+
+
 class ServiceSettings(BaseSettings):
     """Fields every service has. Subclasses add their own and set ``env_prefix``."""
 
@@ -37,6 +42,17 @@ class ServiceSettings(BaseSettings):
 
     environment: Environment = "sandbox"
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # The Kafka channel (services.messaging.kafka_connection): PLAINTEXT only in the sandbox;
+    # SASL_SSL with a SCRAM user per service, or SSL with a client certificate, elsewhere.
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = Field(default=None, repr=False)
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    # Apache Kafka supports the idempotent producer; Tansu (the sandbox's) rejects it.
+    kafka_idempotent_producer: bool = False
     database_url: str = "sqlite+aiosqlite:///var/carebridge.db"
     pseudonym_key: str = SANDBOX_PSEUDONYM_KEY
     host: str = "127.0.0.1"
@@ -71,6 +87,19 @@ class ServiceSettings(BaseSettings):
     def _valid_keyring(cls, value: str) -> str:
         Keyring.from_setting(value)
         return value
+
+    def kafka(self) -> KafkaConnection:
+        return KafkaConnection(
+            self.kafka_bootstrap,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ssl_cafile=self.kafka_ssl_cafile,
+            ssl_certfile=self.kafka_ssl_certfile,
+            ssl_keyfile=self.kafka_ssl_keyfile,
+            idempotent_producer=self.kafka_idempotent_producer,
+        )
 
     def keyring(self) -> Keyring:
         return Keyring.from_setting(self.payload_keys)
@@ -112,4 +141,16 @@ class ServiceSettings(BaseSettings):
                 raise DefaultSecretError(
                     f"sandbox secrets must be replaced outside the sandbox: {', '.join(left)}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_plaintext_kafka(self) -> ServiceSettings:
+        """Runs after the secrets check, so a missing secret is named first."""
+        self.kafka()  # raises KafkaSecurityError (a ValueError) naming what is incomplete
+        if self.environment != "sandbox" and self.kafka_security_protocol == "PLAINTEXT":
+            raise PlaintextRefusedError(
+                "kafka_security_protocol: PLAINTEXT is refused outside the sandbox; use "
+                "SASL_SSL (kafka_sasl_username, kafka_sasl_password) or SSL with a client "
+                "certificate (kafka_ssl_certfile, kafka_ssl_keyfile)"
+            )
         return self

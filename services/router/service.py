@@ -85,17 +85,18 @@ async def main(settings: RouterSettings | None = None) -> int:
     logs.configure("router", settings.log_level)
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine, keyring=settings.keyring())
-    await ensure_topics(settings.kafka_bootstrap, topics.all_topics(), settings.topic_partitions)
+    kafka = settings.kafka()
+    await ensure_topics(kafka, topics.all_topics(), settings.topic_partitions)
     epoch = await broker_epoch.recover(
         sessions,
         OUTBOX_OWNER,
-        settings.kafka_bootstrap,
+        kafka,
         replay_window=timedelta(seconds=settings.replay_window_s),
         now=utcnow(),
     )
-    publisher = KafkaPublisher(settings.kafka_bootstrap)
+    publisher = KafkaPublisher(kafka)
     await publisher.start()
-    guard = broker_epoch.EpochGuard(settings.kafka_bootstrap, epoch)
+    guard = broker_epoch.EpochGuard(kafka, epoch)
     relay = OutboxRelay(sessions, publisher, OUTBOX_OWNER, guard=guard.check)
     notifier, notifications = notification_channels(settings, sessions)
 
@@ -133,16 +134,12 @@ async def main(settings: RouterSettings | None = None) -> int:
     swept = time.monotonic()
     await router.sweep()
     log.info("start-up: swept", extra={"seconds": round(time.monotonic() - swept, 2)})
-    consumer = KafkaConsumer(
-        settings.kafka_bootstrap, [topics.INBOUND, topics.RESULTS], group_id="router"
-    )
+    consumer = KafkaConsumer(kafka, [topics.INBOUND, topics.RESULTS], group_id="router")
     sender = HttpWebhookSender(settings.webhook_timeout())
     dispatcher = WebhookDispatcher(
         sessions=sessions, rules=rules, sender=sender, clock=utcnow, relay_wake=relay.wake
     )
-    webhook_consumer = KafkaConsumer(
-        settings.kafka_bootstrap, [topics.WEBHOOKS], group_id=webhooks.CONSUMER
-    )
+    webhook_consumer = KafkaConsumer(kafka, [topics.WEBHOOKS], group_id=webhooks.CONSUMER)
     # Together: each start waits for its group's first assignment (about 5 s on Tansu).
     joining = time.monotonic()
     log.info("start-up: consumers joining their groups")
@@ -163,7 +160,7 @@ async def main(settings: RouterSettings | None = None) -> int:
 
     app = create_app(settings, sessions=sessions, alert_sinks=rules.alert_sinks)
     lag = KafkaConsumerLag(
-        settings.kafka_bootstrap,
+        kafka,
         {
             "router": [topics.INBOUND, topics.RESULTS],
             webhooks.CONSUMER: [topics.WEBHOOKS],
@@ -197,7 +194,7 @@ async def main(settings: RouterSettings | None = None) -> int:
             "ticks": ticks,
             "notifications": notifications.run,
             "broker watch": lambda: broker_epoch.watch(
-                settings.kafka_bootstrap, epoch, interval_s=settings.broker_watch_s
+                kafka, epoch, interval_s=settings.broker_watch_s
             ),
         },
         on_stop=stop,

@@ -10,6 +10,7 @@ import pytest
 from services.demo import demo_settings
 from services.scenario import Scenario
 from services.stack import Stack, StackSettings
+from tests.support.brokers import stack_broker
 
 
 @contextmanager
@@ -28,6 +29,7 @@ def e2e_settings(tmp_path: Path, stack_db: str | None, **overrides: object) -> S
     return demo_settings(
         tmp_path / "stack",
         database_url=stack_db,
+        kafka=stack_broker(),
         attempt_timeout_s=5.0,
         retry_base_s=0.2,
         **overrides,

@@ -9,6 +9,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.messaging.broker_epoch import EPOCH_TOPIC, read_epoch
+from services.messaging.kafka_connection import plaintext
 
 pytestmark = pytest.mark.integration
 
@@ -20,6 +21,8 @@ async def test_an_empty_epoch_topic_gets_an_epoch(tansu: str) -> None:
         await admin.create_topics([NewTopic(EPOCH_TOPIC, 1, 1)])  # created, nothing written
     finally:
         await admin.close()
-    epoch = await read_epoch(tansu, timeout_s=5.0)
+    epoch = await read_epoch(plaintext(tansu), timeout_s=5.0)
     assert re.fullmatch(r"[0-9a-f]{32}", epoch)
-    assert await read_epoch(tansu, timeout_s=5.0) == epoch  # the first record stays the epoch
+    assert (
+        await read_epoch(plaintext(tansu), timeout_s=5.0) == epoch
+    )  # the first record stays the epoch

@@ -14,6 +14,7 @@ from services.messaging.kafka import (
     OutgoingRecord,
     ensure_topics,
 )
+from services.messaging.kafka_connection import plaintext
 from services.messaging.metrics import InMemoryConsumerLag, KafkaConsumerLag
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,7 @@ async def backend(request) -> AsyncIterator[Backend]:
             _no_topic_needed,
         )
         return
-    bootstrap = request.getfixturevalue("tansu")
+    bootstrap = plaintext(request.getfixturevalue("tansu"))
     await ensure_topics(bootstrap, [topic], partitions=1)
     publisher = KafkaPublisher(bootstrap)
     await publisher.start()

@@ -18,6 +18,7 @@ from services.messaging.envelope import System
 from services.messaging.intake import SqlIntakeStore
 from services.messaging.payload_crypto import encode_keyring, new_key
 from tests.security.conftest import NOW, TAKECARE_KEY, TRESERVA_KEY, bearer
+from tests.support.settings import SECURE_KAFKA
 
 pytestmark = pytest.mark.security
 
@@ -136,6 +137,7 @@ def test_production_refuses_the_sandbox_key_hashes(cls, real):
     fresh = {
         "pseudonym_key": "k" * 40,
         "payload_keys": encode_keyring("k1", {"k1": new_key()}),
+        **SECURE_KAFKA,
         **real,
     }
     own, peer = keys.hash_key(keys.new_key()), keys.hash_key(keys.new_key())

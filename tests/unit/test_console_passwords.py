@@ -20,6 +20,7 @@ from services.router.console.accounts import (
     verify_password,
 )
 from services.router.settings import RouterSettings
+from tests.support.settings import SECURE_KAFKA
 
 pytestmark = pytest.mark.security
 
@@ -54,6 +55,7 @@ def test_the_sandbox_accounts_are_argon2_and_recognised_in_both_schemes():
                 console_secret="a-real-console-secret-0123456789",
                 payload_keys=encode_keyring("k1", {"k1": new_key()}),
                 console_users=[{"name": "ops", "role": "operator", "password_hash": stored}],
+                **SECURE_KAFKA,
             )
 
 

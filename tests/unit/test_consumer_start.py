@@ -7,6 +7,7 @@ from typing import ClassVar
 import pytest
 
 from services.messaging import kafka
+from services.messaging.kafka_connection import plaintext
 
 
 class HangingThenFine:
@@ -39,7 +40,7 @@ def clients(monkeypatch):
 
 async def test_a_hanging_join_is_abandoned_and_tried_again(clients):
     clients.extend([True, False])
-    consumer = kafka.KafkaConsumer("127.0.0.1:1", ["t"], "g")
+    consumer = kafka.KafkaConsumer(plaintext("127.0.0.1:1"), ["t"], "g")
     await consumer.start(timeout_s=0.05)
     first, second = HangingThenFine.made
     assert first.stopped and not first.started
@@ -48,7 +49,7 @@ async def test_a_hanging_join_is_abandoned_and_tried_again(clients):
 
 async def test_it_gives_up_loudly_after_its_attempts(clients):
     clients.extend([True, True, True, True])
-    consumer = kafka.KafkaConsumer("127.0.0.1:1", ["t"], "g")
+    consumer = kafka.KafkaConsumer(plaintext("127.0.0.1:1"), ["t"], "g")
     with pytest.raises(kafka.ConsumerStartFailed):
         await consumer.start(timeout_s=0.05, attempts=3)
     assert len(HangingThenFine.made) == 4  # the first, then one after each timeout

@@ -10,6 +10,7 @@ from aiokafka import TopicPartition
 
 from services.messaging.broker_epoch import EPOCH_TOPIC, BrokerDataLost, EpochGuard
 from services.messaging.kafka import PublishError
+from services.messaging.kafka_connection import plaintext
 
 
 class Record:
@@ -41,7 +42,7 @@ class Consumer:
 
 
 def guard(consumer: Consumer) -> EpochGuard:
-    g = EpochGuard("127.0.0.1:1", "epoch-1")
+    g = EpochGuard(plaintext("127.0.0.1:1"), "epoch-1")
     g._consumer = consumer
     return g
 

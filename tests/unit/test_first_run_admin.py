@@ -20,6 +20,7 @@ from services.router.console.identity import (
     ensure_first_admin,
 )
 from services.router.settings import RouterSettings
+from tests.support.settings import SECURE_KAFKA
 
 pytestmark = pytest.mark.security
 
@@ -34,6 +35,7 @@ def production(**more):
         console_secret="a-real-console-secret-0123456789",
         payload_keys=encode_keyring("k1", {"k1": new_key()}),
         console_secure_cookie=False,  # the test client speaks plain http
+        **SECURE_KAFKA,
         **more,
     )
 

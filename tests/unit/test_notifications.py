@@ -12,6 +12,7 @@ from services.router.notifications import Channels, Notifier, unit_must_act
 from services.router.settings import RouterSettings
 from services.router.tables import notification
 from services.router.unit_directory import UnitDirectory
+from tests.support.settings import SECURE_KAFKA
 from tests.unit.test_notices import TUESDAY_1430, event
 
 pytestmark = pytest.mark.alerts
@@ -181,6 +182,7 @@ def test_settings_refuse_a_webhook_without_a_secret_and_plain_smtp_in_production
             payload_keys=encode_keyring("k1", {"k1": new_key()}),
             alert_smtp_host="smtp.example.se",
             alert_smtp_security="none",
+            **SECURE_KAFKA,
         )
 
 

@@ -2,12 +2,15 @@
 
 import base64
 import json
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from services.adapter_takecare.settings import AdapterTakeCareSettings
 from services.adapter_treserva.settings import AdapterTreservaSettings
+from services.messaging.envelope import System
+from services.messaging.kafka_connection import plaintext
 from services.messaging.keys import hash_key
 from services.messaging.payload_crypto import (
     SANDBOX_PAYLOAD_KEYS,
@@ -17,6 +20,7 @@ from services.messaging.payload_crypto import (
 )
 from services.router.console.accounts import hash_password
 from services.router.settings import RouterSettings
+from tests.support.settings import secure_kafka_env
 
 
 @pytest.mark.parametrize("cls", [RouterSettings, AdapterTakeCareSettings])
@@ -33,6 +37,8 @@ def test_production_starts_with_real_secrets(monkeypatch):
     monkeypatch.setenv("ROUTER_PAYLOAD_KEYS", encode_keyring("k1", {"k1": new_key()}))
     user = {"name": "asa", "role": "admin", "password_hash": hash_password("a long passphrase")}
     monkeypatch.setenv("ROUTER_CONSOLE_USERS", json.dumps([user]))
+    for name, value in secure_kafka_env("ROUTER_").items():
+        monkeypatch.setenv(name, value)
     settings = RouterSettings()
     assert settings.environment == "production" and settings.ops_token == "t" * 40
     assert [u.name for u in settings.console_users] == ["asa"]
@@ -52,3 +58,46 @@ def test_every_service_refuses_the_sandbox_payload_key_in_production(cls):
     with pytest.raises(ValidationError, match=r"payload_keys \(holds the sandbox key\)"):
         cls(environment="production", payload_keys=kept)
     assert cls(payload_keys=kept).keyring().current == "k1"  # the sandbox may keep it
+
+
+def _real_secrets() -> dict[str, Any]:
+    return {
+        "pseudonym_key": "k" * 40,
+        "payload_keys": encode_keyring("k1", {"k1": new_key()}),
+        "intake_key_hashes": [hash_key(new_key())],
+        "peer_key_hashes": {System.TAKECARE: [hash_key(new_key())]},
+    }
+
+
+@pytest.mark.security
+@pytest.mark.parametrize("environment", ["production", "test"])
+def test_a_plaintext_kafka_channel_is_refused_outside_the_sandbox(environment):
+    with pytest.raises(ValidationError, match="kafka_security_protocol: PLAINTEXT is refused"):
+        AdapterTreservaSettings(environment=environment, **_real_secrets(), treserva_token="t" * 40)
+    assert AdapterTreservaSettings().kafka().security_protocol == "PLAINTEXT"  # the sandbox
+
+
+@pytest.mark.security
+def test_an_incomplete_kafka_channel_names_the_missing_setting():
+    with pytest.raises(ValidationError, match="kafka_sasl_username and kafka_sasl_password"):
+        AdapterTreservaSettings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="a")
+    with pytest.raises(ValidationError, match="kafka_ssl_certfile and kafka_ssl_keyfile"):
+        AdapterTreservaSettings(kafka_security_protocol="SSL", kafka_ssl_certfile="/x.pem")
+    with pytest.raises(ValidationError, match="PLAINTEXT but credentials"):
+        AdapterTreservaSettings(kafka_sasl_username="a", kafka_sasl_password="b")
+
+
+@pytest.mark.security
+def test_every_kafka_client_gets_the_channel_from_one_connection(monkeypatch):
+    for name, value in secure_kafka_env("ADAPTER_TRESERVA_").items():
+        monkeypatch.setenv(name, value)
+    connection = AdapterTreservaSettings().kafka()
+    options = connection.client_options()
+    assert options["security_protocol"] == "SASL_SSL"
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_username"] == "router"
+    context = options["ssl_context"]
+    assert context.check_hostname and context.verify_mode.name == "CERT_REQUIRED"
+    assert "a-scram-password" not in repr(connection)  # the password stays out of logs
+    assert connection.producer_options()["enable_idempotence"] is False
+    assert "ssl_context" not in plaintext("127.0.0.1:9092").client_options()
