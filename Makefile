@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-run: install
-	$(PY) -m services.stack run
+# make run KAFKA=apache: the same stack on Apache Kafka (SASL_SSL, a SCRAM user per service, ACLs)
+KAFKA ?= tansu
+run: install $(if $(filter apache,$(KAFKA)),kafka)
+	STACK_KAFKA=$(KAFKA) $(PY) -m services.stack run
 
 SCENARIO ?= basic
 
@@ -36,19 +38,29 @@ $(CHROMIUM):
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
 
 # Everything the suite uses is installed here: Chromium, PostgreSQL's server binaries (the
-# fault-injection tests start private clusters) and Apache Kafka's jars.
+# fault-injection tests start private clusters) and Apache Kafka's jars. Two runs: the tests
+# that start no stack on two workers, then the stack tests (e2e, fault injection, browser)
+# one at a time, since their timing is what they test.
+STACK_TESTS := e2e or reliability or browser
 test: install $(CHROMIUM) postgres-binaries kafka
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS))" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "$(STACK_TESTS)" $(PYTEST_ARGS)
 
 # unit and contract tests: no broker, no browser, no stack (under two minutes)
 FAST := not integration and not e2e and not reliability and not browser and not apache_kafka
 test-fast: install
-	$(PY) -m pytest -q -m "$(FAST)" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 -m "$(FAST)" tests/unit $(PYTEST_ARGS)
 
-# the suite on PostgreSQL: a server at 127.0.0.1:5432 is installed and started when none answers
+# the suite on PostgreSQL (a server at 127.0.0.1:5432 is installed and started when none
+# answers); the single-router fault injection ran on SQLite already
 PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 test-postgres: install $(CHROMIUM) postgres kafka
-	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" $(PY) -m pytest -q $(PYTEST_ARGS)
+	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" $(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS))" $(PYTEST_ARGS)
+	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" $(PY) -m pytest -q -m "e2e or browser" $(PYTEST_ARGS)
+
+# the stack suites (end to end, fault injection) on Apache Kafka with SASL_SSL and ACLs
+test-apache: install kafka postgres-binaries
+	BROKER_TEST_KAFKA=apache $(PY) -m pytest -q -m "e2e or reliability" $(PYTEST_ARGS)
 
 postgres-binaries:
 	@bash deploy/dev/postgres.sh binaries

@@ -24,6 +24,7 @@ class AdapterTakeCareSettings(SourceKeySettings):
     model_config = SettingsConfigDict(env_prefix="ADAPTER_TAKECARE_", extra="ignore")
 
     SOURCE: ClassVar[System] = System.TAKECARE
+    SERVICE: ClassVar[str] = "adapter_takecare"
     port: int = 8001
     database_url: str = "sqlite+aiosqlite:///var/adapter_takecare.db"
     # TakeCare's credential toward the broker: SHA-256 hashes of its 1–2 active keys

@@ -23,6 +23,7 @@ class AdapterTreservaSettings(SourceKeySettings):
     model_config = SettingsConfigDict(env_prefix="ADAPTER_TRESERVA_", extra="ignore")
 
     SOURCE: ClassVar[System] = System.TRESERVA
+    SERVICE: ClassVar[str] = "adapter_treserva"
 
     port: int = 8002
     database_url: str = "sqlite+aiosqlite:///var/adapter_treserva.db"

@@ -26,6 +26,7 @@ from services.messaging.kafka import (
 )
 from services.messaging.metrics import KafkaConsumerLag
 from services.messaging.outbox import OutboxRelay
+from services.messaging.record_signing import RecordVerifier
 from services.messaging.runtime import Loop, run_service, tls_from
 from services.messaging.settings import ServiceSettings
 
@@ -63,7 +64,8 @@ async def run_adapter(
         replay_window=timedelta(seconds=settings.replay_window_s),
         now=utcnow(),
     )
-    publisher = KafkaPublisher(kafka)
+    publisher = KafkaPublisher(kafka, settings.record_signer())
+    verifier = settings.record_verifier(topics.WRITERS)
     await publisher.start()
     guard = broker_epoch.EpochGuard(kafka, epoch)
     relay = OutboxRelay(sessions, publisher, name, guard=guard.check)
@@ -91,7 +93,7 @@ async def run_adapter(
             destination=endpoint.destination,
             relay_wake=relay.wake,
         )
-        loops[f"deliveries to {system}"] = _delivery_loop(consumer, deps, system)
+        loops[f"deliveries to {system}"] = _delivery_loop(consumer, deps, system, verifier)
 
     # Together: each start waits for its group's first assignment (about 5 s on Tansu).
     await asyncio.gather(*(consumer.start() for consumer in consumers))
@@ -119,11 +121,13 @@ async def run_adapter(
     )
 
 
-def _delivery_loop(consumer: KafkaConsumer, deps: DeliveryDeps, system: str) -> Loop:
+def _delivery_loop(
+    consumer: KafkaConsumer, deps: DeliveryDeps, system: str, verifier: RecordVerifier
+) -> Loop:
     async def handle(batch: list[IncomingRecord]) -> None:
         await handle_delivery_batch(batch, deps=deps)
 
     async def deliveries() -> None:
-        await consume_forever(consumer, handle, name=f"deliveries to {system}")
+        await consume_forever(consumer, handle, name=f"deliveries to {system}", verifier=verifier)
 
     return deliveries

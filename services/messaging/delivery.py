@@ -116,6 +116,13 @@ async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
     trace = from_headers(record.headers)  # this hop: the result record carries it on
     ids = {"message_id": message_id, "pseudonym": record.key, **trace.log_fields()}
     where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+    if record.untrusted is not None:
+        # A forged or altered delivery command is never posted to the journal. The router
+        # still waits for the real delivery's outcome, so nothing real is lost; the
+        # command is logged with its reason (no patient data).
+        reason = record.untrusted
+        log.error("untrusted delivery command quarantined", extra={**where, "reason": reason})
+        return
     if not message_id:
         log.error("delivery command without message-id skipped", extra=where)
         return

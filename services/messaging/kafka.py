@@ -20,7 +20,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -29,6 +29,12 @@ from aiokafka.errors import KafkaError as _AioKafkaError
 from aiokafka.errors import TopicAlreadyExistsError
 
 from services.messaging.kafka_connection import KafkaConnection
+from services.messaging.record_signing import (
+    SIGNATURE_HEADER,
+    RecordSignatureError,
+    RecordSigner,
+    RecordVerifier,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,10 @@ class IncomingRecord:
     key: str | None
     value: bytes
     headers: dict[str, str]
+    # Set by consume_forever's verifier: who signed the record, or why it cannot be trusted
+    # (a handler quarantines an untrusted record and lets it change nothing).
+    signer: str | None = None
+    untrusted: str | None = None
 
 
 class Publisher(Protocol):
@@ -77,9 +87,29 @@ class Consumer(Protocol):
 Handler = Callable[[list[IncomingRecord]], Awaitable[None]]
 
 
-async def consume_forever(consumer: Consumer, handler: Handler, *, name: str) -> None:
+def verified(batch: list[IncomingRecord], verifier: RecordVerifier) -> list[IncomingRecord]:
+    """The batch with each record's signer, or the reason it cannot be trusted."""
+    out = []
+    for record in batch:
+        try:
+            signer = verifier.verify(record.topic, record.key, record.headers, record.value)
+        except RecordSignatureError as exc:
+            out.append(replace(record, untrusted=f"{type(exc).__name__}: {exc}"[:300]))
+            continue
+        out.append(replace(record, signer=signer))
+    return out
+
+
+async def consume_forever(
+    consumer: Consumer,
+    handler: Handler,
+    *,
+    name: str,
+    verifier: RecordVerifier | None = None,
+) -> None:
     """Poll, hand each batch to ``handler`` (which commits the database), then commit offsets.
 
+    With a ``verifier`` every record's signature is checked first (see :func:`verified`).
     A handler that raises leaves the offsets where they were; the batch is read again after a
     back-off. Handlers must turn bad records into recorded rejections, never exceptions.
     """
@@ -88,6 +118,8 @@ async def consume_forever(consumer: Consumer, handler: Handler, *, name: str) ->
         batch = await consumer.poll(0.05)
         if not batch:
             continue
+        if verifier is not None:
+            batch = verified(batch, verifier)
         try:
             await handler(batch)
         except Exception:
@@ -107,7 +139,8 @@ async def consume_forever(consumer: Consumer, handler: Handler, *, name: str) ->
 
 
 class KafkaPublisher:
-    def __init__(self, connection: KafkaConnection) -> None:
+    def __init__(self, connection: KafkaConnection, signer: RecordSigner | None = None) -> None:
+        self._signer = signer
         self._producer = AIOKafkaProducer(
             **connection.producer_options(),
             acks="all",
@@ -123,15 +156,19 @@ class KafkaPublisher:
 
     async def publish_many(self, records: Sequence[OutgoingRecord]) -> None:
         try:
-            futures = [
-                await self._producer.send(
-                    r.topic,
-                    r.value.encode(),
-                    key=r.key.encode() if r.key else None,
-                    headers=[(k, v.encode()) for k, v in r.headers.items()],
+            futures = []
+            for r in records:
+                value, headers = r.value.encode(), dict(r.headers)
+                if self._signer is not None:
+                    headers[SIGNATURE_HEADER] = self._signer.sign(r.topic, r.key, headers, value)
+                futures.append(
+                    await self._producer.send(
+                        r.topic,
+                        value,
+                        key=r.key.encode() if r.key else None,
+                        headers=[(k, v.encode()) for k, v in headers.items()],
+                    )
                 )
-                for r in records
-            ]
             await asyncio.gather(*futures)
         except _AioKafkaError as exc:
             raise PublishError(type(exc).__name__) from exc

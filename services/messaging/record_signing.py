@@ -145,3 +145,36 @@ def load_public(encoded: str) -> Ed25519PublicKey:
     if len(raw) != 32:
         raise ValueError("an Ed25519 public key is 32 bytes (base64)")
     return Ed25519PublicKey.from_public_bytes(raw)
+
+
+# --- settings --------------------------------------------------------------------------------
+# The sandbox's keys are derived from published seeds: anyone can sign with them, so a
+# service refuses them outside the sandbox (services/messaging/settings.py).
+
+
+def sandbox_signing_key(service: str) -> str:
+    """``<key id>:<base64 private key>`` of a service in the sandbox."""
+    import hashlib
+
+    seed = hashlib.sha256(f"carebridge-sandbox-record-signing:{service}".encode()).digest()
+    return f"sandbox-1:{base64.b64encode(seed).decode()}"
+
+
+def sandbox_trusted_keys(services: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """Signer → key id → base64 public key, for the sandbox's services."""
+    return {s: dict([public_entry(sandbox_signing_key(s))]) for s in services}
+
+
+def parse_signing_key(setting: str) -> tuple[str, Ed25519PrivateKey]:
+    """``<key id>:<base64 of 32 bytes>`` → (key id, key)."""
+    key_id, sep, encoded = setting.partition(":")
+    if not sep or not key_id or len(key_id) > 40:
+        raise ValueError("record_signing_key is '<key id>:<base64 Ed25519 private key>'")
+    return key_id, load_private(encoded)
+
+
+def public_entry(setting: str) -> tuple[str, str]:
+    """(key id, base64 public key) of a ``<key id>:<private key>`` setting."""
+    key_id, private = parse_signing_key(setting)
+    raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return key_id, base64.b64encode(raw).decode()

@@ -7,14 +7,22 @@ refuse the well-known sandbox secrets, so a production deployment cannot start o
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.messaging.kafka_connection import KafkaConnection, SaslMechanism, SecurityProtocol
 from services.messaging.payload_crypto import SANDBOX_PAYLOAD_KEYS, Keyring
+from services.messaging.record_signing import (
+    RecordSigner,
+    RecordVerifier,
+    load_public,
+    parse_signing_key,
+    sandbox_signing_key,
+    sandbox_trusted_keys,
+)
 
 SANDBOX_PSEUDONYM_KEY = "sandbox-pseudonym-key-not-for-production"
 # The sandbox source systems' bearer keys (README examples, simulators) and their hashes.
@@ -39,6 +47,9 @@ class ServiceSettings(BaseSettings):
     """Fields every service has. Subclasses add their own and set ``env_prefix``."""
 
     model_config = SettingsConfigDict(extra="ignore")
+
+    SERVICE: ClassVar[str] = "service"  # its principal on Kafka and its name as a signer
+    SIGNERS: ClassVar[tuple[str, ...]] = ("router", "adapter_takecare", "adapter_treserva")
 
     environment: Environment = "sandbox"
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -78,6 +89,12 @@ class ServiceSettings(BaseSettings):
     # The router seals message payloads, subscription secrets and its outbox with it; an
     # adapter its outbox.
     payload_keys: str = Field(default=SANDBOX_PAYLOAD_KEYS, repr=False)
+    # Every Kafka record it produces is signed with this Ed25519 key, "<key id>:<base64 of 32
+    # bytes>" (python -m services.router.cli new-signing-key); unset, the sandbox's key.
+    record_signing_key: str | None = Field(default=None, repr=False)
+    # The public keys it trusts, JSON {"<service>": {"<key id>": "<base64>"}}: the services it
+    # consumes from, two keys each during a rotation; unset, the sandbox's.
+    record_trusted_keys: dict[str, dict[str, str]] | None = None
     # With a token, GET /metrics answers 401 unless it comes as "Authorization: Bearer …"
     # (Prometheus: authorization.credentials_file, see deploy/prometheus/prometheus.yml).
     metrics_token: str | None = Field(default=None, min_length=16, repr=False)
@@ -100,6 +117,22 @@ class ServiceSettings(BaseSettings):
             ssl_keyfile=self.kafka_ssl_keyfile,
             idempotent_producer=self.kafka_idempotent_producer,
         )
+
+    def record_signer(self) -> RecordSigner:
+        key_id, private = parse_signing_key(
+            self.record_signing_key or sandbox_signing_key(self.SERVICE)
+        )
+        return RecordSigner(self.SERVICE, key_id, private)
+
+    def record_verifier(self, writers: Mapping[str, frozenset[str]]) -> RecordVerifier:
+        """``writers``: topic → the services that may write it (a topic not listed is
+        refused)."""
+        trusted = self.record_trusted_keys or sandbox_trusted_keys(self.SIGNERS)
+        keys = {
+            signer: {key_id: load_public(public) for key_id, public in ids.items()}
+            for signer, ids in trusted.items()
+        }
+        return RecordVerifier(keys, writers)
 
     def keyring(self) -> Keyring:
         return Keyring.from_setting(self.payload_keys)
@@ -140,6 +173,29 @@ class ServiceSettings(BaseSettings):
             if left:
                 raise DefaultSecretError(
                     f"sandbox secrets must be replaced outside the sandbox: {', '.join(left)}"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _record_keys(self) -> ServiceSettings:
+        self.record_signer()  # a malformed key is named at start-up
+        for ids in (self.record_trusted_keys or {}).values():
+            for public in ids.values():
+                load_public(public)
+        if self.environment == "production":
+            sandbox = {
+                p for ids in sandbox_trusted_keys(self.SIGNERS).values() for p in ids.values()
+            }
+            trusted = {p for ids in (self.record_trusted_keys or {}).values() for p in ids.values()}
+            if self.record_signing_key is None or sandbox_signing_key(self.SERVICE) == (
+                self.record_signing_key
+            ):
+                raise DefaultSecretError(
+                    "record_signing_key: set this service's own key outside the sandbox"
+                )
+            if self.record_trusted_keys is None or sandbox & trusted:
+                raise DefaultSecretError(
+                    "record_trusted_keys: list the real public keys outside the sandbox"
                 )
         return self
 

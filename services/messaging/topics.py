@@ -50,3 +50,14 @@ guarantee; see contracts/asyncapi.yaml). The rest is the broker's own protocol."
 
 def all_topics() -> list[str]:
     return [INBOUND, RESULTS, DEAD_LETTER, WEBHOOKS, *(outbound(d) for d in DESTINATIONS)]
+
+
+# Who may write each internal topic: the consumer refuses a record signed by anyone else
+# (services/messaging/record_signing.py).
+WRITERS: dict[str, frozenset[str]] = {
+    INBOUND: frozenset({"adapter_takecare", "adapter_treserva"}),
+    RESULTS: frozenset({"adapter_takecare", "adapter_treserva"}),
+    WEBHOOKS: frozenset({"router"}),
+    DEAD_LETTER: frozenset({"router"}),
+    **{outbound(d): frozenset({"router"}) for d in DESTINATIONS},
+}

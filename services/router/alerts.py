@@ -63,6 +63,9 @@ _SUMMARY = {
     AlertKind.PAYLOAD_UNDECRYPTABLE: "stored {family} messages for {destination} do not open "
     "with ROUTER_PAYLOAD_KEYS (a key removed too early?): they are dead-lettered; restore the "
     "key and replay them",
+    AlertKind.UNTRUSTED_RECORD: "a record on {destination} failed its signature check and "
+    "was quarantined: it changed nothing. Someone may be forging receipts or commands on "
+    "Kafka, or a service signs with a key this router does not trust",
     AlertKind.EPISODE_GAP: "stays are missing a {family} (or {destination} never confirmed the "
     "admission notice it refers to)",
 }

@@ -11,6 +11,7 @@
                                      ``--note``)
 ``hash-password --name N --role R``  a console account (argon2id hash) for ROUTER_CONSOLE_USERS
 ``new-payload-key --key-id ID [--keep RING]``  a ROUTER_PAYLOAD_KEYS value with a new key
+``new-signing-key --service S --key-id ID``  an Ed25519 record signing key and its public entry
 ``rotate-payload-keys``              re-seal stored payloads under the current key (progress)
 ``prune-payloads``                   prune finished payloads past the retention period
 ``deviations export --month 2026-11 --format csv|json [--out FILE]``  the month's deviation
@@ -38,6 +39,7 @@ import typer
 from typer._click.exceptions import ClickException
 
 from services.messaging.payload_crypto import Keyring, encode_keyring, new_key
+from services.messaging.record_signing import new_signing_key, public_entry
 from services.router.cli_output import message_rows, print_table, timeline
 from services.router.console.accounts import Role, hash_password
 from services.router.deviations import InvalidMonth, month_window
@@ -310,6 +312,20 @@ def new_payload_key(
     if key_id in keys:
         raise typer.BadParameter(f"key id {key_id!r} is already in the ring")
     typer.echo(encode_keyring(key_id, {**keys, key_id: new_key()}))
+
+
+@app.command("new-signing-key")
+def new_record_signing_key(
+    service: Annotated[str, typer.Option(help="router, adapter_takecare or adapter_treserva")],
+    key_id: Annotated[str, typer.Option(help="the new key's id, e.g. 2026-12")],
+) -> None:
+    """Print a new Ed25519 record signing key for ``<SERVICE>_RECORD_SIGNING_KEY`` and the
+    entry every consumer adds to its ``RECORD_TRUSTED_KEYS`` (next to the old key until every
+    record signed with the old one is read)."""
+    setting = f"{key_id}:{new_signing_key()}"
+    kid, public = public_entry(setting)
+    typer.echo(f"RECORD_SIGNING_KEY={setting}")
+    typer.echo(f"RECORD_TRUSTED_KEYS entry: {json.dumps({service: {kid: public}})}")
 
 
 @app.command("rotate-payload-keys")

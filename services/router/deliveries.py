@@ -161,6 +161,26 @@ async def reject_record(
     )
 
 
+async def quarantine_untrusted(
+    session: AsyncSession, record: IncomingRecord, rules: RoutingRules, now: datetime
+) -> None:
+    """A record whose signature does not hold changes nothing: it is kept aside with its
+    reason, and a critical incident is raised (one per topic while open). A forged receipt
+    must never confirm a delivery, so the confirmation deadline's alert still comes."""
+    reason = f"untrusted: {record.untrusted}"
+    await reject_record(session, record, reason, now)
+    await raise_alert(
+        session,
+        kind=AlertKind.UNTRUSTED_RECORD,
+        destination=record.topic,
+        event_code="record-signature",
+        affected=None,
+        now=now,
+        severity=Severity.CRITICAL,
+        sinks=rules.alert_sinks,
+    )
+
+
 # --- inbound -------------------------------------------------------------------------------
 
 

@@ -85,6 +85,8 @@ class AlertKind(enum.StrEnum):
     DESTINATION_DOWN = "destination_down"  # its circuit open longer than allowed
     # a stored payload no longer opens (its key left ROUTER_PAYLOAD_KEYS too early)
     PAYLOAD_UNDECRYPTABLE = "payload_undecryptable"
+    # a Kafka record failed its signature check: forged, altered, or from an unknown key
+    UNTRUSTED_RECORD = "untrusted_record"
 
 
 class IllegalTransition(Exception):

@@ -23,6 +23,7 @@ from services.router.deliveries import (
     accept_message,
     apply_result,
     dispatch_due,
+    quarantine_untrusted,
     reject_record,
 )
 from services.router.episodes import check_gaps
@@ -59,6 +60,9 @@ class Router:
             released: set[str] = set()  # patients whose next delivery a result may free
             subscriptions: list[Subscription] | None = None  # read once per batch
             for record in batch:
+                if record.untrusted is not None:
+                    await quarantine_untrusted(session, record, self.rules, now)
+                    continue
                 try:
                     env = read_envelope(record.value)
                 except MalformedMessage as exc:

@@ -94,7 +94,8 @@ async def main(settings: RouterSettings | None = None) -> int:
         replay_window=timedelta(seconds=settings.replay_window_s),
         now=utcnow(),
     )
-    publisher = KafkaPublisher(kafka)
+    publisher = KafkaPublisher(kafka, settings.record_signer())
+    verifier = settings.record_verifier(topics.WRITERS)
     await publisher.start()
     guard = broker_epoch.EpochGuard(kafka, epoch)
     relay = OutboxRelay(sessions, publisher, OUTBOX_OWNER, guard=guard.check)
@@ -150,10 +151,12 @@ async def main(settings: RouterSettings | None = None) -> int:
     )
 
     async def consume() -> None:
-        await consume_forever(consumer, router.handle_batch, name="router")
+        await consume_forever(consumer, router.handle_batch, name="router", verifier=verifier)
 
     async def deliver_webhooks() -> None:
-        await consume_forever(webhook_consumer, dispatcher.handle_batch, name=webhooks.CONSUMER)
+        await consume_forever(
+            webhook_consumer, dispatcher.handle_batch, name=webhooks.CONSUMER, verifier=verifier
+        )
 
     async def ticks() -> None:
         await router.run_ticks(settings.tick_s)

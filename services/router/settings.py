@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -46,6 +46,7 @@ DEFAULT_FAMILY_TERMS: dict[str, FamilyTerms] = {
 
 class RouterSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ROUTER_", extra="ignore")
+    SERVICE: ClassVar[str] = "router"
 
     port: int = 8000
     database_url: str = "sqlite+aiosqlite:///var/router.db"

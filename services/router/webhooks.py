@@ -45,7 +45,13 @@ from services.messaging.kafka import IncomingRecord
 from services.messaging.processed import already_processed, mark_processed
 from services.messaging.webhook_client import Webhook, WebhookSender
 from services.router import subscription_store
-from services.router.deliveries import RoutingRules, apply_outcome, delivery_rows, dispatch_due
+from services.router.deliveries import (
+    RoutingRules,
+    apply_outcome,
+    delivery_rows,
+    dispatch_due,
+    quarantine_untrusted,
+)
 from services.router.domain import DeliveryState
 from services.router.subscription_store import WebhookTarget
 from services.router.tables import delivery
@@ -128,6 +134,10 @@ class WebhookDispatcher:
 
     async def deliver(self, record: IncomingRecord) -> bool:
         """POST one command and apply its outcome; True if an outcome was applied."""
+        if record.untrusted is not None:  # a forged command goes nowhere
+            async with self.sessions.begin() as session:
+                await quarantine_untrusted(session, record, self.rules, self.clock())
+            return False
         command = WebhookCommand.read(record)
         if command is None:
             log.error(

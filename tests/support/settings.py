@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-# Outside the sandbox a service refuses a PLAINTEXT Kafka channel; these are complete
-# SASL_SSL settings (nothing connects in a settings test).
+from services.messaging.record_signing import new_signing_key, public_entry
+
+_SIGNING_KEY = f"k1:{new_signing_key()}"
+
+# Outside the sandbox a service refuses a PLAINTEXT Kafka channel and the sandbox's record
+# signing keys; these are complete, real-looking settings (nothing connects in a settings
+# test).
 SECURE_KAFKA: dict[str, Any] = {
     "kafka_security_protocol": "SASL_SSL",
     "kafka_sasl_username": "router",
     "kafka_sasl_password": "a-scram-password-0123456789abcdef",
+    "record_signing_key": _SIGNING_KEY,
+    "record_trusted_keys": {"adapter_takecare": dict([public_entry(_SIGNING_KEY)])},
 }
 
 
 def secure_kafka_env(prefix: str) -> dict[str, str]:
     """The same as environment variables of one service (``ROUTER_`` …)."""
-    return {f"{prefix}{name.upper()}": value for name, value in SECURE_KAFKA.items()}
+    return {
+        f"{prefix}{name.upper()}": value if isinstance(value, str) else json.dumps(value)
+        for name, value in SECURE_KAFKA.items()
+    }

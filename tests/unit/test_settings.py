@@ -20,7 +20,7 @@ from services.messaging.payload_crypto import (
 )
 from services.router.console.accounts import hash_password
 from services.router.settings import RouterSettings
-from tests.support.settings import secure_kafka_env
+from tests.support.settings import SECURE_KAFKA, secure_kafka_env
 
 
 @pytest.mark.parametrize("cls", [RouterSettings, AdapterTakeCareSettings])
@@ -66,6 +66,8 @@ def _real_secrets() -> dict[str, Any]:
         "payload_keys": encode_keyring("k1", {"k1": new_key()}),
         "intake_key_hashes": [hash_key(new_key())],
         "peer_key_hashes": {System.TAKECARE: [hash_key(new_key())]},
+        "record_signing_key": SECURE_KAFKA["record_signing_key"],
+        "record_trusted_keys": SECURE_KAFKA["record_trusted_keys"],
     }
 
 
@@ -101,3 +103,30 @@ def test_every_kafka_client_gets_the_channel_from_one_connection(monkeypatch):
     assert "a-scram-password" not in repr(connection)  # the password stays out of logs
     assert connection.producer_options()["enable_idempotence"] is False
     assert "ssl_context" not in plaintext("127.0.0.1:9092").client_options()
+
+
+@pytest.mark.security
+def test_production_refuses_the_sandbox_record_signing_keys():
+    secure = {k: v for k, v in SECURE_KAFKA.items() if not k.startswith("record_")}
+    real = {**_real_secrets(), **secure, "treserva_token": "t" * 40}
+    del real["record_signing_key"], real["record_trusted_keys"]
+    with pytest.raises(ValidationError, match="record_signing_key: set this service's own key"):
+        AdapterTreservaSettings(
+            environment="production",
+            **real,
+            record_trusted_keys=SECURE_KAFKA["record_trusted_keys"],
+        )
+    sandbox = AdapterTreservaSettings().record_verifier({})
+    sandbox_keys = {
+        service: {kid: base64.b64encode(k.public_bytes_raw()).decode() for kid, k in ids.items()}
+        for service, ids in sandbox.trusted.items()
+    }
+    with pytest.raises(ValidationError, match="record_trusted_keys: list the real public keys"):
+        AdapterTreservaSettings(
+            environment="production",
+            **real,
+            record_signing_key=SECURE_KAFKA["record_signing_key"],
+            record_trusted_keys=sandbox_keys,
+        )
+    with pytest.raises(ValidationError, match="record_signing_key"):
+        AdapterTreservaSettings(record_signing_key="k1:not-a-key")
