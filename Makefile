@@ -122,7 +122,7 @@ KAFKA_CACHE   := .cache/kafka-$(KAFKA_VERSION)
 kafka: $(KAFKA_CACHE)/.assembled
 
 $(KAFKA_CACHE)/.assembled: deploy/kafka/pom.xml
-	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(KAFKA_CACHE)/libs
+	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(KAFKA_CACHE)/libs
 	@touch $@
 
 clean:
