@@ -3,7 +3,10 @@
 
 import importlib.util
 import json
+import os
 import re
+import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,12 +15,17 @@ from jsonschema import Draft201909Validator
 
 from services.adapter_takecare.settings import AdapterTakeCareSettings
 from services.adapter_treserva.settings import AdapterTreservaSettings
+from services.kafka_certs import BrokerCerts
+from services.kafka_config import admin_properties, server_properties
+from services.messaging import kafka_acls, topics
+from services.messaging.broker_epoch import EPOCH_TOPIC
+from services.messaging.settings import ServiceSettings
 from services.router.settings import RouterSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES = COMPOSE["services"]
-APP_SERVICES = {
+APP_SERVICES: dict[str, type[ServiceSettings]] = {
     "router": RouterSettings,
     "adapter_takecare": AdapterTakeCareSettings,
     "adapter_treserva": AdapterTreservaSettings,
@@ -62,10 +70,14 @@ def test_broker_services_run_in_production_with_known_settings(name, settings):
 
 def test_no_secret_has_a_literal_or_default_value():
     secret = re.compile(r"PASSWORD|TOKEN|KEY")
+    not_secret = {"STACK_DATABASE_URL", "KAFKA_SSL_KEYSTORE_TYPE", "KAFKA_SSL_KEYSTORE_LOCATION"}
     for name, service in SERVICES.items():
         for var, value in (service.get("environment") or {}).items():
-            if secret.search(var) and var != "STACK_DATABASE_URL":
+            if secret.search(var) and var not in not_secret:
                 assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", str(value)), (name, var)
+            # a password inside a value (Kafka's JAAS settings) comes from the environment too
+            for inline in re.findall(r"(?:password|user_\w+)=\"([^\"]*)\"", str(value)):
+                assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", inline), (name, var)
 
 
 def test_simulators_only_run_in_their_profile():
@@ -79,6 +91,336 @@ def test_every_command_names_a_module_that_exists():
         command = service.get("command")
         if command and command[:2] == ["python", "-m"]:
             assert importlib.util.find_spec(command[2]) is not None, command[2]
+
+
+# --- Kafka: SASL_SSL, SCRAM users, ACLs, signed records (as the tests run Apache Kafka) -----
+
+KAFKA = SERVICES["kafka"]
+KAFKA_DIR = ROOT / "deploy/kafka"
+PRINCIPAL_OF = {name: settings.SERVICE for name, settings in APP_SERVICES.items()}
+# not turned into server.properties by the apache/kafka image (KafkaDockerWrapper)
+_IMAGE_EXCLUDED = {
+    *(f"KAFKA_{x}_OPTS" for x in ("HEAP", "LOG4J", "JMX", "JVM_PERFORMANCE", "GC_LOG")),
+    *("KAFKA_OPTS", "KAFKA_VERSION", "KAFKA_JMX_HOSTNAME", "KAFKA_TOOLS_LOG4J_LOGLEVEL"),
+    *("KAFKA_LOG4J_ROOT_LOGLEVEL", "KAFKA_LOG4J_LOGGERS"),
+}
+
+
+def interpolate(value: object) -> str:
+    """Compose's interpolation: every ``${NAME:?…}`` given the value ``<name>-value``, every
+    ``${NAME:-default}`` its default."""
+    text = re.sub(r"\$\{([A-Z_]+):-([^}]*)\}", lambda m: m[2], str(value))
+    text = re.sub(r"\$\{([A-Z_]+):\?[^}]*\}", lambda m: f"{m[1].lower()}-value", text)
+    assert "${" not in text.replace("$${", ""), text  # no other form is used
+    return text.replace("$$", "$")
+
+
+def environment(name: str) -> dict[str, str]:
+    return {k: interpolate(v) for k, v in SERVICES[name]["environment"].items()}
+
+
+def image_properties(env: dict[str, str]) -> dict[str, str]:
+    """server.properties as the apache/kafka image renders KAFKA_* variables: ``_`` → ``.``,
+    ``__`` → ``_``, ``___`` → ``-``, lower case."""
+    return {
+        var.replace("KAFKA_", "")
+        .lower()
+        .replace("_", ".")
+        .replace("...", "-")
+        .replace("..", "_"): value
+        for var, value in env.items()
+        if var.startswith("KAFKA_") and var not in _IMAGE_EXCLUDED
+    }
+
+
+def properties(text: str) -> dict[str, str]:
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
+
+
+def listeners(value: str) -> dict[str, tuple[str, str]]:
+    """``NAME://host:port,…`` → name → (host, port)."""
+    found = {}
+    for item in value.split(","):
+        name, address = item.split("://")
+        host, port = address.rsplit(":", 1)
+        found[name] = (host, port)
+    return found
+
+
+def mounts(service: dict[str, list[str]]) -> dict[str, tuple[str, str]]:
+    """Container path → (host path, options) of a service's bind mounts."""
+    found = {}
+    for volume in service.get("volumes", []):
+        source, target, *options = str(volume).split(":")
+        found[target] = (source, ",".join(options))
+    return found
+
+
+BROKER = image_properties(environment("kafka"))
+ADMIN_PASSWORD = "kafka_admin_password-value"
+PROTOCOLS = dict(x.split(":") for x in BROKER["listener.security.protocol.map"].split(","))
+CONTROLLERS = set(BROKER["controller.listener.names"].split(","))
+CLIENT_LISTENERS = {
+    name: address
+    for name, address in listeners(BROKER["listeners"]).items()
+    if name not in CONTROLLERS
+}
+ADVERTISED = listeners(BROKER["advertised.listeners"])
+
+
+def test_kafka_serves_clients_only_over_sasl_ssl_with_scram_and_denies_without_an_acl():
+    assert "PLAINTEXT" not in PROTOCOLS.values()  # no listener, client or controller, in clear
+    assert CLIENT_LISTENERS and set(ADVERTISED) == set(CLIENT_LISTENERS)
+    for name in CLIENT_LISTENERS:
+        assert PROTOCOLS[name] == "SASL_SSL", name
+        prefix = f"listener.name.{name.lower()}"
+        assert BROKER[f"{prefix}.sasl.enabled.mechanisms"] == "SCRAM-SHA-512", name
+        assert "ScramLoginModule" in BROKER[f"{prefix}.scram-sha-512.sasl.jaas.config"], name
+    assert PROTOCOLS[BROKER["inter.broker.listener.name"]] == "SASL_SSL"
+    assert BROKER["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
+    # the controller listener carries no client: SASL (the admin only) on the loopback
+    for name, (host, _) in listeners(BROKER["listeners"]).items():
+        if name in CONTROLLERS:
+            assert PROTOCOLS[name] in {"SASL_PLAINTEXT", "SASL_SSL"}, name
+            assert host in {"localhost", "127.0.0.1"} or PROTOCOLS[name] == "SASL_SSL", name
+    assert BROKER["authorizer.class.name"] == (
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
+    assert BROKER["allow.everyone.if.no.acl.found"] == "false"
+    assert BROKER["super.users"] == "User:admin"
+    assert BROKER["auto.create.topics.enable"] == "false"
+    assert "ports" not in KAFKA  # reachable on the compose network only
+
+
+def test_kafka_security_is_the_configuration_the_tests_run():
+    """The same keys as services/kafka_config.py's broker (minus its mutual-TLS listener)."""
+    secrets = mounts(KAFKA)["/etc/kafka/secrets"]
+    assert secrets == ("./deploy/kafka/secrets", "ro")
+    certs = BrokerCerts(
+        ca_file=Path(BROKER["ssl.truststore.location"]),
+        keystore_file=Path(BROKER["ssl.keystore.location"]),
+        ca_key_file=Path("/nonexistent"),
+    )
+    tested = properties(
+        server_properties(
+            port=9093,
+            controller_port=9094,
+            mtls_port=9095,
+            data_dir=Path(BROKER["log.dirs"]),
+            admin_password=ADMIN_PASSWORD,
+            certs=certs,
+        )
+    )
+    tested_map = dict(x.split(":") for x in tested["listener.security.protocol.map"].split(","))
+    assert {k: v for k, v in tested_map.items() if k != "MTLS"} == PROTOCOLS
+    same = [
+        key
+        for key in tested
+        if key.startswith(("sasl.", "listener.name.client.", "listener.name.controller."))
+        or key.startswith(("ssl.keystore.", "ssl.truststore.", "authorizer.", "super."))
+        or key in {"allow.everyone.if.no.acl.found", "inter.broker.listener.name"}
+        or key in {"controller.listener.names", "process.roles", "node.id"}
+    ]
+    assert len(same) > 15
+    assert {k: BROKER.get(k) for k in same} == {k: tested[k] for k in same}
+    for path in (certs.ca_file, certs.keystore_file):
+        assert path.parent == Path("/etc/kafka/secrets"), path
+
+
+def test_kafka_image_has_the_major_version_the_tests_run():
+    pom = (KAFKA_DIR / "pom.xml").read_text(encoding="utf-8")
+    tested = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom)
+    assert tested is not None
+    for name in ("kafka", "kafka-init"):
+        repository, tag = SERVICES[name]["image"].split(":")
+        assert repository == "apache/kafka", name
+        assert tag.split(".")[0] == tested[1].split(".")[0], (name, tag, tested[1])
+    assert SERVICES["kafka-init"]["image"] == KAFKA["image"]
+
+
+def healthcheck_option(name: str) -> str:
+    words = shlex.split(KAFKA["healthcheck"]["test"][1])
+    return words[words.index(name) + 1]
+
+
+def run_kafka_command(tmp_path: Path) -> tuple[list[str], dict[str, str], Path]:
+    """Kafka's start command with the image's tools replaced by recorders: the argv of the
+    storage format, the properties it formatted with, and the admin's client settings."""
+    shell, flags, script = KAFKA["command"]
+    assert shell == "bash"
+    record = tmp_path / "recorded"
+    storage = tmp_path / "kafka-storage.sh"
+    storage.write_text(
+        "#!/usr/bin/env bash\n"
+        f'printf "%s\\n" "$@" > {record}.args\n'
+        'while [ $# -gt 0 ]; do [ "$1" = --config ] && cp "$2" '
+        f"{record}.properties; shift; done\n"
+    )
+    run = tmp_path / "run"
+    run.write_text(f"#!/usr/bin/env bash\ntouch {tmp_path}/started\n")
+    for tool in (storage, run):
+        tool.chmod(0o755)
+    # the container's temporary directory, where it writes the admin's client settings
+    container_tmp = f"{Path(healthcheck_option('--command-config')).parent}/"
+    script = interpolate(script).replace(container_tmp, f"{tmp_path}/")
+    script = script.replace("/opt/kafka/bin/kafka-storage.sh", str(storage))
+    script = script.replace("/etc/kafka/docker/run", str(run))
+    env = {"PATH": os.environ["PATH"], **environment("kafka")}
+    subprocess.run([shell, flags, script], env=env, check=True, timeout=30)
+    assert (tmp_path / "started").exists()  # and then the image's own start
+    args = (tmp_path / "recorded.args").read_text().splitlines()
+    return args, properties((tmp_path / "recorded.properties").read_text()), tmp_path
+
+
+def test_kafka_formats_its_storage_with_the_admins_scram_credential(tmp_path):
+    """The admin needs a SCRAM credential before anyone can connect: the storage is formatted
+    with it, from the properties the image renders (then the image finds it formatted)."""
+    args, formatted, directory = run_kafka_command(tmp_path)
+    assert args[0] == "format" and "--ignore-formatted" in args
+    assert args[args.index("--cluster-id") + 1] == KAFKA["environment"]["CLUSTER_ID"]
+    assert args[args.index("--add-scram") + 1] == (
+        f"SCRAM-SHA-512=[name=admin,password={ADMIN_PASSWORD}]"
+    )
+    assert formatted == BROKER
+    assert not (directory / "format.properties").exists()  # it held the admin's password
+    admin = directory / "admin.properties"
+    assert admin.stat().st_mode & 0o077 == 0
+    tested = admin_properties(ADMIN_PASSWORD, Path(BROKER["ssl.truststore.location"]))
+    assert properties(admin.read_text()) == properties(tested)
+
+
+def test_kafka_healthcheck_asks_the_broker_as_the_admin_over_sasl_ssl():
+    test = KAFKA["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL"
+    words = shlex.split(test[1])
+    assert words[0].endswith("/kafka-broker-api-versions.sh")
+    host, port = ADVERTISED[BROKER["inter.broker.listener.name"]]
+    assert words[words.index("--bootstrap-server") + 1] == f"{host}:{port}"
+    config = words[words.index("--command-config") + 1]
+    assert f"> {config}\n" in KAFKA["command"][2]  # what the start command writes, 0600
+
+
+@pytest.mark.parametrize(("name", "settings"), APP_SERVICES.items())
+def test_broker_services_use_sasl_ssl_as_their_own_principal_and_sign_records(name, settings):
+    env = SERVICES[name]["environment"]
+    prefix = settings.model_config["env_prefix"]
+    principal = PRINCIPAL_OF[name]
+    assert principal == name and principal in kafka_acls.PRINCIPALS
+    host, port = next(iter(ADVERTISED.values()))
+    assert env[f"{prefix}KAFKA_BOOTSTRAP"] == f"{host}:{port}"
+    assert env[f"{prefix}KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert env.get(f"{prefix}KAFKA_SASL_MECHANISM", "SCRAM-SHA-512") == "SCRAM-SHA-512"
+    assert env[f"{prefix}KAFKA_SASL_USERNAME"] == principal
+    assert env[f"{prefix}KAFKA_SASL_PASSWORD"].startswith(
+        f"${{KAFKA_{principal.upper()}_PASSWORD:?"
+    )
+    assert not {f"{prefix}KAFKA_SSL_CERTFILE", f"{prefix}KAFKA_SSL_KEYFILE"} & set(env)
+    cafile = env[f"{prefix}KAFKA_SSL_CAFILE"]
+    assert mounts(SERVICES[name])[cafile] == (
+        BROKER["ssl.truststore.location"].replace("/etc/kafka/secrets", "./deploy/kafka/secrets"),
+        "ro",
+    )
+    assert env[f"{prefix}KAFKA_IDEMPOTENT_PRODUCER"] == "true"
+    assert env[f"{prefix}RECORD_SIGNING_KEY"].startswith(
+        f"${{{principal.upper()}_RECORD_SIGNING_KEY:?"
+    )
+    assert env[f"{prefix}RECORD_TRUSTED_KEYS"].startswith("${RECORD_TRUSTED_KEYS:?")
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_broker_services_start_after_the_kafka_init_step(name):
+    assert SERVICES[name]["depends_on"]["kafka-init"] == {
+        "condition": "service_completed_successfully"
+    }
+    init = SERVICES["kafka-init"]
+    assert init["depends_on"]["kafka"] == {"condition": "service_healthy"}
+    assert init.get("restart", "no") == "no"  # one-shot
+
+
+def test_acls_sh_is_the_generated_acl_table():
+    text = (KAFKA_DIR / "acls.sh").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    expected = kafka_acls.acl_commands(
+        kafka_acls.service_acls(), bootstrap="$BOOTSTRAP", config="$ADMIN_CONFIG"
+    )
+    assert lines == expected, "regenerate deploy/kafka/acls.sh: see its header"
+
+
+def run_init(tmp_path: Path) -> tuple[list[list[str]], str]:
+    """deploy/kafka/init.sh with kafka-init's environment and Kafka's tools replaced by
+    recorders: every call's argv, and the admin's client settings it used."""
+    init = SERVICES["kafka-init"]
+    assert init["command"] == ["bash", "/opt/carebridge/init.sh"]
+    targets = mounts(init)
+    assert targets["/opt/carebridge/init.sh"] == ("./deploy/kafka/init.sh", "ro")
+    assert targets["/opt/carebridge/acls.sh"] == ("./deploy/kafka/acls.sh", "ro")
+    assert targets[init["environment"]["CA_FILE"]][1] == "ro"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    for tool in ("kafka-configs.sh", "kafka-topics.sh", "kafka-acls.sh"):
+        (bin_dir / tool).write_text(
+            "#!/usr/bin/env bash\n"
+            f'printf "%s\\t" "$(basename "$0")" "$@" >> {calls}; echo >> {calls}\n'
+            'while [ $# -gt 0 ]; do [ "$1" = --command-config ] && cp "$2" '
+            f"{tmp_path}/admin.properties; shift; done\n"
+        )
+        (bin_dir / tool).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", **environment("kafka-init")}
+    subprocess.run(["bash", str(KAFKA_DIR / "init.sh")], env=env, check=True, timeout=60)
+    argvs = [line.rstrip("\t").split("\t") for line in calls.read_text().splitlines()]
+    return argvs, (tmp_path / "admin.properties").read_text()
+
+
+def option(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+def test_kafka_init_creates_the_principals_the_topics_and_the_acls(tmp_path):
+    argvs, admin = run_init(tmp_path)
+    env = environment("kafka-init")
+    bootstrap = env["BOOTSTRAP"]
+    assert bootstrap == ":".join(next(iter(ADVERTISED.values())))
+    assert properties(admin) == properties(admin_properties(ADMIN_PASSWORD, Path(env["CA_FILE"])))
+    assert {option(a, "--bootstrap-server") for a in argvs} == {bootstrap}
+    # each service's SCRAM user, with the very password the service logs in with
+    users = {
+        option(a, "--entity-name"): option(a, "--add-config")
+        for a in argvs
+        if a[0] == "kafka-configs.sh"
+    }
+    assert set(users) == set(kafka_acls.PRINCIPALS)
+    for name, settings in APP_SERVICES.items():
+        password = environment(name)[f"{settings.model_config['env_prefix']}KAFKA_SASL_PASSWORD"]
+        assert users[PRINCIPAL_OF[name]] == f"SCRAM-SHA-512=[password={password}]", name
+    # every topic a service uses, none created by a service (they hold no Create)
+    created = [a for a in argvs if a[0] == "kafka-topics.sh"]
+    assert all("--if-not-exists" in a and option(a, "--replication-factor") == "1" for a in created)
+    partitions = ServiceSettings.model_fields["topic_partitions"].default
+    assert {option(a, "--topic"): int(option(a, "--partitions")) for a in created} == {
+        **{topic: partitions for topic in topics.all_topics()},
+        EPOCH_TOPIC: 1,
+    }
+    # the ACL table, as the admin (deploy/kafka/acls.sh, sourced)
+    config = tmp_path / "admin.properties"
+    acls = [
+        a[:3] + [str(config) if x == option(a, "--command-config") else x for x in a[3:]]
+        for a in argvs
+        if a[0] == "kafka-acls.sh"
+    ]
+    expected = kafka_acls.acl_commands(
+        kafka_acls.service_acls(), bootstrap=bootstrap, config=str(config)
+    )
+    assert acls == [shlex.split(line) for line in expected]
+
+
+def test_kafka_init_refuses_a_password_unsafe_for_jaas_and_scram(tmp_path):
+    env = {"PATH": os.environ["PATH"], **environment("kafka-init"), "ROUTER_PASSWORD": 'x"y'}
+    done = subprocess.run(
+        ["bash", str(KAFKA_DIR / "init.sh")], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode != 0 and "ROUTER_PASSWORD" in done.stderr
 
 
 # --- monitoring: Prometheus, Grafana and the dashboard ----------------------------------------
