@@ -80,7 +80,7 @@ from services.simulators.samples.sip_update import (  # noqa: E402
     sample_treserva_sip_update,
 )
 from services.simulators.treserva import KINDS as TRESERVA_KINDS  # noqa: E402
-from services.stack import Stack  # noqa: E402
+from services.stack import BrokerKind, Stack  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results.json")
 PROFILES = Path(__file__).with_name("profiles")
@@ -489,6 +489,10 @@ async def private_database(url: str | None) -> AsyncIterator[str | None]:
         yield private
 
 
+# --kafka apache: the stack and its baseline on Apache Kafka with SASL_SSL and ACLs
+BROKER: dict[str, BrokerKind] = {"kind": "tansu"}
+
+
 @contextlib.asynccontextmanager
 async def running_stack(
     tmp: Path, database_url: str | None, *, routers: int = 1
@@ -497,6 +501,7 @@ async def running_stack(
         tmp,
         database_url=database_url,
         routers=routers,
+        kafka=BROKER["kind"],  # the baseline runs on the same broker, same channel
         # deadlines far away: a benchmark measures throughput, not the alert machinery
         admission_confirmation_deadline_s=7200,
         confirmation_deadline_s=7200,
@@ -806,6 +811,7 @@ async def main_bench(args: argparse.Namespace) -> None:
             "rate": args.rate,
             "patients": args.patients + len(PERSONNUMMER),
             "database": "postgresql" if url_is_pg(args.database_url) else "sqlite",
+            "broker": BROKER["kind"],
             "mix": {sample.__name__: w for w, _, _, sample in MIX},
         },
     }
@@ -1034,6 +1040,7 @@ def main() -> int:
     parser.add_argument("--latency-rate", type=float, default=100.0)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--database-url", default=None, help="PostgreSQL; default SQLite")
+    parser.add_argument("--kafka", choices=["tansu", "apache"], default="tansu", help="broker")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--data-dir", type=Path, default=None, help="keep logs and SQLite here")
     parser.add_argument("--profile", action="store_true", help="py-spy the services")
@@ -1044,6 +1051,7 @@ def main() -> int:
     parser.add_argument("--drain", type=int, default=0, help="backlog drain with N messages")
     parser.add_argument("--scale-out", action="store_true", help="1 vs 2 routers (PostgreSQL)")
     args = parser.parse_args()
+    BROKER["kind"] = args.kafka
     if args.scale:
         asyncio.run(main_scale(args))
     elif args.drain:
