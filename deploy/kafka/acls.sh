@@ -22,6 +22,8 @@ kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:router --operation Describe --resource-pattern-type literal --topic carebridge.outbound.webhooks.v1
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:router --operation Write --resource-pattern-type literal --topic carebridge.deadletter.v1
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:router --operation Describe --resource-pattern-type literal --topic carebridge.deadletter.v1
+kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:router --operation Write --resource-pattern-type literal --topic carebridge.events.v1
+kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:router --operation Describe --resource-pattern-type literal --topic carebridge.events.v1
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:router --operation Read --resource-pattern-type literal --group router
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:router --operation Read --resource-pattern-type literal --group router.webhooks
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:router --operation Describe --resource-pattern-type prefixed --group adapter_

@@ -52,6 +52,7 @@ create_topic carebridge.inbound.v1 3
 create_topic carebridge.results.v1 3
 create_topic carebridge.deadletter.v1 3
 create_topic carebridge.outbound.webhooks.v1 3
+create_topic carebridge.events.v1 3
 create_topic carebridge.outbound.treserva.v1 3
 create_topic carebridge.outbound.takecare.v1 3
 create_topic carebridge.outbound.primary-care.v1 3

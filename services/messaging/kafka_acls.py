@@ -81,11 +81,21 @@ def _router() -> list[AclBinding]:
         ),
         *_topic(user, topics.WEBHOOKS, "Write", "Read", "Describe"),
         *_topic(user, topics.DEAD_LETTER, "Write", "Describe"),
+        *_topic(user, topics.EVENTS, "Write", "Describe"),
         *_group(user, "router", "literal", "Read"),
         *_group(user, "router.webhooks", "literal", "Read"),
         # the adapters' committed offsets, for the console's per-destination lag
         *_group(user, "adapter_", "prefixed", "Describe"),
         *_common(user),
+    ]
+
+
+def reader_acls(reader: str) -> list[AclBinding]:
+    """Another system that reads the public topic (topics.PUBLIC) with groups of its own
+    (``<reader>.`` prefix), and nothing else: the internal topics carry patient data."""
+    return [
+        *(b for t in topics.PUBLIC for b in _topic(reader, t, "Read", "Describe")),
+        *_group(reader, f"{reader}.", "prefixed", "Read"),
     ]
 
 

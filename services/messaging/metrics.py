@@ -190,12 +190,13 @@ class KafkaConsumerLag:
         from aiokafka import TopicPartition
 
         meta = await self._consumer(None)
-        await meta.topics()  # refresh metadata: partitions of every topic
-        # read every topic's partitions before assigning any: metadata refreshed after an
-        # assignment covers only the assigned topics
+        # Every topic's partitions from one full metadata answer. (consumer.topics() fills a
+        # cluster object of its own; the consumer's partitions_for_topic() stayed empty on
+        # Apache Kafka, and the probe reported no lag at all.)
+        cluster = await meta._client.fetch_all_metadata()
         partitions = {
             topic: [
-                TopicPartition(topic, p) for p in sorted(meta.partitions_for_topic(topic) or ())
+                TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())
             ]
             for topics in self._groups.values()
             for topic in topics

@@ -43,13 +43,26 @@ def delivery_group(adapter: str, destination: str) -> str:
     return f"{adapter}.{destination}"
 
 
-PUBLIC = (INBOUND, DEAD_LETTER)
+EVENTS = "carebridge.events.v1"
+"""What happened to each delivery (sent, confirmed, dead-lettered), as small JSON records
+with no patient data: no FHIR payload, no pseudonym; keyed by message id. The one topic
+another system may read (see contracts/asyncapi.yaml)."""
+
+PUBLIC = (EVENTS,)
 """Topics another system may read with a consumer group of its own (read-only, no delivery
-guarantee; see contracts/asyncapi.yaml). The rest is the broker's own protocol."""
+guarantee). The rest is internal: the broker's own protocol, carrying patient data between
+the adapters and the router, readable only by the services that need it (kafka_acls)."""
 
 
 def all_topics() -> list[str]:
-    return [INBOUND, RESULTS, DEAD_LETTER, WEBHOOKS, *(outbound(d) for d in DESTINATIONS)]
+    return [
+        INBOUND,
+        RESULTS,
+        DEAD_LETTER,
+        WEBHOOKS,
+        EVENTS,
+        *(outbound(d) for d in DESTINATIONS),
+    ]
 
 
 # Who may write each internal topic: the consumer refuses a record signed by anyone else
@@ -59,5 +72,6 @@ WRITERS: dict[str, frozenset[str]] = {
     RESULTS: frozenset({"adapter_takecare", "adapter_treserva"}),
     WEBHOOKS: frozenset({"router"}),
     DEAD_LETTER: frozenset({"router"}),
+    EVENTS: frozenset({"router"}),
     **{outbound(d): frozenset({"router"}) for d in DESTINATIONS},
 }

@@ -12,7 +12,7 @@ import json
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -123,7 +123,33 @@ async def move(
             reason=reason,
         ),
     )
+    if target in _PUBLISHED_STATES:
+        await add_to_outbox(session, OUTBOX_OWNER, delivery_event(row, target, now))
     return True
+
+
+_PUBLISHED_STATES = frozenset(
+    {DeliveryState.SENT, DeliveryState.CONFIRMED, DeliveryState.DEAD_LETTER}
+)
+
+
+def delivery_event(row: Any, state: DeliveryState, now: datetime) -> OutgoingRecord:
+    """The public record of a delivery's progress (topics.EVENTS): ids, family, destination
+    and state only. No payload, no pseudonym, no reason text (it may quote a journal)."""
+    value = {
+        "type": "delivery-state",
+        "messageId": row.message_id,
+        "family": getattr(row, "event_code", None),
+        "destination": row.destination,
+        "state": state.value,
+        "at": now.isoformat(),
+    }
+    return OutgoingRecord(
+        topic=topics.EVENTS,
+        key=row.message_id,
+        value=json.dumps(value, separators=(",", ":")),
+        headers={"event": "delivery-state"},
+    )
 
 
 def log_ids(row: Any) -> dict[str, Any]:
@@ -604,6 +630,13 @@ async def apply_result(
     ).first()
     if row is None:
         await reject_record(session, record, "result for an unknown delivery", now)
+        return None
+    carrier = topics.DELIVERED_BY.get(row.destination)
+    if record.signer is not None and record.signer != carrier:
+        # Both adapters may write results; only the one that delivers to this destination
+        # may answer for it (a takecare adapter must not confirm a notice to Treserva).
+        wrong = replace(record, untrusted=f"WrongSigner: {record.signer} answered for {carrier}")
+        await quarantine_untrusted(session, wrong, rules, now)
         return None
     if env.event_code == EventCode.DELIVERY_OUTCOME.value:
         attempt_text = record.headers.get("attempt", "")

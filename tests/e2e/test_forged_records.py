@@ -1,5 +1,7 @@
-"""Records nobody can forge: Treserva silently drops an admission notice, and a forged
-receipt for it is written straight to the results topic. The receipt changes nothing: it is
+"""Records nobody can forge: Treserva silently drops an admission notice, and forged
+receipts for it are written straight to the results topic: unsigned, signed with the
+forger's own key, and signed with adapter_takecare's real key (a compromised adapter may not
+answer for another's destination). The receipt changes nothing: it is
 quarantined with a critical incident, the delivery stays unconfirmed, and the confirmation
 alert and the fallback notice to the receiving unit still come. Runs on Tansu and, with
 BROKER_TEST_KAFKA=apache, on Apache Kafka, where the forger holds a stolen adapter
@@ -33,6 +35,8 @@ from services.messaging.record_signing import (
     RecordSigner,
     load_private,
     new_signing_key,
+    parse_signing_key,
+    sandbox_signing_key,
 )
 from services.scenario import Scenario, wait_for
 from services.stack import Stack
@@ -85,6 +89,12 @@ def told(tmp_path: Path, stack_db: str | None) -> Iterator[tuple[Scenario, Stack
         receiver.server_close()
 
 
+def _takecare_key(stack: Stack) -> str:
+    """adapter_takecare's signing key in this stack (the sandbox's)."""
+    assert stack.settings.adapter_env.get("RECORD_SIGNING_KEY") is None
+    return sandbox_signing_key("adapter_takecare")
+
+
 def test_a_forged_receipt_never_hides_a_dropped_notice(told: tuple[Scenario, Stack, Inbox]) -> None:
     scenario, stack, inbox = told
     scenario.set_treserva_fault("silent-drop")
@@ -97,7 +107,15 @@ def test_a_forged_receipt_never_hides_a_dropped_notice(told: tuple[Scenario, Sta
     value = _receipt(message_id)
     headers = {"message-id": message_id}
     headers[SIGNATURE_HEADER] = forger.sign(topics.RESULTS, message_id, headers, value)
-    asyncio.run(_write(stack, [unsigned, (value, headers)], message_id))
+    # signed with a real key, but by the adapter that does not deliver to Treserva
+    insider = RecordSigner("adapter_takecare", *parse_signing_key(_takecare_key(stack)))
+    inside_value = _receipt(message_id)
+    inside_headers = {"message-id": message_id}
+    inside_headers[SIGNATURE_HEADER] = insider.sign(
+        topics.RESULTS, message_id, inside_headers, inside_value
+    )
+    records = [unsigned, (value, headers), (inside_value, inside_headers)]
+    asyncio.run(_write(stack, records, message_id))
 
     incident = scenario.wait_for_alert("untrusted_record", topics.RESULTS, timeout_s=15)
     assert incident["severity"] == "critical"

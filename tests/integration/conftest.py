@@ -32,3 +32,14 @@ def tansu() -> Iterator[str]:
     yield f"127.0.0.1:{port}"
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def apache_plaintext() -> Iterator[str]:
+    """A real Apache Kafka (KRaft, plaintext listener) for the backend contract tests."""
+    from services.apache_kafka import ApacheKafka
+
+    kafka = ApacheKafka()
+    kafka.start()
+    yield kafka.bootstrap
+    kafka.remove()

@@ -1,4 +1,5 @@
-"""The same Kafka contract on two backends: the in-memory fake and the real Tansu broker."""
+"""The same Kafka contract on three backends: the in-memory fake, the real Tansu broker and
+Apache Kafka."""
 
 import uuid
 from collections.abc import AsyncIterator
@@ -29,7 +30,7 @@ class Backend:
     create_topic: Any  # async (name) -> None
 
 
-@pytest.fixture(params=["memory", "tansu"])
+@pytest.fixture(params=["memory", "tansu", pytest.param("apache", marks=pytest.mark.apache_kafka)])
 async def backend(request) -> AsyncIterator[Backend]:
     topic = f"test.{uuid.uuid4().hex[:8]}.v1"
     if request.param == "memory":
@@ -42,7 +43,8 @@ async def backend(request) -> AsyncIterator[Backend]:
             _no_topic_needed,
         )
         return
-    bootstrap = plaintext(request.getfixturevalue("tansu"))
+    broker = "apache_plaintext" if request.param == "apache" else "tansu"
+    bootstrap = plaintext(request.getfixturevalue(broker))
     await ensure_topics(bootstrap, [topic], partitions=1)
     publisher = KafkaPublisher(bootstrap)
     await publisher.start()

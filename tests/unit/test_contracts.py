@@ -1,15 +1,21 @@
 """Code and contracts must not drift apart: schemas, fixtures, AsyncAPI and OpenAPI."""
 
 import json
+from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 import yaml
+from jsonschema import Draft202012Validator
 
 from services import contracts_cli
 from services.contracts_cli import check_fixtures, check_openapi, check_schemas, contract_names
 from services.messaging import topics
 from services.messaging.contracts import CONTRACTS_DIR
 from services.messaging.envelope import EventCode
+from services.messaging.kafka_acls import service_acls
+from services.router.deliveries import delivery_event
+from services.router.domain import DeliveryState
 
 
 def _asyncapi():
@@ -30,6 +36,44 @@ def test_asyncapi_tags_exactly_the_public_topics_as_public():
     }
     assert {address for address, names in tags.items() if "public" in names} == set(topics.PUBLIC)
     assert all(names in ({"public"}, {"internal"}) for names in tags.values()), tags
+
+
+def test_asyncapi_states_each_topics_audience_as_the_acl_table_grants_it():
+    acls = service_acls()
+    for channel in _asyncapi()["channels"].values():
+        address, audience = channel["address"], channel["x-audience"]
+
+        def holders(operation: str, address: str = address) -> set[str]:
+            return {
+                b.principal.removeprefix("User:")
+                for b in acls
+                if b.resource_type == "topic" and b.name == address and b.operation == operation
+            }
+
+        assert set(audience["write"]) == holders("Write"), address
+        readers = {r for r in audience["read"] if not r.startswith("any reader")}
+        assert readers == holders("Read"), address
+        public = address in topics.PUBLIC
+        assert public == any(r.startswith("any reader") for r in audience["read"]), address
+
+
+def test_the_public_topic_carries_no_patient_data():
+    row = SimpleNamespace(
+        message_id="f17ef11a-5acf-5382-a6cb-f9f0af5b8493",
+        destination="treserva",
+        event_code="admission-notice",
+        pseudonym="0123456789abcdef0123456789abcdef",
+        payload=b"sealed",
+    )
+    record = delivery_event(row, DeliveryState.CONFIRMED, datetime(2026, 12, 6, tzinfo=UTC))
+    value = json.loads(record.value)
+    doc = _asyncapi()
+    schema = doc["components"]["messages"]["deliveryEvent"]["payload"]
+    properties = {**schema["properties"], "family": doc["components"]["schemas"]["EventCode"]}
+    Draft202012Validator({**schema, "properties": properties}).validate(value)
+    assert record.topic == topics.EVENTS and record.key == row.message_id
+    assert set(value) == {"type", "messageId", "family", "destination", "state", "at"}
+    assert row.pseudonym not in record.value and "sealed" not in record.value
 
 
 def test_asyncapi_documents_every_event_code():
