@@ -3,7 +3,8 @@
 Exceptions::
 
     KafkaError (base of this module's errors)
-     └── PublishError   a record could not be handed to the broker; the outbox keeps it
+     ├── PublishError    a record could not be handed to the broker; the outbox keeps it
+     └── TopicsMissing   a needed topic is missing and this principal may not create it
 
 Every client takes its address and channel security from one
 :class:`~services.messaging.kafka_connection.KafkaConnection`. Producers enable idempotence
@@ -45,6 +46,10 @@ class KafkaError(Exception):
 
 class PublishError(KafkaError):
     """The broker did not acknowledge a record."""
+
+
+class TopicsMissing(KafkaError):
+    """A topic the service needs does not exist and could not be created."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +261,18 @@ async def ensure_topics(
         if missing:
             # another service may have created it first
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
+                response = await admin.create_topics(missing)
+                refused = [
+                    (name, code)
+                    for name, code, *_ in response.topic_errors
+                    if code not in (0, TopicAlreadyExistsError.errno)
+                ]
+                if refused:  # aiokafka reports per-topic errors in the answer, not raised
+                    names = ", ".join(f"{n} (error {c})" for n, c in refused)
+                    raise TopicsMissing(
+                        f"topics missing and not created as {connection.principal}: {names}; "
+                        "on a secured broker the admin's init step creates them"
+                    )
     finally:
         await admin.close()
 

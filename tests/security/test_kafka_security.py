@@ -37,6 +37,7 @@ from cryptography import x509
 from services.apache_kafka import ApacheKafka
 from services.messaging import topics
 from services.messaging.broker_epoch import EPOCH_TOPIC
+from services.messaging.kafka import TopicsMissing, ensure_topics
 from services.messaging.kafka_acls import (
     ADAPTER_TAKECARE,
     ADAPTER_TRESERVA,
@@ -469,6 +470,15 @@ async def test_no_service_can_create_a_topic(kafka: ApacheKafka, principal: str)
         await _write(connection, auto)
     existing = await _visible_topics(_service(kafka, "admin"))
     assert {new, auto} & existing == set()
+
+
+async def test_a_service_missing_a_topic_says_so_at_start_up(kafka: ApacheKafka) -> None:
+    """ensure_topics (every service's start-up) names the topic it may not create, instead
+    of going on and failing later with a less clear error."""
+    connection = _service(kafka, ADAPTER_TRESERVA)
+    await ensure_topics(connection, [topics.INBOUND, topics.outbound("treserva")], 3)  # exist
+    with pytest.raises(TopicsMissing, match=r"carebridge\.missing\.v1 \(error 29\)"):
+        await ensure_topics(connection, ["carebridge.missing.v1"], 3)
 
 
 @pytest.mark.parametrize(
