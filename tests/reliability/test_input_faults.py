@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN
 from services.messaging import topics
 from services.messaging.db import make_engine
+from services.messaging.kafka_connection import KafkaConnection
 from services.router.tables import rejected_record
 from services.simulators.samples.admission_notice import sample_admission
 from tests.reliability.checks import delivered_once, post, stuck
@@ -55,8 +56,8 @@ def test_duplicate_and_concurrent_posts_create_one_message_each(scenario, superv
     assert scenario.treserva_stats()["stored"] == len(events)
 
 
-async def _publish_poison(bootstrap: str) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+async def _publish_poison(connection: KafkaConnection) -> None:
+    producer = AIOKafkaProducer(**connection.producer_options())
     await producer.start()
     try:
         for value in (b"\xff\x00 not json", json.dumps({"resourceType": "Patient"}).encode()):
@@ -77,7 +78,8 @@ async def _rejected(database_url: str) -> int:
 def test_a_poison_message_is_kept_aside_and_nothing_else_stops(scenario, supervised):
     before = post(scenario, 5)
     started = time.monotonic()
-    asyncio.run(_publish_poison(supervised.kafka_bootstrap))
+    # as a principal that may write the inbound topic (on Apache Kafka: an adapter's)
+    asyncio.run(_publish_poison(supervised.kafka_connection("adapter_takecare")))
     after = post(scenario, 5)
     ids = [m for m, _ in before + after]
     wait_all_confirmed(scenario, ids, timeout_s=60)
