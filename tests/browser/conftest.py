@@ -1,5 +1,5 @@
 """The console in a real Chromium (Debian's package, driven by Playwright) against the router
-app on a real socket, over a delivery log filled by the router itself (tests/console_data).
+app on a real socket, over a delivery log filled by the router itself (tests/support/console_data).
 Screenshots go to test-output/screenshots/."""
 
 from __future__ import annotations
@@ -9,29 +9,21 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, async_playwright
 
 from services.messaging.db import utcnow
-from services.router.console.accounts import SANDBOX_PASSWORDS
 from services.stack import free_port
-from tests.console_data import Seeded, seed
-from tests.unit.test_router_service import Clock
+from tests.support.browser import Console
+from tests.support.console_data import seed
+from tests.support.router import Clock
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass(frozen=True)
-class Console:
-    url: str
-    seeded: Seeded
 
 
 def _wait_until_up(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 30) -> None:
@@ -95,19 +87,3 @@ async def page() -> AsyncIterator[Page]:
         finally:
             await context.close()
             await browser.close()
-
-
-async def log_in(page: Page, console: Console, user: str = "ops") -> None:
-    await page.goto(f"{console.url}/console/")
-    await expect(page).to_have_url(f"{console.url}/console/login?next=%2Fconsole%2F")
-    await page.get_by_label("Användarnamn").fill(user)
-    await page.get_by_label("Lösenord").fill(SANDBOX_PASSWORDS[user])
-    await page.get_by_role("button", name="Logga in").click()
-    await expect(page.get_by_role("heading", name="Översikt", level=1)).to_be_visible()
-
-
-async def shot(page: Page, name: str) -> Path:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=True)
-    return path

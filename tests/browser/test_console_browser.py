@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import Console, log_in, shot
+from tests.support.browser import Console, log_in, shot
 
 pytestmark = pytest.mark.browser
 

@@ -2,38 +2,13 @@
 
 import random
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from services.demo import demo_settings
 from services.scenario import Scenario
-from services.stack import Stack, StackSettings
-from tests.support.brokers import stack_broker
-
-
-@contextmanager
-def running(settings: StackSettings) -> Iterator[Stack]:
-    """A started stack, stopped however the test ends."""
-    s = Stack(settings, echo=lambda _: None)
-    try:
-        s.start()
-        yield s
-    finally:
-        s.stop()
-
-
-def e2e_settings(tmp_path: Path, stack_db: str | None, **overrides: object) -> StackSettings:
-    """The e2e tests' stack: quick attempt timeouts and retries."""
-    return demo_settings(
-        tmp_path / "stack",
-        database_url=stack_db,
-        kafka=stack_broker(),
-        attempt_timeout_s=5.0,
-        retry_base_s=0.2,
-        **overrides,
-    )
+from services.stack import Stack
+from tests.support.stacks import e2e_settings, running
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from services import attack_probe
 from services.stack import Stack
-from tests.e2e.conftest import running
+from tests.support.stacks import running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]
 

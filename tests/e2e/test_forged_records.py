@@ -40,7 +40,7 @@ from services.messaging.record_signing import (
 )
 from services.scenario import Scenario, wait_for
 from services.stack import Stack
-from tests.e2e.conftest import e2e_settings, running
+from tests.support.stacks import e2e_settings, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security, pytest.mark.alerts, pytest.mark.timeout(240)]
 

@@ -20,7 +20,7 @@ from services.scenario import Scenario
 from services.simulators.samples.admission_notice import sample_admission
 from services.simulators.samples.people import ADDRESSES, PEOPLE, RESERVE_NUMBERS, TEST_IDENTIFIERS
 from services.stack import Stack
-from tests.e2e.conftest import e2e_settings, running
+from tests.support.stacks import e2e_settings, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]
 

@@ -25,7 +25,7 @@ from services.router.notifications import Channels, Notifier
 from services.router.tables import notification
 from services.router.unit_directory import UnitDirectory
 from services.stack import free_port
-from tests.unit.test_notices import event
+from tests.support.alert_events import event
 
 pytestmark = pytest.mark.alerts
 

@@ -8,8 +8,14 @@ import time
 
 import pytest
 
-from tests.reliability.checks import delivered_once, order_violations, post, stuck
-from tests.reliability.conftest import record_result, wait_all_confirmed
+from tests.support.reliability import (
+    delivered_once,
+    order_violations,
+    post,
+    record_result,
+    stuck,
+    wait_all_confirmed,
+)
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
 

@@ -5,8 +5,7 @@ import time
 
 import pytest
 
-from tests.reliability.checks import post
-from tests.reliability.conftest import assert_promise
+from tests.support.reliability import assert_promise, post
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(400)]
 

@@ -18,8 +18,7 @@ from services.messaging.db import make_engine
 from services.messaging.kafka_connection import KafkaConnection
 from services.router.tables import rejected_record
 from services.simulators.samples.admission_notice import sample_admission
-from tests.reliability.checks import delivered_once, post, stuck
-from tests.reliability.conftest import record_result, wait_all_confirmed
+from tests.support.reliability import delivered_once, post, record_result, stuck, wait_all_confirmed
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
 

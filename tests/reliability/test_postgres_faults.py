@@ -1,7 +1,7 @@
 """Faults of the production shape: every service on PostgreSQL, and two router replicas that
 share the work through the Kafka consumer group and row locks (FOR UPDATE SKIP LOCKED).
 
-Each test runs its own PostgreSQL server (tests/reliability/postgres.py), so restarting it
+Each test runs its own PostgreSQL server (tests/support/postgres.py), so restarting it
 touches nothing else on the machine."""
 
 import time
@@ -12,9 +12,15 @@ import pytest
 
 from services.scenario import Scenario
 from services.stack import Stack
-from tests.reliability.checks import delivered_once, order_violations, post
-from tests.reliability.conftest import assert_promise, fault_settings, supervise, wait_all_confirmed
-from tests.reliability.postgres import EphemeralPostgres
+from tests.support.postgres import EphemeralPostgres
+from tests.support.reliability import (
+    assert_promise,
+    delivered_once,
+    order_violations,
+    post,
+    wait_all_confirmed,
+)
+from tests.support.stacks import fault_settings, supervise
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(400)]
 

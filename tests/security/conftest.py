@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,18 +22,12 @@ from services.adapter_treserva.settings import AdapterTreservaSettings
 from services.messaging.intake import SqlIntakeStore
 from services.messaging.intake_tables import intake_record
 from services.messaging.outbox import outbox
+from tests.support.adapters import ADMISSION, NOW
+from tests.support.pki import Pki, _ca, _leaf, _write
 
-NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
-TAKECARE_KEY = "sandbox-takecare-key"
-TRESERVA_KEY = "sandbox-treserva-key"
-ADMISSION = Path("contracts/fixtures/takecare/admission-notice/personnummer-full.input.json")
 TRESERVA_LIST = Path(
     "contracts/fixtures/treserva/medication-list/hemsjukvard-samordningsnummer-dst.input.json"
 )
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {key}"}
 
 
 @pytest.fixture
@@ -103,3 +97,23 @@ async def treserva(
         transport=httpx.ASGITransport(app=app), base_url="http://tr"
     ) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    d = tmp_path_factory.mktemp("pki")
+    ca_key, ca = _ca("carebridge test CA")
+    (d / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    server = _write(d / "server", *_leaf("127.0.0.1", ca_key, ca, server=True))
+    client = _write(d / "client", *_leaf("takecare", ca_key, ca, server=False))
+    other_key, other = _ca("someone else's CA")
+    stranger = _write(d / "stranger", *_leaf("takecare", other_key, other, server=False))
+    return Pki(
+        ca=d / "ca.pem",
+        server_cert=server,
+        server_key=server.with_suffix(".key"),
+        client_cert=client,
+        client_key=client.with_suffix(".key"),
+        stranger_cert=stranger,
+        stranger_key=stranger.with_suffix(".key"),
+    )

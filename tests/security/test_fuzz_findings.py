@@ -9,7 +9,7 @@ import pytest
 
 from services.router.app import create_app as create_router
 from services.router.settings import RouterSettings
-from tests.security.conftest import TAKECARE_KEY, TRESERVA_KEY, bearer
+from tests.support.adapters import TAKECARE_KEY, TRESERVA_KEY, bearer
 
 pytestmark = pytest.mark.security
 

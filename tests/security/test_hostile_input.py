@@ -17,7 +17,7 @@ from services.messaging.identifiers import luhn_ok
 from services.messaging.input_limits import RateLimiter, json_depth_exceeds
 from services.messaging.intake_tables import intake_record
 from services.messaging.outbox import open_value, outbox
-from tests.security.conftest import TAKECARE_KEY, TRESERVA_KEY, bearer
+from tests.support.adapters import TAKECARE_KEY, TRESERVA_KEY, bearer
 
 pytestmark = pytest.mark.security
 

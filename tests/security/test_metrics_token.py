@@ -13,7 +13,7 @@ from services.messaging.db import utcnow
 from services.messaging.intake import FakeIntakeStore
 from services.router.app import create_app as router_app
 from services.router.settings import RouterSettings
-from tests.unit.test_compose import DEPLOY, SERVICES
+from tests.support.compose import DEPLOY, SERVICES
 
 pytestmark = pytest.mark.security
 

@@ -3,7 +3,7 @@ adapter_treserva), over real sockets, with the right key, with no key and with a
 
 Each app runs as in production: uvicorn, a migrated SQLite (or PostgreSQL) database of its
 own, the SQL intake store. The intake operations get their native contract as request body
-(see :mod:`tests.security.fuzz_apps`), so schemathesis sends contract-shaped documents,
+(see :mod:`tests.support.fuzz_apps`), so schemathesis sends contract-shaped documents,
 documents that break the contract (its negative mode) and everything in between.
 
 Checks on every response:
@@ -42,7 +42,7 @@ from schemathesis.specs.openapi.checks import (
 from services.messaging.db import make_engine, session_factory
 from services.messaging.db import migrate_async as _migrate
 from tests.conftest import _PG_URL, _SERVICE_PREFIXES, _create_pg_database, _drop_pg_database
-from tests.security.fuzz_apps import (
+from tests.support.fuzz_apps import (
     BuildApp,
     ServedApp,
     build_router,

@@ -7,21 +7,12 @@ import json
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
 from services.router.app import create_app
 from services.router.settings import RouterSettings
-from services.router.tables import subscription
+from tests.support.router_api import SUBSCRIPTION, TOKEN, _subscriptions
 
 pytestmark = pytest.mark.security
-
-TOKEN = {"authorization": "Bearer sandbox-ops-token"}
-SUBSCRIPTION = {
-    "name": "Regionens kommunikationsplattform",
-    "criteria": {"events": ["admission-notice"]},
-    "channel": {"type": "rest-hook", "endpoint": "https://platform.example.se/hooks/cb"},
-    "secret": "platform-secret-0123456789",
-}
 
 
 @pytest.fixture
@@ -31,11 +22,6 @@ async def api(sessions):
         transport=httpx.ASGITransport(app=app), base_url="http://router", headers=TOKEN
     ) as client:
         yield client
-
-
-async def _subscriptions(sessions) -> int:
-    async with sessions() as s:
-        return int(await s.scalar(select(func.count()).select_from(subscription)) or 0)
 
 
 @pytest.mark.parametrize(

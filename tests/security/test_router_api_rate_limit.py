@@ -9,7 +9,7 @@ import pytest
 
 from services.router.app import create_app
 from services.router.settings import RouterSettings
-from tests.security.test_router_api_input import SUBSCRIPTION, TOKEN, _subscriptions
+from tests.support.router_api import SUBSCRIPTION, TOKEN, _subscriptions
 
 pytestmark = pytest.mark.security
 

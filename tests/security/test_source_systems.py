@@ -17,7 +17,7 @@ from services.messaging import intake_http, keys
 from services.messaging.envelope import System
 from services.messaging.intake import SqlIntakeStore
 from services.messaging.payload_crypto import encode_keyring, new_key
-from tests.security.conftest import NOW, TAKECARE_KEY, TRESERVA_KEY, bearer
+from tests.support.adapters import NOW, TAKECARE_KEY, TRESERVA_KEY, bearer
 from tests.support.settings import SECURE_KAFKA
 
 pytestmark = pytest.mark.security

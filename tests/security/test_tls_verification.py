@@ -16,8 +16,8 @@ from services.messaging.journal_client import HttpJournalClient, TransientDelive
 from services.messaging.runtime import tls_from
 from services.messaging.webhook_client import HttpWebhookSender, Webhook
 from services.router.notification_sender import TransientNotificationError, WebhookPoster
-from tests.security.servers import serving
-from tests.security.test_mutual_tls import Pki, _context, pki  # noqa: F401
+from tests.support.pki import Pki, _context
+from tests.support.servers import serving
 
 pytestmark = pytest.mark.security
 
@@ -25,7 +25,7 @@ SERVICES = Path(__file__).resolve().parents[2] / "services"
 
 
 @pytest.fixture
-async def untrusted(pki: Pki) -> AsyncIterator[tuple[str, list[str]]]:  # noqa: F811
+async def untrusted(pki: Pki) -> AsyncIterator[tuple[str, list[str]]]:
     """An HTTPS server with a certificate from a private CA; yields its URL and the paths
     it was asked for."""
     hits: list[str] = []
@@ -41,7 +41,7 @@ async def untrusted(pki: Pki) -> AsyncIterator[tuple[str, list[str]]]:  # noqa: 
         yield f"https://127.0.0.1:{port}", hits
 
 
-async def test_the_server_answers_a_client_that_trusts_its_ca(untrusted, pki):  # noqa: F811
+async def test_the_server_answers_a_client_that_trusts_its_ca(untrusted, pki):
     url, hits = untrusted  # the control: the refusals below are the certificate's doing
     async with httpx.AsyncClient(verify=_context(pki), timeout=5) as client:
         assert (await client.post(f"{url}/probe")).status_code == 200

@@ -21,10 +21,8 @@ from services.messaging import kafka_acls, topics
 from services.messaging.broker_epoch import EPOCH_TOPIC
 from services.messaging.settings import ServiceSettings
 from services.router.settings import RouterSettings
+from tests.support.compose import COMPOSE, DEPLOY, ROOT, SERVICES
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
-SERVICES = COMPOSE["services"]
 APP_SERVICES: dict[str, type[ServiceSettings]] = {
     "router": RouterSettings,
     "adapter_takecare": AdapterTakeCareSettings,
@@ -425,7 +423,6 @@ def test_kafka_init_refuses_a_password_unsafe_for_jaas_and_scram(tmp_path):
 
 # --- monitoring: Prometheus, Grafana and the dashboard ----------------------------------------
 
-DEPLOY = ROOT / "deploy"
 DASHBOARD = DEPLOY / "grafana/dashboards/carebridge.json"
 _SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 

@@ -21,8 +21,8 @@ from services.router.console.accounts import (
 from services.router.console.labels import LABELS
 from services.router.settings import RouterSettings
 from services.router.tables import message
-from tests.console_data import seed
-from tests.unit.test_router_service import Clock
+from tests.support.console_data import seed
+from tests.support.router import Clock
 
 
 @pytest.fixture

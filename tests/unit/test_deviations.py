@@ -18,63 +18,9 @@ from services.router.deviations import (
     record_deviation,
 )
 from services.router.tables import deviation
+from tests.support.deviations import T0, add_delivery, facts
 
 pytestmark = pytest.mark.alerts
-
-T0 = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
-PSEUDONYM = "3f2a9c0d4b5e6f708192a3b4c5d6e7f8"
-SENDER = "SE2321000222-AKUT"
-RECEIVER = "SE2120000803-HSJV"
-
-
-async def add_delivery(session, message_id: str, destination: str = "treserva") -> int:
-    """A message and one delivery of it, as the router stores them."""
-    from services.router.tables import delivery, message
-
-    await session.execute(
-        message.insert().values(
-            id=message_id,
-            event_code="admission-notice",
-            source="takecare",
-            pseudonym=PSEUDONYM,
-            sent_at=T0,
-            received_at=T0,
-            payload="{}",
-        )
-    )
-    found = await session.execute(
-        delivery.insert()
-        .returning(delivery.c.id)
-        .values(
-            message_id=message_id,
-            destination=destination,
-            state="sent",
-            attempts=1,
-            confirm_by=T0 + timedelta(minutes=15),
-            created_at=T0,
-            updated_at=T0,
-        )
-    )
-    return int(found.scalar_one())
-
-
-def facts(**changes):
-    found = {
-        "kind": DeviationKind.NOT_CONFIRMED_IN_TIME,
-        "family": "admission-notice",
-        "source": "takecare",
-        "destination": "treserva",
-        "detected_at": T0 + timedelta(minutes=15),
-        "message_id": "a1b2c3d4-0000-4000-8000-00000000000a",
-        "sender_unit_hsa": SENDER,
-        "receiver_unit_hsa": RECEIVER,
-        "pseudonym": PSEUDONYM,
-        "occurred_at": T0 - timedelta(hours=1),
-        "due_at": T0 + timedelta(minutes=15),
-        "description": "Inskrivningsmeddelandet bekräftades inte i tid av Treserva.",
-    }
-    found.update(changes)
-    return found
 
 
 async def count(sessions) -> int:

@@ -14,8 +14,7 @@ from services.router import cli
 from services.router.app import create_app
 from services.router.deviations import record_deviation
 from services.router.settings import RouterSettings
-from tests.unit.test_deviations import PSEUDONYM, add_delivery, facts
-from tests.unit.test_deviations_export import PERSONNUMMER, SCHEMA
+from tests.support.deviations import PERSONNUMMER, PSEUDONYM, SCHEMA, add_delivery, facts
 
 pytestmark = pytest.mark.alerts
 

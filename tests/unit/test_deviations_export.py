@@ -3,7 +3,6 @@ against its contract, and the two in step."""
 
 import csv
 import io
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,17 +11,11 @@ import pytest
 from services.messaging.contracts import violations
 from services.router.deviation_export import CSV_HEADERS, FIELDS, to_csv, to_json
 from services.router.deviations import Deviation
+from tests.support.deviations import PERSONNUMMER, SCHEMA
 
 pytestmark = pytest.mark.alerts
 
-SCHEMA = "deviations/deviation.schema.json"
 T0 = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)  # 10:00 in Stockholm
-# personnummer or samordningsnummer shape with a plausible date; letters around it excluded so
-# the organisation number inside an HSA-id (month digits 20 and up) is not one either
-PERSONNUMMER = re.compile(
-    r"(?<![0-9A-Za-z])(?:19|20)?[0-9]{2}(?:0[1-9]|1[0-2])"
-    r"(?:0[1-9]|[12][0-9]|3[01]|6[1-9]|[78][0-9]|9[01])[-+]?[0-9]{4}(?![0-9])"
-)
 
 
 def sample(**changes) -> Deviation:

@@ -22,8 +22,8 @@ from services.simulators.samples.discharge import (
 )
 from services.simulators.samples.medication_list import sample_takecare_medication_list
 from services.simulators.samples.sip_update import sample_takecare_sip_update
-from tests.unit.test_incidents import Sink, alerts, make_router
-from tests.unit.test_router_service import Clock, message_id, result
+from tests.support.incidents import Sink, alerts, make_router
+from tests.support.router import Clock, message_id, result
 
 pytestmark = pytest.mark.alerts
 

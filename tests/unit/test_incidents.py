@@ -2,28 +2,21 @@
 escalated, re-announced only after their quiet interval, acknowledged, resolved by hand or
 when the cause clears; legal deadlines warned at 50 % and 80 % and escalated at the breach."""
 
-import random
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from services.adapter_takecare.families.admission_notice import INBOUND, to_bundle
 from services.messaging import topics
-from services.messaging.envelope import EventCode, ResponseCode, to_json
-from services.messaging.kafka import IncomingRecord
+from services.messaging.envelope import EventCode, ResponseCode
 from services.router import deadlines
-from services.router.alert_events import AlertChange, AlertEvent, Severity
-from services.router.alerts import ReminderPolicy
+from services.router.alert_events import AlertChange, Severity
 from services.router.app import create_app
-from services.router.deliveries import RoutingRules
-from services.router.domain import RetryPolicy, default_policies
-from services.router.handlers import Router
 from services.router.settings import SANDBOX_OPS_TOKEN, RouterSettings
 from services.router.tables import alert, delivery
-from services.simulators.samples.admission_notice import sample_admission
-from tests.unit.test_router_service import T0, Clock, message_id, result
+from tests.support.incidents import Sink, admission, alerts, make_router
+from tests.support.router import T0, Clock, message_id, result
 
 pytestmark = pytest.mark.alerts
 
@@ -47,19 +40,6 @@ TREATED_AS_HOLIDAYS_2026 = {
 }
 
 
-class Sink:
-    """Collects what the incident machinery tells its channels."""
-
-    def __init__(self):
-        self.events: list[AlertEvent] = []
-
-    async def __call__(self, session, event):
-        self.events.append(event)
-
-    def changes(self):
-        return [(e.kind, e.change, e.severity) for e in self.events]
-
-
 @pytest.fixture
 def sink():
     return Sink()
@@ -73,38 +53,6 @@ def clock():
 @pytest.fixture
 async def router(sessions, clock, sink):
     return await make_router(sessions, clock, sink)
-
-
-async def make_router(sessions, clock, sink):
-    rules = RoutingRules(
-        policies=default_policies(
-            admission_confirmation_deadline=timedelta(minutes=15),
-            confirmation_deadline=timedelta(minutes=30),
-            retry=RetryPolicy(base_s=1, cap_s=10, max_attempts=3),
-        ),
-        attempt_timeout=timedelta(hours=6),
-        rng=random.Random(1),
-        alert_sinks=(sink,),
-        reminders=ReminderPolicy(),
-    )
-    r = Router(sessions=sessions, rules=rules, clock=clock)
-    await r.sync_subscriptions()
-    return r
-
-
-_offsets = iter(range(10**9))
-
-
-def admission(seed, *, admitted_at, patient):
-    doc = sample_admission(random.Random(seed), now=admitted_at)
-    doc["encounter"]["admittedAt"] = admitted_at.isoformat()
-    bundle = to_json(to_bundle(INBOUND.parse(doc), now=T0))
-    return IncomingRecord(topics.INBOUND, 0, next(_offsets), patient, bundle.encode(), {})
-
-
-async def alerts(sessions):
-    async with sessions() as s:
-        return (await s.execute(select(alert).order_by(alert.c.id))).all()
 
 
 # --- the calendar ---------------------------------------------------------------------------
@@ -417,7 +365,6 @@ async def test_an_incident_another_replica_resolved_first_does_not_stop_the_tick
     from sqlalchemy import update
 
     from services.router import alerts as incidents
-    from services.router.tables import alert
 
     rec = admission(1, admitted_at=T0, patient="a" * 32)
     await router.handle_batch([rec])

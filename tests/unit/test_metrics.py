@@ -25,7 +25,7 @@ from services.router.deliveries import RoutingRules
 from services.router.domain import RetryPolicy, default_policies
 from services.router.handlers import Router
 from services.router.settings import RouterSettings
-from tests.unit.test_router_service import Clock, inbound, message_id, result, started
+from tests.support.router import Clock, inbound, message_id, result, started
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 import re
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,32 +24,12 @@ from services.simulators.samples.people import (
     PRIMARY_CARE_UNITS,
     TEST_IDENTIFIERS,
 )
+from tests.support.alert_events import MESSAGE_ID, TUESDAY_1430, event
 
 pytestmark = pytest.mark.alerts
 
 DIRECTORY = UnitDirectory.load()
-MED3 = "SE2321000222-MED3"
-TUESDAY_1430 = datetime(2026, 12, 8, 13, 30, tzinfo=UTC)  # 14.30 in Visby
 SATURDAY_2330 = datetime(2026, 12, 5, 22, 30, tzinfo=UTC)
-MESSAGE_ID = "3f9a27c1-5b0e-4d7a-9c1e-0a1b2c3d4e5f"
-
-
-def event(**overrides):
-    base = AlertEvent(
-        alert_id=12,
-        change=AlertChange.OPENED,
-        kind="delivery_failed",
-        severity=Severity.CRITICAL,
-        destination="treserva",
-        family="admission-notice",
-        summary="admission-notice messages to treserva failed permanently",
-        affected=1,
-        at=TUESDAY_1430,
-        pseudonym="9f86d081884c7d659a2feaa0c55ad015",
-        message_id=MESSAGE_ID,
-        sender_unit_hsa=MED3,
-    )
-    return replace(base, **overrides)
 
 
 def notice_for(alert: AlertEvent) -> FallbackNotice:

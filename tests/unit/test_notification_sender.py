@@ -22,8 +22,8 @@ from services.router.notification_sender import (
 from services.router.notifications import Channels
 from services.router.settings import RouterSettings
 from services.router.tables import notification
-from tests.unit.test_notices import TUESDAY_1430, event
-from tests.unit.test_notifications import ALL_ON, HOOK, UNIT_MAIL, notifier
+from tests.support.alert_events import TUESDAY_1430, event
+from tests.support.notifications import ALL_ON, HOOK, UNIT_MAIL, notifier
 
 pytestmark = pytest.mark.alerts
 

@@ -8,27 +8,14 @@ from sqlalchemy import select
 
 from services.messaging.payload_crypto import encode_keyring, new_key
 from services.router.alert_events import AlertChange, Severity
-from services.router.notifications import Channels, Notifier, unit_must_act
+from services.router.notifications import Channels, unit_must_act
 from services.router.settings import RouterSettings
 from services.router.tables import notification
-from services.router.unit_directory import UnitDirectory
+from tests.support.alert_events import TUESDAY_1430, event
+from tests.support.notifications import ALL_ON, HOOK, UNIT_MAIL, notifier
 from tests.support.settings import SECURE_KAFKA
-from tests.unit.test_notices import TUESDAY_1430, event
 
 pytestmark = pytest.mark.alerts
-
-HOOK = "https://ops.example.se/hooks/carebridge"
-ALL_ON = Channels(
-    webhook_url=HOOK,
-    ops_emails=("drift@example.se", "jour@example.se"),
-    email=True,
-    fallback_notices=True,
-)
-UNIT_MAIL = "hemsjukvard.mottagning@example.se"
-
-
-def notifier(channels=ALL_ON):
-    return Notifier(channels=channels, directory=UnitDirectory.load())
 
 
 async def enqueue(sessions, alert, channels=ALL_ON):

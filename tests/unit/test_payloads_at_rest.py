@@ -4,7 +4,6 @@ moved ciphertext fails loudly; pruning after the retention period keeps the meta
 
 import base64
 import json
-import random
 from datetime import timedelta
 
 import httpx
@@ -23,14 +22,13 @@ from services.messaging.payload_crypto import (
 )
 from services.router.access_log import access_log
 from services.router.app import create_app
-from services.router.deliveries import RoutingRules
-from services.router.domain import RetryPolicy, default_policies
 from services.router.handlers import Router
 from services.router.patient_data import open_payload
 from services.router.retention import prune_payloads
 from services.router.settings import RouterSettings
 from services.router.tables import delivery, delivery_transition, message
-from tests.unit.test_router_service import Clock, inbound, message_id, started
+from tests.support.payloads import routing
+from tests.support.router import Clock, inbound, message_id, started
 
 pytestmark = pytest.mark.security
 
@@ -38,20 +36,6 @@ AUTH = {"authorization": "Bearer sandbox-ops-token"}
 K1, K2 = new_key(), new_key()
 RING_1 = encode_keyring("k1", {"k1": K1})
 RING_2 = encode_keyring("k2", {"k1": K1, "k2": K2})  # k2 current, k1 still readable
-
-
-def routing(keyring: Keyring, **more) -> RoutingRules:
-    return RoutingRules(
-        policies=default_policies(
-            admission_confirmation_deadline=timedelta(minutes=15),
-            confirmation_deadline=timedelta(minutes=30),
-            retry=RetryPolicy(base_s=1, cap_s=10, max_attempts=3),
-        ),
-        attempt_timeout=timedelta(seconds=30),
-        rng=random.Random(1),
-        keyring=keyring,
-        **more,
-    )
 
 
 async def stored(sessions, mid):

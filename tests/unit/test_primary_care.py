@@ -19,7 +19,7 @@ from services.messaging.outbox import open_value, outbox
 from services.messaging.vocabulary import SUPERSEDED_TAG_SYSTEM
 from services.simulators import takecare
 from services.simulators.journal import JournalState, create_api_app
-from tests.unit.test_treserva_adapter import NOW, fhir
+from tests.support.treserva import NOW, fhir
 
 
 def command(bundle, *, superseded_by=None):

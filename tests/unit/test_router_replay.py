@@ -15,14 +15,14 @@ from services.router import cli
 from services.router.app import create_app
 from services.router.settings import RouterSettings
 from services.router.tables import replay_audit
-from tests.unit.test_router_service import deliveries, inbound, message_id, result, versioned
+from tests.support.router import deliveries, inbound, message_id, result, versioned
 
 TOKEN = {"authorization": "Bearer sandbox-ops-token"}
 
 
 @pytest.fixture
 def clock():
-    from tests.unit.test_router_service import Clock
+    from tests.support.router import Clock
 
     return Clock()
 
@@ -45,7 +45,7 @@ async def router(sessions, clock):
         attempt_timeout=timedelta(seconds=30),
         rng=random.Random(1),
     )
-    from tests.unit.test_router_service import started
+    from tests.support.router import started
 
     return await started(Router(sessions=sessions, rules=rules, clock=clock))
 

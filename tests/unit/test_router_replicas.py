@@ -20,7 +20,7 @@ from services.router.handlers import Router
 from services.router.settings import RouterSettings
 from services.router.tables import delivery, delivery_transition
 from tests.conftest import backend_name
-from tests.unit.test_router_service import T0, Clock, inbound
+from tests.support.router import T0, Clock, inbound
 
 
 async def _router(sessions, clock, instance):

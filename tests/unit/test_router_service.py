@@ -3,14 +3,13 @@
 import json
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from services.adapter_takecare.families.admission_notice import INBOUND, to_bundle
 from services.messaging import topics
-from services.messaging.envelope import EventCode, ResponseCode, System, response_message, to_json
+from services.messaging.envelope import EventCode, ResponseCode, System
 from services.messaging.kafka import IncomingRecord
 from services.messaging.outbox import open_value, outbox
 from services.messaging.payload_crypto import SANDBOX_PAYLOAD_KEYS, Keyring
@@ -27,20 +26,16 @@ from services.router.tables import (
     message,
     rejected_record,
 )
-from services.simulators.samples.admission_notice import sample_admission
-
-T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self):
-        self.now = T0
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds):
-        self.now += timedelta(seconds=seconds)
+from tests.support.router import (
+    Clock,
+    deliveries,
+    inbound,
+    message_id,
+    result,
+    routing_rules,
+    started,
+    versioned,
+)
 
 
 @pytest.fixture
@@ -48,82 +43,9 @@ def clock():
     return Clock()
 
 
-async def started(router):
-    """The router as its service starts it: subscriptions written from the catalogue."""
-    await router.sync_subscriptions()
-    return router
-
-
-def routing_rules(**overrides):
-    """The rules these tests route by: 15 min to confirm an admission, 3 attempts."""
-    return RoutingRules(
-        policies=default_policies(
-            admission_confirmation_deadline=timedelta(minutes=15),
-            confirmation_deadline=timedelta(minutes=30),
-            retry=RetryPolicy(base_s=1, cap_s=10, max_attempts=3),
-        ),
-        attempt_timeout=timedelta(seconds=30),
-        rng=random.Random(1),
-        **overrides,
-    )
-
-
 @pytest.fixture
 async def router(sessions, clock):
     return await started(Router(sessions=sessions, rules=routing_rules(), clock=clock))
-
-
-_offsets = iter(range(10**9))
-
-
-def inbound(seed=1, *, patient="p" * 32, event_id=None):
-    doc = sample_admission(random.Random(seed), now=T0, event_id=event_id)
-    bundle = to_json(to_bundle(INBOUND.parse(doc), now=T0))
-    return IncomingRecord(topics.INBOUND, 0, next(_offsets), patient, bundle.encode(), {})
-
-
-def result(
-    message_id,
-    code,
-    *,
-    event=EventCode.DELIVERY_OUTCOME,
-    attempt=1,
-    why=None,
-    responder=System.TRESERVA,
-):
-    bundle = response_message(
-        request_message_id=message_id,
-        event=event,
-        responder=responder,
-        code=code,
-        diagnostics=why,
-        response_id=str(uuid.uuid4()),
-        now=T0,
-    )
-    return IncomingRecord(
-        topics.RESULTS,
-        0,
-        next(_offsets),
-        message_id,
-        to_json(bundle).encode(),
-        {"attempt": str(attempt)},
-    )
-
-
-def message_id(record):
-    return json.loads(record.value)["id"]
-
-
-async def deliveries(sessions, destination="treserva"):
-    """The deliveries to one destination (these tests follow Treserva's)."""
-    async with sessions() as s:
-        return (
-            await s.execute(
-                select(delivery)
-                .where(delivery.c.destination == destination)
-                .order_by(delivery.c.id)
-            )
-        ).all()
 
 
 async def test_hospital_notices_go_to_treserva_and_to_primary_care(router, sessions):
@@ -337,18 +259,6 @@ async def test_no_destination_has_more_than_max_in_flight_dispatched(sessions, c
     await router.tick()
     assert await states("treserva") == ["sent", "dispatched", "dispatched"]
     assert await states("primary-care") == ["dispatched", "dispatched", "pending"]
-
-
-def versioned(version, *, document="list-1", event="medication-list", source="takecare"):
-    """A versioned message (only the envelope matters to the router)."""
-    doc = json.loads(inbound(seed=version).value)
-    key = f"{source}|{document}|{version}"
-    doc["identifier"]["value"] = key
-    doc["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
-    header = doc["entry"][0]["resource"]
-    header["eventCoding"]["code"] = event
-    header["source"]["endpoint"] = f"urn:carebridge:system:{source}"
-    return IncomingRecord(topics.INBOUND, 0, next(_offsets), "p" * 32, json.dumps(doc).encode(), {})
 
 
 async def test_an_older_version_after_a_newer_one_is_delivered_as_superseded(router, sessions):

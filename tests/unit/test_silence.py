@@ -10,8 +10,8 @@ from services.router.deliveries import RoutingRules
 from services.router.domain import RetryPolicy, default_policies
 from services.router.handlers import Router
 from services.router.silence import SilenceRule, expectation, is_active
-from tests.unit.test_incidents import Sink, admission, alerts
-from tests.unit.test_router_service import Clock
+from tests.support.incidents import Sink, admission, alerts
+from tests.support.router import Clock
 
 pytestmark = pytest.mark.alerts
 

@@ -15,7 +15,7 @@ from services.messaging.contracts import violations
 from services.simulators import takecare, treserva
 from services.simulators.journal import JournalState, create_api_app, create_control_app
 from services.simulators.samples.admission_notice import sample_admission
-from tests.unit.test_takecare_translation import _translate
+from tests.support.translation import _translate
 
 API = {"authorization": "Bearer sandbox-treserva-api-key"}
 

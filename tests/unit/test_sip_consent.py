@@ -17,12 +17,13 @@ from services.messaging.envelope import to_json
 from services.messaging.kafka import IncomingRecord
 from services.messaging.outbox import outbox
 from services.router.consent import NO_CONSENT, routing_hold
+from services.router.handlers import Router
 from services.router.tables import delivery, message
 from services.simulators.samples.sip_update import (
     sample_takecare_sip_update,
     sample_treserva_sip_update,
 )
-from tests.unit.test_router_service import Clock, router  # noqa: F401  (fixture)
+from tests.support.router import Clock, routing_rules, started
 
 pytestmark = pytest.mark.security
 
@@ -33,6 +34,11 @@ _offsets = iter(range(10**9))
 @pytest.fixture
 def clock():
     return Clock()
+
+
+@pytest.fixture
+async def router(sessions, clock):
+    return await started(Router(sessions=sessions, rules=routing_rules(), clock=clock))
 
 
 def sip_record(seed, *, consent, treserva=False):
@@ -49,7 +55,7 @@ def sip_record(seed, *, consent, treserva=False):
 
 @pytest.mark.parametrize("treserva", [False, True], ids=["from TakeCare", "from Treserva"])
 async def test_a_sip_without_consent_is_not_delivered_and_says_why(
-    router,  # noqa: F811
+    router,
     sessions,
     caplog,
     treserva,

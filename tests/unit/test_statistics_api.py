@@ -14,7 +14,7 @@ import pytest
 from services.router.app import create_app
 from services.router.settings import RouterSettings
 from services.router.statistics_charts import CHART_NAMES
-from tests.unit.test_statistics import add_delivery, add_message, add_stay
+from tests.support.statistics import add_delivery, add_message, add_stay
 
 TOKEN = {"authorization": "Bearer sandbox-ops-token"}
 NOW = datetime(2026, 4, 10, 10, 0, tzinfo=UTC)

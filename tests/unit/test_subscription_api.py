@@ -10,7 +10,7 @@ from services.router.app import create_app
 from services.router.settings import RouterSettings
 from services.router.subscriptions import catalogue_subscriptions
 from services.router.tables import subscription
-from tests.unit.test_router_service import Clock
+from tests.support.router import Clock
 
 TOKEN = {"authorization": "Bearer sandbox-ops-token"}
 SECRET = "platform-secret-0123456789"

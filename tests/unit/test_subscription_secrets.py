@@ -23,9 +23,9 @@ from services.router.payload_keys import count_stale, reseal_batch
 from services.router.settings import RouterSettings
 from services.router.tables import alert, subscription
 from services.router.webhooks import WebhookDispatcher
-from tests.unit.test_payloads_at_rest import routing
-from tests.unit.test_router_service import T0, Clock, inbound, started
-from tests.unit.test_webhooks import SECRET, Subscriber, commands, hook_delivery, subscribe
+from tests.support.payloads import routing
+from tests.support.router import T0, Clock, inbound, started
+from tests.support.webhooks import SECRET, Subscriber, commands, hook_delivery, subscribe
 
 
 @pytest.fixture

@@ -14,12 +14,9 @@ from services.messaging.envelope import EVENT_SYSTEM, EventCode, System, read_en
 from services.messaging.fhir_parts import SECURITY_LABEL_SYSTEM
 from services.messaging.native import InvalidEvent
 from services.simulators.samples.admission_notice import sample_admission
+from tests.support.translation import _translate
 
 FIXTURES = fixtures_of(System.TAKECARE, "admission-notice")
-
-
-def _translate(doc):
-    return json.loads(to_json(to_bundle(INBOUND.parse(doc), now=FIXTURE_NOW)))
 
 
 def test_there_are_at_least_three_fixtures():

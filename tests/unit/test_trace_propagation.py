@@ -28,7 +28,7 @@ from services.router.deliveries import OUTBOX_OWNER, RoutingRules
 from services.router.handlers import Router
 from services.router.settings import RouterSettings
 from services.router.tables import delivery
-from tests.unit.test_router_service import started
+from tests.support.router import started
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 FIXTURES = Path("contracts/fixtures/takecare/admission-notice")

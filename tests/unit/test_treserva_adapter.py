@@ -2,7 +2,6 @@
 handling (the shared delivery service with Treserva as destination) and receipts."""
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -13,12 +12,12 @@ from services.adapter_treserva.app import create_app
 from services.adapter_treserva.families.admission_notice import to_native
 from services.adapter_treserva.service import DESTINATION
 from services.adapter_treserva.settings import AdapterTreservaSettings
-from services.contracts_cli import fixtures_of, golden_path, render
+from services.contracts_cli import golden_path, render
 from services.messaging import topics
 from services.messaging.contracts import violations
 from services.messaging.db import store_keyring
 from services.messaging.delivery import DeliveryDeps, handle_delivery_batch
-from services.messaging.envelope import System, read_envelope
+from services.messaging.envelope import read_envelope
 from services.messaging.fhir_parts import TranslationError
 from services.messaging.intake import FakeIntakeStore
 from services.messaging.journal_client import (
@@ -30,18 +29,12 @@ from services.messaging.journal_client import (
 from services.messaging.kafka import IncomingRecord
 from services.messaging.outbox import open_value, outbox
 from services.messaging.tracing import parse as parse_traceparent
-from tests.unit.test_takecare_translation import _translate
-
-NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-FIXTURES = fixtures_of(System.TAKECARE, "admission-notice")
+from tests.support.translation import _translate
+from tests.support.treserva import FIXTURES, NOW, fhir
 
 
 def to_treserva_notice(bundle):
     return to_native(bundle)
-
-
-def fhir(name):
-    return _translate(json.loads((FIXTURES[0].parent / name).read_text(encoding="utf-8")))
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)

@@ -16,8 +16,8 @@ from services.messaging.payload_crypto import Keyring, encode_keyring, new_key
 from services.router.domain import AlertKind, DeliveryState
 from services.router.handlers import Router
 from services.router.tables import alert, alert_delivery, delivery, delivery_transition
-from tests.unit.test_payloads_at_rest import routing
-from tests.unit.test_router_service import Clock, inbound, message_id, result, started
+from tests.support.payloads import routing
+from tests.support.router import Clock, inbound, message_id, result, started
 
 pytestmark = pytest.mark.security
 

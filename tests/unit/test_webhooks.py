@@ -10,12 +10,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from services.messaging import topics
-from services.messaging.db import store_keyring
 from services.messaging.envelope import EventCode
 from services.messaging.journal_client import FatalDeliveryError, TransientDeliveryError
-from services.messaging.kafka import IncomingRecord
-from services.messaging.outbox import open_value, outbox
 from services.messaging.signing import verify
 from services.messaging.tracing import parse as parse_traceparent
 from services.messaging.vocabulary import SUPERSEDED_TAG_SYSTEM
@@ -24,28 +20,11 @@ from services.router import subscription_store
 from services.router.deliveries import RoutingRules
 from services.router.domain import RetryPolicy, default_policies
 from services.router.handlers import Router
-from services.router.subscriptions import Criteria, SubscriptionStatus
+from services.router.subscriptions import SubscriptionStatus
 from services.router.tables import alert, delivery, delivery_transition
 from services.router.webhooks import WebhookDispatcher
-from tests.unit.test_router_service import T0, Clock, inbound, message_id, started, versioned
-
-SECRET = "platform-secret-0123456789"
-URL = "https://platform.example.se/hooks/carebridge"
-
-
-class Subscriber:
-    """The subscriber behind a MockTransport: answers from a script, records requests."""
-
-    def __init__(self):
-        self.requests: list[httpx.Request] = []
-        self.answers: list[int | Exception] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.answers.pop(0) if self.answers else 200
-        if isinstance(answer, Exception):
-            raise answer
-        return httpx.Response(answer, json={})
+from tests.support.router import T0, Clock, inbound, message_id, started, versioned
+from tests.support.webhooks import SECRET, URL, Subscriber, commands, hook_delivery, subscribe
 
 
 @pytest.fixture
@@ -83,40 +62,6 @@ async def dispatcher(sessions, clock, rules, subscriber):
     )
     yield WebhookDispatcher(sessions=sessions, rules=rules, sender=sender, clock=clock)
     await sender.aclose()
-
-
-async def subscribe(sessions, events=("admission-notice",), sources=None):
-    async with sessions.begin() as s:
-        created = await subscription_store.create_rest_hook(
-            s,
-            name="platform",
-            criteria=Criteria(frozenset(events), None if sources is None else frozenset(sources)),
-            endpoint=URL,
-            secret=SECRET,
-            now=T0,
-        )
-    return created.id
-
-
-async def commands(sessions):
-    """The webhook topic's records, as the dispatcher would read them."""
-    async with sessions() as s:
-        rows = (
-            await s.execute(
-                select(outbox).where(outbox.c.topic == topics.WEBHOOKS).order_by(outbox.c.id)
-            )
-        ).all()
-        ring = store_keyring(s)
-    return [
-        IncomingRecord(r.topic, 0, r.id, r.key, open_value(ring, r, r.owner).encode(), r.headers)
-        for r in rows
-    ]
-
-
-async def hook_delivery(sessions, sub_id):
-    async with sessions() as s:
-        (row,) = (await s.execute(select(delivery).where(delivery.c.destination == sub_id))).all()
-    return row
 
 
 async def test_a_matching_message_gets_a_delivery_and_a_command_on_the_webhook_topic(

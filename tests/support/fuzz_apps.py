@@ -43,7 +43,7 @@ from services.messaging.db import make_engine, session_factory
 from services.messaging.intake import SqlIntakeStore
 from services.router.app import create_app as create_router
 from services.router.settings import RouterSettings
-from tests.security.servers import QuietServer
+from tests.support.servers import QuietServer
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 BuildApp = Callable[[async_sessionmaker[AsyncSession]], FastAPI]

@@ -25,7 +25,7 @@ from services.router.deliveries import RoutingRules
 from services.router.domain import RetryPolicy, default_policies
 from services.router.handlers import Router
 from services.simulators.samples.admission_notice import sample_admission
-from tests.unit.test_router_service import Clock, message_id, result
+from tests.support.router import Clock, message_id, result
 
 _offsets = iter(range(10**9))
 

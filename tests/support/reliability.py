@@ -1,0 +1,169 @@
+"""What every fault test asserts, read from the running stack over HTTP, and the figures
+it records for the README's Guarantees table (test-output/reliability-results-*.json)."""
+
+import json
+import time
+from collections import defaultdict
+from datetime import datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.scenario import IntakeUnavailable, Scenario
+from services.simulators.samples.admission_notice import sample_admission
+from tests.support.brokers import stack_broker
+
+
+def post(scenario: Scenario, count: int) -> list[tuple[str, str]]:
+    """Post admissions as TakeCare would: a refused connection (the adapter restarting) or
+    a 503 (its database restarting) is retried until it is accepted."""
+    posted = []
+    for _ in range(count):
+        event = sample_admission(scenario.rng, now=datetime.now().astimezone())
+        patient = event["patient"]
+        who = patient.get("personalIdentityNumber") or patient["reserveNumber"]
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                message_id = scenario.post_event("takecare", "admissions", event)
+                break
+            except (httpx.TransportError, IntakeUnavailable):
+                assert time.monotonic() < deadline, "the intake did not come back"
+                time.sleep(0.2)
+        posted.append((message_id, who))
+    return posted
+
+
+def treserva_notices(scenario: Scenario) -> list[dict[str, Any]]:
+    found = scenario.journal("treserva", "inskrivningsmeddelanden")
+    items: list[dict[str, Any]] = found["items"]
+    return items
+
+
+def delivered_once(scenario: Scenario, message_ids: list[str]) -> dict[str, int]:
+    """Lost and duplicated at the receiver, counted by business key (message id)."""
+    held: dict[str, int] = defaultdict(int)
+    for record in treserva_notices(scenario):
+        held[record["meddelandeId"]] += 1
+    return {
+        "lost": sum(1 for m in message_ids if held[m] == 0),
+        "duplicated": sum(n - 1 for n in held.values() if n > 1),
+    }
+
+
+def order_violations(scenario: Scenario, posted: list[tuple[str, str]]) -> int:
+    """``posted`` is (message id, patient number) in posting order; count the patients
+    whose notices Treserva stored in another order."""
+    stored_at = {r["meddelandeId"]: r["receivedAt"] for r in treserva_notices(scenario)}
+    by_patient: dict[str, list[str]] = defaultdict(list)
+    for message_id, patient in posted:
+        by_patient[patient].append(message_id)
+    violations = 0
+    for patient, ids in by_patient.items():
+        times = [(stored_at[m], m) for m in ids if m in stored_at]
+        for (a, ma), (b, mb) in pairwise(times):
+            if a > b:
+                violations += 1
+                print(f"order: {patient[:4]}… {ma} stored {a} after {mb} stored {b}")
+    return violations
+
+
+def stuck(scenario: Scenario) -> dict[str, int]:
+    """Deliveries in any state but confirmed."""
+    counts: dict[str, int] = scenario.ops("/api/v1/deliveries/states")
+    return {state: n for state, n in counts.items() if state != "confirmed" and n}
+
+
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+
+
+BROKERS = {"tansu": "Tansu", "apache": "Apache Kafka (SASL_SSL)"}
+
+
+def results_file(broker: str) -> Path:
+    return OUTPUT / f"reliability-results-{broker}.json"
+
+
+RESULTS = results_file(stack_broker())
+
+
+_recorded: list[str] = []  # faults recorded in this run
+
+
+def record_result(fault: str, **figures: object) -> None:
+    """Keep the figures a test measured (fault → messages, lost, duplicated, …); the first
+    record of a run starts the file afresh, so the table shows this run's figures only."""
+    RESULTS.parent.mkdir(exist_ok=True)
+    if not _recorded:
+        RESULTS.unlink(missing_ok=True)
+    _recorded.append(fault)
+    found = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    found[fault] = figures
+    RESULTS.write_text(json.dumps(found, indent=2, sort_keys=True) + "\n")
+
+
+def wait_all_confirmed(scenario: Scenario, message_ids: list[str], timeout_s: float) -> float:
+    """Seconds until every message is confirmed everywhere; fails at the deadline."""
+    started = time.monotonic()
+    for message_id in message_ids:
+        remaining = max(1.0, timeout_s - (time.monotonic() - started))
+        scenario.wait_for_state(message_id, "confirmed", timeout_s=remaining)
+    return time.monotonic() - started
+
+
+def assert_promise(
+    scenario: Scenario,
+    posted: list[tuple[str, str]],
+    fault: str,
+    started: float,
+    *,
+    timeout_s: float,
+) -> None:
+    """The promise every fault test checks, recorded for the Guarantees table: all posted
+    messages confirmed, each held once by the receiver, in per-patient order, nothing stuck;
+    recovery counted from ``started`` (the fault, or the destination coming back)."""
+    ids = [m for m, _ in posted]
+    wait_all_confirmed(scenario, ids, timeout_s=timeout_s)
+    recovery_s = time.monotonic() - started
+    counts = delivered_once(scenario, ids)
+    order = order_violations(scenario, posted)
+    record_result(
+        fault,
+        messages=len(ids),
+        lost=counts["lost"],
+        duplicated=counts["duplicated"],
+        order_violations=order,
+        recovery_s=round(recovery_s, 1),
+    )
+    assert counts == {"lost": 0, "duplicated": 0}
+    assert order == 0
+    assert stuck(scenario) == {}
+
+
+def results_table() -> str:
+    """The README's Guarantees table, a column per broker, from what the tests recorded (each
+    broker's pass writes its own file; a fault not run on a broker shows a dash)."""
+    found = {
+        broker: json.loads(results_file(broker).read_text())
+        for broker in BROKERS
+        if results_file(broker).exists()
+    }
+    faults = sorted({fault for figures in found.values() for fault in figures})
+    lines = [
+        "| fault | " + " | ".join(BROKERS[b] for b in found) + " |",
+        "|---|" + "---|" * len(found),
+    ]
+    for fault in faults:
+        cells = []
+        for broker in found:
+            f = found[broker].get(fault)
+            cells.append(
+                "–"
+                if f is None
+                else f"{f['messages']} msgs: {f['lost']} lost, {f['duplicated']} duplicated, "
+                f"{f['order_violations']} out of order; recovered in {f['recovery_s']} s"
+            )
+        lines.append(f"| {fault} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,73 @@
+"""Whole stacks for the e2e and reliability tests on real sockets: started and stopped
+however the test ends, or kept up by a supervisor as `make run` does; quick retries."""
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from services.demo import demo_settings
+from services.stack import Stack, StackSettings
+from tests.support.brokers import stack_broker
+
+
+@contextlib.contextmanager
+def supervise(settings: StackSettings) -> Iterator[Stack]:
+    """A started stack whose exited children are restarted, as `make run` does."""
+    stack = Stack(settings, echo=lambda _: None)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def revive() -> None:
+        while not stop.wait(0.2):
+            try:
+                stack.revive()
+            except BaseException as exc:  # reported by the test, not lost in a thread
+                failure.append(exc)
+                return
+
+    try:
+        stack.start()
+        thread = threading.Thread(target=revive, daemon=True)
+        thread.start()
+        yield stack
+    finally:
+        stop.set()
+        stack.stop()
+    assert not failure, failure
+
+
+def fault_settings(data_dir: Path, **overrides: object) -> StackSettings:
+    return demo_settings(
+        data_dir,
+        kafka=stack_broker(),
+        admission_confirmation_deadline_s=900,
+        confirmation_deadline_s=900,
+        attempt_timeout_s=5.0,
+        retry_base_s=0.2,
+        **overrides,
+    )
+
+
+@contextmanager
+def running(settings: StackSettings) -> Iterator[Stack]:
+    """A started stack, stopped however the test ends."""
+    s = Stack(settings, echo=lambda _: None)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+def e2e_settings(tmp_path: Path, stack_db: str | None, **overrides: object) -> StackSettings:
+    """The e2e tests' stack: quick attempt timeouts and retries."""
+    return demo_settings(
+        tmp_path / "stack",
+        database_url=stack_db,
+        kafka=stack_broker(),
+        attempt_timeout_s=5.0,
+        retry_base_s=0.2,
+        **overrides,
+    )

@@ -1,0 +1,11 @@
+"""TakeCare's admission notice translated to the FHIR message the router consumes."""
+
+import json
+
+from services.adapter_takecare.families.admission_notice import INBOUND, to_bundle
+from services.contracts_cli import FIXTURE_NOW
+from services.messaging.envelope import to_json
+
+
+def _translate(doc):
+    return json.loads(to_json(to_bundle(INBOUND.parse(doc), now=FIXTURE_NOW)))

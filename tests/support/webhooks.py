@@ -1,0 +1,68 @@
+"""Webhook subscriptions: a scripted subscriber behind a MockTransport, a subscription made
+in the store, and the webhook topic's records and deliveries."""
+
+import httpx
+from sqlalchemy import select
+
+from services.messaging import topics
+from services.messaging.db import store_keyring
+from services.messaging.kafka import IncomingRecord
+from services.messaging.outbox import open_value, outbox
+from services.router import subscription_store
+from services.router.subscriptions import Criteria
+from services.router.tables import delivery
+from tests.support.router import T0
+
+SECRET = "platform-secret-0123456789"
+
+
+URL = "https://platform.example.se/hooks/carebridge"
+
+
+class Subscriber:
+    """The subscriber behind a MockTransport: answers from a script, records requests."""
+
+    def __init__(self):
+        self.requests: list[httpx.Request] = []
+        self.answers: list[int | Exception] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.answers.pop(0) if self.answers else 200
+        if isinstance(answer, Exception):
+            raise answer
+        return httpx.Response(answer, json={})
+
+
+async def subscribe(sessions, events=("admission-notice",), sources=None):
+    async with sessions.begin() as s:
+        created = await subscription_store.create_rest_hook(
+            s,
+            name="platform",
+            criteria=Criteria(frozenset(events), None if sources is None else frozenset(sources)),
+            endpoint=URL,
+            secret=SECRET,
+            now=T0,
+        )
+    return created.id
+
+
+async def commands(sessions):
+    """The webhook topic's records, as the dispatcher would read them."""
+    async with sessions() as s:
+        rows = (
+            await s.execute(
+                select(outbox).where(outbox.c.topic == topics.WEBHOOKS).order_by(outbox.c.id)
+            )
+        ).all()
+        ring = store_keyring(s)
+    return [
+        IncomingRecord(r.topic, 0, r.id, r.key, open_value(ring, r, r.owner).encode(), r.headers)
+        for r in rows
+    ]
+
+
+async def hook_delivery(sessions, sub_id):
+    async with sessions() as s:
+        (row,) = (await s.execute(select(delivery).where(delivery.c.destination == sub_id))).all()
+    return row
