@@ -62,6 +62,10 @@ start() {
   if [ ! -f "$DIR/data/PG_VERSION" ]; then
     as_postgres "$bin/initdb" -D "$DIR/data" -A trust -U postgres --no-sync >/dev/null
   fi
+  # a server killed with its session leaves postmaster.pid behind: not running, so stale
+  if [ -f "$DIR/data/postmaster.pid" ] && ! as_postgres "$bin/pg_ctl" -D "$DIR/data" status >/dev/null 2>&1; then
+    rm -f "$DIR/data/postmaster.pid"
+  fi
   # Tuned for a throw-away test server: no fsync, enough connections for the suite's stacks.
   as_postgres "$bin/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w \
     -o "-p $PGPORT -k $DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
