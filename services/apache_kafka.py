@@ -43,6 +43,7 @@ from services.kafka_config import (
     server_properties,
 )
 from services.messaging.kafka_acls import AclBinding
+from services.messaging.kafka_connection import KafkaConnection
 from services.stack import _die_with_parent, free_port
 
 __all__ = ["AclBinding", "ApacheKafka", "KafkaError", "ensure_assembly", "kafka_version"]
@@ -320,18 +321,8 @@ class ApacheKafka:
         return path
 
     def _aiokafka_kwargs(self, user: str) -> dict[str, object]:
-        if self._certs is None:
-            return {"bootstrap_servers": self.bootstrap}
-        from aiokafka.helpers import create_ssl_context
-
-        return {
-            "bootstrap_servers": self.bootstrap,
-            "security_protocol": "SASL_SSL",
-            "sasl_mechanism": SCRAM,
-            "sasl_plain_username": user,
-            "sasl_plain_password": self.users[user],
-            "ssl_context": create_ssl_context(cafile=str(self._certs.ca_file)),
-        }
+        """The same client options every service builds (KafkaConnection)."""
+        return KafkaConnection(**self.client_settings(user)).client_options()  # type: ignore[arg-type]
 
     def _wait_started(self, offset: int) -> None:
         deadline = time.monotonic() + self.startup_timeout_s

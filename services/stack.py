@@ -158,15 +158,8 @@ class Stack:
         """How ``principal`` (a service's user, or the admin) reaches this stack's broker."""
         if self.apache is None:
             return KafkaConnection(self.kafka_bootstrap)
-        values = self.apache.client_settings(principal)
-        return KafkaConnection(
-            values["bootstrap"],
-            security_protocol="SASL_SSL",
-            sasl_username=values["sasl_username"],
-            sasl_password=values["sasl_password"],
-            ssl_cafile=values["ssl_cafile"],
-            idempotent_producer=True,
-        )
+        settings = self.apache.client_settings(principal)
+        return KafkaConnection(**settings, idempotent_producer=True)  # type: ignore[arg-type]
 
     def _kafka_env(self, principal: str) -> dict[str, str]:
         """A service's KAFKA_* settings (without its prefix)."""
