@@ -127,6 +127,24 @@ async def test_ok_then_receipt_confirms(router, sessions):
     assert d.state == "confirmed" and d.confirmed_at is not None
 
 
+async def test_sent_and_confirmed_are_published_on_the_public_topic(router, sessions):
+    rec = inbound()
+    await router.handle_batch([rec])
+    await router.handle_batch([result(message_id(rec), ResponseCode.OK)])
+    await router.handle_batch([result(message_id(rec), ResponseCode.OK, event=EventCode.RECEIPT)])
+    async with sessions() as s:
+        rows = (
+            await s.execute(
+                select(outbox).where(outbox.c.topic == topics.EVENTS).order_by(outbox.c.id)
+            )
+        ).all()
+    keyring = Keyring.from_setting(SANDBOX_PAYLOAD_KEYS)
+    events = [json.loads(open_value(keyring, r, r.owner)) for r in rows]
+    treserva = [(e["state"], e["messageId"]) for e in events if e["destination"] == "treserva"]
+    assert treserva == [("sent", message_id(rec)), ("confirmed", message_id(rec))]
+    assert all(r.key == message_id(rec) for r in rows)  # never the patient's pseudonym
+
+
 async def test_a_receipt_may_overtake_the_ok(router, sessions):
     rec = inbound()
     await router.handle_batch([rec])
