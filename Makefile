@@ -38,13 +38,16 @@ $(CHROMIUM):
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
 
 # Everything the suite uses is installed here: Chromium, PostgreSQL's server binaries (the
-# fault-injection tests start private clusters) and Apache Kafka's jars. Two runs: the tests
-# that start no stack on two workers, then the stack tests (e2e, fault injection, browser)
-# one at a time, since their timing is what they test.
+# fault-injection tests start private clusters) and Apache Kafka's jars. Two runs on two
+# workers: the tests that start no stack, then the stack tests (e2e, fault injection,
+# browser) a file per worker, so a module's shared stack stays on one worker, the longest
+# files first (the fault tests wait out outages while the other worker goes on); each
+# worker takes its ports from its own part of the range.
 STACK_TESTS := e2e or reliability or browser
+STACK_RUN := -n 2 --dist loadfile tests/reliability tests/e2e tests/browser
 test: install $(CHROMIUM) postgres-binaries kafka
 	$(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS))" $(PYTEST_ARGS)
-	$(PY) -m pytest -q -m "$(STACK_TESTS)" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "$(STACK_TESTS)" $(STACK_RUN) $(PYTEST_ARGS)
 
 # unit and contract tests: no broker, no browser, no stack (under two minutes)
 FAST := not integration and not e2e and not reliability and not browser and not apache_kafka
@@ -56,11 +59,11 @@ test-fast: install
 PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 test-postgres: install $(CHROMIUM) postgres kafka
 	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" $(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS))" $(PYTEST_ARGS)
-	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" $(PY) -m pytest -q -m "e2e or browser" $(PYTEST_ARGS)
+	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" $(PY) -m pytest -q -m "e2e or browser" $(STACK_RUN) $(PYTEST_ARGS)
 
 # the stack suites (end to end, fault injection) on Apache Kafka with SASL_SSL and ACLs
 test-apache: install kafka postgres-binaries
-	BROKER_TEST_KAFKA=apache $(PY) -m pytest -q -m "e2e or reliability" $(PYTEST_ARGS)
+	BROKER_TEST_KAFKA=apache $(PY) -m pytest -q -m "e2e or reliability" $(STACK_RUN) $(PYTEST_ARGS)
 
 postgres-binaries:
 	@bash deploy/dev/postgres.sh binaries

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -55,11 +55,29 @@ class Scenario:
     stack: Stack
     rng: random.Random
 
+    subscriptions: list[str] = field(default_factory=list)  # made by this scenario
+
     def __post_init__(self) -> None:
         self.http = httpx.Client(timeout=10.0)
 
     def close(self) -> None:
         self.http.close()
+
+    def leave_clean(self) -> None:
+        """Leave a shared stack as the next test expects it: no simulator faults, this
+        scenario's subscriptions off, and no incident left open."""
+        for system in ("treserva", "takecare", "subscriber"):
+            self.set_fault(system, "none")
+        for subscription_id in self.subscriptions:
+            self.set_subscription_status(subscription_id, "off")
+        for item in self.ops("/api/v1/alerts?state=open")["items"]:
+            res = self.http.post(
+                f"{self.stack.router_url}/api/v1/alerts/{item['id']}/resolve",
+                json={"operator": "test suite", "note": "the test that caused it has ended"},
+                headers={"authorization": f"Bearer {SANDBOX_OPS_TOKEN}"},
+            )
+            if res.status_code != 409:  # 409: it closed itself meanwhile
+                res.raise_for_status()
 
     def post_admission(self, **overrides: Any) -> tuple[str, float]:
         """POST one admission to adapter_takecare; return (message id, seconds to 202)."""
@@ -166,7 +184,8 @@ class Scenario:
         )
         if res.status_code != 201:
             raise AssertionError(f"subscription refused: {res.status_code} {res.text[:300]}")
-        return str(res.json()["id"])
+        self.subscriptions.append(str(res.json()["id"]))
+        return self.subscriptions[-1]
 
     def set_subscription_status(self, subscription_id: str, status: str) -> None:
         res = self.http.patch(

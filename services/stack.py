@@ -95,6 +95,26 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+PORT_SLICE_ENV = "CAREBRIDGE_PORT_SLICE"
+
+
+def _port_slice(first: int, end: int) -> tuple[int, int]:
+    """Part ``i`` of ``n`` of [first, end) when ``CAREBRIDGE_PORT_SLICE`` is ``i/n``: processes
+    that start stacks side by side (the test workers) each take ports from their own part,
+    so one never probes a port another has handed out but its child has not bound yet."""
+    spec = os.environ.get(PORT_SLICE_ENV, "")
+    if not spec:
+        return first, end
+    try:
+        index, count = (int(x) for x in spec.split("/"))
+    except ValueError as exc:
+        raise StackError(f"{PORT_SLICE_ENV} must be i/n, as 0/2") from exc
+    if not 0 <= index < count:
+        raise StackError(f"{PORT_SLICE_ENV} must be i/n with 0 <= i < n")
+    width = (end - first) // count
+    return first + index * width, first + (index + 1) * width
+
+
 def free_port() -> int:
     """A port that is free now and that no outgoing connection will take before a child
     binds it. Port 0 would hand out an ephemeral port, and between closing this probe and
@@ -106,8 +126,9 @@ def free_port() -> int:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             return int(s.getsockname()[1])
+    first, end = _port_slice(10000, low)
     for _ in range(200):
-        port = random.randrange(10000, low)
+        port = random.randrange(first, end)
         if port in _handed_out:
             continue
         with socket.socket() as s:

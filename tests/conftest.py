@@ -18,6 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.messaging.db import make_engine, migrate_async, session_factory
+from services.stack import PORT_SLICE_ENV
+from tests.support.run_id import RUN_ENV
 
 # Read once, before the autouse fixture below clears the environment of the caller.
 _PG_URL = os.environ.get("BROKER_TEST_DATABASE_URL")
@@ -30,6 +32,28 @@ _SERVICE_PREFIXES = (
     "SIM_SUBSCRIBER_",
     "STACK_",
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Test workers side by side (pytest-xdist) take ports from separate parts of the range,
+    and share one run id, so the fault tests' figures of this run are told from older ones."""
+    worker, count = (
+        os.environ.get("PYTEST_XDIST_WORKER"),
+        os.environ.get("PYTEST_XDIST_WORKER_COUNT"),
+    )
+    if worker and count:
+        os.environ[PORT_SLICE_ENV] = f"{int(worker.removeprefix('gw'))}/{count}"
+    os.environ.setdefault(RUN_ENV, uuid.uuid4().hex)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault tests' figures of this run, as the README's Guarantees table (here, in the
+    root conftest, so the controller of side-by-side workers prints it too)."""
+    from tests.support.reliability import recorded_this_run, results_table
+
+    if recorded_this_run():
+        terminalreporter.write_sep("-", "fault injection results")
+        terminalreporter.write_line(results_table())
 
 
 @pytest.fixture(autouse=True)
@@ -153,6 +177,25 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return session_factory(engine)
+
+
+@pytest.fixture(scope="module")
+def module_stack_db() -> Iterator[str | None]:
+    """stack_db for a stack that a module's tests share: None on SQLite, else one fresh
+    PostgreSQL database, dropped when the module ends."""
+    if not _PG_URL:
+        yield None
+        return
+    base = _PG_URL
+
+    async def create() -> str:
+        return await _create_pg_database(base, template=await _migrated_template())
+
+    url = asyncio.run(create())
+    try:
+        yield url
+    finally:
+        asyncio.run(_drop_pg_database(base, url))
 
 
 @pytest.fixture

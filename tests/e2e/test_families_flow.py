@@ -10,7 +10,7 @@ import pytest
 from services.messaging.contracts import violations
 from services.simulators.samples.medication_list import sample_takecare_medication_list
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.shared_stack]
 
 PRIMARY_CARE_INBOX = "primary-care/$process-message"
 

@@ -10,7 +10,7 @@ from services.messaging.signing import verify
 from services.scenario import wait_for
 from services.simulators.subscriber import SANDBOX_SUBSCRIBER_SECRET
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.shared_stack]
 
 
 def _received(scenario, message_id):
@@ -18,6 +18,7 @@ def _received(scenario, message_id):
 
 
 def test_a_subscriber_receives_an_admission_once_signed_and_it_is_confirmed(scenario):
+    duplicates_before = scenario.subscriber_stats()["duplicates"]
     sub_id = scenario.subscribe(["admission-notice"], sources=["takecare"])
     message_id, _ = scenario.post_admission()
     detail = scenario.wait_for_state(message_id, "confirmed", timeout_s=15, destination=sub_id)
@@ -34,12 +35,13 @@ def test_a_subscriber_receives_an_admission_once_signed_and_it_is_confirmed(scen
     assert got["contentType"] == "application/fhir+json" and got["resourceType"] == "Bundle"
     body = got["rawBody"].encode()
     assert verify(SANDBOX_SUBSCRIBER_SECRET, body, got["signature"], now=time.time())
-    assert scenario.subscriber_stats()["duplicates"] == 0
+    assert scenario.subscriber_stats()["duplicates"] == duplicates_before
     # the journals are served as before
     scenario.wait_for_state(message_id, "confirmed", timeout_s=15)
 
 
 def test_a_failing_subscriber_is_retried_and_gets_the_notice_exactly_once(scenario):
+    before = scenario.subscriber_stats()
     sub_id = scenario.subscribe(["admission-notice"])
     scenario.set_fault("subscriber", "error")
     message_id, _ = scenario.post_admission()
@@ -59,7 +61,7 @@ def test_a_failing_subscriber_is_retried_and_gets_the_notice_exactly_once(scenar
     assert outcomes[0] == "transient-error" and outcomes[-1] == "ok"
     assert len(_received(scenario, message_id)) == 1
     stats = scenario.subscriber_stats()
-    assert stats["errors"] >= 2 and stats["stored"] == 1
+    assert stats["errors"] - before["errors"] >= 2 and stats["stored"] - before["stored"] == 1
 
 
 def test_a_subscription_switched_off_gets_no_new_deliveries(scenario):
@@ -70,4 +72,7 @@ def test_a_subscription_switched_off_gets_no_new_deliveries(scenario):
     second, _ = scenario.post_admission()
     detail = scenario.wait_for_state(second, "confirmed", timeout_s=15)
     assert {d["destination"] for d in detail["deliveries"]} == {"treserva", "primary-care"}
-    assert [r["messageId"] for r in scenario.subscriber_received()] == [first]
+    ours = {first, second}
+    assert [r["messageId"] for r in scenario.subscriber_received() if r["messageId"] in ours] == [
+        first
+    ]

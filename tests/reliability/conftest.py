@@ -13,7 +13,6 @@ import pytest
 from services.scenario import Scenario
 from services.stack import Stack
 from tests.support.postgres import EphemeralPostgres
-from tests.support.reliability import RESULTS, _recorded, results_table
 from tests.support.stacks import fault_settings, supervise
 
 
@@ -39,9 +38,3 @@ def postgres() -> Iterator[EphemeralPostgres]:
         yield server
     finally:
         server.remove()
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _recorded and RESULTS.exists():
-        terminalreporter.write_sep("-", "fault injection results")
-        terminalreporter.write_line(results_table())

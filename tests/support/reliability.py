@@ -1,6 +1,7 @@
 """What every fault test asserts, read from the running stack over HTTP, and the figures
 it records for the README's Guarantees table (test-output/reliability-results-*.json)."""
 
+import fcntl
 import json
 import time
 from collections import defaultdict
@@ -14,6 +15,7 @@ import httpx
 from services.scenario import IntakeUnavailable, Scenario
 from services.simulators.samples.admission_notice import sample_admission
 from tests.support.brokers import stack_broker
+from tests.support.run_id import run_id
 
 
 def post(scenario: Scenario, count: int) -> list[tuple[str, str]]:
@@ -89,19 +91,23 @@ def results_file(broker: str) -> Path:
 RESULTS = results_file(stack_broker())
 
 
-_recorded: list[str] = []  # faults recorded in this run
-
-
 def record_result(fault: str, **figures: object) -> None:
-    """Keep the figures a test measured (fault → messages, lost, duplicated, …); the first
-    record of a run starts the file afresh, so the table shows this run's figures only."""
+    """Keep the figures a test measured (fault → messages, lost, duplicated, …). Figures of
+    an earlier run are dropped when this run writes its first, so the table shows this run
+    only; workers running side by side write under a lock."""
     RESULTS.parent.mkdir(exist_ok=True)
-    if not _recorded:
-        RESULTS.unlink(missing_ok=True)
-    _recorded.append(fault)
-    found = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    found[fault] = figures
-    RESULTS.write_text(json.dumps(found, indent=2, sort_keys=True) + "\n")
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        kept = {k: v for k, v in found.items() if v.get("run") == run_id()}
+        kept[fault] = {**figures, "run": run_id()}
+        RESULTS.write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n")
+
+
+def recorded_this_run() -> bool:
+    if not RESULTS.exists():
+        return False
+    return any(v.get("run") == run_id() for v in json.loads(RESULTS.read_text()).values())
 
 
 def wait_all_confirmed(scenario: Scenario, message_ids: list[str], timeout_s: float) -> float:

@@ -37,3 +37,23 @@ def test_a_port_in_use_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(stack, "_ephemeral_low", lambda: 1 << 16)
         monkeypatch.setattr(random, "randrange", lambda _a, _b: next(choices))
         assert free_port() == free
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_side_by_side_workers_take_ports_from_their_own_part(
+    monkeypatch: pytest.MonkeyPatch, index: int
+) -> None:
+    low = _ephemeral_low()
+    width = (low - 10000) // 2
+    monkeypatch.setenv(stack.PORT_SLICE_ENV, f"{index}/2")
+    for _ in range(50):
+        assert 10000 + index * width <= free_port() < 10000 + (index + 1) * width
+
+
+@pytest.mark.parametrize("spec", ["2/2", "a/b", "1"])
+def test_a_malformed_port_slice_is_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, spec: str
+) -> None:
+    monkeypatch.setenv(stack.PORT_SLICE_ENV, spec)
+    with pytest.raises(stack.StackError, match=stack.PORT_SLICE_ENV):
+        free_port()
