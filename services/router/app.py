@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as FastApiPath
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,7 +30,14 @@ from services.router.metrics import install_metrics
 from services.router.notification_api import notification_routes
 from services.router.patient_api import patient_routes
 from services.router.payload_admin_api import payload_admin_routes
-from services.router.replay import ReplayFilter, audit_log, count_dead_letters, replay
+from services.router.replay import (
+    NotClosable,
+    ReplayFilter,
+    audit_log,
+    close,
+    count_candidates,
+    replay,
+)
 from services.router.settings import RouterSettings
 from services.router.statistics_api import statistics_routes
 from services.router.subscription_api import subscription_routes
@@ -53,6 +61,15 @@ class ReplayRequest(BaseModel):
     reason: str = Field(min_length=3, max_length=500)
     operator: str = Field(min_length=1, max_length=60)
     force: bool = False
+
+
+class CloseRequest(BaseModel):
+    """Why an operator stops a delivery that has no receipt from being sent again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=500)
+    operator: str = Field(min_length=1, max_length=60)
 
 
 Operator = Annotated[ApiCaller, Depends(as_operator)]
@@ -146,6 +163,15 @@ def create_app(
             items = await queries.list_alerts(session, state=state.value if state else None)
         return {"count": len(items), "items": items}
 
+    @api.get("/alerts/{alert_id}", responses={404: {"description": "no such alert"}})
+    async def alert(alert_id: AlertIdPath) -> dict[str, Any]:
+        """One incident, with what the broker will do next about it and when."""
+        async with sessions() as session:
+            found = await queries.alert_detail(session, alert_id)
+        if found is None:
+            raise HTTPException(404, "no such alert")
+        return found
+
     async def _act(
         alert_id: int, body: AlertAction, action: str, caller: ApiCaller
     ) -> dict[str, Any]:
@@ -183,8 +209,10 @@ def create_app(
 
     @api.post("/replays", responses={422: {"description": "no message ids and no filter"}})
     async def replays(body: ReplayRequest, caller: Operator) -> dict[str, Any]:
-        """Replay dead-lettered deliveries by message id or filter. Audited; a superseded SIP
-        or medication list is refused unless ``force``."""
+        """Replay unconfirmed deliveries (dead-lettered, sent without a receipt, or waiting
+        for their next attempt) by message id or filter: each is due at once with a fresh
+        attempt budget. Audited; a superseded SIP or medication list is refused unless
+        ``force``; one whose attempt is in flight is not taken."""
         if not body.message_ids and not (body.destination or body.event):
             raise HTTPException(422, "name message ids, or filter by destination or event")
         wanted = ReplayFilter(
@@ -224,12 +252,45 @@ def create_app(
         event: str | None = None,
         since: AwareDatetime | None = None,
         until: AwareDatetime | None = None,
-    ) -> dict[str, int]:
-        """How many dead-lettered deliveries a replay with this filter would go through
-        (the same filter as ``POST /replays``; nothing is changed or audited)."""
+    ) -> dict[str, Any]:
+        """How many deliveries a replay with this filter would go through, in all and per
+        state (the same filter as ``POST /replays``; nothing is changed or audited)."""
         wanted = ReplayFilter(destination=destination, event_code=event, since=since, until=until)
         async with sessions() as session:
-            return {"count": await count_dead_letters(session, wanted)}
+            by_state = await count_candidates(session, wanted)
+        return {"count": sum(by_state.values()), "byState": by_state}
+
+    @api.post(
+        "/messages/{message_id}/deliveries/{destination}/close",
+        responses={
+            404: {"description": "no such delivery"},
+            409: {"description": "confirmed, already closed, or its attempt is in flight"},
+        },
+    )
+    async def close_delivery(
+        message_id: Annotated[str, FastApiPath(max_length=100)],
+        destination: Annotated[str, FastApiPath(max_length=40)],
+        body: CloseRequest,
+        caller: Operator,
+    ) -> dict[str, Any]:
+        """Stop sending a delivery that has no receipt: the only way an unconfirmed
+        delivery stops being sent again at its confirmation interval. It is dead-lettered
+        with the reason, audited, and can still be replayed."""
+        async with sessions.begin() as session:
+            try:
+                found = await close(
+                    session,
+                    message_id,
+                    destination,
+                    actor=caller.actor(body.operator),
+                    reason=body.reason,
+                    now=clock(),
+                )
+            except NotClosable as exc:
+                raise HTTPException(409, f"the delivery is {exc.state}: cannot close") from None
+        if not found:
+            raise HTTPException(404, "no such delivery")
+        return {"closed": True, "messageId": message_id, "destination": destination}
 
     @api.get("/replays")
     async def replay_audit(

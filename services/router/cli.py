@@ -3,12 +3,14 @@
 ``list [filters] [--next CURSOR]``   messages newest first, as a table (the search filters)
 ``show MESSAGE_ID``                  one message: each delivery's transitions and attempts
 ``replay --message-id ID ...`` or ``replay --destination D [--event E] [--since T]``
-                                     replay dead letters, with a reason and the operator's name;
+                                     replay unconfirmed deliveries (dead letters, sent without a
+                                     receipt), with a reason and the operator's name;
                                      by filter with a progress bar over the matching total;
                                      ``--force`` also resurrects a superseded SIP/medication list
 ``replays``                          the replay audit
 ``acknowledge ALERT_ID``, ``resolve ALERT_ID``  take or close an incident (``--operator``,
                                      ``--note``)
+``close ID --destination D``         stop sending an unconfirmed delivery (with a reason)
 ``hash-password --name N --role R``  a console account (argon2id hash) for ROUTER_CONSOLE_USERS
 ``new-payload-key --key-id ID [--keep RING]``  a ROUTER_PAYLOAD_KEYS value with a new key
 ``new-signing-key --service S --key-id ID``  an Ed25519 record signing key and its public entry
@@ -171,11 +173,16 @@ def replay(
     message_id: Annotated[list[str] | None, typer.Option(help="repeat for several")] = None,
     destination: Destination = None,
     event: Event = None,
-    since: Annotated[str | None, typer.Option(help="dead-lettered at or after (ISO 8601)")] = None,
-    until: Annotated[str | None, typer.Option(help="dead-lettered at or before")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="in its current state since, at or after (ISO 8601)")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="in its current state since, at or before")
+    ] = None,
     force: Annotated[bool, typer.Option(help="also a superseded SIP/medication list")] = False,
 ) -> None:
-    """Replay dead-lettered deliveries, by message id or by filter (audited)."""
+    """Replay unconfirmed deliveries (dead letters, sent without a receipt, waiting for a
+    retry), by message id or by filter (audited)."""
     if not (message_id or destination or event):
         raise typer.BadParameter("name --message-id, or filter with --destination/--event")
     body: dict[str, Any] = {
@@ -249,6 +256,29 @@ def replays(ctx: typer.Context, limit: Annotated[int, typer.Option(min=1, max=10
     if res.status_code != 200:
         raise _refused(res)
     typer.echo(json.dumps(res.json(), indent=2, ensure_ascii=False))
+
+
+@app.command("close")
+def close_delivery(
+    ctx: typer.Context,
+    message_id: str,
+    destination: Annotated[str, typer.Option(help="e.g. treserva, primary-care")],
+    reason: Annotated[str, typer.Option(help="why it is not to be sent again (audited)")],
+    operator: Annotated[str, typer.Option(help="who (kept in the audit)")],
+) -> None:
+    """Stop sending a delivery that has no receipt (otherwise it is sent again every
+    confirmation interval until its receipt comes). It can still be replayed."""
+    with _client(ctx) as client:
+        res = client.post(
+            f"/api/v1/messages/{message_id}/deliveries/{destination}/close",
+            json={"reason": reason, "operator": operator},
+        )
+    if res.status_code == 404:
+        typer.echo(f"no delivery of {message_id} to {destination}", err=True)
+        raise typer.Exit(1)
+    if res.status_code != 200:
+        raise _refused(res)
+    typer.echo(f"closed: {message_id} → {destination} is not sent again")
 
 
 Operator = Annotated[str, typer.Option(help="who (kept on the incident)")]

@@ -390,7 +390,15 @@ def delivery_rows() -> Any:
         message.c.sent_at.label("message_sent_at"),
         delivery.c.attempts_at_replay,
         delivery.c.confirm_by,
+        delivery.c.created_at,
     ).join(message, message.c.id == delivery.c.message_id)
+
+
+def resend_interval(row: Any) -> timedelta:
+    """How often a delivery that stays unconfirmed is sent again: the length of its
+    confirmation deadline (a row of :func:`delivery_rows`)."""
+    length: timedelta = row.confirm_by - row.created_at
+    return max(length, timedelta(seconds=1))
 
 
 def due_deliveries(

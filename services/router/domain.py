@@ -34,9 +34,11 @@ class DeliveryState(enum.StrEnum):
 
 
 _DELIVERY_TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
-    # From pending, sent/confirmed happen when a late result of an earlier attempt arrives.
+    # From pending, sent/confirmed happen when a late result of an earlier attempt arrives;
+    # pending again when an operator's replay makes a waiting delivery due at once.
     DeliveryState.PENDING: frozenset(
         {
+            DeliveryState.PENDING,
             DeliveryState.DISPATCHED,
             DeliveryState.SENT,
             DeliveryState.CONFIRMED,

@@ -22,6 +22,7 @@ from services.router.message_search import (
 )
 from services.router.tables import (
     alert,
+    alert_delivery,
     delivery,
     delivery_attempt,
     delivery_transition,
@@ -92,7 +93,75 @@ async def list_alerts(session: AsyncSession, *, state: str | None) -> list[dict[
     query = select(alert)
     if state is not None:
         query = query.where(alert.c.state == state)
-    return [row_dict(r) for r in (await session.execute(query.order_by(alert.c.id.desc()))).all()]
+    items = [row_dict(r) for r in (await session.execute(query.order_by(alert.c.id.desc()))).all()]
+    steps = await next_steps(session, [int(item["id"]) for item in items])
+    return [{**item, "next_step": steps.get(int(item["id"]))} for item in items]
+
+
+async def next_steps(session: AsyncSession, alert_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """What the broker will do next about each incident's deliveries, and when: the earliest
+    re-send of one sent without a receipt, the earliest next attempt of one waiting, and how
+    many wait for a person (dead letters); incidents about no delivery are left out."""
+    if not alert_ids:
+        return {}
+    rows = (
+        await session.execute(
+            select(
+                alert_delivery.c.alert_id,
+                delivery.c.state,
+                func.count().label("n"),
+                func.min(func.coalesce(delivery.c.resend_at, delivery.c.confirm_by)).label(
+                    "resend_at"
+                ),
+                func.min(delivery.c.next_attempt_at).label("next_attempt_at"),
+            )
+            .join(delivery, delivery.c.id == alert_delivery.c.delivery_id)
+            .where(alert_delivery.c.alert_id.in_(alert_ids))
+            .group_by(alert_delivery.c.alert_id, delivery.c.state)
+        )
+    ).all()
+    by_alert: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        found = by_alert.setdefault(int(r.alert_id), {"counts": {}})
+        found["counts"][str(r.state)] = int(r.n)
+        if r.state == DeliveryState.SENT.value:
+            found["resend_at"] = r.resend_at
+        elif r.state == DeliveryState.PENDING.value:
+            found["next_attempt_at"] = r.next_attempt_at
+    return {alert_id: _next_step(found) for alert_id, found in by_alert.items()}
+
+
+def _next_step(found: dict[str, Any]) -> dict[str, Any]:
+    counts: dict[str, int] = found["counts"]
+    waiting = counts.get(DeliveryState.PENDING.value, 0) + counts.get(
+        DeliveryState.DISPATCHED.value, 0
+    )
+    unconfirmed = counts.get(DeliveryState.SENT.value, 0)
+    for_a_person = counts.get(DeliveryState.DEAD_LETTER.value, 0)
+    moments = [t for t in (found.get("next_attempt_at"), found.get("resend_at")) if t is not None]
+    if waiting or unconfirmed:
+        parts = []
+        if waiting:
+            parts.append(f"{waiting} being sent or waiting for their next attempt")
+        if unconfirmed:
+            parts.append(
+                f"{unconfirmed} sent without a receipt: sent again every confirmation "
+                "interval until the receipt comes or an operator closes them"
+            )
+        if for_a_person:
+            parts.append(f"{for_a_person} dead-lettered: replay or close them")
+        action = "send again"
+        text = "; ".join(parts)
+    elif for_a_person:
+        action, text = "operator", f"{for_a_person} dead-lettered: replay or close them"
+    else:
+        action, text = "none", "every affected delivery is confirmed"
+    return {
+        "action": action,
+        "at": iso(min(moments)) if moments and action == "send again" else None,
+        "text": text,
+        "deliveries": counts,
+    }
 
 
 async def state_counts(session: AsyncSession) -> dict[str, int]:
@@ -146,7 +215,10 @@ async def destination_health(session: AsyncSession) -> list[dict[str, Any]]:
 
 async def alert_detail(session: AsyncSession, alert_id: int) -> dict[str, Any] | None:
     row = (await session.execute(select(alert).where(alert.c.id == alert_id))).first()
-    return row_dict(row) if row is not None else None
+    if row is None:
+        return None
+    steps = await next_steps(session, [alert_id])
+    return {**row_dict(row), "next_step": steps.get(alert_id)}
 
 
 __all__ = [
@@ -158,6 +230,7 @@ __all__ = [
     "list_alerts",
     "list_messages",
     "message_detail",
+    "next_steps",
     "search_messages",
     "state_counts",
 ]

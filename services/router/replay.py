@@ -1,7 +1,11 @@
-"""Replay of dead-lettered deliveries, by message id or by filter, audited and version-aware.
+"""Replay of unconfirmed deliveries, by message id or by filter, audited and version-aware;
+and closing one by hand, which is the only way an unconfirmed delivery stops being sent.
 
-A replayed delivery goes back to ``pending`` with a fresh attempt budget, keeps its place in
-the patient's order, and every request is written to ``replay_audit``, granted or refused.
+Any delivery without a receipt can be replayed: a dead letter, one sent but never confirmed
+(a receiver that dropped it silently), or one waiting for its next attempt. A replayed
+delivery goes back to ``pending`` with a fresh attempt budget, due at once, keeps its place
+in the patient's order, and every request is written to ``replay_audit``, granted or
+refused. One whose attempt is in flight is refused: its outcome is on its way.
 A superseded SIP or medication list (a newer version of the same document exists) is not
 resurrected unless the operator forces it: applying an old list over a new one is exactly the
 medication error the broker exists to prevent.
@@ -16,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.router.deliveries import delivery_rows, move
+from services.router.deliveries import delivery_rows, move, resend_interval
 from services.router.domain import DeliveryState
 from services.router.retention import pruned_at
 from services.router.tables import delivery, message, replay_audit
@@ -29,8 +33,14 @@ class ReplayFilter:
     message_ids: tuple[str, ...] = ()
     destination: str | None = None
     event_code: str | None = None
-    since: datetime | None = None  # dead-lettered at or after
+    since: datetime | None = None  # in its current state since (at or after)
     until: datetime | None = None
+
+
+# what a replay takes: everything unconfirmed but an attempt in flight
+REPLAYABLE = (DeliveryState.DEAD_LETTER, DeliveryState.SENT, DeliveryState.PENDING)
+# what an operator may close: what the broker would otherwise go on sending
+CLOSABLE = (DeliveryState.SENT, DeliveryState.PENDING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +61,7 @@ async def replay(
     force: bool,
     now: datetime,
 ) -> list[ReplayOutcome]:
-    query = _dead_letters(delivery_rows(), wanted)
+    query = _candidates(delivery_rows(), wanted, REPLAYABLE)
     rows = (await session.execute(query.order_by(delivery.c.id).limit(MAX_PER_REQUEST))).all()
     outcomes = []
     for row in rows:
@@ -73,6 +83,8 @@ async def replay(
                 reason=f"replayed by {actor}{' (forced)' if force else ''}: {reason}"[:200],
                 next_attempt_at=now,
                 attempts_at_replay=row.attempts,
+                # still unconfirmed after this: sent again a whole interval later, not at once
+                resend_at=now + resend_interval(row),
             )
             outcome = ReplayOutcome(row.id, row.message_id, row.destination, True, "replayed")
         await session.execute(
@@ -90,17 +102,81 @@ async def replay(
     return outcomes
 
 
-async def count_dead_letters(session: AsyncSession, wanted: ReplayFilter) -> int:
-    """How many dead-lettered deliveries ``wanted`` names now: what a replay by this filter
+async def count_candidates(session: AsyncSession, wanted: ReplayFilter) -> dict[str, int]:
+    """How many deliveries ``wanted`` names now, per state: what a replay by this filter
     would go through (the CLI's progress bar needs the total before the first page)."""
-    query = select(func.count()).select_from(
-        delivery.join(message, message.c.id == delivery.c.message_id)
+    query = (
+        select(delivery.c.state, func.count().label("n"))
+        .select_from(delivery.join(message, message.c.id == delivery.c.message_id))
+        .group_by(delivery.c.state)
     )
-    return int(await session.scalar(_dead_letters(query, wanted)) or 0)
+    rows = (await session.execute(_candidates(query, wanted, REPLAYABLE))).all()
+    found = {str(r.state): int(r.n) for r in rows}
+    return {state.value: found.get(state.value, 0) for state in REPLAYABLE}
 
 
-def _dead_letters(query: Any, wanted: ReplayFilter) -> Any:
-    query = query.where(delivery.c.state == DeliveryState.DEAD_LETTER.value)
+class NotClosable(Exception):
+    """The delivery is confirmed, already closed, or its attempt is in flight."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        self.state = state
+
+
+async def close(
+    session: AsyncSession,
+    message_id: str,
+    destination: str,
+    *,
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> bool:
+    """An operator decides an unconfirmed delivery is not to be sent again (the receiver
+    has it by other means, say, or the stay was registered in error): it is dead-lettered
+    with the operator's reason, no incident is raised for it, and it can still be replayed.
+    Audited in ``replay_audit``. False when there is no such delivery."""
+    row = (
+        await session.execute(
+            delivery_rows()
+            .where(delivery.c.message_id == message_id, delivery.c.destination == destination)
+            .with_for_update(of=delivery)
+        )
+    ).first()
+    if row is None:
+        return False
+    if DeliveryState(row.state) not in CLOSABLE:
+        raise NotClosable(row.state)
+    await move(
+        session,
+        row,
+        DeliveryState.DEAD_LETTER,
+        now=now,
+        reason=f"closed by {actor}: {reason}"[:200],
+        next_attempt_at=None,
+        resend_at=None,
+        last_error=f"closed by an operator: {reason}"[:500],
+    )
+    await session.execute(
+        replay_audit.insert().values(
+            at=now,
+            actor=actor[:100],
+            reason=reason[:500],
+            delivery_id=row.id,
+            message_id=row.message_id,
+            forced=False,
+            outcome="closed",
+        )
+    )
+    return True
+
+
+def _candidates(query: Any, wanted: ReplayFilter, states: tuple[DeliveryState, ...]) -> Any:
+    query = query.where(
+        delivery.c.state.in_([s.value for s in states]),
+        # a pending delivery never tried yet is simply queued: nothing to replay
+        (delivery.c.state != DeliveryState.PENDING.value) | (delivery.c.attempts > 0),
+    )
     if wanted.message_ids:
         query = query.where(delivery.c.message_id.in_(wanted.message_ids))
     if wanted.destination:

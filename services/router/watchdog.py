@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, update
+from sqlalchemy import ColumnElement, exists, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging.payload_crypto import Keyring
@@ -16,13 +17,17 @@ from services.router.alert_events import Severity
 from services.router.alerts import Affected, AlertSink, raise_alert
 from services.router.deadlines import Stage, next_stage_at
 from services.router.deadlines import stage as deadline_stage
-from services.router.deliveries import RoutingRules, delivery_rows, move, retry_or_dead_letter
+from services.router.deliveries import (
+    RoutingRules,
+    delivery_rows,
+    move,
+    resend_interval,
+    retry_or_dead_letter,
+)
 from services.router.domain import UNFINISHED, AlertKind, DeliveryState
-from services.router.tables import delivery, delivery_attempt
+from services.router.tables import delivery, delivery_attempt, message
 
 log = logging.getLogger(__name__)
-
-NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 async def expire_attempts(
@@ -211,34 +216,74 @@ async def resend_unconfirmed(
 ) -> int:
     """A delivery the receiver accepted but never confirmed may have been dropped silently
     (the Gotland admission trigger): at its confirmation deadline, and again every
-    deadline-length after, it is sent again with the same message id. A receiver that has
-    it dedupes; one that dropped it stores it now, and its receipt confirms the delivery."""
+    deadline-length after, it is sent again with the same message id, for as long as it
+    stays unconfirmed: until its receipt comes or an operator closes it with a reason
+    (:func:`services.router.replay.close`). A receiver that has it dedupes; one that dropped
+    it (overnight, say, and repaired in the morning) stores it now, and its receipt
+    confirms the delivery.
+
+    Each re-send opens a new round with a fresh attempt budget (``attempts_at_replay``
+    marks where the round began): the budget limits the attempts of one outage, never the
+    life of a notice, and a re-send is no longer stopped by the message's age.
+
+    A patient's order holds across re-sends: only the patient's earliest unconfirmed
+    delivery to a destination is re-sent on its own clock, and it takes the patient's later
+    unconfirmed ones to that destination along, each held behind the one before it as
+    dispatch holds them. A later one re-sent alone could be stored before an earlier one
+    the receiver had dropped too."""
     due = func.coalesce(delivery.c.resend_at, delivery.c.confirm_by)
+    earlier, earlier_msg = delivery.alias("earlier"), message.alias("earlier_msg")
+    first_unconfirmed = ~exists().where(
+        earlier.c.destination == delivery.c.destination,
+        earlier.c.id < delivery.c.id,
+        earlier.c.state.in_([s.value for s in UNFINISHED]),
+        earlier_msg.c.id == earlier.c.message_id,
+        earlier_msg.c.pseudonym == message.c.pseudonym,
+    )
     rows = (
         await session.execute(
             delivery_rows()
-            .add_columns(delivery.c.created_at)
-            .where(delivery.c.state == DeliveryState.SENT.value, due <= now)
+            .where(delivery.c.state == DeliveryState.SENT.value, due <= now, first_unconfirmed)
             .order_by(delivery.c.id)
             .limit(limit)
             .with_for_update(of=delivery, skip_locked=True)
         )
     ).all()
     for row in rows:
-        if rules.retry(row.event_code).exhausted(row.attempts - row.attempts_at_replay):
-            # attempts spent: stays sent and unconfirmed, its incident open for a person
-            await session.execute(
-                update(delivery).where(delivery.c.id == row.id).values(resend_at=NEVER)
-            )
+        await _send_again(session, row, now, "sent again: no receipt by the confirmation deadline")
+        if row.pseudonym is None:
             continue
-        interval = max(row.confirm_by - row.created_at, timedelta(seconds=1))
-        await move(
-            session,
-            row,
-            DeliveryState.PENDING,
-            now=now,
-            reason="sent again: no receipt by the confirmation deadline",
-            next_attempt_at=now,
-            resend_at=now + interval,
-        )
+        later = (
+            await session.execute(
+                delivery_rows()
+                .where(
+                    message.c.pseudonym == row.pseudonym,
+                    delivery.c.destination == row.destination,
+                    delivery.c.id > row.id,
+                    delivery.c.state == DeliveryState.SENT.value,
+                )
+                .order_by(delivery.c.id)
+                .with_for_update(of=delivery, skip_locked=True)
+            )
+        ).all()
+        for follower in later:
+            await _send_again(
+                session,
+                follower,
+                now,
+                f"sent again after the patient's earlier unconfirmed {row.message_id}, in order",
+            )
     return len(rows)
+
+
+async def _send_again(session: AsyncSession, row: Any, now: datetime, reason: str) -> None:
+    await move(
+        session,
+        row,
+        DeliveryState.PENDING,
+        now=now,
+        reason=reason[:200],
+        next_attempt_at=now,
+        resend_at=now + resend_interval(row),
+        attempts_at_replay=row.attempts,
+    )

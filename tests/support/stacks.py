@@ -39,15 +39,15 @@ def supervise(settings: StackSettings) -> Iterator[Stack]:
 
 
 def fault_settings(data_dir: Path, **overrides: object) -> StackSettings:
-    return demo_settings(
-        data_dir,
-        kafka=stack_broker(),
-        admission_confirmation_deadline_s=900,
-        confirmation_deadline_s=900,
-        attempt_timeout_s=5.0,
-        retry_base_s=0.2,
+    chosen: dict[str, object] = {
+        "kafka": stack_broker(),
+        "admission_confirmation_deadline_s": 900,
+        "confirmation_deadline_s": 900,
+        "attempt_timeout_s": 5.0,
+        "retry_base_s": 0.2,
         **overrides,
-    )
+    }
+    return demo_settings(data_dir, **chosen)
 
 
 @contextmanager

@@ -302,3 +302,16 @@ def test_hash_password_prints_an_account_whose_hash_verifies(monkeypatch, capsys
     assert (account.name, account.role) == ("asa", "admin")
     assert verify_password("a long passphrase", account.password_hash)
     assert "a long passphrase" not in account.password_hash
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "printed"),
+    [(200, 0, "closed: m-2 → treserva is not sent again"), (404, 1, ""), (409, 2, "")],
+)
+def test_close_asks_the_router_with_the_reason_and_reports(capsys, status, code, printed):
+    path = "/api/v1/messages/m-2/deliveries/treserva/close"
+    transport, seen = answering({("POST", path): httpx.Response(status, json={"closed": True})})
+    argv = ["close", "m-2", "--destination", "treserva", "--reason", "phoned", "--operator", "Åsa"]
+    assert cli.main(argv, transport=transport) == code
+    assert json.loads(seen[0].content) == {"reason": "phoned", "operator": "Åsa"}
+    assert printed in capsys.readouterr().out

@@ -31,6 +31,8 @@ D = DeliveryState
         (D.SENT, D.DEAD_LETTER),
         (D.PENDING, D.SENT),
         (D.SENT, D.PENDING),  # no receipt by the deadline: sent again
+        (D.PENDING, D.PENDING),  # an operator's replay makes a waiting delivery due now
+        (D.PENDING, D.DEAD_LETTER),  # an operator closes it
     ],
 )
 def test_allowed_delivery_transitions(current, target):
@@ -44,6 +46,8 @@ def test_allowed_delivery_transitions(current, target):
         (D.DEAD_LETTER, D.DISPATCHED),
         (D.CONFIRMED, D.DEAD_LETTER),
         (D.SENT, D.DISPATCHED),
+        (D.DISPATCHED, D.DISPATCHED),
+        (D.SENT, D.SENT),
     ],
 )
 def test_illegal_delivery_transitions(current, target):

@@ -97,6 +97,21 @@ LABELS: dict[str, tuple[str, str]] = {
     "severity": ("Allvarlighet", "Severity"),
     "opened": ("Öppnad", "Opened"),
     "summary": ("Sammanfattning", "Summary"),
+    "next_step": ("Nästa steg", "Next step"),
+    "next_send again": (
+        "skickas igen vid varje bekräftelseintervall tills kvittens kommer eller en operatör "
+        "stänger leveransen",
+        "sent again every confirmation interval until its receipt comes or an operator "
+        "closes the delivery",
+    ),
+    "next_operator": (
+        "väntar på en operatör: skicka om eller stäng",
+        "waits for an operator: replay or close",
+    ),
+    "next_none": (
+        "inget: alla berörda leveranser är bekräftade",
+        "nothing: every affected delivery is confirmed",
+    ),
     "affected": ("Berörda", "Affected"),
     "acknowledge": ("Kvittera", "Acknowledge"),
     "resolve": ("Lös", "Resolve"),
