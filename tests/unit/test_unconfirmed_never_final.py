@@ -58,7 +58,7 @@ async def _commands_to_treserva(sessions) -> list[str]:
 async def _accepted_then_dropped(router, sessions, seed: int) -> str:
     rec = admission(seed, admitted_at=T0, patient=f"{seed:02d}" * 16)
     await router.handle_batch([rec])
-    mid = message_id(rec)
+    mid = str(message_id(rec))
     await router.handle_batch([result(mid, ResponseCode.OK)])  # accepted, then dropped
     return mid
 
