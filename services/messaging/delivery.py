@@ -23,7 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging import topics
 from services.messaging.envelope import (
+    FAILURE_HEADER,
     EventCode,
+    FailureKind,
     MalformedMessage,
     ResponseCode,
     System,
@@ -132,7 +134,7 @@ async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
         if await already_processed(session, consumer, event_key):
             log.info("delivery command already handled", extra={**ids, "attempt": attempt})
             return
-    code, diagnostics = await _post(record, message_id, deps)
+    code, diagnostics, failure = await _post(record, message_id, deps)
     response = response_message(
         request_message_id=message_id,
         event=EventCode.DELIVERY_OUTCOME,
@@ -148,6 +150,8 @@ async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
         "delivery-id": record.headers.get("delivery-id", ""),
         TRACEPARENT: trace.traceparent,
     }
+    if failure is not None:
+        headers[FAILURE_HEADER] = failure.value
     async with deps.sessions.begin() as session:
         if await already_processed(session, consumer, event_key):
             return  # a concurrent redelivery got here first
@@ -195,21 +199,27 @@ def translate(
         raise Untranslatable(f"cannot translate: {type(exc).__name__} in the translator") from None
 
 
+DESTINATION_WIDE = frozenset({429, 502, 503, 504})  # statuses about the whole destination
+
+
 async def _post(
     record: IncomingRecord, message_id: str, deps: DeliveryDeps
-) -> tuple[ResponseCode, str | None]:
+) -> tuple[ResponseCode, str | None, FailureKind | None]:
+    """(outcome, diagnostics, failure kind of a transient outcome)."""
     destination = deps.destination
     try:
         event_code, family, document = translate(record.value, destination)
     except Untranslatable as exc:
-        return ResponseCode.FATAL_ERROR, exc.reason
+        return ResponseCode.FATAL_ERROR, exc.reason, None
     newer = record.headers.get("superseded-by")
     if newer and is_versioned(event_code):
         destination.mark_superseded(document, newer)
     try:
         receipt = await deps.client.post(family.path, document, idempotency_key=message_id)
     except TransientDeliveryError as exc:
-        return ResponseCode.TRANSIENT_ERROR, exc.reason
+        wide = exc.http_status is None or exc.http_status in DESTINATION_WIDE
+        kind = FailureKind.TRANSPORT if wide else FailureKind.RESPONSE
+        return ResponseCode.TRANSIENT_ERROR, exc.reason, kind
     except FatalDeliveryError as exc:
-        return ResponseCode.FATAL_ERROR, exc.reason
-    return ResponseCode.OK, f"HTTP {receipt.http_status} in {receipt.latency_ms:.0f} ms"
+        return ResponseCode.FATAL_ERROR, exc.reason, None
+    return ResponseCode.OK, f"HTTP {receipt.http_status} in {receipt.latency_ms:.0f} ms", None

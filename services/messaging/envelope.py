@@ -71,6 +71,21 @@ class ResponseCode(enum.StrEnum):
     FATAL_ERROR = "fatal-error"
 
 
+FAILURE_HEADER = "failure"
+"""The header of a transient outcome record that says what failed (:class:`FailureKind`)."""
+
+
+class FailureKind(enum.StrEnum):
+    """What a transient failure says of its destination. ``transport``: the destination as
+    a whole failed (not reached, no answer in time, or 429, 502, 503, 504: busy or
+    unavailable), which its circuit counts whoever the patient. ``response``: it answered
+    this message with another error status, which the circuit counts once per patient (one
+    patient's bad record must not trip the circuit for everyone)."""
+
+    TRANSPORT = "transport"
+    RESPONSE = "response"
+
+
 class System(enum.StrEnum):
     """Journal systems that take part; the value is the MessageHeader endpoint suffix."""
 

@@ -68,6 +68,10 @@ _SUMMARY = {
     "Kafka, or a service signs with a key this router does not trust",
     AlertKind.EPISODE_GAP: "stays are missing a {family} (or {destination} never confirmed the "
     "admission notice it refers to)",
+    AlertKind.PATIENT_PARKED: "{destination} keeps answering one patient's {family} messages "
+    "with an error while it takes the others: that patient's deliveries are parked (retried "
+    "at the longest interval) and the circuit stays closed for everyone else; the delivery's "
+    "last error says what the receiver refused",
 }
 
 _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
@@ -80,6 +84,7 @@ _CLEARS_WHEN_CONFIRMED = frozenset(
         AlertKind.DELIVERY_FAILED,
         AlertKind.DEADLINE_AT_RISK,
         AlertKind.EPISODE_GAP,
+        AlertKind.PATIENT_PARKED,
     }
 )
 

@@ -10,17 +10,25 @@ While a destination's circuit is open nothing is dispatched to it: deliveries wa
 ``pending`` with their attempts untouched. When the open period has passed, exactly one
 delivery is dispatched as a probe; its outcome closes the circuit or opens it again, with the
 open period doubled up to a cap. Any ok from the destination closes the circuit.
+
+What counts as a failure: one of the destination as a whole (not reached, no answer, 429 or
+5xx gateway statuses: ``transport``) always; an error status for one message (``response``)
+once per patient in a run of failures. One patient's record that the receiver chokes on
+therefore never trips the circuit for everyone, however often it is retried; N different
+patients failing do. The patients of the current run are kept (``failing_patients``) so the
+probe can be a delivery of another patient: the one that keeps failing would only open the
+circuit again.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Integer, String, Table, select, update
+from sqlalchemy import Column, Integer, String, Table, Text, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging.db import BigId, UtcDateTime, metadata, serialize
@@ -55,16 +63,26 @@ destination_circuit = Table(
     Column("probe_delivery_id", BigId, nullable=True),
     Column("changed_at", UtcDateTime, nullable=False),
     Column("opened_at", UtcDateTime, nullable=True),  # first opened since last closed
+    # pseudonyms of the patients whose deliveries failed in the current run (space-separated)
+    Column("failing_patients", Text, nullable=True),
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Gate:
     """What dispatch may send now: destinations that are shut, and those that may send one
-    probe."""
+    probe, with the patients a probe should not be (those whose deliveries keep failing)."""
 
     shut: frozenset[str]
     probing: frozenset[str]
+    avoid: dict[str, frozenset[str]] = field(default_factory=dict)
+
+
+MAX_KEPT_PATIENTS = 64  # of a run of failures: enough to tell one patient from many
+
+
+def _patients(text: str | None) -> frozenset[str]:
+    return frozenset((text or "").split())
 
 
 async def gate(session: AsyncSession, now: datetime) -> Gate:
@@ -75,13 +93,14 @@ async def gate(session: AsyncSession, now: datetime) -> Gate:
             )
         )
     ).all()
-    shut, probing = set(), set()
+    shut, probing, avoid = set(), set(), {}
     for row in rows:
         if row.state == CircuitState.OPEN.value and row.probe_at <= now:
             probing.add(row.destination)
+            avoid[row.destination] = _patients(row.failing_patients)
         else:
             shut.add(row.destination)
-    return Gate(frozenset(shut), frozenset(probing))
+    return Gate(frozenset(shut), frozenset(probing), avoid)
 
 
 async def probe_sent(
@@ -125,6 +144,7 @@ async def record_success(session: AsyncSession, destination: str, now: datetime)
                 probe_delivery_id=None,
                 changed_at=now,
                 opened_at=None,
+                failing_patients=None,
             )
         )
         if row.state != CircuitState.CLOSED.value:
@@ -134,15 +154,39 @@ async def record_success(session: AsyncSession, destination: str, now: datetime)
 
 
 async def record_failure(
-    session: AsyncSession, destination: str, policy: CircuitPolicy, now: datetime
-) -> None:
-    """A transient failure or an unanswered attempt."""
+    session: AsyncSession,
+    destination: str,
+    policy: CircuitPolicy,
+    now: datetime,
+    *,
+    patient: str | None = None,
+    transport: bool = True,
+) -> bool:
+    """A failure of one attempt: ``transport`` (the destination as a whole) or an error
+    answer to ``patient``'s message. True when it counted against the circuit."""
     row = await _row(session, destination, now)
+    failing = _patients(row.failing_patients)
+    counts = transport or patient is None or patient not in failing
+    if patient is not None and len(failing) < MAX_KEPT_PATIENTS:
+        failing = failing | {patient}
+    values: dict[str, object] = {"changed_at": now, "failing_patients": " ".join(sorted(failing))}
+    if not counts:
+        if row.state == CircuitState.HALF_OPEN.value:
+            # the probe was the patient that keeps failing (no other was due): that says
+            # nothing of the destination, so it is taken as up, not opened again
+            values |= {"state": CircuitState.CLOSED.value, "probe_at": None, "trips": 0}
+            values |= {"probe_delivery_id": None, "opened_at": None}
+        await session.execute(
+            update(destination_circuit)
+            .where(destination_circuit.c.destination == destination)
+            .values(**values)
+        )
+        return False
     failures = row.failures + 1
     opens = row.state == CircuitState.HALF_OPEN.value or (
         row.state == CircuitState.CLOSED.value and failures >= policy.failure_threshold
     )
-    values: dict[str, object] = {"failures": failures, "changed_at": now}
+    values["failures"] = failures
     if opens:
         trips = row.trips + 1
         values |= {
@@ -161,6 +205,7 @@ async def record_failure(
         .where(destination_circuit.c.destination == destination)
         .values(**values)
     )
+    return True
 
 
 async def _row(session: AsyncSession, destination: str, now: datetime) -> Any:

@@ -21,7 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging import topics, tracing
 from services.messaging.care_facts import CareFacts, read_care_facts
-from services.messaging.envelope import Envelope, EventCode, ResponseCode
+from services.messaging.envelope import (
+    FAILURE_HEADER,
+    Envelope,
+    EventCode,
+    FailureKind,
+    ResponseCode,
+)
 from services.messaging.families import is_versioned
 from services.messaging.kafka import IncomingRecord, OutgoingRecord
 from services.messaging.outbox import add_to_outbox
@@ -528,7 +534,7 @@ async def dispatch_due(
         patients=patients,
         limit=limit,
     )
-    rows = (await session.execute(query)).all()
+    rows = _probes_first(list((await session.execute(query)).all()), gate)
     dispatched = 0
     probed: set[str] = set()
     for row in rows:
@@ -574,6 +580,21 @@ async def dispatch_due(
         dispatched += 1
         in_flight[row.destination] = in_flight.get(row.destination, 0) + 1
     return dispatched
+
+
+def _probes_first(rows: list[Any], gate: circuit.Gate) -> list[Any]:
+    """For a destination about to send its one probe: a delivery of a patient outside the
+    run of failures goes first, so the probe tests the destination and not the one record
+    it keeps refusing (which would only open the circuit again). That patient's delivery
+    is the probe only when nothing else is due."""
+    if not gate.probing:
+        return rows
+
+    def rank(row: Any) -> int:
+        avoid = gate.avoid.get(row.destination)
+        return 1 if avoid is not None and row.pseudonym in avoid else 0
+
+    return sorted(rows, key=rank)  # stable: the due order otherwise
 
 
 async def _in_flight(session: AsyncSession) -> dict[str, int]:
@@ -656,6 +677,7 @@ async def apply_result(
             detail=env.outcome_text,
             rules=rules,
             now=now,
+            failure=_failure_kind(record),
         )
     elif env.event_code == EventCode.RECEIPT.value:
         await _apply_receipt(session, row, env, rules, now)
@@ -664,6 +686,15 @@ async def apply_result(
         return None
     pseudonym: str | None = row.pseudonym
     return pseudonym
+
+
+def _failure_kind(record: IncomingRecord) -> FailureKind | None:
+    """What a transient outcome says failed; an adapter that does not say is taken as the
+    destination failing as a whole (as every transient failure was counted before)."""
+    try:
+        return FailureKind(record.headers.get(FAILURE_HEADER, ""))
+    except ValueError:
+        return None
 
 
 async def apply_outcome(
@@ -676,6 +707,7 @@ async def apply_outcome(
     rules: RoutingRules,
     now: datetime,
     ok_state: DeliveryState = DeliveryState.SENT,
+    failure: FailureKind | None = None,
 ) -> None:
     """Apply the result of one delivery attempt: record it, feed the destination's circuit,
     then move the delivery on (ok), retry it with back-off (transient) or dead-letter it
@@ -700,7 +732,14 @@ async def apply_outcome(
     state = DeliveryState(row.state)
     current = attempt_no == row.attempts and state is DeliveryState.DISPATCHED
     if code is ResponseCode.TRANSIENT_ERROR:
-        await circuit.record_failure(session, row.destination, rules.circuit, now)
+        await circuit.record_failure(
+            session,
+            row.destination,
+            rules.circuit,
+            now,
+            patient=row.pseudonym,
+            transport=failure is not FailureKind.RESPONSE,
+        )
     else:  # ok, or a refusal of this message: the destination itself is up
         await circuit.record_success(session, row.destination, now)
     if code is ResponseCode.OK:
@@ -724,7 +763,12 @@ async def apply_outcome(
     elif not current:
         log.info("stale outcome ignored", extra={**log_ids(row), "attempt": attempt_no})
     elif code is ResponseCode.TRANSIENT_ERROR:
-        await retry_or_dead_letter(session, row, rules, now, reason=detail or "transient error")
+        parked = failure is FailureKind.RESPONSE and (
+            attempt_no - row.attempts_at_replay >= rules.circuit.failure_threshold
+        )
+        await retry_or_dead_letter(
+            session, row, rules, now, reason=detail or "transient error", parked=parked
+        )
     else:
         await dead_letter(
             session,
@@ -737,9 +781,24 @@ async def apply_outcome(
 
 
 async def retry_or_dead_letter(
-    session: AsyncSession, row: Any, rules: RoutingRules, now: datetime, *, reason: str
+    session: AsyncSession,
+    row: Any,
+    rules: RoutingRules,
+    now: datetime,
+    *,
+    reason: str,
+    parked: bool = False,
 ) -> None:
+    """Retry with back-off, or dead-letter once the round's attempts are spent or the
+    message is too old. ``parked``: the receiver keeps refusing this patient's message while
+    it takes others, so it is retried at the longest interval only, under its own incident
+    (which a person must look at), never holding anyone else up; it is not dead-lettered
+    by budget or age, since the receiver is up and may take it once its import is fixed:
+    an operator closes it if it never will."""
     policy = rules.retry(row.event_code)
+    if parked:
+        await _park(session, row, rules, now, reason=reason, wait=policy.cap_s)
+        return
     if policy.exhausted(row.attempts - row.attempts_at_replay):
         await dead_letter(
             session,
@@ -769,6 +828,31 @@ async def retry_or_dead_letter(
         now=now,
         reason=f"retry in {delay.total_seconds():.1f}s: {reason}"[:200],
         next_attempt_at=now + delay,
+        attempt_expires_at=None,
+        last_error=reason[:500],
+    )
+
+
+async def _park(
+    session: AsyncSession, row: Any, rules: RoutingRules, now: datetime, *, reason: str, wait: float
+) -> None:
+    await raise_alert(
+        session,
+        kind=AlertKind.PATIENT_PARKED,
+        destination=row.destination,
+        event_code=row.event_code,
+        affected=Affected.of(row, rules.keyring),
+        now=now,
+        severity=Severity.WARNING,
+        sinks=rules.alert_sinks,
+    )
+    await move(
+        session,
+        row,
+        DeliveryState.PENDING,
+        now=now,
+        reason=f"parked, retry in {wait:.0f}s: {reason}"[:200],
+        next_attempt_at=now + timedelta(seconds=wait),
         attempt_expires_at=None,
         last_error=reason[:500],
     )

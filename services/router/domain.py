@@ -85,6 +85,8 @@ class AlertKind(enum.StrEnum):
     SILENT_SOURCE = "silent_source"  # a source sent nothing where it should have
     EPISODE_GAP = "episode_gap"  # a stay misses a message (SIP invitation, medication list)
     DESTINATION_DOWN = "destination_down"  # its circuit open longer than allowed
+    # one patient's deliveries keep failing while the destination takes the others
+    PATIENT_PARKED = "patient_parked"
     # a stored payload no longer opens (its key left ROUTER_PAYLOAD_KEYS too early)
     PAYLOAD_UNDECRYPTABLE = "payload_undecryptable"
     # a Kafka record failed its signature check: forged, altered, or from an unknown key

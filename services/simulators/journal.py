@@ -11,8 +11,10 @@ reads the current version.
 
 Control: ``PUT /_sim/fault`` switches between ``none``, ``down`` (the API listener is closed:
 connection refused), ``error`` (503), ``slow``, ``reject`` (422) and ``silent-drop`` (202,
-then nothing: Region Gotland's fault). ``GET /_sim/stats``, ``POST /_sim/reset``, and
-``POST /_sim/emit`` to make the journal send its own events to its adapter.
+then nothing: Region Gotland's fault); ``poison`` (with any mode) answers 500 to a document
+holding the given text, as an import that chokes on one patient's record.
+``GET /_sim/stats``, ``POST /_sim/reset``, and ``POST /_sim/emit`` to make the journal send
+its own events to its adapter.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ class FaultMode(enum.StrEnum):
 class Fault(BaseModel):
     mode: FaultMode = FaultMode.NONE
     slow_s: float = 2.0
+    # whatever the mode: a document holding this text (a patient's personnummer, say) is
+    # answered 500, as a journal whose import chokes on one patient's record
+    poison: str | None = Field(default=None, min_length=4, max_length=100)
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,7 @@ STAT_NAMES = (
     "dropped",
     "rejected",
     "errors",
+    "poisoned",
     "emitted",
 )
 
@@ -243,8 +249,13 @@ def _add_kind(
         if mode is FaultMode.REJECT:
             state.stats["rejected"] += 1
             return _problem(422, "rejected by fault switch")
+        raw = await request.body()
+        poison = state.fault.poison
+        if poison and poison.encode() in raw:
+            state.stats["poisoned"] += 1
+            return _problem(500, f"{spec.name} could not import the record (fault switch)")
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except ValueError:
             return _problem(400, "body is not JSON")
         found = _contract_violations(kind, body)

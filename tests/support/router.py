@@ -71,7 +71,10 @@ def result(
     attempt=1,
     why=None,
     responder=System.TRESERVA,
+    failure=None,
 ):
+    """An adapter's outcome or receipt record; ``failure`` is a transient outcome's
+    FailureKind header (none: as an adapter from before it was sent)."""
     bundle = response_message(
         request_message_id=message_id,
         event=event,
@@ -87,7 +90,7 @@ def result(
         next(_offsets),
         message_id,
         to_json(bundle).encode(),
-        {"attempt": str(attempt)},
+        {"attempt": str(attempt), **({"failure": str(failure)} if failure else {})},
     )
 
 

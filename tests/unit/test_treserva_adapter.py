@@ -302,3 +302,24 @@ async def test_a_superseded_version_is_delivered_marked_and_only_for_versioned_f
     by_path = {path: document for path, _, document in client.calls}
     assert by_path["/api/v1/lakemedelslistor"]["ersattAv"] == newer
     assert "ersattAv" not in by_path["/api/v1/inskrivningsmeddelanden"]
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (TransientDeliveryError("timeout"), "transport"),
+        (TransientDeliveryError("transport: ConnectError"), "transport"),
+        (TransientDeliveryError("HTTP 503", http_status=503), "transport"),
+        (TransientDeliveryError("HTTP 429", http_status=429), "transport"),
+        (TransientDeliveryError("HTTP 500", http_status=500), "response"),
+    ],
+)
+async def test_a_transient_outcome_says_whether_the_destination_or_the_message_failed(
+    deps, sessions, error, kind
+):
+    """The router's circuit counts a failure of the destination as a whole whoever the
+    patient, an error answer to one message once per patient."""
+    deps.client.fail_with = [error]
+    await handle_delivery_batch([command(fhir("personnummer-full.input.json"))], deps=deps)
+    ((row, env),) = await results(sessions)
+    assert env.response_code == "transient-error" and row.headers["failure"] == kind
