@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -246,9 +247,12 @@ def webhook_payload(event: AlertEvent) -> dict[str, Any]:
 # --- the fallback notice to the receiving unit ----------------------------------------------
 
 
-def fallback_notice(event: AlertEvent, directory: UnitDirectory) -> FallbackNotice | None:
+def fallback_notice(
+    event: AlertEvent, directory: UnitDirectory, references: Sequence[str] = ()
+) -> FallbackNotice | None:
     """The notice to the unit that should have received the message; None when the directory
-    knows no such unit, or for a change the unit need not hear about (acknowledged)."""
+    knows no such unit, or for a change the unit need not hear about (acknowledged). An
+    all-clear (resolved) names ``references``: those of the alarms the unit was sent."""
     unit = directory.receiving_unit(event.destination, event.receiver_unit_hsa)
     if unit is None or event.change is AlertChange.ACKNOWLEDGED:
         return None
@@ -258,13 +262,28 @@ def fallback_notice(event: AlertEvent, directory: UnitDirectory) -> FallbackNoti
     origin = f" från {sender.name}" + ("," if "," in sender.name else "") if sender else ""
     recipients: tuple[str, ...] = (unit.email,)
     if event.change is AlertChange.RESOLVED:
-        subject = f"Klart: {family.one} har kommit fram (ärende {ref})"
+        # the all-clear names the references the alarms gave, one per message (the resolving
+        # event's own reference is the alert's, which no alarm email ever showed)
+        refs = list(references) or [ref]
+        ref = ", ".join(refs)
+        many = len(refs) > 1
+        subject = (
+            f"Klart: {len(refs)} {family.many} har kommit fram (ärenden {_listed(refs)})"
+            if many
+            else f"Klart: {family.one} har kommit fram (ärende {ref})"
+        )
         body = [
             "Hej!",
             "",
-            f"Nu har meddelandet kommit fram. {_what(event, family)}{origin} har nu kommit "
-            f"fram till er{system} (ärende {ref}).",
-            "Ni behöver inte göra något mer i det här ärendet.",
+            (
+                f"Nu har meddelandena kommit fram: {len(refs)} {family.many}{origin} har nu "
+                f"kommit fram till er{system} (ärenden {ref})."
+                if many
+                else f"Nu har meddelandet kommit fram. {_what(event, family)}{origin} har nu "
+                f"kommit fram till er{system} (ärende {ref})."
+            ),
+            "Ni behöver inte göra något mer i "
+            + ("de här ärendena." if many else "det här ärendet."),
         ]
     else:
         open_now = unit.is_open(event.at, directory.tz)
@@ -281,7 +300,8 @@ def fallback_notice(event: AlertEvent, directory: UnitDirectory) -> FallbackNoti
         body += ["", _action(event, family, ref, sender, directory)]
         if not open_now:
             body += ["", _outside_hours(event, unit, directory)]
-    body += ["", f"Ärende: {ref} (carebridge larm {event.alert_id})", "", _FOOTER]
+    label = "Ärenden" if ", " in ref else "Ärende"
+    body += ["", f"{label}: {ref} (carebridge larm {event.alert_id})", "", _FOOTER]
     return FallbackNotice(unit, recipients, subject, "\n".join(body) + "\n", ref)
 
 
@@ -341,3 +361,59 @@ def _outside_hours(event: AlertEvent, unit: Unit, directory: UnitDirectory) -> s
             + (", som också har fått det här meddelandet." if unit.on_call.email else ".")
         )
     return PERSONNUMMER_SHAPE.sub(REDACTED, text)
+
+
+def _listed(refs: Sequence[str], shown: int = 3) -> str:
+    more = len(refs) - shown
+    return ", ".join(refs[:shown]) + (f" och {more} till" if more > 0 else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A fallback notice waiting for its unit's next email: subject, body and the case
+    references it names (one for an alarm, the alarms' for an all-clear)."""
+
+    subject: str
+    body: str
+    references: tuple[str, ...]
+    all_clear: bool
+
+
+def grouped_notice(queued: Sequence[Queued], *, digest_over: int) -> Notice:
+    """The one email a unit gets for what is waiting to be told: a single notice as it is;
+    up to ``digest_over`` notices one after another, each under its own case reference; more
+    than that, a digest with a line per reference (a backlog must not become an email storm,
+    nor one email too long to read)."""
+    if len(queued) == 1:
+        return Notice(queued[0].subject, queued[0].body)
+    alarms = [q for q in queued if not q.all_clear]
+    clear = [q for q in queued if q.all_clear]
+    missing = [r for q in alarms for r in q.references]
+    arrived = [r for q in clear for r in q.references]
+    if alarms:
+        subject = f"{len(missing)} meddelanden saknas hos er (ärenden {_listed(missing)})"
+        if any(q.subject.startswith("Brådskande") for q in alarms):
+            subject = f"Brådskande: {subject}"
+    else:
+        subject = f"Klart: {len(arrived)} meddelanden har kommit fram (ärenden {_listed(arrived)})"
+    if len(queued) <= digest_over:
+        parts = [
+            f"Hej! Det här mejlet samlar {len(queued)} ärenden, vart och ett under sitt eget "
+            "ärendenummer.",
+        ]
+        parts += [f"--- {', '.join(q.references)} ---\n{q.body}" for q in queued]
+        return Notice(subject[:300], "\n".join(parts))
+    lines = [
+        "Hej!",
+        "",
+        f"Sammanställning: {len(missing)} meddelanden saknas hos er"
+        + (f" och {len(arrived)} har kommit fram" if arrived else "")
+        + ". Varje rad är ett ärende; ring den avdelning som skickade meddelandet och fråga "
+        "efter ärendenumret.",
+    ]
+    if alarms:
+        lines += ["", "Saknas hos er:"] + [f"- {q.subject}" for q in alarms]
+    if clear:
+        lines += ["", "Har kommit fram (inget mer att göra):"] + [f"- {r}" for r in arrived]
+    lines += ["", _FOOTER]
+    return Notice(f"Sammanställning: {subject}"[:300], "\n".join(lines) + "\n")

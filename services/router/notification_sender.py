@@ -45,13 +45,14 @@ from typing import Any, Literal, Protocol
 
 import aiosmtplib
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging.db import store_unavailable, utcnow
 from services.messaging.journal_client import is_transient_status
 from services.messaging.signing import SIGNATURE_HEADER, sign
 from services.router.domain import RetryPolicy
+from services.router.notices import Queued, grouped_notice
 from services.router.notifications import (
     Channel,
     NotificationState,
@@ -212,12 +213,15 @@ class NotificationSender:
         batch_size: int = 20,
         concurrency: int = 4,
         poll_s: float = 1.0,
+        fallback_interval: timedelta = timedelta(minutes=15),
+        digest_over: int = 10,
     ) -> None:
         self._sessions = sessions
         self._email, self._webhook, self._from = email, webhook, email_from
         self._retry, self._clock, self._rng = retry, clock, rng or random.Random()
         self._lease, self._batch_size, self._poll_s = lease, batch_size, poll_s
         self._limit = asyncio.Semaphore(concurrency)
+        self._fallback_interval, self._digest_over = fallback_interval, digest_over
         self.wake = asyncio.Event()  # set after committing an enqueue to send at once
 
     async def aclose(self) -> None:
@@ -225,10 +229,16 @@ class NotificationSender:
             await self._webhook.aclose()
 
     async def send_due(self) -> int:
-        """One pass: claim, send and record up to a batch; return how many were claimed."""
+        """One pass: claim, send and record up to a batch; return how many were claimed.
+        A care unit's fallback notices go as one email per recipient (see
+        :meth:`_claim_fallback`)."""
         rows = await self._claim()
-        await asyncio.gather(*(self._send_one(row) for row in rows))
-        return len(rows)
+        groups = await self._claim_fallback()
+        await asyncio.gather(
+            *(self._send_one(row) for row in rows),
+            *(self._send_group(group) for group in groups),
+        )
+        return len(rows) + sum(len(g) for g in groups)
 
     async def run(self) -> None:
         """Send forever; ride out database outages; wake early when :attr:`wake` is set."""
@@ -262,6 +272,7 @@ class NotificationSender:
                 .where(
                     notification.c.state == NotificationState.PENDING.value,
                     notification.c.next_attempt_at <= now,
+                    notification.c.channel != Channel.FALLBACK_EMAIL.value,
                 )
                 .order_by(notification.c.next_attempt_at, notification.c.id)
                 .limit(self._batch_size)
@@ -276,6 +287,85 @@ class NotificationSender:
                     .values(attempts=notification.c.attempts + 1, next_attempt_at=now + self._lease)
                 )
         return rows
+
+    async def _claim_fallback(self) -> list[list[Any]]:
+        """The due fallback notices, grouped per recipient: a care unit gets at most one
+        email per ``fallback_interval``. A recipient emailed less than that ago keeps its
+        notices until the interval has passed (unclaimed, no attempt spent); then everything
+        waiting for it goes in one email, each notice under its own case reference, so a
+        backlog never becomes an email storm to a home-care unit."""
+        now = self._clock()
+        async with self._sessions.begin() as session:
+            query = (
+                select(notification)
+                .where(
+                    notification.c.state == NotificationState.PENDING.value,
+                    notification.c.next_attempt_at <= now,
+                    notification.c.channel == Channel.FALLBACK_EMAIL.value,
+                )
+                .order_by(notification.c.id)
+                .limit(MAX_GROUPED)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            by_recipient: dict[str, list[Any]] = {}
+            for row in (await session.execute(query)).all():
+                by_recipient.setdefault(row.recipient, []).append(row)
+            if not by_recipient:
+                return []
+            last_sent: dict[str, datetime] = dict(
+                (
+                    await session.execute(
+                        select(notification.c.recipient, func.max(notification.c.sent_at))
+                        .where(
+                            notification.c.channel == Channel.FALLBACK_EMAIL.value,
+                            notification.c.recipient.in_(sorted(by_recipient)),
+                            notification.c.sent_at.is_not(None),
+                        )
+                        .group_by(notification.c.recipient)
+                    )
+                ).all()
+            )
+            groups = []
+            for recipient, rows in by_recipient.items():
+                last = last_sent.get(recipient)
+                ids = [r.id for r in rows]
+                if last is not None and now < last + self._fallback_interval:
+                    await session.execute(  # wait for the interval: not an attempt
+                        update(notification)
+                        .where(notification.c.id.in_(ids))
+                        .values(next_attempt_at=last + self._fallback_interval)
+                    )
+                    continue
+                await session.execute(
+                    update(notification)
+                    .where(notification.c.id.in_(ids))
+                    .values(attempts=notification.c.attempts + 1, next_attempt_at=now + self._lease)
+                )
+                groups.append(rows)
+        return groups
+
+    async def _send_group(self, rows: list[Any]) -> None:
+        notice = grouped_notice([_queued(row) for row in rows], digest_over=self._digest_over)
+        first = rows[0]
+        async with self._limit:
+            try:
+                if self._email is None:
+                    raise PermanentNotificationError("email channel not configured")
+                await self._email.send(
+                    self._compose(first.id, first.recipient, notice.subject, notice.body)
+                )
+            except NotificationError as exc:
+                for row in rows:
+                    await self._failed(row, row.attempts + 1, exc)
+                return
+        sent_at = self._clock()
+        for row in rows:
+            await self._record(row, row.attempts + 1, state=NotificationState.SENT, sent_at=sent_at)
+        log.info(
+            "fallback notices sent in one email",
+            extra={"notification_ids": [r.id for r in rows], "channel": first.channel},
+        )
 
     async def _send_one(self, row: Any) -> None:
         attempt = row.attempts + 1
@@ -306,15 +396,18 @@ class NotificationSender:
             raise PermanentNotificationError(f"unknown channel {row.channel[:40]}")
 
     def _message(self, row: Any) -> EmailMessage:
+        return self._compose(row.id, row.recipient, row.subject, row.body)
+
+    def _compose(self, row_id: int, recipient: str, subject: str, body: str) -> EmailMessage:
         message = EmailMessage()
         message["From"] = self._from
-        message["To"] = row.recipient
-        message["Subject"] = row.subject
+        message["To"] = recipient
+        message["Subject"] = subject
         message["Date"] = format_datetime(self._clock())
         domain = self._from.rpartition("@")[2] or "carebridge.invalid"
-        message["Message-ID"] = make_msgid(f"notification-{row.id}", domain=domain)
+        message["Message-ID"] = make_msgid(f"notification-{row_id}", domain=domain)
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
-        message.set_content(row.body, charset="utf-8")
+        message.set_content(body, charset="utf-8")
         return message
 
     async def _failed(self, row: Any, attempt: int, exc: NotificationError) -> None:
@@ -348,6 +441,19 @@ class NotificationSender:
                 )
                 .values(state=state.value, **values)
             )
+
+
+MAX_GROUPED = 1000  # fallback rows read per pass (a digest lists them a line each)
+
+
+def _queued(row: Any) -> Queued:
+    payload = row.payload if isinstance(row.payload, dict) else {}
+    return Queued(
+        subject=row.subject,
+        body=row.body,
+        references=tuple(str(r) for r in payload.get("references", ())),
+        all_clear=bool(payload.get("allClear", False)),
+    )
 
 
 def _ids(row: Any, attempt: int) -> dict[str, Any]:

@@ -173,19 +173,31 @@ class Notifier:
         return ids
 
     async def _fallback(self, session: AsyncSession, event: AlertEvent) -> list[dict[str, Any]]:
+        """A fallback row per recipient, with the case references it names in its payload:
+        the sender groups a unit's rows into one email per interval
+        (:mod:`services.router.notification_sender`)."""
         if not unit_must_act(event.kind):
             return []
         if event.change in NOTICE_CHANGES:
             notice = fallback_notice(event, self.directory)
-            recipients = notice.recipients if notice is not None else ()
-        elif event.change is AlertChange.RESOLVED:
-            notice = fallback_notice(event, self.directory)
-            recipients = await _noticed(session, event.alert_id)  # whoever was told before
-        else:
+            if notice is None:
+                return []
+            return [
+                _row(Channel.FALLBACK_EMAIL, to, notice.subject, notice.body)
+                | {"payload": {"references": [notice.reference], "allClear": False}}
+                for to in notice.recipients
+            ]
+        if event.change is not AlertChange.RESOLVED:
             return []
-        if notice is None:
-            return []
-        return [_row(Channel.FALLBACK_EMAIL, to, notice.subject, notice.body) for to in recipients]
+        rows = []
+        for to, references in (await _noticed(session, event.alert_id)).items():
+            notice = fallback_notice(event, self.directory, references)  # whoever was told
+            if notice is not None:
+                rows.append(
+                    _row(Channel.FALLBACK_EMAIL, to, notice.subject, notice.body)
+                    | {"payload": {"references": list(references), "allClear": True}}
+                )
+        return rows
 
 
 def _row(channel: Channel, recipient: str, subject: str, body: str) -> dict[str, Any]:
@@ -198,18 +210,25 @@ def _row(channel: Channel, recipient: str, subject: str, body: str) -> dict[str,
     }
 
 
-async def _noticed(session: AsyncSession, alert_id: int) -> tuple[str, ...]:
+async def _noticed(session: AsyncSession, alert_id: int) -> dict[str, tuple[str, ...]]:
+    """Per recipient, the case references of the alarms about ``alert_id`` it was sent."""
     rows = await session.execute(
-        select(notification.c.recipient)
+        select(notification.c.recipient, notification.c.payload)
         .where(
             notification.c.alert_id == alert_id,
             notification.c.channel == Channel.FALLBACK_EMAIL.value,
             notification.c.change.in_([c.value for c in NOTICE_CHANGES]),
         )
-        .distinct()
-        .order_by(notification.c.recipient)
+        .order_by(notification.c.recipient, notification.c.id)
     )
-    return tuple(rows.scalars())
+    found: dict[str, list[str]] = {}
+    for recipient, payload in rows.all():
+        refs = found.setdefault(str(recipient), [])
+        named: list[str] = payload.get("references", []) if isinstance(payload, dict) else []
+        for ref in named:
+            if ref not in refs:
+                refs.append(str(ref))
+    return {to: tuple(refs) for to, refs in found.items()}
 
 
 async def _insert_once(session: AsyncSession, values: dict[str, Any]) -> int | None:

@@ -73,6 +73,8 @@ def notification_channels(
             settings.notification_max_attempts,
         ),
         poll_s=settings.notification_poll_s,
+        fallback_interval=timedelta(seconds=settings.alert_fallback_interval_s),
+        digest_over=settings.alert_fallback_digest_over,
     )
     return notifier, sender
 

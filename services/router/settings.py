@@ -132,6 +132,10 @@ class RouterSettings(ServiceSettings):
     # as JSON in ROUTER_ALERT_OPS_RECIPIENTS, e.g. ["drift@example.se"]
     alert_ops_recipients: list[str] = Field(default_factory=list)
     alert_fallback_notices: bool = True  # email the receiving unit (needs SMTP)
+    # at most one fallback email per recipient per interval, listing every waiting notice
+    # under its own case reference; more than digest_over of them: a digest, a line each
+    alert_fallback_interval_s: float = Field(default=15 * 60, ge=0)
+    alert_fallback_digest_over: int = Field(default=10, ge=1)
     alert_unit_directory: str | None = None  # path; default contracts/units/gotland.json
     notification_max_attempts: int = Field(default=8, ge=1)
     notification_retry_base_s: float = Field(default=5.0, gt=0)

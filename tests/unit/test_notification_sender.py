@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from services.messaging.signing import verify
+from services.router.alert_events import AlertChange
 from services.router.app import create_app
 from services.router.domain import RetryPolicy
 from services.router.notification_sender import (
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.alerts
 
 SECRET = "ops-webhook-secret-0123456789"
 RETRY = RetryPolicy(base_s=10, cap_s=40, max_attempts=4)
+FALLBACK_ONLY = Channels(email=True, fallback_notices=True)
 
 
 class Clock:
@@ -206,3 +208,77 @@ async def test_the_api_lists_the_queue_with_failures(sessions, sender, hook):
     assert of_13["items"][0]["state"] == "sent"
     assert of_13["items"][0]["subject"].startswith("[carebridge] CRITICAL opened")
     assert bad.status_code == 422
+
+
+def _message_ids(n):
+    return [f"{i:08x}-1111-4111-8111-111111111111" for i in range(0x3F9A0000, 0x3F9A0000 + n)]
+
+
+async def _alarms(sessions, n, first=0):
+    """A backlog: ``n`` notices of one incident, each its own message (own reference)."""
+    from dataclasses import replace
+
+    base = event(kind="confirmation_overdue")
+    for i, mid in enumerate(_message_ids(first + n)[first:]):
+        change = AlertChange.OPENED if first + i == 0 else AlertChange.AFFECTED
+        await queue(sessions, replace(base, change=change, message_id=mid), FALLBACK_ONLY)
+
+
+def _refs(n):
+    from services.router.notices import reference_code
+
+    return [reference_code(event(message_id=mid)) for mid in _message_ids(n)]
+
+
+async def test_a_backlog_is_one_email_per_unit_per_interval_each_under_its_reference(
+    sessions, sender, mail, clock
+):
+    await _alarms(sessions, 1)
+    await sender.send_due()
+    assert [m["To"] for m in mail.sent] == [UNIT_MAIL]  # the first goes at once
+    await _alarms(sessions, 4, first=1)
+    clock.now += timedelta(minutes=5)
+    assert await sender.send_due() == 0  # within the interval: the unit is not mailed again
+    assert len(mail.sent) == 1
+    clock.now += timedelta(minutes=10, seconds=1)
+    assert await sender.send_due() == 4
+    (first, grouped) = mail.sent
+    text = grouped.get_content()
+    refs = _refs(5)
+    assert refs[0] in first["Subject"]
+    assert all(f"--- {ref} ---" in text for ref in refs[1:])  # each its own case reference
+    assert grouped["Subject"].startswith("Brådskande: 4 meddelanden saknas hos er")
+    assert {r.state for r in (await rows_all(sessions))} == {"sent"}
+
+
+async def test_more_than_the_digest_limit_is_one_digest_with_a_line_per_notice(
+    sessions, sender, mail
+):
+    await _alarms(sessions, 12)
+    assert await sender.send_due() == 12
+    (digest,) = mail.sent
+    text = digest.get_content()
+    assert digest["Subject"].startswith("Sammanställning: Brådskande: 12 meddelanden")
+    assert all(ref in text for ref in _refs(12))
+    assert "---" not in text and len(text.splitlines()) < 30
+
+
+async def test_the_all_clear_names_the_references_the_alarms_gave(sessions, sender, mail, clock):
+    from dataclasses import replace
+
+    await _alarms(sessions, 3)
+    await sender.send_due()
+    resolved = replace(event(kind="confirmation_overdue"), change=AlertChange.RESOLVED)
+    await queue(sessions, resolved, FALLBACK_ONLY)
+    clock.now += timedelta(minutes=16)
+    await sender.send_due()
+    all_clear = mail.sent[-1]
+    assert all_clear["Subject"].startswith("Klart: 3 ")
+    refs = _refs(3)
+    assert all(ref in all_clear.get_content() for ref in refs)
+    assert f"CB-L{resolved.alert_id}" not in all_clear.get_content()
+
+
+async def rows_all(sessions):
+    async with sessions() as session:
+        return (await session.execute(select(notification))).all()
