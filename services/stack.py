@@ -523,9 +523,12 @@ class Stack:
         while time.monotonic() < deadline:
             self._check_alive(name)
             try:
-                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                res = httpx.get(f"{url}/health", timeout=1.0)
+                # a service serves HTTP before its Kafka side is ready (intake first): the
+                # stack is up when every Kafka client has joined too
+                if res.status_code == 200 and res.json().get("kafka", "ready") == "ready":
                     return
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.05)
         raise StackError(

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.adapter_treserva import families
@@ -20,6 +20,7 @@ from services.messaging.http import answer_store_outages
 from services.messaging.input_limits import RateLimiter
 from services.messaging.intake import IntakeStore
 from services.messaging.intake_http import IntakeGuard, intake_router, receipt_router
+from services.messaging.runtime import health as service_health
 
 OWNER = "adapter_treserva"
 PREFIX = "/treserva/v1"
@@ -51,8 +52,9 @@ def create_app(
     install_adapter_metrics(app, OWNER, sessions, clock, token=settings.metrics_token)
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health(request: Request) -> dict[str, str]:
+        """The process answers; ``kafka`` says whether its Kafka side is ready yet."""
+        return service_health(request.app)
 
     app.include_router(
         intake_router(

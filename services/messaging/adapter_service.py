@@ -5,6 +5,7 @@ adapter_takecare also primary care). Each adapter's ``service.py`` passes what d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -50,34 +51,25 @@ async def run_adapter(
     endpoints: list[Endpoint],
     create_app: AppFactory,
 ) -> int:
+    """Intake first: the HTTP app serves (and stores POSTs to the outbox) as soon as the
+    database is open; Kafka is prepared meanwhile (:func:`run_service`'s ``prepare``)."""
     logs.configure(name, settings.log_level)
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine, keyring=settings.keyring())
     kafka = settings.kafka()
-    # only its own topics: on a secured broker it may not even see the others (ACLs)
-    own = [topics.outbound(e.destination.system.value) for e in endpoints]
-    await ensure_topics(kafka, [topics.INBOUND, topics.RESULTS, *own], settings.topic_partitions)
-    epoch = await broker_epoch.recover(
-        sessions,
-        name,
-        kafka,
-        replay_window=timedelta(seconds=settings.replay_window_s),
-        now=utcnow(),
-    )
     publisher = KafkaPublisher(kafka, settings.record_signer())
     verifier = settings.record_verifier(topics.WRITERS)
-    await publisher.start()
-    guard = broker_epoch.EpochGuard(kafka, epoch)
-    relay = OutboxRelay(sessions, publisher, name, guard=guard.check)
+    guard: broker_epoch.EpochGuard | None = None
+
+    async def epoch_check() -> None:
+        if guard is not None:
+            await guard.check()
+
+    relay = OutboxRelay(sessions, publisher, name, guard=epoch_check)
     clients: list[HttpJournalClient] = []
     consumers: list[KafkaConsumer] = []
     groups: dict[str, list[str]] = {}
-    loops: dict[str, Loop] = {
-        "relay": relay.run,
-        "broker watch": lambda: broker_epoch.watch(
-            kafka, epoch, interval_s=settings.broker_watch_s
-        ),
-    }
+    delivery_loops: dict[str, Loop] = {}
     for endpoint in endpoints:
         system = endpoint.destination.system.value
         client = HttpJournalClient(endpoint.url, endpoint.token, endpoint.timeout_s)
@@ -93,29 +85,58 @@ async def run_adapter(
             destination=endpoint.destination,
             relay_wake=relay.wake,
         )
-        loops[f"deliveries to {system}"] = _delivery_loop(consumer, deps, system, verifier)
+        delivery_loops[f"deliveries to {system}"] = _delivery_loop(consumer, deps, system, verifier)
+    app = create_app(SqlIntakeStore(sessions, name), sessions, relay.wake)
+    lags: list[KafkaConsumerLag] = []
 
-    # Together: each start waits for its group's first assignment (about 5 s on Tansu).
-    await asyncio.gather(*(consumer.start() for consumer in consumers))
-    lag = KafkaConsumerLag(kafka, groups)
+    async def prepare() -> dict[str, Loop]:
+        nonlocal guard
+        # only its own topics: on a secured broker it may not even see the others (ACLs)
+        own = [topics.outbound(e.destination.system.value) for e in endpoints]
+        await ensure_topics(
+            kafka, [topics.INBOUND, topics.RESULTS, *own], settings.topic_partitions
+        )
+        epoch = await broker_epoch.recover(
+            sessions,
+            name,
+            kafka,
+            replay_window=timedelta(seconds=settings.replay_window_s),
+            now=utcnow(),
+        )
+        await publisher.start()
+        guard = broker_epoch.EpochGuard(kafka, epoch)
+        # Together: each start waits for its group's first assignment (about 5 s on Tansu).
+        await asyncio.gather(*(consumer.start() for consumer in consumers))
+        lags.append(KafkaConsumerLag(kafka, groups))
+        app.state.consumer_lag = lags[0]  # read by /metrics
+        return {
+            "relay": relay.run,
+            "broker watch": lambda: broker_epoch.watch(
+                kafka, epoch, interval_s=settings.broker_watch_s
+            ),
+            **delivery_loops,
+        }
 
     async def stop() -> None:
-        await lag.aclose()
+        for lag in lags:
+            await lag.aclose()
         for consumer in consumers:
-            await consumer.stop()
+            with contextlib.suppress(Exception):  # one that never started
+                await consumer.stop()
         for client in clients:
             await client.aclose()
-        await guard.close()
-        await publisher.stop()
+        if guard is not None:
+            await guard.close()
+        with contextlib.suppress(Exception):
+            await publisher.stop()
         await engine.dispose()
 
-    app = create_app(SqlIntakeStore(sessions, name), sessions, relay.wake)
-    app.state.consumer_lag = lag  # read by /metrics
     return await run_service(
         app,
         host=settings.host,
         port=settings.port,
-        loops=loops,
+        loops={},
+        prepare=prepare,
         on_stop=stop,
         tls=tls_from(settings.ssl_certfile, settings.ssl_keyfile, settings.ssl_ca_certs),
     )

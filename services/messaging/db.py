@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -26,6 +24,9 @@ from sqlalchemy.types import TypeDecorator
 
 from services.messaging import sqlite_inline
 from services.messaging.payload_crypto import SANDBOX_PAYLOAD_KEYS, Keyring
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 metadata = MetaData(
     naming_convention={
@@ -135,6 +136,10 @@ def store_keyring(session: AsyncSession) -> Keyring:
 
 
 def alembic_config(url: str) -> Config:
+    # imported here, not at the top: the services never migrate, and alembic costs every
+    # process that imports this module a quarter of a second of CPU at start-up
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -143,6 +148,8 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str) -> None:
     """Bring the database at ``url`` to the newest schema (Alembic ``upgrade head``)."""
+    from alembic import command
+
     command.upgrade(alembic_config(url), "head")
 
 

@@ -3,6 +3,11 @@
 Every loop is supervised: if one crashes, the whole process exits non-zero, so the supervisor
 (or the container runtime) sees it, rather than a half-alive service that silently stops
 delivering.
+
+Intake first: HTTP is served as soon as the process has its database; the Kafka side (topics,
+the broker epoch, the producer, the consumer groups: 5-15 s after a restart) is prepared
+meanwhile, and its loops start once it is. A journal's POST is stored in the outbox and
+answered while Kafka is still joining or away; ``/health`` says which (:func:`health`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,15 @@ from fastapi import FastAPI
 log = logging.getLogger(__name__)
 
 Loop = Callable[[], Coroutine[Any, Any, None]]
+Prepare = Callable[[], Coroutine[Any, Any, dict[str, Loop]]]
+"""Connects a service to Kafka after its HTTP is up; returns the loops to run then."""
+
+
+def health(app: FastAPI) -> dict[str, str]:
+    """``/health``: the process answers (its database is open); ``kafka`` is ``ready`` once
+    its producer and consumer groups are up, ``starting`` before (intake is open already)."""
+    ready = getattr(app.state, "kafka_ready", True)
+    return {"status": "ok", "kafka": "ready" if ready else "starting"}
 
 
 @dataclass(frozen=True)
@@ -73,18 +87,41 @@ async def run_service(
     loops: dict[str, Loop],
     on_stop: Callable[[], Awaitable[None]] | None = None,
     tls: Tls | None = None,
+    prepare: Prepare | None = None,
 ) -> int:
-    """Serve ``app`` and run ``loops`` until SIGTERM/SIGINT or until one of them fails."""
+    """Serve ``app`` and run ``loops`` until SIGTERM/SIGINT or until one of them fails;
+    ``prepare`` runs while HTTP is already served, and the loops it returns start when it
+    is done (a failure of it ends the process like a failed loop)."""
     server = _Server(server_config(app, host=host, port=port, tls=tls))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    app.state.kafka_ready = prepare is None
     tasks = {asyncio.create_task(fn(), name=name): name for name, fn in loops.items()}
     serving = asyncio.create_task(server.serve(), name="http")
     stopping = asyncio.create_task(stop.wait(), name="signal")
-    done, _ = await asyncio.wait({*tasks, serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    preparing: asyncio.Task[dict[str, Loop]] | None = (
+        asyncio.create_task(prepare(), name="kafka start-up") if prepare else None
+    )
+    watched: set[asyncio.Task[Any]] = {*tasks, serving, stopping}
+    if preparing is not None:
+        watched.add(preparing)
+    while True:
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        if preparing is None or preparing not in done or preparing.exception() is not None:
+            break
+        started = {asyncio.create_task(fn(), name=n): n for n, fn in preparing.result().items()}
+        tasks |= started
+        watched = (watched - {preparing}) | set(started)
+        app.state.kafka_ready = True
+        log.info("start-up: Kafka ready, loops running", extra={"loops": sorted(started.values())})
+        preparing = None
+    if preparing is not None and not preparing.done():
+        preparing.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await preparing
     exit_code = 0
     for task in done:
         if task is stopping:

@@ -18,6 +18,7 @@ from services.messaging.body_limits import JsonBodyLimits
 from services.messaging.db import utcnow
 from services.messaging.http import answer_store_outages
 from services.messaging.input_limits import RateLimiter
+from services.messaging.runtime import health as service_health
 from services.router import alerts as incidents
 from services.router import dashboard, queries
 from services.router.alerts import AlertSink
@@ -114,8 +115,9 @@ def create_app(
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticate)], responses=_API_ERRORS)
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health(request: Request) -> dict[str, str]:
+        """The process answers; ``kafka`` says whether its Kafka side is ready yet."""
+        return service_health(request.app)
 
     @api.get("/messages", responses={422: {"description": "a bad filter or cursor"}})
     async def messages(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging import topics, tracing
@@ -407,6 +407,15 @@ def resend_interval(row: Any) -> timedelta:
     return max(length, timedelta(seconds=1))
 
 
+def _suspected_dropped(table: Any, now: datetime, *, concat: bool) -> Any:
+    """A delivery the receiver accepted but has not confirmed by its confirmation deadline:
+    it may have been dropped silently. A patient's later deliveries to that destination
+    wait behind it, as behind one not yet accepted: sent before it is re-sent, they would
+    be stored ahead of it (a discharge notice before the admission notice it follows)."""
+    state = table.c.state.concat("") if concat else table.c.state
+    return and_(state == DeliveryState.SENT.value, table.c.confirm_by <= now)
+
+
 def due_deliveries(
     dialect: str,
     now: datetime,
@@ -445,7 +454,10 @@ def due_deliveries(
             .select_from(delivery.join(message, message.c.id == delivery.c.message_id))
             .where(
                 message.c.pseudonym.in_(sorted(patients)),
-                delivery.c.state.concat("").in_(unresolved),
+                or_(
+                    delivery.c.state.concat("").in_(unresolved),
+                    _suspected_dropped(delivery, now, concat=True),
+                ),
             )
             .group_by(message.c.pseudonym, delivery.c.destination)
         )
@@ -472,7 +484,10 @@ def due_deliveries(
             and_(
                 earlier.c.destination == delivery.c.destination,
                 earlier.c.id < delivery.c.id,
-                earlier_state.in_(unresolved),
+                or_(
+                    earlier_state.in_(unresolved),
+                    _suspected_dropped(earlier, now, concat=dialect == "sqlite"),
+                ),
                 earlier_msg.c.id == earlier.c.message_id,
                 earlier_msg.c.pseudonym == message.c.pseudonym,
             )

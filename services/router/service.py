@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import sys
@@ -16,7 +17,7 @@ from services.messaging.db import make_engine, session_factory, utcnow
 from services.messaging.kafka import KafkaConsumer, KafkaPublisher, consume_forever, ensure_topics
 from services.messaging.metrics import KafkaConsumerLag
 from services.messaging.outbox import OutboxRelay
-from services.messaging.runtime import run_service, tls_from
+from services.messaging.runtime import Loop, run_service, tls_from
 from services.messaging.webhook_client import HttpWebhookSender
 from services.router import webhooks
 from services.router.alert_events import AlertEvent
@@ -88,19 +89,15 @@ async def main(settings: RouterSettings | None = None) -> int:
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine, keyring=settings.keyring())
     kafka = settings.kafka()
-    await ensure_topics(kafka, topics.all_topics(), settings.topic_partitions)
-    epoch = await broker_epoch.recover(
-        sessions,
-        OUTBOX_OWNER,
-        kafka,
-        replay_window=timedelta(seconds=settings.replay_window_s),
-        now=utcnow(),
-    )
     publisher = KafkaPublisher(kafka, settings.record_signer())
     verifier = settings.record_verifier(topics.WRITERS)
-    await publisher.start()
-    guard = broker_epoch.EpochGuard(kafka, epoch)
-    relay = OutboxRelay(sessions, publisher, OUTBOX_OWNER, guard=guard.check)
+    guard: broker_epoch.EpochGuard | None = None
+
+    async def epoch_check() -> None:
+        if guard is not None:
+            await guard.check()
+
+    relay = OutboxRelay(sessions, publisher, OUTBOX_OWNER, guard=epoch_check)
     notifier, notifications = notification_channels(settings, sessions)
 
     async def notify(session: AsyncSession, event: AlertEvent) -> None:
@@ -143,14 +140,6 @@ async def main(settings: RouterSettings | None = None) -> int:
         sessions=sessions, rules=rules, sender=sender, clock=utcnow, relay_wake=relay.wake
     )
     webhook_consumer = KafkaConsumer(kafka, [topics.WEBHOOKS], group_id=webhooks.CONSUMER)
-    # Together: each start waits for its group's first assignment (about 5 s on Tansu).
-    joining = time.monotonic()
-    log.info("start-up: consumers joining their groups")
-    await asyncio.gather(consumer.start(), webhook_consumer.start())
-    log.info(
-        "start-up: consumers joined",
-        extra={"seconds": round(time.monotonic() - joining, 2)},
-    )
 
     async def consume() -> None:
         await consume_forever(consumer, router.handle_batch, name="router", verifier=verifier)
@@ -163,45 +152,75 @@ async def main(settings: RouterSettings | None = None) -> int:
     async def ticks() -> None:
         await router.run_ticks(settings.tick_s)
 
+    # the ops API and the console serve at once (the database is open); Kafka comes after
     app = create_app(settings, sessions=sessions, alert_sinks=rules.alert_sinks)
-    lag = KafkaConsumerLag(
-        kafka,
-        {
-            "router": [topics.INBOUND, topics.RESULTS],
-            webhooks.CONSUMER: [topics.WEBHOOKS],
-            # the adapters' delivery consumers: each destination's backlog on Kafka
-            **{
-                topics.delivery_group(adapter, dest): [topics.outbound(dest)]
-                for dest, adapter in topics.DELIVERED_BY.items()
-            },
-        },
-    )
-    app.state.consumer_lag = lag  # read by /metrics and the console's dashboard
+    lags: list[KafkaConsumerLag] = []
+
+    async def prepare() -> dict[str, Loop]:
+        nonlocal guard
+        await ensure_topics(kafka, topics.all_topics(), settings.topic_partitions)
+        epoch = await broker_epoch.recover(
+            sessions,
+            OUTBOX_OWNER,
+            kafka,
+            replay_window=timedelta(seconds=settings.replay_window_s),
+            now=utcnow(),
+        )
+        await publisher.start()
+        guard = broker_epoch.EpochGuard(kafka, epoch)
+        # Together: each start waits for its group's first assignment (about 5 s on Tansu).
+        joining = time.monotonic()
+        log.info("start-up: consumers joining their groups")
+        await asyncio.gather(consumer.start(), webhook_consumer.start())
+        log.info(
+            "start-up: consumers joined",
+            extra={"seconds": round(time.monotonic() - joining, 2)},
+        )
+        lags.append(
+            KafkaConsumerLag(
+                kafka,
+                {
+                    "router": [topics.INBOUND, topics.RESULTS],
+                    webhooks.CONSUMER: [topics.WEBHOOKS],
+                    # the adapters' delivery consumers: each destination's backlog on Kafka
+                    **{
+                        topics.delivery_group(adapter, dest): [topics.outbound(dest)]
+                        for dest, adapter in topics.DELIVERED_BY.items()
+                    },
+                },
+            )
+        )
+        app.state.consumer_lag = lags[0]  # read by /metrics and the console's dashboard
+        return {
+            "relay": relay.run,
+            "consumer": consume,
+            "webhooks": deliver_webhooks,
+            "ticks": ticks,
+            "broker watch": lambda: broker_epoch.watch(
+                kafka, epoch, interval_s=settings.broker_watch_s
+            ),
+        }
 
     async def stop() -> None:
-        await lag.aclose()
-        await consumer.stop()
-        await webhook_consumer.stop()
+        for lag in lags:
+            await lag.aclose()
+        for started in (consumer, webhook_consumer):
+            with contextlib.suppress(Exception):  # one that never started
+                await started.stop()
         await sender.aclose()
         await notifications.aclose()
-        await guard.close()
-        await publisher.stop()
+        if guard is not None:
+            await guard.close()
+        with contextlib.suppress(Exception):
+            await publisher.stop()
         await engine.dispose()
 
     return await run_service(
         app,
         host=settings.host,
         port=settings.port,
-        loops={
-            "relay": relay.run,
-            "consumer": consume,
-            "webhooks": deliver_webhooks,
-            "ticks": ticks,
-            "notifications": notifications.run,
-            "broker watch": lambda: broker_epoch.watch(
-                kafka, epoch, interval_s=settings.broker_watch_s
-            ),
-        },
+        loops={"notifications": notifications.run},
+        prepare=prepare,
         on_stop=stop,
         tls=tls_from(settings.ssl_certfile, settings.ssl_keyfile, settings.ssl_ca_certs),
     )

@@ -257,5 +257,54 @@ async def test_a_patients_notices_are_sent_again_in_their_order(router, sessions
     assert (head.state, follower.state) == ("dispatched", "pending")
     await router.handle_batch([result(head.message_id, ResponseCode.OK, attempt=head.attempts)])
     head, follower = await treserva_rows()
-    assert (head.state, follower.state) == ("sent", "dispatched")
+    assert (head.state, follower.state) == ("sent", "pending")  # overdue: wait for its receipt
+    await router.handle_batch(
+        [result(head.message_id, ResponseCode.OK, attempt=head.attempts, event=EventCode.RECEIPT)]
+    )
+    head, follower = await treserva_rows()
+    assert (head.state, follower.state) == ("confirmed", "dispatched")
     assert follower.resend_at > clock() + timedelta(seconds=INTERVAL_S / 2)  # a new round
+
+
+async def test_a_later_notice_waits_behind_an_earlier_one_overdue_without_receipt(
+    router, sessions, clock
+):
+    """Accepted is not enough once the confirmation deadline has passed without a receipt:
+    the earlier notice may have been dropped, and the later one, sent now, would be stored
+    ahead of it. It waits until the earlier one is confirmed."""
+    first = admission(10, admitted_at=T0, patient="10" * 16)
+    await router.handle_batch([first])
+    await router.handle_batch([result(message_id(first), ResponseCode.OK)])  # then dropped
+    clock.advance(INTERVAL_S + 1)
+    second = admission(11, admitted_at=T0, patient="10" * 16)
+    await router.handle_batch([second])
+
+    async def state_of(mid):
+        async with sessions() as s:
+            return await s.scalar(
+                select(delivery.c.state).where(
+                    delivery.c.message_id == mid, delivery.c.destination == "treserva"
+                )
+            )
+
+    await router.tick()
+    assert await state_of(message_id(second)) == "pending"  # held behind the suspect
+    row = await _treserva_row(sessions, message_id(first))
+    await router.handle_batch([result(row.message_id, ResponseCode.OK, attempt=row.attempts)])
+    await router.tick()
+    assert await state_of(message_id(second)) == "pending"  # accepted again: not enough
+    await router.handle_batch(
+        [result(row.message_id, ResponseCode.OK, attempt=row.attempts, event=EventCode.RECEIPT)]
+    )
+    assert await state_of(message_id(second)) == "dispatched"  # released by the receipt
+
+
+async def _treserva_row(sessions, mid):
+    async with sessions() as s:
+        return (
+            await s.execute(
+                select(delivery).where(
+                    delivery.c.message_id == mid, delivery.c.destination == "treserva"
+                )
+            )
+        ).one()
