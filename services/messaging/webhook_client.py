@@ -88,6 +88,13 @@ class HttpWebhookSender:
         if 200 <= res.status_code < 300:
             return DeliveryReceipt(res.status_code, None, latency_ms)
         reason = f"HTTP {res.status_code}"
+        if res.status_code == 401:
+            # the subscriber refused the signature: most likely a clock off by more than its
+            # tolerance (ours or its), or a secret rotated on one side only; both get fixed,
+            # so the notice is retried (under an incident), never dead-lettered
+            raise TransientDeliveryError(
+                f"{reason}: signature refused (clock skew or secret?)", http_status=401
+            )
         if is_transient_status(res.status_code):
             raise TransientDeliveryError(reason, http_status=res.status_code)
         raise FatalDeliveryError(reason, http_status=res.status_code)

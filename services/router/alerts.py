@@ -68,6 +68,9 @@ _SUMMARY = {
     "Kafka, or a service signs with a key this router does not trust",
     AlertKind.EPISODE_GAP: "stays are missing a {family} (or {destination} never confirmed the "
     "admission notice it refers to)",
+    AlertKind.SIGNATURE_REFUSED: "subscriber {destination} refuses the webhooks' signature "
+    "(HTTP 401): a clock off by more than its tolerance, ours or its, or a secret rotated on one "
+    "side only; the {family} notices are retried until it takes them, none is dropped",
     AlertKind.PATIENT_PARKED: "{destination} keeps answering one patient's {family} messages "
     "with an error while it takes the others: that patient's deliveries are parked (retried "
     "at the longest interval) and the circuit stays closed for everyone else; the delivery's "
@@ -85,6 +88,7 @@ _CLEARS_WHEN_CONFIRMED = frozenset(
         AlertKind.DEADLINE_AT_RISK,
         AlertKind.EPISODE_GAP,
         AlertKind.PATIENT_PARKED,
+        AlertKind.SIGNATURE_REFUSED,
     }
 )
 

@@ -87,6 +87,8 @@ class AlertKind(enum.StrEnum):
     DESTINATION_DOWN = "destination_down"  # its circuit open longer than allowed
     # one patient's deliveries keep failing while the destination takes the others
     PATIENT_PARKED = "patient_parked"
+    # a webhook subscriber refuses our signature (401): clock skew or a secret out of step
+    SIGNATURE_REFUSED = "signature_refused"
     # a stored payload no longer opens (its key left ROUTER_PAYLOAD_KEYS too early)
     PAYLOAD_UNDECRYPTABLE = "payload_undecryptable"
     # a Kafka record failed its signature check: forged, altered, or from an unknown key

@@ -45,6 +45,8 @@ from services.messaging.kafka import IncomingRecord
 from services.messaging.processed import already_processed, mark_processed
 from services.messaging.webhook_client import Webhook, WebhookSender
 from services.router import subscription_store
+from services.router.alert_events import Severity
+from services.router.alerts import Affected, raise_alert
 from services.router.deliveries import (
     RoutingRules,
     apply_outcome,
@@ -52,7 +54,7 @@ from services.router.deliveries import (
     dispatch_due,
     quarantine_untrusted,
 )
-from services.router.domain import DeliveryState
+from services.router.domain import AlertKind, DeliveryState
 from services.router.subscription_store import WebhookTarget
 from services.router.tables import delivery
 
@@ -163,6 +165,17 @@ class WebhookDispatcher:
             if await already_processed(session, CONSUMER, command.key):
                 return False  # a concurrent redelivery got here first
             row = await _delivery(session, command.delivery_id)
+            if row is not None and detail.startswith(SIGNATURE_REFUSED_DETAIL):
+                await raise_alert(
+                    session,
+                    kind=AlertKind.SIGNATURE_REFUSED,
+                    destination=row.destination,
+                    event_code=row.event_code,
+                    affected=Affected.of(row, self.rules.keyring),
+                    now=self.clock(),
+                    severity=Severity.WARNING,
+                    sinks=self.rules.alert_sinks,
+                )
             if row is not None:
                 await apply_outcome(
                     session,
@@ -203,6 +216,9 @@ class WebhookDispatcher:
         except FatalDeliveryError as exc:
             return ResponseCode.FATAL_ERROR, exc.reason
         return ResponseCode.OK, f"HTTP {receipt.http_status} in {receipt.latency_ms:.0f} ms"
+
+
+SIGNATURE_REFUSED_DETAIL = "HTTP 401"
 
 
 def _body(record: IncomingRecord, command: WebhookCommand) -> bytes:

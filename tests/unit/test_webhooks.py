@@ -155,7 +155,32 @@ async def test_transient_answers_are_retried(router, dispatcher, sessions, subsc
     assert (await hook_delivery(sessions, sub_id)).state == "pending"
 
 
-@pytest.mark.parametrize("status", [301, 400, 401, 403, 404, 410, 413, 422])
+async def test_a_refused_signature_is_retried_under_an_incident_not_dead_lettered(
+    router, dispatcher, sessions, subscriber, clock
+):
+    """A 401 is the subscriber refusing our signature: a clock off by more than its
+    tolerance (a jumped wall clock) or a secret rotated on one side only. Both get fixed, so
+    the notice waits and is retried; it was dead-lettered as fatal."""
+    sub_id = await subscribe(sessions)
+    await router.handle_batch([inbound()])
+    subscriber.answers = [401]
+    await dispatcher.handle_batch(await commands(sessions))
+    d = await hook_delivery(sessions, sub_id)
+    assert d.state == "pending" and d.last_error.startswith("HTTP 401: signature refused")
+    async with sessions() as s:
+        (a,) = (await s.execute(select(alert))).all()
+    assert (a.kind, a.destination, a.severity) == ("signature_refused", sub_id, "warning")
+    clock.advance(3)
+    await router.tick()
+    await dispatcher.handle_batch((await commands(sessions))[1:])  # the clock is right again
+    assert (await hook_delivery(sessions, sub_id)).state == "confirmed"
+    await router.tick()
+    async with sessions() as s:
+        (a,) = (await s.execute(select(alert))).all()
+    assert a.state == "resolved"  # its cause cleared with the confirmation
+
+
+@pytest.mark.parametrize("status", [301, 400, 403, 404, 410, 413, 422])
 async def test_other_answers_dead_letter_with_an_alert_for_the_subscription(
     router, dispatcher, sessions, subscriber, status
 ):
