@@ -274,6 +274,7 @@ class Stack:
             "ENVIRONMENT": "sandbox",
             "HOST": s.host,
             "TOPIC_PARTITIONS": str(s.topic_partitions),
+            "KAFKA_SESSION_TIMEOUT_MS": "6000",  # Kafka's floor: quicker joins and failover
         }
         for name, port in self.routers():
             self._spawn(

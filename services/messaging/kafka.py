@@ -192,6 +192,7 @@ class KafkaConsumer:
         return AIOKafkaConsumer(
             *self._topics,
             **self._connection.client_options(),
+            **self._connection.consumer_options(),
             group_id=self._group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

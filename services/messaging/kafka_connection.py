@@ -40,6 +40,9 @@ class KafkaConnection:
     ssl_certfile: str | None = None  # a client certificate (mutual TLS)
     ssl_keyfile: str | None = None
     idempotent_producer: bool = False
+    # a consumer group member not heard from for this long is replaced; Tansu also takes
+    # half of it to answer a join, which every service start waits for
+    session_timeout_ms: int = 10_000
 
     def __post_init__(self) -> None:
         for problem in self.problems():
@@ -55,6 +58,13 @@ class KafkaConnection:
         if self.security_protocol == "PLAINTEXT" and (self.sasl_username or self.ssl_certfile):
             found.append("kafka_security_protocol is PLAINTEXT but credentials are set")
         return found
+
+    def consumer_options(self) -> dict[str, int]:
+        """A group member's liveness: heartbeats at a third of the session timeout."""
+        return {
+            "session_timeout_ms": self.session_timeout_ms,
+            "heartbeat_interval_ms": self.session_timeout_ms // 3,
+        }
 
     @property
     def encrypted(self) -> bool:

@@ -64,6 +64,9 @@ class ServiceSettings(BaseSettings):
     kafka_ssl_keyfile: str | None = None
     # Apache Kafka supports the idempotent producer; Tansu (the sandbox's) rejects it.
     kafka_idempotent_producer: bool = False
+    # Kafka's own floor is 6 s (group.min.session.timeout.ms): the sandbox stack uses it, so
+    # a start joins in 3 s on Tansu and a killed member is replaced sooner
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=6_000, le=300_000)
     database_url: str = "sqlite+aiosqlite:///var/carebridge.db"
     pseudonym_key: str = SANDBOX_PSEUDONYM_KEY
     host: str = "127.0.0.1"
@@ -116,6 +119,7 @@ class ServiceSettings(BaseSettings):
             ssl_certfile=self.kafka_ssl_certfile,
             ssl_keyfile=self.kafka_ssl_keyfile,
             idempotent_producer=self.kafka_idempotent_producer,
+            session_timeout_ms=self.kafka_session_timeout_ms,
         )
 
     def record_signer(self) -> RecordSigner:

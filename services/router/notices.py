@@ -160,9 +160,14 @@ def reference_code(event: AlertEvent) -> str:
     the message id (how the ops console finds the message), or the alert id without one."""
     if event.message_id is None:
         return f"CB-L{event.alert_id}"
-    digits = re.sub(r"[^0-9a-f]", "", event.message_id.lower())
+    return message_reference(event.message_id)
+
+
+def message_reference(message_id: str) -> str:
+    """A message's case reference: ``CB-`` and the first eight hex digits of its id."""
+    digits = re.sub(r"[^0-9a-f]", "", message_id.lower())
     if len(digits) < 8:
-        digits = hashlib.sha256(event.message_id.encode()).hexdigest()
+        digits = hashlib.sha256(message_id.encode()).hexdigest()
     return f"CB-{digits[:4].upper()}-{digits[4:8].upper()}"
 
 

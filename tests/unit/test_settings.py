@@ -105,6 +105,18 @@ def test_every_kafka_client_gets_the_channel_from_one_connection(monkeypatch):
     assert "ssl_context" not in plaintext("127.0.0.1:9092").client_options()
 
 
+def test_the_consumer_session_timeout_is_a_setting_no_lower_than_kafkas_floor(monkeypatch):
+    assert plaintext("127.0.0.1:9092").consumer_options() == {
+        "session_timeout_ms": 10_000,
+        "heartbeat_interval_ms": 3_333,
+    }
+    monkeypatch.setenv("ROUTER_KAFKA_SESSION_TIMEOUT_MS", "6000")
+    assert RouterSettings().kafka().consumer_options()["session_timeout_ms"] == 6000
+    monkeypatch.setenv("ROUTER_KAFKA_SESSION_TIMEOUT_MS", "2000")
+    with pytest.raises(ValidationError, match="kafka_session_timeout_ms"):
+        RouterSettings()
+
+
 @pytest.mark.security
 def test_production_refuses_the_sandbox_record_signing_keys():
     secure = {k: v for k, v in SECURE_KAFKA.items() if not k.startswith("record_")}
