@@ -281,12 +281,16 @@ class NotificationSender:
                 query = query.with_for_update(skip_locked=True)
             rows = list((await session.execute(query)).all())
             if rows:
-                await session.execute(
-                    update(notification)
-                    .where(notification.c.id.in_([r.id for r in rows]))
-                    .values(attempts=notification.c.attempts + 1, next_attempt_at=now + self._lease)
-                )
+                await self._lease_rows(session, [r.id for r in rows], now)
         return rows
+
+    async def _lease_rows(self, session: AsyncSession, ids: list[int], now: datetime) -> None:
+        """Claim rows: an attempt counted, due again only after the lease."""
+        await session.execute(
+            update(notification)
+            .where(notification.c.id.in_(ids))
+            .values(attempts=notification.c.attempts + 1, next_attempt_at=now + self._lease)
+        )
 
     async def _claim_fallback(self) -> list[list[Any]]:
         """The due fallback notices, grouped per recipient: a care unit gets at most one
@@ -337,11 +341,7 @@ class NotificationSender:
                         .values(next_attempt_at=last + self._fallback_interval)
                     )
                     continue
-                await session.execute(
-                    update(notification)
-                    .where(notification.c.id.in_(ids))
-                    .values(attempts=notification.c.attempts + 1, next_attempt_at=now + self._lease)
-                )
+                await self._lease_rows(session, ids, now)
                 groups.append(rows)
         return groups
 

@@ -87,16 +87,8 @@ async def replay(
                 resend_at=now + resend_interval(row),
             )
             outcome = ReplayOutcome(row.id, row.message_id, row.destination, True, "replayed")
-        await session.execute(
-            replay_audit.insert().values(
-                at=now,
-                actor=actor[:100],
-                reason=reason[:500],
-                delivery_id=row.id,
-                message_id=row.message_id,
-                forced=force,
-                outcome=outcome.detail[:200],
-            )
+        await _audit(
+            session, row, actor=actor, reason=reason, forced=force, outcome=outcome.detail, at=now
         )
         outcomes.append(outcome)
     return outcomes
@@ -157,18 +149,32 @@ async def close(
         resend_at=None,
         last_error=f"closed by an operator: {reason}"[:500],
     )
+    await _audit(session, row, actor=actor, reason=reason, forced=False, outcome="closed", at=now)
+    return True
+
+
+async def _audit(
+    session: AsyncSession,
+    row: Any,
+    *,
+    actor: str,
+    reason: str,
+    forced: bool,
+    outcome: str,
+    at: datetime,
+) -> None:
+    """One operator action on a delivery (a replay granted or refused, a close)."""
     await session.execute(
         replay_audit.insert().values(
-            at=now,
+            at=at,
             actor=actor[:100],
             reason=reason[:500],
             delivery_id=row.id,
             message_id=row.message_id,
-            forced=False,
-            outcome="closed",
+            forced=forced,
+            outcome=outcome[:200],
         )
     )
-    return True
 
 
 def _candidates(query: Any, wanted: ReplayFilter, states: tuple[DeliveryState, ...]) -> Any:

@@ -160,12 +160,12 @@ class WebhookDispatcher:
         if row is None or not _current(row, command):
             log.info("stale webhook command skipped", extra=_ids(command))
             return False
-        code, detail = await self._post(record, command, target)
+        code, detail, status = await self._post(record, command, target)
         async with self.sessions.begin() as session:
             if await already_processed(session, CONSUMER, command.key):
                 return False  # a concurrent redelivery got here first
             row = await _delivery(session, command.delivery_id)
-            if row is not None and detail.startswith(SIGNATURE_REFUSED_DETAIL):
+            if row is not None and status == SIGNATURE_REFUSED:
                 await raise_alert(
                     session,
                     kind=AlertKind.SIGNATURE_REFUSED,
@@ -195,11 +195,12 @@ class WebhookDispatcher:
 
     async def _post(
         self, record: IncomingRecord, command: WebhookCommand, target: WebhookTarget | None
-    ) -> tuple[ResponseCode, str]:
+    ) -> tuple[ResponseCode, str, int | None]:
+        """(outcome, detail, the subscriber's HTTP status when it answered an error)."""
         if target is not None and target.secret_unreadable:
-            return ResponseCode.FATAL_ERROR, UNSIGNABLE
+            return ResponseCode.FATAL_ERROR, UNSIGNABLE, None
         if target is None or not target.deliverable or target.secret is None:
-            return ResponseCode.FATAL_ERROR, SUBSCRIPTION_ENDED
+            return ResponseCode.FATAL_ERROR, SUBSCRIPTION_ENDED, None
         try:
             receipt = await self.sender.send(
                 Webhook(
@@ -212,13 +213,13 @@ class WebhookDispatcher:
                 )
             )
         except TransientDeliveryError as exc:
-            return ResponseCode.TRANSIENT_ERROR, exc.reason
+            return ResponseCode.TRANSIENT_ERROR, exc.reason, exc.http_status
         except FatalDeliveryError as exc:
-            return ResponseCode.FATAL_ERROR, exc.reason
-        return ResponseCode.OK, f"HTTP {receipt.http_status} in {receipt.latency_ms:.0f} ms"
+            return ResponseCode.FATAL_ERROR, exc.reason, exc.http_status
+        return ResponseCode.OK, f"HTTP {receipt.http_status} in {receipt.latency_ms:.0f} ms", None
 
 
-SIGNATURE_REFUSED_DETAIL = "HTTP 401"
+SIGNATURE_REFUSED = 401  # the subscriber refused our signature (see webhook_client)
 
 
 def _body(record: IncomingRecord, command: WebhookCommand) -> bytes:
