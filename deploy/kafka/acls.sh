@@ -40,6 +40,7 @@ kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:adapter_takecare --operation Read --resource-pattern-type literal --topic carebridge.outbound.primary-care.v1
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:adapter_takecare --operation Describe --resource-pattern-type literal --topic carebridge.outbound.primary-care.v1
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:adapter_takecare --operation Read --resource-pattern-type prefixed --group adapter_takecare.
+kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:adapter_takecare --operation Describe --resource-pattern-type literal --group router
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:adapter_takecare --operation Read --resource-pattern-type literal --topic carebridge.broker-epoch.v1
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:adapter_takecare --operation Write --resource-pattern-type literal --topic carebridge.broker-epoch.v1
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:adapter_takecare --operation Describe --resource-pattern-type literal --topic carebridge.broker-epoch.v1
@@ -51,6 +52,7 @@ kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:adapter_treserva --operation Read --resource-pattern-type literal --topic carebridge.outbound.treserva.v1
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:adapter_treserva --operation Describe --resource-pattern-type literal --topic carebridge.outbound.treserva.v1
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:adapter_treserva --operation Read --resource-pattern-type prefixed --group adapter_treserva.
+kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:adapter_treserva --operation Describe --resource-pattern-type literal --group router
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:adapter_treserva --operation Read --resource-pattern-type literal --topic carebridge.broker-epoch.v1
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:adapter_treserva --operation Write --resource-pattern-type literal --topic carebridge.broker-epoch.v1
 kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config $ADMIN_CONFIG --add --allow-principal User:adapter_treserva --operation Describe --resource-pattern-type literal --topic carebridge.broker-epoch.v1

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -49,7 +49,14 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         max_depth=settings.max_json_depth,
     )
-    install_adapter_metrics(app, OWNER, sessions, clock, token=settings.metrics_token)
+    install_adapter_metrics(
+        app,
+        OWNER,
+        sessions,
+        clock,
+        token=settings.metrics_token,
+        replay_window=timedelta(seconds=settings.replay_window_s),
+    )
 
     @app.get("/health")
     async def health(request: Request) -> dict[str, str]:

@@ -6,7 +6,7 @@ route templates and consumer groups only."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -15,7 +15,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging.intake_tables import intake_record
-from services.messaging.metrics import NAMESPACE, LagSnapshot, OutboxSnapshot, Snapshot, install
+from services.messaging.metrics import (
+    DEFAULT_REPLAY_WINDOW,
+    NAMESPACE,
+    LagSnapshot,
+    OutboxSnapshot,
+    Snapshot,
+    install,
+)
 
 
 def install_adapter_metrics(
@@ -25,13 +32,17 @@ def install_adapter_metrics(
     clock: Callable[[], datetime],
     *,
     token: str | None = None,
+    replay_window: timedelta = DEFAULT_REPLAY_WINDOW,
 ) -> CollectorRegistry:
     """Serve the adapter's ``/metrics`` from a registry of its own (returned for tests). An
     app built without a database (HTTP-layer tests) reports HTTP metrics and lag only."""
     registry = CollectorRegistry()
     snapshots: list[Snapshot] = [LagSnapshot(app)]
     if sessions is not None:
-        snapshots += [IntakeSnapshot(sessions), OutboxSnapshot(sessions, owner, clock)]
+        snapshots += [
+            IntakeSnapshot(sessions),
+            OutboxSnapshot(sessions, owner, clock, replay_window=replay_window),
+        ]
     install(app, registry, snapshots, token=token)
     return registry
 

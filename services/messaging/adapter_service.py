@@ -22,11 +22,13 @@ from services.messaging.kafka import (
     IncomingRecord,
     KafkaConsumer,
     KafkaPublisher,
+    PublishError,
     consume_forever,
     ensure_topics,
 )
 from services.messaging.metrics import KafkaConsumerLag
 from services.messaging.outbox import OutboxRelay
+from services.messaging.publish_watermarks import Confirmations
 from services.messaging.record_signing import RecordVerifier
 from services.messaging.runtime import Loop, run_service, tls_from
 from services.messaging.settings import ServiceSettings
@@ -61,9 +63,10 @@ async def run_adapter(
     verifier = settings.record_verifier(topics.WRITERS)
     guard: broker_epoch.EpochGuard | None = None
 
-    async def epoch_check() -> None:
-        if guard is not None:
-            await guard.check()
+    async def epoch_check() -> str:
+        if guard is None:
+            raise PublishError("the broker's epoch is not known yet")
+        return await guard.check()
 
     relay = OutboxRelay(sessions, publisher, name, guard=epoch_check)
     clients: list[HttpJournalClient] = []
@@ -88,6 +91,7 @@ async def run_adapter(
         delivery_loops[f"deliveries to {system}"] = _delivery_loop(consumer, deps, system, verifier)
     app = create_app(SqlIntakeStore(sessions, name), sessions, relay.wake)
     lags: list[KafkaConsumerLag] = []
+    confirmations = Confirmations.from_kafka(sessions, name, kafka)  # by the router's group
 
     async def prepare() -> dict[str, Loop]:
         nonlocal guard
@@ -112,7 +116,7 @@ async def run_adapter(
         return {
             "relay": relay.run,
             "broker watch": lambda: broker_epoch.watch(
-                kafka, epoch, interval_s=settings.broker_watch_s
+                kafka, epoch, interval_s=settings.broker_watch_s, confirmations=confirmations
             ),
             **delivery_loops,
         }
@@ -120,6 +124,7 @@ async def run_adapter(
     async def stop() -> None:
         for lag in lags:
             await lag.aclose()
+        await confirmations.aclose()
         for consumer in consumers:
             with contextlib.suppress(Exception):  # one that never started
                 await consumer.stop()

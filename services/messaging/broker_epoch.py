@@ -2,15 +2,30 @@
 
 The broker's *epoch* is the first record of a one-partition topic, written by whichever
 service first finds the topic missing or empty. A restarted Tansu has no such topic, so a new
-epoch is written. Each service stores the epoch it last worked with (``broker_epoch``); when the
-broker's epoch differs, everything the service published within the replay window is marked
-unpublished and its outbox relay sends it again. That is safe because every consumer is
-idempotent (message ids, business keys, processed-event records).
+epoch is written. Each service stores the epoch it last worked with (``broker_epoch``).
 
-While running, :func:`watch` checks every few seconds that the epoch topic still exists and is
-unchanged; if not it raises :class:`BrokerDataLost`, the service exits, and its supervisor
-starts it again, which recovers as above (crash-only recovery: one code path for every way
-the broker can lose data, and no half-reset Kafka clients).
+When the broker's epoch differs at start-up, :func:`recover` publishes again only what the
+broker cannot have delivered: the outbox rows, within the replay window, that the consumer
+groups which must read them had not committed (:mod:`services.messaging.publish_watermarks`
+decides which). It knows that from two records kept while the broker still had the data:
+
+- where each record went: the outbox relay stores the epoch, partition and offset of each
+  row it publishes, checking the epoch (:class:`EpochGuard`) before and after the publish;
+- what the consumers confirmed: :func:`watch` reads, every few seconds, the committed offsets
+  of those groups and keeps per (epoch, topic, partition) the lowest (the watermark). The
+  offsets are read between two readings that found the same epoch, so they are that epoch's.
+
+A consumer commits only after its database commit, so everything below a watermark is in the
+consumer's own store. Whatever is not known (no offset, no watermark) is published again:
+consumers are idempotent, so more is only slower, and one too few would be a lost notice.
+How many rows were published again, and why, is logged and kept (``broker_recovery``,
+``/metrics``). Recovery so grows with what was unconfirmed at the loss, not with the day's
+volume (it was the whole 24 h window).
+
+While running, :func:`watch` also checks that the epoch topic still exists and is unchanged;
+if not it raises :class:`BrokerDataLost`, the service exits, and its supervisor starts it
+again, which recovers as above (crash-only recovery: one code path for every way the broker
+can lose data, and no half-reset Kafka clients).
 
 Exceptions::
 
@@ -21,8 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -31,10 +48,15 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from sqlalchemy import Column, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.messaging.db import UtcDateTime, metadata, serialize
+from services.messaging.db import UtcDateTime, metadata, serialize, store_unavailable
 from services.messaging.kafka import PublishError
 from services.messaging.kafka_connection import KafkaConnection
-from services.messaging.outbox import outbox
+from services.messaging.publish_watermarks import (
+    Confirmations,
+    Watermarks,
+    record_recovery,
+    republish_unconfirmed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +125,9 @@ async def recover(
     replay_window: timedelta,
     now: datetime,
 ) -> str:
-    """At start-up: if the broker's epoch is not the one this service knows, re-publish what
-    it published within ``replay_window``. Return the epoch."""
+    """At start-up: if the broker's epoch is not the one this service knows, publish again
+    what it published within ``replay_window`` that the consumers had not confirmed (see
+    the module doc). Return the epoch."""
     epoch = await read_epoch(connection)
     async with sessions.begin() as session:
         # replicas of one owner (two routers) start together: one records, the other waits
@@ -114,15 +137,7 @@ async def recover(
         )
         if known == epoch:
             return epoch
-        replayed = await session.execute(
-            update(outbox)
-            .where(
-                outbox.c.owner == owner,
-                outbox.c.published_at.is_not(None),
-                outbox.c.published_at >= now - replay_window,
-            )
-            .values(published_at=None)
-        )
+        done = await republish_unconfirmed(session, owner, since=now - replay_window, now=now)
         if known is None:
             await session.execute(
                 broker_epoch.insert().values(owner=owner, epoch=epoch, seen_at=now)
@@ -133,28 +148,69 @@ async def recover(
                 .where(broker_epoch.c.owner == owner)
                 .values(epoch=epoch, seen_at=now)
             )
-    count = replayed.rowcount  # type: ignore[attr-defined]
-    if count:
+            await record_recovery(session, owner, epoch, now, done)
+    if known is not None:
         log.warning(
-            "broker epoch changed: re-publishing",
-            extra={"owner": owner, "records": count, "window_s": replay_window.total_seconds()},
+            "broker epoch changed: re-publishing what the consumers had not confirmed",
+            extra={
+                "owner": owner,
+                "records": done.republished,
+                "reasons": done.reasons,
+                "confirmed_kept": done.confirmed,
+                "unread_kept": done.unread,
+                "window_s": replay_window.total_seconds(),
+            },
         )
     return epoch
 
 
-async def watch(connection: KafkaConnection, epoch: str, *, interval_s: float = 2.0) -> None:
+async def watch(
+    connection: KafkaConnection,
+    epoch: str,
+    *,
+    interval_s: float = 2.0,
+    confirmations: Confirmations | None = None,
+    current_epoch: Callable[[], Awaitable[str | None]] | None = None,
+) -> None:
     """Raise :class:`BrokerDataLost` once the broker's epoch is gone or different. A broker
-    that cannot be reached is waited for: it may come back with its data (real Kafka)."""
+    that cannot be reached is waited for: it may come back with its data (real Kafka).
+
+    With ``confirmations``, keep the watermarks of what the service publishes: offsets read
+    after one reading of ``epoch`` are stored after the next one (epochs never come back,
+    so the broker was that epoch in between, and the offsets are its own).
+    ``current_epoch`` reads the broker's epoch (None: its topic is gone); by default from
+    ``connection``."""
+    read_epoch_now = current_epoch or functools.partial(_current, connection)
+    read: Watermarks | None = None  # read since the last sighting of ``epoch``
     while True:
         await asyncio.sleep(interval_s)
         try:
-            current = await _current(connection)
+            current = await read_epoch_now()
         except (KafkaError, OSError, TimeoutError) as exc:
             log.warning("broker unreachable", extra={"error": type(exc).__name__})
+            read = None
             continue
         if current != epoch:
             log.error("the broker lost its data; restarting to recover from the outbox")
             raise BrokerDataLost(f"broker epoch {epoch[:8]} is now {str(current)[:8]}")
+        if confirmations is not None:
+            read = await _confirm(confirmations, epoch, read)
+
+
+async def _confirm(
+    confirmations: Confirmations, epoch: str, read: Watermarks | None
+) -> Watermarks | None:
+    """Store what was read before this sighting of ``epoch``; read the next."""
+    try:
+        if read:
+            await confirmations.store(epoch, read)
+        return await confirmations.read()
+    except Exception as exc:
+        if not (isinstance(exc, KafkaError | OSError | TimeoutError) or store_unavailable(exc)):
+            raise
+        # nothing confirmed this time: a loss now publishes more, never less
+        log.warning("consumer confirmations not read", extra={"error": type(exc).__name__})
+        return None
 
 
 async def _current(connection: KafkaConnection) -> str | None:
@@ -171,15 +227,17 @@ async def _current(connection: KafkaConnection) -> str | None:
 class EpochGuard:
     """Checked by the outbox relay before every publish: nothing new may reach a broker that
     lost its data before what it lost has been re-published, or a patient's later message
-    would overtake an earlier one. Raises :class:`BrokerDataLost` (the service restarts and
-    recovers) or, when the broker cannot be reached, ``PublishError`` (retry later)."""
+    would overtake an earlier one; and after it, so that the epoch stored with a row's
+    offset is the one the row went to. Raises :class:`BrokerDataLost` (the service restarts
+    and recovers) or, when the broker cannot be reached, ``PublishError`` (retry later)."""
 
     def __init__(self, connection: KafkaConnection, epoch: str) -> None:
         self._connection = connection
         self._epoch = epoch
         self._consumer: AIOKafkaConsumer | None = None
 
-    async def check(self) -> None:
+    async def check(self) -> str:
+        """The epoch, if the broker still has it."""
         try:
             current = await self._read()
         except (KafkaError, OSError, TimeoutError) as exc:
@@ -187,6 +245,7 @@ class EpochGuard:
             raise PublishError(f"epoch check: {type(exc).__name__}") from exc
         if current != self._epoch:
             raise BrokerDataLost(f"broker epoch {self._epoch[:8]} is now {str(current)[:8]}")
+        return current
 
     async def _read(self) -> str | None:
         if self._consumer is None:

@@ -61,6 +61,17 @@ class OutgoingRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Placement:
+    """Where the broker put a record it acknowledged: its partition and offset (Kafka's
+    ``RecordMetadata``). The outbox keeps it, so that after the broker lost its data a
+    service can tell the records its consumers had committed from those they had not
+    (:mod:`services.messaging.publish_watermarks`)."""
+
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
 class IncomingRecord:
     topic: str
     partition: int
@@ -75,8 +86,9 @@ class IncomingRecord:
 
 
 class Publisher(Protocol):
-    async def publish_many(self, records: Sequence[OutgoingRecord]) -> None:
-        """Return once every record is acknowledged; keep per-key order."""
+    async def publish_many(self, records: Sequence[OutgoingRecord]) -> list[Placement]:
+        """Return once every record is acknowledged, with where each went (in the order of
+        ``records``); keep per-key order."""
 
 
 class Consumer(Protocol):
@@ -159,7 +171,7 @@ class KafkaPublisher:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def publish_many(self, records: Sequence[OutgoingRecord]) -> None:
+    async def publish_many(self, records: Sequence[OutgoingRecord]) -> list[Placement]:
         try:
             futures = []
             for r in records:
@@ -174,9 +186,10 @@ class KafkaPublisher:
                         headers=[(k, v.encode()) for k, v in headers.items()],
                     )
                 )
-            await asyncio.gather(*futures)
+            acknowledged = await asyncio.gather(*futures)
         except _AioKafkaError as exc:
             raise PublishError(type(exc).__name__) from exc
+        return [Placement(m.partition, m.offset) for m in acknowledged]
 
 
 class ConsumerStartFailed(Exception):
@@ -289,15 +302,18 @@ class InMemoryBus:
         self._committed: dict[tuple[str, str], int] = defaultdict(int)
         self.fail_next_publish = False
 
-    async def publish_many(self, records: Sequence[OutgoingRecord]) -> None:
+    async def publish_many(self, records: Sequence[OutgoingRecord]) -> list[Placement]:
         if self.fail_next_publish:
             self.fail_next_publish = False
             raise PublishError("injected")
+        placed = []
         for r in records:
             log_ = self.topics[r.topic]
+            placed.append(Placement(0, len(log_)))
             log_.append(
                 IncomingRecord(r.topic, 0, len(log_), r.key, r.value.encode(), dict(r.headers))
             )
+        return placed
 
     def consumer(self, topics: Sequence[str], group_id: str) -> InMemoryConsumer:
         return InMemoryConsumer(self, list(topics), group_id)

@@ -64,6 +64,9 @@ def _adapter(user: str) -> list[AclBinding]:
         *_topic(user, topics.RESULTS, "Write", "Describe"),
         *(b for d in consumed for b in _topic(user, topics.outbound(d), "Read", "Describe")),
         *_group(user, f"{user}.", "prefixed", "Read"),
+        # the router's committed offsets: what it confirmed of this adapter's records, so
+        # that a broker data loss publishes again only the rest (publish_watermarks)
+        *_group(user, topics.ROUTER_GROUP, "literal", "Describe"),
         *_common(user),
     ]
 
@@ -82,9 +85,10 @@ def _router() -> list[AclBinding]:
         *_topic(user, topics.WEBHOOKS, "Write", "Read", "Describe"),
         *_topic(user, topics.DEAD_LETTER, "Write", "Describe"),
         *_topic(user, topics.EVENTS, "Write", "Describe"),
-        *_group(user, "router", "literal", "Read"),
-        *_group(user, "router.webhooks", "literal", "Read"),
-        # the adapters' committed offsets, for the console's per-destination lag
+        *_group(user, topics.ROUTER_GROUP, "literal", "Read"),
+        *_group(user, topics.WEBHOOK_GROUP, "literal", "Read"),
+        # the adapters' committed offsets, for the console's per-destination lag and for
+        # what they confirmed of the delivery commands (publish_watermarks)
         *_group(user, "adapter_", "prefixed", "Describe"),
         *_common(user),
     ]

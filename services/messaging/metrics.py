@@ -16,26 +16,29 @@ import hmac
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client import Histogram as _Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.messaging.committed_offsets import KafkaCommittedOffsets
 from services.messaging.kafka import InMemoryBus
 from services.messaging.kafka_connection import KafkaConnection
 from services.messaging.outbox import outbox
+from services.messaging.publish_watermarks import Reason, broker_recovery, unconfirmed_count
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "carebridge"
+DEFAULT_REPLAY_WINDOW = timedelta(hours=24)  # ServiceSettings.replay_window_s
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
@@ -154,11 +157,10 @@ class InMemoryConsumerLag:
 
 
 class KafkaConsumerLag:
-    """Consumer lag from the broker: each group's committed offsets against the end offsets
-    (high-water marks). The committed offsets are read by a consumer in each group that
-    never subscribes (an OffsetFetch, no JoinGroup, so the group is not disturbed); the
-    admin client's OffsetFetch is not one every broker answers (Tansu closes the
-    connection). The clients start on the first call and are reused."""
+    """Consumer lag from the broker: each group's committed offsets
+    (:class:`~services.messaging.committed_offsets.KafkaCommittedOffsets`, which leaves the
+    groups undisturbed) against the end offsets (high-water marks). The clients start on
+    the first call and are reused."""
 
     def __init__(
         self,
@@ -167,51 +169,26 @@ class KafkaConsumerLag:
         *,
         timeout_s: float = 3.0,
     ) -> None:
-        self._connection = connection
-        self._groups = groups
+        by_topic: dict[str, list[str]] = {}
+        for group, topics in groups.items():
+            for topic in topics:
+                by_topic.setdefault(topic, []).append(group)
+        self._offsets = KafkaCommittedOffsets(connection, by_topic, timeout_s=timeout_s)
         self._timeout_s = timeout_s
-        self._consumers: dict[str | None, Any] = {}
 
     async def lag(self) -> Lag:
         return await asyncio.wait_for(self._lag(), self._timeout_s)
 
-    async def _consumer(self, group: str | None) -> Any:
-        from aiokafka import AIOKafkaConsumer
-
-        if group not in self._consumers:
-            consumer = AIOKafkaConsumer(
-                **self._connection.client_options(), group_id=group, enable_auto_commit=False
-            )
-            await consumer.start()
-            self._consumers[group] = consumer
-        return self._consumers[group]
-
     async def _lag(self) -> Lag:
         from aiokafka import TopicPartition
 
-        meta = await self._consumer(None)
-        # Every topic's partitions from one full metadata answer. (consumer.topics() fills a
-        # cluster object of its own; the consumer's partitions_for_topic() stayed empty on
-        # Apache Kafka, and the probe reported no lag at all.)
-        cluster = await meta._client.fetch_all_metadata()
-        partitions = {
-            topic: [
-                TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())
-            ]
-            for topics in self._groups.values()
-            for topic in topics
-        }
-        ends = await self._ends(meta, [tp for tps in partitions.values() for tp in tps])
+        committed = await self._offsets.committed()
+        meta = await self._offsets.client(None)
+        ends = await self._ends(meta, sorted({TopicPartition(t, p) for _, t, p in committed}))
         out: Lag = {}
-        for group, topics in self._groups.items():
-            member = await self._consumer(group)
-            for topic in topics:
-                for tp in partitions[topic]:
-                    done = await member.committed(tp)
-                    offset = done if done is not None and done >= 0 else 0
-                    out[(group, topic)] = out.get((group, topic), 0) + max(
-                        ends.get(tp, 0) - offset, 0
-                    )
+        for (group, topic, p), done in committed.items():
+            behind = max(ends.get(TopicPartition(topic, p), 0) - (done or 0), 0)
+            out[(group, topic)] = out.get((group, topic), 0) + behind
         return out
 
     async def _ends(self, meta: Any, partitions: list[Any]) -> dict[Any, int]:
@@ -238,9 +215,7 @@ class KafkaConsumerLag:
         return ends
 
     async def aclose(self) -> None:
-        for consumer in self._consumers.values():
-            await consumer.stop()
-        self._consumers.clear()
+        await self._offsets.aclose()
 
 
 class LagSnapshot:
@@ -276,21 +251,31 @@ class LagSnapshot:
 
 
 class OutboxSnapshot:
-    """Unpublished outbox rows of one owner, by topic, and the age of the oldest."""
+    """Unpublished outbox rows of one owner, by topic, and the age of the oldest; the rows
+    the consumers have not yet confirmed (what a broker data loss now would publish again,
+    :mod:`services.messaging.publish_watermarks`); and what the broker's data losses made
+    it publish again."""
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         owner: str,
         clock: Callable[[], datetime],
+        *,
+        replay_window: timedelta = DEFAULT_REPLAY_WINDOW,
     ) -> None:
         self._sessions = sessions
         self._owner = owner
         self._clock = clock
+        self._replay_window = replay_window
         self._pending: dict[str, int] = {}
         self._oldest_s = 0.0
+        self._unconfirmed = 0
+        self._recoveries = 0
+        self._last: dict[str, int] = {}  # the last recovery: reason -> rows published again
 
     async def refresh(self) -> None:
+        now = self._clock()
         async with self._sessions() as session:
             rows = (
                 await session.execute(
@@ -299,9 +284,24 @@ class OutboxSnapshot:
                     .group_by(outbox.c.topic)
                 )
             ).all()
+            self._unconfirmed = await unconfirmed_count(
+                session, self._owner, now - self._replay_window
+            )
+            recoveries = broker_recovery.c
+            self._recoveries = int(
+                await session.scalar(select(func.count()).where(recoveries.owner == self._owner))
+                or 0
+            )
+            last = await session.scalar(
+                select(recoveries.reasons)
+                .where(recoveries.owner == self._owner)
+                .order_by(recoveries.id.desc())
+                .limit(1)
+            )
+        self._last = {str(k): int(v) for k, v in (last or {}).items()}
         self._pending = {str(r[0]): int(r[1]) for r in rows}
         firsts: list[datetime] = [r[2] for r in rows if r[2] is not None]
-        self._oldest_s = (self._clock() - min(firsts)).total_seconds() if firsts else 0.0
+        self._oldest_s = (now - min(firsts)).total_seconds() if firsts else 0.0
 
     def collect(self) -> Iterable[Metric]:
         pending = GaugeMetricFamily(
@@ -319,3 +319,27 @@ class OutboxSnapshot:
         )
         oldest.add_metric([self._owner], max(self._oldest_s, 0.0))
         yield oldest
+        unconfirmed = GaugeMetricFamily(
+            f"{NAMESPACE}_outbox_unconfirmed",
+            "Published outbox rows within the replay window that the consumers have not "
+            "confirmed yet: what a broker data loss now would publish again",
+            labels=("owner",),
+        )
+        unconfirmed.add_metric([self._owner], self._unconfirmed)
+        yield unconfirmed
+        recoveries = CounterMetricFamily(
+            f"{NAMESPACE}_broker_recoveries",
+            "Broker data losses (a new broker epoch) this owner recovered from",
+            labels=("owner",),
+        )
+        recoveries.add_metric([self._owner], self._recoveries)
+        yield recoveries
+        republished = GaugeMetricFamily(
+            f"{NAMESPACE}_broker_recovery_republished",
+            "Outbox rows the last broker data loss made this owner publish again, by why: "
+            "unconfirmed (a consumer group had not committed it), no_offset, no_watermark",
+            labels=("owner", "reason"),
+        )
+        for reason in Reason:
+            republished.add_metric([self._owner, reason.value], self._last.get(reason.value, 0))
+        yield republished

@@ -9,6 +9,10 @@ The record value is sealed at rest (AES-256-GCM, :mod:`services.messaging.payloa
 with the store's keyring (:func:`services.messaging.db.session_factory`), bound to the row's
 owner, topic and key; the relay opens it just before publishing, so Kafka gets the original
 bytes. Rows written before sealing (plain values) publish as they are.
+
+Each published row keeps where the broker put it (epoch, partition, offset), so that after
+the broker lost its data only what the consumers had not confirmed is published again
+(:mod:`services.messaging.publish_watermarks`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,20 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, String, Table, Text, func, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging.db import (
@@ -30,7 +47,7 @@ from services.messaging.db import (
     store_unavailable,
     utcnow,
 )
-from services.messaging.kafka import OutgoingRecord, Publisher, PublishError
+from services.messaging.kafka import OutgoingRecord, Placement, Publisher, PublishError
 from services.messaging.payload_crypto import Keyring, PayloadCryptoError, key_id_of
 
 log = logging.getLogger(__name__)
@@ -46,8 +63,16 @@ outbox = Table(
     Column("payload", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("published_at", UtcDateTime, nullable=True),
+    # where the broker put it, in which of its epochs (broker_epoch): unset when not known
+    Column("published_epoch", String(64), nullable=True),
+    Column("published_partition", Integer, nullable=True),
+    Column("published_offset", BigInteger, nullable=True),
     Index("ix_outbox_pending", "owner", "published_at", "id"),
 )
+
+EpochCheck = Callable[[], Awaitable[str]]
+"""Returns the broker's epoch if it is the one the service works with; raises otherwise
+(broker_epoch.EpochGuard.check)."""
 
 
 def sealed_with(owner: str, topic: str, key: str | None) -> str:
@@ -90,14 +115,14 @@ class OutboxRelay:
         *,
         batch_size: int = 200,
         idle_poll_s: float = 0.5,
-        guard: Callable[[], Awaitable[None]] | None = None,
+        guard: EpochCheck | None = None,
     ) -> None:
         self._sessions = sessions
         self._publisher = publisher
         self._owner = owner
         self._batch_size = batch_size
         self._idle_poll_s = idle_poll_s
-        self._guard = guard  # checked before each publish (see broker_epoch.EpochGuard)
+        self._guard = guard  # checked around each publish (see broker_epoch.EpochGuard)
         self._unopenable: set[int] = set()  # rows already reported as not opening
         self.wake = asyncio.Event()
 
@@ -114,13 +139,13 @@ class OutboxRelay:
             else:
                 ids, records = await self._claim(session, locking=True)
                 if ids:
-                    await self._publish(records)
-                    await self._mark(session, ids)
+                    epoch, placements = await self._publish(records)
+                    await self._mark(session, ids, epoch, placements)
                 return len(ids)
         if ids:
-            await self._publish(records)
+            epoch, placements = await self._publish(records)
             async with self._sessions.begin() as session:
-                await self._mark(session, ids)
+                await self._mark(session, ids, epoch, placements)
         return len(ids)
 
     async def _claim(
@@ -163,15 +188,46 @@ class OutboxRelay:
             )
         return ids, records
 
-    async def _publish(self, records: list[OutgoingRecord]) -> None:
-        if self._guard is not None:
-            await self._guard()
-        await self._publisher.publish_many(records)
+    async def _publish(self, records: list[OutgoingRecord]) -> tuple[str | None, list[Placement]]:
+        """Publish ``records``; return the broker epoch they went to (None without a
+        guard) and where each went. The epoch is checked before (nothing may reach a broker
+        that lost data before that data is re-published) and after: epochs never come
+        back, so the same epoch on both sides means the records are in that epoch."""
+        if self._guard is None:
+            return None, await self._publisher.publish_many(records)
+        epoch = await self._guard()
+        placements = await self._publisher.publish_many(records)
+        await self._guard()
+        return epoch, placements
 
     @staticmethod
-    async def _mark(session: AsyncSession, ids: list[int]) -> None:
+    async def _mark(
+        session: AsyncSession, ids: list[int], epoch: str | None, placements: list[Placement]
+    ) -> None:
+        now = utcnow()
+        if epoch is None or len(placements) != len(ids):
+            # where they went is not known: a broker data loss publishes them again
+            await session.execute(
+                update(outbox).where(outbox.c.id.in_(ids)).values(published_at=now)
+            )
+            return
         await session.execute(
-            update(outbox).where(outbox.c.id.in_(ids)).values(published_at=utcnow())
+            update(outbox)
+            .where(outbox.c.id == bindparam("row_id"))
+            .values(
+                published_at=now,
+                published_epoch=epoch,
+                published_partition=bindparam("partition"),
+                published_offset=bindparam("offset"),
+            ),
+            [
+                {
+                    "row_id": row_id,
+                    "partition": placed.partition,
+                    "offset": placed.offset if placed.offset >= 0 else None,
+                }
+                for row_id, placed in zip(ids, placements, strict=True)
+            ],
         )
 
     async def run(self) -> None:

@@ -43,6 +43,13 @@ def delivery_group(adapter: str, destination: str) -> str:
     return f"{adapter}.{destination}"
 
 
+ROUTER_GROUP = "router"
+"""The router's consumer group on the inbound and results topics."""
+
+WEBHOOK_GROUP = "router.webhooks"
+"""The router's webhook dispatcher's consumer group on the webhooks topic."""
+
+
 EVENTS = "carebridge.events.v1"
 """What happened to each delivery (sent, confirmed, dead-lettered), as small JSON records
 with no patient data: no FHIR payload, no pseudonym; keyed by message id. The one topic
@@ -75,3 +82,32 @@ WRITERS: dict[str, frozenset[str]] = {
     EVENTS: frozenset({"router"}),
     **{outbound(d): frozenset({"router"}) for d in DESTINATIONS},
 }
+
+
+# The consumer groups that must have read a record on each internal topic: a group commits
+# its offset only after its database commit, so a committed offset is a confirmation. After
+# the broker lost its data a service publishes again only what one of them had not yet
+# committed (services/messaging/publish_watermarks.py).
+CONFIRMED_BY: dict[str, tuple[str, ...]] = {
+    INBOUND: (ROUTER_GROUP,),
+    RESULTS: (ROUTER_GROUP,),
+    WEBHOOKS: (WEBHOOK_GROUP,),
+    **{outbound(d): (delivery_group(a, d),) for d, a in DELIVERED_BY.items()},
+}
+
+NOT_REPUBLISHED = frozenset({DEAD_LETTER, EVENTS})
+"""Topics no consumer of the broker's own reads: not published again after the broker lost
+its data. The dead letters and every delivery event are in the router's delivery log (replay
+works from there, and GET /api/v1/messages shows each delivery's state); a reader of the
+public events topic gets no delivery guarantee. Any other topic without an entry in
+CONFIRMED_BY is published again in full: nothing confirms it."""
+
+
+def confirming_groups(published: list[str]) -> dict[str, tuple[str, ...]]:
+    """The topics of ``published`` that consumers confirm, and their groups."""
+    return {t: CONFIRMED_BY[t] for t in published if t in CONFIRMED_BY}
+
+
+def written_by(principal: str) -> list[str]:
+    """The internal topics ``principal`` publishes (WRITERS)."""
+    return [t for t, writers in WRITERS.items() if principal in writers]

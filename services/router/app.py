@@ -5,7 +5,7 @@ Every ``/api`` route needs an API client's key, and a role for what it does
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
@@ -332,5 +332,11 @@ def create_app(
     api.include_router(statistics_routes(sessions, clock))
     app.include_router(api)
     install_console(app, settings, sessions, clock, alert_sinks)
-    install_metrics(app, sessions, clock, token=settings.metrics_token)
+    install_metrics(
+        app,
+        sessions,
+        clock,
+        token=settings.metrics_token,
+        replay_window=timedelta(seconds=settings.replay_window_s),
+    )
     return app

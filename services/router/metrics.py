@@ -30,7 +30,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.messaging.metrics import NAMESPACE, LagSnapshot, OutboxSnapshot, install
+from services.messaging.metrics import (
+    DEFAULT_REPLAY_WINDOW,
+    NAMESPACE,
+    LagSnapshot,
+    OutboxSnapshot,
+    install,
+)
 from services.router.deliveries import OUTBOX_OWNER
 from services.router.domain import AlertState, DeliveryState
 from services.router.tables import (
@@ -59,6 +65,7 @@ def install_metrics(
     *,
     settle: timedelta = timedelta(seconds=5),
     token: str | None = None,
+    replay_window: timedelta = DEFAULT_REPLAY_WINDOW,
 ) -> CollectorRegistry:
     """Serve the router's ``/metrics`` from a registry of its own (returned for tests)."""
     registry = CollectorRegistry()
@@ -67,7 +74,7 @@ def install_metrics(
         registry,
         [
             DeliveryLogSnapshot(sessions, clock, registry, settle=settle),
-            OutboxSnapshot(sessions, OUTBOX_OWNER, clock),
+            OutboxSnapshot(sessions, OUTBOX_OWNER, clock, replay_window=replay_window),
             LagSnapshot(app),
         ],
         token=token,

@@ -14,9 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging import broker_epoch, logs, topics
 from services.messaging.db import make_engine, session_factory, utcnow
-from services.messaging.kafka import KafkaConsumer, KafkaPublisher, consume_forever, ensure_topics
+from services.messaging.kafka import (
+    KafkaConsumer,
+    KafkaPublisher,
+    PublishError,
+    consume_forever,
+    ensure_topics,
+)
 from services.messaging.metrics import KafkaConsumerLag
 from services.messaging.outbox import OutboxRelay
+from services.messaging.publish_watermarks import Confirmations
 from services.messaging.runtime import Loop, run_service, tls_from
 from services.messaging.webhook_client import HttpWebhookSender
 from services.router import webhooks
@@ -93,9 +100,10 @@ async def main(settings: RouterSettings | None = None) -> int:
     verifier = settings.record_verifier(topics.WRITERS)
     guard: broker_epoch.EpochGuard | None = None
 
-    async def epoch_check() -> None:
-        if guard is not None:
-            await guard.check()
+    async def epoch_check() -> str:
+        if guard is None:
+            raise PublishError("the broker's epoch is not known yet")
+        return await guard.check()
 
     relay = OutboxRelay(sessions, publisher, OUTBOX_OWNER, guard=epoch_check)
     notifier, notifications = notification_channels(settings, sessions)
@@ -134,7 +142,7 @@ async def main(settings: RouterSettings | None = None) -> int:
     swept = time.monotonic()
     await router.sweep()
     log.info("start-up: swept", extra={"seconds": round(time.monotonic() - swept, 2)})
-    consumer = KafkaConsumer(kafka, [topics.INBOUND, topics.RESULTS], group_id="router")
+    consumer = KafkaConsumer(kafka, [topics.INBOUND, topics.RESULTS], group_id=topics.ROUTER_GROUP)
     sender = HttpWebhookSender(settings.webhook_timeout())
     dispatcher = WebhookDispatcher(
         sessions=sessions, rules=rules, sender=sender, clock=utcnow, relay_wake=relay.wake
@@ -155,6 +163,8 @@ async def main(settings: RouterSettings | None = None) -> int:
     # the ops API and the console serve at once (the database is open); Kafka comes after
     app = create_app(settings, sessions=sessions, alert_sinks=rules.alert_sinks)
     lags: list[KafkaConsumerLag] = []
+    # by the adapters' delivery groups and the webhook dispatcher's
+    confirmations = Confirmations.from_kafka(sessions, OUTBOX_OWNER, kafka)
 
     async def prepare() -> dict[str, Loop]:
         nonlocal guard
@@ -197,13 +207,14 @@ async def main(settings: RouterSettings | None = None) -> int:
             "webhooks": deliver_webhooks,
             "ticks": ticks,
             "broker watch": lambda: broker_epoch.watch(
-                kafka, epoch, interval_s=settings.broker_watch_s
+                kafka, epoch, interval_s=settings.broker_watch_s, confirmations=confirmations
             ),
         }
 
     async def stop() -> None:
         for lag in lags:
             await lag.aclose()
+        await confirmations.aclose()
         for started in (consumer, webhook_consumer):
             with contextlib.suppress(Exception):  # one that never started
                 await started.stop()

@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.messaging import tracing
+from services.messaging import topics, tracing
 from services.messaging.delivery import tag_marker
 from services.messaging.envelope import ResponseCode
 from services.messaging.families import is_versioned
@@ -60,7 +60,7 @@ from services.router.tables import delivery
 
 log = logging.getLogger(__name__)
 
-CONSUMER = "router.webhooks"
+CONSUMER = topics.WEBHOOK_GROUP
 """Kafka consumer group, and the consumer name of the processed-command records."""
 
 SUBSCRIPTION_ENDED = "subscription ended"

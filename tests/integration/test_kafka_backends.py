@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from services.messaging.committed_offsets import InMemoryCommittedOffsets, KafkaCommittedOffsets
 from services.messaging.kafka import (
     InMemoryBus,
     KafkaConsumer,
@@ -28,6 +29,7 @@ class Backend:
     topic: str
     make_lag: Any  # {group: [topics]} -> a ConsumerLag probe
     create_topic: Any  # async (name) -> None
+    make_offsets: Any  # {topic: [groups]} -> a CommittedOffsets reader
 
 
 @pytest.fixture(params=["memory", "tansu", pytest.param("apache", marks=pytest.mark.apache_kafka)])
@@ -41,6 +43,7 @@ async def backend(request) -> AsyncIterator[Backend]:
             topic,
             lambda groups: InMemoryConsumerLag(bus, groups),
             _no_topic_needed,
+            lambda groups: InMemoryCommittedOffsets(bus, groups),
         )
         return
     broker = "apache_plaintext" if request.param == "apache" else "tansu"
@@ -55,7 +58,7 @@ async def backend(request) -> AsyncIterator[Backend]:
         consumers.append(consumer)
         return consumer
 
-    probes: list[KafkaConsumerLag] = []
+    probes: list[KafkaConsumerLag | KafkaCommittedOffsets] = []
 
     def make_lag(groups):
         probe = KafkaConsumerLag(bootstrap, groups, timeout_s=10)
@@ -65,7 +68,12 @@ async def backend(request) -> AsyncIterator[Backend]:
     async def create_topic(name: str) -> None:
         await ensure_topics(bootstrap, [name], partitions=2)
 
-    yield Backend(publisher, make, topic, make_lag, create_topic)
+    def make_offsets(groups):
+        reader = KafkaCommittedOffsets(bootstrap, groups, timeout_s=10)
+        probes.append(reader)
+        return reader
+
+    yield Backend(publisher, make, topic, make_lag, create_topic, make_offsets)
     for c in consumers:
         await c.stop()
     for p in probes:
@@ -172,3 +180,34 @@ async def test_consumer_lag_covers_every_group_and_topic_it_is_given(backend):
     await backend.publisher.publish_many([OutgoingRecord(other, "k", "c")])
     probe = backend.make_lag({"first": [backend.topic], "second": [other]})
     assert await probe.lag() == {("first", backend.topic): 2, ("second", other): 1}
+
+
+async def test_each_record_is_where_the_broker_said_it_put_it(backend):
+    """The placements the publisher returns (kept in the outbox, so that after a broker data
+    loss only what the consumers had not committed is published again) are the partitions
+    and offsets a consumer reads the records at."""
+    first = [OutgoingRecord(backend.topic, f"k{i % 3}", f"a{i}") for i in range(7)]
+    second = [OutgoingRecord(backend.topic, f"k{i % 3}", f"b{i}") for i in range(5)]
+    placed = await backend.publisher.publish_many(first)
+    placed += await backend.publisher.publish_many(second)
+    consumer = backend.make_consumer(f"g-{uuid.uuid4().hex[:6]}")
+    await consumer.start()
+    got = await poll_until(consumer, 12)
+    at = {(r.partition, r.offset): r.value for r in got}
+    assert [at.get((p.partition, p.offset)) for p in placed] == [
+        r.value.encode() for r in first + second
+    ]
+
+
+async def test_committed_offsets_are_unknown_until_the_group_commits(backend):
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    await backend.publisher.publish_many(
+        [OutgoingRecord(backend.topic, "k", str(n)) for n in range(3)]
+    )
+    reader = backend.make_offsets({backend.topic: [group]})
+    assert await reader.committed() == {(group, backend.topic, 0): None}
+    consumer = backend.make_consumer(group)
+    await consumer.start()
+    assert len(await poll_until(consumer, 3)) == 3
+    await consumer.commit()
+    assert await reader.committed() == {(group, backend.topic, 0): 3}
