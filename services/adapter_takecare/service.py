@@ -25,14 +25,22 @@ async def main(settings: AdapterTakeCareSettings | None = None) -> int:
         settings,
         name=OWNER,
         endpoints=[
-            Endpoint(DESTINATION, settings.takecare_url, settings.takecare_token, timeout),
+            Endpoint(
+                DESTINATION,
+                settings.takecare_url,
+                settings.takecare_token,
+                timeout,
+                confirmation=settings.takecare_confirmation,
+            ),
             Endpoint(
                 primary_care.destination(OWNER),
                 settings.primary_care_url,
                 settings.primary_care_token,
                 timeout,
+                confirmation=settings.primary_care_confirmation,
             ),
         ],
+        read_back=settings.read_back_terms(),
         create_app=lambda store, sessions, wake: create_app(
             settings, store=store, sessions=sessions, clock=utcnow, relay_wake=wake
         ),

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.messaging.envelope import System
+from services.messaging.read_back_store import ConfirmationMode
 from services.messaging.settings import (
     SANDBOX_TAKECARE_KEY,
     SANDBOX_TAKECARE_KEY_HASH,
@@ -36,6 +37,10 @@ class AdapterTakeCareSettings(SourceKeySettings):
     takecare_token: str = SANDBOX_TAKECARE_TOKEN  # the broker's credential toward TakeCare
     primary_care_url: str = "http://127.0.0.1:8102"  # FHIR $process-message of primary care
     primary_care_token: str = SANDBOX_PRIMARY_CARE_TOKEN
+    # how each destination confirms a delivered record: it pushes a receipt, the adapter
+    # reads the record back from its API, or both (whichever comes first)
+    takecare_confirmation: ConfirmationMode = ConfirmationMode.RECEIPT
+    primary_care_confirmation: ConfirmationMode = ConfirmationMode.RECEIPT
     request_timeout_s: float = 10.0
     max_body_bytes: int = 512 * 1024  # a medication list of a few hundred lines fits
 

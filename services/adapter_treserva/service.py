@@ -29,8 +29,10 @@ async def main(settings: AdapterTreservaSettings | None = None) -> int:
                 settings.treserva_url,
                 settings.treserva_token,
                 settings.request_timeout_s,
+                confirmation=settings.treserva_confirmation,
             )
         ],
+        read_back=settings.read_back_terms(),
         create_app=lambda store, sessions, wake: create_app(
             settings, store=store, sessions=sessions, clock=utcnow, relay_wake=wake
         ),

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.messaging.envelope import System
+from services.messaging.read_back_store import ConfirmationMode
 from services.messaging.settings import (
     SANDBOX_TAKECARE_KEY_HASH,
     SANDBOX_TRESERVA_KEY,
@@ -29,6 +30,9 @@ class AdapterTreservaSettings(SourceKeySettings):
     database_url: str = "sqlite+aiosqlite:///var/adapter_treserva.db"
     treserva_url: str = "http://127.0.0.1:8101"  # Treserva's API, for deliveries to it
     treserva_token: str = SANDBOX_TRESERVA_TOKEN  # the broker's credential toward Treserva
+    # how Treserva confirms a delivered record: it pushes a receipt, the adapter reads the
+    # record back from Treserva's API, or both (whichever comes first)
+    treserva_confirmation: ConfirmationMode = ConfirmationMode.RECEIPT
     # Treserva's credential (its events and receipts): SHA-256 hashes of its 1–2 active keys
     intake_key_hashes: list[str] = Field(default_factory=lambda: [SANDBOX_TRESERVA_KEY_HASH])
     peer_key_hashes: dict[System, list[str]] = Field(

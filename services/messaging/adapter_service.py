@@ -1,13 +1,14 @@
 """The composition every journal adapter shares: SQL store, Kafka publisher and outbox relay,
-the HTTP intake app, and one consumer per destination it delivers to (its journal, and for
-adapter_takecare also primary care). Each adapter's ``service.py`` passes what differs."""
+the HTTP intake app, one consumer per destination it delivers to (its journal, and for
+adapter_takecare also primary care), and the read-back poller when a destination is confirmed
+by read-back. Each adapter's ``service.py`` passes what differs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.messaging import broker_epoch, logs, topics
 from services.messaging.db import make_engine, session_factory, utcnow
 from services.messaging.delivery import DeliveryDeps, Destination, handle_delivery_batch
+from services.messaging.envelope import System
 from services.messaging.intake import IntakeStore, SqlIntakeStore
 from services.messaging.journal_client import HttpJournalClient
 from services.messaging.kafka import (
@@ -29,6 +31,8 @@ from services.messaging.kafka import (
 from services.messaging.metrics import KafkaConsumerLag
 from services.messaging.outbox import OutboxRelay
 from services.messaging.publish_watermarks import Confirmations
+from services.messaging.read_back import ReadBackPoller
+from services.messaging.read_back_store import ConfirmationMode, ReadBackTerms
 from services.messaging.record_signing import RecordVerifier
 from services.messaging.runtime import Loop, run_service, tls_from
 from services.messaging.settings import ServiceSettings
@@ -38,12 +42,14 @@ AppFactory = Callable[[IntakeStore, async_sessionmaker[AsyncSession], asyncio.Ev
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where one destination's API is, and the broker's credential toward it."""
+    """Where one destination's API is, the broker's credential toward it, and how the
+    destination confirms what it stored."""
 
     destination: Destination
     url: str
     token: str
     timeout_s: float
+    confirmation: ConfirmationMode = field(default=ConfirmationMode.RECEIPT, kw_only=True)
 
 
 async def run_adapter(
@@ -52,9 +58,12 @@ async def run_adapter(
     name: str,
     endpoints: list[Endpoint],
     create_app: AppFactory,
+    read_back: ReadBackTerms | None = None,
 ) -> int:
     """Intake first: the HTTP app serves (and stores POSTs to the outbox) as soon as the
-    database is open; Kafka is prepared meanwhile (:func:`run_service`'s ``prepare``)."""
+    database is open; Kafka is prepared meanwhile (:func:`run_service`'s ``prepare``). The
+    read-back poller starts with HTTP too: what it finds waits in the outbox for Kafka.
+    ``read_back``: the timing of read-backs, for the endpoints confirmed by them."""
     logs.configure(name, settings.log_level)
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine, keyring=settings.keyring())
@@ -71,11 +80,17 @@ async def run_adapter(
     relay = OutboxRelay(sessions, publisher, name, guard=epoch_check)
     clients: list[HttpJournalClient] = []
     consumers: list[KafkaConsumer] = []
+    deliveries: list[DeliveryDeps] = []
     groups: dict[str, list[str]] = {}
     delivery_loops: dict[str, Loop] = {}
+    terms = read_back or ReadBackTerms()
+    readers: dict[System, HttpJournalClient] = {}
+    poller: ReadBackPoller | None = None
     for endpoint in endpoints:
         system = endpoint.destination.system.value
         client = HttpJournalClient(endpoint.url, endpoint.token, endpoint.timeout_s)
+        if endpoint.confirmation.reads_back:
+            readers[endpoint.destination.system] = client  # reads back as it posts
         group = topics.delivery_group(name, system)
         groups[group] = [topics.outbound(system)]
         consumer = KafkaConsumer(kafka, [topics.outbound(system)], group_id=group)
@@ -89,6 +104,19 @@ async def run_adapter(
             relay_wake=relay.wake,
         )
         delivery_loops[f"deliveries to {system}"] = _delivery_loop(consumer, deps, system, verifier)
+        deliveries.append(deps)
+    if readers:
+        poller = ReadBackPoller(
+            sessions=sessions,
+            owner=name,
+            readers=readers,
+            terms=dict.fromkeys(readers, terms),
+            clock=deliveries[0].clock,  # the deliveries' clock: deadlines are on its scale
+            relay_wake=relay.wake,
+        )
+        for deps in deliveries:
+            if deps.destination.system in readers:
+                deps.read_back, deps.read_back_wake = terms, poller.wake
     app = create_app(SqlIntakeStore(sessions, name), sessions, relay.wake)
     lags: list[KafkaConsumerLag] = []
     confirmations = Confirmations.from_kafka(sessions, name, kafka)  # by the router's group
@@ -140,7 +168,7 @@ async def run_adapter(
         app,
         host=settings.host,
         port=settings.port,
-        loops={},
+        loops={"read-back": poller.run} if poller is not None else {},
         prepare=prepare,
         on_stop=stop,
         tls=tls_from(settings.ssl_certfile, settings.ssl_keyfile, settings.ssl_ca_certs),

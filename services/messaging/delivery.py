@@ -1,6 +1,8 @@
 """Service layer of a delivery to a destination journal: one delivery command from the
 router → the family's pure translation → one POST to the journal's API → one delivery outcome
-back to the router (outbox), recorded as processed in the same transaction.
+back to the router (outbox), recorded as processed in the same transaction. For a destination
+confirmed by read-back, an accepted POST also schedules the record's read-back in that
+transaction (:mod:`services.messaging.read_back`).
 
 A redelivered command is recognised and not posted again; if the process dies between the
 POST and the commit, the command is read again and posted again with the same
@@ -16,13 +18,14 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.messaging import topics
+from services.messaging import read_back_store, topics
 from services.messaging.envelope import (
+    CONFIRM_BY_HEADER,
     FAILURE_HEADER,
     EventCode,
     FailureKind,
@@ -44,8 +47,9 @@ from services.messaging.kafka import IncomingRecord, OutgoingRecord
 from services.messaging.native import OutboundFamily
 from services.messaging.outbox import add_to_outbox
 from services.messaging.processed import already_processed, mark_processed
+from services.messaging.read_back_store import ReadBackTerms
 from services.messaging.tracing import HEADER as TRACEPARENT
-from services.messaging.tracing import from_headers
+from services.messaging.tracing import TraceContext, from_headers
 from services.messaging.vocabulary import SUPERSEDED_TAG_SYSTEM
 
 log = logging.getLogger(__name__)
@@ -92,6 +96,10 @@ class DeliveryDeps:
     # them all at once queued most in the HTTP pool, where the wait counts against the
     # request timeout: under load they timed out, were retried and tripped the circuit.
     max_in_flight: int = 16
+    # set: the destination is confirmed by read-back (alone or with receipts); what is
+    # accepted is read back on these terms, and ``read_back_wake`` wakes the poller
+    read_back: ReadBackTerms | None = None
+    read_back_wake: asyncio.Event | None = None
 
 
 async def handle_delivery_batch(records: list[IncomingRecord], *, deps: DeliveryDeps) -> None:
@@ -134,7 +142,8 @@ async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
         if await already_processed(session, consumer, event_key):
             log.info("delivery command already handled", extra={**ids, "attempt": attempt})
             return
-    code, diagnostics, failure = await _post(record, message_id, deps)
+    code, diagnostics, failure, path = await _post(record, message_id, deps)
+    read_back = deps.read_back if code is ResponseCode.OK else None  # accepted: read it back
     response = response_message(
         request_message_id=message_id,
         event=EventCode.DELIVERY_OUTCOME,
@@ -163,9 +172,35 @@ async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
             ),
         )
         await mark_processed(session, consumer, event_key)
+        if read_back is not None and path is not None:
+            await _schedule_read_back(session, read_back, record, message_id, path, trace, deps)
+    if read_back is not None and deps.read_back_wake is not None:
+        deps.read_back_wake.set()
     log.info(
         "delivery outcome",
         extra={**ids, "attempt": attempt, "outcome": code.value, "detail": diagnostics},
+    )
+
+
+async def _schedule_read_back(
+    session: AsyncSession,
+    terms: ReadBackTerms,
+    record: IncomingRecord,
+    message_id: str,
+    path: str,
+    trace: TraceContext,
+    deps: DeliveryDeps,
+) -> None:
+    now = deps.clock()
+    await read_back_store.schedule(
+        session,
+        destination=deps.destination.system.value,
+        message_id=message_id,
+        path=path,
+        deadline=terms.deadline(record.headers.get(CONFIRM_BY_HEADER), now),
+        first_check_at=now + timedelta(seconds=terms.first_check_s),
+        traceparent=trace.traceparent,
+        now=now,
     )
 
 
@@ -204,13 +239,13 @@ DESTINATION_WIDE = frozenset({429, 502, 503, 504})  # statuses about the whole d
 
 async def _post(
     record: IncomingRecord, message_id: str, deps: DeliveryDeps
-) -> tuple[ResponseCode, str | None, FailureKind | None]:
-    """(outcome, diagnostics, failure kind of a transient outcome)."""
+) -> tuple[ResponseCode, str | None, FailureKind | None, str | None]:
+    """(outcome, diagnostics, failure kind of a transient outcome, the path posted to)."""
     destination = deps.destination
     try:
         event_code, family, document = translate(record.value, destination)
     except Untranslatable as exc:
-        return ResponseCode.FATAL_ERROR, exc.reason, None
+        return ResponseCode.FATAL_ERROR, exc.reason, None, None
     newer = record.headers.get("superseded-by")
     if newer and is_versioned(event_code):
         destination.mark_superseded(document, newer)
@@ -219,7 +254,8 @@ async def _post(
     except TransientDeliveryError as exc:
         wide = exc.http_status is None or exc.http_status in DESTINATION_WIDE
         kind = FailureKind.TRANSPORT if wide else FailureKind.RESPONSE
-        return ResponseCode.TRANSIENT_ERROR, exc.reason, kind
+        return ResponseCode.TRANSIENT_ERROR, exc.reason, kind, family.path
     except FatalDeliveryError as exc:
-        return ResponseCode.FATAL_ERROR, exc.reason, None
-    return ResponseCode.OK, f"HTTP {receipt.http_status} in {receipt.latency_ms:.0f} ms", None
+        return ResponseCode.FATAL_ERROR, exc.reason, None, family.path
+    detail = f"HTTP {receipt.http_status} in {receipt.latency_ms:.0f} ms"
+    return ResponseCode.OK, detail, None, family.path

@@ -74,6 +74,11 @@ class ResponseCode(enum.StrEnum):
 FAILURE_HEADER = "failure"
 """The header of a transient outcome record that says what failed (:class:`FailureKind`)."""
 
+CONFIRM_BY_HEADER = "confirm-by"
+"""The header of a delivery command that says (ISO 8601, UTC) until when the router waits for
+this attempt's confirmation before it alerts and sends again: how long an adapter that
+confirms by read-back keeps reading the record back."""
+
 
 class FailureKind(enum.StrEnum):
     """What a transient failure says of its destination. ``transport``: the destination as

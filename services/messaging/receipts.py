@@ -1,8 +1,10 @@
 """Receipts (kvittens) from a destination journal: the record is visible in the journal
 (``confirmed``), or it was rejected after it had been accepted. Each adapter parses its
-journal's native receipt into a :class:`Receipt`; :func:`to_response` turns it into a FHIR
-response message for the router (pure), and :func:`accept_receipt` stores that in the outbox,
-recorded once even if the journal sends the receipt twice.
+journal's native receipt into a :class:`Receipt`, and the read-back poller
+(:mod:`services.messaging.read_back`) makes one when it finds the record in a journal that
+pushes none; :func:`to_response` turns it into a FHIR response message for the router (pure),
+and :func:`accept_receipt` stores that in the outbox, recorded once even if the journal sends
+the receipt twice, and ends any read-back still pending for the message.
 
 Exceptions::
 
@@ -25,12 +27,14 @@ from services.messaging.envelope import (
     EventCode,
     ResponseCode,
     System,
+    fhir_instant,
     response_message,
     to_json,
 )
 from services.messaging.kafka import OutgoingRecord
 from services.messaging.outbox import add_to_outbox
 from services.messaging.processed import already_processed, mark_processed
+from services.messaging.read_back_store import settle
 from services.messaging.tracing import HEADER as TRACEPARENT
 from services.messaging.tracing import TraceContext, new_trace
 
@@ -43,16 +47,32 @@ class Receipt:
     message_id: str  # the broker message it is about
     rejected: bool
     reason: str | None  # why it was rejected; never patient data (the journal's code/text)
+    # a record read back: the journal's own id of it and when it stored it, when it tells
+    record_id: str | None = None
+    recorded_at: datetime | None = None
 
 
 def to_response(receipt: Receipt, *, responder: System, now: datetime) -> Bundle:
-    """The FHIR response message of a receipt; its id is stable per (journal, receipt id)."""
+    """The FHIR response message of a receipt; its id is stable per (journal, receipt id).
+    A receipt from a read-back names the journal's record and its time in an informational
+    OperationOutcome."""
+    if receipt.rejected:
+        diagnostics: str | None = (receipt.reason or "rejected")[:200]
+    elif receipt.record_id is not None or receipt.recorded_at is not None:
+        parts = ["read back from the journal"]
+        if receipt.record_id is not None:
+            parts.append(f"record {receipt.record_id[:64]}")
+        if receipt.recorded_at is not None:
+            parts.append(f"stored {fhir_instant(receipt.recorded_at)}")
+        diagnostics = ", ".join(parts)
+    else:
+        diagnostics = None
     return response_message(
         request_message_id=receipt.message_id,
         event=EventCode.RECEIPT,
         responder=responder,
         code=ResponseCode.FATAL_ERROR if receipt.rejected else ResponseCode.OK,
-        diagnostics=(receipt.reason or "rejected")[:200] if receipt.rejected else None,
+        diagnostics=diagnostics,
         response_id=str(uuid.uuid5(_RECEIPT_NAMESPACE, f"{responder.value}|{receipt.receipt_id}")),
         now=now,
     )
@@ -72,6 +92,8 @@ async def accept_receipt(
     result record carries ``trace`` (the journal's own ``traceparent``, or a new trace)."""
     response = to_response(receipt, responder=responder, now=clock())
     async with sessions.begin() as session:
+        # any receipt, pushed or read back, ends the message's read-back (mode "both")
+        await settle(session, responder.value, receipt.message_id)
         consumer = f"{owner}.receipt"
         if await already_processed(session, consumer, receipt.receipt_id):
             return True

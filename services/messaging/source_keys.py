@@ -1,18 +1,21 @@
-"""Settings fields an adapter has for its source systems' keys: its own system's active key
-hashes, and the other known systems' (so a key posted to the wrong intake is recognised and
-answered 403, not 401). Both are JSON in the environment, for example
+"""Settings fields every adapter has: for its source systems' keys, its own system's active
+key hashes, and the other known systems' (so a key posted to the wrong intake is recognised
+and answered 403, not 401). Both are JSON in the environment, for example
 ``ADAPTER_TAKECARE_INTAKE_KEY_HASHES='["<sha256 hex>", "<sha256 hex>"]'`` and
-``ADAPTER_TAKECARE_PEER_KEY_HASHES='{"treserva": ["<sha256 hex>"]}'``."""
+``ADAPTER_TAKECARE_PEER_KEY_HASHES='{"treserva": ["<sha256 hex>"]}'``. And the timing of
+confirmation by read-back, for those of its destinations set to it (each destination's mode is
+a field of the adapter's own settings, beside its URL)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import ClassVar
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from services.messaging.envelope import System
 from services.messaging.keys import SystemKeys, check_hashes
+from services.messaging.read_back_store import ReadBackTerms
 from services.messaging.settings import ServiceSettings
 
 
@@ -22,6 +25,12 @@ class SourceKeySettings(ServiceSettings):
     SOURCE: ClassVar[System]  # the system whose intake this adapter is (a class constant)
     intake_key_hashes: list[str]
     peer_key_hashes: dict[System, list[str]]
+    # A destination confirmed by read-back: its record is read back this long after it was
+    # accepted, then every interval, until the delivery's confirmation deadline (the router
+    # names it in the command; the window when it does not)
+    read_back_first_s: float = Field(default=2.0, gt=0)
+    read_back_interval_s: float = Field(default=30.0, gt=0)
+    read_back_window_s: float = Field(default=900.0, gt=0)
 
     @field_validator("intake_key_hashes")
     @classmethod
@@ -40,6 +49,13 @@ class SourceKeySettings(ServiceSettings):
         if len(set(held)) != len(held) or self.SOURCE in self.peer_key_hashes:
             raise ValueError("each key hash belongs to exactly one system")
         return self
+
+    def read_back_terms(self) -> ReadBackTerms:
+        return ReadBackTerms(
+            first_check_s=self.read_back_first_s,
+            interval_s=self.read_back_interval_s,
+            window_s=self.read_back_window_s,
+        )
 
     def system_keys(self) -> SystemKeys:
         return SystemKeys({**self.peer_key_hashes, self.SOURCE: self.intake_key_hashes})

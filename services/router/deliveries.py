@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.messaging import topics, tracing
 from services.messaging.care_facts import CareFacts, read_care_facts
 from services.messaging.envelope import (
+    CONFIRM_BY_HEADER,
     FAILURE_HEADER,
     Envelope,
     EventCode,
@@ -396,6 +397,7 @@ def delivery_rows() -> Any:
         message.c.sent_at.label("message_sent_at"),
         delivery.c.attempts_at_replay,
         delivery.c.confirm_by,
+        delivery.c.resend_at,
         delivery.c.created_at,
     ).join(message, message.c.id == delivery.c.message_id)
 
@@ -639,8 +641,18 @@ def delivery_command(row: Any, attempt: int, keyring: Keyring) -> OutgoingRecord
         headers["subscription-id"] = row.destination
     else:
         topic = row.endpoint or topics.outbound(row.destination)
+        # until when the router waits for this attempt's receipt: an adapter confirming by
+        # read-back reads the record back until then
+        headers[CONFIRM_BY_HEADER] = awaited_until(row).isoformat()
     value = keyring.open(row.payload, message_id=row.message_id)  # Kafka gets plaintext
     return OutgoingRecord(topic=topic, key=row.pseudonym, value=value, headers=headers)
+
+
+def awaited_until(row: Any) -> datetime:
+    """When the watchdog next looks at a sent delivery still unconfirmed (alerts, sends it
+    again): its confirmation deadline, or after a re-send the time of the next one."""
+    confirm_by: datetime = row.confirm_by
+    return max(confirm_by, row.resend_at) if row.resend_at is not None else confirm_by
 
 
 def _next_hop(row: Any) -> str:

@@ -3,11 +3,13 @@ a control API (always up) with fault switches, statistics and event emitters.
 
 API: ``POST /api/v1/<kind>`` checks the bearer token, the ``Idempotency-Key`` and the
 document's contract, stores it once per key, answers 202 and afterwards pushes a receipt to
-the broker. Versioned documents (SIP, medication list) are kept per document: the *current*
-version is the highest one seen, and a document marked superseded (or simply older) is filed
-in the history without ever becoming current. ``GET /api/v1/<kind>`` lists what was stored,
-``GET /api/v1/<kind>/<id>`` reads one back, ``GET /api/v1/<kind>/current/<document id>``
-reads the current version.
+the broker (unless the journal is set not to push receipts: ``push_receipts``, a journal the
+broker confirms by reading back). Versioned documents (SIP, medication list) are kept per
+document: the *current* version is the highest one seen, and a document marked superseded (or
+simply older) is filed in the history without ever becoming current. ``GET /api/v1/<kind>``
+lists what was stored, ``GET /api/v1/<kind>/<key>`` reads one back by its Idempotency-Key (the
+broker's message id; 404 while it is not stored, which is what a silent drop leaves),
+``GET /api/v1/<kind>/current/<document id>`` reads the current version.
 
 Control: ``PUT /_sim/fault`` switches between ``none``, ``down`` (the API listener is closed:
 connection refused), ``error`` (503), ``slow``, ``reject`` (422) and ``silent-drop`` (202,
@@ -86,6 +88,8 @@ class JournalSpec:
     record_prefix: str  # "TRS" → record ids TRS-1, TRS-2 …
     receipt_delay_s: float = 0.0
     receipt_give_up_s: float = 120.0
+    # False: a journal that never pushes receipts; the broker reads its records back instead
+    push_receipts: bool = True
 
 
 STAT_NAMES = (
@@ -100,6 +104,8 @@ STAT_NAMES = (
     "errors",
     "poisoned",
     "emitted",
+    "read_backs",  # GET of one record by its key that found it …
+    "read_back_misses",  # … and that did not (404)
 )
 
 
@@ -285,7 +291,8 @@ def _add_kind(
         record["current"] = state.file(kind, record)
         state.records[idempotency_key] = record
         state.stats["stored"] += 1
-        background.add_task(push_receipt, record, receipt_url)
+        if spec.push_receipts:
+            background.add_task(push_receipt, record, receipt_url)
         return JSONResponse({"recordId": record["recordId"], "status": "received"}, 202)
 
     async def list_records(request: Request) -> JSONResponse:
@@ -299,7 +306,9 @@ def _add_kind(
             return _problem(401, "missing or wrong bearer token")
         record = state.records.get(record_key)
         if record is None or record["kind"] != kind.path:
+            state.stats["read_back_misses"] += 1
             return _problem(404, "no such record")
+        state.stats["read_backs"] += 1
         return JSONResponse(record)
 
     async def read_current(request: Request, document_id: str) -> JSONResponse:

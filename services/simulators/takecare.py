@@ -48,6 +48,8 @@ class TakeCareSimSettings(BaseSettings):
     schedule_interval_s: float = 0.0
     receipt_delay_s: float = 0.0
     receipt_give_up_s: float = 120.0
+    # false: no receipts pushed; the adapter confirms by reading records back (GET by key)
+    push_receipts: bool = True
 
 
 KINDS = (
@@ -116,6 +118,7 @@ def spec(settings: TakeCareSimSettings) -> JournalSpec:
         record_prefix="TC",
         receipt_delay_s=settings.receipt_delay_s,
         receipt_give_up_s=settings.receipt_give_up_s,
+        push_receipts=settings.push_receipts,
     )
 
 

@@ -39,6 +39,8 @@ class TreservaSimSettings(BaseSettings):
     api_token: str = "sandbox-treserva-api-key"  # noqa: S105
     receipt_delay_s: float = 0.0
     receipt_give_up_s: float = 120.0
+    # false: no receipts pushed; the adapter confirms by reading records back (GET by key)
+    push_receipts: bool = True
 
 
 def _kind(path: str, family: str, document: str | None = None) -> Kind:
@@ -90,6 +92,7 @@ def spec(settings: TreservaSimSettings) -> JournalSpec:
         record_prefix="TRS",
         receipt_delay_s=settings.receipt_delay_s,
         receipt_give_up_s=settings.receipt_give_up_s,
+        push_receipts=settings.push_receipts,
     )
 
 

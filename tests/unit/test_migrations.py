@@ -6,6 +6,7 @@ from alembic.migration import MigrationContext
 import services.messaging.intake_tables
 import services.messaging.outbox
 import services.messaging.processed
+import services.messaging.read_back_store
 import services.router.access_log
 import services.router.console.identity
 import services.router.tables  # noqa: F401

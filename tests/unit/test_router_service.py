@@ -89,6 +89,7 @@ async def test_an_admission_is_stored_and_dispatched_to_treserva(router, session
         "delivery-id": str(d.id),
         "attempt": "1",
         "event": "admission-notice",
+        "confirm-by": d.confirm_by.isoformat(),  # until when it waits for the receipt
     }
     assert cmd.payload != rec.value.decode()  # sealed at rest, opened for Kafka:
     assert open_value(Keyring.from_setting(SANDBOX_PAYLOAD_KEYS), cmd, cmd.owner) == (
