@@ -35,6 +35,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.messaging.db import migrate
 from services.messaging.kafka_connection import KafkaConnection
+from services.messaging.read_back_store import ConfirmationMode
 
 if TYPE_CHECKING:
     from services.apache_kafka import ApacheKafka
@@ -71,6 +72,13 @@ class StackSettings(BaseSettings):
     attempt_timeout_s: float = 30.0
     retry_base_s: float = 1.0
     startup_timeout_s: float = 60.0
+    # How each journal confirms what it stored (receipt, read-back or both): its simulator
+    # pushes receipts unless read-back; its adapter reads records back unless receipt.
+    # TakeCare's holds for primary care's inbox too (the same simulator).
+    treserva_confirmation: ConfirmationMode = ConfirmationMode.RECEIPT
+    takecare_confirmation: ConfirmationMode = ConfirmationMode.RECEIPT
+    read_back_first_s: float = 0.2
+    read_back_interval_s: float = 0.5
 
 
 SERVICES = ("router", "adapter_takecare", "adapter_treserva")
@@ -268,6 +276,7 @@ class Stack:
                 "SIM_TRESERVA_PORT": str(s.treserva_sim_port),
                 "SIM_TRESERVA_CONTROL_PORT": str(s.treserva_sim_control_port),
                 "SIM_TRESERVA_ADAPTER_URL": self.treserva_adapter_url,
+                "SIM_TRESERVA_PUSH_RECEIPTS": _pushes(s.treserva_confirmation),
             },
         )
         common = {
@@ -275,6 +284,8 @@ class Stack:
             "HOST": s.host,
             "TOPIC_PARTITIONS": str(s.topic_partitions),
             "KAFKA_SESSION_TIMEOUT_MS": "6000",  # Kafka's floor: quicker joins and failover
+            "READ_BACK_FIRST_S": str(s.read_back_first_s),
+            "READ_BACK_INTERVAL_S": str(s.read_back_interval_s),
         }
         for name, port in self.routers():
             self._spawn(
@@ -310,6 +321,8 @@ class Stack:
                     "DATABASE_URL": self.database_url("adapter_takecare"),
                     "TAKECARE_URL": self.takecare_sim_url,
                     "PRIMARY_CARE_URL": self.takecare_sim_url,  # primary care's inbox in TakeCare
+                    "TAKECARE_CONFIRMATION": s.takecare_confirmation.value,
+                    "PRIMARY_CARE_CONFIRMATION": s.takecare_confirmation.value,
                     **s.adapter_env,
                 },
             ),
@@ -325,6 +338,7 @@ class Stack:
                     "PORT": str(s.treserva_adapter_port),
                     "DATABASE_URL": self.database_url("adapter_treserva"),
                     "TRESERVA_URL": self.treserva_sim_url,
+                    "TRESERVA_CONFIRMATION": s.treserva_confirmation.value,
                     **s.adapter_env,
                 },
             ),
@@ -337,6 +351,7 @@ class Stack:
                 "SIM_TAKECARE_PORT": str(s.takecare_sim_port),
                 "SIM_TAKECARE_CONTROL_PORT": str(s.takecare_sim_control_port),
                 "SIM_TAKECARE_ADAPTER_URL": self.takecare_adapter_url,
+                "SIM_TAKECARE_PUSH_RECEIPTS": _pushes(s.takecare_confirmation),
             },
         )
         self._spawn(
@@ -549,6 +564,11 @@ class StackError(RuntimeError):
     """The stack could not start or a process died."""
 
 
+def _pushes(mode: ConfirmationMode) -> str:
+    """A simulated journal's PUSH_RECEIPTS for its destination's confirmation mode."""
+    return "false" if mode is ConfirmationMode.READ_BACK else "true"
+
+
 def _prefixed(prefix: str, values: dict[str, str]) -> dict[str, str]:
     return {prefix + k: v for k, v in values.items()}
 
@@ -593,7 +613,9 @@ viewer / {SANDBOX_PASSWORDS["viewer"]} (viewer)
   subscriber secret        {SANDBOX_SUBSCRIBER_SECRET}
 
 Confirmation deadline: admission notices {s.admission_confirmation_deadline_s:.0f} s, \
-other families {s.confirmation_deadline_s:.0f} s.
+other families {s.confirmation_deadline_s:.0f} s. How each journal confirms (receipt, \
+read-back or both): Treserva {s.treserva_confirmation.value}, TakeCare and primary care \
+{s.takecare_confirmation.value}.
 Try:  curl -s -X POST {stack.takecare_sim_control_url}/_sim/emit \
 -H 'content-type: application/json' -d '{{"family": "admission-notice", "count": 1}}'
 """
