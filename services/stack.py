@@ -33,6 +33,7 @@ from typing import IO, TYPE_CHECKING, Literal
 import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.messaging.clock import set_skew
 from services.messaging.db import migrate
 from services.messaging.kafka_connection import KafkaConnection
 from services.messaging.read_back_store import ConfirmationMode
@@ -240,6 +241,16 @@ class Stack:
     def subscriber_sim_control_url(self) -> str:
         return self.url(self.settings.subscriber_sim_control_port)
 
+    @property
+    def clock_skew_file(self) -> Path:
+        return self.settings.data_dir.resolve() / "clock-skew"
+
+    def set_clock_skew(self, seconds: float) -> None:
+        """Move the wall clock of every service of the stack by ``seconds`` from the true
+        one, as an NTP step moves a host's (services.messaging.clock); 0 puts it back. The
+        simulated journals and subscribers keep the true time, as other hosts would."""
+        set_skew(self.clock_skew_file, seconds)
+
     def database_url(self, service: str) -> str:
         if self.settings.database_url:
             return self.settings.database_url
@@ -286,6 +297,8 @@ class Stack:
             "KAFKA_SESSION_TIMEOUT_MS": "6000",  # Kafka's floor: quicker joins and failover
             "READ_BACK_FIRST_S": str(s.read_back_first_s),
             "READ_BACK_INTERVAL_S": str(s.read_back_interval_s),
+            # the stack's clock seam: one file for every service (see set_clock_skew)
+            "CLOCK_SKEW_FILE": str(self.clock_skew_file),
         }
         for name, port in self.routers():
             self._spawn(

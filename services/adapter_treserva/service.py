@@ -6,7 +6,6 @@ from services.adapter_treserva import families
 from services.adapter_treserva.app import OWNER, create_app
 from services.adapter_treserva.settings import AdapterTreservaSettings
 from services.messaging.adapter_service import Endpoint, run_adapter
-from services.messaging.db import utcnow
 from services.messaging.delivery import Destination, field_marker
 from services.messaging.envelope import System
 
@@ -34,6 +33,6 @@ async def main(settings: AdapterTreservaSettings | None = None) -> int:
         ],
         read_back=settings.read_back_terms(),
         create_app=lambda store, sessions, wake: create_app(
-            settings, store=store, sessions=sessions, clock=utcnow, relay_wake=wake
+            settings, store=store, sessions=sessions, clock=settings.clock().now, relay_wake=wake
         ),
     )

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging import broker_epoch, logs, topics
-from services.messaging.db import make_engine, session_factory, utcnow
+from services.messaging.db import make_engine, session_factory
 from services.messaging.delivery import DeliveryDeps, Destination, handle_delivery_batch
 from services.messaging.envelope import System
 from services.messaging.intake import IntakeStore, SqlIntakeStore
@@ -99,7 +99,7 @@ async def run_adapter(
         deps = DeliveryDeps(
             sessions=sessions,
             client=client,
-            clock=utcnow,
+            clock=settings.clock().now,
             destination=endpoint.destination,
             relay_wake=relay.wake,
         )
@@ -133,7 +133,7 @@ async def run_adapter(
             name,
             kafka,
             replay_window=timedelta(seconds=settings.replay_window_s),
-            now=utcnow(),
+            now=settings.clock().now(),
         )
         await publisher.start()
         guard = broker_epoch.EpochGuard(kafka, epoch)

@@ -8,11 +8,13 @@ refuse the well-known sandbox secrets, so a production deployment cannot start o
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.messaging.clock import Clock
 from services.messaging.kafka_connection import KafkaConnection, SaslMechanism, SecurityProtocol
 from services.messaging.payload_crypto import SANDBOX_PAYLOAD_KEYS, Keyring
 from services.messaging.record_signing import (
@@ -101,6 +103,10 @@ class ServiceSettings(BaseSettings):
     # With a token, GET /metrics answers 401 unless it comes as "Authorization: Bearer …"
     # (Prometheus: authorization.credentials_file, see deploy/prometheus/prometheus.yml).
     metrics_token: str | None = Field(default=None, min_length=16, repr=False)
+    # Sandbox only: a file holding seconds added to the wall clock, the same file for every
+    # service of a stack, through which a test moves the whole stack's clock from outside
+    # (services.messaging.clock). Refused elsewhere.
+    clock_skew_file: Path | None = None
 
     @field_validator("payload_keys")
     @classmethod
@@ -201,6 +207,15 @@ class ServiceSettings(BaseSettings):
                 raise DefaultSecretError(
                     "record_trusted_keys: list the real public keys outside the sandbox"
                 )
+        return self
+
+    def clock(self) -> Clock:
+        return Clock(self.clock_skew_file)
+
+    @model_validator(mode="after")
+    def _clock_seam_in_sandbox_only(self) -> ServiceSettings:
+        if self.clock_skew_file is not None and self.environment != "sandbox":
+            raise ValueError("clock_skew_file: the clock seam is for the sandbox only")
         return self
 
     @model_validator(mode="after")

@@ -20,7 +20,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +44,9 @@ from services.router.domain import (
     check_alert_transition,
 )
 from services.router.tables import alert, alert_delivery, delivery, message
+
+if TYPE_CHECKING:  # circuit imports this module
+    from services.router.circuit import CircuitPolicy
 
 log = logging.getLogger(__name__)
 
@@ -518,13 +521,19 @@ DESTINATION_DOWN_FAMILY = "all"  # a destination-down incident is about every fa
 
 
 async def check_destinations(
-    session: AsyncSession, now: datetime, limit: timedelta, sinks: Sequence[AlertSink] = ()
+    session: AsyncSession,
+    now: datetime,
+    limit: timedelta,
+    sinks: Sequence[AlertSink] = (),
+    policy: CircuitPolicy | None = None,
 ) -> int:
-    """An incident per destination whose circuit stays open longer than ``limit``; it
-    resolves itself when the circuit closes."""
-    from services.router.circuit import open_longer_than
+    """An incident per destination whose circuit stays open longer than ``limit``, a circuit
+    that flaps (closes on one answer and opens again) included; it resolves itself when the
+    circuit has closed and stayed closed (``policy.settle_s``)."""
+    from services.router.circuit import CircuitPolicy, open_longer_than
 
-    down = await open_longer_than(session, now, limit)
+    policy = policy or CircuitPolicy()
+    down = await open_longer_than(session, now, limit, policy)
     for destination in down:
         await raise_alert(
             session,
@@ -545,7 +554,9 @@ async def check_destinations(
         )
     ).all()
     for row in still_open:
-        if row.destination not in down and not await _circuit_open(session, row.destination):
+        if row.destination not in down and not await _circuit_open(
+            session, row.destination, now, policy
+        ):
             await resolve(
                 session,
                 int(row.id),
@@ -557,10 +568,19 @@ async def check_destinations(
     return len(down)
 
 
-async def _circuit_open(session: AsyncSession, destination: str) -> bool:
+async def _circuit_open(
+    session: AsyncSession, destination: str, now: datetime, policy: CircuitPolicy
+) -> bool:
+    """Open, probing, or closed too recently to call it settled."""
     from services.router.circuit import CircuitState, destination_circuit
 
-    state = await session.scalar(
-        select(destination_circuit.c.state).where(destination_circuit.c.destination == destination)
-    )
-    return state is not None and state != CircuitState.CLOSED.value
+    found = (
+        await session.execute(
+            select(destination_circuit.c.state, destination_circuit.c.closed_at).where(
+                destination_circuit.c.destination == destination
+            )
+        )
+    ).first()
+    if found is None:
+        return False
+    return found.state != CircuitState.CLOSED.value or not policy.settled(found.closed_at, now)

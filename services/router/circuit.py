@@ -47,6 +47,11 @@ class CircuitPolicy:
     failure_threshold: int = 5  # transient failures in a row that open the circuit
     open_s: float = 5.0  # first open period; doubled after each failed probe
     max_open_s: float = 30.0
+    # closed this long, the next opening counts from itself: before, it continues the last
+    settle_s: float = 60.0
+
+    def settled(self, closed_at: datetime | None, now: datetime) -> bool:
+        return closed_at is None or now - closed_at >= timedelta(seconds=self.settle_s)
 
     def open_for(self, trips: int) -> timedelta:
         return timedelta(seconds=min(self.max_open_s, self.open_s * 2 ** max(0, trips - 1)))
@@ -62,7 +67,10 @@ destination_circuit = Table(
     Column("probe_at", UtcDateTime, nullable=True),
     Column("probe_delivery_id", BigId, nullable=True),
     Column("changed_at", UtcDateTime, nullable=False),
-    Column("opened_at", UtcDateTime, nullable=True),  # first opened since last closed
+    # first opened since the circuit last stayed closed for ``settle_s`` (a destination that
+    # answers one probe and fails again is down all along, not newly down each time)
+    Column("opened_at", UtcDateTime, nullable=True),
+    Column("closed_at", UtcDateTime, nullable=True),
     # pseudonyms of the patients whose deliveries failed in the current run (space-separated)
     Column("failing_patients", Text, nullable=True),
 )
@@ -143,7 +151,7 @@ async def record_success(session: AsyncSession, destination: str, now: datetime)
                 probe_at=None,
                 probe_delivery_id=None,
                 changed_at=now,
-                opened_at=None,
+                closed_at=now if row.state != CircuitState.CLOSED.value else row.closed_at,
                 failing_patients=None,
             )
         )
@@ -175,7 +183,7 @@ async def record_failure(
             # the probe was the patient that keeps failing (no other was due): that says
             # nothing of the destination, so it is taken as up, not opened again
             values |= {"state": CircuitState.CLOSED.value, "probe_at": None, "trips": 0}
-            values |= {"probe_delivery_id": None, "opened_at": None}
+            values |= {"probe_delivery_id": None, "closed_at": now}
         await session.execute(
             update(destination_circuit)
             .where(destination_circuit.c.destination == destination)
@@ -194,7 +202,7 @@ async def record_failure(
             "trips": trips,
             "probe_at": now + policy.open_for(trips),
             "probe_delivery_id": None,
-            "opened_at": row.opened_at or now,
+            "opened_at": _down_since(row, policy, now),
         }
         log.warning(
             "circuit open: destination failing",
@@ -206,6 +214,13 @@ async def record_failure(
         .values(**values)
     )
     return True
+
+
+def _down_since(row: Any, policy: CircuitPolicy, now: datetime) -> datetime:
+    """When the destination went down, as of an opening now: the earlier opening when the
+    circuit never settled closed since (it was still open, or closed only briefly)."""
+    flapping = row.state != CircuitState.CLOSED.value or not policy.settled(row.closed_at, now)
+    return row.opened_at if row.opened_at is not None and flapping else now
 
 
 async def _row(session: AsyncSession, destination: str, now: datetime) -> Any:
@@ -235,12 +250,20 @@ async def _row(session: AsyncSession, destination: str, now: datetime) -> Any:
     ).one()
 
 
-async def open_longer_than(session: AsyncSession, now: datetime, limit: timedelta) -> list[str]:
-    """Destinations whose circuit has stayed open (or probing) for longer than ``limit``."""
+async def open_longer_than(
+    session: AsyncSession, now: datetime, limit: timedelta, policy: CircuitPolicy
+) -> list[str]:
+    """Destinations whose circuit has been open (or probing, or closed for less than
+    ``policy.settle_s`` between two openings) for longer than ``limit``."""
     rows = await session.execute(
-        select(destination_circuit.c.destination).where(
-            destination_circuit.c.state != CircuitState.CLOSED.value,
-            destination_circuit.c.opened_at <= now - limit,
-        )
+        select(
+            destination_circuit.c.destination,
+            destination_circuit.c.state,
+            destination_circuit.c.closed_at,
+        ).where(destination_circuit.c.opened_at <= now - limit)
     )
-    return sorted(rows.scalars())
+    return sorted(
+        r.destination
+        for r in rows.all()
+        if r.state != CircuitState.CLOSED.value or not policy.settled(r.closed_at, now)
+    )

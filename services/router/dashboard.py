@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging import topics
 from services.messaging.metrics import ConsumerLag, Lag
-from services.router import queries
+from services.router import clock_jumps, queries
 from services.router.circuit import CircuitState
 from services.router.domain import AlertState, DeliveryState
 from services.router.tables import delivery, subscription
@@ -99,4 +99,14 @@ async def overview(
         "destinations": destinations,
         "incidents": incidents,
         "openIncidents": len(incidents),
+        "clockJumps": [
+            {
+                "detectedAt": j.detected_at.isoformat(),
+                "seconds": round(j.seconds, 1),
+                "timersMoved": j.timers_moved,
+                "alertsHeldUntil": j.alerts_held_until.isoformat(),
+                "holding": j.alerts_held_until > now,
+            }
+            for j in reversed(await clock_jumps.recent(session, now))  # newest first
+        ],
     }

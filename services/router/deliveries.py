@@ -42,6 +42,7 @@ from services.router import circuit, episodes
 from services.router.alert_events import Severity
 from services.router.alerts import Affected, AlertSink, ReminderPolicy, raise_alert
 from services.router.circuit import CircuitPolicy
+from services.router.clock_jumps import Jump, on_our_scale
 from services.router.consent import routing_hold
 from services.router.deadlines import Stage, legal_deadline, next_stage_at
 from services.router.deviations import close_deviation
@@ -88,6 +89,8 @@ class RoutingRules:
     # the tick's watchdog checks (overdue confirmations, legal deadlines, incidents, gaps,
     # destinations down) run at most this often; expiry, resends and dispatch run every tick
     checks_every: timedelta = timedelta(0)
+    # after a jump of the wall clock, new alerts wait this long (services.router.clock_jumps)
+    alert_hold: timedelta = timedelta(minutes=15)
     # at most this many deliveries in flight (dispatched, no outcome yet) per destination;
     # 0: no limit. The attempt timeout starts at dispatch, so without a window a backlog
     # queued on Kafka ahead of a slow adapter times out and is sent again (see dispatch_due)
@@ -224,9 +227,11 @@ async def accept_message(
     rules: RoutingRules,
     now: datetime,
     subscriptions: Sequence[Subscription],
+    jumps: Sequence[Jump] = (),
 ) -> list[int]:
     """Store the message and one pending delivery per matching subscription (its id is the
-    delivery's destination); return delivery ids.
+    delivery's destination); return delivery ids. ``jumps``: the wall clock's recent jumps,
+    to put the source's timestamp on the router's scale (services.router.clock_jumps).
 
     A message already stored (same id, or same business key under a new id) is skipped.
     """
@@ -313,7 +318,8 @@ async def accept_message(
                         state=DeliveryState.PENDING.value,
                         attempts=0,
                         next_attempt_at=now,
-                        confirm_by=env.timestamp + deadline,
+                        confirm_by=on_our_scale(env.timestamp, now, jumps) + deadline,
+                        resend_every_s=deadline.total_seconds(),
                         **legal,
                         created_at=now,
                         updated_at=now,
@@ -399,13 +405,17 @@ def delivery_rows() -> Any:
         delivery.c.confirm_by,
         delivery.c.resend_at,
         delivery.c.created_at,
+        delivery.c.resend_every_s,
     ).join(message, message.c.id == delivery.c.message_id)
 
 
 def resend_interval(row: Any) -> timedelta:
     """How often a delivery that stays unconfirmed is sent again: the length of its
-    confirmation deadline (a row of :func:`delivery_rows`)."""
-    length: timedelta = row.confirm_by - row.created_at
+    confirmation deadline (a row of :func:`delivery_rows`), kept as a length so that moving
+    the deadline past a clock jump (services.router.clock_jumps) leaves it as it was."""
+    if row.resend_every_s is not None:
+        return max(timedelta(seconds=row.resend_every_s), timedelta(seconds=1))
+    length: timedelta = row.confirm_by - row.created_at  # routed before migration 0023
     return max(length, timedelta(seconds=1))
 
 

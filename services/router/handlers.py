@@ -6,17 +6,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging import topics
+from services.messaging.clock import Reading
 from services.messaging.db import lost_a_conflict, store_unavailable
 from services.messaging.envelope import MalformedMessage, read_envelope
 from services.messaging.kafka import IncomingRecord
-from services.router import subscription_store
+from services.router import clock_jumps, subscription_store
 from services.router.alerts import check_destinations, remind, resolve_cleared
 from services.router.deliveries import (
     RoutingRules,
@@ -47,11 +48,25 @@ class Router:
     rules: RoutingRules
     clock: Callable[[], datetime]
     relay_wake: asyncio.Event | None = None
+    # how often each check runs is measured on the monotonic clock, which no step of the
+    # wall clock moves (services.messaging.clock); unset, seconds of ``clock`` (a test's
+    # clock, which then never jumps)
+    monotonic: Callable[[], float] | None = None
     # silence is judged only over windows this router has watched in full
-    _started_at: datetime | None = None
-    _silence_checked_at: datetime | None = None
-    _pruned_at: datetime | None = None
-    _checked_at: datetime | None = None
+    _started_at: float | None = None
+    _silence_checked_at: float | None = None
+    _pruned_at: float | None = None
+    _checked_at: float | None = None
+    _jumps: list[clock_jumps.Jump] = field(default_factory=list)  # recent wall-clock jumps
+
+    def __post_init__(self) -> None:
+        if self.monotonic is None:
+            clock = self.clock
+            self.monotonic = lambda: clock().timestamp()
+
+    def _monotonic(self) -> float:
+        assert self.monotonic is not None  # set in __post_init__
+        return self.monotonic()
 
     async def handle_batch(self, batch: list[IncomingRecord]) -> None:
         async with self.sessions.begin() as session:
@@ -72,7 +87,7 @@ class Router:
                     if subscriptions is None:
                         subscriptions = await subscription_store.load_active(session)
                     created += await accept_message(
-                        session, env, record, self.rules, now, subscriptions
+                        session, env, record, self.rules, now, subscriptions, self._jumps
                     )
                 elif record.topic == topics.RESULTS and env.response_to is not None:
                     patient = await apply_result(session, env, record, self.rules, now)
@@ -91,46 +106,56 @@ class Router:
 
     async def tick(self) -> dict[str, int]:
         async with self.sessions.begin() as session:
-            now = self.clock()
+            reading = Reading(self.clock(), self._monotonic())
+            now = reading.wall
+            # first: a jump of the wall clock moves the timers before anything reads them
+            jump = await clock_jumps.check(session, reading, hold=self.rules.alert_hold)
             done: dict[str, Any] = {
+                "jumped": 0 if jump is None else 1,
                 "expired": await expire_attempts(session, self.rules, now),
                 "resent": await resend_unconfirmed(session, self.rules, now),
                 "dispatched": 0,
             }
-            if self._checks_due(now):
+            if self._checks_due(reading.monotonic):
                 # Retries that came due, circuits that closed, anything a batch left: a scan
                 # of every pending delivery, which a backlog makes long, so once a second.
                 done["dispatched"] = await dispatch_due(session, self.rules, now)
+                self._jumps = await clock_jumps.recent(session, now)  # other routers' too
                 done |= await self._checks(session, now)
         if done["dispatched"]:
             self._wake()
         return done
 
-    def _checks_due(self, now: datetime) -> bool:
+    def _checks_due(self, at: float) -> bool:
         last = self._checked_at
-        if last is not None and now - last < self.rules.checks_every:
+        if last is not None and at - last < self.rules.checks_every.total_seconds():
             return False
-        self._checked_at = now
+        self._checked_at = at
         return True
 
     async def _checks(self, session: AsyncSession, now: datetime) -> dict[str, int]:
         """The watchdog: overdue confirmations, legal deadlines, incidents, silence, gaps,
-        destinations down, payload retention (at most every ``rules.checks_every``)."""
-        return {
-            "overdue": await flag_overdue_confirmations(
-                session, now, self.rules.keyring, sinks=self.rules.alert_sinks
-            ),
-            "deadlines": await check_legal_deadlines(
-                session, now, self.rules.keyring, sinks=self.rules.alert_sinks
-            ),
+        destinations down, payload retention (at most every ``rules.checks_every``). After a
+        jump of the wall clock, new alerts wait one confirmation interval
+        (services.router.clock_jumps); what they would have found is still there after."""
+        done = {
             "resolved": await resolve_cleared(session, now, self.rules.alert_sinks),
             "reminded": await remind(session, now, self.rules.reminders, self.rules.alert_sinks),
-            "silent": await self._check_silence(session, now),
-            "gaps": await check_gaps(session, now, sinks=self.rules.alert_sinks),
-            "down": await check_destinations(
-                session, now, self.rules.destination_down_after, self.rules.alert_sinks
-            ),
             "pruned": await self._prune(session, now),
+        }
+        if await clock_jumps.alerts_held(session, now):
+            return done | {"held": 1}
+        sinks = self.rules.alert_sinks
+        return done | {
+            "overdue": await flag_overdue_confirmations(
+                session, now, self.rules.keyring, sinks=sinks
+            ),
+            "deadlines": await check_legal_deadlines(session, now, self.rules.keyring, sinks=sinks),
+            "silent": await self._check_silence(session, now),
+            "gaps": await check_gaps(session, now, sinks=sinks),
+            "down": await check_destinations(
+                session, now, self.rules.destination_down_after, sinks, self.rules.circuit
+            ),
         }
 
     async def _prune(self, session: AsyncSession, now: datetime) -> int:
@@ -138,23 +163,27 @@ class Router:
         retention = self.rules.payload_retention
         if retention is None:
             return 0
-        if self._pruned_at is not None and now - self._pruned_at < self.rules.prune_every:
+        at = self._monotonic()
+        if (
+            self._pruned_at is not None
+            and at - self._pruned_at < self.rules.prune_every.total_seconds()
+        ):
             return 0
-        self._pruned_at = now
+        self._pruned_at = at
         return await prune_payloads(session, now, retention=retention)
 
     async def _check_silence(self, session: AsyncSession, now: datetime) -> int:
+        at = self._monotonic()
         if self._started_at is None:
-            self._started_at = now
+            self._started_at = at
         last = self._silence_checked_at
-        if last is not None and now - last < self.rules.silence_every:
+        if last is not None and at - last < self.rules.silence_every.total_seconds():
             return 0
-        self._silence_checked_at = now
+        self._silence_checked_at = at
         sinks = self.rules.alert_sinks
         await resolve_spoken_sources(session, now, sinks=sinks)
-        watched = [
-            r for r in self.rules.silence if now - self._started_at >= timedelta(hours=r.window_h)
-        ]
+        watched_s = at - self._started_at
+        watched = [r for r in self.rules.silence if watched_s >= r.window_h * 3600]
         return await check_silent_sources(session, watched, now, sinks=sinks)
 
     async def sync_subscriptions(self) -> int:

@@ -332,7 +332,10 @@ class NotificationSender:
             )
             groups = []
             for recipient, rows in by_recipient.items():
+                # a last email "in the future" was sent before the wall clock went back:
+                # the wait is one interval from now, never the size of the jump
                 last = last_sent.get(recipient)
+                last = None if last is None else min(last, now)
                 ids = [r.id for r in rows]
                 if last is not None and now < last + self._fallback_interval:
                     await session.execute(  # wait for the interval: not an attempt

@@ -13,7 +13,8 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging import broker_epoch, logs, topics
-from services.messaging.db import make_engine, session_factory, utcnow
+from services.messaging.clock import Clock
+from services.messaging.db import make_engine, session_factory
 from services.messaging.kafka import (
     KafkaConsumer,
     KafkaPublisher,
@@ -45,7 +46,7 @@ from services.router.webhooks import WebhookDispatcher
 
 
 def notification_channels(
-    settings: RouterSettings, sessions: async_sessionmaker[AsyncSession]
+    settings: RouterSettings, sessions: async_sessionmaker[AsyncSession], clock: Clock
 ) -> tuple[Notifier, NotificationSender]:
     """The alert notifier (the incident rules call ``notifier.enqueue`` in their transaction)
     and the loop that sends what it queued, from the ``ROUTER_ALERT_*`` settings."""
@@ -83,6 +84,7 @@ def notification_channels(
         poll_s=settings.notification_poll_s,
         fallback_interval=timedelta(seconds=settings.alert_fallback_interval_s),
         digest_over=settings.alert_fallback_digest_over,
+        clock=clock.now,
     )
     return notifier, sender
 
@@ -93,6 +95,7 @@ log = logging.getLogger(__name__)
 async def main(settings: RouterSettings | None = None) -> int:
     settings = settings or RouterSettings()
     logs.configure("router", settings.log_level)
+    clock = settings.clock()
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine, keyring=settings.keyring())
     kafka = settings.kafka()
@@ -106,7 +109,7 @@ async def main(settings: RouterSettings | None = None) -> int:
         return await guard.check()
 
     relay = OutboxRelay(sessions, publisher, OUTBOX_OWNER, guard=epoch_check)
-    notifier, notifications = notification_channels(settings, sessions)
+    notifier, notifications = notification_channels(settings, sessions, clock)
 
     async def notify(session: AsyncSession, event: AlertEvent) -> None:
         await notifier.enqueue(session, event, event.at)
@@ -129,13 +132,20 @@ async def main(settings: RouterSettings | None = None) -> int:
         prune_every=timedelta(seconds=settings.payload_prune_every_s),
         checks_every=timedelta(seconds=settings.checks_s),
         max_in_flight=settings.max_in_flight,
+        alert_hold=settings.alert_hold(),
     )
-    router = Router(sessions=sessions, rules=rules, clock=utcnow, relay_wake=relay.wake)
+    router = Router(
+        sessions=sessions,
+        rules=rules,
+        clock=clock.now,
+        monotonic=clock.monotonic,
+        relay_wake=relay.wake,
+    )
     await ensure_first_admin(
         sessions,
         configured=settings.console_users,
         sandbox=settings.environment == "sandbox",
-        now=utcnow(),
+        now=clock.now(),
         out=sys.stdout,  # never the JSON log on stderr: see console/identity.py
     )
     await router.sync_subscriptions()
@@ -145,7 +155,7 @@ async def main(settings: RouterSettings | None = None) -> int:
     consumer = KafkaConsumer(kafka, [topics.INBOUND, topics.RESULTS], group_id=topics.ROUTER_GROUP)
     sender = HttpWebhookSender(settings.webhook_timeout())
     dispatcher = WebhookDispatcher(
-        sessions=sessions, rules=rules, sender=sender, clock=utcnow, relay_wake=relay.wake
+        sessions=sessions, rules=rules, sender=sender, clock=clock.now, relay_wake=relay.wake
     )
     webhook_consumer = KafkaConsumer(kafka, [topics.WEBHOOKS], group_id=webhooks.CONSUMER)
 
@@ -161,7 +171,7 @@ async def main(settings: RouterSettings | None = None) -> int:
         await router.run_ticks(settings.tick_s)
 
     # the ops API and the console serve at once (the database is open); Kafka comes after
-    app = create_app(settings, sessions=sessions, alert_sinks=rules.alert_sinks)
+    app = create_app(settings, sessions=sessions, alert_sinks=rules.alert_sinks, clock=clock.now)
     lags: list[KafkaConsumerLag] = []
     # by the adapters' delivery groups and the webhook dispatcher's
     confirmations = Confirmations.from_kafka(sessions, OUTBOX_OWNER, kafka)
@@ -174,7 +184,7 @@ async def main(settings: RouterSettings | None = None) -> int:
             OUTBOX_OWNER,
             kafka,
             replay_window=timedelta(seconds=settings.replay_window_s),
-            now=utcnow(),
+            now=clock.now(),
         )
         await publisher.start()
         guard = broker_epoch.EpochGuard(kafka, epoch)

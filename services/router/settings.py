@@ -186,6 +186,11 @@ class RouterSettings(ServiceSettings):
         """A POST must give up before the router counts its attempt as unanswered."""
         return min(self.webhook_timeout_s, 0.8 * self.attempt_timeout_s)
 
+    def alert_hold(self) -> timedelta:
+        """After a jump of the wall clock, new alerts wait one confirmation interval: the
+        longest of the families' (services.router.clock_jumps)."""
+        return max(p.confirmation_deadline for p in self.policies().values())
+
     def circuit(self) -> CircuitPolicy:
         return CircuitPolicy(
             self.circuit_failure_threshold, self.circuit_open_s, self.circuit_max_open_s

@@ -7,6 +7,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -66,6 +67,7 @@ delivery = Table(
     Column("overdue_alerted_at", UtcDateTime, nullable=True),
     # a sent delivery still unconfirmed at this time is sent again (a silent drop)
     Column("resend_at", UtcDateTime, nullable=True),
+    Column("resend_every_s", Float, nullable=True),  # sent again this often, unconfirmed
     Column("last_error", String(500), nullable=True),
     # attempts made before the last replay: a replayed delivery gets a fresh attempt budget
     Column("attempts_at_replay", Integer, nullable=False, default=0, server_default="0"),

@@ -179,3 +179,40 @@ async def test_a_parked_delivery_is_not_dead_lettered_by_its_budget(sessions, cl
     (d,) = [x for x in await deliveries(sessions) if x.message_id == message_id(poison)]
     assert (d.state, d.attempts) == ("pending", THRESHOLD + 4)
     await router.handle_batch([result(message_id(poison), ResponseCode.OK, attempt=d.attempts)])
+
+
+async def test_a_destination_that_flaps_is_down_when_its_threshold_passes(router, sessions, clock):
+    """It answers a probe now and then and fails again straight after: each closing lasted
+    seconds, so it has been down since its first opening, and "destination down" comes when
+    that passes the threshold (it never came while each closing restarted the count)."""
+    policy = router.rules.circuit
+    for _ in range(12):  # 12 minutes: open, a probe that passes, failures, open again …
+        async with sessions.begin() as s:
+            for _ in range(THRESHOLD):
+                await circuit.record_failure(s, "treserva", policy, clock())
+        clock.advance(50)
+        async with sessions.begin() as s:
+            await circuit.record_success(s, "treserva", clock())  # the probe passed
+        clock.advance(10)
+        await router.tick()
+    down = [a for a in await alerts(sessions) if a.kind == "destination_down"]
+    assert [(a.destination, a.state) for a in down] == [("treserva", "open")]
+    clock.advance(policy.settle_s + 1)  # now it stays up
+    async with sessions.begin() as s:
+        await circuit.record_success(s, "treserva", clock())
+    await router.tick()
+    down = [a for a in await alerts(sessions) if a.kind == "destination_down"]
+    assert [a.state for a in down] == ["resolved"]
+
+
+async def test_an_opening_after_the_circuit_settled_counts_from_itself(router, sessions, clock):
+    policy = router.rules.circuit
+    async with sessions.begin() as s:
+        for _ in range(THRESHOLD):
+            await circuit.record_failure(s, "treserva", policy, clock())
+        await circuit.record_success(s, "treserva", clock())
+    clock.advance(3600)  # a quiet hour, then a new outage
+    async with sessions.begin() as s:
+        for _ in range(THRESHOLD):
+            await circuit.record_failure(s, "treserva", policy, clock())
+    assert (await _circuit(sessions)).opened_at == clock()

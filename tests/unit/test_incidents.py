@@ -354,6 +354,10 @@ async def test_a_destination_down_for_too_long_opens_an_incident_until_it_answer
         await circuit.record_success(s, "treserva", clock())
     await router.tick()
     down = [e for e in sink.events if e.kind == "destination_down"]
+    assert down[-1].change is AlertChange.OPENED, "resolved before it stayed up"
+    clock.advance(circuit.CircuitPolicy().settle_s)  # closed, and it stays closed
+    await router.tick()
+    down = [e for e in sink.events if e.kind == "destination_down"]
     assert down[-1].change is AlertChange.RESOLVED
 
 

@@ -8,6 +8,7 @@ import services.messaging.outbox
 import services.messaging.processed
 import services.messaging.read_back_store
 import services.router.access_log
+import services.router.clock_jumps
 import services.router.console.identity
 import services.router.tables  # noqa: F401
 from services.messaging.db import metadata
