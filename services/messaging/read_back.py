@@ -66,6 +66,10 @@ class ReadBackPoller:
         self._relay_wake = relay_wake
         self._batch = batch
         self._in_flight = asyncio.Semaphore(max_in_flight)
+        # no check is planned further ahead than this (first look or next interval)
+        self._horizon_s = max(
+            (max(t.first_check_s, t.interval_s) for t in self._terms.values()), default=30.0
+        )
         self.wake = asyncio.Event()  # set when a read-back is scheduled
 
     async def run(self) -> None:
@@ -101,13 +105,21 @@ class ReadBackPoller:
             at = await store.next_due_at(session, self._destinations)
         if at is None:
             return None
-        return max(0.0, (at - self._clock()).total_seconds())
+        # never longer than one interval: a check planned before the wall clock went back
+        # is then found by check_due's horizon
+        return min(max(0.0, (at - self._clock()).total_seconds()), self._horizon_s)
 
     async def check_due(self) -> int:
         """Read back every record due now (at most ``batch``); how many were checked."""
         now = self._clock()
         async with self._sessions() as session:
-            rows = await store.due(session, self._destinations, now, limit=self._batch)
+            rows = await store.due(
+                session,
+                self._destinations,
+                now,
+                limit=self._batch,
+                horizon=timedelta(seconds=self._horizon_s),
+            )
         await asyncio.gather(*(self._check(row) for row in rows))
         return len(rows)
 

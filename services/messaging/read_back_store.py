@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     delete,
     func,
+    or_,
     select,
     update,
 )
@@ -145,15 +146,23 @@ async def settle(session: AsyncSession, destination: str, message_id: str) -> No
 
 
 async def due(
-    session: AsyncSession, destinations: list[str], now: datetime, *, limit: int
+    session: AsyncSession,
+    destinations: list[str],
+    now: datetime,
+    *,
+    limit: int,
+    horizon: timedelta | None = None,
 ) -> list[PendingReadBack]:
-    """The read-backs of ``destinations`` due at ``now``, the longest waiting first."""
+    """The read-backs of ``destinations`` due at ``now``, the longest waiting first. One
+    planned further than ``horizon`` ahead (no schedule goes that far: it was planned before
+    the wall clock went back) is due now too, so a step back never delays a check by its
+    size (services.messaging.clock)."""
+    when = pending_read_back.c.next_check_at <= now
+    if horizon is not None:
+        when = or_(when, pending_read_back.c.next_check_at > now + horizon)
     rows = await session.execute(
         select(pending_read_back)
-        .where(
-            pending_read_back.c.destination.in_(destinations),
-            pending_read_back.c.next_check_at <= now,
-        )
+        .where(pending_read_back.c.destination.in_(destinations), when)
         .order_by(pending_read_back.c.next_check_at)
         .limit(limit)
     )

@@ -411,3 +411,21 @@ async def test_the_router_names_until_when_it_waits_in_each_command(sessions):
     first, again = (datetime.fromisoformat(h[CONFIRM_BY_HEADER]) for h in sent)
     assert first == row.confirm_by
     assert again == row.resend_at == clock.now + timedelta(minutes=15)
+
+
+async def test_a_step_back_of_the_wall_clock_never_delays_a_check_by_its_size(
+    sessions, journal, clock
+):
+    """Planned before the wall clock went back two hours, the next check lies two hours
+    ahead; it is made within one interval anyway (services.messaging.clock)."""
+    journal.drop = True
+    await delivered(sessions, journal, clock, confirm_by=NOW + timedelta(seconds=600))
+    poller = poller_for(sessions, journal, clock)
+    clock.advance(await poller.seconds_to_next() or 0)
+    assert await poller.check_due() == 1
+    clock.advance(-2 * 3600)
+    wait = await poller.seconds_to_next()
+    assert wait is not None and wait <= TERMS.interval_s
+    clock.advance(wait)
+    assert await poller.check_due() == 1
+    assert journal.finds == 2
