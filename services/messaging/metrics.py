@@ -273,6 +273,7 @@ class OutboxSnapshot:
         self._unconfirmed = 0
         self._recoveries = 0
         self._last: dict[str, int] = {}  # the last recovery: reason -> rows published again
+        self._kept: dict[str, int] = {}  # the last recovery: why -> rows not published again
 
     async def refresh(self) -> None:
         now = self._clock()
@@ -292,13 +293,16 @@ class OutboxSnapshot:
                 await session.scalar(select(func.count()).where(recoveries.owner == self._owner))
                 or 0
             )
-            last = await session.scalar(
-                select(recoveries.reasons)
-                .where(recoveries.owner == self._owner)
-                .order_by(recoveries.id.desc())
-                .limit(1)
-            )
-        self._last = {str(k): int(v) for k, v in (last or {}).items()}
+            last = (
+                await session.execute(
+                    select(recoveries.reasons, recoveries.confirmed, recoveries.unread)
+                    .where(recoveries.owner == self._owner)
+                    .order_by(recoveries.id.desc())
+                    .limit(1)
+                )
+            ).first()
+        self._last = {str(k): int(v) for k, v in (last.reasons if last else {}).items()}
+        self._kept = {"confirmed": last.confirmed, "unread": last.unread} if last else {}
         self._pending = {str(r[0]): int(r[1]) for r in rows}
         firsts: list[datetime] = [r[2] for r in rows if r[2] is not None]
         self._oldest_s = (now - min(firsts)).total_seconds() if firsts else 0.0
@@ -343,3 +347,13 @@ class OutboxSnapshot:
         for reason in Reason:
             republished.add_metric([self._owner, reason.value], self._last.get(reason.value, 0))
         yield republished
+        kept = GaugeMetricFamily(
+            f"{NAMESPACE}_broker_recovery_kept",
+            "Outbox rows within the replay window the last broker data loss did not make this "
+            "owner publish again, by why: confirmed (every group that must read it had "
+            "committed it), unread (a topic no consumer of ours reads)",
+            labels=("owner", "why"),
+        )
+        for why in ("confirmed", "unread"):
+            kept.add_metric([self._owner, why], self._kept.get(why, 0))
+        yield kept

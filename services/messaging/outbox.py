@@ -67,7 +67,19 @@ outbox = Table(
     Column("published_epoch", String(64), nullable=True),
     Column("published_partition", Integer, nullable=True),
     Column("published_offset", BigInteger, nullable=True),
-    Index("ix_outbox_pending", "owner", "published_at", "id"),
+    # The relay's next rows (published_at NULL, by id), and which of the rows published
+    # within the replay window the consumers have not confirmed, read from the index alone:
+    # reading a row would read its payload too (publish_watermarks.unconfirmed_count).
+    Index(
+        "ix_outbox_publication",
+        "owner",
+        "published_at",
+        "id",
+        "topic",
+        "published_epoch",
+        "published_partition",
+        "published_offset",
+    ),
 )
 
 EpochCheck = Callable[[], Awaitable[str]]

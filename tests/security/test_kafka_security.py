@@ -37,6 +37,7 @@ from cryptography import x509
 from services.apache_kafka import ApacheKafka
 from services.messaging import topics
 from services.messaging.broker_epoch import EPOCH_TOPIC
+from services.messaging.committed_offsets import KafkaCommittedOffsets
 from services.messaging.kafka import TopicsMissing, ensure_topics
 from services.messaging.kafka_acls import (
     ADAPTER_TAKECARE,
@@ -602,6 +603,24 @@ async def test_router_reads_the_adapters_committed_offsets(kafka: ApacheKafka) -
         finally:
             await asyncio.wait_for(consumer.stop(), WAIT_S)
         assert sum(o or 0 for o in offsets) >= 1, (group, offsets)
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+async def test_adapter_reads_what_the_router_confirmed(kafka: ApacheKafka, adapter: str) -> None:
+    """What a broker data loss makes an adapter publish again is found from the router's
+    committed offsets on the topics it writes (publish_watermarks), which its Describe on
+    the router's group allows; joining that group stays refused (above)."""
+    marker = _marker()
+    await _write(_service(kafka, adapter), topics.INBOUND, marker)
+    await _read(_service(kafka, ROUTER), topics.INBOUND, topics.ROUTER_GROUP, marker)  # commits
+    groups = topics.confirming_groups(topics.written_by(adapter))
+    reader = KafkaCommittedOffsets(_service(kafka, adapter), groups, timeout_s=WAIT_S)
+    try:
+        committed = await reader.committed()
+    finally:
+        await reader.aclose()
+    assert {t for _, t, _ in committed} == {topics.INBOUND, topics.RESULTS}
+    assert sum(o or 0 for (_, t, _), o in committed.items() if t == topics.INBOUND) >= 1
 
 
 async def test_certificate_named_after_a_service_has_exactly_its_rights(

@@ -287,6 +287,10 @@ async def test_metrics_show_the_unconfirmed_rows_and_the_last_recovery(sessions)
         (OWNER, "no_offset"): 0,
         (OWNER, "no_watermark"): 0,
     }
+    assert found["carebridge_broker_recovery_kept"] == {
+        (OWNER, "confirmed"): 3,
+        (OWNER, "unread"): 0,
+    }
 
 
 def _samples(snapshot) -> dict[str, dict[tuple[str, ...], float]]:

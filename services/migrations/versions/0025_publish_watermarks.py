@@ -32,6 +32,21 @@ def upgrade() -> None:
         batch.add_column(sa.Column("published_epoch", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("published_partition", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("published_offset", sa.BigInteger(), nullable=True))
+    # the relay's next rows, and the unconfirmed ones, from the index alone (not the payload)
+    op.drop_index("ix_outbox_pending", table_name="outbox")
+    op.create_index(
+        "ix_outbox_publication",
+        "outbox",
+        [
+            "owner",
+            "published_at",
+            "id",
+            "topic",
+            "published_epoch",
+            "published_partition",
+            "published_offset",
+        ],
+    )
     op.create_table(
         "publish_watermark",
         sa.Column("owner", sa.String(length=40), nullable=False),
@@ -68,6 +83,8 @@ def downgrade() -> None:
     op.drop_index("ix_broker_recovery_owner", table_name="broker_recovery")
     op.drop_table("broker_recovery")
     op.drop_table("publish_watermark")
+    op.drop_index("ix_outbox_publication", table_name="outbox")
+    op.create_index("ix_outbox_pending", "outbox", ["owner", "published_at", "id"])
     with op.batch_alter_table("outbox") as batch:
         batch.drop_column("published_offset")
         batch.drop_column("published_partition")
