@@ -1,5 +1,7 @@
-# One image for every carebridge service; the command picks the service.
-FROM python:3.11-slim
+# One image for every carebridge service; the command picks the service. It holds the three
+# services and the migrations only; the simulators are the `sandbox` stage's (compose profile
+# `simulators`).
+FROM python:3.11-slim AS production
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 RUN useradd --create-home --uid 10001 carebridge
@@ -11,3 +13,10 @@ RUN pip install . && chown -R carebridge /app
 USER carebridge
 EXPOSE 8000 8001 8002
 CMD ["python", "-m", "services.router"]
+
+# The journal and subscriber simulators, for the compose profile `simulators` only.
+FROM production AS sandbox
+USER root
+COPY sandbox ./sandbox
+RUN chown -R carebridge /app/sandbox
+USER carebridge

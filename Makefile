@@ -14,19 +14,19 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,sandbox]'
 	@touch $(STAMP)
 
 # make run KAFKA=apache: the same stack on Apache Kafka (SASL_SSL, a SCRAM user per service, ACLs)
 KAFKA ?= tansu
 run: install $(if $(filter apache,$(KAFKA)),kafka)
-	STACK_KAFKA=$(KAFKA) $(PY) -m services.stack run
+	STACK_KAFKA=$(KAFKA) $(PY) -m sandbox.stack run
 
 SCENARIO ?= basic
 
 # make demo                          the basic flow; make demo SCENARIO=broken-trigger: Gotland
 demo: install
-	$(PY) -m services.demo $(SCENARIO)
+	$(PY) -m sandbox.demo $(SCENARIO)
 
 PYTEST_ARGS ?=
 
@@ -81,27 +81,27 @@ security: install
 
 # every attack of the README's threat model against a private stack: expected vs observed
 attack-probe: install
-	$(PY) -m services.attack_probe
+	$(PY) -m sandbox.attack_probe
 
 # the ops console in a real Chromium (also part of `make test` and CI)
 browser: install $(CHROMIUM)
 	$(PY) -m pytest -q -m browser
 
 lint: install
-	$(PY) -m ruff check services tests bench
-	$(PY) -m ruff format --check services tests bench
+	$(PY) -m ruff check services sandbox tests bench
+	$(PY) -m ruff format --check services sandbox tests bench
 
 typecheck: install
-	$(PY) -m mypy services tests bench
+	$(PY) -m mypy services sandbox tests bench
 
 check: lint typecheck test
 
 contracts: install
-	$(PY) -m services.contracts_cli
+	$(PY) -m sandbox.contracts_cli
 
 # make validate CONTRACT=takecare/medication-list FILE=my-list.json
 validate: install
-	$(PY) -m services.contracts_cli validate $(CONTRACT) $(FILE)
+	$(PY) -m sandbox.contracts_cli validate $(CONTRACT) $(FILE)
 
 # end to end through the real stack against a bare-Kafka baseline → bench/results.json
 # (BENCH_ARGS=--scale | --drain 50000 | --scale-out | --profile | --help)
@@ -117,7 +117,7 @@ bench-queries: install
 bench-dispatch: install
 	$(PY) bench/dispatch_speed.py $(BENCH_ARGS)
 
-# Apache Kafka (KRaft) from Maven Central for services/apache_kafka.py: its jars once, cached in
+# Apache Kafka (KRaft) from Maven Central for sandbox/apache_kafka.py: its jars once, cached in
 # .cache/kafka-<version>/libs (the version is deploy/kafka/pom.xml's <kafka.version>)
 KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' deploy/kafka/pom.xml)
 KAFKA_CACHE   := .cache/kafka-$(KAFKA_VERSION)

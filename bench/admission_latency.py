@@ -28,11 +28,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.demo import demo_settings
+from sandbox.demo import demo_settings
+from sandbox.scenario import Scenario
+from sandbox.stack import Stack
 from services.messaging.kafka import ensure_topics
 from services.messaging.kafka_connection import KafkaConnection
-from services.scenario import Scenario
-from services.stack import Stack
 
 
 def pct(values: list[float], p: float) -> float:

@@ -7,7 +7,7 @@
     --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test   (a private database
     is created beside it and dropped afterwards; SQLite files in a temp dir by default)
 
-Every phase starts a real stack (services.stack: Tansu, router, both adapters, the three
+Every phase starts a real stack (sandbox.stack: Tansu, router, both adapters, the three
 simulators) and drives native events through it as the journals would: HTTP intake →
 outbox → Kafka → router → Kafka → adapter → simulated journal → receipt → confirmed. The mix
 of families follows the care-transition flow of docs/domain.md (per hospital stay: an
@@ -60,27 +60,27 @@ sys.path.insert(0, str(ROOT))
 
 
 from bench.timing import scratch_database  # noqa: E402
-from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN as TAKECARE_TOKEN  # noqa: E402
-from services.adapter_treserva.settings import SANDBOX_INTAKE_TOKEN as TRESERVA_TOKEN  # noqa: E402
-from services.demo import demo_settings  # noqa: E402
-from services.messaging import topics  # noqa: E402
-from services.messaging.kafka import ensure_topics  # noqa: E402
-from services.simulators.samples.admission_notice import sample_admission  # noqa: E402
-from services.simulators.samples.discharge import (  # noqa: E402
+from sandbox.demo import demo_settings  # noqa: E402
+from sandbox.simulators.samples.admission_notice import sample_admission  # noqa: E402
+from sandbox.simulators.samples.discharge import (  # noqa: E402
     sample_discharge_notice,
     sample_discharge_readiness,
 )
-from services.simulators.samples.medication_list import (  # noqa: E402
+from sandbox.simulators.samples.medication_list import (  # noqa: E402
     sample_takecare_medication_list,
     sample_treserva_medication_list,
 )
-from services.simulators.samples.people import PERSONNUMMER  # noqa: E402
-from services.simulators.samples.sip_update import (  # noqa: E402
+from sandbox.simulators.samples.people import PERSONNUMMER  # noqa: E402
+from sandbox.simulators.samples.sip_update import (  # noqa: E402
     sample_takecare_sip_update,
     sample_treserva_sip_update,
 )
-from services.simulators.treserva import KINDS as TRESERVA_KINDS  # noqa: E402
-from services.stack import BrokerKind, Stack  # noqa: E402
+from sandbox.simulators.treserva import KINDS as TRESERVA_KINDS  # noqa: E402
+from sandbox.stack import BrokerKind, Stack  # noqa: E402
+from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN as TAKECARE_TOKEN  # noqa: E402
+from services.adapter_treserva.settings import SANDBOX_INTAKE_TOKEN as TRESERVA_TOKEN  # noqa: E402
+from services.messaging import topics  # noqa: E402
+from services.messaging.kafka import ensure_topics  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results.json")
 PROFILES = Path(__file__).with_name("profiles")
@@ -895,7 +895,7 @@ async def main_scale(args: argparse.Namespace) -> None:
 
 
 async def treserva_records(stack: Stack) -> list[dict[str, Any]]:
-    from services.simulators.treserva import TreservaSimSettings
+    from sandbox.simulators.treserva import TreservaSimSettings
 
     token = TreservaSimSettings().api_token
     out = []

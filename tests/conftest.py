@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from sandbox.stack import PORT_SLICE_ENV
 from services.messaging.db import make_engine, migrate_async, session_factory
-from services.stack import PORT_SLICE_ENV
 from tests.support.run_id import RUN_ENV
 
 # Read once, before the autouse fixture below clears the environment of the caller.

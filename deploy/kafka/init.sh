@@ -15,7 +15,7 @@ CA_FILE=${CA_FILE:-/etc/kafka/secrets/ca.pem}
 HERE=$(dirname "$0")
 
 for var in ADMIN_PASSWORD ROUTER_PASSWORD ADAPTER_TAKECARE_PASSWORD ADAPTER_TRESERVA_PASSWORD; do
-    # they go into JAAS and SCRAM settings unquoted (as in services/apache_kafka.py)
+    # they go into JAAS and SCRAM settings unquoted (as in sandbox/apache_kafka.py)
     if [[ ! ${!var:-} =~ ^[A-Za-z0-9._-]{16,}$ ]]; then
         echo "kafka-init: $var must be at least 16 characters of A-Z a-z 0-9 . _ -" >&2
         exit 1

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from playwright.async_api import Page, async_playwright
 
+from sandbox.stack import free_port
 from services.messaging.db import utcnow
-from services.stack import free_port
 from tests.support.browser import Console
 from tests.support.console_data import seed
 from tests.support.router import Clock

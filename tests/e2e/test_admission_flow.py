@@ -3,7 +3,7 @@ faults Treserva can have are noticed. Everything over real sockets, real process
 
 import pytest
 
-from services.demo import DEADLINE_S
+from sandbox.demo import DEADLINE_S
 
 pytestmark = [pytest.mark.e2e, pytest.mark.shared_stack]
 
@@ -42,7 +42,7 @@ def test_treserva_errors_are_retried_until_it_recovers(scenario):
             return found
         return None
 
-    from services.scenario import wait_for
+    from sandbox.scenario import wait_for
 
     wait_for("a second attempt", retried, timeout_s=10)
     scenario.set_treserva_fault("none")

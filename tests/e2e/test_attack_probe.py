@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services import attack_probe
-from services.stack import Stack
+from sandbox import attack_probe
+from sandbox.stack import Stack
 from tests.support.stacks import running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]

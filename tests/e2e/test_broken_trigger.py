@@ -3,7 +3,7 @@ real SMTP server and a real webhook receiver; every step is asserted by the scen
 
 import pytest
 
-from services.demo import broken_trigger
+from sandbox.demo import broken_trigger
 
 pytestmark = [pytest.mark.e2e, pytest.mark.alerts, pytest.mark.timeout(300)]
 

@@ -7,8 +7,8 @@ from datetime import datetime
 
 import pytest
 
+from sandbox.simulators.samples.medication_list import sample_takecare_medication_list
 from services.messaging.contracts import violations
-from services.simulators.samples.medication_list import sample_takecare_medication_list
 
 pytestmark = [pytest.mark.e2e, pytest.mark.shared_stack]
 

@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services import gotland_demo
-from services.demo import DEADLINE_S
-from services.gotland_demo import OPS_MAILBOX, Inbox
+from sandbox import gotland_demo
+from sandbox.demo import DEADLINE_S
+from sandbox.gotland_demo import OPS_MAILBOX, Inbox
+from sandbox.scenario import Scenario, wait_for
+from sandbox.stack import Stack
 from services.messaging import topics
 from services.messaging.envelope import (
     EventCode,
@@ -38,8 +40,6 @@ from services.messaging.record_signing import (
     parse_signing_key,
     sandbox_signing_key,
 )
-from services.scenario import Scenario, wait_for
-from services.stack import Stack
 from tests.support.stacks import e2e_settings, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security, pytest.mark.alerts, pytest.mark.timeout(240)]

@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.scenario import Scenario
-from services.simulators.samples.admission_notice import sample_admission
-from services.simulators.samples.people import ADDRESSES, PEOPLE, RESERVE_NUMBERS, TEST_IDENTIFIERS
-from services.stack import Stack
+from sandbox.scenario import Scenario
+from sandbox.simulators.samples.admission_notice import sample_admission
+from sandbox.simulators.samples.people import ADDRESSES, PEOPLE, RESERVE_NUMBERS, TEST_IDENTIFIERS
+from sandbox.stack import Stack
 from tests.support.stacks import e2e_settings, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]

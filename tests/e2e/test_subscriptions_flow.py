@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from sandbox.scenario import wait_for
+from sandbox.simulators.subscriber import SANDBOX_SUBSCRIBER_SECRET
 from services.messaging.signing import verify
-from services.scenario import wait_for
-from services.simulators.subscriber import SANDBOX_SUBSCRIBER_SECRET
 
 pytestmark = [pytest.mark.e2e, pytest.mark.shared_stack]
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from services.demo import demo_settings
+from sandbox.demo import demo_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +39,7 @@ def test_run_prints_urls_and_ctrl_c_leaves_no_process_behind(tmp_path):
         **{f"STACK_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None},
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.stack", "run"],
+        [sys.executable, "-m", "sandbox.stack", "run"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

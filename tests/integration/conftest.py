@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.stack import free_port, tansu_binary
+from sandbox.stack import free_port, tansu_binary
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +37,7 @@ def tansu() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def apache_plaintext() -> Iterator[str]:
     """A real Apache Kafka (KRaft, plaintext listener) for the backend contract tests."""
-    from services.apache_kafka import ApacheKafka
+    from sandbox.apache_kafka import ApacheKafka
 
     kafka = ApacheKafka()
     kafka.start()

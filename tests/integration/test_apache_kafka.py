@@ -1,4 +1,4 @@
-"""The Apache Kafka launcher (services/apache_kafka.py) against real brokers: a plaintext one,
+"""The Apache Kafka launcher (sandbox/apache_kafka.py) against real brokers: a plaintext one,
 and a SASL_SSL one whose SCRAM users, TLS and ACLs must hold (the design's trust boundary)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from aiokafka.errors import (
 )
 from aiokafka.helpers import create_ssl_context
 
-from services.apache_kafka import AclBinding, ApacheKafka
+from sandbox.apache_kafka import AclBinding, ApacheKafka
 
 pytestmark = [
     pytest.mark.integration,

@@ -13,6 +13,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from sandbox.stack import free_port
 from services.messaging.db import utcnow
 from services.messaging.signing import SIGNATURE_HEADER, SignatureError, verify
 from services.router.domain import RetryPolicy
@@ -24,7 +25,6 @@ from services.router.notification_sender import (
 from services.router.notifications import Channels, Notifier
 from services.router.tables import notification
 from services.router.unit_directory import UnitDirectory
-from services.stack import free_port
 from tests.support.alert_events import event
 
 pytestmark = pytest.mark.alerts

@@ -6,8 +6,8 @@ import time
 import httpx
 import pytest
 
-from services.simulators.treserva import TreservaSimSettings, run
-from services.stack import free_port
+from sandbox.simulators.treserva import TreservaSimSettings, run
+from sandbox.stack import free_port
 
 pytestmark = pytest.mark.integration
 

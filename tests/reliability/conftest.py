@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from services.scenario import Scenario
-from services.stack import Stack
+from sandbox.scenario import Scenario
+from sandbox.stack import Stack
 from tests.support.postgres import EphemeralPostgres
 from tests.support.stacks import fault_settings, supervise
 

@@ -17,8 +17,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.scenario import Scenario, wait_for
-from services.stack import Stack
+from sandbox.scenario import Scenario, wait_for
+from sandbox.stack import Stack
 from tests.support.brokers import stack_broker
 from tests.support.reliability import assert_promise, post, wait_all_confirmed
 

@@ -9,13 +9,15 @@ services.messaging.clock), as an NTP step moves a host's; the simulated journals
 true time, as other hosts would."""
 
 import time
+from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from services.gotland_demo import OPS_MAILBOX, channels
-from services.scenario import Scenario, wait_for
-from services.stack import Stack
+from sandbox.gotland_demo import OPS_MAILBOX, Inbox, channels
+from sandbox.scenario import Scenario, wait_for
+from sandbox.stack import Stack
 from tests.support.reliability import assert_promise, post
 from tests.support.stacks import fault_settings, supervise
 
@@ -52,7 +54,7 @@ def supervised(tmp_path: Path, stack_db: str | None, mail):
         yield stack
 
 
-def _unit_mails(inbox) -> list:
+def _unit_mails(inbox: Inbox) -> list[EmailMessage]:
     with inbox.lock:
         return [m for m in inbox.mails if OPS_MAILBOX not in str(m["To"])]
 
@@ -62,7 +64,13 @@ def _treserva_state(scenario: Scenario, message_id: str) -> str | None:
     return None if found is None else scenario.delivery(found, "treserva")["state"]
 
 
-def _jumps(scenario: Scenario) -> list[dict]:
+def _treserva_attempts(scenario: Scenario, message_id: str) -> int:
+    found = scenario.message(message_id)
+    assert found is not None
+    return int(scenario.delivery(found, "treserva")["attempts"])
+
+
+def _jumps(scenario: Scenario) -> list[dict[str, Any]]:
     return list(scenario.ops("/api/v1/dashboard")["clockJumps"])
 
 
@@ -105,7 +113,7 @@ def test_a_clock_jump_either_way_neither_fires_nor_delays_the_watchdog(
         d["destination"]: d["circuit"] for d in scenario.ops("/api/v1/destinations")["items"]
     }
     assert circuits.get("treserva", "closed") == "closed"
-    attempts = [scenario.delivery(scenario.message(m), "treserva")["attempts"] for m, _ in posted]
+    attempts = [_treserva_attempts(scenario, m) for m, _ in posted]
     assert attempts == [1] * len(posted), "an attempt in flight counted as timed out"
 
     # two hours back (NTP puts the clock right again) while Treserva drops a notice

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from services.gotland_demo import OPS_MAILBOX, Inbox, channels
+from sandbox.gotland_demo import OPS_MAILBOX, Inbox, channels
+from sandbox.scenario import Scenario, wait_for
+from sandbox.stack import Stack
 from services.router.notices import message_reference
-from services.scenario import Scenario, wait_for
-from services.stack import Stack
 from tests.support.reliability import assert_promise, post
 from tests.support.stacks import fault_settings, supervise
 

@@ -12,12 +12,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
+from sandbox.simulators.samples.admission_notice import sample_admission
 from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN
 from services.messaging import topics
 from services.messaging.db import make_engine
 from services.messaging.kafka_connection import KafkaConnection
 from services.router.tables import rejected_record
-from services.simulators.samples.admission_notice import sample_admission
 from tests.support.reliability import delivered_once, post, record_result, stuck, wait_all_confirmed
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]

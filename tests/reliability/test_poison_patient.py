@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from services.scenario import Scenario, wait_for
-from services.simulators.samples.admission_notice import sample_admission
-from services.stack import Stack
+from sandbox.scenario import Scenario, wait_for
+from sandbox.simulators.samples.admission_notice import sample_admission
+from sandbox.stack import Stack
 from tests.support.reliability import assert_promise, wait_all_confirmed
 from tests.support.stacks import fault_settings, supervise
 

@@ -6,8 +6,8 @@ from datetime import datetime
 import httpx
 import pytest
 
-from services.scenario import IntakeUnavailable
-from services.simulators.samples.admission_notice import sample_admission
+from sandbox.scenario import IntakeUnavailable
+from sandbox.simulators.samples.admission_notice import sample_admission
 from tests.support.reliability import assert_promise, post
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]

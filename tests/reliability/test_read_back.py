@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.scenario import Scenario
+from sandbox.stack import Stack
 from services.messaging.read_back_store import ConfirmationMode
-from services.scenario import Scenario
-from services.stack import Stack
 from tests.support.reliability import assert_promise, post
 from tests.support.stacks import fault_settings, supervise
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.scenario import Scenario, wait_for
-from services.stack import Stack
+from sandbox.scenario import Scenario, wait_for
+from sandbox.stack import Stack
 from tests.support.reliability import assert_promise, post
 from tests.support.stacks import fault_settings, supervise
 

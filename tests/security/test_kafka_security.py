@@ -34,7 +34,7 @@ from aiokafka.errors import (
 )
 from cryptography import x509
 
-from services.apache_kafka import ApacheKafka
+from sandbox.apache_kafka import ApacheKafka
 from services.messaging import topics
 from services.messaging.broker_epoch import EPOCH_TOPIC
 from services.messaging.committed_offsets import KafkaCommittedOffsets

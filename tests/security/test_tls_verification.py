@@ -1,6 +1,7 @@
 """TLS verification is on by default in every httpx client: over a real socket, each of the
 broker's outbound clients refuses an HTTPS server whose certificate no trusted CA signed,
-and sends it nothing; and no ``httpx.AsyncClient(...)`` in services/ switches ``verify`` off."""
+and sends it nothing; and no ``httpx.AsyncClient(...)`` in services/ or sandbox/ switches
+``verify`` off."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from tests.support.servers import serving
 
 pytestmark = pytest.mark.security
 
-SERVICES = Path(__file__).resolve().parents[2] / "services"
+ROOT = Path(__file__).resolve().parents[2]
+CODE = (ROOT / "services", ROOT / "sandbox")  # the simulators' clients too
 
 
 @pytest.fixture
@@ -84,7 +86,7 @@ async def test_the_alert_webhook_refuses_an_untrusted_certificate(untrusted):
 
 def _async_clients() -> list[tuple[str, ast.Call]]:
     found = []
-    for path in sorted(SERVICES.rglob("*.py")):
+    for path in sorted(p for folder in CODE for p in folder.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (
                 isinstance(node, ast.Call)
@@ -93,7 +95,7 @@ def _async_clients() -> list[tuple[str, ast.Call]]:
                 and isinstance(node.func.value, ast.Name)
                 and node.func.value.id == "httpx"
             ):
-                found.append((f"{path.relative_to(SERVICES)}:{node.lineno}", node))
+                found.append((f"{path.relative_to(ROOT)}:{node.lineno}", node))
     return found
 
 

@@ -30,6 +30,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from sandbox.simulators.samples import people
 from services.adapter_takecare import families as takecare
 from services.adapter_takecare import primary_care
 from services.adapter_takecare.families import receipt as takecare_receipt
@@ -46,7 +47,6 @@ from services.messaging.identifiers import (
     parse_patient_identifier,
 )
 from services.messaging.native import InboundFamily, InvalidEvent
-from services.simulators.samples import people
 
 pytestmark = pytest.mark.security
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import cast
 
-from services.stack import BrokerKind
+from sandbox.stack import BrokerKind
 
 _KIND = os.environ.get("BROKER_TEST_KAFKA", "tansu")
 if _KIND not in ("tansu", "apache"):

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sandbox.simulators.samples.admission_notice import sample_admission
 from services.adapter_takecare.families.admission_notice import INBOUND, to_bundle
 from services.messaging import topics
 from services.messaging.envelope import EventCode, ResponseCode, System, to_json
@@ -24,7 +25,6 @@ from services.messaging.settings import SANDBOX_PSEUDONYM_KEY
 from services.router.deliveries import RoutingRules
 from services.router.domain import RetryPolicy, default_policies
 from services.router.handlers import Router
-from services.simulators.samples.admission_notice import sample_admission
 from tests.support.router import Clock, message_id, result
 
 _offsets = iter(range(10**9))

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from sandbox.simulators.samples.admission_notice import sample_admission
 from services.adapter_takecare.families.admission_notice import INBOUND, to_bundle
 from services.messaging import topics
 from services.messaging.envelope import to_json
@@ -16,7 +17,6 @@ from services.router.deliveries import RoutingRules
 from services.router.domain import RetryPolicy, default_policies
 from services.router.handlers import Router
 from services.router.tables import alert
-from services.simulators.samples.admission_notice import sample_admission
 from tests.support.router import T0
 
 

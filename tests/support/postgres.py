@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from services.stack import free_port
+from sandbox.stack import free_port
 
 
 class PostgresUnavailable(RuntimeError):

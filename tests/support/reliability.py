@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from services.scenario import IntakeUnavailable, Scenario
-from services.simulators.samples.admission_notice import sample_admission
+from sandbox.scenario import IntakeUnavailable, Scenario
+from sandbox.simulators.samples.admission_notice import sample_admission
 from tests.support.brokers import stack_broker
 from tests.support.run_id import run_id
 

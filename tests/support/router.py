@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from sandbox.simulators.samples.admission_notice import sample_admission
 from services.adapter_takecare.families.admission_notice import INBOUND, to_bundle
 from services.messaging import topics
 from services.messaging.envelope import EventCode, System, response_message, to_json
@@ -18,7 +19,6 @@ from services.router.domain import RetryPolicy, default_policies
 from services.router.tables import (
     delivery,
 )
-from services.simulators.samples.admission_notice import sample_admission
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from services.demo import demo_settings
-from services.stack import Stack, StackSettings
+from sandbox.demo import demo_settings
+from sandbox.stack import Stack, StackSettings
 from tests.support.brokers import stack_broker
 
 

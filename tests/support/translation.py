@@ -2,8 +2,8 @@
 
 import json
 
+from sandbox.contracts_cli import FIXTURE_NOW
 from services.adapter_takecare.families.admission_notice import INBOUND, to_bundle
-from services.contracts_cli import FIXTURE_NOW
 from services.messaging.envelope import to_json
 
 

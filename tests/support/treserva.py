@@ -3,7 +3,7 @@
 import json
 from datetime import UTC, datetime
 
-from services.contracts_cli import fixtures_of
+from sandbox.contracts_cli import fixtures_of
 from services.messaging.envelope import System
 from tests.support.translation import _translate
 

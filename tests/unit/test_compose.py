@@ -13,10 +13,10 @@ import pytest
 import yaml
 from jsonschema import Draft201909Validator
 
+from sandbox.kafka_certs import BrokerCerts
+from sandbox.kafka_config import admin_properties, server_properties
 from services.adapter_takecare.settings import AdapterTakeCareSettings
 from services.adapter_treserva.settings import AdapterTreservaSettings
-from services.kafka_certs import BrokerCerts
-from services.kafka_config import admin_properties, server_properties
 from services.messaging import kafka_acls, topics
 from services.messaging.broker_epoch import EPOCH_TOPIC
 from services.messaging.settings import ServiceSettings
@@ -68,7 +68,11 @@ def test_broker_services_run_in_production_with_known_settings(name, settings):
 
 def test_no_secret_has_a_literal_or_default_value():
     secret = re.compile(r"PASSWORD|TOKEN|KEY")
-    not_secret = {"STACK_DATABASE_URL", "KAFKA_SSL_KEYSTORE_TYPE", "KAFKA_SSL_KEYSTORE_LOCATION"}
+    not_secret = {
+        "CAREBRIDGE_DATABASE_URL",
+        "KAFKA_SSL_KEYSTORE_TYPE",
+        "KAFKA_SSL_KEYSTORE_LOCATION",
+    }
     for name, service in SERVICES.items():
         for var, value in (service.get("environment") or {}).items():
             if secret.search(var) and var not in not_secret:
@@ -82,6 +86,21 @@ def test_simulators_only_run_in_their_profile():
     for name, service in SERVICES.items():
         is_sim = name.startswith("sim_")
         assert (service.get("profiles") == ["simulators"]) is is_sim, name
+
+
+def test_the_production_image_holds_the_services_and_no_sandbox():
+    """Only the simulators run the sandbox image; the services and the migration job run the
+    production stage, which copies services/ and never sandbox/ (simulators, stack, demos)."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    production = dockerfile.split("FROM production AS sandbox")[0]
+    assert "COPY services" in production and "sandbox" not in production.split("AS production")[1]
+    for name, service in SERVICES.items():
+        is_sim = name.startswith("sim_")
+        target = service.get("build", {}).get("target") if "build" in service else None
+        if service.get("image", "").startswith("carebridge"):
+            assert target == ("sandbox" if is_sim else "production"), name
+            module = (service.get("command") or ["", "", "services.router"])[2]
+            assert module.startswith("sandbox.") is is_sim, (name, module)
 
 
 def test_every_command_names_a_module_that_exists():
@@ -192,7 +211,7 @@ def test_kafka_serves_clients_only_over_sasl_ssl_with_scram_and_denies_without_a
 
 
 def test_kafka_security_is_the_configuration_the_tests_run():
-    """The same keys as services/kafka_config.py's broker (minus its mutual-TLS listener)."""
+    """The same keys as sandbox/kafka_config.py's broker (minus its mutual-TLS listener)."""
     secrets = mounts(KAFKA)["/etc/kafka/secrets"]
     assert secrets == ("./deploy/kafka/secrets", "ro")
     certs = BrokerCerts(

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from services import contracts_cli
-from services.contracts_cli import check_fixtures, check_openapi, check_schemas, contract_names
+from sandbox import contracts_cli
+from sandbox.contracts_cli import check_fixtures, check_openapi, check_schemas, contract_names
 from services.messaging import topics
 from services.messaging.contracts import CONTRACTS_DIR
 from services.messaging.envelope import EventCode

@@ -4,6 +4,13 @@ import random
 
 import pytest
 
+from sandbox.simulators.samples.admission_notice import sample_admission
+from sandbox.simulators.samples.discharge import (
+    sample_discharge_notice,
+    sample_discharge_readiness,
+)
+from sandbox.simulators.samples.medication_list import sample_takecare_medication_list
+from sandbox.simulators.samples.sip_update import sample_takecare_sip_update
 from services.adapter_takecare.families import (
     admission_notice,
     discharge_notice,
@@ -15,13 +22,6 @@ from services.messaging import topics
 from services.messaging.envelope import EventCode, ResponseCode, to_json
 from services.messaging.kafka import IncomingRecord
 from services.router.alert_events import AlertChange, Severity
-from services.simulators.samples.admission_notice import sample_admission
-from services.simulators.samples.discharge import (
-    sample_discharge_notice,
-    sample_discharge_readiness,
-)
-from services.simulators.samples.medication_list import sample_takecare_medication_list
-from services.simulators.samples.sip_update import sample_takecare_sip_update
 from tests.support.incidents import Sink, alerts, make_router
 from tests.support.router import Clock, message_id, result
 

@@ -11,12 +11,7 @@ from fhir.resources.R4B.bundle import Bundle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.adapter_takecare import families as takecare_families
-from services.adapter_takecare.families import discharge_notice, discharge_readiness
-from services.adapter_treserva import families as treserva_families
-from services.adapter_treserva.families import discharge_notice as treserva_notice
-from services.adapter_treserva.families import discharge_readiness as treserva_readiness
-from services.contracts_cli import (
+from sandbox.contracts_cli import (
     FIXTURE_NOW,
     fhir_json,
     fixture_inputs,
@@ -24,6 +19,15 @@ from services.contracts_cli import (
     render,
     translate_fixture,
 )
+from sandbox.simulators.samples.discharge import (
+    sample_discharge_notice,
+    sample_discharge_readiness,
+)
+from services.adapter_takecare import families as takecare_families
+from services.adapter_takecare.families import discharge_notice, discharge_readiness
+from services.adapter_treserva import families as treserva_families
+from services.adapter_treserva.families import discharge_notice as treserva_notice
+from services.adapter_treserva.families import discharge_readiness as treserva_readiness
 from services.messaging.contracts import violations
 from services.messaging.envelope import EVENT_SYSTEM, EventCode, System, read_envelope, to_json
 from services.messaging.fhir_parts import SECURITY_LABEL_SYSTEM, TranslationError
@@ -38,10 +42,6 @@ from services.messaging.vocabulary import (
     EXPECTED_DISCHARGE_URL,
     READY_FOR_DISCHARGE_URL,
     WITHDRAWAL_REASON_URL,
-)
-from services.simulators.samples.discharge import (
-    sample_discharge_notice,
-    sample_discharge_readiness,
 )
 
 READINESS = "discharge-readiness"

@@ -10,15 +10,19 @@ from fhir.resources.R4B.bundle import Bundle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.adapter_takecare.families import medication_list as takecare
-from services.adapter_treserva.families import medication_list as treserva
-from services.contracts_cli import (
+from sandbox.contracts_cli import (
     FIXTURE_NOW,
     fixtures_of,
     golden_path,
     render,
     translate_fixture,
 )
+from sandbox.simulators.samples.medication_list import (
+    sample_takecare_medication_list,
+    sample_treserva_medication_list,
+)
+from services.adapter_takecare.families import medication_list as takecare
+from services.adapter_treserva.families import medication_list as treserva
 from services.messaging.contracts import violations
 from services.messaging.envelope import EVENT_SYSTEM, System, to_json
 from services.messaging.fhir_parts import TranslationError
@@ -39,10 +43,6 @@ from services.messaging.vocabulary import (
     NPL_ID_SYSTEM,
     TAKECARE_MEDICATION_LIST_SYSTEM,
     TRESERVA_MEDICATION_LIST_SYSTEM,
-)
-from services.simulators.samples.medication_list import (
-    sample_takecare_medication_list,
-    sample_treserva_medication_list,
 )
 
 FAMILY = "medication-list"

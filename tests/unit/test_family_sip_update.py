@@ -11,17 +11,21 @@ from fhir.resources.R4B.bundle import Bundle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.adapter_takecare import families as takecare_families
-from services.adapter_takecare.families import sip_update as takecare_sip
-from services.adapter_treserva import families as treserva_families
-from services.adapter_treserva.families import sip_update as treserva_sip
-from services.contracts_cli import (
+from sandbox.contracts_cli import (
     FIXTURE_NOW,
     fixtures_of,
     golden_path,
     render,
     translate_fixture,
 )
+from sandbox.simulators.samples.sip_update import (
+    sample_takecare_sip_update,
+    sample_treserva_sip_update,
+)
+from services.adapter_takecare import families as takecare_families
+from services.adapter_takecare.families import sip_update as takecare_sip
+from services.adapter_treserva import families as treserva_families
+from services.adapter_treserva.families import sip_update as treserva_sip
 from services.messaging.contracts import violations
 from services.messaging.envelope import EVENT_SYSTEM, EventCode, System, to_json
 from services.messaging.fhir_parts import TranslationError
@@ -38,10 +42,6 @@ from services.messaging.vocabulary import (
     DOCUMENT_VERSION_URL,
     SIP_CONSENT_URL,
     SIP_ID_SYSTEM,
-)
-from services.simulators.samples.sip_update import (
-    sample_takecare_sip_update,
-    sample_treserva_sip_update,
 )
 
 TAKECARE_FIXTURES = fixtures_of(System.TAKECARE, "sip-update")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from services.contracts_cli import inbound_family
+from sandbox.contracts_cli import inbound_family
 from services.messaging.envelope import (
     EventCode,
     FhirMessage,

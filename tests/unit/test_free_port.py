@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from services import stack
-from services.stack import _ephemeral_low, free_port
+from sandbox import stack
+from sandbox.stack import _ephemeral_low, free_port
 
 
 def test_ports_come_from_below_the_ephemeral_range_and_bind() -> None:

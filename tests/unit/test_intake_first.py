@@ -10,8 +10,8 @@ import signal
 import httpx
 from fastapi import FastAPI, Request
 
+from sandbox.stack import free_port
 from services.messaging.runtime import health, run_service
-from services.stack import free_port
 
 
 def _app() -> FastAPI:

@@ -8,6 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sandbox.simulators.samples.people import (
+    HOSPITAL_UNITS,
+    MUNICIPAL_UNITS,
+    PRIMARY_CARE_UNITS,
+    TEST_IDENTIFIERS,
+)
 from services.router.alert_events import AlertChange, AlertEvent, Severity
 from services.router.notices import (
     FallbackNotice,
@@ -18,12 +24,6 @@ from services.router.notices import (
     webhook_payload,
 )
 from services.router.unit_directory import UnitDirectory
-from services.simulators.samples.people import (
-    HOSPITAL_UNITS,
-    MUNICIPAL_UNITS,
-    PRIMARY_CARE_UNITS,
-    TEST_IDENTIFIERS,
-)
 from tests.support.alert_events import MESSAGE_ID, TUESDAY_1430, event
 
 pytestmark = pytest.mark.alerts

@@ -8,6 +8,8 @@ import time
 import httpx
 import pytest
 
+from sandbox.simulators import takecare
+from sandbox.simulators.journal import JournalState, create_api_app
 from services.adapter_takecare.primary_care import EVENTS, PATH, destination
 from services.messaging import topics
 from services.messaging.db import store_keyring
@@ -17,8 +19,6 @@ from services.messaging.journal_client import FakeJournalClient
 from services.messaging.kafka import IncomingRecord
 from services.messaging.outbox import open_value, outbox
 from services.messaging.vocabulary import SUPERSEDED_TAG_SYSTEM
-from services.simulators import takecare
-from services.simulators.journal import JournalState, create_api_app
 from tests.support.treserva import NOW, fhir
 
 

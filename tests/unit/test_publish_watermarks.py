@@ -38,7 +38,7 @@ WINDOW = timedelta(hours=24)
 
 
 def test_the_watermark_is_the_lowest_offset_of_the_groups_that_must_read_the_topic():
-    committed = {
+    committed: dict[tuple[str, str, int], int | None] = {
         ("fast", "t", 0): 9,
         ("slow", "t", 0): 4,  # lags behind: holds the watermark down
         ("fast", "t", 1): 3,

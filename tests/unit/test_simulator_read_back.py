@@ -9,6 +9,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from sandbox.simulators import treserva
+from sandbox.simulators.journal import FaultMode, JournalState, create_api_app
 from services.adapter_treserva.service import DESTINATION
 from services.messaging import topics
 from services.messaging.db import store_keyring
@@ -19,8 +21,6 @@ from services.messaging.kafka import IncomingRecord
 from services.messaging.outbox import open_value, outbox
 from services.messaging.read_back import ReadBackPoller
 from services.messaging.read_back_store import ReadBackTerms, pending_read_back
-from services.simulators import treserva
-from services.simulators.journal import FaultMode, JournalState, create_api_app
 from tests.support.router import Clock
 from tests.support.treserva import fhir
 

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from sandbox.simulators import takecare, treserva
+from sandbox.simulators.journal import JournalState, create_api_app, create_control_app
+from sandbox.simulators.samples.admission_notice import sample_admission
 from services.adapter_treserva.families.admission_notice import to_native
 from services.messaging.contracts import violations
-from services.simulators import takecare, treserva
-from services.simulators.journal import JournalState, create_api_app, create_control_app
-from services.simulators.samples.admission_notice import sample_admission
 from tests.support.translation import _translate
 
 API = {"authorization": "Bearer sandbox-treserva-api-key"}
@@ -169,7 +169,7 @@ async def test_takecare_sim_emits_valid_admissions_with_its_token():
 
 
 def test_every_emitter_names_a_sample_function_that_exists():
-    from services.simulators.emitters import sample_function
+    from sandbox.simulators.emitters import sample_function
 
     for table in (takecare.EMITTERS, treserva.EMITTERS):
         for _route, target in table.values():

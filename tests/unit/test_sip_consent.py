@@ -10,6 +10,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
+from sandbox.simulators.samples.sip_update import (
+    sample_takecare_sip_update,
+    sample_treserva_sip_update,
+)
 from services.adapter_takecare.families.sip_update import INBOUND as TAKECARE_SIP
 from services.adapter_treserva.families.sip_update import INBOUND as TRESERVA_SIP
 from services.messaging import topics
@@ -19,10 +23,6 @@ from services.messaging.outbox import outbox
 from services.router.consent import NO_CONSENT, routing_hold
 from services.router.handlers import Router
 from services.router.tables import delivery, message
-from services.simulators.samples.sip_update import (
-    sample_takecare_sip_update,
-    sample_treserva_sip_update,
-)
 from tests.support.router import Clock, routing_rules, started
 
 pytestmark = pytest.mark.security

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.demo import demo_settings
-from services.stack import Stack, StackError
+from sandbox.demo import demo_settings
+from sandbox.stack import Stack, StackError
 
 DIES = [sys.executable, "-c", "raise SystemExit(1)"]
 

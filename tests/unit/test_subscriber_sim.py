@@ -4,14 +4,14 @@ Idempotency-Key, has the journal simulators' fault switches and shows what it re
 import httpx
 import pytest
 
-from services.messaging.signing import sign
-from services.simulators.subscriber import (
+from sandbox.simulators.subscriber import (
     PATH,
     SubscriberSimSettings,
     create_api_app,
     create_control,
     new_state,
 )
+from services.messaging.signing import sign
 
 NOW = 1_790_000_000
 SETTINGS = SubscriberSimSettings(secret="the-platform-secret-1234")

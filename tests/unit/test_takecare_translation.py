@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sandbox.contracts_cli import FIXTURE_NOW, fixtures_of, golden_path, render
+from sandbox.simulators.samples.admission_notice import sample_admission
 from services.adapter_takecare.families.admission_notice import INBOUND, to_bundle
-from services.contracts_cli import FIXTURE_NOW, fixtures_of, golden_path, render
 from services.messaging.envelope import EVENT_SYSTEM, EventCode, System, read_envelope, to_json
 from services.messaging.fhir_parts import SECURITY_LABEL_SYSTEM
 from services.messaging.native import InvalidEvent
-from services.simulators.samples.admission_notice import sample_admission
 from tests.support.translation import _translate
 
 FIXTURES = fixtures_of(System.TAKECARE, "admission-notice")

@@ -8,11 +8,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from sandbox.contracts_cli import golden_path, render
 from services.adapter_treserva.app import create_app
 from services.adapter_treserva.families.admission_notice import to_native
 from services.adapter_treserva.service import DESTINATION
 from services.adapter_treserva.settings import AdapterTreservaSettings
-from services.contracts_cli import golden_path, render
 from services.messaging import topics
 from services.messaging.contracts import violations
 from services.messaging.db import store_keyring

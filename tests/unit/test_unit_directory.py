@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from sandbox.simulators.samples.people import HOSPITAL_UNITS, MUNICIPAL_UNITS, PRIMARY_CARE_UNITS
 from services.router.unit_directory import DEFAULT_PATH, UnitDirectory, UnitDirectoryError, UnitKind
-from services.simulators.samples.people import HOSPITAL_UNITS, MUNICIPAL_UNITS, PRIMARY_CARE_UNITS
 
 pytestmark = pytest.mark.alerts
 

@@ -12,7 +12,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from services.simulators.journal import FaultMode, JournalState
+from sandbox.simulators.journal import FaultMode, JournalState
 
 
 class _Server(uvicorn.Server):

@@ -26,9 +26,9 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from sandbox.scenario import Scenario, wait_for
+from sandbox.stack import free_port
 from services.messaging.signing import SignatureError, verify
-from services.scenario import Scenario, wait_for
-from services.stack import free_port
 
 WEBHOOK_SECRET = "sandbox-alert-webhook-secret"  # noqa: S105 (the demo's own receiver)
 OPS_MAILBOX = "it-drift@gotland.example.se"

@@ -5,8 +5,8 @@ With ``kafka="apache"`` (``make run KAFKA=apache``) the broker is Apache Kafka i
 Tansu, secured as in production: SASL_SSL, a SCRAM user per service, the ACLs of
 services/messaging/kafka_acls.py, topics created by the admin, the idempotent producer on.
 
-``python -m services.stack run``      start everything on the sandbox defaults (``make run``)
-``python -m services.stack migrate``  migrate the database(s) and exit (also used in compose)
+``python -m sandbox.stack run``      start everything on the sandbox defaults (``make run``)
+``python -m sandbox.stack migrate``  migrate the database(s) and exit (also used in compose)
 
 On Ctrl-C or SIGTERM every child gets SIGTERM, then SIGKILL after a grace period. Children
 also get SIGTERM from the kernel if the supervisor itself dies (PR_SET_PDEATHSIG), so no
@@ -39,7 +39,7 @@ from services.messaging.kafka_connection import KafkaConnection
 from services.messaging.read_back_store import ConfirmationMode
 
 if TYPE_CHECKING:
-    from services.apache_kafka import ApacheKafka
+    from sandbox.apache_kafka import ApacheKafka
 
 BrokerKind = Literal["tansu", "apache"]
 
@@ -281,7 +281,7 @@ class Stack:
         py = [sys.executable, "-m"]
         self._spawn(
             "sim_treserva",
-            [*py, "services.simulators.treserva"],
+            [*py, "sandbox.simulators.treserva"],
             {
                 "SIM_TRESERVA_HOST": s.host,
                 "SIM_TRESERVA_PORT": str(s.treserva_sim_port),
@@ -358,7 +358,7 @@ class Stack:
         )
         self._spawn(
             "sim_takecare",
-            [*py, "services.simulators.takecare"],
+            [*py, "sandbox.simulators.takecare"],
             {
                 "SIM_TAKECARE_HOST": s.host,
                 "SIM_TAKECARE_PORT": str(s.takecare_sim_port),
@@ -369,7 +369,7 @@ class Stack:
         )
         self._spawn(
             "sim_subscriber",
-            [*py, "services.simulators.subscriber"],
+            [*py, "sandbox.simulators.subscriber"],
             {
                 "SIM_SUBSCRIBER_HOST": s.host,
                 "SIM_SUBSCRIBER_PORT": str(s.subscriber_sim_port),
@@ -497,7 +497,7 @@ class Stack:
         import secrets
         import shutil
 
-        from services.apache_kafka import ApacheKafka
+        from sandbox.apache_kafka import ApacheKafka
         from services.messaging import topics
         from services.messaging.broker_epoch import EPOCH_TOPIC
         from services.messaging.kafka_acls import PRINCIPALS, service_acls
@@ -592,12 +592,12 @@ def _base_env() -> dict[str, str]:
 
 
 def banner(stack: Stack) -> str:
+    from sandbox.simulators.subscriber import PATH as SUBSCRIBER_PATH
+    from sandbox.simulators.subscriber import SANDBOX_SUBSCRIBER_SECRET
     from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN
     from services.adapter_treserva.settings import SANDBOX_INTAKE_TOKEN as TRESERVA_TOKEN
     from services.router.console.accounts import SANDBOX_PASSWORDS
     from services.router.settings import SANDBOX_OPS_TOKEN
-    from services.simulators.subscriber import PATH as SUBSCRIBER_PATH
-    from services.simulators.subscriber import SANDBOX_SUBSCRIBER_SECRET
 
     s = stack.settings
     return f"""
@@ -661,7 +661,7 @@ def run(settings: StackSettings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.stack")
+    parser = argparse.ArgumentParser(prog="python -m sandbox.stack")
     parser.add_argument("command", choices=["run", "migrate"])
     args = parser.parse_args(argv)
     settings = StackSettings()

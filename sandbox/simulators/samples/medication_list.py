@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.simulators.samples.people import (
+from sandbox.simulators.samples.people import (
     STOCKHOLM,
     takecare_patient,
     takecare_unit,

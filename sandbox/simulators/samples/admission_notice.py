@@ -7,7 +7,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.simulators.samples.people import STOCKHOLM, takecare_patient, takecare_unit
+from sandbox.simulators.samples.people import STOCKHOLM, takecare_patient, takecare_unit
 
 _REASONS = (
     "Pneumoni, nedsatt allmäntillstånd",

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from services.simulators.journal import EmitRequest
+from sandbox.simulators.journal import EmitRequest
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from services.scenario import Scenario, Timeout
-from services.stack import Stack, StackError, StackSettings, free_port
+from sandbox.scenario import Scenario, Timeout
+from sandbox.stack import Stack, StackError, StackSettings, free_port
 
 DEADLINE_S = 3.0
 
@@ -57,7 +57,7 @@ def _hhmmss(iso: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m services.demo [broken-trigger]`` (``make demo SCENARIO=…``)."""
+    """``python -m sandbox.demo [broken-trigger]`` (``make demo SCENARIO=…``)."""
     chosen = (argv if argv is not None else sys.argv[1:]) or ["basic"]
     if chosen[0] == "broken-trigger":
         return broken_trigger()
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def broken_trigger() -> int:
-    """The Gotland scenario with every alert channel real (services/gotland_demo.py)."""
-    from services import gotland_demo
+    """The Gotland scenario with every alert channel real (sandbox/gotland_demo.py)."""
+    from sandbox import gotland_demo
 
     with tempfile.TemporaryDirectory(prefix="carebridge-demo-") as tmp:
         smtp, inbox, receiver, hooks, router_env = gotland_demo.channels(Path(tmp))

@@ -1,7 +1,7 @@
 """A runnable fake of Treserva (the municipal home-care journal), with fault switches.
 
 API (port 8101) receives what the broker delivers, one path per family (see
-:mod:`services.simulators.journal`), and pushes a kvittens (receipt) for each to
+:mod:`sandbox.simulators.journal`), and pushes a kvittens (receipt) for each to
 adapter_treserva. Control (port 8111, always up): fault switches, statistics, and
 ``POST /_sim/emit {"family": "sip-update" | "medication-list", "count": n}`` to make Treserva
 send its own SIP updates or home care's medication list to adapter_treserva.
@@ -17,15 +17,15 @@ from typing import Any
 import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.simulators import emitters
-from services.simulators.journal import (
+from sandbox.simulators import emitters
+from sandbox.simulators.journal import (
     JournalSpec,
     JournalState,
     Kind,
     create_api_app,
     create_control_app,
 )
-from services.simulators.serving import run_until_signalled, serve
+from sandbox.simulators.serving import run_until_signalled, serve
 
 
 class TreservaSimSettings(BaseSettings):
@@ -63,10 +63,10 @@ KINDS = (
 
 # family → (adapter_treserva route, sample function)
 EMITTERS = {
-    "sip-update": ("sip", "services.simulators.samples.sip_update:sample_treserva_sip_update"),
+    "sip-update": ("sip", "sandbox.simulators.samples.sip_update:sample_treserva_sip_update"),
     "medication-list": (
         "lakemedelslistor",
-        "services.simulators.samples.medication_list:sample_treserva_medication_list",
+        "sandbox.simulators.samples.medication_list:sample_treserva_medication_list",
     ),
 }
 

@@ -1,4 +1,4 @@
-"""The configuration of the private Apache Kafka broker (services/apache_kafka.py).
+"""The configuration of the private Apache Kafka broker (sandbox/apache_kafka.py).
 
 Pure functions, text in and text out: ``server_properties`` for the one broker+controller JVM
 (KRaft, single node, replication factor 1 everywhere), ``admin_properties`` for Kafka's Java
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from services.kafka_certs import BrokerCerts
+from sandbox.kafka_certs import BrokerCerts
 from services.messaging.kafka_acls import AclBinding
 
 SCRAM = "SCRAM-SHA-512"

@@ -23,13 +23,13 @@ from typing import Any
 
 import httpx
 
-from services.demo import demo_settings
+from sandbox.demo import demo_settings
+from sandbox.scenario import Scenario, Timeout
+from sandbox.simulators.samples.admission_notice import sample_admission
+from sandbox.simulators.samples.people import TEST_IDENTIFIERS
+from sandbox.stack import Stack, StackError, StackSettings
 from services.messaging.keys import hash_key
 from services.router.console.accounts import SANDBOX_PASSWORDS
-from services.scenario import Scenario, Timeout
-from services.simulators.samples.admission_notice import sample_admission
-from services.simulators.samples.people import TEST_IDENTIFIERS
-from services.stack import Stack, StackError, StackSettings
 
 TAKECARE_KEY, TRESERVA_KEY, OPS_TOKEN = (
     "sandbox-takecare-key",

@@ -12,7 +12,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.simulators.samples.people import (
+from sandbox.simulators.samples.people import (
     MUNICIPAL_UNITS,
     PRIMARY_CARE_UNITS,
     STOCKHOLM,

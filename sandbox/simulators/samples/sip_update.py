@@ -8,7 +8,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.simulators.samples.people import (
+from sandbox.simulators.samples.people import (
     HOSPITAL_UNITS,
     MUNICIPAL_UNITS,
     PRIMARY_CARE_UNITS,

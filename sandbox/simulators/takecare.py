@@ -4,7 +4,7 @@ Control (port 8112, always up): ``POST /_sim/emit {"family": ..., "count": n}`` 
 send its events to adapter_takecare, as its triggers would: ``admission-notice``,
 ``discharge-readiness``, ``discharge-notice``, ``medication-list``, ``sip-update``; with
 ``schedule_interval_s`` > 0 it also emits one admission per interval. Fault switches and
-statistics as in :mod:`services.simulators.journal`.
+statistics as in :mod:`sandbox.simulators.journal`.
 
 API (port 8102) receives what the broker delivers to TakeCare (Treserva's SIP updates and home
 care's medication list) and, as primary care's inbox, the hospital's notices as FHIR messages
@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.simulators import emitters
-from services.simulators.journal import (
+from sandbox.simulators import emitters
+from sandbox.simulators.journal import (
     EmitRequest,
     JournalSpec,
     JournalState,
@@ -32,7 +32,7 @@ from services.simulators.journal import (
     create_api_app,
     create_control_app,
 )
-from services.simulators.serving import run_until_signalled, serve
+from sandbox.simulators.serving import run_until_signalled, serve
 
 
 class TakeCareSimSettings(BaseSettings):
@@ -69,7 +69,7 @@ KINDS = (
     ),
 )
 
-_SAMPLES = "services.simulators.samples"
+_SAMPLES = "sandbox.simulators.samples"
 # family → (adapter_takecare route, sample function)
 EMITTERS = {
     "admission-notice": ("admissions", f"{_SAMPLES}.admission_notice:sample_admission"),

@@ -1,4 +1,4 @@
-"""Throw-away TLS material for a private Apache Kafka broker (services/apache_kafka.py).
+"""Throw-away TLS material for a private Apache Kafka broker (sandbox/apache_kafka.py).
 
 One self-signed CA, one server certificate for ``localhost`` and ``127.0.0.1`` and, on demand,
 client certificates (mutual TLS, the subject's CN is the principal), written as PEM files that

@@ -28,10 +28,10 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sandbox.simulators.journal import FaultMode, JournalState, create_control_app
+from sandbox.simulators.serving import run_until_signalled, serve
 from services.messaging.signing import SIGNATURE_HEADER, SignatureError, verify
 from services.messaging.webhook_client import EVENT_HEADER, SUBSCRIPTION_HEADER
-from services.simulators.journal import FaultMode, JournalState, create_control_app
-from services.simulators.serving import run_until_signalled, serve
 
 log = logging.getLogger(__name__)
 

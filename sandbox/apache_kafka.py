@@ -1,6 +1,6 @@
 """A private Apache Kafka broker (KRaft, one node) for tests and the sandbox.
 
-Tansu (services/stack.py) is the embedded default; this is the real thing, the way the design's
+Tansu (sandbox/stack.py) is the embedded default; this is the real thing, the way the design's
 trust boundary wants it in production: TLS, SCRAM-SHA-512 users (or client certificates) and
 ACLs enforced by Kafka's StandardAuthorizer. The broker is assembled from Maven Central
 (deploy/kafka/pom.xml, ``make kafka``, cached in .cache/kafka-<version>/libs) and run as
@@ -35,16 +35,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
-from services.kafka_certs import BrokerCerts, write_broker_certs, write_client_cert
-from services.kafka_config import (
+from sandbox.kafka_certs import BrokerCerts, write_broker_certs, write_client_cert
+from sandbox.kafka_config import (
     SCRAM,
     acl_command_args,
     admin_properties,
     server_properties,
 )
+from sandbox.stack import _die_with_parent, free_port
 from services.messaging.kafka_acls import AclBinding
 from services.messaging.kafka_connection import KafkaConnection
-from services.stack import _die_with_parent, free_port
 
 __all__ = ["AclBinding", "ApacheKafka", "KafkaError", "ensure_assembly", "kafka_version"]
 

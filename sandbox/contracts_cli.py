@@ -1,13 +1,13 @@
 """Contract tooling (``make contracts``).
 
-``python -m services.contracts_cli`` (check)
+``python -m sandbox.contracts_cli`` (check)
     Validates every JSON Schema, runs every fixture through its translators and compares the
     result with its golden file, checks each produced native document against the receiver's
     contract and each FHIR message against the R4B models, compares the checked-in OpenAPI
     documents with the apps, and prints a table. Exit 1 if anything differs.
-``python -m services.contracts_cli --update``
+``python -m sandbox.contracts_cli --update``
     Rewrites the golden files and OpenAPI documents from the code (review the diff!).
-``python -m services.contracts_cli validate <contract> <file>``
+``python -m sandbox.contracts_cli validate <contract> <file>``
     Checks one document a vendor developer hands in, e.g. ``validate takecare/medication-list
     my.json``, and names every failing field and rule. ``validate --list`` lists contracts.
 

@@ -15,16 +15,16 @@ from typing import Any, TypeVar
 
 import httpx
 
+from sandbox.simulators.samples.admission_notice import sample_admission
+from sandbox.simulators.subscriber import PATH as SUBSCRIBER_PATH
+from sandbox.simulators.subscriber import SANDBOX_SUBSCRIBER_SECRET
+from sandbox.stack import Stack
 from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN
 from services.adapter_takecare.settings import SANDBOX_PRIMARY_CARE_TOKEN as PRIMARY_CARE_TOKEN
 from services.adapter_takecare.settings import SANDBOX_TAKECARE_TOKEN as TAKECARE_API_TOKEN
 from services.adapter_treserva.settings import SANDBOX_INTAKE_TOKEN as TRESERVA_INTAKE_TOKEN
 from services.adapter_treserva.settings import SANDBOX_TRESERVA_TOKEN as TRESERVA_API_TOKEN
 from services.router.settings import SANDBOX_OPS_TOKEN
-from services.simulators.samples.admission_notice import sample_admission
-from services.simulators.subscriber import PATH as SUBSCRIBER_PATH
-from services.simulators.subscriber import SANDBOX_SUBSCRIBER_SECRET
-from services.stack import Stack
 
 T = TypeVar("T")
 
