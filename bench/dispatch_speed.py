@@ -5,8 +5,9 @@
                                              [--pg-url URL]
 
 A destination outage or a burst leaves a backlog of pending deliveries; while it drains the
-router runs ``due_deliveries`` (services.router.deliveries) once per Kafka results batch, for
-that batch's patients, and once a second as the tick's full scan. Both must stay cheap however
+router runs ``due_deliveries`` (services.router.routing.deliveries) once per Kafka results
+batch, for that batch's patients, and once a second as the tick's full scan. Both must stay cheap
+however
 large the backlog grows: in the 100k scale step of ``make bench`` the per-patient query was
 quadratic in a patient's backlog and took 44 % of the router.
 
@@ -45,8 +46,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.timing import BASELINE, scratch_database, summary, table
 from services.messaging.db import make_engine, migrate
-from services.router.deliveries import due_deliveries
-from services.router.tables import delivery, message
+from services.router.routing.deliveries import due_deliveries
+from services.router.routing.tables import delivery, message
 
 OUT = Path(__file__).with_name("dispatch_speed.json")
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

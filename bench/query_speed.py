@@ -49,10 +49,10 @@ from bench.timing import scratch_database, summary, table
 from services.messaging.db import make_engine, migrate, session_factory
 from services.messaging.envelope import EventCode, System
 from services.messaging.families import destinations
-from services.router.dashboard import overview
-from services.router.message_search import MessageQuery, search_messages
-from services.router.queries import destination_health, state_counts
-from services.router.tables import message
+from services.router.ops.dashboard import overview
+from services.router.ops.message_search import MessageQuery, search_messages
+from services.router.ops.queries import destination_health, state_counts
+from services.router.routing.tables import message
 
 OUT = Path(__file__).with_name("query_speed.json")
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -29,7 +29,7 @@ from sandbox.simulators.samples.admission_notice import sample_admission
 from sandbox.simulators.samples.people import TEST_IDENTIFIERS
 from sandbox.stack import Stack, StackError, StackSettings
 from services.messaging.keys import hash_key
-from services.router.console.accounts import SANDBOX_PASSWORDS
+from services.router.ops.console.accounts import SANDBOX_PASSWORDS
 
 TAKECARE_KEY, TRESERVA_KEY, OPS_TOKEN = (
     "sandbox-takecare-key",

@@ -179,7 +179,7 @@ def apps() -> dict[str, FastAPI]:
     from services.adapter_treserva.settings import AdapterTreservaSettings
     from services.messaging.db import make_engine, session_factory
     from services.messaging.intake import FakeIntakeStore
-    from services.router.app import create_app as router_app
+    from services.router.ops.app import create_app as router_app
     from services.router.settings import RouterSettings
 
     sessions = session_factory(make_engine("sqlite+aiosqlite://"))

@@ -596,7 +596,7 @@ def banner(stack: Stack) -> str:
     from sandbox.simulators.subscriber import SANDBOX_SUBSCRIBER_SECRET
     from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN
     from services.adapter_treserva.settings import SANDBOX_INTAKE_TOKEN as TRESERVA_TOKEN
-    from services.router.console.accounts import SANDBOX_PASSWORDS
+    from services.router.ops.console.accounts import SANDBOX_PASSWORDS
     from services.router.settings import SANDBOX_OPS_TOKEN
 
     s = stack.settings

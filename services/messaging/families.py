@@ -27,7 +27,7 @@ class Family:
     # source system → destinations; a source not listed may not send this family
     routes: tuple[tuple[System, tuple[System, ...]], ...]
     # secrecy between region and municipality: shared only with the patient's consent, which
-    # the message carries (services.router.consent holds back a message without it)
+    # the message carries (services.router.routing.consent holds back a message without it)
     needs_consent: bool = False
 
     def destinations(self, source: System) -> tuple[System, ...]:

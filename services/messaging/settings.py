@@ -95,7 +95,7 @@ class ServiceSettings(BaseSettings):
     # adapter its outbox.
     payload_keys: str = Field(default=SANDBOX_PAYLOAD_KEYS, repr=False)
     # Every Kafka record it produces is signed with this Ed25519 key, "<key id>:<base64 of 32
-    # bytes>" (python -m services.router.cli new-signing-key); unset, the sandbox's key.
+    # bytes>" (python -m services.router.ops.cli new-signing-key); unset, the sandbox's key.
     record_signing_key: str | None = Field(default=None, repr=False)
     # The public keys it trusts, JSON {"<service>": {"<key id>": "<base64>"}}: the services it
     # consumes from, two keys each during a rotation; unset, the sandbox's.

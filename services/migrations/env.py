@@ -12,11 +12,11 @@ import services.messaging.intake_tables
 import services.messaging.outbox
 import services.messaging.processed
 import services.messaging.read_back_store
-import services.router.access_log
-import services.router.circuit
-import services.router.console.identity
-import services.router.episodes
-import services.router.tables  # noqa: F401  (registers tables on the shared metadata)
+import services.router.audit.access_log
+import services.router.ops.console.identity
+import services.router.routing.circuit
+import services.router.routing.episodes
+import services.router.routing.tables  # noqa: F401  (registers tables on the shared metadata)
 from services.messaging.db import make_engine, metadata
 
 target_metadata = metadata

@@ -27,22 +27,22 @@ from services.messaging.outbox import OutboxRelay
 from services.messaging.publish_watermarks import Confirmations
 from services.messaging.runtime import Loop, run_service, tls_from
 from services.messaging.webhook_client import HttpWebhookSender
-from services.router import webhooks
-from services.router.alert_events import AlertEvent
-from services.router.app import create_app
-from services.router.console.identity import ensure_first_admin
-from services.router.deliveries import OUTBOX_OWNER, RoutingRules
-from services.router.domain import RetryPolicy
-from services.router.handlers import Router
-from services.router.notification_sender import (
+from services.router.alerting.events import AlertEvent
+from services.router.alerting.notifications import Channels, Notifier
+from services.router.alerting.sender import (
     NotificationSender,
     SmtpEmailTransport,
     WebhookPoster,
 )
-from services.router.notifications import Channels, Notifier
+from services.router.alerting.unit_directory import UnitDirectory
+from services.router.ops.app import create_app
+from services.router.ops.console.identity import ensure_first_admin
+from services.router.routing.deliveries import OUTBOX_OWNER, RoutingRules
+from services.router.routing.domain import RetryPolicy
+from services.router.routing.handlers import Router
 from services.router.settings import RouterSettings
-from services.router.unit_directory import UnitDirectory
-from services.router.webhooks import WebhookDispatcher
+from services.router.subscriptions import webhooks
+from services.router.subscriptions.webhooks import WebhookDispatcher
 
 
 def notification_channels(

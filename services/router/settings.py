@@ -10,13 +10,13 @@ from pydantic_settings import SettingsConfigDict
 
 from services.messaging.families import FAMILIES
 from services.messaging.settings import ServiceSettings
-from services.router.alert_events import Severity
-from services.router.alerts import ReminderPolicy
-from services.router.api_clients import ApiClient, ApiClients
-from services.router.circuit import CircuitPolicy
-from services.router.console.accounts import SANDBOX_HASHES, SANDBOX_USERS, ConsoleUser
-from services.router.domain import FamilyPolicy, RetryPolicy, default_policies
-from services.router.silence import SilenceRule
+from services.router.alerting.events import Severity
+from services.router.alerting.incidents import ReminderPolicy
+from services.router.alerting.silence import SilenceRule
+from services.router.ops.api_clients import ApiClient, ApiClients
+from services.router.ops.console.accounts import SANDBOX_HASHES, SANDBOX_USERS, ConsoleUser
+from services.router.routing.circuit import CircuitPolicy
+from services.router.routing.domain import FamilyPolicy, RetryPolicy, default_policies
 
 SANDBOX_OPS_TOKEN = "sandbox-ops-token"
 SANDBOX_CONSOLE_SECRET = "sandbox-console-secret-not-for-production"
@@ -51,7 +51,7 @@ class RouterSettings(ServiceSettings):
     port: int = 8000
     database_url: str = "sqlite+aiosqlite:///var/router.db"
     ops_token: str = SANDBOX_OPS_TOKEN  # the API client "ops", role admin (the ops CLI's)
-    # more API clients, each with a role and 1-2 key hashes (services.router.api_clients)
+    # more API clients, each with a role and 1-2 key hashes (services.router.ops.api_clients)
     api_clients: dict[str, ApiClient] = Field(default_factory=dict)
     max_body_bytes: int = 256 * 1024  # the JSON API's bodies (a replay of 1000 ids is ~40 KiB)
     instance: str = "router"  # unique per replica when several routers share a database
@@ -78,7 +78,7 @@ class RouterSettings(ServiceSettings):
     # {"admission-notice": {"max_attempts": 20, "confirmation_deadline_s": 600}}
     family_terms: dict[str, FamilyTerms] = Field(default_factory=lambda: dict(DEFAULT_FAMILY_TERMS))
 
-    # silent sources (services.router.silence), as JSON in ROUTER_SILENCE_RULES; by default
+    # silent sources (services.router.alerting.silence), as JSON in ROUTER_SILENCE_RULES; by default
     # TakeCare's admission trigger: something expected every 4 h between 07 and 22
     silence_rules: list[SilenceRule] = Field(
         default_factory=lambda: [SilenceRule(source="takecare", event_code="admission-notice")]
@@ -97,9 +97,9 @@ class RouterSettings(ServiceSettings):
             raise ValueError(f"unknown message families: {', '.join(unknown)}")
         return terms
 
-    # The operations console (services/router/console): who may log in, as JSON in
+    # The operations console (services/router/ops/console): who may log in, as JSON in
     # ROUTER_CONSOLE_USERS ([{"name", "role", "password_hash"}], hashes from
-    # `python -m services.router.cli hash-password`), the key that signs sessions, and how
+    # `python -m services.router.ops.cli hash-password`), the key that signs sessions, and how
     # long a session lasts. Cookies are Secure outside the sandbox unless said otherwise.
     # Outside the sandbox there is no default account: with none configured, the router
     # creates one admin at first start and shows its password once (console/identity.py).
@@ -112,14 +112,14 @@ class RouterSettings(ServiceSettings):
     # in the broker deletes entries; an archive job must keep every entry younger than this.
     access_log_retention_days: int = Field(default=5 * 365 + 2, ge=5 * 365 + 2)
 
-    # a finished message's payload is pruned this long after (services.router.retention)
+    # a finished message's payload is pruned this long after (services.router.audit.retention)
     payload_retention_days: float = Field(default=90, gt=0)
     payload_prune_every_s: float = Field(default=3600, gt=0)
 
     # one webhook POST; kept below attempt_timeout_s by the service (see webhook_timeout)
     webhook_timeout_s: float = 10.0
 
-    # Alert notification channels (see services/router/notifications.py); each is off until
+    # Alert notification channels (see services/router/alerting/notifications.py); each is off until
     # configured. The webhook secret has no default: a webhook needs one of its own.
     alert_webhook_url: str | None = None
     alert_webhook_secret: str | None = Field(default=None, min_length=16, repr=False)
@@ -188,7 +188,7 @@ class RouterSettings(ServiceSettings):
 
     def alert_hold(self) -> timedelta:
         """After a jump of the wall clock, new alerts wait one confirmation interval: the
-        longest of the families' (services.router.clock_jumps)."""
+        longest of the families' (services.router.routing.clock_jumps)."""
         return max(p.confirmation_deadline for p in self.policies().values())
 
     def circuit(self) -> CircuitPolicy:

@@ -8,7 +8,7 @@ import sys
 import uvicorn
 
 from services.messaging.db import make_engine, session_factory
-from services.router.app import create_app
+from services.router.ops.app import create_app
 from services.router.settings import RouterSettings
 
 

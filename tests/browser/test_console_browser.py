@@ -138,7 +138,7 @@ async def test_an_operator_opens_a_payload_with_a_reason_in_english(page: Page, 
 
 
 async def test_read_a_chart_and_export_the_statistics(page: Page, console: Console):
-    from services.router.periods import local_date
+    from services.router.statistics.periods import local_date
 
     today = local_date(console.seeded.received_at).isoformat()
     await log_in(page, console)

@@ -16,15 +16,15 @@ from sqlalchemy import select
 from sandbox.stack import free_port
 from services.messaging.db import utcnow
 from services.messaging.signing import SIGNATURE_HEADER, SignatureError, verify
-from services.router.domain import RetryPolicy
-from services.router.notification_sender import (
+from services.router.alerting.notifications import Channels, Notifier
+from services.router.alerting.sender import (
     NotificationSender,
     SmtpEmailTransport,
     WebhookPoster,
 )
-from services.router.notifications import Channels, Notifier
-from services.router.tables import notification
-from services.router.unit_directory import UnitDirectory
+from services.router.alerting.unit_directory import UnitDirectory
+from services.router.routing.domain import RetryPolicy
+from services.router.routing.tables import notification
 from tests.support.alert_events import event
 
 pytestmark = pytest.mark.alerts

@@ -16,7 +16,7 @@ import pytest
 from sandbox.gotland_demo import OPS_MAILBOX, Inbox, channels
 from sandbox.scenario import Scenario, wait_for
 from sandbox.stack import Stack
-from services.router.notices import message_reference
+from services.router.alerting.notices import message_reference
 from tests.support.reliability import assert_promise, post
 from tests.support.stacks import fault_settings, supervise
 

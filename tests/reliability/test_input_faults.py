@@ -17,7 +17,7 @@ from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN
 from services.messaging import topics
 from services.messaging.db import make_engine
 from services.messaging.kafka_connection import KafkaConnection
-from services.router.tables import rejected_record
+from services.router.routing.tables import rejected_record
 from tests.support.reliability import delivered_once, post, record_result, stuck, wait_all_confirmed
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]

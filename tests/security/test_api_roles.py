@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from services.messaging.keys import hash_key
-from services.router.api_clients import ApiClient, ApiClients
-from services.router.app import create_app
+from services.router.ops.api_clients import ApiClient, ApiClients
+from services.router.ops.app import create_app
 from services.router.settings import RouterSettings
 
 pytestmark = pytest.mark.security

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from services.router.app import create_app as create_router
+from services.router.ops.app import create_app as create_router
 from services.router.settings import RouterSettings
 from tests.support.adapters import TAKECARE_KEY, TRESERVA_KEY, bearer
 

@@ -11,7 +11,7 @@ from services.adapter_treserva.app import create_app as treserva_app
 from services.adapter_treserva.settings import AdapterTreservaSettings
 from services.messaging.db import utcnow
 from services.messaging.intake import FakeIntakeStore
-from services.router.app import create_app as router_app
+from services.router.ops.app import create_app as router_app
 from services.router.settings import RouterSettings
 from tests.support.compose import DEPLOY, SERVICES
 

@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from services.router.app import create_app
+from services.router.ops.app import create_app
 from services.router.settings import RouterSettings
 from tests.support.router_api import SUBSCRIPTION, TOKEN, _subscriptions
 

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from services.messaging.journal_client import HttpJournalClient, TransientDeliveryError
 from services.messaging.runtime import tls_from
 from services.messaging.webhook_client import HttpWebhookSender, Webhook
-from services.router.notification_sender import TransientNotificationError, WebhookPoster
+from services.router.alerting.sender import TransientNotificationError, WebhookPoster
 from tests.support.pki import Pki, _context
 from tests.support.servers import serving
 

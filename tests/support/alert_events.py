@@ -4,7 +4,7 @@ afternoon."""
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from services.router.alert_events import AlertChange, AlertEvent, Severity
+from services.router.alerting.events import AlertChange, AlertEvent, Severity
 
 MED3 = "SE2321000222-MED3"
 

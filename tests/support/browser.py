@@ -8,7 +8,7 @@ from pathlib import Path
 
 from playwright.async_api import Page, expect
 
-from services.router.console.accounts import SANDBOX_PASSWORDS
+from services.router.ops.console.accounts import SANDBOX_PASSWORDS
 from tests.support.console_data import Seeded
 
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"

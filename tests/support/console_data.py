@@ -22,9 +22,9 @@ from services.messaging.envelope import EventCode, ResponseCode, System, to_json
 from services.messaging.identifiers import parse_patient_identifier, pseudonym
 from services.messaging.kafka import IncomingRecord
 from services.messaging.settings import SANDBOX_PSEUDONYM_KEY
-from services.router.deliveries import RoutingRules
-from services.router.domain import RetryPolicy, default_policies
-from services.router.handlers import Router
+from services.router.routing.deliveries import RoutingRules
+from services.router.routing.domain import RetryPolicy, default_policies
+from services.router.routing.handlers import Router
 from tests.support.router import Clock, message_id, result
 
 _offsets = iter(range(10**9))

@@ -4,7 +4,7 @@ what an export must match (its schema) and never contain (a personnummer)."""
 import re
 from datetime import UTC, datetime, timedelta
 
-from services.router.deviations import (
+from services.router.deviations.records import (
     DeviationKind,
 )
 
@@ -22,7 +22,7 @@ RECEIVER = "SE2120000803-HSJV"
 
 async def add_delivery(session, message_id: str, destination: str = "treserva") -> int:
     """A message and one delivery of it, as the router stores them."""
-    from services.router.tables import delivery, message
+    from services.router.routing.tables import delivery, message
 
     await session.execute(
         message.insert().values(

@@ -41,7 +41,7 @@ from services.adapter_treserva.settings import AdapterTreservaSettings
 from services.messaging.contracts import CONTRACTS_DIR
 from services.messaging.db import make_engine, session_factory
 from services.messaging.intake import SqlIntakeStore
-from services.router.app import create_app as create_router
+from services.router.ops.app import create_app as create_router
 from services.router.settings import RouterSettings
 from tests.support.servers import QuietServer
 

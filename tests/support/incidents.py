@@ -11,12 +11,12 @@ from services.adapter_takecare.families.admission_notice import INBOUND, to_bund
 from services.messaging import topics
 from services.messaging.envelope import to_json
 from services.messaging.kafka import IncomingRecord
-from services.router.alert_events import AlertEvent
-from services.router.alerts import ReminderPolicy
-from services.router.deliveries import RoutingRules
-from services.router.domain import RetryPolicy, default_policies
-from services.router.handlers import Router
-from services.router.tables import alert
+from services.router.alerting.events import AlertEvent
+from services.router.alerting.incidents import ReminderPolicy
+from services.router.routing.deliveries import RoutingRules
+from services.router.routing.domain import RetryPolicy, default_policies
+from services.router.routing.handlers import Router
+from services.router.routing.tables import alert
 from tests.support.router import T0
 
 

@@ -1,7 +1,7 @@
 """The notifier with every channel on (ops webhook, ops e-mail, fallback notices to the unit)."""
 
-from services.router.notifications import Channels, Notifier
-from services.router.unit_directory import UnitDirectory
+from services.router.alerting.notifications import Channels, Notifier
+from services.router.alerting.unit_directory import UnitDirectory
 
 HOOK = "https://ops.example.se/hooks/carebridge"
 

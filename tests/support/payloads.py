@@ -6,8 +6,8 @@ from datetime import timedelta
 from services.messaging.payload_crypto import (
     Keyring,
 )
-from services.router.deliveries import RoutingRules
-from services.router.domain import RetryPolicy, default_policies
+from services.router.routing.deliveries import RoutingRules
+from services.router.routing.domain import RetryPolicy, default_policies
 
 
 def routing(keyring: Keyring, **more) -> RoutingRules:

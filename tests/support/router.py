@@ -14,9 +14,9 @@ from services.adapter_takecare.families.admission_notice import INBOUND, to_bund
 from services.messaging import topics
 from services.messaging.envelope import EventCode, System, response_message, to_json
 from services.messaging.kafka import IncomingRecord
-from services.router.deliveries import RoutingRules
-from services.router.domain import RetryPolicy, default_policies
-from services.router.tables import (
+from services.router.routing.deliveries import RoutingRules
+from services.router.routing.domain import RetryPolicy, default_policies
+from services.router.routing.tables import (
     delivery,
 )
 

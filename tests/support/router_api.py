@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from services.router.tables import subscription
+from services.router.routing.tables import subscription
 
 TOKEN = {"authorization": "Bearer sandbox-ops-token"}
 

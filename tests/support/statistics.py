@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from services.router.episodes import episode
-from services.router.tables import delivery, message
+from services.router.routing.episodes import episode
+from services.router.routing.tables import delivery, message
 
 NOW = datetime(2026, 4, 10, 10, 0, tzinfo=UTC)
 

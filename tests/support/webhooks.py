@@ -8,9 +8,9 @@ from services.messaging import topics
 from services.messaging.db import store_keyring
 from services.messaging.kafka import IncomingRecord
 from services.messaging.outbox import open_value, outbox
-from services.router import subscription_store
-from services.router.subscriptions import Criteria
-from services.router.tables import delivery
+from services.router.routing.tables import delivery
+from services.router.subscriptions import store as subscription_store
+from services.router.subscriptions.matching import Criteria
 from tests.support.router import T0
 
 SECRET = "platform-secret-0123456789"

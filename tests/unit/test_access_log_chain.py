@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from services.router.access_log import (
+from services.router.audit.access_log import (
     GENESIS,
     Access,
     AccessKind,
@@ -20,8 +20,8 @@ from services.router.access_log import (
     record_access,
     verify_chain,
 )
-from services.router.access_log_export import read_csv, read_jsonl
-from services.router.app import create_app
+from services.router.audit.access_log_export import read_csv, read_jsonl
+from services.router.ops.app import create_app
 from services.router.settings import RouterSettings
 from tests.conftest import backend_name
 
@@ -96,7 +96,7 @@ async def test_a_rehashed_row_still_breaks_the_next_link(sessions):
     await write(sessions, 4)
     async with sessions() as s:
         row = (await s.execute(select(access_log).where(access_log.c.seq == 2))).one()
-        from services.router.access_log import entry_hash
+        from services.router.audit.access_log import entry_hash
 
     fields = {**row._mapping, "reason": "rewritten"}
     await tamper(
@@ -150,7 +150,7 @@ def test_an_edited_export_fails_offline():
             "prev_hash": GENESIS,
         },
     ]
-    from services.router.access_log import entry_hash
+    from services.router.audit.access_log import entry_hash
 
     good[0]["hash"] = entry_hash(good[0], GENESIS)
     assert check_chain(good).ok

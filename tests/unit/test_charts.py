@@ -8,16 +8,16 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.router.charts import PLOT_H, Series, axis, bar_chart, line_chart, percent
-from services.router.periods import Period, spans
-from services.router.statistics import (
+from services.router.statistics.charts import CHART_NAMES, render_charts
+from services.router.statistics.periods import Period, spans
+from services.router.statistics.report import (
     AdmissionConfirmed,
     Arrival,
     Discharge,
     LegalOutcome,
     build_report,
 )
-from services.router.statistics_charts import CHART_NAMES, render_charts
+from services.router.statistics.svg import PLOT_H, Series, axis, bar_chart, line_chart, percent
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 LABELS = ["03-30", "03-31", "04-01", "04-02"]

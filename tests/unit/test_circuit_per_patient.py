@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import select, update
 
 from services.messaging.envelope import FailureKind, ResponseCode
-from services.router import circuit
-from services.router.alerts import ReminderPolicy
-from services.router.circuit import CircuitPolicy, destination_circuit
-from services.router.deliveries import RoutingRules
-from services.router.domain import RetryPolicy, default_policies
-from services.router.handlers import Router
-from services.router.tables import delivery
+from services.router.alerting.incidents import ReminderPolicy
+from services.router.routing import circuit
+from services.router.routing.circuit import CircuitPolicy, destination_circuit
+from services.router.routing.deliveries import RoutingRules
+from services.router.routing.domain import RetryPolicy, default_policies
+from services.router.routing.handlers import Router
+from services.router.routing.tables import delivery
 from tests.support.incidents import Sink, alerts
 from tests.support.router import Clock, deliveries, inbound, message_id, result, started
 

@@ -13,14 +13,15 @@ from sqlalchemy import select
 
 from services.messaging.clock import Clock, Reading, jumped, set_skew
 from services.messaging.envelope import EventCode, ResponseCode
-from services.router import clock_jumps, dashboard
-from services.router.alerts import ReminderPolicy
-from services.router.circuit import destination_circuit
-from services.router.deliveries import RoutingRules
-from services.router.domain import RetryPolicy, default_policies
-from services.router.handlers import Router
+from services.router.alerting.incidents import ReminderPolicy
+from services.router.ops import dashboard
+from services.router.routing import clock_jumps
+from services.router.routing.circuit import destination_circuit
+from services.router.routing.deliveries import RoutingRules
+from services.router.routing.domain import RetryPolicy, default_policies
+from services.router.routing.handlers import Router
+from services.router.routing.tables import delivery
 from services.router.settings import RouterSettings
-from services.router.tables import delivery
 from tests.support.incidents import Sink, admission, alerts
 from tests.support.router import T0, message_id, result
 

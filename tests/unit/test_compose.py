@@ -455,7 +455,7 @@ async def defined_metric_names(sessions) -> set[str]:
     from services.adapter_treserva.app import create_app as treserva_app
     from services.messaging.db import utcnow
     from services.messaging.intake import FakeIntakeStore
-    from services.router.app import create_app as router_app
+    from services.router.ops.app import create_app as router_app
 
     apps = [
         router_app(RouterSettings(), sessions=sessions),

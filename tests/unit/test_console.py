@@ -8,19 +8,19 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from services.router.access_log import access_log
-from services.router.app import create_app
-from services.router.console import sessions as console_sessions
-from services.router.console.accounts import (
+from services.router.audit.access_log import access_log
+from services.router.ops.app import create_app
+from services.router.ops.console import sessions as console_sessions
+from services.router.ops.console.accounts import (
     SANDBOX_PASSWORDS,
     Role,
     authenticate,
     hash_password,
     verify_password,
 )
-from services.router.console.labels import LABELS
+from services.router.ops.console.labels import LABELS
+from services.router.routing.tables import message
 from services.router.settings import RouterSettings
-from services.router.tables import message
 from tests.support.console_data import seed
 from tests.support.router import Clock
 
@@ -318,7 +318,7 @@ async def test_the_dashboard_shows_each_destinations_consumer_lag_or_says_unknow
 async def test_a_pruned_payload_is_shown_as_pruned_and_its_metadata_stays(
     browser_like, seeded, sessions, clock
 ):
-    from services.router.retention import prune_payloads
+    from services.router.audit.retention import prune_payloads
 
     clock.advance(91 * 24 * 3600)
     async with sessions.begin() as s:

@@ -7,8 +7,8 @@ import pytest
 import typer
 
 from services.messaging.payload_crypto import encode_keyring, new_key
-from services.router import cli
-from services.router.console.accounts import (
+from services.router.ops import cli
+from services.router.ops.console.accounts import (
     SANDBOX_HASHES,
     SANDBOX_PASSWORDS,
     SANDBOX_USERS,

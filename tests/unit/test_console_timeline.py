@@ -3,7 +3,7 @@ latency; at one instant an attempt follows the transition that dispatched it."""
 
 from datetime import UTC, datetime, timedelta
 
-from services.router.console.timeline import hops
+from services.router.ops.console.timeline import hops
 
 T = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ from services.messaging import topics
 from services.messaging.contracts import CONTRACTS_DIR
 from services.messaging.envelope import EventCode
 from services.messaging.kafka_acls import service_acls
-from services.router.deliveries import delivery_event
-from services.router.domain import DeliveryState
+from services.router.routing.deliveries import delivery_event
+from services.router.routing.domain import DeliveryState
 
 
 def _asyncapi():

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from services.router.deviations import (
+from services.router.deviations.records import (
     DeviationKind,
     DeviationRejected,
     InvalidMonth,
@@ -17,7 +17,7 @@ from services.router.deviations import (
     monthly_counts,
     record_deviation,
 )
-from services.router.tables import deviation
+from services.router.routing.tables import deviation
 from tests.support.deviations import T0, add_delivery, facts
 
 pytestmark = pytest.mark.alerts
@@ -60,7 +60,7 @@ async def test_without_a_delivery_the_same_gap_is_recorded_once(sessions):
 
 
 async def test_an_alert_id_learnt_later_is_filled_in(sessions):
-    from services.router.tables import alert
+    from services.router.routing.tables import alert
 
     async with sessions.begin() as s:
         delivery_id = await add_delivery(s, "a1b2c3d4-0000-4000-8000-00000000000b")

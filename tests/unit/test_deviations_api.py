@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from services.messaging.contracts import violations
-from services.router import cli
-from services.router.app import create_app
-from services.router.deviations import record_deviation
+from services.router.deviations.records import record_deviation
+from services.router.ops import cli
+from services.router.ops.app import create_app
 from services.router.settings import RouterSettings
 from tests.support.deviations import PERSONNUMMER, PSEUDONYM, SCHEMA, add_delivery, facts
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from services.messaging.contracts import violations
-from services.router.deviation_export import CSV_HEADERS, FIELDS, to_csv, to_json
-from services.router.deviations import Deviation
+from services.router.deviations.export import CSV_HEADERS, FIELDS, to_csv, to_json
+from services.router.deviations.records import Deviation
 from tests.support.deviations import PERSONNUMMER, SCHEMA
 
 pytestmark = pytest.mark.alerts

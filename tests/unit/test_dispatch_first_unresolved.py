@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.dialects import postgresql
 
-from services.router.deliveries import due_deliveries
-from services.router.domain import DeliveryState
-from services.router.tables import delivery, message
+from services.router.routing.deliveries import due_deliveries
+from services.router.routing.domain import DeliveryState
+from services.router.routing.tables import delivery, message
 from tests.conftest import backend_name
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)

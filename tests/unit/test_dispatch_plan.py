@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.dialects import sqlite
 
-from services.router.deliveries import due_deliveries
-from services.router.tables import deviation
+from services.router.routing.deliveries import due_deliveries
+from services.router.routing.tables import deviation
 from tests.conftest import backend_name
 
 pytestmark = pytest.mark.skipif(backend_name() != "sqlite", reason="SQLite's EXPLAIN QUERY PLAN")

@@ -21,7 +21,7 @@ from services.adapter_takecare.families import (
 from services.messaging import topics
 from services.messaging.envelope import EventCode, ResponseCode, to_json
 from services.messaging.kafka import IncomingRecord
-from services.router.alert_events import AlertChange, Severity
+from services.router.alerting.events import AlertChange, Severity
 from tests.support.incidents import Sink, alerts, make_router
 from tests.support.router import Clock, message_id, result
 
@@ -142,7 +142,7 @@ async def test_a_sip_warning_resolves_when_ready_for_discharge_is_withdrawn(
 async def deviation_kinds(sessions):
     from sqlalchemy import select
 
-    from services.router.tables import deviation
+    from services.router.routing.tables import deviation
 
     async with sessions() as s:
         query = select(deviation.c.kind).where(deviation.c.family == "sip-invitation")
@@ -193,7 +193,7 @@ async def test_a_later_notice_about_an_admission_the_receiver_never_confirmed(
 async def test_the_unconfirmed_admission_gap_resolves_once_the_admission_is_confirmed(
     router, sessions, clock, sink
 ):
-    from services.router.replay import ReplayFilter, replay
+    from services.router.routing.replay import ReplayFilter, replay
 
     first = admitted(clock)
     await router.handle_batch([first])

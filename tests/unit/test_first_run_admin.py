@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from services.messaging.payload_crypto import encode_keyring, new_key
-from services.router.app import create_app
-from services.router.console.accounts import Role, hash_password
-from services.router.console.identity import (
+from services.router.ops.app import create_app
+from services.router.ops.console.accounts import Role, hash_password
+from services.router.ops.console.identity import (
     Identity,
     PasswordAuthenticator,
     console_account,
@@ -133,7 +133,7 @@ class FixedProvider:
 async def test_another_authenticator_can_be_plugged_in(sessions):
     from fastapi import FastAPI
 
-    from services.router.console.pages import install_console
+    from services.router.ops.console.pages import install_console
 
     app = FastAPI()
     app.state.settings = RouterSettings()

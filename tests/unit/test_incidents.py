@@ -10,11 +10,11 @@ from sqlalchemy import select
 
 from services.messaging import topics
 from services.messaging.envelope import EventCode, ResponseCode
-from services.router import deadlines
-from services.router.alert_events import AlertChange, Severity
-from services.router.app import create_app
+from services.router.alerting.events import AlertChange, Severity
+from services.router.ops.app import create_app
+from services.router.routing import deadlines
+from services.router.routing.tables import alert, delivery
 from services.router.settings import SANDBOX_OPS_TOKEN, RouterSettings
-from services.router.tables import alert, delivery
 from tests.support.incidents import Sink, admission, alerts, make_router
 from tests.support.router import T0, Clock, message_id, result
 
@@ -135,7 +135,7 @@ async def test_reminders_are_throttled_and_stop_when_acknowledged(router, sessio
     await router.tick()
     assert failed() == [AlertChange.OPENED, AlertChange.REMINDER]
     (incident,) = [a for a in await alerts(sessions) if a.kind == "delivery_failed"]
-    from services.router import alerts as incidents
+    from services.router.alerting import incidents
 
     async with sessions.begin() as s:
         assert await incidents.acknowledge(
@@ -279,7 +279,7 @@ async def test_a_silently_dropped_notice_is_sent_again_at_its_deadline(router, s
 
 
 async def test_each_late_or_failed_notice_is_counted_as_a_deviation(router, sessions, clock):
-    from services.router.tables import deviation
+    from services.router.routing.tables import deviation
 
     rec = admission(1, admitted_at=T0, patient="ab" * 16)
     await router.handle_batch([rec])
@@ -306,7 +306,7 @@ async def test_each_late_or_failed_notice_is_counted_as_a_deviation(router, sess
 async def test_a_failed_delivery_incident_resolves_once_the_replay_is_confirmed(
     router, sessions, clock, sink
 ):
-    from services.router.replay import ReplayFilter, replay
+    from services.router.routing.replay import ReplayFilter, replay
 
     rec = admission(1, admitted_at=T0, patient="a" * 32)
     await router.handle_batch([rec])
@@ -335,7 +335,7 @@ async def test_a_failed_delivery_incident_resolves_once_the_replay_is_confirmed(
 async def test_a_destination_down_for_too_long_opens_an_incident_until_it_answers(
     router, sessions, clock, sink
 ):
-    from services.router import circuit
+    from services.router.routing import circuit
 
     async with sessions.begin() as s:
         for _ in range(5):  # five transient failures in a row: the circuit opens
@@ -368,7 +368,7 @@ async def test_an_incident_another_replica_resolved_first_does_not_stop_the_tick
     finds it resolved already and goes on (it used to raise and end that replica)."""
     from sqlalchemy import update
 
-    from services.router import alerts as incidents
+    from services.router.alerting import incidents
 
     rec = admission(1, admitted_at=T0, patient="a" * 32)
     await router.handle_batch([rec])

@@ -1,4 +1,4 @@
-"""Message search (services/router/message_search.py): every filter, keyset pagination that
+"""Message search (services/router/ops/message_search.py): every filter, keyset pagination that
 walks every row exactly once in order (ties on received_at included), cursors refused with a
 422 over the API, and an index (not a sort) behind the newest-first page on SQLite."""
 
@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.dialects import sqlite
 
-from services.router.app import create_app
-from services.router.message_search import (
+from services.router.ops.app import create_app
+from services.router.ops.message_search import (
     InvalidCursor,
     MessageQuery,
     decode_cursor,
@@ -21,8 +21,8 @@ from services.router.message_search import (
     page_statement,
     search_messages,
 )
+from services.router.routing.tables import delivery, message
 from services.router.settings import RouterSettings
-from services.router.tables import delivery, message
 from tests.conftest import backend_name
 
 TOKEN = {"authorization": "Bearer sandbox-ops-token"}

@@ -20,10 +20,10 @@ from services.messaging.envelope import EventCode, ResponseCode
 from services.messaging.intake import SqlIntakeStore
 from services.messaging.kafka import InMemoryBus, OutgoingRecord
 from services.messaging.metrics import InMemoryConsumerLag
-from services.router.app import create_app
-from services.router.deliveries import RoutingRules
-from services.router.domain import RetryPolicy, default_policies
-from services.router.handlers import Router
+from services.router.ops.app import create_app
+from services.router.routing.deliveries import RoutingRules
+from services.router.routing.domain import RetryPolicy, default_policies
+from services.router.routing.handlers import Router
 from services.router.settings import RouterSettings
 from tests.support.router import Clock, inbound, message_id, result, started
 

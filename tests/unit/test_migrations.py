@@ -7,10 +7,10 @@ import services.messaging.intake_tables
 import services.messaging.outbox
 import services.messaging.processed
 import services.messaging.read_back_store
-import services.router.access_log
-import services.router.clock_jumps
-import services.router.console.identity
-import services.router.tables  # noqa: F401
+import services.router.audit.access_log
+import services.router.ops.console.identity
+import services.router.routing.clock_jumps
+import services.router.routing.tables  # noqa: F401
 from services.messaging.db import metadata
 
 

@@ -14,8 +14,8 @@ from sandbox.simulators.samples.people import (
     PRIMARY_CARE_UNITS,
     TEST_IDENTIFIERS,
 )
-from services.router.alert_events import AlertChange, AlertEvent, Severity
-from services.router.notices import (
+from services.router.alerting.events import AlertChange, AlertEvent, Severity
+from services.router.alerting.notices import (
     FallbackNotice,
     fallback_notice,
     ops_notice,
@@ -23,7 +23,7 @@ from services.router.notices import (
     swedish_time,
     webhook_payload,
 )
-from services.router.unit_directory import UnitDirectory
+from services.router.alerting.unit_directory import UnitDirectory
 from tests.support.alert_events import MESSAGE_ID, TUESDAY_1430, event
 
 pytestmark = pytest.mark.alerts

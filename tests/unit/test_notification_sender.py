@@ -11,18 +11,18 @@ import pytest
 from sqlalchemy import select
 
 from services.messaging.signing import verify
-from services.router.alert_events import AlertChange
-from services.router.app import create_app
-from services.router.domain import RetryPolicy
-from services.router.notification_sender import (
+from services.router.alerting.events import AlertChange
+from services.router.alerting.notifications import Channels
+from services.router.alerting.sender import (
     FakeEmailTransport,
     NotificationSender,
     TransientNotificationError,
     WebhookPoster,
 )
-from services.router.notifications import Channels
+from services.router.ops.app import create_app
+from services.router.routing.domain import RetryPolicy
+from services.router.routing.tables import notification
 from services.router.settings import RouterSettings
-from services.router.tables import notification
 from tests.support.alert_events import TUESDAY_1430, event
 from tests.support.notifications import ALL_ON, HOOK, UNIT_MAIL, notifier
 
@@ -225,7 +225,7 @@ async def _alarms(sessions, n, first=0):
 
 
 def _refs(n):
-    from services.router.notices import reference_code
+    from services.router.alerting.notices import reference_code
 
     return [reference_code(event(message_id=mid)) for mid in _message_ids(n)]
 

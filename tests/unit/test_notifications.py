@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import select
 
 from services.messaging.payload_crypto import encode_keyring, new_key
-from services.router.alert_events import AlertChange, Severity
-from services.router.notifications import Channels, unit_must_act
+from services.router.alerting.events import AlertChange, Severity
+from services.router.alerting.notifications import Channels, unit_must_act
+from services.router.routing.tables import notification
 from services.router.settings import RouterSettings
-from services.router.tables import notification
 from tests.support.alert_events import TUESDAY_1430, event
 from tests.support.notifications import ALL_ON, HOOK, UNIT_MAIL, notifier
 from tests.support.settings import SECURE_KAFKA

@@ -20,13 +20,13 @@ from services.messaging.payload_crypto import (
     encode_keyring,
     new_key,
 )
-from services.router.access_log import access_log
-from services.router.app import create_app
-from services.router.handlers import Router
-from services.router.patient_data import open_payload
-from services.router.retention import prune_payloads
+from services.router.audit.access_log import access_log
+from services.router.audit.patient_data import open_payload
+from services.router.audit.retention import prune_payloads
+from services.router.ops.app import create_app
+from services.router.routing.handlers import Router
+from services.router.routing.tables import delivery, delivery_transition, message
 from services.router.settings import RouterSettings
-from services.router.tables import delivery, delivery_transition, message
 from tests.support.payloads import routing
 from tests.support.router import Clock, inbound, message_id, started
 
@@ -149,7 +149,7 @@ async def test_rotation_reseals_under_the_new_key_and_old_rows_read_meanwhile(
         )
     assert view.bundle == json.loads(records[1].value)
 
-    from services.router import cli
+    from services.router.ops import cli
 
     app = create_app(settings, sessions=sessions, clock=clock)
     transport = httpx.ASGITransport(app=app)
@@ -249,7 +249,7 @@ async def test_the_tick_loop_prunes_at_a_low_rate(sessions, clock):
 
 
 def test_the_cli_rotates_in_batches_with_progress_and_makes_new_keys(capsys):
-    from services.router import cli
+    from services.router.ops import cli
 
     steps = iter([("m-2", 2, 1), (None, 1, 0)])
     seen = []

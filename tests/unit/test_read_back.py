@@ -29,7 +29,7 @@ from services.messaging.outbox import open_value, outbox
 from services.messaging.read_back import ReadBackPoller, receipt_id
 from services.messaging.read_back_store import ReadBackTerms, pending_read_back
 from services.messaging.receipts import Receipt, accept_receipt
-from services.router.tables import delivery
+from services.router.routing.tables import delivery
 from tests.support.incidents import Sink, admission, make_router
 from tests.support.router import T0, message_id, result
 from tests.support.router import Clock as RouterClock

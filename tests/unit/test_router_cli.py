@@ -1,4 +1,4 @@
-"""The operator CLI (services/router/cli.py) against httpx.MockTransport: what each command
+"""The operator CLI (services/router/ops/cli.py) against httpx.MockTransport: what each command
 asks the router and what it prints; bulk replay's progress bar; exit codes."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from services.router import cli
+from services.router.ops import cli
 
 PAGE = {
     "count": 2,
@@ -292,8 +292,8 @@ def test_the_typer_app_runs_under_clirunner_with_an_injected_connection():
 def test_hash_password_prints_an_account_whose_hash_verifies(monkeypatch, capsys):
     import json as _json
 
-    from services.router import cli as router_cli
-    from services.router.console.accounts import ConsoleUser, verify_password
+    from services.router.ops import cli as router_cli
+    from services.router.ops.console.accounts import ConsoleUser, verify_password
 
     answers = iter(["a long passphrase", "a long passphrase"])
     monkeypatch.setattr("typer.prompt", lambda *a, **k: next(answers))

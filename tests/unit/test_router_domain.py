@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from services.messaging.envelope import System
-from services.router.domain import (
+from services.router.routing.domain import (
     AlertState,
     DeliveryState,
     IllegalTransition,

@@ -11,10 +11,10 @@ from services.messaging import topics
 from services.messaging.db import store_keyring
 from services.messaging.envelope import ResponseCode
 from services.messaging.outbox import open_value, outbox
-from services.router import cli
-from services.router.app import create_app
+from services.router.ops import cli
+from services.router.ops.app import create_app
+from services.router.routing.tables import replay_audit
 from services.router.settings import RouterSettings
-from services.router.tables import replay_audit
 from tests.support.router import deliveries, inbound, message_id, result, versioned
 
 TOKEN = {"authorization": "Bearer sandbox-ops-token"}
@@ -32,9 +32,9 @@ async def router(sessions, clock):
     import random
     from datetime import timedelta
 
-    from services.router.deliveries import RoutingRules
-    from services.router.domain import RetryPolicy, default_policies
-    from services.router.handlers import Router
+    from services.router.routing.deliveries import RoutingRules
+    from services.router.routing.domain import RetryPolicy, default_policies
+    from services.router.routing.handlers import Router
 
     rules = RoutingRules(
         policies=default_policies(

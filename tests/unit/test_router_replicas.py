@@ -13,12 +13,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from services.messaging.db import lost_a_conflict, store_unavailable
 from services.messaging.kafka import InMemoryBus, OutgoingRecord
 from services.messaging.outbox import OutboxRelay, add_to_outbox, pending_count
-from services.router import circuit
-from services.router.deliveries import RoutingRules
-from services.router.domain import RetryPolicy, default_policies
-from services.router.handlers import Router
+from services.router.routing import circuit
+from services.router.routing.deliveries import RoutingRules
+from services.router.routing.domain import RetryPolicy, default_policies
+from services.router.routing.handlers import Router
+from services.router.routing.tables import delivery, delivery_transition
 from services.router.settings import RouterSettings
-from services.router.tables import delivery, delivery_transition
 from tests.conftest import backend_name
 from tests.support.router import T0, Clock, inbound
 
@@ -181,7 +181,7 @@ async def test_the_tick_loop_runs_again_after_losing_a_deadlock(sessions, monkey
 async def test_destination_health_shows_the_circuit_and_the_backlog(sessions):
     import httpx
 
-    from services.router.app import create_app
+    from services.router.ops.app import create_app
     from services.router.settings import SANDBOX_OPS_TOKEN
 
     clock = Clock()

@@ -14,10 +14,10 @@ from services.messaging.kafka import IncomingRecord
 from services.messaging.outbox import open_value, outbox
 from services.messaging.payload_crypto import SANDBOX_PAYLOAD_KEYS, Keyring
 from services.messaging.tracing import parse as parse_traceparent
-from services.router.deliveries import RoutingRules
-from services.router.domain import RetryPolicy, default_policies
-from services.router.handlers import Router
-from services.router.tables import (
+from services.router.routing.deliveries import RoutingRules
+from services.router.routing.domain import RetryPolicy, default_policies
+from services.router.routing.handlers import Router
+from services.router.routing.tables import (
     alert,
     alert_delivery,
     delivery,
@@ -339,7 +339,7 @@ async def test_deliveries_in_flight_at_start_up_are_swept_and_sent_again(router,
 
 @pytest.fixture
 async def breaker_router(sessions, clock):
-    from services.router.circuit import CircuitPolicy
+    from services.router.routing.circuit import CircuitPolicy
 
     rules = RoutingRules(
         policies=default_policies(
@@ -430,8 +430,8 @@ async def test_a_receipt_is_applied_even_if_the_delivery_moved_after_it_was_read
     from sqlalchemy import update as sql_update
 
     from services.messaging.envelope import read_envelope
-    from services.router.deliveries import _apply_receipt, delivery_rows
-    from services.router.tables import delivery as delivery_table
+    from services.router.routing.deliveries import _apply_receipt, delivery_rows
+    from services.router.routing.tables import delivery as delivery_table
 
     rec = inbound(seed=31)
     await router.handle_batch([rec])

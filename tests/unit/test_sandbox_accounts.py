@@ -3,7 +3,7 @@ import cost 0.65 s of CPU in every process): they must be exactly what the hashi
 
 import pytest
 
-from services.router.console.accounts import (
+from services.router.ops.console.accounts import (
     _SANDBOX_SCRYPT,
     SANDBOX_PASSWORDS,
     SANDBOX_SALTS,

@@ -18,7 +18,7 @@ from services.messaging.payload_crypto import (
     encode_keyring,
     new_key,
 )
-from services.router.console.accounts import hash_password
+from services.router.ops.console.accounts import hash_password
 from services.router.settings import RouterSettings
 from tests.support.settings import SECURE_KAFKA, secure_kafka_env
 

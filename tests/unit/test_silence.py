@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.router.alert_events import AlertChange
-from services.router.deliveries import RoutingRules
-from services.router.domain import RetryPolicy, default_policies
-from services.router.handlers import Router
-from services.router.silence import SilenceRule, expectation, is_active
+from services.router.alerting.events import AlertChange
+from services.router.alerting.silence import SilenceRule, expectation, is_active
+from services.router.routing.deliveries import RoutingRules
+from services.router.routing.domain import RetryPolicy, default_policies
+from services.router.routing.handlers import Router
 from tests.support.incidents import Sink, admission, alerts
 from tests.support.router import Clock
 

@@ -20,9 +20,9 @@ from services.messaging import topics
 from services.messaging.envelope import to_json
 from services.messaging.kafka import IncomingRecord
 from services.messaging.outbox import outbox
-from services.router.consent import NO_CONSENT, routing_hold
-from services.router.handlers import Router
-from services.router.tables import delivery, message
+from services.router.routing.consent import NO_CONSENT, routing_hold
+from services.router.routing.handlers import Router
+from services.router.routing.tables import delivery, message
 from tests.support.router import Clock, routing_rules, started
 
 pytestmark = pytest.mark.security

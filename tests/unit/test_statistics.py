@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from services.router.periods import (
+from services.router.statistics.periods import (
     InvalidRange,
     Period,
     default_range,
@@ -17,7 +17,7 @@ from services.router.periods import (
     spans,
     utc_window,
 )
-from services.router.statistics import (
+from services.router.statistics.report import (
     NOTICE_FAMILIES,
     Arrival,
     LegalOutcome,

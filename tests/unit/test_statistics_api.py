@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from services.router.app import create_app
+from services.router.ops.app import create_app
 from services.router.settings import RouterSettings
-from services.router.statistics_charts import CHART_NAMES
+from services.router.statistics.charts import CHART_NAMES
 from tests.support.statistics import add_delivery, add_message, add_stay
 
 TOKEN = {"authorization": "Bearer sandbox-ops-token"}

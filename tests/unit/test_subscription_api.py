@@ -5,11 +5,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from services.router import subscription_store
-from services.router.app import create_app
+from services.router.ops.app import create_app
+from services.router.routing.tables import subscription
 from services.router.settings import RouterSettings
-from services.router.subscriptions import catalogue_subscriptions
-from services.router.tables import subscription
+from services.router.subscriptions import store as subscription_store
+from services.router.subscriptions.matching import catalogue_subscriptions
 from tests.support.router import Clock
 
 TOKEN = {"authorization": "Bearer sandbox-ops-token"}

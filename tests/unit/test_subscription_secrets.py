@@ -16,13 +16,13 @@ from services.messaging.payload_crypto import (
 )
 from services.messaging.signing import verify
 from services.messaging.webhook_client import HttpWebhookSender
-from services.router import subscription_store
-from services.router.app import create_app
-from services.router.handlers import Router
-from services.router.payload_keys import count_stale, reseal_batch
+from services.router.audit.payload_keys import count_stale, reseal_batch
+from services.router.ops.app import create_app
+from services.router.routing.handlers import Router
+from services.router.routing.tables import alert, subscription
 from services.router.settings import RouterSettings
-from services.router.tables import alert, subscription
-from services.router.webhooks import WebhookDispatcher
+from services.router.subscriptions import store as subscription_store
+from services.router.subscriptions.webhooks import WebhookDispatcher
 from tests.support.payloads import routing
 from tests.support.router import T0, Clock, inbound, started
 from tests.support.webhooks import SECRET, Subscriber, commands, hook_delivery, subscribe

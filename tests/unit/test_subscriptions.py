@@ -13,8 +13,9 @@ from services.messaging import topics
 from services.messaging.envelope import EventCode, System
 from services.messaging.families import FAMILIES, Family
 from services.messaging.families import destinations as routes
-from services.router import subscription_store
-from services.router.subscriptions import (
+from services.router.routing.tables import subscription
+from services.router.subscriptions import store as subscription_store
+from services.router.subscriptions.matching import (
     CATALOGUE,
     ROUTABLE_EVENTS,
     CatalogueNotExpressible,
@@ -26,7 +27,6 @@ from services.router.subscriptions import (
     delivery_order,
     route,
 )
-from services.router.tables import subscription
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 SOURCES = [*(s.value for s in System), "flexite", ""]

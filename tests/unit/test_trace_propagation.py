@@ -24,10 +24,10 @@ from services.messaging.kafka import InMemoryBus
 from services.messaging.logs import JsonFormatter
 from services.messaging.outbox import OutboxRelay
 from services.messaging.tracing import parse
-from services.router.deliveries import OUTBOX_OWNER, RoutingRules
-from services.router.handlers import Router
+from services.router.routing.deliveries import OUTBOX_OWNER, RoutingRules
+from services.router.routing.handlers import Router
+from services.router.routing.tables import delivery
 from services.router.settings import RouterSettings
-from services.router.tables import delivery
 from tests.support.router import started
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from services.messaging import topics
 from services.messaging.envelope import EventCode, ResponseCode
 from services.messaging.outbox import outbox
-from services.router.app import create_app
+from services.router.ops.app import create_app
+from services.router.routing.tables import delivery, delivery_transition, replay_audit
 from services.router.settings import SANDBOX_OPS_TOKEN, RouterSettings
-from services.router.tables import delivery, delivery_transition, replay_audit
 from tests.support.incidents import Sink, admission, alerts, make_router
 from tests.support.router import T0, Clock, message_id, result
 
@@ -201,7 +201,7 @@ async def test_the_incident_says_what_happens_next_and_when(router, sessions, cl
 
 
 async def test_the_console_shows_the_next_step_of_an_open_incident(router, sessions, clock, api):
-    from services.router.console.accounts import SANDBOX_PASSWORDS
+    from services.router.ops.console.accounts import SANDBOX_PASSWORDS
 
     await _accepted_then_dropped(router, sessions, 7)
     clock.advance(INTERVAL_S + 1)

@@ -13,9 +13,9 @@ from services.messaging import topics
 from services.messaging.envelope import ResponseCode
 from services.messaging.outbox import outbox
 from services.messaging.payload_crypto import Keyring, encode_keyring, new_key
-from services.router.domain import AlertKind, DeliveryState
-from services.router.handlers import Router
-from services.router.tables import alert, alert_delivery, delivery, delivery_transition
+from services.router.routing.domain import AlertKind, DeliveryState
+from services.router.routing.handlers import Router
+from services.router.routing.tables import alert, alert_delivery, delivery, delivery_transition
 from tests.support.payloads import routing
 from tests.support.router import Clock, inbound, message_id, result, started
 

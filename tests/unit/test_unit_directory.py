@@ -6,7 +6,12 @@ from datetime import UTC, datetime
 import pytest
 
 from sandbox.simulators.samples.people import HOSPITAL_UNITS, MUNICIPAL_UNITS, PRIMARY_CARE_UNITS
-from services.router.unit_directory import DEFAULT_PATH, UnitDirectory, UnitDirectoryError, UnitKind
+from services.router.alerting.unit_directory import (
+    DEFAULT_PATH,
+    UnitDirectory,
+    UnitDirectoryError,
+    UnitKind,
+)
 
 pytestmark = pytest.mark.alerts
 

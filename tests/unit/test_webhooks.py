@@ -16,13 +16,13 @@ from services.messaging.signing import verify
 from services.messaging.tracing import parse as parse_traceparent
 from services.messaging.vocabulary import SUPERSEDED_TAG_SYSTEM
 from services.messaging.webhook_client import HttpWebhookSender, Webhook
-from services.router import subscription_store
-from services.router.deliveries import RoutingRules
-from services.router.domain import RetryPolicy, default_policies
-from services.router.handlers import Router
-from services.router.subscriptions import SubscriptionStatus
-from services.router.tables import alert, delivery, delivery_transition
-from services.router.webhooks import WebhookDispatcher
+from services.router.routing.deliveries import RoutingRules
+from services.router.routing.domain import RetryPolicy, default_policies
+from services.router.routing.handlers import Router
+from services.router.routing.tables import alert, delivery, delivery_transition
+from services.router.subscriptions import store as subscription_store
+from services.router.subscriptions.matching import SubscriptionStatus
+from services.router.subscriptions.webhooks import WebhookDispatcher
 from tests.support.router import T0, Clock, inbound, message_id, started, versioned
 from tests.support.webhooks import SECRET, URL, Subscriber, commands, hook_delivery, subscribe
 

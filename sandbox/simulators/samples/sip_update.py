@@ -104,7 +104,8 @@ def sample_takecare_sip_update(
 ) -> dict[str, Any]:
     """A SIP update as TakeCare's SIP module pushes it. ``consent``: the patient's consent
     (None: drawn, given 85 % of the time); given by default, because the router does not
-    route a SIP without it (services.router.consent) and the simulators' SIPs should arrive."""
+    route a SIP without it (services.router.routing.consent) and the simulators' SIPs should
+    arrive."""
     patient = takecare_patient(rng)
     name = f"{patient['givenName']} {patient['familyName']}"
     plan = _plan(

@@ -2,7 +2,7 @@
 message.unrouted_reason (a SIP without consent is stored but not routed)
 
 Existing entries are chained in id order with the same encoding the router uses
-(services.router.access_log.entry_hash).
+(services.router.audit.access_log.entry_hash).
 
 Revision ID: 0017
 Revises: 0015
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-from services.router.access_log import GENESIS, canonical_time, entry_hash
+from services.router.audit.access_log import GENESIS, canonical_time, entry_hash
 
 revision = "0017"
 down_revision = "0015"

@@ -1,0 +1,1 @@
+"""Audit: the access log of every view of patient data, and payload retention and keys."""

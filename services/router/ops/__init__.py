@@ -1,0 +1,1 @@
+"""Operations: the JSON API, the console and the CLI (reading the other packages)."""

@@ -1,0 +1,80 @@
+"""Payload housekeeping over the JSON API (``/api/v1``), for the CLI: re-seal stored
+payloads under the current key (key rotation, in batches) and prune finished payloads past
+the retention period. Neither returns or logs any payload."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.router.audit.payload_keys import count_stale, count_stale_outbox, reseal_batch
+from services.router.audit.retention import prune_payloads
+from services.router.ops.api_clients import as_admin
+from services.router.routing.deliveries import OUTBOX_OWNER
+from services.router.settings import RouterSettings
+
+
+class RotateStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after: str = Field(default="", max_length=36)  # the last id of the previous step
+    limit: int = Field(default=200, ge=1, le=1000)
+
+
+class PruneStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=500, ge=1, le=5000)
+
+
+def payload_admin_routes(
+    settings: RouterSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Callable[[], datetime],
+) -> APIRouter:
+    api = APIRouter(tags=["payloads at rest"], dependencies=[Depends(as_admin)])
+    keyring = settings.keyring()
+
+    @api.get("/payload-keys")
+    async def key_status() -> dict[str, Any]:
+        """The current key id, the ids in the ring (never a key), how many payloads and
+        subscription secrets are not yet under the current key (``stale``), and how many of
+        the router's outbox rows (kept for the re-publish window) are not (``staleOutbox``)."""
+        async with sessions() as session:
+            stale = await count_stale(session, keyring)
+            outbox_rows = await count_stale_outbox(session, keyring, OUTBOX_OWNER)
+        return {
+            "current": keyring.current,
+            "keyIds": sorted(keyring.keys),
+            "stale": stale,
+            "staleOutbox": outbox_rows,
+        }
+
+    @api.post("/payload-keys/rotate")
+    async def rotate(body: RotateStep) -> dict[str, Any]:
+        """One batch of re-sealing under the current key; call again with ``after`` = ``next``
+        until ``next`` is null."""
+        async with sessions.begin() as session:
+            step = await reseal_batch(session, keyring, after=body.after, limit=body.limit)
+        async with sessions() as session:
+            stale = await count_stale(session, keyring)
+        return {"resealed": step.resealed, "next": step.last_id, "stale": stale}
+
+    @api.post("/payloads/prune")
+    async def prune(body: PruneStep) -> dict[str, Any]:
+        """Prune one batch of finished payloads older than ``ROUTER_PAYLOAD_RETENTION_DAYS``."""
+        async with sessions.begin() as session:
+            pruned = await prune_payloads(
+                session,
+                clock(),
+                retention=timedelta(days=settings.payload_retention_days),
+                limit=body.limit,
+            )
+        return {"pruned": pruned}
+
+    return api

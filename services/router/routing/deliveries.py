@@ -1,0 +1,1008 @@
+"""The router's service layer: accept inbound messages, dispatch deliveries, apply outcomes.
+
+Every function takes an open transaction and the current time; the caller commits, then
+commits the Kafka offset. State changes go through :func:`move`, which checks the state
+machine, guards against a concurrent change (``WHERE state = <expected>``) and records the
+transition.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.messaging import topics, tracing
+from services.messaging.care_facts import CareFacts, read_care_facts
+from services.messaging.envelope import (
+    CONFIRM_BY_HEADER,
+    FAILURE_HEADER,
+    Envelope,
+    EventCode,
+    FailureKind,
+    ResponseCode,
+)
+from services.messaging.families import is_versioned
+from services.messaging.kafka import IncomingRecord, OutgoingRecord
+from services.messaging.outbox import add_to_outbox
+from services.messaging.payload_crypto import (
+    SANDBOX_PAYLOAD_KEYS,
+    Keyring,
+    PayloadCryptoError,
+    key_id_of,
+)
+from services.router.alerting.events import Severity
+from services.router.alerting.incidents import Affected, AlertSink, ReminderPolicy, raise_alert
+from services.router.alerting.silence import SilenceRule
+from services.router.deviations.records import close_deviation
+from services.router.routing import circuit, episodes
+from services.router.routing.circuit import CircuitPolicy
+from services.router.routing.clock_jumps import Jump, on_our_scale
+from services.router.routing.consent import routing_hold
+from services.router.routing.deadlines import Stage, legal_deadline, next_stage_at
+from services.router.routing.domain import (
+    AlertKind,
+    DeliveryState,
+    FamilyPolicy,
+    RetryPolicy,
+    check_delivery_transition,
+)
+from services.router.routing.tables import (
+    delivery,
+    delivery_attempt,
+    delivery_transition,
+    message,
+    rejected_record,
+    subscription,
+)
+from services.router.subscriptions.matching import ChannelType, Subscription, route
+
+log = logging.getLogger(__name__)
+
+OUTBOX_OWNER = "router"
+
+
+@dataclass(frozen=True)
+class RoutingRules:
+    policies: dict[str, FamilyPolicy]
+    attempt_timeout: timedelta
+    rng: random.Random
+    circuit: CircuitPolicy = field(default_factory=CircuitPolicy)
+    instance: str = "router"  # this replica's name: it sweeps only what it dispatched
+    alert_sinks: tuple[AlertSink, ...] = ()  # told of every incident change
+    reminders: ReminderPolicy = field(default_factory=ReminderPolicy)
+    silence: tuple[SilenceRule, ...] = ()  # silent-source rules, checked every silence_every
+    silence_every: timedelta = timedelta(minutes=1)
+    sip_in_working_days: bool = False  # a regional agreement may count the 3 days so
+    destination_down_after: timedelta = timedelta(minutes=10)  # circuit open this long: alert
+    # seals message.payload at rest; the service passes RouterSettings.keyring()
+    keyring: Keyring = field(default_factory=lambda: Keyring.from_setting(SANDBOX_PAYLOAD_KEYS))
+    payload_retention: timedelta | None = (
+        None  # None: payloads kept (services.router.audit.retention)
+    )
+    prune_every: timedelta = timedelta(hours=1)
+    # the tick's watchdog checks (overdue confirmations, legal deadlines, incidents, gaps,
+    # destinations down) run at most this often; expiry, resends and dispatch run every tick
+    checks_every: timedelta = timedelta(0)
+    # after a jump of the wall clock, new alerts wait this long
+    # (services.router.routing.clock_jumps)
+    alert_hold: timedelta = timedelta(minutes=15)
+    # at most this many deliveries in flight (dispatched, no outcome yet) per destination;
+    # 0: no limit. The attempt timeout starts at dispatch, so without a window a backlog
+    # queued on Kafka ahead of a slow adapter times out and is sent again (see dispatch_due)
+    max_in_flight: int = 0
+
+    def retry(self, event_code: str) -> RetryPolicy:
+        policy = self.policies.get(event_code)
+        return policy.retry if policy else RetryPolicy()
+
+
+async def move(
+    session: AsyncSession,
+    row: Any,
+    target: DeliveryState,
+    *,
+    now: datetime,
+    reason: str,
+    **values: Any,
+) -> bool:
+    """Transition one delivery; False if another worker changed it first."""
+    current = DeliveryState(row.state)
+    check_delivery_transition(current, target)
+    if target is DeliveryState.CONFIRMED:
+        values["legal_check_at"] = None  # delivered in law's sense: no more deadline checks
+    result = await session.execute(  # SET from the parameters: a cheaper cache key
+        update(delivery).where(delivery.c.id == row.id, delivery.c.state == current.value),
+        {"state": target.value, "updated_at": now, **values},
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        return False
+    if target is DeliveryState.CONFIRMED:  # a deviation counted for it now has its lateness
+        await close_deviation(session, delivery_id=row.id, resolved_at=now)
+    await session.execute(
+        delivery_transition.insert(),
+        dict(
+            delivery_id=row.id,
+            from_state=current.value,
+            to_state=target.value,
+            at=now,
+            reason=reason,
+        ),
+    )
+    if target in _PUBLISHED_STATES:
+        await add_to_outbox(session, OUTBOX_OWNER, delivery_event(row, target, now))
+    return True
+
+
+_PUBLISHED_STATES = frozenset(
+    {DeliveryState.SENT, DeliveryState.CONFIRMED, DeliveryState.DEAD_LETTER}
+)
+
+
+def delivery_event(row: Any, state: DeliveryState, now: datetime) -> OutgoingRecord:
+    """The public record of a delivery's progress (topics.EVENTS): ids, family, destination
+    and state only. No payload, no pseudonym, no reason text (it may quote a journal)."""
+    value = {
+        "type": "delivery-state",
+        "messageId": row.message_id,
+        "family": getattr(row, "event_code", None),
+        "destination": row.destination,
+        "state": state.value,
+        "at": now.isoformat(),
+    }
+    return OutgoingRecord(
+        topic=topics.EVENTS,
+        key=row.message_id,
+        value=json.dumps(value, separators=(",", ":")),
+        headers={"event": "delivery-state"},
+    )
+
+
+def log_ids(row: Any) -> dict[str, Any]:
+    """What a log line about one delivery carries: ids and the trace, never patient data."""
+    return {
+        "message_id": row.message_id,
+        "delivery_id": row.id,
+        "destination": row.destination,
+        "pseudonym": row.pseudonym,
+        "trace_id": tracing.trace_id_of(row.traceparent),
+    }
+
+
+async def reject_record(
+    session: AsyncSession, record: IncomingRecord, reason: str, now: datetime
+) -> None:
+    log.warning(
+        "record rejected",
+        extra={
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "reason": reason,
+            "trace_id": tracing.trace_id_of(record.headers.get(tracing.HEADER)),
+        },
+    )
+    await session.execute(
+        rejected_record.insert().values(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason[:500],
+            received_at=now,
+        )
+    )
+
+
+async def quarantine_untrusted(
+    session: AsyncSession, record: IncomingRecord, rules: RoutingRules, now: datetime
+) -> None:
+    """A record whose signature does not hold changes nothing: it is kept aside with its
+    reason, and a critical incident is raised (one per topic while open). A forged receipt
+    must never confirm a delivery, so the confirmation deadline's alert still comes."""
+    reason = f"untrusted: {record.untrusted}"
+    await reject_record(session, record, reason, now)
+    await raise_alert(
+        session,
+        kind=AlertKind.UNTRUSTED_RECORD,
+        destination=record.topic,
+        event_code="record-signature",
+        affected=None,
+        now=now,
+        severity=Severity.CRITICAL,
+        sinks=rules.alert_sinks,
+    )
+
+
+# --- inbound -------------------------------------------------------------------------------
+
+
+async def accept_message(
+    session: AsyncSession,
+    env: Envelope,
+    record: IncomingRecord,
+    rules: RoutingRules,
+    now: datetime,
+    subscriptions: Sequence[Subscription],
+    jumps: Sequence[Jump] = (),
+) -> list[int]:
+    """Store the message and one pending delivery per matching subscription (its id is the
+    delivery's destination); return delivery ids. ``jumps``: the wall clock's recent jumps,
+    to put the source's timestamp on the router's scale (services.router.routing.clock_jumps).
+
+    A message already stored (same id, or same business key under a new id) is skipped.
+    """
+    duplicate_of = (
+        await session.execute(
+            select(message.c.id).where(
+                (message.c.id == env.message_id)
+                | (message.c.business_key == (str(env.business_key) if env.business_key else None))
+            )
+        )
+    ).scalar()
+    if duplicate_of is not None:
+        log.info(
+            "duplicate message skipped",
+            extra={"message_id": env.message_id, "first_message_id": duplicate_of},
+        )
+        return []
+    stream, version, newer = await _document_version(session, env)
+    try:
+        bundle: dict[str, Any] | None = json.loads(record.value)
+    except ValueError:
+        bundle = None
+    held = routing_hold(env.event_code, bundle)
+    trace = tracing.from_headers(record.headers)  # the router's hop, continued per delivery
+    await session.execute(
+        message.insert(),
+        dict(
+            id=env.message_id,
+            event_code=env.event_code,
+            source=env.source_system,
+            business_key=str(env.business_key) if env.business_key else None,
+            pseudonym=record.key,
+            sent_at=env.timestamp,
+            received_at=now,
+            payload=rules.keyring.seal(record.value.decode(), message_id=env.message_id),
+            stream=stream,
+            version=version,
+            superseded_by=newer,
+            traceparent=trace.traceparent,
+            unrouted_reason=held,
+        ),
+    )
+    if newer is not None:
+        log.info(
+            "older version arrived after a newer one",
+            extra={"message_id": env.message_id, "superseded_by": newer, "version": version},
+        )
+    destinations = route(subscriptions, env.event_code, env.source_system)
+    if held is not None:
+        destinations = ()
+        log.warning(
+            "message not routed",
+            extra={"message_id": env.message_id, "family": env.event_code, "reason": held},
+        )
+    elif not destinations:
+        log.warning(
+            "message has no route", extra={"message_id": env.message_id, "family": env.event_code}
+        )
+    created = []
+    try:
+        facts = read_care_facts(bundle) if bundle is not None else CareFacts()
+    except ValueError:
+        facts = CareFacts()
+    await episodes.track(
+        session,
+        env,
+        facts,
+        record.key,
+        now,
+        sip_in_working_days=rules.sip_in_working_days,
+        sinks=rules.alert_sinks,
+    )
+    legal = _legal_terms(env, facts, now)
+    for dest in destinations:
+        deadline = rules.policies[env.event_code].confirmation_deadline
+        delivery_id = int(
+            (
+                await session.execute(
+                    delivery.insert()
+                    .returning(delivery.c.id)
+                    .values(
+                        message_id=env.message_id,
+                        destination=dest.id,
+                        state=DeliveryState.PENDING.value,
+                        attempts=0,
+                        next_attempt_at=now,
+                        confirm_by=on_our_scale(env.timestamp, now, jumps) + deadline,
+                        resend_every_s=deadline.total_seconds(),
+                        **legal,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            ).scalar_one()
+        )
+        await session.execute(
+            delivery_transition.insert(),
+            dict(
+                delivery_id=delivery_id,
+                from_state=None,
+                to_state=DeliveryState.PENDING.value,
+                at=now,
+                reason="routed" if newer is None else f"routed as superseded by {newer}",
+            ),
+        )
+        created.append(delivery_id)
+    log.info(
+        "message accepted",
+        extra={
+            "message_id": env.message_id,
+            "family": env.event_code,
+            "pseudonym": record.key,
+            "destinations": [d.id for d in destinations],
+            **trace.log_fields(),
+        },
+    )
+    return created
+
+
+def _legal_terms(env: Envelope, facts: CareFacts, now: datetime) -> dict[str, Any]:
+    """The legal deadline columns of a new delivery (none for families without one)."""
+    due = legal_deadline(env.event_code, facts, env.timestamp)
+    if due is None:
+        return {}
+    started = min(facts.stay_started_at or env.timestamp, now)
+    # The watchdog raises what is already late (its first check may be due at once).
+    return {
+        "legal_from": started,
+        "legal_due_at": due,
+        "legal_stage": int(Stage.ON_TRACK),
+        "legal_check_at": next_stage_at(started, due, Stage.ON_TRACK),
+    }
+
+
+async def _document_version(
+    session: AsyncSession, env: Envelope
+) -> tuple[str | None, int | None, str | None]:
+    """(stream, version, id of a newer version already received) of a versioned message."""
+    key = env.business_key
+    if key is None or not is_versioned(env.event_code):
+        return None, None, None
+    stream = f"{key.source}|{key.source_event_id}"
+    newer = (
+        await session.execute(
+            select(message.c.id)
+            .where(message.c.stream == stream, message.c.version > key.version)
+            .order_by(message.c.version.desc())
+            .limit(1)
+        )
+    ).scalar()
+    return stream, key.version, newer
+
+
+# --- dispatch ------------------------------------------------------------------------------
+
+
+def delivery_rows() -> Any:
+    return select(
+        delivery.c.id,
+        delivery.c.state,
+        delivery.c.destination,
+        delivery.c.attempts,
+        delivery.c.message_id,
+        message.c.pseudonym,
+        message.c.event_code,
+        message.c.payload,
+        message.c.superseded_by,
+        message.c.traceparent,
+        message.c.sent_at.label("message_sent_at"),
+        delivery.c.attempts_at_replay,
+        delivery.c.confirm_by,
+        delivery.c.resend_at,
+        delivery.c.created_at,
+        delivery.c.resend_every_s,
+    ).join(message, message.c.id == delivery.c.message_id)
+
+
+def resend_interval(row: Any) -> timedelta:
+    """How often a delivery that stays unconfirmed is sent again: the length of its
+    confirmation deadline (a row of :func:`delivery_rows`), kept as a length so that moving
+    the deadline past a clock jump (services.router.routing.clock_jumps) leaves it as it was."""
+    if row.resend_every_s is not None:
+        return max(timedelta(seconds=row.resend_every_s), timedelta(seconds=1))
+    length: timedelta = row.confirm_by - row.created_at  # routed before migration 0023
+    return max(length, timedelta(seconds=1))
+
+
+def _suspected_dropped(table: Any, now: datetime, *, concat: bool) -> Any:
+    """A delivery the receiver accepted but has not confirmed by its confirmation deadline:
+    it may have been dropped silently. A patient's later deliveries to that destination
+    wait behind it, as behind one not yet accepted: sent before it is re-sent, they would
+    be stored ahead of it (a discharge notice before the admission notice it follows)."""
+    state = table.c.state.concat("") if concat else table.c.state
+    return and_(state == DeliveryState.SENT.value, table.c.confirm_by <= now)
+
+
+def due_deliveries(
+    dialect: str,
+    now: datetime,
+    *,
+    closed: frozenset[str] | set[str] = frozenset(),
+    only: list[int] | None = None,
+    patients: set[str] | None = None,
+    limit: int = 200,
+    by_first: bool | None = None,
+) -> Any:
+    """The pending deliveries due at ``now`` that no earlier unresolved delivery of the same
+    patient to the same destination holds back, oldest first, locked for this router.
+    ``closed`` destinations are left out; ``only`` and ``patients`` narrow the candidates.
+
+    For ``patients`` (a results batch's) the held-behind test is "the first unresolved
+    delivery of its patient to its destination", read once per patient; otherwise (or with
+    ``by_first=False``, which tests and benchmarks compare against) "no earlier unresolved
+    delivery exists", tested for each candidate. Both let the same rows through."""
+    unresolved = [DeliveryState.PENDING.value, DeliveryState.DISPATCHED.value]
+    state: Any = delivery.c.state
+    if by_first is None:
+        by_first = patients is not None
+    if by_first:
+        if patients is None:
+            raise ValueError("by_first reads the patients' deliveries: patients is required")
+        # Each patient's first unresolved delivery to each destination, which is the only one
+        # the test below would let through. That test reads every earlier delivery of a
+        # candidate's patient for every candidate, so a patient with n deliveries in a
+        # backlog cost n^2 lookups, on both backends: 100 patients took 180-420 ms at 119,000
+        # pending in the 100k scale step, 44 % of the router (SQLite), and 20 patients 0.9 s
+        # on PostgreSQL in bench/dispatch_speed.py. This reads each patient's deliveries once.
+        # ``state || ''`` keeps the planners off the state indexes, which would walk every
+        # pending delivery.
+        first = (
+            select(func.min(delivery.c.id))
+            .select_from(delivery.join(message, message.c.id == delivery.c.message_id))
+            .where(
+                message.c.pseudonym.in_(sorted(patients)),
+                or_(
+                    delivery.c.state.concat("").in_(unresolved),
+                    _suspected_dropped(delivery, now, concat=True),
+                ),
+            )
+            .group_by(message.c.pseudonym, delivery.c.destination)
+        )
+        not_held: Any = delivery.c.id.in_(first)
+        state = delivery.c.state.concat("")
+    else:
+        earlier = delivery.alias("earlier")
+        earlier_msg = message.alias("earlier_msg")
+        earlier_state: Any = earlier.c.state
+        if dialect == "sqlite":
+            # SQLite's planner otherwise reads the earlier deliveries by (state,
+            # destination): every unresolved delivery to that destination, for each
+            # candidate. With 15,000 pending in a backlog one scan took 62 s. ``state || ''``
+            # cannot use that index, so it goes by the patient's messages
+            # (ix_message_pseudonym) and their deliveries (message_id, destination) instead:
+            # 0.3 s.
+            earlier_state = earlier.c.state.concat("")
+            if only is not None:
+                # Likewise for the candidates: by (state, next_attempt_at) it walks every
+                # pending delivery; at 37,000 pending in a drain that was 260 ms per Kafka
+                # batch. Without the state index it starts from the ids: 16 ms.
+                state = delivery.c.state.concat("")
+        not_held = ~exists().where(
+            and_(
+                earlier.c.destination == delivery.c.destination,
+                earlier.c.id < delivery.c.id,
+                or_(
+                    earlier_state.in_(unresolved),
+                    _suspected_dropped(earlier, now, concat=dialect == "sqlite"),
+                ),
+                earlier_msg.c.id == earlier.c.message_id,
+                earlier_msg.c.pseudonym == message.c.pseudonym,
+            )
+        )
+    query = (
+        delivery_rows()
+        .add_columns(subscription.c.channel_type, subscription.c.endpoint)
+        .outerjoin(subscription, subscription.c.id == delivery.c.destination)
+        .where(
+            state == DeliveryState.PENDING.value,
+            delivery.c.next_attempt_at <= now,
+            not_held,
+        )
+    )
+    if closed:
+        query = query.where(delivery.c.destination.not_in(sorted(closed)))
+    if only is not None:
+        query = query.where(delivery.c.id.in_(only))
+    if patients is not None:
+        query = query.where(message.c.pseudonym.in_(sorted(patients)))
+    # Oldest due first, in the order of ix_delivery_due (its rowid breaks ties), so the full
+    # scan stops at ``limit`` instead of testing every pending delivery for ``held`` and then
+    # sorting them all by id (half the router's time in a 50k drain). A patient's order does
+    # not depend on it: ``held`` lets only the earliest unresolved delivery through.
+    # Replicas take disjoint rows: one locked by another router is left to it.
+    return (
+        query.order_by(delivery.c.next_attempt_at, delivery.c.id)
+        .limit(limit)
+        .with_for_update(of=delivery, skip_locked=True)
+    )
+
+
+async def dispatch_due(
+    session: AsyncSession,
+    rules: RoutingRules,
+    now: datetime,
+    *,
+    only: list[int] | None = None,
+    patients: set[str] | None = None,
+    limit: int = 200,
+) -> int:
+    """Publish a delivery command for every pending delivery that is due and not held back
+    behind an earlier unresolved delivery of the same patient to the same destination.
+    ``only`` narrows it to those deliveries, ``patients`` to those patients' (pseudonyms).
+
+    No destination gets more than ``rules.max_in_flight`` in flight: the rest stay pending
+    until outcomes make room (the tick's full scan sends them). An attempt's timeout runs
+    from its dispatch, so commands queued on Kafka behind thousands of others (a drain
+    after an outage) would time out unread and be sent again, doubling the adapter's work
+    and counting against the destination's circuit; the window keeps that queue short."""
+    gate = await circuit.gate(session, now)
+    in_flight = await _in_flight(session) if rules.max_in_flight else {}
+    full = {d for d, n in in_flight.items() if n >= rules.max_in_flight}
+    query = due_deliveries(
+        session.get_bind().dialect.name,
+        now,
+        closed=gate.shut | full,  # an open circuit (until its probe time) or a full window
+        only=only,
+        patients=patients,
+        limit=limit,
+    )
+    rows = _probes_first(list((await session.execute(query)).all()), gate)
+    dispatched = 0
+    probed: set[str] = set()
+    for row in rows:
+        if rules.max_in_flight and in_flight.get(row.destination, 0) >= rules.max_in_flight:
+            continue  # the window filled during this pass
+        attempt = row.attempts + 1
+        try:
+            command = delivery_command(row, attempt, rules.keyring)
+        except PayloadCryptoError as exc:  # one bad payload must not stop the others
+            await dead_letter(
+                session,
+                row,
+                now,
+                reason="not dispatched",
+                sinks=rules.alert_sinks,
+                keyring=rules.keyring,
+                unopenable=exc,
+            )
+            continue
+        if row.destination in gate.probing:
+            if row.destination in probed:
+                continue  # half-open: one probe at a time
+            probed.add(row.destination)
+            if not await circuit.probe_sent(session, row.destination, row.id, now):
+                continue  # another router sends the probe
+        if not await move(
+            session,
+            row,
+            DeliveryState.DISPATCHED,
+            now=now,
+            reason=f"attempt {attempt} by {rules.instance}",
+            attempts=attempt,
+            attempt_expires_at=now + rules.attempt_timeout,
+            dispatched_by=rules.instance,
+        ):
+            continue
+        await session.execute(
+            delivery_attempt.insert(),
+            dict(delivery_id=row.id, attempt_no=attempt, dispatched_at=now),
+        )
+        await add_to_outbox(session, OUTBOX_OWNER, command)
+        log.info("delivery dispatched", extra={**log_ids(row), "attempt": attempt})
+        dispatched += 1
+        in_flight[row.destination] = in_flight.get(row.destination, 0) + 1
+    return dispatched
+
+
+def _probes_first(rows: list[Any], gate: circuit.Gate) -> list[Any]:
+    """For a destination about to send its one probe: a delivery of a patient outside the
+    run of failures goes first, so the probe tests the destination and not the one record
+    it keeps refusing (which would only open the circuit again). That patient's delivery
+    is the probe only when nothing else is due."""
+    if not gate.probing:
+        return rows
+
+    def rank(row: Any) -> int:
+        avoid = gate.avoid.get(row.destination)
+        return 1 if avoid is not None and row.pseudonym in avoid else 0
+
+    return sorted(rows, key=rank)  # stable: the due order otherwise
+
+
+async def _in_flight(session: AsyncSession) -> dict[str, int]:
+    """Deliveries dispatched and not yet answered, per destination."""
+    rows = await session.execute(
+        select(delivery.c.destination, func.count())
+        .where(delivery.c.state == DeliveryState.DISPATCHED.value)
+        .group_by(delivery.c.destination)
+    )
+    return {str(row[0]): int(row[1]) for row in rows}
+
+
+def delivery_command(row: Any, attempt: int, keyring: Keyring) -> OutgoingRecord:
+    """The command for one attempt: to the subscription's topic (a journal adapter), or to
+    the router's own webhook topic (a rest-hook subscriber). A delivery without a
+    subscription row (made before subscriptions existed) goes to its destination's topic."""
+    headers = {
+        "message-id": row.message_id,
+        "delivery-id": str(row.id),
+        "attempt": str(attempt),
+        "event": row.event_code,
+        **({"superseded-by": row.superseded_by} if row.superseded_by else {}),
+        tracing.HEADER: _next_hop(row),
+    }
+    if row.channel_type == ChannelType.REST_HOOK.value:
+        topic = topics.WEBHOOKS
+        headers["subscription-id"] = row.destination
+    else:
+        topic = row.endpoint or topics.outbound(row.destination)
+        # until when the router waits for this attempt's receipt: an adapter confirming by
+        # read-back reads the record back until then
+        headers[CONFIRM_BY_HEADER] = awaited_until(row).isoformat()
+    value = keyring.open(row.payload, message_id=row.message_id)  # Kafka gets plaintext
+    return OutgoingRecord(topic=topic, key=row.pseudonym, value=value, headers=headers)
+
+
+def awaited_until(row: Any) -> datetime:
+    """When the watchdog next looks at a sent delivery still unconfirmed (alerts, sends it
+    again): its confirmation deadline, or after a re-send the time of the next one."""
+    confirm_by: datetime = row.confirm_by
+    return max(confirm_by, row.resend_at) if row.resend_at is not None else confirm_by
+
+
+def _next_hop(row: Any) -> str:
+    """A new span in the message's trace (a new trace for a message stored without one)."""
+    return tracing.continue_or_start(row.traceparent).traceparent
+
+
+# --- outcomes and receipts -----------------------------------------------------------------
+
+
+class DeliveryChangedUnderfoot(RuntimeError):
+    """A delivery kept changing while a result was applied to it; the batch is retried."""
+
+
+async def apply_result(
+    session: AsyncSession, env: Envelope, record: IncomingRecord, rules: RoutingRules, now: datetime
+) -> str | None:
+    """Apply an outcome or receipt; returns the patient's pseudonym (whose next delivery it
+    may release), None when the record was rejected."""
+    row = (
+        await session.execute(
+            delivery_rows()
+            .where(
+                delivery.c.message_id == env.response_to,
+                delivery.c.destination == env.source_system,
+            )
+            # replicas: an expiring attempt or a dispatch waits for this result, not the
+            # other way round (PostgreSQL; SQLite has one writer and re-reads below)
+            .with_for_update(of=delivery)
+        )
+    ).first()
+    if row is None:
+        await reject_record(session, record, "result for an unknown delivery", now)
+        return None
+    carrier = topics.DELIVERED_BY.get(row.destination)
+    if record.signer is not None and record.signer != carrier:
+        # Both adapters may write results; only the one that delivers to this destination
+        # may answer for it (a takecare adapter must not confirm a notice to Treserva).
+        wrong = replace(record, untrusted=f"WrongSigner: {record.signer} answered for {carrier}")
+        await quarantine_untrusted(session, wrong, rules, now)
+        return None
+    if env.event_code == EventCode.DELIVERY_OUTCOME.value:
+        attempt_text = record.headers.get("attempt", "")
+        await apply_outcome(
+            session,
+            row,
+            attempt_no=int(attempt_text) if attempt_text.isdigit() else row.attempts,
+            code=ResponseCode(env.response_code or ResponseCode.FATAL_ERROR),
+            detail=env.outcome_text,
+            rules=rules,
+            now=now,
+            failure=_failure_kind(record),
+        )
+    elif env.event_code == EventCode.RECEIPT.value:
+        await _apply_receipt(session, row, env, rules, now)
+    else:
+        await reject_record(session, record, f"unexpected result event {env.event_code}", now)
+        return None
+    pseudonym: str | None = row.pseudonym
+    return pseudonym
+
+
+def _failure_kind(record: IncomingRecord) -> FailureKind | None:
+    """What a transient outcome says failed; an adapter that does not say is taken as the
+    destination failing as a whole (as every transient failure was counted before)."""
+    try:
+        return FailureKind(record.headers.get(FAILURE_HEADER, ""))
+    except ValueError:
+        return None
+
+
+async def apply_outcome(
+    session: AsyncSession,
+    row: Any,
+    *,
+    attempt_no: int,
+    code: ResponseCode,
+    detail: str | None,
+    rules: RoutingRules,
+    now: datetime,
+    ok_state: DeliveryState = DeliveryState.SENT,
+    failure: FailureKind | None = None,
+) -> None:
+    """Apply the result of one delivery attempt: record it, feed the destination's circuit,
+    then move the delivery on (ok), retry it with back-off (transient) or dead-letter it
+    with an alert (fatal). ``row`` is one of :func:`delivery_rows`.
+
+    ``ok_state`` is where an ok takes the delivery: ``sent`` for a journal adapter (a
+    receipt confirms later), ``confirmed`` for a webhook subscriber, whose 2xx is its
+    acknowledgement.
+    """
+    completed = await session.execute(
+        update(delivery_attempt)
+        .where(
+            delivery_attempt.c.delivery_id == row.id,
+            delivery_attempt.c.attempt_no == attempt_no,
+            delivery_attempt.c.outcome.is_(None),
+        )
+        .values(completed_at=now, outcome=code.value, detail=detail)
+    )
+    if completed.rowcount == 0:  # type: ignore[attr-defined]
+        log.info("outcome already recorded", extra={**log_ids(row), "attempt": attempt_no})
+        return
+    state = DeliveryState(row.state)
+    current = attempt_no == row.attempts and state is DeliveryState.DISPATCHED
+    if code is ResponseCode.TRANSIENT_ERROR:
+        await circuit.record_failure(
+            session,
+            row.destination,
+            rules.circuit,
+            now,
+            patient=row.pseudonym,
+            transport=failure is not FailureKind.RESPONSE,
+        )
+    else:  # ok, or a refusal of this message: the destination itself is up
+        await circuit.record_success(session, row.destination, now)
+    if code is ResponseCode.OK:
+        # Any attempt's ok counts: the destination dedupes on the message id.
+        if state in (DeliveryState.PENDING, DeliveryState.DISPATCHED):
+            acknowledged = ok_state is DeliveryState.CONFIRMED
+            await move(
+                session,
+                row,
+                ok_state,
+                now=now,
+                reason=(
+                    f"acknowledged by subscriber (attempt {attempt_no})"
+                    if acknowledged
+                    else f"accepted by destination (attempt {attempt_no})"
+                ),
+                sent_at=now,
+                attempt_expires_at=None,
+                **({"confirmed_at": now} if acknowledged else {}),
+            )
+    elif not current:
+        log.info("stale outcome ignored", extra={**log_ids(row), "attempt": attempt_no})
+    elif code is ResponseCode.TRANSIENT_ERROR:
+        parked = failure is FailureKind.RESPONSE and (
+            attempt_no - row.attempts_at_replay >= rules.circuit.failure_threshold
+        )
+        await retry_or_dead_letter(
+            session, row, rules, now, reason=detail or "transient error", parked=parked
+        )
+    else:
+        await dead_letter(
+            session,
+            row,
+            now,
+            reason=detail or "fatal error",
+            sinks=rules.alert_sinks,
+            keyring=rules.keyring,
+        )
+
+
+async def retry_or_dead_letter(
+    session: AsyncSession,
+    row: Any,
+    rules: RoutingRules,
+    now: datetime,
+    *,
+    reason: str,
+    parked: bool = False,
+) -> None:
+    """Retry with back-off, or dead-letter once the round's attempts are spent or the
+    message is too old. ``parked``: the receiver keeps refusing this patient's message while
+    it takes others, so it is retried at the longest interval only, under its own incident
+    (which a person must look at), never holding anyone else up; it is not dead-lettered
+    by budget or age, since the receiver is up and may take it once its import is fixed:
+    an operator closes it if it never will."""
+    policy = rules.retry(row.event_code)
+    if parked:
+        await _park(session, row, rules, now, reason=reason, wait=policy.cap_s)
+        return
+    if policy.exhausted(row.attempts - row.attempts_at_replay):
+        await dead_letter(
+            session,
+            row,
+            now,
+            reason=f"attempts spent; last: {reason}",
+            sinks=rules.alert_sinks,
+            keyring=rules.keyring,
+        )
+        return
+    # A replayed delivery was asked for by an operator: its age no longer stops it.
+    if not row.attempts_at_replay and policy.too_old(row.message_sent_at, now):
+        await dead_letter(
+            session,
+            row,
+            now,
+            reason=f"older than {policy.max_age_s:.0f} s; last: {reason}",
+            sinks=rules.alert_sinks,
+            keyring=rules.keyring,
+        )
+        return
+    delay = policy.delay(row.attempts, rules.rng)
+    await move(
+        session,
+        row,
+        DeliveryState.PENDING,
+        now=now,
+        reason=f"retry in {delay.total_seconds():.1f}s: {reason}"[:200],
+        next_attempt_at=now + delay,
+        attempt_expires_at=None,
+        last_error=reason[:500],
+    )
+
+
+async def _park(
+    session: AsyncSession, row: Any, rules: RoutingRules, now: datetime, *, reason: str, wait: float
+) -> None:
+    await raise_alert(
+        session,
+        kind=AlertKind.PATIENT_PARKED,
+        destination=row.destination,
+        event_code=row.event_code,
+        affected=Affected.of(row, rules.keyring),
+        now=now,
+        severity=Severity.WARNING,
+        sinks=rules.alert_sinks,
+    )
+    await move(
+        session,
+        row,
+        DeliveryState.PENDING,
+        now=now,
+        reason=f"parked, retry in {wait:.0f}s: {reason}"[:200],
+        next_attempt_at=now + timedelta(seconds=wait),
+        attempt_expires_at=None,
+        last_error=reason[:500],
+    )
+
+
+UNDECRYPTABLE = "payload_undecryptable"
+"""The reason given when a delivery's stored payload does not open with the keyring."""
+
+
+async def dead_letter(
+    session: AsyncSession,
+    row: Any,
+    now: datetime,
+    *,
+    reason: str,
+    keyring: Keyring,
+    sinks: Sequence[AlertSink] = (),
+    unopenable: PayloadCryptoError | None = None,
+) -> None:
+    """Dead-letter one delivery: publish the message to the dead-letter topic and raise a
+    ``delivery_failed`` incident. A payload that does not open (``unopenable``, or found so
+    here) cannot go to the topic: the delivery is dead-lettered as ``payload_undecryptable``
+    with its own incident, for an operator to restore the key and replay it."""
+    value: str | None = None
+    if unopenable is None:
+        try:
+            value = keyring.open(row.payload, message_id=row.message_id)
+        except PayloadCryptoError as exc:
+            unopenable = exc
+    if unopenable is not None:
+        problem = f"{UNDECRYPTABLE} ({type(unopenable).__name__}, key {key_id_of(row.payload)})"
+        reason = f"{problem}; {reason}"
+    if not await move(
+        session,
+        row,
+        DeliveryState.DEAD_LETTER,
+        now=now,
+        reason=reason[:200],
+        last_error=reason[:500],
+        attempt_expires_at=None,
+    ):
+        return
+    if value is not None:
+        await add_to_outbox(
+            session,
+            OUTBOX_OWNER,
+            OutgoingRecord(
+                topic=topics.DEAD_LETTER,
+                key=row.pseudonym,
+                value=value,
+                headers={
+                    "message-id": row.message_id,
+                    "delivery-id": str(row.id),
+                    "destination": row.destination,
+                    "event": row.event_code,
+                    "reason": reason[:200],
+                    tracing.HEADER: _next_hop(row),
+                },
+            ),
+        )
+    log.warning("delivery dead-lettered", extra={**log_ids(row), "reason": reason[:200]})
+    await raise_alert(
+        session,
+        kind=AlertKind.DELIVERY_FAILED if value is not None else AlertKind.PAYLOAD_UNDECRYPTABLE,
+        destination=row.destination,
+        event_code=row.event_code,
+        affected=Affected.of(row, keyring),
+        now=now,
+        severity=Severity.CRITICAL,
+        sinks=sinks,
+    )
+
+
+async def _apply_receipt(
+    session: AsyncSession, row: Any, env: Envelope, rules: RoutingRules, now: datetime
+) -> None:
+    unconfirmed = (DeliveryState.PENDING, DeliveryState.DISPATCHED, DeliveryState.SENT)
+    if env.response_code is ResponseCode.OK:
+        # A receipt may overtake the adapter's ok; it proves delivery either way. Another
+        # worker (an attempt expiring, a retry being dispatched) may move the delivery
+        # between our read and our write: read it again and apply the receipt to what it
+        # is now, for a receipt never comes twice.
+        for _ in range(5):
+            state = DeliveryState(row.state)
+            if state not in unconfirmed:
+                log.info("receipt without effect", extra={**log_ids(row), "state": state.value})
+                return
+            values: dict[str, Any] = {"confirmed_at": now, "attempt_expires_at": None}
+            if state is not DeliveryState.SENT:
+                values["sent_at"] = now
+            if await move(
+                session,
+                row,
+                DeliveryState.CONFIRMED,
+                now=now,
+                reason="receipt from destination",
+                **values,
+            ):
+                return
+            row = (await session.execute(delivery_rows().where(delivery.c.id == row.id))).one()
+        raise DeliveryChangedUnderfoot(row.id)  # the batch is read again: nothing is lost
+    state = DeliveryState(row.state)
+    if state not in unconfirmed:
+        log.info("receipt without effect", extra={**log_ids(row), "state": state.value})
+    else:
+        await dead_letter(
+            session,
+            row,
+            now,
+            reason=f"refused after acceptance: {env.outcome_text or 'no reason'}",
+            sinks=rules.alert_sinks,
+            keyring=rules.keyring,
+        )

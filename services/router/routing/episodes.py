@@ -1,0 +1,393 @@
+"""Episodes: each patient's stay as the messages tell it, so the router can see what is
+missing rather than only what failed.
+
+::
+
+    admitted ──ready for discharge──▶ ready ──discharge notice──▶ discharged
+       ▲                                │
+       └──────────withdrawn─────────────┘          (a cancelled admission ends it)
+
+Gaps raise an ``episode_gap`` incident (by pseudonym and unit, never by name):
+
+- ready for discharge, and no SIP invitation within 3 days (calendar days by law; working
+  days where a regional agreement says so): warned at 50 % (info) and 80 % (warning) of
+  that time, escalated to critical at the breach, as the legal deadlines of deliveries are
+  (:mod:`services.router.routing.deadlines`);
+- discharged, and no medication list by the end of the discharge day;
+- a later notice about a stay whose admission notice the receiver never confirmed (it went
+  to dead letter, or its confirmation is overdue).
+
+An episode gap incident resolves itself when no episode has that gap open any more.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Column, Index, Integer, String, Table, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.messaging.care_facts import CareFacts
+from services.messaging.db import BigId, UtcDateTime, metadata
+from services.messaging.envelope import Envelope, EventCode
+from services.router.alerting.events import Severity
+from services.router.alerting.incidents import Affected, AlertSink, raise_alert, resolve
+from services.router.routing.deadlines import (
+    SIP_INVITATION_WITHIN_DAYS,
+    Stage,
+    add_days,
+    end_of_day,
+    next_stage_at,
+    stage,
+)
+from services.router.routing.domain import AlertKind, AlertState, DeliveryState
+from services.router.routing.tables import alert, delivery, message
+
+
+class EpisodeState(enum.StrEnum):
+    ADMITTED = "admitted"
+    READY = "ready"
+    DISCHARGED = "discharged"
+    CANCELLED = "cancelled"
+
+
+class Gap(enum.StrEnum):
+    """The family an episode is missing (the incident's family)."""
+
+    SIP_INVITATION = EventCode.SIP_INVITATION.value
+    MEDICATION_LIST = EventCode.MEDICATION_LIST.value
+
+
+episode = Table(
+    "episode",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("pseudonym", String(32), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("sender_unit_hsa", String(64), nullable=True),
+    Column("admission_message_id", String(36), nullable=True),
+    Column("admitted_at", UtcDateTime, nullable=True),
+    Column("ready_at", UtcDateTime, nullable=True),
+    Column("sip_due_at", UtcDateTime, nullable=True),
+    Column("sip_invited_at", UtcDateTime, nullable=True),
+    Column("discharged_at", UtcDateTime, nullable=True),
+    Column("medication_due_at", UtcDateTime, nullable=True),
+    Column("medication_list_at", UtcDateTime, nullable=True),
+    # the SIP invitation's stage (deadlines.Stage) and when to look at it again
+    Column("sip_stage", Integer, nullable=False, server_default="0"),
+    Column("sip_check_at", UtcDateTime, nullable=True),
+    # an incident holds this episode: closed again when the missing message arrives
+    Column("sip_gap_open", Boolean, nullable=False, server_default="0"),
+    Column("medication_gap_open", Boolean, nullable=False, server_default="0"),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_episode_patient", "pseudonym", "state"),
+)
+
+_SIP_CLOCK_STOPPED: dict[str, object] = {
+    "sip_due_at": None,
+    "sip_stage": int(Stage.ON_TRACK),
+    "sip_check_at": None,
+    "sip_gap_open": False,
+}
+
+_LATER_NOTICES = frozenset(
+    {
+        EventCode.ADMISSION_NOTICE_UPDATED,
+        EventCode.READY_FOR_DISCHARGE,
+        EventCode.DISCHARGE_NOTICE,
+    }
+)
+
+
+async def track(
+    session: AsyncSession,
+    env: Envelope,
+    facts: CareFacts,
+    pseudonym: str | None,
+    now: datetime,
+    *,
+    sip_in_working_days: bool = False,
+    sinks: Sequence[AlertSink] = (),
+) -> None:
+    """Move the patient's current episode on with one accepted message."""
+    if pseudonym is None:
+        return
+    code = env.event_code
+    current = (
+        await session.execute(
+            select(episode)
+            .where(
+                episode.c.pseudonym == pseudonym,
+                episode.c.state.in_([EpisodeState.ADMITTED.value, EpisodeState.READY.value]),
+            )
+            .order_by(episode.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+    at = env.timestamp
+    if code == EventCode.ADMISSION_NOTICE and current is None:
+        await session.execute(
+            episode.insert(),
+            dict(
+                pseudonym=pseudonym,
+                state=EpisodeState.ADMITTED.value,
+                sender_unit_hsa=facts.sender_unit_hsa,
+                admission_message_id=env.message_id,
+                admitted_at=facts.stay_started_at or at,
+                updated_at=now,
+            ),
+        )
+        return
+    if code == EventCode.MEDICATION_LIST and env.source_system != "takecare":
+        return  # the municipality's list to the hospital is not the discharge list
+    if current is None:
+        if code == EventCode.MEDICATION_LIST:  # after the discharge notice
+            await record_discharge_medication(session, pseudonym, at, now)
+        return  # otherwise a stay the broker never saw begin: nothing to compare with
+    values: dict[str, object] = {}
+    if code in _LATER_NOTICES:
+        await _unconfirmed_admission(session, current, code, facts, now, sinks)
+    if code == EventCode.READY_FOR_DISCHARGE:
+        due = add_days(at, SIP_INVITATION_WITHIN_DAYS, working=sip_in_working_days)
+        values = {
+            "state": EpisodeState.READY.value,
+            "ready_at": at,
+            "sip_due_at": due,
+            "sip_stage": int(Stage.ON_TRACK),
+            "sip_check_at": next_stage_at(at, due, Stage.ON_TRACK),
+        }
+    elif code == EventCode.READY_FOR_DISCHARGE_WITHDRAWN:
+        # no longer ready: the SIP clock stops, and a warning it raised no longer holds
+        values = {"state": EpisodeState.ADMITTED.value, "ready_at": None} | _SIP_CLOCK_STOPPED
+    elif code == EventCode.DISCHARGE_NOTICE:
+        discharged = facts.stay_ended_at or at
+        values = {
+            "state": EpisodeState.DISCHARGED.value,
+            "discharged_at": discharged,
+            "medication_due_at": end_of_day(discharged),
+        }
+    elif code == EventCode.ADMISSION_NOTICE_CANCELLED:
+        values = {"state": EpisodeState.CANCELLED.value, "medication_gap_open": False}
+        values |= _SIP_CLOCK_STOPPED
+    elif code == EventCode.SIP_INVITATION:
+        values = {"sip_invited_at": at, "sip_gap_open": False, "sip_check_at": None}
+    elif code == EventCode.MEDICATION_LIST:
+        values = {"medication_list_at": at, "medication_gap_open": False}
+    if values:
+        await session.execute(
+            update(episode).where(episode.c.id == current.id).values(updated_at=now, **values)
+        )
+
+
+async def record_discharge_medication(
+    session: AsyncSession, pseudonym: str | None, at: datetime, now: datetime
+) -> None:
+    """A medication list that arrives after the discharge notice still closes the gap."""
+    if pseudonym is None:
+        return
+    latest = await session.scalar(
+        select(func.max(episode.c.id)).where(
+            episode.c.pseudonym == pseudonym,
+            episode.c.state == EpisodeState.DISCHARGED.value,
+            episode.c.medication_list_at.is_(None),
+        )
+    )
+    if latest is not None:
+        await session.execute(
+            update(episode)
+            .where(episode.c.id == latest)
+            .values(medication_list_at=at, medication_gap_open=False, updated_at=now)
+        )
+
+
+async def check_gaps(
+    session: AsyncSession, now: datetime, *, sinks: Sequence[AlertSink] = ()
+) -> int:
+    """Warn and escalate as SIP invitations near and pass their due time, open (or join) a
+    gap incident for each episode newly past the end of its discharge day with no
+    medication list, and resolve gap incidents no episode keeps open. Returns the episodes
+    newly flagged."""
+    flagged = await _check_sip_invitations(session, now, sinks)
+    await _resolve_closed(session, Gap.SIP_INVITATION, episode.c.sip_gap_open, now, sinks)
+    rows = (
+        await session.execute(
+            select(
+                episode.c.id,
+                episode.c.pseudonym,
+                episode.c.sender_unit_hsa,
+                episode.c.medication_due_at,
+            )
+            .where(
+                episode.c.state == EpisodeState.DISCHARGED.value,
+                episode.c.medication_list_at.is_(None),
+                episode.c.medication_due_at <= now,
+                ~episode.c.medication_gap_open,
+            )
+            .limit(200)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for row in rows:
+        await session.execute(
+            update(episode).where(episode.c.id == row.id).values(medication_gap_open=True)
+        )
+        await _gap(session, Gap.MEDICATION_LIST, row, row.medication_due_at, now, sinks)
+        flagged += 1
+    await _resolve_closed(session, Gap.MEDICATION_LIST, episode.c.medication_gap_open, now, sinks)
+    return flagged
+
+
+_STAGE_SEVERITY = {
+    Stage.HALF: Severity.INFO,
+    Stage.LATE: Severity.WARNING,
+    Stage.BREACHED: Severity.CRITICAL,
+}
+
+
+async def _check_sip_invitations(
+    session: AsyncSession, now: datetime, sinks: Sequence[AlertSink]
+) -> int:
+    """Each ready episode without its SIP invitation whose next stage has come: info at
+    50 % of the time, warning at 80 %, critical at the breach (the gap proper)."""
+    rows = (
+        await session.execute(
+            select(
+                episode.c.id,
+                episode.c.pseudonym,
+                episode.c.sender_unit_hsa,
+                episode.c.ready_at,
+                episode.c.sip_due_at,
+                episode.c.sip_stage,
+            )
+            .where(
+                episode.c.state == EpisodeState.READY.value,
+                episode.c.sip_invited_at.is_(None),
+                episode.c.sip_check_at <= now,
+            )
+            .order_by(episode.c.sip_check_at)
+            .limit(200)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    raised = 0
+    for row in rows:
+        reached = stage(row.ready_at, row.sip_due_at, now)
+        values: dict[str, object] = {
+            "sip_stage": int(reached),
+            "sip_check_at": next_stage_at(row.ready_at, row.sip_due_at, reached),
+        }
+        if reached > row.sip_stage:
+            values["sip_gap_open"] = True
+        await session.execute(update(episode).where(episode.c.id == row.id).values(**values))
+        if reached <= row.sip_stage:
+            continue
+        await _gap(
+            session, Gap.SIP_INVITATION, row, row.sip_due_at, now, sinks, _STAGE_SEVERITY[reached]
+        )
+        raised += 1
+    return raised
+
+
+async def _gap(
+    session: AsyncSession,
+    gap: Gap,
+    row: Any,
+    due_at: datetime,
+    now: datetime,
+    sinks: Sequence[AlertSink],
+    severity: Severity = Severity.CRITICAL,
+) -> None:
+    await raise_alert(
+        session,
+        kind=AlertKind.EPISODE_GAP,
+        destination="treserva",
+        event_code=gap.value,
+        affected=Affected(
+            delivery_id=None,
+            pseudonym=row.pseudonym,
+            sender_unit_hsa=row.sender_unit_hsa,
+            due_at=due_at,
+        ),
+        now=now,
+        severity=severity,
+        sinks=sinks,
+    )
+
+
+async def _resolve_closed(
+    session: AsyncSession,
+    gap: Gap,
+    flag: Column[bool],
+    now: datetime,
+    sinks: Sequence[AlertSink],
+) -> None:
+    still_open = await session.scalar(select(func.count()).select_from(episode).where(flag))
+    if still_open:
+        return
+    ids: list[int] = list(
+        (
+            await session.execute(
+                select(alert.c.id).where(
+                    alert.c.kind == AlertKind.EPISODE_GAP.value,
+                    alert.c.event_code == gap.value,
+                    alert.c.state.in_([AlertState.OPEN.value, AlertState.ACKNOWLEDGED.value]),
+                )
+            )
+        ).scalars()
+    )
+    for alert_id in ids:
+        await resolve(
+            session,
+            int(alert_id),
+            actor="router",
+            note=f"cause cleared: every episode has its {gap.value}",
+            now=now,
+            sinks=sinks,
+        )
+
+
+async def _unconfirmed_admission(
+    session: AsyncSession,
+    current: object,
+    code: str,
+    facts: CareFacts,
+    now: datetime,
+    sinks: Sequence[AlertSink],
+) -> None:
+    """A later notice about a stay whose admission notice a receiver never confirmed."""
+    admission_id = getattr(current, "admission_message_id", None)
+    if admission_id is None:
+        return
+    rows = (
+        await session.execute(
+            select(delivery.c.id, delivery.c.destination, delivery.c.state, message.c.pseudonym)
+            .join(message, message.c.id == delivery.c.message_id)
+            .where(
+                delivery.c.message_id == admission_id,
+                (delivery.c.state == DeliveryState.DEAD_LETTER.value)
+                | (
+                    (delivery.c.state != DeliveryState.CONFIRMED.value)
+                    & (delivery.c.confirm_by <= now)
+                ),
+            )
+        )
+    ).all()
+    for row in rows:
+        await raise_alert(
+            session,
+            kind=AlertKind.EPISODE_GAP,
+            destination=row.destination,
+            event_code=code,
+            affected=Affected(
+                delivery_id=row.id,
+                message_id=admission_id,
+                pseudonym=row.pseudonym,
+                sender_unit_hsa=facts.sender_unit_hsa,
+            ),
+            now=now,
+            severity=Severity.CRITICAL,
+            sinks=sinks,
+        )

@@ -1,0 +1,230 @@
+"""Entry points of the router's work: a Kafka batch, or a scheduler tick. Each runs in one
+transaction; the Kafka offset is committed by the caller only after it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.messaging import topics
+from services.messaging.clock import Reading
+from services.messaging.db import lost_a_conflict, store_unavailable
+from services.messaging.envelope import MalformedMessage, read_envelope
+from services.messaging.kafka import IncomingRecord
+from services.router.alerting.incidents import check_destinations, remind, resolve_cleared
+from services.router.alerting.silence import check_silent_sources, resolve_spoken_sources
+from services.router.audit.retention import prune_payloads
+from services.router.routing import clock_jumps
+from services.router.routing.deliveries import (
+    RoutingRules,
+    accept_message,
+    apply_result,
+    dispatch_due,
+    quarantine_untrusted,
+    reject_record,
+)
+from services.router.routing.episodes import check_gaps
+from services.router.routing.watchdog import (
+    check_legal_deadlines,
+    expire_attempts,
+    flag_overdue_confirmations,
+    resend_unconfirmed,
+    sweep_in_flight,
+)
+from services.router.subscriptions import store as subscription_store
+from services.router.subscriptions.matching import Subscription, catalogue_subscriptions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Router:
+    sessions: async_sessionmaker[AsyncSession]
+    rules: RoutingRules
+    clock: Callable[[], datetime]
+    relay_wake: asyncio.Event | None = None
+    # how often each check runs is measured on the monotonic clock, which no step of the
+    # wall clock moves (services.messaging.clock); unset, seconds of ``clock`` (a test's
+    # clock, which then never jumps)
+    monotonic: Callable[[], float] | None = None
+    # silence is judged only over windows this router has watched in full
+    _started_at: float | None = None
+    _silence_checked_at: float | None = None
+    _pruned_at: float | None = None
+    _checked_at: float | None = None
+    _jumps: list[clock_jumps.Jump] = field(default_factory=list)  # recent wall-clock jumps
+
+    def __post_init__(self) -> None:
+        if self.monotonic is None:
+            clock = self.clock
+            self.monotonic = lambda: clock().timestamp()
+
+    def _monotonic(self) -> float:
+        assert self.monotonic is not None  # set in __post_init__
+        return self.monotonic()
+
+    async def handle_batch(self, batch: list[IncomingRecord]) -> None:
+        async with self.sessions.begin() as session:
+            now = self.clock()
+            created: list[int] = []
+            released: set[str] = set()  # patients whose next delivery a result may free
+            subscriptions: list[Subscription] | None = None  # read once per batch
+            for record in batch:
+                if record.untrusted is not None:
+                    await quarantine_untrusted(session, record, self.rules, now)
+                    continue
+                try:
+                    env = read_envelope(record.value)
+                except MalformedMessage as exc:
+                    await reject_record(session, record, str(exc), now)
+                    continue
+                if record.topic == topics.INBOUND and env.response_to is None:
+                    if subscriptions is None:
+                        subscriptions = await subscription_store.load_active(session)
+                    created += await accept_message(
+                        session, env, record, self.rules, now, subscriptions, self._jumps
+                    )
+                elif record.topic == topics.RESULTS and env.response_to is not None:
+                    patient = await apply_result(session, env, record, self.rules, now)
+                    if patient is not None:
+                        released.add(patient)
+                else:
+                    await reject_record(session, record, "message kind does not fit topic", now)
+            dispatched = 0
+            if created:
+                dispatched += await dispatch_due(session, self.rules, now, only=created)
+            if released:  # a resolved delivery may release the patient's next one; whatever
+                # else became due (a circuit closed, a back-off ended) the tick dispatches
+                dispatched += await dispatch_due(session, self.rules, now, patients=released)
+        if dispatched:
+            self._wake()
+
+    async def tick(self) -> dict[str, int]:
+        async with self.sessions.begin() as session:
+            reading = Reading(self.clock(), self._monotonic())
+            now = reading.wall
+            # first: a jump of the wall clock moves the timers before anything reads them
+            jump = await clock_jumps.check(session, reading, hold=self.rules.alert_hold)
+            done: dict[str, Any] = {
+                "jumped": 0 if jump is None else 1,
+                "expired": await expire_attempts(session, self.rules, now),
+                "resent": await resend_unconfirmed(session, self.rules, now),
+                "dispatched": 0,
+            }
+            if self._checks_due(reading.monotonic):
+                # Retries that came due, circuits that closed, anything a batch left: a scan
+                # of every pending delivery, which a backlog makes long, so once a second.
+                done["dispatched"] = await dispatch_due(session, self.rules, now)
+                self._jumps = await clock_jumps.recent(session, now)  # other routers' too
+                done |= await self._checks(session, now)
+        if done["dispatched"]:
+            self._wake()
+        return done
+
+    def _checks_due(self, at: float) -> bool:
+        last = self._checked_at
+        if last is not None and at - last < self.rules.checks_every.total_seconds():
+            return False
+        self._checked_at = at
+        return True
+
+    async def _checks(self, session: AsyncSession, now: datetime) -> dict[str, int]:
+        """The watchdog: overdue confirmations, legal deadlines, incidents, silence, gaps,
+        destinations down, payload retention (at most every ``rules.checks_every``). After a
+        jump of the wall clock, new alerts wait one confirmation interval
+        (services.router.routing.clock_jumps); what they would have found is still there after."""
+        done = {
+            "resolved": await resolve_cleared(session, now, self.rules.alert_sinks),
+            "reminded": await remind(session, now, self.rules.reminders, self.rules.alert_sinks),
+            "pruned": await self._prune(session, now),
+        }
+        if await clock_jumps.alerts_held(session, now):
+            return done | {"held": 1}
+        sinks = self.rules.alert_sinks
+        return done | {
+            "overdue": await flag_overdue_confirmations(
+                session, now, self.rules.keyring, sinks=sinks
+            ),
+            "deadlines": await check_legal_deadlines(session, now, self.rules.keyring, sinks=sinks),
+            "silent": await self._check_silence(session, now),
+            "gaps": await check_gaps(session, now, sinks=sinks),
+            "down": await check_destinations(
+                session, now, self.rules.destination_down_after, sinks, self.rules.circuit
+            ),
+        }
+
+    async def _prune(self, session: AsyncSession, now: datetime) -> int:
+        """Payload retention, at a low rate (services.router.audit.retention)."""
+        retention = self.rules.payload_retention
+        if retention is None:
+            return 0
+        at = self._monotonic()
+        if (
+            self._pruned_at is not None
+            and at - self._pruned_at < self.rules.prune_every.total_seconds()
+        ):
+            return 0
+        self._pruned_at = at
+        return await prune_payloads(session, now, retention=retention)
+
+    async def _check_silence(self, session: AsyncSession, now: datetime) -> int:
+        at = self._monotonic()
+        if self._started_at is None:
+            self._started_at = at
+        last = self._silence_checked_at
+        if last is not None and at - last < self.rules.silence_every.total_seconds():
+            return 0
+        self._silence_checked_at = at
+        sinks = self.rules.alert_sinks
+        await resolve_spoken_sources(session, now, sinks=sinks)
+        watched_s = at - self._started_at
+        watched = [r for r in self.rules.silence if watched_s >= r.window_h * 3600]
+        return await check_silent_sources(session, watched, now, sinks=sinks)
+
+    async def sync_subscriptions(self) -> int:
+        """Start-up: write the journal adapters' subscriptions from the family catalogue
+        (routing reads the subscription table). Returns how many rows changed."""
+        async with self.sessions.begin() as session:
+            return await subscription_store.sync_catalogue(
+                session, catalogue_subscriptions(), self.clock()
+            )
+
+    async def sweep(self) -> int:
+        """Start-up: retry what was in flight when the router last stopped."""
+        async with self.sessions.begin() as session:
+            swept = await sweep_in_flight(session, self.rules, self.clock())
+        if swept:
+            log.warning("in-flight deliveries swept at start-up", extra={"deliveries": swept})
+        return swept
+
+    async def run_ticks(self, interval_s: float) -> None:
+        """Tick forever; while the database is unreachable, wait and try again."""
+        failures = 0
+        while True:
+            try:
+                await self.tick()
+                failures = 0
+            except Exception as exc:
+                # A tick that lost a deadlock to a Kafka batch (both lock delivery rows and an
+                # incident's advisory lock) wrote nothing: it runs again, as the batch does.
+                # Under a 1,500-message benchmark on PostgreSQL this ended the router.
+                if not (store_unavailable(exc) or lost_a_conflict(exc)):
+                    raise
+                failures += 1
+                log.warning(
+                    "tick failed: database unavailable or in conflict",
+                    extra={"error": type(exc).__name__, "failures": failures},
+                )
+                await asyncio.sleep(min(0.2 * 2**failures, 5.0))
+                continue
+            await asyncio.sleep(interval_s)
+
+    def _wake(self) -> None:
+        if self.relay_wake is not None:
+            self.relay_wake.set()

@@ -1,0 +1,1 @@
+"""Subscriptions: who receives which messages, kept in SQL, and the webhook dispatcher."""
