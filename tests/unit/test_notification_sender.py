@@ -282,3 +282,30 @@ async def test_the_all_clear_names_the_references_the_alarms_gave(sessions, send
 async def rows_all(sessions):
     async with sessions() as session:
         return (await session.execute(select(notification))).all()
+
+
+async def test_alarms_still_waiting_when_the_alert_resolves_are_never_sent(
+    sessions, sender, mail, clock
+):
+    """Under load an alert resolved while a unit's later alarms waited for its email
+    interval; they went out after the all-clear, in the same email, so the unit saw neither
+    the all-clear nor the end. Now they are superseded: the unit's next email is the
+    all-clear alone, naming what it was told."""
+    from dataclasses import replace
+
+    await _alarms(sessions, 1)
+    await sender.send_due()  # the first alarm goes at once
+    await _alarms(sessions, 3, first=1)  # these wait for the interval …
+    clock.now += timedelta(minutes=1)
+    assert await sender.send_due() == 0
+    resolved = replace(event(kind="confirmation_overdue"), change=AlertChange.RESOLVED)
+    await queue(sessions, resolved, FALLBACK_ONLY)  # … and the alert resolves meanwhile
+    clock.now += timedelta(minutes=15)
+    await sender.send_due()
+    (alarm, all_clear) = mail.sent
+    assert _refs(1)[0] in alarm["Subject"]
+    assert all_clear["Subject"].startswith("Klart: ")
+    assert _refs(1)[0] in all_clear.get_content()
+    assert not any(ref in all_clear.get_content() for ref in _refs(4)[1:])
+    states = sorted(r.state for r in await rows_all(sessions))
+    assert states == ["sent", "sent", "superseded", "superseded", "superseded"]

@@ -4,7 +4,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from services.messaging.payload_crypto import encode_keyring, new_key
 from services.router.alerting.events import AlertChange, Severity
@@ -88,6 +88,7 @@ async def test_resolved_follows_up_with_whoever_got_the_notice(sessions):
         sessions,
         event(receiver_unit_hsa="SE2120000803-HSJV", at=TUESDAY_1430 - timedelta(hours=16)),
     )
+    await _sent(sessions)
     resolved = event(change=AlertChange.RESOLVED, receiver_unit_hsa="SE2120000803-HSJV")
     await enqueue(sessions, resolved)
     follow_ups = [
@@ -99,6 +100,23 @@ async def test_resolved_follows_up_with_whoever_got_the_notice(sessions):
         "hemsjukvard.norr@example.se",
     ]
     assert all("Nu har meddelandet kommit fram." in r.body for r in follow_ups)
+
+
+async def _sent(sessions):
+    """The sender emailed everything queued."""
+    async with sessions.begin() as session:
+        await session.execute(
+            update(notification).values(state="sent", sent_at=TUESDAY_1430, attempts=1)
+        )
+
+
+async def test_an_alarm_not_yet_emailed_when_its_alert_resolves_is_never_sent(sessions):
+    await enqueue(sessions, event(receiver_unit_hsa="SE2120000803-HSJV"))
+    await enqueue(
+        sessions, event(change=AlertChange.RESOLVED, receiver_unit_hsa="SE2120000803-HSJV")
+    )
+    unit = [r for r in await rows(sessions) if r.channel == "fallback-email"]
+    assert {(r.change, r.state) for r in unit} == {("opened", "superseded")}
 
 
 async def test_resolved_without_an_earlier_notice_tells_the_unit_nothing(sessions):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,14 +48,23 @@ class NotificationState(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+    # a unit's alarm still waiting for its email interval when its alert resolved: never
+    # sent, so the unit never gets an alarm after the all-clear
+    SUPERSEDED = "superseded"
 
 
 _TRANSITIONS: dict[NotificationState, frozenset[NotificationState]] = {
     NotificationState.PENDING: frozenset(
-        {NotificationState.PENDING, NotificationState.SENT, NotificationState.FAILED}
+        {
+            NotificationState.PENDING,
+            NotificationState.SENT,
+            NotificationState.FAILED,
+            NotificationState.SUPERSEDED,
+        }
     ),
     NotificationState.SENT: frozenset(),
     NotificationState.FAILED: frozenset(),
+    NotificationState.SUPERSEDED: frozenset(),
 }
 
 
@@ -189,6 +198,7 @@ class Notifier:
             ]
         if event.change is not AlertChange.RESOLVED:
             return []
+        await _supersede_waiting_alarms(session, event.alert_id)
         rows = []
         for to, references in (await _noticed(session, event.alert_id)).items():
             notice = fallback_notice(event, self.directory, references)  # whoever was told
@@ -210,14 +220,39 @@ def _row(channel: Channel, recipient: str, subject: str, body: str) -> dict[str,
     }
 
 
+def _unit_alarms(alert_id: int) -> Any:
+    return and_(
+        notification.c.alert_id == alert_id,
+        notification.c.channel == Channel.FALLBACK_EMAIL.value,
+        notification.c.change.in_([c.value for c in NOTICE_CHANGES]),
+    )
+
+
+async def _supersede_waiting_alarms(session: AsyncSession, alert_id: int) -> None:
+    """The alert resolved: its alarms to units that no sender has taken yet (waiting for
+    the unit's email interval) are never sent. One a sender holds (an attempt counted) may
+    be on its way, and stays: the all-clear names it."""
+    await session.execute(
+        update(notification)
+        .where(
+            _unit_alarms(alert_id),
+            notification.c.state == NotificationState.PENDING.value,
+            notification.c.attempts == 0,
+        )
+        .values(state=NotificationState.SUPERSEDED.value)
+    )
+
+
 async def _noticed(session: AsyncSession, alert_id: int) -> dict[str, tuple[str, ...]]:
-    """Per recipient, the case references of the alarms about ``alert_id`` it was sent."""
+    """Per recipient, the case references of the alarms about ``alert_id`` it was sent, or
+    that may be on their way to it."""
     rows = await session.execute(
         select(notification.c.recipient, notification.c.payload)
         .where(
-            notification.c.alert_id == alert_id,
-            notification.c.channel == Channel.FALLBACK_EMAIL.value,
-            notification.c.change.in_([c.value for c in NOTICE_CHANGES]),
+            _unit_alarms(alert_id),
+            notification.c.state.in_(
+                [NotificationState.SENT.value, NotificationState.PENDING.value]
+            ),
         )
         .order_by(notification.c.recipient, notification.c.id)
     )
