@@ -79,7 +79,7 @@ reliability: install
 security: install
 	$(PY) -m pytest -q -m security
 
-# every attack of the README's threat model against a private stack: expected vs observed
+# every attack of the threat model (docs/security.md) against a private stack: expected vs observed
 attack-probe: install
 	$(PY) -m sandbox.attack_probe
 

@@ -47,7 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The fault tests' figures of this run, as the README's Guarantees table (here, in the
+    """The fault tests' figures of this run, as the table in docs/guarantees.md (here, in the
     root conftest, so the controller of side-by-side workers prints it too)."""
     from tests.support.reliability import recorded_this_run, results_table
 

@@ -3,9 +3,9 @@
 This table is the broker's access policy. The sandbox's Apache Kafka (``make run
 KAFKA=apache``), the tests and the production init step (deploy/kafka/acls.sh, generated
 from here by ``python -m services.messaging.kafka_acls`` and compared by a test) all create
-exactly these ACLs, and the README's table is printed from it. The broker denies everything
-the table does not allow (``allow.everyone.if.no.acl.found=false``); topics are created by the
-admin's init step, so no service holds Create.
+exactly these ACLs, and the table in docs/security.md is printed from it. The broker denies
+everything the table does not allow (``allow.everyone.if.no.acl.found=false``); topics are
+created by the admin's init step, so no service holds Create.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def acl_commands(bindings: Iterable[AclBinding], *, bootstrap: str, config: str)
 
 
 def markdown_table(bindings: Iterable[AclBinding]) -> str:
-    """The README's table: principal, resource, operations."""
+    """The table in docs/security.md (Kafka security): principal, resource, operations."""
     rows: dict[tuple[str, str], list[str]] = {}
     for b in bindings:
         name = "cluster" if b.resource_type == "cluster" else f"{b.resource_type} `{b.name}`"

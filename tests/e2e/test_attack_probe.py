@@ -1,5 +1,5 @@
 """``make attack-probe`` is the closing table of the security work: every attack of the
-README's threat model against a running stack. Run here too, so the table stays true."""
+threat model in docs/security.md against a running stack. Run here too, so the table stays true."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Each test injects one fault and then checks the promise: every accepted message is confirmed
 once at the simulated journal (by business key), per-patient order holds, nothing is stuck,
-and the recovery time is reported (test-output/reliability-results.json, README Guarantees)."""
+and the recovery time is reported (test-output/reliability-results.json, docs/guarantees.md)."""
 
 import random
 from collections.abc import Iterator

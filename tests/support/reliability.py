@@ -1,5 +1,5 @@
 """What every fault test asserts, read from the running stack over HTTP, and the figures
-it records for the README's Guarantees table (test-output/reliability-results-*.json)."""
+it records for the table in docs/guarantees.md (test-output/reliability-results-*.json)."""
 
 import fcntl
 import json
@@ -158,8 +158,8 @@ def assert_promise(
 
 
 def results_table() -> str:
-    """The README's Guarantees table, a column per broker, from what the tests recorded (each
-    broker's pass writes its own file; a fault not run on a broker shows a dash)."""
+    """The fault table of docs/guarantees.md, a column per broker, from what the tests recorded
+    (each broker's pass writes its own file; a fault not run on a broker shows a dash)."""
     found = {
         broker: json.loads(results_file(broker).read_text())
         for broker in BROKERS

@@ -1,7 +1,7 @@
 """The access log as an auditor takes it away: JSON lines or CSV, every field with ``seq``,
 ``prev_hash`` and ``hash``, in chain order, so the chain can be re-verified offline with
 :func:`services.router.audit.access_log.check_chain` (or any SHA-256 tool: the encoding is in the
-README, Security → Access log). Pure rendering; the API streams the rows through it."""
+docs/security.md, Access log). Pure rendering; the API streams the rows through it."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ re-sealed by the first batch (they are few). Once nothing remains, the old key m
 (``count_stale_outbox``).
 
 The CLI's ``rotate-payload-keys`` drives it through ``POST /api/v1/payload-keys/rotate``
-with a progress bar; see README, Security → Payloads at rest and key rotation.
+with a progress bar; see docs/security.md, Payloads at rest and key rotation.
 """
 
 from __future__ import annotations

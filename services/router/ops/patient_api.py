@@ -137,7 +137,7 @@ def patient_routes(
     )
     async def export_jsonl() -> StreamingResponse:
         """Every entry in chain order with ``seq``, ``prev_hash`` and ``hash``, one JSON
-        object a line, to re-verify offline (README: Security, Access log)."""
+        object a line, to re-verify offline (docs/security.md, Access log)."""
         return StreamingResponse(
             export(access_log_export.jsonl_line, ""),
             media_type="application/x-ndjson",

@@ -1,6 +1,6 @@
 """The statistics API (``/api/v1/statistics``): figures per Stockholm day or ISO week as JSON,
 as CSV for Excel, and as SVG charts. Read-only; what each figure counts is documented in
-:mod:`services.router.statistics.report` and the README."""
+:mod:`services.router.statistics.report` and docs/operations.md (Statistics)."""
 
 from __future__ import annotations
 

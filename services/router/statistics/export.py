@@ -69,7 +69,7 @@ class PeriodOut(BaseModel):
 
 
 class StatisticsDocument(BaseModel):
-    """Statistics per Stockholm calendar day or ISO week (see README, Statistics)."""
+    """Statistics per Stockholm calendar day or ISO week (see docs/operations.md, Statistics)."""
 
     period: Period
     since: date
