@@ -315,14 +315,15 @@ async def test_the_loop_sleeps_until_the_next_check_is_due(sessions, journal):
         deps.read_back_wake = poller.wake
         bundle = fhir("personnummer-full.input.json")
         await handle_delivery_batch(
-            [command(bundle, confirm_by=wall() + timedelta(seconds=0.5))], deps=deps
+            [command(bundle, confirm_by=wall() + timedelta(seconds=1.0))], deps=deps
         )
         deadline = time.monotonic() + 10
         while await pending(sessions):
             assert time.monotonic() < deadline, "the read-back never ended"
             await asyncio.sleep(0.05)
-        # first at 0.05 s, then every 0.1 s until 0.5 s: about 6 looks, each a check
-        assert 4 <= journal.finds <= 8, journal.finds
+        # first at 0.05 s, then every 0.1 s until 1 s: about 11 looks, each a check (a
+        # loaded machine makes fewer, never more: the bounds allow for a slow one)
+        assert 3 <= journal.finds <= 13, journal.finds
         assert len(looks) <= journal.finds + 3, (len(looks), journal.finds)
         finds, count = journal.finds, len(looks)
         await asyncio.sleep(0.3)  # idle: nothing pending, nothing scheduled
