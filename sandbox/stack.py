@@ -594,6 +594,8 @@ def _base_env() -> dict[str, str]:
 def banner(stack: Stack) -> str:
     from sandbox.simulators.subscriber import PATH as SUBSCRIBER_PATH
     from sandbox.simulators.subscriber import SANDBOX_SUBSCRIBER_SECRET
+    from sandbox.simulators.takecare import TakeCareSimSettings
+    from sandbox.simulators.treserva import TreservaSimSettings
     from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN
     from services.adapter_treserva.settings import SANDBOX_INTAKE_TOKEN as TRESERVA_TOKEN
     from services.router.ops.console.accounts import SANDBOX_PASSWORDS
@@ -624,6 +626,9 @@ Sandbox credentials (refused outside the sandbox):
   console log-in           ops / {SANDBOX_PASSWORDS["ops"]} (operator), \
 viewer / {SANDBOX_PASSWORDS["viewer"]} (viewer)
   subscriber secret        {SANDBOX_SUBSCRIBER_SECRET}
+  Treserva API token       {TreservaSimSettings().api_token}  (what the adapter posts with)
+  TakeCare API token       {TakeCareSimSettings().api_token}
+  primary care API token   {TakeCareSimSettings().primary_care_token}
 
 Confirmation deadline: admission notices {s.admission_confirmation_deadline_s:.0f} s, \
 other families {s.confirmation_deadline_s:.0f} s. How each journal confirms (receipt, \
