@@ -260,7 +260,10 @@ def test_no_output_carries_a_personnummer(alert):
         texts += [notice.subject, notice.body]
         assert alert.pseudonym is None or alert.pseudonym not in notice.body
     for text in texts:
-        assert personnummer_like(text) == [], text
+        # the pseudonym is 32 hex digits, not patient data: a run of its digits can look like
+        # a personnummer (CI drew 00000000000a009710101479a0000000), so it is left out
+        unnamed = text.replace(alert.pseudonym, "") if alert.pseudonym else text
+        assert personnummer_like(unnamed) == [], text
         for ident in TEST_IDENTIFIERS:
             assert ident not in text and ident[2:] not in text
 
