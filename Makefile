@@ -63,7 +63,7 @@ test-postgres: install $(CHROMIUM) postgres kafka
 
 # the stack suites (end to end, fault injection) on Apache Kafka with SASL_SSL and ACLs
 test-apache: install kafka postgres-binaries
-	BROKER_TEST_KAFKA=apache $(PY) -m pytest -q -m "e2e or reliability" $(STACK_RUN) $(PYTEST_ARGS)
+	BROKER_TEST_KAFKA=apache $(PY) -m pytest -q -m "(e2e or reliability) and not tansu_only" $(STACK_RUN) $(PYTEST_ARGS)
 
 postgres-binaries:
 	@bash deploy/dev/postgres.sh binaries
