@@ -4,21 +4,26 @@ runs it before the services start; each service only checks that its schema is c
 
 from __future__ import annotations
 
-import os
 import sys
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.messaging.db import migrate
 
-URL_ENV = "CAREBRIDGE_DATABASE_URL"
+
+class MigrateSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CAREBRIDGE_", extra="ignore")
+
+    database_url: str | None = Field(default=None, repr=False)  # it may hold a password
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    url = args[0] if args else os.environ.get(URL_ENV)
+    url = args[0] if args else MigrateSettings().database_url
     if not url or len(args) > 1:
-        print(
-            f"usage: python -m services.migrate [DATABASE_URL] (or set {URL_ENV})", file=sys.stderr
-        )
+        usage = "usage: python -m services.migrate [DATABASE_URL] (or set CAREBRIDGE_DATABASE_URL)"
+        print(usage, file=sys.stderr)
         return 2
     migrate(url)
     print("migrated to the newest schema", flush=True)  # never the URL: it holds a password

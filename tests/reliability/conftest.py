@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.gotland_demo import Inbox, channels
 from sandbox.scenario import Scenario
 from sandbox.stack import Stack
 from tests.support.postgres import EphemeralPostgres
@@ -38,3 +39,16 @@ def postgres() -> Iterator[EphemeralPostgres]:
         yield server
     finally:
         server.remove()
+
+
+@pytest.fixture
+def mail(tmp_path: Path) -> Iterator[tuple[Inbox, dict[str, str]]]:
+    """A local SMTP server and alert-webhook receiver: the inbox, and the ROUTER_ALERT_*
+    settings that point a stack's router at them (the fallback-email fault tests)."""
+    smtp, inbox, receiver, _hooks, env = channels(tmp_path)
+    try:
+        yield inbox, env
+    finally:
+        smtp.stop()
+        receiver.shutdown()
+        receiver.server_close()

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.gotland_demo import OPS_MAILBOX, Inbox, channels
+from sandbox.gotland_demo import OPS_MAILBOX, Inbox
 from sandbox.scenario import Scenario, wait_for
 from sandbox.stack import Stack
 from tests.support.reliability import assert_promise, post
@@ -26,17 +26,6 @@ pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
 INTERVAL_S = 20.0  # every family's confirmation interval, and so the alert hold
 SLOW_S = 6.0  # Treserva takes this long to answer: attempts are in flight at the jump
 TWO_HOURS = 2 * 3600
-
-
-@pytest.fixture
-def mail(tmp_path: Path):
-    smtp, inbox, receiver, _hooks, env = channels(tmp_path)
-    try:
-        yield inbox, env
-    finally:
-        smtp.stop()
-        receiver.shutdown()
-        receiver.server_close()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.gotland_demo import OPS_MAILBOX, Inbox, channels
+from sandbox.gotland_demo import OPS_MAILBOX, Inbox
 from sandbox.scenario import Scenario, wait_for
 from sandbox.stack import Stack
 from services.router.alerting.notices import message_reference
@@ -24,17 +24,6 @@ pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
 
 INTERVAL_S = 6.0
 REFERENCE = re.compile(r"CB-[0-9A-F]{4}-[0-9A-F]{4}")
-
-
-@pytest.fixture
-def mail(tmp_path: Path):
-    smtp, inbox, receiver, _hooks, env = channels(tmp_path)
-    try:
-        yield inbox, env
-    finally:
-        smtp.stop()
-        receiver.shutdown()
-        receiver.server_close()
 
 
 @pytest.fixture

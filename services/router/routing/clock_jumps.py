@@ -47,7 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging.clock import Reading, boot_id, jumped
-from services.messaging.db import UtcDateTime, metadata
+from services.messaging.db import UtcDateTime, metadata, serialize
 from services.router.routing.circuit import destination_circuit
 from services.router.routing.domain import UNFINISHED
 from services.router.routing.tables import delivery, notification
@@ -112,6 +112,9 @@ async def check(session: AsyncSession, reading: Reading, *, hold: timedelta) -> 
     """Compare ``reading`` with this boot's anchor and move the anchor to it; on a jump, move
     the timers and hold alerts (returns the jump)."""
     boot = boot_id()
+    # one router at a time: two replicas starting together both found no anchor and both
+    # inserted it (a unique violation that ended one router's ticks)
+    await serialize(session, f"clock-anchor:{boot}")
     anchor = (
         await session.execute(
             select(clock_anchor.c.wall, clock_anchor.c.monotonic)
