@@ -21,10 +21,10 @@ from services.messaging.envelope import System
 from services.messaging.intake import IntakeStore, SqlIntakeStore
 from services.messaging.journal_client import HttpJournalClient
 from services.messaging.kafka import (
+    Admission,
     IncomingRecord,
     KafkaConsumer,
     KafkaPublisher,
-    PublishError,
     consume_forever,
     ensure_topics,
 )
@@ -70,14 +70,8 @@ async def run_adapter(
     kafka = settings.kafka()
     publisher = KafkaPublisher(kafka, settings.record_signer())
     verifier = settings.record_verifier(topics.WRITERS)
-    guard: broker_epoch.EpochGuard | None = None
-
-    async def epoch_check() -> str:
-        if guard is None:
-            raise PublishError("the broker's epoch is not known yet")
-        return await guard.check()
-
-    relay = OutboxRelay(sessions, publisher, name, guard=epoch_check)
+    fence = broker_epoch.Fence()
+    relay = OutboxRelay(sessions, publisher, name, guard=fence.check)
     clients: list[HttpJournalClient] = []
     consumers: list[KafkaConsumer] = []
     deliveries: list[DeliveryDeps] = []
@@ -103,7 +97,9 @@ async def run_adapter(
             destination=endpoint.destination,
             relay_wake=relay.wake,
         )
-        delivery_loops[f"deliveries to {system}"] = _delivery_loop(consumer, deps, system, verifier)
+        delivery_loops[f"deliveries to {system}"] = _delivery_loop(
+            consumer, deps, system, verifier, fence.admit
+        )
         deliveries.append(deps)
     if readers:
         poller = ReadBackPoller(
@@ -122,7 +118,6 @@ async def run_adapter(
     confirmations = Confirmations.from_kafka(sessions, name, kafka)  # by the router's group
 
     async def prepare() -> dict[str, Loop]:
-        nonlocal guard
         # only its own topics: on a secured broker it may not even see the others (ACLs)
         own = [topics.outbound(e.destination.system.value) for e in endpoints]
         await ensure_topics(
@@ -136,7 +131,7 @@ async def run_adapter(
             now=settings.clock().now(),
         )
         await publisher.start()
-        guard = broker_epoch.EpochGuard(kafka, epoch)
+        fence.arm(kafka, epoch)
         # Together: each start waits for its group's first assignment (about 5 s on Tansu).
         await asyncio.gather(*(consumer.start() for consumer in consumers))
         lags.append(KafkaConsumerLag(kafka, groups))
@@ -158,8 +153,7 @@ async def run_adapter(
                 await consumer.stop()
         for client in clients:
             await client.aclose()
-        if guard is not None:
-            await guard.close()
+        await fence.close()
         with contextlib.suppress(Exception):
             await publisher.stop()
         await engine.dispose()
@@ -176,12 +170,18 @@ async def run_adapter(
 
 
 def _delivery_loop(
-    consumer: KafkaConsumer, deps: DeliveryDeps, system: str, verifier: RecordVerifier
+    consumer: KafkaConsumer,
+    deps: DeliveryDeps,
+    system: str,
+    verifier: RecordVerifier,
+    admit: Admission,
 ) -> Loop:
     async def handle(batch: list[IncomingRecord]) -> None:
         await handle_delivery_batch(batch, deps=deps)
 
     async def deliveries() -> None:
-        await consume_forever(consumer, handle, name=f"deliveries to {system}", verifier=verifier)
+        await consume_forever(
+            consumer, handle, name=f"deliveries to {system}", verifier=verifier, admit=admit
+        )
 
     return deliveries

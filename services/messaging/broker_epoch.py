@@ -49,7 +49,8 @@ from sqlalchemy import Column, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging.db import UtcDateTime, metadata, serialize, store_unavailable
-from services.messaging.kafka import PublishError
+from services.messaging.kafka import EPOCH_HEADER, IncomingRecord, PublishError
+from services.messaging.kafka import BrokerDataLost as BrokerDataLost  # raised from here too
 from services.messaging.kafka_connection import KafkaConnection
 from services.messaging.publish_watermarks import (
     Confirmations,
@@ -71,8 +72,32 @@ broker_epoch = Table(
 )
 
 
-class BrokerDataLost(Exception):
-    """The broker's epoch changed: it lost what this service published."""
+async def admitted(
+    batch: list[IncomingRecord], guard: EpochGuard, *, fetched_at: float
+) -> list[IncomingRecord]:
+    """What a consumer may handle of a batch it polled at ``fetched_at`` (loop time).
+
+    A relay checks the epoch before it publishes, but the broker can lose its data between
+    that check and the publish: the records then land first in the new, empty broker, ahead
+    of the earlier unconfirmed ones that recovery publishes again, and a patient's later
+    message would overtake an earlier one. Such a record carries the old epoch, and its
+    relay, finding the epoch changed after the publish, never marks it published, so it is
+    published again, in order, with the new one. A consumer therefore:
+
+    - checks that the broker is still its epoch after the poll (epochs never come back, so
+      the records came from that epoch): if not, :class:`BrokerDataLost`, and the service
+      restarts and recovers;
+    - drops a record stamped with another epoch (logged; its offset is committed with the
+      batch). Unstamped records (no guard at the publisher) are kept."""
+    epoch = await guard.check(since=fetched_at)
+    kept = [r for r in batch if r.headers.get(EPOCH_HEADER, epoch) == epoch]
+    if len(kept) != len(batch):
+        log.warning(
+            "records published into a broker that had lost its data were dropped; their "
+            "relay publishes them again in order",
+            extra={"dropped": len(batch) - len(kept), "topics": sorted({r.topic for r in batch})},
+        )
+    return kept
 
 
 async def read_epoch(connection: KafkaConnection, *, timeout_s: float = 15.0) -> str:
@@ -228,24 +253,43 @@ class EpochGuard:
     """Checked by the outbox relay before every publish: nothing new may reach a broker that
     lost its data before what it lost has been re-published, or a patient's later message
     would overtake an earlier one; and after it, so that the epoch stored with a row's
-    offset is the one the row went to. Raises :class:`BrokerDataLost` (the service restarts
-    and recovers) or, when the broker cannot be reached, ``PublishError`` (retry later)."""
+    offset is the one the row went to. Checked by each consumer after every poll too (see
+    :func:`admitted`). Raises :class:`BrokerDataLost` (the service restarts and recovers)
+    or, when the broker cannot be reached, ``PublishError`` (retry later).
+
+    One reading serves every caller that asked before it began (the relay and the
+    consumers share a guard), so a busy service reads the epoch once per round, not once
+    per caller."""
 
     def __init__(self, connection: KafkaConnection, epoch: str) -> None:
         self._connection = connection
         self._epoch = epoch
         self._consumer: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()
+        self._last_began: float | None = None  # loop time at which the last good reading began
 
-    async def check(self) -> str:
-        """The epoch, if the broker still has it."""
-        try:
-            current = await self._read()
-        except (KafkaError, OSError, TimeoutError) as exc:
-            await self.close()
-            raise PublishError(f"epoch check: {type(exc).__name__}") from exc
-        if current != self._epoch:
-            raise BrokerDataLost(f"broker epoch {self._epoch[:8]} is now {str(current)[:8]}")
-        return current
+    @property
+    def epoch(self) -> str:
+        return self._epoch
+
+    async def check(self, *, since: float | None = None) -> str:
+        """The epoch, if the broker still has it, from a reading that began at or after
+        ``since`` (loop time; default now)."""
+        loop = asyncio.get_running_loop()
+        since = loop.time() if since is None else since
+        async with self._lock:
+            if self._last_began is not None and self._last_began >= since:
+                return self._epoch
+            began = loop.time()
+            try:
+                current = await self._read()
+            except (KafkaError, OSError, TimeoutError) as exc:
+                await self.close()
+                raise PublishError(f"epoch check: {type(exc).__name__}") from exc
+            if current != self._epoch:
+                raise BrokerDataLost(f"broker epoch {self._epoch[:8]} is now {str(current)[:8]}")
+            self._last_began = began
+            return current
 
     async def _read(self) -> str | None:
         if self._consumer is None:
@@ -275,3 +319,29 @@ class EpochGuard:
             consumer, self._consumer = self._consumer, None
             with contextlib.suppress(Exception):
                 await consumer.stop()
+
+
+class Fence:
+    """A service's :class:`EpochGuard`, once Kafka is prepared (its epoch is known only
+    after :func:`recover`): the outbox relay's check and every consumer's admission."""
+
+    def __init__(self) -> None:
+        self.guard: EpochGuard | None = None
+
+    def arm(self, connection: KafkaConnection, epoch: str) -> None:
+        self.guard = EpochGuard(connection, epoch)
+
+    def _armed(self) -> EpochGuard:
+        if self.guard is None:
+            raise PublishError("the broker's epoch is not known yet")
+        return self.guard
+
+    async def check(self) -> str:
+        return await self._armed().check()
+
+    async def admit(self, batch: list[IncomingRecord], fetched_at: float) -> list[IncomingRecord]:
+        return await admitted(batch, self._armed(), fetched_at=fetched_at)
+
+    async def close(self) -> None:
+        if self.guard is not None:
+            await self.guard.close()

@@ -40,6 +40,15 @@ from services.messaging.record_signing import (
 log = logging.getLogger(__name__)
 
 
+# On every record an outbox relay publishes with an epoch guard: the broker epoch it found
+# just before (signed with the other headers; see broker_epoch.admitted).
+EPOCH_HEADER = "broker-epoch"
+
+
+class BrokerDataLost(Exception):
+    """The broker's epoch changed: it lost what this service published (see broker_epoch)."""
+
+
 class KafkaError(Exception):
     """Base of this module's errors."""
 
@@ -102,6 +111,9 @@ class Consumer(Protocol):
 
 
 Handler = Callable[[list[IncomingRecord]], Awaitable[None]]
+# What a consumer may handle of a batch polled at a loop time (broker_epoch.admitted); it
+# raises PublishError while the broker cannot tell.
+Admission = Callable[[list[IncomingRecord], float], Awaitable[list[IncomingRecord]]]
 
 
 def verified(batch: list[IncomingRecord], verifier: RecordVerifier) -> list[IncomingRecord]:
@@ -123,22 +135,32 @@ async def consume_forever(
     *,
     name: str,
     verifier: RecordVerifier | None = None,
+    admit: Admission | None = None,
 ) -> None:
     """Poll, hand each batch to ``handler`` (which commits the database), then commit offsets.
 
-    With a ``verifier`` every record's signature is checked first (see :func:`verified`).
-    A handler that raises leaves the offsets where they were; the batch is read again after a
-    back-off. Handlers must turn bad records into recorded rejections, never exceptions.
+    With a ``verifier`` every record's signature is checked first (see :func:`verified`);
+    with ``admit``, what the handler gets is what it admits (records published into a broker
+    that had lost its data are dropped). A handler that raises, or an admission that cannot
+    tell, leaves the offsets where they were; the batch is read again after a back-off.
+    Handlers must turn bad records into recorded rejections, never exceptions.
     """
     failures = 0
+    loop = asyncio.get_running_loop()
     while True:
         batch = await consumer.poll(0.05)
         if not batch:
             continue
+        fetched_at = loop.time()
         if verifier is not None:
             batch = verified(batch, verifier)
         try:
-            await handler(batch)
+            if admit is not None:
+                batch = await admit(batch, fetched_at)
+            if batch:
+                await handler(batch)
+        except BrokerDataLost:
+            raise  # the service restarts and recovers
         except Exception:
             failures += 1
             delay = min(0.1 * 2**failures, 5.0)

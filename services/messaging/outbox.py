@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import (
@@ -47,7 +48,13 @@ from services.messaging.db import (
     store_unavailable,
     utcnow,
 )
-from services.messaging.kafka import OutgoingRecord, Placement, Publisher, PublishError
+from services.messaging.kafka import (
+    EPOCH_HEADER,
+    OutgoingRecord,
+    Placement,
+    Publisher,
+    PublishError,
+)
 from services.messaging.payload_crypto import Keyring, PayloadCryptoError, key_id_of
 
 log = logging.getLogger(__name__)
@@ -208,7 +215,7 @@ class OutboxRelay:
         if self._guard is None:
             return None, await self._publisher.publish_many(records)
         epoch = await self._guard()
-        placements = await self._publisher.publish_many(records)
+        placements = await self._publisher.publish_many(stamped(records, epoch))
         await self._guard()
         return epoch, placements
 
@@ -264,6 +271,12 @@ class OutboxRelay:
                 continue
             self.wake.clear()
             await _wait(self.wake, self._idle_poll_s)
+
+
+def stamped(records: list[OutgoingRecord], epoch: str) -> list[OutgoingRecord]:
+    """``records`` carrying the broker epoch found just before publishing them: a consumer
+    drops a copy that reached a broker of another epoch (broker_epoch.admitted)."""
+    return [replace(r, headers={**r.headers, EPOCH_HEADER: epoch}) for r in records]
 
 
 async def _wait(flag: asyncio.Event, wait_s: float) -> None:

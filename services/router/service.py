@@ -18,7 +18,6 @@ from services.messaging.db import make_engine, session_factory
 from services.messaging.kafka import (
     KafkaConsumer,
     KafkaPublisher,
-    PublishError,
     consume_forever,
     ensure_topics,
 )
@@ -101,14 +100,8 @@ async def main(settings: RouterSettings | None = None) -> int:
     kafka = settings.kafka()
     publisher = KafkaPublisher(kafka, settings.record_signer())
     verifier = settings.record_verifier(topics.WRITERS)
-    guard: broker_epoch.EpochGuard | None = None
-
-    async def epoch_check() -> str:
-        if guard is None:
-            raise PublishError("the broker's epoch is not known yet")
-        return await guard.check()
-
-    relay = OutboxRelay(sessions, publisher, OUTBOX_OWNER, guard=epoch_check)
+    fence = broker_epoch.Fence()
+    relay = OutboxRelay(sessions, publisher, OUTBOX_OWNER, guard=fence.check)
     notifier, notifications = notification_channels(settings, sessions, clock)
 
     async def notify(session: AsyncSession, event: AlertEvent) -> None:
@@ -160,11 +153,17 @@ async def main(settings: RouterSettings | None = None) -> int:
     webhook_consumer = KafkaConsumer(kafka, [topics.WEBHOOKS], group_id=webhooks.CONSUMER)
 
     async def consume() -> None:
-        await consume_forever(consumer, router.handle_batch, name="router", verifier=verifier)
+        await consume_forever(
+            consumer, router.handle_batch, name="router", verifier=verifier, admit=fence.admit
+        )
 
     async def deliver_webhooks() -> None:
         await consume_forever(
-            webhook_consumer, dispatcher.handle_batch, name=webhooks.CONSUMER, verifier=verifier
+            webhook_consumer,
+            dispatcher.handle_batch,
+            name=webhooks.CONSUMER,
+            verifier=verifier,
+            admit=fence.admit,
         )
 
     async def ticks() -> None:
@@ -177,7 +176,6 @@ async def main(settings: RouterSettings | None = None) -> int:
     confirmations = Confirmations.from_kafka(sessions, OUTBOX_OWNER, kafka)
 
     async def prepare() -> dict[str, Loop]:
-        nonlocal guard
         await ensure_topics(kafka, topics.all_topics(), settings.topic_partitions)
         epoch = await broker_epoch.recover(
             sessions,
@@ -187,7 +185,7 @@ async def main(settings: RouterSettings | None = None) -> int:
             now=clock.now(),
         )
         await publisher.start()
-        guard = broker_epoch.EpochGuard(kafka, epoch)
+        fence.arm(kafka, epoch)
         # Together: each start waits for its group's first assignment (about 5 s on Tansu).
         joining = time.monotonic()
         log.info("start-up: consumers joining their groups")
@@ -230,8 +228,7 @@ async def main(settings: RouterSettings | None = None) -> int:
                 await started.stop()
         await sender.aclose()
         await notifications.aclose()
-        if guard is not None:
-            await guard.close()
+        await fence.close()
         with contextlib.suppress(Exception):
             await publisher.stop()
         await engine.dispose()

@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import threading
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,6 +76,9 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
+# Generous on a shared 2-core machine (CI once waited 10 s for a 401 while the other worker
+# was busy); a hang still fails, with every thread's stack to show where it hung.
+ANSWER_S = 30
 _BOUNDED: dict[str, Any] = {
     "derandomize": True,
     "deadline": None,  # a shared 2-core machine: timing is not what is tested here
@@ -142,11 +148,23 @@ def _attack(name: str, who: str, case: Any, served: dict[str, ServedApp], http: 
     if who == "none":
         headers.pop("authorization", None)
     case.headers = headers
-    response = case.call(base_url=served[name].base_url, session=http, timeout=10)
+    try:
+        response = case.call(base_url=served[name].base_url, session=http, timeout=ANSWER_S)
+    except requests.exceptions.Timeout:
+        pytest.fail(f"no answer in {ANSWER_S} s; where each thread was:\n{_threads()}")
     case.validate_response(response, checks=CHECKS)
     # Only the operation's own method: schemathesis also tries others, answered 405.
     if who != "right" and case.path != "/health" and case.method == case.operation.method:
         assert response.status_code in (401, 403), (response.status_code, response.text[:300])
+
+
+def _threads() -> str:
+    """Every thread's stack (the apps serve in this process): what held up an answer."""
+    names = {t.ident: t.name for t in threading.enumerate()}
+    return "\n".join(
+        f"--- {names.get(ident, ident)}\n{''.join(traceback.format_stack(frame))}"
+        for ident, frame in sys._current_frames().items()
+    )
 
 
 WHO = pytest.mark.parametrize("who", ["wrong", "none"])

@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy import select, update
 
 from services.messaging import topics
-from services.messaging.broker_epoch import BrokerDataLost, watch
+from services.messaging.broker_epoch import BrokerDataLost, EpochGuard, admitted, watch
 from services.messaging.committed_offsets import InMemoryCommittedOffsets
 from services.messaging.db import utcnow
-from services.messaging.kafka import InMemoryBus, OutgoingRecord
+from services.messaging.kafka import EPOCH_HEADER, InMemoryBus, OutgoingRecord
+from services.messaging.kafka_connection import plaintext
 from services.messaging.metrics import OutboxSnapshot
 from services.messaging.outbox import OutboxRelay, add_to_outbox, outbox
 from services.messaging.publish_watermarks import (
@@ -385,3 +386,87 @@ async def test_offsets_read_just_before_the_broker_changed_are_never_kept():
             5,
         )
     assert reads.stored == [("e1", {("t", 0): 3}), ("e1", {("t", 0): 5})]
+
+
+# --- a publish racing the loss: the copy in the new broker never overtakes -------------------
+
+
+class Relayed:
+    """A publisher to whatever broker is there now (the relay's producer reconnects)."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    async def publish_many(self, records):
+        return await self.broker.bus.publish_many(records)
+
+
+def epoch_guard(broker: Broker) -> EpochGuard:
+    """A real EpochGuard reading the broker's epoch from the fake (the guard's own read is
+    tested in test_epoch_guard.py)."""
+    guard = EpochGuard(plaintext("127.0.0.1:1"), broker.epoch)
+
+    async def read() -> str:
+        return broker.epoch
+
+    guard._read = read  # type: ignore[method-assign]
+    return guard
+
+
+async def test_a_publish_that_lands_in_the_new_broker_never_overtakes_what_recovery_publishes(
+    sessions,
+):
+    """The relay checks e1, the broker loses its data, the publish lands in the empty new
+    broker ahead of what recovery publishes again: the consumer in e2 drops those copies,
+    so one patient's records arrive in the order they were written."""
+    broker = Broker()
+    async with sessions.begin() as s:
+        for i in range(4):
+            await add_to_outbox(s, OWNER, OutgoingRecord(topics.INBOUND, "patient", f"m{i}"))
+    relay = OutboxRelay(sessions, Relayed(broker), OWNER, batch_size=2)
+    checks = 0
+
+    async def racing_guard() -> str:
+        nonlocal checks
+        checks += 1
+        if checks == 3:  # before the second batch: still e1, then the broker is gone
+            seen = broker.epoch
+            broker.lose("e2")
+            return seen
+        if broker.epoch != "e1":
+            raise BrokerDataLost(broker.epoch)
+        return broker.epoch
+
+    relay._guard = racing_guard
+    assert await relay.publish_pending() == 2  # m0, m1 in e1 (not yet consumed)
+    with pytest.raises(BrokerDataLost):
+        await relay.publish_pending()  # m2, m3 reach e2 first, and stay unpublished
+    landed = [r.value.decode() for r in broker.bus.topics[topics.INBOUND]]
+    assert landed == ["m2", "m3"]
+
+    now = utcnow()
+    async with sessions.begin() as s:
+        await republish_unconfirmed(s, OWNER, since=now - WINDOW, now=now)
+    guard = epoch_guard(broker)
+    relay = OutboxRelay(sessions, Relayed(broker), OWNER, guard=guard.check)
+    while await relay.publish_pending():
+        pass
+
+    batch = await broker.bus.consumer([topics.INBOUND], topics.ROUTER_GROUP).poll(0)
+    raw = [r.value.decode() for r in batch]
+    assert raw == ["m2", "m3", "m0", "m1", "m2", "m3"]  # m2 ahead of m0 without the fence
+    kept = await admitted(batch, guard, fetched_at=asyncio.get_running_loop().time())
+    assert [r.value.decode() for r in kept] == ["m0", "m1", "m2", "m3"]
+    assert {r.headers[EPOCH_HEADER] for r in kept} == {"e2"}
+
+
+async def test_a_consumer_whose_broker_lost_its_data_restarts_before_handling_the_batch():
+    """Records polled after the loss, before the epoch watch noticed: even those stamped
+    with the consumer's own epoch may be copies that overtook, so none is handled."""
+    broker = Broker()
+    guard = epoch_guard(broker)
+    await broker.bus.publish_many([OutgoingRecord(topics.INBOUND, "p", "m", {EPOCH_HEADER: "e1"})])
+    batch = await broker.bus.consumer([topics.INBOUND], topics.ROUTER_GROUP).poll(0)
+    broker.lose("e2")
+    with pytest.raises(BrokerDataLost):
+        await admitted(batch, guard, fetched_at=asyncio.get_running_loop().time())
