@@ -23,10 +23,21 @@ from services.messaging.runtime import health as service_health
 from services.router.alerting import incidents
 from services.router.alerting.incidents import AlertSink
 from services.router.ops import dashboard, queries
+from services.router.ops.alert_schemas import AlertListOut, AlertOut
 from services.router.ops.api_clients import ApiCaller, ApiClients, as_operator, authenticate
 from services.router.ops.api_params import AlertIdPath
 from services.router.ops.console.pages import install_console
+from services.router.ops.delivery_schemas import (
+    ClosedOut,
+    DashboardOut,
+    DeliveryStateCountsOut,
+    DestinationListOut,
+    ReplayAuditOut,
+    ReplayCandidatesOut,
+    ReplayResultOut,
+)
 from services.router.ops.deviation_api import deviation_routes
+from services.router.ops.message_schemas import MessageDetailOut, MessagePageOut
 from services.router.ops.metrics import install_metrics
 from services.router.ops.notification_api import notification_routes
 from services.router.ops.patient_api import patient_routes
@@ -120,7 +131,11 @@ def create_app(
         """The process answers; ``kafka`` says whether its Kafka side is ready yet."""
         return service_health(request.app)
 
-    @api.get("/messages", responses={422: {"description": "a bad filter or cursor"}})
+    @api.get(
+        "/messages",
+        response_model=MessagePageOut,
+        responses={422: {"description": "a bad filter or cursor"}},
+    )
     async def messages(
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         state: DeliveryState | None = None,
@@ -152,7 +167,11 @@ def create_app(
                 raise HTTPException(422, f"cursor: {exc}") from None
         return {"count": len(page.items), "items": page.items, "next": page.next_cursor}
 
-    @api.get("/messages/{message_id}", responses={404: {"description": "no such message"}})
+    @api.get(
+        "/messages/{message_id}",
+        response_model=MessageDetailOut,
+        responses={404: {"description": "no such message"}},
+    )
     async def message(message_id: str) -> dict[str, Any]:
         async with sessions() as session:
             detail = await queries.message_detail(session, message_id)
@@ -160,13 +179,17 @@ def create_app(
             raise HTTPException(404, "no such message")
         return detail
 
-    @api.get("/alerts")
+    @api.get("/alerts", response_model=AlertListOut)
     async def alerts(state: AlertState | None = None) -> dict[str, Any]:
         async with sessions() as session:
             items = await queries.list_alerts(session, state=state.value if state else None)
         return {"count": len(items), "items": items}
 
-    @api.get("/alerts/{alert_id}", responses={404: {"description": "no such alert"}})
+    @api.get(
+        "/alerts/{alert_id}",
+        response_model=AlertOut,
+        responses={404: {"description": "no such alert"}},
+    )
     async def alert(alert_id: AlertIdPath) -> dict[str, Any]:
         """One incident, with what the broker will do next about it and when."""
         async with sessions() as session:
@@ -194,23 +217,30 @@ def create_app(
             if not done:
                 raise HTTPException(404, "no such alert")
             found = await queries.alert_detail(session, alert_id)
-        return found or {}
+        assert found is not None  # the step found it, in this transaction
+        return found
 
-    @api.post("/alerts/{alert_id}/acknowledge", responses={404: {}, 409: {}})
+    @api.post(
+        "/alerts/{alert_id}/acknowledge", response_model=AlertOut, responses={404: {}, 409: {}}
+    )
     async def acknowledge_alert(
         alert_id: AlertIdPath, body: AlertAction, caller: Operator
     ) -> dict[str, Any]:
         """An operator takes the incident: reminders stop until it is resolved."""
         return await _act(alert_id, body, "acknowledge", caller)
 
-    @api.post("/alerts/{alert_id}/resolve", responses={404: {}, 409: {}})
+    @api.post("/alerts/{alert_id}/resolve", response_model=AlertOut, responses={404: {}, 409: {}})
     async def resolve_alert(
         alert_id: AlertIdPath, body: AlertAction, caller: Operator
     ) -> dict[str, Any]:
         """Close the incident by hand (one whose cause clears closes itself)."""
         return await _act(alert_id, body, "resolve", caller)
 
-    @api.post("/replays", responses={422: {"description": "no message ids and no filter"}})
+    @api.post(
+        "/replays",
+        response_model=ReplayResultOut,
+        responses={422: {"description": "no message ids and no filter"}},
+    )
     async def replays(body: ReplayRequest, caller: Operator) -> dict[str, Any]:
         """Replay unconfirmed deliveries (dead-lettered, sent without a receipt, or waiting
         for their next attempt) by message id or filter: each is due at once with a fresh
@@ -249,7 +279,7 @@ def create_app(
             ],
         }
 
-    @api.get("/replays/candidates")
+    @api.get("/replays/candidates", response_model=ReplayCandidatesOut)
     async def replay_candidates(
         destination: str | None = None,
         event: str | None = None,
@@ -265,6 +295,7 @@ def create_app(
 
     @api.post(
         "/messages/{message_id}/deliveries/{destination}/close",
+        response_model=ClosedOut,
         responses={
             404: {"description": "no such delivery"},
             409: {"description": "confirmed, already closed, or its attempt is in flight"},
@@ -295,7 +326,7 @@ def create_app(
             raise HTTPException(404, "no such delivery")
         return {"closed": True, "messageId": message_id, "destination": destination}
 
-    @api.get("/replays")
+    @api.get("/replays", response_model=ReplayAuditOut)
     async def replay_audit(
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
@@ -303,7 +334,7 @@ def create_app(
             items = await audit_log(session, limit=limit)
         return {"count": len(items), "items": items}
 
-    @api.get("/destinations")
+    @api.get("/destinations", response_model=DestinationListOut)
     async def destinations() -> dict[str, Any]:
         """Health per destination: circuit breaker, unfinished deliveries by state, and the
         oldest unconfirmed delivery."""
@@ -311,7 +342,7 @@ def create_app(
             items = await queries.destination_health(session)
         return {"count": len(items), "items": items}
 
-    @api.get("/dashboard")
+    @api.get("/dashboard", response_model=DashboardOut)
     async def overview(request: Request) -> dict[str, Any]:
         """The console's first page: deliveries by state over the last 24 h, health per
         destination (with the consumer lag on its topic; null when the broker did not
@@ -320,7 +351,12 @@ def create_app(
         async with sessions() as session:
             return await dashboard.overview(session, clock(), lag=lag)
 
-    @api.get("/deliveries/states")
+    # a state with no delivery is left out, as state_counts leaves it out
+    @api.get(
+        "/deliveries/states",
+        response_model=DeliveryStateCountsOut,
+        response_model_exclude_unset=True,
+    )
     async def delivery_states() -> dict[str, int]:
         async with sessions() as session:
             return await queries.state_counts(session)

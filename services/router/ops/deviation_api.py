@@ -6,20 +6,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
+from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging.envelope import EventCode
 from services.router.deviations import export as deviation_export
 from services.router.deviations.records import (
     Deviation,
+    Direction,
     InvalidMonth,
     list_deviations,
     month_window,
     monthly_counts,
 )
+from services.router.ops.schema_base import ResponseModel
 
 Month = Annotated[
     str | None,
@@ -41,9 +44,68 @@ Destination = Annotated[
 ]
 Family = Annotated[EventCode | None, Query(description="event code of the message family")]
 
+LocalTime = Annotated[
+    str,
+    Field(
+        json_schema_extra={"format": "date-time"},
+        description="ISO 8601 in Stockholm local time with its offset, whole seconds",
+    ),
+]
+
 _BAD_MONTH: dict[int | str, dict[str, Any]] = {
     422: {"description": "a month that is not YYYY-MM, or another bad filter"}
 }
+
+
+class DeviationOut(ResponseModel):
+    """One deviation, as in the JSON export (contracts/deviations/deviation.schema.json)."""
+
+    id: int
+    kind: str = Field(description="failure class; an open set, e.g. delivery_failed")
+    status: Literal["open", "resolved"]
+    occurredAt: LocalTime | None = Field(description="when the care event happened, if known")
+    detectedAt: LocalTime
+    dueAt: LocalTime | None = Field(description="the deadline that was missed, if any")
+    resolvedAt: LocalTime | None
+    lateMinutes: int | None = Field(description="against the deadline, rounded up")
+    family: str = Field(description="event code of the message family")
+    messageId: str | None
+    deliveryId: int | None
+    direction: Direction
+    sourceSystem: str
+    destinationSystem: str
+    senderUnitHsaId: str | None
+    receiverUnitHsaId: str | None
+    patientPseudonym: str | None
+    alertId: int | None
+    description: str = Field(description="plain Swedish, no patient data")
+
+
+class DeviationListOut(ResponseModel):
+    count: int
+    items: list[DeviationOut]
+
+
+class DeviationExportOut(ResponseModel):
+    """The JSON export document (contracts/deviations/deviation.schema.json)."""
+
+    schemaVersion: str
+    generatedAt: LocalTime
+    month: str | None = Field(description="YYYY-MM exported, or null for every month")
+    count: int
+    deviations: list[DeviationOut]
+
+
+class MonthCountOut(ResponseModel):
+    month: str = Field(description="YYYY-MM, detection time in Stockholm")
+    total: int
+    resolved: int
+    byKind: dict[str, int]
+    byDirection: dict[Direction, int]
+
+
+class MonthlyOut(ResponseModel):
+    months: list[MonthCountOut] = Field(description="oldest month first")
 
 
 def _month(name: str, value: str | None) -> str | None:
@@ -78,7 +140,7 @@ def deviation_routes(
                 limit=limit,
             )
 
-    @api.get("", responses=_BAD_MONTH)
+    @api.get("", response_model=DeviationListOut, responses=_BAD_MONTH)
     async def deviations(
         month: Month = None,
         kind: Kind = None,
@@ -114,7 +176,13 @@ def deviation_routes(
             headers={"content-disposition": f'attachment; filename="{name}"'},
         )
 
-    @api.get("/export.json", responses=_BAD_MONTH)
+    @api.get(
+        "/export.json",
+        responses={
+            200: {"model": DeviationExportOut, "description": "an attachment"},
+            **_BAD_MONTH,
+        },
+    )
     async def export_json(
         month: Month = None, kind: Kind = None, destination: Destination = None
     ) -> Response:
@@ -128,7 +196,7 @@ def deviation_routes(
             headers={"content-disposition": f'attachment; filename="{name}"'},
         )
 
-    @api.get("/monthly", responses=_BAD_MONTH)
+    @api.get("/monthly", response_model=MonthlyOut, responses=_BAD_MONTH)
     async def monthly(since: Month = None, until: Month = None) -> dict[str, Any]:
         """Deviations per month (detection, Stockholm time), by kind and by direction;
         resolved ones are still counted."""

@@ -8,11 +8,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.router.alerting.notifications import NotificationState
+from services.router.alerting.events import AlertChange
+from services.router.alerting.notifications import Channel, NotificationState
 from services.router.ops.api_params import AlertIdQuery
+from services.router.ops.schema_base import ResponseModel, Timestamp
 from services.router.routing.tables import notification
 
 _FIELDS = {
@@ -32,10 +35,31 @@ _FIELDS = {
 }
 
 
+class NotificationOut(ResponseModel):
+    id: int
+    alertId: int
+    change: AlertChange = Field(description="the change of the alert it tells of")
+    channel: Channel
+    recipient: str = Field(description="a URL or an email address")
+    state: NotificationState
+    attempts: int
+    nextAttemptAt: Timestamp
+    lastError: str | None
+    createdAt: Timestamp
+    sentAt: Timestamp | None
+    subject: str
+    body: str
+
+
+class NotificationListOut(ResponseModel):
+    count: int
+    items: list[NotificationOut]
+
+
 def notification_routes(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
     api = APIRouter(prefix="/notifications", tags=["notifications"])
 
-    @api.get("")
+    @api.get("", response_model=NotificationListOut)
     async def notifications(
         alert_id: AlertIdQuery = None,
         state: NotificationState | None = None,

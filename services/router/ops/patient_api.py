@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
@@ -15,7 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.router.audit import access_log_export
-from services.router.audit.access_log import iter_entries, list_access, verify_chain
+from services.router.audit.access_log import (
+    AccessKind,
+    ChainProblem,
+    iter_entries,
+    list_access,
+    verify_chain,
+)
 from services.router.audit.patient_data import (
     InvalidIdentifier,
     NoSuchMessage,
@@ -24,6 +30,8 @@ from services.router.audit.patient_data import (
 )
 from services.router.ops import queries
 from services.router.ops.api_clients import ApiCaller, as_operator
+from services.router.ops.message_schemas import MessagePageOut
+from services.router.ops.schema_base import ResponseModel, Timestamp
 from services.router.settings import RouterSettings
 
 Operator = Annotated[ApiCaller, Depends(as_operator)]
@@ -41,6 +49,58 @@ class PersonnummerSearch(Reasoned):
     limit: int = Field(default=50, ge=1, le=500)
 
 
+class FhirMessageOut(BaseModel):
+    """A FHIR R4 Bundle of type ``message`` as the router accepted it (every stored message
+    passed :func:`services.messaging.envelope.read_envelope`). Only the envelope is typed:
+    the entries are FHIR resources whose shape each message family's profile gives, and
+    other Bundle elements (``identifier``, ``meta``) are passed through as stored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    resourceType: Literal["Bundle"]
+    id: str
+    type: Literal["message"]
+    timestamp: str = Field(description="FHIR instant: accepted at the source")
+    entry: list[dict[str, Any]] = Field(
+        description="FHIR resources, the MessageHeader first; free-form FHIR JSON"
+    )
+
+
+class PersonnummerPageOut(MessagePageOut):
+    pseudonym: str = Field(description="the patient's keyed pseudonym: the only identity named")
+
+
+class AccessEntryOut(ResponseModel):
+    """One view of patient data, with its place in the hash chain."""
+
+    id: int
+    at: Timestamp
+    actor: str
+    role: str = Field(description="the API client's or console user's role")
+    kind: AccessKind
+    pseudonym: str | None
+    message_id: str | None
+    reason: str
+    seq: int
+    prev_hash: str
+    hash: str
+
+
+class AccessListOut(ResponseModel):
+    count: int
+    items: list[AccessEntryOut]
+
+
+class ChainVerificationOut(ResponseModel):
+    ok: bool
+    checked: int = Field(description="entries checked")
+    firstBadSeq: int | None = Field(description="the first position that breaks; null: intact")
+    problem: ChainProblem | None
+    tailSeq: int
+    tailHash: str = Field(description="the last good hash: keep it to compare with a later run")
+    retentionDays: int
+
+
 def patient_routes(
     settings: RouterSettings,
     sessions: async_sessionmaker[AsyncSession],
@@ -51,6 +111,7 @@ def patient_routes(
 
     @api.post(
         "/messages/{message_id}/payload",
+        response_model=FhirMessageOut,
         responses={404: {}, 410: {"description": "pruned after the retention period"}},
     )
     async def payload(message_id: str, body: Reasoned, caller: Operator) -> dict[str, Any]:
@@ -73,7 +134,9 @@ def patient_routes(
             raise HTTPException(410, f"payload pruned at {view.pruned_at}")
         return view.bundle
 
-    @api.post("/messages/search/personnummer", responses={422: {}})
+    @api.post(
+        "/messages/search/personnummer", response_model=PersonnummerPageOut, responses={422: {}}
+    )
     async def by_personnummer(body: PersonnummerSearch, caller: Operator) -> dict[str, Any]:
         """Messages of one patient, found by personnummer (or samordningsnummer). The search
         is logged with the patient's pseudonym; the answer names only the pseudonym."""
@@ -101,7 +164,7 @@ def patient_routes(
             "next": page.next_cursor,
         }
 
-    @api.get("/access-log")
+    @api.get("/access-log", response_model=AccessListOut)
     async def access(
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
         pseudonym: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
@@ -111,7 +174,7 @@ def patient_routes(
             items = await list_access(session, limit=limit, pseudonym=pseudonym)
         return {"count": len(items), "items": items}
 
-    @api.get("/access-log/verify")
+    @api.get("/access-log/verify", response_model=ChainVerificationOut)
     async def verify() -> dict[str, Any]:
         """Walk the hash chain: ``ok``, how many entries checked, and the first position that
         was changed, removed or reordered (``firstBadSeq``, ``problem``); ``tailHash`` to keep

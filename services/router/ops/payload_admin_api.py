@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.router.audit.payload_keys import count_stale, count_stale_outbox, reseal_batch
 from services.router.audit.retention import prune_payloads
 from services.router.ops.api_clients import as_admin
+from services.router.ops.schema_base import ResponseModel
 from services.router.routing.deliveries import OUTBOX_OWNER
 from services.router.settings import RouterSettings
 
@@ -32,6 +33,23 @@ class PruneStep(BaseModel):
     limit: int = Field(default=500, ge=1, le=5000)
 
 
+class KeyStatusOut(ResponseModel):
+    current: str = Field(description="the id of the key new payloads are sealed under")
+    keyIds: list[str] = Field(description="every key id in the ring (never a key)")
+    stale: int = Field(description="payloads and subscription secrets under another key")
+    staleOutbox: int = Field(description="the router's outbox rows under another key")
+
+
+class RotateStepOut(ResponseModel):
+    resealed: int
+    next: str | None = Field(description="pass back as after; null: done")
+    stale: int = Field(description="left under another key")
+
+
+class PruneStepOut(ResponseModel):
+    pruned: int
+
+
 def payload_admin_routes(
     settings: RouterSettings,
     sessions: async_sessionmaker[AsyncSession],
@@ -40,7 +58,7 @@ def payload_admin_routes(
     api = APIRouter(tags=["payloads at rest"], dependencies=[Depends(as_admin)])
     keyring = settings.keyring()
 
-    @api.get("/payload-keys")
+    @api.get("/payload-keys", response_model=KeyStatusOut)
     async def key_status() -> dict[str, Any]:
         """The current key id, the ids in the ring (never a key), how many payloads and
         subscription secrets are not yet under the current key (``stale``), and how many of
@@ -55,7 +73,7 @@ def payload_admin_routes(
             "staleOutbox": outbox_rows,
         }
 
-    @api.post("/payload-keys/rotate")
+    @api.post("/payload-keys/rotate", response_model=RotateStepOut)
     async def rotate(body: RotateStep) -> dict[str, Any]:
         """One batch of re-sealing under the current key; call again with ``after`` = ``next``
         until ``next`` is null."""
@@ -65,7 +83,7 @@ def payload_admin_routes(
             stale = await count_stale(session, keyring)
         return {"resealed": step.resealed, "next": step.last_id, "stale": stale}
 
-    @api.post("/payloads/prune")
+    @api.post("/payloads/prune", response_model=PruneStepOut)
     async def prune(body: PruneStep) -> dict[str, Any]:
         """Prune one batch of finished payloads older than ``ROUTER_PAYLOAD_RETENTION_DAYS``."""
         async with sessions.begin() as session:
