@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -107,19 +107,30 @@ def open_value(keyring: Keyring, row: Any, owner: str) -> str:
 
 async def add_to_outbox(session: AsyncSession, owner: str, record: OutgoingRecord) -> None:
     """Stage ``record`` inside the caller's transaction, its value sealed at rest."""
+    await add_many_to_outbox(session, owner, [record])
+
+
+async def add_many_to_outbox(
+    session: AsyncSession, owner: str, records: Sequence[OutgoingRecord]
+) -> None:
+    """Stage ``records``, in their order (the relay publishes by id), with one statement."""
+    if not records:
+        return
     keyring = store_keyring(session)
+    now = utcnow()
     await session.execute(
         outbox.insert(),
-        dict(
-            owner=owner,
-            topic=record.topic,
-            key=record.key,
-            headers=record.headers,
-            payload=keyring.seal(
-                record.value, message_id=sealed_with(owner, record.topic, record.key)
-            ),
-            created_at=utcnow(),
-        ),
+        [
+            dict(
+                owner=owner,
+                topic=r.topic,
+                key=r.key,
+                headers=r.headers,
+                payload=keyring.seal(r.value, message_id=sealed_with(owner, r.topic, r.key)),
+                created_at=now,
+            )
+            for r in records
+        ],
     )
 
 

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging.db import serialize, utcnow
 from services.messaging.envelope import System
+from services.router.domain_events import DeliveriesConfirmed
 from services.router.routing.tables import deviation
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -380,12 +381,26 @@ async def record_deviation(
 async def close_deviation(session: AsyncSession, *, delivery_id: int, resolved_at: datetime) -> int:
     """The delivery finally got through: set ``resolved_at`` and the final lateness against
     the deadline on its open deviations; return how many. They stay counted."""
+    return await close_deviations(session, [delivery_id], resolved_at)
+
+
+async def on_deliveries_confirmed(session: AsyncSession, event: DeliveriesConfirmed) -> None:
+    """The handler of :class:`~services.router.domain_events.DeliveriesConfirmed`."""
+    await close_deviations(session, event.delivery_ids, event.at)
+
+
+async def close_deviations(
+    session: AsyncSession, delivery_ids: Iterable[int], resolved_at: datetime
+) -> int:
+    """:func:`close_deviation` for many deliveries, with one statement to find their open
+    deviations (most deliveries have none)."""
     if resolved_at.tzinfo is None:
         raise DeviationRejected("resolved_at: needs a time zone")
     rows = (
         await session.execute(
             select(deviation.c.id, deviation.c.due_at, deviation.c.lateness_s).where(
-                deviation.c.delivery_id == delivery_id, deviation.c.resolved_at.is_(None)
+                deviation.c.delivery_id.in_(sorted(set(delivery_ids))),
+                deviation.c.resolved_at.is_(None),
             )
         )
     ).all()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging import topics, tracing
@@ -31,17 +31,17 @@ from services.messaging.envelope import (
 )
 from services.messaging.families import is_versioned
 from services.messaging.kafka import IncomingRecord, OutgoingRecord
-from services.messaging.outbox import add_to_outbox
+from services.messaging.outbox import add_many_to_outbox, add_to_outbox
 from services.messaging.payload_crypto import (
     SANDBOX_PAYLOAD_KEYS,
     Keyring,
     PayloadCryptoError,
     key_id_of,
 )
+from services.router import domain_events
 from services.router.alerting.events import Severity
 from services.router.alerting.incidents import Affected, AlertSink, ReminderPolicy, raise_alert
 from services.router.alerting.silence import SilenceRule
-from services.router.deviations.records import close_deviation
 from services.router.routing import circuit, episodes
 from services.router.routing.circuit import CircuitPolicy
 from services.router.routing.clock_jumps import Jump, on_our_scale
@@ -124,8 +124,8 @@ async def move(
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         return False
-    if target is DeliveryState.CONFIRMED:  # a deviation counted for it now has its lateness
-        await close_deviation(session, delivery_id=row.id, resolved_at=now)
+    if target is DeliveryState.CONFIRMED:  # deviations close what they counted for it
+        await domain_events.emit(session, domain_events.DeliveriesConfirmed((row.id,), at=now))
     await session.execute(
         delivery_transition.insert(),
         dict(
@@ -136,12 +136,12 @@ async def move(
             reason=reason,
         ),
     )
-    if target in _PUBLISHED_STATES:
+    if target in PUBLISHED_STATES:
         await add_to_outbox(session, OUTBOX_OWNER, delivery_event(row, target, now))
     return True
 
 
-_PUBLISHED_STATES = frozenset(
+PUBLISHED_STATES = frozenset(
     {DeliveryState.SENT, DeliveryState.CONFIRMED, DeliveryState.DEAD_LETTER}
 )
 
@@ -223,135 +223,261 @@ async def quarantine_untrusted(
 # --- inbound -------------------------------------------------------------------------------
 
 
-async def accept_message(
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """An inbound message of a Kafka batch: its envelope and its record."""
+
+    env: Envelope
+    record: IncomingRecord
+
+
+async def accept_messages(
     session: AsyncSession,
-    env: Envelope,
-    record: IncomingRecord,
+    batch: Sequence[Inbound],
     rules: RoutingRules,
     now: datetime,
     subscriptions: Sequence[Subscription],
     jumps: Sequence[Jump] = (),
 ) -> list[int]:
-    """Store the message and one pending delivery per matching subscription (its id is the
-    delivery's destination); return delivery ids. ``jumps``: the wall clock's recent jumps,
-    to put the source's timestamp on the router's scale (services.router.routing.clock_jumps).
+    """Store a batch's messages and one pending delivery per matching subscription (its id
+    is the delivery's destination); return the delivery ids, in the batch's order.
+    ``jumps``: the wall clock's recent jumps, to put the source's timestamp on the router's
+    scale (services.router.routing.clock_jumps).
 
-    A message already stored (same id, or same business key under a new id) is skipped.
-    """
-    duplicate_of = (
-        await session.execute(
-            select(message.c.id).where(
-                (message.c.id == env.message_id)
-                | (message.c.business_key == (str(env.business_key) if env.business_key else None))
+    Set-based: one statement each for the duplicate check, the versions of the batch's
+    documents, the patients' current episodes, the messages, the deliveries and their
+    first transitions, whatever the batch's size. A message already stored (same id, or
+    same business key under a new id), or earlier in the batch, is skipped."""
+    fresh = await _not_stored(session, batch)
+    if not fresh:
+        return []
+    versions = await _Versions.load(session, [m.env for m in fresh])
+    book = await episodes.load_current(session, [m.record.key for m in fresh if m.record.key])
+    messages: list[dict[str, Any]] = []
+    accepted: list[_Accepted] = []
+    for item in fresh:
+        env, record = item.env, item.record
+        stream, version, newer = versions.place(env)
+        try:
+            bundle: dict[str, Any] | None = json.loads(record.value)
+        except ValueError:
+            bundle = None
+        held = routing_hold(env.event_code, bundle)
+        trace = tracing.from_headers(record.headers)  # the router's hop, continued per delivery
+        messages.append(
+            dict(
+                id=env.message_id,
+                event_code=env.event_code,
+                source=env.source_system,
+                business_key=str(env.business_key) if env.business_key else None,
+                pseudonym=record.key,
+                sent_at=env.timestamp,
+                received_at=now,
+                payload=rules.keyring.seal(record.value.decode(), message_id=env.message_id),
+                stream=stream,
+                version=version,
+                superseded_by=newer,
+                traceparent=trace.traceparent,
+                unrouted_reason=held,
             )
         )
-    ).scalar()
-    if duplicate_of is not None:
+        if newer is not None:
+            log.info(
+                "older version arrived after a newer one",
+                extra={"message_id": env.message_id, "superseded_by": newer, "version": version},
+            )
+        destinations = route(subscriptions, env.event_code, env.source_system)
+        if held is not None:
+            destinations = ()
+            log.warning(
+                "message not routed",
+                extra={"message_id": env.message_id, "family": env.event_code, "reason": held},
+            )
+        elif not destinations:
+            log.warning(
+                "message has no route",
+                extra={"message_id": env.message_id, "family": env.event_code},
+            )
+        try:
+            facts = read_care_facts(bundle) if bundle is not None else CareFacts()
+        except ValueError:
+            facts = CareFacts()
+        accepted.append(_Accepted(item, destinations, newer, facts))
         log.info(
-            "duplicate message skipped",
-            extra={"message_id": env.message_id, "first_message_id": duplicate_of},
+            "message accepted",
+            extra={
+                "message_id": env.message_id,
+                "family": env.event_code,
+                "pseudonym": record.key,
+                "destinations": [d.id for d in destinations],
+                **trace.log_fields(),
+            },
         )
-        return []
-    stream, version, newer = await _document_version(session, env)
-    try:
-        bundle: dict[str, Any] | None = json.loads(record.value)
-    except ValueError:
-        bundle = None
-    held = routing_hold(env.event_code, bundle)
-    trace = tracing.from_headers(record.headers)  # the router's hop, continued per delivery
-    await session.execute(
-        message.insert(),
-        dict(
-            id=env.message_id,
-            event_code=env.event_code,
-            source=env.source_system,
-            business_key=str(env.business_key) if env.business_key else None,
-            pseudonym=record.key,
-            sent_at=env.timestamp,
-            received_at=now,
-            payload=rules.keyring.seal(record.value.decode(), message_id=env.message_id),
-            stream=stream,
-            version=version,
-            superseded_by=newer,
-            traceparent=trace.traceparent,
-            unrouted_reason=held,
-        ),
-    )
-    if newer is not None:
-        log.info(
-            "older version arrived after a newer one",
-            extra={"message_id": env.message_id, "superseded_by": newer, "version": version},
-        )
-    destinations = route(subscriptions, env.event_code, env.source_system)
-    if held is not None:
-        destinations = ()
-        log.warning(
-            "message not routed",
-            extra={"message_id": env.message_id, "family": env.event_code, "reason": held},
-        )
-    elif not destinations:
-        log.warning(
-            "message has no route", extra={"message_id": env.message_id, "family": env.event_code}
-        )
-    created = []
-    try:
-        facts = read_care_facts(bundle) if bundle is not None else CareFacts()
-    except ValueError:
-        facts = CareFacts()
-    await episodes.track(
-        session,
-        env,
-        facts,
-        record.key,
-        now,
-        sip_in_working_days=rules.sip_in_working_days,
-        sinks=rules.alert_sinks,
-    )
-    legal = _legal_terms(env, facts, now)
-    for dest in destinations:
+    await session.execute(message.insert(), messages)
+    rows: list[dict[str, Any]] = []
+    reasons: list[str] = []
+    for a in accepted:
+        env = a.item.env
         deadline = rules.policies[env.event_code].confirmation_deadline
-        delivery_id = int(
-            (
-                await session.execute(
-                    delivery.insert()
-                    .returning(delivery.c.id)
-                    .values(
-                        message_id=env.message_id,
-                        destination=dest.id,
-                        state=DeliveryState.PENDING.value,
-                        attempts=0,
-                        next_attempt_at=now,
-                        confirm_by=on_our_scale(env.timestamp, now, jumps) + deadline,
-                        resend_every_s=deadline.total_seconds(),
-                        **legal,
-                        created_at=now,
-                        updated_at=now,
-                    )
+        terms = {**_NO_LEGAL_TERMS, **_legal_terms(env, a.facts, now)}  # one shape for all rows
+        for dest in a.destinations:
+            rows.append(
+                dict(
+                    message_id=env.message_id,
+                    destination=dest.id,
+                    state=DeliveryState.PENDING.value,
+                    attempts=0,
+                    next_attempt_at=now,
+                    confirm_by=on_our_scale(env.timestamp, now, jumps) + deadline,
+                    resend_every_s=deadline.total_seconds(),
+                    **terms,
+                    created_at=now,
+                    updated_at=now,
                 )
-            ).scalar_one()
+            )
+            reasons.append("routed" if a.newer is None else f"routed as superseded by {a.newer}")
+    if not rows:
+        await _track_episodes(session, accepted, rules, now, book)
+        return []
+    # One insert, then the ids by (message, destination), which is unique: SQLite returns
+    # the ids of a multi-row insert in no promised order, so RETURNING would go a row at a time
+    await session.execute(delivery.insert(), rows)
+    found = await session.execute(
+        select(delivery.c.id, delivery.c.message_id, delivery.c.destination).where(
+            delivery.c.message_id.in_(sorted({r["message_id"] for r in rows}))
         )
-        await session.execute(
-            delivery_transition.insert(),
+    )
+    ids = {(r.message_id, r.destination): int(r.id) for r in found}
+    created = [ids[(r["message_id"], r["destination"])] for r in rows]
+    await session.execute(
+        delivery_transition.insert(),
+        [
             dict(
                 delivery_id=delivery_id,
                 from_state=None,
                 to_state=DeliveryState.PENDING.value,
                 at=now,
-                reason="routed" if newer is None else f"routed as superseded by {newer}",
-            ),
-        )
-        created.append(delivery_id)
-    log.info(
-        "message accepted",
-        extra={
-            "message_id": env.message_id,
-            "family": env.event_code,
-            "pseudonym": record.key,
-            "destinations": [d.id for d in destinations],
-            **trace.log_fields(),
-        },
+                reason=reason,
+            )
+            for delivery_id, reason in zip(created, reasons, strict=True)
+        ],
     )
+    await _track_episodes(session, accepted, rules, now, book)
     return created
+
+
+async def _track_episodes(
+    session: AsyncSession,
+    accepted: Sequence[_Accepted],
+    rules: RoutingRules,
+    now: datetime,
+    book: episodes.EpisodeBook,
+) -> None:
+    """Move the patients' episodes on, in the batch's order, after the deliveries are
+    stored (a later notice looks at its admission's, which may be in this batch)."""
+    for a in accepted:
+        await episodes.track(
+            session,
+            a.item.env,
+            a.facts,
+            a.item.record.key,
+            now,
+            book=book,
+            sip_in_working_days=rules.sip_in_working_days,
+            sinks=rules.alert_sinks,
+        )
+    await book.flush(session)
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    item: Inbound
+    destinations: Sequence[Subscription]
+    newer: str | None  # a newer version of the document, already received
+    facts: CareFacts
+
+
+_NO_LEGAL_TERMS: dict[str, Any] = {
+    "legal_from": None,
+    "legal_due_at": None,
+    "legal_stage": int(Stage.ON_TRACK),
+    "legal_check_at": None,
+}
+
+
+async def _not_stored(session: AsyncSession, batch: Sequence[Inbound]) -> list[Inbound]:
+    """The batch's messages not stored yet, nor earlier in the batch (by id or business
+    key), with one statement."""
+    ids = sorted({m.env.message_id for m in batch})
+    keys = sorted({str(m.env.business_key) for m in batch if m.env.business_key})
+    found = await session.execute(
+        select(message.c.id, message.c.business_key).where(
+            message.c.id.in_(ids) | message.c.business_key.in_(keys)
+        )
+    )
+    seen_ids: dict[str, str] = {}
+    seen_keys: dict[str, str] = {}
+    for row in found:
+        seen_ids[row.id] = row.id
+        if row.business_key:
+            seen_keys[row.business_key] = row.id
+    fresh = []
+    for item in batch:
+        env = item.env
+        key = str(env.business_key) if env.business_key else None
+        first = seen_ids.get(env.message_id) or (seen_keys.get(key) if key else None)
+        if first is not None:
+            log.info(
+                "duplicate message skipped",
+                extra={"message_id": env.message_id, "first_message_id": first},
+            )
+            continue
+        seen_ids[env.message_id] = env.message_id
+        if key:
+            seen_keys[key] = env.message_id
+        fresh.append(item)
+    return fresh
+
+
+@dataclass
+class _Versions:
+    """The stored versions of a batch's versioned documents (one statement), and those the
+    batch adds as it is accepted: which newer version, if any, supersedes a message."""
+
+    known: dict[str, list[tuple[int, str]]]  # stream -> (version, message id)
+
+    @classmethod
+    async def load(cls, session: AsyncSession, envs: Sequence[Envelope]) -> _Versions:
+        streams = sorted({s for env in envs if (s := _stream(env)) is not None})
+        known: dict[str, list[tuple[int, str]]] = {s: [] for s in streams}
+        if streams:
+            rows = await session.execute(
+                select(message.c.stream, message.c.version, message.c.id).where(
+                    message.c.stream.in_(streams), message.c.version.is_not(None)
+                )
+            )
+            for row in rows:
+                known[row.stream].append((int(row.version), row.id))
+        return cls(known)
+
+    def place(self, env: Envelope) -> tuple[str | None, int | None, str | None]:
+        """(stream, version, id of a newer version already received) of ``env``, which
+        then counts as received."""
+        stream = _stream(env)
+        if stream is None or env.business_key is None:
+            return None, None, None
+        version = env.business_key.version
+        versions = self.known.setdefault(stream, [])
+        newer = max((v for v in versions if v[0] > version), default=None)
+        versions.append((version, env.message_id))
+        return stream, version, newer[1] if newer else None
+
+
+def _stream(env: Envelope) -> str | None:
+    key = env.business_key
+    if key is None or not is_versioned(env.event_code):
+        return None
+    return f"{key.source}|{key.source_event_id}"
 
 
 def _legal_terms(env: Envelope, facts: CareFacts, now: datetime) -> dict[str, Any]:
@@ -367,25 +493,6 @@ def _legal_terms(env: Envelope, facts: CareFacts, now: datetime) -> dict[str, An
         "legal_stage": int(Stage.ON_TRACK),
         "legal_check_at": next_stage_at(started, due, Stage.ON_TRACK),
     }
-
-
-async def _document_version(
-    session: AsyncSession, env: Envelope
-) -> tuple[str | None, int | None, str | None]:
-    """(stream, version, id of a newer version already received) of a versioned message."""
-    key = env.business_key
-    if key is None or not is_versioned(env.event_code):
-        return None, None, None
-    stream = f"{key.source}|{key.source_event_id}"
-    newer = (
-        await session.execute(
-            select(message.c.id)
-            .where(message.c.stream == stream, message.c.version > key.version)
-            .order_by(message.c.version.desc())
-            .limit(1)
-        )
-    ).scalar()
-    return stream, key.version, newer
 
 
 # --- dispatch ------------------------------------------------------------------------------
@@ -565,7 +672,7 @@ async def dispatch_due(
         limit=limit,
     )
     rows = _probes_first(list((await session.execute(query)).all()), gate)
-    dispatched = 0
+    chosen: list[tuple[Any, int, OutgoingRecord]] = []
     probed: set[str] = set()
     for row in rows:
         if rules.max_in_flight and in_flight.get(row.destination, 0) >= rules.max_in_flight:
@@ -590,26 +697,68 @@ async def dispatch_due(
             probed.add(row.destination)
             if not await circuit.probe_sent(session, row.destination, row.id, now):
                 continue  # another router sends the probe
-        if not await move(
-            session,
-            row,
-            DeliveryState.DISPATCHED,
-            now=now,
-            reason=f"attempt {attempt} by {rules.instance}",
-            attempts=attempt,
+        chosen.append((row, attempt, command))
+        in_flight[row.destination] = in_flight.get(row.destination, 0) + 1
+    await _dispatch(session, chosen, rules, now)
+    return len(chosen)
+
+
+async def _dispatch(
+    session: AsyncSession,
+    chosen: Sequence[tuple[Any, int, OutgoingRecord]],
+    rules: RoutingRules,
+    now: datetime,
+) -> None:
+    """Move the chosen pending deliveries to dispatched, with their attempts and commands:
+    one statement for each of the four tables, however many there are. The rows were
+    locked by the query that chose them (PostgreSQL), or the transaction holds SQLite's
+    write lock, so none can have changed since; a count that says otherwise fails the
+    batch, which is then read again."""
+    if not chosen:
+        return
+    for row, _, _ in chosen:
+        check_delivery_transition(DeliveryState(row.state), DeliveryState.DISPATCHED)
+    moved = await session.execute(
+        update(delivery)
+        .where(
+            delivery.c.id == bindparam("row_id"),
+            delivery.c.state == DeliveryState.PENDING.value,
+        )
+        .values(
+            state=DeliveryState.DISPATCHED.value,
+            attempts=bindparam("attempt"),
             attempt_expires_at=now + rules.attempt_timeout,
             dispatched_by=rules.instance,
-        ):
-            continue
-        await session.execute(
-            delivery_attempt.insert(),
-            dict(delivery_id=row.id, attempt_no=attempt, dispatched_at=now),
-        )
-        await add_to_outbox(session, OUTBOX_OWNER, command)
+            updated_at=now,
+        ),
+        [{"row_id": row.id, "attempt": attempt} for row, attempt, _ in chosen],
+    )
+    changed = moved.rowcount  # type: ignore[attr-defined]
+    if session.get_bind().dialect.supports_sane_multi_rowcount and changed != len(chosen):
+        raise DeliveryChangedUnderfoot(f"{len(chosen) - changed} deliveries changed underfoot")
+    await session.execute(
+        delivery_transition.insert(),
+        [
+            dict(
+                delivery_id=row.id,
+                from_state=DeliveryState.PENDING.value,
+                to_state=DeliveryState.DISPATCHED.value,
+                at=now,
+                reason=f"attempt {attempt} by {rules.instance}",
+            )
+            for row, attempt, _ in chosen
+        ],
+    )
+    await session.execute(
+        delivery_attempt.insert(),
+        [
+            dict(delivery_id=row.id, attempt_no=attempt, dispatched_at=now)
+            for row, attempt, _ in chosen
+        ],
+    )
+    await add_many_to_outbox(session, OUTBOX_OWNER, [command for _, _, command in chosen])
+    for row, attempt, _ in chosen:
         log.info("delivery dispatched", extra={**log_ids(row), "attempt": attempt})
-        dispatched += 1
-        in_flight[row.destination] = in_flight.get(row.destination, 0) + 1
-    return dispatched
 
 
 def _probes_first(rows: list[Any], gate: circuit.Gate) -> list[Any]:

@@ -23,7 +23,8 @@ An episode gap incident resolves itself when no episode has that gap open any mo
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -102,6 +103,92 @@ _LATER_NOTICES = frozenset(
 )
 
 
+_CURRENT = (EpisodeState.ADMITTED.value, EpisodeState.READY.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """A patient's current episode (admitted or ready), as :func:`track` needs it."""
+
+    id: int | None  # None: begun in this batch, stored when the book is flushed
+    admission_message_id: str | None
+
+
+class EpisodeBook:
+    """The current episodes of a batch's patients, read with one statement
+    (:func:`load_current`) and kept up to date as :func:`track` moves them on; a patient
+    not in the book is read when asked for. Episodes the batch begins are stored together
+    by :meth:`flush` (the caller's, before it commits), with what the batch did to them."""
+
+    def __init__(self, current: dict[str, Current | None]) -> None:
+        self._current = current
+        self._begun: list[dict[str, object]] = []  # in the order begun
+        self._begun_of: dict[str, dict[str, object]] = {}  # while still current
+
+    async def current(self, session: AsyncSession, pseudonym: str) -> Current | None:
+        if pseudonym not in self._current:
+            found = await load_current(session, [pseudonym])
+            self._current[pseudonym] = found._current[pseudonym]
+        return self._current[pseudonym]
+
+    def begin(self, values: dict[str, object]) -> None:
+        pseudonym = str(values["pseudonym"])
+        self._begun.append(values)
+        self._begun_of[pseudonym] = values
+        self._current[pseudonym] = Current(None, str(values["admission_message_id"]))
+
+    async def update(
+        self,
+        session: AsyncSession,
+        pseudonym: str,
+        current: Current,
+        values: dict[str, object],
+        now: datetime,
+    ) -> None:
+        if current.id is None:
+            self._begun_of[pseudonym].update(values, updated_at=now)
+        else:
+            await session.execute(
+                update(episode).where(episode.c.id == current.id).values(updated_at=now, **values)
+            )
+        state = values.get("state")
+        if state is not None and state not in _CURRENT:  # no longer current
+            self._current[pseudonym] = None
+            self._begun_of.pop(pseudonym, None)
+
+    async def flush(self, session: AsyncSession) -> None:
+        """Store the episodes begun, in order: one statement per run of rows of one shape
+        (all of them, unless the batch also moved some on)."""
+        begun, self._begun = self._begun, []
+        for pseudonym in self._begun_of:
+            self._current.pop(pseudonym, None)  # read again, with its id, if asked
+        self._begun_of = {}
+        run: list[dict[str, object]] = []
+        for values in begun:
+            if run and run[0].keys() != values.keys():
+                await session.execute(episode.insert(), run)
+                run = []
+            run.append(values)
+        if run:
+            await session.execute(episode.insert(), run)
+
+
+async def load_current(session: AsyncSession, pseudonyms: Iterable[str]) -> EpisodeBook:
+    """The book of ``pseudonyms``' current episodes (the latest admitted or ready one)."""
+    wanted = sorted(set(pseudonyms))
+    current: dict[str, Current | None] = dict.fromkeys(wanted)
+    if not wanted:
+        return EpisodeBook(current)
+    rows = await session.execute(
+        select(episode.c.id, episode.c.pseudonym, episode.c.admission_message_id)
+        .where(episode.c.pseudonym.in_(wanted), episode.c.state.in_(_CURRENT))
+        .order_by(episode.c.id)
+    )
+    for row in rows:
+        current[row.pseudonym] = Current(int(row.id), row.admission_message_id)  # latest wins
+    return EpisodeBook(current)
+
+
 async def track(
     session: AsyncSession,
     env: Envelope,
@@ -109,28 +196,19 @@ async def track(
     pseudonym: str | None,
     now: datetime,
     *,
+    book: EpisodeBook,
     sip_in_working_days: bool = False,
     sinks: Sequence[AlertSink] = (),
 ) -> None:
-    """Move the patient's current episode on with one accepted message."""
+    """Move the patient's current episode on with one accepted message. ``book``: the
+    batch's episodes (:func:`load_current`); the caller flushes it."""
     if pseudonym is None:
         return
     code = env.event_code
-    current = (
-        await session.execute(
-            select(episode)
-            .where(
-                episode.c.pseudonym == pseudonym,
-                episode.c.state.in_([EpisodeState.ADMITTED.value, EpisodeState.READY.value]),
-            )
-            .order_by(episode.c.id.desc())
-            .limit(1)
-        )
-    ).first()
+    current = await book.current(session, pseudonym)
     at = env.timestamp
     if code == EventCode.ADMISSION_NOTICE and current is None:
-        await session.execute(
-            episode.insert(),
+        book.begin(
             dict(
                 pseudonym=pseudonym,
                 state=EpisodeState.ADMITTED.value,
@@ -138,13 +216,14 @@ async def track(
                 admission_message_id=env.message_id,
                 admitted_at=facts.stay_started_at or at,
                 updated_at=now,
-            ),
+            )
         )
         return
     if code == EventCode.MEDICATION_LIST and env.source_system != "takecare":
         return  # the municipality's list to the hospital is not the discharge list
     if current is None:
         if code == EventCode.MEDICATION_LIST:  # after the discharge notice
+            await book.flush(session)  # it reads the stored episodes
             await record_discharge_medication(session, pseudonym, at, now)
         return  # otherwise a stay the broker never saw begin: nothing to compare with
     values: dict[str, object] = {}
@@ -177,9 +256,7 @@ async def track(
     elif code == EventCode.MEDICATION_LIST:
         values = {"medication_list_at": at, "medication_gap_open": False}
     if values:
-        await session.execute(
-            update(episode).where(episode.c.id == current.id).values(updated_at=now, **values)
-        )
+        await book.update(session, pseudonym, current, values, now)
 
 
 async def record_discharge_medication(
@@ -351,14 +428,14 @@ async def _resolve_closed(
 
 async def _unconfirmed_admission(
     session: AsyncSession,
-    current: object,
+    current: Current,
     code: str,
     facts: CareFacts,
     now: datetime,
     sinks: Sequence[AlertSink],
 ) -> None:
     """A later notice about a stay whose admission notice a receiver never confirmed."""
-    admission_id = getattr(current, "admission_message_id", None)
+    admission_id = current.admission_message_id
     if admission_id is None:
         return
     rows = (

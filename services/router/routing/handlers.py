@@ -22,14 +22,15 @@ from services.router.alerting.silence import check_silent_sources, resolve_spoke
 from services.router.audit.retention import prune_payloads
 from services.router.routing import clock_jumps
 from services.router.routing.deliveries import (
+    Inbound,
     RoutingRules,
-    accept_message,
-    apply_result,
+    accept_messages,
     dispatch_due,
     quarantine_untrusted,
     reject_record,
 )
 from services.router.routing.episodes import check_gaps
+from services.router.routing.results import Result, apply_results
 from services.router.routing.watchdog import (
     check_legal_deadlines,
     expire_attempts,
@@ -38,7 +39,7 @@ from services.router.routing.watchdog import (
     sweep_in_flight,
 )
 from services.router.subscriptions import store as subscription_store
-from services.router.subscriptions.matching import Subscription, catalogue_subscriptions
+from services.router.subscriptions.matching import catalogue_subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,13 @@ class Router:
         return self.monotonic()
 
     async def handle_batch(self, batch: list[IncomingRecord]) -> None:
+        """One transaction per Kafka batch: first the results (they may free a patient's
+        next delivery), then the inbound messages, stored set-based; then what became due
+        is dispatched. Records of two topics come in no order of their own."""
         async with self.sessions.begin() as session:
             now = self.clock()
-            created: list[int] = []
-            released: set[str] = set()  # patients whose next delivery a result may free
-            subscriptions: list[Subscription] | None = None  # read once per batch
+            results: list[Result] = []
+            accepted: list[Inbound] = []
             for record in batch:
                 if record.untrusted is not None:
                     await quarantine_untrusted(session, record, self.rules, now)
@@ -85,17 +88,19 @@ class Router:
                     await reject_record(session, record, str(exc), now)
                     continue
                 if record.topic == topics.INBOUND and env.response_to is None:
-                    if subscriptions is None:
-                        subscriptions = await subscription_store.load_active(session)
-                    created += await accept_message(
-                        session, env, record, self.rules, now, subscriptions, self._jumps
-                    )
+                    accepted.append(Inbound(env, record))
                 elif record.topic == topics.RESULTS and env.response_to is not None:
-                    patient = await apply_result(session, env, record, self.rules, now)
-                    if patient is not None:
-                        released.add(patient)
+                    results.append(Result(env, record))
                 else:
                     await reject_record(session, record, "message kind does not fit topic", now)
+            # patients whose next delivery a result may free
+            released = await apply_results(session, results, self.rules, now) if results else set()
+            created: list[int] = []
+            if accepted:
+                subscriptions = await subscription_store.load_active(session)
+                created = await accept_messages(
+                    session, accepted, self.rules, now, subscriptions, self._jumps
+                )
             dispatched = 0
             if created:
                 dispatched += await dispatch_due(session, self.rules, now, only=created)
