@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from sandbox.scenario import IntakeUnavailable, Scenario
+from sandbox.scenario import IntakeUnavailable, Scenario, Timeout
 from sandbox.simulators.samples.admission_notice import sample_admission
 from tests.support.brokers import stack_broker
 from tests.support.run_id import run_id
@@ -115,8 +115,30 @@ def wait_all_confirmed(scenario: Scenario, message_ids: list[str], timeout_s: fl
     started = time.monotonic()
     for message_id in message_ids:
         remaining = max(1.0, timeout_s - (time.monotonic() - started))
-        scenario.wait_for_state(message_id, "confirmed", timeout_s=remaining)
+        try:
+            scenario.wait_for_state(message_id, "confirmed", timeout_s=remaining)
+        except Timeout as exc:
+            raise Timeout(f"{exc}\n{timeline(scenario, message_id)}") from None
     return time.monotonic() - started
+
+
+def timeline(scenario: Scenario, message_id: str) -> str:
+    """Where a message's deliveries stand and how they got there (states, attempts and
+    reasons from the router's API: ids and states, no patient data), for a failure."""
+    found = scenario.message(message_id)
+    if found is None:
+        return "the router does not know the message (or does not answer)"
+    lines = []
+    for d in found.get("deliveries", []):
+        lines.append(
+            f"{d.get('destination')}: {d.get('state')}, attempts {d.get('attempts')}, "
+            f"last error {d.get('last_error')!r}"
+        )
+        for t in d.get("transitions", []):
+            lines.append(
+                f"  {t.get('at')} {t.get('from_state')} -> {t.get('to_state')}: {t.get('reason')}"
+            )
+    return "\n".join(lines)
 
 
 def assert_promise(

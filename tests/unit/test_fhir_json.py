@@ -42,18 +42,26 @@ def test_every_fixture_serialises_as_the_model_does(path: Path) -> None:
     assert json.loads(to_json(bundle)) == model_json(bundle)
 
 
+@pytest.mark.parametrize("event", [EventCode.DELIVERY_OUTCOME, EventCode.RECEIPT])
 @pytest.mark.parametrize("code", list(ResponseCode))
-def test_response_messages_serialise_as_the_model_does(code: ResponseCode) -> None:
+@pytest.mark.parametrize("diagnostics", [None, "HTTP 503 from Treserva"])
+def test_response_messages_are_valid_fhir_serialised_as_the_model_does(
+    event: EventCode, code: ResponseCode, diagnostics: str | None
+) -> None:
+    """Control messages are built without the FHIR models (envelope.response_message): every
+    shape they take validates against them and serialises as they would."""
     bundle = response_message(
         request_message_id=str(uuid.uuid4()),
-        event=EventCode.DELIVERY_OUTCOME,
+        event=event,
         responder=System.TRESERVA,
         code=code,
-        diagnostics="HTTP 503 from Treserva" if code is not ResponseCode.OK else None,
+        diagnostics=diagnostics,
         response_id=str(uuid.uuid4()),
         now=NOW,
     )
-    assert json.loads(to_json(bundle)) == model_json(bundle)
+    sent = json.loads(to_json(bundle))
+    validated = Bundle.model_validate(sent)  # raises if it is not valid FHIR R4B
+    assert sent == json.loads(validated.model_dump_json(exclude_none=True))
 
 
 def test_nulls_are_left_out_and_a_plain_bundle_uses_the_model() -> None:
