@@ -46,6 +46,7 @@ from services.router.routing.domain import (
 from services.router.routing.tables import alert, alert_delivery, delivery, message
 
 if TYPE_CHECKING:  # circuit imports this module
+    from services.router.domain_events import IncidentFound
     from services.router.routing.circuit import CircuitPolicy
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,20 @@ class Affected:
             # the confirmation deadline unless a (legal) deadline is named
             due_at=due_at or getattr(row, "confirm_by", None),
         )
+
+
+async def on_incident_found(session: AsyncSession, event: IncidentFound) -> None:
+    """The handler of :class:`~services.router.domain_events.IncidentFound`."""
+    await raise_alert(
+        session,
+        kind=event.kind,
+        destination=event.destination,
+        event_code=event.event_code,
+        affected=event.affected,
+        now=event.now,
+        severity=event.severity,
+        sinks=event.sinks,
+    )
 
 
 async def raise_alert(

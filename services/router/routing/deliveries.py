@@ -40,7 +40,7 @@ from services.messaging.payload_crypto import (
 )
 from services.router import domain_events
 from services.router.alerting.events import Severity
-from services.router.alerting.incidents import Affected, AlertSink, ReminderPolicy, raise_alert
+from services.router.alerting.incidents import Affected, AlertSink, ReminderPolicy
 from services.router.alerting.silence import SilenceRule
 from services.router.routing import circuit, episodes
 from services.router.routing.circuit import CircuitPolicy
@@ -208,15 +208,17 @@ async def quarantine_untrusted(
     must never confirm a delivery, so the confirmation deadline's alert still comes."""
     reason = f"untrusted: {record.untrusted}"
     await reject_record(session, record, reason, now)
-    await raise_alert(
+    await domain_events.emit(
         session,
-        kind=AlertKind.UNTRUSTED_RECORD,
-        destination=record.topic,
-        event_code="record-signature",
-        affected=None,
-        now=now,
-        severity=Severity.CRITICAL,
-        sinks=rules.alert_sinks,
+        domain_events.IncidentFound(
+            kind=AlertKind.UNTRUSTED_RECORD,
+            destination=record.topic,
+            event_code="record-signature",
+            affected=None,
+            now=now,
+            severity=Severity.CRITICAL,
+            sinks=rules.alert_sinks,
+        ),
     )
 
 
@@ -1025,15 +1027,17 @@ async def retry_or_dead_letter(
 async def _park(
     session: AsyncSession, row: Any, rules: RoutingRules, now: datetime, *, reason: str, wait: float
 ) -> None:
-    await raise_alert(
+    await domain_events.emit(
         session,
-        kind=AlertKind.PATIENT_PARKED,
-        destination=row.destination,
-        event_code=row.event_code,
-        affected=Affected.of(row, rules.keyring),
-        now=now,
-        severity=Severity.WARNING,
-        sinks=rules.alert_sinks,
+        domain_events.IncidentFound(
+            kind=AlertKind.PATIENT_PARKED,
+            destination=row.destination,
+            event_code=row.event_code,
+            affected=Affected.of(row, rules.keyring),
+            now=now,
+            severity=Severity.WARNING,
+            sinks=rules.alert_sinks,
+        ),
     )
     await move(
         session,
@@ -1103,15 +1107,19 @@ async def dead_letter(
             ),
         )
     log.warning("delivery dead-lettered", extra={**log_ids(row), "reason": reason[:200]})
-    await raise_alert(
+    await domain_events.emit(
         session,
-        kind=AlertKind.DELIVERY_FAILED if value is not None else AlertKind.PAYLOAD_UNDECRYPTABLE,
-        destination=row.destination,
-        event_code=row.event_code,
-        affected=Affected.of(row, keyring),
-        now=now,
-        severity=Severity.CRITICAL,
-        sinks=sinks,
+        domain_events.IncidentFound(
+            kind=AlertKind.DELIVERY_FAILED
+            if value is not None
+            else AlertKind.PAYLOAD_UNDECRYPTABLE,
+            destination=row.destination,
+            event_code=row.event_code,
+            affected=Affected.of(row, keyring),
+            now=now,
+            severity=Severity.CRITICAL,
+            sinks=sinks,
+        ),
     )
 
 

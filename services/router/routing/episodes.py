@@ -34,8 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.messaging.care_facts import CareFacts
 from services.messaging.db import BigId, UtcDateTime, metadata
 from services.messaging.envelope import Envelope, EventCode
+from services.router import domain_events
 from services.router.alerting.events import Severity
-from services.router.alerting.incidents import Affected, AlertSink, raise_alert, resolve
+from services.router.alerting.incidents import Affected, AlertSink, resolve
 from services.router.routing.deadlines import (
     SIP_INVITATION_WITHIN_DAYS,
     Stage,
@@ -377,20 +378,22 @@ async def _gap(
     sinks: Sequence[AlertSink],
     severity: Severity = Severity.CRITICAL,
 ) -> None:
-    await raise_alert(
+    await domain_events.emit(
         session,
-        kind=AlertKind.EPISODE_GAP,
-        destination="treserva",
-        event_code=gap.value,
-        affected=Affected(
-            delivery_id=None,
-            pseudonym=row.pseudonym,
-            sender_unit_hsa=row.sender_unit_hsa,
-            due_at=due_at,
+        domain_events.IncidentFound(
+            kind=AlertKind.EPISODE_GAP,
+            destination="treserva",
+            event_code=gap.value,
+            affected=Affected(
+                delivery_id=None,
+                pseudonym=row.pseudonym,
+                sender_unit_hsa=row.sender_unit_hsa,
+                due_at=due_at,
+            ),
+            now=now,
+            severity=severity,
+            sinks=sinks,
         ),
-        now=now,
-        severity=severity,
-        sinks=sinks,
     )
 
 
@@ -453,18 +456,20 @@ async def _unconfirmed_admission(
         )
     ).all()
     for row in rows:
-        await raise_alert(
+        await domain_events.emit(
             session,
-            kind=AlertKind.EPISODE_GAP,
-            destination=row.destination,
-            event_code=code,
-            affected=Affected(
-                delivery_id=row.id,
-                message_id=admission_id,
-                pseudonym=row.pseudonym,
-                sender_unit_hsa=facts.sender_unit_hsa,
+            domain_events.IncidentFound(
+                kind=AlertKind.EPISODE_GAP,
+                destination=row.destination,
+                event_code=code,
+                affected=Affected(
+                    delivery_id=row.id,
+                    message_id=admission_id,
+                    pseudonym=row.pseudonym,
+                    sender_unit_hsa=facts.sender_unit_hsa,
+                ),
+                now=now,
+                severity=Severity.CRITICAL,
+                sinks=sinks,
             ),
-            now=now,
-            severity=Severity.CRITICAL,
-            sinks=sinks,
         )

@@ -12,8 +12,9 @@ from sqlalchemy import ColumnElement, exists, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging.payload_crypto import Keyring
+from services.router import domain_events
 from services.router.alerting.events import Severity
-from services.router.alerting.incidents import Affected, AlertSink, raise_alert
+from services.router.alerting.incidents import Affected, AlertSink
 from services.router.routing import circuit
 from services.router.routing.deadlines import Stage, next_stage_at
 from services.router.routing.deadlines import stage as deadline_stage
@@ -138,15 +139,17 @@ async def flag_overdue_confirmations(
         )
         if flagged.rowcount == 0:  # type: ignore[attr-defined]
             continue
-        await raise_alert(
+        await domain_events.emit(
             session,
-            kind=AlertKind.CONFIRMATION_OVERDUE,
-            destination=row.destination,
-            event_code=row.event_code,
-            affected=Affected.of(row, keyring),
-            now=now,
-            severity=Severity.CRITICAL,
-            sinks=sinks,
+            domain_events.IncidentFound(
+                kind=AlertKind.CONFIRMATION_OVERDUE,
+                destination=row.destination,
+                event_code=row.event_code,
+                affected=Affected.of(row, keyring),
+                now=now,
+                severity=Severity.CRITICAL,
+                sinks=sinks,
+            ),
         )
     return len(rows)
 
@@ -198,15 +201,17 @@ async def check_legal_deadlines(
         )
         if reached <= row.legal_stage:
             continue
-        await raise_alert(
+        await domain_events.emit(
             session,
-            kind=AlertKind.DEADLINE_AT_RISK,
-            destination=row.destination,
-            event_code=row.event_code,
-            affected=Affected.of(row, keyring, due_at=row.legal_due_at),
-            now=now,
-            severity=_STAGE_SEVERITY[reached],
-            sinks=sinks,
+            domain_events.IncidentFound(
+                kind=AlertKind.DEADLINE_AT_RISK,
+                destination=row.destination,
+                event_code=row.event_code,
+                affected=Affected.of(row, keyring, due_at=row.legal_due_at),
+                now=now,
+                severity=_STAGE_SEVERITY[reached],
+                sinks=sinks,
+            ),
         )
     return len(rows)
 
