@@ -16,7 +16,8 @@ import services.router.audit.access_log
 import services.router.ops.console.identity
 import services.router.routing.circuit
 import services.router.routing.episodes
-import services.router.routing.tables  # noqa: F401  (registers tables on the shared metadata)
+import services.router.routing.tables
+import services.router.routing.watchdog_lease  # noqa: F401  (registers tables on the shared metadata)
 from services.messaging.db import make_engine, metadata
 
 target_metadata = metadata

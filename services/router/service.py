@@ -133,6 +133,7 @@ async def main(settings: RouterSettings | None = None) -> int:
         clock=clock.now,
         monotonic=clock.monotonic,
         relay_wake=relay.wake,
+        lease_s=settings.watchdog_lease_s,
     )
     await ensure_first_admin(
         sessions,

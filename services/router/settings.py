@@ -71,6 +71,9 @@ class RouterSettings(ServiceSettings):
     # the watchdog's checks (deadlines measured in minutes to days) need not run ten times a
     # second: every tick they cost about a tenth of a core on an idle router
     checks_s: float = 1.0
+    # replicas on PostgreSQL: the one holding the watchdog's lease does the tick's work, and
+    # another takes it over this long after the holder stopped renewing it (it dies)
+    watchdog_lease_s: float = Field(default=5.0, gt=0)
     circuit_failure_threshold: int = 5  # transient failures in a row that open a circuit
     circuit_open_s: float = 5.0  # first open period; doubled per failed probe
     circuit_max_open_s: float = 30.0

@@ -20,7 +20,7 @@ from services.messaging.kafka import IncomingRecord
 from services.router.alerting.incidents import check_destinations, remind, resolve_cleared
 from services.router.alerting.silence import check_silent_sources, resolve_spoken_sources
 from services.router.audit.retention import prune_payloads
-from services.router.routing import clock_jumps
+from services.router.routing import clock_jumps, watchdog_lease
 from services.router.routing.deliveries import (
     Inbound,
     RoutingRules,
@@ -54,6 +54,8 @@ class Router:
     # wall clock moves (services.messaging.clock); unset, seconds of ``clock`` (a test's
     # clock, which then never jumps)
     monotonic: Callable[[], float] | None = None
+    # how long the watchdog's lease lasts unless renewed (services.router.routing.watchdog_lease)
+    lease_s: float = 5.0
     # silence is judged only over windows this router has watched in full
     _started_at: float | None = None
     _silence_checked_at: float | None = None
@@ -111,11 +113,17 @@ class Router:
             self._wake()
 
     async def tick(self) -> dict[str, int]:
+        """The watchdog's round, by the replica that holds its lease; every replica checks
+        its own clock for jumps."""
+        async with self.sessions.begin() as session:  # short: a lease held, not a long lock
+            holder = await watchdog_lease.hold(session, self.rules.instance, self.lease_s)
         async with self.sessions.begin() as session:
             reading = Reading(self.clock(), self._monotonic())
             now = reading.wall
             # first: a jump of the wall clock moves the timers before anything reads them
             jump = await clock_jumps.check(session, reading, hold=self.rules.alert_hold)
+            if not holder:
+                return {"jumped": 0 if jump is None else 1, "lease_elsewhere": 1}
             done: dict[str, Any] = {
                 "jumped": 0 if jump is None else 1,
                 "expired": await expire_attempts(session, self.rules, now),
