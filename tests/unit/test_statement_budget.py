@@ -1,8 +1,9 @@
-"""The router's statement budget: how many SQL statements it sends per delivery, per outcome
-and per receipt, counted on the engine while it handles Kafka batches of the size a busy
-hour brings. Every statement is a round trip (and on PostgreSQL a network one), so this is
-what the batched pipeline (issue 18) brings down; the test fails when a change sends more
-than the budget, on either backend.
+"""The statement budget: how many SQL statements the router sends per delivery, per outcome
+and per receipt, counted on the engine while it handles Kafka batches of the size a quiet
+and a busy hour bring, and each adapter per event taken in and per delivery command. Every
+statement is a round trip (and on PostgreSQL a network one), so this is what the batched
+pipeline (issue 18) brings down; the test fails when a change sends more than the budget,
+on either backend.
 
 An ``executemany`` counts once: it is one call from the router, however the driver carries
 it."""
