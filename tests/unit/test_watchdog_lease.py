@@ -19,7 +19,7 @@ postgres_only = pytest.mark.skipif(
 
 
 async def replica(sessions, instance: str, lease_s: float) -> Router:
-    return await started(
+    router: Router = await started(
         Router(
             sessions=sessions,
             rules=routing_rules(instance=instance),
@@ -27,6 +27,7 @@ async def replica(sessions, instance: str, lease_s: float) -> Router:
             lease_s=lease_s,
         )
     )
+    return router
 
 
 @postgres_only
