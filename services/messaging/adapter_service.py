@@ -131,7 +131,7 @@ async def run_adapter(
             now=settings.clock().now(),
         )
         await publisher.start()
-        fence.arm(kafka, epoch)
+        await fence.arm(kafka, epoch)
         # Together: each start waits for its group's first assignment (about 5 s on Tansu).
         await asyncio.gather(*(consumer.start() for consumer in consumers))
         lags.append(KafkaConsumerLag(kafka, groups))

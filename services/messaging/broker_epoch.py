@@ -328,8 +328,15 @@ class Fence:
     def __init__(self) -> None:
         self.guard: EpochGuard | None = None
 
-    def arm(self, connection: KafkaConnection, epoch: str) -> None:
+    async def arm(self, connection: KafkaConnection, epoch: str) -> None:
+        """Guard ``epoch`` from now on, with a first reading taken here: connecting the
+        guard's reader (TLS and SCRAM on a secured broker) took seconds, which the first
+        delivery then waited for and its attempt timed out. Best effort: a broker that
+        does not answer yet is read again when asked; one that lost the epoch already is
+        :class:`BrokerDataLost`."""
         self.guard = EpochGuard(connection, epoch)
+        with contextlib.suppress(PublishError):
+            await self.guard.check()
 
     def _armed(self) -> EpochGuard:
         if self.guard is None:

@@ -186,7 +186,7 @@ async def main(settings: RouterSettings | None = None) -> int:
             now=clock.now(),
         )
         await publisher.start()
-        fence.arm(kafka, epoch)
+        await fence.arm(kafka, epoch)
         # Together: each start waits for its group's first assignment (about 5 s on Tansu).
         joining = time.monotonic()
         log.info("start-up: consumers joining their groups")

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
-from services.messaging.broker_epoch import EPOCH_TOPIC, BrokerDataLost, EpochGuard, admitted
+from services.messaging.broker_epoch import (
+    EPOCH_TOPIC,
+    BrokerDataLost,
+    EpochGuard,
+    Fence,
+    admitted,
+)
 from services.messaging.kafka import (
     EPOCH_HEADER,
     IncomingRecord,
@@ -185,3 +191,33 @@ async def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> N
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+async def test_arming_the_fence_reads_the_epoch_once_so_the_first_batch_does_not_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    consumer = Counting(b"epoch-1")
+
+    async def read(self: EpochGuard) -> str | None:
+        consumer.reads += 1
+        return "epoch-1"
+
+    monkeypatch.setattr(EpochGuard, "_read", read)
+    fence = Fence()
+    await fence.arm(plaintext("127.0.0.1:1"), "epoch-1")
+    assert consumer.reads == 1  # connected and read before any consumer polls
+    assert await fence.admit([], asyncio.get_running_loop().time() - 1) == []
+    assert consumer.reads == 1  # a batch polled before that reading began needs no other
+
+
+async def test_arming_against_a_broker_that_does_not_answer_yet_is_not_fatal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def unreachable(self: EpochGuard) -> str | None:
+        raise TimeoutError
+
+    monkeypatch.setattr(EpochGuard, "_read", unreachable)
+    fence = Fence()
+    await fence.arm(plaintext("127.0.0.1:1"), "epoch-1")  # read again when asked
+    with pytest.raises(PublishError):
+        await fence.check()
