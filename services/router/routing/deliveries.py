@@ -127,18 +127,28 @@ async def move(
     if target is DeliveryState.CONFIRMED:  # deviations close what they counted for it
         await domain_events.emit(session, domain_events.DeliveriesConfirmed((row.id,), at=now))
     await session.execute(
-        delivery_transition.insert(),
-        dict(
-            delivery_id=row.id,
-            from_state=current.value,
-            to_state=target.value,
-            at=now,
-            reason=reason,
-        ),
+        delivery_transition.insert(), transition_row(row.id, current, target, now, reason)
     )
     if target in PUBLISHED_STATES:
         await add_to_outbox(session, OUTBOX_OWNER, delivery_event(row, target, now))
     return True
+
+
+def transition_row(
+    delivery_id: int,
+    current: DeliveryState | None,
+    target: DeliveryState,
+    now: datetime,
+    reason: str,
+) -> dict[str, Any]:
+    """One row of a delivery's timeline (``delivery_transition``)."""
+    return dict(
+        delivery_id=delivery_id,
+        from_state=None if current is None else current.value,
+        to_state=target.value,
+        at=now,
+        reason=reason,
+    )
 
 
 PUBLISHED_STATES = frozenset(
@@ -354,13 +364,7 @@ async def accept_messages(
     await session.execute(
         delivery_transition.insert(),
         [
-            dict(
-                delivery_id=delivery_id,
-                from_state=None,
-                to_state=DeliveryState.PENDING.value,
-                at=now,
-                reason=reason,
-            )
+            transition_row(delivery_id, None, DeliveryState.PENDING, now, reason)
             for delivery_id, reason in zip(created, reasons, strict=True)
         ],
     )
@@ -741,12 +745,12 @@ async def _dispatch(
     await session.execute(
         delivery_transition.insert(),
         [
-            dict(
-                delivery_id=row.id,
-                from_state=DeliveryState.PENDING.value,
-                to_state=DeliveryState.DISPATCHED.value,
-                at=now,
-                reason=f"attempt {attempt} by {rules.instance}",
+            transition_row(
+                row.id,
+                DeliveryState.PENDING,
+                DeliveryState.DISPATCHED,
+                now,
+                f"attempt {attempt} by {rules.instance}",
             )
             for row, attempt, _ in chosen
         ],

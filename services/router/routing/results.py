@@ -38,6 +38,7 @@ from services.router.routing.deliveries import (
     delivery_event,
     delivery_rows,
     log_ids,
+    transition_row,
 )
 from services.router.routing.domain import DeliveryState, check_delivery_transition
 from services.router.routing.rows import DeliveryRow
@@ -99,15 +100,7 @@ class Moves:
         pending = self._moves.setdefault(row.id, _Move(row, current))
         pending.values |= {"updated_at": now, **values}
         row.state = target.value
-        self._transitions.append(
-            dict(
-                delivery_id=row.id,
-                from_state=current.value,
-                to_state=target.value,
-                at=now,
-                reason=reason,
-            )
-        )
+        self._transitions.append(transition_row(row.id, current, target, now, reason))
         if target in PUBLISHED_STATES:
             self._events.append(delivery_event(row, target, now))
 
