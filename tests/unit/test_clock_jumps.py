@@ -253,3 +253,45 @@ def test_the_clock_seam_moves_the_wall_clock_and_not_the_monotonic_one(tmp_path:
 def test_the_clock_seam_is_refused_outside_the_sandbox(tmp_path: Path):
     with pytest.raises(ValueError, match="clock_skew_file"):
         RouterSettings(environment="test", clock_skew_file=tmp_path / "skew")
+
+
+async def test_timers_set_just_after_a_jump_are_not_moved_again(router, sessions, host):
+    """The batch after a jump, before any tick found it: its new timers are already on the
+    new scale, and the tick moved them a second time (CI: a notice routed just after a
+    2 h jump stayed pending for 2 h more, never dispatched)."""
+    await _route(router, seed=1)
+    host.advance(5)
+    host.step(TWO_HOURS)
+    await _route(router, seed=2)  # the batch finds the jump first
+    _, created = await _all_treserva(sessions)
+    await router.tick()
+    _, after = await _all_treserva(sessions)
+    assert (after.confirm_by, after.attempt_expires_at, after.next_attempt_at) == (
+        created.confirm_by,
+        created.attempt_expires_at,
+        created.next_attempt_at,
+    ), "moved twice"
+    assert created.confirm_by >= host.now() + timedelta(seconds=CONFIRM_S - 10)
+    async with sessions() as s:
+        assert len((await s.execute(select(clock_jumps.clock_jump))).all()) == 1
+
+
+async def test_a_restarted_routers_first_batch_sees_a_jump_made_while_it_was_down(sessions, host):
+    old = _router(sessions, host, Sink())
+    await old.sync_subscriptions()
+    await old.tick()
+    host.advance(20)
+    host.step(TWO_HOURS)
+    new = _router(sessions, host, Sink())
+    await _route(new, seed=3)  # before its first tick
+    created = await _treserva(sessions)
+    await new.tick()
+    assert (await _treserva(sessions)).confirm_by == created.confirm_by, "moved twice"
+
+
+async def _all_treserva(sessions) -> list[Any]:
+    async with sessions() as s:
+        found = await s.execute(
+            select(delivery).where(delivery.c.destination == "treserva").order_by(delivery.c.id)
+        )
+        return list(found.all())

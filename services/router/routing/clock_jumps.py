@@ -16,6 +16,12 @@ left, the jump is recorded (``clock_jump``: logged, on the dashboard) and new al
 for one confirmation interval, in case something was missed. The anchor row is locked while
 this happens, so two routers never move the timers twice for one jump.
 
+A Kafka batch sets new timers on its own reading of the clock, so it checks too, before it
+writes them, whenever its process saw the wall clock jump since its last reading (or has not
+read it yet): otherwise the tick that found the jump later moved the batch's timers, already
+on the new scale, a second time. A jump inside one batch's transaction can still leave that
+batch's timers on the old scale (they then fire early, while new alerts are held).
+
 What is *not* moved: times that record what happened (sent, confirmed, transitions), and the
 legal and care-process deadlines (days to a SIP meeting, the discharge law's terms), which
 count from the journals' own timestamps in calendar time.

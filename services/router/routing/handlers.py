@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging import topics
-from services.messaging.clock import Reading
+from services.messaging.clock import Reading, jumped
 from services.messaging.db import lost_a_conflict, store_unavailable
 from services.messaging.envelope import MalformedMessage, read_envelope
 from services.messaging.kafka import IncomingRecord
@@ -62,6 +62,7 @@ class Router:
     _pruned_at: float | None = None
     _checked_at: float | None = None
     _jumps: list[clock_jumps.Jump] = field(default_factory=list)  # recent wall-clock jumps
+    _last_reading: Reading | None = None  # this process's latest clock reading
 
     def __post_init__(self) -> None:
         if self.monotonic is None:
@@ -77,7 +78,7 @@ class Router:
         next delivery), then the inbound messages, stored set-based; then what became due
         is dispatched. Records of two topics come in no order of their own."""
         async with self.sessions.begin() as session:
-            now = self.clock()
+            now = (await self._read_clock(session)).wall
             results: list[Result] = []
             accepted: list[Inbound] = []
             for record in batch:
@@ -120,8 +121,9 @@ class Router:
         async with self.sessions.begin() as session:
             reading = Reading(self.clock(), self._monotonic())
             now = reading.wall
+            self._note(reading)
             # first: a jump of the wall clock moves the timers before anything reads them
-            jump = await clock_jumps.check(session, reading, hold=self.rules.alert_hold)
+            jump = await self._check_jump(session, reading)
             if not holder:
                 return {"jumped": 0 if jump is None else 1, "lease_elsewhere": 1}
             done: dict[str, Any] = {
@@ -139,6 +141,33 @@ class Router:
         if done["dispatched"]:
             self._wake()
         return done
+
+    async def _read_clock(self, session: AsyncSession) -> Reading:
+        """A batch's reading of the clock. Its timers are set on this reading's scale, so
+        a jump since this process last read the clock is handled here, before they are
+        written: the tick that found it later moved the batch's new timers, already on the
+        new scale, a second time (a notice routed just after a 2 h jump waited 2 h more)."""
+        reading = Reading(self.clock(), self._monotonic())
+        if self._note(reading):
+            await self._check_jump(session, reading)
+        return reading
+
+    def _note(self, reading: Reading) -> bool:
+        """Keep ``reading`` as this process's latest; whether it is to be checked against
+        the database's anchor: the process's first reading (the clock may have jumped while
+        it was down), or the wall clock jumped since the one before (the anchor decides
+        whether the timers still move: another router of the host may have moved them)."""
+        last = self._last_reading
+        if last is not None and reading.monotonic < last.monotonic:
+            return False  # an older reading (a batch and a tick interleaved): no news
+        self._last_reading = reading
+        return last is None or bool(jumped(last, reading))
+
+    async def _check_jump(self, session: AsyncSession, reading: Reading) -> clock_jumps.Jump | None:
+        jump = await clock_jumps.check(session, reading, hold=self.rules.alert_hold)
+        if jump is not None:
+            self._jumps.append(jump)  # stamps from before it are read on the new scale at once
+        return jump
 
     def _checks_due(self, at: float) -> bool:
         last = self._checked_at
