@@ -28,12 +28,14 @@ from services.messaging.runtime import Loop, run_service, tls_from
 from services.messaging.webhook_client import HttpWebhookSender
 from services.router.alerting.events import AlertEvent
 from services.router.alerting.notifications import Channels, Notifier
+from services.router.alerting.rules import AlertingRules
 from services.router.alerting.sender import (
     NotificationSender,
     SmtpEmailTransport,
     WebhookPoster,
 )
 from services.router.alerting.unit_directory import UnitDirectory
+from services.router.audit.retention import RetentionRules
 from services.router.ops.app import create_app
 from services.router.ops.console.identity import ensure_first_admin
 from services.router.routing.deliveries import OUTBOX_OWNER, RoutingRules
@@ -114,18 +116,10 @@ async def main(settings: RouterSettings | None = None) -> int:
         rng=random.Random(),
         circuit=settings.circuit(),
         instance=settings.instance,
-        reminders=settings.reminder_policy(),
-        silence=tuple(settings.silence_rules),
-        silence_every=timedelta(seconds=settings.silence_check_s),
         alert_sinks=(notify,),
         sip_in_working_days=settings.sip_in_working_days,
-        destination_down_after=timedelta(seconds=settings.destination_down_after_s),
         keyring=settings.keyring(),
-        payload_retention=timedelta(days=settings.payload_retention_days),
-        prune_every=timedelta(seconds=settings.payload_prune_every_s),
-        checks_every=timedelta(seconds=settings.checks_s),
         max_in_flight=settings.max_in_flight,
-        alert_hold=settings.alert_hold(),
     )
     router = Router(
         sessions=sessions,
@@ -134,6 +128,18 @@ async def main(settings: RouterSettings | None = None) -> int:
         monotonic=clock.monotonic,
         relay_wake=relay.wake,
         lease_s=settings.watchdog_lease_s,
+        alerting=AlertingRules(
+            reminders=settings.reminder_policy(),
+            silence=tuple(settings.silence_rules),
+            silence_every=timedelta(seconds=settings.silence_check_s),
+            destination_down_after=timedelta(seconds=settings.destination_down_after_s),
+            alert_hold=settings.alert_hold(),
+        ),
+        retention=RetentionRules(
+            payload_retention=timedelta(days=settings.payload_retention_days),
+            prune_every=timedelta(seconds=settings.payload_prune_every_s),
+        ),
+        checks_every=timedelta(seconds=settings.checks_s),
     )
     await ensure_first_admin(
         sessions,

@@ -12,7 +12,6 @@ from services.messaging import topics
 from services.messaging.envelope import to_json
 from services.messaging.kafka import IncomingRecord
 from services.router.alerting.events import AlertEvent
-from services.router.alerting.incidents import ReminderPolicy
 from services.router.routing.deliveries import RoutingRules
 from services.router.routing.domain import RetryPolicy, default_policies
 from services.router.routing.handlers import Router
@@ -43,7 +42,6 @@ async def make_router(sessions, clock, sink):
         attempt_timeout=timedelta(hours=6),
         rng=random.Random(1),
         alert_sinks=(sink,),
-        reminders=ReminderPolicy(),
     )
     r = Router(sessions=sessions, rules=rules, clock=clock)
     await r.sync_subscriptions()

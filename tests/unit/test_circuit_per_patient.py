@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select, update
 
 from services.messaging.envelope import FailureKind, ResponseCode
-from services.router.alerting.incidents import ReminderPolicy
 from services.router.routing import circuit
 from services.router.routing.circuit import CircuitPolicy, destination_circuit
 from services.router.routing.deliveries import RoutingRules
@@ -45,7 +44,6 @@ async def router(sessions, clock):
         rng=random.Random(1),
         circuit=CircuitPolicy(failure_threshold=THRESHOLD, open_s=10, max_open_s=40),
         alert_sinks=(Sink(),),
-        reminders=ReminderPolicy(),
     )
     return await started(Router(sessions=sessions, rules=rules, clock=clock))
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from services.messaging.clock import Clock, Reading, jumped, set_skew
 from services.messaging.envelope import EventCode, ResponseCode
-from services.router.alerting.incidents import ReminderPolicy
+from services.router.alerting.rules import AlertingRules
 from services.router.ops import dashboard
 from services.router.routing import clock_jumps
 from services.router.routing.circuit import destination_circuit
@@ -67,10 +67,14 @@ def _router(sessions, host: HostClock, sink: Sink) -> Router:
         attempt_timeout=timedelta(seconds=60),
         rng=random.Random(1),
         alert_sinks=(sink,),
-        reminders=ReminderPolicy(),
-        alert_hold=timedelta(seconds=HOLD_S),
     )
-    return Router(sessions=sessions, rules=rules, clock=host.now, monotonic=host.monotonic)
+    return Router(
+        sessions=sessions,
+        rules=rules,
+        clock=host.now,
+        monotonic=host.monotonic,
+        alerting=AlertingRules(alert_hold=timedelta(seconds=HOLD_S)),
+    )
 
 
 @pytest.fixture

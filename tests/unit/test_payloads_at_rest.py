@@ -22,7 +22,7 @@ from services.messaging.payload_crypto import (
 )
 from services.router.audit.access_log import access_log
 from services.router.audit.patient_data import open_payload
-from services.router.audit.retention import prune_payloads
+from services.router.audit.retention import RetentionRules, prune_payloads
 from services.router.ops.app import create_app
 from services.router.routing.handlers import Router
 from services.router.routing.tables import delivery, delivery_transition, message
@@ -228,12 +228,9 @@ async def test_pruning_removes_finished_payloads_and_keeps_metadata(sessions, cl
 
 
 async def test_the_tick_loop_prunes_at_a_low_rate(sessions, clock):
-    rules = routing(
-        Keyring.from_setting(RING_1),
-        payload_retention=timedelta(days=90),
-        prune_every=timedelta(hours=1),
-    )
-    router = await started(Router(sessions=sessions, rules=rules, clock=clock))
+    rules = routing(Keyring.from_setting(RING_1))
+    retention = RetentionRules(payload_retention=timedelta(days=90), prune_every=timedelta(hours=1))
+    router = await started(Router(sessions=sessions, rules=rules, clock=clock, retention=retention))
     rec = inbound(21)
     await router.handle_batch([rec])
     async with sessions.begin() as s:

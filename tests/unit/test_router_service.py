@@ -461,8 +461,14 @@ async def test_a_receipt_is_applied_even_if_the_delivery_moved_after_it_was_read
 async def test_the_watchdog_checks_run_at_most_every_checks_every(sessions, clock):
     """Expiry, resends and dispatch run every tick; the watchdog's checks only once
     ``checks_every`` has passed, so ten ticks a second do not each scan the deadlines."""
-    rules = routing_rules(checks_every=timedelta(seconds=1))
-    router = await started(Router(sessions=sessions, rules=rules, clock=clock))
+    router = await started(
+        Router(
+            sessions=sessions,
+            rules=routing_rules(),
+            clock=clock,
+            checks_every=timedelta(seconds=1),
+        )
+    )
     await router.handle_batch([inbound(7)])
     first = await router.tick()
     assert "overdue" in first and "dispatched" in first

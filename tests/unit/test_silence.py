@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.router.alerting.events import AlertChange
+from services.router.alerting.rules import AlertingRules
 from services.router.alerting.silence import SilenceRule, expectation, is_active
 from services.router.routing.deliveries import RoutingRules
 from services.router.routing.domain import RetryPolicy, default_policies
@@ -59,9 +60,8 @@ async def router(sessions, clock, sink):
         attempt_timeout=timedelta(hours=48),
         rng=random.Random(1),
         alert_sinks=(sink,),
-        silence=(RULE,),
     )
-    r = Router(sessions=sessions, rules=rules, clock=clock)
+    r = Router(sessions=sessions, rules=rules, clock=clock, alerting=AlertingRules(silence=(RULE,)))
     await r.sync_subscriptions()
     return r
 

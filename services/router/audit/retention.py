@@ -15,6 +15,7 @@ batches, or by ``python -m services.router.ops.cli prune-payloads``.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, select, update
@@ -24,6 +25,15 @@ from services.router.routing.domain import DeliveryState
 from services.router.routing.tables import delivery, message
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetentionRules:
+    """How long payloads are kept (None: kept) and how often the tick prunes them."""
+
+    payload_retention: timedelta | None = None
+    prune_every: timedelta = timedelta(hours=1)
+
 
 PRUNED_PREFIX = "pruned:v1:"
 FINISHED = (DeliveryState.CONFIRMED.value, DeliveryState.DEAD_LETTER.value)

@@ -40,8 +40,7 @@ from services.messaging.payload_crypto import (
 )
 from services.router import domain_events
 from services.router.alerting.events import Severity
-from services.router.alerting.incidents import Affected, AlertSink, ReminderPolicy
-from services.router.alerting.silence import SilenceRule
+from services.router.alerting.incidents import Affected, AlertSink
 from services.router.routing import circuit, episodes
 from services.router.routing.circuit import CircuitPolicy
 from services.router.routing.clock_jumps import Jump, on_our_scale
@@ -77,23 +76,9 @@ class RoutingRules:
     circuit: CircuitPolicy = field(default_factory=CircuitPolicy)
     instance: str = "router"  # this replica's name: it sweeps only what it dispatched
     alert_sinks: tuple[AlertSink, ...] = ()  # told of every incident change
-    reminders: ReminderPolicy = field(default_factory=ReminderPolicy)
-    silence: tuple[SilenceRule, ...] = ()  # silent-source rules, checked every silence_every
-    silence_every: timedelta = timedelta(minutes=1)
     sip_in_working_days: bool = False  # a regional agreement may count the 3 days so
-    destination_down_after: timedelta = timedelta(minutes=10)  # circuit open this long: alert
     # seals message.payload at rest; the service passes RouterSettings.keyring()
     keyring: Keyring = field(default_factory=lambda: Keyring.from_setting(SANDBOX_PAYLOAD_KEYS))
-    payload_retention: timedelta | None = (
-        None  # None: payloads kept (services.router.audit.retention)
-    )
-    prune_every: timedelta = timedelta(hours=1)
-    # the tick's watchdog checks (overdue confirmations, legal deadlines, incidents, gaps,
-    # destinations down) run at most this often; expiry, resends and dispatch run every tick
-    checks_every: timedelta = timedelta(0)
-    # after a jump of the wall clock, new alerts wait this long
-    # (services.router.routing.clock_jumps)
-    alert_hold: timedelta = timedelta(minutes=15)
     # at most this many deliveries in flight (dispatched, no outcome yet) per destination;
     # 0: no limit. The attempt timeout starts at dispatch, so without a window a backlog
     # queued on Kafka ahead of a slow adapter times out and is sent again (see dispatch_due)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,8 +18,9 @@ from services.messaging.db import lost_a_conflict, store_unavailable
 from services.messaging.envelope import MalformedMessage, read_envelope
 from services.messaging.kafka import IncomingRecord
 from services.router.alerting.incidents import check_destinations, remind, resolve_cleared
+from services.router.alerting.rules import AlertingRules
 from services.router.alerting.silence import check_silent_sources, resolve_spoken_sources
-from services.router.audit.retention import prune_payloads
+from services.router.audit.retention import RetentionRules, prune_payloads
 from services.router.routing import clock_jumps, watchdog_lease
 from services.router.routing.deliveries import (
     Inbound,
@@ -56,6 +57,12 @@ class Router:
     monotonic: Callable[[], float] | None = None
     # how long the watchdog's lease lasts unless renewed (services.router.routing.watchdog_lease)
     lease_s: float = 5.0
+    # the tick's other rules, per domain: incidents (alerting) and payloads (audit)
+    alerting: AlertingRules = field(default_factory=AlertingRules)
+    retention: RetentionRules = field(default_factory=RetentionRules)
+    # the watchdog's checks (overdue confirmations, legal deadlines, incidents, gaps,
+    # destinations down) run at most this often; expiry, resends and dispatch every tick
+    checks_every: timedelta = timedelta(0)
     # silence is judged only over windows this router has watched in full
     _started_at: float | None = None
     _silence_checked_at: float | None = None
@@ -164,26 +171,26 @@ class Router:
         return last is None or bool(jumped(last, reading))
 
     async def _check_jump(self, session: AsyncSession, reading: Reading) -> clock_jumps.Jump | None:
-        jump = await clock_jumps.check(session, reading, hold=self.rules.alert_hold)
+        jump = await clock_jumps.check(session, reading, hold=self.alerting.alert_hold)
         if jump is not None:
             self._jumps.append(jump)  # stamps from before it are read on the new scale at once
         return jump
 
     def _checks_due(self, at: float) -> bool:
         last = self._checked_at
-        if last is not None and at - last < self.rules.checks_every.total_seconds():
+        if last is not None and at - last < self.checks_every.total_seconds():
             return False
         self._checked_at = at
         return True
 
     async def _checks(self, session: AsyncSession, now: datetime) -> dict[str, int]:
         """The watchdog: overdue confirmations, legal deadlines, incidents, silence, gaps,
-        destinations down, payload retention (at most every ``rules.checks_every``). After a
+        destinations down, payload retention (at most every ``checks_every``). After a
         jump of the wall clock, new alerts wait one confirmation interval
         (services.router.routing.clock_jumps); what they would have found is still there after."""
         done = {
             "resolved": await resolve_cleared(session, now, self.rules.alert_sinks),
-            "reminded": await remind(session, now, self.rules.reminders, self.rules.alert_sinks),
+            "reminded": await remind(session, now, self.alerting.reminders, self.rules.alert_sinks),
             "pruned": await self._prune(session, now),
         }
         if await clock_jumps.alerts_held(session, now):
@@ -197,19 +204,19 @@ class Router:
             "silent": await self._check_silence(session, now),
             "gaps": await check_gaps(session, now, sinks=sinks),
             "down": await check_destinations(
-                session, now, self.rules.destination_down_after, sinks, self.rules.circuit
+                session, now, self.alerting.destination_down_after, sinks, self.rules.circuit
             ),
         }
 
     async def _prune(self, session: AsyncSession, now: datetime) -> int:
         """Payload retention, at a low rate (services.router.audit.retention)."""
-        retention = self.rules.payload_retention
+        retention = self.retention.payload_retention
         if retention is None:
             return 0
         at = self._monotonic()
         if (
             self._pruned_at is not None
-            and at - self._pruned_at < self.rules.prune_every.total_seconds()
+            and at - self._pruned_at < self.retention.prune_every.total_seconds()
         ):
             return 0
         self._pruned_at = at
@@ -220,13 +227,13 @@ class Router:
         if self._started_at is None:
             self._started_at = at
         last = self._silence_checked_at
-        if last is not None and at - last < self.rules.silence_every.total_seconds():
+        if last is not None and at - last < self.alerting.silence_every.total_seconds():
             return 0
         self._silence_checked_at = at
         sinks = self.rules.alert_sinks
         await resolve_spoken_sources(session, now, sinks=sinks)
         watched_s = at - self._started_at
-        watched = [r for r in self.rules.silence if watched_s >= r.window_h * 3600]
+        watched = [r for r in self.alerting.silence if watched_s >= r.window_h * 3600]
         return await check_silent_sources(session, watched, now, sinks=sinks)
 
     async def sync_subscriptions(self) -> int:
