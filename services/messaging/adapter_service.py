@@ -123,6 +123,7 @@ async def run_adapter(
         await ensure_topics(
             kafka, [topics.INBOUND, topics.RESULTS, *own], settings.topic_partitions
         )
+        known = await broker_epoch.known_epoch(sessions, name)
         epoch = await broker_epoch.recover(
             sessions,
             name,
@@ -133,7 +134,8 @@ async def run_adapter(
         await publisher.start()
         await fence.arm(kafka, epoch)
         # Together: each start waits for its group's first assignment (about 5 s on Tansu).
-        await asyncio.gather(*(consumer.start() for consumer in consumers))
+        lost = broker_epoch.lost_since(known, epoch)
+        await asyncio.gather(*(consumer.start(after_loss=lost) for consumer in consumers))
         lags.append(KafkaConsumerLag(kafka, groups))
         app.state.consumer_lag = lags[0]  # read by /metrics
         return {

@@ -142,6 +142,22 @@ async def _write_epoch(connection: KafkaConnection) -> None:
         await producer.stop()
 
 
+async def known_epoch(sessions: async_sessionmaker[AsyncSession], owner: str) -> str | None:
+    """The epoch ``owner`` last worked with (None before its first start): read before
+    :func:`recover`, it tells whether the broker lost its data since (its consumers then
+    distrust the group's committed offsets: ``KafkaConsumer.start(after_loss=...)``)."""
+    async with sessions() as session:
+        found = await session.scalar(
+            select(broker_epoch.c.epoch).where(broker_epoch.c.owner == owner)
+        )
+    return None if found is None else str(found)
+
+
+def lost_since(known: str | None, epoch: str) -> bool:
+    """Whether the broker lost its data since a service that knew ``known`` last ran."""
+    return known is not None and known != epoch
+
+
 async def recover(
     sessions: async_sessionmaker[AsyncSession],
     owner: str,

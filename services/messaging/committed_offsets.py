@@ -93,14 +93,32 @@ class KafkaCommittedOffsets:
         # cluster object of its own; the consumer's partitions_for_topic() stayed empty on
         # Apache Kafka, and the lag probe reported no lag at all.)
         cluster = await meta._client.fetch_all_metadata()
+        every = [
+            TopicPartition(topic, p)
+            for topic in self._groups
+            for p in sorted(cluster.partitions_for_topic(topic) or ())
+        ]
+        # read after the commits below: a commit past it is past the end for certain
+        ends: dict[TopicPartition, int] = {}
         out: Committed = {}
         for topic, groups in self._groups.items():
-            partitions = sorted(cluster.partitions_for_topic(topic) or ())
+            partitions = [tp for tp in every if tp.topic == topic]
             for group in groups:
                 member = await self.client(group)
-                for p in partitions:
-                    offset = await member.committed(TopicPartition(topic, p))
-                    out[(group, topic, p)] = offset if offset is not None and offset >= 0 else None
+                for tp in partitions:
+                    offset = await member.committed(tp)
+                    out[(group, topic, tp.partition)] = (
+                        offset if offset is not None and offset >= 0 else None
+                    )
+        if every:
+            ends = await meta.end_offsets(every)
+        # A commit past the end of its partition is a stale one from before a broker data
+        # loss (see services.messaging.kafka.KafkaConsumer._distrust_stale_commits): it
+        # confirms nothing, or a watermark would keep records the new log never had.
+        for (group, topic, p), offset in out.items():
+            end = ends.get(TopicPartition(topic, p))
+            if offset is not None and end is not None and offset > end:
+                out[(group, topic, p)] = None
         return out
 
     async def aclose(self) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError as _AioKafkaError
 from aiokafka.errors import TopicAlreadyExistsError
@@ -235,13 +235,18 @@ class KafkaConsumer:
             max_poll_records=500,
         )
 
-    async def start(self, *, timeout_s: float = 20.0, attempts: int = 3) -> None:
+    async def start(
+        self, *, timeout_s: float = 20.0, attempts: int = 3, after_loss: bool = False
+    ) -> None:
         """Join the group; an attempt that hangs (seen now and then on a loaded machine
         against Tansu) is abandoned after ``timeout_s`` and made again with a new client, so
-        a service never sits silently unhealthy at start-up."""
+        a service never sits silently unhealthy at start-up. Then check where the group
+        starts reading (:meth:`_distrust_stale_commits`); ``after_loss``: the broker lost
+        its data since this service last ran."""
         for attempt in range(1, attempts + 1):
             try:
                 await asyncio.wait_for(self._consumer.start(), timeout_s)
+                await self._distrust_stale_commits(after_loss)
                 return
             except TimeoutError:
                 log.warning(
@@ -252,6 +257,37 @@ class KafkaConsumer:
                     await asyncio.wait_for(self._consumer.stop(), timeout_s)
                 self._consumer = self._new()
         raise ConsumerStartFailed(f"group {self._group} not joined in {attempts} attempts")
+
+    async def _distrust_stale_commits(self, after_loss: bool) -> None:
+        """Read the group's partitions from their beginning where the offsets it has
+        committed cannot be trusted, and commit that. A consumer of the broker's old epoch
+        can commit into the new, empty one: its commit, sent as the broker died, is retried
+        against the restarted broker, and Tansu takes a commit from a member it has never
+        seen (tried: a restarted Tansu took offset 50 for a partition it held nothing of).
+        The new broker then holds an offset of the old log, and the restarted service
+        skipped what was published again below it (CI: a receipt lost until its re-send).
+        After a loss every record in the broker is newer than the loss, so all of it is
+        read (consumers are idempotent); at any start, an offset past the end of its
+        partition is such a stale commit."""
+        parts = sorted(self._consumer.assignment())
+        if not parts:
+            return
+        first = await self._consumer.beginning_offsets(parts)
+        end = await self._consumer.end_offsets(parts)
+        reset: dict[TopicPartition, int] = {}
+        for tp in parts:
+            committed = await self._consumer.committed(tp)
+            if after_loss or (committed is not None and committed > end[tp]):
+                reset[tp] = first[tp]
+        if not reset:
+            return
+        for tp, offset in reset.items():
+            self._consumer.seek(tp, offset)
+        await self._consumer.commit(reset)
+        log.warning(
+            "committed offsets not trusted: reading from the beginning",
+            extra={"group": self._group, "partitions": len(reset), "after_loss": after_loss},
+        )
 
     async def stop(self) -> None:
         await self._consumer.stop()

@@ -184,6 +184,7 @@ async def main(settings: RouterSettings | None = None) -> int:
 
     async def prepare() -> dict[str, Loop]:
         await ensure_topics(kafka, topics.all_topics(), settings.topic_partitions)
+        known = await broker_epoch.known_epoch(sessions, OUTBOX_OWNER)
         epoch = await broker_epoch.recover(
             sessions,
             OUTBOX_OWNER,
@@ -196,7 +197,10 @@ async def main(settings: RouterSettings | None = None) -> int:
         # Together: each start waits for its group's first assignment (about 5 s on Tansu).
         joining = time.monotonic()
         log.info("start-up: consumers joining their groups")
-        await asyncio.gather(consumer.start(), webhook_consumer.start())
+        lost = broker_epoch.lost_since(known, epoch)
+        await asyncio.gather(
+            consumer.start(after_loss=lost), webhook_consumer.start(after_loss=lost)
+        )
         log.info(
             "start-up: consumers joined",
             extra={"seconds": round(time.monotonic() - joining, 2)},
