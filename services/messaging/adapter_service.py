@@ -18,7 +18,8 @@ from services.messaging import broker_epoch, logs, topics
 from services.messaging.db import make_engine, session_factory
 from services.messaging.delivery import DeliveryDeps, Destination, handle_delivery_batch
 from services.messaging.envelope import System
-from services.messaging.intake import IntakeStore, SqlIntakeStore
+from services.messaging.intake import IntakeStore
+from services.messaging.intake_group import GroupedIntakeStore
 from services.messaging.journal_client import HttpJournalClient
 from services.messaging.kafka import (
     Admission,
@@ -113,7 +114,7 @@ async def run_adapter(
         for deps in deliveries:
             if deps.destination.system in readers:
                 deps.read_back, deps.read_back_wake = terms, poller.wake
-    app = create_app(SqlIntakeStore(sessions, name), sessions, relay.wake)
+    app = create_app(GroupedIntakeStore(sessions, name), sessions, relay.wake)
     lags: list[KafkaConsumerLag] = []
     confirmations = Confirmations.from_kafka(sessions, name, kafka)  # by the router's group
 

@@ -108,6 +108,10 @@ async def accept_event(
 
 
 class SqlIntakeStore:
+    """Each event in its own transaction, after a duplicate check of its own. The adapters
+    use :class:`services.messaging.intake_group.GroupedIntakeStore`, which writes
+    concurrent events together and falls back to this one event at a time."""
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession], owner: str) -> None:
         self._sessions = sessions
         self._owner = owner
@@ -115,29 +119,17 @@ class SqlIntakeStore:
     async def record(self, entry: IntakeEntry, outgoing: OutgoingRecord) -> Accepted:
         existing = await self._existing(entry.key)
         if existing is not None:
-            return _repeat(entry, *existing)
+            return answer_as_repeat(entry, *existing)
         try:
             async with self._sessions.begin() as session:
-                await session.execute(
-                    intake_record.insert(),
-                    dict(
-                        message_id=entry.message_id,
-                        source_system=entry.key.source,
-                        source_event_id=entry.key.source_event_id,
-                        version=entry.key.version,
-                        payload_sha256=entry.payload_sha256,
-                        event_code=entry.event_code,
-                        pseudonym=entry.pseudonym,
-                        received_at=entry.received_at,
-                    ),
-                )
+                await session.execute(intake_record.insert(), intake_row(entry))
                 await add_to_outbox(session, self._owner, outgoing)
         except IntegrityError:
             # A concurrent identical POST won the race; answer as its repeat.
             existing = await self._existing(entry.key)
             if existing is None:
                 raise
-            return _repeat(entry, *existing)
+            return answer_as_repeat(entry, *existing)
         return Accepted(entry.message_id, duplicate=False)
 
     async def _existing(self, key: BusinessKey) -> tuple[str, str] | None:
@@ -154,7 +146,23 @@ class SqlIntakeStore:
         return None if row is None else (row.message_id, row.payload_sha256)
 
 
-def _repeat(entry: IntakeEntry, message_id: str, payload_sha256: str) -> Accepted:
+def intake_row(entry: IntakeEntry) -> dict[str, Any]:
+    """The ``intake_record`` row of ``entry``."""
+    return dict(
+        message_id=entry.message_id,
+        source_system=entry.key.source,
+        source_event_id=entry.key.source_event_id,
+        version=entry.key.version,
+        payload_sha256=entry.payload_sha256,
+        event_code=entry.event_code,
+        pseudonym=entry.pseudonym,
+        received_at=entry.received_at,
+    )
+
+
+def answer_as_repeat(entry: IntakeEntry, message_id: str, payload_sha256: str) -> Accepted:
+    """The answer to ``entry`` when its business key was stored first as ``message_id``
+    with ``payload_sha256``: the same id again, or ConflictingResend for changed content."""
     if payload_sha256 != entry.payload_sha256:
         raise ConflictingResend(message_id)
     return Accepted(message_id, duplicate=True)
@@ -170,7 +178,7 @@ class FakeIntakeStore:
     async def record(self, entry: IntakeEntry, outgoing: OutgoingRecord) -> Accepted:
         if entry.key in self.entries:
             first = self.entries[entry.key]
-            return _repeat(entry, first.message_id, first.payload_sha256)
+            return answer_as_repeat(entry, first.message_id, first.payload_sha256)
         self.entries[entry.key] = entry
         self.outbox.append(outgoing)
         return Accepted(entry.message_id, duplicate=False)

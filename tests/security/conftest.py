@@ -19,7 +19,7 @@ from services.adapter_takecare.settings import AdapterTakeCareSettings
 from services.adapter_treserva.app import OWNER as TRESERVA_OWNER
 from services.adapter_treserva.app import create_app as create_treserva
 from services.adapter_treserva.settings import AdapterTreservaSettings
-from services.messaging.intake import SqlIntakeStore
+from services.messaging.intake_group import GroupedIntakeStore
 from services.messaging.intake_tables import intake_record
 from services.messaging.outbox import outbox
 from tests.support.adapters import ADMISSION, NOW
@@ -65,7 +65,7 @@ async def takecare_app(
     def make(**overrides: Any) -> httpx.AsyncClient:
         app = create_takecare(
             AdapterTakeCareSettings(**overrides),
-            store=SqlIntakeStore(sessions, TAKECARE_OWNER),
+            store=GroupedIntakeStore(sessions, TAKECARE_OWNER),
             sessions=sessions,
             clock=lambda: NOW,
         )
@@ -89,7 +89,7 @@ async def treserva(
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_treserva(
         AdapterTreservaSettings(),
-        store=SqlIntakeStore(sessions, TRESERVA_OWNER),
+        store=GroupedIntakeStore(sessions, TRESERVA_OWNER),
         sessions=sessions,
         clock=lambda: NOW,
     )

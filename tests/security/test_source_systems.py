@@ -15,7 +15,7 @@ from services.adapter_takecare.settings import AdapterTakeCareSettings
 from services.adapter_treserva.settings import AdapterTreservaSettings
 from services.messaging import intake_http, keys
 from services.messaging.envelope import System
-from services.messaging.intake import SqlIntakeStore
+from services.messaging.intake_group import GroupedIntakeStore
 from services.messaging.payload_crypto import encode_keyring, new_key
 from tests.support.adapters import NOW, TAKECARE_KEY, TRESERVA_KEY, bearer
 from tests.support.settings import SECURE_KAFKA
@@ -89,7 +89,7 @@ async def test_a_family_the_catalogue_does_not_give_a_system_is_403(
     monkeypatch.setattr(intake_http, "may_send", lambda source, family: False)
     app = create_app(
         AdapterTakeCareSettings(),
-        store=SqlIntakeStore(sessions, "adapter_takecare"),
+        store=GroupedIntakeStore(sessions, "adapter_takecare"),
         sessions=sessions,
         clock=lambda: NOW,
     )

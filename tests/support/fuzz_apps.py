@@ -40,7 +40,7 @@ from services.adapter_treserva.families import receipt as treserva_receipt
 from services.adapter_treserva.settings import AdapterTreservaSettings
 from services.messaging.contracts import CONTRACTS_DIR
 from services.messaging.db import make_engine, session_factory
-from services.messaging.intake import SqlIntakeStore
+from services.messaging.intake_group import GroupedIntakeStore
 from services.router.ops.app import create_app as create_router
 from services.router.settings import RouterSettings
 from tests.support.servers import QuietServer
@@ -57,7 +57,7 @@ _NO_RATE_LIMIT: dict[str, Any] = {"rate_limit_per_s": 0}
 def build_takecare(sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
     return create_takecare(
         AdapterTakeCareSettings(**_NO_RATE_LIMIT),
-        store=SqlIntakeStore(sessions, TAKECARE_OWNER),
+        store=GroupedIntakeStore(sessions, TAKECARE_OWNER),
         sessions=sessions,
         clock=lambda: NOW,
     )
@@ -66,7 +66,7 @@ def build_takecare(sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
 def build_treserva(sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
     return create_treserva(
         AdapterTreservaSettings(**_NO_RATE_LIMIT),
-        store=SqlIntakeStore(sessions, TRESERVA_OWNER),
+        store=GroupedIntakeStore(sessions, TRESERVA_OWNER),
         sessions=sessions,
         clock=lambda: NOW,
     )

@@ -17,7 +17,7 @@ from services.adapter_treserva.app import create_app as treserva_app
 from services.adapter_treserva.settings import AdapterTreservaSettings
 from services.messaging import topics
 from services.messaging.envelope import EventCode, ResponseCode
-from services.messaging.intake import SqlIntakeStore
+from services.messaging.intake_group import GroupedIntakeStore
 from services.messaging.kafka import InMemoryBus, OutgoingRecord
 from services.messaging.metrics import InMemoryConsumerLag
 from services.router.ops.app import create_app
@@ -219,7 +219,7 @@ SIP_UPDATE = json.loads(
 async def test_an_adapter_counts_intake_outbox_and_requests(sessions, clock):
     app = treserva_app(
         AdapterTreservaSettings(),
-        store=SqlIntakeStore(sessions, TRESERVA_OWNER),
+        store=GroupedIntakeStore(sessions, TRESERVA_OWNER),
         sessions=sessions,
         clock=clock,
     )

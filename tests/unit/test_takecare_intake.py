@@ -19,6 +19,7 @@ from services.messaging.intake import (
     SqlIntakeStore,
     accept_event,
 )
+from services.messaging.intake_group import GroupedIntakeStore
 from services.messaging.intake_tables import intake_record
 from services.messaging.outbox import outbox
 
@@ -139,8 +140,12 @@ async def test_missing_required_fields_are_each_reported(client, event):
     assert "expectedDischargeAt" in paths and "patient.registeredAddress" in paths
 
 
-async def test_sql_store_writes_intake_and_outbox_in_one_go(sessions, event):
-    store = SqlIntakeStore(sessions, "adapter_takecare")
+SQL_STORES = [SqlIntakeStore, GroupedIntakeStore]  # one event at a time; grouped (the adapters')
+
+
+@pytest.mark.parametrize("sql_store", SQL_STORES)
+async def test_sql_store_writes_intake_and_outbox_in_one_go(sessions, event, sql_store):
+    store = sql_store(sessions, "adapter_takecare")
     first = await accept_admission(event, store=store, pseudonym_key="k", now=NOW)
     again = await accept_admission(event, store=store, pseudonym_key="k", now=NOW)
     assert again.message_id == first.message_id and again.duplicate
@@ -152,8 +157,9 @@ async def test_sql_store_writes_intake_and_outbox_in_one_go(sessions, event):
         assert await s.scalar(select(func.count()).select_from(outbox)) == 1
 
 
-async def test_concurrent_identical_posts_create_one_message(sessions, event):
-    store = SqlIntakeStore(sessions, "adapter_takecare")
+@pytest.mark.parametrize("sql_store", SQL_STORES)
+async def test_concurrent_identical_posts_create_one_message(sessions, event, sql_store):
+    store = sql_store(sessions, "adapter_takecare")
     results = await asyncio.gather(
         *(accept_admission(event, store=store, pseudonym_key="k", now=NOW) for _ in range(8))
     )

@@ -18,7 +18,7 @@ from services.adapter_takecare.settings import AdapterTakeCareSettings
 from services.adapter_treserva.service import DESTINATION as TRESERVA
 from services.messaging import topics
 from services.messaging.delivery import DeliveryDeps, handle_delivery_batch
-from services.messaging.intake import SqlIntakeStore
+from services.messaging.intake_group import GroupedIntakeStore
 from services.messaging.journal_client import FakeJournalClient
 from services.messaging.kafka import InMemoryBus
 from services.messaging.logs import JsonFormatter
@@ -65,7 +65,7 @@ async def test_a_traceparent_from_the_intake_reaches_every_hop_and_logs_hold_no_
     bus = InMemoryBus()
     app = takecare_app(
         AdapterTakeCareSettings(),
-        store=SqlIntakeStore(sessions, TAKECARE_OWNER),
+        store=GroupedIntakeStore(sessions, TAKECARE_OWNER),
         sessions=sessions,
         clock=lambda: NOW,
     )
@@ -139,7 +139,7 @@ async def test_a_traceparent_from_the_intake_reaches_every_hop_and_logs_hold_no_
 async def test_an_intake_without_a_valid_traceparent_starts_a_trace_of_its_own(sessions, admission):
     app = takecare_app(
         AdapterTakeCareSettings(),
-        store=SqlIntakeStore(sessions, TAKECARE_OWNER),
+        store=GroupedIntakeStore(sessions, TAKECARE_OWNER),
         sessions=sessions,
         clock=lambda: NOW,
     )
