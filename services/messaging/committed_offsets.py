@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from services.messaging.kafka import InMemoryBus
+from services.messaging.kafka import InMemoryBus, log_ends
 from services.messaging.kafka_connection import KafkaConnection
 
 Committed = dict[tuple[str, str, int], int | None]
@@ -112,6 +112,16 @@ class KafkaCommittedOffsets:
                     )
         if every:
             ends = await meta.end_offsets(every)
+            doubtful = sorted(
+                {
+                    TopicPartition(topic, p)
+                    for (_, topic, p), offset in out.items()
+                    if offset is not None and offset > ends.get(TopicPartition(topic, p), 0)
+                }
+            )
+            if doubtful:  # Tansu's ListOffsets can fall short of the end: read it
+                meta.assign(doubtful)
+                ends = await log_ends(meta, doubtful, ends)
         # A commit past the end of its partition is a stale one from before a broker data
         # loss (see services.messaging.kafka.KafkaConsumer._distrust_stale_commits): it
         # confirms nothing, or a watermark would keep records the new log never had.

@@ -22,7 +22,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -214,6 +214,34 @@ class KafkaPublisher:
         return [Placement(m.partition, m.offset) for m in acknowledged]
 
 
+async def log_ends(
+    consumer: AIOKafkaConsumer,
+    partitions: Sequence[TopicPartition],
+    listed: dict[Any, int],
+    *,
+    timeout_s: float = 3.0,
+) -> dict[Any, int]:
+    """The log end offset of each of ``partitions`` (assigned to ``consumer``), from
+    ``listed`` (ListOffsets' answer). Apache Kafka's answer is the end; Tansu answers one
+    past the *first* offset of the last record batch, so the last batch is read (from the
+    listed end minus one) and its last offset counts: the same answer on both brokers. A
+    partition not read within ``timeout_s`` keeps its listed end. Moves the consumer's
+    position on those partitions."""
+    ends = dict(listed)
+    pending = {tp for tp in partitions if listed.get(tp, 0) > 0}
+    for tp in pending:
+        consumer.seek(tp, listed[tp] - 1)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while pending and asyncio.get_running_loop().time() < deadline:
+        # the first fetch after an assignment can come back empty: read until the deadline
+        found = await consumer.getmany(*pending, timeout_ms=500)
+        for tp, records in found.items():
+            if records:
+                ends[tp] = max(ends[tp], records[-1].offset + 1)
+                pending.discard(tp)
+    return ends
+
+
 class ConsumerStartFailed(Exception):
     """The consumer did not join its group in any of its attempts."""
 
@@ -273,12 +301,18 @@ class KafkaConsumer:
         if not parts:
             return
         first = await self._consumer.beginning_offsets(parts)
-        end = await self._consumer.end_offsets(parts)
-        reset: dict[TopicPartition, int] = {}
-        for tp in parts:
-            committed = await self._consumer.committed(tp)
-            if after_loss or (committed is not None and committed > end[tp]):
-                reset[tp] = first[tp]
+        committed = {tp: await self._consumer.committed(tp) for tp in parts}
+        listed = await self._consumer.end_offsets(parts)
+        doubtful = [tp for tp in parts if (committed[tp] or 0) > listed[tp]]
+        ends = await log_ends(self._consumer, doubtful, listed) if doubtful else listed
+        reset: dict[TopicPartition, int] = {
+            tp: first[tp]
+            for tp in parts
+            if after_loss or (committed[tp] is not None and committed[tp] > ends[tp])
+        }
+        for tp in doubtful:  # read from where the group committed, unless reset below
+            if tp not in reset and committed[tp] is not None:
+                self._consumer.seek(tp, committed[tp])
         if not reset:
             return
         for tp, offset in reset.items():

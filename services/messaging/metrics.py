@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.messaging.committed_offsets import KafkaCommittedOffsets
-from services.messaging.kafka import InMemoryBus
+from services.messaging.kafka import InMemoryBus, log_ends
 from services.messaging.kafka_connection import KafkaConnection
 from services.messaging.outbox import outbox
 from services.messaging.publish_watermarks import Reason, broker_recovery, unconfirmed_count
@@ -192,27 +192,14 @@ class KafkaConsumerLag:
         return out
 
     async def _ends(self, meta: Any, partitions: list[Any]) -> dict[Any, int]:
-        """The log end offset of each partition. ListOffsets gives it on Apache Kafka; Tansu
-        answers with one past the *first* offset of the last record batch, so the last
-        batch is read (from the listed end minus one) and its last offset counts: the same
-        answer on both brokers."""
+        """The log end offset of each partition (services.messaging.kafka.log_ends: the same
+        answer on both brokers)."""
         listed: dict[Any, int] = await meta.end_offsets(partitions)
-        ends = dict(listed)
-        pending = {tp for tp in partitions if listed.get(tp, 0) > 0}
+        pending = sorted(tp for tp in partitions if listed.get(tp, 0) > 0)
         if not pending:
-            return ends
-        meta.assign(sorted(pending))
-        for tp in pending:
-            meta.seek(tp, listed[tp] - 1)
-        while pending:
-            found = await meta.getmany(*pending, timeout_ms=500)
-            if not found:
-                break  # nothing more to read: keep what ListOffsets said
-            for tp, records in found.items():
-                if records:
-                    ends[tp] = max(ends[tp], records[-1].offset + 1)
-                    pending.discard(tp)
-        return ends
+            return dict(listed)
+        meta.assign(pending)
+        return await log_ends(meta, pending, listed)
 
     async def aclose(self) -> None:
         await self._offsets.aclose()
