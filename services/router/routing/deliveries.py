@@ -641,10 +641,13 @@ async def dispatch_due(
     only: list[int] | None = None,
     patients: set[str] | None = None,
     limit: int = 200,
+    opened: dict[str, str] | None = None,
 ) -> int:
     """Publish a delivery command for every pending delivery that is due and not held back
     behind an earlier unresolved delivery of the same patient to the same destination.
     ``only`` narrows it to those deliveries, ``patients`` to those patients' (pseudonyms).
+    ``opened``: payloads known in clear by message id (the batch that stored them), so that
+    each payload is decrypted at most once per dispatch, not once per delivery.
 
     No destination gets more than ``rules.max_in_flight`` in flight: the rest stay pending
     until outcomes make room (the tick's full scan sends them). An attempt's timeout runs
@@ -665,12 +668,13 @@ async def dispatch_due(
     rows = _probes_first(list((await session.execute(query)).all()), gate)
     chosen: list[tuple[Any, int, OutgoingRecord]] = []
     probed: set[str] = set()
+    opened = {} if opened is None else opened
     for row in rows:
         if rules.max_in_flight and in_flight.get(row.destination, 0) >= rules.max_in_flight:
             continue  # the window filled during this pass
         attempt = row.attempts + 1
         try:
-            command = delivery_command(row, attempt, rules.keyring)
+            command = delivery_command(row, attempt, rules.keyring, opened)
         except PayloadCryptoError as exc:  # one bad payload must not stop the others
             await dead_letter(
                 session,
@@ -777,7 +781,9 @@ async def _in_flight(session: AsyncSession) -> dict[str, int]:
     return {str(row[0]): int(row[1]) for row in rows}
 
 
-def delivery_command(row: Any, attempt: int, keyring: Keyring) -> OutgoingRecord:
+def delivery_command(
+    row: Any, attempt: int, keyring: Keyring, opened: dict[str, str] | None = None
+) -> OutgoingRecord:
     """The command for one attempt: to the subscription's topic (a journal adapter), or to
     the router's own webhook topic (a rest-hook subscriber). A delivery without a
     subscription row (made before subscriptions existed) goes to its destination's topic."""
@@ -797,7 +803,11 @@ def delivery_command(row: Any, attempt: int, keyring: Keyring) -> OutgoingRecord
         # until when the router waits for this attempt's receipt: an adapter confirming by
         # read-back reads the record back until then
         headers[CONFIRM_BY_HEADER] = awaited_until(row).isoformat()
-    value = keyring.open(row.payload, message_id=row.message_id)  # Kafka gets plaintext
+    value = opened.get(row.message_id) if opened is not None else None
+    if value is None:
+        value = keyring.open(row.payload, message_id=row.message_id)  # Kafka gets plaintext
+        if opened is not None:
+            opened[row.message_id] = value
     return OutgoingRecord(topic=topic, key=row.pseudonym, value=value, headers=headers)
 
 

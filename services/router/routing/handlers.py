@@ -112,8 +112,11 @@ class Router:
                     session, accepted, self.rules, now, subscriptions, self._jumps
                 )
             dispatched = 0
-            if created:
-                dispatched += await dispatch_due(session, self.rules, now, only=created)
+            if created:  # their payloads are in the batch, in clear: not decrypted again
+                opened = {i.env.message_id: i.record.value.decode() for i in accepted}
+                dispatched += await dispatch_due(
+                    session, self.rules, now, only=created, opened=opened
+                )
             if released:  # a resolved delivery may release the patient's next one; whatever
                 # else became due (a circuit closed, a back-off ended) the tick dispatches
                 dispatched += await dispatch_due(session, self.rules, now, patients=released)
