@@ -36,6 +36,7 @@ from services.router.routing.watchdog import (
     check_legal_deadlines,
     expire_attempts,
     flag_overdue_confirmations,
+    next_due,
     resend_unconfirmed,
     sweep_in_flight,
 )
@@ -255,8 +256,29 @@ class Router:
             log.warning("in-flight deliveries swept at start-up", extra={"deliveries": swept})
         return swept
 
+    async def next_wait(self, interval_s: float) -> float:
+        """Seconds to sleep after a tick: until the earliest timer falls due
+        (:func:`~services.router.routing.watchdog.next_due`), the next round of checks, or
+        the lease's renewal (a third of its length), whichever comes first; never less than
+        ``interval_s``. An idle router so ticks about once per ``checks_every`` instead of
+        every ``interval_s``, and a timer due between two ticks is not waited for beyond it.
+        A timer a batch sets is at least an attempt's timeout or a back-off away, and the
+        batch itself dispatches what it makes due."""
+        every = self.checks_every.total_seconds()
+        if every <= 0:
+            return interval_s  # the checks run at every tick
+        longest = self.lease_s / 3
+        if self._checked_at is not None:
+            longest = min(longest, every - (self._monotonic() - self._checked_at))
+        async with self.sessions() as session:
+            due = await next_due(session)
+        if due is not None:
+            longest = min(longest, (due - self.clock()).total_seconds())
+        return max(interval_s, longest)
+
     async def run_ticks(self, interval_s: float) -> None:
-        """Tick forever; while the database is unreachable, wait and try again."""
+        """Tick forever, waking when something falls due (:meth:`next_wait`); while the
+        database is unreachable, wait and try again."""
         failures = 0
         while True:
             try:
@@ -275,7 +297,13 @@ class Router:
                 )
                 await asyncio.sleep(min(0.2 * 2**failures, 5.0))
                 continue
-            await asyncio.sleep(interval_s)
+            try:
+                wait = await self.next_wait(interval_s)
+            except Exception as exc:
+                if not (store_unavailable(exc) or lost_a_conflict(exc)):
+                    raise
+                wait = interval_s  # the tick finds out and waits as above
+            await asyncio.sleep(wait)
 
     def _wake(self) -> None:
         if self.relay_wake is not None:

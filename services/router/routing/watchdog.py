@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, update
+from sqlalchemy import ColumnElement, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging.payload_crypto import Keyring
@@ -16,6 +16,7 @@ from services.router import domain_events
 from services.router.alerting.events import Severity
 from services.router.alerting.incidents import Affected, AlertSink
 from services.router.routing import circuit
+from services.router.routing.circuit import destination_circuit
 from services.router.routing.deadlines import Stage, next_stage_at
 from services.router.routing.deadlines import stage as deadline_stage
 from services.router.routing.deliveries import (
@@ -29,6 +30,28 @@ from services.router.routing.domain import UNFINISHED, AlertKind, DeliveryState
 from services.router.routing.tables import delivery, delivery_attempt, message
 
 log = logging.getLogger(__name__)
+
+
+async def next_due(session: AsyncSession) -> datetime | None:
+    """The earliest moment one of the watchdog's timers falls due (an attempt's timeout, a
+    confirmation deadline or re-send, a circuit's probe), or None: the tick sleeps until
+    then instead of polling. Each minimum is read along an index or over few rows."""
+    d, c = delivery.c, destination_circuit.c
+    earliest = (
+        select(func.min(d.attempt_expires_at))
+        .where(d.state == DeliveryState.DISPATCHED.value)
+        .scalar_subquery(),
+        select(func.min(d.confirm_by))
+        .where(d.state == DeliveryState.SENT.value, d.resend_at.is_(None))
+        .scalar_subquery(),
+        select(func.min(d.resend_at))
+        .where(d.state == DeliveryState.SENT.value, d.resend_at.is_not(None))
+        .scalar_subquery(),
+        select(func.min(c.probe_at)).where(c.probe_at.is_not(None)).scalar_subquery(),
+    )
+    row = (await session.execute(select(*earliest))).one()
+    found: list[datetime] = [t for t in row if t is not None]
+    return min(found) if found else None
 
 
 async def expire_attempts(
