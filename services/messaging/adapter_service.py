@@ -19,6 +19,7 @@ from services.messaging.db import make_engine, session_factory
 from services.messaging.delivery import DeliveryDeps, Destination, handle_delivery_batch
 from services.messaging.envelope import System
 from services.messaging.intake import IntakeStore
+from services.messaging.intake_first import IntakeFirst, ServingIntake
 from services.messaging.intake_group import GroupedIntakeStore
 from services.messaging.journal_client import HttpJournalClient
 from services.messaging.kafka import (
@@ -78,6 +79,7 @@ async def run_adapter(
     deliveries: list[DeliveryDeps] = []
     groups: dict[str, list[str]] = {}
     delivery_loops: dict[str, Loop] = {}
+    intake_first = IntakeFirst()  # the journals' POSTs before the deliveries
     terms = read_back or ReadBackTerms()
     readers: dict[System, HttpJournalClient] = {}
     poller: ReadBackPoller | None = None
@@ -97,6 +99,7 @@ async def run_adapter(
             clock=settings.clock().now,
             destination=endpoint.destination,
             relay_wake=relay.wake,
+            intake=intake_first,
         )
         delivery_loops[f"deliveries to {system}"] = _delivery_loop(
             consumer, deps, system, verifier, fence.admit
@@ -115,6 +118,7 @@ async def run_adapter(
             if deps.destination.system in readers:
                 deps.read_back, deps.read_back_wake = terms, poller.wake
     app = create_app(GroupedIntakeStore(sessions, name), sessions, relay.wake)
+    app.add_middleware(ServingIntake, gate=intake_first)  # POSTs go before deliveries
     lags: list[KafkaConsumerLag] = []
     confirmations = Confirmations.from_kafka(sessions, name, kafka)  # by the router's group
 

@@ -38,6 +38,7 @@ from services.messaging.envelope import (
 )
 from services.messaging.families import is_versioned
 from services.messaging.fhir_parts import TranslationError
+from services.messaging.intake_first import IntakeFirst
 from services.messaging.journal_client import (
     FatalDeliveryError,
     JournalClient,
@@ -100,6 +101,8 @@ class DeliveryDeps:
     # accepted is read back on these terms, and ``read_back_wake`` wakes the poller
     read_back: ReadBackTerms | None = None
     read_back_wake: asyncio.Event | None = None
+    # the adapter's journals' POSTs go first (services.messaging.intake_first)
+    intake: IntakeFirst | None = None
 
 
 async def handle_delivery_batch(records: list[IncomingRecord], *, deps: DeliveryDeps) -> None:
@@ -113,6 +116,8 @@ async def handle_delivery_batch(records: list[IncomingRecord], *, deps: Delivery
     async def deliver_in_order(group: list[IncomingRecord]) -> None:
         for record in group:
             async with in_flight:
+                if deps.intake is not None:
+                    await deps.intake.turn()
                 await deliver(record, deps=deps)
 
     await asyncio.gather(*(deliver_in_order(group) for group in by_key.values()))
@@ -143,6 +148,8 @@ async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
             log.info("delivery command already handled", extra={**ids, "attempt": attempt})
             return
     code, diagnostics, failure, path = await _post(record, message_id, deps)
+    if deps.intake is not None:
+        await deps.intake.turn()  # a journal's POST goes first (intake_first)
     read_back = deps.read_back if code is ResponseCode.OK else None  # accepted: read it back
     response = response_message(
         request_message_id=message_id,

@@ -1,78 +1,122 @@
-"""Intake first: a service answers HTTP while its Kafka side is still being prepared, says so
-on /health, and starts its loops once Kafka is ready; a failed preparation ends the process
-like a failed loop (issue: after a kill -9 the TakeCare intake stayed closed 12-19 s while the
-consumer group joined, and the journals saw 360 failed POSTs)."""
+"""An adapter's intake is never starved by its own deliveries (issue 18): a POST being
+served has the right of way over a delivery about to start, for at most ``max_yield_s``."""
+
+from __future__ import annotations
 
 import asyncio
-import os
-import signal
+import time
 
 import httpx
-from fastapi import FastAPI, Request
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-from sandbox.stack import free_port
-from services.messaging.runtime import health, run_service
+from services.messaging.intake_first import IntakeFirst, ServingIntake
+
+STEP_S = 0.002  # CPU per step, as validating, translating, writing each take a little
+STEPS = 5
 
 
-def _app() -> FastAPI:
-    app = FastAPI()
+def _busy(seconds: float) -> None:
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
 
-    @app.get("/health")
-    async def get_health(request: Request) -> dict[str, str]:
-        return health(request.app)
 
+async def _work() -> None:
+    for _ in range(STEPS):
+        _busy(STEP_S)
+        await asyncio.sleep(0)
+
+
+async def _delivery(gate: IntakeFirst | None) -> None:
+    """Translate, POST to the journal (I/O), then (after giving way, as ``deliver`` does)
+    store the outcome."""
+    _busy(STEP_S)
+    await asyncio.sleep(0.01)
+    if gate is not None:
+        await gate.turn()
+    for _ in range(STEPS - 1):
+        _busy(STEP_S)
+        await asyncio.sleep(0)
+
+
+async def test_a_delivery_starts_at_once_when_no_post_is_served() -> None:
+    gate = IntakeFirst()
+    started = time.perf_counter()
+    await gate.turn()
+    assert time.perf_counter() - started < 0.01 and gate.yielded == 0
+
+
+async def test_a_delivery_waits_for_the_post_being_served() -> None:
+    gate = IntakeFirst(max_yield_s=5)
+    order: list[str] = []
+
+    async def post() -> None:
+        with gate.post():
+            await asyncio.sleep(0.05)
+            order.append("post")
+
+    serving = asyncio.create_task(post())
+    await asyncio.sleep(0)
+    await gate.turn()
+    order.append("delivery")
+    await serving
+    assert order == ["post", "delivery"] and gate.yielded == 1
+
+
+async def test_deliveries_are_slowed_never_stopped_by_a_stream_of_posts() -> None:
+    gate = IntakeFirst(max_yield_s=0.02)
+    with gate.post():  # a POST that never ends
+        started = time.perf_counter()
+        for _ in range(3):
+            await gate.turn()
+        waited = time.perf_counter() - started
+    assert 0.05 <= waited < 1.0
+
+
+def _app(gate: IntakeFirst | None) -> Starlette:
+    async def intake(_: Request) -> JSONResponse:
+        await _work()
+        return JSONResponse({"ok": True}, status_code=202)
+
+    app = Starlette(routes=[Route("/events", intake, methods=["POST"])])
+    if gate is not None:
+        app.add_middleware(ServingIntake, gate=gate)
     return app
 
 
-async def _get(url: str) -> httpx.Response | None:
-    async with httpx.AsyncClient(timeout=1) as client:
-        try:
-            return await client.get(url)
-        except httpx.TransportError:
-            return None
+async def _intake_latency_during_a_drain(gate: IntakeFirst | None) -> float:
+    """The median time of a POST while 16 deliveries at a time work through a backlog."""
+    stop = asyncio.Event()
+    slots = asyncio.Semaphore(16)
+
+    async def deliver_forever() -> None:
+        while not stop.is_set():
+            async with slots:
+                if gate is not None:
+                    await gate.turn()
+                await _delivery(gate)
+
+    drain = [asyncio.create_task(deliver_forever()) for _ in range(32)]
+    times: list[float] = []
+    transport = httpx.ASGITransport(app=_app(gate))
+    async with httpx.AsyncClient(transport=transport, base_url="http://adapter") as client:
+        await asyncio.sleep(0.05)  # the drain under way
+        for _ in range(15):
+            started = time.perf_counter()
+            assert (await client.post("/events", json={})).status_code == 202
+            times.append(time.perf_counter() - started)
+    stop.set()
+    await asyncio.gather(*drain)
+    return sorted(times)[len(times) // 2]
 
 
-async def _wait(url: str, want: dict[str, str], timeout_s: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while asyncio.get_running_loop().time() < deadline:
-        res = await _get(url)
-        if res is not None and res.json() == want:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{url} never answered {want}")
-
-
-async def test_http_answers_while_kafka_is_prepared_and_the_loops_start_after():
-    port = free_port()
-    kafka_up = asyncio.Event()
-    ran: list[str] = []
-
-    async def relay() -> None:
-        ran.append("relay")
-        await asyncio.Event().wait()
-
-    async def prepare():
-        await kafka_up.wait()  # the consumer group still joining
-        return {"relay": relay}
-
-    service = asyncio.create_task(
-        run_service(_app(), host="127.0.0.1", port=port, loops={}, prepare=prepare)
-    )
-    url = f"http://127.0.0.1:{port}/health"
-    await _wait(url, {"status": "ok", "kafka": "starting"})
-    assert ran == []  # nothing that needs Kafka runs before it is ready
-    kafka_up.set()
-    await _wait(url, {"status": "ok", "kafka": "ready"})
-    assert ran == ["relay"]
-    os.kill(os.getpid(), signal.SIGTERM)
-    assert await asyncio.wait_for(service, 10) == 0
-
-
-async def test_a_failed_preparation_ends_the_process_non_zero():
-    async def prepare():
-        raise ConnectionError("no broker")
-
-    code = await asyncio.wait_for(
-        run_service(_app(), host="127.0.0.1", port=free_port(), loops={}, prepare=prepare), 10
-    )
-    assert code == 1
+async def test_a_post_during_a_drain_is_not_held_up_by_the_deliveries() -> None:
+    """Measured here: 130-190 ms a POST without the right of way, 58-84 ms with it (the
+    deliveries already past their turn still finish their steps)."""
+    starved = await _intake_latency_during_a_drain(None)
+    first = await _intake_latency_during_a_drain(IntakeFirst())
+    # without the gate each step of the POST queues behind the ready delivery steps
+    assert first < starved * 0.7, (first, starved)
