@@ -7,15 +7,42 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .PHONY: install run demo test test-fast test-postgres test-apache reliability browser security check lint typecheck contracts validate bench bench-queries bench-dispatch attack-probe clean
-.PHONY: kafka postgres postgres-binaries
+.PHONY: kafka postgres postgres-binaries lock lock-check
+
+# Everything is installed from requirements-dev.lock: each package pinned, with the sha256 of
+# its files, for Linux x86_64 and CPython 3.11 (pip refuses a file whose hash is not listed).
+# The project itself comes after, without dependencies and built by the locked setuptools;
+# `pip check` then fails if pyproject.toml wants a package the lock lacks (run make lock).
+LOCK := requirements-dev.lock
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,sandbox]'
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	@touch $(STAMP)
+
+# make lock: resolve requirements-dev.lock and requirements.lock (the production image's) again
+# from pyproject.toml, keeping every pin it still allows (LOCK_ARGS=--upgrade, or
+# LOCK_ARGS='--upgrade-package fastapi', to move them). make lock-check: they match it.
+# uv resolves; it runs from a venv of its own, installed from the dev lock's uv and packaging pins.
+LOCK_ARGS ?=
+UV_VENV := .cache/lock-tools
+UV      := $(UV_VENV)/bin/uv
+
+$(UV): $(LOCK)
+	@test -x $(UV_VENV)/bin/python || $(PYTHON) -m venv $(UV_VENV)
+	$(PYTHON) -m sandbox.lockfile requirement uv packaging $(LOCK) > $(UV_VENV)/requirements.txt
+	$(UV_VENV)/bin/python -m pip install --quiet --require-hashes -r $(UV_VENV)/requirements.txt
+	@touch $(UV)
+
+lock: $(UV)
+	$(UV_VENV)/bin/python -m sandbox.lockfile compile --uv $(UV) $(LOCK_ARGS)
+
+lock-check: $(UV)
+	$(UV_VENV)/bin/python -m sandbox.lockfile check --uv $(UV)
 
 # make run KAFKA=apache: the same stack on Apache Kafka (SASL_SSL, a SCRAM user per service, ACLs)
 KAFKA ?= tansu
