@@ -17,9 +17,11 @@ from services.adapter_treserva.settings import AdapterTreservaSettings
 from services.messaging.adapter_metrics import install_adapter_metrics
 from services.messaging.envelope import System
 from services.messaging.http import answer_store_outages
+from services.messaging.http_edge import install_http_edge
 from services.messaging.input_limits import RateLimiter
 from services.messaging.intake import IntakeStore
 from services.messaging.intake_http import IntakeGuard, intake_router, receipt_router
+from services.messaging.problems import OPERATION_OUTCOME, install_error_handlers
 from services.messaging.runtime import health as service_health
 
 OWNER = "adapter_treserva"
@@ -40,6 +42,7 @@ def create_app(
         version="1",
     )
 
+    install_error_handlers(app, OPERATION_OUTCOME)
     answer_store_outages(app)
     # One guard, so the rate limit counts a system's events and receipts together.
     guard = IntakeGuard(
@@ -88,5 +91,8 @@ def create_app(
             relay_wake=relay_wake,
         ),
         tags=["receipts"],
+    )
+    install_http_edge(
+        app, settings, shape=OPERATION_OUTCOME, key_ok=lambda h: guard.keys.identify(h) is not None
     )
     return app

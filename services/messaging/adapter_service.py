@@ -173,6 +173,7 @@ async def run_adapter(
         prepare=prepare,
         on_stop=stop,
         tls=tls_from(settings.ssl_certfile, settings.ssl_keyfile, settings.ssl_ca_certs),
+        proxies=settings.trusted_proxies(),
     )
 
 

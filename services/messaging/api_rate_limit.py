@@ -16,10 +16,9 @@ import logging
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.messaging.input_limits import RateLimiter
+from services.messaging.problems import PROBLEM_JSON
 
 log = logging.getLogger(__name__)
-
-PROBLEM_JSON = "application/problem+json"
 
 
 class ApiRateLimit:

@@ -2,25 +2,34 @@
 through FastAPI models (the router's ``/api/``): a size limit (declared and actual), JSON
 media types only, and a nesting-depth limit, all before the body reaches a parser.
 
-Refusals are OperationOutcomes: 413 too large, 415 not JSON, 400 nested too deep. Requests
-without a body, other methods and paths outside ``prefix`` pass untouched.
+Refusals come in the app's shape (:mod:`services.messaging.problems`): 413 too large, 415
+not JSON, 400 nested too deep. Requests without a body, other methods and paths outside
+``prefix`` pass untouched.
 """
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.messaging.http import JSON_MEDIA_TYPES, MAX_JSON_DEPTH, issue, operation_outcome
+from services.messaging.http import JSON_MEDIA_TYPES, MAX_JSON_DEPTH
 from services.messaging.input_limits import json_depth_exceeds
+from services.messaging.problems import ErrorShape
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
 class JsonBodyLimits:
     def __init__(
-        self, app: ASGIApp, *, prefix: str, max_bytes: int, max_depth: int = MAX_JSON_DEPTH
+        self,
+        app: ASGIApp,
+        *,
+        prefix: str,
+        shape: ErrorShape,
+        max_bytes: int,
+        max_depth: int = MAX_JSON_DEPTH,
     ) -> None:
         self.app = app
+        self.shape = shape
         self.prefix = prefix
         self.max_bytes = max_bytes
         self.max_depth = max_depth
@@ -36,7 +45,7 @@ class JsonBodyLimits:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(413, "too-long", f"body exceeds {self.max_bytes} bytes", scope, send)
+            await self._refuse(413, f"body exceeds {self.max_bytes} bytes", scope, send)
             return
         body = bytearray()
         while True:
@@ -46,7 +55,7 @@ class JsonBodyLimits:
             body.extend(message.get("body", b""))
             if len(body) > self.max_bytes:
                 text = f"body exceeds {self.max_bytes} bytes"
-                await self._refuse(413, "too-long", text, scope, send)
+                await self._refuse(413, text, scope, send)
                 return
             if not message.get("more_body", False):
                 break
@@ -54,11 +63,11 @@ class JsonBodyLimits:
             media_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if media_type not in JSON_MEDIA_TYPES:
                 text = "Content-Type must be application/json or application/fhir+json"
-                await self._refuse(415, "not-supported", text, scope, send)
+                await self._refuse(415, text, scope, send)
                 return
             if json_depth_exceeds(bytes(body), self.max_depth):
                 text = f"JSON nests deeper than {self.max_depth} levels"
-                await self._refuse(400, "too-costly", text, scope, send)
+                await self._refuse(400, text, scope, send)
                 return
         replayed = False
 
@@ -71,8 +80,8 @@ class JsonBodyLimits:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, status: int, code: str, text: str, scope: Scope, send: Send) -> None:
-        response = operation_outcome(status, [issue(code, text)])
+    async def _refuse(self, status: int, text: str, scope: Scope, send: Send) -> None:
+        response = self.shape(status, text)
         await response(scope, self._no_receive, send)
 
     @staticmethod

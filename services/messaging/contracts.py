@@ -1,7 +1,8 @@
 """Loading and applying the JSON Schemas in ``contracts/`` (draft 2020-12).
 
 A violation names the JSON path and the rule that failed, never the submitted value: the
-value may be patient data and violations are returned to callers and logged.
+value may be patient data and violations are returned to callers and logged. For the same
+reason a key the caller chose appears in a path only if it looks like a field name.
 
 Nearly every document is valid, so :func:`violations` first asks a compiled validator
 (jsonschema-rs, :mod:`services.messaging.contract_verdict`) for a verdict only, about a
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -29,6 +31,7 @@ from services.messaging.contract_verdict import NotPortable, verdict_registry, v
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
 
 log = logging.getLogger(__name__)
+_FIELD_NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +107,7 @@ def violations(relative_path: str, document: Any) -> list[Violation]:
         return []
     found = []
     for err in _leaves(validator(relative_path).iter_errors(document)):
-        path = ".".join(str(p) for p in err.absolute_path)
+        path = ".".join(str(p) if isinstance(p, int) else _key(p) for p in err.absolute_path)
         rule = str(err.validator)
         if rule == "required" and isinstance(err.instance, dict):
             for name in list(err.validator_value):  # type: ignore[arg-type]
@@ -115,11 +118,17 @@ def violations(relative_path: str, document: Any) -> list[Violation]:
         if rule == "additionalProperties" and isinstance(err.instance, dict):
             allowed = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
             for name in sorted(k for k in err.instance if k not in allowed):
-                where = f"{path}.{name}" if path else str(name)
+                where = f"{path}.{_key(name)}" if path else _key(name)
                 found.append(Violation(where, rule, "unknown field"))
             continue
         found.append(Violation(path, rule, _describe(rule, err.validator_value)))
     return sorted(set(found), key=lambda v: (v.path, v.rule))
+
+
+def _key(name: str) -> str:
+    """An unknown key as a violation (and the log) names it: the caller chose it, and it may
+    be anything, a personnummer too, so only a plain field name is repeated."""
+    return name if _FIELD_NAME.fullmatch(name) else "*"
 
 
 def _leaves(errors: Iterable[ValidationError]) -> Iterator[ValidationError]:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client import Histogram as _Histogram
@@ -68,10 +68,9 @@ def install(
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
         if token is not None and not bearer_matches(request.headers.get("authorization"), token):
-            return Response(
-                "a bearer token is required\n",
-                status_code=401,
-                media_type="text/plain",
+            raise HTTPException(  # answered in the app's shape (services.messaging.problems)
+                401,
+                "a bearer token is required",
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
         async with lock:

@@ -59,11 +59,22 @@ def tls_from(certfile: str | None, keyfile: str | None, client_ca: str | None) -
     return Tls(certfile, keyfile, client_ca)
 
 
-def server_config(app: FastAPI, *, host: str, port: int, tls: Tls | None = None) -> uvicorn.Config:
-    """uvicorn's configuration of one service's HTTP server."""
-    options: dict[str, Any] = {}
+def server_config(
+    app: FastAPI,
+    *,
+    host: str,
+    port: int,
+    tls: Tls | None = None,
+    proxies: list[str] | None = None,
+) -> uvicorn.Config:
+    """uvicorn's configuration of one service's HTTP server. ``proxies``: the TLS proxy's
+    addresses, the only peers whose ``X-Forwarded-*`` headers count; without them none do
+    (uvicorn would otherwise believe any process on the loopback)."""
+    options: dict[str, Any] = {"proxy_headers": proxies is not None}
+    if proxies is not None:
+        options["forwarded_allow_ips"] = proxies
     if tls is not None:
-        options = {"ssl_certfile": tls.certfile, "ssl_keyfile": tls.keyfile}
+        options |= {"ssl_certfile": tls.certfile, "ssl_keyfile": tls.keyfile}
         if tls.client_ca is not None:
             options |= {"ssl_ca_certs": tls.client_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
     return uvicorn.Config(
@@ -87,12 +98,13 @@ async def run_service(
     loops: dict[str, Loop],
     on_stop: Callable[[], Awaitable[None]] | None = None,
     tls: Tls | None = None,
+    proxies: list[str] | None = None,
     prepare: Prepare | None = None,
 ) -> int:
     """Serve ``app`` and run ``loops`` until SIGTERM/SIGINT or until one of them fails;
     ``prepare`` runs while HTTP is already served, and the loops it returns start when it
     is done (a failure of it ends the process like a failed loop)."""
-    server = _Server(server_config(app, host=host, port=port, tls=tls))
+    server = _Server(server_config(app, host=host, port=port, tls=tls, proxies=proxies))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

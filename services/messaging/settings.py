@@ -7,6 +7,7 @@ refuse the well-known sandbox secrets, so a production deployment cannot start o
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -42,7 +43,7 @@ class DefaultSecretError(ValueError):
 
 
 class PlaintextRefusedError(ValueError):
-    """A plaintext channel (Kafka) was configured outside the sandbox."""
+    """A plaintext channel (Kafka, or HTTP without TLS) was configured outside the sandbox."""
 
 
 class ServiceSettings(BaseSettings):
@@ -84,11 +85,16 @@ class ServiceSettings(BaseSettings):
     max_json_depth: int = 32
     rate_limit_per_s: float = 100.0
     rate_limit_burst: int = 1000  # a source's backfill after an outage still goes through
-    # Optional TLS for the HTTP server (uvicorn's ssl_* options). With ``ssl_ca_certs`` set
-    # every client must show a certificate signed by that CA (mutual TLS, CERT_REQUIRED).
+    # HTTPS, which outside the sandbox is required one way or the other (docs/security.md,
+    # Transport): uvicorn serves TLS itself (its ssl_* options; with ``ssl_ca_certs`` every
+    # client must show a certificate signed by that CA: mutual TLS, CERT_REQUIRED), or a TLS
+    # proxy in front of it does: ``behind_tls_proxy`` with the proxy's addresses (JSON list
+    # of IPs or networks), the only peers whose X-Forwarded-Proto/-For uvicorn believes.
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_ca_certs: str | None = None
+    behind_tls_proxy: bool = False
+    forwarded_allow_ips: list[str] = Field(default_factory=list)
     # What the service holds at rest (services.messaging.payload_crypto): base64 of
     # {"current": key id, "keys": {key id: base64 of 32 bytes}}; older keys stay readable.
     # The router seals message payloads, subscription secrets and its outbox with it; an
@@ -229,3 +235,35 @@ class ServiceSettings(BaseSettings):
                 "certificate (kafka_ssl_certfile, kafka_ssl_keyfile)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _https_outside_the_sandbox(self) -> ServiceSettings:
+        """After the secrets and Kafka checks: how HTTPS reaches the service, and /metrics'
+        token (services.messaging.http_edge; docs/security.md, Transport and headers)."""
+        for address in self.forwarded_allow_ips:
+            try:
+                network = ipaddress.ip_network(address, strict=False)
+            except ValueError:
+                raise ValueError(
+                    "forwarded_allow_ips: IP addresses or networks of the TLS proxy only"
+                ) from None
+            if network.prefixlen == 0:
+                raise ValueError("forwarded_allow_ips: trusting every address trusts anyone")
+        if self.behind_tls_proxy and not self.forwarded_allow_ips:
+            raise ValueError(
+                "behind_tls_proxy needs forwarded_allow_ips: the addresses of the TLS proxy"
+            )
+        if self.environment == "sandbox":
+            return self
+        if self.ssl_certfile is None and not self.behind_tls_proxy:
+            raise PlaintextRefusedError(
+                "ssl_certfile, ssl_keyfile: outside the sandbox the service serves HTTPS; set "
+                "both, or run it behind a TLS proxy (behind_tls_proxy, forwarded_allow_ips)"
+            )
+        if self.metrics_token is None:
+            raise DefaultSecretError("metrics_token: outside the sandbox /metrics needs a token")
+        return self
+
+    def trusted_proxies(self) -> list[str] | None:
+        """The TLS proxy's addresses for uvicorn's proxy headers; None: not behind one."""
+        return list(self.forwarded_allow_ips) if self.behind_tls_proxy else None

@@ -252,4 +252,5 @@ async def main(settings: RouterSettings | None = None) -> int:
         prepare=prepare,
         on_stop=stop,
         tls=tls_from(settings.ssl_certfile, settings.ssl_keyfile, settings.ssl_ca_certs),
+        proxies=settings.trusted_proxies(),
     )

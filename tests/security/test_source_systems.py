@@ -18,7 +18,7 @@ from services.messaging.envelope import System
 from services.messaging.intake_group import GroupedIntakeStore
 from services.messaging.payload_crypto import encode_keyring, new_key
 from tests.support.adapters import NOW, TAKECARE_KEY, TRESERVA_KEY, bearer
-from tests.support.settings import SECURE_KAFKA
+from tests.support.settings import SECURE_HTTP, SECURE_KAFKA
 
 pytestmark = pytest.mark.security
 
@@ -138,6 +138,7 @@ def test_production_refuses_the_sandbox_key_hashes(cls, real):
         "pseudonym_key": "k" * 40,
         "payload_keys": encode_keyring("k1", {"k1": new_key()}),
         **SECURE_KAFKA,
+        **SECURE_HTTP,
         **real,
     }
     own, peer = keys.hash_key(keys.new_key()), keys.hash_key(keys.new_key())

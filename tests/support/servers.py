@@ -21,9 +21,11 @@ class QuietServer(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def serving(app: FastAPI, tls: Tls | None, *, timeout_s: float = 10) -> AsyncIterator[int]:
+async def serving(
+    app: FastAPI, tls: Tls | None, *, timeout_s: float = 10, proxies: list[str] | None = None
+) -> AsyncIterator[int]:
     """Serve ``app`` on a free port of 127.0.0.1 until the block ends; yields the port."""
-    server = QuietServer(server_config(app, host="127.0.0.1", port=0, tls=tls))
+    server = QuietServer(server_config(app, host="127.0.0.1", port=0, tls=tls, proxies=proxies))
     task = asyncio.create_task(server.serve())
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not server.started:

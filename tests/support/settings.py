@@ -21,9 +21,18 @@ SECURE_KAFKA: dict[str, Any] = {
 }
 
 
+# Outside the sandbox a service serves HTTPS (here uvicorn's own TLS; the files are only
+# named) and /metrics needs a token.
+SECURE_HTTP: dict[str, Any] = {
+    "ssl_certfile": "/run/secrets/tls/service.pem",
+    "ssl_keyfile": "/run/secrets/tls/service.key",
+    "metrics_token": "a-metrics-token-0123456789abcdef",
+}
+
+
 def secure_kafka_env(prefix: str) -> dict[str, str]:
-    """The same as environment variables of one service (``ROUTER_`` …)."""
+    """The same (and SECURE_HTTP) as environment variables of one service (``ROUTER_`` …)."""
     return {
         f"{prefix}{name.upper()}": value if isinstance(value, str) else json.dumps(value)
-        for name, value in SECURE_KAFKA.items()
+        for name, value in {**SECURE_KAFKA, **SECURE_HTTP}.items()
     }

@@ -205,7 +205,7 @@ async def test_forms_without_the_session_csrf_token_are_refused(browser_like, se
     assert res.status_code == 403
     assert res.headers["content-type"].startswith("text/html") and "reload it" in res.text
     api = await browser_like.get("/api/v1/messages/nope", headers={"authorization": "Bearer x"})
-    assert api.status_code == 401 and api.headers["content-type"] == "application/json"
+    assert api.status_code == 401 and api.headers["content-type"] == "application/problem+json"
 
 
 async def test_a_viewer_sees_metadata_but_cannot_replay_or_open_a_payload(browser_like, seeded):

@@ -20,7 +20,7 @@ from services.router.ops.console.accounts import (
     verify_password,
 )
 from services.router.settings import RouterSettings
-from tests.support.settings import SECURE_KAFKA
+from tests.support.settings import SECURE_HTTP, SECURE_KAFKA
 
 pytestmark = pytest.mark.security
 
@@ -56,6 +56,7 @@ def test_the_sandbox_accounts_are_argon2_and_recognised_in_both_schemes():
                 payload_keys=encode_keyring("k1", {"k1": new_key()}),
                 console_users=[{"name": "ops", "role": "operator", "password_hash": stored}],
                 **SECURE_KAFKA,
+                **SECURE_HTTP,
             )
 
 

@@ -20,7 +20,7 @@ from services.router.ops.console.identity import (
     ensure_first_admin,
 )
 from services.router.settings import RouterSettings
-from tests.support.settings import SECURE_KAFKA
+from tests.support.settings import SECURE_HTTP, SECURE_KAFKA
 
 pytestmark = pytest.mark.security
 
@@ -36,6 +36,7 @@ def production(**more):
         payload_keys=encode_keyring("k1", {"k1": new_key()}),
         console_secure_cookie=False,  # the test client speaks plain http
         **SECURE_KAFKA,
+        **SECURE_HTTP,
         **more,
     )
 

@@ -13,7 +13,7 @@ from services.router.routing.tables import notification
 from services.router.settings import RouterSettings
 from tests.support.alert_events import TUESDAY_1430, event
 from tests.support.notifications import ALL_ON, HOOK, UNIT_MAIL, notifier
-from tests.support.settings import SECURE_KAFKA
+from tests.support.settings import SECURE_HTTP, SECURE_KAFKA
 
 pytestmark = pytest.mark.alerts
 
@@ -188,6 +188,7 @@ def test_settings_refuse_a_webhook_without_a_secret_and_plain_smtp_in_production
             alert_smtp_host="smtp.example.se",
             alert_smtp_security="none",
             **SECURE_KAFKA,
+            **SECURE_HTTP,
         )
 
 

@@ -155,7 +155,7 @@ async def test_the_notices_chart_has_a_bar_per_day(api, seeded):
         ("/chart/sip.svg", {"since": "2026-04-02", "until": "2026-04-01"}, 422, "is after"),
         ("", {"since": "2026-13-01"}, 422, "valid date"),
         ("", {"since": "2024-01-01", "until": "2026-04-01"}, 422, "at most 400"),
-        ("/chart/pie.svg", {}, 404, "no chart 'pie'"),
+        ("/chart/pie.svg", {}, 404, "no such chart; known: notices"),
     ],
 )
 async def test_bad_requests_get_a_clear_answer(api, path, params, status, says):

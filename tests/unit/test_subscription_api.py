@@ -102,10 +102,12 @@ async def test_the_list_shows_the_journal_adapters_as_catalogue_subscriptions(ap
 async def test_invalid_subscriptions_are_refused_with_422(api, changes, where):
     res = await api.post("/api/v1/subscriptions", json=body(**changes))
     assert res.status_code == 422, res.text
-    errors = res.json()["detail"]
-    assert errors and all(e["msg"] for e in errors)
+    assert res.headers["content-type"] == "application/problem+json"
+    errors = res.json()["errors"]
+    assert errors and all(e["message"] and e["rule"] for e in errors)
     if where is not None:
-        assert any(e["loc"][1 : 1 + len(where)] == where for e in errors), errors
+        field = "body" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in where)
+        assert any(e["field"].startswith(field) for e in errors), errors
     assert (await api.get("/api/v1/subscriptions")).json()["count"] == 3
 
 
@@ -137,7 +139,7 @@ async def test_an_unknown_subscription_is_404(api):
         await api.patch("/api/v1/subscriptions/sub-nope", json={"status": "off"}),
         await api.delete("/api/v1/subscriptions/sub-nope"),
     ):
-        assert res.status_code == 404 and res.json()["detail"] == "no subscription sub-nope"
+        assert res.status_code == 404 and res.json()["detail"] == "no such subscription"
 
 
 async def test_a_journal_adapters_subscription_cannot_be_changed_or_deleted(api):

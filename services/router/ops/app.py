@@ -18,7 +18,9 @@ from services.messaging.api_rate_limit import ApiRateLimit
 from services.messaging.body_limits import JsonBodyLimits
 from services.messaging.db import utcnow
 from services.messaging.http import answer_store_outages
+from services.messaging.http_edge import install_http_edge
 from services.messaging.input_limits import RateLimiter
+from services.messaging.problems import PROBLEM_DETAILS, install_error_handlers
 from services.messaging.runtime import health as service_health
 from services.router.alerting import incidents
 from services.router.alerting.incidents import AlertSink
@@ -26,7 +28,7 @@ from services.router.ops import dashboard, queries
 from services.router.ops.alert_schemas import AlertListOut, AlertOut
 from services.router.ops.api_clients import ApiCaller, ApiClients, as_operator, authenticate
 from services.router.ops.api_params import AlertIdPath
-from services.router.ops.console.pages import install_console
+from services.router.ops.console.pages import error_page, install_console
 from services.router.ops.delivery_schemas import (
     ClosedOut,
     DashboardOut,
@@ -111,10 +113,12 @@ def create_app(
     )
     app.state.settings = settings
     app.state.api_clients = ApiClients.build(settings.api_clients, settings.ops_token)
+    install_error_handlers(app, PROBLEM_DETAILS, page=error_page)
     answer_store_outages(app)
     app.add_middleware(
         JsonBodyLimits,
         prefix="/api/",
+        shape=PROBLEM_DETAILS,
         max_bytes=settings.max_body_bytes,
         max_depth=settings.max_json_depth,
     )
@@ -375,5 +379,9 @@ def create_app(
         clock,
         token=settings.metrics_token,
         replay_window=timedelta(seconds=settings.replay_window_s),
+    )
+    clients: ApiClients = app.state.api_clients
+    install_http_edge(
+        app, settings, shape=PROBLEM_DETAILS, key_ok=lambda h: clients.identify(h) is not None
     )
     return app

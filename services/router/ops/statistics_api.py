@@ -90,7 +90,7 @@ def statistics_routes(
     ) -> Response:
         """One chart: notices, on-time, admission-to-confirmed, same-day-discharge or sip."""
         if name not in CHART_NAMES:
-            raise HTTPException(404, f"no chart {name!r}; known: {', '.join(CHART_NAMES)}")
+            raise HTTPException(404, f"no such chart; known: {', '.join(CHART_NAMES)}")
         svg = render_charts(await report(period, since, until))[name]
         return Response(content=svg.encode("utf-8"), media_type=SVG_MEDIA_TYPE)
 

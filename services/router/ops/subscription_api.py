@@ -179,14 +179,14 @@ def subscription_routes(
         async with sessions() as session:
             found = await subscription_store.get(session, subscription_id)
         if found is None:
-            raise HTTPException(404, f"no subscription {subscription_id}")
+            raise HTTPException(404, "no such subscription")
         return SubscriptionOut.of(found)
 
     async def change_status(subscription_id: str, status: SubscriptionStatus) -> SubscriptionOut:
         async with sessions.begin() as session:
             found = await subscription_store.get(session, subscription_id)
             if found is None:
-                raise HTTPException(404, f"no subscription {subscription_id}")
+                raise HTTPException(404, "no such subscription")
             if found.managed_by == CATALOGUE:
                 raise HTTPException(
                     409,

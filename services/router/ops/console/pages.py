@@ -10,13 +10,12 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Form, HTTPException, Request, Response
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.messaging.envelope import EVENT_DISPLAY, EventCode
+from services.messaging.problems import FieldError
 from services.router.alerting import incidents
 from services.router.alerting.incidents import AlertSink
 from services.router.audit.access_log import list_access
@@ -86,9 +85,9 @@ def console_routes(
         next: Annotated[str, Form(max_length=500)] = "/console/",
     ) -> Response:
         found = await authenticator.authenticate(user, password)
-        if found is None:
-            return render(request, "login.html", {"next": next, "failed": True}, status_code=401)
         target = next if next.startswith("/console") and "//" not in next else "/console/"
+        if found is None:
+            return render(request, "login.html", {"next": target, "failed": True}, status_code=401)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             console_sessions.COOKIE,
@@ -149,12 +148,12 @@ def console_routes(
         page = queries.MessagePage(items=[], next_cursor=None)
         try:
             wanted = queries.MessageQuery(
-                since=_datetime(since),
-                until=_datetime(until),
+                since=_datetime("since", since),
+                until=_datetime("until", until),
                 event_code=event or None,
                 source=source or None,
                 destination=destination or None,
-                state=DeliveryState(state).value if state else None,
+                state=_state(state),
                 pseudonym=pseudonym.strip().lower() or None,
                 business_key=business_key.strip() or None,
             )
@@ -162,8 +161,10 @@ def console_routes(
                 page = await queries.search_messages(
                     session, wanted, limit=50, cursor=cursor or None
                 )
-        except (ValueError, queries.InvalidCursor) as exc:
-            error = str(exc)
+        except ValueError as exc:
+            # the page names the field, and shows nothing typed into the form again
+            error = _form_refusal(exc)
+            form = dict.fromkeys(form, "")
         next_link = None
         if page.next_cursor:
             next_link = "?" + urlencode(
@@ -417,9 +418,8 @@ def console_routes(
 
     async def _statistics(period: str, since: str, until: str) -> StatisticsReport:
         try:
-            wanted = Period(period or "day")
-            first = date.fromisoformat(since) if since else None
-            last = date.fromisoformat(until) if until else None
+            wanted = _period(period or "day")
+            first, last = _date("since", since), _date("until", until)
             async with sessions() as session:
                 return await statistics(
                     session, period=wanted, since=first, until=last, now=clock()
@@ -474,8 +474,17 @@ def console_routes(
     return web
 
 
-def _datetime(value: str) -> datetime | None:
-    """A date or a local date-time from the form (Stockholm time when no offset is given)."""
+class FormError(ValueError):
+    """A search field that cannot be read; its text names the field, never its value."""
+
+    def __init__(self, field: str, text: str) -> None:
+        super().__init__(f"{field}: {text}")
+        self.field = field
+
+
+def _datetime(field: str, value: str) -> datetime | None:
+    """A date or a local date-time from the form (Stockholm time when no offset is given).
+    A refusal names the field, never what was typed in it."""
     from services.router.ops.console.web import STOCKHOLM
 
     value = value.strip()
@@ -484,8 +493,53 @@ def _datetime(value: str) -> datetime | None:
     try:
         at = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"not a date or time: {value[:40]!r}") from None
+        raise FormError(field, "not a date or time (YYYY-MM-DD or YYYY-MM-DD HH:MM)") from None
     return at if at.tzinfo else at.replace(tzinfo=STOCKHOLM)
+
+
+def _form_refusal(exc: ValueError) -> str:
+    if isinstance(exc, FormError):
+        return str(exc)
+    if isinstance(exc, queries.InvalidCursor):
+        return f"cursor: {exc}"
+    return "the search cannot be read"  # a message that might repeat a value is not shown
+
+
+def _period(value: str) -> Period:
+    if value not in {p.value for p in Period}:
+        raise FormError("period", f"one of {', '.join(p.value for p in Period)}")
+    return Period(value)
+
+
+def _state(value: str) -> str | None:
+    if not value:
+        return None
+    if value not in {s.value for s in DeliveryState}:
+        raise FormError("state", f"one of {', '.join(s.value for s in DeliveryState)}")
+    return value
+
+
+def _date(field: str, value: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        raise FormError(field, "not a date (YYYY-MM-DD)") from None
+
+
+def error_page(
+    request: Request, status: int, detail: str, errors: Sequence[FieldError]
+) -> Response | None:
+    """A person at the console gets a page that says what went wrong (which fields, never
+    what was typed in them); the API and the static files answer in their own shape."""
+    path = request.url.path
+    if not path.startswith("/console/") or path.startswith("/console/static/"):
+        return None
+    return render(
+        request,
+        "error.html",
+        {"status": status, "detail": detail, "errors": errors},
+        status_code=status,
+    )
 
 
 def install_console(
@@ -496,26 +550,13 @@ def install_console(
     alert_sinks: Sequence[AlertSink],
     authenticator: Authenticator | None = None,
 ) -> None:
-    """Mount the console, its static files and its log-in redirect on the router's app.
-    ``authenticator``: who may log in; by default the configured and stored accounts."""
+    """Mount the console, its static files and its log-in redirect on the router's app (its
+    error pages: :func:`error_page`). ``authenticator``: who may log in; by default the
+    configured and stored accounts."""
     app.state.clock = clock
     authenticator = authenticator or PasswordAuthenticator(settings.console_users, sessions)
     app.include_router(console_routes(settings, sessions, clock, alert_sinks, authenticator))
     app.mount("/console/static", StaticFiles(directory=str(HERE / "static")), name="static")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _html_errors(request: Request, exc: StarletteHTTPException) -> Response:
-        """A person at the console gets a page that says what went wrong; the API its JSON."""
-        if not request.url.path.startswith("/console/") or request.url.path.startswith(
-            "/console/static/"
-        ):
-            return await http_exception_handler(request, exc)
-        return render(
-            request,
-            "error.html",
-            {"status": exc.status_code, "detail": exc.detail},
-            status_code=exc.status_code,
-        )
 
     @app.exception_handler(LoginRequired)
     async def _to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
