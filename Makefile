@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,sandbox]'
 	@touch $(STAMP)
 
+# The sandbox, chosen explicitly: sandbox.stack starts every service with
+# <PREFIX>ENVIRONMENT=sandbox on loopback (a service started without it is in production and
+# refuses the sandbox's published secrets). `make demo`, `make bench` and `make attack-probe`
+# start the same stack.
 # make run KAFKA=apache: the same stack on Apache Kafka (SASL_SSL, a SCRAM user per service, ACLs)
 KAFKA ?= tansu
 run: install $(if $(filter apache,$(KAFKA)),kafka)
