@@ -44,6 +44,10 @@ lock: $(UV)
 lock-check: $(UV)
 	$(UV_VENV)/bin/python -m sandbox.lockfile check --uv $(UV)
 
+# The sandbox, chosen explicitly: sandbox.stack starts every service with
+# <PREFIX>ENVIRONMENT=sandbox on loopback (a service started without it is in production and
+# refuses the sandbox's published secrets). `make demo`, `make bench` and `make attack-probe`
+# start the same stack.
 # make run KAFKA=apache: the same stack on Apache Kafka (SASL_SSL, a SCRAM user per service, ACLs)
 KAFKA ?= tansu
 run: install $(if $(filter apache,$(KAFKA)),kafka)

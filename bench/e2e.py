@@ -712,7 +712,7 @@ async def kafka_baseline(stack: Stack, count: int) -> dict[str, Any]:
 def stack_partitions() -> int:
     from services.messaging.settings import ServiceSettings
 
-    return ServiceSettings().topic_partitions
+    return int(ServiceSettings.model_fields["topic_partitions"].default)  # what the stack uses
 
 
 def git_commit() -> str:

@@ -45,6 +45,7 @@ from sandbox.kafka_config import (
 from sandbox.stack import _die_with_parent, free_port
 from services.messaging.kafka_acls import AclBinding
 from services.messaging.kafka_connection import KafkaConnection
+from services.messaging.private_files import open_private_append
 
 __all__ = ["AclBinding", "ApacheKafka", "KafkaError", "ensure_assembly", "kafka_version"]
 
@@ -185,7 +186,7 @@ class ApacheKafka:
         if not self._formatted:
             self._format()
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-        with self.log_file.open("ab") as log:
+        with open_private_append(self.log_file) as log:
             self._process = subprocess.Popen(  # noqa: S603
                 self._java(JVM_OPTS, "kafka.Kafka", str(self.directory / "server.properties")),
                 stdout=log,

@@ -183,20 +183,21 @@ def apps() -> dict[str, FastAPI]:
     from services.router.settings import RouterSettings
 
     sessions = session_factory(make_engine("sqlite+aiosqlite://"))
+    # the apps' OpenAPI documents, served in-process: the sandbox's settings, said explicitly
     return {
         "adapter_takecare": takecare_app(
-            AdapterTakeCareSettings(),
+            AdapterTakeCareSettings(environment="sandbox"),
             store=FakeIntakeStore(),
             sessions=sessions,
             clock=lambda: FIXTURE_NOW,
         ),
         "adapter_treserva": treserva_app(
-            AdapterTreservaSettings(),
+            AdapterTreservaSettings(environment="sandbox"),
             store=FakeIntakeStore(),
             sessions=sessions,
             clock=lambda: FIXTURE_NOW,
         ),
-        "router": router_app(RouterSettings(), sessions=sessions),
+        "router": router_app(RouterSettings(environment="sandbox"), sessions=sessions),
     }
 
 

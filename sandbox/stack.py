@@ -31,11 +31,14 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
 
 import httpx
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.messaging.clock import set_skew
 from services.messaging.db import migrate
+from services.messaging.fail_closed import loopback_only
 from services.messaging.kafka_connection import KafkaConnection
+from services.messaging.private_files import open_private_append
 from services.messaging.read_back_store import ConfirmationMode
 
 if TYPE_CHECKING:
@@ -80,6 +83,14 @@ class StackSettings(BaseSettings):
     takecare_confirmation: ConfirmationMode = ConfirmationMode.RECEIPT
     read_back_first_s: float = 0.2
     read_back_interval_s: float = 0.5
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_only(cls, host: str) -> str:
+        """The sandbox (its services, simulators and Tansu) listens on loopback only."""
+        for refusal in loopback_only("STACK_HOST", host):
+            raise ValueError(refusal)
+        return host
 
 
 SERVICES = ("router", "adapter_takecare", "adapter_treserva")
@@ -525,7 +536,7 @@ class Stack:
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         log_path = self.settings.data_dir / "logs" / f"{name}.log"
-        log_file: IO[bytes] = log_path.open("ab")
+        log_file: IO[bytes] = open_private_append(log_path)  # 0600, as the databases
         process = subprocess.Popen(
             argv,
             env={**_base_env(), **env},
@@ -636,6 +647,9 @@ read-back or both): Treserva {s.treserva_confirmation.value}, TakeCare and prima
 {s.takecare_confirmation.value}.
 Try:  curl -s -X POST {stack.takecare_sim_control_url}/_sim/emit \
 -H 'content-type: application/json' -d '{{"family": "admission-notice", "count": 1}}'
+The ops CLI reads the router's settings, production unless the sandbox is chosen:
+      ROUTER_ENVIRONMENT=sandbox ROUTER_PORT={stack.routers()[0][1]} \
+{sys.executable} -m services.router.ops.cli list
 """
 
 

@@ -34,9 +34,20 @@ _SERVICE_PREFIXES = (
 )
 
 
+# The services' environment is production unless the sandbox is chosen explicitly; tests run
+# on the sandbox's settings, and say so here. A test of what production refuses names its
+# environment (``environment="production"``, or deletes the variable: see
+# tests/security/test_fail_closed.py).
+SANDBOX_ENVIRONMENT = {
+    f"{prefix}ENVIRONMENT": "sandbox"
+    for prefix in ("ROUTER_", "ADAPTER_TAKECARE_", "ADAPTER_TRESERVA_")
+}
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Test workers side by side (pytest-xdist) take ports from separate parts of the range,
-    and share one run id, so the fault tests' figures of this run are told from older ones."""
+    and share one run id, so the fault tests' figures of this run are told from older ones.
+    The services' settings are the sandbox's (:data:`SANDBOX_ENVIRONMENT`)."""
     worker, count = (
         os.environ.get("PYTEST_XDIST_WORKER"),
         os.environ.get("PYTEST_XDIST_WORKER_COUNT"),
@@ -44,6 +55,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker and count:
         os.environ[PORT_SLICE_ENV] = f"{int(worker.removeprefix('gw'))}/{count}"
     os.environ.setdefault(RUN_ENV, uuid.uuid4().hex)
+    # module-scoped fixtures build settings before the autouse fixture below runs
+    os.environ.update(SANDBOX_ENVIRONMENT)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -58,10 +71,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Settings read the environment; keep the caller's variables out of every test."""
+    """Settings read the environment; keep the caller's variables out of every test, and
+    choose the sandbox explicitly."""
     for name in list(os.environ):
-        if name.startswith(_SERVICE_PREFIXES):
+        if name.startswith(_SERVICE_PREFIXES) or name == "ENVIRONMENT":
             monkeypatch.delenv(name)
+    for name, value in SANDBOX_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
     yield
 
 

@@ -30,12 +30,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sandbox.simulators.journal import FaultMode, JournalState, create_control_app
 from sandbox.simulators.serving import run_until_signalled, serve
+from services.messaging import sandbox_secrets
 from services.messaging.signing import SIGNATURE_HEADER, SignatureError, verify
 from services.messaging.webhook_client import EVENT_HEADER, SUBSCRIPTION_HEADER
 
 log = logging.getLogger(__name__)
 
-SANDBOX_SUBSCRIBER_SECRET = "sandbox-subscriber-secret"  # noqa: S105 (sandbox simulator)
+SANDBOX_SUBSCRIBER_SECRET = sandbox_secrets.SUBSCRIBER_SECRET
 PATH = "/webhooks/carebridge"
 STAT_NAMES = (
     "received",

@@ -8,6 +8,7 @@ from services.adapter_takecare.settings import AdapterTakeCareSettings
 from services.messaging.adapter_service import Endpoint, run_adapter
 from services.messaging.delivery import Destination, field_marker
 from services.messaging.envelope import System
+from services.messaging.startup import settings_or_exit
 
 DESTINATION = Destination(
     system=System.TAKECARE,
@@ -18,7 +19,7 @@ DESTINATION = Destination(
 
 
 async def main(settings: AdapterTakeCareSettings | None = None) -> int:
-    settings = settings or AdapterTakeCareSettings()
+    settings = settings or settings_or_exit(AdapterTakeCareSettings)
     timeout = settings.request_timeout_s
     return await run_adapter(
         settings,

@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.messaging import sandbox_secrets
 from services.messaging.envelope import System
 from services.messaging.read_back_store import ConfirmationMode
 from services.messaging.settings import (
@@ -17,8 +18,8 @@ from services.messaging.settings import (
 from services.messaging.source_keys import SourceKeySettings
 
 SANDBOX_INTAKE_TOKEN = SANDBOX_TAKECARE_KEY  # TakeCare's sandbox key (its hash is the default)
-SANDBOX_TAKECARE_TOKEN = "sandbox-takecare-api-key"
-SANDBOX_PRIMARY_CARE_TOKEN = "sandbox-primary-care-api-key"
+SANDBOX_TAKECARE_TOKEN = sandbox_secrets.TAKECARE_TOKEN
+SANDBOX_PRIMARY_CARE_TOKEN = sandbox_secrets.PRIMARY_CARE_TOKEN
 
 
 class AdapterTakeCareSettings(SourceKeySettings):
@@ -26,6 +27,11 @@ class AdapterTakeCareSettings(SourceKeySettings):
 
     SOURCE: ClassVar[System] = System.TAKECARE
     SERVICE: ClassVar[str] = "adapter_takecare"
+    SECRETS: ClassVar[tuple[str, ...]] = (
+        *SourceKeySettings.SECRETS,
+        *("takecare_token", "primary_care_token"),
+    )
+    URLS: ClassVar[tuple[str, ...]] = ("takecare_url", "primary_care_url")  # https, not sandbox
     port: int = 8001
     database_url: str = "sqlite+aiosqlite:///var/adapter_takecare.db"
     # TakeCare's credential toward the broker: SHA-256 hashes of its 1–2 active keys
@@ -43,10 +49,3 @@ class AdapterTakeCareSettings(SourceKeySettings):
     primary_care_confirmation: ConfirmationMode = ConfirmationMode.RECEIPT
     request_timeout_s: float = 10.0
     max_body_bytes: int = 512 * 1024  # a medication list of a few hundred lines fits
-
-    def sandbox_secrets(self) -> dict[str, str]:
-        return {
-            **super().sandbox_secrets(),
-            "takecare_token": SANDBOX_TAKECARE_TOKEN,
-            "primary_care_token": SANDBOX_PRIMARY_CARE_TOKEN,
-        }

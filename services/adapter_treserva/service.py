@@ -8,6 +8,7 @@ from services.adapter_treserva.settings import AdapterTreservaSettings
 from services.messaging.adapter_service import Endpoint, run_adapter
 from services.messaging.delivery import Destination, field_marker
 from services.messaging.envelope import System
+from services.messaging.startup import settings_or_exit
 
 DESTINATION = Destination(
     system=System.TRESERVA,
@@ -18,7 +19,7 @@ DESTINATION = Destination(
 
 
 async def main(settings: AdapterTreservaSettings | None = None) -> int:
-    settings = settings or AdapterTreservaSettings()
+    settings = settings or settings_or_exit(AdapterTreservaSettings)
     return await run_adapter(
         settings,
         name=OWNER,

@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.messaging import sandbox_secrets
 from services.messaging.envelope import System
 from services.messaging.read_back_store import ConfirmationMode
 from services.messaging.settings import (
@@ -16,7 +17,7 @@ from services.messaging.settings import (
 )
 from services.messaging.source_keys import SourceKeySettings
 
-SANDBOX_TRESERVA_TOKEN = "sandbox-treserva-api-key"
+SANDBOX_TRESERVA_TOKEN = sandbox_secrets.TRESERVA_TOKEN
 SANDBOX_INTAKE_TOKEN = SANDBOX_TRESERVA_KEY  # Treserva's sandbox key (its hash is the default)
 
 
@@ -25,6 +26,8 @@ class AdapterTreservaSettings(SourceKeySettings):
 
     SOURCE: ClassVar[System] = System.TRESERVA
     SERVICE: ClassVar[str] = "adapter_treserva"
+    SECRETS: ClassVar[tuple[str, ...]] = (*SourceKeySettings.SECRETS, "treserva_token")
+    URLS: ClassVar[tuple[str, ...]] = ("treserva_url",)  # Treserva's API: https, not sandbox
 
     port: int = 8002
     database_url: str = "sqlite+aiosqlite:///var/adapter_treserva.db"
@@ -40,9 +43,3 @@ class AdapterTreservaSettings(SourceKeySettings):
     )
     request_timeout_s: float = 10.0
     max_body_bytes: int = 512 * 1024
-
-    def sandbox_secrets(self) -> dict[str, str]:
-        return {
-            **super().sandbox_secrets(),
-            "treserva_token": SANDBOX_TRESERVA_TOKEN,
-        }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -31,13 +32,14 @@ from services.messaging.kafka import (
     ensure_topics,
 )
 from services.messaging.metrics import KafkaConsumerLag
-from services.messaging.outbox import OutboxRelay
+from services.messaging.outbox import OutboxRelay, sealed_column
 from services.messaging.publish_watermarks import Confirmations
 from services.messaging.read_back import ReadBackPoller
 from services.messaging.read_back_store import ConfirmationMode, ReadBackTerms
 from services.messaging.record_signing import RecordVerifier
 from services.messaging.runtime import Loop, run_service, tls_from
 from services.messaging.settings import ServiceSettings
+from services.messaging.startup import rows_in_clear
 
 AppFactory = Callable[[IntakeStore, async_sessionmaker[AsyncSession], asyncio.Event], FastAPI]
 
@@ -69,6 +71,11 @@ async def run_adapter(
     logs.configure(name, settings.log_level)
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine, keyring=settings.keyring())
+    refused = await rows_in_clear(settings, sessions, [sealed_column(name)])
+    if refused is not None:
+        print(refused, file=sys.stderr, flush=True)
+        await engine.dispose()
+        return 2
     kafka = settings.kafka()
     publisher = KafkaPublisher(kafka, settings.record_signer())
     verifier = settings.record_verifier(topics.WRITERS)

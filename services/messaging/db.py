@@ -24,6 +24,7 @@ from sqlalchemy.types import TypeDecorator
 
 from services.messaging import sqlite_inline
 from services.messaging.payload_crypto import SANDBOX_PAYLOAD_KEYS, Keyring
+from services.messaging.private_files import create_private
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -72,7 +73,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            create_private(Path(parsed.database))  # 0600: SQLite would make it 0644
         # A file: one connection per process, its statements run on the event loop
         # (services.messaging.sqlite_inline). Every SQLite transaction here takes the write
         # lock at BEGIN (below), so a second connection could only wait for it in SQLite's

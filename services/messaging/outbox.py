@@ -36,6 +36,7 @@ from sqlalchemy import (
     bindparam,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -56,8 +57,11 @@ from services.messaging.kafka import (
     PublishError,
 )
 from services.messaging.payload_crypto import Keyring, PayloadCryptoError, key_id_of
+from services.messaging.sealing import SealedColumn, unsealed_where
 
 log = logging.getLogger(__name__)
+
+OUTBOX_UNSEALED = unsealed_where("payload")
 
 outbox = Table(
     "outbox",
@@ -87,11 +91,31 @@ outbox = Table(
         "published_partition",
         "published_offset",
     ),
+    # rows written in clear before sealing, found at start-up (services.messaging.sealing)
+    Index(
+        "ix_outbox_unsealed",
+        "owner",
+        "id",
+        sqlite_where=text(OUTBOX_UNSEALED),
+        postgresql_where=text(OUTBOX_UNSEALED),
+    ),
 )
 
 EpochCheck = Callable[[], Awaitable[str]]
 """Returns the broker's epoch if it is the one the service works with; raises otherwise
 (broker_epoch.EpochGuard.check)."""
+
+
+def sealed_column(owner: str) -> SealedColumn:
+    """The owner's outbox values, for the start-up check of rows in clear."""
+    return SealedColumn(
+        label="outbox.payload",
+        table=outbox,
+        column="payload",
+        unsealed=OUTBOX_UNSEALED,
+        bound_to=lambda row: sealed_with(owner, row.topic, row.key),
+        scope=outbox.c.owner == owner,
+    )
 
 
 def sealed_with(owner: str, topic: str, key: str | None) -> str:

@@ -73,7 +73,7 @@ class Keyring:
             if not _KEY_ID.match(key_id):
                 raise KeyringError(f"key id {key_id!r}: 1-32 of A-Z a-z 0-9 _ . -")
             if len(key) != 32:
-                raise KeyringError(f"key {key_id!r} must be 256 bits (32 bytes)")
+                raise KeyringError(f"key {key_id!r} is {len(key)} bytes; 32 required (AES-256)")
 
     def __repr__(self) -> str:  # never the keys
         return f"Keyring(current={self.current!r}, ids={sorted(self.keys)!r})"

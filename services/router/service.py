@@ -25,6 +25,7 @@ from services.messaging.metrics import KafkaConsumerLag
 from services.messaging.outbox import OutboxRelay
 from services.messaging.publish_watermarks import Confirmations
 from services.messaging.runtime import Loop, run_service, tls_from
+from services.messaging.startup import rows_in_clear, settings_or_exit
 from services.messaging.webhook_client import HttpWebhookSender
 from services.router.alerting.events import AlertEvent
 from services.router.alerting.notifications import Channels, Notifier
@@ -35,6 +36,7 @@ from services.router.alerting.sender import (
     WebhookPoster,
 )
 from services.router.alerting.unit_directory import UnitDirectory
+from services.router.audit.payload_keys import SEALED_COLUMNS
 from services.router.audit.retention import RetentionRules
 from services.router.ops.app import create_app
 from services.router.ops.console.identity import ensure_first_admin
@@ -94,11 +96,16 @@ log = logging.getLogger(__name__)
 
 
 async def main(settings: RouterSettings | None = None) -> int:
-    settings = settings or RouterSettings()
+    settings = settings or settings_or_exit(RouterSettings)
     logs.configure("router", settings.log_level)
     clock = settings.clock()
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine, keyring=settings.keyring())
+    refused = await rows_in_clear(settings, sessions, SEALED_COLUMNS)
+    if refused is not None:
+        print(refused, file=sys.stderr, flush=True)
+        await engine.dispose()
+        return 2
     kafka = settings.kafka()
     publisher = KafkaPublisher(kafka, settings.record_signer())
     verifier = settings.record_verifier(topics.WRITERS)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.messaging import sandbox_secrets
 from services.messaging.families import FAMILIES
 from services.messaging.settings import ServiceSettings
 from services.router.alerting.events import Severity
@@ -18,8 +20,8 @@ from services.router.ops.console.accounts import SANDBOX_HASHES, SANDBOX_USERS, 
 from services.router.routing.circuit import CircuitPolicy
 from services.router.routing.domain import FamilyPolicy, RetryPolicy, default_policies
 
-SANDBOX_OPS_TOKEN = "sandbox-ops-token"
-SANDBOX_CONSOLE_SECRET = "sandbox-console-secret-not-for-production"
+SANDBOX_OPS_TOKEN = sandbox_secrets.OPS_TOKEN
+SANDBOX_CONSOLE_SECRET = sandbox_secrets.CONSOLE_SECRET
 
 
 class FamilyTerms(BaseModel):
@@ -47,6 +49,15 @@ DEFAULT_FAMILY_TERMS: dict[str, FamilyTerms] = {
 class RouterSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ROUTER_", extra="ignore")
     SERVICE: ClassVar[str] = "router"
+    SECRETS: ClassVar[tuple[str, ...]] = (
+        *ServiceSettings.SECRETS,
+        *("ops_token", "console_secret", "alert_webhook_secret", "alert_smtp_password"),
+    )
+    KEYS: ClassVar[tuple[str, ...]] = (
+        *ServiceSettings.KEYS,
+        *("ops_token", "console_secret", "alert_webhook_secret"),
+    )
+    URLS: ClassVar[tuple[str, ...]] = ("alert_webhook_url",)
 
     port: int = 8000
     database_url: str = "sqlite+aiosqlite:///var/router.db"
@@ -165,25 +176,35 @@ class RouterSettings(ServiceSettings):
             ("https://", "http://")
         ):
             raise ValueError("alert_webhook_url must be an http(s) URL")
-        if self.environment == "production" and self.alert_smtp_security == "none":
-            raise ValueError("alert_smtp_security 'none' is for the sandbox and tests only")
-        if self.environment == "production" and any(
-            u.password_hash in SANDBOX_HASHES for u in self.console_users
-        ):
-            raise ValueError("the sandbox console accounts must be replaced outside the sandbox")
         return self
 
-    def sandbox_secrets(self) -> dict[str, str]:
+    def sandbox_key_hashes(self) -> dict[str, Iterable[str]]:
         return {
-            **super().sandbox_secrets(),
-            "ops_token": SANDBOX_OPS_TOKEN,
-            "console_secret": SANDBOX_CONSOLE_SECRET,
+            **super().sandbox_key_hashes(),
+            "api_clients": [h for client in self.api_clients.values() for h in client.key_hashes],
         }
+
+    def refusals(self) -> list[str]:
+        refusals = super().refusals()
+        # (an unset list is the sandbox's accounts until _no_default_accounts clears it)
+        if "console_users" in self.model_fields_set and any(
+            u.password_hash in SANDBOX_HASHES for u in self.console_users
+        ):
+            refusals.append(
+                f"{self.env('console_users')}: the sandbox console accounts must be replaced "
+                "outside the sandbox"
+            )
+        if self.alert_smtp_security == "none":
+            refusals.append(
+                f"{self.env('alert_smtp_security')}: 'none' (mail in clear) is for the sandbox "
+                "only; use starttls or tls"
+            )
+        return refusals
 
     def secure_cookie(self) -> bool:
         if self.console_secure_cookie is not None:
             return self.console_secure_cookie
-        return self.environment == "production"
+        return not self.in_sandbox
 
     def webhook_timeout(self) -> float:
         """A POST must give up before the router counts its attempt as unanswered."""

@@ -14,7 +14,7 @@ from services.router.settings import RouterSettings
 
 def main() -> None:
     url, port = sys.argv[1], int(sys.argv[2])
-    settings = RouterSettings(database_url=url, port=port)
+    settings = RouterSettings(environment="sandbox", database_url=url, port=port)
     app = create_app(settings, sessions=session_factory(make_engine(url)))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 

@@ -129,8 +129,19 @@ def test_settings_hold_one_or_two_sha256_hashes_only():
 @pytest.mark.parametrize(
     ("cls", "real"),
     [
-        (AdapterTakeCareSettings, {"takecare_token": "t" * 40, "primary_care_token": "p" * 40}),
-        (AdapterTreservaSettings, {"treserva_token": "t" * 40}),
+        (
+            AdapterTakeCareSettings,
+            {
+                "takecare_token": "t" * 40,
+                "primary_care_token": "p" * 40,
+                "takecare_url": "https://takecare.example.se",
+                "primary_care_url": "https://primary-care.example.se",
+            },
+        ),
+        (
+            AdapterTreservaSettings,
+            {"treserva_token": "t" * 40, "treserva_url": "https://treserva.example.se"},
+        ),
     ],
 )
 def test_production_refuses_the_sandbox_key_hashes(cls, real):
@@ -143,10 +154,10 @@ def test_production_refuses_the_sandbox_key_hashes(cls, real):
     }
     own, peer = keys.hash_key(keys.new_key()), keys.hash_key(keys.new_key())
     other = System.TRESERVA if cls is AdapterTakeCareSettings else System.TAKECARE
-    with pytest.raises(ValidationError, match="intake_key_hashes"):
+    with pytest.raises(ValidationError, match="_INTAKE_KEY_HASHES: holds the hash of a published"):
         cls(environment="production", **fresh, peer_key_hashes={other: [peer]})
     sandbox_peer = cls().peer_key_hashes
-    with pytest.raises(ValidationError, match="peer_key_hashes"):
+    with pytest.raises(ValidationError, match="_PEER_KEY_HASHES: holds the hash of a published"):
         cls(
             environment="production", **fresh, intake_key_hashes=[own], peer_key_hashes=sandbox_peer
         )

@@ -48,10 +48,11 @@ from tests.support.servers import QuietServer
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 BuildApp = Callable[[async_sessionmaker[AsyncSession]], FastAPI]
 
-# The rate limit is off: thousands of fuzzed requests from one client would otherwise be
-# answered 429 after the burst, and the fuzzer would stop reaching the code behind it (the
-# limit itself has its own tests in test_hostile_input.py).
-_NO_RATE_LIMIT: dict[str, Any] = {"rate_limit_per_s": 0}
+# The sandbox, said explicitly (the fuzzer's apps run with the environment cleared), and the
+# rate limit off: thousands of fuzzed requests from one client would otherwise be answered
+# 429 after the burst, and the fuzzer would stop reaching the code behind it (the limit
+# itself has its own tests in test_hostile_input.py).
+_NO_RATE_LIMIT: dict[str, Any] = {"environment": "sandbox", "rate_limit_per_s": 0}
 
 
 def build_takecare(sessions: async_sessionmaker[AsyncSession]) -> FastAPI:

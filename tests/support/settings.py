@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from services.messaging.payload_crypto import encode_keyring, new_key
 from services.messaging.record_signing import new_signing_key, public_entry
 
 _SIGNING_KEY = f"k1:{new_signing_key()}"
@@ -36,3 +37,12 @@ def secure_kafka_env(prefix: str) -> dict[str, str]:
         f"{prefix}{name.upper()}": value if isinstance(value, str) else json.dumps(value)
         for name, value in {**SECURE_KAFKA, **SECURE_HTTP}.items()
     }
+
+
+# The router's own secrets outside the sandbox: none published, every key at least 32 bytes.
+ROUTER_SECRETS: dict[str, Any] = {
+    "ops_token": "a-real-operator-token-0123456789abcdef",
+    "pseudonym_key": "a-real-pseudonym-key-0123456789abcdef",
+    "console_secret": "a-real-console-secret-0123456789abcdef",
+    "payload_keys": encode_keyring("k1", {"k1": new_key()}),
+}

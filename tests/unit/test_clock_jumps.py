@@ -255,7 +255,7 @@ def test_the_clock_seam_moves_the_wall_clock_and_not_the_monotonic_one(tmp_path:
 
 
 def test_the_clock_seam_is_refused_outside_the_sandbox(tmp_path: Path):
-    with pytest.raises(ValueError, match="clock_skew_file"):
+    with pytest.raises(ValueError, match="ROUTER_CLOCK_SKEW_FILE: the clock seam"):
         RouterSettings(environment="test", clock_skew_file=tmp_path / "skew")
 
 

@@ -84,6 +84,16 @@ def test_no_secret_has_a_literal_or_default_value():
                 assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", inline), (name, var)
 
 
+@pytest.mark.parametrize(("name", "settings"), APP_SERVICES.items())
+def test_every_url_a_service_calls_is_given_without_a_plain_http_default(name, settings):
+    """In production a service refuses a plain-http URL (tests/security/test_fail_closed.py):
+    compose asks for each one, never falls back to a simulator's http:// address."""
+    env = SERVICES[name]["environment"]
+    for field in settings.URLS:  # the router's alert webhook is off unless set
+        value = str(env.get(settings.env(field), "${UNSET:? https://}"))
+        assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]*https://[^}]*\}", value), (name, field)
+
+
 def test_simulators_only_run_in_their_profile():
     for name, service in SERVICES.items():
         is_sim = name.startswith("sim_")

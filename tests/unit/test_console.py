@@ -88,11 +88,11 @@ def test_authenticate_knows_only_the_configured_accounts():
 
 
 def test_the_sandbox_accounts_and_secret_are_refused_in_production():
-    with pytest.raises(ValueError, match="console"):
+    with pytest.raises(ValueError, match="ROUTER_CONSOLE_SECRET: holds a published sandbox"):
         RouterSettings(
             environment="production",
-            ops_token="a-real-token-of-some-length",
-            pseudonym_key="a-real-pseudonym-key-of-length",
+            ops_token="a-real-token-of-some-length-0123456789",
+            pseudonym_key="a-real-pseudonym-key-of-length-0123456789",
         )
 
 

@@ -6,7 +6,6 @@ import json
 import pytest
 import typer
 
-from services.messaging.payload_crypto import encode_keyring, new_key
 from services.router.ops import cli
 from services.router.ops.console.accounts import (
     SANDBOX_HASHES,
@@ -20,7 +19,7 @@ from services.router.ops.console.accounts import (
     verify_password,
 )
 from services.router.settings import RouterSettings
-from tests.support.settings import SECURE_HTTP, SECURE_KAFKA
+from tests.support.settings import ROUTER_SECRETS, SECURE_HTTP, SECURE_KAFKA
 
 pytestmark = pytest.mark.security
 
@@ -50,10 +49,7 @@ def test_the_sandbox_accounts_are_argon2_and_recognised_in_both_schemes():
         with pytest.raises(ValueError, match="sandbox console accounts"):
             RouterSettings(
                 environment="production",
-                ops_token="a-real-token-0123456789",
-                pseudonym_key="a-real-key-0123456789",
-                console_secret="a-real-console-secret-0123456789",
-                payload_keys=encode_keyring("k1", {"k1": new_key()}),
+                **ROUTER_SECRETS,
                 console_users=[{"name": "ops", "role": "operator", "password_hash": stored}],
                 **SECURE_KAFKA,
                 **SECURE_HTTP,

@@ -10,7 +10,6 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from services.messaging.payload_crypto import encode_keyring, new_key
 from services.router.ops.app import create_app
 from services.router.ops.console.accounts import Role, hash_password
 from services.router.ops.console.identity import (
@@ -20,7 +19,7 @@ from services.router.ops.console.identity import (
     ensure_first_admin,
 )
 from services.router.settings import RouterSettings
-from tests.support.settings import SECURE_HTTP, SECURE_KAFKA
+from tests.support.settings import ROUTER_SECRETS, SECURE_HTTP, SECURE_KAFKA
 
 pytestmark = pytest.mark.security
 
@@ -30,10 +29,7 @@ NOW = datetime(2026, 12, 10, 9, 0, tzinfo=UTC)
 def production(**more):
     return RouterSettings(
         environment="production",
-        ops_token="a-real-token-0123456789",
-        pseudonym_key="a-real-key-0123456789",
-        console_secret="a-real-console-secret-0123456789",
-        payload_keys=encode_keyring("k1", {"k1": new_key()}),
+        **ROUTER_SECRETS,
         console_secure_cookie=False,  # the test client speaks plain http
         **SECURE_KAFKA,
         **SECURE_HTTP,

@@ -6,14 +6,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from services.messaging.payload_crypto import encode_keyring, new_key
 from services.router.alerting.events import AlertChange, Severity
 from services.router.alerting.notifications import Channels, unit_must_act
 from services.router.routing.tables import notification
 from services.router.settings import RouterSettings
 from tests.support.alert_events import TUESDAY_1430, event
 from tests.support.notifications import ALL_ON, HOOK, UNIT_MAIL, notifier
-from tests.support.settings import SECURE_HTTP, SECURE_KAFKA
+from tests.support.settings import ROUTER_SECRETS, SECURE_HTTP, SECURE_KAFKA
 
 pytestmark = pytest.mark.alerts
 
@@ -178,13 +177,10 @@ def test_channels_from_settings():
 def test_settings_refuse_a_webhook_without_a_secret_and_plain_smtp_in_production():
     with pytest.raises(ValueError, match="alert_webhook_secret"):
         RouterSettings(alert_webhook_url=HOOK)
-    with pytest.raises(ValueError, match="sandbox and tests only"):
+    with pytest.raises(ValueError, match="ROUTER_ALERT_SMTP_SECURITY: 'none'"):
         RouterSettings(
             environment="production",
-            ops_token="a-real-token-0123456789",
-            pseudonym_key="a-real-key-0123456789",
-            console_secret="a-real-console-secret-0123456789",
-            payload_keys=encode_keyring("k1", {"k1": new_key()}),
+            **ROUTER_SECRETS,
             alert_smtp_host="smtp.example.se",
             alert_smtp_security="none",
             **SECURE_KAFKA,

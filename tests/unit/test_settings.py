@@ -1,4 +1,5 @@
-"""Settings refuse sandbox secrets outside the sandbox."""
+"""Settings refuse sandbox secrets outside the sandbox (and tests/security/test_fail_closed.py
+every other refusal)."""
 
 import base64
 import json
@@ -25,7 +26,7 @@ from tests.support.settings import SECURE_KAFKA, secure_kafka_env
 
 @pytest.mark.parametrize("cls", [RouterSettings, AdapterTakeCareSettings])
 def test_production_refuses_sandbox_secrets(cls):
-    with pytest.raises(ValidationError, match="sandbox secrets"):
+    with pytest.raises(ValidationError, match="PSEUDONYM_KEY: holds a published sandbox secret"):
         cls(environment="production")
 
 
@@ -44,18 +45,18 @@ def test_production_starts_with_real_secrets(monkeypatch):
     assert [u.name for u in settings.console_users] == ["asa"]
 
 
-def test_sandbox_defaults_are_allowed_in_the_sandbox():
+def test_sandbox_defaults_are_allowed_in_the_sandbox():  # chosen in tests/conftest.py
     assert AdapterTakeCareSettings().intake_key_hashes == [hash_key("sandbox-takecare-key")]
 
 
 @pytest.mark.security
 @pytest.mark.parametrize("cls", [RouterSettings, AdapterTakeCareSettings, AdapterTreservaSettings])
 def test_every_service_refuses_the_sandbox_payload_key_in_production(cls):
-    with pytest.raises(ValidationError, match="payload_keys"):
+    with pytest.raises(ValidationError, match="PAYLOAD_KEYS: holds the published sandbox key"):
         cls(environment="production")
     sandbox = Keyring.from_setting(SANDBOX_PAYLOAD_KEYS).keys["sandbox-1"]
     kept = encode_keyring("k1", {"k1": new_key(), "sandbox-1": base64.b64encode(sandbox).decode()})
-    with pytest.raises(ValidationError, match=r"payload_keys \(holds the sandbox key\)"):
+    with pytest.raises(ValidationError, match="PAYLOAD_KEYS: holds the published sandbox key"):
         cls(environment="production", payload_keys=kept)
     assert cls(payload_keys=kept).keyring().current == "k1"  # the sandbox may keep it
 
@@ -74,7 +75,9 @@ def _real_secrets() -> dict[str, Any]:
 @pytest.mark.security
 @pytest.mark.parametrize("environment", ["production", "test"])
 def test_a_plaintext_kafka_channel_is_refused_outside_the_sandbox(environment):
-    with pytest.raises(ValidationError, match="kafka_security_protocol: PLAINTEXT is refused"):
+    with pytest.raises(
+        ValidationError, match="ADAPTER_TRESERVA_KAFKA_SECURITY_PROTOCOL: PLAINTEXT is refused"
+    ):
         AdapterTreservaSettings(environment=environment, **_real_secrets(), treserva_token="t" * 40)
     assert AdapterTreservaSettings().kafka().security_protocol == "PLAINTEXT"  # the sandbox
 
@@ -122,7 +125,7 @@ def test_production_refuses_the_sandbox_record_signing_keys():
     secure = {k: v for k, v in SECURE_KAFKA.items() if not k.startswith("record_")}
     real = {**_real_secrets(), **secure, "treserva_token": "t" * 40}
     del real["record_signing_key"], real["record_trusted_keys"]
-    with pytest.raises(ValidationError, match="record_signing_key: set this service's own key"):
+    with pytest.raises(ValidationError, match="RECORD_SIGNING_KEY: set this service's own key"):
         AdapterTreservaSettings(
             environment="production",
             **real,
@@ -133,12 +136,12 @@ def test_production_refuses_the_sandbox_record_signing_keys():
         service: {kid: base64.b64encode(k.public_bytes_raw()).decode() for kid, k in ids.items()}
         for service, ids in sandbox.trusted.items()
     }
-    with pytest.raises(ValidationError, match="record_trusted_keys: list the real public keys"):
+    with pytest.raises(ValidationError, match="RECORD_TRUSTED_KEYS: list the real public keys"):
         AdapterTreservaSettings(
             environment="production",
             **real,
             record_signing_key=SECURE_KAFKA["record_signing_key"],
             record_trusted_keys=sandbox_keys,
         )
-    with pytest.raises(ValidationError, match="record_signing_key"):
+    with pytest.raises(ValidationError, match="ADAPTER_TRESERVA_RECORD_SIGNING_KEY"):
         AdapterTreservaSettings(record_signing_key="k1:not-a-key")

@@ -8,6 +8,8 @@ re-sealed by the first batch (they are few). Once nothing remains, the old key m
 
 The CLI's ``rotate-payload-keys`` drives it through ``POST /api/v1/payload-keys/rotate``
 with a progress bar; see docs/security.md, Payloads at rest and key rotation.
+:data:`SEALED_COLUMNS` are what the router holds sealed, for the start-up check of rows in
+clear (services.messaging.sealing).
 """
 
 from __future__ import annotations
@@ -18,10 +20,28 @@ from typing import Any
 from sqlalchemy import Column, ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.messaging.outbox import outbox
+from services.messaging.outbox import outbox, sealed_column
 from services.messaging.payload_crypto import PREFIX, Keyring
-from services.router.audit.retention import PRUNED_PREFIX
-from services.router.routing.tables import message, subscription
+from services.messaging.sealing import SealedColumn
+from services.router.routing.deliveries import OUTBOX_OWNER
+from services.router.routing.tables import (
+    MESSAGE_UNSEALED,
+    PRUNED_PREFIX,
+    SUBSCRIPTION_UNSEALED,
+    message,
+    subscription,
+)
+
+
+def _row_id(row: Any) -> str:
+    return str(row.id)  # a payload and a subscription secret are bound to their row's id
+
+
+SEALED_COLUMNS = (
+    SealedColumn("message.payload", message, "payload", MESSAGE_UNSEALED, _row_id),
+    SealedColumn("subscription.secret", subscription, "secret", SUBSCRIPTION_UNSEALED, _row_id),
+    sealed_column(OUTBOX_OWNER),
+)
 
 
 def _stale(keyring: Keyring) -> ColumnElement[bool]:

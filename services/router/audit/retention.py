@@ -22,7 +22,7 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.router.routing.domain import DeliveryState
-from services.router.routing.tables import delivery, message
+from services.router.routing.tables import PRUNED_PREFIX, delivery, message
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ class RetentionRules:
     prune_every: timedelta = timedelta(hours=1)
 
 
-PRUNED_PREFIX = "pruned:v1:"
 FINISHED = (DeliveryState.CONFIRMED.value, DeliveryState.DEAD_LETTER.value)
 
 

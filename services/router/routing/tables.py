@@ -16,9 +16,15 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from services.messaging.db import BigId, UtcDateTime, metadata
+from services.messaging.sealing import unsealed_where
+
+PRUNED_PREFIX = "pruned:v1:"  # a pruned payload (services.router.audit.retention)
+MESSAGE_UNSEALED = unsealed_where("payload", markers=(PRUNED_PREFIX,))
+SUBSCRIPTION_UNSEALED = unsealed_where("secret")
 
 message = Table(
     "message",
@@ -49,6 +55,13 @@ message = Table(
     Index("ix_message_received", "received_at", "id"),
     Index("ix_message_event_received", "event_code", "received_at", "id"),
     Index("ix_message_source_received", "source", "received_at", "id"),
+    # payloads written in clear before sealing, found at start-up (services.messaging.sealing)
+    Index(
+        "ix_message_unsealed",
+        "id",
+        sqlite_where=text(MESSAGE_UNSEALED),
+        postgresql_where=text(MESSAGE_UNSEALED),
+    ),
 )
 
 delivery = Table(

@@ -24,6 +24,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.low_level import Type, hash_secret
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.messaging import sandbox_secrets
+
 _N, _R, _P = 2**14, 8, 1  # scrypt: verified for older hashes, never made any more
 _ARGON2 = PasswordHasher()  # RFC 9106 low-memory profile (argon2-cffi's default)
 
@@ -99,7 +101,7 @@ def verify_password(password: str, stored: str) -> bool:
 # Written out, not computed: two argon2id hashes at import cost 0.65 s of CPU in every process
 # that imports this (each router start, each test worker); tests/unit/test_console_accounts.py
 # checks they are what hash_password gives for the sandbox passwords and salts.
-SANDBOX_PASSWORDS = {"ops": "sandbox-ops-password", "viewer": "sandbox-viewer-password"}
+SANDBOX_PASSWORDS = sandbox_secrets.CONSOLE_PASSWORDS
 SANDBOX_SALTS = {"ops": b"carebridge-sandbox-ops", "viewer": b"carebridge-sandbox-viewer"}
 SANDBOX_USERS = (
     ConsoleUser(

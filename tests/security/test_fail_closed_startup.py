@@ -1,0 +1,249 @@
+"""Fail closed at start-up (issue 19, item 1): a service refuses a database that holds
+payload rows in clear, and names the command that seals them; databases and logs are
+created readable by their owner only; whatever starts the sandbox says so explicitly."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select, text
+
+from sandbox.demo import demo_settings
+from sandbox.stack import SERVICES, Stack
+from services.adapter_takecare.settings import AdapterTakeCareSettings
+from services.adapter_treserva import service as treserva_service
+from services.adapter_treserva.settings import AdapterTreservaSettings
+from services.messaging.db import make_engine, session_factory
+from services.messaging.envelope import System
+from services.messaging.keys import hash_key, new_key
+from services.messaging.outbox import outbox, sealed_with
+from services.messaging.payload_crypto import is_sealed
+from services.messaging.sealing import unsealed_columns
+from services.messaging.settings import ServiceSettings
+from services.router import service as router_service
+from services.router.audit.payload_keys import SEALED_COLUMNS
+from services.router.routing.tables import message
+from services.router.settings import RouterSettings
+from services.seal_payloads import seal
+from tests.conftest import backend_name
+from tests.support.settings import ROUTER_SECRETS, SECURE_KAFKA
+
+pytestmark = pytest.mark.security
+
+NOW = datetime(2026, 12, 8, 10, 0, tzinfo=UTC)
+CLEAR = '{"resourceType": "Bundle", "personnummer": "191212121212"}'
+
+
+@pytest.fixture(autouse=True)
+def _root_logger() -> Iterator[None]:
+    """A service's main() configures the root logger for its JSON log; put it back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level
+
+
+def production_router(database_url: str) -> RouterSettings:
+    return RouterSettings(
+        environment="production", database_url=database_url, **ROUTER_SECRETS, **SECURE_KAFKA
+    )
+
+
+def production_treserva(database_url: str) -> AdapterTreservaSettings:
+    return AdapterTreservaSettings(
+        environment="production",
+        database_url=database_url,
+        pseudonym_key=ROUTER_SECRETS["pseudonym_key"],
+        payload_keys=ROUTER_SECRETS["payload_keys"],
+        intake_key_hashes=[hash_key(new_key())],
+        peer_key_hashes={System.TAKECARE: [hash_key(new_key())]},
+        treserva_token="a-token-treserva-issued",
+        treserva_url="https://treserva.example.se",
+        **SECURE_KAFKA,
+    )
+
+
+async def write_in_clear(database_url: str, owner: str) -> None:
+    """What a broker wrote before payloads were sealed: a message and an outbox row."""
+    engine = make_engine(database_url)
+    try:
+        async with session_factory(engine).begin() as session:
+            if owner == "router":
+                await session.execute(
+                    insert(message).values(
+                        id="m-clear",
+                        event_code="admission-notice",
+                        source="takecare",
+                        sent_at=NOW,
+                        received_at=NOW,
+                        payload=CLEAR,
+                    )
+                )
+            await session.execute(
+                insert(outbox).values(
+                    owner=owner, topic="t", key="k", headers=[], payload=CLEAR, created_at=NOW
+                )
+            )
+    finally:
+        await engine.dispose()
+
+
+# --- payload rows in clear ------------------------------------------------------------------
+
+
+async def test_the_router_refuses_to_start_on_payload_rows_in_clear(database_url, capsys):
+    await write_in_clear(database_url, "router")
+    assert await router_service.main(production_router(database_url)) == 2
+    err = capsys.readouterr().err
+    assert "router refuses to start:" in err
+    assert "ROUTER_DATABASE_URL: the database holds payload rows in clear" in err
+    assert "(message.payload, outbox.payload)" in err
+    assert "python -m services.seal_payloads router" in err
+    assert "191212121212" not in err and database_url not in err
+
+
+async def test_an_adapter_refuses_to_start_on_outbox_rows_in_clear(database_url, capsys):
+    await write_in_clear(database_url, "adapter_treserva")
+    assert await treserva_service.main(production_treserva(database_url)) == 2
+    err = capsys.readouterr().err
+    assert "ADAPTER_TRESERVA_DATABASE_URL: the database holds payload rows in clear" in err
+    assert "(outbox.payload)" in err
+    assert "python -m services.seal_payloads adapter_treserva" in err
+
+
+async def test_the_seal_command_seals_every_row_in_place_and_the_router_may_start(database_url):
+    await write_in_clear(database_url, "router")
+    settings = production_router(database_url)
+    assert await seal(settings, SEALED_COLUMNS) == {
+        "message.payload": 1,
+        "subscription.secret": 0,
+        "outbox.payload": 1,
+    }
+    engine = make_engine(database_url)
+    keyring = settings.keyring()
+    try:
+        async with session_factory(engine, keyring=keyring)() as session:
+            assert await unsealed_columns(session, SEALED_COLUMNS) == []
+            stored = (await session.execute(select(message.c.payload))).scalar_one()
+            row = (await session.execute(select(outbox).where(outbox.c.owner == "router"))).one()
+    finally:
+        await engine.dispose()
+    assert is_sealed(stored) and keyring.open(stored, message_id="m-clear") == CLEAR
+    assert keyring.open(row.payload, message_id=sealed_with("router", "t", "k")) == CLEAR
+    assert await seal(settings, SEALED_COLUMNS) == dict.fromkeys(
+        ("message.payload", "subscription.secret", "outbox.payload"), 0
+    )  # again: nothing left, nothing sealed twice
+
+
+async def test_the_sandbox_keeps_reading_rows_in_clear(database_url, sessions):
+    from services.messaging.startup import rows_in_clear
+
+    await write_in_clear(database_url, "router")
+    sandbox = RouterSettings(database_url=database_url)
+    assert await rows_in_clear(sandbox, sessions, SEALED_COLUMNS) is None
+
+
+@pytest.mark.skipif(backend_name() != "sqlite", reason="SQLite's query plan")
+async def test_the_start_up_check_reads_the_partial_indexes_not_the_payloads(engine):
+    """A start must not read every payload of a large database: one index probe each."""
+    plans = []
+    async with engine.connect() as conn:
+        for column in SEALED_COLUMNS[::2]:  # message.payload and outbox.payload
+            compiled = column.probe().compile(
+                engine.sync_engine, compile_kwargs={"literal_binds": True}
+            )
+            rows = await conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))
+            plans.append(" ".join(str(r[-1]) for r in rows))
+    # an index of the rows in clear only: empty once all is sealed, its first entry otherwise
+    assert "USING INDEX ix_message_unsealed" in plans[0], plans
+    assert "USING INDEX ix_outbox_unsealed" in plans[1], plans
+
+
+# --- files created readable by their owner only ---------------------------------------------
+
+
+@pytest.fixture
+def permissive_umask() -> Iterator[None]:
+    old = os.umask(0o022)  # what a shell usually has: files 0644 unless the code says so
+    yield
+    os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("permissive_umask")
+async def test_a_new_database_file_is_created_0600(tmp_path):
+    path = tmp_path / "data" / "router.db"
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (x TEXT)"))
+            await conn.execute(text("INSERT INTO t VALUES ('patient data')"))
+        for file in (path, path.with_name("router.db-wal"), path.with_name("router.db-shm")):
+            assert mode(file) == 0o600, (file.name, oct(mode(file)))
+        assert mode(path.parent) == 0o700
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.usefixtures("permissive_umask")
+def test_a_new_log_file_is_created_0600(tmp_path):
+    stack = Stack(demo_settings(tmp_path / "stack"), echo=lambda _: None)
+    stack._spawn("router", [sys.executable, "-c", "print('a log line')"], {})
+    stack.child("router").process.wait(timeout=30)
+    log = stack.child("router").log_path
+    assert log.read_text().strip() == "a log line"
+    assert mode(log) == 0o600
+
+
+# --- whatever starts the sandbox says so ----------------------------------------------------
+
+
+class RecordedStack(Stack):
+    """The stack's start with its children recorded instead of started."""
+
+    spawned: dict[str, dict[str, str]]
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.spawned = {**getattr(self, "spawned", {}), name: env}
+
+    def _wait_for_port(self, port: int, name: str) -> None:
+        pass
+
+    def _wait_for_health(self, name: str, url: str) -> None:
+        pass
+
+
+def test_the_stack_starts_every_service_in_the_sandbox_explicitly(
+    tmp_path, database_url, monkeypatch
+):
+    stack = RecordedStack(
+        demo_settings(tmp_path / "stack", database_url=database_url), echo=lambda _: None
+    )
+    stack.start()
+    classes: dict[str, type[ServiceSettings]] = {
+        "router": RouterSettings,
+        "adapter_takecare": AdapterTakeCareSettings,
+        "adapter_treserva": AdapterTreservaSettings,
+    }
+    for name in SERVICES:
+        env = stack.spawned[name]
+        cls = classes[name]
+        assert env[cls.env("environment")] == "sandbox", name
+        for var in [v for v in os.environ if v.endswith("ENVIRONMENT")]:
+            monkeypatch.delenv(var)  # the conftest's choice out of the way: only the stack's
+        with monkeypatch.context() as patched:
+            for var, value in env.items():
+                patched.setenv(var, value)
+            settings: Any = cls()
+        assert settings.environment == "sandbox" and settings.host == "127.0.0.1", name
