@@ -27,7 +27,7 @@ from services.messaging.payload_crypto import new_key as new_payload_key
 from services.messaging.settings import ServiceSettings
 from services.messaging.startup import settings_or_exit
 from services.router.settings import RouterSettings
-from tests.support.settings import ROUTER_SECRETS, SECURE_KAFKA
+from tests.support.settings import ROUTER_SECRETS, SECURE_HTTP, SECURE_KAFKA
 
 pytestmark = pytest.mark.security
 
@@ -40,7 +40,9 @@ SERVICES: list[type[ServiceSettings]] = [
 
 def router(**more: Any) -> RouterSettings:
     """The router in production on settings it accepts, with ``more`` laid over them."""
-    return RouterSettings(environment="production", **{**ROUTER_SECRETS, **SECURE_KAFKA, **more})
+    return RouterSettings(
+        environment="production", **{**ROUTER_SECRETS, **SECURE_KAFKA, **SECURE_HTTP, **more}
+    )
 
 
 def treserva_adapter(**more: Any) -> AdapterTreservaSettings:
@@ -52,6 +54,7 @@ def treserva_adapter(**more: Any) -> AdapterTreservaSettings:
         "treserva_token": "a-token-treserva-issued",  # theirs: any length
         "treserva_url": "https://treserva.example.se",
         **SECURE_KAFKA,
+        **SECURE_HTTP,
     }
     return AdapterTreservaSettings(environment="production", **{**settings, **more})
 
@@ -215,6 +218,7 @@ def test_takecares_plain_http_urls_are_refused(field):
         "takecare_url": "https://takecare.example.se",
         "primary_care_url": "https://primary-care.example.se",
         **SECURE_KAFKA,
+        **SECURE_HTTP,
     }
     AdapterTakeCareSettings(environment="production", **settings)
     with pytest.raises(ValidationError, match=f"ADAPTER_TAKECARE_{field.upper()}: plain http"):

@@ -34,7 +34,7 @@ from services.router.routing.tables import message
 from services.router.settings import RouterSettings
 from services.seal_payloads import seal
 from tests.conftest import backend_name
-from tests.support.settings import ROUTER_SECRETS, SECURE_KAFKA
+from tests.support.settings import ROUTER_SECRETS, SECURE_HTTP, SECURE_KAFKA
 
 pytestmark = pytest.mark.security
 
@@ -53,7 +53,11 @@ def _root_logger() -> Iterator[None]:
 
 def production_router(database_url: str) -> RouterSettings:
     return RouterSettings(
-        environment="production", database_url=database_url, **ROUTER_SECRETS, **SECURE_KAFKA
+        environment="production",
+        database_url=database_url,
+        **ROUTER_SECRETS,
+        **SECURE_KAFKA,
+        **SECURE_HTTP,
     )
 
 
@@ -68,6 +72,7 @@ def production_treserva(database_url: str) -> AdapterTreservaSettings:
         treserva_token="a-token-treserva-issued",
         treserva_url="https://treserva.example.se",
         **SECURE_KAFKA,
+        **SECURE_HTTP,
     )
 
 
