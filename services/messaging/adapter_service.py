@@ -15,7 +15,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.messaging import broker_epoch, logs, topics
+from services.messaging import broker_epoch, contracts, logs, topics
 from services.messaging.db import make_engine, session_factory
 from services.messaging.delivery import DeliveryDeps, Destination, handle_delivery_batch
 from services.messaging.envelope import System
@@ -124,6 +124,7 @@ async def run_adapter(
         for deps in deliveries:
             if deps.destination.system in readers:
                 deps.read_back, deps.read_back_wake = terms, poller.wake
+    contracts.warm_up()  # not on the first event (services.messaging.contracts)
     app = create_app(GroupedIntakeStore(sessions, name), sessions, relay.wake)
     app.add_middleware(ServingIntake, gate=intake_first)  # POSTs go before deliveries
     lags: list[KafkaConsumerLag] = []

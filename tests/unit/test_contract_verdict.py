@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
+from services.messaging import contracts
 from services.messaging.contract_verdict import NotPortable, portable_pattern, verdict_validator
 from services.messaging.contracts import (
     CONTRACTS_DIR,
@@ -352,3 +353,13 @@ def _text_variants(text: str, path: str) -> Iterator[tuple[str, str, Any]]:
         if text in values:
             for other in values:
                 yield path, f"enum {other}", other
+
+
+def test_a_service_builds_every_contracts_validators_at_start() -> None:
+    """Not on the first event: that one paid the compiled verdict's first build."""
+    contracts.quick_validator.cache_clear()
+    contracts.validator.cache_clear()
+    count = contracts.warm_up()
+    assert count == len(list(contracts.CONTRACTS_DIR.rglob("*.schema.json"))) > 0
+    assert contracts.quick_validator.cache_info().currsize == count
+    assert contracts.validator.cache_info().currsize == count
