@@ -38,7 +38,7 @@ from fastapi.responses import JSONResponse
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import BaseModel, Field, ValidationError
 
-from services.messaging.contracts import Violation, violations
+from services.messaging.contracts import Violation, violations, warm_up
 from services.messaging.envelope import MalformedMessage, read_envelope
 from services.messaging.http import bearer_ok
 
@@ -181,6 +181,7 @@ def create_api_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        warm_up()  # the contracts' validators before the first record, not on it
         try:
             yield
         finally:
