@@ -8,6 +8,7 @@ from sandbox.simulators.takecare import TakeCareSimSettings
 from sandbox.simulators.treserva import TreservaSimSettings
 from sandbox.stack import Stack, StackSettings, banner
 from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN
+from services.messaging.sandbox_secrets import APPROVER_TOKEN
 from services.adapter_treserva.settings import SANDBOX_INTAKE_TOKEN as TRESERVA_INTAKE
 from services.router.ops.console.accounts import SANDBOX_PASSWORDS
 from services.router.settings import SANDBOX_OPS_TOKEN
@@ -19,6 +20,7 @@ def test_the_banner_names_every_sandbox_credential(tmp_path: Path):
         SANDBOX_INTAKE_TOKEN,
         TRESERVA_INTAKE,
         SANDBOX_OPS_TOKEN,
+        APPROVER_TOKEN,
         *SANDBOX_PASSWORDS.values(),
         SANDBOX_SUBSCRIBER_SECRET,
         TreservaSimSettings().api_token,
