@@ -8,8 +8,8 @@ from sandbox.simulators.takecare import TakeCareSimSettings
 from sandbox.simulators.treserva import TreservaSimSettings
 from sandbox.stack import Stack, StackSettings, banner
 from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN
-from services.messaging.sandbox_secrets import APPROVER_TOKEN
 from services.adapter_treserva.settings import SANDBOX_INTAKE_TOKEN as TRESERVA_INTAKE
+from services.messaging.sandbox_secrets import APPROVER_TOKEN
 from services.router.ops.console.accounts import SANDBOX_PASSWORDS
 from services.router.settings import SANDBOX_OPS_TOKEN
 
