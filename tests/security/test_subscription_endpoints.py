@@ -14,10 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from fastapi import FastAPI, Request
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from services.messaging.webhook_client import HttpWebhookSender
+from services.messaging.journal_client import TransientDeliveryError
+from services.messaging.runtime import tls_from
+from services.messaging.webhook_client import HttpWebhookSender, Webhook
 from services.router.ops.app import create_app
 from services.router.routing.deliveries import RoutingRules
 from services.router.routing.domain import RetryPolicy, default_policies
@@ -34,8 +38,10 @@ from services.router.subscriptions.endpoints import (
 from services.router.subscriptions.guard import GuardedWebhookSender
 from services.router.subscriptions.matching import Criteria
 from services.router.subscriptions.webhooks import WebhookDispatcher
+from tests.support.pki import _ca, _leaf, _write
 from tests.support.router import T0, Clock, inbound, started
 from tests.support.router_api import PLATFORM_ADDRESS, SUBSCRIPTION, TOKEN, _subscriptions
+from tests.support.servers import serving
 from tests.support.settings import ROUTER_SECRETS, SECURE_HTTP, SECURE_KAFKA
 from tests.support.webhooks import SECRET, URL, Subscriber, commands, hook_delivery
 
@@ -377,3 +383,58 @@ async def test_a_name_that_stops_resolving_is_retried_not_dead_lettered(
     assert d.state != "dead_letter"
     (attempt,) = await attempts(sessions, d.id)
     assert attempt.outcome == "transient-error" and "does not resolve" in attempt.detail
+
+
+# --- pinning over a real socket -------------------------------------------------------------
+
+
+@pytest.fixture
+async def named_server(tmp_path, monkeypatch):
+    """An HTTPS server on 127.0.0.1 whose certificate names only ``hooks.example.se`` (from a
+    CA the process trusts through SSL_CERT_FILE); yields its port and the paths it got."""
+    ca_key, ca = _ca("pinning test CA")
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert = _write(
+        tmp_path / "server", *_leaf("hooks", ca_key, ca, server=True, dns_names=(TLS_NAME,))
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    hits: list[tuple[str, str]] = []
+    app = FastAPI()
+
+    @app.post("/{path:path}")
+    async def anything(request: Request, path: str) -> dict[str, str]:
+        hits.append((path, request.headers["host"]))
+        return {}
+
+    async with serving(app, tls_from(str(cert), str(cert.with_suffix(".key")), None)) as port:
+        yield port, hits
+
+
+TLS_NAME = "hooks.example.se"
+
+
+async def test_a_pinned_post_verifies_the_certificate_against_the_name(named_server):
+    """Connected to 127.0.0.1, TLS still checks the certificate for the URL's name: the POST
+    to the name the certificate holds goes through, one to another name at the same
+    address is refused before anything is sent."""
+    port, hits = named_server
+    sender = HttpWebhookSender(5.0)
+
+    def hook(host: str) -> Webhook:
+        return Webhook(
+            f"https://{host}:{port}/hook",
+            b"{}",
+            SECRET,
+            "m-1",
+            "admission-notice",
+            "sub-1",
+            connect_to="127.0.0.1",
+        )
+
+    try:
+        assert (await sender.send(hook(TLS_NAME))).http_status == 200
+        with pytest.raises(TransientDeliveryError, match="ConnectError"):
+            await sender.send(hook("other.example.se"))
+    finally:
+        await sender.aclose()
+    assert hits == [("hook", f"{TLS_NAME}:{port}")]
