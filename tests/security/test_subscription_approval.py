@@ -134,3 +134,22 @@ async def test_creation_activation_and_changes_are_in_the_access_log(api, sessio
         assert (await verify_chain(s)).ok
     for _, _, reason in await subscription_changes(sessions):
         assert "secret" not in reason and "example.se" not in reason
+
+
+async def test_activation_checks_the_endpoint_again(api, sessions, clock):
+    """Taken off the allowlist between the two steps: the second admin's activation is
+    refused and the subscription stays pending."""
+    sub_id = await create(api)
+    narrower = create_app(
+        RouterSettings(**TWO_ADMINS, subscription_allowed_hosts=["hooks.elsewhere.se"]),
+        sessions=sessions,
+        clock=clock,
+        resolver=platform_resolver(),
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=narrower), base_url="http://router"
+    ) as other:
+        res = await other.post(f"/api/v1/subscriptions/{sub_id}/activate", headers=APPROVER_HEADERS)
+    assert res.status_code == 422
+    assert res.json()["errors"][0]["field"] == "body.channel.endpoint"
+    assert (await api.get(f"/api/v1/subscriptions/{sub_id}")).json()["status"] == "pending"

@@ -28,3 +28,17 @@ def test_the_banner_names_every_sandbox_credential(tmp_path: Path):
         TakeCareSimSettings().primary_care_token,
     ):
         assert credential in text, credential
+
+
+def test_the_stack_adds_its_second_admin_to_the_api_clients_it_is_given():
+    import json
+
+    from sandbox.stack import APPROVER, with_approver
+    from services.messaging.keys import hash_key
+
+    given = json.dumps({"probe-viewer": {"role": "viewer", "key_hashes": ["a" * 64]}})
+    clients = json.loads(with_approver(given))
+    assert set(clients) == {"probe-viewer", APPROVER}
+    assert clients[APPROVER] == {"role": "admin", "key_hashes": [hash_key(APPROVER_TOKEN)]}
+    own = json.dumps({APPROVER: {"role": "admin", "key_hashes": ["b" * 64]}})
+    assert json.loads(with_approver(own))[APPROVER]["key_hashes"] == ["b" * 64]
