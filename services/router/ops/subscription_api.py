@@ -277,7 +277,7 @@ def subscription_routes(
 
     @api.get("")
     async def list_subscriptions() -> SubscriptionList:
-        """Every subscription, the journal adapters' included, active or off."""
+        """Every subscription, the journal adapters' included: pending, active or off."""
         async with sessions() as session:
             found = await subscription_store.list_all(session)
         return SubscriptionList(count=len(found), items=[SubscriptionOut.of(s) for s in found])
@@ -313,8 +313,9 @@ def subscription_routes(
             if status is SubscriptionStatus.ACTIVE and unapproved:
                 raise HTTPException(
                     409,
-                    "a pending subscription is activated by a second admin: "
-                    f"POST /api/v1/subscriptions/{subscription_id}/activate",
+                    "no second admin has activated this subscription; while it is pending, "
+                    f"a second admin does with POST /api/v1/subscriptions/{subscription_id}"
+                    "/activate",
                 )
             if found.status is not status:
                 await subscription_store.set_status(session, subscription_id, status, now)
