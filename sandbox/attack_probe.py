@@ -315,6 +315,63 @@ def access_log_holds_every_view(p: Probe) -> Observation:
     )
 
 
+# --- webhook subscriptions (issue 19): server-side request forgery and two admins ---------
+
+# The probe's router refuses private callbacks (its subscriber simulator is not used), and
+# a public address written literally needs no DNS: the probe runs without a network.
+PUBLIC_CALLBACK = "https://93.184.215.14/hooks/carebridge"
+PRIVATE_CALLBACKS = (
+    "http://127.0.0.1:{port}/api/v1/messages",  # the router itself
+    "https://localhost/hooks",
+    "https://10.0.0.1/hooks",
+    "https://169.254.169.254/latest/meta-data/",  # a cloud metadata service
+    "https://[::ffff:127.0.0.1]/hooks",
+    "https://100.64.0.1/hooks",
+)
+
+
+def _subscription(endpoint: str) -> dict[str, Any]:
+    return {
+        "name": "probe",
+        "criteria": {"events": ["admission-notice"]},
+        "channel": {"type": "rest-hook", "endpoint": endpoint},
+        "secret": "probe-subscriber-secret-0123456789",
+    }
+
+
+def private_callback(p: Probe) -> Observation:
+    port = p.stack.routers()[0][1]
+    codes, named = [], True
+    for endpoint in PRIVATE_CALLBACKS:
+        url = endpoint.format(port=port)
+        res = p.router("POST", "/api/v1/subscriptions", OPS_TOKEN, json=_subscription(url))
+        codes.append(res.status_code)
+        fields = [e.get("field") for e in res.json().get("errors", [])]
+        named = named and fields == ["body.channel.endpoint"] and url not in res.text
+    return Observation(
+        "/".join(sorted(set(map(str, codes)))),
+        set(codes) == {422} and named,
+        f"{len(codes)} callbacks; the field named, never the URL",
+    )
+
+
+def activation_by_the_creator(p: Probe) -> Observation:
+    created = p.router(
+        "POST", "/api/v1/subscriptions", OPS_TOKEN, json=_subscription(PUBLIC_CALLBACK)
+    )
+    if created.status_code != 201:
+        return Observation(str(created.status_code), False, "could not create one to try")
+    sub_id = created.json()["id"]
+    res = p.router("POST", f"/api/v1/subscriptions/{sub_id}/activate", OPS_TOKEN)
+    status = p.router("GET", f"/api/v1/subscriptions/{sub_id}", OPS_TOKEN).json()["status"]
+    p.router("DELETE", f"/api/v1/subscriptions/{sub_id}", OPS_TOKEN)  # leave nothing pending
+    return (
+        _status(res, 403, f"still {status}")
+        if status == "pending"
+        else Observation(str(res.status_code), False, f"it became {status}")
+    )
+
+
 def valid_traffic_still_flows(p: Probe) -> Observation:
     # the flood emptied the guessing peer's bucket; TakeCare's key has a bucket of its own
     res = p.takecare("admissions", json=p.admission(), headers=_key(TAKECARE_KEY))
@@ -352,6 +409,14 @@ ATTACKS = (
         "personnummer search leaves an access-log entry",
         "200, chain ok",
         access_log_holds_every_view,
+    ),
+    Attack(
+        "subscription to a loopback/private callback", "422 naming the endpoint", private_callback
+    ),
+    Attack(
+        "subscription activated by the admin who made it",
+        "403, still pending",
+        activation_by_the_creator,
     ),
     Attack("flood of router API requests", "429 + Retry-After", router_api_flood),
     Attack("valid admission after all of the above", "202, confirmed", valid_traffic_still_flows),
@@ -402,6 +467,7 @@ def probe_settings(data_dir: Path, **overrides: object) -> StackSettings:
             # answers, so the flood would never pass it: CI once saw "never throttled"
             "RATE_LIMIT_PER_S": "10",
             "METRICS_TOKEN": METRICS_TOKEN,
+            "SUBSCRIPTION_ALLOW_PRIVATE_ADDRESSES": "false",  # the SSRF rows need the check
             "API_CLIENTS": json.dumps(
                 {"probe-viewer": {"role": "viewer", "key_hashes": [hash_key(VIEWER_KEY)]}}
             ),

@@ -24,6 +24,7 @@ from services.adapter_takecare.settings import SANDBOX_PRIMARY_CARE_TOKEN as PRI
 from services.adapter_takecare.settings import SANDBOX_TAKECARE_TOKEN as TAKECARE_API_TOKEN
 from services.adapter_treserva.settings import SANDBOX_INTAKE_TOKEN as TRESERVA_INTAKE_TOKEN
 from services.adapter_treserva.settings import SANDBOX_TRESERVA_TOKEN as TRESERVA_API_TOKEN
+from services.messaging.sandbox_secrets import APPROVER_TOKEN
 from services.router.settings import SANDBOX_OPS_TOKEN
 
 T = TypeVar("T")
@@ -165,7 +166,9 @@ class Scenario:
         secret: str = SANDBOX_SUBSCRIBER_SECRET,
         name: str = "the region's communication platform",
     ) -> str:
-        """Subscribe the subscriber simulator through the router's API; the subscription id."""
+        """Subscribe the subscriber simulator through the router's API, as two admins do:
+        the operator token creates it (pending), the sandbox's second admin activates it;
+        the subscription id."""
         criteria: dict[str, Any] = {"events": events}
         if sources is not None:
             criteria["sources"] = sources
@@ -185,6 +188,14 @@ class Scenario:
         if res.status_code != 201:
             raise AssertionError(f"subscription refused: {res.status_code} {res.text[:300]}")
         self.subscriptions.append(str(res.json()["id"]))
+        activated = self.http.post(
+            f"{self.stack.router_url}/api/v1/subscriptions/{self.subscriptions[-1]}/activate",
+            headers={"authorization": f"Bearer {APPROVER_TOKEN}"},
+        )
+        if activated.status_code != 200:
+            raise AssertionError(
+                f"activation refused: {activated.status_code} {activated.text[:300]}"
+            )
         return self.subscriptions[-1]
 
     def set_subscription_status(self, subscription_id: str, status: str) -> None:

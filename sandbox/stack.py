@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import os
 import random
 import signal
@@ -34,10 +35,12 @@ import httpx
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.messaging import sandbox_secrets
 from services.messaging.clock import set_skew
 from services.messaging.db import migrate
 from services.messaging.fail_closed import loopback_only
 from services.messaging.kafka_connection import KafkaConnection
+from services.messaging.keys import hash_key
 from services.messaging.private_files import open_private_append
 from services.messaging.read_back_store import ConfirmationMode
 
@@ -329,7 +332,10 @@ class Stack:
                         "CONFIRMATION_DEADLINE_S": str(s.confirmation_deadline_s),
                         "ATTEMPT_TIMEOUT_S": str(s.attempt_timeout_s),
                         "RETRY_BASE_S": str(s.retry_base_s),
+                        # the subscriber simulator listens on 127.0.0.1 (sandbox only)
+                        "SUBSCRIPTION_ALLOW_PRIVATE_ADDRESSES": "true",
                         **s.router_env,
+                        "API_CLIENTS": with_approver(s.router_env.get("API_CLIENTS")),
                     },
                 ),
             )
@@ -593,6 +599,21 @@ def _pushes(mode: ConfirmationMode) -> str:
     return "false" if mode is ConfirmationMode.READ_BACK else "true"
 
 
+APPROVER = "approver"
+"""The sandbox's second admin API client: a subscription the ops token creates is activated
+with this one's key (two admins, services/router/ops/subscription_api.py)."""
+
+
+def with_approver(api_clients: str | None) -> str:
+    """ROUTER_API_CLIENTS (JSON) with the sandbox's second admin added, unless it names one
+    itself."""
+    clients = json.loads(api_clients) if api_clients else {}
+    clients.setdefault(
+        APPROVER, {"role": "admin", "key_hashes": [hash_key(sandbox_secrets.APPROVER_TOKEN)]}
+    )
+    return json.dumps(clients)
+
+
 def _prefixed(prefix: str, values: dict[str, str]) -> dict[str, str]:
     return {prefix + k: v for k, v in values.items()}
 
@@ -634,6 +655,8 @@ Sandbox credentials (refused outside the sandbox):
   TakeCare intake token    {SANDBOX_INTAKE_TOKEN}
   Treserva intake token    {TRESERVA_TOKEN}
   operator token           {SANDBOX_OPS_TOKEN}
+  second admin token       {sandbox_secrets.APPROVER_TOKEN}  (activates the subscriptions \
+the operator token creates)
   console log-in           ops / {SANDBOX_PASSWORDS["ops"]} (operator), \
 viewer / {SANDBOX_PASSWORDS["viewer"]} (viewer)
   subscriber secret        {SANDBOX_SUBSCRIBER_SECRET}

@@ -20,6 +20,8 @@ TAKECARE_TOKEN = "sandbox-takecare-api-key"  # the broker's toward TakeCare's AP
 PRIMARY_CARE_TOKEN = "sandbox-primary-care-api-key"  # the broker's toward primary care
 TRESERVA_TOKEN = "sandbox-treserva-api-key"  # the broker's toward Treserva's API
 OPS_TOKEN = "sandbox-ops-token"  # the router's API client "ops" (the ops CLI)
+# the sandbox's second admin API client "approver": activates the subscriptions "ops" makes
+APPROVER_TOKEN = "sandbox-approver-token"
 CONSOLE_SECRET = "sandbox-console-secret-not-for-production"  # signs console sessions
 CONSOLE_PASSWORDS = {"ops": "sandbox-ops-password", "viewer": "sandbox-viewer-password"}
 SUBSCRIBER_SECRET = "sandbox-subscriber-secret"  # the subscriber simulator's webhook secret
@@ -33,6 +35,7 @@ PUBLISHED: frozenset[str] = frozenset(
         PRIMARY_CARE_TOKEN,
         TRESERVA_TOKEN,
         OPS_TOKEN,
+        APPROVER_TOKEN,
         CONSOLE_SECRET,
         SUBSCRIBER_SECRET,
         *CONSOLE_PASSWORDS.values(),

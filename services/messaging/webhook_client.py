@@ -11,6 +11,15 @@ None of them carries patient data. 2xx is success; a timeout, a connection error
 429 or 5xx raise :class:`TransientDeliveryError`; any other answer (other 4xx, a redirect,
 which is not followed) raises :class:`FatalDeliveryError`, the same classes a journal client
 raises (see :mod:`services.messaging.journal_client`). TLS certificates are verified.
+
+**Pinning.** A :class:`Webhook` with ``connect_to`` (an IP address the caller checked, see
+:mod:`services.router.subscriptions.endpoints`) is sent to that address and no other: the
+URL's host is replaced by it, the ``Host`` header keeps the name, and httpx's
+``sni_hostname`` request extension makes TLS send the name as SNI and verify the
+certificate against it. No second DNS lookup happens between the check and the connection.
+Connections are pooled per host name (:class:`PerHostPools`), so a connection whose
+certificate was verified for one name is never reused for another name at the same
+address. Proxies from the environment are not used: they would resolve the name again.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -43,6 +52,27 @@ class Webhook:
     idempotency_key: str
     event: str
     subscription_id: str
+    connect_to: str | None = None  # a checked IP address; None: the URL's host as it resolves
+
+
+class PerHostPools(httpx.AsyncBaseTransport):
+    """One connection pool per TLS server name (the pinned request's ``sni_hostname``, else
+    the URL's host): a pinned URL's host is an address several names may share."""
+
+    def __init__(self) -> None:
+        self._pools: dict[str, httpx.AsyncHTTPTransport] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        name = str(request.extensions.get("sni_hostname") or request.url.host)
+        pool = self._pools.get(name)
+        if pool is None:
+            pool = self._pools[name] = httpx.AsyncHTTPTransport(verify=True)
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
 
 
 class WebhookSender(Protocol):
@@ -60,8 +90,9 @@ class HttpWebhookSender:
         self._clock = clock
         self._client = httpx.AsyncClient(
             timeout=timeout_s,
-            transport=transport,
+            transport=transport if transport is not None else PerHostPools(),
             verify=True,
+            trust_env=False,  # an environment proxy would undo the pinning (see above)
             follow_redirects=False,
             headers={"user-agent": "carebridge-webhooks/1"},
         )
@@ -77,9 +108,18 @@ class HttpWebhookSender:
             SUBSCRIPTION_HEADER: hook.subscription_id,
             SIGNATURE_HEADER: sign(hook.secret, hook.body, int(self._clock())),
         }
+        url = httpx.URL(hook.url)
+        extensions: dict[str, Any] = {}
+        if hook.connect_to is not None:
+            headers["host"] = url.netloc.decode("ascii")
+            if url.scheme == "https":
+                extensions["sni_hostname"] = url.host
+            url = url.copy_with(host=hook.connect_to)
         started = time.perf_counter()
         try:
-            res = await self._client.post(hook.url, content=hook.body, headers=headers)
+            res = await self._client.post(
+                url, content=hook.body, headers=headers, extensions=extensions
+            )
         except httpx.TimeoutException:
             raise TransientDeliveryError("timeout") from None
         except httpx.TransportError as exc:

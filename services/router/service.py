@@ -45,6 +45,8 @@ from services.router.routing.domain import RetryPolicy
 from services.router.routing.handlers import Router
 from services.router.settings import RouterSettings
 from services.router.subscriptions import webhooks
+from services.router.subscriptions.endpoints import SystemResolver
+from services.router.subscriptions.guard import GuardedWebhookSender
 from services.router.subscriptions.webhooks import WebhookDispatcher
 
 
@@ -160,7 +162,9 @@ async def main(settings: RouterSettings | None = None) -> int:
     await router.sweep()
     log.info("start-up: swept", extra={"seconds": round(time.monotonic() - swept, 2)})
     consumer = KafkaConsumer(kafka, [topics.INBOUND, topics.RESULTS], group_id=topics.ROUTER_GROUP)
-    sender = HttpWebhookSender(settings.webhook_timeout())
+    # every POST vetted and pinned to the address that passed (DNS rebinding)
+    http_sender = HttpWebhookSender(settings.webhook_timeout())
+    sender = GuardedWebhookSender(http_sender, settings.endpoint_policy(), SystemResolver())
     dispatcher = WebhookDispatcher(
         sessions=sessions, rules=rules, sender=sender, clock=clock.now, relay_wake=relay.wake
     )
@@ -244,7 +248,7 @@ async def main(settings: RouterSettings | None = None) -> int:
         for started in (consumer, webhook_consumer):
             with contextlib.suppress(Exception):  # one that never started
                 await started.stop()
-        await sender.aclose()
+        await http_sender.aclose()
         await notifications.aclose()
         await fence.close()
         with contextlib.suppress(Exception):

@@ -19,6 +19,7 @@ from services.router.ops.api_clients import ApiClient, ApiClients
 from services.router.ops.console.accounts import SANDBOX_HASHES, SANDBOX_USERS, ConsoleUser
 from services.router.routing.circuit import CircuitPolicy
 from services.router.routing.domain import FamilyPolicy, RetryPolicy, default_policies
+from services.router.subscriptions.endpoints import EndpointPolicy, check_pattern
 
 SANDBOX_OPS_TOKEN = sandbox_secrets.OPS_TOKEN
 SANDBOX_CONSOLE_SECRET = sandbox_secrets.CONSOLE_SECRET
@@ -133,6 +134,25 @@ class RouterSettings(ServiceSettings):
     # one webhook POST; kept below attempt_timeout_s by the service (see webhook_timeout)
     webhook_timeout_s: float = 10.0
 
+    # Where webhook subscriptions may point (services/router/subscriptions/endpoints.py),
+    # checked at registration and again before every POST. The hosts, as JSON in
+    # ROUTER_SUBSCRIPTION_ALLOWED_HOSTS: names or "*.suffix" patterns, e.g.
+    # ["hooks.region.se", "*.plattform.example.se"]. Outside the sandbox an empty list
+    # allows no host: no subscription can be registered until the list is set (fail closed).
+    # In the sandbox an empty list allows any host.
+    subscription_allowed_hosts: list[str] = Field(default_factory=list)
+    # The sandbox only (refused elsewhere): callbacks may resolve to loopback and private
+    # addresses, as the sandbox's subscriber simulator on 127.0.0.1 does.
+    subscription_allow_private_addresses: bool = False
+
+    @field_validator("subscription_allowed_hosts")
+    @classmethod
+    def _host_patterns(cls, hosts: list[str]) -> list[str]:
+        try:
+            return [check_pattern(h) for h in hosts]
+        except ValueError as exc:
+            raise ValueError(f"{cls.env('subscription_allowed_hosts')}: {exc}") from None
+
     # Alert notification channels (see services/router/alerting/notifications.py); each is off until
     # configured. The webhook secret has no default: a webhook needs one of its own.
     alert_webhook_url: str | None = None
@@ -194,6 +214,11 @@ class RouterSettings(ServiceSettings):
                 f"{self.env('console_users')}: the sandbox console accounts must be replaced "
                 "outside the sandbox"
             )
+        if self.subscription_allow_private_addresses:
+            refusals.append(
+                f"{self.env('subscription_allow_private_addresses')}: webhooks to loopback or "
+                "private addresses are for the sandbox only"
+            )
         if self.alert_smtp_security == "none":
             refusals.append(
                 f"{self.env('alert_smtp_security')}: 'none' (mail in clear) is for the sandbox "
@@ -205,6 +230,16 @@ class RouterSettings(ServiceSettings):
         if self.console_secure_cookie is not None:
             return self.console_secure_cookie
         return not self.in_sandbox
+
+    def endpoint_policy(self) -> EndpointPolicy:
+        """Where webhook subscriptions may point: https only, and an empty allowlist allows
+        nothing, outside the sandbox."""
+        return EndpointPolicy(
+            require_https=not self.in_sandbox,
+            allow_private=self.subscription_allow_private_addresses,
+            allowed_hosts=tuple(self.subscription_allowed_hosts),
+            empty_allows_all=self.in_sandbox,
+        )
 
     def webhook_timeout(self) -> float:
         """A POST must give up before the router counts its attempt as unanswered."""

@@ -1,13 +1,16 @@
 """Webhook subscriptions through the running stack (real processes, real sockets, Tansu): a
-subscription made through the router's API receives admission notices posted to the
-TakeCare adapter, signed, exactly once, with the same retry guarantees as a journal."""
+subscription made through the router's API by one admin and activated by a second receives
+admission notices posted to the TakeCare adapter, signed, exactly once, with the same retry
+guarantees as a journal; while pending it receives nothing."""
 
 import time
 
 import pytest
 
 from sandbox.scenario import wait_for
+from sandbox.simulators.subscriber import PATH as SUBSCRIBER_PATH
 from sandbox.simulators.subscriber import SANDBOX_SUBSCRIBER_SECRET
+from services.messaging.sandbox_secrets import APPROVER_TOKEN, OPS_TOKEN
 from services.messaging.signing import verify
 
 pytestmark = [pytest.mark.e2e, pytest.mark.shared_stack]
@@ -76,3 +79,35 @@ def test_a_subscription_switched_off_gets_no_new_deliveries(scenario):
     assert [r["messageId"] for r in scenario.subscriber_received() if r["messageId"] in ours] == [
         first
     ]
+
+
+def test_a_pending_subscription_gets_nothing_until_a_second_admin_activates_it(scenario):
+    router = scenario.stack.router_url
+    created = scenario.http.post(
+        f"{router}/api/v1/subscriptions",
+        json={
+            "name": "awaiting its second admin",
+            "criteria": {"events": ["admission-notice"]},
+            "channel": {
+                "type": "rest-hook",
+                "endpoint": f"{scenario.stack.subscriber_sim_url}{SUBSCRIBER_PATH}",
+            },
+            "secret": SANDBOX_SUBSCRIBER_SECRET,
+        },
+        headers={"authorization": f"Bearer {OPS_TOKEN}"},
+    )
+    assert created.status_code == 201 and created.json()["status"] == "pending"
+    sub_id = created.json()["id"]
+    scenario.subscriptions.append(sub_id)  # switched off when the test ends
+    activate = f"{router}/api/v1/subscriptions/{sub_id}/activate"
+    same_admin = scenario.http.post(activate, headers={"authorization": f"Bearer {OPS_TOKEN}"})
+    assert same_admin.status_code == 403
+    before, _ = scenario.post_admission()
+    detail = scenario.wait_for_state(before, "confirmed", timeout_s=15)
+    assert sub_id not in {d["destination"] for d in detail["deliveries"]}
+    second = scenario.http.post(activate, headers={"authorization": f"Bearer {APPROVER_TOKEN}"})
+    assert second.status_code == 200 and second.json()["activatedBy"] == "approver"
+    after, _ = scenario.post_admission()
+    scenario.wait_for_state(after, "confirmed", timeout_s=15, destination=sub_id)
+    got = {r["messageId"] for r in scenario.subscriber_received()}
+    assert after in got and before not in got

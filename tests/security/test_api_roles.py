@@ -12,6 +12,7 @@ from services.messaging.keys import hash_key
 from services.router.ops.api_clients import ApiClient, ApiClients
 from services.router.ops.app import create_app
 from services.router.settings import RouterSettings
+from tests.support.router_api import platform_resolver
 
 pytestmark = pytest.mark.security
 
@@ -47,7 +48,7 @@ READS = ["/api/v1/messages", "/api/v1/alerts", "/api/v1/dashboard", "/api/v1/acc
 @pytest.fixture
 async def call(sessions):
     settings = RouterSettings.model_validate({"api_clients": CLIENTS})
-    app = create_app(settings, sessions=sessions)
+    app = create_app(settings, sessions=sessions, resolver=platform_resolver())
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://router"
     ) as client:

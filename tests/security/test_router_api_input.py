@@ -10,14 +10,16 @@ import pytest
 
 from services.router.ops.app import create_app
 from services.router.settings import RouterSettings
-from tests.support.router_api import SUBSCRIPTION, TOKEN, _subscriptions
+from tests.support.router_api import SUBSCRIPTION, TOKEN, _subscriptions, platform_resolver
 
 pytestmark = pytest.mark.security
 
 
 @pytest.fixture
 async def api(sessions):
-    app = create_app(RouterSettings(max_body_bytes=8192), sessions=sessions)
+    app = create_app(
+        RouterSettings(max_body_bytes=8192), sessions=sessions, resolver=platform_resolver()
+    )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://router", headers=TOKEN
     ) as client:

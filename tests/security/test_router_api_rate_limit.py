@@ -9,7 +9,7 @@ import pytest
 
 from services.router.ops.app import create_app
 from services.router.settings import RouterSettings
-from tests.support.router_api import SUBSCRIPTION, TOKEN, _subscriptions
+from tests.support.router_api import SUBSCRIPTION, TOKEN, _subscriptions, platform_resolver
 
 pytestmark = pytest.mark.security
 
@@ -23,7 +23,11 @@ def client(app, address="10.0.0.1"):
 
 
 async def test_over_the_rate_a_client_gets_429_with_retry_after_and_problem_details(sessions):
-    app = create_app(RouterSettings(rate_limit_per_s=0.01, rate_limit_burst=3), sessions=sessions)
+    app = create_app(
+        RouterSettings(rate_limit_per_s=0.01, rate_limit_burst=3),
+        sessions=sessions,
+        resolver=platform_resolver(),
+    )
     async with client(app) as api, client(app, "10.0.0.2") as other:
         for _ in range(3):
             assert (await api.get("/api/v1/alerts")).status_code == 200

@@ -43,6 +43,7 @@ from services.messaging.db import make_engine, session_factory
 from services.messaging.intake_group import GroupedIntakeStore
 from services.router.ops.app import create_app as create_router
 from services.router.settings import RouterSettings
+from services.router.subscriptions.endpoints import FakeResolver
 from tests.support.servers import QuietServer
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -74,7 +75,13 @@ def build_treserva(sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
 
 
 def build_router(sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
-    return create_router(RouterSettings(**_NO_RATE_LIMIT), sessions=sessions, clock=lambda: NOW)
+    # no name resolves: a fuzzed subscription is refused before anything asks DNS
+    return create_router(
+        RouterSettings(**_NO_RATE_LIMIT),
+        sessions=sessions,
+        clock=lambda: NOW,
+        resolver=FakeResolver(),
+    )
 
 
 def contract_bodies() -> dict[str, dict[str, str]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from services.messaging import sandbox_secrets
+from services.messaging.keys import hash_key
 from services.messaging.payload_crypto import encode_keyring, new_key
 from services.messaging.record_signing import new_signing_key, public_entry
 
@@ -45,4 +47,14 @@ ROUTER_SECRETS: dict[str, Any] = {
     "pseudonym_key": "a-real-pseudonym-key-0123456789abcdef",
     "console_secret": "a-real-console-secret-0123456789abcdef",
     "payload_keys": encode_keyring("k1", {"k1": new_key()}),
+}
+
+
+# A second admin API client, "approver" (the sandbox's, as sandbox/stack.py configures it): a
+# subscription the ops token creates is activated with this key (two admins).
+APPROVER = "approver"
+APPROVER_KEY = sandbox_secrets.APPROVER_TOKEN
+APPROVER_HEADERS = {"authorization": f"Bearer {APPROVER_KEY}"}
+TWO_ADMINS: dict[str, Any] = {
+    "api_clients": {APPROVER: {"role": "admin", "key_hashes": [hash_key(APPROVER_KEY)]}}
 }

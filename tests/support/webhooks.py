@@ -34,7 +34,8 @@ class Subscriber:
         return httpx.Response(answer, json={})
 
 
-async def subscribe(sessions, events=("admission-notice",), sources=None):
+async def subscribe(sessions, events=("admission-notice",), sources=None, *, activate=True):
+    """A rest-hook subscription made by one admin and (``activate``) activated by another."""
     async with sessions.begin() as s:
         created = await subscription_store.create_rest_hook(
             s,
@@ -42,8 +43,11 @@ async def subscribe(sessions, events=("admission-notice",), sources=None):
             criteria=Criteria(frozenset(events), None if sources is None else frozenset(sources)),
             endpoint=URL,
             secret=SECRET,
+            created_by="ops",
             now=T0,
         )
+        if activate:
+            assert await subscription_store.activate(s, created.id, "approver", T0)
     return created.id
 
 

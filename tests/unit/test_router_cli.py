@@ -315,3 +315,36 @@ def test_close_asks_the_router_with_the_reason_and_reports(capsys, status, code,
     assert cli.main(argv, transport=transport) == code
     assert json.loads(seen[0].content) == {"reason": "phoned", "operator": "Åsa"}
     assert printed in capsys.readouterr().out
+
+
+def test_activate_subscription_sends_the_second_admins_own_key(tmp_path, capsys):
+    key_file = tmp_path / "key"
+    key_file.write_text("the-approvers-own-key\n", encoding="utf-8")
+    activated = {
+        "id": "sub-1",
+        "status": "active",
+        "createdBy": "ops",
+        "activatedBy": "approver",
+    }
+    transport, seen = answering(
+        {("POST", "/api/v1/subscriptions/sub-1/activate"): httpx.Response(200, json=activated)}
+    )
+    code = cli.main(
+        ["activate-subscription", "sub-1", "--api-key-file", str(key_file)], transport=transport
+    )
+    assert code == 0
+    assert seen[0].headers["authorization"] == "Bearer the-approvers-own-key"
+    assert "sub-1 is active: created by ops, activated by approver" in capsys.readouterr().out
+
+
+def test_activate_subscription_reports_the_refusal_of_the_same_admin(capsys):
+    refused = {"detail": "a subscription is activated by a different admin"}
+    transport, _ = answering(
+        {
+            ("POST", "/api/v1/subscriptions/sub-1/activate"): httpx.Response(403, json=refused),
+            ("POST", "/api/v1/subscriptions/sub-2/activate"): httpx.Response(404, json={}),
+        }
+    )
+    assert cli.main(["activate-subscription", "sub-1"], transport=transport) == 2
+    assert "router answered 403" in capsys.readouterr().err
+    assert cli.main(["activate-subscription", "sub-2"], transport=transport) == 1

@@ -11,6 +11,8 @@ from services.router.settings import RouterSettings
 from services.router.subscriptions import store as subscription_store
 from services.router.subscriptions.matching import catalogue_subscriptions
 from tests.support.router import Clock
+from tests.support.router_api import platform_resolver
+from tests.support.settings import APPROVER_HEADERS, TWO_ADMINS
 
 TOKEN = {"authorization": "Bearer sandbox-ops-token"}
 SECRET = "platform-secret-0123456789"
@@ -32,7 +34,9 @@ async def api(sessions):
     clock = Clock()
     async with sessions.begin() as s:  # what the router does at start-up
         await subscription_store.sync_catalogue(s, catalogue_subscriptions(), clock())
-    app = create_app(RouterSettings(), sessions=sessions, clock=clock)
+    app = create_app(
+        RouterSettings(**TWO_ADMINS), sessions=sessions, clock=clock, resolver=platform_resolver()
+    )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://router", headers=TOKEN
     ) as client:
@@ -44,7 +48,8 @@ async def test_a_webhook_subscription_is_created_and_its_secret_never_shown(api,
     assert res.status_code == 201, res.text
     created = res.json()
     assert created["id"].startswith("sub-") and len(created["id"]) == 20
-    assert created["status"] == "active" and created["managedBy"] is None
+    assert created["status"] == "pending" and created["managedBy"] is None
+    assert created["createdBy"] == "ops" and created["activatedBy"] is None
     assert created["criteria"] == {
         "events": ["admission-notice", "discharge-notice"],
         "sources": None,
@@ -122,12 +127,17 @@ async def test_unknown_event_codes_are_named_in_the_error(api):
 
 async def test_a_subscription_is_switched_off_and_on_and_delete_keeps_the_row(api, sessions):
     sub_id = (await api.post("/api/v1/subscriptions", json=body())).json()["id"]
+    activated = await api.post(f"/api/v1/subscriptions/{sub_id}/activate", headers=APPROVER_HEADERS)
+    assert activated.status_code == 200, activated.text
+    assert activated.json()["status"] == "active"
+    assert activated.json()["activatedBy"] == "approver"
     off = await api.patch(f"/api/v1/subscriptions/{sub_id}", json={"status": "off"})
     assert off.status_code == 200 and off.json()["status"] == "off"
     on = await api.patch(f"/api/v1/subscriptions/{sub_id}", json={"status": "active"})
     assert on.json()["status"] == "active"
-    bad = await api.patch(f"/api/v1/subscriptions/{sub_id}", json={"status": "paused"})
-    assert bad.status_code == 422
+    for bad_status in ("paused", "pending"):
+        bad = await api.patch(f"/api/v1/subscriptions/{sub_id}", json={"status": bad_status})
+        assert bad.status_code == 422
     gone = await api.delete(f"/api/v1/subscriptions/{sub_id}")
     assert gone.status_code == 200 and gone.json()["status"] == "off"
     assert (await api.get(f"/api/v1/subscriptions/{sub_id}")).json()["status"] == "off"
@@ -138,6 +148,7 @@ async def test_an_unknown_subscription_is_404(api):
         await api.get("/api/v1/subscriptions/sub-nope"),
         await api.patch("/api/v1/subscriptions/sub-nope", json={"status": "off"}),
         await api.delete("/api/v1/subscriptions/sub-nope"),
+        await api.post("/api/v1/subscriptions/sub-nope/activate", headers=APPROVER_HEADERS),
     ):
         assert res.status_code == 404 and res.json()["detail"] == "no such subscription"
 
@@ -159,9 +170,31 @@ async def test_every_subscription_route_needs_the_operator_token(api):
         ("GET", "/api/v1/subscriptions/treserva", None),
         ("PATCH", "/api/v1/subscriptions/treserva", {"status": "off"}),
         ("DELETE", "/api/v1/subscriptions/treserva", None),
+        ("POST", "/api/v1/subscriptions/treserva/activate", None),
     ]
     for method, path, payload in calls:
         for headers in ({"authorization": ""}, {"authorization": "Bearer wrong"}):
             res = await api.request(method, path, json=payload, headers=headers)
             assert res.status_code == 401, (method, path)
             assert res.headers["www-authenticate"] == "Bearer"
+
+
+async def test_a_pending_subscription_cannot_be_switched_on_by_patch(api):
+    sub_id = (await api.post("/api/v1/subscriptions", json=body())).json()["id"]
+    res = await api.patch(f"/api/v1/subscriptions/{sub_id}", json={"status": "active"})
+    assert res.status_code == 409 and "/activate" in res.json()["detail"]
+    # switched off before anyone activated it, it still needs the second admin
+    await api.patch(f"/api/v1/subscriptions/{sub_id}", json={"status": "off"})
+    res = await api.patch(f"/api/v1/subscriptions/{sub_id}", json={"status": "active"})
+    assert res.status_code == 409
+    assert (await api.get(f"/api/v1/subscriptions/{sub_id}")).json()["status"] == "off"
+
+
+async def test_only_a_pending_subscription_is_activated(api):
+    sub_id = (await api.post("/api/v1/subscriptions", json=body())).json()["id"]
+    path = f"/api/v1/subscriptions/{sub_id}/activate"
+    assert (await api.post(path, headers=APPROVER_HEADERS)).status_code == 200
+    again = await api.post(path, headers=APPROVER_HEADERS)
+    assert again.status_code == 409 and "active, not pending" in again.json()["detail"]
+    catalogue = await api.post("/api/v1/subscriptions/treserva/activate", headers=APPROVER_HEADERS)
+    assert catalogue.status_code == 409

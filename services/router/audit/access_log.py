@@ -10,6 +10,9 @@ export) and :func:`verify_chain` finds in the database. A new entry takes the ch
 under a lock (``serialize``: an advisory lock on PostgreSQL; SQLite transactions are
 ``BEGIN IMMEDIATE``), and ``seq`` is unique, so two writers can never fork the chain.
 
+Security events share the chain (:func:`record_security_event`): log-in ok and failed,
+log-out, revoked sessions, refused tokens, admin actions, subscription and key changes.
+
 What counts as a view of patient data: opening a message's FHIR payload, and searching by
 personnummer. Metadata views (states, times, pseudonyms) are not patient data here. Entries
 are kept at least five years (``RouterSettings.access_log_retention_days``); nothing in the
@@ -44,6 +47,19 @@ HASHED_FIELDS = ("seq", "at", "actor", "role", "kind", "pseudonym", "message_id"
 class AccessKind(enum.StrEnum):
     PAYLOAD_VIEW = "payload-view"
     PERSONNUMMER_SEARCH = "personnummer-search"
+    # security events (no patient data; pseudonym and message id stay empty)
+    LOGIN_OK = "login-ok"
+    LOGIN_FAILED = "login-failed"
+    LOGOUT = "logout"
+    SESSION_REVOKED = "session-revoked"
+    TOKEN_REFUSED = "token-refused"
+    ADMIN_ACTION = "admin-action"
+    SUBSCRIPTION_CHANGE = "subscription-change"
+    KEY_CHANGE = "key-change"
+
+    @property
+    def is_security_event(self) -> bool:
+        return self not in (AccessKind.PAYLOAD_VIEW, AccessKind.PERSONNUMMER_SEARCH)
 
 
 access_log = Table(
@@ -118,6 +134,26 @@ async def record_access(session: AsyncSession, access: Access, *, now: datetime)
         .values(**fields, prev_hash=prev, hash=entry_hash(fields, prev))
     )
     return int(result.scalar_one())
+
+
+async def record_security_event(
+    session: AsyncSession,
+    *,
+    actor: str,
+    role: str,
+    kind: AccessKind,
+    reason: str,
+    now: datetime,
+) -> int:
+    """A security event (log-in, log-out, a refused token, an admin action, a subscription
+    or key change) on the same chain as the views of patient data, in the caller's
+    transaction. ``reason`` says what happened and from where; it never holds patient data
+    or a secret."""
+    if not kind.is_security_event:
+        raise ValueError(f"{kind.value} is a view of patient data, not a security event")
+    return await record_access(
+        session, Access(actor=actor[:100], role=role, kind=kind, reason=reason[:500]), now=now
+    )
 
 
 class ChainProblem(enum.StrEnum):

@@ -56,6 +56,7 @@ from services.router.routing.replay import (
     replay,
 )
 from services.router.settings import RouterSettings
+from services.router.subscriptions.endpoints import Resolver, SystemResolver
 
 
 class AlertAction(BaseModel):
@@ -107,7 +108,10 @@ def create_app(
     sessions: async_sessionmaker[AsyncSession],
     clock: Callable[[], datetime] = utcnow,
     alert_sinks: Sequence[AlertSink] = (),
+    resolver: Resolver | None = None,
 ) -> FastAPI:
+    """``resolver``: how subscription endpoints are resolved for their checks (the
+    operating system's unless a test passes a fake)."""
     app = FastAPI(
         title="carebridge router", description="Delivery log, deliveries, alerts (operations API)"
     )
@@ -365,7 +369,14 @@ def create_app(
         async with sessions() as session:
             return await queries.state_counts(session)
 
-    api.include_router(subscription_routes(sessions, clock))
+    api.include_router(
+        subscription_routes(
+            sessions,
+            clock,
+            policy=settings.endpoint_policy(),
+            resolver=resolver if resolver is not None else SystemResolver(),
+        )
+    )
     api.include_router(deviation_routes(sessions, clock))
     api.include_router(notification_routes(sessions))
     api.include_router(patient_routes(settings, sessions, clock))

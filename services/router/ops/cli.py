@@ -11,6 +11,9 @@
 ``acknowledge ALERT_ID``, ``resolve ALERT_ID``  take or close an incident (``--operator``,
                                      ``--note``)
 ``close ID --destination D``         stop sending an unconfirmed delivery (with a reason)
+``activate-subscription ID --api-key-file F``  the second admin's approval of a pending
+                                     webhook subscription, with that admin's own API key
+                                     (the admin who created it is refused)
 ``hash-password --name N --role R``  a console account (argon2id hash) for ROUTER_CONSOLE_USERS
 ``new-payload-key --key-id ID [--keep RING]``  a ROUTER_PAYLOAD_KEYS value with a new key
 ``new-signing-key --service S --key-id ID``  an Ed25519 record signing key and its public entry
@@ -31,6 +34,7 @@ import enum
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -309,6 +313,37 @@ def acknowledge(ctx: typer.Context, alert_id: int, operator: Operator, note: Not
 def resolve(ctx: typer.Context, alert_id: int, operator: Operator, note: Note) -> None:
     """Close an incident by hand (one whose cause clears closes itself)."""
     _alert_action(ctx, alert_id, "resolve", operator, note)
+
+
+@app.command("activate-subscription")
+def activate_subscription(
+    ctx: typer.Context,
+    subscription_id: str,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="a file holding your own admin API key (ROUTER_API_CLIENTS); default: the "
+            "operator token, which is refused for a subscription it created"
+        ),
+    ] = None,
+) -> None:
+    """Activate a pending webhook subscription: the second admin's step. Who activates is
+    the API client whose key is sent, never a name given here."""
+    with _client(ctx) as client:
+        if api_key_file is not None:  # a file, not an argument: keys stay out of ps and history
+            key = api_key_file.read_text(encoding="utf-8").strip()
+            client.headers["authorization"] = f"Bearer {key}"
+        res = client.post(f"/api/v1/subscriptions/{subscription_id}/activate")
+    if res.status_code == 404:
+        typer.echo(f"no subscription {subscription_id}", err=True)
+        raise typer.Exit(1)
+    if res.status_code != 200:
+        raise _refused(res)
+    found = res.json()
+    typer.echo(
+        f"{found['id']} is {found['status']}: created by {found['createdBy']}, "
+        f"activated by {found['activatedBy']}"
+    )
 
 
 @app.command("hash-password")

@@ -198,8 +198,12 @@ subscription = Table(
     # Kept in clear because the router needs it to sign each webhook; issue 7 encrypts it at
     # rest. Never returned by the API and never logged.
     Column("secret", Text, nullable=True),  # sealed (subscription_store.seal_secret)
-    Column("status", String(10), nullable=False),  # active | off
+    Column("status", String(10), nullable=False),  # pending | active | off
     Column("managed_by", String(40), nullable=True),  # "catalogue"; null: created by the API
+    # two admins (issue 19): the API client that created it and the other one that
+    # activated it; null on the catalogue's rows and on rows older than migration 0028
+    Column("created_by", String(100), nullable=True),
+    Column("activated_by", String(100), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )

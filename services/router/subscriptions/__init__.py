@@ -1,1 +1,2 @@
-"""Subscriptions: who receives which messages, kept in SQL, and the webhook dispatcher."""
+"""Subscriptions: who receives which messages, kept in SQL, the webhook dispatcher, and where
+a webhook may go (``endpoints``, ``guard``)."""

@@ -41,6 +41,10 @@ class ChannelType(enum.StrEnum):
 
 
 class SubscriptionStatus(enum.StrEnum):
+    """``pending``: created by one admin, waiting for a different admin to activate it; it
+    receives nothing. ``off``: switched off, kept for the delivery log's history."""
+
+    PENDING = "pending"
     ACTIVE = "active"
     OFF = "off"
 
@@ -83,6 +87,8 @@ class Subscription:
     managed_by: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    created_by: str | None = None  # the admin (API client) that created it
+    activated_by: str | None = None  # the other admin that activated it
 
     @property
     def active(self) -> bool:

@@ -63,6 +63,8 @@ def _from_row(row: Any) -> Subscription:
         managed_by=row.managed_by,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        created_by=row.created_by,
+        activated_by=row.activated_by,
     )
 
 
@@ -155,16 +157,21 @@ async def create_rest_hook(
     criteria: Criteria,
     endpoint: str,
     secret: str,
+    created_by: str,
     now: datetime,
 ) -> Subscription:
+    """A new rest-hook subscription, ``pending``: it receives nothing until a different
+    admin activates it (:func:`activate`)."""
     created = Subscription(
         id=new_id(),
         name=name,
         criteria=criteria,
         channel_type=ChannelType.REST_HOOK,
         endpoint=endpoint,
+        status=SubscriptionStatus.PENDING,
         created_at=now,
         updated_at=now,
+        created_by=created_by,
     )
     await session.execute(
         subscription.insert().values(
@@ -176,12 +183,32 @@ async def create_rest_hook(
             secret=seal_secret(session, created.id, secret),
             status=created.status.value,
             managed_by=None,
+            created_by=created_by,
             created_at=now,
             updated_at=now,
         )
     )
     log.info("subscription created", extra={"subscription": created.id})
     return created
+
+
+async def activate(
+    session: AsyncSession, subscription_id: str, activated_by: str, now: datetime
+) -> bool:
+    """``pending`` → ``active``, naming the second admin; False if it was not pending (a
+    concurrent activation got there first). The caller checks the admins differ."""
+    result = await session.execute(
+        update(subscription)
+        .where(
+            subscription.c.id == subscription_id,
+            subscription.c.status == SubscriptionStatus.PENDING.value,
+        )
+        .values(status=SubscriptionStatus.ACTIVE.value, activated_by=activated_by, updated_at=now)
+    )
+    done = bool(getattr(result, "rowcount", 0))
+    if done:
+        log.info("subscription activated", extra={"subscription": subscription_id})
+    return done
 
 
 async def set_status(

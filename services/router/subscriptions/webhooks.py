@@ -21,7 +21,10 @@ patient ordering comes from the router's hold-back.
 
 **A subscriber's 2xx is its acknowledgement.** There is no receipt channel for webhooks, so
 a rest-hook delivery goes from ``dispatched`` straight to ``confirmed`` on ok. A subscription
-that is off or gone ends its deliveries as a fatal error, "subscription ended".
+that is off or gone ends its deliveries as a fatal error, "subscription ended". The
+router's sender (:mod:`services.router.subscriptions.guard`) checks the callback again before
+each POST and pins it to the checked address; a refusal is a fatal error too, "endpoint
+refused: …" (a name that does not resolve: transient).
 """
 
 from __future__ import annotations
