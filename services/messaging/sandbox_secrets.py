@@ -20,7 +20,7 @@ TAKECARE_TOKEN = "sandbox-takecare-api-key"  # the broker's toward TakeCare's AP
 PRIMARY_CARE_TOKEN = "sandbox-primary-care-api-key"  # the broker's toward primary care
 TRESERVA_TOKEN = "sandbox-treserva-api-key"  # the broker's toward Treserva's API
 OPS_TOKEN = "sandbox-ops-token"  # the router's API client "ops" (the ops CLI)
-CONSOLE_SECRET = "sandbox-console-secret-not-for-production"  # signs console sessions
+CONSOLE_SECRET = "sandbox-console-secret-not-for-production"  # keys console session ids
 CONSOLE_PASSWORDS = {"ops": "sandbox-ops-password", "viewer": "sandbox-viewer-password"}
 SUBSCRIBER_SECRET = "sandbox-subscriber-secret"  # the subscriber simulator's webhook secret
 
