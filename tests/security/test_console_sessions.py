@@ -248,3 +248,32 @@ async def test_log_in_log_out_and_revocation_are_in_the_access_log_without_passw
         for value in every_value
         for secret in ("hunter2-typo", SANDBOX_PASSWORDS["ops"])
     )
+
+
+async def test_a_session_from_an_identity_provider_keeps_its_role_until_it_times_out(
+    sessions, clock
+):
+    """OIDC log-ins start sessions through the same store; no local account backs them, so
+    the role check of password sessions does not apply: they end by the timeouts."""
+    from services.router.ops.console.identity import Identity
+    from services.router.ops.console.sessions import Origin
+
+    app = create_app(RouterSettings(), sessions=sessions, clock=clock)
+    cookie = await app.state.console_sessions.start(
+        Identity("eva", Role.OPERATOR),
+        origin=Origin.OIDC,
+        address="10.0.0.9",
+        now=clock(),
+        hsa_id="SE2321000016-1234",
+    )
+    async with client(app) as c:
+        c.cookies.set(console_sessions.COOKIE, cookie, path="/console")
+        page = await c.get("/console/")
+        assert page.status_code == 200 and "<strong>eva</strong> (operator)" in page.text
+        clock.advance(20 * 60)
+        assert not await signed_in(c)
+    (row,) = await stored_sessions(sessions)
+    assert (row.origin, row.hsa_id, row.revoked_at) == ("oidc", "SE2321000016-1234", None)
+    assert ("login-ok", "eva", "operator", "oidc log-in from 10.0.0.9") in await security_events(
+        sessions
+    )

@@ -35,6 +35,19 @@ NO_ROLE = "-"  # the access log's role of a log-in that gave none
 PRUNE_EVERY_S = 60.0  # at most this often per process, at a successful log-in
 
 
+def set_session_cookie(response: Response, cookie: str, settings: RouterSettings) -> None:
+    """Hand a started session's id to the browser (any log-in: password or OIDC)."""
+    response.set_cookie(
+        console_sessions.COOKIE,
+        cookie,
+        max_age=int(settings.console_session_s),
+        httponly=True,
+        samesite="strict",
+        secure=settings.secure_cookie(),
+        path="/console",
+    )
+
+
 def login_routes(
     settings: RouterSettings,
     db: async_sessionmaker[AsyncSession],
@@ -106,15 +119,7 @@ def login_routes(
             await throttle.succeeded(session, account=user)
         await prune(now)
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(
-            console_sessions.COOKIE,
-            cookie,
-            max_age=int(settings.console_session_s),
-            httponly=True,
-            samesite="strict",
-            secure=settings.secure_cookie(),
-            path="/console",
-        )
+        set_session_cookie(response, cookie, settings)
         return response
 
     @web.post("/logout")
