@@ -518,7 +518,9 @@ def install_console(
     """Mount the console, its log-in, its static files and its log-in redirect on the
     router's app (its error pages: :func:`error_page`). ``authenticator``: who may log in; by
     default the configured and stored accounts, which also say whether a password session's
-    account still has its role (``app.state.console_sessions``: the session store)."""
+    account still has its role (``app.state.console_sessions``: the session store). Another
+    authenticator answers that too if it is an ``AccountDirectory``; if not, its sessions
+    are checked against the configured and stored accounts all the same."""
     app.state.clock = clock
     accounts = PasswordAuthenticator(settings.console_users, sessions)
     authenticator = authenticator or accounts
