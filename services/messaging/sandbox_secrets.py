@@ -22,7 +22,7 @@ TRESERVA_TOKEN = "sandbox-treserva-api-key"  # the broker's toward Treserva's AP
 OPS_TOKEN = "sandbox-ops-token"  # the router's API client "ops" (the ops CLI)
 # the sandbox's second admin API client "approver": activates the subscriptions "ops" makes
 APPROVER_TOKEN = "sandbox-approver-token"
-CONSOLE_SECRET = "sandbox-console-secret-not-for-production"  # signs console sessions
+CONSOLE_SECRET = "sandbox-console-secret-not-for-production"  # keys console session ids
 CONSOLE_PASSWORDS = {"ops": "sandbox-ops-password", "viewer": "sandbox-viewer-password"}
 SUBSCRIBER_SECRET = "sandbox-subscriber-secret"  # the subscriber simulator's webhook secret
 

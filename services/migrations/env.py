@@ -14,6 +14,8 @@ import services.messaging.processed
 import services.messaging.read_back_store
 import services.router.audit.access_log
 import services.router.ops.console.identity
+import services.router.ops.console.sessions
+import services.router.ops.console.throttle
 import services.router.routing.circuit
 import services.router.routing.episodes
 import services.router.routing.tables

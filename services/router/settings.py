@@ -114,14 +114,21 @@ class RouterSettings(ServiceSettings):
 
     # The operations console (services/router/ops/console): who may log in, as JSON in
     # ROUTER_CONSOLE_USERS ([{"name", "role", "password_hash"}], hashes from
-    # `python -m services.router.ops.cli hash-password`), the key that signs sessions, and how
-    # long a session lasts. Cookies are Secure outside the sandbox unless said otherwise.
+    # `python -m services.router.ops.cli hash-password`), the key the stored session ids are
+    # hashed with (rotating it ends every session), how long a session lasts at most and
+    # idle, and when wrong passwords are throttled (console/sessions.py, console/throttle.py).
+    # Cookies are Secure outside the sandbox unless said otherwise.
     # Outside the sandbox there is no default account: with none configured, the router
     # creates one admin at first start and shows its password once (console/identity.py).
     console_users: list[ConsoleUser] = Field(default_factory=lambda: list(SANDBOX_USERS))
     console_secret: str = Field(default=SANDBOX_CONSOLE_SECRET, min_length=16, repr=False)
-    console_session_s: float = Field(default=8 * 3600, gt=0)
+    console_session_s: float = Field(default=8 * 3600, gt=0)  # absolute, however busy
+    console_idle_s: float = Field(default=20 * 60, gt=0)
     console_secure_cookie: bool | None = None
+    # failed log-ins within the window before the next waits (per typed name, per address)
+    console_login_failures_per_account: int = Field(default=5, ge=1)
+    console_login_failures_per_address: int = Field(default=20, ge=1)
+    console_login_window_s: float = Field(default=15 * 60, gt=0)
 
     # Patientdatalagen / HSLF-FS 2016:40: the access log is kept at least five years. Nothing
     # in the broker deletes entries; an archive job must keep every entry younger than this.

@@ -9,6 +9,8 @@ import services.messaging.processed
 import services.messaging.read_back_store
 import services.router.audit.access_log
 import services.router.ops.console.identity
+import services.router.ops.console.sessions
+import services.router.ops.console.throttle
 import services.router.routing.clock_jumps
 import services.router.routing.tables  # noqa: F401
 from services.messaging.db import metadata

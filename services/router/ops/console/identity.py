@@ -8,7 +8,10 @@ Identity) without touching sessions, roles or pages.
 
 :class:`PasswordAuthenticator` checks, in this order, the accounts configured in
 ``ROUTER_CONSOLE_USERS`` and the accounts stored in the ``console_account`` table (the
-first-run admin). Both hold argon2id hashes only.
+first-run admin). Both hold argon2id hashes only. The hash runs in a worker thread
+(:func:`~services.router.ops.console.accounts.verify_off_loop`), never on the event loop.
+The same two sources answer :meth:`PasswordAuthenticator.role_of`, which the session store
+asks on every use of a password session: a changed role or a removed account ends it.
 
 **First run** (:func:`ensure_first_admin`): outside the sandbox, with no configured account
 and no stored one, the router creates one ``admin`` with a random password and writes the
@@ -37,8 +40,8 @@ from services.router.ops.console.accounts import (
     SANDBOX_USERS,
     ConsoleUser,
     Role,
-    hash_password,
-    verify_password,
+    hash_off_loop,
+    verify_off_loop,
 )
 
 log = logging.getLogger(__name__)
@@ -97,8 +100,23 @@ class PasswordAuthenticator:
             if row is not None:
                 stored = (row.password_hash, Role(row.role))
         # a decoy hash for an unknown name: the same work either way
-        ok = verify_password(password, stored[0] if stored else SANDBOX_USERS[0].password_hash)
+        ok = await verify_off_loop(
+            password, stored[0] if stored else SANDBOX_USERS[0].password_hash
+        )
         return Identity(name, stored[1]) if ok and stored is not None else None
+
+    async def role_of(self, name: str) -> Role | None:
+        """The account's role now (configured first, then stored), or None: it is gone."""
+        found = next((u for u in self._configured if u.name == name), None)
+        if found is not None:
+            return found.role
+        if self._sessions is None:
+            return None
+        async with self._sessions() as session:
+            role = await session.scalar(
+                select(console_account.c.role).where(console_account.c.name == name)
+            )
+        return Role(role) if role is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +142,14 @@ async def ensure_first_admin(
         if await session.scalar(select(func.count()).select_from(console_account)):
             return None
     admin = FirstAdmin(FIRST_ADMIN, new_password())
+    password_hash = await hash_off_loop(admin.password)
     try:
         async with sessions.begin() as session:
             await session.execute(
                 console_account.insert().values(
                     name=admin.name,
                     role=Role.ADMIN.value,
-                    password_hash=hash_password(admin.password),
+                    password_hash=password_hash,
                     origin="first-run",
                     created_at=now,
                 )

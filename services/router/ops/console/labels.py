@@ -23,6 +23,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "user": ("Användarnamn", "User name"),
     "password": ("Lösenord", "Password"),
     "login_failed": ("Fel användarnamn eller lösenord.", "Wrong user name or password."),
+    "login_throttled": (
+        "För många misslyckade inloggningar. Försök igen om",
+        "Too many failed log-ins. Try again in",
+    ),
     "signed_in_as": ("Inloggad som", "Signed in as"),
     "role": ("Roll", "Role"),
     "last_24h": ("Senaste 24 timmarna", "Last 24 hours"),

@@ -5,7 +5,7 @@ the API (replay, acknowledge, resolve) and redirects (post/redirect/get)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -33,9 +33,15 @@ from services.router.deviations.records import (
     monthly_counts,
 )
 from services.router.ops import dashboard, queries
-from services.router.ops.console import sessions as console_sessions
 from services.router.ops.console.accounts import Role
 from services.router.ops.console.identity import Authenticator, PasswordAuthenticator
+from services.router.ops.console.login import login_routes
+from services.router.ops.console.sessions import (
+    AccountDirectory,
+    SessionRules,
+    SessionStore,
+)
+from services.router.ops.console.throttle import LoginThrottle, ThrottleRules
 from services.router.ops.console.timeline import hops
 from services.router.ops.console.web import (
     HERE,
@@ -67,51 +73,10 @@ def console_routes(
     sessions: async_sessionmaker[AsyncSession],
     clock: Callable[[], datetime],
     alert_sinks: Sequence[AlertSink],
-    authenticator: Authenticator,
 ) -> APIRouter:
     web = APIRouter(prefix="/console", include_in_schema=False)
     keyring = settings.keyring()
     families = sorted(e.value for e in EventCode)
-
-    @web.get("/login", response_class=HTMLResponse)
-    async def login_form(request: Request, next: str = "/console/") -> HTMLResponse:
-        return render(request, "login.html", {"next": next, "failed": False})
-
-    @web.post("/login", response_class=HTMLResponse, response_model=None)
-    async def login(
-        request: Request,
-        user: Annotated[str, Form(max_length=60)],
-        password: Annotated[str, Form(max_length=200)],
-        next: Annotated[str, Form(max_length=500)] = "/console/",
-    ) -> Response:
-        found = await authenticator.authenticate(user, password)
-        target = next if next.startswith("/console") and "//" not in next else "/console/"
-        if found is None:
-            return render(request, "login.html", {"next": target, "failed": True}, status_code=401)
-        response = RedirectResponse(target, status_code=303)
-        response.set_cookie(
-            console_sessions.COOKIE,
-            console_sessions.issue(
-                found.name,
-                found.role,
-                now=clock(),
-                ttl_s=settings.console_session_s,
-                key=settings.console_secret,
-            ),
-            max_age=int(settings.console_session_s),
-            httponly=True,
-            samesite="strict",
-            secure=settings.secure_cookie(),
-            path="/console",
-        )
-        return response
-
-    @web.post("/logout")
-    async def logout(operator: Operator, csrf: Csrf) -> RedirectResponse:
-        check_csrf(operator, csrf)
-        response = RedirectResponse("/console/login", status_code=303)
-        response.delete_cookie(console_sessions.COOKIE, path="/console")
-        return response
 
     @web.get("/", response_class=HTMLResponse)
     async def overview(request: Request, operator: Operator) -> HTMLResponse:
@@ -550,12 +515,37 @@ def install_console(
     alert_sinks: Sequence[AlertSink],
     authenticator: Authenticator | None = None,
 ) -> None:
-    """Mount the console, its static files and its log-in redirect on the router's app (its
-    error pages: :func:`error_page`). ``authenticator``: who may log in; by default the
-    configured and stored accounts."""
+    """Mount the console, its log-in, its static files and its log-in redirect on the
+    router's app (its error pages: :func:`error_page`). ``authenticator``: who may log in; by
+    default the configured and stored accounts, which also say whether a password session's
+    account still has its role (``app.state.console_sessions``: the session store). Another
+    authenticator answers that too if it is an ``AccountDirectory``; if not, its sessions
+    are checked against the configured and stored accounts all the same."""
     app.state.clock = clock
-    authenticator = authenticator or PasswordAuthenticator(settings.console_users, sessions)
-    app.include_router(console_routes(settings, sessions, clock, alert_sinks, authenticator))
+    accounts = PasswordAuthenticator(settings.console_users, sessions)
+    authenticator = authenticator or accounts
+    directory = authenticator if isinstance(authenticator, AccountDirectory) else accounts
+    store = SessionStore(
+        sessions,
+        key=settings.console_secret,
+        accounts=directory,
+        rules=SessionRules(
+            absolute=timedelta(seconds=settings.console_session_s),
+            idle=timedelta(seconds=settings.console_idle_s),
+        ),
+    )
+    throttle = LoginThrottle(
+        sessions,
+        ThrottleRules(
+            per_account=settings.console_login_failures_per_account,
+            per_address=settings.console_login_failures_per_address,
+            window=timedelta(seconds=settings.console_login_window_s),
+            max_delay=timedelta(seconds=settings.console_login_window_s),
+        ),
+    )
+    app.state.console_sessions = store
+    app.include_router(login_routes(settings, sessions, clock, authenticator, store, throttle))
+    app.include_router(console_routes(settings, sessions, clock, alert_sinks))
     app.mount("/console/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     @app.exception_handler(LoginRequired)

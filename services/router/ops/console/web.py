@@ -1,4 +1,5 @@
-"""The console's plumbing: templates, the language, the signed-in operator, CSRF checks.
+"""The console's plumbing: templates, the language, the signed-in operator (looked up in the
+session store on every request: :mod:`services.router.ops.console.sessions`), CSRF checks.
 Pages (:mod:`services.router.ops.console.pages`) only read input, call the same read models
 and actions as the JSON API, and render."""
 
@@ -19,8 +20,7 @@ from fastapi.templating import Jinja2Templates
 from services.router.ops.console import sessions as console_sessions
 from services.router.ops.console.accounts import Role
 from services.router.ops.console.labels import LANGS, Lang, label
-from services.router.ops.console.sessions import OperatorSession
-from services.router.settings import RouterSettings
+from services.router.ops.console.sessions import OperatorSession, SessionStore
 
 HERE = Path(__file__).parent
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -50,12 +50,10 @@ def language(request: Request) -> Lang:
     return wanted if wanted in LANGS else "sv"
 
 
-def current(request: Request) -> OperatorSession:
-    settings: RouterSettings = request.app.state.settings
+async def current(request: Request) -> OperatorSession:
+    store: SessionStore = request.app.state.console_sessions
     clock: Callable[[], datetime] = request.app.state.clock
-    found = console_sessions.read(
-        request.cookies.get(console_sessions.COOKIE), now=clock(), key=settings.console_secret
-    )
+    found = await store.lookup(request.cookies.get(console_sessions.COOKIE), now=clock())
     if found is None:
         raise LoginRequired(
             request.url.path + (f"?{request.url.query}" if request.url.query else "")
