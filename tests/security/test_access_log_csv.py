@@ -65,7 +65,7 @@ def test_an_actor_or_reason_starting_a_formula_is_quoted():
 def test_the_quoted_export_still_verifies_offline_exactly():
     entries = chained({"actor": HOSTILE}, {"reason": "'already quoted"}, {"reason": "plain"})
     back = read_csv(csv_header() + "".join(csv_line(e) for e in entries))
-    assert [r["actor"] for r in back][0] == HOSTILE
+    assert back[0]["actor"] == HOSTILE
     assert back[1]["reason"] == "'already quoted"  # a quote of its own survives
     report = check_chain(back)
     assert report.ok and report.checked == 3 and report.tail_hash == entries[-1]["hash"]

@@ -59,7 +59,7 @@ def read_jsonl(text: str) -> list[dict[str, Any]]:
 
 def read_csv(text: str) -> list[dict[str, Any]]:
     """Entries back from a CSV export: empty optional cells are None again."""
-    rows = [
+    rows: list[dict[str, Any]] = [
         {k: _uncell(v) for k, v in row.items()}
         for row in csv.DictReader(io.StringIO(text, newline=""))
     ]
