@@ -52,7 +52,7 @@ class AccessKind(enum.StrEnum):
     LOGIN_FAILED = "login-failed"
     LOGOUT = "logout"
     SESSION_REVOKED = "session-revoked"
-    TOKEN_REFUSED = "token-refused"
+    TOKEN_REFUSED = "token-refused"  # noqa: S105 (a kind of event, not a secret)
     ADMIN_ACTION = "admin-action"
     SUBSCRIPTION_CHANGE = "subscription-change"
     KEY_CHANGE = "key-change"
