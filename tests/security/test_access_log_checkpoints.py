@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, select, text, update
@@ -182,7 +183,7 @@ async def test_a_truncated_chain_is_found(sessions, sink, writer):
     assert "ends at 2" in first.detail
 
 
-def signed_chain(count: int) -> list[dict]:
+def signed_chain(count: int) -> list[dict[str, Any]]:
     entries, prev = [], "0" * 64
     for seq in range(1, count + 1):
         entry = {
