@@ -358,6 +358,19 @@ def new_record_signing_key(
     typer.echo(f"RECORD_TRUSTED_KEYS entry: {json.dumps({service: {kid: public}})}")
 
 
+@app.command("new-checkpoint-key")
+def new_checkpoint_key(
+    key_id: Annotated[str, typer.Option(help="the new key's id, e.g. audit-2026-12")],
+) -> None:
+    """Print a new Ed25519 key for ``ROUTER_AUDIT_CHECKPOINT_KEY`` (the access log's signed
+    checkpoints; never the record signing key) and the public key an auditor passes to
+    ``access-log verify --public-key``."""
+    setting = f"{key_id}:{new_signing_key()}"
+    kid, public = public_entry(setting)
+    typer.echo(f"ROUTER_AUDIT_CHECKPOINT_KEY={setting}")
+    typer.echo(f"public key (access-log verify --public-key): {kid}:{public}")
+
+
 @app.command("rotate-payload-keys")
 def rotate_payload_keys(
     ctx: typer.Context, batch: Annotated[int, typer.Option(min=1, max=1000)] = 200
