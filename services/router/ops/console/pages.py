@@ -19,6 +19,7 @@ from services.messaging.problems import FieldError
 from services.router.alerting import incidents
 from services.router.alerting.incidents import AlertSink
 from services.router.audit.access_log import list_access
+from services.router.audit.admin_actions import record_admin_action, replay_summary
 from services.router.audit.patient_data import (
     InvalidIdentifier,
     NoSuchMessage,
@@ -298,13 +299,22 @@ def console_routes(
         if len(reason.strip()) < 3:
             raise HTTPException(422, "reason: give a reason of at least 3 characters")
         async with sessions.begin() as session:
+            now = clock()
             outcomes = await replay(
                 session,
                 ReplayFilter(message_ids=(message_id,)),
                 actor=_actor(operator),
                 reason=reason.strip(),
                 force=force,
-                now=clock(),
+                now=now,
+            )
+            await record_admin_action(  # on the access log's chain, as the API's replays
+                session,
+                actor=_actor(operator),
+                role=operator.role.value,
+                action="replay",
+                detail=replay_summary(outcomes, reason.strip(), force=force),
+                now=now,
             )
         done = sum(o.replayed for o in outcomes)
         refused = "; ".join(o.detail for o in outcomes if not o.replayed)
