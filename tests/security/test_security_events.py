@@ -5,6 +5,8 @@ deliveries, each written in the action's own transaction."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from sqlalchemy import select
@@ -54,7 +56,7 @@ def client(app, address: str = "203.0.113.7") -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, base_url="http://router")
 
 
-async def entries(sessions, kind: AccessKind | None = None) -> list:
+async def entries(sessions, kind: AccessKind | None = None) -> list[Any]:
     async with sessions() as s:
         query = select(access_log).order_by(access_log.c.seq)
         if kind is not None:
