@@ -266,11 +266,18 @@ async def verify_chain(session: AsyncSession) -> ChainReport:
 
 
 async def list_access(
-    session: AsyncSession, *, limit: int = 200, pseudonym: str | None = None
+    session: AsyncSession,
+    *,
+    limit: int = 200,
+    pseudonym: str | None = None,
+    kinds: Iterable[AccessKind] | None = None,
 ) -> list[dict[str, Any]]:
+    """Entries newest first, of one patient (pseudonym) or of some kinds if asked."""
     query = select(access_log).order_by(access_log.c.seq.desc()).limit(limit)
     if pseudonym is not None:
         query = query.where(access_log.c.pseudonym == pseudonym)
+    if kinds is not None:
+        query = query.where(access_log.c.kind.in_([k.value for k in kinds]))
     rows = (await session.execute(query)).all()
     return [
         {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r._mapping.items()}
