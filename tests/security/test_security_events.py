@@ -167,3 +167,21 @@ async def test_a_console_replay_is_recorded(app, sessions, clock):
     (entry,) = await entries(sessions, AccessKind.ADMIN_ACTION)
     assert (entry.actor, entry.role) == ("ops (console)", "operator")
     assert entry.reason.startswith("replay: 1 replayed")
+
+
+async def test_the_console_lists_security_events_without_a_patient(app, sessions, clock):
+    from tests.unit.test_console import log_in
+
+    wrong = {"authorization": f"Bearer {GUESS}"}
+    async with client(app) as browser:
+        await browser.get("/api/v1/alerts", headers=wrong)
+        await log_in(browser)
+        every = (await browser.get("/console/audit")).text
+        security = (await browser.get("/console/audit?category=security")).text
+        views = (await browser.get("/console/audit?category=patient-data")).text
+    row = '<tr class="security-event">'
+    assert row in every and "token-refused" in every
+    assert "ingen patient" in every or "no patient" in every  # not an empty pseudonym
+    assert row in security and "API token refused from 203.0.113.7" in security
+    assert row not in views and "token-refused" not in views
+    assert GUESS not in every

@@ -18,7 +18,7 @@ from services.messaging.envelope import EVENT_DISPLAY, EventCode
 from services.messaging.problems import FieldError
 from services.router.alerting import incidents
 from services.router.alerting.incidents import AlertSink
-from services.router.audit.access_log import list_access
+from services.router.audit.access_log import AccessKind, list_access
 from services.router.audit.admin_actions import record_admin_action, replay_summary
 from services.router.audit.patient_data import (
     InvalidIdentifier,
@@ -470,14 +470,20 @@ def console_routes(
         )
 
     @web.get("/audit", response_class=HTMLResponse)
-    async def audit(request: Request, operator: Operator) -> HTMLResponse:
+    async def audit(request: Request, operator: Operator, category: str = "") -> HTMLResponse:
+        """The replay audit and the access log: views of patient data and security events
+        (``category`` keeps one of the two; a security event names no patient)."""
+        security = {k for k in AccessKind if k.is_security_event}
+        kinds = {"security": security, "patient-data": set(AccessKind) - security}.get(category)
         async with sessions() as session:
             replays = await audit_log(session, limit=200)
-            access = await list_access(session, limit=200)
+            access = await list_access(session, limit=200, kinds=kinds)
+        for entry in access:
+            entry["security"] = AccessKind(entry["kind"]).is_security_event
         return render(
             request,
             "audit.html",
-            {"replays": replays, "access": access},
+            {"replays": replays, "access": access, "category": category if kinds else ""},
             operator=operator,
         )
 
