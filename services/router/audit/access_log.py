@@ -13,6 +13,10 @@ under a lock (``serialize``: an advisory lock on PostgreSQL; SQLite transactions
 Security events share the chain (:func:`record_security_event`): log-in ok and failed,
 log-out, revoked sessions, refused tokens, admin actions, subscription and key changes.
 
+The chain alone does not hold against the database's owner, who can recompute every hash
+after a change: signed checkpoints of its head, kept outside the database, do
+(:mod:`services.router.audit.checkpoints`).
+
 What counts as a view of patient data: opening a message's FHIR payload, and searching by
 personnummer. Metadata views (states, times, pseudonyms) are not patient data here. Entries
 are kept at least five years (``RouterSettings.access_log_retention_days``); nothing in the
