@@ -1,7 +1,8 @@
 """The router's ops API (JSON). Metadata only: ids, pseudonyms, states, times; no payloads.
 Every ``/api`` route needs an API client's key, and a role for what it does
-(:mod:`services.router.ops.api_clients`). Subscriptions: see
-:mod:`services.router.ops.subscription_api`."""
+(:mod:`services.router.ops.api_clients`); a refused key is recorded in the access log
+(:mod:`services.router.ops.refused_tokens`), and so are replays and closed deliveries.
+Subscriptions: see :mod:`services.router.ops.subscription_api`."""
 
 from __future__ import annotations
 
