@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -17,7 +18,11 @@ from services.router.alerting.events import Severity
 from services.router.alerting.incidents import ReminderPolicy
 from services.router.alerting.silence import SilenceRule
 from services.router.audit.checkpoint_sinks import CheckpointSink, FileSink, syslog_sink
-from services.router.audit.checkpoints import CheckpointSigner, sandbox_checkpoint_key
+from services.router.audit.checkpoints import (
+    CheckpointSigner,
+    sandbox_checkpoint_key,
+    trusted_keys,
+)
 from services.router.ops.api_clients import ApiClient, ApiClients
 from services.router.ops.console.accounts import SANDBOX_HASHES, SANDBOX_USERS, ConsoleUser
 from services.router.routing.circuit import CircuitPolicy
@@ -138,6 +143,9 @@ class RouterSettings(ServiceSettings):
     audit_checkpoint_every_s: float = Field(default=15 * 60, gt=0)
     audit_checkpoint_file: str | None = None
     audit_checkpoint_syslog: str | None = None
+    # after a rotation, the earlier keys' public halves ("<key id>:<base64>", as JSON in
+    # ROUTER_AUDIT_CHECKPOINT_PUBLIC_KEYS) so that older checkpoints still verify
+    audit_checkpoint_public_keys: list[str] = Field(default_factory=list)
 
     # a finished message's payload is pruned this long after (services.router.audit.retention)
     payload_retention_days: float = Field(default=90, gt=0)
@@ -190,6 +198,10 @@ class RouterSettings(ServiceSettings):
             self.checkpoint_signer()  # a malformed key is named at start-up
         except ValueError as exc:
             raise ValueError(f"{self.env('audit_checkpoint_key')}: {exc}") from None
+        try:
+            self.checkpoint_trusted()
+        except ValueError as exc:
+            raise ValueError(f"{self.env('audit_checkpoint_public_keys')}: {exc}") from None
         if self.audit_checkpoint_syslog is not None:
             try:
                 syslog_sink(self.audit_checkpoint_syslog)
@@ -254,6 +266,13 @@ class RouterSettings(ServiceSettings):
 
     def checkpoint_signer(self) -> CheckpointSigner:
         return CheckpointSigner.from_setting(self.audit_checkpoint_key or sandbox_checkpoint_key())
+
+    def checkpoint_trusted(self) -> dict[str, Ed25519PublicKey]:
+        """Every key a checkpoint may be signed with: the current one and earlier ones."""
+        return {
+            **trusted_keys(self.audit_checkpoint_public_keys),
+            **self.checkpoint_signer().trusted(),
+        }
 
     def checkpoint_file(self) -> FileSink | None:
         path = self.audit_checkpoint_file  # "" is unset (the refusals may run before the

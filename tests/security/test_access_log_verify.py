@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import delete
 
+from services.messaging.record_signing import new_signing_key
 from services.router.audit.access_log import AccessKind, access_log, record_security_event
 from services.router.audit.checkpoint_writer import CheckpointWriter
 from services.router.ops import cli
@@ -165,3 +167,35 @@ async def test_the_list_shows_security_events_beside_views(app, sessions):
     assert security[0]["pseudonym"] is None and security[0]["message_id"] is None
     assert [i["kind"] for i in security] == ["key-change"]
     assert [i["kind"] for i in views] == ["payload-view"]
+
+
+async def test_after_a_key_rotation_older_checkpoints_still_verify(
+    sessions, checkpoint_file, writer
+):
+    await write(sessions, 1, 2)
+    await checkpoint(sessions, writer, 0)  # under the old (sandbox) key
+    new_key = f"audit-2:{new_signing_key()}"
+    rotated = RouterSettings(
+        audit_checkpoint_file=str(checkpoint_file), audit_checkpoint_key=new_key
+    )
+    await write(sessions, 3, 1)
+    await CheckpointWriter(rotated.checkpoint_signer(), rotated.checkpoint_sinks()).run(
+        sessions, now=T0, monotonic=0
+    )
+
+    async def verified(settings: RouterSettings) -> dict[str, Any]:
+        app = create_app(settings, sessions=sessions)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://router", headers=OPS
+        ) as api:
+            found: dict[str, Any] = (await api.get("/api/v1/access-log/verify")).json()
+        checkpoints: dict[str, Any] = found["checkpoints"]
+        return checkpoints
+
+    alone = await verified(rotated)
+    assert [f["problem"] for f in alone["findings"]] == ["unknown-key"]
+    old = f"{SIGNER.key_id}:{SIGNER.public_key_b64()}"
+    both = await verified(rotated.model_copy(update={"audit_checkpoint_public_keys": [old]}))
+    assert both["ok"] and both["matched"] == 2
+    with pytest.raises(ValueError, match="ROUTER_AUDIT_CHECKPOINT_PUBLIC_KEYS"):
+        RouterSettings(audit_checkpoint_public_keys=["no-colon"])

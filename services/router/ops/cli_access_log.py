@@ -6,7 +6,8 @@
                                               chain (the router's export, or ``--export``
                                               FILE) against signed checkpoints, with
                                               ``--public-key KEYID:BASE64`` (default: the
-                                              public half of ROUTER_AUDIT_CHECKPOINT_KEY)
+                                              public half of ROUTER_AUDIT_CHECKPOINT_KEY and
+                                              ROUTER_AUDIT_CHECKPOINT_PUBLIC_KEYS)
 
 Exit codes: 0 intact, 1 broken or rewritten (the first checkpoint that no longer matches is
 named), 2 the router refused or bad usage.
@@ -47,7 +48,7 @@ def _trusted(public_keys: list[str]) -> dict[str, Ed25519PublicKey]:
             return trusted_keys(public_keys)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--public-key") from None
-    return RouterSettings().checkpoint_signer().trusted()
+    return RouterSettings().checkpoint_trusted()
 
 
 def _lines(paths: list[Path]) -> Iterator[str]:
