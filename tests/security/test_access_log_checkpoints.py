@@ -234,3 +234,24 @@ def test_the_public_key_option_reads_key_id_and_base64():
     assert check_against_checkpoints(entries, [line], trusted).ok
     with pytest.raises(ValueError, match="key id"):
         trusted_keys(["no-colon"])
+
+
+async def test_a_removed_checkpointed_entry_is_found_even_past_the_chains_break(
+    sessions, sink, writer
+):
+    await write(sessions, 1, 3)
+    await checkpoint(sessions, writer, 0)  # at seq 3
+    await write(sessions, 4, 2)
+    await checkpoint(sessions, writer, 900)  # at seq 5
+    async with sessions.begin() as s:
+        await owner_rights(s)
+        await s.execute(delete(access_log).where(access_log.c.seq == 3))
+    found = await against(sessions, sink.written)
+    assert found.chain.first_bad_seq == 3  # the plain chain stops here…
+    assert found.matched == 1  # …the walk goes on: the checkpoint at 5 still matches
+    (gap,) = found.findings
+    assert (gap.problem, gap.seq, gap.detail) == (
+        CheckpointProblem.MISMATCH,
+        3,
+        "no entry at this seq",
+    )

@@ -243,21 +243,11 @@ class CheckpointCheck:
 
     def report(self) -> CheckpointReport:
         findings = list(self._findings)
-        for seq, points in sorted(self._wanted.items()):
-            for number, point in points:
-                findings.append(
-                    CheckpointFinding(
-                        number,
-                        CheckpointProblem.TRUNCATED
-                        if seq > self._last_seq
-                        else (CheckpointProblem.MISMATCH),
-                        seq,
-                        point.at,
-                        f"the chain ends at {self._last_seq}"
-                        if seq > self._last_seq
-                        else "no entry at this position",
-                    )
-                )
+        for seq, points in self._wanted.items():  # never fed: past the end, or a gap
+            beyond = seq > self._last_seq
+            problem = CheckpointProblem.TRUNCATED if beyond else CheckpointProblem.MISMATCH
+            detail = f"the chain ends at {self._last_seq}" if beyond else "no entry at this seq"
+            findings += [CheckpointFinding(n, problem, seq, p.at, detail) for n, p in points]
         findings.sort(key=lambda f: f.line)
         return CheckpointReport(self._chain.report(), self._lines, self._matched, tuple(findings))
 
