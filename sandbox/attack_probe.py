@@ -372,6 +372,63 @@ def activation_by_the_creator(p: Probe) -> Observation:
     )
 
 
+# --- the access log out of the database owner's reach (issue 19, item 7) ---------------------
+GUESSED_TOKEN = "probe-guessed-token-0123456789"  # noqa: S105 (a guess the router refuses)
+
+
+def refused_token_is_recorded(p: Probe) -> Observation:
+    refused = p.router("GET", "/api/v1/alerts", GUESSED_TOKEN)
+    listed = p.router("GET", "/api/v1/access-log?category=security&limit=50", OPS_TOKEN)
+    entries = [e for e in listed.json()["items"] if e["kind"] == "token-refused"]
+    leaked = GUESSED_TOKEN in listed.text
+    return Observation(
+        f"{refused.status_code}, recorded {len(entries)}x",
+        refused.status_code == 401 and bool(entries) and not leaked,
+        entries[0]["reason"] if entries else "not recorded",
+    )
+
+
+def rewritten_access_log_is_found(p: Probe) -> Observation:
+    """The database's owner rewrites an entry and recomputes every later hash: the chain
+    alone accepts it, the router's signed checkpoints (a file outside the database) do not."""
+    import sqlite3
+
+    from services.router.audit.access_log import entry_hash
+
+    url = p.stack.database_url("router")
+    if not url.startswith("sqlite"):
+        return Observation("not run", True, "rewrites the SQLite stack's database only")
+    deadline = time.monotonic() + 20
+    while True:  # a checkpoint of the head (written every second here) first
+        found = p.router("GET", "/api/v1/access-log/verify", OPS_TOKEN).json()
+        if (found.get("checkpoints") or {}).get("matched"):
+            break
+        if time.monotonic() > deadline:
+            return Observation("no checkpoint", False, "the router wrote no checkpoint")
+        time.sleep(0.5)
+    export = p.router("GET", "/api/v1/access-log/export.jsonl", OPS_TOKEN).text
+    entries = [json.loads(line) for line in export.splitlines() if line.strip()]
+    with sqlite3.connect(url.split(":///", 1)[1], timeout=30) as db:
+        db.execute("DROP TRIGGER IF EXISTS access_log_no_update")  # as the owner can
+        prev = "0" * 64
+        for entry in entries:
+            if entry["seq"] == 1:
+                entry["reason"] = "rutinkontroll"  # what the forger wants it to say
+            entry["prev_hash"], entry["hash"] = prev, entry_hash(entry, prev)
+            db.execute(
+                "UPDATE access_log SET reason = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                (entry["reason"], prev, entry["hash"], entry["seq"]),
+            )
+            prev = entry["hash"]
+    after = p.router("GET", "/api/v1/access-log/verify", OPS_TOKEN).json()
+    first = (after.get("checkpoints") or {}).get("firstMismatch") or {}
+    return Observation(
+        f"chain ok={after['ok']}, checkpoints ok={(after.get('checkpoints') or {}).get('ok')}",
+        after["ok"] is True and first.get("problem") == "mismatch",
+        f"first checkpoint no longer matching: line {first.get('line')}, seq {first.get('seq')}",
+    )
+
+
 def valid_traffic_still_flows(p: Probe) -> Observation:
     # the flood emptied the guessing peer's bucket; TakeCare's key has a bucket of its own
     res = p.takecare("admissions", json=p.admission(), headers=_key(TAKECARE_KEY))
@@ -417,6 +474,14 @@ ATTACKS = (
         "subscription activated by the admin who made it",
         "403, still pending",
         activation_by_the_creator,
+    ),
+    Attack(
+        "router API with a guessed token", "401, recorded, token not", refused_token_is_recorded
+    ),
+    Attack(
+        "rewrite the access log and recompute every hash",
+        "chain ok, checkpoints report it",
+        rewritten_access_log_is_found,
     ),
     Attack("flood of router API requests", "429 + Retry-After", router_api_flood),
     Attack("valid admission after all of the above", "202, confirmed", valid_traffic_still_flows),
@@ -468,6 +533,9 @@ def probe_settings(data_dir: Path, **overrides: object) -> StackSettings:
             "RATE_LIMIT_PER_S": "10",
             "METRICS_TOKEN": METRICS_TOKEN,
             "SUBSCRIPTION_ALLOW_PRIVATE_ADDRESSES": "false",  # the SSRF rows need the check
+            # signed access-log checkpoints, written every second when the head moved
+            "AUDIT_CHECKPOINT_FILE": str(data_dir.resolve() / "access-log-checkpoints.jsonl"),
+            "AUDIT_CHECKPOINT_EVERY_S": "1",
             "API_CLIENTS": json.dumps(
                 {"probe-viewer": {"role": "viewer", "key_hashes": [hash_key(VIEWER_KEY)]}}
             ),

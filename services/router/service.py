@@ -36,6 +36,7 @@ from services.router.alerting.sender import (
     WebhookPoster,
 )
 from services.router.alerting.unit_directory import UnitDirectory
+from services.router.audit.checkpoint_writer import CheckpointWriter
 from services.router.audit.payload_keys import SEALED_COLUMNS
 from services.router.audit.retention import RetentionRules
 from services.router.ops.app import create_app
@@ -149,6 +150,11 @@ async def main(settings: RouterSettings | None = None) -> int:
             prune_every=timedelta(seconds=settings.payload_prune_every_s),
         ),
         checks_every=timedelta(seconds=settings.checks_s),
+        checkpoints=CheckpointWriter(
+            settings.checkpoint_signer(),
+            settings.checkpoint_sinks(),
+            every=timedelta(seconds=settings.audit_checkpoint_every_s),
+        ),
     )
     await ensure_first_admin(
         sessions,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import ClassVar, Literal
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -15,6 +17,12 @@ from services.messaging.settings import ServiceSettings
 from services.router.alerting.events import Severity
 from services.router.alerting.incidents import ReminderPolicy
 from services.router.alerting.silence import SilenceRule
+from services.router.audit.checkpoint_sinks import CheckpointSink, FileSink, syslog_sink
+from services.router.audit.checkpoints import (
+    CheckpointSigner,
+    sandbox_checkpoint_key,
+    trusted_keys,
+)
 from services.router.ops.api_clients import ApiClient, ApiClients
 from services.router.ops.console.accounts import SANDBOX_HASHES, SANDBOX_USERS, ConsoleUser
 from services.router.routing.circuit import CircuitPolicy
@@ -133,6 +141,19 @@ class RouterSettings(ServiceSettings):
     # Patientdatalagen / HSLF-FS 2016:40: the access log is kept at least five years. Nothing
     # in the broker deletes entries; an archive job must keep every entry younger than this.
     access_log_retention_days: int = Field(default=5 * 365 + 2, ge=5 * 365 + 2)
+    # Signed checkpoints of the access log's head, kept outside the database
+    # (services/router/audit/checkpoints.py): the router's own Ed25519 key, "<key id>:<base64
+    # of 32 bytes>" (`python -m services.router.ops.cli new-checkpoint-key`; not the record
+    # signing key), how often (only when the head moved), and where: a JSON-lines file
+    # and/or a syslog collector, udp://host:514 or tcp://host:601. Outside the sandbox the
+    # key must be set and at least one target too; in the sandbox both targets may be unset.
+    audit_checkpoint_key: str | None = Field(default=None, repr=False)
+    audit_checkpoint_every_s: float = Field(default=15 * 60, gt=0)
+    audit_checkpoint_file: str | None = None
+    audit_checkpoint_syslog: str | None = None
+    # after a rotation, the earlier keys' public halves ("<key id>:<base64>", as JSON in
+    # ROUTER_AUDIT_CHECKPOINT_PUBLIC_KEYS) so that older checkpoints still verify
+    audit_checkpoint_public_keys: list[str] = Field(default_factory=list)
 
     # a finished message's payload is pruned this long after (services.router.audit.retention)
     payload_retention_days: float = Field(default=90, gt=0)
@@ -196,6 +217,26 @@ class RouterSettings(ServiceSettings):
         return self
 
     @model_validator(mode="after")
+    def _checkpoint_settings(self) -> RouterSettings:
+        # an empty variable (compose's ${X:-}) is unset, not a path or a target
+        self.audit_checkpoint_file = self.audit_checkpoint_file or None
+        self.audit_checkpoint_syslog = self.audit_checkpoint_syslog or None
+        try:
+            self.checkpoint_signer()  # a malformed key is named at start-up
+        except ValueError as exc:
+            raise ValueError(f"{self.env('audit_checkpoint_key')}: {exc}") from None
+        try:
+            self.checkpoint_trusted()
+        except ValueError as exc:
+            raise ValueError(f"{self.env('audit_checkpoint_public_keys')}: {exc}") from None
+        if self.audit_checkpoint_syslog is not None:
+            try:
+                syslog_sink(self.audit_checkpoint_syslog)
+            except ValueError as exc:
+                raise ValueError(f"{self.env('audit_checkpoint_syslog')}: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
     def _webhook_needs_secret(self) -> RouterSettings:
         if self.alert_webhook_url and not self.alert_webhook_secret:
             raise ValueError("alert_webhook_url needs alert_webhook_secret to sign with")
@@ -226,12 +267,56 @@ class RouterSettings(ServiceSettings):
                 f"{self.env('subscription_allow_private_addresses')}: webhooks to loopback or "
                 "private addresses are for the sandbox only"
             )
+        refusals += self._checkpoint_refusals()
         if self.alert_smtp_security == "none":
             refusals.append(
                 f"{self.env('alert_smtp_security')}: 'none' (mail in clear) is for the sandbox "
                 "only; use starttls or tls"
             )
         return refusals
+
+    def _checkpoint_refusals(self) -> list[str]:
+        refusals = []
+        key = self.audit_checkpoint_key
+        if key is None or key == sandbox_checkpoint_key():
+            refusals.append(
+                f"{self.env('audit_checkpoint_key')}: set the router's own access-log "
+                "checkpoint key outside the sandbox"
+            )
+        elif key == self.record_signing_key:
+            refusals.append(
+                f"{self.env('audit_checkpoint_key')}: a key of its own, not "
+                f"{self.env('record_signing_key')}"
+            )
+        if not self.checkpoint_sinks():
+            refusals.append(
+                f"{self.env('audit_checkpoint_file')}, {self.env('audit_checkpoint_syslog')}: "
+                "outside the sandbox signed access-log checkpoints need a target outside the "
+                "database; set one or both"
+            )
+        return refusals
+
+    def checkpoint_signer(self) -> CheckpointSigner:
+        return CheckpointSigner.from_setting(self.audit_checkpoint_key or sandbox_checkpoint_key())
+
+    def checkpoint_trusted(self) -> dict[str, Ed25519PublicKey]:
+        """Every key a checkpoint may be signed with: the current one and earlier ones."""
+        return {
+            **trusted_keys(self.audit_checkpoint_public_keys),
+            **self.checkpoint_signer().trusted(),
+        }
+
+    def checkpoint_file(self) -> FileSink | None:
+        path = self.audit_checkpoint_file  # "" is unset (the refusals may run before the
+        return FileSink(Path(path)) if path else None  # validator that clears it)
+
+    def checkpoint_sinks(self) -> list[CheckpointSink]:
+        sinks: list[CheckpointSink] = []
+        if (file := self.checkpoint_file()) is not None:
+            sinks.append(file)
+        if self.audit_checkpoint_syslog:
+            sinks.append(syslog_sink(self.audit_checkpoint_syslog))
+        return sinks
 
     def secure_cookie(self) -> bool:
         if self.console_secure_cookie is not None:

@@ -34,7 +34,7 @@ from services.router.settings import RouterSettings
 from tests.security.test_errors_never_echo import Target, targets, url
 from tests.support.adapters import NOW, TAKECARE_KEY, TRESERVA_KEY
 from tests.support.servers import serving
-from tests.support.settings import SECURE_HTTP, SECURE_KAFKA
+from tests.support.settings import ROUTER_SECRETS, SECURE_HTTP, SECURE_KAFKA
 
 pytestmark = pytest.mark.security
 
@@ -168,6 +168,7 @@ def production(cls: type[ServiceSettings], **overrides: Any) -> Any:
     }
     if cls is RouterSettings:
         real |= {"ops_token": OPS_TOKEN, "console_secret": "c" * 40}
+        real |= {k: v for k, v in ROUTER_SECRETS.items() if k.startswith("audit_checkpoint")}
     else:
         own, other = (
             (TAKECARE_KEY, System.TRESERVA)

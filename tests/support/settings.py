@@ -47,6 +47,9 @@ ROUTER_SECRETS: dict[str, Any] = {
     "pseudonym_key": "a-real-pseudonym-key-0123456789abcdef",
     "console_secret": "a-real-console-secret-0123456789abcdef",
     "payload_keys": encode_keyring("k1", {"k1": new_key()}),
+    # the access log's signed checkpoints: a key of the router's own, and a target
+    "audit_checkpoint_key": f"audit-1:{new_signing_key()}",
+    "audit_checkpoint_file": "/var/lib/carebridge/audit/access-log-checkpoints.jsonl",
 }
 
 

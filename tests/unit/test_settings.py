@@ -21,7 +21,7 @@ from services.messaging.payload_crypto import (
 )
 from services.router.ops.console.accounts import hash_password
 from services.router.settings import RouterSettings
-from tests.support.settings import SECURE_KAFKA, secure_kafka_env
+from tests.support.settings import ROUTER_SECRETS, SECURE_KAFKA, secure_kafka_env
 
 
 @pytest.mark.parametrize("cls", [RouterSettings, AdapterTakeCareSettings])
@@ -40,6 +40,8 @@ def test_production_starts_with_real_secrets(monkeypatch):
     monkeypatch.setenv("ROUTER_CONSOLE_USERS", json.dumps([user]))
     for name, value in secure_kafka_env("ROUTER_").items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ROUTER_AUDIT_CHECKPOINT_KEY", ROUTER_SECRETS["audit_checkpoint_key"])
+    monkeypatch.setenv("ROUTER_AUDIT_CHECKPOINT_SYSLOG", "udp://logs.example.se:514")
     settings = RouterSettings()
     assert settings.environment == "production" and settings.ops_token == "t" * 40
     assert [u.name for u in settings.console_users] == ["asa"]

@@ -13,6 +13,10 @@ under a lock (``serialize``: an advisory lock on PostgreSQL; SQLite transactions
 Security events share the chain (:func:`record_security_event`): log-in ok and failed,
 log-out, revoked sessions, refused tokens, admin actions, subscription and key changes.
 
+The chain alone does not hold against the database's owner, who can recompute every hash
+after a change: signed checkpoints of its head, kept outside the database, do
+(:mod:`services.router.audit.checkpoints`).
+
 What counts as a view of patient data: opening a message's FHIR payload, and searching by
 personnummer. Metadata views (states, times, pseudonyms) are not patient data here. Entries
 are kept at least five years (``RouterSettings.access_log_retention_days``); nothing in the
@@ -266,11 +270,18 @@ async def verify_chain(session: AsyncSession) -> ChainReport:
 
 
 async def list_access(
-    session: AsyncSession, *, limit: int = 200, pseudonym: str | None = None
+    session: AsyncSession,
+    *,
+    limit: int = 200,
+    pseudonym: str | None = None,
+    kinds: Iterable[AccessKind] | None = None,
 ) -> list[dict[str, Any]]:
+    """Entries newest first, of one patient (pseudonym) or of some kinds if asked."""
     query = select(access_log).order_by(access_log.c.seq.desc()).limit(limit)
     if pseudonym is not None:
         query = query.where(access_log.c.pseudonym == pseudonym)
+    if kinds is not None:
+        query = query.where(access_log.c.kind.in_([k.value for k in kinds]))
     rows = (await session.execute(query)).all()
     return [
         {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r._mapping.items()}

@@ -27,13 +27,12 @@ from datetime import datetime
 from typing import Any
 
 from services.messaging.envelope import EVENT_DISPLAY, System
+from services.messaging.spreadsheet_cells import formula_safe
 from services.router.deviations.records import DIRECTION_TEXT, KIND_TEXT, STOCKHOLM, Deviation
 
 SCHEMA_VERSION = "1.0"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 BOM = "\ufeff"
-# A cell starting with one of these is a formula to Excel (CSV injection): quote it.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def local_time(at: datetime | None) -> str | None:
@@ -96,7 +95,7 @@ CSV_HEADERS = tuple(f.header for f in FIELDS)
 def _cell(f: Field, d: Deviation) -> str:
     value = f.value(d)
     text = "" if value is None else f.text(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return formula_safe(text)  # a formula to Excel (CSV injection) is quoted
 
 
 def to_csv(deviations: Iterable[Deviation]) -> str:

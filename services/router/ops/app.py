@@ -1,10 +1,12 @@
 """The router's ops API (JSON). Metadata only: ids, pseudonyms, states, times; no payloads.
 Every ``/api`` route needs an API client's key, and a role for what it does
-(:mod:`services.router.ops.api_clients`). Subscriptions: see
-:mod:`services.router.ops.subscription_api`."""
+(:mod:`services.router.ops.api_clients`); a refused key is recorded in the access log
+(:mod:`services.router.ops.refused_tokens`), and so are replays and closed deliveries.
+Subscriptions: see :mod:`services.router.ops.subscription_api`."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -24,9 +26,10 @@ from services.messaging.problems import PROBLEM_DETAILS, install_error_handlers
 from services.messaging.runtime import health as service_health
 from services.router.alerting import incidents
 from services.router.alerting.incidents import AlertSink
+from services.router.audit.admin_actions import record_admin_action, replay_summary
 from services.router.ops import dashboard, queries
 from services.router.ops.alert_schemas import AlertListOut, AlertOut
-from services.router.ops.api_clients import ApiCaller, ApiClients, as_operator, authenticate
+from services.router.ops.api_clients import ApiCaller, ApiClients, as_operator
 from services.router.ops.api_params import AlertIdPath
 from services.router.ops.console.pages import error_page, install_console
 from services.router.ops.delivery_schemas import (
@@ -44,6 +47,7 @@ from services.router.ops.metrics import install_metrics
 from services.router.ops.notification_api import notification_routes
 from services.router.ops.patient_api import patient_routes
 from services.router.ops.payload_admin_api import payload_admin_routes
+from services.router.ops.refused_tokens import RefusedTokens, authenticate_audited
 from services.router.ops.statistics_api import statistics_routes
 from services.router.ops.subscription_api import subscription_routes
 from services.router.routing.domain import AlertState, DeliveryState, IllegalTransition
@@ -132,7 +136,11 @@ def create_app(
         prefix="/api/",
         limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
     )
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticate)], responses=_API_ERRORS)
+    # a refused token is recorded in the access log, at most once per address a minute
+    app.state.refused_tokens = RefusedTokens(sessions, clock, time.monotonic)
+    api = APIRouter(
+        prefix="/api/v1", dependencies=[Depends(authenticate_audited)], responses=_API_ERRORS
+    )
 
     @app.get("/health")
     async def health(request: Request) -> dict[str, str]:
@@ -264,13 +272,22 @@ def create_app(
             until=body.until,
         )
         async with sessions.begin() as session:
+            now = clock()
             outcomes = await replay(
                 session,
                 wanted,
                 actor=caller.actor(body.operator),
                 reason=body.reason,
                 force=body.force,
-                now=clock(),
+                now=now,
+            )
+            await record_admin_action(
+                session,
+                actor=caller.actor(body.operator),
+                role=caller.role.value,
+                action="replay",
+                detail=replay_summary(outcomes, body.reason, force=body.force),
+                now=now,
             )
         return {
             "replayed": sum(o.replayed for o in outcomes),
@@ -319,6 +336,7 @@ def create_app(
         delivery stops being sent again at its confirmation interval. It is dead-lettered
         with the reason, audited, and can still be replayed."""
         async with sessions.begin() as session:
+            now = clock()
             try:
                 found = await close(
                     session,
@@ -326,10 +344,19 @@ def create_app(
                     destination,
                     actor=caller.actor(body.operator),
                     reason=body.reason,
-                    now=clock(),
+                    now=now,
                 )
             except NotClosable as exc:
                 raise HTTPException(409, f"the delivery is {exc.state}: cannot close") from None
+            if found:
+                await record_admin_action(
+                    session,
+                    actor=caller.actor(body.operator),
+                    role=caller.role.value,
+                    action="delivery closed",
+                    detail=f"{message_id} to {destination}; why: {body.reason}",
+                    now=now,
+                )
         if not found:
             raise HTTPException(404, "no such delivery")
         return {"closed": True, "messageId": message_id, "destination": destination}

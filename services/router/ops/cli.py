@@ -19,6 +19,10 @@
 ``new-signing-key --service S --key-id ID``  an Ed25519 record signing key and its public entry
 ``rotate-payload-keys``              re-seal stored payloads under the current key (progress)
 ``prune-payloads``                   prune finished payloads past the retention period
+``new-checkpoint-key --key-id ID``   an Ed25519 key for the access log's signed checkpoints
+``access-log verify [--checkpoints FILE] [--public-key ID:KEY] [--export FILE]``  the hash
+                                     chain; with checkpoints, also a rewrite with recomputed
+                                     hashes or a truncation (services/router/ops/cli_access_log.py)
 ``deviations export --month 2026-11 --format csv|json [--out FILE]``  the month's deviation
                                      reports (avvikelser i samverkan) for a deviation system
                                      such as Flexite; without ``--out`` to standard output
@@ -47,6 +51,7 @@ from typer._click.exceptions import ClickException
 from services.messaging.payload_crypto import Keyring, encode_keyring, new_key
 from services.messaging.record_signing import new_signing_key, public_entry
 from services.router.deviations.records import InvalidMonth, month_window
+from services.router.ops.cli_access_log import access_log_app
 from services.router.ops.cli_output import message_rows, print_table, timeline
 from services.router.ops.console.accounts import Role, hash_password
 from services.router.settings import RouterSettings
@@ -62,6 +67,7 @@ deviations_app = typer.Typer(
     help="Deviation reports (avvikelser i samverkan).", no_args_is_help=True
 )
 app.add_typer(deviations_app, name="deviations")
+app.add_typer(access_log_app, name="access-log")
 
 
 @dataclass
@@ -391,6 +397,19 @@ def new_record_signing_key(
     kid, public = public_entry(setting)
     typer.echo(f"RECORD_SIGNING_KEY={setting}")
     typer.echo(f"RECORD_TRUSTED_KEYS entry: {json.dumps({service: {kid: public}})}")
+
+
+@app.command("new-checkpoint-key")
+def new_checkpoint_key(
+    key_id: Annotated[str, typer.Option(help="the new key's id, e.g. audit-2026-12")],
+) -> None:
+    """Print a new Ed25519 key for ``ROUTER_AUDIT_CHECKPOINT_KEY`` (the access log's signed
+    checkpoints; never the record signing key) and the public key an auditor passes to
+    ``access-log verify --public-key``."""
+    setting = f"{key_id}:{new_signing_key()}"
+    kid, public = public_entry(setting)
+    typer.echo(f"ROUTER_AUDIT_CHECKPOINT_KEY={setting}")
+    typer.echo(f"public key (access-log verify --public-key): {kid}:{public}")
 
 
 @app.command("rotate-payload-keys")

@@ -5,7 +5,9 @@ access logs of proxies."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -22,6 +24,7 @@ from services.router.audit.access_log import (
     list_access,
     verify_chain,
 )
+from services.router.audit.checkpoints import CheckpointProblem, check_stream_against_checkpoints
 from services.router.audit.patient_data import (
     InvalidIdentifier,
     NoSuchMessage,
@@ -71,7 +74,9 @@ class PersonnummerPageOut(MessagePageOut):
 
 
 class AccessEntryOut(ResponseModel):
-    """One view of patient data, with its place in the hash chain."""
+    """One view of patient data, or a security event (log-in, a refused token, an admin
+    action, a key change: ``category`` says which; it names no patient, so ``pseudonym`` and
+    ``message_id`` are null), with its place in the hash chain."""
 
     id: int
     at: Timestamp
@@ -81,6 +86,7 @@ class AccessEntryOut(ResponseModel):
     pseudonym: str | None
     message_id: str | None
     reason: str
+    category: Literal["patient-data", "security"]
     seq: int
     prev_hash: str
     hash: str
@@ -91,6 +97,29 @@ class AccessListOut(ResponseModel):
     items: list[AccessEntryOut]
 
 
+class CheckpointFindingOut(ResponseModel):
+    line: int = Field(description="the line of the checkpoint file")
+    problem: CheckpointProblem
+    seq: int | None
+    at: str | None = Field(description="when the checkpoint was signed")
+    detail: str
+
+
+class CheckpointVerificationOut(ResponseModel):
+    """The chain against the router's own checkpoint file (ROUTER_AUDIT_CHECKPOINT_FILE):
+    a rewrite with every hash recomputed, or a truncation, shows here and not in ``ok``
+    above. An auditor checks against a copy out of the router's reach with
+    ``cli access-log verify --checkpoints``."""
+
+    ok: bool
+    checkpoints: int = Field(description="lines read")
+    matched: int = Field(description="validly signed checkpoints the chain matches")
+    firstMismatch: CheckpointFindingOut | None = Field(
+        description="the earliest checkpoint the chain no longer matches or reaches"
+    )
+    findings: list[CheckpointFindingOut]
+
+
 class ChainVerificationOut(ResponseModel):
     ok: bool
     checked: int = Field(description="entries checked")
@@ -99,6 +128,13 @@ class ChainVerificationOut(ResponseModel):
     tailSeq: int
     tailHash: str = Field(description="the last good hash: keep it to compare with a later run")
     retentionDays: int
+    checkpoints: CheckpointVerificationOut | None = Field(
+        default=None, description="null: the router writes no checkpoint file"
+    )
+
+
+def _category(kind: AccessKind) -> str:
+    return "security" if kind.is_security_event else "patient-data"
 
 
 def patient_routes(
@@ -108,6 +144,7 @@ def patient_routes(
 ) -> APIRouter:
     api = APIRouter(tags=["patient data (access-logged)"])
     keyring = settings.keyring()
+    trusted = settings.checkpoint_trusted()
 
     @api.post(
         "/messages/{message_id}/payload",
@@ -168,20 +205,37 @@ def patient_routes(
     async def access(
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
         pseudonym: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
+        category: Literal["patient-data", "security"] | None = None,
     ) -> dict[str, Any]:
-        """Every view of patient data: who, when, which patient (pseudonym), what, why."""
+        """Every view of patient data (who, when, which patient by pseudonym, what, why)
+        and every security event, newest first; ``category`` keeps one of the two."""
+        kinds = None if category is None else [k for k in AccessKind if _category(k) == category]
         async with sessions() as session:
-            items = await list_access(session, limit=limit, pseudonym=pseudonym)
-        return {"count": len(items), "items": items}
+            items = await list_access(session, limit=limit, pseudonym=pseudonym, kinds=kinds)
+        return {
+            "count": len(items),
+            "items": [{**i, "category": _category(AccessKind(i["kind"]))} for i in items],
+        }
 
     @api.get("/access-log/verify", response_model=ChainVerificationOut)
     async def verify() -> dict[str, Any]:
         """Walk the hash chain: ``ok``, how many entries checked, and the first position that
         was changed, removed or reordered (``firstBadSeq``, ``problem``); ``tailHash`` to keep
-        and compare with a later run."""
+        and compare with a later run. With a checkpoint file (``ROUTER_AUDIT_CHECKPOINT_FILE``),
+        ``checkpoints`` says whether the chain still matches every signed checkpoint in it."""
+        sink = settings.checkpoint_file()
+        lines = [] if sink is None else await asyncio.to_thread(lambda: list(sink.lines()))
         async with sessions() as session:
-            report = await verify_chain(session)
-        return {**report.as_dict(), "retentionDays": settings.access_log_retention_days}
+            if sink is None:
+                report = await verify_chain(session)
+                return {**report.as_dict(), "retentionDays": settings.access_log_retention_days}
+            async with aclosing(iter_entries(session)) as entries:
+                checked = await check_stream_against_checkpoints(entries, lines, trusted)
+        return {
+            **checked.chain.as_dict(),
+            "retentionDays": settings.access_log_retention_days,
+            "checkpoints": checked.as_dict(),
+        }
 
     def export(render: Callable[[dict[str, Any]], str], header: str) -> AsyncIterator[bytes]:
         async def lines() -> AsyncIterator[bytes]:

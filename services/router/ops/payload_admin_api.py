@@ -6,18 +6,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.router.audit.access_log import AccessKind
+from services.router.audit.admin_actions import record_admin_action
 from services.router.audit.payload_keys import count_stale, count_stale_outbox, reseal_batch
 from services.router.audit.retention import prune_payloads
-from services.router.ops.api_clients import as_admin
+from services.router.ops.api_clients import ApiCaller, as_admin
 from services.router.ops.schema_base import ResponseModel
 from services.router.routing.deliveries import OUTBOX_OWNER
 from services.router.settings import RouterSettings
+
+Admin = Annotated[ApiCaller, Depends(as_admin)]
 
 
 class RotateStep(BaseModel):
@@ -74,24 +78,44 @@ def payload_admin_routes(
         }
 
     @api.post("/payload-keys/rotate", response_model=RotateStepOut)
-    async def rotate(body: RotateStep) -> dict[str, Any]:
+    async def rotate(body: RotateStep, caller: Admin) -> dict[str, Any]:
         """One batch of re-sealing under the current key; call again with ``after`` = ``next``
-        until ``next`` is null."""
+        until ``next`` is null. Each batch is a ``key-change`` entry in the access log."""
         async with sessions.begin() as session:
             step = await reseal_batch(session, keyring, after=body.after, limit=body.limit)
+            await record_admin_action(
+                session,
+                actor=f"API client {caller.name}",
+                role=caller.role.value,
+                kind=AccessKind.KEY_CHANGE,
+                action="payload-key rotation",
+                detail=f"{step.resealed} re-sealed under key {keyring.current}, after "
+                f"{body.after or 'the start'}",
+                now=clock(),
+            )
         async with sessions() as session:
             stale = await count_stale(session, keyring)
         return {"resealed": step.resealed, "next": step.last_id, "stale": stale}
 
     @api.post("/payloads/prune", response_model=PruneStepOut)
-    async def prune(body: PruneStep) -> dict[str, Any]:
-        """Prune one batch of finished payloads older than ``ROUTER_PAYLOAD_RETENTION_DAYS``."""
+    async def prune(body: PruneStep, caller: Admin) -> dict[str, Any]:
+        """Prune one batch of finished payloads older than ``ROUTER_PAYLOAD_RETENTION_DAYS``;
+        an ``admin-action`` entry in the access log."""
         async with sessions.begin() as session:
+            now = clock()
             pruned = await prune_payloads(
                 session,
-                clock(),
+                now,
                 retention=timedelta(days=settings.payload_retention_days),
                 limit=body.limit,
+            )
+            await record_admin_action(
+                session,
+                actor=f"API client {caller.name}",
+                role=caller.role.value,
+                action="payload pruning",
+                detail=f"{pruned} payload(s) pruned (batch of at most {body.limit})",
+                now=now,
             )
         return {"pruned": pruned}
 

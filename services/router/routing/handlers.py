@@ -20,6 +20,7 @@ from services.messaging.kafka import IncomingRecord
 from services.router.alerting.incidents import check_destinations, remind, resolve_cleared
 from services.router.alerting.rules import AlertingRules
 from services.router.alerting.silence import check_silent_sources, resolve_spoken_sources
+from services.router.audit.checkpoint_writer import CheckpointWriter
 from services.router.audit.retention import RetentionRules, prune_payloads
 from services.router.routing import clock_jumps, watchdog_lease
 from services.router.routing.deliveries import (
@@ -64,6 +65,9 @@ class Router:
     # the watchdog's checks (overdue confirmations, legal deadlines, incidents, gaps,
     # destinations down) run at most this often; expiry, resends and dispatch every tick
     checks_every: timedelta = timedelta(0)
+    # signed checkpoints of the access log's head, written by the lease's holder outside the
+    # tick's transaction (services.router.audit.checkpoint_writer); None: none written
+    checkpoints: CheckpointWriter | None = None
     # silence is judged only over windows this router has watched in full
     _started_at: float | None = None
     _silence_checked_at: float | None = None
@@ -149,6 +153,10 @@ class Router:
                 done["dispatched"] = await dispatch_due(session, self.rules, now)
                 self._jumps = await clock_jumps.recent(session, now)  # other routers' too
                 done |= await self._checks(session, now)
+        if self.checkpoints is not None:  # this replica holds the lease (returned otherwise)
+            done["checkpoint"] = await self.checkpoints.run(
+                self.sessions, now=now, monotonic=reading.monotonic
+            )
         if done["dispatched"]:
             self._wake()
         return done

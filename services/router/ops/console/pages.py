@@ -18,7 +18,8 @@ from services.messaging.envelope import EVENT_DISPLAY, EventCode
 from services.messaging.problems import FieldError
 from services.router.alerting import incidents
 from services.router.alerting.incidents import AlertSink
-from services.router.audit.access_log import list_access
+from services.router.audit.access_log import AccessKind, list_access
+from services.router.audit.admin_actions import record_admin_action, replay_summary
 from services.router.audit.patient_data import (
     InvalidIdentifier,
     NoSuchMessage,
@@ -263,13 +264,22 @@ def console_routes(
         if len(reason.strip()) < 3:
             raise HTTPException(422, "reason: give a reason of at least 3 characters")
         async with sessions.begin() as session:
+            now = clock()
             outcomes = await replay(
                 session,
                 ReplayFilter(message_ids=(message_id,)),
                 actor=_actor(operator),
                 reason=reason.strip(),
                 force=force,
-                now=clock(),
+                now=now,
+            )
+            await record_admin_action(  # on the access log's chain, as the API's replays
+                session,
+                actor=_actor(operator),
+                role=operator.role.value,
+                action="replay",
+                detail=replay_summary(outcomes, reason.strip(), force=force),
+                now=now,
             )
         done = sum(o.replayed for o in outcomes)
         refused = "; ".join(o.detail for o in outcomes if not o.replayed)
@@ -425,14 +435,20 @@ def console_routes(
         )
 
     @web.get("/audit", response_class=HTMLResponse)
-    async def audit(request: Request, operator: Operator) -> HTMLResponse:
+    async def audit(request: Request, operator: Operator, category: str = "") -> HTMLResponse:
+        """The replay audit and the access log: views of patient data and security events
+        (``category`` keeps one of the two; a security event names no patient)."""
+        security = {k for k in AccessKind if k.is_security_event}
+        kinds = {"security": security, "patient-data": set(AccessKind) - security}.get(category)
         async with sessions() as session:
             replays = await audit_log(session, limit=200)
-            access = await list_access(session, limit=200)
+            access = await list_access(session, limit=200, kinds=kinds)
+        for entry in access:
+            entry["security"] = AccessKind(entry["kind"]).is_security_event
         return render(
             request,
             "audit.html",
-            {"replays": replays, "access": access},
+            {"replays": replays, "access": access, "category": category if kinds else ""},
             operator=operator,
         )
 
