@@ -42,6 +42,8 @@ from services.router.ops.deviation_api import deviation_routes
 from services.router.ops.message_schemas import MessageDetailOut, MessagePageOut
 from services.router.ops.metrics import install_metrics
 from services.router.ops.notification_api import notification_routes
+from services.router.ops.oidc.provider import IdentityProvider
+from services.router.ops.oidc.wiring import install_identity_provider
 from services.router.ops.patient_api import patient_routes
 from services.router.ops.payload_admin_api import payload_admin_routes
 from services.router.ops.statistics_api import statistics_routes
@@ -61,7 +63,8 @@ from services.router.settings import RouterSettings
 class AlertAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    operator: str = Field(min_length=1, max_length=60)
+    # accepted from older scripts and ignored: who acts is who the key or token names
+    operator: str | None = Field(default=None, max_length=60)
     note: str = Field(min_length=3, max_length=500)
 
 
@@ -74,7 +77,8 @@ class ReplayRequest(BaseModel):
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
     reason: str = Field(min_length=3, max_length=500)
-    operator: str = Field(min_length=1, max_length=60)
+    # accepted from older scripts and ignored: who acts is who the key or token names
+    operator: str | None = Field(default=None, max_length=60)
     force: bool = False
 
 
@@ -84,7 +88,8 @@ class CloseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=3, max_length=500)
-    operator: str = Field(min_length=1, max_length=60)
+    # accepted from older scripts and ignored: who acts is who the key or token names
+    operator: str | None = Field(default=None, max_length=60)
 
 
 Operator = Annotated[ApiCaller, Depends(as_operator)]
@@ -93,7 +98,7 @@ Operator = Annotated[ApiCaller, Depends(as_operator)]
 # own parsing of the body), so the OpenAPI says so once for all of them.
 _API_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "body is not JSON, or nests deeper than the limit"},
-    401: {"description": "missing or wrong API key (WWW-Authenticate: Bearer)"},
+    401: {"description": "missing or wrong API key or token (WWW-Authenticate: Bearer)"},
     403: {"description": "the API client's role may not do this"},
     413: {"description": "body too large"},
     415: {"description": "a body that is not application/json"},
@@ -107,12 +112,14 @@ def create_app(
     sessions: async_sessionmaker[AsyncSession],
     clock: Callable[[], datetime] = utcnow,
     alert_sinks: Sequence[AlertSink] = (),
+    identity_provider: IdentityProvider | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="carebridge router", description="Delivery log, deliveries, alerts (operations API)"
     )
     app.state.settings = settings
     app.state.api_clients = ApiClients.build(settings.api_clients, settings.ops_token)
+    install_identity_provider(app, settings, clock, identity_provider)
     install_error_handlers(app, PROBLEM_DETAILS, page=error_page)
     answer_store_outages(app)
     app.add_middleware(
@@ -211,7 +218,7 @@ def create_app(
                 done = await step(
                     session,
                     alert_id,
-                    actor=caller.actor(body.operator),
+                    actor=caller.actor(),
                     note=body.note,
                     now=clock(),
                     sinks=alert_sinks,
@@ -263,7 +270,7 @@ def create_app(
             outcomes = await replay(
                 session,
                 wanted,
-                actor=caller.actor(body.operator),
+                actor=caller.actor(),
                 reason=body.reason,
                 force=body.force,
                 now=clock(),
@@ -320,7 +327,7 @@ def create_app(
                     session,
                     message_id,
                     destination,
-                    actor=caller.actor(body.operator),
+                    actor=caller.actor(),
                     reason=body.reason,
                     now=clock(),
                 )

@@ -35,7 +35,8 @@ from services.router.deviations.records import (
 from services.router.ops import dashboard, queries
 from services.router.ops.console import sessions as console_sessions
 from services.router.ops.console.accounts import Role
-from services.router.ops.console.identity import Authenticator, PasswordAuthenticator
+from services.router.ops.console.identity import Authenticator, Identity, PasswordAuthenticator
+from services.router.ops.console.oidc_login import oidc_login_routes
 from services.router.ops.console.timeline import hops
 from services.router.ops.console.web import (
     HERE,
@@ -73,27 +74,13 @@ def console_routes(
     keyring = settings.keyring()
     families = sorted(e.value for e in EventCode)
 
-    @web.get("/login", response_class=HTMLResponse)
-    async def login_form(request: Request, next: str = "/console/") -> HTMLResponse:
-        return render(request, "login.html", {"next": next, "failed": False})
-
-    @web.post("/login", response_class=HTMLResponse, response_model=None)
-    async def login(
-        request: Request,
-        user: Annotated[str, Form(max_length=60)],
-        password: Annotated[str, Form(max_length=200)],
-        next: Annotated[str, Form(max_length=500)] = "/console/",
-    ) -> Response:
-        found = await authenticator.authenticate(user, password)
-        target = next if next.startswith("/console") and "//" not in next else "/console/"
-        if found is None:
-            return render(request, "login.html", {"next": target, "failed": True}, status_code=401)
-        response = RedirectResponse(target, status_code=303)
+    async def _signed_in(response: Response, identity: Identity) -> None:
+        """The one place a log-in (password or identity provider) becomes a session."""
         response.set_cookie(
             console_sessions.COOKIE,
             console_sessions.issue(
-                found.name,
-                found.role,
+                identity.actor(),
+                identity.role,
                 now=clock(),
                 ttl_s=settings.console_session_s,
                 key=settings.console_secret,
@@ -104,6 +91,30 @@ def console_routes(
             secure=settings.secure_cookie(),
             path="/console",
         )
+
+    web.include_router(oidc_login_routes(settings, clock, _signed_in))
+    login_page = {"oidc": bool(settings.oidc_issuer), "password_login": settings.password_login}
+
+    @web.get("/login", response_class=HTMLResponse)
+    async def login_form(request: Request, next: str = "/console/") -> HTMLResponse:
+        return render(request, "login.html", {"next": next, "failed": False, **login_page})
+
+    @web.post("/login", response_class=HTMLResponse, response_model=None)
+    async def login(
+        request: Request,
+        user: Annotated[str, Form(max_length=60)],
+        password: Annotated[str, Form(max_length=200)],
+        next: Annotated[str, Form(max_length=500)] = "/console/",
+    ) -> Response:
+        if not settings.password_login:  # outside the sandbox: the identity provider only
+            raise HTTPException(404, "password log-in is for the sandbox only")
+        found = await authenticator.authenticate(user, password)
+        target = next if next.startswith("/console") and "//" not in next else "/console/"
+        if found is None:
+            context = {"next": target, "failed": True, **login_page}
+            return render(request, "login.html", context, status_code=401)
+        response = RedirectResponse(target, status_code=303)
+        await _signed_in(response, found)
         return response
 
     @web.post("/logout")
