@@ -53,7 +53,11 @@ SANDBOX_PEOPLE: dict[str, SandboxPerson] = {
     p.login: p
     for p in (
         SandboxPerson(
-            "anna", "anna-sandbox", "Anna Admin", "SE2321000131-E000000000001", ("carebridge-admin",)
+            "anna",
+            "anna-sandbox",
+            "Anna Admin",
+            "SE2321000131-E000000000001",
+            ("carebridge-admin",),
         ),
         SandboxPerson(
             "olle",
@@ -63,7 +67,11 @@ SANDBOX_PEOPLE: dict[str, SandboxPerson] = {
             ("carebridge-operator", "some-other-group"),
         ),
         SandboxPerson(
-            "vera", "vera-sandbox", "Vera Viewer", "SE2321000131-E000000000003", ("carebridge-viewer",)
+            "vera",
+            "vera-sandbox",
+            "Vera Viewer",
+            "SE2321000131-E000000000003",
+            ("carebridge-viewer",),
         ),
         # a person the region knows but who is in no carebridge group: refused
         SandboxPerson("nils", "nils-sandbox", "Nils Norole", "SE2321000131-E000000000004", ()),
@@ -142,7 +150,7 @@ def running(
     with tempfile.TemporaryDirectory(prefix="carebridge-oidc-") as tmp:
         config = Path(tmp) / "config.json"
         config.write_text(json.dumps(_config(port, redirect_uris, client_secret, audience)))
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: S603 (node and our own server.mjs)
             [node, str(SERVER), str(config)],
             cwd=tmp,
             stdout=subprocess.DEVNULL,

@@ -16,7 +16,7 @@ from services.router.alerting.events import Severity
 from services.router.alerting.incidents import ReminderPolicy
 from services.router.alerting.silence import SilenceRule
 from services.router.ops.api_clients import ApiClient, ApiClients
-from services.router.ops.console.accounts import SANDBOX_HASHES, SANDBOX_USERS, ConsoleUser, Role
+from services.router.ops.console.accounts import SANDBOX_USERS, ConsoleUser, Role
 from services.router.ops.oidc.claims import DEFAULT_ROLES, ClaimRules
 from services.router.routing.circuit import CircuitPolicy
 from services.router.routing.domain import FamilyPolicy, RetryPolicy, default_policies
@@ -218,18 +218,11 @@ class RouterSettings(ServiceSettings):
     def refusals(self) -> list[str]:
         refusals = super().refusals()
         # (an unset list is the sandbox's accounts until _no_default_accounts clears it)
-        if self.console_users and not self.in_sandbox:
+        if "console_users" in self.model_fields_set and self.console_users:
             refusals.append(
-                f"{self.env('console_users')}: local password accounts are for the sandbox "
-                f"only; people log in through the region's identity provider "
-                f"({self.env('oidc_issuer')})"
-            )
-        elif "console_users" in self.model_fields_set and any(
-            u.password_hash in SANDBOX_HASHES for u in self.console_users
-        ):
-            refusals.append(
-                f"{self.env('console_users')}: the sandbox console accounts must be replaced "
-                "outside the sandbox"
+                f"{self.env('console_users')}: local password accounts (the sandbox console "
+                f"accounts among them) are for the sandbox only; people log in through the "
+                f"region's identity provider ({self.env('oidc_issuer')})"
             )
         if self.alert_smtp_security == "none":
             refusals.append(

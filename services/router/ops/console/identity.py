@@ -17,11 +17,12 @@ the console has no log-in at all: it fails closed, and the API still takes its A
 first-run admin). Both hold argon2id hashes only.
 
 **First run** (:func:`ensure_first_admin`): where password log-in is on (the sandbox), with no
-configured account (``ROUTER_CONSOLE_USERS=[]``) and no stored one, the router creates one ``admin`` with a random password and writes the
-credentials **once to standard output**, never to the log: the JSON log stream is standard
-error (services.messaging.logs) and may be shipped to a log store, whereas stdout is what an
-operator watches at the first start. A replica that loses the race to create it prints
-nothing; no later start prints or creates anything again.
+configured account (``ROUTER_CONSOLE_USERS=[]``) and no stored one, the router creates one
+``admin`` with a random password and writes the credentials **once to standard output**,
+never to the log: the JSON log stream is standard error (services.messaging.logs) and may be
+shipped to a log store, whereas stdout is what an operator watches at the first start. A
+replica that loses the race to create it prints nothing; no later start prints or creates
+anything again.
 """
 
 from __future__ import annotations

@@ -70,16 +70,16 @@ def oidc_login_routes(
 
     def refuse(request: Request, status: int, detail: str) -> HTMLResponse:
         page = render(
-            request, "error.html", {"status": status, "detail": detail, "errors": []},
+            request,
+            "error.html",
+            {"status": status, "detail": detail, "errors": []},
             status_code=status,
         )
         page.delete_cookie(ATTEMPT_COOKIE, path=ATTEMPT_PATH)
         return page
 
     def provider_of(request: Request) -> RelyingPartyProvider | None:
-        found: RelyingPartyProvider | None = getattr(
-            request.app.state, "identity_provider", None
-        )
+        found: RelyingPartyProvider | None = getattr(request.app.state, "identity_provider", None)
         return found if settings.oidc_issuer and settings.oidc_client_id else None
 
     @web.get("/start", response_model=None)

@@ -154,7 +154,9 @@ class IdentityProvider:
         endpoint = (await self.discovery()).token_endpoint
         try:
             async with self._client() as client:
-                answer = await client.post(endpoint, data=form, auth=auth or httpx.USE_CLIENT_DEFAULT)
+                answer = await client.post(
+                    endpoint, data=form, auth=auth or httpx.USE_CLIENT_DEFAULT
+                )
             document = answer.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise ProviderUnavailable(f"token endpoint: {type(exc).__name__}") from None

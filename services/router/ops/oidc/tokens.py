@@ -154,4 +154,3 @@ def _check_times(claims: Mapping[str, Any], now: float, leeway: float) -> None:
         raise BadClaims("issued in the future")
     if nbf is not None and nbf > now + leeway:
         raise BadClaims("not valid yet")
-
