@@ -162,5 +162,5 @@ async def test_outside_the_sandbox_nobody_logs_in_with_a_password(sessions):
 
 def test_outside_the_sandbox_configured_password_accounts_are_refused():
     named = [{"name": "asa", "role": "admin", "password_hash": hash_password("a passphrase")}]
-    with pytest.raises(ValueError, match="local password accounts .* are for the sandbox only"):
+    with pytest.raises(ValueError, match=r"local password accounts .* are for the sandbox only"):
         production(console_users=named)
