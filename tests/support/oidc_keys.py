@@ -47,9 +47,10 @@ class SigningKey:
         )
 
     def public_pem(self) -> bytes:
-        return self.private.public_key().public_bytes(
+        pem: bytes = self.private.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+        return pem
 
 
 def key_set(*keys: SigningKey) -> KeySet:
