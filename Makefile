@@ -50,7 +50,7 @@ lock-check: $(UV)
 # start the same stack.
 # make run KAFKA=apache: the same stack on Apache Kafka (SASL_SSL, a SCRAM user per service, ACLs)
 KAFKA ?= tansu
-run: install $(if $(filter apache,$(KAFKA)),kafka)
+run: install oidc-provider $(if $(filter apache,$(KAFKA)),kafka)
 	STACK_KAFKA=$(KAFKA) $(PY) -m sandbox.stack run
 
 SCENARIO ?= basic

@@ -15,6 +15,7 @@ is made at each start.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -141,19 +142,25 @@ def running(
     audience: str = API_AUDIENCE,
     port: int | None = None,
     deadline_s: float = 30.0,
+    log: Path | None = None,
 ) -> Iterator[RunningProvider]:
-    """The provider on ``127.0.0.1:port`` (a free one by default) until the block ends."""
+    """The provider on ``127.0.0.1:port`` (a free one by default) until the block ends; its
+    warnings go to ``log`` (default: standard error)."""
     node = shutil.which("node")
     if node is None or not (MODULES / "oidc-provider" / "package.json").exists():
         raise ProviderNotInstalled("run `make oidc-provider` (needs Node >= 20.19 and npm)")
     port = port or free_port()
-    with tempfile.TemporaryDirectory(prefix="carebridge-oidc-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="carebridge-oidc-") as tmp,
+        open(log, "ab") if log else contextlib.nullcontext() as errors,
+    ):
         config = Path(tmp) / "config.json"
         config.write_text(json.dumps(_config(port, redirect_uris, client_secret, audience)))
         proc = subprocess.Popen(  # noqa: S603 (node and our own server.mjs)
             [node, str(SERVER), str(config)],
             cwd=tmp,
             stdout=subprocess.DEVNULL,
+            stderr=errors,
             env={"PATH": "/usr/bin:/bin", "NODE_ENV": "production"},
         )
         try:
