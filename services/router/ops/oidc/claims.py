@@ -25,7 +25,9 @@ from services.router.ops.console.accounts import Role
 
 # SE + the organisation's 10 digits + "-" + up to 31 characters of its own (HSA's format)
 HSA_ID = re.compile(r"^SE[0-9]{10}-[0-9A-Za-z]{1,31}$")
-NAME_MAX = 50  # the access log's actor is at most 100 characters: "name (HSA-id)"
+# the access log's actor holds 100 characters: "name (HSA-id)", and "… (console)" after it
+# in the console's incident notes
+NAME_MAX = 40
 
 DEFAULT_ROLES: dict[str, Role] = {
     "carebridge-viewer": Role.VIEWER,
