@@ -42,7 +42,7 @@ from services.router.ops.deviation_api import deviation_routes
 from services.router.ops.message_schemas import MessageDetailOut, MessagePageOut
 from services.router.ops.metrics import install_metrics
 from services.router.ops.notification_api import notification_routes
-from services.router.ops.oidc.provider import IdentityProvider
+from services.router.ops.oidc.provider import RelyingPartyProvider
 from services.router.ops.oidc.wiring import install_identity_provider
 from services.router.ops.patient_api import patient_routes
 from services.router.ops.payload_admin_api import payload_admin_routes
@@ -112,7 +112,7 @@ def create_app(
     sessions: async_sessionmaker[AsyncSession],
     clock: Callable[[], datetime] = utcnow,
     alert_sinks: Sequence[AlertSink] = (),
-    identity_provider: IdentityProvider | None = None,
+    identity_provider: RelyingPartyProvider | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="carebridge router", description="Delivery log, deliveries, alerts (operations API)"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -33,30 +32,12 @@ from services.router.ops.oidc.pkce import (
     seal,
     unseal,
 )
-from services.router.ops.oidc.provider import Discovery, ProviderUnavailable, TokenResponse
+from services.router.ops.oidc.provider import ProviderUnavailable, RelyingPartyProvider
 from services.router.ops.oidc.tokens import Expected, TokenRefused
 from services.router.settings import RouterSettings
 
 SignIn = Callable[[Response, Identity], Awaitable[None]]
 ATTEMPT_PATH = "/console/oidc"
-
-
-class RelyingPartyProvider(Protocol):
-    """What the console needs of the provider (services.router.ops.oidc.provider)."""
-
-    async def discovery(self) -> Discovery: ...
-
-    async def exchange(
-        self,
-        code: str,
-        *,
-        verifier: str,
-        redirect_uri: str,
-        client_id: str,
-        client_secret: str | None,
-    ) -> TokenResponse: ...
-
-    async def check(self, token: str, expected: Expected, *, now: datetime) -> dict[str, Any]: ...
 
 
 def _safe_next(next_path: str) -> str:

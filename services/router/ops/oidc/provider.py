@@ -32,7 +32,25 @@ class ProviderUnavailable(Exception):
 
 
 class TokenChecker(Protocol):
+    """What the API needs of the provider: a token's claims, checked."""
+
     async def check(self, token: str, expected: Expected, *, now: datetime) -> dict[str, Any]: ...
+
+
+class RelyingPartyProvider(TokenChecker, Protocol):
+    """What the console needs of it too: where to send the browser, and the code exchange."""
+
+    async def discovery(self) -> Discovery: ...
+
+    async def exchange(
+        self,
+        code: str,
+        *,
+        verifier: str,
+        redirect_uri: str,
+        client_id: str,
+        client_secret: str | None,
+    ) -> TokenResponse: ...
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from datetime import datetime
 from fastapi import FastAPI
 
 from services.router.ops.api_clients import PersonTokens
-from services.router.ops.oidc.provider import IdentityProvider
+from services.router.ops.oidc.provider import IdentityProvider, RelyingPartyProvider
 from services.router.ops.oidc.tokens import Expected
 from services.router.settings import RouterSettings
 
@@ -18,7 +18,7 @@ def install_identity_provider(
     app: FastAPI,
     settings: RouterSettings,
     clock: Callable[[], datetime],
-    provider: IdentityProvider | None = None,
+    provider: RelyingPartyProvider | None = None,
 ) -> None:
     """``app.state.identity_provider`` for the console and, with an API audience,
     ``app.state.person_tokens`` for the API. Nothing when ``oidc_issuer`` is unset."""
