@@ -167,6 +167,15 @@ def test_a_person_needs_a_name_and_an_hsa_id():
             person({**person_claims(NOW), **change}, ClaimRules())
 
 
+def test_without_a_name_claim_the_given_and_family_names_make_one():
+    claims = {**person_claims(NOW), "given_name": "Anna", "family_name": "Andersson"}
+    del claims["name"]
+    assert person(claims, ClaimRules()).name == "Anna Andersson"
+    del claims["given_name"], claims["family_name"]
+    with pytest.raises(NotAPerson):
+        person(claims, ClaimRules())
+
+
 def test_the_actor_fits_the_access_log():
     long_name = "Anna " * 40
     found = person(person_claims(NOW, name=long_name), ClaimRules())

@@ -83,7 +83,10 @@ def role_of(claims: Mapping[str, Any], rules: ClaimRules) -> Role:
 def person(claims: Mapping[str, Any], rules: ClaimRules) -> Person:
     """The person the claims name, with their role."""
     name, hsa_id = claims.get(rules.name_claim), claims.get(rules.hsa_claim)
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str) or not name.strip():  # OIDC's standard parts, if sent
+        parts = [claims.get("given_name"), claims.get("family_name")]
+        name = " ".join(p for p in parts if isinstance(p, str) and p.strip())
+    if not name.strip():
         raise NotAPerson(f"the claim {rules.name_claim!r} is missing")
     if not isinstance(hsa_id, str) or not HSA_ID.match(hsa_id):
         raise NotAPerson(f"the claim {rules.hsa_claim!r} is missing or not an HSA-id")
