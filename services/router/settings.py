@@ -144,6 +144,9 @@ class RouterSettings(ServiceSettings):
     # the ops API's audience in the provider's access tokens; unset: the API takes API keys only
     oidc_api_audience: str | None = None
     oidc_leeway_s: float = Field(default=30.0, ge=0, le=300)
+    # the CA that signed the provider's certificate (PEM), e.g. the region's own; unset: the
+    # system's trusted CAs. Verification is never off.
+    oidc_ca_file: str | None = None
 
     # Patientdatalagen / HSLF-FS 2016:40: the access log is kept at least five years. Nothing
     # in the broker deletes entries; an archive job must keep every entry younger than this.

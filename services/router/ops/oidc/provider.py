@@ -15,6 +15,7 @@ the token refusals of :mod:`.tokens`.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,9 +89,14 @@ class IdentityProvider:
         timeout_s: float = 10.0,
         refresh_min_s: float = 30.0,
         monotonic: Callable[[], float] = time.monotonic,
+        ca_file: str | None = None,
     ) -> None:
         self.issuer = issuer.rstrip("/")
         self._transport = transport
+        # the system's trusted CAs, or only the one that signed the provider's certificate
+        self._verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=ca_file) if ca_file else True
+        )
         self._timeout = timeout_s
         self._refresh_min_s = refresh_min_s
         self._monotonic = monotonic
@@ -100,7 +106,9 @@ class IdentityProvider:
         self._lock = asyncio.Lock()
 
     def _client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=self._transport, timeout=self._timeout)
+        return httpx.AsyncClient(
+            transport=self._transport, timeout=self._timeout, verify=self._verify
+        )
 
     async def _get(self, url: str) -> dict[str, Any]:
         try:

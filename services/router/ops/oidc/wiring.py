@@ -25,7 +25,7 @@ def install_identity_provider(
     if settings.oidc_issuer is None:
         app.state.identity_provider = app.state.person_tokens = None
         return
-    provider = provider or IdentityProvider(settings.oidc_issuer)
+    provider = provider or IdentityProvider(settings.oidc_issuer, ca_file=settings.oidc_ca_file)
     app.state.identity_provider = provider
     app.state.person_tokens = (
         PersonTokens(
