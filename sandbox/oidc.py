@@ -189,19 +189,19 @@ def _form_action(page: str) -> str:
     return found.group(1)
 
 
-def access_token(
+def authorization_code(
     provider: RunningProvider,
     login: str,
     password: str,
     *,
     redirect_uri: str,
+    challenge: str,
+    nonce: str,
     transport: httpx.BaseTransport | None = None,
-) -> Tokens:
-    """A person's tokens through the provider's authorization code flow with PKCE, driven
-    over HTTP the way a browser would: its log-in form, its redirects, then the code for
-    tokens. ``redirect_uri`` is only read back from the provider's redirect, never called."""
-    verifier = secrets.token_urlsafe(32)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+) -> str:
+    """The code the provider sends the browser back with after a person's log-in, driven
+    over HTTP the way a browser would (its log-in form, its redirects). ``redirect_uri`` is
+    only read back from the provider's redirect, never called."""
     state = secrets.token_urlsafe(16)
     with httpx.Client(transport=transport, timeout=10) as client:
         discovery = client.get(f"{provider.issuer}/.well-known/openid-configuration").json()
@@ -213,8 +213,8 @@ def access_token(
                 "redirect_uri": redirect_uri,
                 "scope": "openid profile",
                 "state": state,
-                "nonce": secrets.token_urlsafe(16),
-                "code_challenge": challenge.decode().rstrip("="),
+                "nonce": nonce,
+                "code_challenge": challenge,
                 "code_challenge_method": "S256",
             },
             follow_redirects=True,
@@ -233,23 +233,49 @@ def access_token(
             answer = client.get(target)
         else:
             raise RuntimeError("the provider never sent the browser back")
-        query = parse_qs(urlsplit(target).query)
-        if query.get("state") != [state] or "code" not in query:
-            raise RuntimeError(f"the provider answered {sorted(query)}")
-        form = {
-            "grant_type": "authorization_code",
-            "code": query["code"][0],
-            "redirect_uri": redirect_uri,
-            "code_verifier": verifier,
-        }
-        auth: httpx.Auth | None = None
-        if provider.client_secret is None:
-            form["client_id"] = provider.client_id
-        else:
-            auth = httpx.BasicAuth(provider.client_id, provider.client_secret)
+    query = parse_qs(urlsplit(target).query)
+    if query.get("state") != [state] or "code" not in query:
+        raise RuntimeError(f"the provider answered {sorted(query)}")
+    return query["code"][0]
+
+
+def access_token(
+    provider: RunningProvider,
+    login: str,
+    password: str,
+    *,
+    redirect_uri: str,
+    transport: httpx.BaseTransport | None = None,
+) -> Tokens:
+    """A person's tokens through the provider's authorization code flow with PKCE: the log-in
+    of :func:`authorization_code`, then the code and its verifier for tokens."""
+    verifier = secrets.token_urlsafe(32)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    code = authorization_code(
+        provider,
+        login,
+        password,
+        redirect_uri=redirect_uri,
+        challenge=challenge.decode().rstrip("="),
+        nonce=secrets.token_urlsafe(16),
+        transport=transport,
+    )
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "code_verifier": verifier,
+    }
+    auth: httpx.Auth | None = None
+    if provider.client_secret is None:
+        form["client_id"] = provider.client_id
+    else:
+        auth = httpx.BasicAuth(provider.client_id, provider.client_secret)
+    with httpx.Client(transport=transport, timeout=10) as client:
+        discovery = client.get(f"{provider.issuer}/.well-known/openid-configuration").json()
         done = client.post(
             discovery["token_endpoint"], data=form, auth=auth or httpx.USE_CLIENT_DEFAULT
         )
-        done.raise_for_status()
-        body = done.json()
-        return Tokens(body["access_token"], body["id_token"])
+    done.raise_for_status()
+    body = done.json()
+    return Tokens(body["access_token"], body["id_token"])

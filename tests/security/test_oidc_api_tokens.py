@@ -8,13 +8,25 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sandbox.oidc import SANDBOX_PEOPLE, RunningProvider, Tokens, access_token, running
+from sandbox.oidc import (
+    SANDBOX_PEOPLE,
+    RunningProvider,
+    Tokens,
+    access_token,
+    authorization_code,
+    running,
+)
 from services.router.ops.app import create_app
+from services.router.ops.oidc.claims import ClaimRules, person
+from services.router.ops.oidc.pkce import new_attempt
+from services.router.ops.oidc.provider import IdentityProvider, ProviderUnavailable
+from services.router.ops.oidc.tokens import BadClaims, Expected
 from services.router.settings import SANDBOX_OPS_TOKEN, RouterSettings
 from tests.support.oidc_keys import SigningKey
 from tests.support.servers import serving
@@ -125,3 +137,58 @@ async def test_api_keys_still_work_and_are_logged_as_the_client(router):
     assert found.status_code == 200, found.text
     log = await call(router, SANDBOX_OPS_TOKEN, "GET", "/api/v1/access-log")
     assert [e["actor"] for e in log.json()["items"]] == ["API client ops"]
+
+
+# the console's side of the flow (services.router.ops.oidc.provider) against the real provider
+
+
+@pytest.mark.parametrize("secret", [None, "a-confidential-client-secret-0123456789"])
+async def test_the_consoles_code_exchange_and_id_token_check_work_with_the_provider(secret):
+    attempt = new_attempt("/console/", now=0)
+    with running([CALLBACK], client_secret=secret) as idp:
+        rp = IdentityProvider(idp.issuer)
+        code = authorization_code(
+            idp,
+            "olle",
+            SANDBOX_PEOPLE["olle"].password,
+            redirect_uri=CALLBACK,
+            challenge=attempt.challenge,
+            nonce=attempt.nonce,
+        )
+        answer = await rp.exchange(
+            code,
+            verifier=attempt.verifier,
+            redirect_uri=CALLBACK,
+            client_id=idp.client_id,
+            client_secret=secret,
+        )
+        expected = Expected(issuer=idp.issuer, audience=idp.client_id, nonce=attempt.nonce)
+        claims = await rp.check(answer.id_token, expected, now=datetime.now(UTC))
+        assert person(claims, ClaimRules()).actor() == "Olle Operatör (SE2321000131-E000000000002)"
+        with pytest.raises(BadClaims):  # another log-in's nonce
+            await rp.check(
+                answer.id_token,
+                Expected(issuer=idp.issuer, audience=idp.client_id, nonce="other"),
+                now=datetime.now(UTC),
+            )
+
+
+async def test_the_provider_refuses_a_code_without_its_pkce_verifier(idp):
+    attempt = new_attempt("/console/", now=0)
+    code = authorization_code(
+        idp,
+        "olle",
+        SANDBOX_PEOPLE["olle"].password,
+        redirect_uri=CALLBACK,
+        challenge=attempt.challenge,
+        nonce=attempt.nonce,
+    )
+    rp = IdentityProvider(idp.issuer)
+    with pytest.raises(ProviderUnavailable, match="invalid_grant"):
+        await rp.exchange(
+            code,
+            verifier=new_attempt("/", now=0).verifier,  # a stolen code, another verifier
+            redirect_uri=CALLBACK,
+            client_id=idp.client_id,
+            client_secret=None,
+        )
