@@ -236,7 +236,8 @@ def authorization_code(
     query = parse_qs(urlsplit(target).query)
     if query.get("state") != [state] or "code" not in query:
         raise RuntimeError(f"the provider answered {sorted(query)}")
-    return query["code"][0]
+    code: str = query["code"][0]
+    return code
 
 
 def access_token(
