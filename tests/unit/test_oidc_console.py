@@ -57,13 +57,13 @@ class FakeProvider(StaticKeys):
 
 
 def settings(**more: Any) -> RouterSettings:
-    return RouterSettings(
-        oidc_issuer=ISSUER,
-        oidc_client_id=CLIENT,
-        oidc_redirect_url=CALLBACK,
-        console_secure_cookie=False,
-        **more,
-    )
+    base = {
+        "oidc_issuer": ISSUER,
+        "oidc_client_id": CLIENT,
+        "oidc_redirect_url": CALLBACK,
+        "console_secure_cookie": False,
+    }
+    return RouterSettings(**{**base, **more})
 
 
 async def log_in(sessions, provider: FakeProvider, *, config: RouterSettings | None = None):
@@ -143,3 +143,22 @@ async def test_outside_the_sandbox_the_log_in_page_offers_the_identity_provider_
         post = await client.post("/console/login", data={"user": "ops", "password": "x"})
     assert 'href="/console/oidc/start?next=' in page.text and 'name="password"' not in page.text
     assert post.status_code == 404
+
+
+def test_the_settings_refuse_an_incomplete_or_plain_http_identity_provider():
+    with pytest.raises(ValueError, match="oidc_issuer needs oidc_client_id"):
+        RouterSettings(oidc_issuer=ISSUER)
+    with pytest.raises(ValueError, match="oidc_api_audience needs oidc_issuer"):
+        RouterSettings(oidc_api_audience="https://api")
+    with pytest.raises(ValueError) as refused:
+        settings(
+            environment="production",
+            oidc_issuer="http://idp.region.example",
+            oidc_redirect_url="http://router.example/console/oidc/callback",
+            **ROUTER_SECRETS,
+            **SECURE_KAFKA,
+            **SECURE_HTTP,
+        )
+    assert "ROUTER_OIDC_ISSUER: plain http" in str(refused.value)
+    assert "ROUTER_OIDC_REDIRECT_URL: plain http" in str(refused.value)
+    assert settings(oidc_roles={"drift": "operator"}).oidc_rules().roles == {"drift": "operator"}
