@@ -1,6 +1,6 @@
 """Who calls the router's JSON API (``/api/v1``), and what their role lets them do.
 
-Each API client (a person's script, the ops CLI, a monitoring job) has a name, a role and one
+Each API client (the ops CLI, a monitoring job: a machine, not a person) has a name, a role and one
 or two active key hashes (SHA-256 hex, as for the source systems, so a key rotates without
 downtime), configured as ``ROUTER_API_CLIENTS``::
 
