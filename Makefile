@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .PHONY: install run demo test test-fast test-postgres test-apache reliability browser security check lint typecheck contracts validate bench bench-queries bench-dispatch attack-probe clean
-.PHONY: kafka postgres postgres-binaries lock lock-check
+.PHONY: kafka postgres postgres-binaries lock lock-check oidc-provider
 
 # Everything is installed from requirements-dev.lock: each package pinned, with the sha256 of
 # its files, for Linux x86_64 and CPython 3.11 (pip refuses a file whose hash is not listed).
@@ -50,7 +50,7 @@ lock-check: $(UV)
 # start the same stack.
 # make run KAFKA=apache: the same stack on Apache Kafka (SASL_SSL, a SCRAM user per service, ACLs)
 KAFKA ?= tansu
-run: install $(if $(filter apache,$(KAFKA)),kafka)
+run: install oidc-provider $(if $(filter apache,$(KAFKA)),kafka)
 	STACK_KAFKA=$(KAFKA) $(PY) -m sandbox.stack run
 
 SCENARIO ?= basic
@@ -76,7 +76,7 @@ $(CHROMIUM):
 # worker takes its ports from its own part of the range.
 STACK_TESTS := e2e or reliability or browser
 STACK_RUN := -n 2 --dist loadfile tests/reliability tests/e2e tests/browser
-test: install $(CHROMIUM) postgres-binaries kafka
+test: install $(CHROMIUM) postgres-binaries kafka oidc-provider
 	$(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS))" $(PYTEST_ARGS)
 	$(PY) -m pytest -q -m "$(STACK_TESTS)" $(STACK_RUN) $(PYTEST_ARGS)
 
@@ -88,7 +88,7 @@ test-fast: install
 # the suite on PostgreSQL (a server at 127.0.0.1:5432 is installed and started when none
 # answers); the single-router fault injection ran on SQLite already
 PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
-test-postgres: install $(CHROMIUM) postgres kafka
+test-postgres: install $(CHROMIUM) postgres kafka oidc-provider
 	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" $(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS))" $(PYTEST_ARGS)
 	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" $(PY) -m pytest -q -m "e2e or browser" $(STACK_RUN) $(PYTEST_ARGS)
 
@@ -107,7 +107,7 @@ reliability: install
 	$(PY) -m pytest -q -m reliability
 
 # hostile input and source-system authentication (also part of `make test`)
-security: install
+security: install oidc-provider
 	$(PY) -m pytest -q -m security
 
 # every attack of the threat model (docs/security.md) against a private stack: expected vs observed
@@ -115,7 +115,7 @@ attack-probe: install
 	$(PY) -m sandbox.attack_probe
 
 # the ops console in a real Chromium (also part of `make test` and CI)
-browser: install $(CHROMIUM)
+browser: install $(CHROMIUM) oidc-provider
 	$(PY) -m pytest -q -m browser
 
 lint: install
@@ -157,6 +157,20 @@ kafka: $(KAFKA_CACHE)/.assembled
 
 $(KAFKA_CACHE)/.assembled: deploy/kafka/pom.xml
 	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(KAFKA_CACHE)/libs
+	@touch $@
+
+# The sandbox's OpenID Connect provider (panva's oidc-provider on Node >= 20.19, see
+# sandbox/oidc_provider/server.mjs and sandbox/oidc.py): installed once by `npm ci` from the
+# committed package-lock.json (every package pinned with its integrity hash, no install
+# scripts) into .cache/oidc-provider; again only when the lock file changes.
+OIDC_CACHE := .cache/oidc-provider
+
+oidc-provider: $(OIDC_CACHE)/.installed
+
+$(OIDC_CACHE)/.installed: sandbox/oidc_provider/package.json sandbox/oidc_provider/package-lock.json
+	@mkdir -p $(OIDC_CACHE)
+	cp sandbox/oidc_provider/package.json sandbox/oidc_provider/package-lock.json $(OIDC_CACHE)/
+	npm ci --prefix $(OIDC_CACHE) --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
 clean:

@@ -17,6 +17,7 @@ and exits non-zero: a half-running broker that silently stops delivering is wors
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import os
@@ -74,6 +75,9 @@ class StackSettings(BaseSettings):
     router_env: dict[str, str] = {}  # more ROUTER_* settings, e.g. alert channels (no prefix)
     adapter_env: dict[str, str] = {}  # more ADAPTER_*_ settings for both adapters (no prefix)
     second_router_port: int = 8003
+    # `make run` only (sandbox/oidc.py): the OpenID Connect provider the console logs in
+    # through, next to the password accounts; 0: none
+    oidc_port: int = 8120
     admission_confirmation_deadline_s: float = 120.0
     confirmation_deadline_s: float = 300.0  # every other family
     attempt_timeout_s: float = 30.0
@@ -623,7 +627,7 @@ def _base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k in keep} | {"PYTHONUNBUFFERED": "1"}
 
 
-def banner(stack: Stack) -> str:
+def banner(stack: Stack, identity_provider: str = "") -> str:
     from sandbox.simulators.subscriber import PATH as SUBSCRIBER_PATH
     from sandbox.simulators.subscriber import SANDBOX_SUBSCRIBER_SECRET
     from sandbox.simulators.takecare import TakeCareSimSettings
@@ -659,7 +663,7 @@ Sandbox credentials (refused outside the sandbox):
 the operator token creates)
   console log-in           ops / {SANDBOX_PASSWORDS["ops"]} (operator), \
 viewer / {SANDBOX_PASSWORDS["viewer"]} (viewer)
-  subscriber secret        {SANDBOX_SUBSCRIBER_SECRET}
+{identity_provider}  subscriber secret        {SANDBOX_SUBSCRIBER_SECRET}
   Treserva API token       {TreservaSimSettings().api_token}  (what the adapter posts with)
   TakeCare API token       {TakeCareSimSettings().api_token}
   primary care API token   {TakeCareSimSettings().primary_care_token}
@@ -676,7 +680,41 @@ The ops CLI reads the router's settings, production unless the sandbox is chosen
 """
 
 
+def _with_identity_provider(
+    settings: StackSettings, resources: contextlib.ExitStack
+) -> tuple[StackSettings, str]:
+    """The sandbox's OIDC provider for the console and the API, when it is installed (make
+    run installs it): the settings that point the router at it, and the banner's lines."""
+    from sandbox.oidc import SANDBOX_PEOPLE, ProviderNotInstalled, running
+
+    callback = f"http://{settings.host}:{settings.router_port}/console/oidc/callback"
+    try:
+        (settings.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        log = settings.data_dir / "logs" / "oidc_provider.log"
+        idp = resources.enter_context(running([callback], port=settings.oidc_port, log=log))
+    except ProviderNotInstalled as exc:
+        return settings, f"  identity provider        not started: {exc}\n"
+    env = {
+        "OIDC_ISSUER": idp.issuer,
+        "OIDC_CLIENT_ID": idp.client_id,
+        "OIDC_REDIRECT_URL": callback,
+        "OIDC_API_AUDIENCE": idp.audience,
+        **settings.router_env,
+    }
+    people = ", ".join(f"{p.login} / {p.password}" for p in SANDBOX_PEOPLE.values())
+    lines = f"  identity provider (OIDC) {idp.issuer}  people: {people}\n"
+    return settings.model_copy(update={"router_env": env}), lines
+
+
 def run(settings: StackSettings) -> int:
+    with contextlib.ExitStack() as resources:
+        extra = ""
+        if settings.oidc_port:
+            settings, extra = _with_identity_provider(settings, resources)
+        return _run(settings, extra)
+
+
+def _run(settings: StackSettings, identity_provider: str) -> int:
     stack = Stack(settings)
     stopping = False
 
@@ -688,7 +726,7 @@ def run(settings: StackSettings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         stack.start()
-        print(banner(stack), flush=True)
+        print(banner(stack, identity_provider), flush=True)
         while not stopping:
             stack.revive()  # raises StackError when a service keeps dying
             time.sleep(0.2)

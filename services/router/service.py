@@ -159,7 +159,7 @@ async def main(settings: RouterSettings | None = None) -> int:
     await ensure_first_admin(
         sessions,
         configured=settings.console_users,
-        sandbox=settings.environment == "sandbox",
+        password_login=settings.password_login,
         now=clock.now(),
         out=sys.stdout,  # never the JSON log on stderr: see console/identity.py
     )

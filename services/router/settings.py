@@ -24,7 +24,8 @@ from services.router.audit.checkpoints import (
     trusted_keys,
 )
 from services.router.ops.api_clients import ApiClient, ApiClients
-from services.router.ops.console.accounts import SANDBOX_HASHES, SANDBOX_USERS, ConsoleUser
+from services.router.ops.console.accounts import SANDBOX_USERS, ConsoleUser, Role
+from services.router.ops.oidc.claims import DEFAULT_ROLES, ClaimRules
 from services.router.routing.circuit import CircuitPolicy
 from services.router.routing.domain import FamilyPolicy, RetryPolicy, default_policies
 from services.router.subscriptions.endpoints import EndpointPolicy, check_pattern
@@ -61,12 +62,13 @@ class RouterSettings(ServiceSettings):
     SECRETS: ClassVar[tuple[str, ...]] = (
         *ServiceSettings.SECRETS,
         *("ops_token", "console_secret", "alert_webhook_secret", "alert_smtp_password"),
+        "oidc_client_secret",
     )
     KEYS: ClassVar[tuple[str, ...]] = (
         *ServiceSettings.KEYS,
         *("ops_token", "console_secret", "alert_webhook_secret"),
     )
-    URLS: ClassVar[tuple[str, ...]] = ("alert_webhook_url",)
+    URLS: ClassVar[tuple[str, ...]] = ("alert_webhook_url", "oidc_issuer", "oidc_redirect_url")
 
     port: int = 8000
     database_url: str = "sqlite+aiosqlite:///var/router.db"
@@ -137,6 +139,30 @@ class RouterSettings(ServiceSettings):
     console_login_failures_per_account: int = Field(default=5, ge=1)
     console_login_failures_per_address: int = Field(default=20, ge=1)
     console_login_window_s: float = Field(default=15 * 60, gt=0)
+
+    # People log in through the region's identity provider (OpenID Connect), which does the
+    # SITHS or Freja eID log-in: the console is its relying party (authorization code with
+    # PKCE) and the ops API takes its access tokens (JWT, checked against its JWKS). Off until
+    # ROUTER_OIDC_ISSUER is set. Local password accounts (console_users) are for the sandbox
+    # only: outside it, with or without OIDC, nobody logs in with a password and no first-run
+    # account is made (see docs/operations.md, "Log-in through the region's identity provider").
+    oidc_issuer: str | None = None  # https://idp.region.example/oidc
+    oidc_client_id: str | None = None
+    # none: a public client (PKCE alone); set: client_secret_basic at the token endpoint
+    oidc_client_secret: str | None = Field(default=None, repr=False)
+    oidc_redirect_url: str | None = None  # https://<router>/console/oidc/callback
+    oidc_scopes: str = "openid profile"
+    oidc_name_claim: str = "name"
+    oidc_hsa_claim: str = "hsa_id"
+    oidc_role_claim: str = "roles"
+    # the role claim's values, as JSON in ROUTER_OIDC_ROLES: {"<value>": "viewer|operator|admin"}
+    oidc_roles: dict[str, Role] = Field(default_factory=lambda: dict(DEFAULT_ROLES))
+    # the ops API's audience in the provider's access tokens; unset: the API takes API keys only
+    oidc_api_audience: str | None = None
+    oidc_leeway_s: float = Field(default=30.0, ge=0, le=300)
+    # the CA that signed the provider's certificate (PEM), e.g. the region's own; unset: the
+    # system's trusted CAs. Verification is never off.
+    oidc_ca_file: str | None = None
 
     # Patientdatalagen / HSLF-FS 2016:40: the access log is kept at least five years. Nothing
     # in the broker deletes entries; an archive job must keep every entry younger than this.
@@ -237,6 +263,14 @@ class RouterSettings(ServiceSettings):
         return self
 
     @model_validator(mode="after")
+    def _oidc_complete(self) -> RouterSettings:
+        if self.oidc_issuer and not (self.oidc_client_id and self.oidc_redirect_url):
+            raise ValueError("oidc_issuer needs oidc_client_id and oidc_redirect_url")
+        if self.oidc_api_audience and not self.oidc_issuer:
+            raise ValueError("oidc_api_audience needs oidc_issuer (whose tokens to take)")
+        return self
+
+    @model_validator(mode="after")
     def _webhook_needs_secret(self) -> RouterSettings:
         if self.alert_webhook_url and not self.alert_webhook_secret:
             raise ValueError("alert_webhook_url needs alert_webhook_secret to sign with")
@@ -255,12 +289,11 @@ class RouterSettings(ServiceSettings):
     def refusals(self) -> list[str]:
         refusals = super().refusals()
         # (an unset list is the sandbox's accounts until _no_default_accounts clears it)
-        if "console_users" in self.model_fields_set and any(
-            u.password_hash in SANDBOX_HASHES for u in self.console_users
-        ):
+        if "console_users" in self.model_fields_set and self.console_users:
             refusals.append(
-                f"{self.env('console_users')}: the sandbox console accounts must be replaced "
-                "outside the sandbox"
+                f"{self.env('console_users')}: local password accounts (the sandbox console "
+                f"accounts among them) are for the sandbox only; people log in through the "
+                f"region's identity provider ({self.env('oidc_issuer')})"
             )
         if self.subscription_allow_private_addresses:
             refusals.append(
@@ -317,6 +350,19 @@ class RouterSettings(ServiceSettings):
         if self.audit_checkpoint_syslog:
             sinks.append(syslog_sink(self.audit_checkpoint_syslog))
         return sinks
+
+    @property
+    def password_login(self) -> bool:
+        """Local password accounts log in only in the sandbox (first-run admin included)."""
+        return self.in_sandbox
+
+    def oidc_rules(self) -> ClaimRules:
+        return ClaimRules(
+            name_claim=self.oidc_name_claim,
+            hsa_claim=self.oidc_hsa_claim,
+            role_claim=self.oidc_role_claim,
+            roles=dict(self.oidc_roles),
+        )
 
     def secure_cookie(self) -> bool:
         if self.console_secure_cookie is not None:

@@ -107,4 +107,48 @@ def test_no_httpx_client_in_services_switches_verification_off():
             assert keyword.arg is not None, f"{where}: **kwargs could hide verify=False"
             if keyword.arg == "verify":
                 value = keyword.value
+                if where.startswith("services/router/ops/oidc/provider.py"):
+                    # the identity provider's own CA: checked below that it still verifies
+                    assert isinstance(value, ast.Attribute) and value.attr == "_verify", where
+                    continue
                 assert isinstance(value, ast.Constant) and value.value is True, where
+
+
+def test_the_identity_providers_own_ca_still_verifies_certificate_and_host(pki):
+    import ssl
+
+    from services.router.ops.oidc.provider import IdentityProvider
+
+    assert IdentityProvider("https://idp")._verify is True
+    context = IdentityProvider("https://idp", ca_file=str(pki.ca))._verify
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+
+
+@pytest.fixture
+async def untrusted_idp(pki: Pki) -> AsyncIterator[str]:
+    """An identity provider's discovery document over HTTPS, from the private CA."""
+    app = FastAPI()
+
+    @app.get("/.well-known/openid-configuration")
+    async def discovery(request: Request) -> dict[str, str]:
+        base = str(request.base_url).rstrip("/")
+        return {
+            "issuer": base,
+            "authorization_endpoint": f"{base}/auth",
+            "token_endpoint": f"{base}/token",
+            "jwks_uri": f"{base}/jwks",
+        }
+
+    tls = tls_from(str(pki.server_cert), str(pki.server_key), None)
+    async with serving(app, tls) as port:
+        yield f"https://127.0.0.1:{port}"
+
+
+async def test_the_identity_provider_client_trusts_only_the_configured_ca(untrusted_idp, pki):
+    from services.router.ops.oidc.provider import IdentityProvider, ProviderUnavailable
+
+    with pytest.raises(ProviderUnavailable, match="ConnectError"):
+        await IdentityProvider(untrusted_idp).discovery()
+    found = await IdentityProvider(untrusted_idp, ca_file=str(pki.ca)).discovery()
+    assert found.token_endpoint == f"{untrusted_idp}/token"

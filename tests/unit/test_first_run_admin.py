@@ -1,6 +1,7 @@
-"""First run outside the sandbox: with no console account configured, one admin is created
-in the database with a random password shown once on stdout (never in the log), stored
-argon2id-hashed, and never again; log-in goes through the Authenticator interface."""
+"""First run where password log-in is on (the sandbox): with no console account configured,
+one admin is created in the database with a random password shown once on stdout (never in
+the log), stored argon2id-hashed, and never again; log-in goes through the Authenticator
+interface. Outside the sandbox passwords are off: no account is made, none logs in."""
 
 import io
 import logging
@@ -41,7 +42,7 @@ async def first_run(sessions, settings, out):
     return await ensure_first_admin(
         sessions,
         configured=settings.console_users,
-        sandbox=settings.environment == "sandbox",
+        password_login=settings.password_login,
         now=NOW,
         out=out,
     )
@@ -61,7 +62,7 @@ def test_outside_the_sandbox_there_is_no_default_account():
 
 async def test_the_first_start_creates_one_admin_and_shows_it_once(sessions, caplog):
     caplog.set_level(logging.DEBUG)
-    settings = production()
+    settings = RouterSettings(console_users=[])  # the sandbox, without its two accounts
     out = io.StringIO()
     admin = await first_run(sessions, settings, out)
     assert admin is not None and admin.name == "admin" and len(admin.password) >= 20
@@ -87,9 +88,9 @@ async def test_the_first_start_creates_one_admin_and_shows_it_once(sessions, cap
         ]
 
 
-async def test_no_admin_is_created_in_the_sandbox_or_with_configured_accounts(sessions):
+async def test_no_admin_is_created_outside_the_sandbox_or_with_configured_accounts(sessions):
     named = [{"name": "asa", "role": "admin", "password_hash": hash_password("a passphrase")}]
-    for settings in (RouterSettings(), production(console_users=named)):
+    for settings in (RouterSettings(), RouterSettings(console_users=named), production()):
         out = io.StringIO()
         assert await first_run(sessions, settings, out) is None
         assert out.getvalue() == ""
@@ -108,7 +109,7 @@ async def test_configured_accounts_come_before_stored_ones(sessions):
                 created_at=NOW,
             )
         )
-    configured = production(
+    configured = RouterSettings(
         console_users=[{"name": "asa", "role": "admin", "password_hash": hash_password("conf")}]
     ).console_users
     auth = PasswordAuthenticator(configured, sessions)
@@ -137,3 +138,29 @@ async def test_another_authenticator_can_be_plugged_in(sessions):
     install_console(app, RouterSettings(), sessions, lambda: NOW, (), FixedProvider())
     assert (await login(app, "anyone", "from-the-idp")).status_code == 303
     assert (await login(app, "ops", "sandbox-ops-password")).status_code == 401
+
+
+async def test_outside_the_sandbox_nobody_logs_in_with_a_password(sessions):
+    async with sessions.begin() as s:  # an account a sandbox-era first run left behind
+        await s.execute(
+            console_account.insert().values(
+                name="admin",
+                role="admin",
+                password_hash=hash_password("left behind"),
+                origin="first-run",
+                created_at=NOW,
+            )
+        )
+    app = create_app(production(), sessions=sessions)
+    assert (await login(app, "admin", "left behind")).status_code == 404
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://router"
+    ) as c:
+        page = await c.get("/console/login")
+    assert 'name="password"' not in page.text and "ROUTER_OIDC_ISSUER" in page.text
+
+
+def test_outside_the_sandbox_configured_password_accounts_are_refused():
+    named = [{"name": "asa", "role": "admin", "password_hash": hash_password("a passphrase")}]
+    with pytest.raises(ValueError, match=r"local password accounts .* are for the sandbox only"):
+        production(console_users=named)

@@ -208,8 +208,7 @@ def test_bulk_replay_counts_first_and_shows_a_progress_bar(capsys):
     )
     code = cli.main(
         ["replay", "--destination", "treserva", "--event", "admission-notice",
-         "--since", "2026-11-01T00:00:00+00:00", "--reason", "Treserva is back",
-         "--operator", "Åsa"],
+         "--since", "2026-11-01T00:00:00+00:00", "--reason", "Treserva is back"],
         transport=transport,
     )  # fmt: skip
     assert code == 0
@@ -221,7 +220,8 @@ def test_bulk_replay_counts_first_and_shows_a_progress_bar(capsys):
     }
     assert len(posts) == 4
     body = json.loads(posts[0].content)
-    assert body["operator"] == "Åsa" and body["messageIds"] == [] and body["force"] is False
+    # no "operator": who replays is who the key names (the access log's actor)
+    assert "operator" not in body and body["messageIds"] == [] and body["force"] is False
     captured = capsys.readouterr()
     assert "replaying" in captured.err  # the bar (stderr keeps stdout for the summary)
     assert "done: 2500 replayed, 0 refused" in captured.out
@@ -231,7 +231,7 @@ def test_replay_by_id_is_one_request_without_a_count(capsys):
     transport, seen = answering({("POST", "/api/v1/replays"): _replay_pages(2)})
     code = cli.main(
         ["replay", "--message-id", "m0", "--message-id", "m1", "--reason", "fixed",
-         "--operator", "o", "--force"],
+         "--force"],
         transport=transport,
     )  # fmt: skip
     assert code == 0
@@ -243,20 +243,20 @@ def test_replay_by_id_is_one_request_without_a_count(capsys):
 def test_replay_without_ids_or_filter_is_a_usage_error(capsys):
     transport, seen = answering({})
     with pytest.raises(SystemExit) as exited:
-        cli.main(["replay", "--reason", "why", "--operator", "o"], transport=transport)
+        cli.main(["replay", "--reason", "why"], transport=transport)
     assert exited.value.code == 2 and seen == []
     assert "--message-id" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("action", ["acknowledge", "resolve"])
-def test_alert_actions_post_the_operator_and_note(action, capsys):
+def test_alert_actions_post_the_note_and_no_name(action, capsys):
     alert = {"id": 7, "state": f"{action}d", "summary": "Treserva down"}
     transport, seen = answering(
         {("POST", f"/api/v1/alerts/7/{action}"): httpx.Response(200, json=alert)}
     )
-    code = cli.main([action, "7", "--operator", "Göran", "--note", "on it"], transport=transport)
+    code = cli.main([action, "7", "--note", "on it"], transport=transport)
     assert code == 0
-    assert json.loads(seen[0].content) == {"operator": "Göran", "note": "on it"}
+    assert json.loads(seen[0].content) == {"note": "on it"}
     assert f"alert 7 is {alert['state']}: Treserva down" in capsys.readouterr().out
 
 
@@ -269,7 +269,7 @@ def test_alert_actions_report_not_found_and_conflicts(capsys):
             ),
         }
     )
-    args = ["--operator", "o", "--note", "done"]
+    args = ["--note", "done"]
     assert cli.main(["resolve", "8", *args], transport=transport) == 1
     assert cli.main(["resolve", "9", *args], transport=transport) == 2
     assert "router answered 409" in capsys.readouterr().err
@@ -311,9 +311,9 @@ def test_hash_password_prints_an_account_whose_hash_verifies(monkeypatch, capsys
 def test_close_asks_the_router_with_the_reason_and_reports(capsys, status, code, printed):
     path = "/api/v1/messages/m-2/deliveries/treserva/close"
     transport, seen = answering({("POST", path): httpx.Response(status, json={"closed": True})})
-    argv = ["close", "m-2", "--destination", "treserva", "--reason", "phoned", "--operator", "Åsa"]
+    argv = ["close", "m-2", "--destination", "treserva", "--reason", "phoned"]
     assert cli.main(argv, transport=transport) == code
-    assert json.loads(seen[0].content) == {"reason": "phoned", "operator": "Åsa"}
+    assert json.loads(seen[0].content) == {"reason": "phoned"}
     assert printed in capsys.readouterr().out
 
 

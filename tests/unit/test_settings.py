@@ -2,7 +2,6 @@
 every other refusal)."""
 
 import base64
-import json
 from typing import Any
 
 import pytest
@@ -19,7 +18,6 @@ from services.messaging.payload_crypto import (
     encode_keyring,
     new_key,
 )
-from services.router.ops.console.accounts import hash_password
 from services.router.settings import RouterSettings
 from tests.support.settings import ROUTER_SECRETS, SECURE_KAFKA, secure_kafka_env
 
@@ -36,15 +34,13 @@ def test_production_starts_with_real_secrets(monkeypatch):
     monkeypatch.setenv("ROUTER_OPS_TOKEN", "t" * 40)
     monkeypatch.setenv("ROUTER_CONSOLE_SECRET", "c" * 40)
     monkeypatch.setenv("ROUTER_PAYLOAD_KEYS", encode_keyring("k1", {"k1": new_key()}))
-    user = {"name": "asa", "role": "admin", "password_hash": hash_password("a long passphrase")}
-    monkeypatch.setenv("ROUTER_CONSOLE_USERS", json.dumps([user]))
     for name, value in secure_kafka_env("ROUTER_").items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("ROUTER_AUDIT_CHECKPOINT_KEY", ROUTER_SECRETS["audit_checkpoint_key"])
     monkeypatch.setenv("ROUTER_AUDIT_CHECKPOINT_SYSLOG", "udp://logs.example.se:514")
     settings = RouterSettings()
     assert settings.environment == "production" and settings.ops_token == "t" * 40
-    assert [u.name for u in settings.console_users] == ["asa"]
+    assert settings.console_users == []  # people log in through the identity provider
 
 
 def test_sandbox_defaults_are_allowed_in_the_sandbox():  # chosen in tests/conftest.py

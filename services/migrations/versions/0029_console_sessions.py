@@ -28,7 +28,7 @@ def upgrade() -> None:
     op.create_table(
         "console_session",
         sa.Column("id_hash", sa.String(length=64), nullable=False),
-        sa.Column("account", sa.String(length=60), nullable=False),
+        sa.Column("account", sa.String(length=160), nullable=False),
         sa.Column("role", sa.String(length=20), nullable=False),
         sa.Column("origin", sa.String(length=20), nullable=False),
         sa.Column("hsa_id", sa.String(length=64), nullable=True),

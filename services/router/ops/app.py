@@ -45,6 +45,8 @@ from services.router.ops.deviation_api import deviation_routes
 from services.router.ops.message_schemas import MessageDetailOut, MessagePageOut
 from services.router.ops.metrics import install_metrics
 from services.router.ops.notification_api import notification_routes
+from services.router.ops.oidc.provider import RelyingPartyProvider
+from services.router.ops.oidc.wiring import install_identity_provider
 from services.router.ops.patient_api import patient_routes
 from services.router.ops.payload_admin_api import payload_admin_routes
 from services.router.ops.refused_tokens import RefusedTokens, authenticate_audited
@@ -66,7 +68,8 @@ from services.router.subscriptions.endpoints import Resolver, SystemResolver
 class AlertAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    operator: str = Field(min_length=1, max_length=60)
+    # accepted from older scripts and ignored: who acts is who the key or token names
+    operator: str | None = Field(default=None, max_length=60)
     note: str = Field(min_length=3, max_length=500)
 
 
@@ -79,7 +82,8 @@ class ReplayRequest(BaseModel):
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
     reason: str = Field(min_length=3, max_length=500)
-    operator: str = Field(min_length=1, max_length=60)
+    # accepted from older scripts and ignored: who acts is who the key or token names
+    operator: str | None = Field(default=None, max_length=60)
     force: bool = False
 
 
@@ -89,7 +93,8 @@ class CloseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=3, max_length=500)
-    operator: str = Field(min_length=1, max_length=60)
+    # accepted from older scripts and ignored: who acts is who the key or token names
+    operator: str | None = Field(default=None, max_length=60)
 
 
 Operator = Annotated[ApiCaller, Depends(as_operator)]
@@ -98,7 +103,7 @@ Operator = Annotated[ApiCaller, Depends(as_operator)]
 # own parsing of the body), so the OpenAPI says so once for all of them.
 _API_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "body is not JSON, or nests deeper than the limit"},
-    401: {"description": "missing or wrong API key (WWW-Authenticate: Bearer)"},
+    401: {"description": "missing or wrong API key or token (WWW-Authenticate: Bearer)"},
     403: {"description": "the API client's role may not do this"},
     413: {"description": "body too large"},
     415: {"description": "a body that is not application/json"},
@@ -113,6 +118,7 @@ def create_app(
     clock: Callable[[], datetime] = utcnow,
     alert_sinks: Sequence[AlertSink] = (),
     resolver: Resolver | None = None,
+    identity_provider: RelyingPartyProvider | None = None,
 ) -> FastAPI:
     """``resolver``: how subscription endpoints are resolved for their checks (the
     operating system's unless a test passes a fake)."""
@@ -121,6 +127,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.api_clients = ApiClients.build(settings.api_clients, settings.ops_token)
+    install_identity_provider(app, settings, clock, identity_provider)
     install_error_handlers(app, PROBLEM_DETAILS, page=error_page)
     answer_store_outages(app)
     app.add_middleware(
@@ -223,7 +230,7 @@ def create_app(
                 done = await step(
                     session,
                     alert_id,
-                    actor=caller.actor(body.operator),
+                    actor=caller.actor(),
                     note=body.note,
                     now=clock(),
                     sinks=alert_sinks,
@@ -276,14 +283,14 @@ def create_app(
             outcomes = await replay(
                 session,
                 wanted,
-                actor=caller.actor(body.operator),
+                actor=caller.actor(),
                 reason=body.reason,
                 force=body.force,
                 now=now,
             )
             await record_admin_action(
                 session,
-                actor=caller.actor(body.operator),
+                actor=caller.actor(),
                 role=caller.role.value,
                 action="replay",
                 detail=replay_summary(outcomes, body.reason, force=body.force),
@@ -342,7 +349,7 @@ def create_app(
                     session,
                     message_id,
                     destination,
-                    actor=caller.actor(body.operator),
+                    actor=caller.actor(),
                     reason=body.reason,
                     now=now,
                 )
@@ -351,7 +358,7 @@ def create_app(
             if found:
                 await record_admin_action(
                     session,
-                    actor=caller.actor(body.operator),
+                    actor=caller.actor(),
                     role=caller.role.value,
                     action="delivery closed",
                     detail=f"{message_id} to {destination}; why: {body.reason}",

@@ -4,12 +4,11 @@
 ``show MESSAGE_ID``                  one message: each delivery's transitions and attempts
 ``replay --message-id ID ...`` or ``replay --destination D [--event E] [--since T]``
                                      replay unconfirmed deliveries (dead letters, sent without a
-                                     receipt), with a reason and the operator's name;
+                                     receipt), with a reason;
                                      by filter with a progress bar over the matching total;
                                      ``--force`` also resurrects a superseded SIP/medication list
 ``replays``                          the replay audit
-``acknowledge ALERT_ID``, ``resolve ALERT_ID``  take or close an incident (``--operator``,
-                                     ``--note``)
+``acknowledge ALERT_ID``, ``resolve ALERT_ID``  take or close an incident (``--note``)
 ``close ID --destination D``         stop sending an unconfirmed delivery (with a reason)
 ``activate-subscription ID --api-key-file F``  the second admin's approval of a pending
                                      webhook subscription, with that admin's own API key
@@ -179,7 +178,6 @@ def show(ctx: typer.Context, message_id: str) -> None:
 def replay(
     ctx: typer.Context,
     reason: Annotated[str, typer.Option(help="why (kept in the audit)")],
-    operator: Annotated[str, typer.Option(help="who (kept in the audit)")],
     message_id: Annotated[list[str] | None, typer.Option(help="repeat for several")] = None,
     destination: Destination = None,
     event: Event = None,
@@ -202,7 +200,6 @@ def replay(
         "since": since,
         "until": until,
         "reason": reason,
-        "operator": operator,
         "force": force,
     }
     with _client(ctx) as client:
@@ -274,14 +271,13 @@ def close_delivery(
     message_id: str,
     destination: Annotated[str, typer.Option(help="e.g. treserva, primary-care")],
     reason: Annotated[str, typer.Option(help="why it is not to be sent again (audited)")],
-    operator: Annotated[str, typer.Option(help="who (kept in the audit)")],
 ) -> None:
     """Stop sending a delivery that has no receipt (otherwise it is sent again every
     confirmation interval until its receipt comes). It can still be replayed."""
     with _client(ctx) as client:
         res = client.post(
             f"/api/v1/messages/{message_id}/deliveries/{destination}/close",
-            json={"reason": reason, "operator": operator},
+            json={"reason": reason},
         )
     if res.status_code == 404:
         typer.echo(f"no delivery of {message_id} to {destination}", err=True)
@@ -291,15 +287,12 @@ def close_delivery(
     typer.echo(f"closed: {message_id} → {destination} is not sent again")
 
 
-Operator = Annotated[str, typer.Option(help="who (kept on the incident)")]
 Note = Annotated[str, typer.Option(help="what was done or found (at least 3 characters)")]
 
 
-def _alert_action(ctx: typer.Context, alert_id: int, action: str, operator: str, note: str) -> None:
+def _alert_action(ctx: typer.Context, alert_id: int, action: str, note: str) -> None:
     with _client(ctx) as client:
-        res = client.post(
-            f"/api/v1/alerts/{alert_id}/{action}", json={"operator": operator, "note": note}
-        )
+        res = client.post(f"/api/v1/alerts/{alert_id}/{action}", json={"note": note})
     if res.status_code == 404:
         typer.echo(f"no alert {alert_id}", err=True)
         raise typer.Exit(1)
@@ -310,15 +303,15 @@ def _alert_action(ctx: typer.Context, alert_id: int, action: str, operator: str,
 
 
 @app.command()
-def acknowledge(ctx: typer.Context, alert_id: int, operator: Operator, note: Note) -> None:
+def acknowledge(ctx: typer.Context, alert_id: int, note: Note) -> None:
     """Take an incident: reminders stop until it is resolved."""
-    _alert_action(ctx, alert_id, "acknowledge", operator, note)
+    _alert_action(ctx, alert_id, "acknowledge", note)
 
 
 @app.command()
-def resolve(ctx: typer.Context, alert_id: int, operator: Operator, note: Note) -> None:
+def resolve(ctx: typer.Context, alert_id: int, note: Note) -> None:
     """Close an incident by hand (one whose cause clears closes itself)."""
-    _alert_action(ctx, alert_id, "resolve", operator, note)
+    _alert_action(ctx, alert_id, "resolve", note)
 
 
 @app.command("activate-subscription")

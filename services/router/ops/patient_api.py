@@ -43,7 +43,8 @@ Operator = Annotated[ApiCaller, Depends(as_operator)]
 class Reasoned(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    operator: str = Field(min_length=1, max_length=60)
+    # accepted from older scripts and ignored: who acts is who the key or token names
+    operator: str | None = Field(default=None, max_length=60)
     reason: str = Field(min_length=3, max_length=500)
 
 
@@ -160,7 +161,7 @@ def patient_routes(
                     session,
                     message_id,
                     keyring=keyring,
-                    actor=caller.actor(body.operator),
+                    actor=caller.actor(),
                     role=caller.role.value,
                     reason=body.reason,
                     now=clock(),
@@ -183,7 +184,7 @@ def patient_routes(
                     session,
                     body.personnummer,
                     key=settings.pseudonym_key,
-                    actor=caller.actor(body.operator),
+                    actor=caller.actor(),
                     role=caller.role.value,
                     reason=body.reason,
                     now=clock(),

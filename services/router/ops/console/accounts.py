@@ -6,9 +6,10 @@ made before (``scrypt$N$r$p$salt$digest``) are still verified, so configured acc
 working; ``hash-password`` prints argon2id only.
 
 An account is ``name``, ``role`` and ``password_hash`` in the router's settings
-(``ROUTER_CONSOLE_USERS`` as JSON). The sandbox ships two well-known accounts; settings refuse
-them outside the sandbox. Log-in through an identity provider (OIDC) can replace the password
-check later: everything after it only needs a name and a role.
+(``ROUTER_CONSOLE_USERS`` as JSON). The sandbox ships two well-known accounts. Password
+accounts are for the sandbox only: outside it settings refuse any, and people log in through
+the region's identity provider (services.router.ops.console.oidc_login); everything after
+log-in only needs a name and a role.
 
 A hash costs about 64 MiB and tens of milliseconds of CPU. On the event loop, 40 log-ins at
 once stalled every request of the router for seconds (an admission confirmation took 6.9 s

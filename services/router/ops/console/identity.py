@@ -1,10 +1,16 @@
 """Who an operator is: the console's authentication behind a small interface, and the
 first-run admin account.
 
-Everything after log-in needs only an :class:`Identity` (a name and a :class:`Role`), so
-the password check is one :class:`Authenticator` among possible others: an OIDC provider
-can be plugged in later as another implementation (its callback resolves the token to an
-Identity) without touching sessions, roles or pages.
+Everything after log-in needs only an :class:`Identity` (a name, a :class:`Role` and, for a
+person the identity provider vouched for, their HSA-id), so the password check is one
+:class:`Authenticator` among others: log-in through the region's identity provider
+(services.router.ops.console.oidc_login) resolves its ID token to an Identity and signs the
+operator in the same way.
+
+**Passwords are for the sandbox only.** Outside it nobody logs in with a password (the
+settings refuse ``ROUTER_CONSOLE_USERS`` there, the log-in form is not shown) and people log
+in through the identity provider (``ROUTER_OIDC_ISSUER``). Without one, outside the sandbox,
+the console has no log-in at all: it fails closed, and the API still takes its API keys.
 
 :class:`PasswordAuthenticator` checks, in this order, the accounts configured in
 ``ROUTER_CONSOLE_USERS`` and the accounts stored in the ``console_account`` table (the
@@ -13,12 +19,13 @@ first-run admin). Both hold argon2id hashes only. The hash runs in a worker thre
 The same two sources answer :meth:`PasswordAuthenticator.role_of`, which the session store
 asks on every use of a password session: a changed role or a removed account ends it.
 
-**First run** (:func:`ensure_first_admin`): outside the sandbox, with no configured account
-and no stored one, the router creates one ``admin`` with a random password and writes the
-credentials **once to standard output**, never to the log: the JSON log stream is standard
-error (services.messaging.logs) and may be shipped to a log store, whereas stdout is what an
-operator watches at the first start. A replica that loses the race to create it prints
-nothing; no later start prints or creates anything again.
+**First run** (:func:`ensure_first_admin`): where password log-in is on (the sandbox), with no
+configured account (``ROUTER_CONSOLE_USERS=[]``) and no stored one, the router creates one
+``admin`` with a random password and writes the credentials **once to standard output**,
+never to the log: the JSON log stream is standard error (services.messaging.logs) and may be
+shipped to a log store, whereas stdout is what an operator watches at the first start. A
+replica that loses the race to create it prints nothing; no later start prints or creates
+anything again.
 """
 
 from __future__ import annotations
@@ -63,6 +70,12 @@ FIRST_ADMIN = "admin"
 class Identity:
     name: str
     role: Role
+    hsa_id: str | None = None  # from the identity provider's token; None for a password log-in
+
+    def actor(self) -> str:
+        """Who the console names in the access log and the audit: for a person the
+        identity provider vouched for, the name and HSA-id from their token."""
+        return self.name if self.hsa_id is None else f"{self.name} ({self.hsa_id})"
 
 
 class Authenticator(Protocol):
@@ -129,14 +142,15 @@ async def ensure_first_admin(
     sessions: async_sessionmaker[AsyncSession],
     *,
     configured: Sequence[ConsoleUser],
-    sandbox: bool,
+    password_login: bool,
     now: datetime,
     out: TextIO,
     new_password: Callable[[], str] = lambda: secrets.token_urlsafe(18),
 ) -> FirstAdmin | None:
     """Create the first admin when nobody could log in otherwise, and show its password
-    once on ``out`` (standard output). None when there was nothing to do."""
-    if sandbox or configured:
+    once on ``out`` (standard output). None when there was nothing to do, and always where
+    password log-in is off (outside the sandbox: people log in through the identity provider)."""
+    if not password_login or configured:
         return None
     async with sessions() as session:
         if await session.scalar(select(func.count()).select_from(console_account)):

@@ -28,6 +28,14 @@ LABELS: dict[str, tuple[str, str]] = {
         "Too many failed log-ins. Try again in",
     ),
     "signed_in_as": ("Inloggad som", "Signed in as"),
+    "login_oidc": ("Logga in med SITHS eller Freja eID", "Log in with the identity provider"),
+    "login_none": (
+        "Inloggning är inte konfigurerad: utanför sandlådan loggar man in via regionens "
+        "identitetsleverantör (ROUTER_OIDC_ISSUER).",
+        "Log-in is not configured: outside the sandbox people log in through the region's "
+        "identity provider (ROUTER_OIDC_ISSUER).",
+    ),
+    "login_continue": ("Inloggad. Fortsätt", "Signed in. Continue"),
     "role": ("Roll", "Role"),
     "last_24h": ("Senaste 24 timmarna", "Last 24 hours"),
     "deliveries_by_state": ("Leveranser per status", "Deliveries by state"),

@@ -18,14 +18,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging.http import client_address
 from services.router.audit.access_log import AccessKind, record_security_event
 from services.router.ops.console import sessions as console_sessions
-from services.router.ops.console.identity import Authenticator
+from services.router.ops.console.identity import Authenticator, Identity
+from services.router.ops.console.oidc_login import oidc_login_routes
 from services.router.ops.console.sessions import Origin, SessionStore
 from services.router.ops.console.throttle import LoginThrottle
 from services.router.ops.console.web import Operator, check_csrf, render
@@ -58,6 +59,18 @@ def login_routes(
 ) -> APIRouter:
     web = APIRouter(prefix="/console", include_in_schema=False)
     pruned_at: list[datetime] = []
+    # what the log-in page offers: the identity provider when configured, the password form
+    # in the sandbox only
+    offered = {"oidc": bool(settings.oidc_issuer), "password_login": settings.password_login}
+
+    async def signed_in(request: Request, response: Response, identity: Identity) -> None:
+        """The one place a log-in through the identity provider becomes a session."""
+        cookie = await store.start(
+            identity, origin=Origin.OIDC, address=client_address(request), now=clock()
+        )
+        set_session_cookie(response, cookie, settings)
+
+    web.include_router(oidc_login_routes(settings, clock, signed_in))
 
     async def prune(now: datetime) -> None:
         if pruned_at and (now - pruned_at[0]).total_seconds() < PRUNE_EVERY_S:
@@ -68,7 +81,7 @@ def login_routes(
 
     @web.get("/login", response_class=HTMLResponse)
     async def login_form(request: Request, next: str = "/console/") -> HTMLResponse:
-        return render(request, "login.html", {"next": next, "failed": False})
+        return render(request, "login.html", {"next": next, "failed": False, **offered})
 
     @web.post("/login", response_class=HTMLResponse, response_model=None)
     async def login(
@@ -77,6 +90,8 @@ def login_routes(
         password: Annotated[str, Form(max_length=200)],
         next: Annotated[str, Form(max_length=500)] = "/console/",
     ) -> Response:
+        if not settings.password_login:  # outside the sandbox: the identity provider only
+            raise HTTPException(404, "password log-in is for the sandbox only")
         now, address = clock(), client_address(request)
         target = next if next.startswith("/console") and "//" not in next else "/console/"
         refusal = await throttle.check(account=user, address=address, now=now)
@@ -95,7 +110,7 @@ def login_routes(
             refused = render(
                 request,
                 "login.html",
-                {"next": target, "failed": False, "retry_after": refusal.retry_after_s},
+                {"next": target, "failed": False, "retry_after": refusal.retry_after_s, **offered},
                 status_code=429,
             )
             refused.headers["Retry-After"] = str(refusal.retry_after_s)
@@ -113,7 +128,8 @@ def login_routes(
                     reason=f"wrong name or password, from {address}",
                     now=now,
                 )
-            return render(request, "login.html", {"next": target, "failed": True}, status_code=401)
+            failed = {"next": target, "failed": True, **offered}
+            return render(request, "login.html", failed, status_code=401)
         cookie = await store.start(found, origin=Origin.PASSWORD, address=address, now=now)
         async with db.begin() as session:
             await throttle.succeeded(session, account=user)

@@ -47,7 +47,7 @@ console_session = Table(
     "console_session",
     metadata,
     Column("id_hash", String(64), primary_key=True),  # HMAC of the cookie's id, never the id
-    Column("account", String(60), nullable=False),
+    Column("account", String(160), nullable=False),
     Column("role", String(20), nullable=False),
     Column("origin", String(20), nullable=False),  # an Origin value
     Column("hsa_id", String(64), nullable=True),  # an OIDC log-in's HSA-id, if it gave one
@@ -133,10 +133,10 @@ class SessionStore:
             await db.execute(
                 console_session.insert().values(
                     id_hash=self._hash(session_id),
-                    account=identity.name,
+                    account=identity.actor()[:160],  # "Name (HSA-id)" for a person the IdP vouched for
                     role=identity.role.value,
                     origin=origin.value,
-                    hsa_id=hsa_id,
+                    hsa_id=hsa_id or identity.hsa_id,
                     address=address[:64],
                     csrf=secrets.token_hex(16),
                     created_at=now,
@@ -146,7 +146,7 @@ class SessionStore:
             )
             await record_security_event(
                 db,
-                actor=identity.name,
+                actor=identity.actor(),
                 role=identity.role.value,
                 kind=AccessKind.LOGIN_OK,
                 reason=f"{origin.value} log-in from {address}",

@@ -1,0 +1,164 @@
+"""The console's OIDC callback in process (httpx.ASGITransport), with a fake provider that
+signs its ID tokens with a key made here and checks the PKCE verifier against the challenge
+it was sent: a session only for the right state, verifier, nonce and claims."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from services.router.ops.app import create_app
+from services.router.ops.console import sessions as console_sessions
+from services.router.ops.oidc.pkce import ATTEMPT_COOKIE, challenge_of
+from services.router.ops.oidc.provider import Discovery, StaticKeys, TokenResponse
+from services.router.settings import RouterSettings
+from tests.support.oidc_keys import HSA_ID, ISSUER, SigningKey, key_set, person_claims
+from tests.support.settings import ROUTER_SECRETS, SECURE_HTTP, SECURE_KAFKA
+
+pytestmark = pytest.mark.security
+
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+CLIENT = "carebridge-console"
+CALLBACK = "https://router.example/console/oidc/callback"
+KEY = SigningKey.rsa("k1")
+
+
+class FakeProvider(StaticKeys):
+    """The provider's side of the flow: it remembers the challenge and the nonce it was
+    sent, and issues an ID token with whatever claims the test chose."""
+
+    def __init__(self, **claims: Any) -> None:
+        super().__init__(key_set(KEY))
+        self.claims = claims
+        self.challenge = self.nonce = ""
+        self.exchanged: list[str] = []
+
+    async def discovery(self) -> Discovery:
+        return Discovery(ISSUER, f"{ISSUER}/auth", f"{ISSUER}/token", f"{ISSUER}/jwks")
+
+    async def exchange(
+        self,
+        code: str,
+        *,
+        verifier: str,
+        redirect_uri: str,
+        client_id: str,
+        client_secret: str | None,
+    ) -> TokenResponse:
+        assert challenge_of(verifier) == self.challenge  # PKCE: the verifier of that challenge
+        assert (redirect_uri, client_id) == (CALLBACK, CLIENT)
+        self.exchanged.append(code)
+        claims = person_claims(NOW, **{"aud": CLIENT, "nonce": self.nonce, **self.claims})
+        return TokenResponse(KEY.sign({k: v for k, v in claims.items() if v is not None}), None)
+
+
+def settings(**more: Any) -> RouterSettings:
+    base = {
+        "oidc_issuer": ISSUER,
+        "oidc_client_id": CLIENT,
+        "oidc_redirect_url": CALLBACK,
+        "console_secure_cookie": False,
+    }
+    return RouterSettings(**{**base, **more})
+
+
+async def log_in(sessions, provider: FakeProvider, *, config: RouterSettings | None = None):
+    app = create_app(
+        config or settings(), sessions=sessions, clock=lambda: NOW, identity_provider=provider
+    )
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://router")
+    start = await client.get("/console/oidc/start", params={"next": "/console/incidents"})
+    assert start.status_code == 303
+    query = parse_qs(urlsplit(start.headers["location"]).query)
+    assert query["code_challenge_method"] == ["S256"] and "code_verifier" not in query
+    provider.challenge, provider.nonce = query["code_challenge"][0], query["nonce"][0]
+    return client, query["state"][0]
+
+
+def session_user(answer: httpx.Response) -> str | None:
+    cookie = (answer.cookies.get(console_sessions.COOKIE) or "").strip('"')  # as set (quoted)
+    found = console_sessions.read(cookie, now=NOW, key=RouterSettings().console_secret)
+    return found.user if found else None
+
+
+async def test_the_right_answer_signs_the_person_in_with_name_and_hsa_id(sessions):
+    provider = FakeProvider()
+    client, state = await log_in(sessions, provider)
+    done = await client.get("/console/oidc/callback", params={"state": state, "code": "c1"})
+    await client.aclose()
+    assert done.status_code == 200 and provider.exchanged == ["c1"]
+    assert session_user(done) == f"Anna Admin ({HSA_ID})"
+    assert 'url=/console/incidents"' in done.text  # on to where the person was going
+
+
+@pytest.mark.parametrize(
+    ("claims", "status"),
+    [
+        ({"roles": ["some-other-group"]}, 403),
+        ({"roles": None}, 403),
+        ({"hsa_id": None}, 403),
+        ({"iss": "https://evil.example"}, 401),
+        ({"aud": "another-client"}, 401),
+        ({"exp": int(NOW.timestamp()) - 3600}, 401),
+    ],
+)
+async def test_a_wrong_id_token_signs_nobody_in(sessions, claims, status):
+    client, state = await log_in(sessions, FakeProvider(**claims))
+    done = await client.get("/console/oidc/callback", params={"state": state, "code": "c1"})
+    await client.aclose()
+    assert done.status_code == status and session_user(done) is None
+
+
+async def test_another_log_ins_nonce_signs_nobody_in(sessions):
+    provider = FakeProvider()
+    client, state = await log_in(sessions, provider)
+    provider.nonce = "the nonce of someone else's log-in"
+    done = await client.get("/console/oidc/callback", params={"state": state, "code": "c1"})
+    await client.aclose()
+    assert done.status_code == 401 and session_user(done) is None
+
+
+async def test_a_wrong_state_or_no_attempt_is_refused_before_any_exchange(sessions):
+    provider = FakeProvider()
+    client, state = await log_in(sessions, provider)
+    wrong = await client.get("/console/oidc/callback", params={"state": "x", "code": "c1"})
+    client.cookies.delete(ATTEMPT_COOKIE, path="/console/oidc")
+    gone = await client.get("/console/oidc/callback", params={"state": state, "code": "c1"})
+    await client.aclose()
+    assert (wrong.status_code, gone.status_code) == (400, 400)
+    assert provider.exchanged == []
+
+
+async def test_outside_the_sandbox_the_log_in_page_offers_the_identity_provider_only(sessions):
+    production = settings(environment="production", **ROUTER_SECRETS, **SECURE_KAFKA, **SECURE_HTTP)
+    app = create_app(production, sessions=sessions, identity_provider=FakeProvider())
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://router"
+    ) as client:
+        page = await client.get("/console/login")
+        post = await client.post("/console/login", data={"user": "ops", "password": "x"})
+    assert 'href="/console/oidc/start?next=' in page.text and 'name="password"' not in page.text
+    assert post.status_code == 404
+
+
+def test_the_settings_refuse_an_incomplete_or_plain_http_identity_provider():
+    with pytest.raises(ValueError, match="oidc_issuer needs oidc_client_id"):
+        RouterSettings(oidc_issuer=ISSUER)
+    with pytest.raises(ValueError, match="oidc_api_audience needs oidc_issuer"):
+        RouterSettings(oidc_api_audience="https://api")
+    with pytest.raises(ValueError) as refused:
+        settings(
+            environment="production",
+            oidc_issuer="http://idp.region.example",
+            oidc_redirect_url="http://router.example/console/oidc/callback",
+            **ROUTER_SECRETS,
+            **SECURE_KAFKA,
+            **SECURE_HTTP,
+        )
+    assert "ROUTER_OIDC_ISSUER: plain http" in str(refused.value)
+    assert "ROUTER_OIDC_REDIRECT_URL: plain http" in str(refused.value)
+    assert settings(oidc_roles={"drift": "operator"}).oidc_rules().roles == {"drift": "operator"}
