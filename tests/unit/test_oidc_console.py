@@ -79,9 +79,11 @@ async def log_in(sessions, provider: FakeProvider, *, config: RouterSettings | N
     return client, query["state"][0]
 
 
-def session_user(answer: httpx.Response) -> str | None:
+async def session_user(client: httpx.AsyncClient, answer: httpx.Response) -> str | None:
+    """The user of the session the answer's cookie names, as the app's store finds it."""
     cookie = (answer.cookies.get(console_sessions.COOKIE) or "").strip('"')  # as set (quoted)
-    found = console_sessions.read(cookie, now=NOW, key=RouterSettings().console_secret)
+    app = client._transport.app  # type: ignore[attr-defined]  # the ASGI app under test
+    found = await app.state.console_sessions.lookup(cookie or None, now=NOW)
     return found.user if found else None
 
 
@@ -91,7 +93,7 @@ async def test_the_right_answer_signs_the_person_in_with_name_and_hsa_id(session
     done = await client.get("/console/oidc/callback", params={"state": state, "code": "c1"})
     await client.aclose()
     assert done.status_code == 200 and provider.exchanged == ["c1"]
-    assert session_user(done) == f"Anna Admin ({HSA_ID})"
+    assert await session_user(client, done) == f"Anna Admin ({HSA_ID})"
     assert 'url=/console/incidents"' in done.text  # on to where the person was going
 
 
@@ -110,7 +112,7 @@ async def test_a_wrong_id_token_signs_nobody_in(sessions, claims, status):
     client, state = await log_in(sessions, FakeProvider(**claims))
     done = await client.get("/console/oidc/callback", params={"state": state, "code": "c1"})
     await client.aclose()
-    assert done.status_code == status and session_user(done) is None
+    assert done.status_code == status and await session_user(client, done) is None
 
 
 async def test_another_log_ins_nonce_signs_nobody_in(sessions):
@@ -119,7 +121,7 @@ async def test_another_log_ins_nonce_signs_nobody_in(sessions):
     provider.nonce = "the nonce of someone else's log-in"
     done = await client.get("/console/oidc/callback", params={"state": state, "code": "c1"})
     await client.aclose()
-    assert done.status_code == 401 and session_user(done) is None
+    assert done.status_code == 401 and await session_user(client, done) is None
 
 
 async def test_a_wrong_state_or_no_attempt_is_refused_before_any_exchange(sessions):

@@ -100,7 +100,7 @@ async def authenticate_audited(request: Request) -> ApiCaller:
     """The API's gate (:func:`~services.router.ops.api_clients.authenticate`), with a
     refused token recorded in the access log (the app's ``state.refused_tokens``)."""
     try:
-        return authenticate(request)
+        return await authenticate(request)
     except HTTPException:
         refused: RefusedTokens | None = getattr(request.app.state, "refused_tokens", None)
         if refused is not None and request.headers.get("authorization"):

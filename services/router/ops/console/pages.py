@@ -37,7 +37,6 @@ from services.router.ops import dashboard, queries
 from services.router.ops.console.accounts import Role
 from services.router.ops.console.identity import Authenticator, PasswordAuthenticator
 from services.router.ops.console.login import login_routes
-from services.router.ops.console.oidc_login import oidc_login_routes
 from services.router.ops.console.sessions import (
     AccountDirectory,
     SessionRules,

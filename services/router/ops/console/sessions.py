@@ -133,7 +133,8 @@ class SessionStore:
             await db.execute(
                 console_session.insert().values(
                     id_hash=self._hash(session_id),
-                    account=identity.actor()[:160],  # "Name (HSA-id)" for a person the IdP vouched for
+                    # "Name (HSA-id)" for a person the identity provider vouched for
+                    account=identity.actor()[:160],
                     role=identity.role.value,
                     origin=origin.value,
                     hsa_id=hsa_id or identity.hsa_id,
