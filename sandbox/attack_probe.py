@@ -8,6 +8,7 @@ still flow: the last row posts an admission and waits for Treserva's confirmatio
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from sandbox import stack as stack_module
 from sandbox.demo import demo_settings
 from sandbox.probe_identity import (
     actor_from_the_body,
@@ -27,6 +29,7 @@ from sandbox.probe_identity import (
     forged_access_tokens,
     forged_console_cookie,
     login_throttled,
+    person_token_names_the_person,
 )
 from sandbox.probe_refusals import (
     api_search_never_echoes,
@@ -51,7 +54,7 @@ from sandbox.probe_support import (
     log_in,
 )
 from sandbox.scenario import Scenario, Timeout
-from sandbox.stack import Stack, StackError, StackSettings
+from sandbox.stack import Stack, StackError, StackSettings, free_port
 from services.messaging.keys import hash_key
 
 SQL = "'); DROP TABLE message; --"
@@ -470,6 +473,11 @@ ATTACKS = (
         forged_access_tokens,
     ),
     Attack(
+        "ops API with a sandbox person's real access token (control)",
+        "200, logged as that person",
+        person_token_names_the_person,
+    ),
+    Attack(
         'replay whose body names "operator": "Mallory"',
         "200, logged as the API client",
         actor_from_the_body,
@@ -559,10 +567,25 @@ def probe_settings(data_dir: Path, **overrides: object) -> StackSettings:
     )
 
 
+def with_identity_provider(
+    settings: StackSettings, resources: contextlib.ExitStack
+) -> tuple[StackSettings, str]:
+    """The sandbox's OIDC provider for the probe's router when it is installed (``make
+    oidc-provider``), on a free port, until ``resources`` closes: the forged-token row then
+    attacks a router that trusts a provider, and the control row gets a real token."""
+    return stack_module.with_identity_provider(
+        settings.model_copy(update={"oidc_port": free_port()}), resources
+    )
+
+
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="carebridge-probe-") as tmp:
-        stack = Stack(probe_settings(Path(tmp)), echo=lambda _: None)
-        print("starting a private stack…", flush=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="carebridge-probe-") as tmp,
+        contextlib.ExitStack() as resources,
+    ):
+        settings, provider = with_identity_provider(probe_settings(Path(tmp)), resources)
+        stack = Stack(settings, echo=lambda _: None)
+        print(f"starting a private stack…\n{provider.rstrip()}", flush=True)
         try:
             stack.start()
             results = run(stack)

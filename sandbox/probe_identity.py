@@ -17,8 +17,8 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sandbox.oidc import API_AUDIENCE
-from sandbox.probe_support import OPS_TOKEN, Observation, Probe, csrf_of, log_in
+from sandbox.oidc import API_AUDIENCE, CLIENT_ID, SANDBOX_PEOPLE, RunningProvider, access_token
+from sandbox.probe_support import OPS_TOKEN, PATIENT, Observation, Probe, csrf_of, log_in
 from services.messaging import sandbox_secrets
 from services.router.ops.console.sessions import COOKIE
 
@@ -144,6 +144,30 @@ def actor_from_the_body(p: Probe) -> Observation:
         f"{res.status_code}, logged as {' / '.join(sorted(actors)) or 'nobody'}",
         res.status_code == 200 and actors == {"API client ops"},
         'the body said "operator": "Mallory"',
+    )
+
+
+def person_token_names_the_person(p: Probe) -> Observation:
+    """The positive control of the forged tokens: a sandbox person's real access token, got
+    through the provider's log-in form, reaches the API, and the access log names that person
+    and HSA-id, not the body's "operator"."""
+    env = p.stack.settings.router_env
+    if "OIDC_ISSUER" not in env:
+        return Observation("not run", True, "no identity provider (make oidc-provider)")
+    person = SANDBOX_PEOPLE["anna"]
+    provider = RunningProvider(env["OIDC_ISSUER"], CLIENT_ID, None, env["OIDC_API_AUDIENCE"])
+    token = access_token(
+        provider, person.login, person.password, redirect_uri=env["OIDC_REDIRECT_URL"]
+    ).access_token
+    marker = f"probe-person-{secrets.token_hex(4)}"
+    body = {"personnummer": PATIENT, "operator": "Mallory", "reason": marker}
+    res = p.router("POST", "/api/v1/messages/search/personnummer", token, json=body)
+    listed = p.router("GET", "/api/v1/access-log?category=patient-data&limit=200", OPS_TOKEN)
+    actors = {e["actor"] for e in listed.json()["items"] if e.get("reason") == marker}
+    return Observation(
+        f"{res.status_code}, logged as {' / '.join(sorted(actors)) or 'nobody'}",
+        res.status_code == 200 and actors == {f"{person.name} ({person.hsa_id})"},
+        'a real token of the sandbox provider; the body said "operator": "Mallory"',
     )
 
 
