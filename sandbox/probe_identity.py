@@ -102,9 +102,15 @@ def _b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
 
+def _provider_kid(p: Probe, issuer: str) -> str:
+    """The key id the provider signs with: a forged token claims it."""
+    found = p.http.get(f"{issuer}/.well-known/openid-configuration").json()
+    return str(p.http.get(found["jwks_uri"]).json()["keys"][0]["kid"])
+
+
 def forged_access_tokens(p: Probe) -> Observation:
     """A token the sandbox provider would have issued, to an admin, but signed by the probe
-    (RS256 under a key id of its own), and the same claims with ``alg: none``. Valid whether
+    (RS256 under the provider's own key id), and the same claims with ``alg: none``. Valid whether
     or not the probe's router trusts the provider: without it, it takes API keys only."""
     env = p.stack.settings.router_env
     issuer = env.get("OIDC_ISSUER", f"http://{p.stack.settings.host}:{p.stack.settings.oidc_port}")
@@ -121,15 +127,16 @@ def forged_access_tokens(p: Probe) -> Observation:
         "exp": now + 600,
     }
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    kid = _provider_kid(p, issuer) if "OIDC_ISSUER" in env else "probe-forged"
     tokens = {
-        "RS256": jwt.encode(claims, key, algorithm="RS256", headers={"kid": "probe-forged"}),
+        "RS256": jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid}),
         "none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}.",
     }
     codes = {alg: p.router("GET", "/api/v1/access-log", token) for alg, token in tokens.items()}
     return Observation(
         "/".join(str(res.status_code) for res in codes.values()),
         all(res.status_code == 401 for res in codes.values()),
-        "RS256 with a key of the probe's / alg none; "
+        f"RS256 under kid {kid[:12]} with the probe's key / alg none; "
         + ("OIDC on" if "OIDC_ISSUER" in env else "API keys only"),
     )
 
