@@ -8,114 +8,88 @@ still flow: the last row posts an admission and waits for Treserva's confirmatio
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
-import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from sandbox import stack as stack_module
 from sandbox.demo import demo_settings
-from sandbox.scenario import Scenario, Timeout
-from sandbox.simulators.samples.admission_notice import sample_admission
-from sandbox.simulators.samples.people import TEST_IDENTIFIERS
-from sandbox.stack import Stack, StackError, StackSettings
-from services.messaging.keys import hash_key
-from services.router.ops.console.accounts import SANDBOX_PASSWORDS
-
-TAKECARE_KEY, TRESERVA_KEY, OPS_TOKEN = (
-    "sandbox-takecare-key",
-    "sandbox-treserva-key",
-    "sandbox-ops-token",
+from sandbox.probe_identity import (
+    actor_from_the_body,
+    console_headers,
+    cookie_after_logout,
+    forged_access_tokens,
+    forged_console_cookie,
+    login_throttled,
+    person_token_names_the_person,
 )
-VIEWER_KEY = "probe-viewer-key-0123456789"
-METRICS_TOKEN = "probe-metrics-token-0123456789"  # noqa: S105 (the probe's own stack)
-# Skatteverket's test personnummer (the simulators' people), and one with its check digit off
-PATIENT = TEST_IDENTIFIERS[1]
-WRONG_CHECK_DIGIT = PATIENT[:-1] + str((int(PATIENT[-1]) + 1) % 10)
+from sandbox.probe_refusals import (
+    api_search_never_echoes,
+    csv_export_escapes_formulas,
+    dependency_without_a_lock,
+    production_on_sandbox_secrets,
+)
+from sandbox.probe_support import (
+    METRICS_TOKEN,
+    OPS_TOKEN,
+    PATIENT,
+    TAKECARE_KEY,
+    TRESERVA_KEY,
+    VIEWER_KEY,
+    WRONG_CHECK_DIGIT,
+    Attack,
+    Observation,
+    Probe,
+    bearer,
+    csrf_of,
+    expect_status,
+    log_in,
+)
+from sandbox.scenario import Scenario, Timeout
+from sandbox.stack import Stack, StackError, StackSettings, free_port
+from services.messaging.keys import hash_key
+
 SQL = "'); DROP TABLE message; --"
 HTML = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
-@dataclass(frozen=True)
-class Observation:
-    status: str  # what came back, as the table shows it
-    ok: bool
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Attack:
-    name: str
-    expected: str
-    run: Callable[[Probe], Observation]
-
-
-class Probe:
-    """The stack's addresses and one HTTP client."""
-
-    def __init__(self, stack: Stack, scenario: Scenario) -> None:
-        self.stack = stack
-        self.scenario = scenario
-        self.http = httpx.Client(timeout=15.0)
-        self.rng = random.Random(2026)
-
-    def admission(self, **fields: Any) -> dict[str, Any]:
-        event = sample_admission(self.rng, now=datetime.now().astimezone())
-        event.update(fields)
-        return event
-
-    def takecare(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self.http.post(f"{self.stack.takecare_adapter_url}/takecare/v1/{path}", **kwargs)
-
-    def router(self, method: str, path: str, key: str | None, **kwargs: Any) -> httpx.Response:
-        headers = {"authorization": f"Bearer {key}"} if key else {}
-        return self.http.request(
-            method, f"{self.stack.router_url}{path}", headers=headers, **kwargs
-        )
-
-
-def _key(key: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {key}"}
-
-
-def _status(res: httpx.Response, wanted: int, detail: str = "") -> Observation:
-    return Observation(str(res.status_code), res.status_code == wanted, detail)
-
-
 def no_key(p: Probe) -> Observation:
     res = p.takecare("admissions", json=p.admission())
-    return _status(res, 401, res.headers.get("www-authenticate", ""))
+    return expect_status(res, 401, res.headers.get("www-authenticate", ""))
 
 
 def wrong_key(p: Probe) -> Observation:
-    return _status(p.takecare("admissions", json=p.admission(), headers=_key("guess-123")), 401)
+    return expect_status(
+        p.takecare("admissions", json=p.admission(), headers=bearer("guess-123")), 401
+    )
 
 
 def other_systems_key(p: Probe) -> Observation:
-    return _status(p.takecare("admissions", json=p.admission(), headers=_key(TRESERVA_KEY)), 403)
+    return expect_status(
+        p.takecare("admissions", json=p.admission(), headers=bearer(TRESERVA_KEY)), 403
+    )
 
 
 def family_not_its_own(p: Probe) -> Observation:
     # TakeCare's key on Treserva's intake (Treserva's SIP): a known system, not its family
     res = p.http.post(
-        f"{p.stack.treserva_adapter_url}/treserva/v1/sip", json={}, headers=_key(TAKECARE_KEY)
+        f"{p.stack.treserva_adapter_url}/treserva/v1/sip", json={}, headers=bearer(TAKECARE_KEY)
     )
-    return _status(res, 403)
+    return expect_status(res, 403)
 
 
 def oversized(p: Probe) -> Observation:
     event = p.admission(admissionReason="x" * (2 * 1024 * 1024))
-    res = p.takecare("admissions", json=event, headers=_key(TAKECARE_KEY))
-    return _status(res, 413)
+    res = p.takecare("admissions", json=event, headers=bearer(TAKECARE_KEY))
+    return expect_status(res, 413)
 
 
 def streamed_oversized(p: Probe) -> Observation:
@@ -128,9 +102,9 @@ def streamed_oversized(p: Probe) -> Observation:
     res = p.takecare(
         "admissions",
         content=chunks(),
-        headers={**_key(TAKECARE_KEY), "content-type": "application/json"},
+        headers={**bearer(TAKECARE_KEY), "content-type": "application/json"},
     )
-    return _status(res, 413, "no Content-Length: counted while it streams")
+    return expect_status(res, 413, "no Content-Length: counted while it streams")
 
 
 def deeply_nested(p: Probe) -> Observation:
@@ -138,25 +112,25 @@ def deeply_nested(p: Probe) -> Observation:
     res = p.takecare(
         "admissions",
         content=body,
-        headers={**_key(TAKECARE_KEY), "content-type": "application/json"},
+        headers={**bearer(TAKECARE_KEY), "content-type": "application/json"},
     )
-    return _status(res, 400)
+    return expect_status(res, 400)
 
 
 def wrong_media_type(p: Probe) -> Observation:
     res = p.takecare(
         "admissions",
         content=json.dumps(p.admission()),
-        headers={**_key(TAKECARE_KEY), "content-type": "application/xml"},
+        headers={**bearer(TAKECARE_KEY), "content-type": "application/xml"},
     )
-    return _status(res, 415)
+    return expect_status(res, 415)
 
 
 def invalid_personnummer(p: Probe) -> Observation:
     event = p.admission()
     event["patient"].pop("reserveNumber", None)
     event["patient"]["personalIdentityNumber"] = WRONG_CHECK_DIGIT
-    res = p.takecare("admissions", json=event, headers=_key(TAKECARE_KEY))
+    res = p.takecare("admissions", json=event, headers=bearer(TAKECARE_KEY))
     echoed = WRONG_CHECK_DIGIT in res.text
     return Observation(
         str(res.status_code),
@@ -169,9 +143,9 @@ def _delivered(p: Probe, free_text: str) -> str | Observation:
     """Post an admission whose reason is ``free_text``; its message id once Treserva has
     confirmed it, or the refusal."""
     event = p.admission(admissionReason=free_text)
-    res = p.takecare("admissions", json=event, headers=_key(TAKECARE_KEY))
+    res = p.takecare("admissions", json=event, headers=bearer(TAKECARE_KEY))
     if res.status_code != 202:
-        return _status(res, 202)
+        return expect_status(res, 202)
     message_id = str(res.json()["messageId"])
     p.scenario.wait_for_state(message_id, "confirmed", timeout_s=30, destination="treserva")
     return message_id
@@ -190,19 +164,15 @@ def html_in_free_text(p: Probe) -> Observation:
     message_id = _delivered(p, HTML)
     if isinstance(message_id, Observation):
         return message_id
-    console = httpx.Client(base_url=p.stack.router_url, timeout=15.0)
-    with console:
-        console.post(
-            "/console/login",
-            data={"user": "ops", "password": SANDBOX_PASSWORDS["ops"], "next": "/console/"},
-        )
+    with p.console() as console:
+        log_in(console)
         page = console.get(f"/console/messages/{message_id}")
-        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        csrf = csrf_of(page)
         if csrf is None:
             return Observation(str(page.status_code), False, "no console form")
         shown = console.post(
             f"/console/messages/{message_id}/payload",
-            data={"reason": "granskning av fritext", "csrf": csrf.group(1)},
+            data={"reason": "granskning av fritext", "csrf": csrf},
         )
     raw = "<script>alert(" in shown.text or "<img src=x" in shown.text
     # as HTML entities in text, or as JSON escapes (\u003c) in the payload's <pre>
@@ -217,7 +187,7 @@ def html_in_free_text(p: Probe) -> Observation:
 def flood(p: Probe) -> Observation:
     statuses = []
     for _ in range(80):
-        res = p.takecare("admissions", json={}, headers=_key("flood-guess"))
+        res = p.takecare("admissions", json={}, headers=bearer("flood-guess"))
         statuses.append(res.status_code)
         if res.status_code == 429:
             break
@@ -231,25 +201,25 @@ def flood(p: Probe) -> Observation:
 
 
 def router_api_without_key(p: Probe) -> Observation:
-    return _status(p.router("GET", "/api/v1/messages", None), 401)
+    return expect_status(p.router("GET", "/api/v1/messages", None), 401)
 
 
 def viewer_replays(p: Probe) -> Observation:
     body = {"messageIds": ["m-1"], "operator": "eve", "reason": "nyfiken"}
-    return _status(p.router("POST", "/api/v1/replays", VIEWER_KEY, json=body), 403)
+    return expect_status(p.router("POST", "/api/v1/replays", VIEWER_KEY, json=body), 403)
 
 
 def viewer_opens_payload(p: Probe) -> Observation:
     body = {"operator": "eve", "reason": "nyfiken"}
     path = "/api/v1/messages/00000000-0000-0000-0000-000000000000/payload"
-    return _status(p.router("POST", path, VIEWER_KEY, json=body), 403)
+    return expect_status(p.router("POST", path, VIEWER_KEY, json=body), 403)
 
 
 def metrics_without_token(p: Probe) -> Observation:
     urls = (p.stack.router_url, p.stack.takecare_adapter_url, p.stack.treserva_adapter_url)
     without = [p.http.get(f"{url}/metrics").status_code for url in urls]
     with_token = [
-        p.http.get(f"{url}/metrics", headers=_key(METRICS_TOKEN)).status_code for url in urls
+        p.http.get(f"{url}/metrics", headers=bearer(METRICS_TOKEN)).status_code for url in urls
     ]
     return Observation(
         "/".join(map(str, without)),
@@ -277,7 +247,7 @@ def router_api_flood(p: Probe) -> Observation:
 
 def payload_without_reason(p: Probe) -> Observation:
     path = "/api/v1/messages/00000000-0000-0000-0000-000000000000/payload"
-    return _status(p.router("POST", path, OPS_TOKEN, json={"operator": "asa"}), 422)
+    return expect_status(p.router("POST", path, OPS_TOKEN, json={"operator": "asa"}), 422)
 
 
 def console_wrong_password(p: Probe) -> Observation:
@@ -290,16 +260,13 @@ def console_wrong_password(p: Probe) -> Observation:
 
 
 def console_without_csrf(p: Probe) -> Observation:
-    with httpx.Client(base_url=p.stack.router_url, timeout=15.0) as console:
-        console.post(
-            "/console/login",
-            data={"user": "ops", "password": SANDBOX_PASSWORDS["ops"], "next": "/console/"},
-        )
+    with p.console() as console:
+        log_in(console)
         res = console.post(
             "/console/messages/by-personnummer",
             data={"personnummer": PATIENT, "reason": "förfalskad", "csrf": "forged"},
         )
-    return _status(res, 403)
+    return expect_status(res, 403)
 
 
 def access_log_holds_every_view(p: Probe) -> Observation:
@@ -366,7 +333,7 @@ def activation_by_the_creator(p: Probe) -> Observation:
     status = p.router("GET", f"/api/v1/subscriptions/{sub_id}", OPS_TOKEN).json()["status"]
     p.router("DELETE", f"/api/v1/subscriptions/{sub_id}", OPS_TOKEN)  # leave nothing pending
     return (
-        _status(res, 403, f"still {status}")
+        expect_status(res, 403, f"still {status}")
         if status == "pending"
         else Observation(str(res.status_code), False, f"it became {status}")
     )
@@ -431,9 +398,9 @@ def rewritten_access_log_is_found(p: Probe) -> Observation:
 
 def valid_traffic_still_flows(p: Probe) -> Observation:
     # the flood emptied the guessing peer's bucket; TakeCare's key has a bucket of its own
-    res = p.takecare("admissions", json=p.admission(), headers=_key(TAKECARE_KEY))
+    res = p.takecare("admissions", json=p.admission(), headers=bearer(TAKECARE_KEY))
     if res.status_code != 202:
-        return _status(res, 202)
+        return expect_status(res, 202)
     started = time.perf_counter()
     # the router API flood came from this address too: the poll waits out its 429s
     p.scenario.wait_for_state(res.json()["messageId"], "confirmed", timeout_s=30)
@@ -483,6 +450,62 @@ ATTACKS = (
         "chain ok, checkpoints report it",
         rewritten_access_log_is_found,
     ),
+    # --- issue 19: fail closed (sandbox/probe_refusals.py) ---
+    Attack(
+        "router started in production on the sandbox's secrets",
+        "exit 2, settings named, no value",
+        production_on_sandbox_secrets,
+    ),
+    # --- issue 19: console sessions on the server (sandbox/probe_identity.py) ---
+    Attack(
+        "console cookie forged (made up; old format, sandbox secret)",
+        "303 to the log-in",
+        forged_console_cookie,
+    ),
+    Attack("console cookie reused after log-out", "303 to the log-in", cookie_after_logout),
+    Attack(
+        "6 wrong console passwords for one name", "401 x5, then 429 + Retry-After", login_throttled
+    ),
+    # --- issue 19: identity tokens and who acts (sandbox/probe_identity.py) ---
+    Attack(
+        "ops API with a forged access token (RS256 own key; alg none)",
+        "401",
+        forged_access_tokens,
+    ),
+    Attack(
+        "ops API with a sandbox person's real access token (control)",
+        "200, logged as that person",
+        person_token_names_the_person,
+    ),
+    Attack(
+        'replay whose body names "operator": "Mallory"',
+        "200, logged as the API client",
+        actor_from_the_body,
+    ),
+    # --- issue 19: HTTP edge and refusals (sandbox/probe_identity.py, probe_refusals.py) ---
+    Attack(
+        "console framed, sniffed, inline script, cached",
+        "CSP, nosniff, Referrer-Policy, no-store",
+        console_headers,
+    ),
+    Attack(
+        "router API search with an invalid personnummer",
+        "422 naming the field, not the value",
+        api_search_never_echoes,
+    ),
+    # --- issue 19: the access log's CSV export (sandbox/probe_refusals.py) ---
+    Attack(
+        "access-log reason =HYPERLINK(…) exported as CSV",
+        "the cell starts with '",
+        csv_export_escapes_formulas,
+    ),
+    # --- issue 19: supply chain (sandbox/probe_refusals.py) ---
+    Attack(
+        "a dependency added to pyproject.toml without make lock",
+        "refused, naming it",
+        dependency_without_a_lock,
+    ),
+    # --- after everything else: the flood empties the router API's bucket ---
     Attack("flood of router API requests", "429 + Retry-After", router_api_flood),
     Attack("valid admission after all of the above", "202, confirmed", valid_traffic_still_flows),
 )
@@ -544,10 +567,25 @@ def probe_settings(data_dir: Path, **overrides: object) -> StackSettings:
     )
 
 
+def with_identity_provider(
+    settings: StackSettings, resources: contextlib.ExitStack
+) -> tuple[StackSettings, str]:
+    """The sandbox's OIDC provider for the probe's router when it is installed (``make
+    oidc-provider``), on a free port, until ``resources`` closes: the forged-token row then
+    attacks a router that trusts a provider, and the control row gets a real token."""
+    return stack_module.with_identity_provider(
+        settings.model_copy(update={"oidc_port": free_port()}), resources
+    )
+
+
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="carebridge-probe-") as tmp:
-        stack = Stack(probe_settings(Path(tmp)), echo=lambda _: None)
-        print("starting a private stack…", flush=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="carebridge-probe-") as tmp,
+        contextlib.ExitStack() as resources,
+    ):
+        settings, provider = with_identity_provider(probe_settings(Path(tmp)), resources)
+        stack = Stack(settings, echo=lambda _: None)
+        print(f"starting a private stack…\n{provider.rstrip()}", flush=True)
         try:
             stack.start()
             results = run(stack)

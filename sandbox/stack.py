@@ -680,7 +680,7 @@ The ops CLI reads the router's settings, production unless the sandbox is chosen
 """
 
 
-def _with_identity_provider(
+def with_identity_provider(
     settings: StackSettings, resources: contextlib.ExitStack
 ) -> tuple[StackSettings, str]:
     """The sandbox's OIDC provider for the console and the API, when it is installed (make
@@ -710,7 +710,7 @@ def run(settings: StackSettings) -> int:
     with contextlib.ExitStack() as resources:
         extra = ""
         if settings.oidc_port:
-            settings, extra = _with_identity_provider(settings, resources)
+            settings, extra = with_identity_provider(settings, resources)
         return _run(settings, extra)
 
 

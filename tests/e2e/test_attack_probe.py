@@ -3,6 +3,7 @@ threat model in docs/security.md against a running stack. Run here too, so the t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +18,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.security]
 
 @pytest.fixture
 def probe_stack(tmp_path: Path, stack_db: str | None) -> Iterator[Stack]:
-    with running(attack_probe.probe_settings(tmp_path / "stack", database_url=stack_db)) as s:
-        yield s
+    """As ``make attack-probe`` starts it: with the sandbox's OIDC provider if installed."""
+    settings = attack_probe.probe_settings(tmp_path / "stack", database_url=stack_db)
+    with contextlib.ExitStack() as resources:
+        settings, _ = attack_probe.with_identity_provider(settings, resources)
+        with running(settings) as s:
+            yield s
 
 
 def test_every_attack_is_answered_as_the_threat_model_expects(probe_stack: Stack):
     results = attack_probe.run(probe_stack)
-    assert len(results) == len(attack_probe.ATTACKS) >= 20
+    assert len(results) == len(attack_probe.ATTACKS) >= 37
     failed = {a.name: (seen.status, seen.detail) for a, seen in results if not seen.ok}
     assert failed == {}

@@ -4,13 +4,19 @@ idle and absolute timeouts hold on the app's clock, and each of these is in the 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import re
+import secrets
 from datetime import timedelta
 
 import httpx
 import pytest
 from sqlalchemy import delete, select, update
 
+from services.messaging import sandbox_secrets
 from services.router.audit.access_log import access_log
 from services.router.ops.app import create_app
 from services.router.ops.console import sessions as console_sessions
@@ -94,6 +100,32 @@ async def test_the_cookie_holds_an_opaque_id_and_the_table_only_its_hash(console
         "10.0.0.7",
     )
     assert row.expires_at - row.created_at == timedelta(hours=8)
+
+
+def old_style_cookie(user: str, role: str, key: str) -> str:
+    """A cookie as the console signed them before sessions moved to the server."""
+    doc = {"u": user, "r": role, "e": 4102444800, "c": secrets.token_hex(16)}
+    body = base64.urlsafe_b64encode(json.dumps(doc, separators=(",", ":")).encode())
+    return f"{body.decode()}.{hmac.new(key.encode(), body, hashlib.sha256).hexdigest()}"
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        secrets.token_urlsafe(32),  # made up, shaped like a real one
+        # the reviewer's: signed with the published sandbox secret, for a user who does not exist
+        old_style_cookie("mallory", "admin", sandbox_secrets.CONSOLE_SECRET),
+        old_style_cookie("ops", "admin", sandbox_secrets.CONSOLE_SECRET),
+    ],
+    ids=["made-up", "old-format-nobody", "old-format-ops"],
+)
+async def test_a_forged_cookie_is_sent_to_the_log_in(console, forged):
+    await log_in(console)  # a real session exists: the forged one must not find it
+    console.cookies.clear()
+    console.cookies.set(console_sessions.COOKIE, forged, path="/console")
+    res = await console.get("/console/audit")
+    assert res.status_code == 303
+    assert res.headers["location"] == "/console/login?next=%2Fconsole%2Faudit"
 
 
 async def test_a_copied_cookie_is_useless_after_log_out(console, sessions, clock):

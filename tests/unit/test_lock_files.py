@@ -9,6 +9,9 @@ import pytest
 from sandbox import lockfile
 from sandbox.lockfile import DEV, LOCKS, RUNTIME
 
+# the supply chain's attack of the threat model (docs/security.md): `pytest -m security` too
+pytestmark = pytest.mark.security
+
 ROOT = lockfile.ROOT
 PYPROJECT = lockfile.PYPROJECT.read_text()
 LOCK_TEXTS = {lock.file: (ROOT / lock.file).read_text() for lock in LOCKS}
