@@ -111,7 +111,7 @@ security: install oidc-provider
 	$(PY) -m pytest -q -m security
 
 # every attack of the threat model (docs/security.md) against a private stack: expected vs observed
-attack-probe: install
+attack-probe: install oidc-provider
 	$(PY) -m sandbox.attack_probe
 
 # the ops console in a real Chromium (also part of `make test` and CI)

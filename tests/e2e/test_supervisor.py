@@ -60,7 +60,11 @@ def test_run_prints_urls_and_ctrl_c_leaves_no_process_behind(tmp_path):
     assert "sandbox-takecare-key" in banner and "sandbox-ops-token" in banner
     assert f"http://127.0.0.1:{settings.router_port}/console/" in banner
     children = _children(proc.pid)
-    assert len(children) == 7  # tansu, router, two adapters, three simulators
+    # tansu, router, two adapters, three simulators, and the sandbox's OIDC provider when
+    # it is installed (make run and make test install it; the banner says which)
+    provider = "identity provider (OIDC) http" in banner
+    assert provider or "identity provider        not started" in banner, banner
+    assert len(children) == 7 + provider
     proc.send_signal(signal.SIGINT)
     rest, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, rest
