@@ -16,6 +16,7 @@ from services.messaging.intake_first import IntakeFirst, ServingIntake
 
 STEP_S = 0.002  # CPU per step, as validating, translating, writing each take a little
 STEPS = 5
+DELIVERY_STEPS = [0]  # delivery steps run so far: what a POST waits behind, counted
 
 
 def _busy(seconds: float) -> None:
@@ -34,11 +35,13 @@ async def _delivery(gate: IntakeFirst | None) -> None:
     """Translate, POST to the journal (I/O), then (after giving way, as ``deliver`` does)
     store the outcome."""
     _busy(STEP_S)
+    DELIVERY_STEPS[0] += 1
     await asyncio.sleep(0.01)
     if gate is not None:
         await gate.turn()
     for _ in range(STEPS - 1):
         _busy(STEP_S)
+        DELIVERY_STEPS[0] += 1
         await asyncio.sleep(0)
 
 
@@ -87,8 +90,10 @@ def _app(gate: IntakeFirst | None) -> Starlette:
     return app
 
 
-async def _intake_latency_during_a_drain(gate: IntakeFirst | None) -> float:
-    """The median time of a POST while 16 deliveries at a time work through a backlog."""
+async def _intake_latency_during_a_drain(gate: IntakeFirst | None) -> int:
+    """The median number of delivery steps that ran while a POST was being served, with 16
+    deliveries at a time working through a backlog: the POST's latency in units of work, so
+    a loaded machine (CI's) changes it far less than wall-clock time."""
     stop = asyncio.Event()
     slots = asyncio.Semaphore(16)
 
@@ -100,23 +105,24 @@ async def _intake_latency_during_a_drain(gate: IntakeFirst | None) -> float:
                 await _delivery(gate)
 
     drain = [asyncio.create_task(deliver_forever()) for _ in range(32)]
-    times: list[float] = []
+    times: list[int] = []
     transport = httpx.ASGITransport(app=_app(gate))
     async with httpx.AsyncClient(transport=transport, base_url="http://adapter") as client:
         await asyncio.sleep(0.05)  # the drain under way
         for _ in range(15):
-            started = time.perf_counter()
+            started = DELIVERY_STEPS[0]
             assert (await client.post("/events", json={})).status_code == 202
-            times.append(time.perf_counter() - started)
+            times.append(DELIVERY_STEPS[0] - started)
     stop.set()
     await asyncio.gather(*drain)
     return sorted(times)[len(times) // 2]
 
 
 async def test_a_post_during_a_drain_is_not_held_up_by_the_deliveries() -> None:
-    """Measured here: 130-190 ms a POST without the right of way, 58-84 ms with it (the
-    deliveries already past their turn still finish their steps)."""
+    """Without the right of way each step of the POST queues behind the ready delivery
+    steps; with it only the deliveries already past their turn finish theirs. (In wall time
+    on a quiet machine: 130-190 ms a POST without, 58-84 ms with; CI once saw 163 against
+    138 ms on a loaded one, so the steps are counted instead.)"""
     starved = await _intake_latency_during_a_drain(None)
     first = await _intake_latency_during_a_drain(IntakeFirst())
-    # without the gate each step of the POST queues behind the ready delivery steps
-    assert first < starved * 0.7, (first, starved)
+    assert first < starved * 0.5, (first, starved)
