@@ -1122,6 +1122,17 @@ async def dead_letter(
     )
 
 
+def receipt_evidence(env: Envelope) -> dict[str, Any]:
+    """The delivery's columns of a receipt's evidence (the receiving journal's record id
+    and time), only those the receipt carries: an older adapter's receipt carries none."""
+    values: dict[str, Any] = {}
+    if env.evidence.record_id:
+        values["receiver_record_id"] = env.evidence.record_id
+    if env.evidence.recorded_at is not None:
+        values["receiver_recorded_at"] = env.evidence.recorded_at
+    return values
+
+
 async def _apply_receipt(
     session: AsyncSession, row: Any, env: Envelope, rules: RoutingRules, now: datetime
 ) -> None:
@@ -1137,6 +1148,7 @@ async def _apply_receipt(
                 log.info("receipt without effect", extra={**log_ids(row), "state": state.value})
                 return
             values: dict[str, Any] = {"confirmed_at": now, "attempt_expires_at": None}
+            values |= receipt_evidence(env)
             if state is not DeliveryState.SENT:
                 values["sent_at"] = now
             if await move(

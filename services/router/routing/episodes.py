@@ -73,6 +73,11 @@ episode = Table(
     Column("admission_message_id", String(36), nullable=True),
     Column("admitted_at", UtcDateTime, nullable=True),
     Column("ready_at", UtcDateTime, nullable=True),
+    # the latest ready notice of the stay and when it was withdrawn (återtag), if it was:
+    # the payment clock runs from that notice's delivery to the municipality
+    # (services.router.statistics.payment); kept when withdrawn, as evidence
+    Column("ready_message_id", String(36), nullable=True),
+    Column("ready_withdrawn_at", UtcDateTime, nullable=True),
     Column("sip_due_at", UtcDateTime, nullable=True),
     Column("sip_invited_at", UtcDateTime, nullable=True),
     Column("discharged_at", UtcDateTime, nullable=True),
@@ -235,13 +240,17 @@ async def track(
         values = {
             "state": EpisodeState.READY.value,
             "ready_at": at,
+            "ready_message_id": env.message_id,
+            "ready_withdrawn_at": None,
             "sip_due_at": due,
             "sip_stage": int(Stage.ON_TRACK),
             "sip_check_at": next_stage_at(at, due, Stage.ON_TRACK),
         }
     elif code == EventCode.READY_FOR_DISCHARGE_WITHDRAWN:
         # no longer ready: the SIP clock stops, and a warning it raised no longer holds
-        values = {"state": EpisodeState.ADMITTED.value, "ready_at": None} | _SIP_CLOCK_STOPPED
+        # the payment clock stops too: the withdrawal day is not payable
+        values = {"state": EpisodeState.ADMITTED.value, "ready_at": None, "ready_withdrawn_at": at}
+        values |= _SIP_CLOCK_STOPPED
     elif code == EventCode.DISCHARGE_NOTICE:
         discharged = facts.stay_ended_at or at
         values = {

@@ -38,6 +38,7 @@ from services.router.routing.deliveries import (
     delivery_event,
     delivery_rows,
     log_ids,
+    receipt_evidence,
     transition_row,
 )
 from services.router.routing.domain import DeliveryState, check_delivery_transition
@@ -205,6 +206,7 @@ async def apply_results(
                 log.info("receipt without effect", extra={**log_ids(row), "state": state.value})
             else:
                 values: dict[str, Any] = {"confirmed_at": now, "attempt_expires_at": None}
+                values |= receipt_evidence(env)  # the receiver's record id and time
                 if state is not DeliveryState.SENT:
                     values["sent_at"] = now
                 moves.move(
