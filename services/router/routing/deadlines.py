@@ -19,6 +19,7 @@ from datetime import datetime, time, timedelta
 
 from services.messaging.care_facts import CareFacts
 from services.messaging.envelope import EventCode
+
 # the calendar, re-exported where it was before it had a module of its own
 from services.router.routing.swedish_calendar import STOCKHOLM as STOCKHOLM
 from services.router.routing.swedish_calendar import is_working_day as is_working_day
