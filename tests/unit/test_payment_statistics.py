@@ -41,6 +41,7 @@ from tests.support.router import Clock, message_id, result
 PATIENT = "a" * 32
 RECEIVED_AT = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)  # Treserva's own time of the receipt
 _offsets = iter(range(10**9))
+LAW_EVERYWHERE = PaymentAgreements()
 
 
 def record(family, doc, now):
@@ -88,7 +89,7 @@ async def a_stay(sessions, clock, *, admission_receipt=True):
     return router
 
 
-async def report(sessions, now, agreements=PaymentAgreements()):
+async def report(sessions, now, agreements=LAW_EVERYWHERE):
     async with sessions() as s:
         return await payment_report(
             s,
