@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
@@ -246,3 +247,33 @@ async def test_the_api_and_csv_follow_the_configured_agreement(sessions, api):
     assert bad.status_code == 422
     denied = await api.get("/api/v1/statistics/payment", headers={"authorization": "Bearer nope"})
     assert denied.status_code == 401
+
+
+async def test_the_console_statistics_page_shows_the_days_per_municipality_and_month(sessions):
+    from services.router.ops.console.accounts import SANDBOX_PASSWORDS
+
+    await a_stay(sessions, Clock())
+    app = create_app(
+        RouterSettings(), sessions=sessions, clock=lambda: datetime(2026, 12, 1, 12, tzinfo=UTC)
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://router"
+    ) as client:
+        res = await client.post(
+            "/console/login",
+            data={"user": "ops", "password": SANDBOX_PASSWORDS["ops"], "next": "/console/"},
+        )
+        assert res.status_code == 303, res.text
+        page = await client.get(
+            "/console/statistics", params={"since": "2026-11-01", "until": "2026-11-30"}
+        )
+        assert page.status_code == 200, page.text
+        table = page.text[page.text.index('id="payment-table"') :]
+        row = re.search(r"<tr><th scope=\"row\">(\d+)</th><td>([\d-]+)</td><td>(\d+)</td>", table)
+        assert row is not None and row.groups() == ("0980", "2026-11", "4")
+        export = await client.get(
+            "/console/statistics/payment.csv", params={"since": "2026-11-01", "until": "2026-11-30"}
+        )
+        assert export.status_code == 200
+        assert len(export.text.strip().splitlines()) == 1 + 4
+        assert PATIENT in export.text

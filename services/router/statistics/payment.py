@@ -39,7 +39,7 @@ from services.router.statistics.payment_clock import (
 from services.router.statistics.periods import InvalidRange
 
 GOTLAND = "0980"
-MAX_DAYS = 400  # a report covers at most this many days
+MAX_DAYS = 400 * 7  # at most as long as the longest statistics report (400 weeks)
 
 
 @dataclass(frozen=True, slots=True)
