@@ -18,6 +18,10 @@ Gaps raise an ``episode_gap`` incident (by pseudonym and unit, never by name):
   to dead letter, or its confirmation is overdue).
 
 An episode gap incident resolves itself when no episode has that gap open any more.
+
+An episode also keeps its latest ready notice (``ready_message_id``) and when it was withdrawn
+(``ready_withdrawn_at``): the payment clock reads them
+(:mod:`services.router.statistics.payment`).
 """
 
 from __future__ import annotations
