@@ -131,6 +131,16 @@ class RouterSettings(ServiceSettings):
             raise ValueError(f"unknown message families: {', '.join(unknown)}")
         return terms
 
+    @field_validator("payment_agreements")
+    @classmethod
+    def _municipality_codes(
+        cls, agreements: dict[str, PaymentAgreement]
+    ) -> dict[str, PaymentAgreement]:
+        bad = sorted(code for code in agreements if not (len(code) == 4 and code.isdigit()))
+        if bad:
+            raise ValueError(f"not four-digit municipality codes: {', '.join(bad)}")
+        return agreements
+
     # The operations console (services/router/ops/console): who may log in, as JSON in
     # ROUTER_CONSOLE_USERS ([{"name", "role", "password_hash"}], hashes from
     # `python -m services.router.ops.cli hash-password`), the key the stored session ids are

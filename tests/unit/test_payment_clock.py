@@ -4,6 +4,7 @@ rule's cases, and Hypothesis properties over years and sent times."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -207,3 +208,25 @@ def test_clock_properties(sent, days):
     assert len(counted) == days  # exactly `days` working days before the first payable
     found = payable_days(stay(sent), calendar, today=first + timedelta(days=10))
     assert found == [first + timedelta(days=i) for i in range(10)]
+
+
+@given(
+    sent_times,
+    st.integers(min_value=0, max_value=40),
+    st.integers(min_value=0, max_value=40),
+    st.sampled_from([CALENDAR_3, WORKING_3]),
+)
+def test_payable_days_are_consecutive_and_end_before_the_discharge_day(
+    sent, hours_later, days_later, agreement
+):
+    discharged = sent + timedelta(days=days_later, hours=hours_later)
+    found = payable_days(stay(sent, discharged=discharged), agreement, today=date(2036, 1, 1))
+    last = discharged.astimezone(STOCKHOLM).date()
+    assert all(d < last for d in found)
+    assert all(b - a == timedelta(days=1) for a, b in pairwise(found))
+    if found:
+        assert found[0] == first_payable_day(sent, agreement)
+        assert found[-1] == last - timedelta(days=1)
+    assert (
+        payable_days(stay(sent, received=False, discharged=discharged), agreement, today=last) == []
+    )

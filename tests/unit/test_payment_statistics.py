@@ -277,3 +277,18 @@ async def test_the_console_statistics_page_shows_the_days_per_municipality_and_m
         assert export.status_code == 200
         assert len(export.text.strip().splitlines()) == 1 + 4
         assert PATIENT in export.text
+
+
+def test_agreements_are_settings_checked_when_read(monkeypatch):
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("ROUTER_PAYMENT_AGREEMENTS", '{"0980": {"days": 5, "kind": "working"}}')
+    settings = RouterSettings()
+    agreements = settings.payment_agreements_of()
+    assert agreements.of("0980") == PaymentAgreement(days=5, kind=DayCount.WORKING)
+    assert agreements.of("0180") == PaymentAgreement()  # the law
+    assert settings.municipality_directory().municipality_of("treserva") == "0980"
+    for bad in ('{"Gotland": {"days": 3}}', '{"0980": {"days": 3, "kind": "weekdays"}}'):
+        monkeypatch.setenv("ROUTER_PAYMENT_AGREEMENTS", bad)
+        with pytest.raises(ValidationError):
+            RouterSettings()
