@@ -142,3 +142,29 @@ async def test_a_receipt_without_evidence_still_confirms(sessions):
     row = await treserva_row(sessions, mid)
     assert row.state == "confirmed" and row.confirmed_at is not None
     assert (row.receiver_record_id, row.receiver_recorded_at) == (None, None)
+
+
+async def test_a_later_receipt_fills_in_missing_evidence_and_never_overwrites_it(sessions):
+    """Mode "both": whichever comes first confirms; the evidence the first lacked comes from
+    the second, in the same batch or a later one, and a third changes nothing."""
+    router, mid = await routed(sessions, Clock())
+    await router.handle_batch(
+        [receipt_record(mid), receipt_record(mid, ReceiverEvidence(None, AT))]
+    )
+    row = await treserva_row(sessions, mid)
+    assert row.state == "confirmed"
+    assert (row.receiver_record_id, row.receiver_recorded_at) == (None, AT.astimezone(UTC))
+    await router.handle_batch([receipt_record(mid, ReceiverEvidence("TRS-5", AT + timedelta(1)))])
+    row = await treserva_row(sessions, mid)
+    assert (row.receiver_record_id, row.receiver_recorded_at) == ("TRS-5", AT.astimezone(UTC))
+
+
+async def test_the_one_by_one_path_fills_in_late_evidence_too(sessions):
+    clock = Clock()
+    router, mid = await routed(sessions, clock)
+    await router.handle_batch([receipt_record(mid)])
+    record = receipt_record(mid, ReceiverEvidence("TRS-6", AT))
+    async with sessions.begin() as s:
+        await apply_result(s, read_envelope(record.value), record, routing_rules(), clock.now)
+    row = await treserva_row(sessions, mid)
+    assert (row.receiver_record_id, row.receiver_recorded_at) == ("TRS-6", AT.astimezone(UTC))

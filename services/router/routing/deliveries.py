@@ -1133,6 +1133,23 @@ def receipt_evidence(env: Envelope) -> dict[str, Any]:
     return values
 
 
+async def keep_late_evidence(session: AsyncSession, delivery_id: int, env: Envelope) -> None:
+    """A receipt for a delivery already confirmed (mode "both": the read-back came first, or
+    a receipt without evidence did) fills in the evidence the delivery lacks; it never
+    overwrites what the first receipt said."""
+    values = {
+        # bound with the column's type, so a time is stored as UTC like any other
+        column: func.coalesce(delivery.c[column], bindparam(None, value, delivery.c[column].type))
+        for column, value in receipt_evidence(env).items()
+    }
+    if values:
+        await session.execute(
+            update(delivery)
+            .where(delivery.c.id == delivery_id, delivery.c.state == DeliveryState.CONFIRMED.value)
+            .values(**values)
+        )
+
+
 async def _apply_receipt(
     session: AsyncSession, row: Any, env: Envelope, rules: RoutingRules, now: datetime
 ) -> None:
@@ -1146,6 +1163,7 @@ async def _apply_receipt(
             state = DeliveryState(row.state)
             if state not in unconfirmed:
                 log.info("receipt without effect", extra={**log_ids(row), "state": state.value})
+                await keep_late_evidence(session, row.id, env)
                 return
             values: dict[str, Any] = {"confirmed_at": now, "attempt_expires_at": None}
             values |= receipt_evidence(env)
