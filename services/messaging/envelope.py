@@ -24,6 +24,9 @@ from pydantic import PrivateAttr
 BASE_URL = "https://carebridge.example.se/fhir"
 EVENT_SYSTEM = f"{BASE_URL}/CodeSystem/care-transition-event"
 BUSINESS_KEY_SYSTEM = f"{BASE_URL}/NamingSystem/business-key"
+# A receipt's evidence, on MessageHeader.response (see :class:`ReceiverEvidence`)
+RECEIVER_RECORD_ID_URL = f"{BASE_URL}/StructureDefinition/receiver-record-id"  # valueString
+RECEIVER_RECORDED_AT_URL = f"{BASE_URL}/StructureDefinition/receiver-recorded-at"  # valueInstant
 
 _ID_NAMESPACE = uuid.UUID("6f1d3c52-2b7e-5c1a-9a43-0c9b1f6e8d21")
 
@@ -142,6 +145,20 @@ class MalformedMessage(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class ReceiverEvidence:
+    """What a receiving journal says of the record it holds, carried by its receipt
+    (kvittens): its own id of the record and when it stored it, as far as it tells. It is
+    the evidence both sides argue from (the payment clock, an invoice check); never the
+    record's content."""
+
+    record_id: str | None = None  # at most 64 characters
+    recorded_at: datetime | None = None  # aware
+
+    def __bool__(self) -> bool:
+        return bool(self.record_id) or self.recorded_at is not None
+
+
+@dataclass(frozen=True, slots=True)
 class Envelope:
     """Routing facts read from a message Bundle."""
 
@@ -153,6 +170,8 @@ class Envelope:
     response_to: str | None
     response_code: ResponseCode | None
     outcome_text: str | None
+    # a receipt's evidence; empty for other messages and for receipts from before it was sent
+    evidence: ReceiverEvidence = ReceiverEvidence()
 
     @property
     def source_system(self) -> str:
@@ -205,7 +224,30 @@ def read_envelope(raw: bytes | str) -> Envelope:
         None if response is None else _str(response, "identifier", "MessageHeader.response"),
         response_code,
         None if response is None else _outcome_text(entries),
+        ReceiverEvidence() if response is None else _evidence(response),
     )
+
+
+def _evidence(response: dict[str, Any]) -> ReceiverEvidence:
+    """The receipt's evidence extensions; absent (an older adapter) or unreadable ones are
+    left out, never a reason to refuse the receipt: it still proves the delivery."""
+    found = response.get("extension")
+    record_id: str | None = None
+    recorded_at: datetime | None = None
+    for ext in found if isinstance(found, list) else []:
+        if not isinstance(ext, dict):
+            continue
+        if ext.get("url") == RECEIVER_RECORD_ID_URL and isinstance(ext.get("valueString"), str):
+            record_id = ext["valueString"][:64] or None
+        elif ext.get("url") == RECEIVER_RECORDED_AT_URL and isinstance(
+            ext.get("valueInstant"), str
+        ):
+            try:
+                at = datetime.fromisoformat(ext["valueInstant"])
+            except ValueError:
+                continue
+            recorded_at = at if at.tzinfo is not None else None
+    return ReceiverEvidence(record_id, recorded_at)
 
 
 @overload
@@ -261,10 +303,13 @@ def response_message(
     diagnostics: str | None,
     response_id: str,
     now: datetime,
+    evidence: ReceiverEvidence | None = None,
 ) -> Bundle:
     """A FHIR response message about ``request_message_id``: delivery outcome or receipt.
 
     ``diagnostics`` goes into an OperationOutcome and must not hold patient data.
+    ``evidence`` (a receipt's): the receiving journal's record id and time, as extensions
+    of ``MessageHeader.response``.
 
     An internal control message of a fixed shape, built here and read by the router with
     :func:`read_envelope`: it is not run through the FHIR models (that was a tenth of an
@@ -282,6 +327,8 @@ def response_message(
         "source": {"name": responder.display, "endpoint": responder.endpoint},
         "response": {"identifier": request_message_id, "code": code.value},
     }
+    if evidence:
+        header["response"]["extension"] = _evidence_extensions(evidence)
     entries: list[dict[str, Any]] = [
         {"fullUrl": entry_uuid(response_id, "header"), "resource": header}
     ]
@@ -313,6 +360,17 @@ def response_message(
             "entry": entries,
         }
     )
+
+
+def _evidence_extensions(evidence: ReceiverEvidence) -> list[dict[str, str]]:
+    found = []
+    if evidence.record_id:
+        found.append({"url": RECEIVER_RECORD_ID_URL, "valueString": evidence.record_id[:64]})
+    if evidence.recorded_at is not None:
+        found.append(
+            {"url": RECEIVER_RECORDED_AT_URL, "valueInstant": fhir_instant(evidence.recorded_at)}
+        )
+    return found
 
 
 def control_message(document: dict[str, Any]) -> Bundle:

@@ -31,7 +31,7 @@ from services.messaging.db import store_unavailable
 from services.messaging.envelope import System
 from services.messaging.journal_client import DeliveryError, RecordReader, StoredRecord
 from services.messaging.read_back_store import ReadBackTerms
-from services.messaging.receipts import Receipt, accept_receipt
+from services.messaging.receipts import READ_BACK_PREFIX, Receipt, accept_receipt
 from services.messaging.tracing import continue_or_start
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 def receipt_id(destination: str, message_id: str) -> str:
     """The dedup key of a read-back's receipt: one per message and destination."""
-    return f"read-back:{destination}:{message_id}"
+    return f"{READ_BACK_PREFIX}{destination}:{message_id}"
 
 
 class ReadBackPoller:

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.messaging import topics
 from services.messaging.envelope import (
     EventCode,
+    ReceiverEvidence,
     ResponseCode,
     System,
     fhir_instant,
@@ -39,6 +40,7 @@ from services.messaging.tracing import HEADER as TRACEPARENT
 from services.messaging.tracing import TraceContext, new_trace
 
 _RECEIPT_NAMESPACE = uuid.UUID("0b7c2f4e-91d5-5a0e-8d1c-3f2a6b9e4c70")
+READ_BACK_PREFIX = "read-back:"  # the receipt id of a receipt made by a read-back
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,18 +49,21 @@ class Receipt:
     message_id: str  # the broker message it is about
     rejected: bool
     reason: str | None  # why it was rejected; never patient data (the journal's code/text)
-    # a record read back: the journal's own id of it and when it stored it, when it tells
+    # the journal's own id of the record and when it stored it, when it tells: the
+    # evidence (pushed receipts: their record id and time; read-back: the GET's answer)
     record_id: str | None = None
     recorded_at: datetime | None = None
 
 
 def to_response(receipt: Receipt, *, responder: System, now: datetime) -> Bundle:
     """The FHIR response message of a receipt; its id is stable per (journal, receipt id).
-    A receipt from a read-back names the journal's record and its time in an informational
-    OperationOutcome."""
+    The journal's record id and time travel as the receipt's evidence
+    (:class:`~services.messaging.envelope.ReceiverEvidence`); a receipt from a read-back
+    also names them in an informational OperationOutcome."""
+    read_back = receipt.receipt_id.startswith(READ_BACK_PREFIX)
     if receipt.rejected:
         diagnostics: str | None = (receipt.reason or "rejected")[:200]
-    elif receipt.record_id is not None or receipt.recorded_at is not None:
+    elif read_back and (receipt.record_id is not None or receipt.recorded_at is not None):
         parts = ["read back from the journal"]
         if receipt.record_id is not None:
             parts.append(f"record {receipt.record_id[:64]}")
@@ -75,6 +80,7 @@ def to_response(receipt: Receipt, *, responder: System, now: datetime) -> Bundle
         diagnostics=diagnostics,
         response_id=str(uuid.uuid5(_RECEIPT_NAMESPACE, f"{responder.value}|{receipt.receipt_id}")),
         now=now,
+        evidence=ReceiverEvidence(receipt.record_id, receipt.recorded_at),
     )
 
 

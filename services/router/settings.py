@@ -28,6 +28,8 @@ from services.router.ops.console.accounts import SANDBOX_USERS, ConsoleUser, Rol
 from services.router.ops.oidc.claims import DEFAULT_ROLES, ClaimRules
 from services.router.routing.circuit import CircuitPolicy
 from services.router.routing.domain import FamilyPolicy, RetryPolicy, default_policies
+from services.router.statistics.payment import GOTLAND, MunicipalityDirectory
+from services.router.statistics.payment_clock import PaymentAgreement, PaymentAgreements
 from services.router.subscriptions.endpoints import EndpointPolicy, check_pattern
 
 SANDBOX_OPS_TOKEN = sandbox_secrets.OPS_TOKEN
@@ -110,6 +112,13 @@ class RouterSettings(ServiceSettings):
     )
     silence_check_s: float = 60.0
     sip_in_working_days: bool = False  # a regional agreement may count the SIP's 3 days so
+    # The payment clock (betalningsansvar): the municipality Treserva serves, until receivers
+    # are addressed by unit, and each municipality's agreement (code → {"days": 3, "kind":
+    # "calendar" | "working"}); a municipality without one follows payment_default_agreement
+    # (the law: 3 calendar days)
+    payment_municipality: str = Field(default=GOTLAND, pattern=r"^[0-9]{4}$")
+    payment_agreements: dict[str, PaymentAgreement] = Field(default_factory=dict)
+    payment_default_agreement: PaymentAgreement = PaymentAgreement()
     destination_down_after_s: float = 10 * 60  # a circuit open this long raises an incident
     reminder_warning_s: float = 2 * 3600  # quiet interval of an open incident, by severity
     reminder_critical_s: float = 30 * 60
@@ -121,6 +130,16 @@ class RouterSettings(ServiceSettings):
         if unknown:
             raise ValueError(f"unknown message families: {', '.join(unknown)}")
         return terms
+
+    @field_validator("payment_agreements")
+    @classmethod
+    def _municipality_codes(
+        cls, agreements: dict[str, PaymentAgreement]
+    ) -> dict[str, PaymentAgreement]:
+        bad = sorted(code for code in agreements if not (len(code) == 4 and code.isdigit()))
+        if bad:
+            raise ValueError(f"not four-digit municipality codes: {', '.join(bad)}")
+        return agreements
 
     # The operations console (services/router/ops/console): who may log in, as JSON in
     # ROUTER_CONSOLE_USERS ([{"name", "role", "password_hash"}], hashes from
@@ -368,6 +387,13 @@ class RouterSettings(ServiceSettings):
         if self.console_secure_cookie is not None:
             return self.console_secure_cookie
         return not self.in_sandbox
+
+    def payment_agreements_of(self) -> PaymentAgreements:
+        return PaymentAgreements(dict(self.payment_agreements), self.payment_default_agreement)
+
+    def municipality_directory(self) -> MunicipalityDirectory:
+        """Which municipality each municipal destination serves (one, for now)."""
+        return MunicipalityDirectory({"treserva": self.payment_municipality})
 
     def endpoint_policy(self) -> EndpointPolicy:
         """Where webhook subscriptions may point: https only, and an empty allowlist allows

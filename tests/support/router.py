@@ -72,6 +72,7 @@ def result(
     why=None,
     responder=System.TRESERVA,
     failure=None,
+    evidence=None,
 ):
     """An adapter's outcome or receipt record; ``failure`` is a transient outcome's
     FailureKind header (none: as an adapter from before it was sent)."""
@@ -83,6 +84,7 @@ def result(
         diagnostics=why,
         response_id=str(uuid.uuid4()),
         now=T0,
+        evidence=evidence,
     )
     return IncomingRecord(
         topics.RESULTS,

@@ -2,8 +2,9 @@
 Contract ``contracts/takecare/discharge-readiness.schema.json``; mapping
 ``contracts/fhir/discharge-readiness.md``.
 
-The physician's judgement (``judgedAt``) starts the municipality's 3-calendar-day payment
-clock, so it travels as its own extension and is never replaced by ``occurredAt``. A withdrawal
+The physician's judgement (``judgedAt``) travels as its own extension and is never replaced by
+``occurredAt``. It does not start the municipality's payment clock: that runs from when the
+notice was sent to the municipality (:mod:`services.router.statistics.payment_clock`). A withdrawal
 carries the judgement it withdraws plus the reason.
 
 Bundle layout::

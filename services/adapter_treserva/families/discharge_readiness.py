@@ -2,8 +2,10 @@
 translation of the FHIR message into Treserva's native document
 (``contracts/treserva/discharge-readiness.schema.json``).
 
-``bedomdUtskrivningsklar`` is the physician's judgement: Treserva starts the municipality's
-3-calendar-day payment clock from it, never from ``skickat``."""
+``bedomdUtskrivningsklar`` is the physician's judgement, passed on unchanged. The municipality's
+payment clock does not run from it: it runs from when the notice was sent to the municipality,
+and only if its receipt confirmed the admission notice
+(:mod:`services.router.statistics.payment_clock`)."""
 
 from __future__ import annotations
 

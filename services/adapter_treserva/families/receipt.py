@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.messaging.contracts import violations
+from services.messaging.journal_client import parse_instant
 from services.messaging.native import InvalidEvent
 from services.messaging.receipts import Receipt
 
@@ -22,4 +23,7 @@ def parse_receipt(document: Any) -> Receipt:
         message_id=document["meddelandeId"],
         rejected=document["status"] == "avvisad",
         reason=document.get("orsak"),
+        # the evidence: the journal's own record id and its time of the receipt
+        record_id=document.get("treservaId") or None,
+        recorded_at=parse_instant(document["tidpunkt"]),
     )

@@ -415,7 +415,14 @@ def create_app(
     api.include_router(notification_routes(sessions))
     api.include_router(patient_routes(settings, sessions, clock))
     api.include_router(payload_admin_routes(settings, sessions, clock))
-    api.include_router(statistics_routes(sessions, clock))
+    api.include_router(
+        statistics_routes(
+            sessions,
+            clock,
+            agreements=settings.payment_agreements_of(),
+            directory=settings.municipality_directory(),
+        )
+    )
     app.include_router(api)
     install_console(app, settings, sessions, clock, alert_sinks)
     install_metrics(

@@ -12,8 +12,16 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.router.statistics import export as statistics_export
+from services.router.statistics import payment_export
 from services.router.statistics.charts import CHART_NAMES, render_charts
 from services.router.statistics.export import StatisticsDocument
+from services.router.statistics.payment import (
+    MunicipalityDirectory,
+    PaymentReport,
+    payment_report,
+)
+from services.router.statistics.payment_clock import PaymentAgreements
+from services.router.statistics.payment_export import PaymentDocument
 from services.router.statistics.periods import InvalidRange, Period
 from services.router.statistics.report import StatisticsReport, statistics
 
@@ -32,10 +40,65 @@ _BAD_RANGE: dict[int | str, dict[str, Any]] = {
 SVG_MEDIA_TYPE = "image/svg+xml"
 
 
+PaymentSince = Annotated[
+    date | None, Query(description="first day, YYYY-MM-DD; default: the first of until's month")
+]
+
+
 def statistics_routes(
-    sessions: async_sessionmaker[AsyncSession], clock: Callable[[], datetime]
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Callable[[], datetime],
+    *,
+    agreements: PaymentAgreements | None = None,
+    directory: MunicipalityDirectory | None = None,
 ) -> APIRouter:
     api = APIRouter(prefix="/statistics", tags=["statistics"])
+    agreements = agreements or PaymentAgreements()
+    directory = directory or MunicipalityDirectory()
+
+    async def payment(since: date | None, until: date | None) -> PaymentReport:
+        async with sessions() as session:
+            try:
+                return await payment_report(
+                    session,
+                    agreements=agreements,
+                    directory=directory,
+                    since=since,
+                    until=until,
+                    now=clock(),
+                )
+            except InvalidRange as exc:
+                raise HTTPException(422, str(exc)) from None
+
+    @api.get("/payment", response_model=PaymentDocument, responses=_BAD_RANGE)
+    async def payment_days(since: PaymentSince = None, until: Until = None) -> PaymentDocument:
+        """The payment clock (betalningsansvar): payable bed-days per municipality and
+        month, and every stay's evidence (ready notice sent, admission receipt's time and
+        record id, discharge). Patients by pseudonym only."""
+        return payment_export.to_document(await payment(since, until))
+
+    @api.get(
+        "/payment.csv",
+        response_class=Response,
+        responses={
+            200: {
+                "content": {"text/csv": {}},
+                "description": "one row per patient-stay-day, UTF-8 with BOM, ';'-separated",
+            },
+            **_BAD_RANGE,
+        },
+    )
+    async def payment_csv(since: PaymentSince = None, until: Until = None) -> Response:
+        """The payable days for an invoice check, one row per patient-stay-day with its
+        evidence."""
+        found = await payment(since, until)
+        return Response(
+            content=payment_export.to_csv(found).encode("utf-8"),
+            media_type=payment_export.CSV_MEDIA_TYPE,
+            headers={
+                "content-disposition": f'attachment; filename="{payment_export.file_name(found)}"'
+            },
+        )
 
     async def report(period: Period, since: date | None, until: date | None) -> StatisticsReport:
         async with sessions() as session:

@@ -8,19 +8,22 @@ router warns before a breach. Pure: times in, times out; the Swedish calendar is
 | SIP invitation (kallelse till SIP) | 3 days after ready for discharge (episode rule) |
 
 A deadline counted in *working days* (where a regional agreement says so) skips Saturdays,
-Sundays and Swedish public holidays (:func:`add_working_days`).
+Sundays and Swedish public holidays (:func:`add_working_days`;
+:mod:`services.router.routing.swedish_calendar`).
 """
 
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, time, timedelta
 
 from services.messaging.care_facts import CareFacts
 from services.messaging.envelope import EventCode
 
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
+# the calendar, re-exported where it was before it had a module of its own
+from services.router.routing.swedish_calendar import STOCKHOLM as STOCKHOLM
+from services.router.routing.swedish_calendar import is_working_day as is_working_day
+from services.router.routing.swedish_calendar import swedish_holidays as swedish_holidays
 
 ADMISSION_NOTICE_WITHIN = timedelta(hours=24)
 SIP_INVITATION_WITHIN_DAYS = 3
@@ -86,52 +89,3 @@ def add_working_days(start: datetime, days: int) -> datetime:
         if is_working_day(day):
             left -= 1
     return datetime.combine(day, local.timetz()).astimezone(start.tzinfo)
-
-
-def is_working_day(day: date) -> bool:
-    return day.weekday() < 5 and day not in swedish_holidays(day.year)
-
-
-def swedish_holidays(year: int) -> frozenset[date]:
-    """Public holidays (allmänna helgdagar) plus midsummer and Christmas Eve and New Year's
-    Eve, which are treated as holidays in practice."""
-    easter = _easter(year)
-    midsummer_eve = next(date(year, 6, d) for d in range(19, 26) if date(year, 6, d).weekday() == 4)
-    all_saints = next(
-        d for d in (date(year, 10, 31) + timedelta(days=i) for i in range(7)) if d.weekday() == 5
-    )
-    return frozenset(
-        {
-            date(year, 1, 1),  # nyårsdagen
-            date(year, 1, 6),  # trettondedag jul
-            easter - timedelta(days=2),  # långfredagen
-            easter,  # påskdagen
-            easter + timedelta(days=1),  # annandag påsk
-            date(year, 5, 1),  # första maj
-            easter + timedelta(days=39),  # Kristi himmelsfärdsdag
-            easter + timedelta(days=49),  # pingstdagen
-            date(year, 6, 6),  # nationaldagen
-            midsummer_eve,  # midsommarafton
-            midsummer_eve + timedelta(days=1),  # midsommardagen
-            all_saints,  # alla helgons dag
-            date(year, 12, 24),  # julafton
-            date(year, 12, 25),  # juldagen
-            date(year, 12, 26),  # annandag jul
-            date(year, 12, 31),  # nyårsafton
-        }
-    )
-
-
-def _easter(year: int) -> date:
-    """Gregorian Easter Sunday (the anonymous Gregorian algorithm)."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = b // 4, b % 4
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = c // 4, c % 4
-    l_ = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * l_) // 451
-    month = (h + l_ - 7 * m + 114) // 31
-    day = (h + l_ - 7 * m + 114) % 31 + 1
-    return date(year, month, day)

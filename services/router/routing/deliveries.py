@@ -1122,6 +1122,34 @@ async def dead_letter(
     )
 
 
+def receipt_evidence(env: Envelope) -> dict[str, Any]:
+    """The delivery's columns of a receipt's evidence (the receiving journal's record id
+    and time), only those the receipt carries: an older adapter's receipt carries none."""
+    values: dict[str, Any] = {}
+    if env.evidence.record_id:
+        values["receiver_record_id"] = env.evidence.record_id
+    if env.evidence.recorded_at is not None:
+        values["receiver_recorded_at"] = env.evidence.recorded_at
+    return values
+
+
+async def keep_late_evidence(session: AsyncSession, delivery_id: int, env: Envelope) -> None:
+    """A receipt for a delivery already confirmed (mode "both": the read-back came first, or
+    a receipt without evidence did) fills in the evidence the delivery lacks; it never
+    overwrites what the first receipt said."""
+    values = {
+        # bound with the column's type, so a time is stored as UTC like any other
+        column: func.coalesce(delivery.c[column], bindparam(None, value, delivery.c[column].type))
+        for column, value in receipt_evidence(env).items()
+    }
+    if values:
+        await session.execute(
+            update(delivery)
+            .where(delivery.c.id == delivery_id, delivery.c.state == DeliveryState.CONFIRMED.value)
+            .values(**values)
+        )
+
+
 async def _apply_receipt(
     session: AsyncSession, row: Any, env: Envelope, rules: RoutingRules, now: datetime
 ) -> None:
@@ -1135,8 +1163,10 @@ async def _apply_receipt(
             state = DeliveryState(row.state)
             if state not in unconfirmed:
                 log.info("receipt without effect", extra={**log_ids(row), "state": state.value})
+                await keep_late_evidence(session, row.id, env)
                 return
             values: dict[str, Any] = {"confirmed_at": now, "attempt_expires_at": None}
+            values |= receipt_evidence(env)
             if state is not DeliveryState.SENT:
                 values["sent_at"] = now
             if await move(

@@ -18,6 +18,10 @@ Gaps raise an ``episode_gap`` incident (by pseudonym and unit, never by name):
   to dead letter, or its confirmation is overdue).
 
 An episode gap incident resolves itself when no episode has that gap open any more.
+
+An episode also keeps its latest ready notice (``ready_message_id``) and when it was withdrawn
+(``ready_withdrawn_at``): the payment clock reads them
+(:mod:`services.router.statistics.payment`).
 """
 
 from __future__ import annotations
@@ -73,6 +77,11 @@ episode = Table(
     Column("admission_message_id", String(36), nullable=True),
     Column("admitted_at", UtcDateTime, nullable=True),
     Column("ready_at", UtcDateTime, nullable=True),
+    # the latest ready notice of the stay and when it was withdrawn (återtag), if it was:
+    # the payment clock runs from that notice's delivery to the municipality
+    # (services.router.statistics.payment); kept when withdrawn, as evidence
+    Column("ready_message_id", String(36), nullable=True),
+    Column("ready_withdrawn_at", UtcDateTime, nullable=True),
     Column("sip_due_at", UtcDateTime, nullable=True),
     Column("sip_invited_at", UtcDateTime, nullable=True),
     Column("discharged_at", UtcDateTime, nullable=True),
@@ -235,13 +244,17 @@ async def track(
         values = {
             "state": EpisodeState.READY.value,
             "ready_at": at,
+            "ready_message_id": env.message_id,
+            "ready_withdrawn_at": None,
             "sip_due_at": due,
             "sip_stage": int(Stage.ON_TRACK),
             "sip_check_at": next_stage_at(at, due, Stage.ON_TRACK),
         }
     elif code == EventCode.READY_FOR_DISCHARGE_WITHDRAWN:
         # no longer ready: the SIP clock stops, and a warning it raised no longer holds
-        values = {"state": EpisodeState.ADMITTED.value, "ready_at": None} | _SIP_CLOCK_STOPPED
+        # the payment clock stops too: the withdrawal day is not payable
+        values = {"state": EpisodeState.ADMITTED.value, "ready_at": None, "ready_withdrawn_at": at}
+        values |= _SIP_CLOCK_STOPPED
     elif code == EventCode.DISCHARGE_NOTICE:
         discharged = facts.stay_ended_at or at
         values = {

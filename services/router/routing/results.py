@@ -37,7 +37,9 @@ from services.router.routing.deliveries import (
     apply_result,
     delivery_event,
     delivery_rows,
+    keep_late_evidence,
     log_ids,
+    receipt_evidence,
     transition_row,
 )
 from services.router.routing.domain import DeliveryState, check_delivery_transition
@@ -203,8 +205,12 @@ async def apply_results(
             state = DeliveryState(row.state)
             if state not in _UNCONFIRMED:
                 log.info("receipt without effect", extra={**log_ids(row), "state": state.value})
+                if env.evidence:
+                    await moves.flush(session, now)  # the confirmation this batch made first
+                    await keep_late_evidence(session, row.id, env)
             else:
                 values: dict[str, Any] = {"confirmed_at": now, "attempt_expires_at": None}
+                values |= receipt_evidence(env)  # the receiver's record id and time
                 if state is not DeliveryState.SENT:
                     values["sent_at"] = now
                 moves.move(

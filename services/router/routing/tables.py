@@ -93,6 +93,10 @@ delivery = Table(
     Column("legal_due_at", UtcDateTime, nullable=True),
     Column("legal_stage", Integer, nullable=False, server_default="0"),
     Column("legal_check_at", UtcDateTime, nullable=True, index=True),
+    # the receipt's evidence (kvittens): the receiving journal's own id of the record and
+    # when it stored it, as it told; null when it did not (or its adapter predates them)
+    Column("receiver_record_id", String(64), nullable=True),
+    Column("receiver_recorded_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("message_id", "destination"),

@@ -159,6 +159,18 @@ LABELS: dict[str, tuple[str, str]] = {
         "Admission → confirmed (median min, Treserva)",
     ),
     "same_day_discharge": ("Utskrivna samma dag", "Same-day discharge"),
+    "payment_clock": (
+        "Betalningsansvar (vårddygn efter utskrivningsklar)",
+        "Payment responsibility (bed-days after ready for discharge)",
+    ),
+    "municipality": ("Kommun", "Municipality"),
+    "payable_days": ("Vårddygn", "Bed-days"),
+    "stays": ("Vårdtillfällen", "Stays"),
+    "payment_none": (
+        "Inga vårddygn med betalningsansvar i perioden.",
+        "No payable bed-days in the period.",
+    ),
+    "export_payment_csv": ("Exportera underlag (CSV)", "Export evidence (CSV)"),
     "sip": ("SIP", "SIP"),
     "day": ("Dag", "Day"),
     "week": ("Vecka", "Week"),

@@ -57,7 +57,9 @@ from services.router.routing.domain import AlertState, DeliveryState, IllegalTra
 from services.router.routing.replay import ReplayFilter, audit_log, replay
 from services.router.settings import RouterSettings
 from services.router.statistics import export as statistics_export
+from services.router.statistics import payment_export
 from services.router.statistics.charts import render_charts
+from services.router.statistics.payment import PaymentReport, payment_report
 from services.router.statistics.periods import InvalidRange, Period
 from services.router.statistics.report import StatisticsReport, statistics
 
@@ -402,11 +404,26 @@ def console_routes(
         except (ValueError, InvalidRange) as exc:
             raise HTTPException(422, f"{exc}") from None
 
+    async def _payment(since: date | None, until: date | None) -> PaymentReport:
+        try:
+            async with sessions() as session:
+                return await payment_report(
+                    session,
+                    agreements=settings.payment_agreements_of(),
+                    directory=settings.municipality_directory(),
+                    since=since,
+                    until=until,
+                    now=clock(),
+                )
+        except InvalidRange as exc:
+            raise HTTPException(422, f"{exc}") from None
+
     @web.get("/statistics", response_class=HTMLResponse)
     async def statistics_page(
         request: Request, operator: Operator, period: str = "day", since: str = "", until: str = ""
     ) -> HTMLResponse:
         report = await _statistics(period, since, until)
+        payment = await _payment(report.since, report.until)
         query = urlencode(
             {k: v for k, v in (("period", period), ("since", since), ("until", until)) if v}
         )
@@ -415,6 +432,7 @@ def console_routes(
             "statistics.html",
             {
                 "report": statistics_export.to_document(report),
+                "payment": payment_export.to_document(payment),
                 "charts": render_charts(report),
                 "period": report.period.value,
                 "query": query,
@@ -432,6 +450,22 @@ def console_routes(
             statistics_export.to_csv(report).encode("utf-8"),
             media_type=statistics_export.CSV_MEDIA_TYPE,
             headers={"content-disposition": f'attachment; filename="{name}"'},
+        )
+
+    @web.get("/statistics/payment.csv")
+    async def payment_csv(operator: Operator, since: str = "", until: str = "") -> Response:
+        """The payment clock's evidence, one row per patient-stay-day (pseudonyms only)."""
+        try:
+            first, last = _date("since", since), _date("until", until)
+        except ValueError as exc:
+            raise HTTPException(422, f"{exc}") from None
+        found = await _payment(first, last)
+        return Response(
+            payment_export.to_csv(found).encode("utf-8"),
+            media_type=payment_export.CSV_MEDIA_TYPE,
+            headers={
+                "content-disposition": f'attachment; filename="{payment_export.file_name(found)}"'
+            },
         )
 
     @web.get("/audit", response_class=HTMLResponse)
