@@ -9,7 +9,10 @@ Message layout (mapping ``contracts/fhir/medication-list.md``)::
      ├── List                     the list: id, version, context, date; empty → emptyReason
      ├── Patient
      ├── Organization             the responsible unit (HSA-id)
-     └── MedicationStatement ×n   one per line, in the list's order
+     ├── MedicationStatement ×n   one per line, in the list's order; the dosage is
+     │                            :mod:`services.messaging.dosage`
+     └── Practitioner ×n          each distinct prescriber (HSA-id), the informationSource
+                                  of the lines they prescribed
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from datetime import date, datetime
 from typing import Any, Literal, get_args
 
 from services.messaging import vocabulary as vocab
+from services.messaging.dosage import Dosage, dosage_element, read_dosage
 from services.messaging.fhir_parts import (
     CareUnit,
     PatientInfo,
@@ -28,28 +32,30 @@ from services.messaging.fhir_parts import (
     code,
     coded,
     extension,
+    hsa_id,
     instant,
     integer,
     known,
+    maybe_boolean,
     maybe_day,
-    maybe_integer,
     maybe_obj,
     maybe_text,
-    number,
     obj,
     one,
     organization_resource,
     patient_resource,
     read_patient,
     read_unit,
+    required_extension,
     resolve,
     text,
-    texts,
 )
+from services.messaging.identifiers import HSA_ID_SYSTEM
 
 Context = Literal["admission", "discharge", "home-care"]
 LineStatus = Literal["active", "paused", "stopped"]
 AdministeredBy = Literal["home-care", "patient", "relative", "hospital"]
+ChangeKind = Literal["started", "stopped", "changed", "unchanged"]
 
 CONTEXTS: dict[str, Context] = {c: c for c in get_args(Context)}
 CONTEXT_DISPLAY: dict[Context, str] = {
@@ -66,28 +72,35 @@ ADMINISTERED_BY_DISPLAY: dict[AdministeredBy, str] = {
 }
 FHIR_STATUS: dict[LineStatus, str] = {"active": "active", "paused": "on-hold", "stopped": "stopped"}
 LINE_STATUS: dict[str, LineStatus] = {v: k for k, v in FHIR_STATUS.items()}
+CHANGE_KINDS: dict[str, ChangeKind] = {c: c for c in get_args(ChangeKind)}
+CHANGE_DISPLAY: dict[ChangeKind, str] = {
+    "started": "Insatt",
+    "stopped": "Utsatt",
+    "changed": "Ändrad",
+    "unchanged": "Oförändrad",
+}
+PROVIDER_NUMBER = {"system": vocab.IDENTIFIER_TYPE_SYSTEM, "code": "PRN"}
 LIST_EMPTY_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/list-empty-reason"
 LIST_ID_SYSTEMS = (vocab.TAKECARE_MEDICATION_LIST_SYSTEM, vocab.TRESERVA_MEDICATION_LIST_SYSTEM)
-# Journal dose unit → UCUM code; other units ("st", "E", "dospåse") only as Quantity.unit.
-UCUM_CODES = {u: u for u in ("mg", "g", "ug", "ng", "mL", "L", "mmol", "[IU]")}
-UCUM_CODES |= {"ml": "mL", "l": "L", "mikrogram": "ug", "IE": "[IU]"}
 
 FOCUS = "list"  # the role of the List: MessageHeader.focus
 SENDER = "organization"  # the role of the responsible unit: MessageHeader.sender
 
 
 @dataclass(frozen=True, slots=True)
-class Dose:
-    value: float
-    unit: str
+class Prescriber:
+    """The physician who prescribed a line (förskrivare), by personal HSA-id."""
+
+    hsa_id: str
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Dosage:
-    text: str  # always: the dosage as the prescriber wrote it
-    dose: Dose | None = None
-    times_per_day: int | None = None
-    times_of_day: tuple[str, ...] = ()  # "HH:MM", local time
+class LineChange:
+    """How a line changed since the last list (insatt, utsatt, ändrad, oförändrad), and why."""
+
+    kind: ChangeKind
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +118,9 @@ class MedicationLine:
     end_date: date | None = None
     reason: str | None = None
     change_note: str | None = None
+    dose_dispensed: bool | None = None  # dosdispensering: a pharmacy packs it in dose bags
+    prescriber: Prescriber | None = None
+    change: LineChange | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +142,13 @@ class MedicationList:
 def list_resources(medication_list: MedicationList, ref: Ref) -> list[tuple[str, dict[str, Any]]]:
     """(role, resource) pairs for :func:`message_bundle`, with ``focus=[FOCUS]`` and
     ``sender=SENDER``."""
+    # One Practitioner per distinct prescriber, in order of first appearance.
+    prescribers: dict[Prescriber, str] = {}
+    for line in medication_list.lines:
+        if line.prescriber is not None and line.prescriber not in prescribers:
+            prescribers[line.prescriber] = f"prescriber-{len(prescribers)}"
     statements = [
-        (f"statement-{i}", _statement(line, medication_list, ref))
+        (f"statement-{i}", _statement(line, medication_list, ref, prescribers))
         for i, line in enumerate(medication_list.lines)
     ]
     return [
@@ -135,7 +156,19 @@ def list_resources(medication_list: MedicationList, ref: Ref) -> list[tuple[str,
         ("patient", patient_resource(medication_list.patient)),
         (SENDER, organization_resource(medication_list.unit)),
         *statements,
+        *((role, _practitioner(p)) for p, role in prescribers.items()),
     ]
+
+
+def _practitioner(prescriber: Prescriber) -> dict[str, Any]:
+    ident = {"type": {"coding": [PROVIDER_NUMBER]}, "system": HSA_ID_SYSTEM}
+    resource: dict[str, Any] = {
+        "resourceType": "Practitioner",
+        "identifier": [ident | {"value": prescriber.hsa_id}],
+    }
+    if prescriber.name is not None:
+        resource["name"] = [{"text": prescriber.name}]
+    return resource
 
 
 def _encounter_ref(encounter_id: str) -> dict[str, Any]:
@@ -194,35 +227,37 @@ def _medication(line: MedicationLine) -> dict[str, Any]:
     return concept
 
 
-def _dosage(dosage: Dosage) -> dict[str, Any]:
-    out: dict[str, Any] = {"text": dosage.text}
-    repeat: dict[str, Any] = {}
-    if dosage.times_per_day is not None:
-        repeat |= {"frequency": dosage.times_per_day, "period": 1, "periodUnit": "d"}
-    if dosage.times_of_day:
-        repeat["timeOfDay"] = [f"{t}:00" for t in dosage.times_of_day]
-    if repeat:
-        out["timing"] = {"repeat": repeat}
-    if dosage.dose is not None:
-        quantity: dict[str, Any] = {"value": dosage.dose.value, "unit": dosage.dose.unit}
-        if dosage.dose.unit in UCUM_CODES:
-            quantity |= {"system": vocab.UCUM_SYSTEM, "code": UCUM_CODES[dosage.dose.unit]}
-        out["doseAndRate"] = [{"doseQuantity": quantity}]
-    return out
-
-
-def _statement(line: MedicationLine, ml: MedicationList, ref: Ref) -> dict[str, Any]:
+def _extensions(line: MedicationLine) -> list[dict[str, Any]]:
     by = line.administered_by
     by_code = code(vocab.ADMINISTERED_BY_SYSTEM, by, ADMINISTERED_BY_DISPLAY[by])
+    found: list[dict[str, Any]] = [
+        {"url": vocab.ADMINISTERED_BY_URL, "valueCodeableConcept": by_code}
+    ]
+    if line.dose_dispensed is not None:
+        found.append({"url": vocab.DOSE_DISPENSED_URL, "valueBoolean": line.dose_dispensed})
+    if line.change is not None:
+        kind = line.change.kind
+        coding = {"system": vocab.MEDICATION_LINE_CHANGE_SYSTEM, "code": kind}
+        parts = [{"url": "type", "valueCoding": coding | {"display": CHANGE_DISPLAY[kind]}}]
+        if line.change.reason is not None:
+            parts.append({"url": "reason", "valueString": line.change.reason})
+        found.append({"url": vocab.MEDICATION_LINE_CHANGE_URL, "extension": parts})
+    return found
+
+
+def _statement(
+    line: MedicationLine, ml: MedicationList, ref: Ref, prescribers: dict[Prescriber, str]
+) -> dict[str, Any]:
+    source = SENDER if line.prescriber is None else prescribers[line.prescriber]
     statement: dict[str, Any] = {
         "resourceType": "MedicationStatement",
-        "extension": [{"url": vocab.ADMINISTERED_BY_URL, "valueCodeableConcept": by_code}],
+        "extension": _extensions(line),
         "status": FHIR_STATUS[line.status],
         "medicationCodeableConcept": _medication(line),
         "subject": {"reference": ref("patient")},
         "dateAsserted": ml.occurred_at.isoformat(),
-        "informationSource": {"reference": ref(SENDER)},
-        "dosage": [_dosage(line.dosage)],
+        "informationSource": {"reference": ref(source)},
+        "dosage": [dosage_element(line.dosage)],
     }
     if ml.encounter_id is not None:
         statement["context"] = _encounter_ref(ml.encounter_id)
@@ -260,27 +295,20 @@ def read_medication_list(doc: dict[str, Any]) -> MedicationList:
         patient=read_patient(resolve(doc, resource, "subject")),
         unit=read_unit(resolve(doc, header, "sender")),
         lines=tuple(
-            _read_line(resolve(doc, resource, f"entry.{i}.item", "MedicationStatement"))
+            _read_line(doc, resolve(doc, resource, f"entry.{i}.item", "MedicationStatement"))
             for i in range(len(arr(resource, "entry")))
         ),
         encounter_id=maybe_text(resource, "encounter.identifier.value"),
     )
 
 
-def _read_line(statement: dict[str, Any]) -> MedicationLine:
+def _read_line(doc: dict[str, Any], statement: dict[str, Any]) -> MedicationLine:
     concept = obj(statement, "medicationCodeableConcept")
-    quantity = maybe_obj(statement, "dosage.0.doseAndRate.0.doseQuantity")
     by = maybe_obj(extension(statement, vocab.ADMINISTERED_BY_URL), "valueCodeableConcept")
+    dispensed = extension(statement, vocab.DOSE_DISPENSED_URL)
     return MedicationLine(
         name=text(concept, "text"),
-        dosage=Dosage(
-            text=text(statement, "dosage.0.text"),
-            dose=None
-            if quantity is None
-            else Dose(number(quantity, "value"), text(quantity, "unit")),
-            times_per_day=maybe_integer(statement, "dosage.0.timing.repeat.frequency"),
-            times_of_day=tuple(t[:5] for t in texts(statement, "dosage.0.timing.repeat.timeOfDay")),
-        ),
+        dosage=read_dosage(statement),
         status=known(LINE_STATUS, text(statement, "status"), "MedicationStatement.status"),
         administered_by=known(
             ADMINISTERED_BY,
@@ -296,6 +324,43 @@ def _read_line(statement: dict[str, Any]) -> MedicationLine:
         end_date=maybe_day(statement, "effectivePeriod.end"),
         reason=maybe_text(statement, "reasonCode.0.text"),
         change_note=maybe_text(statement, "note.0.text"),
+        dose_dispensed=None if dispensed is None else _boolean(dispensed),
+        prescriber=_read_prescriber(resolve(doc, statement, "informationSource")),
+        change=_read_change(extension(statement, vocab.MEDICATION_LINE_CHANGE_URL)),
+    )
+
+
+def _boolean(found: dict[str, Any]) -> bool:
+    value = maybe_boolean(found, "valueBoolean")
+    if value is None:
+        raise TranslationError("the dose-dispensed extension has no valueBoolean")
+    return value
+
+
+def _read_prescriber(source: dict[str, Any]) -> Prescriber | None:
+    """The Practitioner a line's informationSource points to; None for the unit."""
+    if source.get("resourceType") == "Organization":
+        return None
+    if source.get("resourceType") != "Practitioner":
+        raise TranslationError("MedicationStatement.informationSource is no prescriber or unit")
+    hsa = hsa_id(source)
+    if hsa is None:
+        raise TranslationError("the prescriber (Practitioner) has no HSA-id")
+    name = maybe_text(source, "name.0.text") if maybe_obj(source, "name.0") else None
+    return Prescriber(hsa, name)
+
+
+def _read_change(found: dict[str, Any] | None) -> LineChange | None:
+    if found is None:
+        return None
+    what = "MedicationStatement medication-line-change extension"
+    coding = obj(required_extension(found, "type"), "valueCoding")
+    if coding.get("system") != vocab.MEDICATION_LINE_CHANGE_SYSTEM:
+        raise TranslationError(f"{what}: type is not from the medication-line-change system")
+    reason = extension(found, "reason")
+    return LineChange(
+        kind=known(CHANGE_KINDS, text(coding, "code"), what),
+        reason=None if reason is None else text(reason, "valueString"),
     )
 
 
