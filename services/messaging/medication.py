@@ -10,7 +10,8 @@ Message layout (mapping ``contracts/fhir/medication-list.md``)::
      ├── Patient
      ├── Organization             the responsible unit (HSA-id)
      ├── MedicationStatement ×n   one per line, in the list's order; the dosage is
-     │                            :mod:`services.messaging.dosage`
+     │                            :mod:`services.messaging.dosage`, prescriber, dose
+     │                            dispensing and change :mod:`services.messaging.prescription`
      └── Practitioner ×n          each distinct prescriber (HSA-id), the informationSource
                                   of the lines they prescribed
 """
@@ -32,11 +33,9 @@ from services.messaging.fhir_parts import (
     code,
     coded,
     extension,
-    hsa_id,
     instant,
     integer,
     known,
-    maybe_boolean,
     maybe_day,
     maybe_obj,
     maybe_text,
@@ -46,16 +45,22 @@ from services.messaging.fhir_parts import (
     patient_resource,
     read_patient,
     read_unit,
-    required_extension,
     resolve,
     text,
 )
-from services.messaging.identifiers import HSA_ID_SYSTEM
+from services.messaging.prescription import (
+    LineChange,
+    Prescriber,
+    change_extension,
+    dispensed_value,
+    practitioner_resource,
+    read_change,
+    read_prescriber,
+)
 
 Context = Literal["admission", "discharge", "home-care"]
 LineStatus = Literal["active", "paused", "stopped"]
 AdministeredBy = Literal["home-care", "patient", "relative", "hospital"]
-ChangeKind = Literal["started", "stopped", "changed", "unchanged"]
 
 CONTEXTS: dict[str, Context] = {c: c for c in get_args(Context)}
 CONTEXT_DISPLAY: dict[Context, str] = {
@@ -72,35 +77,11 @@ ADMINISTERED_BY_DISPLAY: dict[AdministeredBy, str] = {
 }
 FHIR_STATUS: dict[LineStatus, str] = {"active": "active", "paused": "on-hold", "stopped": "stopped"}
 LINE_STATUS: dict[str, LineStatus] = {v: k for k, v in FHIR_STATUS.items()}
-CHANGE_KINDS: dict[str, ChangeKind] = {c: c for c in get_args(ChangeKind)}
-CHANGE_DISPLAY: dict[ChangeKind, str] = {
-    "started": "Insatt",
-    "stopped": "Utsatt",
-    "changed": "Ändrad",
-    "unchanged": "Oförändrad",
-}
-PROVIDER_NUMBER = {"system": vocab.IDENTIFIER_TYPE_SYSTEM, "code": "PRN"}
 LIST_EMPTY_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/list-empty-reason"
 LIST_ID_SYSTEMS = (vocab.TAKECARE_MEDICATION_LIST_SYSTEM, vocab.TRESERVA_MEDICATION_LIST_SYSTEM)
 
 FOCUS = "list"  # the role of the List: MessageHeader.focus
 SENDER = "organization"  # the role of the responsible unit: MessageHeader.sender
-
-
-@dataclass(frozen=True, slots=True)
-class Prescriber:
-    """The physician who prescribed a line (förskrivare), by personal HSA-id."""
-
-    hsa_id: str
-    name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LineChange:
-    """How a line changed since the last list (insatt, utsatt, ändrad, oförändrad), and why."""
-
-    kind: ChangeKind
-    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,19 +137,8 @@ def list_resources(medication_list: MedicationList, ref: Ref) -> list[tuple[str,
         ("patient", patient_resource(medication_list.patient)),
         (SENDER, organization_resource(medication_list.unit)),
         *statements,
-        *((role, _practitioner(p)) for p, role in prescribers.items()),
+        *((role, practitioner_resource(p)) for p, role in prescribers.items()),
     ]
-
-
-def _practitioner(prescriber: Prescriber) -> dict[str, Any]:
-    ident = {"type": {"coding": [PROVIDER_NUMBER]}, "system": HSA_ID_SYSTEM}
-    resource: dict[str, Any] = {
-        "resourceType": "Practitioner",
-        "identifier": [ident | {"value": prescriber.hsa_id}],
-    }
-    if prescriber.name is not None:
-        resource["name"] = [{"text": prescriber.name}]
-    return resource
 
 
 def _encounter_ref(encounter_id: str) -> dict[str, Any]:
@@ -236,12 +206,7 @@ def _extensions(line: MedicationLine) -> list[dict[str, Any]]:
     if line.dose_dispensed is not None:
         found.append({"url": vocab.DOSE_DISPENSED_URL, "valueBoolean": line.dose_dispensed})
     if line.change is not None:
-        kind = line.change.kind
-        coding = {"system": vocab.MEDICATION_LINE_CHANGE_SYSTEM, "code": kind}
-        parts = [{"url": "type", "valueCoding": coding | {"display": CHANGE_DISPLAY[kind]}}]
-        if line.change.reason is not None:
-            parts.append({"url": "reason", "valueString": line.change.reason})
-        found.append({"url": vocab.MEDICATION_LINE_CHANGE_URL, "extension": parts})
+        found.append(change_extension(line.change))
     return found
 
 
@@ -324,43 +289,9 @@ def _read_line(doc: dict[str, Any], statement: dict[str, Any]) -> MedicationLine
         end_date=maybe_day(statement, "effectivePeriod.end"),
         reason=maybe_text(statement, "reasonCode.0.text"),
         change_note=maybe_text(statement, "note.0.text"),
-        dose_dispensed=None if dispensed is None else _boolean(dispensed),
-        prescriber=_read_prescriber(resolve(doc, statement, "informationSource")),
-        change=_read_change(extension(statement, vocab.MEDICATION_LINE_CHANGE_URL)),
-    )
-
-
-def _boolean(found: dict[str, Any]) -> bool:
-    value = maybe_boolean(found, "valueBoolean")
-    if value is None:
-        raise TranslationError("the dose-dispensed extension has no valueBoolean")
-    return value
-
-
-def _read_prescriber(source: dict[str, Any]) -> Prescriber | None:
-    """The Practitioner a line's informationSource points to; None for the unit."""
-    if source.get("resourceType") == "Organization":
-        return None
-    if source.get("resourceType") != "Practitioner":
-        raise TranslationError("MedicationStatement.informationSource is no prescriber or unit")
-    hsa = hsa_id(source)
-    if hsa is None:
-        raise TranslationError("the prescriber (Practitioner) has no HSA-id")
-    name = maybe_text(source, "name.0.text") if maybe_obj(source, "name.0") else None
-    return Prescriber(hsa, name)
-
-
-def _read_change(found: dict[str, Any] | None) -> LineChange | None:
-    if found is None:
-        return None
-    what = "MedicationStatement medication-line-change extension"
-    coding = obj(required_extension(found, "type"), "valueCoding")
-    if coding.get("system") != vocab.MEDICATION_LINE_CHANGE_SYSTEM:
-        raise TranslationError(f"{what}: type is not from the medication-line-change system")
-    reason = extension(found, "reason")
-    return LineChange(
-        kind=known(CHANGE_KINDS, text(coding, "code"), what),
-        reason=None if reason is None else text(reason, "valueString"),
+        dose_dispensed=None if dispensed is None else dispensed_value(dispensed),
+        prescriber=read_prescriber(resolve(doc, statement, "informationSource")),
+        change=read_change(extension(statement, vocab.MEDICATION_LINE_CHANGE_URL)),
     )
 
 

@@ -24,17 +24,15 @@ from services.messaging.medication import (
     FOCUS,
     SENDER,
     AdministeredBy,
-    ChangeKind,
     Context,
-    LineChange,
     LineStatus,
     MedicationLine,
     MedicationList,
-    Prescriber,
     list_resources,
     read_medication_list,
 )
 from services.messaging.native import InboundFamily, NativeEvent, NativeModel, OutboundFamily
+from services.messaging.prescription import ChangeKind, LineChange, Prescriber
 from services.messaging.vocabulary import TRESERVA_MEDICATION_LIST_SYSTEM
 
 SCHEMA = "treserva/medication-list.schema.json"
