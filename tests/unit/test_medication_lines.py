@@ -4,6 +4,7 @@ started, stopped or changed since the last list, with the reason. Both direction
 fixtures and as properties over the simulators' samples; and the refusals."""
 
 import copy
+import dataclasses
 import json
 import math
 from datetime import UTC, datetime
@@ -19,10 +20,19 @@ from sandbox.simulators.samples.medication_list import (
 )
 from services.adapter_takecare.families import medication_list as takecare
 from services.adapter_treserva.families import medication_list as treserva
-from services.messaging.envelope import to_json
-from services.messaging.fhir_parts import TranslationError
+from services.messaging.dosage import AsNeededCondition, Dosage, Dose, MaxDose
+from services.messaging.envelope import EventCode, System, to_json
+from services.messaging.fhir_parts import TranslationError, message_bundle, refs
 from services.messaging.identifiers import HSA_ID_SYSTEM
+from services.messaging.medication import (
+    FOCUS,
+    SENDER,
+    MedicationLine,
+    list_resources,
+    read_medication_list,
+)
 from services.messaging.native import InvalidEvent
+from services.messaging.prescription import LineChange, Prescriber
 from services.messaging.vocabulary import (
     DOSE_DISPENSED_URL,
     IDENTIFIER_TYPE_SYSTEM,
@@ -351,3 +361,69 @@ def test_a_broken_line_in_fhir_is_a_translation_error(family):
     for change in (minutes, no_hsa, patient_as_source, unknown_change, dispensed_as_text):
         with pytest.raises(TranslationError):
             family.to_native(_changed(bundle, change))
+
+
+# --- the neutral model survives FHIR, whatever the journals put in it ----------------------------
+
+WORDS = st.from_regex(r"[A-Za-zÅÄÖåäö0-9][A-Za-zÅÄÖåäö0-9 ,.]{0,30}", fullmatch=True)
+AMOUNTS = st.one_of(
+    st.integers(1, 10_000), st.floats(min_value=0.001, max_value=1e6, allow_nan=False)
+)
+UNITS = st.sampled_from(["mg", "ml", "st", "E", "dospåse", "mikrogram", "IE"])
+CONDITIONS = st.builds(
+    AsNeededCondition,
+    text=WORDS,
+    snomed_code=st.none() | st.from_regex(r"[1-9][0-9]{5,17}", fullmatch=True),
+)
+
+
+@st.composite
+def _dosages(draw):
+    as_needed = draw(st.sampled_from([None, True, False]))
+    return Dosage(
+        text=draw(WORDS),
+        dose=draw(st.none() | st.builds(Dose, AMOUNTS, UNITS)),
+        as_needed=as_needed,
+        as_needed_condition=draw(st.none() | CONDITIONS) if as_needed else None,
+        max_dose=draw(st.none() | st.builds(MaxDose, AMOUNTS, UNITS, st.integers(1, 744))),
+    )
+
+
+LINES = st.builds(
+    MedicationLine,
+    name=WORDS,
+    dosage=_dosages(),
+    status=st.sampled_from(["active", "paused", "stopped"]),
+    administered_by=st.sampled_from(["home-care", "patient", "relative", "hospital"]),
+    dose_dispensed=st.sampled_from([None, True, False]),
+    prescriber=st.none()
+    | st.builds(
+        Prescriber,
+        st.from_regex(r"SE[0-9]{10}-[A-Za-z0-9]{1,8}", fullmatch=True),
+        st.none() | WORDS,
+    ),
+    change=st.none()
+    | st.builds(
+        LineChange,
+        st.sampled_from(["started", "stopped", "changed", "unchanged"]),
+        st.none() | WORDS,
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lines=st.lists(LINES, max_size=6))
+def test_what_goes_into_fhir_comes_out(lines):
+    event = takecare.INBOUND.parse(_input(TAKECARE_DIR, VID_BEHOV))
+    medication_list = dataclasses.replace(event.medication_list(), lines=tuple(lines))
+    key = event.business_key()
+    bundle = message_bundle(
+        key=key,
+        event=EventCode.MEDICATION_LIST,
+        source=System.TAKECARE,
+        now=FIXTURE_NOW,
+        focus=[FOCUS],
+        sender=SENDER,
+        resources=list_resources(medication_list, refs(key)),
+    )
+    assert read_medication_list(json.loads(to_json(bundle))).lines == tuple(lines)
