@@ -9,7 +9,11 @@ Message layout (mapping ``contracts/fhir/medication-list.md``)::
      ├── List                     the list: id, version, context, date; empty → emptyReason
      ├── Patient
      ├── Organization             the responsible unit (HSA-id)
-     └── MedicationStatement ×n   one per line, in the list's order
+     ├── MedicationStatement ×n   one per line, in the list's order; the dosage is
+     │                            :mod:`services.messaging.dosage`, prescriber, dose
+     │                            dispensing and change :mod:`services.messaging.prescription`
+     └── Practitioner ×n          each distinct prescriber (HSA-id), the informationSource
+                                  of the lines they prescribed
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from datetime import date, datetime
 from typing import Any, Literal, get_args
 
 from services.messaging import vocabulary as vocab
+from services.messaging.dosage import Dosage, dosage_element, read_dosage
 from services.messaging.fhir_parts import (
     CareUnit,
     PatientInfo,
@@ -32,10 +37,8 @@ from services.messaging.fhir_parts import (
     integer,
     known,
     maybe_day,
-    maybe_integer,
     maybe_obj,
     maybe_text,
-    number,
     obj,
     one,
     organization_resource,
@@ -44,7 +47,15 @@ from services.messaging.fhir_parts import (
     read_unit,
     resolve,
     text,
-    texts,
+)
+from services.messaging.prescription import (
+    LineChange,
+    Prescriber,
+    change_extension,
+    dispensed_value,
+    practitioner_resource,
+    read_change,
+    read_prescriber,
 )
 
 Context = Literal["admission", "discharge", "home-care"]
@@ -68,26 +79,9 @@ FHIR_STATUS: dict[LineStatus, str] = {"active": "active", "paused": "on-hold", "
 LINE_STATUS: dict[str, LineStatus] = {v: k for k, v in FHIR_STATUS.items()}
 LIST_EMPTY_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/list-empty-reason"
 LIST_ID_SYSTEMS = (vocab.TAKECARE_MEDICATION_LIST_SYSTEM, vocab.TRESERVA_MEDICATION_LIST_SYSTEM)
-# Journal dose unit → UCUM code; other units ("st", "E", "dospåse") only as Quantity.unit.
-UCUM_CODES = {u: u for u in ("mg", "g", "ug", "ng", "mL", "L", "mmol", "[IU]")}
-UCUM_CODES |= {"ml": "mL", "l": "L", "mikrogram": "ug", "IE": "[IU]"}
 
 FOCUS = "list"  # the role of the List: MessageHeader.focus
 SENDER = "organization"  # the role of the responsible unit: MessageHeader.sender
-
-
-@dataclass(frozen=True, slots=True)
-class Dose:
-    value: float
-    unit: str
-
-
-@dataclass(frozen=True, slots=True)
-class Dosage:
-    text: str  # always: the dosage as the prescriber wrote it
-    dose: Dose | None = None
-    times_per_day: int | None = None
-    times_of_day: tuple[str, ...] = ()  # "HH:MM", local time
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +99,9 @@ class MedicationLine:
     end_date: date | None = None
     reason: str | None = None
     change_note: str | None = None
+    dose_dispensed: bool | None = None  # dosdispensering: a pharmacy packs it in dose bags
+    prescriber: Prescriber | None = None
+    change: LineChange | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +123,13 @@ class MedicationList:
 def list_resources(medication_list: MedicationList, ref: Ref) -> list[tuple[str, dict[str, Any]]]:
     """(role, resource) pairs for :func:`message_bundle`, with ``focus=[FOCUS]`` and
     ``sender=SENDER``."""
+    # One Practitioner per distinct prescriber, in order of first appearance.
+    prescribers: dict[Prescriber, str] = {}
+    for line in medication_list.lines:
+        if line.prescriber is not None and line.prescriber not in prescribers:
+            prescribers[line.prescriber] = f"prescriber-{len(prescribers)}"
     statements = [
-        (f"statement-{i}", _statement(line, medication_list, ref))
+        (f"statement-{i}", _statement(line, medication_list, ref, prescribers))
         for i, line in enumerate(medication_list.lines)
     ]
     return [
@@ -135,6 +137,7 @@ def list_resources(medication_list: MedicationList, ref: Ref) -> list[tuple[str,
         ("patient", patient_resource(medication_list.patient)),
         (SENDER, organization_resource(medication_list.unit)),
         *statements,
+        *((role, practitioner_resource(p)) for p, role in prescribers.items()),
     ]
 
 
@@ -194,35 +197,32 @@ def _medication(line: MedicationLine) -> dict[str, Any]:
     return concept
 
 
-def _dosage(dosage: Dosage) -> dict[str, Any]:
-    out: dict[str, Any] = {"text": dosage.text}
-    repeat: dict[str, Any] = {}
-    if dosage.times_per_day is not None:
-        repeat |= {"frequency": dosage.times_per_day, "period": 1, "periodUnit": "d"}
-    if dosage.times_of_day:
-        repeat["timeOfDay"] = [f"{t}:00" for t in dosage.times_of_day]
-    if repeat:
-        out["timing"] = {"repeat": repeat}
-    if dosage.dose is not None:
-        quantity: dict[str, Any] = {"value": dosage.dose.value, "unit": dosage.dose.unit}
-        if dosage.dose.unit in UCUM_CODES:
-            quantity |= {"system": vocab.UCUM_SYSTEM, "code": UCUM_CODES[dosage.dose.unit]}
-        out["doseAndRate"] = [{"doseQuantity": quantity}]
-    return out
-
-
-def _statement(line: MedicationLine, ml: MedicationList, ref: Ref) -> dict[str, Any]:
+def _extensions(line: MedicationLine) -> list[dict[str, Any]]:
     by = line.administered_by
     by_code = code(vocab.ADMINISTERED_BY_SYSTEM, by, ADMINISTERED_BY_DISPLAY[by])
+    found: list[dict[str, Any]] = [
+        {"url": vocab.ADMINISTERED_BY_URL, "valueCodeableConcept": by_code}
+    ]
+    if line.dose_dispensed is not None:
+        found.append({"url": vocab.DOSE_DISPENSED_URL, "valueBoolean": line.dose_dispensed})
+    if line.change is not None:
+        found.append(change_extension(line.change))
+    return found
+
+
+def _statement(
+    line: MedicationLine, ml: MedicationList, ref: Ref, prescribers: dict[Prescriber, str]
+) -> dict[str, Any]:
+    source = SENDER if line.prescriber is None else prescribers[line.prescriber]
     statement: dict[str, Any] = {
         "resourceType": "MedicationStatement",
-        "extension": [{"url": vocab.ADMINISTERED_BY_URL, "valueCodeableConcept": by_code}],
+        "extension": _extensions(line),
         "status": FHIR_STATUS[line.status],
         "medicationCodeableConcept": _medication(line),
         "subject": {"reference": ref("patient")},
         "dateAsserted": ml.occurred_at.isoformat(),
-        "informationSource": {"reference": ref(SENDER)},
-        "dosage": [_dosage(line.dosage)],
+        "informationSource": {"reference": ref(source)},
+        "dosage": [dosage_element(line.dosage)],
     }
     if ml.encounter_id is not None:
         statement["context"] = _encounter_ref(ml.encounter_id)
@@ -260,27 +260,20 @@ def read_medication_list(doc: dict[str, Any]) -> MedicationList:
         patient=read_patient(resolve(doc, resource, "subject")),
         unit=read_unit(resolve(doc, header, "sender")),
         lines=tuple(
-            _read_line(resolve(doc, resource, f"entry.{i}.item", "MedicationStatement"))
+            _read_line(doc, resolve(doc, resource, f"entry.{i}.item", "MedicationStatement"))
             for i in range(len(arr(resource, "entry")))
         ),
         encounter_id=maybe_text(resource, "encounter.identifier.value"),
     )
 
 
-def _read_line(statement: dict[str, Any]) -> MedicationLine:
+def _read_line(doc: dict[str, Any], statement: dict[str, Any]) -> MedicationLine:
     concept = obj(statement, "medicationCodeableConcept")
-    quantity = maybe_obj(statement, "dosage.0.doseAndRate.0.doseQuantity")
     by = maybe_obj(extension(statement, vocab.ADMINISTERED_BY_URL), "valueCodeableConcept")
+    dispensed = extension(statement, vocab.DOSE_DISPENSED_URL)
     return MedicationLine(
         name=text(concept, "text"),
-        dosage=Dosage(
-            text=text(statement, "dosage.0.text"),
-            dose=None
-            if quantity is None
-            else Dose(number(quantity, "value"), text(quantity, "unit")),
-            times_per_day=maybe_integer(statement, "dosage.0.timing.repeat.frequency"),
-            times_of_day=tuple(t[:5] for t in texts(statement, "dosage.0.timing.repeat.timeOfDay")),
-        ),
+        dosage=read_dosage(statement),
         status=known(LINE_STATUS, text(statement, "status"), "MedicationStatement.status"),
         administered_by=known(
             ADMINISTERED_BY,
@@ -296,6 +289,9 @@ def _read_line(statement: dict[str, Any]) -> MedicationLine:
         end_date=maybe_day(statement, "effectivePeriod.end"),
         reason=maybe_text(statement, "reasonCode.0.text"),
         change_note=maybe_text(statement, "note.0.text"),
+        dose_dispensed=None if dispensed is None else dispensed_value(dispensed),
+        prescriber=read_prescriber(resolve(doc, statement, "informationSource")),
+        change=read_change(extension(statement, vocab.MEDICATION_LINE_CHANGE_URL)),
     )
 
 

@@ -17,6 +17,7 @@ ATC_SYSTEM = "http://www.whocc.no/atc"
 SNOMED_SYSTEM = "http://snomed.info/sct"
 SNOMED_SE_VERSION = "http://snomed.info/sct/45991000052106"
 UCUM_SYSTEM = "http://unitsofmeasure.org"
+IDENTIFIER_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0203"  # PRN: provider number
 
 # --- identifier systems of the source journals --------------------------------------------
 TAKECARE_ENCOUNTER_SYSTEM = "urn:carebridge:takecare:encounter-id"
@@ -31,6 +32,7 @@ MEDICATION_LIST_CONTEXT_SYSTEM = f"{_CS}/medication-list-context"
 ADMINISTERED_BY_SYSTEM = f"{_CS}/medication-administered-by"
 CARE_PLAN_CATEGORY_SYSTEM = f"{_CS}/care-plan-category"  # code "sip"
 SIP_ROLE_SYSTEM = f"{_CS}/sip-role"
+MEDICATION_LINE_CHANGE_SYSTEM = f"{_CS}/medication-line-change"  # started, stopped, changed, …
 SUPERSEDED_TAG_SYSTEM = f"{_CS}/delivery-tag"  # Bundle.meta.tag "superseded" (display: newer id)
 
 # --- extensions ---------------------------------------------------------------------------
@@ -44,6 +46,10 @@ SIP_MEETING_URL = f"{_SD}/sip-meeting"  # CarePlan: valuePeriod / valueDateTime
 DOCUMENT_VERSION_URL = f"{_SD}/document-version"  # List / CarePlan: valuePositiveInt
 MEDICATION_STRENGTH_URL = f"{_SD}/medication-strength"  # MedicationStatement.medication[x]
 MEDICATION_FORM_URL = f"{_SD}/medication-form"  # MedicationStatement.medication[x]
+DOSE_DISPENSED_URL = f"{_SD}/dose-dispensed"  # MedicationStatement: valueBoolean (dosdispensering)
+# MedicationStatement: complex, "type" valueCoding (MEDICATION_LINE_CHANGE_SYSTEM), "reason"
+# valueString: how the line changed since the last list, and why
+MEDICATION_LINE_CHANGE_URL = f"{_SD}/medication-line-change"
 
 # --- SIP (appended by the sip-update family) -----------------------------------------------
 SIP_ACTIVITY_ID_URL = f"{_SD}/sip-activity-id"  # CarePlan.activity: valueString, the SIP's own id

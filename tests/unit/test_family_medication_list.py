@@ -59,6 +59,7 @@ BY = {
     "relative": "narstaende",
     "hospital": "sjukhus",
 }
+CHANGE = {"started": "insatt", "stopped": "utsatt", "changed": "andrad", "unchanged": "oforandrad"}
 CONTEXT = {"admission": "inskrivning", "discharge": "utskrivning", "home-care": "hemsjukvard"}
 NOW = st.datetimes(
     min_value=datetime(2025, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.just(UTC)
@@ -217,6 +218,18 @@ def _treserva_rad(item):
         dosering["antalPerDygn"] = d["timesPerDay"]
     if "timesOfDay" in d:
         dosering["klockslag"] = d["timesOfDay"]
+    if "asNeeded" in d:
+        dosering["vidBehov"] = d["asNeeded"]
+    if "asNeededCondition" in d:
+        renamed = {"text": "text", "snomedCode": "snomedKod"}
+        dosering["vidBehovVillkor"] = {renamed[k]: v for k, v in d["asNeededCondition"].items()}
+    if "maxDose" in d:
+        m = d["maxDose"]
+        dosering["maxDos"] = {
+            "varde": m["value"],
+            "enhet": m["unit"],
+            "periodTimmar": m["periodHours"],
+        }
     names = {
         "nplId": "nplId",
         "nplPackId": "nplPackId",
@@ -228,8 +241,17 @@ def _treserva_rad(item):
         "endDate": "slutdatum",
         "reason": "orsak",
         "changeNote": "andringsnotering",
+        "doseDispensed": "dosdispenserad",
     }
     rad = {sv: item[en] for en, sv in names.items() if en in item}
+    if "prescriber" in item:
+        renamed = {"hsaId": "hsaId", "name": "namn"}
+        rad["forskrivare"] = {renamed[k]: v for k, v in item["prescriber"].items()}
+    if "change" in item:
+        change = item["change"]
+        rad["andring"] = {"typ": CHANGE[change["type"]]}
+        if "reason" in change:
+            rad["andring"]["orsak"] = change["reason"]
     return rad | {
         "dosering": dosering,
         "status": STATUS[item["status"]],

@@ -191,3 +191,22 @@ async def test_a_reserve_number_is_accepted_and_two_identifiers_are_not(client, 
     res = await client.post("/takecare/v1/admissions", json=event)
     assert res.status_code == 422
     assert res.json()["issue"][0]["expression"] == ["patient"]
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("where", ["dose", "maxDose"])
+async def test_a_dose_that_is_no_number_is_422_naming_the_field(client, store, value, where):
+    """Python's json reads NaN and Infinity, and the schema's exclusiveMinimum lets NaN by."""
+    path = Path("contracts/fixtures/takecare/medication-list/admission-structured-every-text-field")
+    doc = json.loads(path.with_suffix(".input.json").read_text(encoding="utf-8"))
+    dosage = doc["items"][0]["dosage"]
+    dosage[where] = {"value": 1, "unit": "st"} | ({"periodHours": 24} if where == "maxDose" else {})
+    body = json.dumps(doc).replace('"value": 1,', f'"value": {value},', 1)
+    res = await client.post(
+        "/takecare/v1/medication-lists",
+        content=body.encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert res.status_code == 422
+    assert [i["expression"] for i in res.json()["issue"]] == [[f"items.0.dosage.{where}.value"]]
+    assert store.outbox == []

@@ -2,6 +2,7 @@
 handling (the shared delivery service with Treserva as destination) and receipts."""
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -323,3 +324,26 @@ async def test_a_transient_outcome_says_whether_the_destination_or_the_message_f
     await handle_delivery_batch([command(fhir("personnummer-full.input.json"))], deps=deps)
     ((row, env),) = await results(sessions)
     assert env.response_code == "transient-error" and row.headers["failure"] == kind
+
+
+@pytest.fixture
+def lakemedelslista():
+    path = Path("contracts/fixtures/treserva/medication-list")
+    return json.loads((path / "hemsjukvard-samordningsnummer-dst.input.json").read_text("utf-8"))
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity"])
+async def test_a_dose_that_is_no_number_is_422_naming_the_field(
+    receipts_client, lakemedelslista, value
+):
+    """Python's json reads NaN and Infinity, and the schema's exclusiveMinimum lets NaN by."""
+    doc = lakemedelslista
+    doc["rader"][0]["dosering"]["dos"] = {"varde": 1, "enhet": "st"}
+    body = json.dumps(doc).replace('"varde": 1,', f'"varde": {value},', 1)
+    res = await receipts_client.post(
+        "/treserva/v1/lakemedelslistor",
+        content=body.encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert res.status_code == 422
+    assert [i["expression"] for i in res.json()["issue"]] == [["rader.0.dosering.dos.varde"]]

@@ -96,11 +96,39 @@ CHANGE_NOTES = {
         "Utsatt på grund av yrsel och ökad fallrisk",
     ),
 }
+# "Vid behov" conditions: the text a prescriber writes and, for most, a SNOMED CT finding.
+AS_NEEDED_CONDITIONS: tuple[tuple[str, str | None], ...] = (
+    ("vid smärta", "22253000"),
+    ("vid sömnsvårigheter", "193462001"),
+    ("vid oro", "48694002"),
+    ("vid förstoppning", "14760008"),
+    ("vid illamående", "422587007"),
+    ("vid andfåddhet", None),
+)
+PRESCRIBERS = (
+    ("SE2321000222-L0417", "Karin Öst, överläkare"),
+    ("SE2321000222-L1239", "Jörgen Ählström, specialistläkare"),
+    ("SE2321000222-VC0088", "Sara Lindqvist, distriktsläkare"),
+)
+# Reasons for a line's change since the previous list (status → change kinds it may have).
+CHANGE_REASONS = {
+    "started": ("Nyinsatt på avdelningen, följs upp på vårdcentralen om två veckor",),
+    "changed": (
+        "Dosen sänkt under vårdtiden på grund av lågt blodtryck",
+        "Dosen höjd efter provsvar",
+    ),
+    "stopped": (
+        "Utsatt under vårdtiden, ersätts av Eliquis",
+        "Utsatt på grund av yrsel och ökad fallrisk",
+    ),
+    "unchanged": (),
+}
 TAKECARE_CONTEXTS = ("admission", "discharge")
 ADMINISTERED_BY = ("home-care", "home-care", "patient", "relative", "hospital")
 STATUSES = ("active", "active", "active", "paused", "stopped")
 HOME_CARE_ADMINISTERED_BY = ("home-care", "home-care", "home-care", "patient", "relative")
 STATUS = {"active": "aktiv", "paused": "pausad", "stopped": "utsatt"}
+ANDRING = {"started": "insatt", "stopped": "utsatt", "changed": "andrad", "unchanged": "oforandrad"}
 ADMINISTRERAS_AV = {
     "home-care": "hemsjukvard",
     "patient": "patient",
@@ -132,6 +160,7 @@ def _line(rng: random.Random, *, context: str, start: datetime) -> dict[str, Any
                 item["dosage"]["timesOfDay"] = list(times)
         if rng.random() < 0.7:
             item["reason"] = m.reason
+        _as_needed(rng, item, m)
     status = rng.choice(STATUSES) if context != "admission" else "active"
     item["status"] = status
     by = HOME_CARE_ADMINISTERED_BY if context == "home-care" else ADMINISTERED_BY
@@ -142,7 +171,52 @@ def _line(rng: random.Random, *, context: str, start: datetime) -> dict[str, Any
         item["endDate"] = start.date().isoformat()
     if context != "admission" and (status != "active" or rng.random() < 0.2):
         item["changeNote"] = rng.choice(CHANGE_NOTES[status])
+    _dispensing_prescriber_change(rng, item, context=context)
     return item
+
+
+def _as_needed(rng: random.Random, item: dict[str, Any], m: Medicine) -> None:
+    """Make about one line in five "vid behov", with a condition and a maximum dose per day;
+    mark some others as explicitly scheduled."""
+    dosage = item["dosage"]
+    if rng.random() >= 0.2:
+        if rng.random() < 0.3:
+            dosage["asNeeded"] = False
+        return
+    for scheduled in ("timesPerDay", "timesOfDay"):
+        dosage.pop(scheduled, None)
+    dosage["asNeeded"] = True
+    condition = ""
+    if rng.random() < 0.8:
+        text, snomed = rng.choice(AS_NEEDED_CONDITIONS)
+        dosage["asNeededCondition"] = {"text": text} | ({"snomedCode": snomed} if snomed else {})
+        condition = f" {text}"
+    times = rng.choice((3, 4, 6))
+    limit = ""
+    if rng.random() < 0.7:
+        dosage["maxDose"] = {"value": m.dose_value * times, "unit": m.dose_unit, "periodHours": 24}
+        limit = f", högst {times} gånger per dygn"
+    dose = f"{m.dose_value:g} {m.dose_unit}".replace(".", ",")
+    dosage["text"] = f"{dose} vid behov{condition}{limit}"
+
+
+def _dispensing_prescriber_change(
+    rng: random.Random, item: dict[str, Any], *, context: str
+) -> None:
+    if rng.random() < 0.5:
+        item["doseDispensed"] = rng.random() < 0.5
+    if rng.random() < 0.6:
+        hsa, name = rng.choice(PRESCRIBERS)
+        item["prescriber"] = {"hsaId": hsa} | ({"name": name} if rng.random() < 0.8 else {})
+    if context == "admission" or rng.random() < 0.3:
+        return
+    status = item["status"]
+    kinds = ("stopped",) if status == "stopped" else ("started", "changed", "unchanged")
+    kind = rng.choice(kinds)
+    change: dict[str, Any] = {"type": kind}
+    if CHANGE_REASONS[kind] and (kind != "started" or rng.random() < 0.5):
+        change["reason"] = rng.choice(CHANGE_REASONS[kind])
+    item["change"] = change
 
 
 def _lines(rng: random.Random, lines: int | None, *, context: str, at: datetime) -> list[Any]:
@@ -211,6 +285,16 @@ def _rad(item: dict[str, Any]) -> dict[str, Any]:
         dosering["antalPerDygn"] = d["timesPerDay"]
     if "timesOfDay" in d:
         dosering["klockslag"] = d["timesOfDay"]
+    if "asNeeded" in d:
+        dosering["vidBehov"] = d["asNeeded"]
+    if "asNeededCondition" in d:
+        c = d["asNeededCondition"]
+        dosering["vidBehovVillkor"] = {"text": c["text"]} | (
+            {"snomedKod": c["snomedCode"]} if "snomedCode" in c else {}
+        )
+    if "maxDose" in d:
+        m = d["maxDose"]
+        dosering["maxDos"] = {"varde": m["value"], "enhet": m["unit"], "periodTimmar": 24}
     renamed = {
         "nplId": "nplId",
         "nplPackId": "nplPackId",
@@ -222,8 +306,17 @@ def _rad(item: dict[str, Any]) -> dict[str, Any]:
         "endDate": "slutdatum",
         "reason": "orsak",
         "changeNote": "andringsnotering",
+        "doseDispensed": "dosdispenserad",
     }
     rad = {swedish: item[english] for english, swedish in renamed.items() if english in item}
+    if "prescriber" in item:
+        p = item["prescriber"]
+        rad["forskrivare"] = {"hsaId": p["hsaId"]} | ({"namn": p["name"]} if "name" in p else {})
+    if "change" in item:
+        c = item["change"]
+        rad["andring"] = {"typ": ANDRING[c["type"]]} | (
+            {"orsak": c["reason"]} if "reason" in c else {}
+        )
     rad |= {
         "dosering": dosering,
         "status": STATUS[item["status"]],

@@ -13,9 +13,10 @@ from datetime import date, datetime
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, field_validator
 
 from services.adapter_takecare.native import IDENTIFIER_PATH, Patient, Unit
+from services.messaging.dosage import AsNeededCondition, Dosage, Dose, MaxDose, finite
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import message_bundle, refs, text
 from services.messaging.identifiers import PatientIdentifier
@@ -24,8 +25,6 @@ from services.messaging.medication import (
     SENDER,
     AdministeredBy,
     Context,
-    Dosage,
-    Dose,
     LineStatus,
     MedicationLine,
     MedicationList,
@@ -33,6 +32,7 @@ from services.messaging.medication import (
     read_medication_list,
 )
 from services.messaging.native import InboundFamily, NativeEvent, NativeModel, OutboundFamily
+from services.messaging.prescription import ChangeKind, LineChange, Prescriber
 from services.messaging.vocabulary import TAKECARE_MEDICATION_LIST_SYSTEM
 
 SCHEMA = "takecare/medication-list.schema.json"
@@ -42,12 +42,52 @@ class NativeDose(NativeModel):
     value: int | float
     unit: str
 
+    _finite = field_validator("value")(finite)
+
+
+class NativeMaxDose(NativeModel):
+    value: int | float
+    unit: str
+    period_hours: int = Field(alias="periodHours")
+
+    _finite = field_validator("value")(finite)
+
+
+class NativeCondition(NativeModel):
+    text: str
+    snomed_code: str | None = Field(default=None, alias="snomedCode")
+
 
 class NativeDosage(NativeModel):
     text: str
     dose: NativeDose | None = None
     times_per_day: int | None = Field(default=None, alias="timesPerDay")
     times_of_day: tuple[str, ...] = Field(default=(), alias="timesOfDay")
+    as_needed: bool | None = Field(default=None, alias="asNeeded")
+    as_needed_condition: NativeCondition | None = Field(default=None, alias="asNeededCondition")
+    max_dose: NativeMaxDose | None = Field(default=None, alias="maxDose")
+
+    def dosage(self) -> Dosage:
+        c, m = self.as_needed_condition, self.max_dose
+        return Dosage(
+            text=self.text,
+            dose=None if self.dose is None else Dose(self.dose.value, self.dose.unit),
+            times_per_day=self.times_per_day,
+            times_of_day=self.times_of_day,
+            as_needed=self.as_needed,
+            as_needed_condition=None if c is None else AsNeededCondition(c.text, c.snomed_code),
+            max_dose=None if m is None else MaxDose(m.value, m.unit, m.period_hours),
+        )
+
+
+class NativePrescriber(NativeModel):
+    hsa_id: str = Field(alias="hsaId")
+    name: str | None = None
+
+
+class NativeChange(NativeModel):
+    kind: ChangeKind = Field(alias="type")
+    reason: str | None = None
 
 
 class Item(NativeModel):
@@ -64,17 +104,15 @@ class Item(NativeModel):
     reason: str | None = None
     administered_by: AdministeredBy = Field(alias="administeredBy")
     change_note: str | None = Field(default=None, alias="changeNote")
+    dose_dispensed: bool | None = Field(default=None, alias="doseDispensed")
+    prescriber: NativePrescriber | None = None
+    change: NativeChange | None = None
 
     def line(self) -> MedicationLine:
-        d = self.dosage
+        p, c = self.prescriber, self.change
         return MedicationLine(
             name=self.name,
-            dosage=Dosage(
-                text=d.text,
-                dose=None if d.dose is None else Dose(d.dose.value, d.dose.unit),
-                times_per_day=d.times_per_day,
-                times_of_day=d.times_of_day,
-            ),
+            dosage=self.dosage.dosage(),
             status=self.status,
             administered_by=self.administered_by,
             npl_id=self.npl_id,
@@ -86,6 +124,9 @@ class Item(NativeModel):
             end_date=self.end_date,
             reason=self.reason,
             change_note=self.change_note,
+            dose_dispensed=self.dose_dispensed,
+            prescriber=None if p is None else Prescriber(p.hsa_id, p.name),
+            change=None if c is None else LineChange(c.kind, c.reason),
         )
 
 
@@ -179,6 +220,15 @@ def _item(line: MedicationLine) -> dict[str, Any]:
         dosage["timesPerDay"] = d.times_per_day
     if d.times_of_day:
         dosage["timesOfDay"] = list(d.times_of_day)
+    if d.as_needed is not None:
+        dosage["asNeeded"] = d.as_needed
+    if d.as_needed_condition is not None:
+        cond = d.as_needed_condition
+        dosage["asNeededCondition"] = _present({"text": cond.text, "snomedCode": cond.snomed_code})
+    if d.max_dose is not None:
+        m = d.max_dose
+        dosage["maxDose"] = {"value": m.value, "unit": m.unit, "periodHours": m.period_hours}
+    p, c = line.prescriber, line.change
     fields: tuple[tuple[str, Any], ...] = (
         ("nplId", line.npl_id),
         ("nplPackId", line.npl_pack_id),
@@ -193,8 +243,15 @@ def _item(line: MedicationLine) -> dict[str, Any]:
         ("reason", line.reason),
         ("administeredBy", line.administered_by),
         ("changeNote", line.change_note),
+        ("doseDispensed", line.dose_dispensed),
+        ("prescriber", None if p is None else _present({"hsaId": p.hsa_id, "name": p.name})),
+        ("change", None if c is None else _present({"type": c.kind, "reason": c.reason})),
     )
-    return {key: value for key, value in fields if value is not None}
+    return _present(dict(fields))
+
+
+def _present(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 OUTBOUND = OutboundFamily(

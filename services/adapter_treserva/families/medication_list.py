@@ -13,9 +13,10 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from fhir.resources.R4B.bundle import Bundle
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, field_validator
 
 from services.adapter_treserva.native import IDENTIFIER_PATH, Brukare, Enhet, brukare, enhet
+from services.messaging.dosage import AsNeededCondition, Dosage, Dose, MaxDose, finite
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import message_bundle, refs, text
 from services.messaging.identifiers import PatientIdentifier
@@ -24,8 +25,6 @@ from services.messaging.medication import (
     SENDER,
     AdministeredBy,
     Context,
-    Dosage,
-    Dose,
     LineStatus,
     MedicationLine,
     MedicationList,
@@ -33,6 +32,7 @@ from services.messaging.medication import (
     read_medication_list,
 )
 from services.messaging.native import InboundFamily, NativeEvent, NativeModel, OutboundFamily
+from services.messaging.prescription import ChangeKind, LineChange, Prescriber
 from services.messaging.vocabulary import TRESERVA_MEDICATION_LIST_SYSTEM
 
 SCHEMA = "treserva/medication-list.schema.json"
@@ -40,6 +40,7 @@ SCHEMA = "treserva/medication-list.schema.json"
 Sammanhang = Literal["inskrivning", "utskrivning", "hemsjukvard"]
 Status = Literal["aktiv", "pausad", "utsatt"]
 AdministrerasAv = Literal["hemsjukvard", "patient", "narstaende", "sjukhus"]
+Andring = Literal["insatt", "utsatt", "andrad", "oforandrad"]
 
 SAMMANHANG: dict[Sammanhang, Context] = {
     "inskrivning": "admission",
@@ -53,6 +54,13 @@ ADMINISTRERAS_AV: dict[AdministrerasAv, AdministeredBy] = {
     "narstaende": "relative",
     "sjukhus": "hospital",
 }
+ANDRING: dict[Andring, ChangeKind] = {
+    "insatt": "started",
+    "utsatt": "stopped",
+    "andrad": "changed",
+    "oforandrad": "unchanged",
+}
+_ANDRING_OF = {v: k for k, v in ANDRING.items()}
 _SAMMANHANG_OF = {v: k for k, v in SAMMANHANG.items()}
 _STATUS_OF = {v: k for k, v in STATUS.items()}
 _ADMINISTRERAS_AV_OF = {v: k for k, v in ADMINISTRERAS_AV.items()}
@@ -62,12 +70,54 @@ class Dos(NativeModel):
     varde: int | float
     enhet: str
 
+    _finite = field_validator("varde")(finite)
+
+
+class MaxDos(NativeModel):
+    """Högsta dos per period, t.ex. 4 st per 24 timmar."""
+
+    varde: int | float
+    enhet: str
+    period_timmar: int = Field(alias="periodTimmar")
+
+    _finite = field_validator("varde")(finite)
+
+
+class Villkor(NativeModel):
+    text: str
+    snomed_kod: str | None = Field(default=None, alias="snomedKod")
+
 
 class Dosering(NativeModel):
     text: str
     dos: Dos | None = None
     antal_per_dygn: int | None = Field(default=None, alias="antalPerDygn")
     klockslag: tuple[str, ...] = ()
+    vid_behov: bool | None = Field(default=None, alias="vidBehov")
+    vid_behov_villkor: Villkor | None = Field(default=None, alias="vidBehovVillkor")
+    max_dos: MaxDos | None = Field(default=None, alias="maxDos")
+
+    def dosage(self) -> Dosage:
+        v, m = self.vid_behov_villkor, self.max_dos
+        return Dosage(
+            text=self.text,
+            dose=None if self.dos is None else Dose(self.dos.varde, self.dos.enhet),
+            times_per_day=self.antal_per_dygn,
+            times_of_day=self.klockslag,
+            as_needed=self.vid_behov,
+            as_needed_condition=None if v is None else AsNeededCondition(v.text, v.snomed_kod),
+            max_dose=None if m is None else MaxDose(m.varde, m.enhet, m.period_timmar),
+        )
+
+
+class Forskrivare(NativeModel):
+    hsa_id: str = Field(alias="hsaId")
+    namn: str | None = None
+
+
+class RadAndring(NativeModel):
+    typ: Andring
+    orsak: str | None = None
 
 
 class Rad(NativeModel):
@@ -84,17 +134,15 @@ class Rad(NativeModel):
     orsak: str | None = None
     administreras_av: AdministrerasAv = Field(alias="administrerasAv")
     andringsnotering: str | None = None
+    dosdispenserad: bool | None = None
+    forskrivare: Forskrivare | None = None
+    andring: RadAndring | None = None
 
     def line(self) -> MedicationLine:
-        d = self.dosering
+        f, a = self.forskrivare, self.andring
         return MedicationLine(
             name=self.namn,
-            dosage=Dosage(
-                text=d.text,
-                dose=None if d.dos is None else Dose(d.dos.varde, d.dos.enhet),
-                times_per_day=d.antal_per_dygn,
-                times_of_day=d.klockslag,
-            ),
+            dosage=self.dosering.dosage(),
             status=STATUS[self.status],
             administered_by=ADMINISTRERAS_AV[self.administreras_av],
             npl_id=self.npl_id,
@@ -106,6 +154,9 @@ class Rad(NativeModel):
             end_date=self.slutdatum,
             reason=self.orsak,
             change_note=self.andringsnotering,
+            dose_dispensed=self.dosdispenserad,
+            prescriber=None if f is None else Prescriber(f.hsa_id, f.namn),
+            change=None if a is None else LineChange(ANDRING[a.typ], a.orsak),
         )
 
 
@@ -199,6 +250,15 @@ def _rad(line: MedicationLine) -> dict[str, Any]:
         dosering["antalPerDygn"] = d.times_per_day
     if d.times_of_day:
         dosering["klockslag"] = list(d.times_of_day)
+    if d.as_needed is not None:
+        dosering["vidBehov"] = d.as_needed
+    if d.as_needed_condition is not None:
+        v = d.as_needed_condition
+        dosering["vidBehovVillkor"] = _present({"text": v.text, "snomedKod": v.snomed_code})
+    if d.max_dose is not None:
+        m = d.max_dose
+        dosering["maxDos"] = {"varde": m.value, "enhet": m.unit, "periodTimmar": m.period_hours}
+    f, a = line.prescriber, line.change
     fields: tuple[tuple[str, Any], ...] = (
         ("nplId", line.npl_id),
         ("nplPackId", line.npl_pack_id),
@@ -213,8 +273,18 @@ def _rad(line: MedicationLine) -> dict[str, Any]:
         ("orsak", line.reason),
         ("administrerasAv", _ADMINISTRERAS_AV_OF[line.administered_by]),
         ("andringsnotering", line.change_note),
+        ("dosdispenserad", line.dose_dispensed),
+        ("forskrivare", None if f is None else _present({"hsaId": f.hsa_id, "namn": f.name})),
+        (
+            "andring",
+            None if a is None else _present({"typ": _ANDRING_OF[a.kind], "orsak": a.reason}),
+        ),
     )
-    return {key: value for key, value in fields if value is not None}
+    return _present(dict(fields))
+
+
+def _present(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 OUTBOUND = OutboundFamily(
