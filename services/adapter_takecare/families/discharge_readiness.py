@@ -27,7 +27,7 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field
 
-from services.adapter_takecare.native import IDENTIFIER_PATH, Patient, Unit
+from services.adapter_takecare.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Patient, Unit
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import (
     Ref,
@@ -96,7 +96,9 @@ class TakeCareDischargeReadiness(NativeEvent):
         return self.patient.identifier
 
 
-def to_bundle(event: TakeCareDischargeReadiness, *, now: datetime) -> Bundle:
+def to_bundle(
+    event: TakeCareDischargeReadiness, *, now: datetime, regional_reserve_oid: str | None = None
+) -> Bundle:
     key = event.business_key()
     ref = refs(key)
     observations = [
@@ -116,7 +118,7 @@ def to_bundle(event: TakeCareDischargeReadiness, *, now: datetime) -> Bundle:
         sender="organization",
         resources=[
             ("encounter", _encounter(event, ref)),
-            ("patient", patient_resource(event.patient.info())),
+            ("patient", patient_resource(event.patient.info(regional_reserve_oid))),
             ("organization", organization_resource(event.encounter.unit.info())),
             *physician,
             *observations,
@@ -192,4 +194,5 @@ INBOUND = InboundFamily(
     model=TakeCareDischargeReadiness,
     to_bundle=to_bundle,
     identifier_path=IDENTIFIER_PATH,
+    reserve_number_path=RESERVE_NUMBER_PATH,
 )
