@@ -153,7 +153,17 @@ def fixture_inputs() -> Iterator[tuple[System, str, Path]]:
 
 
 def fixtures_of(source: System, family: str) -> list[Path]:
-    return sorted((FIXTURES / source.value / family).glob("*.input.json"))
+    """The fixtures a family translates (the refused ones apart: see :func:`refused_of`)."""
+    return [
+        p
+        for p in sorted((FIXTURES / source.value / family).glob("*.input.json"))
+        if not p.name.startswith(REFUSED_PREFIX)
+    ]
+
+
+def refused_of(source: System, family: str) -> list[Path]:
+    """The fixtures of documents a family must refuse (golden ``.refused.json``)."""
+    return sorted((FIXTURES / source.value / family).glob(f"{REFUSED_PREFIX}*.input.json"))
 
 
 def golden_path(input_path: Path, suffix: str) -> Path:

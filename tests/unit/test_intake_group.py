@@ -102,7 +102,14 @@ async def test_concurrent_intakes_are_each_stored_and_answered_in_one_transactio
     with counted(engine) as sent:
         answers = await asyncio.gather(
             *(
-                accept_event(d, INBOUND, store=store, pseudonym_key="k" * 32, now=T0)
+                accept_event(
+                    d,
+                    INBOUND,
+                    store=store,
+                    pseudonym_key="k" * 32,
+                    now=T0,
+                    regional_reserve_oid=None,
+                )
                 for d in documents
             )
         )

@@ -138,7 +138,14 @@ async def test_an_adapter_takes_an_event_in_within_its_statement_budget(
         for start in range(0, BATCH, concurrent):
             await asyncio.gather(
                 *(
-                    accept_event(d, INBOUND, store=store, pseudonym_key="k" * 32, now=T0)
+                    accept_event(
+                        d,
+                        INBOUND,
+                        store=store,
+                        pseudonym_key="k" * 32,
+                        now=T0,
+                        regional_reserve_oid=None,
+                    )
                     for d in documents[start : start + concurrent]
                 )
             )
