@@ -247,6 +247,7 @@ def test_hostile_free_text_is_accepted_and_arrives_verbatim(
                         document, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
                     ),
                     now=NOW,
+                    regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
                 )
             )
         )
@@ -387,6 +388,7 @@ def test_a_changed_message_is_translated_or_refused_never_raised(family, fixture
                     document, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
                 ),
                 now=NOW,
+                regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
             )
         )
     )
@@ -461,6 +463,7 @@ def test_a_refusal_of_a_changed_message_names_no_patient_data(family, fixture, d
                         document, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
                     ),
                     now=NOW,
+                    regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
                 )
             )
         )
@@ -510,6 +513,7 @@ def test_a_translator_bug_is_untranslatable_not_an_exception():
                 document, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
             ),
             now=NOW,
+            regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
         )
     )
     with pytest.raises(Untranslatable, match="TypeError in the translator"):

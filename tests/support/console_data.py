@@ -50,6 +50,7 @@ def admission(seed: int, clock: Clock) -> tuple[IncomingRecord, str, str]:
         to_bundle(
             INBOUND.parse(doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID),
             now=clock(),
+            regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
         )
     )
     record = IncomingRecord(topics.INBOUND, 0, next(_offsets), key, bundle.encode(), {})

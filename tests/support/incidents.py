@@ -59,6 +59,7 @@ def admission(seed, *, admitted_at, patient):
         to_bundle(
             INBOUND.parse(doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID),
             now=T0,
+            regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
         )
     )
     return IncomingRecord(topics.INBOUND, 0, next(_offsets), patient, bundle.encode(), {})

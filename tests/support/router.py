@@ -64,6 +64,7 @@ def inbound(seed=1, *, patient="p" * 32, event_id=None):
         to_bundle(
             INBOUND.parse(doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID),
             now=T0,
+            regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
         )
     )
     return IncomingRecord(topics.INBOUND, 0, next(_offsets), patient, bundle.encode(), {})

@@ -347,6 +347,7 @@ def test_takecare_sip_reaches_treserva_whole_and_comes_back_unchanged(rng, now, 
                     native, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
                 ),
                 now=now,
+                regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
             )
         )
     )

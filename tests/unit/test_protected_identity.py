@@ -91,6 +91,7 @@ def test_an_unprotected_patients_address_is_kept():
         inbound.to_bundle(
             inbound.parse(doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID),
             now=NOW,
+            regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
         )
     )
     assert ADDRESS["streetAddress"] in text

@@ -52,6 +52,7 @@ def sip_record(seed, *, consent, treserva=False):
                     doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
                 ),
                 now=NOW,
+                regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
             )
         )
     else:
@@ -62,6 +63,7 @@ def sip_record(seed, *, consent, treserva=False):
                     doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
                 ),
                 now=NOW,
+                regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
             )
         )
     key = "c" * 31 + str(seed % 10)
