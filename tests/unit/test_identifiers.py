@@ -213,3 +213,31 @@ def test_no_system_outside_the_known_ones_and_oids_is_read():
     for system in ("urn:oid:1.2.752.29.4.19", "urn:oid:not-an-oid", "http://example.org/id"):
         with pytest.raises(InvalidIdentifier):
             identifier_from_fhir(system, "GOT2026000417")
+
+
+TRESERVA_SIP = Path(
+    "contracts/fixtures/treserva/sip-update/avslutad-reservnummer-skyddad.input.json"
+)
+
+
+def test_treserva_names_its_own_fields_for_reserve_numbers_and_birth_dates():
+    from services.adapter_treserva.families.sip_update import INBOUND as TRESERVA
+
+    doc = json.loads(TRESERVA_SIP.read_text(encoding="utf-8"))
+    assert doc["brukare"]["reservnummerTyp"] == "regionalt"
+    with pytest.raises(InvalidEvent) as err:
+        TRESERVA.parse(doc, now=NOW, regional_reserve_oid=None)
+    assert [v.path for v in err.value.violations] == ["brukare.reservnummer"]
+    event = TRESERVA.parse(doc, now=NOW, regional_reserve_oid="1.2.752.97.3.1.3")
+    text = to_json(TRESERVA.to_bundle(event, now=NOW, regional_reserve_oid="1.2.752.97.3.1.3"))
+    assert "urn:oid:1.2.752.97.3.1.3" in text and NATIONAL_RESERVE_SYSTEM not in text
+
+    brukare = {k: v for k, v in doc["brukare"].items() if not k.startswith("reservnummer")}
+    doc["brukare"] = brukare | {"personnummer": "20261224-2384", "samordningsnummer": False}
+    with pytest.raises(InvalidEvent) as err:
+        TRESERVA.parse(doc, now=NOW, regional_reserve_oid=None)
+    ((violation,),) = [err.value.violations]
+    assert (violation.path, violation.message) == (
+        "brukare.personnummer",
+        "date of birth is in the future",
+    )
