@@ -114,20 +114,26 @@ class Event:
 
 
 def _set_patient(event: dict[str, Any], system: str, patient: str) -> None:
+    # a made-up GOTB... number is a regional reserve number (the sandbox's example region)
     if system == "takecare":
         p = event["patient"]
-        p.pop("personalIdentityNumber", None)
-        p.pop("reserveNumber", None)
-        p["personalIdentityNumber" if patient.isdigit() else "reserveNumber"] = patient
+        for k in ("personalIdentityNumber", "reserveNumber", "reserveNumberKind"):
+            p.pop(k, None)
+        if patient.isdigit():
+            p["personalIdentityNumber"] = patient
+        else:
+            p["reserveNumber"] = patient
+            p["reserveNumberKind"] = "regional"
     else:
         b = event["brukare"]
-        for k in ("personnummer", "reservnummer", "samordningsnummer"):
+        for k in ("personnummer", "reservnummer", "reservnummerTyp", "samordningsnummer"):
             b.pop(k, None)
         if patient.isdigit():
             b["personnummer"] = f"{patient[:8]}-{patient[8:]}"
             b["samordningsnummer"] = False
         else:
             b["reservnummer"] = patient
+            b["reservnummerTyp"] = "regionalt"
 
 
 DOCUMENT_IDS = ("listId", "listaId", "sipId")

@@ -15,7 +15,11 @@ Fixture layout: ``contracts/fixtures/<source>/<family>/<name>.input.json`` is a 
 document of the source system. Beside it, ``<name>.fhir.json`` is the FHIR message the
 source adapter makes of it and ``<name>.<destination>.json`` the native document each
 destination adapter makes of that message. Receipts (``<system>/receipt``) have only the
-``.fhir.json`` response message. Translation time is the fixed :data:`FIXTURE_NOW`.
+``.fhir.json`` response message. Translation time is the fixed :data:`FIXTURE_NOW`, and
+regional reserve numbers belong to the sandbox's example region
+(:data:`FIXTURE_REGIONAL_RESERVE_OID`). A fixture named ``refused-<name>.input.json`` is a
+document the adapter must refuse: its golden ``.refused.json`` lists the violations (path,
+rule, message) the 422 names, and it fails the check if the adapter accepts it.
 """
 
 from __future__ import annotations
@@ -40,10 +44,13 @@ from services.adapter_treserva.families import receipt as treserva_receipt
 from services.messaging.contracts import CONTRACTS_DIR, violations
 from services.messaging.envelope import System, to_json
 from services.messaging.families import FAMILIES
+from services.messaging.identifiers import EXAMPLE_REGIONAL_RESERVE_OID
 from services.messaging.native import FHIR_MESSAGE, InboundFamily, InvalidEvent, OutboundFamily
 from services.messaging.receipts import Receipt, to_response
 
 FIXTURE_NOW = datetime(2026, 11, 20, 8, 12, 30, tzinfo=UTC)
+FIXTURE_REGIONAL_RESERVE_OID = EXAMPLE_REGIONAL_RESERVE_OID
+REFUSED_PREFIX = "refused-"
 FIXTURES = CONTRACTS_DIR / "fixtures"
 OPENAPI = CONTRACTS_DIR / "openapi"
 
@@ -91,6 +98,24 @@ def _outbound() -> dict[System, tuple[OutboundFamily, ...]]:
     }
 
 
+def refusal(source: System, family: str, document: Any) -> dict[str, Any]:
+    """The ``.refused.json`` golden of a fixture the adapter must refuse; ValueError if the
+    adapter accepts it."""
+    inbound = inbound_family(source, family)
+    if inbound is None:
+        raise LookupError(f"no inbound family {family!r} for {source.value}")
+    try:
+        inbound.parse(document, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
+    except InvalidEvent as exc:
+        return {
+            "refused": [
+                {"path": v.path or "$", "rule": v.rule, "message": v.message}
+                for v in exc.violations
+            ]
+        }
+    raise ValueError("a refused- fixture was accepted")
+
+
 def translate_fixture(source: System, family: str, document: Any) -> dict[str, dict[str, Any]]:
     """golden suffix → expected document, for one fixture input."""
     if family == "receipt":
@@ -99,8 +124,9 @@ def translate_fixture(source: System, family: str, document: Any) -> dict[str, d
     inbound = inbound_family(source, family)
     if inbound is None:
         raise LookupError(f"no inbound family {family!r} for {source.value}")
-    event = inbound.parse(document)
-    bundle = fhir_json(inbound.to_bundle(event, now=FIXTURE_NOW))
+    region = FIXTURE_REGIONAL_RESERVE_OID
+    event = inbound.parse(document, now=FIXTURE_NOW, regional_reserve_oid=region)
+    bundle = fhir_json(inbound.to_bundle(event, now=FIXTURE_NOW, regional_reserve_oid=region))
     Bundle.model_validate(bundle)  # the wire form parses with the R4B models again
     outputs = {"fhir": bundle}
     catalogue = next(f for f in FAMILIES if f.name == family)
@@ -127,7 +153,17 @@ def fixture_inputs() -> Iterator[tuple[System, str, Path]]:
 
 
 def fixtures_of(source: System, family: str) -> list[Path]:
-    return sorted((FIXTURES / source.value / family).glob("*.input.json"))
+    """The fixtures a family translates (the refused ones apart: see :func:`refused_of`)."""
+    return [
+        p
+        for p in sorted((FIXTURES / source.value / family).glob("*.input.json"))
+        if not p.name.startswith(REFUSED_PREFIX)
+    ]
+
+
+def refused_of(source: System, family: str) -> list[Path]:
+    """The fixtures of documents a family must refuse (golden ``.refused.json``)."""
+    return sorted((FIXTURES / source.value / family).glob(f"{REFUSED_PREFIX}*.input.json"))
 
 
 def golden_path(input_path: Path, suffix: str) -> Path:
@@ -138,8 +174,12 @@ def check_fixtures(*, update: bool = False) -> list[Result]:
     results = []
     for source, family, path in fixture_inputs():
         name = str(path.relative_to(FIXTURES))
+        document = json.loads(path.read_text("utf-8"))
         try:
-            outputs = translate_fixture(source, family, json.loads(path.read_text("utf-8")))
+            if path.name.startswith(REFUSED_PREFIX):
+                outputs = {"refused": refusal(source, family, document)}
+            else:
+                outputs = translate_fixture(source, family, document)
         except (InvalidEvent, LookupError, ValueError) as exc:
             detail = exc.violations if isinstance(exc, InvalidEvent) else exc
             results.append(Result(name, "translate", f"ERROR: {type(exc).__name__}: {detail}"))
@@ -227,13 +267,18 @@ def contract_names() -> list[str]:
 
 def validate_document(contract: str, document: Any) -> list[tuple[str, str, str]]:
     """(path, rule, message) of every violation; [] when the document is valid. An inbound
-    contract also gets the checks a schema cannot make (Luhn, calendar dates)."""
+    contract also gets the checks a schema cannot make (Luhn, calendar dates, a birth date
+    after today; a regional reserve number is taken as the sandbox's example region's)."""
     schema = f"{contract}.schema.json"
     for families in INBOUND.values():
         for family in families:
             if family.schema == schema:
                 try:
-                    family.parse(document)
+                    family.parse(
+                        document,
+                        now=datetime.now(UTC),
+                        regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+                    )
                 except InvalidEvent as exc:
                     return [(v.path or "$", v.rule, v.message) for v in exc.violations]
                 return []

@@ -3,15 +3,19 @@ and how they map to the broker's :class:`PatientInfo` and :class:`CareUnit` and 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from services.messaging.fhir_parts import Address as AddressInfo
 from services.messaging.fhir_parts import CareUnit, PatientInfo
 from services.messaging.identifiers import (
     IdentifierKind,
+    InvalidIdentifier,
     PatientIdentifier,
+    parse_national_reserve_number,
     parse_patient_identifier,
-    parse_reserve_number,
+    parse_regional_reserve_number,
 )
 from services.messaging.native import NativeModel
 
@@ -34,12 +38,23 @@ class Unit(NativeModel):
         return cls.model_validate({"hsaId": unit.hsa_id, "name": unit.name})
 
 
+IDENTIFIER_PATH = "patient.personalIdentityNumber"
+RESERVE_NUMBER_PATH = "patient.reserveNumber"
+ReserveNumberKind = Literal["national", "regional"]
+_RESERVE_KINDS: dict[ReserveNumberKind, IdentifierKind] = {
+    "national": IdentifierKind.NATIONAL_RESERVE,
+    "regional": IdentifierKind.REGIONAL_RESERVE,
+}
+
+
 class Patient(NativeModel):
     """Exactly one of personalIdentityNumber (personnummer or samordningsnummer) and
-    reserveNumber is given; the schema enforces it."""
+    reserveNumber is given, and reserveNumberKind says whether a reserve number is the
+    national one (nationellt reservnummer) or the region's own; the schema enforces it."""
 
     personal_identity_number: str | None = Field(default=None, alias="personalIdentityNumber")
     reserve_number: str | None = Field(default=None, alias="reserveNumber")
+    reserve_number_kind: ReserveNumberKind | None = Field(default=None, alias="reserveNumberKind")
     family_name: str = Field(alias="familyName")
     given_name: str = Field(alias="givenName")
     registered_address: Address | None = Field(default=None, alias="registeredAddress")
@@ -47,14 +62,25 @@ class Patient(NativeModel):
 
     @property
     def identifier(self) -> PatientIdentifier:
-        if self.reserve_number is not None:
-            return parse_reserve_number(self.reserve_number)
-        return parse_patient_identifier(self.personal_identity_number or "")
+        """The patient's identifier; a regional reserve number without its region."""
+        if self.reserve_number is None:
+            return parse_patient_identifier(self.personal_identity_number or "")
+        try:
+            if self.reserve_number_kind == "national":
+                return parse_national_reserve_number(self.reserve_number)
+            if self.reserve_number_kind == "regional":
+                return parse_regional_reserve_number(self.reserve_number)
+        except InvalidIdentifier as exc:
+            raise InvalidIdentifier(str(exc), field=RESERVE_NUMBER_PATH) from None
+        raise InvalidIdentifier(
+            "reserveNumberKind must say national or regional", field="patient.reserveNumberKind"
+        )
 
-    def info(self) -> PatientInfo:
+    def info(self, regional_reserve_oid: str | None = None) -> PatientInfo:
+        """``regional_reserve_oid``: the region a regional reserve number belongs to."""
         a = self.registered_address
         return PatientInfo(
-            identifier=self.identifier,
+            identifier=self.identifier.in_region(regional_reserve_oid),
             family_name=self.family_name,
             given_name=self.given_name,
             address=None if a is None else AddressInfo(a.street_address, a.postal_code, a.city),
@@ -67,13 +93,15 @@ class Patient(NativeModel):
         a protected identity: the FHIR reader already dropped it)."""
         ident = patient.identifier
         a = patient.address
+        kind = next((k for k, v in _RESERVE_KINDS.items() if v is ident.kind), None)
+        number = (
+            {"personalIdentityNumber": ident.value}
+            if kind is None
+            else {"reserveNumber": ident.value, "reserveNumberKind": kind}
+        )
         return cls.model_validate(
             {
-                (
-                    "reserveNumber"
-                    if ident.kind is IdentifierKind.RESERVNUMMER
-                    else "personalIdentityNumber"
-                ): ident.value,
+                **number,
                 "familyName": patient.family_name,
                 "givenName": patient.given_name,
                 **(
@@ -90,6 +118,3 @@ class Patient(NativeModel):
                 "protectedIdentity": patient.protected,
             }
         )
-
-
-IDENTIFIER_PATH = "patient.personalIdentityNumber"

@@ -74,6 +74,7 @@ def create_app(
             guard=guard,
             pseudonym_key=settings.pseudonym_key,
             clock=clock,
+            regional_reserve_oid=settings.region_reserve_oid(),
             on_accepted=relay_wake.set if relay_wake is not None else lambda: None,
         ),
         tags=["intake"],

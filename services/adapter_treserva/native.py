@@ -4,7 +4,7 @@ enhet (unit), and how they map to the broker's :class:`PatientInfo` and :class:`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -21,21 +21,31 @@ from services.messaging.fhir_parts import (
 )
 from services.messaging.identifiers import (
     IdentifierKind,
+    InvalidIdentifier,
     PatientIdentifier,
+    parse_national_reserve_number,
     parse_patient_identifier,
-    parse_reserve_number,
+    parse_regional_reserve_number,
 )
 from services.messaging.native import NativeModel
 
 IDENTIFIER_PATH = "brukare.personnummer"
+RESERVE_NUMBER_PATH = "brukare.reservnummer"
+ReservnummerTyp = Literal["nationellt", "regionalt"]
+_RESERVE_KINDS: dict[ReservnummerTyp, IdentifierKind] = {
+    "nationellt": IdentifierKind.NATIONAL_RESERVE,
+    "regionalt": IdentifierKind.REGIONAL_RESERVE,
+}
 
 
 def brukare(patient: PatientInfo) -> dict[str, Any]:
     """Treserva's brukare of a patient; never an address for a protected identity."""
     ident = patient.identifier
     doc: dict[str, Any] = {}
-    if ident.kind is IdentifierKind.RESERVNUMMER:
+    typ = next((t for t, kind in _RESERVE_KINDS.items() if kind is ident.kind), None)
+    if typ is not None:
         doc["reservnummer"] = ident.value
+        doc["reservnummerTyp"] = typ
     else:
         doc["personnummer"] = f"{ident.value[:8]}-{ident.value[8:]}"
         doc["samordningsnummer"] = ident.kind is IdentifierKind.SAMORDNINGSNUMMER
@@ -72,9 +82,13 @@ class Enhet(NativeModel):
 
 
 class Brukare(NativeModel):
+    """Exactly one of personnummer and reservnummer; reservnummerTyp says whether a reserve
+    number is the national one or the region's own (the schema enforces both)."""
+
     personnummer: str | None = None
     samordningsnummer: bool = False
     reservnummer: str | None = None
+    reservnummer_typ: ReservnummerTyp | None = Field(default=None, alias="reservnummerTyp")
     efternamn: str
     fornamn: str
     skyddad_identitet: bool = Field(alias="skyddadIdentitet")
@@ -82,14 +96,25 @@ class Brukare(NativeModel):
 
     @property
     def identifier(self) -> PatientIdentifier:
-        if self.reservnummer is not None:
-            return parse_reserve_number(self.reservnummer)
-        return parse_patient_identifier(self.personnummer or "")
+        """The brukare's identifier; a regional reserve number without its region."""
+        if self.reservnummer is None:
+            return parse_patient_identifier(self.personnummer or "")
+        try:
+            if self.reservnummer_typ == "nationellt":
+                return parse_national_reserve_number(self.reservnummer)
+            if self.reservnummer_typ == "regionalt":
+                return parse_regional_reserve_number(self.reservnummer)
+        except InvalidIdentifier as exc:
+            raise InvalidIdentifier(str(exc), field=RESERVE_NUMBER_PATH) from None
+        raise InvalidIdentifier(
+            "reservnummerTyp must say nationellt or regionalt", field="brukare.reservnummerTyp"
+        )
 
-    def info(self) -> PatientInfo:
+    def info(self, regional_reserve_oid: str | None = None) -> PatientInfo:
+        """``regional_reserve_oid``: the region a regional reserve number belongs to."""
         a = self.folkbokforingsadress
         return PatientInfo(
-            identifier=self.identifier,
+            identifier=self.identifier.in_region(regional_reserve_oid),
             family_name=self.efternamn,
             given_name=self.fornamn,
             address=None if a is None else Address(a.gatuadress, a.postnummer, a.postort),

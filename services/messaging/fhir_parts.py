@@ -135,6 +135,8 @@ def message_bundle(
 
 
 def patient_resource(patient: PatientInfo) -> dict[str, Any]:
+    """The Patient; a regional reserve number must carry its region by now (the system
+    raises :class:`InvalidIdentifier` otherwise: it is never labelled national)."""
     ident = patient.identifier
     resource: dict[str, Any] = {
         "resourceType": "Patient",

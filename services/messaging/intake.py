@@ -77,14 +77,17 @@ async def accept_event(
     store: IntakeStore,
     pseudonym_key: str,
     now: datetime,
+    regional_reserve_oid: str | None,
     trace: TraceContext | None = None,
 ) -> Accepted:
     """Raises ``InvalidEvent`` (bad input) or ``ConflictingResend``. The inbound record
-    carries ``trace`` (a new trace if None) as its ``traceparent`` header."""
-    event = family.parse(document)
-    bundle = family.to_bundle(event, now=now)
+    carries ``trace`` (a new trace if None) as its ``traceparent`` header.
+    ``regional_reserve_oid`` is the region whose reserve numbers the source uses (None: a
+    regional reserve number is refused)."""
+    event = family.parse(document, now=now, regional_reserve_oid=regional_reserve_oid)
+    bundle = family.to_bundle(event, now=now, regional_reserve_oid=regional_reserve_oid)
     message_id = str(bundle.id)
-    patient = pseudonym(pseudonym_key, event.patient_identifier())
+    patient = pseudonym(pseudonym_key, event.patient_identifier().in_region(regional_reserve_oid))
     code = event.event_code().value
     entry = IntakeEntry(
         message_id=message_id,

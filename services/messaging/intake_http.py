@@ -134,8 +134,11 @@ def intake_router(
     guard: IntakeGuard,
     pseudonym_key: str,
     clock: Callable[[], datetime],
+    regional_reserve_oid: str | None,
     on_accepted: Callable[[], None] = lambda: None,
 ) -> APIRouter:
+    """``regional_reserve_oid``: the OID of the region whose reserve numbers the source
+    uses; None refuses regional reserve numbers with a 422."""
     router = APIRouter(prefix=prefix)
     for family in families:
         _add_family(
@@ -145,6 +148,7 @@ def intake_router(
             guard=guard,
             pseudonym_key=pseudonym_key,
             clock=clock,
+            regional_reserve_oid=regional_reserve_oid,
             on_accepted=on_accepted,
         )
     return router
@@ -158,6 +162,7 @@ def _add_family(
     guard: IntakeGuard,
     pseudonym_key: str,
     clock: Callable[[], datetime],
+    regional_reserve_oid: str | None,
     on_accepted: Callable[[], None],
 ) -> None:
     name = family.family
@@ -181,6 +186,7 @@ def _add_family(
                 store=store,
                 pseudonym_key=pseudonym_key,
                 now=clock(),
+                regional_reserve_oid=regional_reserve_oid,
                 trace=trace,
             )
         except BodyError as exc:
@@ -222,7 +228,9 @@ def _add_family(
         if refused is not None:
             return refused
         try:
-            family.parse(await read(request))
+            family.parse(
+                await read(request), now=clock(), regional_reserve_oid=regional_reserve_oid
+            )
         except BodyError as exc:
             return exc.response
         except InvalidEvent as exc:

@@ -23,9 +23,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from services.messaging.contracts import Violation, violations
 from services.messaging.envelope import BusinessKey, EventCode
 from services.messaging.identifiers import (
+    RESERVE_KINDS,
     InvalidIdentifier,
     PatientIdentifier,
+    check_identifier,
     parse_patient_identifier,
+    refuse_future_birth,
 )
 
 
@@ -45,7 +48,8 @@ class NativeEvent(NativeModel):
         raise NotImplementedError
 
     def patient_identifier(self) -> PatientIdentifier:
-        """Raise :class:`InvalidIdentifier` if the number is not valid."""
+        """Raise :class:`InvalidIdentifier` if the number is not valid. A regional reserve
+        number comes without its region: the adapter's setting adds it."""
         raise NotImplementedError
 
 
@@ -54,7 +58,12 @@ E_contra = TypeVar("E_contra", contravariant=True)
 
 
 class ToBundle(Protocol[E_contra]):
-    def __call__(self, event: E_contra, *, now: datetime) -> Bundle: ...
+    """Pure translation. ``now`` is the event's clock; ``regional_reserve_oid`` the OID of
+    the region whose reserve numbers the source uses (None: it may send none)."""
+
+    def __call__(
+        self, event: E_contra, *, now: datetime, regional_reserve_oid: str | None = None
+    ) -> Bundle: ...
 
 
 class InvalidEvent(ValueError):
@@ -74,10 +83,21 @@ class InboundFamily(Generic[E]):
     schema: str  # contract path under contracts/
     model: type[E]
     to_bundle: ToBundle[E]
-    identifier_path: str  # where the patient's number sits, for error messages
+    identifier_path: str  # where the patient's personnummer sits, for error messages
+    reserve_number_path: str  # and where a reserve number sits
 
-    def parse(self, document: Any) -> E:
-        return parse_event(self.model, self.schema, document, identifier_path=self.identifier_path)
+    def parse(self, document: Any, *, now: datetime, regional_reserve_oid: str | None) -> E:
+        """The event, or :class:`InvalidEvent`; ``now`` and the region's OID as for
+        :func:`parse_event`."""
+        return parse_event(
+            self.model,
+            self.schema,
+            document,
+            identifier_path=self.identifier_path,
+            reserve_number_path=self.reserve_number_path,
+            now=now,
+            regional_reserve_oid=regional_reserve_oid,
+        )
 
 
 FHIR_MESSAGE = "fhir-message"
@@ -95,13 +115,26 @@ class OutboundFamily:
     to_native: Callable[[dict[str, Any]], dict[str, Any]]  # pure: Bundle JSON → native
 
 
-def parse_event(model: type[E], schema: str, document: Any, *, identifier_path: str) -> E:
-    """Schema first, then the model, then what a schema cannot check (Luhn, dates)."""
+def parse_event(
+    model: type[E],
+    schema: str,
+    document: Any,
+    *,
+    identifier_path: str,
+    reserve_number_path: str,
+    now: datetime,
+    regional_reserve_oid: str | None,
+) -> E:
+    """Schema first, then the model, then what a schema cannot check: Luhn, calendar dates,
+    a date of birth after ``now`` (the event's clock), and a regional reserve number where
+    the adapter has no region OID (``regional_reserve_oid`` None) to label it with."""
     found = violations(schema, document)
     if found:
         # Report a bad check digit or date together with the schema's findings, so a
         # vendor sees every problem at once.
-        raise InvalidEvent(found + _identifier_violations(document, identifier_path, found))
+        raise InvalidEvent(
+            found + _identifier_violations(document, identifier_path, found, now=now)
+        )
     try:
         event = model.model_validate(document)
     except ValidationError as exc:
@@ -111,15 +144,19 @@ def parse_event(model: type[E], schema: str, document: Any, *, identifier_path: 
                 for err in exc.errors(include_input=False)
             ]
         ) from None
+    ident: PatientIdentifier | None = None
     try:
-        event.patient_identifier()
+        ident = event.patient_identifier()
+        check_identifier(ident, now=now, regional_reserve_oid=regional_reserve_oid)
     except InvalidIdentifier as exc:
-        raise InvalidEvent([Violation(identifier_path, "identifier", str(exc))]) from None
+        reserve = ident is not None and ident.kind in RESERVE_KINDS
+        path = exc.field or (reserve_number_path if reserve else identifier_path)
+        raise InvalidEvent([Violation(path, "identifier", str(exc))]) from None
     return event
 
 
 def _identifier_violations(
-    document: Any, identifier_path: str, found: list[Violation]
+    document: Any, identifier_path: str, found: list[Violation], *, now: datetime
 ) -> list[Violation]:
     if any(v.path == identifier_path for v in found):
         return []
@@ -129,7 +166,7 @@ def _identifier_violations(
     if not isinstance(value, str):
         return []
     try:
-        parse_patient_identifier(value)
+        refuse_future_birth(parse_patient_identifier(value), now=now)
     except InvalidIdentifier as exc:
         return [Violation(identifier_path, "identifier", str(exc))]
     return []

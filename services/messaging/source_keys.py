@@ -4,7 +4,8 @@ and answered 403, not 401). Both are JSON in the environment, for example
 ``ADAPTER_TAKECARE_INTAKE_KEY_HASHES='["<sha256 hex>", "<sha256 hex>"]'`` and
 ``ADAPTER_TAKECARE_PEER_KEY_HASHES='{"treserva": ["<sha256 hex>"]}'``. And the timing of
 confirmation by read-back, for those of its destinations set to it (each destination's mode is
-a field of the adapter's own settings, beside its URL)."""
+a field of the adapter's own settings, beside its URL). And the OID of the region whose own
+reserve numbers the source system uses (``ADAPTER_TAKECARE_REGIONAL_RESERVE_OID``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import ClassVar
 from pydantic import Field, field_validator, model_validator
 
 from services.messaging.envelope import System
+from services.messaging.identifiers import EXAMPLE_REGIONAL_RESERVE_OID, is_oid
 from services.messaging.keys import SystemKeys, check_hashes
 from services.messaging.read_back_store import ReadBackTerms
 from services.messaging.settings import ServiceSettings
@@ -31,6 +33,34 @@ class SourceKeySettings(ServiceSettings):
     read_back_first_s: float = Field(default=2.0, gt=0)
     read_back_interval_s: float = Field(default=30.0, gt=0)
     read_back_window_s: float = Field(default=900.0, gt=0)
+    # The OID of the region whose own reserve numbers (regionala reservnummer) the source
+    # system gives, from Inera's OID register, e.g. 1.2.752.97.3.1.3 for Region Stockholm's.
+    # A regional number is sent under urn:oid:<this>. Unset: the sandbox uses the example
+    # OID EXAMPLE_REGIONAL_RESERVE_OID; anywhere else a regional number is refused with a
+    # 422, never labelled as the national reserve number.
+    regional_reserve_oid: str | None = None
+
+    @field_validator("regional_reserve_oid")
+    @classmethod
+    def _an_oid(cls, value: str | None) -> str | None:
+        if value is not None and not is_oid(value):
+            raise ValueError("regional_reserve_oid must be an OID such as 1.2.752.97.3.1.3")
+        return value
+
+    def region_reserve_oid(self) -> str | None:
+        """The region OID translation labels regional reserve numbers with (None: refuse)."""
+        if self.regional_reserve_oid is None and self.in_sandbox:
+            return EXAMPLE_REGIONAL_RESERVE_OID
+        return self.regional_reserve_oid
+
+    def refusals(self) -> list[str]:
+        refusals = super().refusals()
+        if self.regional_reserve_oid == EXAMPLE_REGIONAL_RESERVE_OID:
+            refusals.append(
+                f"{self.env('regional_reserve_oid')}: the sandbox's example OID; set the "
+                "region's own OID, or leave it unset to refuse regional reserve numbers"
+            )
+        return refusals
 
     @field_validator("intake_key_hashes")
     @classmethod

@@ -111,6 +111,7 @@ def test_the_logs_of_a_full_run_hold_no_personnummer_name_or_address(debug_stack
         # an event with a real test personnummer and a broken field: refused, named, not echoed
         broken = sample_admission(random.Random(3), now=datetime.now().astimezone())
         broken["patient"].pop("reserveNumber", None)
+        broken["patient"].pop("reserveNumberKind", None)
         broken["patient"]["personalIdentityNumber"] = TEST_IDENTIFIERS[1]
         broken["encounter"]["admittedAt"] = "yesterday, around lunch"
         res = httpx.post(

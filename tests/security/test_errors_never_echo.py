@@ -317,3 +317,16 @@ async def test_an_unknown_key_in_an_intake_document_is_not_repeated(apps, admiss
     issues = res.json()["issue"]
     assert {"*"} == {i["expression"][0] for i in issues if "unknown field" in i["diagnostics"]}
     assert TOLVAN not in res.text
+
+
+async def test_the_personnummer_search_refuses_a_future_birth_date_without_echo(apps):
+    """Issue 20: a personnummer born after today names no patient; the 422 says why and
+    never repeats the number (born 2099-12-31, its check digit right)."""
+    router = next(one for one in apps if one.name == "router").client
+    res = await router.post(
+        "/api/v1/messages/search/personnummer",
+        json={"personnummer": "20991231-2387", "operator": "asa", "reason": "planning"},
+    )
+    assert res.status_code == 422 and res.headers["content-type"] == "application/problem+json"
+    assert res.json()["detail"] == "personnummer: date of birth is in the future"
+    assert "20991231" not in res.text and "2387" not in res.text

@@ -30,6 +30,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from sandbox.contracts_cli import FIXTURE_NOW, FIXTURE_REGIONAL_RESERVE_OID
 from sandbox.simulators.samples import people
 from services.adapter_takecare import families as takecare
 from services.adapter_takecare import primary_care
@@ -133,11 +134,15 @@ def test_any_json_is_translated_or_refused_as_a_contract_violation(family):
     @given(near_documents(family))
     def check(document: Any) -> None:
         try:
-            event = chosen.parse(document)
+            event = chosen.parse(
+                document, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+            )
         except InvalidEvent as exc:
             assert exc.violations, "a refusal names at least one violation"
             return
-        chosen.to_bundle(event, now=NOW)  # anything it raises fails the test
+        chosen.to_bundle(
+            event, now=NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+        )  # anything it raises fails the test
 
     check()
 
@@ -236,7 +241,15 @@ def test_hostile_free_text_is_accepted_and_arrives_verbatim(
         document = _fixture(source, name, fixture)
         _put(document, where, text)
         bundle = json.loads(
-            to_json(INBOUND[family].to_bundle(INBOUND[family].parse(document), now=NOW))
+            to_json(
+                INBOUND[family].to_bundle(
+                    INBOUND[family].parse(
+                        document, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+                    ),
+                    now=NOW,
+                    regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+                )
+            )
         )
         assert text in _strings(bundle)
         native = OUTBOUND[receiver][receiving].to_native(bundle)
@@ -368,7 +381,17 @@ def test_a_changed_message_is_translated_or_refused_never_raised(family, fixture
     source, name = family.split("/")
     document = _fixture(source, name, fixture or _first_fixture(family))
     chosen = INBOUND[family]
-    bundle = json.loads(to_json(chosen.to_bundle(chosen.parse(document), now=NOW)))
+    bundle = json.loads(
+        to_json(
+            chosen.to_bundle(
+                chosen.parse(
+                    document, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+                ),
+                now=NOW,
+                regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+            )
+        )
+    )
     translate(json.dumps(bundle), destination)  # the unchanged message translates
 
     @settings(FAST, max_examples=120)
@@ -433,7 +456,17 @@ def test_a_refusal_of_a_changed_message_names_no_patient_data(family, fixture, d
         document = _fixture(source, name, fixture or _first_fixture(family))
         document[where] = make(random.Random(seed), protected_share=0.0)
         secrets = _patient_values(document[where])
-        bundle = json.loads(to_json(chosen.to_bundle(chosen.parse(document), now=NOW)))
+        bundle = json.loads(
+            to_json(
+                chosen.to_bundle(
+                    chosen.parse(
+                        document, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+                    ),
+                    now=NOW,
+                    regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+                )
+            )
+        )
         (patient,) = [
             e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
         ]
@@ -474,6 +507,14 @@ def test_a_translator_bug_is_untranslatable_not_an_exception():
     )
     document = _fixture("takecare", "admission-notice", "personnummer-full")
     chosen = INBOUND["takecare/admission-notice"]
-    value = to_json(chosen.to_bundle(chosen.parse(document), now=NOW))
+    value = to_json(
+        chosen.to_bundle(
+            chosen.parse(
+                document, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+            ),
+            now=NOW,
+            regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+        )
+    )
     with pytest.raises(Untranslatable, match="TypeError in the translator"):
         translate(value, destination)

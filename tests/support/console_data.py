@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sandbox.contracts_cli import FIXTURE_NOW, FIXTURE_REGIONAL_RESERVE_OID
 from sandbox.simulators.samples.admission_notice import sample_admission
 from services.adapter_takecare.families.admission_notice import INBOUND, to_bundle
 from services.messaging import topics
@@ -45,7 +46,13 @@ def admission(seed: int, clock: Clock) -> tuple[IncomingRecord, str, str]:
     doc = sample_admission(random.Random(seed), now=clock())
     raw = doc["patient"]["personalIdentityNumber"]
     key = pseudonym(SANDBOX_PSEUDONYM_KEY, parse_patient_identifier(raw))
-    bundle = to_json(to_bundle(INBOUND.parse(doc), now=clock()))
+    bundle = to_json(
+        to_bundle(
+            INBOUND.parse(doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID),
+            now=clock(),
+            regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+        )
+    )
     record = IncomingRecord(topics.INBOUND, 0, next(_offsets), key, bundle.encode(), {})
     return record, raw, f"takecare|{doc['eventId']}|{doc['version']}"
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from sandbox.contracts_cli import FIXTURE_NOW, FIXTURE_REGIONAL_RESERVE_OID
 from sandbox.simulators.samples.admission_notice import sample_admission
 from services.adapter_takecare.families.admission_notice import INBOUND, to_bundle
 from services.messaging import topics
@@ -54,7 +55,13 @@ _offsets = iter(range(10**9))
 def admission(seed, *, admitted_at, patient):
     doc = sample_admission(random.Random(seed), now=admitted_at)
     doc["encounter"]["admittedAt"] = admitted_at.isoformat()
-    bundle = to_json(to_bundle(INBOUND.parse(doc), now=T0))
+    bundle = to_json(
+        to_bundle(
+            INBOUND.parse(doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID),
+            now=T0,
+            regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+        )
+    )
     return IncomingRecord(topics.INBOUND, 0, next(_offsets), patient, bundle.encode(), {})
 
 

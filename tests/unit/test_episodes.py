@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from sandbox.contracts_cli import FIXTURE_NOW, FIXTURE_REGIONAL_RESERVE_OID
 from sandbox.simulators.samples.admission_notice import sample_admission
 from sandbox.simulators.samples.discharge import (
     sample_discharge_notice,
@@ -32,7 +33,15 @@ PATIENT = "e" * 32
 
 
 def record(family, doc, now):
-    bundle = to_json(family.INBOUND.to_bundle(family.INBOUND.parse(doc), now=now))
+    bundle = to_json(
+        family.INBOUND.to_bundle(
+            family.INBOUND.parse(
+                doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+            ),
+            now=now,
+            regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+        )
+    )
     return IncomingRecord(topics.INBOUND, 0, next(_offsets), PATIENT, bundle.encode(), {})
 
 

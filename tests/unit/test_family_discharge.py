@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from sandbox.contracts_cli import (
     FIXTURE_NOW,
+    FIXTURE_REGIONAL_RESERVE_OID,
     fhir_json,
     fixture_inputs,
     golden_path,
@@ -32,6 +33,7 @@ from services.messaging.contracts import violations
 from services.messaging.envelope import EVENT_SYSTEM, EventCode, System, read_envelope, to_json
 from services.messaging.fhir_parts import SECURITY_LABEL_SYSTEM, TranslationError
 from services.messaging.identifiers import (
+    RESERVE_KINDS,
     IdentifierKind,
     identifier_from_fhir,
     parse_patient_identifier,
@@ -100,8 +102,10 @@ def _through(family, doc):
     """native → FHIR (JSON wire form) → Treserva native, the way the adapters do it."""
     inbound = _inbound(family)
     outbound = treserva_readiness.OUTBOUND if family == READINESS else treserva_notice.OUTBOUND
-    event = inbound.parse(doc)
-    bundle = fhir_json(inbound.to_bundle(event, now=FIXTURE_NOW))
+    event = inbound.parse(doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
+    bundle = fhir_json(
+        inbound.to_bundle(event, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
+    )
     return event, bundle, outbound.to_native(bundle)
 
 
@@ -242,8 +246,11 @@ def _check_message(doc, bundle, event_code):
     assert _resolve(bundle, encounter["subject"]) == patient
     ident = patient["identifier"][0]
     parsed = identifier_from_fhir(ident["system"], ident["value"])
-    if parsed.kind is IdentifierKind.RESERVNUMMER:
+    if parsed.kind in RESERVE_KINDS:
         assert parsed.value == doc["patient"]["reserveNumber"].replace("-", "").upper()
+        # a regional number is never labelled national, and the reverse
+        national = doc["patient"]["reserveNumberKind"] == "national"
+        assert (parsed.kind is IdentifierKind.NATIONAL_RESERVE) is national
     else:
         assert parse_patient_identifier(ident["value"]) == parsed  # Luhn and date hold
     protected = doc["patient"].get("protectedIdentity", False)
@@ -300,8 +307,14 @@ def test_every_readiness_sample_survives_the_trip_to_treserva(rng, now, withdraw
     doc = sample_discharge_readiness(rng, now=now, withdrawn=withdrawn)
     assert violations("takecare/discharge-readiness.schema.json", doc) == []
     event, bundle, native = _through(READINESS, doc)
-    again = discharge_readiness.to_bundle(event, now=FIXTURE_NOW)
-    assert to_json(again) == to_json(discharge_readiness.to_bundle(event, now=FIXTURE_NOW))
+    again = discharge_readiness.to_bundle(
+        event, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+    )
+    assert to_json(again) == to_json(
+        discharge_readiness.to_bundle(
+            event, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+        )
+    )
     code = EventCode.READY_FOR_DISCHARGE_WITHDRAWN if withdrawn else EventCode.READY_FOR_DISCHARGE
     encounter, _, protected = _check_message(doc, bundle, code)
     assert encounter["status"] == "in-progress"
@@ -330,8 +343,14 @@ def test_every_discharge_sample_survives_the_trip_to_treserva(rng, now):
     doc = sample_discharge_notice(rng, now=now)
     assert violations("takecare/discharge-notice.schema.json", doc) == []
     event, bundle, native = _through(NOTICE, doc)
-    again = discharge_notice.to_bundle(event, now=FIXTURE_NOW)
-    assert to_json(again) == to_json(discharge_notice.to_bundle(event, now=FIXTURE_NOW))
+    again = discharge_notice.to_bundle(
+        event, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+    )
+    assert to_json(again) == to_json(
+        discharge_notice.to_bundle(
+            event, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+        )
+    )
     encounter, _, protected = _check_message(doc, bundle, EventCode.DISCHARGE_NOTICE)
     assert encounter["status"] == "finished"
     assert encounter["period"]["end"] == doc["dischargedAt"]
@@ -394,7 +413,9 @@ def test_a_protected_identity_never_gives_away_its_address(rng, now, family, wit
 
 def _violations(family, doc):
     with pytest.raises(InvalidEvent) as err:
-        _inbound(family).parse(doc)
+        _inbound(family).parse(
+            doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+        )
     return {(v.path, v.rule) for v in err.value.violations}
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from sandbox.contracts_cli import (
     FIXTURE_NOW,
+    FIXTURE_REGIONAL_RESERVE_OID,
     fixtures_of,
     golden_path,
     render,
@@ -27,12 +28,13 @@ from services.messaging.contracts import violations
 from services.messaging.envelope import EVENT_SYSTEM, System, to_json
 from services.messaging.fhir_parts import TranslationError
 from services.messaging.identifiers import (
+    NATIONAL_RESERVE_SYSTEM,
     PERSONNUMMER_SYSTEM,
-    RESERVNUMMER_SYSTEM,
     SAMORDNINGSNUMMER_SYSTEM,
     IdentifierKind,
+    parse_national_reserve_number,
     parse_patient_identifier,
-    parse_reserve_number,
+    parse_regional_reserve_number,
 )
 from services.messaging.medication import LIST_EMPTY_REASON_SYSTEM
 from services.messaging.native import InvalidEvent
@@ -83,7 +85,17 @@ def _resources(bundle, kind):
 
 
 def _bundle(family, doc):
-    return json.loads(to_json(family.INBOUND.to_bundle(family.INBOUND.parse(doc), now=FIXTURE_NOW)))
+    return json.loads(
+        to_json(
+            family.INBOUND.to_bundle(
+                family.INBOUND.parse(
+                    doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+                ),
+                now=FIXTURE_NOW,
+                regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+            )
+        )
+    )
 
 
 # --- golden fixtures ---------------------------------------------------------------------------
@@ -170,8 +182,11 @@ def test_a_superseded_delivery_is_still_valid_for_the_receiver():
 
 def _check_identifier(patient):
     (ident,) = patient["identifier"]
-    if ident["system"] == RESERVNUMMER_SYSTEM:
-        assert parse_reserve_number(ident["value"]).value == ident["value"]
+    if ident["system"] == NATIONAL_RESERVE_SYSTEM:
+        assert parse_national_reserve_number(ident["value"]).value == ident["value"]
+        return
+    if ident["system"] == f"urn:oid:{FIXTURE_REGIONAL_RESERVE_OID}":
+        assert parse_regional_reserve_number(ident["value"]).value == ident["value"]
         return
     parsed = parse_patient_identifier(ident["value"])
     assert parsed.value == ident["value"]
@@ -338,7 +353,9 @@ def test_every_line_keeps_its_codes_in_fhir(rng, now):
 
 def _violations(family, doc):
     with pytest.raises(InvalidEvent) as caught:
-        family.INBOUND.parse(doc)
+        family.INBOUND.parse(
+            doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+        )
     return {(v.path, v.rule) for v in caught.value.violations}
 
 

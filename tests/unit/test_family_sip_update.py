@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from sandbox.contracts_cli import (
     FIXTURE_NOW,
+    FIXTURE_REGIONAL_RESERVE_OID,
     fixtures_of,
     golden_path,
     render,
@@ -32,8 +33,9 @@ from services.messaging.fhir_parts import TranslationError
 from services.messaging.identifiers import (
     IdentifierKind,
     identifier_from_fhir,
+    parse_national_reserve_number,
     parse_patient_identifier,
-    parse_reserve_number,
+    parse_regional_reserve_number,
 )
 from services.messaging.native import InvalidEvent
 from services.messaging.sip import consent_given
@@ -97,7 +99,17 @@ def _fixture(system, name):
 
 
 def _bundle(family, doc):
-    return json.loads(to_json(family.to_bundle(family.parse(doc), now=FIXTURE_NOW)))
+    return json.loads(
+        to_json(
+            family.to_bundle(
+                family.parse(
+                    doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+                ),
+                now=FIXTURE_NOW,
+                regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+            )
+        )
+    )
 
 
 def _resources(bundle, kind):
@@ -214,8 +226,11 @@ def _check_message(bundle_json, source):
     ident = identifier_from_fhir(
         patient["identifier"][0]["system"], patient["identifier"][0]["value"]
     )
-    if ident.kind is IdentifierKind.RESERVNUMMER:
-        assert parse_reserve_number(ident.value) == ident
+    if ident.kind is IdentifierKind.NATIONAL_RESERVE:
+        assert parse_national_reserve_number(ident.value) == ident
+    elif ident.kind is IdentifierKind.REGIONAL_RESERVE:
+        assert ident.region_oid == FIXTURE_REGIONAL_RESERVE_OID
+        assert parse_regional_reserve_number(ident.value).in_region(ident.region_oid) == ident
     else:
         assert parse_patient_identifier(ident.value) == ident
 
@@ -298,9 +313,17 @@ def _without(doc, *keys):
 def test_takecare_sip_reaches_treserva_whole_and_comes_back_unchanged(rng, now, stage, version):
     doc = sample_takecare_sip_update(rng, now=now, stage=stage, version=version, consent=None)
     assert violations(takecare_sip.INBOUND.schema, doc) == []
-    event = takecare_sip.INBOUND.parse(doc)
-    bundle = takecare_sip.to_bundle(event, now=FIXTURE_NOW)
-    assert to_json(bundle) == to_json(takecare_sip.to_bundle(event, now=FIXTURE_NOW))
+    event = takecare_sip.INBOUND.parse(
+        doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+    )
+    bundle = takecare_sip.to_bundle(
+        event, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+    )
+    assert to_json(bundle) == to_json(
+        takecare_sip.to_bundle(
+            event, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+        )
+    )
     data = json.loads(to_json(bundle))
     _check_message(data, "takecare")
     assert data["identifier"]["value"] == f"takecare|{doc['sipId']}|{version}"
@@ -309,15 +332,35 @@ def test_takecare_sip_reaches_treserva_whole_and_comes_back_unchanged(rng, now, 
     assert violations(treserva_sip.OUTBOUND.schema, native) == []
     assert native["meddelandeId"] == data["id"]
     assert _without(native, "meddelandeId", "brukare") == _treserva_words(doc)
-    assert treserva_sip.INBOUND.parse(native).brukare.info() == event.patient.info()
+    assert (
+        treserva_sip.INBOUND.parse(
+            native, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+        ).brukare.info()
+        == event.patient.info()
+    )
 
     # and back: Treserva's copy, sent on unchanged, gives TakeCare the same SIP again
-    again = json.loads(to_json(treserva_sip.to_bundle(treserva_sip.INBOUND.parse(native), now=now)))
+    again = json.loads(
+        to_json(
+            treserva_sip.to_bundle(
+                treserva_sip.INBOUND.parse(
+                    native, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+                ),
+                now=now,
+                regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+            )
+        )
+    )
     _check_message(again, "treserva")
     home = takecare_sip.OUTBOUND.to_native(again)
     assert violations(takecare_sip.OUTBOUND.schema, home) == []
     assert _without(home, "eventId", "patient") == _without(doc, "eventId", "patient")
-    assert takecare_sip.INBOUND.parse(home).patient.info() == event.patient.info()
+    assert (
+        takecare_sip.INBOUND.parse(
+            home, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+        ).patient.info()
+        == event.patient.info()
+    )
 
 
 @settings(max_examples=50, deadline=None, database=None)
@@ -331,15 +374,28 @@ def test_takecare_sip_reaches_treserva_whole_and_comes_back_unchanged(rng, now, 
 def test_treserva_sip_reaches_takecare_whole(rng, now, stage, version):
     doc = sample_treserva_sip_update(rng, now=now, stage=stage, version=version, consent=None)
     assert violations(treserva_sip.INBOUND.schema, doc) == []
-    event = treserva_sip.INBOUND.parse(doc)
-    data = json.loads(to_json(treserva_sip.to_bundle(event, now=now)))
+    event = treserva_sip.INBOUND.parse(
+        doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+    )
+    data = json.loads(
+        to_json(
+            treserva_sip.to_bundle(
+                event, now=now, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+            )
+        )
+    )
     _check_message(data, "treserva")
     assert data["identifier"]["value"] == f"treserva|{doc['sipId']}|{version}"
 
     native = takecare_sip.OUTBOUND.to_native(data)
     assert violations(takecare_sip.OUTBOUND.schema, native) == []
     assert native["eventId"] == data["id"]
-    assert takecare_sip.INBOUND.parse(native).patient.info() == event.brukare.info()
+    assert (
+        takecare_sip.INBOUND.parse(
+            native, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+        ).patient.info()
+        == event.brukare.info()
+    )
     assert _treserva_words(native) == _without(doc, "meddelandeId", "brukare")
 
 
@@ -348,7 +404,7 @@ def test_treserva_sip_reaches_takecare_whole(rng, now, stage, version):
 
 def _refused(family, doc):
     with pytest.raises(InvalidEvent) as caught:
-        family.parse(doc)
+        family.parse(doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
     return {(v.path, v.rule) for v in caught.value.violations}
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sandbox.contracts_cli import FIXTURE_REGIONAL_RESERVE_OID
 from sandbox.simulators.samples.admission_notice import sample_admission
 from services.adapter_takecare.families.admission_notice import INBOUND
 from services.messaging import topics
@@ -102,7 +103,14 @@ async def test_concurrent_intakes_are_each_stored_and_answered_in_one_transactio
     with counted(engine) as sent:
         answers = await asyncio.gather(
             *(
-                accept_event(d, INBOUND, store=store, pseudonym_key="k" * 32, now=T0)
+                accept_event(
+                    d,
+                    INBOUND,
+                    store=store,
+                    pseudonym_key="k" * 32,
+                    now=T0,
+                    regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+                )
                 for d in documents
             )
         )

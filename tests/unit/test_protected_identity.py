@@ -13,6 +13,7 @@ import pytest
 
 import services.adapter_takecare.families as takecare_families
 import services.adapter_treserva.families as treserva_families
+from sandbox.contracts_cli import FIXTURE_NOW, FIXTURE_REGIONAL_RESERVE_OID
 from services.messaging import family_modules
 from services.messaging.envelope import to_json
 from services.messaging.fhir_parts import PROTECTED_IDENTITY
@@ -58,8 +59,14 @@ def test_the_address_of_a_protected_patient_is_stripped(fixture):
     inbound = {f.family: f for f in family_modules.inbound(takecare_families)}[fixture.parent.name]
     doc = json.loads(fixture.read_text())
     patient_of(doc)["registeredAddress"] = copy.deepcopy(ADDRESS)
-    event = inbound.parse(doc)  # accepted: the address is there to be stripped
-    bundle = json.loads(to_json(inbound.to_bundle(event, now=NOW)))
+    event = inbound.parse(
+        doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+    )  # accepted: the address is there to be stripped
+    bundle = json.loads(
+        to_json(
+            inbound.to_bundle(event, now=NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
+        )
+    )
     text = json.dumps(bundle, ensure_ascii=False)
     for part in ADDRESS.values():
         assert part not in text
@@ -80,5 +87,11 @@ def test_an_unprotected_patients_address_is_kept():
     doc = json.loads((FIXTURES / "admission-notice" / "protected-identity.input.json").read_text())
     patient_of(doc)["registeredAddress"] = copy.deepcopy(ADDRESS)
     doc["patient"]["protectedIdentity"] = False
-    text = to_json(inbound.to_bundle(inbound.parse(doc), now=NOW))
+    text = to_json(
+        inbound.to_bundle(
+            inbound.parse(doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID),
+            now=NOW,
+            regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+        )
+    )
     assert ADDRESS["streetAddress"] in text

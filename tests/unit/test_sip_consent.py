@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
+from sandbox.contracts_cli import FIXTURE_NOW, FIXTURE_REGIONAL_RESERVE_OID
 from sandbox.simulators.samples.sip_update import (
     sample_takecare_sip_update,
     sample_treserva_sip_update,
@@ -45,10 +46,26 @@ def sip_record(seed, *, consent, treserva=False):
     rng = random.Random(seed)
     if treserva:
         doc = sample_treserva_sip_update(rng, now=NOW, stage="created", consent=consent)
-        bundle = to_json(TRESERVA_SIP.to_bundle(TRESERVA_SIP.parse(doc), now=NOW))
+        bundle = to_json(
+            TRESERVA_SIP.to_bundle(
+                TRESERVA_SIP.parse(
+                    doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+                ),
+                now=NOW,
+                regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+            )
+        )
     else:
         doc = sample_takecare_sip_update(rng, now=NOW, stage="created", consent=consent)
-        bundle = to_json(TAKECARE_SIP.to_bundle(TAKECARE_SIP.parse(doc), now=NOW))
+        bundle = to_json(
+            TAKECARE_SIP.to_bundle(
+                TAKECARE_SIP.parse(
+                    doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+                ),
+                now=NOW,
+                regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+            )
+        )
     key = "c" * 31 + str(seed % 10)
     return IncomingRecord(topics.INBOUND, 0, next(_offsets), key, bundle.encode(), {}), doc
 

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sandbox.contracts_cli import FIXTURE_REGIONAL_RESERVE_OID
 from sandbox.simulators.samples.admission_notice import sample_admission
 from services.adapter_takecare.families.admission_notice import INBOUND
 from services.adapter_takecare.primary_care import destination
@@ -138,7 +139,14 @@ async def test_an_adapter_takes_an_event_in_within_its_statement_budget(
         for start in range(0, BATCH, concurrent):
             await asyncio.gather(
                 *(
-                    accept_event(d, INBOUND, store=store, pseudonym_key="k" * 32, now=T0)
+                    accept_event(
+                        d,
+                        INBOUND,
+                        store=store,
+                        pseudonym_key="k" * 32,
+                        now=T0,
+                        regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+                    )
                     for d in documents[start : start + concurrent]
                 )
             )

@@ -9,10 +9,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from sandbox.contracts_cli import FIXTURE_REGIONAL_RESERVE_OID
 from services.adapter_takecare.app import create_app
 from services.adapter_takecare.families.admission_notice import INBOUND
 from services.adapter_takecare.settings import AdapterTakeCareSettings
 from services.messaging import topics
+from services.messaging.identifiers import EXAMPLE_REGIONAL_RESERVE_OID
 from services.messaging.intake import (
     ConflictingResend,
     FakeIntakeStore,
@@ -25,7 +27,14 @@ from services.messaging.outbox import outbox
 
 
 async def accept_admission(document, *, store, pseudonym_key, now):
-    return await accept_event(document, INBOUND, store=store, pseudonym_key=pseudonym_key, now=now)
+    return await accept_event(
+        document,
+        INBOUND,
+        store=store,
+        pseudonym_key=pseudonym_key,
+        now=now,
+        regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+    )
 
 
 FIXTURE = Path("contracts/fixtures/takecare/admission-notice/personnummer-full.input.json")
@@ -184,7 +193,8 @@ async def test_validate_checks_without_storing(client, store, event):
 
 async def test_a_reserve_number_is_accepted_and_two_identifiers_are_not(client, store, event):
     del event["patient"]["personalIdentityNumber"]
-    event["patient"]["reserveNumber"] = "GOT2026000417"
+    event["patient"]["reserveNumber"] = "19470312-KT07"
+    event["patient"]["reserveNumberKind"] = "national"
     assert (await client.post("/takecare/v1/admissions", json=event)).status_code == 202
     event["eventId"] = "tc-two-ids"
     event["patient"]["personalIdentityNumber"] = "191212121212"
@@ -209,4 +219,115 @@ async def test_a_dose_that_is_no_number_is_422_naming_the_field(client, store, v
     )
     assert res.status_code == 422
     assert [i["expression"] for i in res.json()["issue"]] == [[f"items.0.dosage.{where}.value"]]
+    assert store.outbox == []
+
+
+# --- issue 20: identifiers -----------------------------------------------------------------
+
+FUTURE = "20261224-2384"  # born 2026-12-24, after NOW; the check digit is right
+REGION = "1.2.752.97.3.1.3"  # Region Stockholm's local reserve numbers (HL7 Sweden)
+
+
+def _issues(res):
+    return [(i["expression"], i["diagnostics"]) for i in res.json()["issue"]]
+
+
+@pytest.mark.parametrize("route", ["/takecare/v1/admissions", "/takecare/v1/admissions/$validate"])
+async def test_a_birth_date_in_the_future_is_refused_naming_the_field(client, store, event, route):
+    event["patient"]["personalIdentityNumber"] = FUTURE
+    res = await client.post(route, json=event)
+    assert res.status_code == 422
+    assert _issues(res) == [
+        (["patient.personalIdentityNumber"], "identifier: date of birth is in the future")
+    ]
+    assert "20261224" not in res.text and "2384" not in res.text
+    assert store.outbox == []
+
+
+async def test_a_future_samordningsnummer_is_refused_too(client, store, event):
+    event["patient"]["personalIdentityNumber"] = "202611812385"  # day 21 + 60, tomorrow
+    res = await client.post("/takecare/v1/admissions", json=event)
+    assert res.status_code == 422
+    assert "future" in res.text and "202611812385" not in res.text
+    assert store.outbox == []
+
+
+async def test_today_in_sweden_is_not_the_future_though_utc_is_still_yesterday(store, event):
+    # 2026-11-20 23:30 UTC is 2026-11-21 00:30 in Stockholm: a child born on the 21st exists
+    late = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)
+    app = create_app(AdapterTakeCareSettings(), store=store, sessions=None, clock=lambda: late)
+    event["patient"]["personalIdentityNumber"] = "202611212388"
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://tc",
+        headers={"authorization": f"Bearer {TOKEN}"},
+    ) as c:
+        assert (await c.post("/takecare/v1/admissions", json=event)).status_code == 202
+
+
+def test_outside_the_sandbox_no_region_is_assumed():
+    sandbox = AdapterTakeCareSettings()
+    assert sandbox.region_reserve_oid() == EXAMPLE_REGIONAL_RESERVE_OID
+    production = sandbox.model_copy(update={"environment": "production"})
+    assert production.region_reserve_oid() is None
+    assert AdapterTakeCareSettings(regional_reserve_oid=REGION).region_reserve_oid() == REGION
+    with pytest.raises(ValueError, match="OID"):
+        AdapterTakeCareSettings(regional_reserve_oid="Region Gotland")
+    example = production.model_copy(update={"regional_reserve_oid": EXAMPLE_REGIONAL_RESERVE_OID})
+    assert any("REGIONAL_RESERVE_OID" in r for r in example.refusals())
+
+
+async def test_a_regional_reserve_number_without_a_configured_region_is_refused(store, event):
+    # outside the sandbox, nothing configured: refused, never sent as the national number
+    settings = AdapterTakeCareSettings().model_copy(update={"environment": "production"})
+    app = create_app(settings, store=store, sessions=None, clock=lambda: NOW)
+    del event["patient"]["personalIdentityNumber"]
+    event["patient"] |= {"reserveNumber": "GOT2026000417", "reserveNumberKind": "regional"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://tc",
+        headers={"authorization": f"Bearer {TOKEN}"},
+    ) as c:
+        res = await c.post("/takecare/v1/admissions", json=event)
+    assert res.status_code == 422
+    ((path, text),) = _issues(res)
+    assert path == ["patient.reserveNumber"] and "OID" in text
+    assert "GOT2026000417" not in res.text
+    assert store.outbox == []
+
+
+async def test_a_regional_reserve_number_goes_out_under_the_regions_oid(store, event):
+    settings = AdapterTakeCareSettings(regional_reserve_oid=REGION)
+    app = create_app(settings, store=store, sessions=None, clock=lambda: NOW)
+    del event["patient"]["personalIdentityNumber"]
+    event["patient"] |= {"reserveNumber": "GOT2026000417", "reserveNumberKind": "regional"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://tc",
+        headers={"authorization": f"Bearer {TOKEN}"},
+    ) as c:
+        assert (await c.post("/takecare/v1/admissions", json=event)).status_code == 202
+    (record,) = store.outbox
+    bundle = json.loads(record.value)
+    (patient,) = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+    ]
+    assert patient["identifier"] == [{"system": f"urn:oid:{REGION}", "value": "GOT2026000417"}]
+    assert "nationelltReservnummer" not in record.value
+
+
+async def test_a_regional_number_sent_as_national_is_refused_by_its_format(client, store, event):
+    del event["patient"]["personalIdentityNumber"]
+    event["patient"] |= {"reserveNumber": "GOT2026000417", "reserveNumberKind": "national"}
+    res = await client.post("/takecare/v1/admissions", json=event)
+    assert res.status_code == 422
+    assert [p for p, _ in _issues(res)] == [["patient.reserveNumber"]]
+    assert store.outbox == []
+
+
+async def test_a_reserve_number_must_say_its_kind(client, store, event):
+    del event["patient"]["personalIdentityNumber"]
+    event["patient"]["reserveNumber"] = "19470312KT07"
+    res = await client.post("/takecare/v1/admissions", json=event)
+    assert res.status_code == 422
     assert store.outbox == []

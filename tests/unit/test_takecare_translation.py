@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox.contracts_cli import FIXTURE_NOW, fixtures_of, golden_path, render
+from sandbox.contracts_cli import (
+    FIXTURE_NOW,
+    FIXTURE_REGIONAL_RESERVE_OID,
+    fixtures_of,
+    golden_path,
+    render,
+)
 from sandbox.simulators.samples.admission_notice import sample_admission
 from services.adapter_takecare.families.admission_notice import INBOUND, to_bundle
 from services.messaging.envelope import EVENT_SYSTEM, EventCode, System, read_envelope, to_json
@@ -66,9 +72,9 @@ def test_missing_optional_fields_produce_no_empty_observations():
 @given(st.integers(0, 10_000))
 def test_every_valid_event_gives_a_complete_routable_message(seed):
     doc = sample_admission(random.Random(seed), now=datetime(2026, 3, 29, 1, 30, tzinfo=UTC))
-    event = INBOUND.parse(doc)
-    bundle = to_bundle(event, now=FIXTURE_NOW)
-    again = to_bundle(event, now=FIXTURE_NOW)
+    event = INBOUND.parse(doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
+    bundle = to_bundle(event, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
+    again = to_bundle(event, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
     assert to_json(bundle) == to_json(again)  # pure and deterministic
     data = json.loads(to_json(bundle))
     header = data["entry"][0]["resource"]
@@ -94,7 +100,7 @@ def test_a_bad_check_digit_is_a_contract_violation_at_the_identifier():
     doc = json.loads((FIXTURES[0].parent / "personnummer-full.input.json").read_text())
     doc["patient"]["personalIdentityNumber"] = "19121212-1213"
     with pytest.raises(InvalidEvent) as err:
-        INBOUND.parse(doc)
+        INBOUND.parse(doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
     assert [v.path for v in err.value.violations] == ["patient.personalIdentityNumber"]
 
 
@@ -102,7 +108,7 @@ def test_a_timestamp_without_offset_is_refused():
     doc = json.loads((FIXTURES[0].parent / "personnummer-full.input.json").read_text())
     doc["encounter"]["admittedAt"] = "2026-11-20T08:40:00"
     with pytest.raises(InvalidEvent) as err:
-        INBOUND.parse(doc)
+        INBOUND.parse(doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
     assert any("admittedAt" in v.path for v in err.value.violations)
 
 
@@ -118,6 +124,8 @@ def test_native_to_fhir_to_treserva_keeps_what_home_care_needs(rng):
     patient, brukare = doc["patient"], notice["brukare"]
     if "reserveNumber" in patient:
         assert brukare["reservnummer"] == patient["reserveNumber"]
+        typ = {"national": "nationellt", "regional": "regionalt"}[patient["reserveNumberKind"]]
+        assert brukare["reservnummerTyp"] == typ
     else:
         assert brukare["personnummer"].replace("-", "") == patient["personalIdentityNumber"]
     assert (brukare["efternamn"], brukare["fornamn"]) == (

@@ -2,7 +2,10 @@
 ``random.Random``.
 
 Patients use only Skatteverket's published test personnummer and samordningsnummer, plus
-made-up reserve numbers. Names and places carry å, ä and ö on purpose.
+made-up reserve numbers of both kinds: national ones in HL7 Sweden's format (YYYYMMDD, then
+two letters and two digits or three letters and a digit) and regional ones in the region's
+own format (Gotland's as the sandbox makes them up), which the adapters send under the
+region's OID. Names and places carry å, ä and ö on purpose.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ STOCKHOLM = ZoneInfo("Europe/Stockholm")
 PERSONNUMMER: tuple[str, ...] = ("201701012393", "191212121212")
 SAMORDNINGSNUMMER: tuple[str, ...] = ("191401682396", "202601612381")
 TEST_IDENTIFIERS: tuple[str, ...] = PERSONNUMMER + SAMORDNINGSNUMMER
-RESERVE_NUMBERS: tuple[str, ...] = ("GOT2026000417", "GOT2026001239")
+REGIONAL_RESERVE_NUMBERS: tuple[str, ...] = ("GOT2026000417", "GOT2026001239")
+NATIONAL_RESERVE_NUMBERS: tuple[str, ...] = ("19470312KT07", "20010911KTZ4")
+RESERVE_NUMBERS: tuple[str, ...] = REGIONAL_RESERVE_NUMBERS + NATIONAL_RESERVE_NUMBERS
 
 PEOPLE = (
     ("Tolvansson", "Tolvan"),
@@ -45,9 +50,12 @@ PRIMARY_CARE_UNITS = (("SE2321000222-VCVI", "Vårdcentralen Visby Norr"),)
 
 
 def identifier(rng: random.Random, *, reserve_share: float = 0.05) -> tuple[str, str]:
-    """("personnummer" | "reservnummer", value)."""
+    """(kind, value): kind "personnummer" (or samordningsnummer), "national" or "regional"
+    (a reserve number of that kind)."""
     if rng.random() < reserve_share:
-        return "reservnummer", rng.choice(RESERVE_NUMBERS)
+        if rng.random() < 0.5:
+            return "national", rng.choice(NATIONAL_RESERVE_NUMBERS)
+        return "regional", rng.choice(REGIONAL_RESERVE_NUMBERS)
     return "personnummer", rng.choice(TEST_IDENTIFIERS)
 
 
@@ -55,8 +63,13 @@ def takecare_patient(rng: random.Random, *, protected_share: float = 0.1) -> dic
     """A patient as TakeCare writes one (contracts/takecare/common.schema.json)."""
     family, given = rng.choice(PEOPLE)
     kind, value = identifier(rng)
+    number: dict[str, Any] = (
+        {"personalIdentityNumber": value}
+        if kind == "personnummer"
+        else {"reserveNumber": value, "reserveNumberKind": kind}
+    )
     patient: dict[str, Any] = {
-        "reserveNumber" if kind == "reservnummer" else "personalIdentityNumber": value,
+        **number,
         "familyName": family,
         "givenName": given,
     }
@@ -73,8 +86,9 @@ def treserva_brukare(rng: random.Random, *, protected_share: float = 0.1) -> dic
     family, given = rng.choice(PEOPLE)
     kind, value = identifier(rng)
     brukare: dict[str, Any] = {}
-    if kind == "reservnummer":
+    if kind != "personnummer":
         brukare["reservnummer"] = value
+        brukare["reservnummerTyp"] = "nationellt" if kind == "national" else "regionalt"
     else:
         brukare["personnummer"] = f"{value[:8]}-{value[8:]}"
         brukare["samordningsnummer"] = value in SAMORDNINGSNUMMER

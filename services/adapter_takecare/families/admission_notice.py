@@ -21,7 +21,7 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field
 
-from services.adapter_takecare.native import IDENTIFIER_PATH, Patient, Unit
+from services.adapter_takecare.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Patient, Unit
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import (
     Ref,
@@ -83,7 +83,9 @@ class TakeCareAdmission(NativeEvent):
         return self.patient.identifier
 
 
-def to_bundle(event: TakeCareAdmission, *, now: datetime) -> Bundle:
+def to_bundle(
+    event: TakeCareAdmission, *, now: datetime, regional_reserve_oid: str | None = None
+) -> Bundle:
     key = event.business_key()
     ref = refs(key)
     observations = [
@@ -100,7 +102,7 @@ def to_bundle(event: TakeCareAdmission, *, now: datetime) -> Bundle:
         sender="organization",
         resources=[
             ("encounter", _encounter(event, ref)),
-            ("patient", patient_resource(event.patient.info())),
+            ("patient", patient_resource(event.patient.info(regional_reserve_oid))),
             ("organization", organization_resource(event.encounter.unit.info())),
             *observations,
         ],
@@ -160,4 +162,5 @@ INBOUND = InboundFamily(
     model=TakeCareAdmission,
     to_bundle=to_bundle,
     identifier_path=IDENTIFIER_PATH,
+    reserve_number_path=RESERVE_NUMBER_PATH,
 )

@@ -29,7 +29,7 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field, StrictBool
 
-from services.adapter_takecare.native import IDENTIFIER_PATH, Patient, Unit
+from services.adapter_takecare.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Patient, Unit
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import (
     Ref,
@@ -119,7 +119,9 @@ class TakeCareDischarge(NativeEvent):
         return self.patient.identifier
 
 
-def to_bundle(event: TakeCareDischarge, *, now: datetime) -> Bundle:
+def to_bundle(
+    event: TakeCareDischarge, *, now: datetime, regional_reserve_oid: str | None = None
+) -> Bundle:
     key = event.business_key()
     ref = refs(key)
     # One Organization per distinct unit: a follow-up on the discharging ward reuses it.
@@ -154,7 +156,7 @@ def to_bundle(event: TakeCareDischarge, *, now: datetime) -> Bundle:
         sender="organization",
         resources=[
             ("encounter", _encounter(event, ref)),
-            ("patient", patient_resource(event.patient.info())),
+            ("patient", patient_resource(event.patient.info(regional_reserve_oid))),
             *((role, organization_resource(unit.info())) for unit, role in units.items()),
             *planned,
             *observations,
@@ -248,4 +250,5 @@ INBOUND = InboundFamily(
     model=TakeCareDischarge,
     to_bundle=to_bundle,
     identifier_path=IDENTIFIER_PATH,
+    reserve_number_path=RESERVE_NUMBER_PATH,
 )

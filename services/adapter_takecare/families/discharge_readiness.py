@@ -28,7 +28,7 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field
 
-from services.adapter_takecare.native import IDENTIFIER_PATH, Patient, Unit
+from services.adapter_takecare.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Patient, Unit
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import (
     Ref,
@@ -97,7 +97,9 @@ class TakeCareDischargeReadiness(NativeEvent):
         return self.patient.identifier
 
 
-def to_bundle(event: TakeCareDischargeReadiness, *, now: datetime) -> Bundle:
+def to_bundle(
+    event: TakeCareDischargeReadiness, *, now: datetime, regional_reserve_oid: str | None = None
+) -> Bundle:
     key = event.business_key()
     ref = refs(key)
     observations = [
@@ -117,7 +119,7 @@ def to_bundle(event: TakeCareDischargeReadiness, *, now: datetime) -> Bundle:
         sender="organization",
         resources=[
             ("encounter", _encounter(event, ref)),
-            ("patient", patient_resource(event.patient.info())),
+            ("patient", patient_resource(event.patient.info(regional_reserve_oid))),
             ("organization", organization_resource(event.encounter.unit.info())),
             *physician,
             *observations,
@@ -193,4 +195,5 @@ INBOUND = InboundFamily(
     model=TakeCareDischargeReadiness,
     to_bundle=to_bundle,
     identifier_path=IDENTIFIER_PATH,
+    reserve_number_path=RESERVE_NUMBER_PATH,
 )

@@ -15,7 +15,7 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field, field_validator
 
-from services.adapter_takecare.native import IDENTIFIER_PATH, Patient, Unit
+from services.adapter_takecare.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Patient, Unit
 from services.messaging.dosage import AsNeededCondition, Dosage, Dose, MaxDose, finite
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import message_bundle, refs, text
@@ -152,21 +152,23 @@ class TakeCareMedicationList(NativeEvent):
     def patient_identifier(self) -> PatientIdentifier:
         return self.patient.identifier
 
-    def medication_list(self) -> MedicationList:
+    def medication_list(self, regional_reserve_oid: str | None = None) -> MedicationList:
         return MedicationList(
             list_id=self.list_id,
             id_system=TAKECARE_MEDICATION_LIST_SYSTEM,
             version=self.version,
             context=self.context,
             occurred_at=self.occurred_at,
-            patient=self.patient.info(),
+            patient=self.patient.info(regional_reserve_oid),
             unit=self.unit.info(),
             lines=tuple(item.line() for item in self.items),
             encounter_id=self.encounter_id,
         )
 
 
-def to_bundle(event: TakeCareMedicationList, *, now: datetime) -> Bundle:
+def to_bundle(
+    event: TakeCareMedicationList, *, now: datetime, regional_reserve_oid: str | None = None
+) -> Bundle:
     key = event.business_key()
     return message_bundle(
         key=key,
@@ -175,7 +177,7 @@ def to_bundle(event: TakeCareMedicationList, *, now: datetime) -> Bundle:
         now=now,
         focus=[FOCUS],
         sender=SENDER,
-        resources=list_resources(event.medication_list(), refs(key)),
+        resources=list_resources(event.medication_list(regional_reserve_oid), refs(key)),
     )
 
 
@@ -186,6 +188,7 @@ INBOUND = InboundFamily(
     model=TakeCareMedicationList,
     to_bundle=to_bundle,
     identifier_path=IDENTIFIER_PATH,
+    reserve_number_path=RESERVE_NUMBER_PATH,
 )
 
 

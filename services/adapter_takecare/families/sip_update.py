@@ -16,7 +16,7 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field, model_validator
 
-from services.adapter_takecare.native import IDENTIFIER_PATH, Patient, Unit
+from services.adapter_takecare.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Patient, Unit
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import CareUnit, text
 from services.messaging.identifiers import PatientIdentifier
@@ -100,14 +100,14 @@ class TakeCareSipUpdate(NativeEvent):
     def patient_identifier(self) -> PatientIdentifier:
         return self.patient.identifier
 
-    def sip(self) -> Sip:
+    def sip(self, regional_reserve_oid: str | None = None) -> Sip:
         meeting = self.meeting
         return Sip(
             sip_id=self.sip_id,
             version=self.version,
             stage=self.stage,
             occurred_at=self.occurred_at,
-            patient=self.patient.info(),
+            patient=self.patient.info(regional_reserve_oid),
             consent=Consent(self.consent.given, self.consent.recorded_at, self.consent.note),
             coordinating_unit=self.coordinating_unit.info(),
             participants=tuple(
@@ -143,8 +143,12 @@ def _info(unit: Unit | None) -> CareUnit | None:
     return None if unit is None else unit.info()
 
 
-def to_bundle(event: TakeCareSipUpdate, *, now: datetime) -> Bundle:
-    return sip_bundle(event.sip(), key=event.business_key(), source=System.TAKECARE, now=now)
+def to_bundle(
+    event: TakeCareSipUpdate, *, now: datetime, regional_reserve_oid: str | None = None
+) -> Bundle:
+    return sip_bundle(
+        event.sip(regional_reserve_oid), key=event.business_key(), source=System.TAKECARE, now=now
+    )
 
 
 INBOUND = InboundFamily(
@@ -154,6 +158,7 @@ INBOUND = InboundFamily(
     model=TakeCareSipUpdate,
     to_bundle=to_bundle,
     identifier_path=IDENTIFIER_PATH,
+    reserve_number_path=RESERVE_NUMBER_PATH,
 )
 
 

@@ -15,7 +15,14 @@ from typing import Any, Literal
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field, field_validator
 
-from services.adapter_treserva.native import IDENTIFIER_PATH, Brukare, Enhet, brukare, enhet
+from services.adapter_treserva.native import (
+    IDENTIFIER_PATH,
+    RESERVE_NUMBER_PATH,
+    Brukare,
+    Enhet,
+    brukare,
+    enhet,
+)
 from services.messaging.dosage import AsNeededCondition, Dosage, Dose, MaxDose, finite
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import message_bundle, refs, text
@@ -182,21 +189,23 @@ class TreservaLakemedelslista(NativeEvent):
     def patient_identifier(self) -> PatientIdentifier:
         return self.brukare.identifier
 
-    def medication_list(self) -> MedicationList:
+    def medication_list(self, regional_reserve_oid: str | None = None) -> MedicationList:
         return MedicationList(
             list_id=self.lista_id,
             id_system=TRESERVA_MEDICATION_LIST_SYSTEM,
             version=self.version,
             context=SAMMANHANG[self.sammanhang],
             occurred_at=self.tidpunkt,
-            patient=self.brukare.info(),
+            patient=self.brukare.info(regional_reserve_oid),
             unit=self.enhet.info(),
             lines=tuple(rad.line() for rad in self.rader),
             encounter_id=self.vardtillfalle_id,
         )
 
 
-def to_bundle(event: TreservaLakemedelslista, *, now: datetime) -> Bundle:
+def to_bundle(
+    event: TreservaLakemedelslista, *, now: datetime, regional_reserve_oid: str | None = None
+) -> Bundle:
     key = event.business_key()
     return message_bundle(
         key=key,
@@ -205,7 +214,7 @@ def to_bundle(event: TreservaLakemedelslista, *, now: datetime) -> Bundle:
         now=now,
         focus=[FOCUS],
         sender=SENDER,
-        resources=list_resources(event.medication_list(), refs(key)),
+        resources=list_resources(event.medication_list(regional_reserve_oid), refs(key)),
     )
 
 
@@ -216,6 +225,7 @@ INBOUND = InboundFamily(
     model=TreservaLakemedelslista,
     to_bundle=to_bundle,
     identifier_path=IDENTIFIER_PATH,
+    reserve_number_path=RESERVE_NUMBER_PATH,
 )
 
 

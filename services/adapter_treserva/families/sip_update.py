@@ -16,7 +16,14 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field, model_validator
 
-from services.adapter_treserva.native import IDENTIFIER_PATH, Brukare, Enhet, brukare, enhet
+from services.adapter_treserva.native import (
+    IDENTIFIER_PATH,
+    RESERVE_NUMBER_PATH,
+    Brukare,
+    Enhet,
+    brukare,
+    enhet,
+)
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import CareUnit, text
 from services.messaging.identifiers import PatientIdentifier
@@ -126,14 +133,14 @@ class TreservaSipUpdate(NativeEvent):
     def patient_identifier(self) -> PatientIdentifier:
         return self.brukare.identifier
 
-    def sip(self) -> Sip:
+    def sip(self, regional_reserve_oid: str | None = None) -> Sip:
         mote = self.mote
         return Sip(
             sip_id=self.sip_id,
             version=self.version,
             stage=STEG[self.steg],
             occurred_at=self.tidpunkt,
-            patient=self.brukare.info(),
+            patient=self.brukare.info(regional_reserve_oid),
             consent=Consent(
                 self.samtycke.lamnat, self.samtycke.registrerat, self.samtycke.notering
             ),
@@ -169,8 +176,12 @@ def _info(unit: Enhet | None) -> CareUnit | None:
     return None if unit is None else unit.info()
 
 
-def to_bundle(event: TreservaSipUpdate, *, now: datetime) -> Bundle:
-    return sip_bundle(event.sip(), key=event.business_key(), source=System.TRESERVA, now=now)
+def to_bundle(
+    event: TreservaSipUpdate, *, now: datetime, regional_reserve_oid: str | None = None
+) -> Bundle:
+    return sip_bundle(
+        event.sip(regional_reserve_oid), key=event.business_key(), source=System.TRESERVA, now=now
+    )
 
 
 INBOUND = InboundFamily(
@@ -180,6 +191,7 @@ INBOUND = InboundFamily(
     model=TreservaSipUpdate,
     to_bundle=to_bundle,
     identifier_path=IDENTIFIER_PATH,
+    reserve_number_path=RESERVE_NUMBER_PATH,
 )
 
 

@@ -12,7 +12,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.messaging.identifiers import InvalidIdentifier, parse_patient_identifier, pseudonym
+from services.messaging.identifiers import (
+    InvalidIdentifier,
+    parse_patient_identifier,
+    pseudonym,
+    refuse_future_birth,
+)
 from services.messaging.payload_crypto import Keyring
 from services.router.audit.access_log import Access, AccessKind, record_access
 from services.router.audit.retention import pruned_at
@@ -80,8 +85,10 @@ async def pseudonym_search(
     now: datetime,
 ) -> str:
     """The keyed pseudonym to search by; the search is logged first. Raises
-    InvalidIdentifier for something that is not a personnummer or samordningsnummer."""
+    InvalidIdentifier for something that is not a personnummer or samordningsnummer, or
+    whose date of birth is after ``now``: no message can be about that patient."""
     identifier = parse_patient_identifier(raw_personnummer)
+    refuse_future_birth(identifier, now=now)
     found = pseudonym(key, identifier)
     await record_access(
         session,
