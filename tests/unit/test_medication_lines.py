@@ -8,12 +8,13 @@ import dataclasses
 import json
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox.contracts_cli import FIXTURE_NOW, FIXTURES
+from sandbox.contracts_cli import FIXTURE_NOW, FIXTURE_REGIONAL_RESERVE_OID, FIXTURES
 from sandbox.simulators.samples.medication_list import (
     sample_takecare_medication_list,
     sample_treserva_medication_list,
@@ -53,13 +54,17 @@ NOW = st.datetimes(
 )
 ANDRING = {"started": "insatt", "stopped": "utsatt", "changed": "andrad", "unchanged": "oforandrad"}
 
+PARSING: dict[str, Any] = {"now": FIXTURE_NOW, "regional_reserve_oid": FIXTURE_REGIONAL_RESERVE_OID}
+
 
 def _input(folder, name):
     return json.loads((folder / f"{name}.input.json").read_text(encoding="utf-8"))
 
 
 def _bundle(family, doc):
-    return json.loads(to_json(family.INBOUND.to_bundle(family.INBOUND.parse(doc), now=FIXTURE_NOW)))
+    return json.loads(
+        to_json(family.INBOUND.to_bundle(family.INBOUND.parse(doc, **PARSING), **PARSING))
+    )
 
 
 def _by_url(bundle):
@@ -286,7 +291,7 @@ def test_the_samples_hold_every_new_field():
 
 def _violations(family, doc):
     with pytest.raises(InvalidEvent) as caught:
-        family.INBOUND.parse(doc)
+        family.INBOUND.parse(doc, **PARSING)
     return {(v.path, v.rule) for v in caught.value.violations}
 
 
@@ -414,7 +419,7 @@ LINES = st.builds(
 @settings(max_examples=60, deadline=None)
 @given(lines=st.lists(LINES, max_size=6))
 def test_what_goes_into_fhir_comes_out(lines):
-    event = takecare.INBOUND.parse(_input(TAKECARE_DIR, VID_BEHOV))
+    event = takecare.INBOUND.parse(_input(TAKECARE_DIR, VID_BEHOV), **PARSING)
     medication_list = dataclasses.replace(event.medication_list(), lines=tuple(lines))
     key = event.business_key()
     bundle = message_bundle(
