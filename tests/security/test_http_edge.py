@@ -148,6 +148,7 @@ def _console_page(target: Target) -> bool:
         and target.path.startswith("/console")
         and not target.path.startswith("/console/static")
         and "export" not in target.path
+        and not target.path.endswith(".csv")  # downloads, not pages
     )
 
 

@@ -108,7 +108,7 @@ def _natives() -> Iterator[tuple[str, str, Any]]:
     yield "deviations/deviation.schema.json", "deviation export", _deviation_export()
     for fixture in _fixtures():
         contract = _contract_of(fixture)
-        if contract is not None:
+        if contract is not None and not fixture.name.startswith("refused-"):  # must be refused
             yield contract, fixture.name, _load(fixture)
 
 

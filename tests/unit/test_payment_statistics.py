@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from sandbox.contracts_cli import FIXTURE_REGIONAL_RESERVE_OID
 from sandbox.simulators.samples.admission_notice import sample_admission
 from sandbox.simulators.samples.discharge import sample_discharge_readiness
 from services.adapter_takecare.families import admission_notice, discharge_readiness
@@ -46,7 +47,10 @@ LAW_EVERYWHERE = PaymentAgreements()
 
 
 def record(family, doc, now):
-    bundle = to_json(family.INBOUND.to_bundle(family.INBOUND.parse(doc), now=now))
+    parsed = family.INBOUND.parse(doc, now=now, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
+    bundle = to_json(
+        family.INBOUND.to_bundle(parsed, now=now, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
+    )
     return IncomingRecord(topics.INBOUND, 0, next(_offsets), PATIENT, bundle.encode(), {})
 
 
