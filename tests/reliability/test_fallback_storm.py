@@ -98,6 +98,8 @@ def test_a_backlog_of_dropped_notices_is_one_email_per_unit_per_interval(
         return (cleared, told) if done else None
 
     cleared, told = wait_for("the all-clear naming the alarms' references", all_clear, timeout_s=60)
-    assert set(told) == set(alarms)
+    # every unit alarmed is cleared; a unit may have been alarmed first after the moment above
+    # (CI saw the on-call address's first email come after every notice was told elsewhere)
+    assert set(alarms) <= set(told)
     for address in told:
         assert _refs(cleared[address]) == _refs(told[address])
