@@ -220,13 +220,16 @@ def test_payable_days_are_consecutive_and_end_before_the_discharge_day(
     sent, hours_later, days_later, agreement
 ):
     discharged = sent + timedelta(days=days_later, hours=hours_later)
-    found = payable_days(stay(sent, discharged=discharged), agreement, today=date(2036, 1, 1))
+    today = date(2036, 1, 1)
+    found = payable_days(stay(sent, discharged=discharged), agreement, today=today)
     last = discharged.astimezone(STOCKHOLM).date()
     assert all(d < last for d in found)
     assert all(b - a == timedelta(days=1) for a, b in pairwise(found))
     if found:
         assert found[0] == first_payable_day(sent, agreement)
-        assert found[-1] == last - timedelta(days=1)
+        # up to the day before the discharge, or before today when that is still to come
+        # (Hypothesis found a discharge on 2036-01-02 with today 2036-01-01)
+        assert found[-1] == min(last, today) - timedelta(days=1)
     assert (
         payable_days(stay(sent, received=False, discharged=discharged), agreement, today=last) == []
     )
