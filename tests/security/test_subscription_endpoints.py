@@ -8,8 +8,6 @@ checked. Resolution is a FakeResolver: no test asks DNS."""
 from __future__ import annotations
 
 import ipaddress
-import random
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -23,8 +21,6 @@ from services.messaging.journal_client import TransientDeliveryError
 from services.messaging.runtime import tls_from
 from services.messaging.webhook_client import HttpWebhookSender, Webhook
 from services.router.ops.app import create_app
-from services.router.routing.deliveries import RoutingRules
-from services.router.routing.domain import RetryPolicy, default_policies
 from services.router.routing.handlers import Router
 from services.router.routing.tables import alert, delivery_attempt
 from services.router.settings import RouterSettings
@@ -43,7 +39,7 @@ from tests.support.router import T0, Clock, inbound, started
 from tests.support.router_api import PLATFORM_ADDRESS, SUBSCRIPTION, TOKEN, _subscriptions
 from tests.support.servers import serving
 from tests.support.settings import ROUTER_SECRETS, SECURE_HTTP, SECURE_KAFKA
-from tests.support.webhooks import SECRET, URL, Subscriber, commands, hook_delivery
+from tests.support.webhooks import SECRET, URL, Subscriber, commands, hook_delivery, webhook_rules
 
 pytestmark = pytest.mark.security
 
@@ -238,15 +234,7 @@ def clock():
 
 @pytest.fixture
 def rules():
-    return RoutingRules(
-        policies=default_policies(
-            admission_confirmation_deadline=timedelta(minutes=15),
-            confirmation_deadline=timedelta(minutes=30),
-            retry=RetryPolicy(base_s=1, cap_s=2, max_attempts=3),
-        ),
-        attempt_timeout=timedelta(seconds=30),
-        rng=random.Random(1),
-    )
+    return webhook_rules()
 
 
 @pytest.fixture

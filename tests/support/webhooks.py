@@ -1,6 +1,9 @@
 """Webhook subscriptions: a scripted subscriber behind a MockTransport, a subscription made
 in the store, and the webhook topic's records and deliveries."""
 
+import random
+from datetime import timedelta
+
 import httpx
 from sqlalchemy import select
 
@@ -8,6 +11,8 @@ from services.messaging import topics
 from services.messaging.db import store_keyring
 from services.messaging.kafka import IncomingRecord
 from services.messaging.outbox import open_value, outbox
+from services.router.routing.deliveries import RoutingRules
+from services.router.routing.domain import RetryPolicy, default_policies
 from services.router.routing.tables import delivery
 from services.router.subscriptions import store as subscription_store
 from services.router.subscriptions.matching import Criteria
@@ -17,6 +22,19 @@ SECRET = "platform-secret-0123456789"
 
 
 URL = "https://platform.example.se/hooks/carebridge"
+
+
+def webhook_rules() -> RoutingRules:
+    """Short retries (3 attempts, 1-2 s apart) so a webhook's failures are seen quickly."""
+    return RoutingRules(
+        policies=default_policies(
+            admission_confirmation_deadline=timedelta(minutes=15),
+            confirmation_deadline=timedelta(minutes=30),
+            retry=RetryPolicy(base_s=1, cap_s=2, max_attempts=3),
+        ),
+        attempt_timeout=timedelta(seconds=30),
+        rng=random.Random(1),
+    )
 
 
 class Subscriber:

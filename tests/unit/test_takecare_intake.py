@@ -55,12 +55,17 @@ def store():
 @pytest.fixture
 async def client(store):
     app = create_app(AdapterTakeCareSettings(), store=store, sessions=None, clock=lambda: NOW)
-    async with httpx.AsyncClient(
+    async with _client_of(app) as c:
+        yield c
+
+
+def _client_of(app) -> httpx.AsyncClient:
+    """TakeCare's client of ``app``, with its intake key."""
+    return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://tc",
         headers={"authorization": f"Bearer {TOKEN}"},
-    ) as c:
-        yield c
+    )
 
 
 async def test_accepts_and_answers_with_the_message_id(client, store, event):
@@ -257,11 +262,7 @@ async def test_today_in_sweden_is_not_the_future_though_utc_is_still_yesterday(s
     late = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)
     app = create_app(AdapterTakeCareSettings(), store=store, sessions=None, clock=lambda: late)
     event["patient"]["personalIdentityNumber"] = "202611212388"
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://tc",
-        headers={"authorization": f"Bearer {TOKEN}"},
-    ) as c:
+    async with _client_of(app) as c:
         assert (await c.post("/takecare/v1/admissions", json=event)).status_code == 202
 
 
@@ -283,11 +284,7 @@ async def test_a_regional_reserve_number_without_a_configured_region_is_refused(
     app = create_app(settings, store=store, sessions=None, clock=lambda: NOW)
     del event["patient"]["personalIdentityNumber"]
     event["patient"] |= {"reserveNumber": "GOT2026000417", "reserveNumberKind": "regional"}
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://tc",
-        headers={"authorization": f"Bearer {TOKEN}"},
-    ) as c:
+    async with _client_of(app) as c:
         res = await c.post("/takecare/v1/admissions", json=event)
     assert res.status_code == 422
     ((path, text),) = _issues(res)
@@ -301,11 +298,7 @@ async def test_a_regional_reserve_number_goes_out_under_the_regions_oid(store, e
     app = create_app(settings, store=store, sessions=None, clock=lambda: NOW)
     del event["patient"]["personalIdentityNumber"]
     event["patient"] |= {"reserveNumber": "GOT2026000417", "reserveNumberKind": "regional"}
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://tc",
-        headers={"authorization": f"Bearer {TOKEN}"},
-    ) as c:
+    async with _client_of(app) as c:
         assert (await c.post("/takecare/v1/admissions", json=event)).status_code == 202
     (record,) = store.outbox
     bundle = json.loads(record.value)

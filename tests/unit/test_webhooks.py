@@ -3,8 +3,6 @@ on the webhook topic, the signed POST (httpx.MockTransport as the subscriber), a
 answer moves the delivery, through the router's own outcome logic."""
 
 import json
-import random
-from datetime import timedelta
 
 import httpx
 import pytest
@@ -16,15 +14,21 @@ from services.messaging.signing import verify
 from services.messaging.tracing import parse as parse_traceparent
 from services.messaging.vocabulary import SUPERSEDED_TAG_SYSTEM
 from services.messaging.webhook_client import HttpWebhookSender, Webhook
-from services.router.routing.deliveries import RoutingRules
-from services.router.routing.domain import RetryPolicy, default_policies
 from services.router.routing.handlers import Router
 from services.router.routing.tables import alert, delivery, delivery_transition
 from services.router.subscriptions import store as subscription_store
 from services.router.subscriptions.matching import SubscriptionStatus
 from services.router.subscriptions.webhooks import WebhookDispatcher
 from tests.support.router import T0, Clock, inbound, message_id, started, versioned
-from tests.support.webhooks import SECRET, URL, Subscriber, commands, hook_delivery, subscribe
+from tests.support.webhooks import (
+    SECRET,
+    URL,
+    Subscriber,
+    commands,
+    hook_delivery,
+    subscribe,
+    webhook_rules,
+)
 
 
 @pytest.fixture
@@ -34,15 +38,7 @@ def clock():
 
 @pytest.fixture
 def rules():
-    return RoutingRules(
-        policies=default_policies(
-            admission_confirmation_deadline=timedelta(minutes=15),
-            confirmation_deadline=timedelta(minutes=30),
-            retry=RetryPolicy(base_s=1, cap_s=2, max_attempts=3),
-        ),
-        attempt_timeout=timedelta(seconds=30),
-        rng=random.Random(1),
-    )
+    return webhook_rules()
 
 
 @pytest.fixture
