@@ -142,14 +142,6 @@ SANDBOX_USERS = (
         "$JySDf1B5RQIJHsjNASXPD+m2yzuW1/UexDHTo0laePw",
     ),
 )
-# The sandbox accounts as they were hashed before argon2 are refused in production too.
-_SANDBOX_SCRYPT = frozenset(
-    {
-        "scrypt$16384$8$1$Y2FyZWJyaWRnZS1zYW5kYm94LW9wcw$IHT68m5Ir2gJegTx1rINIBOjbUTCl7IMSid3f63Ag88",
-        "scrypt$16384$8$1$Y2FyZWJyaWRnZS1zYW5kYm94LXZpZXdlcg$dIexkH4IHIiF7Xkt6p1j9hNVUE64vLriCCuw81L7QMY",
-    }
-)
-SANDBOX_HASHES = frozenset(u.password_hash for u in SANDBOX_USERS) | _SANDBOX_SCRYPT
 
 
 def authenticate(users: list[ConsoleUser], name: str, password: str) -> ConsoleUser | None:
