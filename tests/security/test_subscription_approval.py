@@ -15,10 +15,11 @@ from services.router.routing.handlers import Router
 from services.router.routing.tables import delivery
 from services.router.settings import RouterSettings
 from services.router.subscriptions import store as subscription_store
-from services.router.subscriptions.matching import catalogue_subscriptions
-from tests.support.router import Clock, inbound, routing_rules, started
+from services.router.subscriptions.matching import Criteria, catalogue_subscriptions
+from tests.support.router import T0, Clock, inbound, routing_rules, started
 from tests.support.router_api import SUBSCRIPTION, TOKEN, platform_resolver
 from tests.support.settings import APPROVER_HEADERS, TWO_ADMINS
+from tests.support.webhooks import SECRET, URL
 
 pytestmark = pytest.mark.security
 
@@ -153,3 +154,19 @@ async def test_activation_checks_the_endpoint_again(api, sessions, clock):
     assert res.status_code == 422
     assert res.json()["errors"][0]["field"] == "body.channel.endpoint"
     assert (await api.get(f"/api/v1/subscriptions/{sub_id}")).json()["status"] == "pending"
+
+
+async def test_the_store_itself_refuses_activation_by_the_creator(sessions):
+    """The two-admin rule holds below the API too: any caller of the store is bound by it."""
+    async with sessions.begin() as s:
+        created = await subscription_store.create_rest_hook(
+            s,
+            name="platform",
+            criteria=Criteria(frozenset({"admission-notice"}), None),
+            endpoint=URL,
+            secret=SECRET,
+            created_by="ops",
+            now=T0,
+        )
+        assert not await subscription_store.activate(s, created.id, "ops", T0)
+        assert await subscription_store.activate(s, created.id, "approver", T0)

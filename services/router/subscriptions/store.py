@@ -196,12 +196,16 @@ async def activate(
     session: AsyncSession, subscription_id: str, activated_by: str, now: datetime
 ) -> bool:
     """``pending`` → ``active``, naming the second admin; False if it was not pending (a
-    concurrent activation got there first). The caller checks the admins differ."""
+    concurrent activation got there first) or ``activated_by`` is the admin who created it
+    (the two-admin rule holds here, whoever calls; the API answers that case with its own
+    403 first)."""
     result = await session.execute(
         update(subscription)
         .where(
             subscription.c.id == subscription_id,
             subscription.c.status == SubscriptionStatus.PENDING.value,
+            subscription.c.created_by.is_not(None),
+            subscription.c.created_by != activated_by,
         )
         .values(status=SubscriptionStatus.ACTIVE.value, activated_by=activated_by, updated_at=now)
     )
