@@ -195,23 +195,60 @@ class KafkaPublisher:
 
     async def publish_many(self, records: Sequence[OutgoingRecord]) -> list[Placement]:
         try:
-            futures = []
-            for r in records:
-                value, headers = r.value.encode(), dict(r.headers)
-                if self._signer is not None:
-                    headers[SIGNATURE_HEADER] = self._signer.sign(r.topic, r.key, headers, value)
-                futures.append(
-                    await self._producer.send(
-                        r.topic,
-                        value,
-                        key=r.key.encode() if r.key else None,
-                        headers=[(k, v.encode()) for k, v in headers.items()],
-                    )
-                )
-            acknowledged = await asyncio.gather(*futures)
+            return await publish_in_key_order(self._send, records)
         except _AioKafkaError as exc:
             raise PublishError(type(exc).__name__) from exc
-        return [Placement(m.partition, m.offset) for m in acknowledged]
+
+    async def _send(self, r: OutgoingRecord) -> Awaitable[Any]:
+        value, headers = r.value.encode(), dict(r.headers)
+        if self._signer is not None:
+            headers[SIGNATURE_HEADER] = self._signer.sign(r.topic, r.key, headers, value)
+        sent: Awaitable[Any] = await self._producer.send(
+            r.topic,
+            value,
+            key=r.key.encode() if r.key else None,
+            headers=[(k, v.encode()) for k, v in headers.items()],
+        )
+        return sent
+
+
+# enqueue one record; the awaitable it returns resolves to its metadata once acknowledged
+Send = Callable[[OutgoingRecord], Awaitable[Awaitable[Any]]]
+
+
+async def publish_in_key_order(send: Send, records: Sequence[OutgoingRecord]) -> list[Placement]:
+    """Publish ``records``, each key's records one after the other: the next record of a key
+    is sent only once the one before it is acknowledged; different keys go side by side.
+
+    A broker can fail one produce batch and accept the next one for the same partition (Tansu
+    does, when two producers race to write a fresh partition; any broker does once a batch
+    expires without a leader). Had a patient's later record been queued behind the failed one,
+    it would be on the topic before the earlier one, which the relay then publishes again:
+    the patient's order broken. Sending a key's next record only after the acknowledgement of
+    the one before means a failure leaves nothing of that key behind it on the topic."""
+    chains: dict[tuple[str, str], list[int]] = defaultdict(list)
+    unkeyed: list[int] = []
+    for i, r in enumerate(records):
+        if r.key:
+            chains[(r.topic, r.key)].append(i)
+        else:
+            unkeyed.append(i)  # no order is promised for them
+    placements: list[Placement | None] = [None] * len(records)
+
+    async def one_after_another(indexes: list[int]) -> None:
+        for i in indexes:
+            acknowledged = await (await send(records[i]))
+            placements[i] = Placement(acknowledged.partition, acknowledged.offset)
+
+    # every chain runs to its end or its first failure; then the first failure is raised
+    outcomes = await asyncio.gather(
+        *(one_after_another(ix) for ix in [*chains.values(), *([i] for i in unkeyed)]),
+        return_exceptions=True,
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return [p for p in placements if p is not None]
 
 
 async def log_ends(
