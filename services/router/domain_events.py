@@ -5,7 +5,8 @@ as an event, and the owner's handlers run at once, in the same transaction (so t
 and its consequences commit together, or neither does). :func:`_handlers` is the whole list:
 
 - :class:`DeliveriesConfirmed`, raised by routing (a receipt, an acknowledged webhook),
-  handled by deviations (what it counted late gets its final lateness);
+  handled by deviations (a confirmation after the legal deadline is recorded as a deviation
+  confirmed late; what it counted late gets its final lateness);
 - :class:`IncidentFound`, raised by routing (a dead letter, a patient parked, a forged
   record, an overdue confirmation, a legal deadline at risk, a gap in a stay), handled by
   alerting (the incident opened or extended, its notices queued; a failed or late
@@ -57,7 +58,7 @@ Handler = Callable[[AsyncSession, Any], Awaitable[None]]
 def _handlers() -> dict[type, tuple[Handler, ...]]:
     # imported here: the owners import the routing package, which raises the events
     from services.router.alerting.incidents import on_incident_found
-    from services.router.deviations.records import on_deliveries_confirmed
+    from services.router.deviations.late_confirmations import on_deliveries_confirmed
 
     return {
         DeliveriesConfirmed: (on_deliveries_confirmed,),

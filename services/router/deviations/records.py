@@ -5,7 +5,9 @@ can be counted per month and exported to a deviation system such as Flexite
 
 The incident rules call :func:`record_deviation` when a notification fails or is late and
 :func:`close_deviation` when the message finally gets through; a closed deviation stays
-counted. SQL lives in the ``async`` functions at the end; everything above them is pure.
+counted. A confirmation after the legal deadline is recorded by the confirmation itself
+(:mod:`services.router.deviations.late_confirmations`). SQL lives in the ``async``
+functions at the end; everything above them is pure.
 
 A deviation carries no patient identity: at most the keyed pseudonym, the message id and the
 HSA-ids of the care units. :func:`record_deviation` refuses anything that looks like a
@@ -33,7 +35,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging.db import serialize, utcnow
 from services.messaging.envelope import System
-from services.router.domain_events import DeliveriesConfirmed
 from services.router.routing.tables import deviation
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -183,6 +184,17 @@ class Deviation:
     @property
     def direction(self) -> Direction:
         return direction(self.source, self.destination)
+
+    @property
+    def confirmed_late(self) -> bool:
+        """A legal deadline breached and the notice confirmed after it: its ``resolved_at``
+        is the confirmation, its ``lateness_s`` how long after the deadline."""
+        return (
+            self.kind == DeviationKind.LEGAL_DEADLINE_BREACHED
+            and self.resolved_at is not None
+            and self.due_at is not None
+            and self.resolved_at > self.due_at
+        )
 
 
 def new_deviation(
@@ -382,11 +394,6 @@ async def close_deviation(session: AsyncSession, *, delivery_id: int, resolved_a
     """The delivery finally got through: set ``resolved_at`` and the final lateness against
     the deadline on its open deviations; return how many. They stay counted."""
     return await close_deviations(session, [delivery_id], resolved_at)
-
-
-async def on_deliveries_confirmed(session: AsyncSession, event: DeliveriesConfirmed) -> None:
-    """The handler of :class:`~services.router.domain_events.DeliveriesConfirmed`."""
-    await close_deviations(session, event.delivery_ids, event.at)
 
 
 async def close_deviations(

@@ -197,7 +197,12 @@ def create_app(
     )
     async def message(message_id: str) -> dict[str, Any]:
         async with sessions() as session:
-            detail = await queries.message_detail(session, message_id)
+            detail = await queries.message_detail(
+                session,
+                message_id,
+                agreements=settings.payment_agreements_of(),
+                directory=settings.municipality_directory(),
+            )
         if detail is None:
             raise HTTPException(404, "no such message")
         return detail

@@ -4,6 +4,8 @@ snake_case keys as the columns are named. Never a payload."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from services.router.ops.schema_base import ResponseModel, Timestamp
@@ -41,8 +43,19 @@ class TransitionOut(ResponseModel):
 
 
 class DeliveryDetailOut(DeliveryOut):
-    """A delivery with every attempt and every state transition, oldest first."""
+    """A delivery with every attempt and every state transition, oldest first, and its
+    deadlines: the legal one (``legal_due_at``) and the working-day one."""
 
+    working_due_at: Timestamp | None = Field(
+        description=(
+            "the working-day deadline, where a regional agreement counts working days by the"
+            " Swedish calendar (a ready-for-discharge notice to a municipality: when its days"
+            " before it pays for the bed end); Stockholm time with its offset"
+        )
+    )
+    deadline_time_zone: Literal["Europe/Stockholm"] = Field(
+        description="the time zone the deadlines' days and holidays are counted in"
+    )
     attempts_log: list[AttemptOut]
     transitions: list[TransitionOut]
 

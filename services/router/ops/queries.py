@@ -3,11 +3,13 @@ keyset pagination) lives in :mod:`services.router.ops.message_search` and is re-
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.messaging.envelope import EventCode
 from services.router.ops.message_search import (
     DELIVERY_FIELDS,
     MESSAGE_FIELDS,
@@ -20,6 +22,7 @@ from services.router.ops.message_search import (
 )
 from services.router.routing.circuit import CircuitState, destination_circuit
 from services.router.routing.domain import UNFINISHED, DeliveryState
+from services.router.routing.swedish_calendar import STOCKHOLM
 from services.router.routing.tables import (
     alert,
     alert_delivery,
@@ -28,6 +31,8 @@ from services.router.routing.tables import (
     delivery_transition,
     message,
 )
+from services.router.statistics.payment import MunicipalityDirectory
+from services.router.statistics.payment_clock import PaymentAgreements, working_day_deadline
 
 
 async def list_messages(
@@ -40,7 +45,16 @@ async def list_messages(
     return page.items
 
 
-async def message_detail(session: AsyncSession, message_id: str) -> dict[str, Any] | None:
+async def message_detail(
+    session: AsyncSession,
+    message_id: str,
+    *,
+    agreements: PaymentAgreements | None = None,
+    directory: MunicipalityDirectory | None = None,
+) -> dict[str, Any] | None:
+    """A message and its deliveries, each with its attempts, transitions and deadlines: the
+    legal one (``legal_due_at``) and, with ``agreements`` and ``directory``, the working-day
+    one where an agreement counts working days (``working_due_at``, Stockholm time)."""
     row = (await session.execute(select(*MESSAGE_FIELDS).where(message.c.id == message_id))).first()
     if row is None:
         return None
@@ -54,6 +68,9 @@ async def message_detail(session: AsyncSession, message_id: str) -> dict[str, An
         )
     ).all():
         item = row_dict(d)
+        due = working_due_at(row.event_code, d.destination, d.sent_at, agreements, directory)
+        item["working_due_at"] = None if due is None else due.isoformat()
+        item["deadline_time_zone"] = STOCKHOLM.key  # days and holidays are Swedish
         item["attempts_log"] = [
             row_dict(a)
             for a in (
@@ -87,6 +104,27 @@ async def message_detail(session: AsyncSession, message_id: str) -> dict[str, An
         ]
         detail["deliveries"].append(item)
     return detail
+
+
+def working_due_at(
+    event_code: str,
+    destination: str,
+    sent_at: datetime | None,
+    agreements: PaymentAgreements | None,
+    directory: MunicipalityDirectory | None,
+) -> datetime | None:
+    """The working-day deadline of one delivery, in Stockholm time, where one applies: a
+    ready-for-discharge notice sent to a municipality whose agreement counts working days
+    (its days before it pays for the bed end then;
+    :mod:`~services.router.statistics.payment_clock`)."""
+    if event_code != EventCode.READY_FOR_DISCHARGE or sent_at is None:
+        return None
+    if agreements is None or directory is None:
+        return None
+    municipality = directory.municipality_of(destination)
+    if municipality is None:
+        return None
+    return working_day_deadline(sent_at, agreements.of(municipality))
 
 
 async def list_alerts(session: AsyncSession, *, state: str | None) -> list[dict[str, Any]]:
@@ -233,4 +271,5 @@ __all__ = [
     "next_steps",
     "search_messages",
     "state_counts",
+    "working_due_at",
 ]

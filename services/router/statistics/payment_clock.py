@@ -30,11 +30,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.router.routing.swedish_calendar import is_working_day, local_date
+from services.router.routing.swedish_calendar import STOCKHOLM, is_working_day, local_date
 
 LAW_DAYS = 3  # 5 kap. 3 §: three calendar days unless a regional agreement says otherwise
 
@@ -96,6 +96,16 @@ def first_payable_day(ready_sent_at: datetime, agreement: PaymentAgreement) -> d
         if agreement.kind is DayCount.CALENDAR or is_working_day(day):
             counted += 1
     return day + timedelta(days=1)
+
+
+def working_day_deadline(ready_sent_at: datetime, agreement: PaymentAgreement) -> datetime | None:
+    """When the municipality's days end under an agreement counting *working* days: the
+    start (Stockholm midnight) of the first payable day. None under calendar days: the law's
+    own terms, with no working-day deadline to show."""
+    if agreement.kind is not DayCount.WORKING:
+        return None
+    first = first_payable_day(ready_sent_at, agreement)
+    return datetime.combine(first, time(0), tzinfo=STOCKHOLM)
 
 
 def clock_runs(stay: StayEvidence) -> bool:

@@ -139,6 +139,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "per_month": ("Per månad", "Per month"),
     "detected": ("Upptäckt", "Detected"),
     "due": ("Tidsgräns", "Due"),
+    "legal_due": ("Lagstadgad tidsfrist", "Legal deadline"),
+    "working_due": ("Tidsfrist i arbetsdagar", "Working-day deadline"),
     "late": ("Försenad", "Late"),
     "description": ("Beskrivning", "Description"),
     "replays": ("Omskick", "Replays"),

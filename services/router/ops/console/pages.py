@@ -205,7 +205,12 @@ def console_routes(
         notice: str | None = None,
     ) -> HTMLResponse:
         async with sessions() as session:
-            detail = await queries.message_detail(session, message_id)
+            detail = await queries.message_detail(
+                session,
+                message_id,
+                agreements=settings.payment_agreements_of(),
+                directory=settings.municipality_directory(),
+            )
         if detail is None:
             raise HTTPException(404, "no such message")
         return render(

@@ -35,7 +35,17 @@ def local_time(value: Any) -> str:
     return at.astimezone(STOCKHOLM).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def deadline_time(value: Any) -> str:
+    """A deadline in Stockholm time to the minute, with its zone spelt out (CET or CEST):
+    a deadline read in the wrong zone is an hour off."""
+    if value is None or value == "":
+        return "–"
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return at.astimezone(STOCKHOLM).strftime("%Y-%m-%d %H:%M %Z")
+
+
 templates.env.filters["local"] = local_time
+templates.env.filters["deadline"] = deadline_time
 
 
 class LoginRequired(Exception):
