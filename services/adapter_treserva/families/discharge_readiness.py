@@ -8,7 +8,7 @@ and only if its receipt confirmed the admission notice
 (:mod:`services.router.statistics.payment_clock`).
 
 ``planeringsunderlag`` is the planning information at discharge
-(:mod:`services.messaging.planning`, :mod:`services.adapter_treserva.planning`)."""
+(:mod:`services.messaging.planning_read`, :mod:`services.adapter_treserva.planning`)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from services.messaging.fhir_parts import (
     text,
 )
 from services.messaging.native import OutboundFamily
-from services.messaging.planning import read_planning
+from services.messaging.planning_read import read_planning
 from services.messaging.vocabulary import (
     EXPECTED_DISCHARGE_URL,
     OBSERVATION_SYSTEM,
