@@ -55,3 +55,14 @@ MEDICATION_LINE_CHANGE_URL = f"{_SD}/medication-line-change"
 SIP_ACTIVITY_ID_URL = f"{_SD}/sip-activity-id"  # CarePlan.activity: valueString, the SIP's own id
 SIP_RESPONSIBLE_ROLE_URL = f"{_SD}/sip-responsible-role"  # CarePlan.activity.detail: SIP role
 SIP_MEETING_LOCATION_URL = f"{_SD}/sip-meeting-location"  # CarePlan: valueString, where
+
+# --- planning information at discharge (planeringsunderlag, discharge-readiness family) ------
+ISO_9999_SYSTEM = "urn:iso:std:iso:9999"  # assistive products (hjälpmedel)
+BCP47_SYSTEM = "urn:ietf:bcp:47"  # Patient.communication.language
+ROLE_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"  # NOK, SPS, DAU, …
+ADL_ACTIVITY_SYSTEM = f"{_CS}/adl-activity"  # eating, dressing, toileting, mobility, hygiene
+ADL_LEVEL_SYSTEM = f"{_CS}/adl-level"  # independent, needs-some-help, needs-full-help
+LEGAL_REPRESENTATIVE_SYSTEM = f"{_CS}/legal-representative"  # god-man, forvaltare
+CARE_TEAM_ROLE_SYSTEM = f"{_CS}/care-team-role"  # fast-vardkontakt
+# Patient: valueBoolean, HL7's core extension (the patient needs an interpreter)
+INTERPRETER_REQUIRED_URL = "http://hl7.org/fhir/StructureDefinition/patient-interpreterRequired"

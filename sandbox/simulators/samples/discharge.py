@@ -1,7 +1,8 @@
-"""Sample TakeCare discharge events: ready for discharge (utskrivningsklar) and its withdrawal
-(återtag), and the discharge notice (utskrivningsmeddelande). Pure (takes a
-``random.Random`` and ``now``), valid against ``contracts/takecare/discharge-readiness.schema.json``
-and ``contracts/takecare/discharge-notice.schema.json``.
+"""Sample TakeCare discharge events: ready for discharge (utskrivningsklar, sometimes with
+planning information) and its withdrawal (återtag), and the discharge notice
+(utskrivningsmeddelande). Pure (takes a ``random.Random`` and ``now``), valid against
+``contracts/takecare/discharge-readiness.schema.json`` and
+``contracts/takecare/discharge-notice.schema.json``.
 
 Times are computed in UTC and only then shown in Stockholm time, so a sample never names a
 wall-clock time that does not exist (the spring-forward gap)."""
@@ -62,6 +63,34 @@ _FOLLOW_UP_NOTES = (
     "Kontroll av vikt och ödem, justering av diuretika",
     "Återbesök för suturtagning och sårbedömning",
 )
+_ADL = ("eating", "dressing", "toileting", "mobility", "hygiene")
+_ADL_LEVELS = ("independent", "needs-some-help", "needs-full-help")
+_ADL_NOTES = ("Behöver hjälp med strumpor och skor", "Går med rollator, stöd i trappor")
+_DEVICES = (  # ISO 9999: class, subclass or division
+    ("120606", "Rollator"),
+    ("122203", "Rullstol, manuell"),
+    ("093303", "Duschpall"),
+    ("1812", "Sängar och sängutrustning"),
+    ("24", "Hjälpmedel för att hantera föremål"),
+)
+_PRESCRIBERS = (
+    ("SE2321000222-AT07", "Åsa Lind, arbetsterapeut"),
+    ("SE2321000222-FT02", "Olle Sjö, fysioterapeut"),
+)
+_KIN = (
+    ("Elvira Lindqvist", "daughter"),
+    ("Gunnar Ek", "spouse"),
+    ("Ingrid Berg", "neighbour"),
+    ("Sören Dahl", "son"),
+    ("Mona Ström", "domestic-partner"),
+)
+_PHONES = ("0498-123456", "+46701234567", "0706543210", "08-7654321")
+_WORK_PHONES = ("0498-268000", "+46498268100")  # the fast vårdkontakt's unit
+_CARE_CONTACTS = (
+    ("SE2321000222-SSK3", "Maria Nord, distriktssköterska"),
+    ("SE2321000222-L3310", "Per Holm, distriktsläkare"),
+)
+_LANGUAGES = ("ar", "fa", "fi", "so", "ti", "sv", "se")
 _DESTINATIONS = (
     "home",
     "home-with-home-care",
@@ -121,7 +150,53 @@ def sample_discharge_readiness(
     for field, options in (("careNeedsAtDischarge", _CARE_NEEDS), ("note", _NOTES)):
         if rng.random() < 0.6:
             event[field] = rng.choice(options)
+    if not withdrawn and rng.random() < 0.6:  # a withdrawal never carries planning information
+        planning = sample_planning_information(rng)
+        if planning:
+            event["planningInformation"] = planning
     return event
+
+
+def sample_planning_information(rng: random.Random) -> dict[str, Any]:
+    """Planeringsunderlag: each part present at random (possibly none: then ``{}``)."""
+    planning: dict[str, Any] = {}
+
+    def maybe_phone() -> dict[str, str]:
+        return {"phone": rng.choice(_PHONES)} if rng.random() < 0.7 else {}
+
+    if rng.random() < 0.6:
+        planning["functionalStatus"] = [
+            {"activity": activity, "level": rng.choice(_ADL_LEVELS)}
+            | ({"note": rng.choice(_ADL_NOTES)} if rng.random() < 0.3 else {})
+            for activity in rng.sample(_ADL, rng.randint(1, len(_ADL)))
+        ]
+    if rng.random() < 0.5:
+        devices = []
+        for iso, name in rng.sample(_DEVICES, rng.randint(1, 3)):
+            device: dict[str, Any] = {"isoCode": iso, "name": name}
+            if rng.random() < 0.6:
+                hsa_id, prescriber = rng.choice(_PRESCRIBERS)
+                device["prescribedBy"] = {"hsaId": hsa_id, "name": prescriber}
+            devices.append(device)
+        planning["assistiveDevices"] = devices
+    if rng.random() < 0.5:
+        planning["nextOfKin"] = [
+            {"name": name, "relationship": kinship} | maybe_phone()
+            for name, kinship in rng.sample(_KIN, rng.randint(1, 2))
+        ]
+    if rng.random() < 0.15:
+        role = rng.choice(("god-man", "forvaltare"))
+        planning["legalRepresentatives"] = [{"name": "Kerstin Holm", "role": role} | maybe_phone()]
+    if rng.random() < 0.5:
+        hsa_id, name = rng.choice(_CARE_CONTACTS)
+        planning["permanentCareContact"] = {"hsaId": hsa_id, "name": name}
+        if rng.random() < 0.7:
+            planning["permanentCareContact"]["phone"] = rng.choice(_WORK_PHONES)
+    if rng.random() < 0.2:
+        planning["interpreter"] = {"language": rng.choice(_LANGUAGES), "needed": rng.random() < 0.8}
+    if rng.random() < 0.5:
+        planning["patientPhone"] = rng.choice(_PHONES)
+    return planning
 
 
 def sample_discharge_notice(

@@ -17,7 +17,14 @@ Bundle layout::
      ├── Patient         personnummer / samordningsnummer / reservnummer, name, address
      ├── Organization    the ward (HSA-id)
      ├── Practitioner    the judging physician (personal HSA-id), when given
-     └── Observation ×n  care needs at discharge, note
+     ├── Observation ×n  care needs at discharge, note
+     └── planning information (planeringsunderlag), when given: ADL Observations,
+         DeviceRequest (+ prescribing Practitioner) per hjälpmedel, RelatedPerson per next
+         of kin and legal representative, CareTeam + Practitioner for the fast vårdkontakt;
+         interpreter, language and phone on the Patient (:mod:`services.messaging.planning`)
+
+The planning information rides on the ready-for-discharge notice because that is when the
+municipality starts planning home care (Lag 2017:612); a withdrawal carries none.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field
 
 from services.adapter_takecare.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Patient, Unit
+from services.adapter_takecare.planning import Planning
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import (
     Ref,
@@ -40,6 +48,7 @@ from services.messaging.fhir_parts import (
 )
 from services.messaging.identifiers import HSA_ID_SYSTEM, PatientIdentifier
 from services.messaging.native import InboundFamily, NativeEvent, NativeModel
+from services.messaging.planning import patient_parts, planning_resources
 from services.messaging.vocabulary import (
     EXPECTED_DISCHARGE_URL,
     OBSERVATION_SYSTEM,
@@ -86,6 +95,7 @@ class TakeCareDischargeReadiness(NativeEvent):
     withdrawal_reason: str | None = Field(default=None, alias="withdrawalReason")
     care_needs_at_discharge: str | None = Field(default=None, alias="careNeedsAtDischarge")
     note: str | None = None
+    planning_information: Planning | None = Field(default=None, alias="planningInformation")
 
     def business_key(self) -> BusinessKey:
         return BusinessKey(System.TAKECARE.value, self.event_id, self.version)
@@ -110,6 +120,15 @@ def to_bundle(
     physician = (
         [] if event.judged_by is None else [("practitioner", _practitioner(event.judged_by))]
     )
+    patient = event.patient.info(regional_reserve_oid)
+    planning = None if event.planning_information is None else event.planning_information.info()
+    patient_fhir = patient_resource(patient)
+    planned: list[tuple[str, dict[str, Any]]] = []
+    if planning is not None:
+        patient_fhir |= patient_parts(planning, protected=patient.protected)
+        planned = planning_resources(
+            planning, ref, protected=patient.protected, effective=event.occurred_at.isoformat()
+        )
     return message_bundle(
         key=key,
         event=event.event_code(),
@@ -119,10 +138,11 @@ def to_bundle(
         sender="organization",
         resources=[
             ("encounter", _encounter(event, ref)),
-            ("patient", patient_resource(event.patient.info(regional_reserve_oid))),
+            ("patient", patient_fhir),
             ("organization", organization_resource(event.encounter.unit.info())),
             *physician,
             *observations,
+            *planned,
         ],
     )
 

@@ -5,13 +5,17 @@ translation of the FHIR message into Treserva's native document
 ``bedomdUtskrivningsklar`` is the physician's judgement, passed on unchanged. The municipality's
 payment clock does not run from it: it runs from when the notice was sent to the municipality,
 and only if its receipt confirmed the admission notice
-(:mod:`services.router.statistics.payment_clock`)."""
+(:mod:`services.router.statistics.payment_clock`).
+
+``planeringsunderlag`` is the planning information at discharge
+(:mod:`services.messaging.planning_read`, :mod:`services.adapter_treserva.planning`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from services.adapter_treserva.native import stay_notice
+from services.adapter_treserva.planning import planeringsunderlag
 from services.messaging.envelope import EventCode
 from services.messaging.fhir_parts import (
     TranslationError,
@@ -27,6 +31,7 @@ from services.messaging.fhir_parts import (
     text,
 )
 from services.messaging.native import OutboundFamily
+from services.messaging.planning_read import read_planning
 from services.messaging.vocabulary import (
     EXPECTED_DISCHARGE_URL,
     OBSERVATION_SYSTEM,
@@ -71,6 +76,9 @@ def to_native(doc: dict[str, Any]) -> dict[str, Any]:
         target = OBSERVATION_FIELDS.get(coded(concept, OBSERVATION_SYSTEM) or "")
         if target is not None:
             notice[target] = maybe_text(observation, "valueString")
+    # Planeringsunderlag: null when the hospital sent none (and always in an atertag).
+    patient = resolve(doc, encounter, "subject", "Patient")
+    notice["planeringsunderlag"] = planeringsunderlag(read_planning(doc, patient))
     return notice
 
 
