@@ -44,6 +44,12 @@ from services.messaging.identifiers import (
 SECURITY_LABEL_SYSTEM = f"{BASE_URL}/CodeSystem/security-label"
 CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 PROTECTED_IDENTITY = "skyddadFolkbokforing"
+# Addressing by unit (issue 20): the patient's municipality of residence (folkbokföringskommun)
+# as SCB's four-digit kommunkod, an extension rather than Patient.address.district because a
+# protected identity's address never leaves the hospital while its municipality must still
+# be addressed; the listed vårdcentral is Patient.generalPractitioner by HSA-id.
+MUNICIPALITY_EXTENSION = f"{BASE_URL}/StructureDefinition/municipality-of-residence"
+KOMMUNKOD_SYSTEM = f"{BASE_URL}/CodeSystem/kommunkod"
 
 
 class TranslationError(ValueError):
@@ -66,6 +72,8 @@ class PatientInfo:
     given_name: str
     address: Address | None
     protected: bool  # skyddad folkbokföring: the address never leaves the hospital side
+    municipality: str | None = None  # folkbokföringskommun, kommunkod (4 digits)
+    listed_unit_hsa: str | None = None  # the listed vårdcentral's HSA-id
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +175,39 @@ def patient_resource(patient: PatientInfo) -> dict[str, Any]:
                 "country": "SE",
             }
         ]
+    if patient.municipality is not None:
+        resource["extension"] = [
+            {
+                "url": MUNICIPALITY_EXTENSION,
+                "valueCoding": {"system": KOMMUNKOD_SYSTEM, "code": patient.municipality},
+            }
+        ]
+    if patient.listed_unit_hsa is not None:
+        resource["generalPractitioner"] = [
+            {
+                "type": "Organization",
+                "identifier": {"system": HSA_ID_SYSTEM, "value": patient.listed_unit_hsa},
+            }
+        ]
     return resource
+
+
+def municipality_of(patient: dict[str, Any]) -> str | None:
+    """The kommunkod of the patient's municipality of residence, if the Patient carries it."""
+    found = extension(patient, MUNICIPALITY_EXTENSION)
+    if found is None:
+        return None
+    if maybe_text(found, "valueCoding.system") != KOMMUNKOD_SYSTEM:
+        raise TranslationError("Patient.extension municipality-of-residence must be a kommunkod")
+    return text(found, "valueCoding.code")
+
+
+def listed_unit_of(patient: dict[str, Any]) -> str | None:
+    """The HSA-id of the patient's listed vårdcentral (Patient.generalPractitioner)."""
+    for i, gp in enumerate(arr(patient, "generalPractitioner")):
+        if maybe_text(gp, "identifier.system") == HSA_ID_SYSTEM:
+            return text(patient, f"generalPractitioner.{i}.identifier.value")
+    return None
 
 
 def organization_resource(unit: CareUnit) -> dict[str, Any]:
@@ -443,6 +483,8 @@ def read_patient(resource: dict[str, Any]) -> PatientInfo:
         given_name=" ".join(texts(resource, "name.0.given")),
         address=address,
         protected=protected,
+        municipality=municipality_of(resource),
+        listed_unit_hsa=listed_unit_of(resource),
     )
 
 
