@@ -192,6 +192,26 @@ def patient_resource(patient: PatientInfo) -> dict[str, Any]:
     return resource
 
 
+def stamp_receiver(bundle: dict[str, Any], system: System, unit_hsa: str) -> None:
+    """Set ``MessageHeader.destination.receiver`` of ``system``'s destination to the receiving
+    unit (an Organization by its HSA-id), in place; a header that names no destination for
+    ``system`` gets one. Done by the adapter that delivers, from the signed delivery command's
+    receiver-unit header: the router forwards the Bundle as the source signed it."""
+    headers = resources(bundle, "MessageHeader")
+    if not headers:
+        raise TranslationError("the message has no MessageHeader")
+    receiver = {
+        "type": "Organization",
+        "identifier": {"system": HSA_ID_SYSTEM, "value": unit_hsa},
+    }
+    targets = [d for d in arr(headers[0], "destination") if d.get("endpoint") == system.endpoint]
+    if not targets:
+        targets = [{"name": system.display, "endpoint": system.endpoint}]
+        headers[0].setdefault("destination", []).extend(targets)
+    for target in targets:
+        target["receiver"] = receiver
+
+
 def municipality_of(patient: dict[str, Any]) -> str | None:
     """The kommunkod of the patient's municipality of residence, if the Patient carries it."""
     found = extension(patient, MUNICIPALITY_EXTENSION)
