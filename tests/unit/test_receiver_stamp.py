@@ -13,7 +13,7 @@ from services.messaging import topics
 from services.messaging.contracts import violations
 from services.messaging.delivery import DeliveryDeps, handle_delivery_batch
 from services.messaging.envelope import RECEIVER_UNIT_HEADER
-from services.messaging.fhir_parts import HSA_ID_SYSTEM
+from services.messaging.identifiers import HSA_ID_SYSTEM
 from services.messaging.journal_client import FakeJournalClient
 from services.messaging.kafka import IncomingRecord
 from tests.support.treserva import NOW, fhir
@@ -61,6 +61,7 @@ async def test_treserva_gets_the_municipalitys_unit_in_its_native_document(sessi
     bundle = fhir("personnummer-full.input.json")
     await handle_delivery_batch([command(bundle, "treserva", HOME_CARE_VARBERG)], deps=deps)
     ((path, _, document),) = client.calls
+    assert path == "/api/v1/inskrivningsmeddelanden"
     assert document["mottagandeEnhet"] == HOME_CARE_VARBERG
     assert violations("treserva/admission-notice.schema.json", document) == []
 
