@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -72,8 +72,11 @@ class PatientInfo:
     given_name: str
     address: Address | None
     protected: bool  # skyddad folkbokföring: the address never leaves the hospital side
-    municipality: str | None = None  # folkbokföringskommun, kommunkod (4 digits)
-    listed_unit_hsa: str | None = None  # the listed vårdcentral's HSA-id
+    # where the broker addresses the patient's notices (issue 20), not who the patient is:
+    # left out of equality, since a journal that does not keep them (Treserva's brukare)
+    # still hands back the same patient
+    municipality: str | None = field(default=None, compare=False)  # kommunkod, 4 digits
+    listed_unit_hsa: str | None = field(default=None, compare=False)  # listed vårdcentral
 
 
 @dataclass(frozen=True, slots=True)
