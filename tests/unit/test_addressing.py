@@ -221,3 +221,25 @@ async def test_a_replay_after_the_directory_is_fixed_addresses_the_new_unit(rout
     await router.tick()
     (again,) = [r for r in await rows(sessions) if r.destination == "treserva"]
     assert (again.state, again.receiver_unit_hsa) == ("dispatched", "SE2120000003-KBAHSV")
+
+
+def test_the_cli_timeline_names_the_receiving_unit():
+    from services.router.ops.cli_output import timeline
+
+    detail = {
+        "id": "m-1",
+        "event_code": "admission-notice",
+        "source": "takecare",
+        "received_at": "2026-11-20T08:00:00+00:00",
+        "sent_at": "2026-11-20T08:00:00+00:00",
+        "pseudonym": None,
+        "deliveries": [
+            {
+                "destination": "treserva",
+                "state": "sent",
+                "attempts": 1,
+                "receiver_unit_hsa": HOME_CARE[VARBERG],
+            }
+        ],
+    }
+    assert f"→ treserva (unit {HOME_CARE[VARBERG]}): sent, 1 attempt(s)" in list(timeline(detail))

@@ -154,3 +154,18 @@ def test_the_cli_lists_puts_and_deactivates(tmp_path):
         ("PUT", f"/api/v1/units/{VARBERG}"),
         ("POST", f"/api/v1/units/{VARBERG}/deactivate"),
     ]
+
+
+async def test_the_router_seeds_its_directory_at_start_and_then_reads_the_table(sessions):
+    from services.messaging.clock import Clock as ServiceClock
+    from services.router.service import unit_directory_at_start
+
+    settings = RouterSettings(alert_unit_directory="contracts/units/halland.json")
+    clock = ServiceClock()
+    first = await unit_directory_at_start(settings, sessions, clock)
+    assert first.units == HALLAND.units
+    async with sessions.begin() as s:  # an admin deactivates a unit after start-up
+        await unit_store.deactivate_unit(s, VARBERG, actor="test", role="admin", now=clock.now())
+    again = await unit_directory_at_start(settings, sessions, clock)  # a restart: no re-seed
+    assert again.units[VARBERG].active is False
+    assert again.destinations == HALLAND.destinations
