@@ -109,6 +109,10 @@ async def test_a_new_unit_is_validated_and_added(app, sessions):
         wrong_path = await api.put(f"/api/v1/units/{VARBERG}", json=kungsbacka, headers=OPS)
         added = await api.put("/api/v1/units/SE2120000003-KBAHSV", json=kungsbacka, headers=OPS)
     assert refused.status_code == wrong_path.status_code == 422
+    async with client(app) as api:  # a second receiving home-care unit for Varberg: refused
+        rival = {**kungsbacka, "municipality": "1383"}
+        clash = await api.put("/api/v1/units/SE2120000003-KBAHSV", json=rival, headers=OPS)
+    assert clash.status_code == 409 and VARBERG in clash.json()["detail"]
     assert added.status_code == 200 and added.json()["before"] is None
     (entry,) = await admin_actions(sessions)
     assert entry.reason.startswith("unit added: SE2120000003-KBAHSV: ")

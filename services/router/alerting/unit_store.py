@@ -74,6 +74,26 @@ async def get_unit(session: AsyncSession, hsa_id: str) -> Unit | None:
     return None if doc is None else Unit.model_validate(doc)
 
 
+async def rivals(session: AsyncSession, unit: Unit) -> list[str]:
+    """Other active units that would receive the same municipality's messages through the
+    same channel as ``unit`` (a municipality has one receiving home-care unit per journal
+    system; two would leave routing unable to choose, and it dead-letters such notices)."""
+    if not unit.active or unit.channel is None or unit.municipality is None:
+        return []
+    if not unit.kind.municipal:
+        return []  # vårdcentraler are addressed by their own HSA-id, several per municipality
+    found = await session.execute(
+        select(care_unit.c.hsa_id).where(
+            care_unit.c.active.is_(True),
+            care_unit.c.channel == unit.channel,
+            care_unit.c.kind == unit.kind.value,
+            care_unit.c.municipality == unit.municipality,
+            care_unit.c.hsa_id != unit.hsa_id,
+        )
+    )
+    return sorted(found.scalars())
+
+
 async def put_unit(
     session: AsyncSession, unit: Unit, *, actor: str, role: str, now: datetime
 ) -> UnitChange:

@@ -82,7 +82,9 @@ def unit_routes(
     @api.put("/units/{hsa_id}", response_model=UnitChangeOut)
     async def put_unit(hsa_id: HsaId, body: dict[str, Any], caller: Admin) -> dict[str, Any]:
         """Add the unit or replace it: the body is one unit as in the directory file
-        (``hsaId`` must match the path). Admin only; audited with before and after."""
+        (``hsaId`` must match the path). Admin only; audited with before and after. 409: an
+        active unit of the same kind already receives the municipality's messages through
+        the same channel (deactivate that one first)."""
         try:
             unit = Unit.model_validate(body)
         except ValidationError as exc:
@@ -91,6 +93,13 @@ def unit_routes(
         if unit.hsa_id != hsa_id:
             raise HTTPException(422, "hsaId in the body differs from the path")
         async with sessions.begin() as session:
+            rivals = await unit_store.rivals(session, unit)
+            if rivals:
+                raise HTTPException(
+                    409,
+                    f"municipality {unit.municipality} already receives through {unit.channel} "
+                    f"at {', '.join(rivals)}: deactivate it first",
+                )
             change = await unit_store.put_unit(
                 session,
                 unit,
