@@ -243,3 +243,26 @@ def test_the_cli_timeline_names_the_receiving_unit():
         ],
     }
     assert f"→ treserva (unit {HOME_CARE[VARBERG]}): sent, 1 attempt(s)" in list(timeline(detail))
+
+
+async def test_a_failed_delivery_names_its_unit_to_the_fallback_notice_and_the_deviation(
+    sessions,
+):
+    from services.messaging.envelope import ResponseCode
+    from services.router.routing.tables import deviation
+    from tests.support.incidents import Sink
+    from tests.support.router import result
+
+    async with sessions.begin() as s:
+        await unit_store.seed_if_empty(s, HALLAND, Clock().now)
+    sink = Sink()
+    rules = routing_rules(addressing=Addressing(dict(HALLAND.destinations)), alert_sinks=(sink,))
+    router = await started(Router(sessions=sessions, rules=rules, clock=Clock()))
+    rec = addressed(5, municipality=VARBERG, listed=VC_FALKENBERG)
+    await router.handle_batch([rec])
+    await router.handle_batch([result(message_id(rec), ResponseCode.FATAL_ERROR)])
+    failed = [e for e in sink.events if e.destination == "treserva"]
+    assert failed and {e.receiver_unit_hsa for e in failed} == {HOME_CARE[VARBERG]}
+    async with sessions() as s:
+        (found,) = (await s.execute(select(deviation.c.receiver_unit_hsa))).all()
+    assert found.receiver_unit_hsa == HOME_CARE[VARBERG]
