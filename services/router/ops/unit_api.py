@@ -79,7 +79,14 @@ def unit_routes(
             units = await unit_store.list_units(session, active_only=active)
         return {"items": [_out(u) for u in units]}
 
-    @api.put("/units/{hsa_id}", response_model=UnitChangeOut)
+    @api.put(
+        "/units/{hsa_id}",
+        response_model=UnitChangeOut,
+        responses={
+            409: {"description": "the municipality already has such a receiving unit"},
+            422: {"description": "not a valid unit, or its hsaId differs from the path"},
+        },
+    )
     async def put_unit(hsa_id: HsaId, body: dict[str, Any], caller: Admin) -> dict[str, Any]:
         """Add the unit or replace it: the body is one unit as in the directory file
         (``hsaId`` must match the path). Admin only; audited with before and after. 409: an
@@ -109,7 +116,11 @@ def unit_routes(
             )
         return _change(change)
 
-    @api.post("/units/{hsa_id}/deactivate", response_model=UnitChangeOut)
+    @api.post(
+        "/units/{hsa_id}/deactivate",
+        response_model=UnitChangeOut,
+        responses={404: {"description": "no such unit"}},
+    )
     async def deactivate(hsa_id: HsaId, caller: Admin) -> dict[str, Any]:
         """Deactivate the unit: it receives nothing more (a notice for it is dead-lettered
         with its reason), and it is kept for history. Admin only; audited."""
