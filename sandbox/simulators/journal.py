@@ -74,6 +74,9 @@ class Kind:
     superseded_field: str | None = None  # set by the broker on an older version
     api_token: str | None = None  # another receiver behind the same simulator
     receipt_url: str | None = None  # … with its own receipt endpoint
+    # the receiving unit's HSA-id a document is addressed to (issue 20): one simulator
+    # serves the units of several municipalities and files each record under its unit
+    receiver: Callable[[dict[str, Any]], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -290,6 +293,8 @@ def _add_kind(
             "receivedAt": datetime.now(UTC).isoformat(),
         }
         record["current"] = state.file(kind, record)
+        if kind.receiver is not None:
+            record["receivingUnit"] = kind.receiver(body)
         state.records[idempotency_key] = record
         state.stats["stored"] += 1
         if spec.push_receipts:
@@ -299,7 +304,12 @@ def _add_kind(
     async def list_records(request: Request) -> JSONResponse:
         if not bearer_ok(request, token):
             return _problem(401, "missing or wrong bearer token")
-        items = [r for r in state.records.values() if r["kind"] == kind.path]
+        unit = request.query_params.get("unit")  # one receiving unit's records (HSA-id)
+        items = [
+            r
+            for r in state.records.values()
+            if r["kind"] == kind.path and (unit is None or r.get("receivingUnit") == unit)
+        ]
         return JSONResponse({"count": len(items), "items": items})
 
     async def read_back(request: Request, record_key: str) -> JSONResponse:
@@ -363,6 +373,15 @@ def create_control_app(state: JournalState, *, name: str, emit: Emitter | None =
     @app.get("/_sim/stats")
     async def stats() -> dict[str, int]:
         return dict(state.stats)
+
+    @app.get("/_sim/units")
+    async def units() -> dict[str, int]:
+        """Records stored per receiving unit (HSA-id; "-": addressed to none)."""
+        counts: dict[str, int] = {}
+        for record in state.records.values():
+            unit = record.get("receivingUnit") or "-"
+            counts[unit] = counts.get(unit, 0) + 1
+        return counts
 
     @app.post("/_sim/reset")
     async def reset() -> dict[str, str]:

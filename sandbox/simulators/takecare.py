@@ -104,7 +104,22 @@ def primary_care_kind(settings: TakeCareSimSettings) -> Kind:
         message_id_field="id",
         api_token=settings.primary_care_token,
         receipt_url=f"{settings.adapter_url}/primary-care/v1/receipts",
+        receiver=_addressed_vardcentral,
     )
+
+
+def _addressed_vardcentral(bundle: dict[str, Any]) -> str | None:
+    """The vårdcentral a FHIR message is addressed to: the HSA-id in
+    ``MessageHeader.destination.receiver`` of primary care's destination."""
+    entries = bundle.get("entry") or [{}]
+    header = entries[0].get("resource") or {}
+    for destination in header.get("destination") or []:
+        if destination.get("endpoint") != "urn:carebridge:system:primary-care":
+            continue
+        identifier = (destination.get("receiver") or {}).get("identifier") or {}
+        value = identifier.get("value")
+        return value if isinstance(value, str) else None
+    return None
 
 
 def spec(settings: TakeCareSimSettings) -> JournalSpec:

@@ -50,7 +50,15 @@ def _kind(path: str, family: str, document: str | None = None) -> Kind:
         message_id_field="meddelandeId",
         document_id_field=document,
         superseded_field="ersattAv" if document else None,
+        receiver=_receiving_unit,
     )
+
+
+def _receiving_unit(document: dict[str, Any]) -> str | None:
+    """The home-care unit the broker addressed (mottagandeEnhet): one simulator serves the
+    units of every municipality and files each record under its own."""
+    unit = document.get("mottagandeEnhet")
+    return unit if isinstance(unit, str) else None
 
 
 KINDS = (

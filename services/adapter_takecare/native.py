@@ -59,6 +59,9 @@ class Patient(NativeModel):
     given_name: str = Field(alias="givenName")
     registered_address: Address | None = Field(default=None, alias="registeredAddress")
     protected_identity: bool = Field(default=False, alias="protectedIdentity")
+    # addressing by unit (issue 20): optional for now, so that no family's sender breaks
+    municipality_of_residence: str | None = Field(default=None, alias="municipalityOfResidence")
+    listed_primary_care_unit: str | None = Field(default=None, alias="listedPrimaryCareUnit")
 
     @property
     def identifier(self) -> PatientIdentifier:
@@ -85,6 +88,8 @@ class Patient(NativeModel):
             given_name=self.given_name,
             address=None if a is None else AddressInfo(a.street_address, a.postal_code, a.city),
             protected=self.protected_identity,
+            municipality=self.municipality_of_residence,
+            listed_unit_hsa=self.listed_primary_care_unit,
         )
 
     @classmethod

@@ -15,6 +15,7 @@ DESTINATION = Destination(
     owner=OWNER,
     families=families.OUTBOUND,
     mark_superseded=field_marker("ersattAv"),
+    mark_receiver=field_marker("mottagandeEnhet"),  # the municipality's receiving unit
 )
 
 

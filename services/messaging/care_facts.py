@@ -15,9 +15,11 @@ from typing import Any, TypeVar
 from services.messaging.fhir_parts import (
     TranslationError,
     hsa_id,
+    listed_unit_of,
     maybe_instant,
     maybe_obj,
     maybe_text,
+    municipality_of,
     resolve,
     resources,
 )
@@ -31,6 +33,10 @@ class CareFacts:
     stay_started_at: datetime | None = None  # Encounter.period.start: admitted at
     stay_ended_at: datetime | None = None  # Encounter.period.end: discharged at
     episode: str | None = None  # "<identifier system>|<value>" of the Encounter
+    # addressing by unit (issue 20): kommunkod of the patient's folkbokföringskommun and the
+    # HSA-id of the listed vårdcentral; neither identifies the patient
+    municipality: str | None = None
+    listed_unit_hsa: str | None = None
 
 
 def read_care_facts(bundle: dict[str, Any]) -> CareFacts:
@@ -38,11 +44,14 @@ def read_care_facts(bundle: dict[str, Any]) -> CareFacts:
     an error: the message was valid when accepted, and an alert rule must not crash on an
     unusual one). Each fact is read on its own, so one malformed element costs only it."""
     encounter = _fact(lambda: next(iter(resources(bundle, "Encounter")), None))
+    patient = _fact(lambda: next(iter(resources(bundle, "Patient")), None))
     return CareFacts(
         sender_unit_hsa=_fact(lambda: _sender_hsa(bundle)),
         stay_started_at=_fact(lambda: maybe_instant(encounter, "period.start")),
         stay_ended_at=_fact(lambda: maybe_instant(encounter, "period.end")),
         episode=_fact(lambda: _episode(encounter)),
+        municipality=_fact(lambda: municipality_of(patient) if patient else None),
+        listed_unit_hsa=_fact(lambda: listed_unit_of(patient) if patient else None),
     )
 
 

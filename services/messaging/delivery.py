@@ -27,6 +27,7 @@ from services.messaging import read_back_store, topics
 from services.messaging.envelope import (
     CONFIRM_BY_HEADER,
     FAILURE_HEADER,
+    RECEIVER_UNIT_HEADER,
     EventCode,
     FailureKind,
     MalformedMessage,
@@ -37,7 +38,7 @@ from services.messaging.envelope import (
     to_json,
 )
 from services.messaging.families import is_versioned
-from services.messaging.fhir_parts import TranslationError
+from services.messaging.fhir_parts import TranslationError, stamp_receiver
 from services.messaging.intake_first import IntakeFirst
 from services.messaging.journal_client import (
     FatalDeliveryError,
@@ -66,6 +67,9 @@ class Destination:
     families: tuple[OutboundFamily, ...]
     # marks a document as superseded by the newer message id (see field_marker, tag_marker)
     mark_superseded: Callable[[dict[str, Any], str], None]
+    # names the receiving unit's HSA-id in a native document (issue 20); None: the
+    # document is the FHIR message, whose MessageHeader.destination.receiver names it
+    mark_receiver: Callable[[dict[str, Any], str], None] | None = None
 
     def family_for(self, event_code: str) -> OutboundFamily | None:
         return next((f for f in self.families if event_code in f.events), None)
@@ -220,18 +224,27 @@ class Untranslatable(Exception):
 
 
 def translate(
-    value: str | bytes, destination: Destination
+    value: str | bytes, destination: Destination, receiver: str | None = None
 ) -> tuple[str, OutboundFamily, dict[str, Any]]:
     """(event code, family, native document) of the FHIR message ``value`` for
-    ``destination``, or :class:`Untranslatable`. A translator that fails in a way it should
-    not (a bug: TypeError, AttributeError…) is caught here too and named by its class only,
-    so one bad message is answered fatal and never stalls the destination's queue."""
+    ``destination``, or :class:`Untranslatable`. ``receiver``: the receiving unit's HSA-id
+    from the delivery command, stamped as ``MessageHeader.destination.receiver`` and, for a
+    native document, in the destination's receiver field. A translator that fails in a way
+    it should not (a bug: TypeError, AttributeError…) is caught here too and named by its
+    class only, so one bad message is answered fatal and never stalls the destination's
+    queue."""
     try:
         env = read_envelope(value)
         family = destination.family_for(env.event_code)
         if family is None:
             raise Untranslatable(f"{destination.system.display} takes no {env.event_code}")
-        return env.event_code, family, family.to_native(json.loads(value))
+        bundle = json.loads(value)
+        if receiver is not None:
+            stamp_receiver(bundle, destination.system, receiver)
+        document = family.to_native(bundle)
+        if receiver is not None and destination.mark_receiver is not None:
+            destination.mark_receiver(document, receiver)
+        return env.event_code, family, document
     except (MalformedMessage, TranslationError) as exc:
         raise Untranslatable(f"cannot translate: {exc}"[:300]) from None
     except Untranslatable:
@@ -250,7 +263,9 @@ async def _post(
     """(outcome, diagnostics, failure kind of a transient outcome, the path posted to)."""
     destination = deps.destination
     try:
-        event_code, family, document = translate(record.value, destination)
+        event_code, family, document = translate(
+            record.value, destination, record.headers.get(RECEIVER_UNIT_HEADER)
+        )
     except Untranslatable as exc:
         return ResponseCode.FATAL_ERROR, exc.reason, None, None
     newer = record.headers.get("superseded-by")

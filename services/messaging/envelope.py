@@ -82,6 +82,12 @@ CONFIRM_BY_HEADER = "confirm-by"
 this attempt's confirmation before it alerts and sends again: how long an adapter that
 confirms by read-back keeps reading the record back."""
 
+RECEIVER_UNIT_HEADER = "receiver-unit"
+"""The header of a delivery command that names the receiving unit's HSA-id (addressing by
+unit, issue 20): the municipality's home-care unit or the listed vårdcentral. Signed with the
+record, so the adapter can trust it to address the journal and to stamp
+``MessageHeader.destination.receiver``. A unit's id, never patient data."""
+
 
 class FailureKind(enum.StrEnum):
     """What a transient failure says of its destination. ``transport``: the destination as

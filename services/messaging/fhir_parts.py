@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -44,6 +44,12 @@ from services.messaging.identifiers import (
 SECURITY_LABEL_SYSTEM = f"{BASE_URL}/CodeSystem/security-label"
 CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 PROTECTED_IDENTITY = "skyddadFolkbokforing"
+# Addressing by unit (issue 20): the patient's municipality of residence (folkbokföringskommun)
+# as SCB's four-digit kommunkod, an extension rather than Patient.address.district because a
+# protected identity's address never leaves the hospital while its municipality must still
+# be addressed; the listed vårdcentral is Patient.generalPractitioner by HSA-id.
+MUNICIPALITY_EXTENSION = f"{BASE_URL}/StructureDefinition/municipality-of-residence"
+KOMMUNKOD_SYSTEM = f"{BASE_URL}/CodeSystem/kommunkod"
 
 
 class TranslationError(ValueError):
@@ -66,6 +72,11 @@ class PatientInfo:
     given_name: str
     address: Address | None
     protected: bool  # skyddad folkbokföring: the address never leaves the hospital side
+    # where the broker addresses the patient's notices (issue 20), not who the patient is:
+    # left out of equality, since a journal that does not keep them (Treserva's brukare)
+    # still hands back the same patient
+    municipality: str | None = field(default=None, compare=False)  # kommunkod, 4 digits
+    listed_unit_hsa: str | None = field(default=None, compare=False)  # listed vårdcentral
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +178,59 @@ def patient_resource(patient: PatientInfo) -> dict[str, Any]:
                 "country": "SE",
             }
         ]
+    if patient.municipality is not None:
+        resource["extension"] = [
+            {
+                "url": MUNICIPALITY_EXTENSION,
+                "valueCoding": {"system": KOMMUNKOD_SYSTEM, "code": patient.municipality},
+            }
+        ]
+    if patient.listed_unit_hsa is not None:
+        resource["generalPractitioner"] = [
+            {
+                "type": "Organization",
+                "identifier": {"system": HSA_ID_SYSTEM, "value": patient.listed_unit_hsa},
+            }
+        ]
     return resource
+
+
+def stamp_receiver(bundle: dict[str, Any], system: System, unit_hsa: str) -> None:
+    """Set ``MessageHeader.destination.receiver`` of ``system``'s destination to the receiving
+    unit (an Organization by its HSA-id), in place; a header that names no destination for
+    ``system`` gets one. Done by the adapter that delivers, from the signed delivery command's
+    receiver-unit header: the router forwards the Bundle as the source signed it."""
+    headers = resources(bundle, "MessageHeader")
+    if not headers:
+        raise TranslationError("the message has no MessageHeader")
+    receiver = {
+        "type": "Organization",
+        "identifier": {"system": HSA_ID_SYSTEM, "value": unit_hsa},
+    }
+    targets = [d for d in arr(headers[0], "destination") if d.get("endpoint") == system.endpoint]
+    if not targets:
+        targets = [{"name": system.display, "endpoint": system.endpoint}]
+        headers[0].setdefault("destination", []).extend(targets)
+    for target in targets:
+        target["receiver"] = receiver
+
+
+def municipality_of(patient: dict[str, Any]) -> str | None:
+    """The kommunkod of the patient's municipality of residence, if the Patient carries it."""
+    found = extension(patient, MUNICIPALITY_EXTENSION)
+    if found is None:
+        return None
+    if maybe_text(found, "valueCoding.system") != KOMMUNKOD_SYSTEM:
+        raise TranslationError("Patient.extension municipality-of-residence must be a kommunkod")
+    return text(found, "valueCoding.code")
+
+
+def listed_unit_of(patient: dict[str, Any]) -> str | None:
+    """The HSA-id of the patient's listed vårdcentral (Patient.generalPractitioner)."""
+    for i, gp in enumerate(arr(patient, "generalPractitioner")):
+        if maybe_text(gp, "identifier.system") == HSA_ID_SYSTEM:
+            return text(patient, f"generalPractitioner.{i}.identifier.value")
+    return None
 
 
 def organization_resource(unit: CareUnit) -> dict[str, Any]:
@@ -444,6 +507,8 @@ def read_patient(resource: dict[str, Any]) -> PatientInfo:
         given_name=" ".join(texts(resource, "name.0.given")),
         address=address,
         protected=protected,
+        municipality=municipality_of(resource),
+        listed_unit_hsa=listed_unit_of(resource),
     )
 
 

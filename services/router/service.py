@@ -27,6 +27,7 @@ from services.messaging.publish_watermarks import Confirmations
 from services.messaging.runtime import Loop, run_service, tls_from
 from services.messaging.startup import rows_in_clear, settings_or_exit
 from services.messaging.webhook_client import HttpWebhookSender
+from services.router.alerting import unit_store
 from services.router.alerting.events import AlertEvent
 from services.router.alerting.notifications import Channels, Notifier
 from services.router.alerting.rules import AlertingRules
@@ -41,6 +42,7 @@ from services.router.audit.payload_keys import SEALED_COLUMNS
 from services.router.audit.retention import RetentionRules
 from services.router.ops.app import create_app
 from services.router.ops.console.identity import ensure_first_admin
+from services.router.routing.addressing import Addressing
 from services.router.routing.deliveries import OUTBOX_OWNER, RoutingRules
 from services.router.routing.domain import RetryPolicy
 from services.router.routing.handlers import Router
@@ -52,13 +54,17 @@ from services.router.subscriptions.webhooks import WebhookDispatcher
 
 
 def notification_channels(
-    settings: RouterSettings, sessions: async_sessionmaker[AsyncSession], clock: Clock
+    settings: RouterSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    directory: UnitDirectory | None = None,
 ) -> tuple[Notifier, NotificationSender]:
     """The alert notifier (the incident rules call ``notifier.enqueue`` in their transaction)
-    and the loop that sends what it queued, from the ``ROUTER_ALERT_*`` settings."""
+    and the loop that sends what it queued, from the ``ROUTER_ALERT_*`` settings.
+    ``directory``: the unit directory as the database holds it (default: the file's)."""
     notifier = Notifier(
         channels=Channels.from_settings(settings),
-        directory=UnitDirectory.load(settings.alert_unit_directory),
+        directory=directory or UnitDirectory.load(settings.alert_unit_directory),
     )
     email = (
         SmtpEmailTransport(
@@ -98,6 +104,21 @@ def notification_channels(
 log = logging.getLogger(__name__)
 
 
+async def unit_directory_at_start(
+    settings: RouterSettings, sessions: async_sessionmaker[AsyncSession], clock: Clock
+) -> UnitDirectory:
+    """The unit directory file (``ROUTER_ALERT_UNIT_DIRECTORY``), seeded into ``care_unit``
+    when the table is empty; then the directory with the table's units (kept through the ops
+    API since). A file that does not validate stops the router here."""
+    from_file = UnitDirectory.load(settings.alert_unit_directory)
+    async with sessions.begin() as session:
+        seeded = await unit_store.seed_if_empty(session, from_file, clock.now())
+    if seeded:
+        log.info("unit directory seeded from its file", extra={"units": seeded})
+    async with sessions() as session:
+        return await unit_store.load_directory(session, from_file)
+
+
 async def main(settings: RouterSettings | None = None) -> int:
     settings = settings or settings_or_exit(RouterSettings)
     logs.configure("router", settings.log_level)
@@ -114,7 +135,8 @@ async def main(settings: RouterSettings | None = None) -> int:
     verifier = settings.record_verifier(topics.WRITERS)
     fence = broker_epoch.Fence()
     relay = OutboxRelay(sessions, publisher, OUTBOX_OWNER, guard=fence.check)
-    notifier, notifications = notification_channels(settings, sessions, clock)
+    directory = await unit_directory_at_start(settings, sessions, clock)
+    notifier, notifications = notification_channels(settings, sessions, clock, directory)
 
     async def notify(session: AsyncSession, event: AlertEvent) -> None:
         await notifier.enqueue(session, event, event.at)
@@ -130,6 +152,7 @@ async def main(settings: RouterSettings | None = None) -> int:
         sip_in_working_days=settings.sip_in_working_days,
         keyring=settings.keyring(),
         max_in_flight=settings.max_in_flight,
+        addressing=Addressing(defaults=dict(directory.destinations)),
     )
     router = Router(
         sessions=sessions,

@@ -112,10 +112,11 @@ class RouterSettings(ServiceSettings):
     )
     silence_check_s: float = 60.0
     sip_in_working_days: bool = False  # a regional agreement may count the SIP's 3 days so
-    # The payment clock (betalningsansvar): the municipality Treserva serves, until receivers
-    # are addressed by unit, and each municipality's agreement (code → {"days": 3, "kind":
-    # "calendar" | "working"}); a municipality without one follows payment_default_agreement
-    # (the law: 3 calendar days)
+    # The payment clock (betalningsansvar): the municipality of a Treserva delivery that names
+    # no receiving unit (routed before addressing by unit, issue 20; one addressed to a unit
+    # is charged to that unit's municipality), and each municipality's agreement (code →
+    # {"days": 3, "kind": "calendar" | "working"}); a municipality without one follows
+    # payment_default_agreement (the law: 3 calendar days)
     payment_municipality: str = Field(default=GOTLAND, pattern=r"^[0-9]{4}$")
     payment_agreements: dict[str, PaymentAgreement] = Field(default_factory=dict)
     payment_default_agreement: PaymentAgreement = PaymentAgreement()
@@ -392,7 +393,7 @@ class RouterSettings(ServiceSettings):
         return PaymentAgreements(dict(self.payment_agreements), self.payment_default_agreement)
 
     def municipality_directory(self) -> MunicipalityDirectory:
-        """Which municipality each municipal destination serves (one, for now)."""
+        """The municipality of a municipal destination's deliveries that name no unit."""
         return MunicipalityDirectory({"treserva": self.payment_municipality})
 
     def endpoint_policy(self) -> EndpointPolicy:

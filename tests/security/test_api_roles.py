@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.messaging.keys import hash_key
+from services.router.alerting.unit_directory import UnitDirectory
 from services.router.ops.api_clients import ApiClient, ApiClients
 from services.router.ops.app import create_app
 from services.router.settings import RouterSettings
@@ -36,11 +37,15 @@ OPERATOR_ONLY = [
     ("POST", "/api/v1/alerts/1/acknowledge", {"operator": "asa", "note": "tar den"}),
     ("POST", "/api/v1/alerts/1/resolve", {"operator": "asa", "note": "löst"}),
 ]
+_UNIT = UnitDirectory.load().units["SE2120000803-HSMO"].document()
 ADMIN_ONLY = [
     ("POST", "/api/v1/subscriptions", SUBSCRIPTION),
     ("GET", "/api/v1/payload-keys", None),
     ("POST", "/api/v1/payload-keys/rotate", {}),
     ("POST", "/api/v1/payloads/prune", {}),
+    # the unit directory (issue 20): added, then deactivated, by an admin only
+    ("PUT", f"/api/v1/units/{_UNIT['hsaId']}", _UNIT),
+    ("POST", f"/api/v1/units/{_UNIT['hsaId']}/deactivate", None),
 ]
 READS = ["/api/v1/messages", "/api/v1/alerts", "/api/v1/dashboard", "/api/v1/access-log"]
 

@@ -159,6 +159,30 @@ async def test_a_withdrawal_stops_the_clock(sessions):
     assert stay.days == (date(2026, 11, 27), date(2026, 11, 28))
 
 
+async def test_the_municipality_is_that_of_the_unit_the_ready_notice_was_addressed_to(sessions):
+    """Addressing by unit (issue 20): a delivery names its unit, and the payment clock
+    charges that unit's municipality, not the one ROUTER_PAYMENT_MUNICIPALITY names."""
+    from pathlib import Path
+
+    from services.router.alerting import unit_store
+    from services.router.alerting.unit_directory import UnitDirectory
+
+    clock = Clock()
+    await a_stay(sessions, clock)
+    halland = UnitDirectory.load(Path("contracts/units/halland.json"))
+    async with sessions.begin() as s:
+        await unit_store.seed_if_empty(s, halland, clock())
+        await s.execute(
+            update(delivery)
+            .where(delivery.c.destination == "treserva")
+            .values(receiver_unit_hsa="SE2120000002-VBGHSV")  # Varberg's home care
+        )
+    found = await report(sessions, datetime(2026, 12, 1, 12, 0, tzinfo=UTC))
+    (stay,) = found.stays
+    assert stay.stay.municipality == "1383"
+    assert [m.municipality for m in found.months] == ["1383"]
+
+
 def evidence(stay_id, sent, *, record_id="TRS-1", discharged=None):
     return StayEvidence(
         stay_id=stay_id,

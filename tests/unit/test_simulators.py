@@ -84,6 +84,20 @@ async def test_a_notice_is_stored_and_a_valid_receipt_is_pushed(sim, receipts):
     assert read.json()["recordId"] == receipt["treservaId"]
 
 
+async def test_one_treserva_serves_several_municipalities_filed_per_unit(sim):
+    """Addressing by unit (issue 20): each notice is filed under the home-care unit the
+    broker addressed (mottagandeEnhet); one unit's list never shows another's records."""
+    client, control, _state = sim
+    units = ("SE2120000000-HMSHSV", "SE2120000001-FBGHSV", "SE2120000002-VBGHSV")
+    for seed, unit in enumerate(units, start=1):
+        body = {**notice(seed), "mottagandeEnhet": unit}
+        assert (await post(client, body, key=f"k-{seed}")).status_code == 202
+    for unit in units:
+        found = await client.get("/api/v1/inskrivningsmeddelanden", params={"unit": unit})
+        assert [r["receivingUnit"] for r in found.json()["items"]] == [unit]
+    assert (await control.get("/_sim/units")).json() == dict.fromkeys(units, 1)
+
+
 async def test_a_repeat_is_deduplicated_on_the_idempotency_key(sim, receipts):
     client, _, state = sim
     body = notice()

@@ -47,6 +47,10 @@ MUNICIPAL_UNITS = (
     ("SE2120000803-HTJS", "Hemtjänsten Södra Gotland"),
 )
 PRIMARY_CARE_UNITS = (("SE2321000222-VCVI", "Vårdcentralen Visby Norr"),)
+# addressing by unit (issue 20): every sample patient lives in Gotland's one municipality
+# (kommunkod 0980) and is listed at its vårdcentral; no extra draw, so seeds give the same
+# people as before
+GOTLAND_KOMMUNKOD = "0980"
 
 
 def identifier(rng: random.Random, *, reserve_share: float = 0.05) -> tuple[str, str]:
@@ -72,6 +76,8 @@ def takecare_patient(rng: random.Random, *, protected_share: float = 0.1) -> dic
         **number,
         "familyName": family,
         "givenName": given,
+        "municipalityOfResidence": GOTLAND_KOMMUNKOD,
+        "listedPrimaryCareUnit": PRIMARY_CARE_UNITS[0][0],
     }
     if rng.random() < protected_share:
         patient["protectedIdentity"] = True

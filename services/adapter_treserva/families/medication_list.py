@@ -179,6 +179,8 @@ class TreservaLakemedelslista(NativeEvent):
     rader: tuple[Rad, ...]
     # Only the broker sets ersattAv, on delivery; a list Treserva pushes never has it.
     ersatt_av: None = Field(default=None, alias="ersattAv")
+    # the receiving unit: set by the broker on delivery only (issue 20), refused from Treserva
+    mottagande_enhet: None = Field(default=None, alias="mottagandeEnhet")
 
     def business_key(self) -> BusinessKey:
         return BusinessKey(System.TRESERVA.value, self.lista_id, self.version)

@@ -116,6 +116,8 @@ class TreservaSipUpdate(NativeEvent):
     aktiviteter: tuple[Aktivitet, ...]
     notering: str | None = None
     ersatt_av: None = Field(default=None, alias="ersattAv")  # set by the broker only: refused
+    # the receiving unit: set by the broker on delivery only (issue 20), refused from Treserva
+    mottagande_enhet: None = Field(default=None, alias="mottagandeEnhet")
 
     @model_validator(mode="after")
     def _aktivitet_id_unika(self) -> TreservaSipUpdate:

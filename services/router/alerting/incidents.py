@@ -120,6 +120,8 @@ class Affected:
     pseudonym: str | None = None
     sender_unit_hsa: str | None = None
     due_at: datetime | None = None
+    # the unit the delivery was addressed to (issue 20): its fallback notice and deviation
+    receiver_unit_hsa: str | None = None
 
     @classmethod
     def of(cls, row: Any, keyring: Keyring, *, due_at: datetime | None = None) -> Affected:
@@ -139,6 +141,7 @@ class Affected:
             sender_unit_hsa=facts.sender_unit_hsa if facts else None,
             # the confirmation deadline unless a (legal) deadline is named
             due_at=due_at or getattr(row, "confirm_by", None),
+            receiver_unit_hsa=getattr(row, "receiver_unit_hsa", None),
         )
 
 
@@ -328,6 +331,7 @@ async def _record(
         message_id=affected.message_id,
         delivery_id=affected.delivery_id,
         sender_unit_hsa=affected.sender_unit_hsa,
+        receiver_unit_hsa=affected.receiver_unit_hsa,
         pseudonym=pseudonym if pseudonym and _PSEUDONYM.fullmatch(pseudonym) else None,
         occurred_at=occurred,
         due_at=affected.due_at,
@@ -526,6 +530,7 @@ async def _tell(
         pseudonym=affected.pseudonym if affected else None,
         message_id=affected.message_id if affected else None,
         sender_unit_hsa=affected.sender_unit_hsa if affected else None,
+        receiver_unit_hsa=affected.receiver_unit_hsa if affected else None,
         due_at=affected.due_at if affected else None,
     )
     for sink in sinks:

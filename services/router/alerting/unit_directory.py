@@ -6,6 +6,13 @@ runt" or windows such as weekdays 07–21) and, optionally, an on-call contact (
 the hours outside them. For each destination system the directory also names the unit that
 receives a message when the message itself names none (Treserva → the home care reception).
 
+Addressing by unit (issue 20): a unit may also carry its municipality (kommunkod, the four
+digits of SCB's code; required for home-care and social-services units) and its ``channel``,
+the destination system through which messages reach it (``treserva``, ``primary-care``,
+``takecare``); a unit without a channel is only a contact for fallback notices. The router
+keeps the directory in its ``care_unit`` table, seeded from this file when the table is empty
+(services.router.alerting.unit_store) and kept through the ops API and CLI afterwards.
+
 The data lives in ``contracts/units/<region>.json`` and is validated when loaded; a directory
 that does not validate stops the router at start-up rather than losing a notice later. Public
 holidays are not modelled: a holiday counts as the weekday it falls on.
@@ -26,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 DEFAULT_PATH = Path(__file__).resolve().parents[3] / "contracts" / "units" / "gotland.json"
 
 HSA_ID = r"^SE[0-9]{10}-[0-9A-Z]{1,20}$"
+KOMMUNKOD = r"^[0-9]{4}$"  # SCB's municipality code, e.g. 0980 Gotland, 1380 Halmstad
 PHONE = r"^0[1-9][0-9]{1,3}-[0-9]{2}( [0-9]{2}){1,3}$"  # Swedish style, e.g. 0498-55 13 03
 EMAIL = r"^[^@\s]+@[a-z0-9.-]+\.[a-z]{2,}$"
 
@@ -46,6 +54,7 @@ class UnitKind(enum.StrEnum):
     HOSPITAL_WARD = "hospital-ward"  # vårdavdelning (TakeCare)
     HOME_CARE = "home-care"  # hemsjukvård / hemtjänst (Treserva)
     PRIMARY_CARE = "primary-care"  # vårdcentral
+    SOCIAL_SERVICES = "social-services"  # socialtjänst, biståndshandläggning (Treserva)
 
     @property
     def called(self) -> str:
@@ -54,7 +63,13 @@ class UnitKind(enum.StrEnum):
             UnitKind.HOSPITAL_WARD: "avdelningen",
             UnitKind.HOME_CARE: "enheten",
             UnitKind.PRIMARY_CARE: "vårdcentralen",
+            UnitKind.SOCIAL_SERVICES: "enheten",
         }[self]
+
+    @property
+    def municipal(self) -> bool:
+        """A unit of a municipality (kommun), which must name its kommunkod."""
+        return self in (UnitKind.HOME_CARE, UnitKind.SOCIAL_SERVICES)
 
 
 class _Model(BaseModel):
@@ -95,12 +110,24 @@ class Unit(_Model):
     email: str = Field(pattern=EMAIL)
     hours: Literal["dygnet runt"] | list[Window]
     on_call: Contact | None = Field(default=None, alias="onCall")
+    # addressing (issue 20): the kommunkod of a municipal unit; the destination system that
+    # delivers to it (None: a contact for fallback notices only); a deactivated unit
+    # receives nothing and is kept for history
+    municipality: str | None = Field(default=None, pattern=KOMMUNKOD)
+    channel: Literal["treserva", "primary-care", "takecare"] | None = None
+    active: bool = True
 
     @model_validator(mode="after")
     def _some_hours(self) -> Unit:
         if not self.hours:
             raise ValueError("hours: 'dygnet runt' or at least one window")
+        if self.kind.municipal and self.municipality is None:
+            raise ValueError(f"a {self.kind.value} unit names its municipality (kommunkod)")
         return self
+
+    def document(self) -> dict[str, object]:
+        """The unit as the directory file spells it (aliases, no unset defaults)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
     @property
     def always_open(self) -> bool:

@@ -52,6 +52,7 @@ from services.router.ops.payload_admin_api import payload_admin_routes
 from services.router.ops.refused_tokens import RefusedTokens, authenticate_audited
 from services.router.ops.statistics_api import statistics_routes
 from services.router.ops.subscription_api import subscription_routes
+from services.router.ops.unit_api import unit_routes
 from services.router.routing.domain import AlertState, DeliveryState, IllegalTransition
 from services.router.routing.replay import (
     NotClosable,
@@ -420,6 +421,7 @@ def create_app(
     api.include_router(notification_routes(sessions))
     api.include_router(patient_routes(settings, sessions, clock))
     api.include_router(payload_admin_routes(settings, sessions, clock))
+    api.include_router(unit_routes(sessions, clock))
     api.include_router(
         statistics_routes(
             sessions,

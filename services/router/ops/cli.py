@@ -22,6 +22,9 @@
 ``access-log verify [--checkpoints FILE] [--public-key ID:KEY] [--export FILE]``  the hash
                                      chain; with checkpoints, also a rewrite with recomputed
                                      hashes or a truncation (services/router/ops/cli_access_log.py)
+``units list [--active]``           the unit directory (HSA-id, kind, kommunkod, channel)
+``units put --file UNIT.json``       add or update a unit (admin; audited, before and after)
+``units deactivate HSA_ID``          a unit receives nothing more (admin; audited)
 ``deviations export --month 2026-11 --format csv|json [--out FILE]``  the month's deviation
                                      reports (avvikelser i samverkan) for a deviation system
                                      such as Flexite; without ``--out`` to standard output
@@ -67,6 +70,8 @@ deviations_app = typer.Typer(
 )
 app.add_typer(deviations_app, name="deviations")
 app.add_typer(access_log_app, name="access-log")
+units_app = typer.Typer(help="The unit directory (addressing by unit).", no_args_is_help=True)
+app.add_typer(units_app, name="units")
 
 
 @dataclass
@@ -448,6 +453,64 @@ def prune_payloads_command(
             if int(res.json()["pruned"]) < batch:
                 break
     typer.echo(f"{pruned} payload(s) pruned")
+
+
+@units_app.command("list")
+def units_list(
+    ctx: typer.Context,
+    active: Annotated[bool, typer.Option("--active", help="only active units")] = False,
+) -> None:
+    """The unit directory as a table."""
+    with _client(ctx) as client:
+        res = client.get("/api/v1/units", params={"active": "true"} if active else {})
+    if res.status_code != 200:
+        raise _refused(res)
+    rows = [
+        (
+            u["hsaId"],
+            u["kind"],
+            u["municipality"] or "-",
+            u["channel"] or "-",
+            "active" if u["active"] else "inactive",
+            u["name"],
+        )
+        for u in res.json()["items"]
+    ]
+    print_table(("HSA-ID", "KIND", "KOMMUN", "CHANNEL", "STATE", "NAME"), rows)
+
+
+@units_app.command("put")
+def units_put(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Option(help="one unit as in contracts/units/<region>.json")],
+) -> None:
+    """Add or update a unit (admin)."""
+    try:
+        body = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"cannot read {file}: {exc}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("hsaId"), str):
+        raise typer.BadParameter("the file holds one unit with its hsaId")
+    with _client(ctx) as client:
+        res = client.put(f"/api/v1/units/{body['hsaId']}", json=body)
+    if res.status_code != 200:
+        raise _refused(res)
+    found = res.json()
+    what = "added" if found["before"] is None else "updated"
+    typer.echo(f"{body['hsaId']} {what if found['changed'] else 'unchanged'}")
+
+
+@units_app.command("deactivate")
+def units_deactivate(ctx: typer.Context, hsa_id: str) -> None:
+    """Deactivate a unit: it receives nothing more (admin)."""
+    with _client(ctx) as client:
+        res = client.post(f"/api/v1/units/{hsa_id}/deactivate")
+    if res.status_code == 404:
+        typer.echo(f"no unit {hsa_id}", err=True)
+        raise typer.Exit(1)
+    if res.status_code != 200:
+        raise _refused(res)
+    typer.echo(f"{hsa_id} deactivated" if res.json()["changed"] else f"{hsa_id} was inactive")
 
 
 def _month(value: str | None) -> str | None:

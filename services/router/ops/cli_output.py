@@ -45,7 +45,8 @@ def timeline(detail: dict[str, Any]) -> Iterator[str]:
         yield f"superseded by {detail['superseded_by']}"
     for d in detail["deliveries"]:
         yield ""
-        yield f"→ {d['destination']}: {d['state']}, {d['attempts']} attempt(s)"
+        unit = f" (unit {d['receiver_unit_hsa']})" if d.get("receiver_unit_hsa") else ""
+        yield f"→ {d['destination']}{unit}: {d['state']}, {d['attempts']} attempt(s)"
         events: list[tuple[str, str]] = []
         for t in d.get("transitions", []):
             step = f"{t['from_state'] or '·'} → {t['to_state']}"

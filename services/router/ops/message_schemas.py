@@ -25,6 +25,10 @@ class DeliveryOut(ResponseModel):
     confirmed_at: Timestamp | None
     last_error: str | None
     legal_due_at: Timestamp | None = Field(description="the legal deadline, if one applies")
+    receiver_unit_hsa: str | None = Field(
+        description="HSA-id of the receiving unit the delivery is addressed to (the "
+        "municipality's home-care unit, the listed vårdcentral); null: not addressed by unit"
+    )
 
 
 class AttemptOut(ResponseModel):

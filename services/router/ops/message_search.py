@@ -63,6 +63,7 @@ DELIVERY_FIELDS = (
     delivery.c.last_error,
     delivery.c.message_id,
     delivery.c.legal_due_at,
+    delivery.c.receiver_unit_hsa,
 )
 
 # Nearly every delivery ends here; the other states are few, so they are looked up first.

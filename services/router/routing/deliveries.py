@@ -24,6 +24,7 @@ from services.messaging.care_facts import CareFacts, read_care_facts
 from services.messaging.envelope import (
     CONFIRM_BY_HEADER,
     FAILURE_HEADER,
+    RECEIVER_UNIT_HEADER,
     Envelope,
     EventCode,
     FailureKind,
@@ -42,6 +43,13 @@ from services.router import domain_events
 from services.router.alerting.events import Severity
 from services.router.alerting.incidents import Affected, AlertSink
 from services.router.routing import circuit, episodes
+from services.router.routing.addressing import (
+    ADDRESSED,
+    Address,
+    Addressing,
+    Receivers,
+    load_receivers,
+)
 from services.router.routing.circuit import CircuitPolicy
 from services.router.routing.clock_jumps import Jump, on_our_scale
 from services.router.routing.consent import routing_hold
@@ -83,6 +91,8 @@ class RoutingRules:
     # 0: no limit. The attempt timeout starts at dispatch, so without a window a backlog
     # queued on Kafka ahead of a slow adapter times out and is sent again (see dispatch_due)
     max_in_flight: int = 0
+    # addressing by unit (services.router.routing.addressing); None: no delivery names a unit
+    addressing: Addressing | None = None
 
     def retry(self, event_code: str) -> RetryPolicy:
         policy = self.policies.get(event_code)
@@ -311,13 +321,22 @@ async def accept_messages(
             },
         )
     await session.execute(message.insert(), messages)
+    receivers = (
+        await load_receivers(session, rules.addressing.defaults)
+        if rules.addressing is not None and any(a.destinations for a in accepted)
+        else None
+    )
     rows: list[dict[str, Any]] = []
     reasons: list[str] = []
+    refused: dict[tuple[str, str], str] = {}  # (message, destination) → why no unit
     for a in accepted:
         env = a.item.env
         deadline = rules.policies[env.event_code].confirmation_deadline
         terms = {**_NO_LEGAL_TERMS, **_legal_terms(env, a.facts, now)}  # one shape for all rows
         for dest in a.destinations:
+            address = receivers.address(dest.id, a.facts) if receivers else Address()
+            if address.refused is not None:
+                refused[env.message_id, dest.id] = f"unaddressable: {address.refused}"
             rows.append(
                 dict(
                     message_id=env.message_id,
@@ -328,6 +347,7 @@ async def accept_messages(
                     confirm_by=on_our_scale(env.timestamp, now, jumps) + deadline,
                     resend_every_s=deadline.total_seconds(),
                     **terms,
+                    receiver_unit_hsa=address.unit_hsa,
                     created_at=now,
                     updated_at=now,
                 )
@@ -354,7 +374,34 @@ async def accept_messages(
         ],
     )
     await _track_episodes(session, accepted, rules, now, book)
+    if refused:
+        created = await _refuse_unaddressable(session, created, ids, refused, rules, now)
     return created
+
+
+async def _refuse_unaddressable(
+    session: AsyncSession,
+    created: list[int],
+    ids: dict[tuple[str, str], int],
+    refused: dict[tuple[str, str], str],
+    rules: RoutingRules,
+    now: datetime,
+) -> list[int]:
+    """Dead-letter each delivery no unit could be named for, with its reason and a critical
+    incident: never dropped in silence, never sent to a unit of another municipality. An
+    operator fixes the directory and replays it. The rest are returned for dispatch."""
+    dead = {ids[key]: reason for key, reason in refused.items()}
+    found = await session.execute(delivery_rows().where(delivery.c.id.in_(sorted(dead))))
+    for row in found.all():
+        await dead_letter(
+            session,
+            row,
+            now,
+            reason=dead[row.id],
+            keyring=rules.keyring,
+            sinks=rules.alert_sinks,
+        )
+    return [i for i in created if i not in dead]
 
 
 async def _track_episodes(
@@ -507,6 +554,7 @@ def delivery_rows() -> Any:
         delivery.c.resend_at,
         delivery.c.created_at,
         delivery.c.resend_every_s,
+        delivery.c.receiver_unit_hsa,
     ).join(message, message.c.id == delivery.c.message_id)
 
 
@@ -667,6 +715,7 @@ async def dispatch_due(
     )
     rows = _probes_first(list((await session.execute(query)).all()), gate)
     chosen: list[tuple[Any, int, OutgoingRecord]] = []
+    receivers: Receivers | None = None  # read when a delivery still needs its unit
     probed: set[str] = set()
     opened = {} if opened is None else opened
     for row in rows:
@@ -686,6 +735,30 @@ async def dispatch_due(
                 unopenable=exc,
             )
             continue
+        if _unaddressed(row, rules):
+            # routed before addressing, or replayed after being refused: named now, from
+            # the directory as it is, or dead-lettered again with the reason
+            if receivers is None:
+                assert rules.addressing is not None
+                receivers = await load_receivers(session, rules.addressing.defaults)
+            address = receivers.address(row.destination, _facts(command.value))
+            if address.unit_hsa is None:
+                await dead_letter(
+                    session,
+                    row,
+                    now,
+                    reason=f"unaddressable: {address.refused or 'no receiving unit'}",
+                    sinks=rules.alert_sinks,
+                    keyring=rules.keyring,
+                )
+                continue
+            await session.execute(
+                update(delivery)
+                .where(delivery.c.id == row.id)
+                .values(receiver_unit_hsa=address.unit_hsa)
+            )
+            row = _with_unit(row, address.unit_hsa)
+            command = delivery_command(row, attempt, rules.keyring, opened)
         if row.destination in gate.probing:
             if row.destination in probed:
                 continue  # half-open: one probe at a time
@@ -756,6 +829,38 @@ async def _dispatch(
         log.info("delivery dispatched", extra={**log_ids(row), "attempt": attempt})
 
 
+def _unaddressed(row: Any, rules: RoutingRules) -> bool:
+    """A delivery to a destination addressed by unit that names none yet."""
+    return (
+        rules.addressing is not None
+        and row.destination in ADDRESSED
+        and row.receiver_unit_hsa is None
+    )
+
+
+def _facts(value: str) -> CareFacts:
+    try:
+        bundle = json.loads(value)
+    except ValueError:
+        return CareFacts()
+    return read_care_facts(bundle) if isinstance(bundle, dict) else CareFacts()
+
+
+@dataclass(frozen=True, slots=True)
+class _Addressed:
+    """A row of :func:`due_deliveries` with the unit it was just given."""
+
+    row: Any
+    receiver_unit_hsa: str
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.row, name)
+
+
+def _with_unit(row: Any, unit_hsa: str) -> Any:
+    return _Addressed(row, unit_hsa)
+
+
 def _probes_first(rows: list[Any], gate: circuit.Gate) -> list[Any]:
     """For a destination about to send its one probe: a delivery of a patient outside the
     run of failures goes first, so the probe tests the destination and not the one record
@@ -793,6 +898,9 @@ def delivery_command(
         "attempt": str(attempt),
         "event": row.event_code,
         **({"superseded-by": row.superseded_by} if row.superseded_by else {}),
+        # the receiving unit (signed with the record): the adapter addresses the journal's
+        # unit by it and stamps MessageHeader.destination.receiver (issue 20)
+        **({RECEIVER_UNIT_HEADER: row.receiver_unit_hsa} if row.receiver_unit_hsa else {}),
         tracing.HEADER: _next_hop(row),
     }
     if row.channel_type == ChannelType.REST_HOOK.value:

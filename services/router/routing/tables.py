@@ -97,6 +97,10 @@ delivery = Table(
     # when it stored it, as it told; null when it did not (or its adapter predates them)
     Column("receiver_record_id", String(64), nullable=True),
     Column("receiver_recorded_at", UtcDateTime, nullable=True),
+    # the receiving unit (HSA-id) the router addressed, from the unit directory by the
+    # patient's municipality or listed vårdcentral (services.router.routing.addressing);
+    # null for a destination not addressed by unit (a webhook, TakeCare)
+    Column("receiver_unit_hsa", String(64), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("message_id", "destination"),
@@ -107,6 +111,22 @@ delivery = Table(
     Index("ix_delivery_state_destination", "state", "destination", "message_id"),
     Index("ix_delivery_created", "created_at", "state"),  # the dashboard's last 24 h
 )
+
+care_unit = Table(
+    "care_unit",
+    metadata,
+    Column("hsa_id", String(64), primary_key=True),
+    Column("kind", String(20), nullable=False),  # services.router.alerting.unit_directory.UnitKind
+    Column("municipality", String(4), nullable=True),  # kommunkod; set for municipal units
+    Column("channel", String(40), nullable=True),  # the destination system that reaches it
+    Column("active", Boolean, nullable=False),
+    Column("document", JSON, nullable=False),  # the unit as the directory file spells it
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("updated_by", String(100), nullable=False),  # "seed" or the API client / person
+)
+"""The unit directory (services.router.alerting.unit_store): seeded from
+``contracts/units/<region>.json`` when empty, then kept through the ops API. Rows are never
+deleted: a unit is deactivated, for history."""
 
 delivery_attempt = Table(
     "delivery_attempt",

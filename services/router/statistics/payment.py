@@ -8,10 +8,11 @@ withdrawal, the discharge), the ready notice's delivery to the municipality (its
 when the router sent it) and the admission notice's delivery to the same destination (its
 ``confirmed_at`` and the receipt's ``receiver_record_id`` and ``receiver_recorded_at``).
 
-The municipality is the one the ready notice was delivered to: a
-:class:`MunicipalityDirectory` maps a delivery's destination to a municipality code. Until
-receivers are addressed by unit, every municipal destination (Treserva) is the one
-configured municipality (Gotland, 0980).
+The municipality is the one the ready notice was delivered to: the municipality (kommunkod)
+of the unit the delivery was addressed to (``delivery.receiver_unit_hsa`` in the unit
+directory, issue 20). A delivery that names no unit (routed before addressing by unit) falls
+back to :class:`MunicipalityDirectory`, which maps a destination to the one configured
+municipality (``ROUTER_PAYMENT_MUNICIPALITY``, Gotland 0980 by default).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.messaging.envelope import System
 from services.router.routing.episodes import EpisodeState, episode
 from services.router.routing.swedish_calendar import STOCKHOLM, local_date
-from services.router.routing.tables import delivery
+from services.router.routing.tables import care_unit, delivery
 from services.router.statistics.payment_clock import (
     PaymentAgreement,
     PaymentAgreements,
@@ -151,6 +152,7 @@ async def payment_report(
     end = datetime.combine(until + timedelta(days=1), time(0), tzinfo=STOCKHOLM)
     ready = delivery.alias("ready_delivery")
     admission = delivery.alias("admission_delivery")
+    unit = care_unit.alias("ready_unit")
     rows = (
         await session.execute(
             select(
@@ -160,6 +162,7 @@ async def payment_report(
                 episode.c.ready_withdrawn_at,
                 ready.c.destination,
                 ready.c.sent_at,
+                unit.c.municipality.label("unit_municipality"),
                 admission.c.confirmed_at,
                 admission.c.receiver_recorded_at,
                 admission.c.receiver_record_id,
@@ -169,6 +172,7 @@ async def payment_report(
                 (ready.c.message_id == episode.c.ready_message_id)
                 & ready.c.destination.in_(directory.destinations),
             )
+            .outerjoin(unit, unit.c.hsa_id == ready.c.receiver_unit_hsa)
             .outerjoin(
                 admission,
                 (admission.c.message_id == episode.c.admission_message_id)
@@ -200,7 +204,7 @@ async def payment_report(
             withdrawn_at=r.ready_withdrawn_at,
         )
         for r in rows
-        for municipality in [directory.municipality_of(r.destination)]
+        for municipality in [r.unit_municipality or directory.municipality_of(r.destination)]
         if municipality is not None
     ]
     return build_payment_report(stays, agreements, since=since, until=until, now=now)
