@@ -58,6 +58,7 @@ class ConsentBasisBlock(NativeModel):
     recorded_at: AwareDatetime = Field(alias="recordedAt")
     scope: tuple[str, ...]
     recipients: tuple[ConsentRecipient, ...]
+    withdrawn_at: AwareDatetime | None = Field(default=None, alias="withdrawnAt")
 
     def basis(self) -> ConsentBasis:
         return ConsentBasis(
@@ -67,6 +68,7 @@ class ConsentBasisBlock(NativeModel):
             recorded_at=self.recorded_at,
             scope=self.scope,
             recipients=tuple(Recipient(r.unit_kind, r.hsa_id) for r in self.recipients),
+            withdrawn_at=self.withdrawn_at,
         )
 
     def path(self, field: str) -> str:
@@ -87,7 +89,7 @@ def consent_basis_doc(basis: ConsentBasis) -> dict[str, Any]:
             {"unitKind": r.unit_kind} | ({} if r.hsa_id is None else {"hsaId": r.hsa_id})
             for r in basis.recipients
         ],
-    }
+    } | ({} if basis.withdrawn_at is None else {"withdrawnAt": basis.withdrawn_at.isoformat()})
 
 
 IDENTIFIER_PATH = "patient.personalIdentityNumber"

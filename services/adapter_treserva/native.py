@@ -135,7 +135,12 @@ class Mottagare(NativeModel):
 
 ENHETSTYPER = {"sjukhus": "hospital", "primarvard": "primary-care", "kommun": "municipality"}
 CONSENT_PATH = "samtyckesgrund"
-_FIELDS = {"scope": "omfattning", "recipients": "mottagare", "recordedAt": "registrerad"}
+_FIELDS = {
+    "scope": "omfattning",
+    "recipients": "mottagare",
+    "recordedAt": "registrerad",
+    "withdrawnAt": "aterkallat",
+}
 
 
 class Samtyckesgrund(NativeModel):
@@ -147,6 +152,7 @@ class Samtyckesgrund(NativeModel):
     registrerad: AwareDatetime
     omfattning: tuple[str, ...]
     mottagare: tuple[Mottagare, ...]
+    aterkallat: AwareDatetime | None = None
 
     def basis(self) -> ConsentBasis:
         return ConsentBasis(
@@ -156,6 +162,7 @@ class Samtyckesgrund(NativeModel):
             recorded_at=self.registrerad,
             scope=self.omfattning,
             recipients=tuple(Recipient(ENHETSTYPER[m.enhetstyp], m.hsa_id) for m in self.mottagare),
+            withdrawn_at=self.aterkallat,
         )
 
     def path(self, field: str) -> str:
@@ -174,7 +181,7 @@ def samtyckesgrund(basis: ConsentBasis) -> dict[str, Any]:
             {"enhetstyp": typer[r.unit_kind]} | ({} if r.hsa_id is None else {"hsaId": r.hsa_id})
             for r in basis.recipients
         ],
-    }
+    } | ({} if basis.withdrawn_at is None else {"aterkallat": basis.withdrawn_at.isoformat()})
 
 
 def stay_notice(

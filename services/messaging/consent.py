@@ -17,8 +17,16 @@ The rules the intake applies (:func:`basis_violations`), each naming a field, ne
 
 - ``consent-scope``       the basis does not cover the message's family;
 - ``consent-recipients``  the basis does not cover every receiver of the family;
-- ``consent-recorded``    the basis is recorded in the future;
-- ``consent-withdrawn``   the patient withdrew consent for this stay (see ``withdrawals``).
+- ``consent-recorded``    the basis (or its withdrawal) is recorded in the future;
+- ``consent-withdrawal-family``  a withdrawn basis (``withdrawnAt``) outside the family
+  ``consent-withdrawal``, or that family without one;
+- ``consent-withdrawn``   the patient withdrew consent for this stay: every later document
+  of the stay is refused (:mod:`services.messaging.withdrawals`, the adapter's state).
+
+A withdrawal is a message of its own (family ``consent-withdrawal``): its Consent has status
+``inactive`` and ``provision.period.end`` the moment of withdrawal, and it is routed to the
+receivers of the stay so they are told; any other message whose Consent is not active is
+held by the router.
 """
 
 from __future__ import annotations
@@ -30,7 +38,16 @@ from typing import Any
 
 from services.messaging.envelope import System
 from services.messaging.families import family_of
-from services.messaging.fhir_parts import TranslationError, arr, instant, known, one, resolve, text
+from services.messaging.fhir_parts import (
+    TranslationError,
+    arr,
+    instant,
+    known,
+    maybe_instant,
+    one,
+    resolve,
+    text,
+)
 from services.messaging.identifiers import HSA_ID_SYSTEM
 from services.messaging.vocabulary import CONSENT_BASIS_SYSTEM, UNIT_KIND_SYSTEM
 
@@ -67,6 +84,7 @@ RECIPIENT_ROLE = {
     ]
 }
 FAMILY_CLASS_SYSTEM = "urn:carebridge:message-family"
+WITHDRAWAL_FAMILY = "consent-withdrawal"  # the family by which a withdrawal is sent on
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +103,17 @@ class ConsentBasis:
     recorded_at: datetime
     scope: tuple[str, ...]  # family names
     recipients: tuple[Recipient, ...]
-    withdrawn: bool = False  # the patient withdrew consent for the stay
+    withdrawn_at: datetime | None = None  # the patient withdrew consent for the stay
+
+    @property
+    def withdrawn(self) -> bool:
+        return self.withdrawn_at is not None
 
     def covers(self, family: str, destinations: tuple[System, ...]) -> bool:
-        return family in self.scope and not _uncovered(self, destinations)
+        """Whether the basis covers ``family`` to ``destinations``; the withdrawal of a
+        basis is always within its scope (the receivers must be told)."""
+        in_scope = family in self.scope or family == WITHDRAWAL_FAMILY
+        return in_scope and not _uncovered(self, destinations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +137,15 @@ def basis_violations(
 ) -> list[BasisViolation]:
     """What keeps ``basis`` from covering a message of ``family`` to ``destinations``."""
     found = []
-    if family not in basis.scope:
+    if basis.withdrawn != (family == WITHDRAWAL_FAMILY):
+        found.append(
+            BasisViolation(
+                "withdrawnAt",
+                "consent-withdrawal-family",
+                "a withdrawal is sent as a consent withdrawal, and only there",
+            )
+        )
+    if family not in basis.scope and family != WITHDRAWAL_FAMILY:
         found.append(
             BasisViolation(
                 "scope", "consent-scope", "the consent or legal basis does not cover this family"
@@ -126,7 +159,7 @@ def basis_violations(
                 "the consent or legal basis does not cover every receiver of this family",
             )
         )
-    if basis.recorded_at > now:
+    if basis.recorded_at > now or (basis.withdrawn_at is not None and basis.withdrawn_at > now):
         found.append(
             BasisViolation(
                 "recordedAt",
@@ -163,7 +196,9 @@ def consent_resource(
         ],
         "policyRule": {"coding": [_kind(basis.kind)]},
         "provision": {
-            "type": "deny" if basis.withdrawn else "permit",
+            "type": "permit",
+            "period": {"start": basis.recorded_at.isoformat()}
+            | ({} if basis.withdrawn_at is None else {"end": basis.withdrawn_at.isoformat()}),
             "actor": [_actor(r) for r in basis.recipients],
             "class": [{"system": FAMILY_CLASS_SYSTEM, "code": f} for f in basis.scope],
         },
@@ -228,8 +263,19 @@ def read_consent(doc: dict[str, Any]) -> ConsentBasis:
             if c.get("system") == FAMILY_CLASS_SYSTEM
         ),
         recipients=recipients,
-        withdrawn=status,
+        withdrawn_at=_withdrawn_at(consent, withdrawn=status),
     )
+
+
+def _withdrawn_at(consent: dict[str, Any], *, withdrawn: bool) -> datetime | None:
+    """When an inactive Consent was withdrawn; an inactive one without it is unreadable
+    (fail closed: never taken for an active one)."""
+    if not withdrawn:
+        return None
+    at = maybe_instant(consent, "provision.period.end")
+    if at is None:
+        raise TranslationError("an inactive Consent lacks provision.period.end")
+    return at
 
 
 _STATUSES = {"active": False, "inactive": True}  # → withdrawn
@@ -260,4 +306,6 @@ def basis_holds(event_code: str, source: str, doc: dict[str, Any]) -> bool:
         sender = System(source)
     except (TranslationError, ValueError):
         return False
-    return not basis.withdrawn and basis.covers(family.name, family.destinations(sender))
+    # a withdrawal travels only as a withdrawal, which is routed so the receivers are told
+    expected = family.name == WITHDRAWAL_FAMILY
+    return basis.withdrawn == expected and basis.covers(family.name, family.destinations(sender))

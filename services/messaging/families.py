@@ -84,6 +84,14 @@ FAMILIES: tuple[Family, ...] = (
         versioned=True,
         routes=_BOTH_WAYS,
     ),
+    # The patient withdrew consent for the stay: the receivers are told (a message of its
+    # own, its Consent inactive) and the adapter refuses every later document of the stay.
+    Family(
+        "consent-withdrawal",
+        (EventCode.CONSENT_WITHDRAWN,),
+        versioned=False,
+        routes=_TO_MUNICIPALITY,
+    ),
 )
 
 _BY_EVENT = {event.value: family for family in FAMILIES for event in family.events}

@@ -58,6 +58,11 @@ class NativeEvent(NativeModel):
     def consent_block(self) -> ConsentBlock:
         raise NotImplementedError
 
+    def stay(self) -> tuple[str, str] | None:
+        """The native path and value of the stay (vårdtillfälle) the document is about, or
+        None: a withdrawal of consent for a stay stops every later document of it."""
+        return None
+
     def business_key(self) -> BusinessKey:
         raise NotImplementedError
 

@@ -149,7 +149,9 @@ def test_every_golden_message_carries_its_consent_in_the_focus(golden):
     by_url = {e["fullUrl"]: e["resource"] for e in doc["entry"]}
     focused = [by_url[f["reference"]] for f in header["focus"]]
     (consent,) = [r for r in focused if r["resourceType"] == "Consent"]
-    assert consent["status"] == "active"
+    withdrawal = header["eventCoding"]["code"] == "consent-withdrawn"
+    assert consent["status"] == ("inactive" if withdrawal else "active")
+    assert ("end" in consent["provision"]["period"]) is withdrawal
     assert consent["scope"]["coding"][0]["code"] == "patient-privacy"
     assert consent["patient"]["reference"] in by_url
     assert by_url[consent["patient"]["reference"]]["resourceType"] == "Patient"
@@ -189,6 +191,13 @@ def _broken(doc, how):
     consent = _consent_of(doc)
     if how == "withdrawn":
         consent["status"] = "inactive"
+        consent["provision"]["period"]["end"] = "2026-11-20T09:00:00+01:00"
+    elif how == "inactive-without-end":
+        consent["status"] = "inactive"
+        consent["provision"]["period"].pop("end", None)
+    elif how == "active":
+        consent["status"] = "active"
+        consent["provision"]["period"].pop("end", None)
     elif how == "scope":
         consent["provision"]["class"] = [
             {"system": "urn:carebridge:message-family", "code": "no-such-family"}
@@ -209,7 +218,11 @@ def test_every_family_needs_a_basis_at_the_router(family):
         pytest.skip("this SIP fixture's own consent is not given: held for that already")
     assert routing_hold(code, doc, source.value) is None
     assert routing_hold(code, _without_consent(doc), source.value) == NO_BASIS
-    for how in ("withdrawn", "scope", "recipients", "kind"):
+    # a withdrawal is routed only as a withdrawal, any other message only while active
+    # (and a withdrawal is within the scope of the basis it withdraws, whatever that was)
+    withdrawal = family.name == "consent-withdrawal"
+    ways = ("active",) if withdrawal else ("withdrawn", "scope")
+    for how in (*ways, "inactive-without-end", "recipients", "kind"):
         assert routing_hold(code, _broken(doc, how), source.value) == NO_BASIS, how
 
 
@@ -265,3 +278,124 @@ def test_samples_of_every_source_carry_a_basis_that_passes():
         event = family.parse(doc, now=NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
         bundle = json.loads(to_json(family.to_bundle(event, now=NOW)))
         assert not read_consent(bundle).withdrawn
+
+
+# --- withdrawal ------------------------------------------------------------------------------
+
+WITHDRAWAL = Path(
+    "contracts/fixtures/takecare/consent-withdrawal/withdrawn-personnummer.input.json"
+)
+STAY = "VT-889123"  # the admission fixture's stay, which the withdrawal fixture withdraws
+
+
+@pytest.fixture
+def withdrawal():
+    return json.loads(WITHDRAWAL.read_text(encoding="utf-8"))
+
+
+def _other_stay(event, n):
+    event = copy.deepcopy(event)
+    event["eventId"] = f"tc-other-{n}"
+    event["encounter"]["encounterId"] = "VT-555000"
+    return event
+
+
+async def test_a_withdrawal_is_forwarded_and_stops_later_messages_of_the_stay(
+    client, store, event, withdrawal
+):
+    assert event["encounter"]["encounterId"] == withdrawal["encounter"]["encounterId"] == STAY
+    assert (await client.post("/takecare/v1/admissions", json=event)).status_code == 202
+    res = await client.post("/takecare/v1/consent-withdrawals", json=withdrawal)
+    assert res.status_code == 202
+    # the receivers are told: a message of its own, its Consent inactive
+    (_, told) = store.outbox
+    assert told.headers["event"] == "consent-withdrawn"
+    bundle = json.loads(told.value)
+    basis = read_consent(bundle)
+    assert basis.withdrawn and basis.withdrawn_at is not None
+    assert routing_hold("consent-withdrawn", bundle, "takecare") is None
+    (patient,) = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+    ]
+    assert "address" not in patient  # a withdrawal carries as little as it can
+    # every later message of the stay is refused, naming the rule; nothing more is stored
+    later = copy.deepcopy(event) | {"eventId": "tc-later-1", "eventType": "admission-updated"}
+    res = await client.post("/takecare/v1/admissions", json=later)
+    assert res.status_code == 422
+    (issue,) = res.json()["issue"]
+    assert issue["expression"] == ["encounter.encounterId"]
+    assert issue["diagnostics"].startswith("consent-withdrawn:")
+    assert STAY not in res.text and "Tolvan" not in res.text
+    assert len(store.outbox) == 2
+    # ...but not another stay's, and not a repeat of what was accepted before
+    other = await client.post("/takecare/v1/admissions", json=_other_stay(event, 1))
+    assert other.status_code == 202
+    again = await client.post("/takecare/v1/admissions", json=event)
+    assert again.status_code in (200, 202) and again.json()["duplicate"] is True
+    assert (await client.post("/takecare/v1/consent-withdrawals", json=withdrawal)).json()[
+        "duplicate"
+    ] is True
+
+
+async def test_a_withdrawal_needs_its_moment_and_nothing_else_may_carry_one(
+    client, store, event, withdrawal
+):
+    del withdrawal["consentBasis"]["withdrawnAt"]
+    res = await client.post("/takecare/v1/consent-withdrawals", json=withdrawal)
+    assert res.status_code == 422
+    event["consentBasis"]["withdrawnAt"] = "2026-11-20T09:00:00+01:00"
+    assert await _refused(client, store, event) == [
+        ("consentBasis.withdrawnAt", "consent-withdrawal-family")
+    ]
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["one at a time", "grouped"])
+async def test_the_withdrawn_stay_is_kept_in_the_database_under_a_pseudonym(
+    sessions, event, withdrawal, grouped
+):
+    from services.adapter_takecare.families.admission_notice import INBOUND as ADMISSIONS
+    from services.adapter_takecare.families.consent_withdrawal import INBOUND as WITHDRAWALS
+    from services.messaging.intake import SqlIntakeStore, accept_event
+    from services.messaging.intake_group import GroupedIntakeStore
+    from services.messaging.intake_tables import consent_withdrawal, intake_record
+    from services.messaging.outbox import outbox
+
+    store = (GroupedIntakeStore if grouped else SqlIntakeStore)(sessions, "adapter_takecare")
+
+    async def accept(doc, family):
+        return await accept_event(
+            doc,
+            family,
+            store=store,
+            pseudonym_key="k" * 32,
+            now=NOW,
+            regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
+        )
+
+    await accept(event, ADMISSIONS)
+    await accept(withdrawal, WITHDRAWALS)
+    await accept(withdrawal, WITHDRAWALS)  # a repeat: answered as one, stored once
+    later = copy.deepcopy(event) | {"eventId": "tc-later-2"}
+    with pytest.raises(InvalidEvent) as caught:
+        await accept(later, ADMISSIONS)
+    assert [(v.path, v.rule) for v in caught.value.violations] == [
+        ("encounter.encounterId", "consent-withdrawn")
+    ]
+    await accept(_other_stay(event, 2), ADMISSIONS)
+    async with sessions() as s:
+        (row,) = (await s.execute(select(consent_withdrawal))).all()
+        events = (await s.execute(select(intake_record.c.source_event_id))).scalars().all()
+        queued = (await s.execute(select(outbox.c.id))).scalars().all()
+    assert STAY not in json.dumps(row._asdict(), default=str) and len(row.stay) == 32
+    assert "tc-later-2" not in events and len(events) == len(queued) == 3
+
+
+async def test_a_withdrawal_reaches_every_receiver_of_the_stay(router, sessions):
+    doc = json.loads(golden_path(WITHDRAWAL, "fhir").read_text(encoding="utf-8"))
+    record = IncomingRecord(
+        topics.INBOUND, 0, next(_offsets), "c" * 32, json.dumps(doc).encode(), {}
+    )
+    await router.handle_batch([record])
+    async with sessions() as s:
+        rows = (await s.execute(select(delivery).where(delivery.c.message_id == doc["id"]))).all()
+    assert {r.destination for r in rows} == {"treserva", "primary-care"}

@@ -93,6 +93,9 @@ class TakeCareAdmission(NativeEvent):
     def consent_block(self) -> ConsentBasisBlock:
         return self.consent_basis
 
+    def stay(self) -> tuple[str, str]:
+        return "encounter.encounterId", self.encounter.encounter_id
+
 
 def to_bundle(
     event: TakeCareAdmission, *, now: datetime, regional_reserve_oid: str | None = None

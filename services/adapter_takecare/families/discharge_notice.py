@@ -129,6 +129,9 @@ class TakeCareDischarge(NativeEvent):
     def consent_block(self) -> ConsentBasisBlock:
         return self.consent_basis
 
+    def stay(self) -> tuple[str, str]:
+        return "encounter.encounterId", self.encounter.encounter_id
+
 
 def to_bundle(
     event: TakeCareDischarge, *, now: datetime, regional_reserve_oid: str | None = None

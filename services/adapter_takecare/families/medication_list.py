@@ -164,6 +164,9 @@ class TakeCareMedicationList(NativeEvent):
     def consent_block(self) -> ConsentBasisBlock:
         return self.consent_basis
 
+    def stay(self) -> tuple[str, str] | None:
+        return None if self.encounter_id is None else ("encounterId", self.encounter_id)
+
     def medication_list(self, regional_reserve_oid: str | None = None) -> MedicationList:
         return MedicationList(
             list_id=self.list_id,
