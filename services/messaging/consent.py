@@ -159,12 +159,18 @@ def basis_violations(
                 "the consent or legal basis does not cover every receiver of this family",
             )
         )
-    if basis.recorded_at > now or (basis.withdrawn_at is not None and basis.withdrawn_at > now):
+    if basis.recorded_at > now:
         found.append(
             BasisViolation(
                 "recordedAt",
                 "consent-recorded",
                 "the consent or legal basis is recorded in the future",
+            )
+        )
+    if basis.withdrawn_at is not None and basis.withdrawn_at > now:
+        found.append(
+            BasisViolation(
+                "withdrawnAt", "consent-recorded", "the withdrawal is recorded in the future"
             )
         )
     return found

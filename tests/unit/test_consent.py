@@ -21,17 +21,26 @@ from sandbox.contracts_cli import (
     fixtures_of,
     golden_path,
 )
+from sandbox.simulators.samples.admission_notice import sample_admission
+from sandbox.simulators.samples.consent_withdrawal import sample_consent_withdrawal
+from sandbox.simulators.samples.medication_list import sample_treserva_medication_list
 from services.adapter_takecare.app import create_app
 from services.adapter_takecare.families import INBOUND as TAKECARE_INBOUND
+from services.adapter_takecare.families.admission_notice import INBOUND as ADMISSIONS
+from services.adapter_takecare.families.consent_withdrawal import INBOUND as WITHDRAWALS
 from services.adapter_takecare.settings import AdapterTakeCareSettings
 from services.adapter_treserva.families import INBOUND as TRESERVA_INBOUND
+from services.adapter_treserva.families.medication_list import INBOUND as LISTS
 from services.messaging import topics
 from services.messaging.consent import read_consent
 from services.messaging.envelope import System, to_json
 from services.messaging.families import FAMILIES
-from services.messaging.intake import FakeIntakeStore
+from services.messaging.intake import FakeIntakeStore, SqlIntakeStore, accept_event
+from services.messaging.intake_group import GroupedIntakeStore
+from services.messaging.intake_tables import consent_withdrawal, intake_record
 from services.messaging.kafka import IncomingRecord
 from services.messaging.native import InvalidEvent
+from services.messaging.outbox import outbox
 from services.router.routing.consent import NO_BASIS, routing_hold
 from services.router.routing.handlers import Router
 from services.router.routing.tables import delivery, message
@@ -266,10 +275,6 @@ def test_a_withdrawn_basis_reads_back_as_withdrawn():
 
 def test_samples_of_every_source_carry_a_basis_that_passes():
     """The simulators' documents keep the demo and the end-to-end stack flowing."""
-    from sandbox.simulators.samples.admission_notice import sample_admission
-    from sandbox.simulators.samples.medication_list import sample_treserva_medication_list
-    from services.adapter_takecare.families.admission_notice import INBOUND as ADMISSIONS
-    from services.adapter_treserva.families.medication_list import INBOUND as LISTS
 
     for family, doc in (
         (ADMISSIONS, sample_admission(random.Random(3), now=NOW)),
@@ -353,12 +358,6 @@ async def test_a_withdrawal_needs_its_moment_and_nothing_else_may_carry_one(
 async def test_the_withdrawn_stay_is_kept_in_the_database_under_a_pseudonym(
     sessions, event, withdrawal, grouped
 ):
-    from services.adapter_takecare.families.admission_notice import INBOUND as ADMISSIONS
-    from services.adapter_takecare.families.consent_withdrawal import INBOUND as WITHDRAWALS
-    from services.messaging.intake import SqlIntakeStore, accept_event
-    from services.messaging.intake_group import GroupedIntakeStore
-    from services.messaging.intake_tables import consent_withdrawal, intake_record
-    from services.messaging.outbox import outbox
 
     store = (GroupedIntakeStore if grouped else SqlIntakeStore)(sessions, "adapter_takecare")
 
@@ -399,3 +398,21 @@ async def test_a_withdrawal_reaches_every_receiver_of_the_stay(router, sessions)
     async with sessions() as s:
         rows = (await s.execute(select(delivery).where(delivery.c.message_id == doc["id"]))).all()
     assert {r.destination for r in rows} == {"treserva", "primary-care"}
+
+
+async def test_a_withdrawal_recorded_in_the_future_is_refused(client, store, withdrawal):
+    withdrawal["consentBasis"]["withdrawnAt"] = "2026-11-21T09:00:00+01:00"
+    res = await client.post("/takecare/v1/consent-withdrawals", json=withdrawal)
+    assert res.status_code == 422 and store.outbox == []
+    (issue,) = res.json()["issue"]
+    assert issue["expression"] == ["consentBasis.withdrawnAt"]
+    assert issue["diagnostics"].startswith("consent-recorded:")
+
+
+def test_the_simulated_withdrawal_passes_the_intake_and_is_forwarded():
+
+    doc = sample_consent_withdrawal(random.Random(5), now=NOW, encounter_id=STAY)
+    event = WITHDRAWALS.parse(doc, now=NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
+    bundle = json.loads(to_json(WITHDRAWALS.to_bundle(event, now=NOW)))
+    assert read_consent(bundle).withdrawn
+    assert routing_hold("consent-withdrawn", bundle, "takecare") is None
