@@ -83,6 +83,10 @@ EMITTERS = {
         f"{_SAMPLES}.medication_list:sample_takecare_medication_list",
     ),
     "sip-update": ("sip-updates", f"{_SAMPLES}.sip_update:sample_takecare_sip_update"),
+    "consent-withdrawal": (
+        "consent-withdrawals",
+        f"{_SAMPLES}.consent_withdrawal:sample_consent_withdrawal",
+    ),
 }
 
 

@@ -67,6 +67,7 @@ KINDS = (
     _kind("utskrivningsmeddelanden", "discharge-notice"),
     _kind("lakemedelslistor", "medication-list", "listaId"),
     _kind("sip", "sip-update", "sipId"),
+    _kind("aterkallade-samtycken", "consent-withdrawal"),
 )
 
 # family → (adapter_treserva route, sample function)

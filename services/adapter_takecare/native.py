@@ -3,10 +3,11 @@ and how they map to the broker's :class:`PatientInfo` and :class:`CareUnit` and 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
+from services.messaging.consent import ConsentBasis, Recipient
 from services.messaging.fhir_parts import Address as AddressInfo
 from services.messaging.fhir_parts import CareUnit, PatientInfo
 from services.messaging.identifiers import (
@@ -36,6 +37,59 @@ class Unit(NativeModel):
     @classmethod
     def of(cls, unit: CareUnit) -> Unit:
         return cls.model_validate({"hsaId": unit.hsa_id, "name": unit.name})
+
+
+class Person(NativeModel):
+    name: str
+    hsa_id: str = Field(alias="hsaId")
+
+
+class ConsentRecipient(NativeModel):
+    unit_kind: Literal["hospital", "primary-care", "municipality"] = Field(alias="unitKind")
+    hsa_id: str | None = Field(default=None, alias="hsaId")
+
+
+class ConsentBasisBlock(NativeModel):
+    """``consentBasis``: the patient's consent or the legal basis the event is shared on
+    (``services.messaging.consent``)."""
+
+    kind: Literal["samtycke", "menprovning", "nodsituation"]
+    recorded_by: Person = Field(alias="recordedBy")
+    recorded_at: AwareDatetime = Field(alias="recordedAt")
+    scope: tuple[str, ...]
+    recipients: tuple[ConsentRecipient, ...]
+    withdrawn_at: AwareDatetime | None = Field(default=None, alias="withdrawnAt")
+
+    def basis(self) -> ConsentBasis:
+        return ConsentBasis(
+            kind=self.kind,
+            recorded_by_name=self.recorded_by.name,
+            recorded_by_hsa_id=self.recorded_by.hsa_id,
+            recorded_at=self.recorded_at,
+            scope=self.scope,
+            recipients=tuple(Recipient(r.unit_kind, r.hsa_id) for r in self.recipients),
+            withdrawn_at=self.withdrawn_at,
+        )
+
+    def path(self, field: str) -> str:
+        return f"{CONSENT_PATH}.{field}"
+
+
+CONSENT_PATH = "consentBasis"
+
+
+def consent_basis_doc(basis: ConsentBasis) -> dict[str, Any]:
+    """TakeCare's ``consentBasis`` of a basis read back from a FHIR message."""
+    return {
+        "kind": basis.kind,
+        "recordedBy": {"name": basis.recorded_by_name, "hsaId": basis.recorded_by_hsa_id},
+        "recordedAt": basis.recorded_at.isoformat(),
+        "scope": list(basis.scope),
+        "recipients": [
+            {"unitKind": r.unit_kind} | ({} if r.hsa_id is None else {"hsaId": r.hsa_id})
+            for r in basis.recipients
+        ],
+    } | ({} if basis.withdrawn_at is None else {"withdrawnAt": basis.withdrawn_at.isoformat()})
 
 
 IDENTIFIER_PATH = "patient.personalIdentityNumber"

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
+from services.messaging.consent import ConsentBasis, Recipient, read_consent
 from services.messaging.fhir_parts import (
     Address,
     CareUnit,
@@ -122,6 +123,67 @@ class Brukare(NativeModel):
         )
 
 
+class Person(NativeModel):
+    namn: str
+    hsa_id: str = Field(alias="hsaId")
+
+
+class Mottagare(NativeModel):
+    enhetstyp: Literal["sjukhus", "primarvard", "kommun"]
+    hsa_id: str | None = Field(default=None, alias="hsaId")
+
+
+ENHETSTYPER = {"sjukhus": "hospital", "primarvard": "primary-care", "kommun": "municipality"}
+CONSENT_PATH = "samtyckesgrund"
+_FIELDS = {
+    "scope": "omfattning",
+    "recipients": "mottagare",
+    "recordedAt": "registrerad",
+    "withdrawnAt": "aterkallat",
+}
+
+
+class Samtyckesgrund(NativeModel):
+    """``samtyckesgrund``: brukarens samtycke eller den rättsliga grund dokumentet delas på
+    (``services.messaging.consent``)."""
+
+    typ: Literal["samtycke", "menprovning", "nodsituation"]
+    registrerad_av: Person = Field(alias="registreradAv")
+    registrerad: AwareDatetime
+    omfattning: tuple[str, ...]
+    mottagare: tuple[Mottagare, ...]
+    aterkallat: AwareDatetime | None = None
+
+    def basis(self) -> ConsentBasis:
+        return ConsentBasis(
+            kind=self.typ,
+            recorded_by_name=self.registrerad_av.namn,
+            recorded_by_hsa_id=self.registrerad_av.hsa_id,
+            recorded_at=self.registrerad,
+            scope=self.omfattning,
+            recipients=tuple(Recipient(ENHETSTYPER[m.enhetstyp], m.hsa_id) for m in self.mottagare),
+            withdrawn_at=self.aterkallat,
+        )
+
+    def path(self, field: str) -> str:
+        return f"{CONSENT_PATH}.{_FIELDS.get(field, field)}"
+
+
+def samtyckesgrund(basis: ConsentBasis) -> dict[str, Any]:
+    """Treserva's ``samtyckesgrund`` of a basis read back from a FHIR message."""
+    typer = {kind: typ for typ, kind in ENHETSTYPER.items()}
+    return {
+        "typ": basis.kind,
+        "registreradAv": {"namn": basis.recorded_by_name, "hsaId": basis.recorded_by_hsa_id},
+        "registrerad": basis.recorded_at.isoformat(),
+        "omfattning": list(basis.scope),
+        "mottagare": [
+            {"enhetstyp": typer[r.unit_kind]} | ({} if r.hsa_id is None else {"hsaId": r.hsa_id})
+            for r in basis.recipients
+        ],
+    } | ({} if basis.withdrawn_at is None else {"aterkallat": basis.withdrawn_at.isoformat()})
+
+
 def stay_notice(
     doc: dict[str, Any], typ: Mapping[str, str]
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -140,5 +202,6 @@ def stay_notice(
             "inskriven": text(encounter, "period.start"),
             "avdelning": enhet(read_unit(resolve(doc, encounter, "serviceProvider"))),
         },
+        "samtyckesgrund": samtyckesgrund(read_consent(doc)),
     }
     return header, encounter, notice

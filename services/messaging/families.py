@@ -26,9 +26,11 @@ class Family:
     versioned: bool
     # source system → destinations; a source not listed may not send this family
     routes: tuple[tuple[System, tuple[System, ...]], ...]
-    # secrecy between region and municipality: shared only with the patient's consent, which
-    # the message carries (services.router.routing.consent holds back a message without it)
-    needs_consent: bool = False
+    # secrecy between region and municipality (OSL 25 and 26 kap.): shared only with the
+    # patient's consent or a documented legal basis, which the message carries as a Consent
+    # (services.messaging.consent); services.router.routing.consent holds back a message
+    # without one. True for every family: the law knows no family without it.
+    needs_consent: bool = True
 
     def destinations(self, source: System) -> tuple[System, ...]:
         return dict(self.routes).get(source, ())
@@ -81,7 +83,14 @@ FAMILIES: tuple[Family, ...] = (
         ),
         versioned=True,
         routes=_BOTH_WAYS,
-        needs_consent=True,
+    ),
+    # The patient withdrew consent for the stay: the receivers are told (a message of its
+    # own, its Consent inactive) and the adapter refuses every later document of the stay.
+    Family(
+        "consent-withdrawal",
+        (EventCode.CONSENT_WITHDRAWN,),
+        versioned=False,
+        routes=_TO_MUNICIPALITY,
     ),
 )
 

@@ -5,7 +5,8 @@ The business key (source, event id, version) makes a repeat return the first mes
 Exceptions::
 
     IntakeError
-     └── ConflictingResend   same business key, different content
+     ├── ConflictingResend   same business key, different content
+     └── StayWithdrawn       the patient withdrew consent for the document's stay
 """
 
 from __future__ import annotations
@@ -21,14 +22,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging import topics
+from services.messaging.consent import WITHDRAWAL_FAMILY
 from services.messaging.envelope import BusinessKey, to_json
 from services.messaging.identifiers import pseudonym
 from services.messaging.intake_tables import intake_record
 from services.messaging.kafka import OutgoingRecord
-from services.messaging.native import E, InboundFamily
+from services.messaging.native import E, InboundFamily, InvalidEvent
 from services.messaging.outbox import add_to_outbox
 from services.messaging.tracing import HEADER as TRACEPARENT
 from services.messaging.tracing import TraceContext, new_trace
+from services.messaging.withdrawals import (
+    record_withdrawals,
+    refused_for_withdrawal,
+    stay_key,
+    withdrawn_stays,
+    withdrawn_violation,
+)
 
 
 class IntakeError(Exception):
@@ -43,6 +52,13 @@ class ConflictingResend(IntakeError):
         self.message_id = message_id
 
 
+class StayWithdrawn(IntakeError):
+    """The patient withdrew consent for the stay this (new) document is about."""
+
+    def __init__(self) -> None:
+        super().__init__("consent for the stay was withdrawn")
+
+
 @dataclass(frozen=True, slots=True)
 class IntakeEntry:
     message_id: str
@@ -51,6 +67,8 @@ class IntakeEntry:
     event_code: str
     pseudonym: str
     received_at: datetime
+    stay: str | None = None  # the stay key (services.messaging.withdrawals) it is about
+    withdraws: bool = False  # a consent withdrawal: it withdraws consent for ``stay``
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +80,9 @@ class Accepted:
 
 class IntakeStore(Protocol):
     async def record(self, entry: IntakeEntry, outgoing: OutgoingRecord) -> Accepted:
-        """Store durably, or recognise a repeat; raise ConflictingResend on a changed repeat."""
+        """Store durably, or recognise a repeat; raise ConflictingResend on a changed repeat
+        and StayWithdrawn for a new document of a stay whose consent was withdrawn. The stay
+        an entry ``withdraws`` is stored in the same transaction."""
 
 
 def payload_digest(document: Any) -> str:
@@ -80,7 +100,8 @@ async def accept_event(
     regional_reserve_oid: str | None,
     trace: TraceContext | None = None,
 ) -> Accepted:
-    """Raises ``InvalidEvent`` (bad input) or ``ConflictingResend``. The inbound record
+    """Raises ``InvalidEvent`` (bad input, or a stay whose consent the patient withdrew) or
+    ``ConflictingResend``. The inbound record
     carries ``trace`` (a new trace if None) as its ``traceparent`` header.
     ``regional_reserve_oid`` is the region whose reserve numbers the source uses (None: a
     regional reserve number is refused)."""
@@ -89,6 +110,10 @@ async def accept_event(
     message_id = str(bundle.id)
     patient = pseudonym(pseudonym_key, event.patient_identifier().in_region(regional_reserve_oid))
     code = event.event_code().value
+    stay = event.stay()
+    stay_id = (
+        None if stay is None else stay_key(pseudonym_key, event.business_key().source, stay[1])
+    )
     entry = IntakeEntry(
         message_id=message_id,
         key=event.business_key(),
@@ -96,6 +121,8 @@ async def accept_event(
         event_code=code,
         pseudonym=patient,
         received_at=now,
+        stay=stay_id,
+        withdraws=family.family == WITHDRAWAL_FAMILY,
     )
     outgoing = OutgoingRecord(
         topic=topics.INBOUND,
@@ -107,7 +134,11 @@ async def accept_event(
             TRACEPARENT: (trace or new_trace()).traceparent,
         },
     )
-    return replace(await store.record(entry, outgoing), pseudonym=patient)
+    try:
+        accepted = await store.record(entry, outgoing)
+    except StayWithdrawn:
+        raise InvalidEvent([withdrawn_violation(stay[0] if stay else "$")]) from None
+    return replace(accepted, pseudonym=patient)
 
 
 class SqlIntakeStore:
@@ -123,9 +154,12 @@ class SqlIntakeStore:
         existing = await self._existing(entry.key)
         if existing is not None:
             return answer_as_repeat(entry, *existing)
+        if refused_for_withdrawal(entry, await withdrawn_stays(self._sessions, [entry])):
+            raise StayWithdrawn()
         try:
             async with self._sessions.begin() as session:
                 await session.execute(intake_record.insert(), intake_row(entry))
+                await record_withdrawals(session, [entry])
                 await add_to_outbox(session, self._owner, outgoing)
         except IntegrityError:
             # A concurrent identical POST won the race; answer as its repeat.
@@ -177,11 +211,16 @@ class FakeIntakeStore:
     def __init__(self) -> None:
         self.entries: dict[BusinessKey, IntakeEntry] = {}
         self.outbox: list[OutgoingRecord] = []
+        self.withdrawn_stays: set[str] = set()
 
     async def record(self, entry: IntakeEntry, outgoing: OutgoingRecord) -> Accepted:
         if entry.key in self.entries:
             first = self.entries[entry.key]
             return answer_as_repeat(entry, first.message_id, first.payload_sha256)
+        if refused_for_withdrawal(entry, self.withdrawn_stays):
+            raise StayWithdrawn()
         self.entries[entry.key] = entry
         self.outbox.append(outgoing)
+        if entry.withdraws and entry.stay is not None:
+            self.withdrawn_stays.add(entry.stay)
         return Accepted(entry.message_id, duplicate=False)

@@ -40,12 +40,18 @@ from services.messaging.intake import (
     IntakeEntry,
     IntakeError,
     SqlIntakeStore,
+    StayWithdrawn,
     answer_as_repeat,
     intake_row,
 )
 from services.messaging.intake_tables import intake_record
 from services.messaging.kafka import OutgoingRecord
 from services.messaging.outbox import add_many_to_outbox
+from services.messaging.withdrawals import (
+    record_withdrawals,
+    refused_for_withdrawal,
+    stored_withdrawals,
+)
 
 MAX_GROUP = 200
 """Events per transaction at most: 600 bound values in the duplicate check, well inside
@@ -131,10 +137,14 @@ class GroupedIntakeStore:
         async with self._sessions.begin() as session:
             stored = await _stored(session, {w.entry.key for w in group})
             answers, new = answer_group([w.entry for w in group], stored)
+            # one more SELECT, for the stays the new entries name (none when none does)
+            withdrawn = await stored_withdrawals(session, [group[i].entry for i in new])
+            new = _refuse_withdrawn(group, answers, new, withdrawn)
             if new:
                 await session.execute(
                     intake_record.insert(), [intake_row(group[i].entry) for i in new]
                 )
+                await record_withdrawals(session, [group[i].entry for i in new], withdrawn)
                 await add_many_to_outbox(session, self._owner, [group[i].outgoing for i in new])
         return answers
 
@@ -143,6 +153,24 @@ class GroupedIntakeStore:
             return await self._alone.record(waiting.entry, waiting.outgoing)
         except Exception as exc:
             return exc
+
+
+def _refuse_withdrawn(
+    group: Sequence[_Waiting], answers: list[Answer], new: list[int], withdrawn: set[str]
+) -> list[int]:
+    """``new`` without the entries of a stay withdrawn before or earlier in the group
+    (answered StayWithdrawn); a withdrawal in the group counts for the entries after it."""
+    kept: list[int] = []
+    seen = set(withdrawn)
+    for i in new:
+        entry = group[i].entry
+        if refused_for_withdrawal(entry, seen):
+            answers[i] = StayWithdrawn()
+            continue
+        if entry.withdraws and entry.stay is not None:
+            seen.add(entry.stay)
+        kept.append(i)
+    return kept
 
 
 def answer_group(

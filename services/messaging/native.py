@@ -7,7 +7,8 @@ of every native document is a JSON Schema in ``contracts/<system>/``.
 
 Exceptions::
 
-    InvalidEvent      the document breaks its contract; ``violations`` name path and rule
+    InvalidEvent      the document breaks its contract, or its consent block does not cover
+                      it (``services.messaging.consent``); ``violations`` name path and rule
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from typing import Any, Generic, Protocol, TypeVar
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from services.messaging.consent import ConsentBasis, basis_violations
 from services.messaging.contracts import Violation, violations
-from services.messaging.envelope import BusinessKey, EventCode
+from services.messaging.envelope import BusinessKey, EventCode, System
+from services.messaging.families import FAMILIES
 from services.messaging.identifiers import (
     RESERVE_KINDS,
     InvalidIdentifier,
@@ -38,8 +41,27 @@ class NativeModel(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
 
+class ConsentBlock(Protocol):
+    """A native document's consent block (``services.messaging.consent``)."""
+
+    def basis(self) -> ConsentBasis: ...
+
+    def path(self, field: str) -> str:
+        """The native path of the neutral ``field`` (``scope``, ``recipients``, …)."""
+        ...
+
+
 class NativeEvent(NativeModel):
-    """A whole native document: it knows its business key, event and patient."""
+    """A whole native document: it knows its business key, event, patient and the consent
+    or legal basis it is shared on."""
+
+    def consent_block(self) -> ConsentBlock:
+        raise NotImplementedError
+
+    def stay(self) -> tuple[str, str] | None:
+        """The native path and value of the stay (vårdtillfälle) the document is about, or
+        None: a withdrawal of consent for a stay stops every later document of it."""
+        return None
 
     def business_key(self) -> BusinessKey:
         raise NotImplementedError
@@ -88,8 +110,9 @@ class InboundFamily(Generic[E]):
 
     def parse(self, document: Any, *, now: datetime, regional_reserve_oid: str | None) -> E:
         """The event, or :class:`InvalidEvent`; ``now`` and the region's OID as for
-        :func:`parse_event`."""
-        return parse_event(
+        :func:`parse_event`. A consent block that does not cover this family and every
+        receiver of it is refused too."""
+        event = parse_event(
             self.model,
             self.schema,
             document,
@@ -98,6 +121,18 @@ class InboundFamily(Generic[E]):
             now=now,
             regional_reserve_oid=regional_reserve_oid,
         )
+        block = event.consent_block()
+        source = System(event.business_key().source)
+        catalogue = next(f for f in FAMILIES if f.name == self.family)
+        found = basis_violations(
+            block.basis(),
+            family=self.family,
+            destinations=catalogue.destinations(source),
+            now=now,
+        )
+        if found:
+            raise InvalidEvent([Violation(block.path(v.field), v.rule, v.message) for v in found])
+        return event
 
 
 FHIR_MESSAGE = "fhir-message"

@@ -5,8 +5,10 @@ Pure: no I/O, no clock. Mapping ``contracts/fhir/sip-update.md``.
 Bundle layout::
 
     Bundle (type message, identifier = business key: source | SIP id | version)
-     ├── MessageHeader     event sip-invitation|-created|-updated|-completed, focus CarePlan
+     ├── MessageHeader     event sip-invitation|-created|-updated|-completed, focus CarePlan,
+     │                     Consent
      ├── CarePlan          the SIP: id, version, status, consent, meeting, activities, note
+     ├── Consent           the basis it is shared on (services.messaging.consent)
      ├── Patient           personnummer / samordningsnummer / reservnummer, name, (address)
      ├── CareTeam          the participants, each with its SIP role and responsibility
      ├── Organization ×n   the coordinating unit first (the sender), then every other unit
@@ -24,6 +26,7 @@ from typing import Any, overload
 
 from fhir.resources.R4B.bundle import Bundle
 
+from services.messaging.consent import ConsentBasis, consent_of, read_consent
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import (
     CareUnit,
@@ -54,6 +57,7 @@ from services.messaging.fhir_parts import (
     refs,
     required_extension,
     resolve,
+    resources,
     text,
     where,
 )
@@ -153,6 +157,9 @@ class Sip:
     goals: tuple[str, ...] = ()
     meeting: Meeting | None = None
     note: str | None = None
+    # the general basis every family carries (services.messaging.consent); ``consent`` above
+    # is the SIP's own, kept for the SIP's receivers
+    basis: ConsentBasis | None = None
 
 
 # --- building --------------------------------------------------------------------------------
@@ -191,11 +198,16 @@ def sip_bundle(sip: Sip, *, key: BusinessKey, source: System, now: datetime) -> 
         event=STAGE_EVENTS[sip.stage],
         source=source,
         now=now,
-        focus=["careplan"],
+        focus=["careplan"] if sip.basis is None else ["careplan", "consent"],
         sender="organization-0",
         resources=[
             ("careplan", plan),
             ("patient", patient_resource(sip.patient)),
+            *(
+                []
+                if sip.basis is None
+                else [("consent", consent_of(sip.basis, ref, organization="organization-0"))]
+            ),
             ("careteam", team),
             *[(role, organization_resource(unit)) for unit, role in units.items()],
             *people,
@@ -349,6 +361,7 @@ def read_sip(doc: dict[str, Any]) -> Sip:
             None if location is None else text(location, "valueString"),
         ),
         note=text(plan, "note.0.text") if maybe_obj(plan, "note.0") is not None else None,
+        basis=read_consent(doc) if resources(doc, "Consent") else None,
     )
 
 

@@ -33,6 +33,8 @@ ADMINISTERED_BY_SYSTEM = f"{_CS}/medication-administered-by"
 CARE_PLAN_CATEGORY_SYSTEM = f"{_CS}/care-plan-category"  # code "sip"
 SIP_ROLE_SYSTEM = f"{_CS}/sip-role"
 MEDICATION_LINE_CHANGE_SYSTEM = f"{_CS}/medication-line-change"  # started, stopped, changed, …
+CONSENT_BASIS_SYSTEM = f"{_CS}/consent-basis"  # samtycke, menprovning, nodsituation
+UNIT_KIND_SYSTEM = f"{_CS}/unit-kind"  # hospital, primary-care, municipality
 SUPERSEDED_TAG_SYSTEM = f"{_CS}/delivery-tag"  # Bundle.meta.tag "superseded" (display: newer id)
 
 # --- extensions ---------------------------------------------------------------------------

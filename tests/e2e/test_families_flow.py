@@ -21,6 +21,11 @@ ROUTES = {
     ("takecare", "discharge-notice"): ("treserva", "utskrivningsmeddelanden", "discharge-notice"),
     ("takecare", "medication-list"): ("treserva", "lakemedelslistor", "medication-list"),
     ("takecare", "sip-update"): ("treserva", "sip", "sip-update"),
+    ("takecare", "consent-withdrawal"): (
+        "treserva",
+        "aterkallade-samtycken",
+        "consent-withdrawal",
+    ),
     ("treserva", "medication-list"): ("takecare", "medication-lists", "medication-list"),
     ("treserva", "sip-update"): ("takecare", "sip-updates", "sip-update"),
 }

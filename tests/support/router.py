@@ -2,6 +2,7 @@
 route by, and builders of the records it consumes (inbound messages, results, versioned
 documents)."""
 
+import copy
 import json
 import random
 import uuid
@@ -128,4 +129,15 @@ def versioned(version, *, document="list-1", event="medication-list", source="ta
     header = doc["entry"][0]["resource"]
     header["eventCoding"]["code"] = event
     header["source"]["endpoint"] = f"urn:carebridge:system:{source}"
+    _consent_covers_every_unit_kind(doc)
     return IncomingRecord(topics.INBOUND, 0, next(_offsets), "p" * 32, json.dumps(doc).encode(), {})
+
+
+def _consent_covers_every_unit_kind(doc):
+    """The admission's Consent (every family, to the municipality and primary care) made to
+    cover the hospital too, so a message recast as another source's still has a basis that
+    the router accepts (services.router.routing.consent)."""
+    (consent,) = [e["resource"] for e in doc["entry"] if e["resource"]["resourceType"] == "Consent"]
+    actor = copy.deepcopy(consent["provision"]["actor"][0])
+    actor["role"]["coding"][-1]["code"] = actor["reference"]["display"] = "hospital"
+    consent["provision"]["actor"].append(actor)

@@ -22,6 +22,7 @@ from sandbox.simulators.samples.medication_list import (
     sample_takecare_medication_list,
     sample_treserva_medication_list,
 )
+from sandbox.simulators.samples.people import takecare_consent_basis
 from services.adapter_takecare.families import medication_list as takecare
 from services.adapter_treserva.families import medication_list as treserva
 from services.messaging.contracts import violations
@@ -204,7 +205,13 @@ def _check_message(bundle, *, lines, list_id, version, id_system):
     assert header["eventCoding"]["system"] == EVENT_SYSTEM
     assert header["eventCoding"]["code"] == "medication-list"
     (lst,) = _resources(bundle, "List")
-    assert header["focus"] == [{"reference": bundle["entry"][1]["fullUrl"]}]
+    consent_url = next(
+        e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Consent"
+    )
+    assert header["focus"] == [
+        {"reference": bundle["entry"][1]["fullUrl"]},
+        {"reference": consent_url},  # the basis it is shared on
+    ]
     assert lst["identifier"] == [{"system": id_system, "value": list_id}]
     assert lst["extension"] == [{"url": DOCUMENT_VERSION_URL, "valuePositiveInt": version}]
     statements = _resources(bundle, "MedicationStatement")
@@ -320,9 +327,15 @@ def test_treserva_list_reaches_takecare_complete_and_back(rng, now, lines):
     assert native["occurredAt"] == doc["tidpunkt"]
     assert native.get("encounterId") == doc.get("vardtillfalleId")
     assert [_treserva_rad(item) for item in native["items"]] == doc["rader"]
-    # ...and TakeCare's document, pushed again, gives Treserva what it started from.
-    again = treserva.to_native(_bundle(takecare, native))
-    ignore = {"meddelandeId"}
+    # the municipality's basis travels with the list, in TakeCare's words
+    assert native["consentBasis"]["scope"] == doc["samtyckesgrund"]["omfattning"]
+    assert native["consentBasis"]["recipients"] == [{"unitKind": "hospital"}]
+    # ...and TakeCare's document, pushed again on TakeCare's own basis (the municipality's
+    # covers only the hospital), gives Treserva what it started from.
+    again = treserva.to_native(
+        _bundle(takecare, native | {"consentBasis": takecare_consent_basis(now)})
+    )
+    ignore = {"meddelandeId", "samtyckesgrund"}
     assert {k: v for k, v in again.items() if k not in ignore} == {
         k: v for k, v in doc.items() if k not in ignore
     }

@@ -19,6 +19,7 @@ from sandbox.contracts_cli import (
     render,
     translate_fixture,
 )
+from sandbox.simulators.samples.people import takecare_consent_basis, treserva_samtyckesgrund
 from sandbox.simulators.samples.sip_update import (
     sample_takecare_sip_update,
     sample_treserva_sip_update,
@@ -209,7 +210,13 @@ def _check_message(bundle_json, source):
     assert EventCode(header["eventCoding"]["code"]) in SIP_EVENTS
     assert header["source"]["endpoint"] == f"urn:carebridge:system:{source}"
     (plan,) = _resources(bundle_json, "CarePlan")
-    assert header["focus"] == [{"reference": bundle_json["entry"][1]["fullUrl"]}]
+    consent_url = next(
+        e["fullUrl"] for e in bundle_json["entry"] if e["resource"]["resourceType"] == "Consent"
+    )
+    assert header["focus"] == [
+        {"reference": bundle_json["entry"][1]["fullUrl"]},
+        {"reference": consent_url},  # the basis it is shared on
+    ]
     assert plan["subject"]["reference"]
     assert plan["status"] in {"draft", "active", "completed"}
     assert plan["intent"] == "plan"
@@ -273,6 +280,26 @@ def _swedish(item, names):
     return out
 
 
+ENHETSTYP = {"hospital": "sjukhus", "primary-care": "primarvard", "municipality": "kommun"}
+
+
+def _samtyckesgrund(basis):
+    return {
+        "typ": basis["kind"],
+        "registreradAv": {
+            "namn": basis["recordedBy"]["name"],
+            "hsaId": basis["recordedBy"]["hsaId"],
+        },
+        "registrerad": basis["recordedAt"],
+        "omfattning": basis["scope"],
+        "mottagare": [
+            {"enhetstyp": ENHETSTYP[r["unitKind"]]}
+            | ({"hsaId": r["hsaId"]} if "hsaId" in r else {})
+            for r in basis["recipients"]
+        ],
+    }
+
+
 def _treserva_words(doc):
     """A TakeCare SIP update in Treserva's words, by the contracts alone (no id, no patient)."""
     consent = doc["consent"]
@@ -283,6 +310,7 @@ def _treserva_words(doc):
         "tidpunkt": doc["occurredAt"],
         "samtycke": {"lamnat": consent["given"], "registrerat": consent["recordedAt"]}
         | ({"notering": consent["note"]} if "note" in consent else {}),
+        "samtyckesgrund": _samtyckesgrund(doc["consentBasis"]),
         "samordnandeEnhet": _enhet(doc["coordinatingUnit"]),
         "deltagare": [_swedish(p, PARTICIPANT_NAMES) for p in doc["participants"]],
         "aktiviteter": [_swedish(a, ACTIVITY_NAMES) for a in doc["activities"]],
@@ -332,6 +360,8 @@ def test_takecare_sip_reaches_treserva_whole_and_comes_back_unchanged(rng, now, 
     assert violations(treserva_sip.OUTBOUND.schema, native) == []
     assert native["meddelandeId"] == data["id"]
     assert _without(native, "meddelandeId", "brukare") == _treserva_words(doc)
+    # Treserva sends its copy on on its own basis: the hospital's covers the municipality
+    native = native | {"samtyckesgrund": treserva_samtyckesgrund(now)}
     assert (
         treserva_sip.INBOUND.parse(
             native, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
@@ -354,10 +384,14 @@ def test_takecare_sip_reaches_treserva_whole_and_comes_back_unchanged(rng, now, 
     _check_message(again, "treserva")
     home = takecare_sip.OUTBOUND.to_native(again)
     assert violations(takecare_sip.OUTBOUND.schema, home) == []
-    assert _without(home, "eventId", "patient") == _without(doc, "eventId", "patient")
+    ignore = ("eventId", "patient", "consentBasis")
+    assert _without(home, *ignore) == _without(doc, *ignore)
+    assert home["consentBasis"]["recipients"] == [{"unitKind": "hospital"}]
     assert (
         takecare_sip.INBOUND.parse(
-            home, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+            home | {"consentBasis": doc["consentBasis"]},
+            now=FIXTURE_NOW,
+            regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
         ).patient.info()
         == event.patient.info()
     )
@@ -390,9 +424,12 @@ def test_treserva_sip_reaches_takecare_whole(rng, now, stage, version):
     native = takecare_sip.OUTBOUND.to_native(data)
     assert violations(takecare_sip.OUTBOUND.schema, native) == []
     assert native["eventId"] == data["id"]
+    assert native["consentBasis"]["recipients"] == [{"unitKind": "hospital"}]
     assert (
         takecare_sip.INBOUND.parse(
-            native, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+            native | {"consentBasis": takecare_consent_basis(now)},
+            now=FIXTURE_NOW,
+            regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID,
         ).patient.info()
         == event.brukare.info()
     )

@@ -19,6 +19,7 @@ from sandbox.simulators.samples.medication_list import (
     sample_takecare_medication_list,
     sample_treserva_medication_list,
 )
+from sandbox.simulators.samples.people import takecare_consent_basis, treserva_samtyckesgrund
 from services.adapter_takecare.families import medication_list as takecare
 from services.adapter_treserva.families import medication_list as treserva
 from services.messaging.dosage import AsNeededCondition, Dosage, Dose, MaxDose
@@ -183,6 +184,14 @@ def test_started_stopped_and_changed_lines_carry_a_coded_change_and_its_reason()
     assert rader[1]["andringsnotering"] == "Vikt kontrolleras två gånger i veckan"
 
 
+def _on_own_basis(family, doc):
+    """A delivered document its receiver sends on: on the receiver's own consent, for the
+    sender's covers only the receiver (services.messaging.consent)."""
+    if family is takecare:
+        return doc | {"consentBasis": takecare_consent_basis(FIXTURE_NOW)}
+    return doc | {"samtyckesgrund": treserva_samtyckesgrund(FIXTURE_NOW)}
+
+
 @pytest.mark.parametrize(
     ("family", "folder", "name"),
     [
@@ -195,7 +204,7 @@ def test_a_fixture_goes_round_the_circle_unchanged(family, folder, name):
     """native → FHIR → the other journal → FHIR → the first journal's lines again."""
     other = treserva if family is takecare else takecare
     doc = _input(folder, name)
-    there = other.to_native(_bundle(family, doc))
+    there = _on_own_basis(other, other.to_native(_bundle(family, doc)))
     back = family.to_native(_bundle(other, there))
     lines = "items" if family is takecare else "rader"
     assert back[lines] == doc[lines]

@@ -21,7 +21,7 @@ from services.messaging import topics
 from services.messaging.envelope import to_json
 from services.messaging.kafka import IncomingRecord
 from services.messaging.outbox import outbox
-from services.router.routing.consent import NO_CONSENT, routing_hold
+from services.router.routing.consent import NO_BASIS, NO_CONSENT, routing_hold
 from services.router.routing.handlers import Router
 from services.router.routing.tables import delivery, message
 from tests.support.router import Clock, routing_rules, started
@@ -108,7 +108,10 @@ async def test_a_sip_without_consent_is_not_delivered_and_says_why(
             assert value not in logged
 
 
-def test_an_unreadable_sip_counts_as_without_consent_and_other_families_pass():
-    assert routing_hold("sip-created", None) == NO_CONSENT
-    assert routing_hold("sip-created", {"resourceType": "Bundle", "entry": []}) == NO_CONSENT
-    assert routing_hold("admission-notice", None) is None
+def test_an_unreadable_message_of_any_family_counts_as_without_a_basis():
+    assert routing_hold("sip-created", None, "takecare") == NO_BASIS
+    assert routing_hold("sip-created", {"resourceType": "Bundle", "entry": []}, "takecare") in (
+        NO_CONSENT,
+        NO_BASIS,
+    )
+    assert routing_hold("admission-notice", None, "takecare") == NO_BASIS

@@ -7,7 +7,12 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from sandbox.simulators.samples.people import STOCKHOLM, takecare_patient, takecare_unit
+from sandbox.simulators.samples.people import (
+    STOCKHOLM,
+    takecare_consent_basis,
+    takecare_patient,
+    takecare_unit,
+)
 
 _REASONS = (
     "Pneumoni, nedsatt allmäntillstånd",
@@ -42,6 +47,7 @@ def sample_admission(
         "eventType": "admission",
         "occurredAt": local_now.isoformat(timespec="seconds"),
         "patient": takecare_patient(rng),
+        "consentBasis": takecare_consent_basis(now),
         "encounter": {
             "encounterId": f"VT-{rng.randint(100000, 999999)}",
             "admittedAt": admitted.isoformat(timespec="seconds"),

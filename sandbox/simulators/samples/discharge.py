@@ -17,6 +17,7 @@ from sandbox.simulators.samples.people import (
     MUNICIPAL_UNITS,
     PRIMARY_CARE_UNITS,
     STOCKHOLM,
+    takecare_consent_basis,
     takecare_patient,
     takecare_unit,
 )
@@ -136,6 +137,7 @@ def sample_discharge_readiness(
         "eventType": "ready-for-discharge-withdrawn" if withdrawn else "ready-for-discharge",
         "occurredAt": _local(occurred),
         "patient": takecare_patient(rng),
+        "consentBasis": takecare_consent_basis(now),
         "encounter": _stay(rng, judged),
         "judgedAt": _local(judged),
     }
@@ -220,6 +222,7 @@ def sample_discharge_notice(
         "eventType": "discharged",
         "occurredAt": _local(occurred),
         "patient": takecare_patient(rng),
+        "consentBasis": takecare_consent_basis(now),
         "encounter": _stay(rng, discharged),
         "dischargedAt": _local(discharged),
         "destination": rng.choice(_DESTINATIONS),

@@ -15,10 +15,12 @@ from typing import Any
 
 from sandbox.simulators.samples.people import (
     STOCKHOLM,
+    takecare_consent_basis,
     takecare_patient,
     takecare_unit,
     treserva_brukare,
     treserva_enhet,
+    treserva_samtyckesgrund,
 )
 
 
@@ -242,6 +244,7 @@ def sample_takecare_medication_list(
         "context": context,
         "occurredAt": local_now.isoformat(timespec="seconds"),
         "patient": takecare_patient(rng),
+        "consentBasis": takecare_consent_basis(now),
         "unit": takecare_unit(rng),
     }
     if rng.random() < 0.8:
@@ -267,6 +270,7 @@ def sample_treserva_medication_list(
         "sammanhang": "hemsjukvard",
         "tidpunkt": local_now.isoformat(timespec="seconds"),
         "brukare": treserva_brukare(rng),
+        "samtyckesgrund": treserva_samtyckesgrund(now),
         "enhet": treserva_enhet(rng),
     }
     if rng.random() < 0.3:

@@ -11,6 +11,7 @@ region's OID. Names and places carry å, ä and ö on purpose.
 from __future__ import annotations
 
 import random
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -118,3 +119,53 @@ def takecare_unit(rng: random.Random) -> dict[str, str]:
 def treserva_enhet(rng: random.Random) -> dict[str, str]:
     hsa_id, name = rng.choice(MUNICIPAL_UNITS)
     return {"hsaId": hsa_id, "namn": name}
+
+
+# Who records consent in the samples: a ward nurse and a municipal case officer. Consent is
+# drawn from no ``rng``, so adding it changed no sample's other values.
+CONSENT_RECORDER = ("SE2321000222-P4711", "Karin Lindqvist")
+MUNICIPAL_CONSENT_RECORDER = ("SE2120000415-P0042", "Maria Ek")
+# A consent is recorded two days before the sample's moment, and never after this one: tests
+# draw samples at any moment but run the intake on the fixtures' clock (20 November 2026),
+# and the intake refuses a consent recorded in its future.
+LATEST_CONSENT = datetime(2026, 11, 1, tzinfo=STOCKHOLM)
+ALL_FAMILIES = (
+    "admission-notice",
+    "discharge-readiness",
+    "discharge-notice",
+    "medication-list",
+    "sip-update",
+)
+
+
+def takecare_consent_basis(now: datetime, *, kind: str = "samtycke") -> dict[str, Any]:
+    """The patient's consent as TakeCare records it at admission: every family, to the
+    municipality and primary care, recorded two days before ``now`` (at the latest
+    :data:`LATEST_CONSENT`)."""
+    hsa_id, name = CONSENT_RECORDER
+    return {
+        "kind": kind,
+        "recordedBy": {"name": name, "hsaId": hsa_id},
+        "recordedAt": _consent_recorded(now),
+        "scope": list(ALL_FAMILIES),
+        "recipients": [{"unitKind": "municipality"}, {"unitKind": "primary-care"}],
+    }
+
+
+def treserva_samtyckesgrund(now: datetime, *, typ: str = "samtycke") -> dict[str, Any]:
+    """Brukarens samtycke as Treserva records it: every family, to the region's hospital
+    (whose SIP module primary care shares), registered two days before ``now`` (at the
+    latest :data:`LATEST_CONSENT`)."""
+    hsa_id, name = MUNICIPAL_CONSENT_RECORDER
+    return {
+        "typ": typ,
+        "registreradAv": {"namn": name, "hsaId": hsa_id},
+        "registrerad": _consent_recorded(now),
+        "omfattning": list(ALL_FAMILIES),
+        "mottagare": [{"enhetstyp": "sjukhus"}],
+    }
+
+
+def _consent_recorded(now: datetime) -> str:
+    at = min(now.astimezone(STOCKHOLM) - timedelta(days=2), LATEST_CONSENT)
+    return at.isoformat(timespec="seconds")

@@ -13,8 +13,10 @@ from sandbox.simulators.samples.people import (
     MUNICIPAL_UNITS,
     PRIMARY_CARE_UNITS,
     STOCKHOLM,
+    takecare_consent_basis,
     takecare_patient,
     treserva_brukare,
+    treserva_samtyckesgrund,
 )
 
 STAGES = ("invitation", "created", "updated", "completed")
@@ -122,6 +124,7 @@ def sample_takecare_sip_update(
         "eventId": f"tc-sip-{rng.getrandbits(40):010x}",
         **plan,
         "patient": patient,
+        "consentBasis": takecare_consent_basis(now),
         "coordinatingUnit": {"hsaId": primary_hsa, "name": primary_name},
     }
     return _ordered(doc, ("eventId", "sipId", "version", "stage", "occurredAt", "patient"))
@@ -160,6 +163,7 @@ def sample_treserva_sip_update(
         "samtycke": _renamed(
             plan["consent"], {"given": "lamnat", "recordedAt": "registrerat", "note": "notering"}
         ),
+        "samtyckesgrund": treserva_samtyckesgrund(now),
         "samordnandeEnhet": {"hsaId": hsa_id, "namn": unit_name},
     }
     if "meeting" in plan:

@@ -29,7 +29,14 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field, StrictBool
 
-from services.adapter_takecare.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Patient, Unit
+from services.adapter_takecare.native import (
+    IDENTIFIER_PATH,
+    RESERVE_NUMBER_PATH,
+    ConsentBasisBlock,
+    Patient,
+    Unit,
+)
+from services.messaging.consent import consent_of
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import (
     Ref,
@@ -101,6 +108,7 @@ class TakeCareDischarge(NativeEvent):
     event_type: str = Field(alias="eventType")
     occurred_at: AwareDatetime = Field(alias="occurredAt")
     patient: Patient
+    consent_basis: ConsentBasisBlock = Field(alias="consentBasis")
     encounter: Encounter
     discharged_at: AwareDatetime = Field(alias="dischargedAt")
     destination: str
@@ -117,6 +125,12 @@ class TakeCareDischarge(NativeEvent):
 
     def patient_identifier(self) -> PatientIdentifier:
         return self.patient.identifier
+
+    def consent_block(self) -> ConsentBasisBlock:
+        return self.consent_basis
+
+    def stay(self) -> tuple[str, str]:
+        return "encounter.encounterId", self.encounter.encounter_id
 
 
 def to_bundle(
@@ -152,11 +166,12 @@ def to_bundle(
         event=event.event_code(),
         source=System.TAKECARE,
         now=now,
-        focus=["encounter"],
+        focus=["encounter", "consent"],
         sender="organization",
         resources=[
             ("encounter", _encounter(event, ref)),
             ("patient", patient_resource(event.patient.info(regional_reserve_oid))),
+            ("consent", consent_of(event.consent_basis.basis(), ref)),
             *((role, organization_resource(unit.info())) for unit, role in units.items()),
             *planned,
             *observations,

@@ -35,8 +35,15 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field
 
-from services.adapter_takecare.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Patient, Unit
+from services.adapter_takecare.native import (
+    IDENTIFIER_PATH,
+    RESERVE_NUMBER_PATH,
+    ConsentBasisBlock,
+    Patient,
+    Unit,
+)
 from services.adapter_takecare.planning import Planning
+from services.messaging.consent import consent_of
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import (
     Ref,
@@ -88,6 +95,7 @@ class TakeCareDischargeReadiness(NativeEvent):
     event_type: str = Field(alias="eventType")
     occurred_at: AwareDatetime = Field(alias="occurredAt")
     patient: Patient
+    consent_basis: ConsentBasisBlock = Field(alias="consentBasis")
     encounter: Encounter
     judged_at: AwareDatetime = Field(alias="judgedAt")
     judged_by: Physician | None = Field(default=None, alias="judgedBy")
@@ -105,6 +113,12 @@ class TakeCareDischargeReadiness(NativeEvent):
 
     def patient_identifier(self) -> PatientIdentifier:
         return self.patient.identifier
+
+    def consent_block(self) -> ConsentBasisBlock:
+        return self.consent_basis
+
+    def stay(self) -> tuple[str, str]:
+        return "encounter.encounterId", self.encounter.encounter_id
 
 
 def to_bundle(
@@ -134,11 +148,12 @@ def to_bundle(
         event=event.event_code(),
         source=System.TAKECARE,
         now=now,
-        focus=["encounter"],
+        focus=["encounter", "consent"],
         sender="organization",
         resources=[
             ("encounter", _encounter(event, ref)),
             ("patient", patient_fhir),
+            ("consent", consent_of(event.consent_basis.basis(), ref)),
             ("organization", organization_resource(event.encounter.unit.info())),
             *physician,
             *observations,

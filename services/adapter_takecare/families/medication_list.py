@@ -15,7 +15,15 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field, field_validator
 
-from services.adapter_takecare.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Patient, Unit
+from services.adapter_takecare.native import (
+    IDENTIFIER_PATH,
+    RESERVE_NUMBER_PATH,
+    ConsentBasisBlock,
+    Patient,
+    Unit,
+    consent_basis_doc,
+)
+from services.messaging.consent import consent_of, read_consent
 from services.messaging.dosage import AsNeededCondition, Dosage, Dose, MaxDose, finite
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import message_bundle, refs, text
@@ -137,6 +145,7 @@ class TakeCareMedicationList(NativeEvent):
     context: Context
     occurred_at: AwareDatetime = Field(alias="occurredAt")
     patient: Patient
+    consent_basis: ConsentBasisBlock = Field(alias="consentBasis")
     unit: Unit
     encounter_id: str | None = Field(default=None, alias="encounterId")
     items: tuple[Item, ...]
@@ -151,6 +160,12 @@ class TakeCareMedicationList(NativeEvent):
 
     def patient_identifier(self) -> PatientIdentifier:
         return self.patient.identifier
+
+    def consent_block(self) -> ConsentBasisBlock:
+        return self.consent_basis
+
+    def stay(self) -> tuple[str, str] | None:
+        return None if self.encounter_id is None else ("encounterId", self.encounter_id)
 
     def medication_list(self, regional_reserve_oid: str | None = None) -> MedicationList:
         return MedicationList(
@@ -170,14 +185,18 @@ def to_bundle(
     event: TakeCareMedicationList, *, now: datetime, regional_reserve_oid: str | None = None
 ) -> Bundle:
     key = event.business_key()
+    ref = refs(key)
     return message_bundle(
         key=key,
         event=EventCode.MEDICATION_LIST,
         source=System.TAKECARE,
         now=now,
-        focus=[FOCUS],
+        focus=[FOCUS, "consent"],
         sender=SENDER,
-        resources=list_resources(event.medication_list(regional_reserve_oid), refs(key)),
+        resources=[
+            *list_resources(event.medication_list(regional_reserve_oid), ref),
+            ("consent", consent_of(event.consent_basis.basis(), ref, organization=SENDER)),
+        ],
     )
 
 
@@ -206,6 +225,7 @@ def to_native(doc: dict[str, Any]) -> dict[str, Any]:
         "context": ml.context,
         "occurredAt": ml.occurred_at.isoformat(),
         "patient": Patient.of(ml.patient).model_dump(mode="json", by_alias=True, exclude_none=True),
+        "consentBasis": consent_basis_doc(read_consent(doc)),
         "unit": Unit.of(ml.unit).model_dump(mode="json", by_alias=True),
     }
     if ml.encounter_id is not None:

@@ -16,7 +16,14 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field, model_validator
 
-from services.adapter_takecare.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Patient, Unit
+from services.adapter_takecare.native import (
+    IDENTIFIER_PATH,
+    RESERVE_NUMBER_PATH,
+    ConsentBasisBlock,
+    Patient,
+    Unit,
+    consent_basis_doc,
+)
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import CareUnit, text
 from services.messaging.identifiers import PatientIdentifier
@@ -76,6 +83,7 @@ class TakeCareSipUpdate(NativeEvent):
     occurred_at: AwareDatetime = Field(alias="occurredAt")
     patient: Patient
     consent: SipConsent
+    consent_basis: ConsentBasisBlock = Field(alias="consentBasis")
     coordinating_unit: Unit = Field(alias="coordinatingUnit")
     meeting: SipMeeting | None = None
     goals: tuple[str, ...] = ()
@@ -99,6 +107,9 @@ class TakeCareSipUpdate(NativeEvent):
 
     def patient_identifier(self) -> PatientIdentifier:
         return self.patient.identifier
+
+    def consent_block(self) -> ConsentBasisBlock:
+        return self.consent_basis
 
     def sip(self, regional_reserve_oid: str | None = None) -> Sip:
         meeting = self.meeting
@@ -136,6 +147,7 @@ class TakeCareSipUpdate(NativeEvent):
             if meeting is None
             else Meeting(start=meeting.start, end=meeting.end, location=meeting.location),
             note=self.note,
+            basis=self.consent_basis.basis(),
         )
 
 
@@ -183,6 +195,8 @@ def to_native(doc: dict[str, Any]) -> dict[str, Any]:
         ),
         "coordinatingUnit": _unit(sip.coordinating_unit),
     }
+    if sip.basis is not None:
+        native["consentBasis"] = consent_basis_doc(sip.basis)
     if sip.meeting is not None:
         native["meeting"] = _drop_none(
             {

@@ -20,9 +20,12 @@ from services.adapter_treserva.native import (
     RESERVE_NUMBER_PATH,
     Brukare,
     Enhet,
+    Samtyckesgrund,
     brukare,
     enhet,
+    samtyckesgrund,
 )
+from services.messaging.consent import consent_of, read_consent
 from services.messaging.dosage import AsNeededCondition, Dosage, Dose, MaxDose, finite
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import message_bundle, refs, text
@@ -174,6 +177,7 @@ class TreservaLakemedelslista(NativeEvent):
     sammanhang: Sammanhang
     tidpunkt: AwareDatetime
     brukare: Brukare
+    samtyckesgrund: Samtyckesgrund
     enhet: Enhet
     vardtillfalle_id: str | None = Field(default=None, alias="vardtillfalleId")
     rader: tuple[Rad, ...]
@@ -190,6 +194,9 @@ class TreservaLakemedelslista(NativeEvent):
 
     def patient_identifier(self) -> PatientIdentifier:
         return self.brukare.identifier
+
+    def consent_block(self) -> Samtyckesgrund:
+        return self.samtyckesgrund
 
     def medication_list(self, regional_reserve_oid: str | None = None) -> MedicationList:
         return MedicationList(
@@ -209,14 +216,18 @@ def to_bundle(
     event: TreservaLakemedelslista, *, now: datetime, regional_reserve_oid: str | None = None
 ) -> Bundle:
     key = event.business_key()
+    ref = refs(key)
     return message_bundle(
         key=key,
         event=EventCode.MEDICATION_LIST,
         source=System.TRESERVA,
         now=now,
-        focus=[FOCUS],
+        focus=[FOCUS, "consent"],
         sender=SENDER,
-        resources=list_resources(event.medication_list(regional_reserve_oid), refs(key)),
+        resources=[
+            *list_resources(event.medication_list(regional_reserve_oid), ref),
+            ("consent", consent_of(event.samtyckesgrund.basis(), ref, organization=SENDER)),
+        ],
     )
 
 
@@ -245,6 +256,7 @@ def to_native(doc: dict[str, Any]) -> dict[str, Any]:
         "sammanhang": _SAMMANHANG_OF[ml.context],
         "tidpunkt": ml.occurred_at.isoformat(),
         "brukare": brukare(ml.patient),
+        "samtyckesgrund": samtyckesgrund(read_consent(doc)),
         "enhet": enhet(ml.unit),
     }
     if ml.encounter_id is not None:

@@ -21,8 +21,10 @@ from services.adapter_treserva.native import (
     RESERVE_NUMBER_PATH,
     Brukare,
     Enhet,
+    Samtyckesgrund,
     brukare,
     enhet,
+    samtyckesgrund,
 )
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import CareUnit, text
@@ -109,6 +111,7 @@ class TreservaSipUpdate(NativeEvent):
     tidpunkt: AwareDatetime
     brukare: Brukare
     samtycke: Samtycke
+    samtyckesgrund: Samtyckesgrund
     samordnande_enhet: Enhet = Field(alias="samordnandeEnhet")
     mote: Mote | None = None
     mal: tuple[str, ...] = ()
@@ -134,6 +137,9 @@ class TreservaSipUpdate(NativeEvent):
 
     def patient_identifier(self) -> PatientIdentifier:
         return self.brukare.identifier
+
+    def consent_block(self) -> Samtyckesgrund:
+        return self.samtyckesgrund
 
     def sip(self, regional_reserve_oid: str | None = None) -> Sip:
         mote = self.mote
@@ -171,6 +177,7 @@ class TreservaSipUpdate(NativeEvent):
             goals=self.mal,
             meeting=None if mote is None else Meeting(mote.start, mote.slut, mote.plats),
             note=self.notering,
+            basis=self.samtyckesgrund.basis(),
         )
 
 
@@ -218,6 +225,8 @@ def to_native(doc: dict[str, Any]) -> dict[str, Any]:
         ),
         "samordnandeEnhet": enhet(sip.coordinating_unit),
     }
+    if sip.basis is not None:
+        native["samtyckesgrund"] = samtyckesgrund(sip.basis)
     if sip.meeting is not None:
         native["mote"] = _drop_none(
             {

@@ -90,6 +90,12 @@ _FAMILIES: dict[str, _Family] = {
         "SIP-meddelanden",
         "så att ni inte missar SIP-mötet eller en ändring i planen",
     ),
+    "consent-withdrawal": _Family(
+        "Meddelandet om att patienten återkallat sitt samtycke",
+        "meddelande om återkallat samtycke",
+        "meddelanden om återkallat samtycke",
+        "så att ni inte använder mer av vårdtillfället än samtycket tillät",
+    ),
 }
 _EVENTS: dict[str, _Family] = {  # where one event of a family reads better on its own
     "sip-invitation": _Family(

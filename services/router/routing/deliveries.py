@@ -269,7 +269,7 @@ async def accept_messages(
             bundle: dict[str, Any] | None = json.loads(record.value)
         except ValueError:
             bundle = None
-        held = routing_hold(env.event_code, bundle)
+        held = routing_hold(env.event_code, bundle, env.source_system)
         trace = tracing.from_headers(record.headers)  # the router's hop, continued per delivery
         messages.append(
             dict(
