@@ -5,8 +5,8 @@ channel, contact details) moves into ``care_unit``, seeded from the directory fi
 and kept through the ops API; ``delivery.receiver_unit_hsa`` records the unit the router
 addressed (null for destinations not addressed by unit, and for deliveries made before).
 
-Revision ID: 0033
-Revises: 0030
+Revision ID: 0032
+Revises: 0031
 Create Date: 2026-12-07 05:00:00
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 from services.messaging.db import UtcDateTime
 
-revision = "0033"
-down_revision = "0030"  # 0031 and 0032 are taken on other branches: re-chain when merging
+revision = "0032"
+down_revision = "0031"
 branch_labels = None
 depends_on = None
 
