@@ -6,8 +6,9 @@ send its events to adapter_takecare, as its triggers would: ``admission-notice``
 ``schedule_interval_s`` > 0 it also emits one admission per interval. Fault switches and
 statistics as in :mod:`sandbox.simulators.journal`.
 
-API (port 8102) receives what the broker delivers to TakeCare (Treserva's SIP updates and home
-care's medication list) and, as primary care's inbox, the hospital's notices as FHIR messages
+API (port 8102) receives what the broker delivers to TakeCare (Treserva's SIP updates, home
+care's medication list, the municipality's answers to admission notices) and, as primary
+care's inbox, the hospital's notices as FHIR messages
 (``POST /api/v1/primary-care/$process-message``); it pushes a receipt for each to
 adapter_takecare.
 """
@@ -67,6 +68,7 @@ KINDS = (
         document_id_field="sipId",
         superseded_field="supersededBy",
     ),
+    Kind("admission-answers", "takecare/admission-answer.schema.json", message_id_field="eventId"),
 )
 
 _SAMPLES = "sandbox.simulators.samples"

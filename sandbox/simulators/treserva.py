@@ -3,14 +3,17 @@
 API (port 8101) receives what the broker delivers, one path per family (see
 :mod:`sandbox.simulators.journal`), and pushes a kvittens (receipt) for each to
 adapter_treserva. Control (port 8111, always up): fault switches, statistics, and
-``POST /_sim/emit {"family": "sip-update" | "medication-list", "count": n}`` to make Treserva
-send its own SIP updates or home care's medication list to adapter_treserva.
+``POST /_sim/emit {"family": "sip-update" | "medication-list" | "admission-answer", "count": n}``
+to make Treserva send its own SIP updates, home care's medication list or an answer to an
+admission notice to adapter_treserva. With ``SIM_TRESERVA_ANSWER_ADMISSIONS=true`` it also
+answers every new admission notice it stores, ``answer_delay_s`` later (opt-in).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +28,7 @@ from sandbox.simulators.journal import (
     create_api_app,
     create_control_app,
 )
+from sandbox.simulators.samples.admission_answer import answer_to
 from sandbox.simulators.serving import run_until_signalled, serve
 
 
@@ -41,6 +45,10 @@ class TreservaSimSettings(BaseSettings):
     receipt_give_up_s: float = 120.0
     # false: no receipts pushed; the adapter confirms by reading records back (GET by key)
     push_receipts: bool = True
+    # true: answer each new admission notice (svar på inskrivningsmeddelande) this long after
+    # storing it. Off by default: it adds a message the end-to-end tests do not count on.
+    answer_admissions: bool = False
+    answer_delay_s: float = 2.0
 
 
 def _kind(path: str, family: str, document: str | None = None) -> Kind:
@@ -68,7 +76,13 @@ EMITTERS = {
         "lakemedelslistor",
         "sandbox.simulators.samples.medication_list:sample_treserva_medication_list",
     ),
+    "admission-answer": (
+        "svar-inskrivningsmeddelanden",
+        "sandbox.simulators.samples.admission_answer:sample_treserva_admission_answer",
+    ),
 }
+ADMISSION_NOTICE_KIND = "inskrivningsmeddelanden"
+ANSWERED_TYPE = "inskrivningsmeddelande"  # not the updated or cancelled notice
 
 
 def receipt(record: dict[str, Any], record_id: str) -> dict[str, Any]:
@@ -81,7 +95,38 @@ def receipt(record: dict[str, Any], record_id: str) -> dict[str, Any]:
     }
 
 
-def spec(settings: TreservaSimSettings) -> JournalSpec:
+def answering(
+    settings: TreservaSimSettings,
+    state: JournalState,
+    *,
+    rng: random.Random,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Callable[[Kind, dict[str, Any]], Awaitable[None]]:
+    """The automatic answer to a stored admission notice, posted to adapter_treserva."""
+
+    async def answer(kind: Kind, record: dict[str, Any]) -> None:
+        if kind.path != ADMISSION_NOTICE_KIND or record.get("typ") != ANSWERED_TYPE:
+            return
+        await asyncio.sleep(settings.answer_delay_s)
+        event = answer_to(record, rng, now=datetime.now().astimezone())
+        async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
+            sent = await emitters.post_events(
+                client,
+                f"{settings.adapter_url}/treserva/v1/{EMITTERS['admission-answer'][0]}",
+                settings.adapter_token,
+                [event],
+            )
+        if sent[0]["status"] == 202:
+            state.stats["emitted"] += 1
+
+    return answer
+
+
+def spec(
+    settings: TreservaSimSettings,
+    *,
+    after_store: Callable[[Kind, dict[str, Any]], Awaitable[None]] | None = None,
+) -> JournalSpec:
     return JournalSpec(
         name="Treserva",
         kinds=KINDS,
@@ -93,6 +138,7 @@ def spec(settings: TreservaSimSettings) -> JournalSpec:
         receipt_delay_s=settings.receipt_delay_s,
         receipt_give_up_s=settings.receipt_give_up_s,
         push_receipts=settings.push_receipts,
+        after_store=after_store,
     )
 
 
@@ -113,9 +159,12 @@ def make_emitter(
 
 async def run(settings: TreservaSimSettings, stop: asyncio.Event) -> None:
     state = JournalState()
+    after_store = (
+        answering(settings, state, rng=random.Random()) if settings.answer_admissions else None
+    )
     await serve(
         state,
-        create_api_app(state, spec(settings)),
+        create_api_app(state, spec(settings, after_store=after_store)),
         create_control_app(
             state, name="Treserva", emit=make_emitter(settings, rng=random.Random())
         ),

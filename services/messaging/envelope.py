@@ -45,6 +45,7 @@ class EventCode(enum.StrEnum):
     SIP_CREATED = "sip-created"
     SIP_UPDATED = "sip-updated"
     SIP_COMPLETED = "sip-completed"
+    ADMISSION_ANSWER = "admission-answer"  # svar på inskrivningsmeddelande (municipality)
     DELIVERY_OUTCOME = "delivery-outcome"  # an adapter's result of one delivery attempt
     RECEIPT = "receipt"  # kvittens: the receiving journal holds the record
 
@@ -61,6 +62,7 @@ EVENT_DISPLAY = {
     EventCode.SIP_CREATED: "SIP upprättad",
     EventCode.SIP_UPDATED: "SIP uppdaterad",
     EventCode.SIP_COMPLETED: "SIP avslutad",
+    EventCode.ADMISSION_ANSWER: "Svar på inskrivningsmeddelande",
     EventCode.DELIVERY_OUTCOME: "Leveransutfall",
     EventCode.RECEIPT: "Kvittens",
 }

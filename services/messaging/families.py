@@ -83,6 +83,13 @@ FAMILIES: tuple[Family, ...] = (
         routes=_BOTH_WAYS,
         needs_consent=True,
     ),
+    # the municipality's answer to an admission notice: its current services and a contact
+    Family(
+        "admission-answer",
+        (EventCode.ADMISSION_ANSWER,),
+        versioned=False,
+        routes=((System.TRESERVA, (System.TAKECARE,)),),
+    ),
 )
 
 _BY_EVENT = {event.value: family for family in FAMILIES for event in family.events}

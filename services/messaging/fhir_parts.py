@@ -210,6 +210,7 @@ RESOURCE_TYPES = frozenset(
         "Organization",
         "Patient",
         "Practitioner",
+        "PractitionerRole",
         "RelatedPerson",
         "ServiceRequest",
     }

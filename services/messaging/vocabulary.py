@@ -33,6 +33,7 @@ ADMINISTERED_BY_SYSTEM = f"{_CS}/medication-administered-by"
 CARE_PLAN_CATEGORY_SYSTEM = f"{_CS}/care-plan-category"  # code "sip"
 SIP_ROLE_SYSTEM = f"{_CS}/sip-role"
 MEDICATION_LINE_CHANGE_SYSTEM = f"{_CS}/medication-line-change"  # started, stopped, changed, …
+MUNICIPAL_SERVICE_SYSTEM = f"{_CS}/municipal-service"  # hemtjänst, hemsjukvård, …
 SUPERSEDED_TAG_SYSTEM = f"{_CS}/delivery-tag"  # Bundle.meta.tag "superseded" (display: newer id)
 
 # --- extensions ---------------------------------------------------------------------------
@@ -55,3 +56,8 @@ MEDICATION_LINE_CHANGE_URL = f"{_SD}/medication-line-change"
 SIP_ACTIVITY_ID_URL = f"{_SD}/sip-activity-id"  # CarePlan.activity: valueString, the SIP's own id
 SIP_RESPONSIBLE_ROLE_URL = f"{_SD}/sip-responsible-role"  # CarePlan.activity.detail: SIP role
 SIP_MEETING_LOCATION_URL = f"{_SD}/sip-meeting-location"  # CarePlan: valueString, where
+
+# --- municipal answers (appended by the admission-answer family) ----------------------------
+# MessageHeader: valueIdentifier (urn:ietf:rfc:3986, urn:uuid:<message id>), the message this
+# one answers. Not MessageHeader.response: the router reserves that for technical results.
+ANSWERS_MESSAGE_URL = f"{_SD}/answers-message"
