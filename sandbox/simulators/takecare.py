@@ -2,13 +2,14 @@
 
 Control (port 8112, always up): ``POST /_sim/emit {"family": ..., "count": n}`` makes TakeCare
 send its events to adapter_takecare, as its triggers would: ``admission-notice``,
-``discharge-readiness``, ``discharge-notice``, ``medication-list``, ``sip-update``; with
+``discharge-readiness``, ``discharge-notice``, ``medication-list``, ``sip-update``,
+``read-receipt`` (läskvittens: someone at the hospital read a message); with
 ``schedule_interval_s`` > 0 it also emits one admission per interval. Fault switches and
 statistics as in :mod:`sandbox.simulators.journal`.
 
 API (port 8102) receives what the broker delivers to TakeCare (Treserva's SIP updates, home
-care's medication list, the municipality's answers to admission notices) and, as primary
-care's inbox, the hospital's notices as FHIR messages
+care's medication list, the municipality's answers to admission notices, read receipts) and,
+as primary care's inbox, the hospital's notices as FHIR messages
 (``POST /api/v1/primary-care/$process-message``); it pushes a receipt for each to
 adapter_takecare.
 """
@@ -69,6 +70,7 @@ KINDS = (
         superseded_field="supersededBy",
     ),
     Kind("admission-answers", "takecare/admission-answer.schema.json", message_id_field="eventId"),
+    Kind("read-receipts", "takecare/read-receipt.schema.json", message_id_field="eventId"),
 )
 
 _SAMPLES = "sandbox.simulators.samples"
@@ -85,6 +87,7 @@ EMITTERS = {
         f"{_SAMPLES}.medication_list:sample_takecare_medication_list",
     ),
     "sip-update": ("sip-updates", f"{_SAMPLES}.sip_update:sample_takecare_sip_update"),
+    "read-receipt": ("read-receipts", f"{_SAMPLES}.read_receipt:sample_takecare_read_receipt"),
 }
 
 

@@ -3,10 +3,13 @@
 API (port 8101) receives what the broker delivers, one path per family (see
 :mod:`sandbox.simulators.journal`), and pushes a kvittens (receipt) for each to
 adapter_treserva. Control (port 8111, always up): fault switches, statistics, and
-``POST /_sim/emit {"family": "sip-update" | "medication-list" | "admission-answer", "count": n}``
-to make Treserva send its own SIP updates, home care's medication list or an answer to an
-admission notice to adapter_treserva. With ``SIM_TRESERVA_ANSWER_ADMISSIONS=true`` it also
-answers every new admission notice it stores, ``answer_delay_s`` later (opt-in).
+``POST /_sim/emit {"family": "sip-update" | "medication-list" | "admission-answer" |
+"read-receipt", "count": n}`` to make Treserva send its own SIP updates, home care's
+medication list, an answer to an admission notice or a read receipt (läskvittens) to
+adapter_treserva. Opt-in: with ``SIM_TRESERVA_READ_RECEIPTS=true`` it sends a read receipt of
+every document it stores, ``read_delay_s`` later, and with
+``SIM_TRESERVA_ANSWER_ADMISSIONS=true`` it answers every new admission notice it stores,
+``answer_delay_s`` after that.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from sandbox.simulators.journal import (
     create_control_app,
 )
 from sandbox.simulators.samples.admission_answer import answer_to
+from sandbox.simulators.samples.read_receipt import read_receipt_for
 from sandbox.simulators.serving import run_until_signalled, serve
 
 
@@ -49,6 +53,10 @@ class TreservaSimSettings(BaseSettings):
     # storing it. Off by default: it adds a message the end-to-end tests do not count on.
     answer_admissions: bool = False
     answer_delay_s: float = 2.0
+    # true: send a read receipt (läskvittens) for each document stored, this long after
+    # storing it, as if someone had read it. Off by default for the same reason.
+    read_receipts: bool = False
+    read_delay_s: float = 1.0
 
 
 def _kind(path: str, family: str, document: str | None = None) -> Kind:
@@ -67,6 +75,7 @@ KINDS = (
     _kind("utskrivningsmeddelanden", "discharge-notice"),
     _kind("lakemedelslistor", "medication-list", "listaId"),
     _kind("sip", "sip-update", "sipId"),
+    _kind("laskvittenser", "read-receipt"),
 )
 
 # family → (adapter_treserva route, sample function)
@@ -80,9 +89,14 @@ EMITTERS = {
         "svar-inskrivningsmeddelanden",
         "sandbox.simulators.samples.admission_answer:sample_treserva_admission_answer",
     ),
+    "read-receipt": (
+        "laskvittenser",
+        "sandbox.simulators.samples.read_receipt:sample_treserva_read_receipt",
+    ),
 }
 ADMISSION_NOTICE_KIND = "inskrivningsmeddelanden"
 ANSWERED_TYPE = "inskrivningsmeddelande"  # not the updated or cancelled notice
+READ_RECEIPT_KIND = "laskvittenser"
 
 
 def receipt(record: dict[str, Any], record_id: str) -> dict[str, Any]:
@@ -102,24 +116,36 @@ def answering(
     rng: random.Random,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Callable[[Kind, dict[str, Any]], Awaitable[None]]:
-    """The automatic answer to a stored admission notice, posted to adapter_treserva."""
+    """What Treserva sends by itself after it stores a document, posted to adapter_treserva:
+    a read receipt of it (``read_receipts``), and its answer to a new admission notice
+    (``answer_admissions``). A read receipt is never sent of a read receipt."""
 
-    async def answer(kind: Kind, record: dict[str, Any]) -> None:
-        if kind.path != ADMISSION_NOTICE_KIND or record.get("typ") != ANSWERED_TYPE:
-            return
-        await asyncio.sleep(settings.answer_delay_s)
-        event = answer_to(record, rng, now=datetime.now().astimezone())
+    async def send(family: str, event: dict[str, Any]) -> None:
         async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
             sent = await emitters.post_events(
                 client,
-                f"{settings.adapter_url}/treserva/v1/{EMITTERS['admission-answer'][0]}",
+                f"{settings.adapter_url}/treserva/v1/{EMITTERS[family][0]}",
                 settings.adapter_token,
                 [event],
             )
         if sent[0]["status"] == 202:
             state.stats["emitted"] += 1
 
-    return answer
+    async def after_store(kind: Kind, record: dict[str, Any]) -> None:
+        read = settings.read_receipts and kind.path != READ_RECEIPT_KIND
+        answer = settings.answer_admissions and (
+            kind.path == ADMISSION_NOTICE_KIND and record.get("typ") == ANSWERED_TYPE
+        )
+        if read:
+            await asyncio.sleep(settings.read_delay_s)
+            now = datetime.now().astimezone()
+            await send("read-receipt", read_receipt_for(record, rng, now=now))
+        if answer:
+            await asyncio.sleep(settings.answer_delay_s)
+            now = datetime.now().astimezone()
+            await send("admission-answer", answer_to(record, rng, now=now))
+
+    return after_store
 
 
 def spec(
@@ -160,7 +186,9 @@ def make_emitter(
 async def run(settings: TreservaSimSettings, stop: asyncio.Event) -> None:
     state = JournalState()
     after_store = (
-        answering(settings, state, rng=random.Random()) if settings.answer_admissions else None
+        answering(settings, state, rng=random.Random())
+        if settings.answer_admissions or settings.read_receipts
+        else None
     )
     await serve(
         state,

@@ -63,6 +63,7 @@ from services.messaging.vocabulary import (
     ANSWERS_MESSAGE_URL,
     MUNICIPAL_SERVICE_SYSTEM,
     TAKECARE_ENCOUNTER_SYSTEM,
+    URI_SYSTEM,
 )
 
 # The closed code list of municipal services (insatser) an answer names; the same codes in
@@ -75,7 +76,6 @@ MUNICIPAL_SERVICES = {
     "dagverksamhet": "Dagverksamhet",
     "trygghetslarm": "Trygghetslarm",
 }
-URI_SYSTEM = "urn:ietf:rfc:3986"
 
 
 @dataclass(frozen=True, slots=True)

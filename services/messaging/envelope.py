@@ -46,6 +46,7 @@ class EventCode(enum.StrEnum):
     SIP_UPDATED = "sip-updated"
     SIP_COMPLETED = "sip-completed"
     ADMISSION_ANSWER = "admission-answer"  # svar på inskrivningsmeddelande (municipality)
+    READ_RECEIPT = "read-receipt"  # läskvittens: a person read a message (not RECEIPT)
     DELIVERY_OUTCOME = "delivery-outcome"  # an adapter's result of one delivery attempt
     RECEIPT = "receipt"  # kvittens: the receiving journal holds the record
 
@@ -63,6 +64,7 @@ EVENT_DISPLAY = {
     EventCode.SIP_UPDATED: "SIP uppdaterad",
     EventCode.SIP_COMPLETED: "SIP avslutad",
     EventCode.ADMISSION_ANSWER: "Svar på inskrivningsmeddelande",
+    EventCode.READ_RECEIPT: "Läskvittens",
     EventCode.DELIVERY_OUTCOME: "Leveransutfall",
     EventCode.RECEIPT: "Kvittens",
 }

@@ -90,6 +90,14 @@ FAMILIES: tuple[Family, ...] = (
         versioned=False,
         routes=((System.TRESERVA, (System.TAKECARE,)),),
     ),
+    # läskvittens: who read a message and when, back to the journal that sent it. Not the
+    # technical receipt (kvittens, EventCode.RECEIPT), which settles a delivery.
+    Family(
+        "read-receipt",
+        (EventCode.READ_RECEIPT,),
+        versioned=False,
+        routes=((System.TAKECARE, (System.TRESERVA,)), (System.TRESERVA, (System.TAKECARE,))),
+    ),
 )
 
 _BY_EVENT = {event.value: family for family in FAMILIES for event in family.events}

@@ -199,6 +199,7 @@ RESOURCE_TYPES = frozenset(
         "Bundle",
         "CarePlan",
         "CareTeam",
+        "Communication",
         "Encounter",
         "EpisodeOfCare",
         "Goal",

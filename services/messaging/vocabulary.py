@@ -61,3 +61,4 @@ SIP_MEETING_LOCATION_URL = f"{_SD}/sip-meeting-location"  # CarePlan: valueStrin
 # MessageHeader: valueIdentifier (urn:ietf:rfc:3986, urn:uuid:<message id>), the message this
 # one answers. Not MessageHeader.response: the router reserves that for technical results.
 ANSWERS_MESSAGE_URL = f"{_SD}/answers-message"
+URI_SYSTEM = "urn:ietf:rfc:3986"  # Identifier.system of a message id written urn:uuid:<id>

@@ -62,13 +62,17 @@ def test_the_catalogue_gives_one_kafka_subscription_per_journal_destination():
     assert subs["takecare"].criteria.events == {
         "admission-answer",
         "medication-list",
+        "read-receipt",
         "sip-invitation",
         "sip-created",
         "sip-updated",
         "sip-completed",
     }
     # every hospital notice; nothing the municipality sends
-    assert subs["primary-care"].criteria.events == ROUTABLE_EVENTS - {"admission-answer"}
+    assert subs["primary-care"].criteria.events == ROUTABLE_EVENTS - {
+        "admission-answer",
+        "read-receipt",
+    }
 
 
 def test_a_catalogue_that_is_no_events_by_sources_product_is_refused():
