@@ -8,9 +8,9 @@ send its events to adapter_takecare, as its triggers would: ``admission-notice``
 statistics as in :mod:`sandbox.simulators.journal`.
 
 API (port 8102) receives what the broker delivers to TakeCare (Treserva's SIP updates, home
-care's medication list, the municipality's answers to admission notices, read receipts) and,
-as primary care's inbox, the hospital's notices as FHIR messages
-(``POST /api/v1/primary-care/$process-message``); it pushes a receipt for each to
+care's medication list, the municipality's answers to admission notices and that it can
+receive the patient, read receipts) and, as primary care's inbox, the hospital's notices as
+FHIR messages (``POST /api/v1/primary-care/$process-message``); it pushes a receipt for each to
 adapter_takecare.
 """
 
@@ -71,6 +71,7 @@ KINDS = (
     ),
     Kind("admission-answers", "takecare/admission-answer.schema.json", message_id_field="eventId"),
     Kind("read-receipts", "takecare/read-receipt.schema.json", message_id_field="eventId"),
+    Kind("ready-to-receive", "takecare/ready-to-receive.schema.json", message_id_field="eventId"),
 )
 
 _SAMPLES = "sandbox.simulators.samples"

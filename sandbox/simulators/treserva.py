@@ -4,12 +4,15 @@ API (port 8101) receives what the broker delivers, one path per family (see
 :mod:`sandbox.simulators.journal`), and pushes a kvittens (receipt) for each to
 adapter_treserva. Control (port 8111, always up): fault switches, statistics, and
 ``POST /_sim/emit {"family": "sip-update" | "medication-list" | "admission-answer" |
-"read-receipt", "count": n}`` to make Treserva send its own SIP updates, home care's
-medication list, an answer to an admission notice or a read receipt (läskvittens) to
-adapter_treserva. Opt-in: with ``SIM_TRESERVA_READ_RECEIPTS=true`` it sends a read receipt of
-every document it stores, ``read_delay_s`` later, and with
-``SIM_TRESERVA_ANSWER_ADMISSIONS=true`` it answers every new admission notice it stores,
-``answer_delay_s`` after that.
+"read-receipt" | "ready-to-receive", "count": n}`` to make Treserva send its own SIP updates,
+home care's medication list, an answer to an admission notice, a read receipt (läskvittens) or
+that it can receive a patient (kan ta emot) to adapter_treserva.
+
+Opt-in, each off by default (they add messages the end-to-end tests do not count on):
+``SIM_TRESERVA_READ_RECEIPTS=true`` sends a read receipt of every document it stores,
+``read_delay_s`` later; ``SIM_TRESERVA_ANSWER_ADMISSIONS=true`` answers every new admission
+notice, ``answer_delay_s`` after that; ``SIM_TRESERVA_READY_TO_RECEIVE=true`` says it can
+receive the patient after each ready-for-discharge notice.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from sandbox.simulators.journal import (
 )
 from sandbox.simulators.samples.admission_answer import answer_to
 from sandbox.simulators.samples.read_receipt import read_receipt_for
+from sandbox.simulators.samples.ready_to_receive import ready_to_receive_for
 from sandbox.simulators.serving import run_until_signalled, serve
 
 
@@ -57,6 +61,9 @@ class TreservaSimSettings(BaseSettings):
     # storing it, as if someone had read it. Off by default for the same reason.
     read_receipts: bool = False
     read_delay_s: float = 1.0
+    # true: say it can receive the patient (kan ta emot) after each ready-for-discharge notice
+    ready_to_receive: bool = False
+    ready_to_receive_delay_s: float = 3.0
 
 
 def _kind(path: str, family: str, document: str | None = None) -> Kind:
@@ -93,10 +100,15 @@ EMITTERS = {
         "laskvittenser",
         "sandbox.simulators.samples.read_receipt:sample_treserva_read_receipt",
     ),
+    "ready-to-receive": (
+        "kan-ta-emot",
+        "sandbox.simulators.samples.ready_to_receive:sample_treserva_ready_to_receive",
+    ),
 }
 ADMISSION_NOTICE_KIND = "inskrivningsmeddelanden"
 ANSWERED_TYPE = "inskrivningsmeddelande"  # not the updated or cancelled notice
 READ_RECEIPT_KIND = "laskvittenser"
+READINESS_KIND = "utskrivningsklar"  # the ready-for-discharge notice (not its withdrawal)
 
 
 def receipt(record: dict[str, Any], record_id: str) -> dict[str, Any]:
@@ -117,8 +129,9 @@ def answering(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Callable[[Kind, dict[str, Any]], Awaitable[None]]:
     """What Treserva sends by itself after it stores a document, posted to adapter_treserva:
-    a read receipt of it (``read_receipts``), and its answer to a new admission notice
-    (``answer_admissions``). A read receipt is never sent of a read receipt."""
+    a read receipt of it (``read_receipts``), its answer to a new admission notice
+    (``answer_admissions``) and that it can receive the patient of a ready-for-discharge
+    notice (``ready_to_receive``). A read receipt is never sent of a read receipt."""
 
     async def send(family: str, event: dict[str, Any]) -> None:
         async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
@@ -144,6 +157,12 @@ def answering(
             await asyncio.sleep(settings.answer_delay_s)
             now = datetime.now().astimezone()
             await send("admission-answer", answer_to(record, rng, now=now))
+        if settings.ready_to_receive and (
+            kind.path == READINESS_KIND and record.get("typ") == READINESS_KIND
+        ):
+            await asyncio.sleep(settings.ready_to_receive_delay_s)
+            now = datetime.now().astimezone()
+            await send("ready-to-receive", ready_to_receive_for(record, rng, now=now))
 
     return after_store
 
@@ -187,7 +206,7 @@ async def run(settings: TreservaSimSettings, stop: asyncio.Event) -> None:
     state = JournalState()
     after_store = (
         answering(settings, state, rng=random.Random())
-        if settings.answer_admissions or settings.read_receipts
+        if settings.answer_admissions or settings.read_receipts or settings.ready_to_receive
         else None
     )
     await serve(

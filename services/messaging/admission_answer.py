@@ -128,20 +128,7 @@ def answer_bundle(
         focus=["encounter", "contact"],
         sender="organization",
         resources=[
-            (
-                "encounter",
-                {
-                    "resourceType": "Encounter",
-                    "identifier": [{"system": TAKECARE_ENCOUNTER_SYSTEM, "value": answer.stay_id}],
-                    "status": "in-progress",
-                    "class": {
-                        "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-                        "code": "IMP",
-                        "display": "inpatient encounter",
-                    },
-                    "subject": {"reference": ref("patient")},
-                },
-            ),
+            ("encounter", stay_encounter(answer.stay_id, ref("patient"))),
             ("patient", patient_resource(answer.patient)),
             ("organization", organization_resource(answer.unit)),
             *episodes,
@@ -159,25 +146,58 @@ def answer_bundle(
             ),
         ],
     )
-    return _with_answered(bundle, answer)
+    return with_answered(bundle, answer.answers_message_id)
 
 
-def _with_answered(bundle: Bundle, answer: AdmissionAnswer) -> Bundle:
-    """The message with the header's answers-message extension, validated again as a whole
-    (:func:`message_bundle` builds no header extensions of its own)."""
+def stay_encounter(stay_id: str, patient: str) -> dict[str, Any]:
+    """The hospital stay a municipal message is about, by TakeCare's encounter id."""
+    return {
+        "resourceType": "Encounter",
+        "identifier": [{"system": TAKECARE_ENCOUNTER_SYSTEM, "value": stay_id}],
+        "status": "in-progress",
+        "class": {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "code": "IMP",
+            "display": "inpatient encounter",
+        },
+        "subject": {"reference": patient},
+    }
+
+
+def read_stay_id(encounter: dict[str, Any]) -> str:
+    for i, ident in enumerate(arr(encounter, "identifier")):
+        if ident.get("system") == TAKECARE_ENCOUNTER_SYSTEM:
+            return text(encounter, f"identifier.{i}.value")
+    raise TranslationError("Encounter has no TakeCare encounter id")
+
+
+def with_answered(bundle: Bundle, message_id: str | None) -> Bundle:
+    """The message with the header's answers-message extension naming ``message_id`` (as
+    is when None), validated again as a whole (:func:`message_bundle` builds no header
+    extensions of its own)."""
+    if message_id is None:
+        return bundle
     if not isinstance(bundle, FhirMessage) or bundle._document is None:  # pragma: no cover
         raise TranslationError("message document missing")
     document = bundle._document
     document["entry"][0]["resource"]["extension"] = [
         {
             "url": ANSWERS_MESSAGE_URL,
-            "valueIdentifier": {
-                "system": URI_SYSTEM,
-                "value": f"urn:uuid:{answer.answers_message_id}",
-            },
+            "valueIdentifier": {"system": URI_SYSTEM, "value": f"urn:uuid:{message_id}"},
         }
     ]
     return validated_message(document)
+
+
+def read_answered(header: dict[str, Any]) -> str | None:
+    """The message id the answers-message extension names; None without one."""
+    answered = extension(header, ANSWERS_MESSAGE_URL)
+    if answered is None:
+        return None
+    value = text(answered, "valueIdentifier.value")
+    if not value.startswith("urn:uuid:"):
+        raise TranslationError("MessageHeader answers-message is not a urn:uuid")
+    return value.removeprefix("urn:uuid:")
 
 
 def _episode(
@@ -198,25 +218,13 @@ def _episode(
 def read_answer(doc: dict[str, Any]) -> AdmissionAnswer:
     """The answer a message carries; TranslationError naming the element (never a value)."""
     header = one(doc, "MessageHeader")
-    answered = extension(header, ANSWERS_MESSAGE_URL)
-    if answered is None:
+    answers = read_answered(header)
+    if answers is None:
         raise TranslationError("MessageHeader lacks extension answers-message")
-    answers = text(answered, "valueIdentifier.value")
-    if not answers.startswith("urn:uuid:"):
-        raise TranslationError("MessageHeader answers-message is not a urn:uuid")
     encounter = resolve(doc, header, "focus.0", "Encounter")
     role = resolve(doc, header, "focus.1", "PractitionerRole")
     practitioner = resolve(doc, role, "practitioner", "Practitioner")
-    stay = next(
-        (
-            text(encounter, f"identifier.{i}.value")
-            for i, ident in enumerate(arr(encounter, "identifier"))
-            if ident.get("system") == TAKECARE_ENCOUNTER_SYSTEM
-        ),
-        None,
-    )
-    if stay is None:
-        raise TranslationError("Encounter has no TakeCare encounter id")
+    stay = read_stay_id(encounter)
     phone = next((t for t in arr(role, "telecom") if t.get("system") == "phone"), None)
     if phone is None:
         raise TranslationError("PractitionerRole has no phone")
@@ -225,7 +233,7 @@ def read_answer(doc: dict[str, Any]) -> AdmissionAnswer:
         for episode in resources(doc, "EpisodeOfCare")
     )
     return AdmissionAnswer(
-        answers_message_id=answers.removeprefix("urn:uuid:"),
+        answers_message_id=answers,
         stay_id=stay,
         patient=read_patient(resolve(doc, encounter, "subject")),
         unit=read_unit(resolve(doc, header, "sender")),

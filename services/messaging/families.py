@@ -98,6 +98,13 @@ FAMILIES: tuple[Family, ...] = (
         versioned=False,
         routes=((System.TAKECARE, (System.TRESERVA,)), (System.TRESERVA, (System.TAKECARE,))),
     ),
+    # kan ta emot: the municipality can receive the patient from a date
+    Family(
+        "ready-to-receive",
+        (EventCode.READY_TO_RECEIVE,),
+        versioned=False,
+        routes=((System.TRESERVA, (System.TAKECARE,)),),
+    ),
 )
 
 _BY_EVENT = {event.value: family for family in FAMILIES for event in family.events}

@@ -63,6 +63,7 @@ def test_the_catalogue_gives_one_kafka_subscription_per_journal_destination():
         "admission-answer",
         "medication-list",
         "read-receipt",
+        "ready-to-receive",
         "sip-invitation",
         "sip-created",
         "sip-updated",
@@ -72,6 +73,7 @@ def test_the_catalogue_gives_one_kafka_subscription_per_journal_destination():
     assert subs["primary-care"].criteria.events == ROUTABLE_EVENTS - {
         "admission-answer",
         "read-receipt",
+        "ready-to-receive",
     }
 
 
