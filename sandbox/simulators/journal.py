@@ -93,6 +93,9 @@ class JournalSpec:
     receipt_give_up_s: float = 120.0
     # False: a journal that never pushes receipts; the broker reads its records back instead
     push_receipts: bool = True
+    # called in the background after a record is first stored: a journal that answers some
+    # documents by itself (Treserva's answer to an admission notice); None: it answers none
+    after_store: Callable[[Kind, dict[str, Any]], Awaitable[None]] | None = None
 
 
 STAT_NAMES = (
@@ -299,6 +302,8 @@ def _add_kind(
         state.stats["stored"] += 1
         if spec.push_receipts:
             background.add_task(push_receipt, record, receipt_url)
+        if spec.after_store is not None:
+            background.add_task(spec.after_store, kind, record)
         return JSONResponse({"recordId": record["recordId"], "status": "received"}, 202)
 
     async def list_records(request: Request) -> JSONResponse:

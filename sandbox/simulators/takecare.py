@@ -2,13 +2,15 @@
 
 Control (port 8112, always up): ``POST /_sim/emit {"family": ..., "count": n}`` makes TakeCare
 send its events to adapter_takecare, as its triggers would: ``admission-notice``,
-``discharge-readiness``, ``discharge-notice``, ``medication-list``, ``sip-update``; with
+``discharge-readiness``, ``discharge-notice``, ``medication-list``, ``sip-update``,
+``read-receipt`` (läskvittens: someone at the hospital read a message); with
 ``schedule_interval_s`` > 0 it also emits one admission per interval. Fault switches and
 statistics as in :mod:`sandbox.simulators.journal`.
 
-API (port 8102) receives what the broker delivers to TakeCare (Treserva's SIP updates and home
-care's medication list) and, as primary care's inbox, the hospital's notices as FHIR messages
-(``POST /api/v1/primary-care/$process-message``); it pushes a receipt for each to
+API (port 8102) receives what the broker delivers to TakeCare (Treserva's SIP updates, home
+care's medication list, the municipality's answers to admission notices and that it can
+receive the patient, read receipts) and, as primary care's inbox, the hospital's notices as
+FHIR messages (``POST /api/v1/primary-care/$process-message``); it pushes a receipt for each to
 adapter_takecare.
 """
 
@@ -67,6 +69,9 @@ KINDS = (
         document_id_field="sipId",
         superseded_field="supersededBy",
     ),
+    Kind("admission-answers", "takecare/admission-answer.schema.json", message_id_field="eventId"),
+    Kind("read-receipts", "takecare/read-receipt.schema.json", message_id_field="eventId"),
+    Kind("ready-to-receive", "takecare/ready-to-receive.schema.json", message_id_field="eventId"),
 )
 
 _SAMPLES = "sandbox.simulators.samples"
@@ -87,6 +92,7 @@ EMITTERS = {
         "consent-withdrawals",
         f"{_SAMPLES}.consent_withdrawal:sample_consent_withdrawal",
     ),
+    "read-receipt": ("read-receipts", f"{_SAMPLES}.read_receipt:sample_takecare_read_receipt"),
 }
 
 

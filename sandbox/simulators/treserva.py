@@ -3,14 +3,23 @@
 API (port 8101) receives what the broker delivers, one path per family (see
 :mod:`sandbox.simulators.journal`), and pushes a kvittens (receipt) for each to
 adapter_treserva. Control (port 8111, always up): fault switches, statistics, and
-``POST /_sim/emit {"family": "sip-update" | "medication-list", "count": n}`` to make Treserva
-send its own SIP updates or home care's medication list to adapter_treserva.
+``POST /_sim/emit {"family": "sip-update" | "medication-list" | "admission-answer" |
+"read-receipt" | "ready-to-receive", "count": n}`` to make Treserva send its own SIP updates,
+home care's medication list, an answer to an admission notice, a read receipt (läskvittens) or
+that it can receive a patient (kan ta emot) to adapter_treserva.
+
+Opt-in, each off by default (they add messages the end-to-end tests do not count on):
+``SIM_TRESERVA_READ_RECEIPTS=true`` sends a read receipt of every document it stores,
+``read_delay_s`` later; ``SIM_TRESERVA_ANSWER_ADMISSIONS=true`` answers every new admission
+notice, ``answer_delay_s`` after that; ``SIM_TRESERVA_READY_TO_RECEIVE=true`` says it can
+receive the patient after each ready-for-discharge notice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +34,9 @@ from sandbox.simulators.journal import (
     create_api_app,
     create_control_app,
 )
+from sandbox.simulators.samples.admission_answer import answer_to
+from sandbox.simulators.samples.read_receipt import read_receipt_for
+from sandbox.simulators.samples.ready_to_receive import ready_to_receive_for
 from sandbox.simulators.serving import run_until_signalled, serve
 
 
@@ -41,6 +53,17 @@ class TreservaSimSettings(BaseSettings):
     receipt_give_up_s: float = 120.0
     # false: no receipts pushed; the adapter confirms by reading records back (GET by key)
     push_receipts: bool = True
+    # true: answer each new admission notice (svar på inskrivningsmeddelande) this long after
+    # storing it. Off by default: it adds a message the end-to-end tests do not count on.
+    answer_admissions: bool = False
+    answer_delay_s: float = 2.0
+    # true: send a read receipt (läskvittens) for each document stored, this long after
+    # storing it, as if someone had read it. Off by default for the same reason.
+    read_receipts: bool = False
+    read_delay_s: float = 1.0
+    # true: say it can receive the patient (kan ta emot) after each ready-for-discharge notice
+    ready_to_receive: bool = False
+    ready_to_receive_delay_s: float = 3.0
 
 
 def _kind(path: str, family: str, document: str | None = None) -> Kind:
@@ -68,6 +91,7 @@ KINDS = (
     _kind("lakemedelslistor", "medication-list", "listaId"),
     _kind("sip", "sip-update", "sipId"),
     _kind("aterkallade-samtycken", "consent-withdrawal"),
+    _kind("laskvittenser", "read-receipt"),
 )
 
 # family → (adapter_treserva route, sample function)
@@ -77,7 +101,23 @@ EMITTERS = {
         "lakemedelslistor",
         "sandbox.simulators.samples.medication_list:sample_treserva_medication_list",
     ),
+    "admission-answer": (
+        "svar-inskrivningsmeddelanden",
+        "sandbox.simulators.samples.admission_answer:sample_treserva_admission_answer",
+    ),
+    "read-receipt": (
+        "laskvittenser",
+        "sandbox.simulators.samples.read_receipt:sample_treserva_read_receipt",
+    ),
+    "ready-to-receive": (
+        "kan-ta-emot",
+        "sandbox.simulators.samples.ready_to_receive:sample_treserva_ready_to_receive",
+    ),
 }
+ADMISSION_NOTICE_KIND = "inskrivningsmeddelanden"
+ANSWERED_TYPE = "inskrivningsmeddelande"  # not the updated or cancelled notice
+READ_RECEIPT_KIND = "laskvittenser"
+READINESS_KIND = "utskrivningsklar"  # the ready-for-discharge notice (not its withdrawal)
 
 
 def receipt(record: dict[str, Any], record_id: str) -> dict[str, Any]:
@@ -90,7 +130,57 @@ def receipt(record: dict[str, Any], record_id: str) -> dict[str, Any]:
     }
 
 
-def spec(settings: TreservaSimSettings) -> JournalSpec:
+def answering(
+    settings: TreservaSimSettings,
+    state: JournalState,
+    *,
+    rng: random.Random,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Callable[[Kind, dict[str, Any]], Awaitable[None]]:
+    """What Treserva sends by itself after it stores a document, posted to adapter_treserva:
+    a read receipt of it (``read_receipts``), its answer to a new admission notice
+    (``answer_admissions``) and that it can receive the patient of a ready-for-discharge
+    notice (``ready_to_receive``). A read receipt is never sent of a read receipt."""
+
+    async def send(family: str, event: dict[str, Any]) -> None:
+        async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
+            sent = await emitters.post_events(
+                client,
+                f"{settings.adapter_url}/treserva/v1/{EMITTERS[family][0]}",
+                settings.adapter_token,
+                [event],
+            )
+        if sent[0]["status"] == 202:
+            state.stats["emitted"] += 1
+
+    async def after_store(kind: Kind, record: dict[str, Any]) -> None:
+        read = settings.read_receipts and kind.path != READ_RECEIPT_KIND
+        answer = settings.answer_admissions and (
+            kind.path == ADMISSION_NOTICE_KIND and record.get("typ") == ANSWERED_TYPE
+        )
+        if read:
+            await asyncio.sleep(settings.read_delay_s)
+            now = datetime.now().astimezone()
+            await send("read-receipt", read_receipt_for(record, rng, now=now))
+        if answer:
+            await asyncio.sleep(settings.answer_delay_s)
+            now = datetime.now().astimezone()
+            await send("admission-answer", answer_to(record, rng, now=now))
+        if settings.ready_to_receive and (
+            kind.path == READINESS_KIND and record.get("typ") == READINESS_KIND
+        ):
+            await asyncio.sleep(settings.ready_to_receive_delay_s)
+            now = datetime.now().astimezone()
+            await send("ready-to-receive", ready_to_receive_for(record, rng, now=now))
+
+    return after_store
+
+
+def spec(
+    settings: TreservaSimSettings,
+    *,
+    after_store: Callable[[Kind, dict[str, Any]], Awaitable[None]] | None = None,
+) -> JournalSpec:
     return JournalSpec(
         name="Treserva",
         kinds=KINDS,
@@ -102,6 +192,7 @@ def spec(settings: TreservaSimSettings) -> JournalSpec:
         receipt_delay_s=settings.receipt_delay_s,
         receipt_give_up_s=settings.receipt_give_up_s,
         push_receipts=settings.push_receipts,
+        after_store=after_store,
     )
 
 
@@ -122,9 +213,14 @@ def make_emitter(
 
 async def run(settings: TreservaSimSettings, stop: asyncio.Event) -> None:
     state = JournalState()
+    after_store = (
+        answering(settings, state, rng=random.Random())
+        if settings.answer_admissions or settings.read_receipts or settings.ready_to_receive
+        else None
+    )
     await serve(
         state,
-        create_api_app(state, spec(settings)),
+        create_api_app(state, spec(settings, after_store=after_store)),
         create_control_app(
             state, name="Treserva", emit=make_emitter(settings, rng=random.Random())
         ),

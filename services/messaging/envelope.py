@@ -46,6 +46,9 @@ class EventCode(enum.StrEnum):
     SIP_UPDATED = "sip-updated"
     SIP_COMPLETED = "sip-completed"
     CONSENT_WITHDRAWN = "consent-withdrawn"  # återkallat samtycke för vårdtillfället
+    ADMISSION_ANSWER = "admission-answer"  # svar på inskrivningsmeddelande (municipality)
+    READ_RECEIPT = "read-receipt"  # läskvittens: a person read a message (not RECEIPT)
+    READY_TO_RECEIVE = "ready-to-receive"  # kan ta emot: the municipality can take the patient
     DELIVERY_OUTCOME = "delivery-outcome"  # an adapter's result of one delivery attempt
     RECEIPT = "receipt"  # kvittens: the receiving journal holds the record
 
@@ -63,6 +66,9 @@ EVENT_DISPLAY = {
     EventCode.SIP_UPDATED: "SIP uppdaterad",
     EventCode.SIP_COMPLETED: "SIP avslutad",
     EventCode.CONSENT_WITHDRAWN: "Återkallat samtycke",
+    EventCode.ADMISSION_ANSWER: "Svar på inskrivningsmeddelande",
+    EventCode.READ_RECEIPT: "Läskvittens",
+    EventCode.READY_TO_RECEIVE: "Kan ta emot",
     EventCode.DELIVERY_OUTCOME: "Leveransutfall",
     EventCode.RECEIPT: "Kvittens",
 }

@@ -92,6 +92,28 @@ FAMILIES: tuple[Family, ...] = (
         versioned=False,
         routes=_TO_MUNICIPALITY,
     ),
+    # the municipality's answer to an admission notice: its current services and a contact
+    Family(
+        "admission-answer",
+        (EventCode.ADMISSION_ANSWER,),
+        versioned=False,
+        routes=((System.TRESERVA, (System.TAKECARE,)),),
+    ),
+    # läskvittens: who read a message and when, back to the journal that sent it. Not the
+    # technical receipt (kvittens, EventCode.RECEIPT), which settles a delivery.
+    Family(
+        "read-receipt",
+        (EventCode.READ_RECEIPT,),
+        versioned=False,
+        routes=((System.TAKECARE, (System.TRESERVA,)), (System.TRESERVA, (System.TAKECARE,))),
+    ),
+    # kan ta emot: the municipality can receive the patient from a date
+    Family(
+        "ready-to-receive",
+        (EventCode.READY_TO_RECEIVE,),
+        versioned=False,
+        routes=((System.TRESERVA, (System.TAKECARE,)),),
+    ),
 )
 
 _BY_EVENT = {event.value: family for family in FAMILIES for event in family.events}

@@ -263,6 +263,7 @@ RESOURCE_TYPES = frozenset(
         "CarePlan",
         "CareTeam",
         "DeviceRequest",
+        "Communication",
         "Encounter",
         "EpisodeOfCare",
         "Goal",
@@ -274,6 +275,7 @@ RESOURCE_TYPES = frozenset(
         "Organization",
         "Patient",
         "Practitioner",
+        "PractitionerRole",
         "RelatedPerson",
         "ServiceRequest",
     }

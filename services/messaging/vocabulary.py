@@ -35,6 +35,7 @@ SIP_ROLE_SYSTEM = f"{_CS}/sip-role"
 MEDICATION_LINE_CHANGE_SYSTEM = f"{_CS}/medication-line-change"  # started, stopped, changed, …
 CONSENT_BASIS_SYSTEM = f"{_CS}/consent-basis"  # samtycke, menprovning, nodsituation
 UNIT_KIND_SYSTEM = f"{_CS}/unit-kind"  # hospital, primary-care, municipality
+MUNICIPAL_SERVICE_SYSTEM = f"{_CS}/municipal-service"  # hemtjänst, hemsjukvård, …
 SUPERSEDED_TAG_SYSTEM = f"{_CS}/delivery-tag"  # Bundle.meta.tag "superseded" (display: newer id)
 
 # --- extensions ---------------------------------------------------------------------------
@@ -68,3 +69,8 @@ LEGAL_REPRESENTATIVE_SYSTEM = f"{_CS}/legal-representative"  # god-man, forvalta
 CARE_TEAM_ROLE_SYSTEM = f"{_CS}/care-team-role"  # fast-vardkontakt
 # Patient: valueBoolean, HL7's core extension (the patient needs an interpreter)
 INTERPRETER_REQUIRED_URL = "http://hl7.org/fhir/StructureDefinition/patient-interpreterRequired"
+# --- municipal answers (appended by the admission-answer family) ----------------------------
+# MessageHeader: valueIdentifier (urn:ietf:rfc:3986, urn:uuid:<message id>), the message this
+# one answers. Not MessageHeader.response: the router reserves that for technical results.
+ANSWERS_MESSAGE_URL = f"{_SD}/answers-message"
+URI_SYSTEM = "urn:ietf:rfc:3986"  # Identifier.system of a message id written urn:uuid:<id>

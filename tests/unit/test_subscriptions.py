@@ -60,13 +60,21 @@ def test_the_catalogue_gives_one_kafka_subscription_per_journal_destination():
     assert subs["treserva"].criteria.sources == frozenset({"takecare"})
     assert subs["takecare"].criteria.sources == frozenset({"treserva"})
     assert subs["takecare"].criteria.events == {
+        "admission-answer",
         "medication-list",
+        "read-receipt",
+        "ready-to-receive",
         "sip-invitation",
         "sip-created",
         "sip-updated",
         "sip-completed",
     }
-    assert subs["primary-care"].criteria.events == ROUTABLE_EVENTS
+    # every hospital notice; nothing the municipality sends
+    assert subs["primary-care"].criteria.events == ROUTABLE_EVENTS - {
+        "admission-answer",
+        "read-receipt",
+        "ready-to-receive",
+    }
 
 
 def test_a_catalogue_that_is_no_events_by_sources_product_is_refused():
@@ -142,7 +150,12 @@ async def test_start_up_writes_the_catalogue_once_and_keeps_it_in_step(sessions)
         assert await subscription_store.sync_catalogue(s, catalogue_subscriptions(), T0) == 0
     rows = await _rows(sessions)
     assert rows["treserva"].criteria == {
-        "events": sorted(e.value for f in FAMILIES for e in f.events),
+        "events": sorted(
+            e.value
+            for f in FAMILIES
+            for e in f.events
+            if System.TRESERVA in f.destinations(System.TAKECARE)
+        ),
         "sources": ["takecare"],
     }
     assert {r.status for r in rows.values()} == {"active"}

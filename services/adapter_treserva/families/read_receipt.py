@@ -1,0 +1,112 @@
+"""The read receipt (läskvittens) between Treserva and the broker, both ways: a person in home
+care read a message TakeCare sent (``INBOUND``), and a person at the hospital read one Treserva
+sent (``OUTBOUND``). Contract ``contracts/treserva/read-receipt.schema.json``; mapping
+``contracts/fhir/read-receipt.md``; the FHIR message is built and read by
+:mod:`services.messaging.read_receipt`.
+
+Not the kvittens (``receipt``, ``POST /treserva/v1/kvittenser``): that says Treserva holds a
+record the broker delivered and settles the delivery; this says who read a message, and when,
+and is routed to the journal that sent it. The business key is (treserva, meddelandeId, 1).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+from pydantic import AwareDatetime, Field
+
+from services.adapter_treserva.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Brukare, brukare
+from services.messaging.envelope import BusinessKey, EventCode, System
+from services.messaging.fhir_parts import text
+from services.messaging.identifiers import PatientIdentifier
+from services.messaging.native import InboundFamily, NativeEvent, NativeModel, OutboundFamily
+from services.messaging.read_receipt import (
+    Reader,
+    ReadReceipt,
+    read_read_receipt,
+    read_receipt_bundle,
+)
+
+
+class Lasare(NativeModel):
+    """Who read the message (läsare): the person and their unit."""
+
+    namn: str
+    hsa_id: str = Field(alias="hsaId")
+    enhet_hsa_id: str = Field(alias="enhetHsaId")
+
+
+class TreservaReadReceipt(NativeEvent):
+    meddelande_id: str = Field(alias="meddelandeId")
+    last_meddelande_id: str = Field(alias="lastMeddelandeId")
+    last_tidpunkt: AwareDatetime = Field(alias="lastTidpunkt")
+    brukare: Brukare
+    lasare: Lasare
+
+    def business_key(self) -> BusinessKey:
+        return BusinessKey(System.TRESERVA.value, self.meddelande_id, 1)
+
+    def event_code(self) -> EventCode:
+        return EventCode.READ_RECEIPT
+
+    def patient_identifier(self) -> PatientIdentifier:
+        return self.brukare.identifier
+
+    def read_receipt(self, regional_reserve_oid: str | None = None) -> ReadReceipt:
+        return ReadReceipt(
+            read_message_id=self.last_meddelande_id,
+            read_at=self.last_tidpunkt,
+            patient=self.brukare.info(regional_reserve_oid),
+            reader=Reader(self.lasare.namn, self.lasare.hsa_id, self.lasare.enhet_hsa_id),
+        )
+
+
+def to_bundle(
+    event: TreservaReadReceipt, *, now: datetime, regional_reserve_oid: str | None = None
+) -> Bundle:
+    return read_receipt_bundle(
+        event.read_receipt(regional_reserve_oid),
+        key=event.business_key(),
+        source=System.TRESERVA,
+        now=now,
+    )
+
+
+INBOUND = InboundFamily(
+    family="read-receipt",
+    route="laskvittenser",
+    schema="treserva/read-receipt.schema.json",
+    model=TreservaReadReceipt,
+    to_bundle=to_bundle,
+    identifier_path=IDENTIFIER_PATH,
+    reserve_number_path=RESERVE_NUMBER_PATH,
+)
+
+
+# --- outbound: someone at the hospital read a message Treserva sent -----------------------------
+
+
+def to_native(doc: dict[str, Any]) -> dict[str, Any]:
+    receipt = read_read_receipt(doc)
+    return {
+        "meddelandeId": text(doc, "id"),
+        "lastMeddelandeId": receipt.read_message_id,
+        "lastTidpunkt": receipt.read_at.isoformat(),
+        "brukare": brukare(receipt.patient),
+        "lasare": {
+            "namn": receipt.reader.name,
+            "hsaId": receipt.reader.hsa_id,
+            "enhetHsaId": receipt.reader.unit_hsa_id,
+        },
+    }
+
+
+OUTBOUND = OutboundFamily(
+    family="read-receipt",
+    events=(EventCode.READ_RECEIPT,),
+    path="/api/v1/laskvittenser",
+    schema="treserva/read-receipt.schema.json",
+    to_native=to_native,
+)

@@ -1,0 +1,153 @@
+"""The read receipt (läskvittens) as a FHIR R4 message: a person read a message, and when. Built
+from and read into the neutral :class:`ReadReceipt` both adapters translate their native
+documents to (pure: no I/O, no clock). Mapping: ``contracts/fhir/read-receipt.md``.
+
+::
+
+    Bundle (message)
+     ├── MessageHeader     event read-receipt, focus the Communication, sender the reader's unit
+     ├── Communication     status completed; about: the read message's id (urn:uuid);
+     │                     sent: when it was read; sender: the reader (PractitionerRole)
+     ├── Patient           whose message was read: the receiver files the receipt with them
+     ├── Organization      the reader's unit (HSA-id)
+     ├── Practitioner      the reader: name and HSA-id
+     └── PractitionerRole  the reader at the unit
+
+Not the technical receipt (kvittens, :mod:`services.messaging.receipts`): that is a response
+message (``MessageHeader.response``) on the results topic saying the journal *holds* the
+record, and it settles a delivery. A read receipt says a *person* read it; it is an ordinary
+message with a delivery, a receipt and retries of its own, so it carries no
+``MessageHeader.response`` (the router would take it for a technical result).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+
+from services.messaging.envelope import BusinessKey, EventCode, System
+from services.messaging.fhir_parts import (
+    PatientInfo,
+    TranslationError,
+    arr,
+    hsa_id,
+    instant,
+    message_bundle,
+    one,
+    patient_resource,
+    read_patient,
+    refs,
+    resolve,
+    text,
+)
+from services.messaging.identifiers import HSA_ID_SYSTEM
+from services.messaging.vocabulary import URI_SYSTEM
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    name: str
+    hsa_id: str  # the person's own HSA-id
+    unit_hsa_id: str  # the unit they read it at
+
+
+@dataclass(frozen=True, slots=True)
+class ReadReceipt:
+    read_message_id: str  # the broker's message id of the message read (a UUID)
+    read_at: datetime
+    patient: PatientInfo
+    reader: Reader
+
+
+def read_receipt_bundle(
+    receipt: ReadReceipt, *, key: BusinessKey, source: System, now: datetime
+) -> Bundle:
+    ref = refs(key)
+    reader = receipt.reader
+    return message_bundle(
+        key=key,
+        event=EventCode.READ_RECEIPT,
+        source=source,
+        now=now,
+        focus=["communication"],
+        sender="organization",
+        resources=[
+            (
+                "communication",
+                {
+                    "resourceType": "Communication",
+                    "status": "completed",
+                    "subject": {"reference": ref("patient")},
+                    "about": [
+                        {
+                            "identifier": {
+                                "system": URI_SYSTEM,
+                                "value": f"urn:uuid:{receipt.read_message_id}",
+                            }
+                        }
+                    ],
+                    "sent": receipt.read_at.isoformat(),
+                    "sender": {"reference": ref("reader")},
+                },
+            ),
+            ("patient", patient_resource(receipt.patient)),
+            (
+                "organization",
+                {
+                    "resourceType": "Organization",
+                    "identifier": [{"system": HSA_ID_SYSTEM, "value": reader.unit_hsa_id}],
+                },
+            ),
+            (
+                "practitioner",
+                {
+                    "resourceType": "Practitioner",
+                    "identifier": [{"system": HSA_ID_SYSTEM, "value": reader.hsa_id}],
+                    "name": [{"text": reader.name}],
+                },
+            ),
+            (
+                "reader",
+                {
+                    "resourceType": "PractitionerRole",
+                    "practitioner": {"reference": ref("practitioner")},
+                    "organization": {"reference": ref("organization")},
+                },
+            ),
+        ],
+    )
+
+
+def read_read_receipt(doc: dict[str, Any]) -> ReadReceipt:
+    """The read receipt a message carries; TranslationError naming the element, never a
+    value."""
+    header = one(doc, "MessageHeader")
+    communication = resolve(doc, header, "focus.0", "Communication")
+    about = next(
+        (
+            text(communication, f"about.{i}.identifier.value")
+            for i, ref in enumerate(arr(communication, "about"))
+            if isinstance(ref.get("identifier"), dict)
+            and ref["identifier"].get("system") == URI_SYSTEM
+        ),
+        None,
+    )
+    if about is None or not about.startswith("urn:uuid:"):
+        raise TranslationError("Communication.about lacks the read message's urn:uuid")
+    role = resolve(doc, communication, "sender", "PractitionerRole")
+    practitioner = resolve(doc, role, "practitioner", "Practitioner")
+    unit = resolve(doc, role, "organization", "Organization")
+    person_hsa, unit_hsa = hsa_id(practitioner), hsa_id(unit)
+    if person_hsa is None or unit_hsa is None:
+        raise TranslationError("the reader or their unit has no HSA-id")
+    return ReadReceipt(
+        read_message_id=about.removeprefix("urn:uuid:"),
+        read_at=instant(communication, "sent"),
+        patient=read_patient(resolve(doc, communication, "subject")),
+        reader=Reader(
+            name=text(practitioner, "name.0.text"), hsa_id=person_hsa, unit_hsa_id=unit_hsa
+        ),
+    )
