@@ -14,7 +14,9 @@ translate their native documents to (pure: no I/O, no clock). Mapping:
      ├── Organization      the answering municipal unit (HSA-id)
      ├── EpisodeOfCare ×n  each current municipal service (local CodeSystem municipal-service)
      ├── Practitioner      the contact person: name, HSA-id when known
-     └── PractitionerRole  the contact's role and work phone at the unit
+     ├── PractitionerRole  the contact's role and work phone at the unit
+     └── Consent           the basis it is shared on (services.messaging.consent), named
+                           in MessageHeader.focus after the Encounter and the contact
 
 The answer does not use ``MessageHeader.response``: in this broker that marks a technical
 result (delivery outcome, receipt) that settles a delivery on the results topic, while an
@@ -29,6 +31,7 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
+from services.messaging.consent import ConsentBasis, consent_of, read_consent
 from services.messaging.envelope import (
     BusinessKey,
     EventCode,
@@ -100,6 +103,7 @@ class AdmissionAnswer:
     unit: CareUnit  # the answering municipal unit
     services: tuple[MunicipalService, ...]
     contact: ContactPerson
+    basis: ConsentBasis  # the consent or legal basis it is shared on
 
 
 def answer_bundle(
@@ -125,7 +129,7 @@ def answer_bundle(
         event=EventCode.ADMISSION_ANSWER,
         source=source,
         now=now,
-        focus=["encounter", "contact"],
+        focus=["encounter", "contact", "consent"],
         sender="organization",
         resources=[
             ("encounter", stay_encounter(answer.stay_id, ref("patient"))),
@@ -144,6 +148,7 @@ def answer_bundle(
                     "telecom": [{"system": "phone", "value": contact.phone, "use": "work"}],
                 },
             ),
+            ("consent", consent_of(answer.basis, ref)),
         ],
     )
     return with_answered(bundle, answer.answers_message_id)
@@ -244,6 +249,7 @@ def read_answer(doc: dict[str, Any]) -> AdmissionAnswer:
             phone=text(phone, "value"),
             hsa_id=hsa_id(practitioner),
         ),
+        basis=read_consent(doc),
     )
 
 

@@ -11,7 +11,17 @@ documents to (pure: no I/O, no clock). Mapping: ``contracts/fhir/read-receipt.md
      ├── Patient           whose message was read: the receiver files the receipt with them
      ├── Organization      the reader's unit (HSA-id)
      ├── Practitioner      the reader: name and HSA-id
-     └── PractitionerRole  the reader at the unit
+     ├── PractitionerRole  the reader at the unit
+     └── Consent           the basis the reader's side holds for the patient
+                           (services.messaging.consent), named in MessageHeader.focus after
+                           the Communication
+
+A read receipt carries little health data, but it names the patient and says that a unit on
+the other side of the region/municipality line holds a message about them: it is a message of
+the care transition like any other, and the secrecy rule (OSL 25 and 26 kap.) knows no
+exception for it. So it carries the full basis, required as everywhere else: the basis the
+reader's journal holds (its own record of the patient's consent or legal basis), which must
+cover the family ``read-receipt`` and the journal it goes back to.
 
 Not the technical receipt (kvittens, :mod:`services.messaging.receipts`): that is a response
 message (``MessageHeader.response``) on the results topic saying the journal *holds* the
@@ -28,6 +38,7 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
+from services.messaging.consent import ConsentBasis, consent_of, read_consent
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import (
     PatientInfo,
@@ -60,6 +71,7 @@ class ReadReceipt:
     read_at: datetime
     patient: PatientInfo
     reader: Reader
+    basis: ConsentBasis  # the basis the reader's side holds
 
 
 def read_receipt_bundle(
@@ -72,7 +84,7 @@ def read_receipt_bundle(
         event=EventCode.READ_RECEIPT,
         source=source,
         now=now,
-        focus=["communication"],
+        focus=["communication", "consent"],
         sender="organization",
         resources=[
             (
@@ -117,6 +129,7 @@ def read_receipt_bundle(
                     "organization": {"reference": ref("organization")},
                 },
             ),
+            ("consent", consent_of(receipt.basis, ref)),
         ],
     )
 
@@ -150,4 +163,5 @@ def read_read_receipt(doc: dict[str, Any]) -> ReadReceipt:
         reader=Reader(
             name=text(practitioner, "name.0.text"), hsa_id=person_hsa, unit_hsa_id=unit_hsa
         ),
+        basis=read_consent(doc),
     )

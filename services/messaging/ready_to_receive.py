@@ -10,7 +10,9 @@ no clock). Mapping: ``contracts/fhir/ready-to-receive.md``.
      ├── Encounter         the hospital stay (TakeCare's encounter id)
      ├── Patient
      ├── Organization      the municipal unit that will receive the patient (HSA-id)
-     └── EpisodeOfCare     status planned: the municipality's care from period.start, the date
+     ├── EpisodeOfCare     status planned: the municipality's care from period.start, the date
+     └── Consent           the basis it is shared on (services.messaging.consent), named
+                           in MessageHeader.focus after the Encounter and the EpisodeOfCare
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from services.messaging.admission_answer import (
     stay_encounter,
     with_answered,
 )
+from services.messaging.consent import ConsentBasis, consent_of, read_consent
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import (
     CareUnit,
@@ -50,6 +53,7 @@ class ReadyToReceive:
     from_date: date  # the day the municipality can receive the patient
     patient: PatientInfo
     unit: CareUnit  # the municipal unit that will receive them
+    basis: ConsentBasis  # the consent or legal basis it is shared on
     answers_message_id: str | None = None  # e.g. the ready-for-discharge notice answered
 
 
@@ -69,13 +73,14 @@ def ready_to_receive_bundle(
         event=EventCode.READY_TO_RECEIVE,
         source=source,
         now=now,
-        focus=["encounter", "episode"],
+        focus=["encounter", "episode", "consent"],
         sender="organization",
         resources=[
             ("encounter", stay_encounter(message.stay_id, ref("patient"))),
             ("patient", patient_resource(message.patient)),
             ("organization", organization_resource(message.unit)),
             ("episode", episode),
+            ("consent", consent_of(message.basis, ref)),
         ],
     )
     return with_answered(bundle, message.answers_message_id)
@@ -94,5 +99,6 @@ def read_ready_to_receive(doc: dict[str, Any]) -> ReadyToReceive:
         from_date=from_date,
         patient=read_patient(resolve(doc, encounter, "subject")),
         unit=read_unit(resolve(doc, header, "sender")),
+        basis=read_consent(doc),
         answers_message_id=read_answered(header),
     )

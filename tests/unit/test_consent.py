@@ -21,16 +21,26 @@ from sandbox.contracts_cli import (
     fixtures_of,
     golden_path,
 )
+from sandbox.simulators.samples.admission_answer import sample_treserva_admission_answer
 from sandbox.simulators.samples.admission_notice import sample_admission
 from sandbox.simulators.samples.consent_withdrawal import sample_consent_withdrawal
 from sandbox.simulators.samples.medication_list import sample_treserva_medication_list
+from sandbox.simulators.samples.read_receipt import (
+    sample_takecare_read_receipt,
+    sample_treserva_read_receipt,
+)
+from sandbox.simulators.samples.ready_to_receive import sample_treserva_ready_to_receive
 from services.adapter_takecare.app import create_app
 from services.adapter_takecare.families import INBOUND as TAKECARE_INBOUND
 from services.adapter_takecare.families.admission_notice import INBOUND as ADMISSIONS
 from services.adapter_takecare.families.consent_withdrawal import INBOUND as WITHDRAWALS
+from services.adapter_takecare.families.read_receipt import INBOUND as TAKECARE_READ
 from services.adapter_takecare.settings import AdapterTakeCareSettings
 from services.adapter_treserva.families import INBOUND as TRESERVA_INBOUND
+from services.adapter_treserva.families.admission_answer import INBOUND as ANSWERS
 from services.adapter_treserva.families.medication_list import INBOUND as LISTS
+from services.adapter_treserva.families.read_receipt import INBOUND as TRESERVA_READ
+from services.adapter_treserva.families.ready_to_receive import INBOUND as READY
 from services.messaging import topics
 from services.messaging.consent import read_consent
 from services.messaging.envelope import System, to_json
@@ -285,6 +295,53 @@ def test_samples_of_every_source_carry_a_basis_that_passes():
         event = family.parse(doc, now=NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
         bundle = json.loads(to_json(family.to_bundle(event, now=NOW)))
         assert not read_consent(bundle).withdrawn
+
+
+@pytest.mark.parametrize("seed", [3, 11, 2026])
+def test_samples_of_the_process_families_carry_a_basis_that_routes(seed):
+    """The answer at admission, kan ta emot and the read receipt (both ways) are messages of
+    the process like any other: the simulators' samples carry the sender's basis, it passes
+    the intake and the router routes the message on it."""
+    for family, sample in (
+        (ANSWERS, sample_treserva_admission_answer),
+        (READY, sample_treserva_ready_to_receive),
+        (TRESERVA_READ, sample_treserva_read_receipt),
+        (TAKECARE_READ, sample_takecare_read_receipt),
+    ):
+        doc = sample(random.Random(seed), now=NOW)
+        event = family.parse(doc, now=NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
+        bundle = json.loads(to_json(family.to_bundle(event, now=NOW)))
+        assert read_consent(bundle) == event.consent_block().basis()
+        header = bundle["entry"][0]["resource"]
+        source = event.business_key().source
+        assert routing_hold(header["eventCoding"]["code"], bundle, source) is None
+        assert routing_hold(header["eventCoding"]["code"], _without_consent(bundle), source) == (
+            NO_BASIS
+        )
+
+
+async def test_a_read_receipt_without_the_readers_basis_is_422_and_names_no_patient():
+    """A read receipt names the patient, so it needs the full basis: without one the intake
+    refuses it, stores nothing and says which field, never a value."""
+    doc = sample_takecare_read_receipt(random.Random(5), now=NOW)
+    del doc["consentBasis"]
+    store = FakeIntakeStore()
+    app = create_app(AdapterTakeCareSettings(), store=store, sessions=None, clock=lambda: NOW)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://tc",
+        headers={"authorization": f"Bearer {TOKEN}"},
+    ) as c:
+        res = await c.post("/takecare/v1/read-receipts", json=doc)
+    assert res.status_code == 422
+    assert store.outbox == [] and store.entries == {}
+    assert "consentBasis" in res.text
+    patient = doc["patient"]
+    for value in (patient["familyName"], patient["givenName"], doc["reader"]["name"]):
+        assert value not in res.text
+    for key in ("personalIdentityNumber", "reserveNumber"):
+        if patient.get(key):
+            assert patient[key] not in res.text
 
 
 # --- withdrawal ------------------------------------------------------------------------------

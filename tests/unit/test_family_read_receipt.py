@@ -24,6 +24,7 @@ from sandbox.contracts_cli import (
 from sandbox.simulators import takecare as takecare_sim
 from sandbox.simulators import treserva as treserva_sim
 from sandbox.simulators.journal import JournalState, create_api_app
+from sandbox.simulators.samples.people import takecare_consent_basis
 from sandbox.simulators.samples.read_receipt import (
     sample_takecare_read_receipt,
     sample_treserva_read_receipt,
@@ -90,8 +91,32 @@ def test_the_round_trip_keeps_who_read_what_and_when():
         "hsaId": doc["lasare"]["hsaId"],
         "unitHsaId": doc["lasare"]["enhetHsaId"],
     }
-    # and back: TakeCare's own form becomes Treserva's again, unchanged
-    again = treserva_read.to_native(_bundle(takecare_read.INBOUND, {**native, "eventId": "x1"}))
+    # the basis Treserva (the reader's side) holds reaches TakeCare as it was recorded
+    basis = doc["samtyckesgrund"]
+    assert native["consentBasis"] == {
+        "kind": basis["typ"],
+        "recordedBy": {
+            "name": basis["registreradAv"]["namn"],
+            "hsaId": basis["registreradAv"]["hsaId"],
+        },
+        "recordedAt": native["consentBasis"]["recordedAt"],
+        "scope": basis["omfattning"],
+        "recipients": [{"unitKind": "hospital"}],
+    }
+    assert datetime.fromisoformat(native["consentBasis"]["recordedAt"]) == datetime.fromisoformat(
+        basis["registrerad"]
+    )
+    # and back: TakeCare's own form becomes Treserva's again, unchanged; TakeCare sends it
+    # on the basis it holds itself (one that covers the municipality), not Treserva's
+    own = takecare_consent_basis(FIXTURE_NOW)
+    again = treserva_read.to_native(
+        _bundle(takecare_read.INBOUND, {**native, "eventId": "x1", "consentBasis": own})
+    )
+    assert again["samtyckesgrund"]["omfattning"] == own["scope"]
+    assert again["samtyckesgrund"]["mottagare"] == [
+        {"enhetstyp": "kommun"},
+        {"enhetstyp": "primarvard"},
+    ]
     assert {k: again[k] for k in ("lastMeddelandeId", "lastTidpunkt", "lasare")} == {
         k: doc[k] for k in ("lastMeddelandeId", "lastTidpunkt", "lasare")
     }

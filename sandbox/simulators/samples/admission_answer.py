@@ -10,7 +10,11 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sandbox.simulators.samples.people import treserva_brukare, treserva_enhet
+from sandbox.simulators.samples.people import (
+    treserva_brukare,
+    treserva_enhet,
+    treserva_samtyckesgrund,
+)
 
 SERVICES = (
     "hemtjanst",
@@ -37,6 +41,7 @@ def answer_to(notice: dict[str, Any], rng: random.Random, *, now: datetime) -> d
         "enhet": treserva_enhet(rng),
         "insatser": _services(rng, now=now),
         "kontaktperson": _contact(rng),
+        "samtyckesgrund": treserva_samtyckesgrund(now),
     }
 
 

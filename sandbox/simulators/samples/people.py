@@ -135,6 +135,9 @@ ALL_FAMILIES = (
     "discharge-notice",
     "medication-list",
     "sip-update",
+    "admission-answer",
+    "ready-to-receive",
+    "read-receipt",
 )
 
 

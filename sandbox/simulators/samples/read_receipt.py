@@ -13,8 +13,10 @@ from typing import Any
 from sandbox.simulators.samples.people import (
     HOSPITAL_UNITS,
     MUNICIPAL_UNITS,
+    takecare_consent_basis,
     takecare_patient,
     treserva_brukare,
+    treserva_samtyckesgrund,
 )
 
 _MUNICIPAL_READERS = (
@@ -39,6 +41,7 @@ def read_receipt_for(
         "lastTidpunkt": now.isoformat(timespec="seconds"),
         "brukare": record["brukare"],
         "lasare": {"namn": name, "hsaId": hsa_id, "enhetHsaId": rng.choice(MUNICIPAL_UNITS)[0]},
+        "samtyckesgrund": treserva_samtyckesgrund(now),
     }
 
 
@@ -61,6 +64,7 @@ def sample_takecare_read_receipt(
         "readAt": read_at.isoformat(timespec="seconds"),
         "patient": takecare_patient(rng),
         "reader": {"name": name, "hsaId": hsa_id, "unitHsaId": rng.choice(HOSPITAL_UNITS)[0]},
+        "consentBasis": takecare_consent_basis(read_at),
     }
 
 

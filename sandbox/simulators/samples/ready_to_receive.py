@@ -9,7 +9,12 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from sandbox.simulators.samples.people import STOCKHOLM, treserva_brukare, treserva_enhet
+from sandbox.simulators.samples.people import (
+    STOCKHOLM,
+    treserva_brukare,
+    treserva_enhet,
+    treserva_samtyckesgrund,
+)
 
 
 def ready_to_receive_for(
@@ -25,6 +30,7 @@ def ready_to_receive_for(
         "svarPaMeddelandeId": notice["meddelandeId"],
         "brukare": notice["brukare"],
         "enhet": treserva_enhet(rng),
+        "samtyckesgrund": treserva_samtyckesgrund(now),
     }
 
 

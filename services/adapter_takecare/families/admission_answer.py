@@ -3,14 +3,15 @@ delivered to TakeCare (``OUTBOUND``): the patient's current municipal services a
 municipal contact person, filed with the stay the notice was about. Contract
 ``contracts/takecare/admission-answer.schema.json``; mapping
 ``contracts/fhir/admission-answer.md``; the FHIR message is read by
-:mod:`services.messaging.admission_answer`.
+:mod:`services.messaging.admission_answer`. ``consentBasis`` is the basis the municipality
+shared it on, read back from the message's Consent (:mod:`services.messaging.consent`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from services.adapter_takecare.native import Patient
+from services.adapter_takecare.native import Patient, consent_basis_doc
 from services.messaging.admission_answer import MUNICIPAL_SERVICES, read_answer
 from services.messaging.envelope import EventCode
 from services.messaging.fhir_parts import text
@@ -39,6 +40,7 @@ def to_native(doc: dict[str, Any]) -> dict[str, Any]:
             for s in answer.services
         ],
         "contactPerson": contact,
+        "consentBasis": consent_basis_doc(answer.basis),
     }
 
 

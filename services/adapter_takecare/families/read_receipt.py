@@ -7,6 +7,12 @@ TakeCare sent (``OUTBOUND``). Contract ``contracts/takecare/read-receipt.schema.
 Not the receipt (kvittens, ``POST /takecare/v1/receipts``): that says TakeCare holds a record
 the broker delivered and settles the delivery; this says who read a message, and when, and is
 routed to the journal that sent it. The business key is (takecare, eventId, 1).
+
+Both ways it carries ``consentBasis``: a read receipt names the patient, so it is shared on a
+basis like every message of the process (:mod:`services.messaging.read_receipt`). Inbound it
+is the basis TakeCare (the reader's side) holds, refused (422) without one that covers
+``read-receipt`` and the municipality; outbound it is the basis Treserva's reader recorded,
+read back from the message's Consent.
 """
 
 from __future__ import annotations
@@ -17,7 +23,13 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field
 
-from services.adapter_takecare.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Patient
+from services.adapter_takecare.native import (
+    IDENTIFIER_PATH,
+    RESERVE_NUMBER_PATH,
+    ConsentBasisBlock,
+    Patient,
+    consent_basis_doc,
+)
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import text
 from services.messaging.identifiers import PatientIdentifier
@@ -42,6 +54,10 @@ class TakeCareReadReceipt(NativeEvent):
     read_at: AwareDatetime = Field(alias="readAt")
     patient: Patient
     reader: MessageReader
+    consent_basis: ConsentBasisBlock = Field(alias="consentBasis")
+
+    def consent_block(self) -> ConsentBasisBlock:
+        return self.consent_basis
 
     def business_key(self) -> BusinessKey:
         return BusinessKey(System.TAKECARE.value, self.event_id, 1)
@@ -58,6 +74,7 @@ class TakeCareReadReceipt(NativeEvent):
             read_at=self.read_at,
             patient=self.patient.info(regional_reserve_oid),
             reader=Reader(self.reader.name, self.reader.hsa_id, self.reader.unit_hsa_id),
+            basis=self.consent_basis.basis(),
         )
 
 
@@ -98,6 +115,7 @@ def to_native(doc: dict[str, Any]) -> dict[str, Any]:
             "hsaId": receipt.reader.hsa_id,
             "unitHsaId": receipt.reader.unit_hsa_id,
         },
+        "consentBasis": consent_basis_doc(receipt.basis),
     }
 
 

@@ -5,7 +5,10 @@ received. Contract ``contracts/treserva/admission-answer.schema.json``; mapping
 ``contracts/fhir/admission-answer.md``; the FHIR message is built by
 :mod:`services.messaging.admission_answer`.
 
-The business key is (treserva, meddelandeId, 1): an answer is not a versioned document.
+The business key is (treserva, meddelandeId, 1): an answer is not a versioned document. Like
+every document it carries ``samtyckesgrund``, the basis it is shared on
+(:mod:`services.messaging.consent`); the intake refuses it (422) without one that covers the
+family and TakeCare.
 """
 
 from __future__ import annotations
@@ -15,7 +18,13 @@ from datetime import date, datetime
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import Field, model_validator
 
-from services.adapter_treserva.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Brukare, Enhet
+from services.adapter_treserva.native import (
+    IDENTIFIER_PATH,
+    RESERVE_NUMBER_PATH,
+    Brukare,
+    Enhet,
+    Samtyckesgrund,
+)
 from services.messaging.admission_answer import (
     AdmissionAnswer,
     ContactPerson,
@@ -49,6 +58,7 @@ class TreservaAdmissionAnswer(NativeEvent):
     enhet: Enhet
     insatser: tuple[Insats, ...]
     kontaktperson: Kontaktperson
+    samtyckesgrund: Samtyckesgrund
 
     @model_validator(mode="after")
     def _insats_en_gang(self) -> TreservaAdmissionAnswer:
@@ -56,6 +66,9 @@ class TreservaAdmissionAnswer(NativeEvent):
         if len(set(koder)) != len(koder):
             raise ValueError("varje insats får förekomma en gång")
         return self
+
+    def consent_block(self) -> Samtyckesgrund:
+        return self.samtyckesgrund
 
     def business_key(self) -> BusinessKey:
         return BusinessKey(System.TRESERVA.value, self.meddelande_id, 1)
@@ -75,6 +88,7 @@ class TreservaAdmissionAnswer(NativeEvent):
             unit=self.enhet.info(),
             services=tuple(MunicipalService(i.insats, i.sedan) for i in self.insatser),
             contact=ContactPerson(name=k.namn, role=k.roll, phone=k.telefon, hsa_id=k.hsa_id),
+            basis=self.samtyckesgrund.basis(),
         )
 
 

@@ -7,6 +7,12 @@ sent (``OUTBOUND``). Contract ``contracts/treserva/read-receipt.schema.json``; m
 Not the kvittens (``receipt``, ``POST /treserva/v1/kvittenser``): that says Treserva holds a
 record the broker delivered and settles the delivery; this says who read a message, and when,
 and is routed to the journal that sent it. The business key is (treserva, meddelandeId, 1).
+
+Both ways it carries ``samtyckesgrund``: a read receipt names the patient, so it is shared on
+a basis like every message of the process (:mod:`services.messaging.read_receipt`). Inbound
+it is the basis Treserva (the reader's side) holds, refused (422) without one that covers
+``read-receipt`` and TakeCare; outbound it is the basis TakeCare's reader recorded, read back
+from the message's Consent.
 """
 
 from __future__ import annotations
@@ -17,7 +23,14 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field
 
-from services.adapter_treserva.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Brukare, brukare
+from services.adapter_treserva.native import (
+    IDENTIFIER_PATH,
+    RESERVE_NUMBER_PATH,
+    Brukare,
+    Samtyckesgrund,
+    brukare,
+    samtyckesgrund,
+)
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import text
 from services.messaging.identifiers import PatientIdentifier
@@ -44,6 +57,10 @@ class TreservaReadReceipt(NativeEvent):
     last_tidpunkt: AwareDatetime = Field(alias="lastTidpunkt")
     brukare: Brukare
     lasare: Lasare
+    samtyckesgrund: Samtyckesgrund
+
+    def consent_block(self) -> Samtyckesgrund:
+        return self.samtyckesgrund
 
     def business_key(self) -> BusinessKey:
         return BusinessKey(System.TRESERVA.value, self.meddelande_id, 1)
@@ -60,6 +77,7 @@ class TreservaReadReceipt(NativeEvent):
             read_at=self.last_tidpunkt,
             patient=self.brukare.info(regional_reserve_oid),
             reader=Reader(self.lasare.namn, self.lasare.hsa_id, self.lasare.enhet_hsa_id),
+            basis=self.samtyckesgrund.basis(),
         )
 
 
@@ -100,6 +118,7 @@ def to_native(doc: dict[str, Any]) -> dict[str, Any]:
             "hsaId": receipt.reader.hsa_id,
             "enhetHsaId": receipt.reader.unit_hsa_id,
         },
+        "samtyckesgrund": samtyckesgrund(receipt.basis),
     }
 
 

@@ -4,6 +4,8 @@ home, for the stay the hospital notified. Contract
 ``contracts/treserva/ready-to-receive.schema.json``; mapping
 ``contracts/fhir/ready-to-receive.md``; the FHIR message is built by
 :mod:`services.messaging.ready_to_receive`. The business key is (treserva, meddelandeId, 1).
+Like every document it carries ``samtyckesgrund`` (:mod:`services.messaging.consent`); the
+intake refuses it (422) without one that covers the family and TakeCare.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from datetime import date, datetime
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import Field
 
-from services.adapter_treserva.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Brukare, Enhet
+from services.adapter_treserva.native import (
+    IDENTIFIER_PATH,
+    RESERVE_NUMBER_PATH,
+    Brukare,
+    Enhet,
+    Samtyckesgrund,
+)
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.identifiers import PatientIdentifier
 from services.messaging.native import InboundFamily, NativeEvent
@@ -27,6 +35,10 @@ class TreservaReadyToReceive(NativeEvent):
     svar_pa_meddelande_id: str | None = Field(default=None, alias="svarPaMeddelandeId")
     brukare: Brukare
     enhet: Enhet
+    samtyckesgrund: Samtyckesgrund
+
+    def consent_block(self) -> Samtyckesgrund:
+        return self.samtyckesgrund
 
     def business_key(self) -> BusinessKey:
         return BusinessKey(System.TRESERVA.value, self.meddelande_id, 1)
@@ -43,6 +55,7 @@ class TreservaReadyToReceive(NativeEvent):
             from_date=self.kan_ta_emot_fran,
             patient=self.brukare.info(regional_reserve_oid),
             unit=self.enhet.info(),
+            basis=self.samtyckesgrund.basis(),
             answers_message_id=self.svar_pa_meddelande_id,
         )
 
