@@ -4,10 +4,14 @@ command's receiver-unit header, and Treserva's native document names it in motta
 The router forwards the Bundle as the source built and signed it."""
 
 import json
+from pathlib import Path
 
+import pytest
 from fhir.resources.R4B.bundle import Bundle
+from pydantic import ValidationError
 
 from services.adapter_takecare.primary_care import destination
+from services.adapter_treserva.families.read_receipt import TreservaReadReceipt
 from services.adapter_treserva.service import DESTINATION
 from services.messaging import topics
 from services.messaging.contracts import violations
@@ -20,6 +24,9 @@ from tests.support.treserva import NOW, fhir
 
 HOME_CARE_VARBERG = "SE2120000002-VBGHSV"
 VC_FALKENBERG = "SE2321000115-VCFBG"
+FIXTURES = Path(__file__).resolve().parents[2] / "contracts" / "fixtures"
+READ_RECEIPTS = FIXTURES / "takecare" / "read-receipt"  # the hospital's, as FHIR
+TRESERVA_READ_RECEIPTS = FIXTURES / "treserva" / "read-receipt"
 
 
 def command(bundle, system, unit=None):
@@ -76,3 +83,30 @@ async def test_a_command_without_a_unit_is_delivered_as_before(sessions):
     )
     ((_, _, document),) = client.calls
     assert "mottagandeEnhet" not in document
+
+
+async def test_the_hospitals_read_receipt_reaches_treserva_with_the_unit(sessions):
+    # found by tests/e2e/test_whole_stay.py: the read-receipt contract had no mottagandeEnhet,
+    # so every read receipt addressed to a home-care unit was refused (422) and dead-lettered
+    client = FakeJournalClient()
+    deps = DeliveryDeps(
+        sessions=sessions, client=client, clock=lambda: NOW, destination=DESTINATION
+    )
+    bundle = json.loads(
+        (READ_RECEIPTS / "sip-last-av-avdelningen.fhir.json").read_text(encoding="utf-8")
+    )
+    await handle_delivery_batch([command(bundle, "treserva", HOME_CARE_VARBERG)], deps=deps)
+    ((path, _, document),) = client.calls
+    assert path == "/api/v1/laskvittenser"
+    assert document["mottagandeEnhet"] == HOME_CARE_VARBERG
+    assert violations("treserva/read-receipt.schema.json", document) == []
+
+
+def test_treserva_may_not_name_a_receiving_unit_on_its_own_read_receipt():
+    sent = json.loads(
+        (TRESERVA_READ_RECEIPTS / "inskrivningsmeddelande-last-sommartid.input.json").read_text(
+            encoding="utf-8"
+        )
+    )
+    with pytest.raises(ValidationError):
+        TreservaReadReceipt.model_validate(sent | {"mottagandeEnhet": HOME_CARE_VARBERG})

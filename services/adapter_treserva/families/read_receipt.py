@@ -58,6 +58,8 @@ class TreservaReadReceipt(NativeEvent):
     brukare: Brukare
     lasare: Lasare
     samtyckesgrund: Samtyckesgrund
+    # the receiving unit: set by the broker on delivery only (issue 20), refused from Treserva
+    mottagande_enhet: None = Field(default=None, alias="mottagandeEnhet")
 
     def consent_block(self) -> Samtyckesgrund:
         return self.samtyckesgrund
