@@ -77,7 +77,9 @@ def _patient(rng: random.Random) -> dict[str, Any]:
     }
 
 
-def _confirmed(scenario: Scenario, message_id: str, destinations: set[str], step: str) -> dict:
+def _confirmed(
+    scenario: Scenario, message_id: str, destinations: set[str], step: str
+) -> dict[str, Any]:
     """The message once its every delivery is confirmed, addressed to the right units."""
     try:
         detail = scenario.wait_for_state(message_id, "confirmed", timeout_s=DELIVERED_S)
@@ -92,7 +94,7 @@ def _confirmed(scenario: Scenario, message_id: str, destinations: set[str], step
     return detail
 
 
-def _at_treserva(scenario: Scenario, kind: str, message_id: str, step: str) -> dict:
+def _at_treserva(scenario: Scenario, kind: str, message_id: str, step: str) -> dict[str, Any]:
     record = scenario.journal("treserva", f"{kind}/{message_id}")
     assert record is not None, f"{step}: Treserva holds no {kind} {message_id}"
     assert record["mottagandeEnhet"] == record["receivingUnit"] == HOME_CARE, step

@@ -5,6 +5,7 @@ stayed `sent` for good; neither the watchdog nor a replay would send it again)."
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,7 @@ def _treserva_attempts(scenario: Scenario, message_id: str) -> int:
     return int(scenario.delivery(found, "treserva")["attempts"]) if found else 0
 
 
-def _replayable(scenario: Scenario) -> dict | None:
+def _replayable(scenario: Scenario) -> dict[str, Any] | None:
     candidates = scenario.ops("/api/v1/replays/candidates?destination=treserva")
     by_state = candidates["byState"]
     return candidates if by_state["sent"] + by_state["pending"] >= 1 else None

@@ -8,6 +8,7 @@ import json
 import random
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -288,10 +289,11 @@ def test_a_withdrawn_basis_reads_back_as_withdrawn():
 def test_samples_of_every_source_carry_a_basis_that_passes():
     """The simulators' documents keep the demo and the end-to-end stack flowing."""
 
-    for family, doc in (
+    sources: list[tuple[Any, Any]] = [
         (ADMISSIONS, sample_admission(random.Random(3), now=NOW)),
         (LISTS, sample_treserva_medication_list(random.Random(3), now=NOW)),
-    ):
+    ]
+    for family, doc in sources:
         event = family.parse(doc, now=NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
         bundle = json.loads(to_json(family.to_bundle(event, now=NOW)))
         assert not read_consent(bundle).withdrawn
@@ -302,12 +304,13 @@ def test_samples_of_the_process_families_carry_a_basis_that_routes(seed):
     """The answer at admission, kan ta emot and the read receipt (both ways) are messages of
     the process like any other: the simulators' samples carry the sender's basis, it passes
     the intake and the router routes the message on it."""
-    for family, sample in (
+    senders: list[tuple[Any, Any]] = [
         (ANSWERS, sample_treserva_admission_answer),
         (READY, sample_treserva_ready_to_receive),
         (TRESERVA_READ, sample_treserva_read_receipt),
         (TAKECARE_READ, sample_takecare_read_receipt),
-    ):
+    ]
+    for family, sample in senders:
         doc = sample(random.Random(seed), now=NOW)
         event = family.parse(doc, now=NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
         bundle = json.loads(to_json(family.to_bundle(event, now=NOW)))
