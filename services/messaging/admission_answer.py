@@ -31,6 +31,7 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
+from services.messaging.case import case_episodes, stay_case_id
 from services.messaging.consent import ConsentBasis, consent_of, read_consent
 from services.messaging.envelope import (
     BusinessKey,
@@ -126,6 +127,7 @@ def answer_bundle(
         practitioner["identifier"] = [{"system": HSA_ID_SYSTEM, "value": contact.hsa_id}]
     bundle = message_bundle(
         key=key,
+        case_id=stay_case_id(answer.stay_id),
         event=EventCode.ADMISSION_ANSWER,
         source=source,
         now=now,
@@ -236,6 +238,7 @@ def read_answer(doc: dict[str, Any]) -> AdmissionAnswer:
     services = tuple(
         MunicipalService(code=_service_code(episode), since=maybe_day(episode, "period.start"))
         for episode in resources(doc, "EpisodeOfCare")
+        if episode not in case_episodes(doc)  # the case (services.messaging.case) is no service
     )
     return AdmissionAnswer(
         answers_message_id=answers,

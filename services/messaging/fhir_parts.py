@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from fhir.resources.R4B.bundle import Bundle
 
+from services.messaging.case import case_episode
 from services.messaging.envelope import (
     BASE_URL,
     BUSINESS_KEY_SYSTEM,
@@ -50,6 +51,7 @@ PROTECTED_IDENTITY = "skyddadFolkbokforing"
 # be addressed; the listed vårdcentral is Patient.generalPractitioner by HSA-id.
 MUNICIPALITY_EXTENSION = f"{BASE_URL}/StructureDefinition/municipality-of-residence"
 KOMMUNKOD_SYSTEM = f"{BASE_URL}/CodeSystem/kommunkod"
+CASE_ROLE = "case"  # the role (fullUrl) of the case's EpisodeOfCare in a message
 
 
 class TranslationError(ValueError):
@@ -103,14 +105,23 @@ def message_bundle(
     focus: Iterable[str],
     resources: Iterable[tuple[str, dict[str, Any]]],
     sender: str | None = None,
+    case_id: str | None = None,
 ) -> Bundle:
     """A FHIR message: MessageHeader first, then ``resources`` as (role, resource) in order.
 
     The message id and every fullUrl derive from the business key, so building the same
     event twice gives the same message. Destinations come from the family catalogue.
+
+    ``case_id`` (``services.messaging.case``) adds the case's EpisodeOfCare last, names it
+    last in ``MessageHeader.focus`` (readers find their resources by focus position, so it
+    never moves them) and in ``Encounter.episodeOfCare`` of every Encounter.
     """
     message_id = message_id_for(key)
     ref = refs(key)
+    resources = list(resources)
+    focus = list(focus)
+    if case_id is not None:
+        resources, focus = _with_case(case_id, resources, focus, ref)
     header: dict[str, Any] = {
         "resourceType": "MessageHeader",
         "id": message_id,
@@ -140,6 +151,24 @@ def message_bundle(
             "entry": entries,
         }
     )
+
+
+def _with_case(
+    case_id: str, found: list[tuple[str, dict[str, Any]]], focus: list[str], ref: Ref
+) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    patient = next((role for role, r in found if r.get("resourceType") == "Patient"), None)
+    if patient is None:
+        raise TranslationError("a message with a case id needs its Patient")
+    linked = [
+        (
+            role,
+            {**r, "episodeOfCare": [*r.get("episodeOfCare", []), {"reference": ref(CASE_ROLE)}]}
+            if r.get("resourceType") == "Encounter"
+            else r,
+        )
+        for role, r in found
+    ]
+    return [*linked, (CASE_ROLE, case_episode(case_id, ref(patient)))], [*focus, CASE_ROLE]
 
 
 # --- building --------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from services.messaging.admission_answer import (
     stay_encounter,
     with_answered,
 )
+from services.messaging.case import stay_case_id
 from services.messaging.consent import ConsentBasis, consent_of, read_consent
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import (
@@ -70,6 +71,7 @@ def ready_to_receive_bundle(
     }
     bundle = message_bundle(
         key=key,
+        case_id=stay_case_id(message.stay_id),
         event=EventCode.READY_TO_RECEIVE,
         source=source,
         now=now,

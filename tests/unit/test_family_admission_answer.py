@@ -31,6 +31,7 @@ from services.adapter_treserva.app import create_app
 from services.adapter_treserva.families import admission_answer as treserva_answer
 from services.adapter_treserva.settings import AdapterTreservaSettings
 from services.messaging.admission_answer import MUNICIPAL_SERVICES, read_answer
+from services.messaging.case import case_episodes
 from services.messaging.contracts import violations
 from services.messaging.envelope import EventCode, System, read_envelope, to_json
 from services.messaging.families import destinations, family_of, may_send
@@ -124,7 +125,9 @@ def test_the_message_names_the_notice_without_being_a_technical_response():
     (ext,) = [x for x in header["extension"] if x["url"] == ANSWERS_MESSAGE_URL]
     assert ext["valueIdentifier"]["value"] == "urn:uuid:e5d2a974-583e-5a64-bfeb-59d4f86badc7"
     assert [d["endpoint"] for d in header["destination"]] == ["urn:carebridge:system:takecare"]
-    episodes = _resources(bundle, "EpisodeOfCare")
+    # the case (services.messaging.case) is an EpisodeOfCare of its own kind, no service
+    episodes = [e for e in _resources(bundle, "EpisodeOfCare") if e not in case_episodes(bundle)]
+    assert len(case_episodes(bundle)) == 1
     assert [e["type"][0]["coding"][0]["system"] for e in episodes] == [MUNICIPAL_SERVICE_SYSTEM] * 3
     assert all(e["status"] == "active" for e in episodes)
 

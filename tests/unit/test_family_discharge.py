@@ -29,6 +29,7 @@ from services.adapter_takecare.families import discharge_notice, discharge_readi
 from services.adapter_treserva import families as treserva_families
 from services.adapter_treserva.families import discharge_notice as treserva_notice
 from services.adapter_treserva.families import discharge_readiness as treserva_readiness
+from services.messaging.case import case_episodes
 from services.messaging.contracts import violations
 from services.messaging.envelope import EVENT_SYSTEM, EventCode, System, read_envelope, to_json
 from services.messaging.fhir_parts import SECURITY_LABEL_SYSTEM, TranslationError
@@ -196,7 +197,8 @@ def test_missing_optional_fields_give_nulls_and_no_empty_resources():
         NOTICE, _fixture(NOTICE, "reserve-number-protected-identity-optional-missing")
     )
     assert _resources(bundle, "ServiceRequest") == []
-    assert _resources(bundle, "EpisodeOfCare") == []
+    # no responsibility after discharge: the only EpisodeOfCare is the case
+    assert _resources(bundle, "EpisodeOfCare") == case_episodes(bundle)
     assert len(_resources(bundle, "Organization")) == 1
     assert len(_resources(bundle, "Observation")) == 2  # summary and medication-list-sent
     assert native["uppfoljning"] is None and native["ansvarigEnhet"] is None

@@ -25,6 +25,7 @@ from sandbox.simulators.samples.medication_list import (
 from sandbox.simulators.samples.people import takecare_consent_basis
 from services.adapter_takecare.families import medication_list as takecare
 from services.adapter_treserva.families import medication_list as treserva
+from services.messaging.case import case_episodes
 from services.messaging.contracts import violations
 from services.messaging.envelope import EVENT_SYSTEM, System, to_json
 from services.messaging.fhir_parts import TranslationError
@@ -208,10 +209,12 @@ def _check_message(bundle, *, lines, list_id, version, id_system):
     consent_url = next(
         e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Consent"
     )
-    assert header["focus"] == [
+    assert header["focus"][:2] == [
         {"reference": bundle["entry"][1]["fullUrl"]},
         {"reference": consent_url},  # the basis it is shared on
     ]
+    # and the case when the list names its stay (services.messaging.case)
+    assert len(header["focus"]) == 2 + len(case_episodes(bundle))
     assert lst["identifier"] == [{"system": id_system, "value": list_id}]
     assert lst["extension"] == [{"url": DOCUMENT_VERSION_URL, "valuePositiveInt": version}]
     statements = _resources(bundle, "MedicationStatement")

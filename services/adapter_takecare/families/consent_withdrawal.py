@@ -32,6 +32,7 @@ from services.adapter_takecare.native import (
     Patient,
     Unit,
 )
+from services.messaging.case import stay_case_id
 from services.messaging.consent import consent_of
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import (
@@ -86,6 +87,7 @@ def to_bundle(
     patient = replace(event.patient.info(regional_reserve_oid), address=None)
     return message_bundle(
         key=key,
+        case_id=stay_case_id(event.encounter.encounter_id),
         event=EventCode.CONSENT_WITHDRAWN,
         source=System.TAKECARE,
         now=now,

@@ -36,6 +36,7 @@ from services.adapter_takecare.native import (
     Patient,
     Unit,
 )
+from services.messaging.case import stay_case_id
 from services.messaging.consent import consent_of
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import (
@@ -163,6 +164,7 @@ def to_bundle(
     )
     return message_bundle(
         key=key,
+        case_id=stay_case_id(event.encounter.encounter_id),
         event=event.event_code(),
         source=System.TAKECARE,
         now=now,

@@ -23,6 +23,7 @@ from services.adapter_takecare.native import (
     Unit,
     consent_basis_doc,
 )
+from services.messaging.case import stay_case_id
 from services.messaging.consent import consent_of, read_consent
 from services.messaging.dosage import AsNeededCondition, Dosage, Dose, MaxDose, finite
 from services.messaging.envelope import BusinessKey, EventCode, System
@@ -188,6 +189,7 @@ def to_bundle(
     ref = refs(key)
     return message_bundle(
         key=key,
+        case_id=stay_case_id(event.encounter_id),
         event=EventCode.MEDICATION_LIST,
         source=System.TAKECARE,
         now=now,

@@ -25,6 +25,7 @@ from services.adapter_treserva.native import (
     enhet,
     samtyckesgrund,
 )
+from services.messaging.case import stay_case_id
 from services.messaging.consent import consent_of, read_consent
 from services.messaging.dosage import AsNeededCondition, Dosage, Dose, MaxDose, finite
 from services.messaging.envelope import BusinessKey, EventCode, System
@@ -219,6 +220,7 @@ def to_bundle(
     ref = refs(key)
     return message_bundle(
         key=key,
+        case_id=stay_case_id(event.vardtillfalle_id),
         event=EventCode.MEDICATION_LIST,
         source=System.TRESERVA,
         now=now,
