@@ -1,8 +1,10 @@
 """The few facts about a care event the alert rules need, read from a FHIR message Bundle:
 who sent it (the unit's HSA-id, whom to phone when it does not arrive), when the stay began
-and ended, and which stay (episode) it belongs to. Pure: no I/O, no clock.
+and ended, which stay (episode) it belongs to and the case id every message of the stay
+carries (services.messaging.case). Pure: no I/O, no clock.
 
-Nothing here identifies the patient; the episode is the source system's encounter id.
+Nothing here identifies the patient; the episode is the source system's encounter id and the
+case id a pseudonymous UUID of it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from services.messaging.case import case_id_of
 from services.messaging.fhir_parts import (
     TranslationError,
     hsa_id,
@@ -37,6 +40,7 @@ class CareFacts:
     # HSA-id of the listed vårdcentral; neither identifies the patient
     municipality: str | None = None
     listed_unit_hsa: str | None = None
+    case_id: str | None = None  # the case EpisodeOfCare's id, the same for the whole stay
 
 
 def read_care_facts(bundle: dict[str, Any]) -> CareFacts:
@@ -52,6 +56,7 @@ def read_care_facts(bundle: dict[str, Any]) -> CareFacts:
         episode=_fact(lambda: _episode(encounter)),
         municipality=_fact(lambda: municipality_of(patient) if patient else None),
         listed_unit_hsa=_fact(lambda: listed_unit_of(patient) if patient else None),
+        case_id=case_id_of(bundle),
     )
 
 

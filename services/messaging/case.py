@@ -78,8 +78,9 @@ def case_episode(case_id: str, patient_ref: str) -> dict[str, Any]:
 
 def case_episodes(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     """The case EpisodeOfCare resources of a message Bundle (JSON form)."""
-    found = []
-    for entry in bundle.get("entry") or []:
+    found: list[dict[str, Any]] = []
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if (
             isinstance(resource, dict)
@@ -100,7 +101,8 @@ def case_id_of(bundle: dict[str, Any]) -> str | None:
 
 
 def _case_value(episode: dict[str, Any]) -> str | None:
-    for ident in episode.get("identifier") or []:
+    idents = episode.get("identifier")
+    for ident in idents if isinstance(idents, list) else []:
         if isinstance(ident, dict) and ident.get("system") == CASE_ID_SYSTEM:
             value = ident.get("value")
             return value if isinstance(value, str) else None

@@ -17,10 +17,11 @@ The chain alone does not hold against the database's owner, who can recompute ev
 after a change: signed checkpoints of its head, kept outside the database, do
 (:mod:`services.router.audit.checkpoints`).
 
-What counts as a view of patient data: opening a message's FHIR payload, and searching by
-personnummer. Metadata views (states, times, pseudonyms) are not patient data here. Entries
-are kept at least five years (``RouterSettings.access_log_retention_days``); nothing in the
-broker deletes them.
+What counts as a view of patient data: opening a message's FHIR payload, searching by
+personnummer, and opening a case's timeline (every message of one stay: who was told what
+about the patient, and when). Other metadata views (states, times, pseudonyms) are not
+patient data here. Entries are kept at least five years
+(``RouterSettings.access_log_retention_days``); nothing in the broker deletes them.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ HASHED_FIELDS = ("seq", "at", "actor", "role", "kind", "pseudonym", "message_id"
 class AccessKind(enum.StrEnum):
     PAYLOAD_VIEW = "payload-view"
     PERSONNUMMER_SEARCH = "personnummer-search"
+    CASE_VIEW = "case-view"  # a case's timeline (services.messaging.case)
     # security events (no patient data; pseudonym and message id stay empty)
     LOGIN_OK = "login-ok"
     LOGIN_FAILED = "login-failed"
@@ -63,7 +65,11 @@ class AccessKind(enum.StrEnum):
 
     @property
     def is_security_event(self) -> bool:
-        return self not in (AccessKind.PAYLOAD_VIEW, AccessKind.PERSONNUMMER_SEARCH)
+        return self not in (
+            AccessKind.PAYLOAD_VIEW,
+            AccessKind.PERSONNUMMER_SEARCH,
+            AccessKind.CASE_VIEW,
+        )
 
 
 access_log = Table(

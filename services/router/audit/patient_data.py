@@ -1,6 +1,7 @@
-"""The only ways an operator reaches patient data: a message's FHIR payload, and a search by
-personnummer. Each writes its access-log entry in the same transaction, before anything is
-returned, so no view goes unlogged (:mod:`services.router.audit.access_log`)."""
+"""The only ways an operator reaches patient data: a message's FHIR payload, a search by
+personnummer, and a case's timeline (every message of one stay). Each writes its access-log
+entry in the same transaction, before anything is returned, so no view goes unlogged
+(:mod:`services.router.audit.access_log`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging.identifiers import (
@@ -25,6 +26,10 @@ from services.router.routing.tables import message
 
 
 class NoSuchMessage(LookupError):
+    pass
+
+
+class NoSuchCase(LookupError):
     pass
 
 
@@ -104,10 +109,49 @@ async def pseudonym_search(
     return found
 
 
+async def open_case(
+    session: AsyncSession,
+    case_id: str,
+    *,
+    actor: str,
+    role: str,
+    reason: str,
+    now: datetime,
+) -> None:
+    """Log the view of a case's timeline, once per patient its messages name (one, unless
+    the stay's messages disagree), before the caller reads it in the same transaction. The
+    entry's reason names the case: it is pseudonymous, and the auditor needs to know which
+    messages were seen. Raises NoSuchCase when no message carries ``case_id``."""
+    rows = (
+        await session.execute(
+            select(message.c.pseudonym, func.min(message.c.sent_at).label("first"))
+            .where(message.c.case_id == case_id)
+            .group_by(message.c.pseudonym)
+            .order_by("first")
+        )
+    ).all()
+    if not rows:
+        raise NoSuchCase(case_id)
+    for row in rows:
+        await record_access(
+            session,
+            Access(
+                actor=actor,
+                role=role,
+                kind=AccessKind.CASE_VIEW,
+                reason=f"case {case_id}: {reason}"[:500],
+                pseudonym=row.pseudonym,
+            ),
+            now=now,
+        )
+
+
 __all__ = [
     "InvalidIdentifier",
+    "NoSuchCase",
     "NoSuchMessage",
     "PayloadView",
+    "open_case",
     "open_payload",
     "pseudonym_search",
 ]

@@ -75,6 +75,9 @@ class _MessageFields(ResponseModel):
     version: int | None = Field(description="versioned families (SIP, medication list)")
     superseded_by: str | None = Field(description="the id of the newer version, if any")
     unrouted_reason: str | None = Field(description="why it was routed nowhere, if it was not")
+    case_id: str | None = Field(
+        description="the case (every message of one stay) it belongs to; null: it names no stay"
+    )
 
 
 class MessageOut(_MessageFields):
@@ -91,3 +94,24 @@ class MessagePageOut(ResponseModel):
     count: int
     items: list[MessageOut]
     next: str | None
+
+
+class CaseDeliveryOut(DeliveryOut):
+    """A delivery in a case's timeline, with its working-day deadline where one applies."""
+
+    working_due_at: Timestamp | None = Field(
+        description="the working-day deadline (see DeliveryDetailOut); Stockholm time"
+    )
+
+
+class CaseMessageOut(_MessageFields):
+    deliveries: list[CaseDeliveryOut]
+
+
+class CaseOut(ResponseModel):
+    """A case: every message of one hospital stay (services.messaging.case), oldest first by
+    the time its source sent it, each with its deliveries' states. Metadata only."""
+
+    case_id: str = Field(description="the case id: a UUID derived from the stay, pseudonymous")
+    count: int
+    items: list[CaseMessageOut]

@@ -50,6 +50,7 @@ MESSAGE_FIELDS = (
     message.c.version,
     message.c.superseded_by,
     message.c.unrouted_reason,
+    message.c.case_id,
 )
 
 DELIVERY_FIELDS = (

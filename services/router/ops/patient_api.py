@@ -1,7 +1,7 @@
-"""Patient data over the JSON API (``/api/v1``): a message's FHIR payload and the search by
-personnummer, each with the operator's name and reason, written to the access log before
-anything is returned; and the access log itself. POST keeps a personnummer out of URLs and
-access logs of proxies."""
+"""Patient data over the JSON API (``/api/v1``): a message's FHIR payload, the search by
+personnummer and a case's timeline, each with the caller's name and reason, written to the
+access log before anything is returned; and the access log itself. POST keeps a personnummer
+out of URLs and access logs of proxies."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from contextlib import aclosing
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.messaging.case import is_case_id
 from services.router.audit import access_log_export
 from services.router.audit.access_log import (
     AccessKind,
@@ -27,17 +28,23 @@ from services.router.audit.access_log import (
 from services.router.audit.checkpoints import CheckpointProblem, check_stream_against_checkpoints
 from services.router.audit.patient_data import (
     InvalidIdentifier,
+    NoSuchCase,
     NoSuchMessage,
+    open_case,
     open_payload,
     pseudonym_search,
 )
 from services.router.ops import queries
-from services.router.ops.api_clients import ApiCaller, as_operator
-from services.router.ops.message_schemas import MessagePageOut
+from services.router.ops.api_clients import ApiCaller, as_operator, needs
+from services.router.ops.console.accounts import Role
+from services.router.ops.message_schemas import CaseOut, MessagePageOut
 from services.router.ops.schema_base import ResponseModel, Timestamp
 from services.router.settings import RouterSettings
 
 Operator = Annotated[ApiCaller, Depends(as_operator)]
+# a case's timeline is metadata (states, times, pseudonyms): a viewer's, like the message
+# detail; but it shows the whole stay of one patient, so each view is access-logged
+Viewer = Annotated[ApiCaller, Depends(needs(Role.VIEWER))]
 
 
 class Reasoned(BaseModel):
@@ -201,6 +208,42 @@ def patient_routes(
             "items": page.items,
             "next": page.next_cursor,
         }
+
+    @api.get(
+        "/cases/{case_id}",
+        response_model=CaseOut,
+        responses={404: {"description": "no message carries this case id"}, 422: {}},
+    )
+    async def case(
+        case_id: Annotated[str, Path(min_length=36, max_length=36)],
+        caller: Viewer,
+        reason: Annotated[str, Query(min_length=3, max_length=200)] = "case timeline",
+    ) -> dict[str, Any]:
+        """Every message of one stay (the case id every message of it carries, an
+        EpisodeOfCare: services.messaging.case) oldest first, with its deliveries' states,
+        receiving units and deadlines. Logged in the access log first (kind ``case-view``,
+        the patient's pseudonym, the case id in the reason)."""
+        if not is_case_id(case_id):
+            raise HTTPException(422, "case_id: not a case id (a UUID)")
+        try:
+            async with sessions.begin() as session:
+                await open_case(
+                    session,
+                    case_id,
+                    actor=caller.actor(),
+                    role=caller.role.value,
+                    reason=reason,
+                    now=clock(),
+                )
+                items = await queries.case_timeline(
+                    session,
+                    case_id,
+                    agreements=settings.payment_agreements_of(),
+                    directory=settings.municipality_directory(),
+                )
+        except NoSuchCase:
+            raise HTTPException(404, "no such case") from None
+        return {"case_id": case_id, "count": len(items), "items": items}
 
     @api.get("/access-log", response_model=AccessListOut)
     async def access(

@@ -106,6 +106,45 @@ async def message_detail(
     return detail
 
 
+async def case_timeline(
+    session: AsyncSession,
+    case_id: str,
+    *,
+    agreements: PaymentAgreements | None = None,
+    directory: MunicipalityDirectory | None = None,
+) -> list[dict[str, Any]]:
+    """Every message of a case (one stay, services.messaging.case) in time order: sent at
+    the source, then received, then id; each with its deliveries (one per destination: its
+    state, receiving unit and deadlines). Metadata only. Empty for an unknown case."""
+    rows = (
+        await session.execute(
+            select(*MESSAGE_FIELDS)
+            .where(message.c.case_id == case_id)
+            .order_by(message.c.sent_at, message.c.received_at, message.c.id)
+        )
+    ).all()
+    items = [row_dict(r) for r in rows]
+    by_message: dict[str, list[dict[str, Any]]] = {m["id"]: [] for m in items}
+    events = {m["id"]: m["event_code"] for m in items}
+    if by_message:
+        for d in (
+            await session.execute(
+                select(*DELIVERY_FIELDS)
+                .where(delivery.c.message_id.in_(list(by_message)))
+                .order_by(delivery.c.id)
+            )
+        ).all():
+            item = row_dict(d)
+            due = working_due_at(
+                events[d.message_id], d.destination, d.sent_at, agreements, directory
+            )
+            item["working_due_at"] = None if due is None else due.isoformat()
+            by_message[d.message_id].append(item)
+    for m in items:
+        m["deliveries"] = by_message[m["id"]]
+    return items
+
+
 def working_due_at(
     event_code: str,
     destination: str,

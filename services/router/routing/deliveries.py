@@ -271,6 +271,10 @@ async def accept_messages(
             bundle = None
         held = routing_hold(env.event_code, bundle, env.source_system)
         trace = tracing.from_headers(record.headers)  # the router's hop, continued per delivery
+        try:
+            facts = read_care_facts(bundle) if bundle is not None else CareFacts()
+        except ValueError:
+            facts = CareFacts()
         messages.append(
             dict(
                 id=env.message_id,
@@ -286,6 +290,7 @@ async def accept_messages(
                 superseded_by=newer,
                 traceparent=trace.traceparent,
                 unrouted_reason=held,
+                case_id=facts.case_id,  # pseudonymous: never logged beside patient data
             )
         )
         if newer is not None:
@@ -305,10 +310,6 @@ async def accept_messages(
                 "message has no route",
                 extra={"message_id": env.message_id, "family": env.event_code},
             )
-        try:
-            facts = read_care_facts(bundle) if bundle is not None else CareFacts()
-        except ValueError:
-            facts = CareFacts()
         accepted.append(_Accepted(item, destinations, newer, facts))
         log.info(
             "message accepted",

@@ -49,6 +49,10 @@ message = Table(
     # why the message was stored but routed nowhere (services.router.routing.consent), e.g. a SIP
     # without the patient's consent; never patient data
     Column("unrouted_reason", String(200), nullable=True),
+    # the case id every message of one stay carries (services.messaging.case): a pseudonymous
+    # UUID, the console's and the ops API's case timeline; null for a message of no stay
+    Column("case_id", String(36), nullable=True),
+    Index("ix_message_case", "case_id", "sent_at", "id"),
     Index("ix_message_stream", "stream", "version"),
     Index("ix_message_arrivals", "source", "event_code", "received_at"),  # silent sources
     # message search, newest first by (received_at, id): see services/router/ops/message_search.py

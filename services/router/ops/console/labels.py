@@ -179,6 +179,21 @@ LABELS: dict[str, tuple[str, str]] = {
     "show": ("Visa", "Show"),
     "none": ("Inga.", "None."),
     "back": ("Tillbaka", "Back"),
+    # the case timeline (issue 20): every message of one stay
+    "case": ("Ärende", "Case"),
+    "case_timeline": ("Ärendets tidslinje", "Case timeline"),
+    "case_link": (
+        "Hela ärendet (alla meddelanden i vårdtillfället)",
+        "The whole case (every message of the stay)",
+    ),
+    "case_note": (
+        "Alla meddelanden i ett vårdtillfälle, i tidsordning. Visningen loggas i åtkomstloggen.",
+        "Every message of one stay, in time order. The view is written to the access log.",
+    ),
+    "no_case": ("Meddelandet hör inte till något vårdtillfälle.", "The message names no stay."),
+    "sent": ("Skickat", "Sent"),
+    "direction": ("Riktning", "Direction"),
+    "receiver_unit": ("Mottagande enhet", "Receiving unit"),
     "language": ("Språk", "Language"),
     "done": ("Klart", "Done"),
     "invalid": ("Ogiltig inmatning", "Invalid input"),

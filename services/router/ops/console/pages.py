@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.messaging.case import is_case_id
 from services.messaging.envelope import EVENT_DISPLAY, EventCode
 from services.messaging.problems import FieldError
 from services.router.alerting import incidents
@@ -22,7 +23,9 @@ from services.router.audit.access_log import AccessKind, list_access
 from services.router.audit.admin_actions import record_admin_action, replay_summary
 from services.router.audit.patient_data import (
     InvalidIdentifier,
+    NoSuchCase,
     NoSuchMessage,
+    open_case,
     open_payload,
     pseudonym_search,
 )
@@ -232,6 +235,42 @@ def console_routes(
     @web.get("/messages/{message_id}", response_class=HTMLResponse)
     async def message(request: Request, operator: Operator, message_id: str) -> HTMLResponse:
         return await _message_page(request, operator, message_id)
+
+    @web.get("/cases/{case_id}", response_class=HTMLResponse)
+    async def case(request: Request, operator: Operator, case_id: str) -> HTMLResponse:
+        """Every message of one stay in time order (services.messaging.case): metadata a
+        viewer may read, but the whole stay of one patient, so the view is access-logged."""
+        if not is_case_id(case_id):
+            raise HTTPException(404, "no such case")
+        try:
+            async with sessions.begin() as session:
+                await open_case(
+                    session,
+                    case_id,
+                    actor=operator.user,
+                    role=operator.role.value,
+                    reason="case timeline (console)",
+                    now=clock(),
+                )
+                items = await queries.case_timeline(
+                    session,
+                    case_id,
+                    agreements=settings.payment_agreements_of(),
+                    directory=settings.municipality_directory(),
+                )
+        except NoSuchCase:
+            raise HTTPException(404, "no such case") from None
+        return render(
+            request,
+            "case.html",
+            {
+                "case_id": case_id,
+                "items": items,
+                "pseudonyms": sorted({m["pseudonym"] or "" for m in items}),
+                "display": EVENT_DISPLAY,
+            },
+            operator=operator,
+        )
 
     @web.post("/messages/{message_id}/payload", response_class=HTMLResponse)
     async def payload(
