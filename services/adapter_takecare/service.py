@@ -15,6 +15,7 @@ DESTINATION = Destination(
     owner=OWNER,
     families=families.OUTBOUND,
     mark_superseded=field_marker("supersededBy"),
+    mark_case=field_marker("caseId"),  # the case id, echoed back by TakeCare
 )
 
 

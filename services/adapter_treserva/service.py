@@ -16,6 +16,7 @@ DESTINATION = Destination(
     families=families.OUTBOUND,
     mark_superseded=field_marker("ersattAv"),
     mark_receiver=field_marker("mottagandeEnhet"),  # the municipality's receiving unit
+    mark_case=field_marker("arendeId"),  # the case id, echoed back by Treserva
 )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging import read_back_store, topics
+from services.messaging.case import case_id_of
 from services.messaging.envelope import (
     CONFIRM_BY_HEADER,
     FAILURE_HEADER,
@@ -70,6 +71,9 @@ class Destination:
     # names the receiving unit's HSA-id in a native document (issue 20); None: the
     # document is the FHIR message, whose MessageHeader.destination.receiver names it
     mark_receiver: Callable[[dict[str, Any], str], None] | None = None
+    # names the case id (services.messaging.case) in a native document, so the journal can
+    # echo it in documents that name no stay; None: the FHIR message carries it itself
+    mark_case: Callable[[dict[str, Any], str], None] | None = None
 
     def family_for(self, event_code: str) -> OutboundFamily | None:
         return next((f for f in self.families if event_code in f.events), None)
@@ -244,6 +248,9 @@ def translate(
         document = family.to_native(bundle)
         if receiver is not None and destination.mark_receiver is not None:
             destination.mark_receiver(document, receiver)
+        case = case_id_of(bundle)
+        if case is not None and destination.mark_case is not None:
+            destination.mark_case(document, case)
         return env.event_code, family, document
     except (MalformedMessage, TranslationError) as exc:
         raise Untranslatable(f"cannot translate: {exc}"[:300]) from None

@@ -75,11 +75,18 @@ class ReadReceipt:
 
 
 def read_receipt_bundle(
-    receipt: ReadReceipt, *, key: BusinessKey, source: System, now: datetime
+    receipt: ReadReceipt,
+    *,
+    key: BusinessKey,
+    source: System,
+    now: datetime,
+    case_id: str | None = None,
 ) -> Bundle:
+    """``case_id``: the stay's case the journal echoed (services.messaging.case), if any."""
     ref = refs(key)
     reader = receipt.reader
     return message_bundle(
+        case_id=case_id,
         key=key,
         event=EventCode.READ_RECEIPT,
         source=source,

@@ -165,7 +165,10 @@ class Sip:
 # --- building --------------------------------------------------------------------------------
 
 
-def sip_bundle(sip: Sip, *, key: BusinessKey, source: System, now: datetime) -> Bundle:
+def sip_bundle(
+    sip: Sip, *, key: BusinessKey, source: System, now: datetime, case_id: str | None = None
+) -> Bundle:
+    """``case_id``: the stay's case the journal echoed (services.messaging.case), if any."""
     ref = refs(key)
     units: dict[CareUnit, str] = {}  # one Organization per unit, the coordinating one first
 
@@ -194,6 +197,7 @@ def sip_bundle(sip: Sip, *, key: BusinessKey, source: System, now: datetime) -> 
         note=None if sip.note is None else [{"text": sip.note}],
     )
     return message_bundle(
+        case_id=case_id,
         key=key,
         event=STAGE_EVENTS[sip.stage],
         source=source,

@@ -125,3 +125,43 @@ def test_a_case_episode_that_is_malformed_reads_as_no_case():
     }
     assert case_id_of(bundle) is None
     assert case_id_of({}) is None
+
+
+def _delivered() -> list[tuple[Path, Any, str]]:
+    from services.adapter_takecare.service import DESTINATION as TAKECARE
+    from services.adapter_treserva.service import DESTINATION as TRESERVA
+
+    found = []
+    for golden in GOLDENS:
+        bundle = json.loads(golden.read_text())
+        code = bundle["entry"][0]["resource"]["eventCoding"]["code"]
+        for destination, field in ((TRESERVA, "arendeId"), (TAKECARE, "caseId")):
+            if destination.family_for(code) is not None and case_id_of(bundle) is not None:
+                found.append((golden, destination, field))
+    return found
+
+
+def test_every_native_document_the_broker_delivers_names_the_case_for_the_echo():
+    from services.messaging.contracts import violations
+    from services.messaging.delivery import translate
+
+    delivered = _delivered()
+    assert {field for _, _, field in delivered} == {"arendeId", "caseId"}
+    for golden, destination, field in delivered:
+        text = golden.read_text()
+        _, family, document = translate(text, destination)
+        assert document[field] == case_id_of(json.loads(text)), golden
+        assert violations(family.schema, document) == [], golden
+
+
+def test_an_echoed_case_id_that_is_no_uuid_is_refused_by_the_contract():
+    from sandbox.contracts_cli import FIXTURE_NOW, inbound_family
+    from services.messaging.native import InvalidEvent
+
+    inbound = inbound_family(System.TRESERVA, "sip-update")
+    assert inbound is not None
+    doc = _input(FIXTURES / "treserva/sip-update/kallelse-nationellt-reservnummer.fhir.json")
+    assert doc["arendeId"] == stay_case_id("VT-889123")
+    with pytest.raises(InvalidEvent) as refused:
+        inbound.parse({**doc, "arendeId": "VT-889123"}, now=FIXTURE_NOW, regional_reserve_oid=None)
+    assert {v.path for v in refused.value.violations} == {"arendeId"}

@@ -205,7 +205,7 @@ async def test_the_console_shows_the_case_as_one_timeline(sessions, case_log, cl
 
 
 async def test_a_message_of_no_stay_says_so_on_its_page(sessions, client, clock):
-    record = _record(System.TAKECARE, "sip-update", "invitation-meeting-dst", 0, clock)
+    record = _record(System.TAKECARE, "sip-update", "completed-optional-missing", 0, clock)
     await (await _router(sessions, clock)).handle_batch([record])
     await _log_in(client, "viewer")
     page = await client.get(f"/console/messages/{json.loads(record.value)['id']}")

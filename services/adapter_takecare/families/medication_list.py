@@ -152,6 +152,9 @@ class TakeCareMedicationList(NativeEvent):
     items: tuple[Item, ...]
     # Only the broker sets supersededBy, on delivery; a list TakeCare pushes never has it.
     superseded_by: None = Field(default=None, alias="supersededBy")
+    # the case id the broker delivered (services.messaging.case), echoed back: this document
+    # names no stay, so it joins the stay's case by it
+    case_id: str | None = Field(default=None, alias="caseId")
 
     def business_key(self) -> BusinessKey:
         return BusinessKey(System.TAKECARE.value, self.list_id, self.version)
@@ -189,7 +192,7 @@ def to_bundle(
     ref = refs(key)
     return message_bundle(
         key=key,
-        case_id=stay_case_id(event.encounter_id),
+        case_id=stay_case_id(event.encounter_id) or event.case_id,
         event=EventCode.MEDICATION_LIST,
         source=System.TAKECARE,
         now=now,

@@ -55,6 +55,9 @@ class TakeCareReadReceipt(NativeEvent):
     patient: Patient
     reader: MessageReader
     consent_basis: ConsentBasisBlock = Field(alias="consentBasis")
+    # the case id the broker delivered (services.messaging.case), echoed back: this document
+    # names no stay, so it joins the stay's case by it
+    case_id: str | None = Field(default=None, alias="caseId")
 
     def consent_block(self) -> ConsentBasisBlock:
         return self.consent_basis
@@ -86,6 +89,7 @@ def to_bundle(
         key=event.business_key(),
         source=System.TAKECARE,
         now=now,
+        case_id=event.case_id,
     )
 
 

@@ -91,6 +91,9 @@ class TakeCareSipUpdate(NativeEvent):
     activities: tuple[SipActivity, ...]
     note: str | None = None
     superseded_by: None = Field(default=None, alias="supersededBy")  # broker only: refused
+    # the case id the broker delivered (services.messaging.case), echoed back: this document
+    # names no stay, so it joins the stay's case by it
+    case_id: str | None = Field(default=None, alias="caseId")
 
     @model_validator(mode="after")
     def _activity_ids_unique(self) -> TakeCareSipUpdate:
@@ -159,7 +162,11 @@ def to_bundle(
     event: TakeCareSipUpdate, *, now: datetime, regional_reserve_oid: str | None = None
 ) -> Bundle:
     return sip_bundle(
-        event.sip(regional_reserve_oid), key=event.business_key(), source=System.TAKECARE, now=now
+        event.sip(regional_reserve_oid),
+        key=event.business_key(),
+        source=System.TAKECARE,
+        now=now,
+        case_id=event.case_id,
     )
 
 

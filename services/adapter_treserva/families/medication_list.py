@@ -186,6 +186,9 @@ class TreservaLakemedelslista(NativeEvent):
     ersatt_av: None = Field(default=None, alias="ersattAv")
     # the receiving unit: set by the broker on delivery only (issue 20), refused from Treserva
     mottagande_enhet: None = Field(default=None, alias="mottagandeEnhet")
+    # the case id the broker delivered (services.messaging.case), echoed back: this document
+    # names no stay, so it joins the stay's case by it
+    arende_id: str | None = Field(default=None, alias="arendeId")
 
     def business_key(self) -> BusinessKey:
         return BusinessKey(System.TRESERVA.value, self.lista_id, self.version)
@@ -220,7 +223,7 @@ def to_bundle(
     ref = refs(key)
     return message_bundle(
         key=key,
-        case_id=stay_case_id(event.vardtillfalle_id),
+        case_id=stay_case_id(event.vardtillfalle_id) or event.arende_id,
         event=EventCode.MEDICATION_LIST,
         source=System.TRESERVA,
         now=now,

@@ -60,6 +60,9 @@ class TreservaReadReceipt(NativeEvent):
     samtyckesgrund: Samtyckesgrund
     # the receiving unit: set by the broker on delivery only (issue 20), refused from Treserva
     mottagande_enhet: None = Field(default=None, alias="mottagandeEnhet")
+    # the case id the broker delivered (services.messaging.case), echoed back: this document
+    # names no stay, so it joins the stay's case by it
+    arende_id: str | None = Field(default=None, alias="arendeId")
 
     def consent_block(self) -> Samtyckesgrund:
         return self.samtyckesgrund
@@ -91,6 +94,7 @@ def to_bundle(
         key=event.business_key(),
         source=System.TRESERVA,
         now=now,
+        case_id=event.arende_id,
     )
 
 

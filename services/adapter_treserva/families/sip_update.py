@@ -121,6 +121,9 @@ class TreservaSipUpdate(NativeEvent):
     ersatt_av: None = Field(default=None, alias="ersattAv")  # set by the broker only: refused
     # the receiving unit: set by the broker on delivery only (issue 20), refused from Treserva
     mottagande_enhet: None = Field(default=None, alias="mottagandeEnhet")
+    # the case id the broker delivered (services.messaging.case), echoed back: this document
+    # names no stay, so it joins the stay's case by it
+    arende_id: str | None = Field(default=None, alias="arendeId")
 
     @model_validator(mode="after")
     def _aktivitet_id_unika(self) -> TreservaSipUpdate:
@@ -189,7 +192,11 @@ def to_bundle(
     event: TreservaSipUpdate, *, now: datetime, regional_reserve_oid: str | None = None
 ) -> Bundle:
     return sip_bundle(
-        event.sip(regional_reserve_oid), key=event.business_key(), source=System.TRESERVA, now=now
+        event.sip(regional_reserve_oid),
+        key=event.business_key(),
+        source=System.TRESERVA,
+        now=now,
+        case_id=event.arende_id,
     )
 
 
