@@ -15,8 +15,9 @@ translate their native documents to (pure: no I/O, no clock). Mapping:
      ├── EpisodeOfCare ×n  each current municipal service (local CodeSystem municipal-service)
      ├── Practitioner      the contact person: name, HSA-id when known
      ├── PractitionerRole  the contact's role and work phone at the unit
-     └── Consent           the basis it is shared on (services.messaging.consent), named
-                           in MessageHeader.focus after the Encounter and the contact
+     ├── Consent           the basis it is shared on (services.messaging.consent), named
+     │                     in MessageHeader.focus after the Encounter and the contact
+     └── EpisodeOfCare     the case (services.messaging.case), named last in focus
 
 The answer does not use ``MessageHeader.response``: in this broker that marks a technical
 result (delivery outcome, receipt) that settles a delivery on the results topic, while an

@@ -12,8 +12,10 @@ Message layout (mapping ``contracts/fhir/medication-list.md``)::
      ├── MedicationStatement ×n   one per line, in the list's order; the dosage is
      │                            :mod:`services.messaging.dosage`, prescriber, dose
      │                            dispensing and change :mod:`services.messaging.prescription`
-     └── Practitioner ×n          each distinct prescriber (HSA-id), the informationSource
-                                  of the lines they prescribed
+     ├── Practitioner ×n          each distinct prescriber (HSA-id), the informationSource
+     │                            of the lines they prescribed
+     └── EpisodeOfCare            the case (services.messaging.case), named last in focus,
+                                  when the list names its stay or echoes the case id
 """
 
 from __future__ import annotations

@@ -12,9 +12,11 @@ documents to (pure: no I/O, no clock). Mapping: ``contracts/fhir/read-receipt.md
      ├── Organization      the reader's unit (HSA-id)
      ├── Practitioner      the reader: name and HSA-id
      ├── PractitionerRole  the reader at the unit
-     └── Consent           the basis the reader's side holds for the patient
-                           (services.messaging.consent), named in MessageHeader.focus after
-                           the Communication
+     ├── Consent           the basis the reader's side holds for the patient
+     │                     (services.messaging.consent), named in MessageHeader.focus after
+     │                     the Communication
+     └── EpisodeOfCare     the case (services.messaging.case), named last in focus; only
+                           when the journal echoed the case id (arendeId / caseId)
 
 A read receipt carries little health data, but it names the patient and says that a unit on
 the other side of the region/municipality line holds a message about them: it is a message of

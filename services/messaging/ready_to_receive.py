@@ -11,8 +11,9 @@ no clock). Mapping: ``contracts/fhir/ready-to-receive.md``.
      ├── Patient
      ├── Organization      the municipal unit that will receive the patient (HSA-id)
      ├── EpisodeOfCare     status planned: the municipality's care from period.start, the date
-     └── Consent           the basis it is shared on (services.messaging.consent), named
-                           in MessageHeader.focus after the Encounter and the EpisodeOfCare
+     ├── Consent           the basis it is shared on (services.messaging.consent), named
+     │                     in MessageHeader.focus after the Encounter and the EpisodeOfCare
+     └── EpisodeOfCare     the case (services.messaging.case), named last in focus
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ Bundle layout::
      ├── Organization ×n   the coordinating unit first (the sender), then every other unit
      ├── Practitioner ×n   participating professionals (personal HSA-id, name)
      ├── RelatedPerson ×n  participating relatives (närstående)
-     └── Goal ×n           the SIP's goals, in order
+     ├── Goal ×n           the SIP's goals, in order
+     └── EpisodeOfCare     the case (services.messaging.case), named last in focus; only
+                           when the journal echoed the case id (arendeId / caseId)
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ Bundle layout::
      │                   status cancelled with the reason for a cancelled notice
      ├── Patient         personnummer / samordningsnummer / reservnummer, name, address
      ├── Organization    the admitting ward (HSA-id)
-     └── Observation ×n  housing situation, social situation, care-needs assessment
+     ├── Observation ×n  housing situation, social situation, care-needs assessment
+     └── EpisodeOfCare   the case (services.messaging.case), named last in focus
 """
 
 from __future__ import annotations

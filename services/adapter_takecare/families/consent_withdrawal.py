@@ -13,7 +13,8 @@ Bundle layout::
      ├── Encounter       the stay the withdrawal is for
      ├── Patient         personnummer / samordningsnummer / reservnummer, name
      ├── Consent         status inactive, provision.period.end = when it was withdrawn
-     └── Organization    the ward (HSA-id)
+     ├── Organization    the ward (HSA-id)
+     └── EpisodeOfCare   the case (services.messaging.case), named last in focus
 """
 
 from __future__ import annotations

@@ -16,9 +16,10 @@ Bundle layout::
      │                   (one Organization per distinct unit)
      ├── ServiceRequest  planned follow-up: performer = follow-up unit, booked time, note
      ├── EpisodeOfCare   responsibility after discharge: managingOrganization = the unit
-     └── Observation ×n  information at discharge (summary, nursing needs, functional status,
-                         assistive devices, risk assessment, pending results) and
-                         medication-list-sent
+     ├── Observation ×n  information at discharge (summary, nursing needs, functional status,
+     │                   assistive devices, risk assessment, pending results) and
+     │                   medication-list-sent
+     └── EpisodeOfCare   the case (services.messaging.case), named last in focus
 """
 
 from __future__ import annotations

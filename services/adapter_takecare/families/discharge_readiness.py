@@ -18,10 +18,11 @@ Bundle layout::
      ├── Organization    the ward (HSA-id)
      ├── Practitioner    the judging physician (personal HSA-id), when given
      ├── Observation ×n  care needs at discharge, note
-     └── planning information (planeringsunderlag), when given: ADL Observations,
-         DeviceRequest (+ prescribing Practitioner) per hjälpmedel, RelatedPerson per next
-         of kin and legal representative, CareTeam + Practitioner for the fast vårdkontakt;
-         interpreter, language and phone on the Patient (:mod:`services.messaging.planning`)
+     ├── planning information (planeringsunderlag), when given: ADL Observations,
+     │   DeviceRequest (+ prescribing Practitioner) per hjälpmedel, RelatedPerson per next
+     │   of kin and legal representative, CareTeam + Practitioner for the fast vårdkontakt;
+     │   interpreter, language and phone on the Patient (:mod:`services.messaging.planning`)
+     └── EpisodeOfCare   the case (services.messaging.case), named last in focus
 
 The planning information rides on the ready-for-discharge notice because that is when the
 municipality starts planning home care (Lag 2017:612); a withdrawal carries none.
