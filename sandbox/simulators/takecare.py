@@ -3,7 +3,8 @@
 Control (port 8112, always up): ``POST /_sim/emit {"family": ..., "count": n}`` makes TakeCare
 send its events to adapter_takecare, as its triggers would: ``admission-notice``,
 ``discharge-readiness``, ``discharge-notice``, ``medication-list``, ``sip-update``,
-``read-receipt`` (läskvittens: someone at the hospital read a message); with
+``read-receipt`` (läskvittens: someone at the hospital read a message), ``consent-withdrawal``,
+``process-interrupted`` (avbrott i utskrivningsprocessen); with
 ``schedule_interval_s`` > 0 it also emits one admission per interval. Fault switches and
 statistics as in :mod:`sandbox.simulators.journal`.
 
@@ -93,6 +94,10 @@ EMITTERS = {
         f"{_SAMPLES}.consent_withdrawal:sample_consent_withdrawal",
     ),
     "read-receipt": ("read-receipts", f"{_SAMPLES}.read_receipt:sample_takecare_read_receipt"),
+    "process-interrupted": (
+        "process-interruptions",
+        f"{_SAMPLES}.process_interrupted:sample_process_interrupted",
+    ),
 }
 
 

@@ -92,6 +92,7 @@ KINDS = (
     _kind("sip", "sip-update", "sipId"),
     _kind("aterkallade-samtycken", "consent-withdrawal"),
     _kind("laskvittenser", "read-receipt"),
+    _kind("avbrott-utskrivningsprocess", "process-interrupted"),
 )
 
 # family → (adapter_treserva route, sample function)

@@ -49,6 +49,7 @@ class EventCode(enum.StrEnum):
     ADMISSION_ANSWER = "admission-answer"  # svar på inskrivningsmeddelande (municipality)
     READ_RECEIPT = "read-receipt"  # läskvittens: a person read a message (not RECEIPT)
     READY_TO_RECEIVE = "ready-to-receive"  # kan ta emot: the municipality can take the patient
+    PROCESS_INTERRUPTED = "process-interrupted"  # avbrott i utskrivningsprocessen
     DELIVERY_OUTCOME = "delivery-outcome"  # an adapter's result of one delivery attempt
     RECEIPT = "receipt"  # kvittens: the receiving journal holds the record
 
@@ -69,6 +70,7 @@ EVENT_DISPLAY = {
     EventCode.ADMISSION_ANSWER: "Svar på inskrivningsmeddelande",
     EventCode.READ_RECEIPT: "Läskvittens",
     EventCode.READY_TO_RECEIVE: "Kan ta emot",
+    EventCode.PROCESS_INTERRUPTED: "Avbrott i utskrivningsprocessen",
     EventCode.DELIVERY_OUTCOME: "Leveransutfall",
     EventCode.RECEIPT: "Kvittens",
 }

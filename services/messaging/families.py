@@ -114,6 +114,13 @@ FAMILIES: tuple[Family, ...] = (
         versioned=False,
         routes=((System.TRESERVA, (System.TAKECARE,)),),
     ),
+    # avbrott i utskrivningsprocessen: the planning for the stay is interrupted, with a reason
+    Family(
+        "process-interrupted",
+        (EventCode.PROCESS_INTERRUPTED,),
+        versioned=False,
+        routes=_TO_MUNICIPALITY,
+    ),
 )
 
 _BY_EVENT = {event.value: family for family in FAMILIES for event in family.events}

@@ -138,6 +138,7 @@ ALL_FAMILIES = (
     "admission-answer",
     "ready-to-receive",
     "read-receipt",
+    "process-interrupted",
 )
 
 

@@ -96,6 +96,12 @@ _FAMILIES: dict[str, _Family] = {
         "meddelanden om återkallat samtycke",
         "så att ni inte använder mer av vårdtillfället än samtycket tillät",
     ),
+    "process-interrupted": _Family(
+        "Meddelandet om avbrott i utskrivningsprocessen",
+        "meddelande om avbrott i utskrivningsprocessen",
+        "meddelanden om avbrott i utskrivningsprocessen",
+        "så att ni inte planerar en hemgång som inte blir av",
+    ),
 }
 _EVENTS: dict[str, _Family] = {  # where one event of a family reads better on its own
     "sip-invitation": _Family(
