@@ -4,7 +4,7 @@ Control (port 8112, always up): ``POST /_sim/emit {"family": ..., "count": n}`` 
 send its events to adapter_takecare, as its triggers would: ``admission-notice``,
 ``discharge-readiness``, ``discharge-notice``, ``medication-list``, ``sip-update``,
 ``read-receipt`` (läskvittens: someone at the hospital read a message), ``consent-withdrawal``,
-``process-interrupted`` (avbrott i utskrivningsprocessen); with
+``process-interrupted`` (avbrott i utskrivningsprocessen), ``transfer`` (förflyttning); with
 ``schedule_interval_s`` > 0 it also emits one admission per interval. Fault switches and
 statistics as in :mod:`sandbox.simulators.journal`.
 
@@ -98,6 +98,7 @@ EMITTERS = {
         "process-interruptions",
         f"{_SAMPLES}.process_interrupted:sample_process_interrupted",
     ),
+    "transfer": ("transfers", f"{_SAMPLES}.transfer:sample_transfer"),
 }
 
 

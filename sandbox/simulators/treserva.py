@@ -93,6 +93,7 @@ KINDS = (
     _kind("aterkallade-samtycken", "consent-withdrawal"),
     _kind("laskvittenser", "read-receipt"),
     _kind("avbrott-utskrivningsprocess", "process-interrupted"),
+    _kind("forflyttningar", "transfer"),
 )
 
 # family → (adapter_treserva route, sample function)

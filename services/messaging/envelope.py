@@ -50,6 +50,7 @@ class EventCode(enum.StrEnum):
     READ_RECEIPT = "read-receipt"  # läskvittens: a person read a message (not RECEIPT)
     READY_TO_RECEIVE = "ready-to-receive"  # kan ta emot: the municipality can take the patient
     PROCESS_INTERRUPTED = "process-interrupted"  # avbrott i utskrivningsprocessen
+    TRANSFER = "transfer"  # förflyttning: the patient moved to another ward or hospital
     DELIVERY_OUTCOME = "delivery-outcome"  # an adapter's result of one delivery attempt
     RECEIPT = "receipt"  # kvittens: the receiving journal holds the record
 
@@ -71,6 +72,7 @@ EVENT_DISPLAY = {
     EventCode.READ_RECEIPT: "Läskvittens",
     EventCode.READY_TO_RECEIVE: "Kan ta emot",
     EventCode.PROCESS_INTERRUPTED: "Avbrott i utskrivningsprocessen",
+    EventCode.TRANSFER: "Förflyttning",
     EventCode.DELIVERY_OUTCOME: "Leveransutfall",
     EventCode.RECEIPT: "Kvittens",
 }

@@ -121,6 +121,13 @@ FAMILIES: tuple[Family, ...] = (
         versioned=False,
         routes=_TO_MUNICIPALITY,
     ),
+    # förflyttning: the patient moved to another ward or hospital, the receivers' new contact
+    Family(
+        "transfer",
+        (EventCode.TRANSFER,),
+        versioned=False,
+        routes=_TO_MUNICIPALITY,
+    ),
 )
 
 _BY_EVENT = {event.value: family for family in FAMILIES for event in family.events}

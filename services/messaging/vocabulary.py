@@ -80,3 +80,6 @@ URI_SYSTEM = "urn:ietf:rfc:3986"  # Identifier.system of a message id written ur
 PROCESS_INTERRUPTED_URL = f"{_SD}/process-interrupted"
 # condition-worsened, declined-municipal-services, other
 PROCESS_INTERRUPTION_REASON_SYSTEM = f"{_CS}/process-interruption-reason"
+# Encounter: complex, "from" valueReference (the Organization the patient left), "at"
+# valueDateTime; Encounter.serviceProvider is the new unit, the receivers' contact from now on
+TRANSFER_URL = f"{_SD}/transfer"

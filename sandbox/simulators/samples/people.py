@@ -139,6 +139,7 @@ ALL_FAMILIES = (
     "ready-to-receive",
     "read-receipt",
     "process-interrupted",
+    "transfer",
 )
 
 

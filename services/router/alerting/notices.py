@@ -102,6 +102,12 @@ _FAMILIES: dict[str, _Family] = {
         "meddelanden om avbrott i utskrivningsprocessen",
         "så att ni inte planerar en hemgång som inte blir av",
     ),
+    "transfer": _Family(
+        "Meddelandet om att patienten flyttats till en annan enhet",
+        "meddelande om förflyttning",
+        "meddelanden om förflyttning",
+        "så att ni planerar med rätt enhet",
+    ),
 }
 _EVENTS: dict[str, _Family] = {  # where one event of a family reads better on its own
     "sip-invitation": _Family(
