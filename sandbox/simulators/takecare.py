@@ -4,7 +4,8 @@ Control (port 8112, always up): ``POST /_sim/emit {"family": ..., "count": n}`` 
 send its events to adapter_takecare, as its triggers would: ``admission-notice``,
 ``discharge-readiness``, ``discharge-notice``, ``medication-list``, ``sip-update``,
 ``read-receipt`` (läskvittens: someone at the hospital read a message), ``consent-withdrawal``,
-``process-interrupted`` (avbrott i utskrivningsprocessen), ``transfer`` (förflyttning); with
+``process-interrupted`` (avbrott i utskrivningsprocessen), ``transfer`` (förflyttning),
+``patient-deceased`` (patienten avliden); with
 ``schedule_interval_s`` > 0 it also emits one admission per interval. Fault switches and
 statistics as in :mod:`sandbox.simulators.journal`.
 
@@ -99,6 +100,7 @@ EMITTERS = {
         f"{_SAMPLES}.process_interrupted:sample_process_interrupted",
     ),
     "transfer": ("transfers", f"{_SAMPLES}.transfer:sample_transfer"),
+    "patient-deceased": ("deaths", f"{_SAMPLES}.patient_deceased:sample_patient_deceased"),
 }
 
 

@@ -94,6 +94,7 @@ KINDS = (
     _kind("laskvittenser", "read-receipt"),
     _kind("avbrott-utskrivningsprocess", "process-interrupted"),
     _kind("forflyttningar", "transfer"),
+    _kind("avlidna", "patient-deceased"),
 )
 
 # family → (adapter_treserva route, sample function)

@@ -51,6 +51,7 @@ class EventCode(enum.StrEnum):
     READY_TO_RECEIVE = "ready-to-receive"  # kan ta emot: the municipality can take the patient
     PROCESS_INTERRUPTED = "process-interrupted"  # avbrott i utskrivningsprocessen
     TRANSFER = "transfer"  # förflyttning: the patient moved to another ward or hospital
+    PATIENT_DECEASED = "patient-deceased"  # patienten avliden: planning stops
     DELIVERY_OUTCOME = "delivery-outcome"  # an adapter's result of one delivery attempt
     RECEIPT = "receipt"  # kvittens: the receiving journal holds the record
 
@@ -73,6 +74,7 @@ EVENT_DISPLAY = {
     EventCode.READY_TO_RECEIVE: "Kan ta emot",
     EventCode.PROCESS_INTERRUPTED: "Avbrott i utskrivningsprocessen",
     EventCode.TRANSFER: "Förflyttning",
+    EventCode.PATIENT_DECEASED: "Patienten avliden",
     EventCode.DELIVERY_OUTCOME: "Leveransutfall",
     EventCode.RECEIPT: "Kvittens",
 }

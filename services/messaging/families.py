@@ -128,6 +128,13 @@ FAMILIES: tuple[Family, ...] = (
         versioned=False,
         routes=_TO_MUNICIPALITY,
     ),
+    # patienten avliden: when, so the municipality stops planning; never the cause of death
+    Family(
+        "patient-deceased",
+        (EventCode.PATIENT_DECEASED,),
+        versioned=False,
+        routes=_TO_MUNICIPALITY,
+    ),
 )
 
 _BY_EVENT = {event.value: family for family in FAMILIES for event in family.events}

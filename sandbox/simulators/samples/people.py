@@ -140,6 +140,7 @@ ALL_FAMILIES = (
     "read-receipt",
     "process-interrupted",
     "transfer",
+    "patient-deceased",
 )
 
 

@@ -108,6 +108,12 @@ _FAMILIES: dict[str, _Family] = {
         "meddelanden om förflyttning",
         "så att ni planerar med rätt enhet",
     ),
+    "patient-deceased": _Family(
+        "Meddelandet om att patienten har avlidit",
+        "meddelande om att patienten avlidit",
+        "meddelanden om att patienten avlidit",
+        "så att planeringen avslutas",
+    ),
 }
 _EVENTS: dict[str, _Family] = {  # where one event of a family reads better on its own
     "sip-invitation": _Family(
