@@ -52,6 +52,7 @@ class EventCode(enum.StrEnum):
     PROCESS_INTERRUPTED = "process-interrupted"  # avbrott i utskrivningsprocessen
     TRANSFER = "transfer"  # förflyttning: the patient moved to another ward or hospital
     PATIENT_DECEASED = "patient-deceased"  # patienten avliden: planning stops
+    ADMINISTRATIVE_MESSAGE = "administrative-message"  # administrativt meddelande (free text)
     DELIVERY_OUTCOME = "delivery-outcome"  # an adapter's result of one delivery attempt
     RECEIPT = "receipt"  # kvittens: the receiving journal holds the record
 
@@ -75,6 +76,7 @@ EVENT_DISPLAY = {
     EventCode.PROCESS_INTERRUPTED: "Avbrott i utskrivningsprocessen",
     EventCode.TRANSFER: "Förflyttning",
     EventCode.PATIENT_DECEASED: "Patienten avliden",
+    EventCode.ADMINISTRATIVE_MESSAGE: "Administrativt meddelande",
     EventCode.DELIVERY_OUTCOME: "Leveransutfall",
     EventCode.RECEIPT: "Kvittens",
 }

@@ -135,6 +135,14 @@ FAMILIES: tuple[Family, ...] = (
         versioned=False,
         routes=_TO_MUNICIPALITY,
     ),
+    # administrativt meddelande: free text about a stay between the hospital unit and the
+    # municipal unit, both ways (primary care is not a party to it)
+    Family(
+        "administrative-message",
+        (EventCode.ADMINISTRATIVE_MESSAGE,),
+        versioned=False,
+        routes=((System.TAKECARE, (System.TRESERVA,)), (System.TRESERVA, (System.TAKECARE,))),
+    ),
 )
 
 _BY_EVENT = {event.value: family for family in FAMILIES for event in family.events}

@@ -141,6 +141,7 @@ ALL_FAMILIES = (
     "process-interrupted",
     "transfer",
     "patient-deceased",
+    "administrative-message",
 )
 
 

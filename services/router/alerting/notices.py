@@ -114,6 +114,12 @@ _FAMILIES: dict[str, _Family] = {
         "meddelanden om att patienten avlidit",
         "så att planeringen avslutas",
     ),
+    "administrative-message": _Family(
+        "Det administrativa meddelandet",
+        "administrativt meddelande",
+        "administrativa meddelanden",
+        "så att ni inte missar en fråga om vårdtillfället",
+    ),
 }
 _EVENTS: dict[str, _Family] = {  # where one event of a family reads better on its own
     "sip-invitation": _Family(
