@@ -77,7 +77,7 @@ def test_fixture_translations_match_their_goldens(path):
     assert set(outputs) == {"fhir", "treserva"}
     for suffix, doc in outputs.items():
         assert render(doc) == golden_path(path, suffix).read_text(encoding="utf-8"), suffix
-    assert len(refused_of(System.TAKECARE, FAMILY)) == 2
+    assert len(refused_of(System.TAKECARE, FAMILY)) == 3
 
 
 def test_the_round_trip_keeps_the_reason_the_time_the_note_and_the_stay():

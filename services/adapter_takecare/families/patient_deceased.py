@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 
 from services.adapter_takecare.native import (
     IDENTIFIER_PATH,
@@ -74,6 +74,14 @@ class TakeCarePatientDeceased(NativeEvent):
     consent_basis: ConsentBasisBlock = Field(alias="consentBasis")
     encounter: Stay
     death: Death
+
+    @field_validator("death")
+    @classmethod
+    def _not_before_the_admission(cls, death: Death, info: ValidationInfo) -> Death:
+        stay = info.data.get("encounter")
+        if isinstance(stay, Stay) and death.deceased_at < stay.admitted_at:
+            raise ValueError("the time of death is before the admission")
+        return death
 
     def business_key(self) -> BusinessKey:
         return BusinessKey(System.TAKECARE.value, self.event_id, self.version)

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fhir.resources.R4B.bundle import Bundle
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 
 from services.adapter_takecare.native import (
     IDENTIFIER_PATH,
@@ -78,6 +78,16 @@ class TakeCareProcessInterrupted(NativeEvent):
     consent_basis: ConsentBasisBlock = Field(alias="consentBasis")
     encounter: Stay
     interruption: Interruption
+
+    @field_validator("interruption")
+    @classmethod
+    def _not_before_the_admission(
+        cls, interruption: Interruption, info: ValidationInfo
+    ) -> Interruption:
+        stay = info.data.get("encounter")
+        if isinstance(stay, Stay) and interruption.interrupted_at < stay.admitted_at:
+            raise ValueError("the process is interrupted before the admission")
+        return interruption
 
     def business_key(self) -> BusinessKey:
         return BusinessKey(System.TAKECARE.value, self.event_id, self.version)

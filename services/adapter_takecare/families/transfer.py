@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 
 from services.adapter_takecare.native import (
     IDENTIFIER_PATH,
@@ -68,6 +68,19 @@ class TakeCareTransfer(NativeEvent):
     consent_basis: ConsentBasisBlock = Field(alias="consentBasis")
     encounter: Stay
     transfer: Transfer
+
+    @field_validator("transfer")
+    @classmethod
+    def _to_another_unit_after_the_admission(
+        cls, transfer: Transfer, info: ValidationInfo
+    ) -> Transfer:
+        stay = info.data.get("encounter")
+        if isinstance(stay, Stay):
+            if transfer.to_unit.hsa_id == stay.unit.hsa_id:
+                raise ValueError("the new unit is the unit the patient is in")
+            if transfer.transferred_at < stay.admitted_at:
+                raise ValueError("the transfer is before the admission")
+        return transfer
 
     def business_key(self) -> BusinessKey:
         return BusinessKey(System.TAKECARE.value, self.event_id, self.version)
