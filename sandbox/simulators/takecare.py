@@ -3,15 +3,17 @@
 Control (port 8112, always up): ``POST /_sim/emit {"family": ..., "count": n}`` makes TakeCare
 send its events to adapter_takecare, as its triggers would: ``admission-notice``,
 ``discharge-readiness``, ``discharge-notice``, ``medication-list``, ``sip-update``,
-``read-receipt`` (läskvittens: someone at the hospital read a message); with
+``read-receipt`` (läskvittens: someone at the hospital read a message), ``consent-withdrawal``,
+``process-interrupted`` (avbrott i utskrivningsprocessen), ``transfer`` (förflyttning),
+``patient-deceased`` (patienten avliden), ``administrative-message``; with
 ``schedule_interval_s`` > 0 it also emits one admission per interval. Fault switches and
 statistics as in :mod:`sandbox.simulators.journal`.
 
 API (port 8102) receives what the broker delivers to TakeCare (Treserva's SIP updates, home
 care's medication list, the municipality's answers to admission notices and that it can
-receive the patient, read receipts) and, as primary care's inbox, the hospital's notices as
-FHIR messages (``POST /api/v1/primary-care/$process-message``); it pushes a receipt for each to
-adapter_takecare.
+receive the patient, read receipts, administrative messages) and, as primary care's inbox, the
+hospital's notices as FHIR messages (``POST /api/v1/primary-care/$process-message``); it pushes
+a receipt for each to adapter_takecare.
 """
 
 from __future__ import annotations
@@ -72,6 +74,11 @@ KINDS = (
     Kind("admission-answers", "takecare/admission-answer.schema.json", message_id_field="eventId"),
     Kind("read-receipts", "takecare/read-receipt.schema.json", message_id_field="eventId"),
     Kind("ready-to-receive", "takecare/ready-to-receive.schema.json", message_id_field="eventId"),
+    Kind(
+        "administrative-messages",
+        "takecare/administrative-message.schema.json",
+        message_id_field="eventId",
+    ),
 )
 
 _SAMPLES = "sandbox.simulators.samples"
@@ -93,6 +100,16 @@ EMITTERS = {
         f"{_SAMPLES}.consent_withdrawal:sample_consent_withdrawal",
     ),
     "read-receipt": ("read-receipts", f"{_SAMPLES}.read_receipt:sample_takecare_read_receipt"),
+    "process-interrupted": (
+        "process-interruptions",
+        f"{_SAMPLES}.process_interrupted:sample_process_interrupted",
+    ),
+    "transfer": ("transfers", f"{_SAMPLES}.transfer:sample_transfer"),
+    "patient-deceased": ("deaths", f"{_SAMPLES}.patient_deceased:sample_patient_deceased"),
+    "administrative-message": (
+        "administrative-messages",
+        f"{_SAMPLES}.administrative_message:sample_takecare_administrative_message",
+    ),
 }
 
 

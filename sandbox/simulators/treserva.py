@@ -4,9 +4,10 @@ API (port 8101) receives what the broker delivers, one path per family (see
 :mod:`sandbox.simulators.journal`), and pushes a kvittens (receipt) for each to
 adapter_treserva. Control (port 8111, always up): fault switches, statistics, and
 ``POST /_sim/emit {"family": "sip-update" | "medication-list" | "admission-answer" |
-"read-receipt" | "ready-to-receive", "count": n}`` to make Treserva send its own SIP updates,
-home care's medication list, an answer to an admission notice, a read receipt (läskvittens) or
-that it can receive a patient (kan ta emot) to adapter_treserva.
+"read-receipt" | "ready-to-receive" | "administrative-message", "count": n}`` to make Treserva
+send its own SIP updates, home care's medication list, an answer to an admission notice, a read
+receipt (läskvittens), that it can receive a patient (kan ta emot) or an administrative message
+(administrativt meddelande) to adapter_treserva.
 
 Opt-in, each off by default (they add messages the end-to-end tests do not count on):
 ``SIM_TRESERVA_READ_RECEIPTS=true`` sends a read receipt of every document it stores,
@@ -92,6 +93,10 @@ KINDS = (
     _kind("sip", "sip-update", "sipId"),
     _kind("aterkallade-samtycken", "consent-withdrawal"),
     _kind("laskvittenser", "read-receipt"),
+    _kind("avbrott-utskrivningsprocess", "process-interrupted"),
+    _kind("forflyttningar", "transfer"),
+    _kind("avlidna", "patient-deceased"),
+    _kind("administrativa-meddelanden", "administrative-message"),
 )
 
 # family → (adapter_treserva route, sample function)
@@ -112,6 +117,10 @@ EMITTERS = {
     "ready-to-receive": (
         "kan-ta-emot",
         "sandbox.simulators.samples.ready_to_receive:sample_treserva_ready_to_receive",
+    ),
+    "administrative-message": (
+        "administrativa-meddelanden",
+        "sandbox.simulators.samples.administrative_message:sample_treserva_administrative_message",
     ),
 }
 ADMISSION_NOTICE_KIND = "inskrivningsmeddelanden"

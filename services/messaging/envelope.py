@@ -49,6 +49,10 @@ class EventCode(enum.StrEnum):
     ADMISSION_ANSWER = "admission-answer"  # svar på inskrivningsmeddelande (municipality)
     READ_RECEIPT = "read-receipt"  # läskvittens: a person read a message (not RECEIPT)
     READY_TO_RECEIVE = "ready-to-receive"  # kan ta emot: the municipality can take the patient
+    PROCESS_INTERRUPTED = "process-interrupted"  # avbrott i utskrivningsprocessen
+    TRANSFER = "transfer"  # förflyttning: the patient moved to another ward or hospital
+    PATIENT_DECEASED = "patient-deceased"  # patienten avliden: planning stops
+    ADMINISTRATIVE_MESSAGE = "administrative-message"  # administrativt meddelande (free text)
     DELIVERY_OUTCOME = "delivery-outcome"  # an adapter's result of one delivery attempt
     RECEIPT = "receipt"  # kvittens: the receiving journal holds the record
 
@@ -69,6 +73,10 @@ EVENT_DISPLAY = {
     EventCode.ADMISSION_ANSWER: "Svar på inskrivningsmeddelande",
     EventCode.READ_RECEIPT: "Läskvittens",
     EventCode.READY_TO_RECEIVE: "Kan ta emot",
+    EventCode.PROCESS_INTERRUPTED: "Avbrott i utskrivningsprocessen",
+    EventCode.TRANSFER: "Förflyttning",
+    EventCode.PATIENT_DECEASED: "Patienten avliden",
+    EventCode.ADMINISTRATIVE_MESSAGE: "Administrativt meddelande",
     EventCode.DELIVERY_OUTCOME: "Leveransutfall",
     EventCode.RECEIPT: "Kvittens",
 }

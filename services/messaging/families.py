@@ -114,6 +114,35 @@ FAMILIES: tuple[Family, ...] = (
         versioned=False,
         routes=((System.TRESERVA, (System.TAKECARE,)),),
     ),
+    # avbrott i utskrivningsprocessen: the planning for the stay is interrupted, with a reason
+    Family(
+        "process-interrupted",
+        (EventCode.PROCESS_INTERRUPTED,),
+        versioned=False,
+        routes=_TO_MUNICIPALITY,
+    ),
+    # förflyttning: the patient moved to another ward or hospital, the receivers' new contact
+    Family(
+        "transfer",
+        (EventCode.TRANSFER,),
+        versioned=False,
+        routes=_TO_MUNICIPALITY,
+    ),
+    # patienten avliden: when, so the municipality stops planning; never the cause of death
+    Family(
+        "patient-deceased",
+        (EventCode.PATIENT_DECEASED,),
+        versioned=False,
+        routes=_TO_MUNICIPALITY,
+    ),
+    # administrativt meddelande: free text about a stay between the hospital unit and the
+    # municipal unit, both ways (primary care is not a party to it)
+    Family(
+        "administrative-message",
+        (EventCode.ADMINISTRATIVE_MESSAGE,),
+        versioned=False,
+        routes=((System.TAKECARE, (System.TRESERVA,)), (System.TRESERVA, (System.TAKECARE,))),
+    ),
 )
 
 _BY_EVENT = {event.value: family for family in FAMILIES for event in family.events}

@@ -74,3 +74,12 @@ INTERPRETER_REQUIRED_URL = "http://hl7.org/fhir/StructureDefinition/patient-inte
 # one answers. Not MessageHeader.response: the router reserves that for technical results.
 ANSWERS_MESSAGE_URL = f"{_SD}/answers-message"
 URI_SYSTEM = "urn:ietf:rfc:3986"  # Identifier.system of a message id written urn:uuid:<id>
+# --- the whole process (appended by the hospital's process families, issue 20) ------------
+# Encounter: complex, "reason" valueCoding (PROCESS_INTERRUPTION_REASON_SYSTEM), "at"
+# valueDateTime, "note" valueString (free text: patient data, never logged)
+PROCESS_INTERRUPTED_URL = f"{_SD}/process-interrupted"
+# condition-worsened, declined-municipal-services, other
+PROCESS_INTERRUPTION_REASON_SYSTEM = f"{_CS}/process-interruption-reason"
+# Encounter: complex, "from" valueReference (the Organization the patient left), "at"
+# valueDateTime; Encounter.serviceProvider is the new unit, the receivers' contact from now on
+TRANSFER_URL = f"{_SD}/transfer"

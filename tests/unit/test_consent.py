@@ -22,22 +22,34 @@ from sandbox.contracts_cli import (
     fixtures_of,
     golden_path,
 )
+from sandbox.simulators.samples.administrative_message import (
+    sample_takecare_administrative_message,
+    sample_treserva_administrative_message,
+)
 from sandbox.simulators.samples.admission_answer import sample_treserva_admission_answer
 from sandbox.simulators.samples.admission_notice import sample_admission
 from sandbox.simulators.samples.consent_withdrawal import sample_consent_withdrawal
 from sandbox.simulators.samples.medication_list import sample_treserva_medication_list
+from sandbox.simulators.samples.patient_deceased import sample_patient_deceased
+from sandbox.simulators.samples.process_interrupted import sample_process_interrupted
 from sandbox.simulators.samples.read_receipt import (
     sample_takecare_read_receipt,
     sample_treserva_read_receipt,
 )
 from sandbox.simulators.samples.ready_to_receive import sample_treserva_ready_to_receive
+from sandbox.simulators.samples.transfer import sample_transfer
 from services.adapter_takecare.app import create_app
 from services.adapter_takecare.families import INBOUND as TAKECARE_INBOUND
+from services.adapter_takecare.families.administrative_message import INBOUND as TAKECARE_ADMIN
 from services.adapter_takecare.families.admission_notice import INBOUND as ADMISSIONS
 from services.adapter_takecare.families.consent_withdrawal import INBOUND as WITHDRAWALS
+from services.adapter_takecare.families.patient_deceased import INBOUND as DEATHS
+from services.adapter_takecare.families.process_interrupted import INBOUND as INTERRUPTIONS
 from services.adapter_takecare.families.read_receipt import INBOUND as TAKECARE_READ
+from services.adapter_takecare.families.transfer import INBOUND as TRANSFERS
 from services.adapter_takecare.settings import AdapterTakeCareSettings
 from services.adapter_treserva.families import INBOUND as TRESERVA_INBOUND
+from services.adapter_treserva.families.administrative_message import INBOUND as TRESERVA_ADMIN
 from services.adapter_treserva.families.admission_answer import INBOUND as ANSWERS
 from services.adapter_treserva.families.medication_list import INBOUND as LISTS
 from services.adapter_treserva.families.read_receipt import INBOUND as TRESERVA_READ
@@ -301,14 +313,20 @@ def test_samples_of_every_source_carry_a_basis_that_passes():
 
 @pytest.mark.parametrize("seed", [3, 11, 2026])
 def test_samples_of_the_process_families_carry_a_basis_that_routes(seed):
-    """The answer at admission, kan ta emot and the read receipt (both ways) are messages of
-    the process like any other: the simulators' samples carry the sender's basis, it passes
+    """The answer at admission, kan ta emot, the read receipt and the administrative message
+    (both ways), the interrupted process, the transfer and the death are messages of the
+    process like any other: the simulators' samples carry the sender's basis, it passes
     the intake and the router routes the message on it."""
     senders: list[tuple[Any, Any]] = [
         (ANSWERS, sample_treserva_admission_answer),
         (READY, sample_treserva_ready_to_receive),
         (TRESERVA_READ, sample_treserva_read_receipt),
         (TAKECARE_READ, sample_takecare_read_receipt),
+        (INTERRUPTIONS, sample_process_interrupted),
+        (TRANSFERS, sample_transfer),
+        (DEATHS, sample_patient_deceased),
+        (TAKECARE_ADMIN, sample_takecare_administrative_message),
+        (TRESERVA_ADMIN, sample_treserva_administrative_message),
     ]
     for family, sample in senders:
         doc = sample(random.Random(seed), now=NOW)
@@ -402,6 +420,37 @@ async def test_a_withdrawal_is_forwarded_and_stops_later_messages_of_the_stay(
     assert (await client.post("/takecare/v1/consent-withdrawals", json=withdrawal)).json()[
         "duplicate"
     ] is True
+
+
+def _takecare_fixture(name: str) -> Any:
+    return json.loads(Path(f"contracts/fixtures/takecare/{name}.input.json").read_text("utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("route", "fixture", "stay_path"),
+    [
+        ("process-interruptions", "process-interrupted/worsened-personnummer", "encounter"),
+        ("transfers", "transfer/other-ward-personnummer", "encounter"),
+        ("deaths", "patient-deceased/deceased-personnummer", "encounter"),
+        ("administrative-messages", "administrative-message/fraga-om-hjalpmedel", "encounterId"),
+    ],
+)
+async def test_the_whole_process_families_of_a_withdrawn_stay_are_refused(
+    client, store, withdrawal, route, fixture, stay_path
+):
+    """Issue 20, item 4: the process families name their stay, so a withdrawal stops them too."""
+    doc = _takecare_fixture(fixture)
+    assert (await client.post("/takecare/v1/consent-withdrawals", json=withdrawal)).status_code == (
+        202
+    )
+    res = await client.post(f"/takecare/v1/{route}", json=doc)
+    assert res.status_code == 422
+    (issue,) = res.json()["issue"]
+    expected = "encounter.encounterId" if stay_path == "encounter" else "encounterId"
+    assert issue["expression"] == [expected]
+    assert issue["diagnostics"].startswith("consent-withdrawn:")
+    assert STAY not in res.text and "Tolvan" not in res.text
+    assert len(store.outbox) == 1  # the withdrawal only
 
 
 async def test_a_withdrawal_needs_its_moment_and_nothing_else_may_carry_one(

@@ -60,6 +60,7 @@ def test_the_catalogue_gives_one_kafka_subscription_per_journal_destination():
     assert subs["treserva"].criteria.sources == frozenset({"takecare"})
     assert subs["takecare"].criteria.sources == frozenset({"treserva"})
     assert subs["takecare"].criteria.events == {
+        "administrative-message",
         "admission-answer",
         "medication-list",
         "read-receipt",
@@ -69,8 +70,10 @@ def test_the_catalogue_gives_one_kafka_subscription_per_journal_destination():
         "sip-updated",
         "sip-completed",
     }
-    # every hospital notice; nothing the municipality sends
+    # every hospital notice; nothing the municipality sends, nor what is between the wards
+    # and the municipality only (the administrative message)
     assert subs["primary-care"].criteria.events == ROUTABLE_EVENTS - {
+        "administrative-message",
         "admission-answer",
         "read-receipt",
         "ready-to-receive",

@@ -138,6 +138,10 @@ ALL_FAMILIES = (
     "admission-answer",
     "ready-to-receive",
     "read-receipt",
+    "process-interrupted",
+    "transfer",
+    "patient-deceased",
+    "administrative-message",
 )
 
 

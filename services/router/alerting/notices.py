@@ -96,6 +96,30 @@ _FAMILIES: dict[str, _Family] = {
         "meddelanden om återkallat samtycke",
         "så att ni inte använder mer av vårdtillfället än samtycket tillät",
     ),
+    "process-interrupted": _Family(
+        "Meddelandet om avbrott i utskrivningsprocessen",
+        "meddelande om avbrott i utskrivningsprocessen",
+        "meddelanden om avbrott i utskrivningsprocessen",
+        "så att ni inte planerar en hemgång som inte blir av",
+    ),
+    "transfer": _Family(
+        "Meddelandet om att patienten flyttats till en annan enhet",
+        "meddelande om förflyttning",
+        "meddelanden om förflyttning",
+        "så att ni planerar med rätt enhet",
+    ),
+    "patient-deceased": _Family(
+        "Meddelandet om att patienten har avlidit",
+        "meddelande om att patienten avlidit",
+        "meddelanden om att patienten avlidit",
+        "så att planeringen avslutas",
+    ),
+    "administrative-message": _Family(
+        "Det administrativa meddelandet",
+        "administrativt meddelande",
+        "administrativa meddelanden",
+        "så att ni inte missar en fråga om vårdtillfället",
+    ),
 }
 _EVENTS: dict[str, _Family] = {  # where one event of a family reads better on its own
     "sip-invitation": _Family(
