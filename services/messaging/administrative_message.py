@@ -29,6 +29,7 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
+from services.messaging.case import stay_case_id
 from services.messaging.consent import ConsentBasis, consent_of, read_consent
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import (
@@ -82,6 +83,7 @@ def administrative_message_bundle(
         source=source,
         now=now,
         focus=["communication", "consent"],
+        case_id=stay_case_id(message.stay_id),
         sender="organization",
         resources=[
             (

@@ -98,7 +98,14 @@ def test_no_cause_of_death_anywhere():
     """Data minimisation: the message has no place for a cause and the contracts refuse one."""
     bundle = _bundle(_fixture("deceased-personnummer"))
     kinds = {e["resource"]["resourceType"] for e in bundle["entry"]}
-    assert kinds == {"MessageHeader", "Encounter", "Patient", "Consent", "Organization"}
+    assert kinds == {
+        "MessageHeader",
+        "Encounter",
+        "Patient",
+        "Consent",
+        "Organization",
+        "EpisodeOfCare",
+    }
     assert "reasonCode" not in _resource(bundle, "Encounter")
     assert "diagnosis" not in _resource(bundle, "Encounter")
     (refused,) = [p for p in refused_of(System.TAKECARE, FAMILY) if "cause-of-death" in p.name]

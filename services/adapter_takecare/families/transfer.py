@@ -33,6 +33,7 @@ from services.adapter_takecare.native import (
     Patient,
     Unit,
 )
+from services.messaging.case import stay_case_id
 from services.messaging.consent import consent_of
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import (
@@ -110,6 +111,7 @@ def to_bundle(
         source=System.TAKECARE,
         now=now,
         focus=["encounter", "consent"],
+        case_id=stay_case_id(event.encounter.encounter_id),
         sender="organization",
         resources=[
             ("encounter", _encounter(event, ref)),
