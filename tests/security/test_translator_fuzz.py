@@ -498,7 +498,7 @@ def test_a_translator_bug_is_untranslatable_not_an_exception():
     def broken(doc: dict[str, Any]) -> dict[str, Any]:
         raise TypeError("'NoneType' object is not subscriptable")
 
-    family = TRESERVA.families[0]
+    family = next(f for f in TRESERVA.families if f.family == "admission-notice")
     destination = Destination(
         system=TRESERVA.system,
         owner=TRESERVA.owner,
