@@ -348,3 +348,61 @@ def test_activate_subscription_reports_the_refusal_of_the_same_admin(capsys):
     assert cli.main(["activate-subscription", "sub-1"], transport=transport) == 2
     assert "router answered 403" in capsys.readouterr().err
     assert cli.main(["activate-subscription", "sub-2"], transport=transport) == 1
+
+
+CASE = {
+    "case_id": "6f1c1d1e-0000-5000-8000-000000000001",
+    "count": 2,
+    "items": [
+        {
+            "id": "m-1",
+            "event_code": "admission-notice",
+            "sent_at": "2026-11-02T08:00:00+00:00",
+            "deliveries": [
+                {
+                    "destination": "treserva",
+                    "receiver_unit_hsa": "SE2120000000-FBGHSV",
+                    "state": "confirmed",
+                    "legal_due_at": "2026-11-02T09:00:00+00:00",
+                }
+            ],
+        },
+        {
+            "id": "m-2",
+            "event_code": "read-receipt",
+            "sent_at": "2026-11-02T08:05:00+00:00",
+            "deliveries": [],
+        },
+    ],
+}
+
+
+def test_case_asks_the_logged_case_view_with_the_reason_and_prints_its_timeline(capsys):
+    path = f"/api/v1/cases/{CASE['case_id']}"
+    transport, seen = answering({("GET", path): httpx.Response(200, json=CASE)})
+    code = cli.main(["case", CASE["case_id"], "--reason", "ärende 42"], transport=transport)
+    assert code == 0
+    (request,) = seen
+    assert dict(request.url.params) == {"reason": "ärende 42"}
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["sent", "family", "message", "id", "deliveries"]
+    assert lines[1].split() == [
+        "2026-11-02T08:00:00+00:00",
+        "admission-notice",
+        "m-1",
+        "treserva@SE2120000000-FBGHSV:confirmed",
+        "due",
+        "2026-11-02T09:00:00+00:00",
+    ]
+    assert lines[2].split() == ["2026-11-02T08:05:00+00:00", "read-receipt", "m-2", "-"]
+
+
+def test_case_without_a_reason_is_a_usage_error_and_an_unknown_case_exits_1(capsys):
+    transport, seen = answering(
+        {("GET", "/api/v1/cases/nope"): httpx.Response(404, json={"detail": "no such case"})}
+    )
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["case", "nope"], transport=transport)
+    assert usage.value.code == 2 and seen == []
+    assert cli.main(["case", "nope", "--reason", "check"], transport=transport) == 1
+    assert "no case nope" in capsys.readouterr().err

@@ -2,6 +2,8 @@
 
 ``list [filters] [--next CURSOR]``   messages newest first, as a table (the search filters)
 ``show MESSAGE_ID``                  one message: each delivery's transitions and attempts
+``case CASE_ID --reason R``          one stay's messages oldest first, with receiving units,
+                                     states and deadlines (logged by the router: case-view)
 ``replay --message-id ID ...`` or ``replay --destination D [--event E] [--since T]``
                                      replay unconfirmed deliveries (dead letters, sent without a
                                      receipt), with a reason;
@@ -54,7 +56,7 @@ from services.messaging.payload_crypto import Keyring, encode_keyring, new_key
 from services.messaging.record_signing import new_signing_key, public_entry
 from services.router.deviations.records import InvalidMonth, month_window
 from services.router.ops.cli_access_log import access_log_app
-from services.router.ops.cli_output import message_rows, print_table, timeline
+from services.router.ops.cli_output import case_rows, message_rows, print_table, timeline
 from services.router.ops.console.accounts import Role, hash_password
 from services.router.settings import RouterSettings
 
@@ -177,6 +179,24 @@ def show(ctx: typer.Context, message_id: str) -> None:
         raise _refused(res)
     for line in timeline(res.json()):
         typer.echo(line)
+
+
+@app.command("case")
+def show_case(
+    ctx: typer.Context,
+    case_id: str,
+    reason: Annotated[str, typer.Option(help="why you open the case (kept in the access log)")],
+) -> None:
+    """One stay's case as a timeline: every message oldest first, with each delivery's
+    receiving unit, state and legal deadline. The router logs the view (``case-view``)."""
+    with _client(ctx) as client:
+        res = client.get(f"/api/v1/cases/{case_id}", params={"reason": reason})
+    if res.status_code == 404:
+        typer.echo(f"no case {case_id}", err=True)
+        raise typer.Exit(1)
+    if res.status_code != 200:
+        raise _refused(res)
+    print_table(("sent", "family", "message id", "deliveries"), case_rows(res.json()))
 
 
 @app.command()

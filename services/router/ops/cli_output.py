@@ -23,6 +23,26 @@ def message_rows(page: dict[str, Any]) -> list[tuple[str, ...]]:
     ]
 
 
+def case_rows(case: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per message of a ``GET /api/v1/cases/{id}`` answer, oldest first: when its
+    source sent it, the family, and each delivery's receiving unit, state and deadline."""
+
+    def delivery(d: dict[str, Any]) -> str:
+        unit = f"@{d['receiver_unit_hsa']}" if d.get("receiver_unit_hsa") else ""
+        due = f" due {d['legal_due_at']}" if d.get("legal_due_at") else ""
+        return f"{d['destination']}{unit}:{d['state']}{due}"
+
+    return [
+        (
+            str(m["sent_at"]),
+            str(m["event_code"]),
+            str(m["id"]),
+            "; ".join(delivery(d) for d in m["deliveries"]) or "-",
+        )
+        for m in case["items"]
+    ]
+
+
 def print_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     rows = list(rows)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
