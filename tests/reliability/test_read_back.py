@@ -60,9 +60,10 @@ def _wait_until_no_open_overdue_alert(scenario: Scenario) -> None:
 def test_a_silent_drop_is_caught_and_repaired_whichever_way_treserva_confirms(
     scenario: Scenario, supervised: Stack, mode: ConfirmationMode
 ):
-    # A normal admission is confirmed, by the way this mode confirms. The first confirmation may be slow on a cold stack; if it overran its deadline, the
-    # overdue alert it raised must close before the silent drop is tried, so that only the
-    # drop can open the alert awaited below.
+    # A normal admission is confirmed, by the way this mode confirms. The first confirmation
+    # may be slow on a cold stack; if it overran its deadline, the overdue alert it raised
+    # must close before the silent drop is tried, so that only the drop can open the alert
+    # awaited below.
     (normal,) = post(scenario, 1)
     scenario.wait_for_state(normal[0], "confirmed", timeout_s=WARM_UP_S)
     _wait_until_no_open_overdue_alert(scenario)
