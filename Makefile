@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test test-fast test-postgres test-apache reliability browser security check lint typecheck contracts validate bench bench-queries bench-dispatch attack-probe clean
+.PHONY: install run demo test test-fast test-postgres test-apache reliability browser security check lint typecheck contracts guide validate bench bench-queries bench-dispatch attack-probe clean
 .PHONY: kafka postgres postgres-binaries lock lock-check oidc-provider
 
 # Everything is installed from requirements-dev.lock: each package pinned, with the sha256 of
@@ -129,6 +129,12 @@ check: lint typecheck test
 
 contracts: install
 	$(PY) -m sandbox.contracts_cli
+
+# the browsable implementation guide, docs/guide/index.html: static HTML from contracts/fhir
+# (conformance resources, mapping pages) and the golden FHIR fixtures; commit what it writes
+# (make contracts fails while the committed guide is out of date)
+guide: install
+	$(PY) -m sandbox.guide
 
 # make validate CONTRACT=takecare/medication-list FILE=my-list.json
 validate: install

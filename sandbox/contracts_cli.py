@@ -5,8 +5,10 @@
     result with its golden file, checks each produced native document against the receiver's
     contract and each FHIR message against the R4B models, compares the checked-in OpenAPI
     documents with the apps, and prints a table. Exit 1 if anything differs.
+    It also checks that the implementation guide under ``docs/guide/`` is up to date
+    (:mod:`sandbox.guide`).
 ``python -m sandbox.contracts_cli --update``
-    Rewrites the golden files and OpenAPI documents from the code (review the diff!).
+    Rewrites the golden files, OpenAPI documents and the guide from the code (review the diff!).
 ``python -m sandbox.contracts_cli validate <contract> <file>``
     Checks one document a vendor developer hands in, e.g. ``validate takecare/medication-list
     my.json``, and names every failing field and rule. ``validate --list`` lists contracts.
@@ -37,6 +39,10 @@ from fastapi import FastAPI
 from fhir.resources.R4B.bundle import Bundle
 from jsonschema import Draft202012Validator
 
+from sandbox.guide import GuideError, build
+from sandbox.guide.links import check_site
+from sandbox.guide.load import GUIDE_DIR, read_inputs
+from sandbox.guide.publish import stale_files, write_site
 from services.adapter_takecare import families as takecare_families
 from services.adapter_takecare.families import receipt as takecare_receipt
 from services.adapter_treserva import families as treserva_families
@@ -257,6 +263,23 @@ def check_openapi(*, update: bool = False) -> list[Result]:
     return results
 
 
+def check_guide(*, update: bool = False) -> list[Result]:
+    """The implementation guide under docs/guide/ is what ``make guide`` makes of
+    contracts/fhir and the fixtures (rewritten with ``--update``, after the goldens)."""
+    try:
+        site = build(read_inputs())
+    except (GuideError, OSError, ValueError) as exc:  # reported in the table, not hidden
+        return [Result("docs/guide", "guide", f"ERROR: {type(exc).__name__}: {exc}")]
+    problems = check_site(site)
+    if problems:
+        return [Result("docs/guide", "guide links", f"ERROR: {problems[0]} (+{len(problems) - 1})")]
+    if update:
+        write_site(site, GUIDE_DIR)
+    stale = stale_files(site, GUIDE_DIR)
+    status = "ok" if not stale else f"DIFFERS: {len(stale)} file(s), first {stale[0]}"
+    return [Result("docs/guide", "guide (make guide)", status)]
+
+
 def contract_names() -> list[str]:
     return sorted(
         str(p.relative_to(CONTRACTS_DIR)).removesuffix(".schema.json")
@@ -296,6 +319,7 @@ def print_table(rows: list[Result]) -> None:
 
 def cmd_check(update: bool) -> int:
     rows = check_schemas() + check_fixtures(update=update) + check_openapi(update=update)
+    rows += check_guide(update=update)  # after the goldens: its examples are made of them
     print_table(rows)
     failed = [r for r in rows if r.status != "ok"]
     fixtures = len(list(fixture_inputs()))
