@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from services.messaging.case import case_id_of
 from services.messaging.fhir_parts import (
     TranslationError,
+    extension,
     hsa_id,
     listed_unit_of,
     maybe_instant,
@@ -26,6 +27,7 @@ from services.messaging.fhir_parts import (
     resolve,
     resources,
 )
+from services.messaging.vocabulary import PROCESS_INTERRUPTED_URL
 
 T = TypeVar("T")
 
@@ -41,6 +43,9 @@ class CareFacts:
     municipality: str | None = None
     listed_unit_hsa: str | None = None
     case_id: str | None = None  # the case EpisodeOfCare's id, the same for the whole stay
+    # avbrott: when the discharge process was interrupted (the Encounter's extension
+    # process-interrupted, its "at"); its reason and note stay in the message
+    interrupted_at: datetime | None = None
 
 
 def read_care_facts(bundle: dict[str, Any]) -> CareFacts:
@@ -57,6 +62,7 @@ def read_care_facts(bundle: dict[str, Any]) -> CareFacts:
         municipality=_fact(lambda: municipality_of(patient) if patient else None),
         listed_unit_hsa=_fact(lambda: listed_unit_of(patient) if patient else None),
         case_id=case_id_of(bundle),
+        interrupted_at=_fact(lambda: _interrupted_at(encounter)),
     )
 
 
@@ -72,6 +78,12 @@ def _sender_hsa(bundle: dict[str, Any]) -> str | None:
     if not headers or maybe_obj(headers[0], "sender") is None:
         return None
     return hsa_id(resolve(bundle, headers[0], "sender"))
+
+
+def _interrupted_at(encounter: dict[str, Any] | None) -> datetime | None:
+    found = None if encounter is None else extension(encounter, PROCESS_INTERRUPTED_URL)
+    at = None if found is None else extension(found, "at")
+    return None if at is None else maybe_instant(at, "valueDateTime")
 
 
 def _episode(encounter: dict[str, Any] | None) -> str | None:

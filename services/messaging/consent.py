@@ -13,6 +13,12 @@ The closed code list of kinds (``CONSENT_BASIS_SYSTEM``):
 Recipients are unit kinds (``hospital``, ``primary-care``, ``municipality``), each with an
 optional HSA-id that narrows it to one unit; the scope is a list of message families.
 
+Which unit a recipient covers (:meth:`ConsentBasis.covers_unit`, checked by the router once it
+knows the unit it addresses): the patient's consent covers the units it names by HSA-id, or
+every unit of a kind it names without one; a legal basis without consent (menprövning,
+nödsituation) is about the kind of receiver the law lets the data reach, so it covers any unit
+of each kind it names, an HSA-id beside it notwithstanding.
+
 The rules the intake applies (:func:`basis_violations`), each naming a field, never a value:
 
 - ``consent-scope``       the basis does not cover the message's family;
@@ -108,6 +114,14 @@ class ConsentBasis:
     @property
     def withdrawn(self) -> bool:
         return self.withdrawn_at is not None
+
+    def covers_unit(self, destination: System, unit_hsa: str) -> bool:
+        """Whether the basis covers the unit ``unit_hsa`` of ``destination``'s kind (see
+        the module docstring)."""
+        named = [r for r in self.recipients if r.unit_kind == UNIT_KINDS.get(destination)]
+        if self.kind != "samtycke" or any(r.hsa_id is None for r in named):
+            return bool(named)
+        return any(r.hsa_id == unit_hsa for r in named)
 
     def covers(self, family: str, destinations: tuple[System, ...]) -> bool:
         """Whether the basis covers ``family`` to ``destinations``; the withdrawal of a

@@ -320,3 +320,79 @@ def test_agreements_are_settings_checked_when_read(monkeypatch):
         monkeypatch.setenv("ROUTER_PAYMENT_AGREEMENTS", bad)
         with pytest.raises(ValidationError):
             RouterSettings()
+
+
+async def test_a_death_stops_the_clock_the_day_of_death_is_not_payable(sessions):
+    from sandbox.simulators.samples.patient_deceased import sample_patient_deceased
+    from services.adapter_takecare.families import patient_deceased
+
+    clock = Clock()
+    router = await a_stay(sessions, clock)
+    clock.now = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)  # Sunday
+    doc = sample_patient_deceased(random.Random(4), now=clock())
+    doc["death"]["deceasedAt"] = "2026-11-29T03:10:00+01:00"  # the night to Sunday
+    await router.handle_batch([record(patient_deceased, doc, clock())])
+    found = await report(sessions, datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
+    (stay,) = found.stays
+    assert stay.stay.deceased_at == datetime(2026, 11, 29, 2, 10, tzinfo=UTC)
+    assert stay.days == (date(2026, 11, 27), date(2026, 11, 28))
+    rows = list(csv.reader(io.StringIO(payment_export.to_csv(found)[1:]), delimiter=";"))
+    header = rows[0]
+    assert [r[header.index("Dag")] for r in rows[1:]] == ["2026-11-27", "2026-11-28"]
+    assert {r[header.index("Avliden")] for r in rows[1:]} == {"2026-11-29T03:10:00+01:00"}
+    assert payment_export.to_document(found).stays[0].deceasedAt == "2026-11-29T03:10:00+01:00"
+
+
+async def test_an_interruption_stops_the_clock_and_a_new_ready_notice_starts_a_new_one(sessions):
+    from sandbox.simulators.samples.process_interrupted import sample_process_interrupted
+    from services.adapter_takecare.families import process_interrupted
+
+    clock = Clock()
+    router = await a_stay(sessions, clock)
+    clock.now = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)  # Sunday
+    doc = sample_process_interrupted(random.Random(4), now=clock())
+    doc["interruption"]["interruptedAt"] = "2026-11-29T08:00:00+01:00"
+    await router.handle_batch([record(process_interrupted, doc, clock())])
+    found = await report(sessions, datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
+    (stay,) = found.stays
+    assert stay.stay.interrupted_at == datetime(2026, 11, 29, 7, 0, tzinfo=UTC)
+    assert stay.days == (date(2026, 11, 27), date(2026, 11, 28))
+    rows = list(csv.reader(io.StringIO(payment_export.to_csv(found)[1:]), delimiter=";"))
+    assert len(rows) == 1 + 2
+    assert {r[rows[0].index("Avbruten")] for r in rows[1:]} == {"2026-11-29T08:00:00+01:00"}
+    clock.now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # Monday: ready again
+    again = record(
+        discharge_readiness, sample_discharge_readiness(random.Random(9), now=clock()), clock()
+    )
+    await router.handle_batch([again])
+    async with sessions.begin() as s:  # sent at once (it waits behind the others otherwise)
+        await s.execute(
+            update(delivery)
+            .where(delivery.c.message_id == message_id(again))
+            .values(sent_at=clock.now, state="sent")
+        )
+    found = await report(sessions, datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
+    (stay,) = found.stays
+    assert (stay.stay.ready_sent_at, stay.stay.interrupted_at) == (clock.now, None)
+    # a new readiness, a new clock: Tue, Wed, Thu are the municipality's again
+    assert stay.first_payable == date(2026, 12, 4)
+    assert stay.days == (date(2026, 12, 4), date(2026, 12, 5), date(2026, 12, 6))
+
+
+def test_death_and_interruption_end_the_pure_clock():
+    from dataclasses import replace
+
+    from services.router.statistics.payment_clock import payable_days
+
+    sent = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)  # payable from Tuesday 31 March
+    base = evidence(1, sent)
+    today = date(2026, 4, 10)
+    died = replace(base, deceased_at=datetime(2026, 4, 2, 23, tzinfo=UTC))
+    assert payable_days(died, PaymentAgreement(), today=today) == [
+        date(2026, 3, 31),
+        date(2026, 4, 1),
+        date(2026, 4, 2),  # 23:00 UTC is 01:00 on 3 April in Stockholm: died on the 3rd
+    ]
+    early = datetime(2026, 3, 20, tzinfo=UTC)  # an interruption of an earlier readiness
+    paused = replace(base, interrupted_at=early)
+    assert len(payable_days(paused, PaymentAgreement(), today=today)) == 10

@@ -75,6 +75,9 @@ _SUMMARY = {
     AlertKind.SIGNATURE_REFUSED: "subscriber {destination} refuses the webhooks' signature "
     "(HTTP 401): a clock off by more than its tolerance, ours or its, or a secret rotated on one "
     "side only; the {family} notices are retried until it takes them, none is dropped",
+    AlertKind.CONSENT_HOLD: "{family} messages to {destination} are held, not routed: the "
+    "consent does not cover the unit they would be addressed to, or the patient withdrew "
+    "consent for the stay; check the consent with the sender, nothing is sent until then",
     AlertKind.PATIENT_PARKED: "{destination} keeps answering one patient's {family} messages "
     "with an error while it takes the others: that patient's deliveries are parked (retried "
     "at the longest interval) and the circuit stays closed for everyone else; the delivery's "

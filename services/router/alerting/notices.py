@@ -155,6 +155,7 @@ _SEVERITY_SV = {
 _KIND_SV = {
     "confirmation_overdue": "ingen kvittens i tid",
     "delivery_failed": "leveransen misslyckades",
+    "consent_hold": "hållet: samtycket täcker inte mottagaren eller är återkallat",
 }
 _WEEKDAYS_SV = ("måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag")
 _MONTHS_SV = (

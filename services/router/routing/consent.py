@@ -10,6 +10,18 @@ kept with ``message.unrouted_reason`` and a log line naming only ids and the rea
 The adapters refuse such a message at their intake already; this is the second lock, for a
 message that reaches the inbound topic some other way.
 
+Two holds need more than the message itself, and the router applies them when it knows more
+(:func:`services.router.routing.deliveries.accept_messages`), with a ``consent_hold``
+incident for IT operations:
+
+- the unit the router addresses (:mod:`.addressing`) is not among the basis's recipients
+  (:func:`unit_hold`): the whole message is held, as for a basis that misses a receiver;
+- the patient withdrew consent for the message's stay (a ``consent-withdrawal`` message with
+  the same case id was accepted before, or earlier in the batch): every later message of the
+  stay is held, whichever side sends it. The TakeCare adapter refuses such a document at its
+  intake already (``consent-withdrawn``); Treserva's documents (an admission answer, a
+  ready-to-receive, a read receipt naming its case) are held here.
+
 Pure: reads the parsed Bundle, no I/O.
 """
 
@@ -17,8 +29,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.messaging.consent import basis_holds
+from services.messaging.consent import basis_holds, read_consent
+from services.messaging.envelope import System
 from services.messaging.families import family_of
+from services.messaging.fhir_parts import TranslationError
 from services.messaging.sip import consent_given
 
 NO_CONSENT = "not routed: the patient has not consented to sharing (samtycke saknas)"
@@ -40,4 +54,31 @@ def routing_hold(event_code: str, bundle: dict[str, Any] | None, source: str) ->
         return NO_CONSENT
     if not basis_holds(event_code, source, bundle):
         return NO_BASIS
+    return None
+
+
+UNIT_NOT_COVERED = (
+    "not routed: the consent does not cover the unit the message would be addressed to "
+    "(samtycket omfattar inte den mottagande enheten)"
+)
+STAY_WITHDRAWN = (
+    "not routed: the patient withdrew consent for this stay (samtycket återkallat för "
+    "vårdtillfället)"
+)
+
+
+def unit_hold(bundle: dict[str, Any] | None, destination: str, unit_hsa: str | None) -> str | None:
+    """Why a message must not go to ``unit_hsa``, the unit the router addressed for
+    ``destination``, or None: its basis covers that unit
+    (:meth:`services.messaging.consent.ConsentBasis.covers_unit`). A destination that names no
+    unit is :func:`routing_hold`'s alone; a basis that cannot be read holds it."""
+    if unit_hsa is None:
+        return None
+    try:
+        system = System(destination)
+        basis = read_consent(bundle) if bundle is not None else None
+    except (TranslationError, ValueError):
+        return UNIT_NOT_COVERED
+    if basis is None or not basis.covers_unit(system, unit_hsa):
+        return UNIT_NOT_COVERED
     return None

@@ -52,7 +52,12 @@ from services.router.routing.addressing import (
 )
 from services.router.routing.circuit import CircuitPolicy
 from services.router.routing.clock_jumps import Jump, on_our_scale
-from services.router.routing.consent import routing_hold
+from services.router.routing.consent import (
+    STAY_WITHDRAWN,
+    UNIT_NOT_COVERED,
+    routing_hold,
+    unit_hold,
+)
 from services.router.routing.deadlines import Stage, legal_deadline, next_stage_at
 from services.router.routing.domain import (
     AlertKind,
@@ -255,26 +260,27 @@ async def accept_messages(
     documents, the patients' current episodes, the messages, the deliveries and their
     first transitions, whatever the batch's size. A message already stored (same id, or
     same business key under a new id), or earlier in the batch, is skipped."""
-    fresh = await _not_stored(session, batch)
+    parsed_all = [_parse(item.record) for item in batch]
+    cases = [facts.case_id for _, facts in parsed_all]
+    fresh, withdrawn = await _not_stored(session, batch, cases)
     if not fresh:
         return []
     versions = await _Versions.load(session, [m.env for m in fresh])
     book = await episodes.load_current(session, [m.record.key for m in fresh if m.record.key])
     messages: list[dict[str, Any]] = []
     accepted: list[_Accepted] = []
+    parsed_of = {id(item): found for item, found in zip(batch, parsed_all, strict=True)}
     for item in fresh:
+        bundle, facts = parsed_of[id(item)]
         env, record = item.env, item.record
         stream, version, newer = versions.place(env)
-        try:
-            bundle: dict[str, Any] | None = json.loads(record.value)
-        except ValueError:
-            bundle = None
         held = routing_hold(env.event_code, bundle, env.source_system)
+        if facts.case_id is not None:
+            if env.event_code == EventCode.CONSENT_WITHDRAWN:
+                withdrawn.add(facts.case_id)  # what follows it in the batch is held too
+            elif held is None and facts.case_id in withdrawn:
+                held = STAY_WITHDRAWN
         trace = tracing.from_headers(record.headers)  # the router's hop, continued per delivery
-        try:
-            facts = read_care_facts(bundle) if bundle is not None else CareFacts()
-        except ValueError:
-            facts = CareFacts()
         messages.append(
             dict(
                 id=env.message_id,
@@ -310,7 +316,7 @@ async def accept_messages(
                 "message has no route",
                 extra={"message_id": env.message_id, "family": env.event_code},
             )
-        accepted.append(_Accepted(item, destinations, newer, facts))
+        accepted.append(_Accepted(item, destinations, newer, facts, bundle, held))
         log.info(
             "message accepted",
             extra={
@@ -321,12 +327,34 @@ async def accept_messages(
                 **trace.log_fields(),
             },
         )
-    await session.execute(message.insert(), messages)
     receivers = (
         await load_receivers(session, rules.addressing.defaults)
         if rules.addressing is not None and any(a.destinations for a in accepted)
         else None
     )
+    addresses: dict[tuple[str, str], Address] = {}
+    held_for_unit: list[tuple[_Accepted, str]] = []  # and the destination it was held for
+    for i, a in enumerate(accepted):
+        named = {
+            d.id: receivers.address(d.id, a.facts) if receivers else Address()
+            for d in a.destinations
+        }
+        uncovered = [d for d, at in named.items() if unit_hold(a.bundle, d, at.unit_hsa)]
+        if uncovered:  # the whole message, as for a basis that misses a receiver
+            accepted[i] = a = replace(a, destinations=(), held=UNIT_NOT_COVERED)
+            messages[i]["unrouted_reason"] = UNIT_NOT_COVERED
+            held_for_unit.extend((a, d) for d in uncovered)
+            log.warning(
+                "message not routed",
+                extra={
+                    "message_id": a.item.env.message_id,
+                    "family": a.item.env.event_code,
+                    "reason": UNIT_NOT_COVERED,
+                },
+            )
+        addresses.update({(a.item.env.message_id, d): at for d, at in named.items()})
+    await session.execute(message.insert(), messages)
+    await _alert_consent_holds(session, accepted, held_for_unit, rules, now)
     rows: list[dict[str, Any]] = []
     reasons: list[str] = []
     refused: dict[tuple[str, str], str] = {}  # (message, destination) → why no unit
@@ -335,7 +363,7 @@ async def accept_messages(
         deadline = rules.policies[env.event_code].confirmation_deadline
         terms = {**_NO_LEGAL_TERMS, **_legal_terms(env, a.facts, now)}  # one shape for all rows
         for dest in a.destinations:
-            address = receivers.address(dest.id, a.facts) if receivers else Address()
+            address = addresses[env.message_id, dest.id]
             if address.refused is not None:
                 refused[env.message_id, dest.id] = f"unaddressable: {address.refused}"
             rows.append(
@@ -434,6 +462,53 @@ class _Accepted:
     destinations: Sequence[Subscription]
     newer: str | None  # a newer version of the document, already received
     facts: CareFacts
+    bundle: dict[str, Any] | None = None  # the parsed message (None: not JSON)
+    held: str | None = None  # why it is not routed
+
+
+def _parse(record: IncomingRecord) -> tuple[dict[str, Any] | None, CareFacts]:
+    """The record's Bundle (None: not JSON) and its care facts (none when unreadable)."""
+    try:
+        bundle: dict[str, Any] | None = json.loads(record.value)
+    except ValueError:
+        return None, CareFacts()
+    try:
+        return bundle, read_care_facts(bundle) if isinstance(bundle, dict) else CareFacts()
+    except ValueError:
+        return bundle, CareFacts()
+
+
+async def _alert_consent_holds(
+    session: AsyncSession,
+    accepted: Sequence[_Accepted],
+    held_for_unit: Sequence[tuple[_Accepted, str]],
+    rules: RoutingRules,
+    now: datetime,
+) -> None:
+    """A ``consent_hold`` incident for IT operations for each message held because its
+    consent does not reach the addressed unit (per destination it was held for) or because
+    the patient withdrew consent for its stay (per source). Nobody else is told: the unit
+    the consent does not cover must not hear of the patient."""
+    holds = [*held_for_unit]
+    holds += [(a, a.item.env.source_system) for a in accepted if a.held == STAY_WITHDRAWN]
+    for a, destination in holds:
+        await domain_events.emit(
+            session,
+            domain_events.IncidentFound(
+                kind=AlertKind.CONSENT_HOLD,
+                destination=destination,
+                event_code=a.item.env.event_code,
+                affected=Affected(
+                    delivery_id=None,
+                    message_id=a.item.env.message_id,
+                    pseudonym=a.item.record.key,
+                    sender_unit_hsa=a.facts.sender_unit_hsa,
+                ),
+                now=now,
+                severity=Severity.CRITICAL,
+                sinks=rules.alert_sinks,
+            ),
+        )
 
 
 _NO_LEGAL_TERMS: dict[str, Any] = {
@@ -444,19 +519,31 @@ _NO_LEGAL_TERMS: dict[str, Any] = {
 }
 
 
-async def _not_stored(session: AsyncSession, batch: Sequence[Inbound]) -> list[Inbound]:
+async def _not_stored(
+    session: AsyncSession, batch: Sequence[Inbound], case_ids: Sequence[str | None]
+) -> tuple[list[Inbound], set[str]]:
     """The batch's messages not stored yet, nor earlier in the batch (by id or business
-    key), with one statement."""
+    key), and which of ``case_ids`` the patient withdrew consent for (a consent withdrawal
+    of the case is stored), with one statement: what the store knows of the batch."""
     ids = sorted({m.env.message_id for m in batch})
     keys = sorted({str(m.env.business_key) for m in batch if m.env.business_key})
+    cases = sorted({c for c in case_ids if c is not None})
+    known = message.c.id.in_(ids) | message.c.business_key.in_(keys)
+    if cases:  # along ix_message_case
+        known |= message.c.case_id.in_(cases) & (
+            message.c.event_code == EventCode.CONSENT_WITHDRAWN.value
+        )
     found = await session.execute(
-        select(message.c.id, message.c.business_key).where(
-            message.c.id.in_(ids) | message.c.business_key.in_(keys)
+        select(message.c.id, message.c.business_key, message.c.case_id, message.c.event_code).where(
+            known
         )
     )
     seen_ids: dict[str, str] = {}
     seen_keys: dict[str, str] = {}
+    withdrawn: set[str] = set()
     for row in found:
+        if row.event_code == EventCode.CONSENT_WITHDRAWN.value and row.case_id in cases:
+            withdrawn.add(str(row.case_id))
         seen_ids[row.id] = row.id
         if row.business_key:
             seen_keys[row.business_key] = row.id
@@ -475,7 +562,7 @@ async def _not_stored(session: AsyncSession, batch: Sequence[Inbound]) -> list[I
         if key:
             seen_keys[key] = env.message_id
         fresh.append(item)
-    return fresh
+    return fresh, withdrawn
 
 
 @dataclass

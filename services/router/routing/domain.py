@@ -13,6 +13,22 @@ Delivery states::
 
 ``sent`` means the destination's API accepted the message; ``confirmed`` means the receiving
 journal shows the record (a receipt). Alerts are incidents: open → acknowledged → resolved.
+
+Episode states (a patient's stay as the messages tell it, :mod:`.episodes`)::
+
+    admitted ──ready for discharge──▶ ready ──discharge notice──▶ discharged
+       ▲  │                           │  │
+       │  │        ◀──withdrawn───────┘  │
+       │  └──process interrupted──▶ interrupted ◀──process interrupted──┘
+       │                               │
+       │          ready for discharge (a new readiness, a new clock) ──▶ ready
+       │
+    any current state (admitted, ready, interrupted) ──patient deceased──▶ deceased
+                                                    ──admission cancelled──▶ cancelled
+                                                    ──discharge notice──▶ discharged
+
+A transfer to another ward keeps the state (a recorded self-transition); discharged,
+cancelled and deceased are final.
 """
 
 from __future__ import annotations
@@ -78,6 +94,40 @@ _ALERT_TRANSITIONS: dict[AlertState, frozenset[AlertState]] = {
 }
 
 
+class EpisodeState(enum.StrEnum):
+    ADMITTED = "admitted"
+    READY = "ready"  # utskrivningsklar: the SIP and payment clocks run
+    # avbrott: the discharge process is interrupted (the patient sicker, declining the
+    # municipality's services); only a new ready-for-discharge notice restarts it
+    INTERRUPTED = "interrupted"
+    DISCHARGED = "discharged"
+    CANCELLED = "cancelled"
+    DECEASED = "deceased"  # the patient died during the stay: the process ends
+
+
+_EPISODE_ENDS = frozenset({EpisodeState.DISCHARGED, EpisodeState.CANCELLED, EpisodeState.DECEASED})
+_EPISODE_TRANSITIONS: dict[EpisodeState, frozenset[EpisodeState]] = {
+    # admitted → admitted: a withdrawal that finds no readiness, or a transfer
+    EpisodeState.ADMITTED: frozenset(
+        {EpisodeState.ADMITTED, EpisodeState.READY, EpisodeState.INTERRUPTED} | _EPISODE_ENDS
+    ),
+    # ready → ready: a later ready notice (its clocks start again), or a transfer
+    EpisodeState.READY: frozenset(
+        {EpisodeState.READY, EpisodeState.ADMITTED, EpisodeState.INTERRUPTED} | _EPISODE_ENDS
+    ),
+    # interrupted → interrupted: a transfer, or the interruption told again (its first
+    # time is kept); a withdrawal of a readiness that no longer runs changes nothing
+    EpisodeState.INTERRUPTED: frozenset(
+        {EpisodeState.INTERRUPTED, EpisodeState.READY} | _EPISODE_ENDS
+    ),
+    EpisodeState.DISCHARGED: frozenset(),
+    EpisodeState.CANCELLED: frozenset(),
+    EpisodeState.DECEASED: frozenset(),
+}
+
+CURRENT_EPISODE = frozenset({EpisodeState.ADMITTED, EpisodeState.READY, EpisodeState.INTERRUPTED})
+
+
 class AlertKind(enum.StrEnum):
     CONFIRMATION_OVERDUE = "confirmation_overdue"  # accepted, then no receipt in time
     DELIVERY_FAILED = "delivery_failed"  # dead letter: fatal error or attempts spent
@@ -93,6 +143,9 @@ class AlertKind(enum.StrEnum):
     PAYLOAD_UNDECRYPTABLE = "payload_undecryptable"
     # a Kafka record failed its signature check: forged, altered, or from an unknown key
     UNTRUSTED_RECORD = "untrusted_record"
+    # a message held, not routed: its consent does not cover the unit it would be addressed
+    # to, or the patient withdrew consent for its stay (an operator looks, nobody is sent it)
+    CONSENT_HOLD = "consent_hold"
 
 
 class IllegalTransition(Exception):
@@ -111,6 +164,11 @@ def check_delivery_transition(current: DeliveryState, target: DeliveryState) -> 
 def check_alert_transition(current: AlertState, target: AlertState) -> None:
     if target not in _ALERT_TRANSITIONS[current]:
         raise IllegalTransition("alert", current, target)
+
+
+def check_episode_transition(current: EpisodeState, target: EpisodeState) -> None:
+    if target not in _EPISODE_TRANSITIONS[current]:
+        raise IllegalTransition("episode", current, target)
 
 
 @dataclass(frozen=True, slots=True)

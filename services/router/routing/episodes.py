@@ -1,11 +1,37 @@
 """Episodes: each patient's stay as the messages tell it, so the router can see what is
 missing rather than only what failed.
 
-::
+The states and the transitions allowed between them are drawn, and checked, in
+:mod:`services.router.routing.domain` (``EpisodeState``); every transition an accepted message
+makes is recorded in ``episode_transition`` (from, to, the message, when, why). In short::
 
-    admitted ──ready for discharge──▶ ready ──discharge notice──▶ discharged
-       ▲                                │
-       └──────────withdrawn─────────────┘          (a cancelled admission ends it)
+    admitted ──ready──▶ ready ──discharge notice──▶ discharged
+       ▲                 │  │
+       └───withdrawn─────┘  └──process interrupted──▶ interrupted ──ready──▶ ready (anew)
+    admitted / ready / interrupted ──patient deceased──▶ deceased
+                                   ──admission cancelled──▶ cancelled
+
+How the end of a process is read (Lag 2017:612):
+
+- **patient deceased** (avliden): the stay and its process end at the time of death
+  (``deceased_at``, the Encounter's ``period.end``). Every gap watchdog of the stay stops, an
+  open gap incident nobody else keeps open is resolved with an all-clear saying why, and the
+  payment clock stops: the day of death is not payable, as the day of a discharge is not
+  (:mod:`services.router.statistics.payment_clock`).
+- **process interrupted** (avbrott): the discharge process stops at the interruption
+  (``interrupted_at``, the Encounter's extension ``process-interrupted``). The message
+  carries a reason (condition worsened, services declined, other) and a free-text note, but
+  no "restarts" flag, and the reason decides nothing here: whatever the reason, the law's
+  process only starts again with a new ready-for-discharge notice (utskrivningsklar), which
+  moves the episode back to ``ready`` with a new SIP clock and a new payment clock. Neither
+  the reason nor the note is stored (data minimisation: nothing here needs them). Gap
+  watchdogs stop as for a death; the interruption day is not payable.
+- **transfer** (förflyttning) to another ward or hospital: the stay goes on (the same
+  encounter, so the same case id); the responsible ward (``sender_unit_hsa``: whom a gap
+  incident tells you to phone) becomes the new unit, and no clock restarts. The message names
+  both units by HSA-id and name only: it cannot tell a region, so every transfer is read as
+  within the region. A patient moved to another region leaves this region's stay, which its
+  journal ends with a discharge notice; that ends the episode here.
 
 Gaps raise an ``episode_gap`` incident (by pseudonym and unit, never by name):
 
@@ -19,20 +45,33 @@ Gaps raise an ``episode_gap`` incident (by pseudonym and unit, never by name):
 
 An episode gap incident resolves itself when no episode has that gap open any more.
 
-An episode also keeps its latest ready notice (``ready_message_id``) and when it was withdrawn
-(``ready_withdrawn_at``): the payment clock reads them
+An episode also keeps its latest ready notice (``ready_message_id``) and when that readiness
+ended other than by discharge: withdrawn (``ready_withdrawn_at``), interrupted
+(``interrupted_at``) or by death (``deceased_at``); the payment clock reads them
 (:mod:`services.router.statistics.payment`).
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Index, Integer, String, Table, func, select, update
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messaging.care_facts import CareFacts
@@ -49,15 +88,20 @@ from services.router.routing.deadlines import (
     next_stage_at,
     stage,
 )
-from services.router.routing.domain import AlertKind, AlertState, DeliveryState
+from services.router.routing.domain import (
+    CURRENT_EPISODE,
+    AlertKind,
+    AlertState,
+    DeliveryState,
+    EpisodeState,
+    IllegalTransition,
+    check_episode_transition,
+)
 from services.router.routing.tables import alert, delivery, message
 
+__all__ = ["EpisodeState", "episode", "episode_transition", "load_current", "track"]
 
-class EpisodeState(enum.StrEnum):
-    ADMITTED = "admitted"
-    READY = "ready"
-    DISCHARGED = "discharged"
-    CANCELLED = "cancelled"
+log = logging.getLogger(__name__)
 
 
 class Gap(enum.StrEnum):
@@ -87,6 +131,10 @@ episode = Table(
     Column("discharged_at", UtcDateTime, nullable=True),
     Column("medication_due_at", UtcDateTime, nullable=True),
     Column("medication_list_at", UtcDateTime, nullable=True),
+    # the process ended other than by discharge: interrupted (avbrott; a new ready notice
+    # clears it) or the patient died; both stop the payment clock
+    Column("interrupted_at", UtcDateTime, nullable=True),
+    Column("deceased_at", UtcDateTime, nullable=True),
     # the SIP invitation's stage (deadlines.Stage) and when to look at it again
     Column("sip_stage", Integer, nullable=False, server_default="0"),
     Column("sip_check_at", UtcDateTime, nullable=True),
@@ -97,12 +145,31 @@ episode = Table(
     Index("ix_episode_patient", "pseudonym", "state"),
 )
 
+episode_transition = Table(
+    "episode_transition",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("episode_id", BigId, nullable=False),
+    Column("from_state", String(20), nullable=True),  # None: the episode began
+    Column("to_state", String(20), nullable=False),
+    Column("event_code", String(64), nullable=False),
+    Column("message_id", String(36), nullable=False),
+    Column("at", UtcDateTime, nullable=False),  # the router's time
+    Column("reason", String(200), nullable=False),  # ids and codes only, never patient data
+    Index("ix_episode_transition_episode", "episode_id", "id"),
+)
+
 _SIP_CLOCK_STOPPED: dict[str, object] = {
     "sip_due_at": None,
     "sip_stage": int(Stage.ON_TRACK),
     "sip_check_at": None,
     "sip_gap_open": False,
 }
+
+_GAP_FLAGS = (
+    (Gap.SIP_INVITATION, episode.c.sip_gap_open),
+    (Gap.MEDICATION_LIST, episode.c.medication_gap_open),
+)
 
 _LATER_NOTICES = frozenset(
     {
@@ -113,15 +180,35 @@ _LATER_NOTICES = frozenset(
 )
 
 
-_CURRENT = (EpisodeState.ADMITTED.value, EpisodeState.READY.value)
+_CURRENT = tuple(sorted(state.value for state in CURRENT_EPISODE))
+
+# why a transition happened, by the family that made it (the transition row's reason)
+_WHY: dict[str, str] = {
+    EventCode.ADMISSION_NOTICE: "admitted",
+    EventCode.READY_FOR_DISCHARGE: "ready for discharge: the SIP and payment clocks start",
+    EventCode.READY_FOR_DISCHARGE_WITHDRAWN: "readiness withdrawn: the clocks stop",
+    EventCode.DISCHARGE_NOTICE: "discharged",
+    EventCode.ADMISSION_NOTICE_CANCELLED: "admission cancelled",
+    EventCode.PATIENT_DECEASED: "patient deceased: the process ends, the clocks stop",
+    EventCode.PROCESS_INTERRUPTED: "process interrupted: the clocks stop until a new readiness",
+    EventCode.TRANSFER: "transferred: the responsible ward changes, the stay goes on",
+}
+# the gap incidents' all-clear when an episode's process ends without the missing message
+_ENDED: dict[str, str] = {
+    EventCode.PATIENT_DECEASED: "the patient died during the stay",
+    EventCode.PROCESS_INTERRUPTED: "the discharge process was interrupted",
+    EventCode.ADMISSION_NOTICE_CANCELLED: "the admission was cancelled",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Current:
-    """A patient's current episode (admitted or ready), as :func:`track` needs it."""
+    """A patient's current episode (admitted, ready or interrupted), as :func:`track`
+    needs it."""
 
     id: int | None  # None: begun in this batch, stored when the book is flushed
     admission_message_id: str | None
+    state: EpisodeState = EpisodeState.ADMITTED
 
 
 class EpisodeBook:
@@ -134,6 +221,8 @@ class EpisodeBook:
         self._current = current
         self._begun: list[dict[str, object]] = []  # in the order begun
         self._begun_of: dict[str, dict[str, object]] = {}  # while still current
+        # transitions of episodes begun in this batch: stored with their ids by flush
+        self._pending: list[tuple[dict[str, object], dict[str, object]]] = []
 
     async def current(self, session: AsyncSession, pseudonym: str) -> Current | None:
         if pseudonym not in self._current:
@@ -141,11 +230,12 @@ class EpisodeBook:
             self._current[pseudonym] = found._current[pseudonym]
         return self._current[pseudonym]
 
-    def begin(self, values: dict[str, object]) -> None:
+    def begin(self, values: dict[str, object], env: Envelope, now: datetime) -> None:
         pseudonym = str(values["pseudonym"])
         self._begun.append(values)
         self._begun_of[pseudonym] = values
         self._current[pseudonym] = Current(None, str(values["admission_message_id"]))
+        self._pending.append((values, _transition(None, EpisodeState.ADMITTED, env, now)))
 
     async def update(
         self,
@@ -154,17 +244,34 @@ class EpisodeBook:
         current: Current,
         values: dict[str, object],
         now: datetime,
+        env: Envelope,
     ) -> None:
+        """Apply ``values`` to the current episode. When they name a state (the same one
+        too: a transfer), the transition is checked and recorded; raises
+        :class:`~services.router.routing.domain.IllegalTransition`, changing nothing."""
+        target = EpisodeState(str(values.get("state", current.state)))
+        transition = None
+        if "state" in values:
+            check_episode_transition(current.state, target)
+            transition = _transition(current.state, target, env, now)
         if current.id is None:
-            self._begun_of[pseudonym].update(values, updated_at=now)
+            begun = self._begun_of[pseudonym]
+            begun.update(values, updated_at=now)
+            if transition is not None:
+                self._pending.append((begun, transition))
         else:
             await session.execute(
                 update(episode).where(episode.c.id == current.id).values(updated_at=now, **values)
             )
-        state = values.get("state")
-        if state is not None and state not in _CURRENT:  # no longer current
+            if transition is not None:
+                await session.execute(
+                    episode_transition.insert().values(episode_id=current.id, **transition)
+                )
+        if target not in CURRENT_EPISODE:  # no longer current
             self._current[pseudonym] = None
             self._begun_of.pop(pseudonym, None)
+        else:
+            self._current[pseudonym] = Current(current.id, current.admission_message_id, target)
 
     async def flush(self, session: AsyncSession) -> None:
         """Store the episodes begun, in order: one statement per run of rows of one shape
@@ -181,6 +288,39 @@ class EpisodeBook:
             run.append(values)
         if run:
             await session.execute(episode.insert(), run)
+        pending, self._pending = self._pending, []
+        if pending:  # one statement: each row takes its episode's id by the admission's
+            await session.execute(
+                _TRANSITION_OF_BEGUN,
+                [
+                    {"admission": values["admission_message_id"], **transition}
+                    for values, transition in pending
+                ],
+            )
+
+
+_TRANSITION_COLUMNS = ("from_state", "to_state", "event_code", "message_id", "at", "reason")
+_TRANSITION_OF_BEGUN = episode_transition.insert().from_select(
+    ["episode_id", *_TRANSITION_COLUMNS],
+    select(
+        episode.c.id,
+        *(bindparam(name, type_=episode_transition.c[name].type) for name in _TRANSITION_COLUMNS),
+    ).where(episode.c.admission_message_id == bindparam("admission")),
+)
+
+
+def _transition(
+    current: EpisodeState | None, target: EpisodeState, env: Envelope, now: datetime
+) -> dict[str, object]:
+    code = str(env.event_code)
+    return dict(
+        from_state=None if current is None else current.value,
+        to_state=target.value,
+        event_code=code,
+        message_id=env.message_id,
+        at=now,
+        reason=_WHY.get(code, code),
+    )
 
 
 async def load_current(session: AsyncSession, pseudonyms: Iterable[str]) -> EpisodeBook:
@@ -190,12 +330,14 @@ async def load_current(session: AsyncSession, pseudonyms: Iterable[str]) -> Epis
     if not wanted:
         return EpisodeBook(current)
     rows = await session.execute(
-        select(episode.c.id, episode.c.pseudonym, episode.c.admission_message_id)
+        select(episode.c.id, episode.c.pseudonym, episode.c.admission_message_id, episode.c.state)
         .where(episode.c.pseudonym.in_(wanted), episode.c.state.in_(_CURRENT))
         .order_by(episode.c.id)
     )
-    for row in rows:
-        current[row.pseudonym] = Current(int(row.id), row.admission_message_id)  # latest wins
+    for row in rows:  # the latest wins
+        current[row.pseudonym] = Current(
+            int(row.id), row.admission_message_id, EpisodeState(row.state)
+        )
     return EpisodeBook(current)
 
 
@@ -226,7 +368,9 @@ async def track(
                 admission_message_id=env.message_id,
                 admitted_at=facts.stay_started_at or at,
                 updated_at=now,
-            )
+            ),
+            env,
+            now,
         )
         return
     if code == EventCode.MEDICATION_LIST and env.source_system != "takecare":
@@ -236,16 +380,41 @@ async def track(
             await book.flush(session)  # it reads the stored episodes
             await record_discharge_medication(session, pseudonym, at, now)
         return  # otherwise a stay the broker never saw begin: nothing to compare with
-    values: dict[str, object] = {}
     if code in _LATER_NOTICES:
         await _unconfirmed_admission(session, current, code, facts, now, sinks)
+    values = _moved_on(env, facts, current, sip_in_working_days=sip_in_working_days)
+    if not values:
+        return
+    try:
+        await book.update(session, pseudonym, current, values, now, env)
+    except IllegalTransition as refused:  # e.g. a withdrawal after an interruption
+        log.info(
+            "episode transition refused",
+            extra={"message_id": env.message_id, "family": code, "reason": str(refused)},
+        )
+        return
+    ended = _ENDED.get(code)
+    if ended is not None:  # its flags are cleared: the all-clear, if it was the last
+        for gap, flag in _GAP_FLAGS:
+            await _resolve_closed(session, gap, flag, now, sinks, why=ended)
+
+
+def _moved_on(
+    env: Envelope, facts: CareFacts, current: Current, *, sip_in_working_days: bool
+) -> dict[str, object]:
+    """What an accepted message changes in the current episode (empty: nothing)."""
+    code = env.event_code
+    at = env.timestamp
+    values: dict[str, object] = {}
     if code == EventCode.READY_FOR_DISCHARGE:
+        # a new readiness (also after an interruption): new SIP and payment clocks
         due = add_days(at, SIP_INVITATION_WITHIN_DAYS, working=sip_in_working_days)
         values = {
             "state": EpisodeState.READY.value,
             "ready_at": at,
             "ready_message_id": env.message_id,
             "ready_withdrawn_at": None,
+            "interrupted_at": None,
             "sip_due_at": due,
             "sip_stage": int(Stage.ON_TRACK),
             "sip_check_at": next_stage_at(at, due, Stage.ON_TRACK),
@@ -255,6 +424,23 @@ async def track(
         # the payment clock stops too: the withdrawal day is not payable
         values = {"state": EpisodeState.ADMITTED.value, "ready_at": None, "ready_withdrawn_at": at}
         values |= _SIP_CLOCK_STOPPED
+    elif code == EventCode.PROCESS_INTERRUPTED:
+        values = {"state": EpisodeState.INTERRUPTED.value, "ready_at": None}
+        if current.state is not EpisodeState.INTERRUPTED:  # told again: the first time holds
+            values["interrupted_at"] = facts.interrupted_at or at
+        values |= _SIP_CLOCK_STOPPED
+    elif code == EventCode.PATIENT_DECEASED:
+        values = {
+            "state": EpisodeState.DECEASED.value,
+            "deceased_at": facts.stay_ended_at or at,
+            "medication_gap_open": False,
+        }
+        values |= _SIP_CLOCK_STOPPED
+    elif code == EventCode.TRANSFER:
+        # the new ward is the message's sender: it is whom a gap incident says to phone
+        values = {"state": current.state.value}
+        if facts.sender_unit_hsa is not None:
+            values["sender_unit_hsa"] = facts.sender_unit_hsa
     elif code == EventCode.DISCHARGE_NOTICE:
         discharged = facts.stay_ended_at or at
         values = {
@@ -269,8 +455,7 @@ async def track(
         values = {"sip_invited_at": at, "sip_gap_open": False, "sip_check_at": None}
     elif code == EventCode.MEDICATION_LIST:
         values = {"medication_list_at": at, "medication_gap_open": False}
-    if values:
-        await book.update(session, pseudonym, current, values, now)
+    return values
 
 
 async def record_discharge_medication(
@@ -416,7 +601,12 @@ async def _resolve_closed(
     flag: Column[bool],
     now: datetime,
     sinks: Sequence[AlertSink],
+    *,
+    why: str | None = None,
 ) -> None:
+    """Resolve the gap's open incidents once no episode keeps the gap open. ``why``: the
+    process of the last stay that kept it ended (a death, an interruption, a cancellation),
+    said in the all-clear."""
     still_open = await session.scalar(select(func.count()).select_from(episode).where(flag))
     if still_open:
         return
@@ -436,7 +626,12 @@ async def _resolve_closed(
             session,
             int(alert_id),
             actor="router",
-            note=f"cause cleared: every episode has its {gap.value}",
+            note=(
+                f"cause cleared: every episode has its {gap.value}"
+                if why is None
+                else f"cause cleared: {why}, so no {gap.value} is due for that stay, "
+                f"and every other episode has its {gap.value}"
+            ),
             now=now,
             sinks=sinks,
         )

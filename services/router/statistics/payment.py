@@ -4,9 +4,10 @@ month, with the evidence behind every day, from the router's own records. The ru
 assembles the report.
 
 A stay's evidence comes from three rows: the episode (its latest ready notice, the
-withdrawal, the discharge), the ready notice's delivery to the municipality (its ``sent_at``:
-when the router sent it) and the admission notice's delivery to the same destination (its
-``confirmed_at`` and the receipt's ``receiver_record_id`` and ``receiver_recorded_at``).
+withdrawal, the interruption, the death, the discharge), the ready notice's delivery to the
+municipality (its ``sent_at``: when the router sent it) and the admission notice's delivery
+to the same destination (its ``confirmed_at`` and the receipt's ``receiver_record_id`` and
+``receiver_recorded_at``).
 
 The municipality is the one the ready notice was delivered to: the municipality (kommunkod)
 of the unit the delivery was addressed to (``delivery.receiver_unit_hsa`` in the unit
@@ -160,6 +161,8 @@ async def payment_report(
                 episode.c.pseudonym,
                 episode.c.discharged_at,
                 episode.c.ready_withdrawn_at,
+                episode.c.interrupted_at,
+                episode.c.deceased_at,
                 ready.c.destination,
                 ready.c.sent_at,
                 unit.c.municipality.label("unit_municipality"),
@@ -183,9 +186,13 @@ async def payment_report(
                 ready.c.sent_at.is_not(None),
                 ready.c.sent_at < end,
                 or_(episode.c.discharged_at.is_(None), episode.c.discharged_at >= start),
-                or_(
-                    episode.c.ready_withdrawn_at.is_(None),
-                    episode.c.ready_withdrawn_at >= start,
+                *(
+                    or_(stop.is_(None), stop >= start)
+                    for stop in (
+                        episode.c.ready_withdrawn_at,
+                        episode.c.interrupted_at,
+                        episode.c.deceased_at,
+                    )
                 ),
             )
             .order_by(episode.c.id)
@@ -202,6 +209,8 @@ async def payment_report(
             admission_record_id=r.receiver_record_id,
             discharged_at=r.discharged_at,
             withdrawn_at=r.ready_withdrawn_at,
+            interrupted_at=r.interrupted_at,
+            deceased_at=r.deceased_at,
         )
         for r in rows
         for municipality in [r.unit_municipality or directory.municipality_of(r.destination)]

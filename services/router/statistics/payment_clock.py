@@ -21,6 +21,15 @@ The rule, as computed by :func:`payable_days`:
   in the bed, and the patient leaves that day) or at a withdrawal (återtag: the patient is
   no longer ready, the withdrawal day is not payable). A stay still in hospital is counted
   up to the day before ``today`` (a day is payable once it has passed).
+* It stops at an interruption of the process (avbrott, e.g. the patient became sicker): the
+  patient is no longer ready, as at a withdrawal, and the interruption day is not payable.
+  A later ready notice is a new readiness and starts a new clock (the law asks for a new
+  utskrivningsklar notice; the episode then keeps that one).
+* It stops at the patient's death. The municipality pays from the day after its days until
+  the patient leaves the hospital, and a death is the patient leaving it: the days before
+  the day of death are payable, the day of death itself is not, exactly as the discharge
+  day is not (the clock's end is exclusive, whichever of discharge, withdrawal,
+  interruption or death ends it first).
 
 Days are Stockholm calendar days (a DST day of 23 or 25 hours is one day).
 """
@@ -84,6 +93,8 @@ class StayEvidence:
     admission_record_id: str | None  # the receiving journal's own record id (receipt)
     discharged_at: datetime | None
     withdrawn_at: datetime | None = None  # återtag of this readiness
+    interrupted_at: datetime | None = None  # avbrott of this readiness's process
+    deceased_at: datetime | None = None  # the patient died during the stay
 
 
 def first_payable_day(ready_sent_at: datetime, agreement: PaymentAgreement) -> date:
@@ -123,7 +134,10 @@ def payable_days(stay: StayEvidence, agreement: PaymentAgreement, *, today: date
     ends = [today]
     if stay.discharged_at is not None:
         ends.append(local_date(stay.discharged_at))
-    if stay.withdrawn_at is not None and stay.withdrawn_at >= stay.ready_sent_at:
-        ends.append(local_date(stay.withdrawn_at))
+    for stop in (stay.withdrawn_at, stay.interrupted_at):  # of this readiness, not an earlier
+        if stop is not None and stop >= stay.ready_sent_at:
+            ends.append(local_date(stop))
+    if stay.deceased_at is not None:  # whenever it came, nothing is payable after it
+        ends.append(local_date(stay.deceased_at))
     end = min(ends)  # exclusive
     return [first + timedelta(days=i) for i in range((end - first).days)]

@@ -48,6 +48,12 @@ class StayOut(BaseModel):
     admissionReceivedAt: str | None = Field(description="the receiving journal's own time")
     admissionRecordId: str | None = Field(description="the receiving journal's own record id")
     withdrawnAt: str | None = Field(description="the readiness was withdrawn (återtag)")
+    interruptedAt: str | None = Field(
+        default=None, description="the discharge process was interrupted (avbrott)"
+    )
+    deceasedAt: str | None = Field(
+        default=None, description="the patient died during the stay: the clock stops"
+    )
     dischargedAt: str | None
     clockRuns: bool = Field(description="false: no ready notice sent or no admission receipt")
     firstPayableDay: str | None
@@ -82,6 +88,8 @@ def _stay(s: StayDays) -> StayOut:
         admissionReceivedAt=local_time(e.admission_received_at),
         admissionRecordId=e.admission_record_id,
         withdrawnAt=local_time(e.withdrawn_at),
+        interruptedAt=local_time(e.interrupted_at),
+        deceasedAt=local_time(e.deceased_at),
         dischargedAt=local_time(e.discharged_at),
         clockRuns=s.first_payable is not None,
         firstPayableDay=None if s.first_payable is None else s.first_payable.isoformat(),
@@ -116,6 +124,8 @@ _STAY_COLUMNS: list[tuple[str, Cell]] = [
     ("Mottagarens journal-id", lambda s: s.stay.admission_record_id),
     ("Kvittens mottagen av broker", lambda s: local_time(s.stay.admission_confirmed_at)),
     ("Återtagen", lambda s: local_time(s.stay.withdrawn_at)),
+    ("Avbruten", lambda s: local_time(s.stay.interrupted_at)),
+    ("Avliden", lambda s: local_time(s.stay.deceased_at)),
     ("Utskriven", lambda s: local_time(s.stay.discharged_at)),
 ]
 CSV_HEADERS = ["Kommun", "Månad", "Dag", *(header for header, _ in _STAY_COLUMNS)]
