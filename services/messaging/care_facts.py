@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from services.messaging.cancellation import cancelled_message_id
 from services.messaging.case import case_id_of
+from services.messaging.envelope import EventCode
 from services.messaging.fhir_parts import (
     TranslationError,
     hsa_id,
@@ -41,6 +43,7 @@ class CareFacts:
     municipality: str | None = None
     listed_unit_hsa: str | None = None
     case_id: str | None = None  # the case EpisodeOfCare's id, the same for the whole stay
+    cancels: str | None = None  # a cancellation's: the id of the message it cancels
 
 
 def read_care_facts(bundle: dict[str, Any]) -> CareFacts:
@@ -57,7 +60,14 @@ def read_care_facts(bundle: dict[str, Any]) -> CareFacts:
         municipality=_fact(lambda: municipality_of(patient) if patient else None),
         listed_unit_hsa=_fact(lambda: listed_unit_of(patient) if patient else None),
         case_id=case_id_of(bundle),
+        cancels=_fact(lambda: _cancelled(bundle)),
     )
+
+
+def _cancelled(bundle: dict[str, Any]) -> str | None:
+    headers = resources(bundle, "MessageHeader")
+    code = maybe_text(headers[0], "eventCoding.code") if headers else None
+    return cancelled_message_id(bundle) if code == EventCode.MESSAGE_CANCELLED.value else None
 
 
 def _fact(read: Callable[[], T | None]) -> T | None:

@@ -5,7 +5,9 @@ missing rather than only what failed.
 
     admitted ──ready for discharge──▶ ready ──discharge notice──▶ discharged
        ▲                                │
-       └──────────withdrawn─────────────┘          (a cancelled admission ends it)
+       └──────────withdrawn─────────────┘          (a cancelled admission ends it: the
+                                                    notice's own cancelled event, or a
+                                                    makulering naming the notice)
 
 Gaps raise an ``episode_gap`` incident (by pseudonym and unit, never by name):
 
@@ -49,7 +51,7 @@ from services.router.routing.deadlines import (
     next_stage_at,
     stage,
 )
-from services.router.routing.domain import AlertKind, AlertState, DeliveryState
+from services.router.routing.domain import SETTLED, AlertKind, AlertState, DeliveryState
 from services.router.routing.tables import alert, delivery, message
 
 
@@ -262,7 +264,12 @@ async def track(
             "discharged_at": discharged,
             "medication_due_at": end_of_day(discharged),
         }
-    elif code == EventCode.ADMISSION_NOTICE_CANCELLED:
+    elif code == EventCode.ADMISSION_NOTICE_CANCELLED or (
+        # the generic cancellation (makulering) of the stay's admission notice ends it alike
+        code == EventCode.MESSAGE_CANCELLED
+        and facts.cancels is not None
+        and facts.cancels == current.admission_message_id
+    ):
         values = {"state": EpisodeState.CANCELLED.value, "medication_gap_open": False}
         values |= _SIP_CLOCK_STOPPED
     elif code == EventCode.SIP_INVITATION:
@@ -462,7 +469,7 @@ async def _unconfirmed_admission(
                 delivery.c.message_id == admission_id,
                 (delivery.c.state == DeliveryState.DEAD_LETTER.value)
                 | (
-                    (delivery.c.state != DeliveryState.CONFIRMED.value)
+                    delivery.c.state.not_in([s.value for s in SETTLED])
                     & (delivery.c.confirm_by <= now)
                 ),
             )
