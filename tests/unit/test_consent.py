@@ -150,7 +150,8 @@ async def test_an_unknown_kind_is_refused_without_repeating_it(client, store, ev
     assert "muntligt-ok" not in res.text
 
 
-# the cancellation (makulering) shares nothing and needs no basis (contracts/fhir/message-cancelled.md)
+# the cancellation (makulering) shares nothing and needs no basis
+# (contracts/fhir/message-cancelled.md)
 _SHARING = {f.name for f in FAMILIES if f.needs_consent}
 _BASIS_FAMILIES = [f for f in FAMILIES if f.needs_consent]
 

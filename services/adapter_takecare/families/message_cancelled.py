@@ -15,6 +15,7 @@ only where the cancelled message went (:mod:`services.messaging.cancellation`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -79,7 +80,7 @@ class TakeCareCancellation(NativeEvent):
             cancelled_message_id=message_id_for(self.cancels()[1]),
             cancelled_at=c.cancelled_at,
             reason=c.reason,
-            patient=self.patient.info(regional_reserve_oid),
+            patient=replace(self.patient.info(regional_reserve_oid), address=None),  # never sent on
             cancelled_by=Canceller(
                 c.cancelled_by.name, c.cancelled_by.hsa_id, c.cancelled_by.unit_hsa_id
             ),

@@ -15,6 +15,7 @@ the cancelled message went (:mod:`services.messaging.cancellation`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -78,7 +79,7 @@ class TreservaCancellation(NativeEvent):
             cancelled_message_id=message_id_for(self.cancels()[1]),
             cancelled_at=m.makulerad,
             reason=m.makuleringsorsak,
-            patient=self.brukare.info(regional_reserve_oid),
+            patient=replace(self.brukare.info(regional_reserve_oid), address=None),  # never sent on
             cancelled_by=Canceller(
                 m.makulerad_av.namn, m.makulerad_av.hsa_id, m.makulerad_av.enhet_hsa_id
             ),
