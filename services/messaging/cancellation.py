@@ -39,7 +39,6 @@ from services.messaging.fhir_parts import (
     PatientInfo,
     TranslationError,
     arr,
-    hsa_id,
     instant,
     message_bundle,
     one,
@@ -49,18 +48,14 @@ from services.messaging.fhir_parts import (
     resolve,
     text,
 )
-from services.messaging.identifiers import HSA_ID_SYSTEM
+from services.messaging.staff_member import StaffMember, read_staff_member, staff_resources
 from services.messaging.vocabulary import DATA_OPERATION_SYSTEM, NULLIFY, URI_SYSTEM
 
 FAMILY = "message-cancelled"
 ACTIVITY = {"coding": [{"system": DATA_OPERATION_SYSTEM, "code": NULLIFY, "display": "nullify"}]}
 
 
-@dataclass(frozen=True, slots=True)
-class Canceller:
-    name: str
-    hsa_id: str  # the person's own HSA-id
-    unit_hsa_id: str  # the unit they cancelled it at
+Canceller = StaffMember  # who cancelled it, at which unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +77,6 @@ def cancellation_bundle(
 ) -> Bundle:
     """``case_id``: the stay's case (services.messaging.case), if the sender named it."""
     ref = refs(key)
-    person = cancellation.cancelled_by
     return message_bundle(
         case_id=case_id,
         key=key,
@@ -116,29 +110,7 @@ def cancellation_bundle(
                 },
             ),
             ("patient", patient_resource(replace(cancellation.patient, address=None))),
-            (
-                "organization",
-                {
-                    "resourceType": "Organization",
-                    "identifier": [{"system": HSA_ID_SYSTEM, "value": person.unit_hsa_id}],
-                },
-            ),
-            (
-                "practitioner",
-                {
-                    "resourceType": "Practitioner",
-                    "identifier": [{"system": HSA_ID_SYSTEM, "value": person.hsa_id}],
-                    "name": [{"text": person.name}],
-                },
-            ),
-            (
-                "canceller",
-                {
-                    "resourceType": "PractitionerRole",
-                    "practitioner": {"reference": ref("practitioner")},
-                    "organization": {"reference": ref("organization")},
-                },
-            ),
+            *staff_resources(cancellation.cancelled_by, ref, role="canceller"),
         ],
     )
 
@@ -165,18 +137,12 @@ def read_cancellation(doc: dict[str, Any]) -> Cancellation:
     """The cancellation a message carries; TranslationError naming the element."""
     header = one(doc, "MessageHeader")
     provenance = resolve(doc, header, "focus.0", "Provenance")
-    role = resolve(doc, provenance, "agent.0.who", "PractitionerRole")
-    practitioner = resolve(doc, role, "practitioner", "Practitioner")
-    unit = resolve(doc, role, "organization", "Organization")
-    person_hsa, unit_hsa = hsa_id(practitioner), hsa_id(unit)
-    if person_hsa is None or unit_hsa is None:
-        raise TranslationError("the person who cancelled or their unit has no HSA-id")
     return Cancellation(
         cancelled_message_id=cancelled_message_id(doc),
         cancelled_at=instant(provenance, "recorded"),
         reason=text(provenance, "reason.0.text"),
         patient=read_patient(one(doc, "Patient")),
-        cancelled_by=Canceller(
-            name=text(practitioner, "name.0.text"), hsa_id=person_hsa, unit_hsa_id=unit_hsa
+        cancelled_by=read_staff_member(
+            doc, provenance, "agent.0.who", who="the person who cancelled"
         ),
     )

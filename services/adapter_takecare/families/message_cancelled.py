@@ -22,10 +22,15 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field
 
-from services.adapter_takecare.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Patient
+from services.adapter_takecare.native import (
+    IDENTIFIER_PATH,
+    RESERVE_NUMBER_PATH,
+    Patient,
+    StaffAtUnit,
+    staff_doc,
+)
 from services.messaging.cancellation import (
     Cancellation,
-    Canceller,
     cancellation_bundle,
     read_cancellation,
 )
@@ -38,18 +43,12 @@ from services.messaging.native import InboundFamily, NativeEvent, NativeModel, O
 CANCELLED_PATH = "cancellation.eventId"
 
 
-class CancelledBy(NativeModel):
-    name: str
-    hsa_id: str = Field(alias="hsaId")
-    unit_hsa_id: str = Field(alias="unitHsaId")
-
-
 class CancellationBlock(NativeModel):
     event_id: str = Field(alias="eventId")  # the cancelled message's, as TakeCare knows it
     version: int = 1
     reason: str = Field(repr=False)  # free text: carried, never logged
     cancelled_at: AwareDatetime = Field(alias="cancelledAt")
-    cancelled_by: CancelledBy = Field(alias="cancelledBy")
+    cancelled_by: StaffAtUnit = Field(alias="cancelledBy")
 
 
 class TakeCareCancellation(NativeEvent):
@@ -81,9 +80,7 @@ class TakeCareCancellation(NativeEvent):
             cancelled_at=c.cancelled_at,
             reason=c.reason,
             patient=replace(self.patient.info(regional_reserve_oid), address=None),  # never sent on
-            cancelled_by=Canceller(
-                c.cancelled_by.name, c.cancelled_by.hsa_id, c.cancelled_by.unit_hsa_id
-            ),
+            cancelled_by=c.cancelled_by.member(),
         )
 
 
@@ -115,7 +112,6 @@ INBOUND = InboundFamily(
 
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     cancellation = read_cancellation(doc)
-    person = cancellation.cancelled_by
     patient = Patient.of(cancellation.patient).model_dump(by_alias=True, exclude_none=True)
     return {
         "eventId": text(doc, "id"),
@@ -124,11 +120,7 @@ def to_native(doc: dict[str, Any]) -> dict[str, Any]:
             "eventId": cancellation.cancelled_message_id,
             "reason": cancellation.reason,
             "cancelledAt": cancellation.cancelled_at.isoformat(),
-            "cancelledBy": {
-                "name": person.name,
-                "hsaId": person.hsa_id,
-                "unitHsaId": person.unit_hsa_id,
-            },
+            "cancelledBy": staff_doc(cancellation.cancelled_by),
         },
     }
 

@@ -22,10 +22,16 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field
 
-from services.adapter_treserva.native import IDENTIFIER_PATH, RESERVE_NUMBER_PATH, Brukare, brukare
+from services.adapter_treserva.native import (
+    IDENTIFIER_PATH,
+    RESERVE_NUMBER_PATH,
+    Brukare,
+    PersonVidEnhet,
+    brukare,
+    person_vid_enhet,
+)
 from services.messaging.cancellation import (
     Cancellation,
-    Canceller,
     cancellation_bundle,
     read_cancellation,
 )
@@ -37,18 +43,12 @@ from services.messaging.native import InboundFamily, NativeEvent, NativeModel, O
 CANCELLED_PATH = "makulering.meddelandeId"
 
 
-class MakuleradAv(NativeModel):
-    namn: str
-    hsa_id: str = Field(alias="hsaId")
-    enhet_hsa_id: str = Field(alias="enhetHsaId")
-
-
 class Makulering(NativeModel):
     meddelande_id: str = Field(alias="meddelandeId")  # det makulerade, som Treserva känner det
     version: int = 1
     makuleringsorsak: str = Field(repr=False)  # free text: carried, never logged
     makulerad: AwareDatetime
-    makulerad_av: MakuleradAv = Field(alias="makuleradAv")
+    makulerad_av: PersonVidEnhet = Field(alias="makuleradAv")
 
 
 class TreservaCancellation(NativeEvent):
@@ -80,9 +80,7 @@ class TreservaCancellation(NativeEvent):
             cancelled_at=m.makulerad,
             reason=m.makuleringsorsak,
             patient=replace(self.brukare.info(regional_reserve_oid), address=None),  # never sent on
-            cancelled_by=Canceller(
-                m.makulerad_av.namn, m.makulerad_av.hsa_id, m.makulerad_av.enhet_hsa_id
-            ),
+            cancelled_by=m.makulerad_av.member(),
         )
 
 
@@ -114,7 +112,6 @@ INBOUND = InboundFamily(
 
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     cancellation = read_cancellation(doc)
-    person = cancellation.cancelled_by
     return {
         "meddelandeId": text(doc, "id"),
         "brukare": brukare(cancellation.patient),
@@ -122,11 +119,7 @@ def to_native(doc: dict[str, Any]) -> dict[str, Any]:
             "meddelandeId": cancellation.cancelled_message_id,
             "makuleringsorsak": cancellation.reason,
             "makulerad": cancellation.cancelled_at.isoformat(),
-            "makuleradAv": {
-                "namn": person.name,
-                "hsaId": person.hsa_id,
-                "enhetHsaId": person.unit_hsa_id,
-            },
+            "makuleradAv": person_vid_enhet(cancellation.cancelled_by),
         },
     }
 
