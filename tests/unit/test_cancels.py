@@ -278,3 +278,25 @@ async def test_a_cancellation_of_the_admission_notice_ends_the_episode(router, s
         stored = (await s.execute(select(message.c.event_code))).scalars().all()
     assert row.state == "cancelled"
     assert sorted(stored) == ["admission-notice", "message-cancelled"]
+
+
+async def test_an_original_delivered_nowhere_takes_its_cancellation_nowhere(router, sessions):
+    """A message held for want of a basis reached no one: neither does its cancellation."""
+    original = inbound()
+    doc = json.loads(original.value)
+    consent = {e["fullUrl"] for e in doc["entry"] if e["resource"]["resourceType"] == "Consent"}
+    doc["entry"] = [e for e in doc["entry"] if e["fullUrl"] not in consent]
+    header = doc["entry"][0]["resource"]
+    header["focus"] = [f for f in header["focus"] if f["reference"] not in consent]
+    held = IncomingRecord(topics.INBOUND, 0, next(_offsets), PATIENT, json.dumps(doc).encode(), {})
+    await router.handle_batch([held])
+    assert await rows_of(sessions, doc["id"]) == []
+    cancel = cancellation(doc["id"])
+    await router.handle_batch([cancel])
+    assert await rows_of(sessions, message_id(cancel)) == []
+    async with sessions() as s:
+        reason = await s.scalar(
+            select(message.c.unrouted_reason).where(message.c.id == message_id(cancel))
+        )
+    assert reason == cancels.NOWHERE
+    assert await alerts(sessions) == []
