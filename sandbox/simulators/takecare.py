@@ -5,7 +5,8 @@ send its events to adapter_takecare, as its triggers would: ``admission-notice``
 ``discharge-readiness``, ``discharge-notice``, ``medication-list``, ``sip-update``,
 ``read-receipt`` (läskvittens: someone at the hospital read a message), ``consent-withdrawal``,
 ``process-interrupted`` (avbrott i utskrivningsprocessen), ``transfer`` (förflyttning),
-``patient-deceased`` (patienten avliden), ``administrative-message``; with
+``patient-deceased`` (patienten avliden), ``administrative-message``, ``message-cancelled``
+(makulering; ``options.original``: the TakeCare document it cancels); with
 ``schedule_interval_s`` > 0 it also emits one admission per interval. Fault switches and
 statistics as in :mod:`sandbox.simulators.journal`.
 
@@ -79,6 +80,7 @@ KINDS = (
         "takecare/administrative-message.schema.json",
         message_id_field="eventId",
     ),
+    Kind("cancellations", "takecare/message-cancelled.schema.json", message_id_field="eventId"),
 )
 
 _SAMPLES = "sandbox.simulators.samples"
@@ -109,6 +111,11 @@ EMITTERS = {
     "administrative-message": (
         "administrative-messages",
         f"{_SAMPLES}.administrative_message:sample_takecare_administrative_message",
+    ),
+    # options: {"original": <the TakeCare document it cancels>}
+    "message-cancelled": (
+        "cancellations",
+        f"{_SAMPLES}.message_cancelled:sample_takecare_cancellation",
     ),
 }
 

@@ -4,10 +4,12 @@ API (port 8101) receives what the broker delivers, one path per family (see
 :mod:`sandbox.simulators.journal`), and pushes a kvittens (receipt) for each to
 adapter_treserva. Control (port 8111, always up): fault switches, statistics, and
 ``POST /_sim/emit {"family": "sip-update" | "medication-list" | "admission-answer" |
-"read-receipt" | "ready-to-receive" | "administrative-message", "count": n}`` to make Treserva
+"read-receipt" | "ready-to-receive" | "administrative-message" | "message-cancelled", "count":
+n}`` to make Treserva
 send its own SIP updates, home care's medication list, an answer to an admission notice, a read
-receipt (läskvittens), that it can receive a patient (kan ta emot) or an administrative message
-(administrativt meddelande) to adapter_treserva.
+receipt (läskvittens), that it can receive a patient (kan ta emot), an administrative message
+(administrativt meddelande) or a makulering (``options.original``: the Treserva document it
+cancels) to adapter_treserva.
 
 Opt-in, each off by default (they add messages the end-to-end tests do not count on):
 ``SIM_TRESERVA_READ_RECEIPTS=true`` sends a read receipt of every document it stores,
@@ -97,6 +99,7 @@ KINDS = (
     _kind("forflyttningar", "transfer"),
     _kind("avlidna", "patient-deceased"),
     _kind("administrativa-meddelanden", "administrative-message"),
+    _kind("makuleringar", "message-cancelled"),
 )
 
 # family → (adapter_treserva route, sample function)
@@ -121,6 +124,11 @@ EMITTERS = {
     "administrative-message": (
         "administrativa-meddelanden",
         "sandbox.simulators.samples.administrative_message:sample_treserva_administrative_message",
+    ),
+    # options: {"original": <the Treserva document it cancels>}
+    "message-cancelled": (
+        "makuleringar",
+        "sandbox.simulators.samples.message_cancelled:sample_treserva_cancellation",
     ),
 }
 ADMISSION_NOTICE_KIND = "inskrivningsmeddelanden"

@@ -19,6 +19,7 @@ from services.messaging.identifiers import (
     parse_regional_reserve_number,
 )
 from services.messaging.native import NativeModel
+from services.messaging.staff_member import StaffMember
 
 
 class Address(NativeModel):
@@ -42,6 +43,23 @@ class Unit(NativeModel):
 class Person(NativeModel):
     name: str
     hsa_id: str = Field(alias="hsaId")
+
+
+class StaffAtUnit(NativeModel):
+    """A person at a unit, who acted on a message: read it (``reader``), wrote it
+    (``sender``) or cancelled one (``cancelledBy``)."""
+
+    name: str
+    hsa_id: str = Field(alias="hsaId")
+    unit_hsa_id: str = Field(alias="unitHsaId")
+
+    def member(self) -> StaffMember:
+        return StaffMember(self.name, self.hsa_id, self.unit_hsa_id)
+
+
+def staff_doc(member: StaffMember) -> dict[str, str]:
+    """TakeCare's form of a staff member read back from a FHIR message."""
+    return {"name": member.name, "hsaId": member.hsa_id, "unitHsaId": member.unit_hsa_id}
 
 
 class ConsentRecipient(NativeModel):

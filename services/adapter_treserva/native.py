@@ -29,6 +29,7 @@ from services.messaging.identifiers import (
     parse_regional_reserve_number,
 )
 from services.messaging.native import NativeModel
+from services.messaging.staff_member import StaffMember
 
 IDENTIFIER_PATH = "brukare.personnummer"
 RESERVE_NUMBER_PATH = "brukare.reservnummer"
@@ -126,6 +127,23 @@ class Brukare(NativeModel):
 class Person(NativeModel):
     namn: str
     hsa_id: str = Field(alias="hsaId")
+
+
+class PersonVidEnhet(NativeModel):
+    """En person vid en enhet som har gjort något med ett meddelande: läst det (``lasare``),
+    skrivit det (``avsandare``) eller makulerat ett (``makuleradAv``)."""
+
+    namn: str
+    hsa_id: str = Field(alias="hsaId")
+    enhet_hsa_id: str = Field(alias="enhetHsaId")
+
+    def member(self) -> StaffMember:
+        return StaffMember(self.namn, self.hsa_id, self.enhet_hsa_id)
+
+
+def person_vid_enhet(member: StaffMember) -> dict[str, str]:
+    """Treserva's form of a staff member read back from a FHIR message."""
+    return {"namn": member.name, "hsaId": member.hsa_id, "enhetHsaId": member.unit_hsa_id}
 
 
 class Mottagare(NativeModel):

@@ -35,7 +35,6 @@ from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import (
     PatientInfo,
     TranslationError,
-    hsa_id,
     instant,
     message_bundle,
     one,
@@ -45,17 +44,13 @@ from services.messaging.fhir_parts import (
     resolve,
     text,
 )
-from services.messaging.identifiers import HSA_ID_SYSTEM
+from services.messaging.staff_member import StaffMember, read_staff_member, staff_resources
 from services.messaging.vocabulary import TAKECARE_ENCOUNTER_SYSTEM
 
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/communication-category"
 
 
-@dataclass(frozen=True, slots=True)
-class Writer:
-    name: str
-    hsa_id: str  # the person's own HSA-id
-    unit_hsa_id: str  # the unit they write for
+Writer = StaffMember  # who wrote it, for which unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +71,6 @@ def administrative_message_bundle(
     message: AdministrativeMessage, *, key: BusinessKey, source: System, now: datetime
 ) -> Bundle:
     ref = refs(key)
-    writer = message.writer
     return message_bundle(
         key=key,
         event=EventCode.ADMINISTRATIVE_MESSAGE,
@@ -107,29 +101,7 @@ def administrative_message_bundle(
                 },
             ),
             ("patient", patient_resource(message.patient)),
-            (
-                "organization",
-                {
-                    "resourceType": "Organization",
-                    "identifier": [{"system": HSA_ID_SYSTEM, "value": writer.unit_hsa_id}],
-                },
-            ),
-            (
-                "practitioner",
-                {
-                    "resourceType": "Practitioner",
-                    "identifier": [{"system": HSA_ID_SYSTEM, "value": writer.hsa_id}],
-                    "name": [{"text": writer.name}],
-                },
-            ),
-            (
-                "writer",
-                {
-                    "resourceType": "PractitionerRole",
-                    "practitioner": {"reference": ref("practitioner")},
-                    "organization": {"reference": ref("organization")},
-                },
-            ),
+            *staff_resources(message.writer, ref, role="writer"),
             ("consent", consent_of(message.basis, ref)),
         ],
     )
@@ -142,20 +114,12 @@ def read_administrative_message(doc: dict[str, Any]) -> AdministrativeMessage:
     communication = resolve(doc, header, "focus.0", "Communication")
     if text(communication, "encounter.identifier.system") != TAKECARE_ENCOUNTER_SYSTEM:
         raise TranslationError("Communication.encounter must name TakeCare's stay id")
-    role = resolve(doc, communication, "sender", "PractitionerRole")
-    practitioner = resolve(doc, role, "practitioner", "Practitioner")
-    unit = resolve(doc, role, "organization", "Organization")
-    person_hsa, unit_hsa = hsa_id(practitioner), hsa_id(unit)
-    if person_hsa is None or unit_hsa is None:
-        raise TranslationError("the writer or their unit has no HSA-id")
     return AdministrativeMessage(
         stay_id=text(communication, "encounter.identifier.value"),
         sent_at=instant(communication, "sent"),
         subject=text(communication, "topic.text"),
         text=text(communication, "payload.0.contentString"),
         patient=read_patient(resolve(doc, communication, "subject")),
-        writer=Writer(
-            name=text(practitioner, "name.0.text"), hsa_id=person_hsa, unit_hsa_id=unit_hsa
-        ),
+        writer=read_staff_member(doc, communication, "sender", who="the writer"),
         basis=read_consent(doc),
     )

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from services.messaging.cancellation import cancelled_message_id
 from services.messaging.case import case_id_of
+from services.messaging.envelope import EventCode
 from services.messaging.fhir_parts import (
     TranslationError,
     extension,
@@ -46,6 +48,7 @@ class CareFacts:
     # avbrott: when the discharge process was interrupted (the Encounter's extension
     # process-interrupted, its "at"); its reason and note stay in the message
     interrupted_at: datetime | None = None
+    cancels: str | None = None  # a cancellation's: the id of the message it cancels
 
 
 def read_care_facts(bundle: dict[str, Any]) -> CareFacts:
@@ -63,7 +66,14 @@ def read_care_facts(bundle: dict[str, Any]) -> CareFacts:
         listed_unit_hsa=_fact(lambda: listed_unit_of(patient) if patient else None),
         case_id=case_id_of(bundle),
         interrupted_at=_fact(lambda: _interrupted_at(encounter)),
+        cancels=_fact(lambda: _cancelled(bundle)),
     )
+
+
+def _cancelled(bundle: dict[str, Any]) -> str | None:
+    headers = resources(bundle, "MessageHeader")
+    code = maybe_text(headers[0], "eventCoding.code") if headers else None
+    return cancelled_message_id(bundle) if code == EventCode.MESSAGE_CANCELLED.value else None
 
 
 def _fact(read: Callable[[], T | None]) -> T | None:

@@ -53,6 +53,7 @@ class EventCode(enum.StrEnum):
     TRANSFER = "transfer"  # förflyttning: the patient moved to another ward or hospital
     PATIENT_DECEASED = "patient-deceased"  # patienten avliden: planning stops
     ADMINISTRATIVE_MESSAGE = "administrative-message"  # administrativt meddelande (free text)
+    MESSAGE_CANCELLED = "message-cancelled"  # makulering of an earlier message, any family
     DELIVERY_OUTCOME = "delivery-outcome"  # an adapter's result of one delivery attempt
     RECEIPT = "receipt"  # kvittens: the receiving journal holds the record
 
@@ -77,6 +78,7 @@ EVENT_DISPLAY = {
     EventCode.TRANSFER: "Förflyttning",
     EventCode.PATIENT_DECEASED: "Patienten avliden",
     EventCode.ADMINISTRATIVE_MESSAGE: "Administrativt meddelande",
+    EventCode.MESSAGE_CANCELLED: "Makulering av meddelande",
     EventCode.DELIVERY_OUTCOME: "Leveransutfall",
     EventCode.RECEIPT: "Kvittens",
 }

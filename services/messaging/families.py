@@ -29,7 +29,8 @@ class Family:
     # secrecy between region and municipality (OSL 25 and 26 kap.): shared only with the
     # patient's consent or a documented legal basis, which the message carries as a Consent
     # (services.messaging.consent); services.router.routing.consent holds back a message
-    # without one. True for every family: the law knows no family without it.
+    # without one. True for every family that shares information; false only for the
+    # cancellation (makulering), which shares none and goes only where its original went.
     needs_consent: bool = True
 
     def destinations(self, source: System) -> tuple[System, ...]:
@@ -142,6 +143,19 @@ FAMILIES: tuple[Family, ...] = (
         (EventCode.ADMINISTRATIVE_MESSAGE,),
         versioned=False,
         routes=((System.TAKECARE, (System.TRESERVA,)), (System.TRESERVA, (System.TAKECARE,))),
+    ),
+    # makulering: the sender cancels a message of its own, of any family. The catalogue's
+    # routes only say who may send one; the router sends it to exactly the receivers of the
+    # message it cancels (services.router.routing.cancels). It carries no new health data
+    # and reaches only receivers the cancelled message reached on its own basis, so it needs
+    # no basis of its own: a withdrawal of consent must never stop it
+    # (contracts/fhir/message-cancelled.md).
+    Family(
+        "message-cancelled",
+        (EventCode.MESSAGE_CANCELLED,),
+        versioned=False,
+        routes=_BOTH_WAYS,
+        needs_consent=False,
     ),
 )
 

@@ -6,7 +6,9 @@ Exceptions::
 
     IntakeError
      ├── ConflictingResend   same business key, different content
-     └── StayWithdrawn       the patient withdrew consent for the document's stay
+     ├── StayWithdrawn       the patient withdrew consent for the document's stay
+     └── UnknownCancelled    a cancellation (makulering) names no message this adapter
+                             accepted from its sender for the same patient
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging import topics
+from services.messaging.cancellation_intake import (
+    Original,
+    cancelled_originals,
+    refused_as_unknown,
+    unknown_cancelled_violation,
+)
 from services.messaging.consent import WITHDRAWAL_FAMILY
 from services.messaging.envelope import BusinessKey, to_json
 from services.messaging.identifiers import pseudonym
@@ -59,6 +67,14 @@ class StayWithdrawn(IntakeError):
         super().__init__("consent for the stay was withdrawn")
 
 
+class UnknownCancelled(IntakeError):
+    """The cancellation names a message the adapter never accepted from the sender for this
+    patient, or another cancellation (services.messaging.cancellation_intake)."""
+
+    def __init__(self) -> None:
+        super().__init__("the cancelled message is unknown")
+
+
 @dataclass(frozen=True, slots=True)
 class IntakeEntry:
     message_id: str
@@ -69,6 +85,7 @@ class IntakeEntry:
     received_at: datetime
     stay: str | None = None  # the stay key (services.messaging.withdrawals) it is about
     withdraws: bool = False  # a consent withdrawal: it withdraws consent for ``stay``
+    cancels: BusinessKey | None = None  # a cancellation: the sender's message it cancels
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +128,7 @@ async def accept_event(
     patient = pseudonym(pseudonym_key, event.patient_identifier().in_region(regional_reserve_oid))
     code = event.event_code().value
     stay = event.stay()
+    cancels = event.cancels()
     stay_id = (
         None if stay is None else stay_key(pseudonym_key, event.business_key().source, stay[1])
     )
@@ -123,6 +141,7 @@ async def accept_event(
         received_at=now,
         stay=stay_id,
         withdraws=family.family == WITHDRAWAL_FAMILY,
+        cancels=None if cancels is None else cancels[1],
     )
     outgoing = OutgoingRecord(
         topic=topics.INBOUND,
@@ -138,6 +157,8 @@ async def accept_event(
         accepted = await store.record(entry, outgoing)
     except StayWithdrawn:
         raise InvalidEvent([withdrawn_violation(stay[0] if stay else "$")]) from None
+    except UnknownCancelled:
+        raise InvalidEvent([unknown_cancelled_violation(cancels[0] if cancels else "$")]) from None
     return replace(accepted, pseudonym=patient)
 
 
@@ -156,6 +177,11 @@ class SqlIntakeStore:
             return answer_as_repeat(entry, *existing)
         if refused_for_withdrawal(entry, await withdrawn_stays(self._sessions, [entry])):
             raise StayWithdrawn()
+        if entry.cancels is not None:
+            async with self._sessions() as session:
+                known = await cancelled_originals(session, [entry])
+            if refused_as_unknown(entry, known):
+                raise UnknownCancelled()
         try:
             async with self._sessions.begin() as session:
                 await session.execute(intake_record.insert(), intake_row(entry))
@@ -219,6 +245,9 @@ class FakeIntakeStore:
             return answer_as_repeat(entry, first.message_id, first.payload_sha256)
         if refused_for_withdrawal(entry, self.withdrawn_stays):
             raise StayWithdrawn()
+        known = {k: Original(e.pseudonym, e.event_code) for k, e in self.entries.items()}
+        if refused_as_unknown(entry, known):
+            raise UnknownCancelled()
         self.entries[entry.key] = entry
         self.outbox.append(outgoing)
         if entry.withdraws and entry.stay is not None:

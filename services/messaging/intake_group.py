@@ -34,6 +34,11 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.messaging.cancellation_intake import (
+    Original,
+    cancelled_originals,
+    refused_as_unknown,
+)
 from services.messaging.envelope import BusinessKey
 from services.messaging.intake import (
     Accepted,
@@ -41,6 +46,7 @@ from services.messaging.intake import (
     IntakeError,
     SqlIntakeStore,
     StayWithdrawn,
+    UnknownCancelled,
     answer_as_repeat,
     intake_row,
 )
@@ -140,6 +146,9 @@ class GroupedIntakeStore:
             # one more SELECT, for the stays the new entries name (none when none does)
             withdrawn = await stored_withdrawals(session, [group[i].entry for i in new])
             new = _refuse_withdrawn(group, answers, new, withdrawn)
+            # and one for the messages the new cancellations name (none when none does)
+            originals = await cancelled_originals(session, [group[i].entry for i in new])
+            new = _refuse_unknown_cancelled(group, answers, new, originals)
             if new:
                 await session.execute(
                     intake_record.insert(), [intake_row(group[i].entry) for i in new]
@@ -169,6 +178,26 @@ def _refuse_withdrawn(
             continue
         if entry.withdraws and entry.stay is not None:
             seen.add(entry.stay)
+        kept.append(i)
+    return kept
+
+
+def _refuse_unknown_cancelled(
+    group: Sequence[_Waiting],
+    answers: list[Answer],
+    new: list[int],
+    stored: dict[BusinessKey, Original],
+) -> list[int]:
+    """``new`` without the cancellations of a message neither stored nor earlier in the
+    group (answered UnknownCancelled)."""
+    kept: list[int] = []
+    known = dict(stored)
+    for i in new:
+        entry = group[i].entry
+        if refused_as_unknown(entry, known):
+            answers[i] = UnknownCancelled()
+            continue
+        known[entry.key] = Original(entry.pseudonym, entry.event_code)
         kept.append(i)
     return kept
 

@@ -63,6 +63,12 @@ class NativeEvent(NativeModel):
         None: a withdrawal of consent for a stay stops every later document of it."""
         return None
 
+    def cancels(self) -> tuple[str, BusinessKey] | None:
+        """The native path and business key of the message of its own sender this document
+        cancels (makulering), or None: the intake refuses a cancellation of a message it
+        never accepted from the sender for the same patient."""
+        return None
+
     def business_key(self) -> BusinessKey:
         raise NotImplementedError
 
@@ -121,9 +127,11 @@ class InboundFamily(Generic[E]):
             now=now,
             regional_reserve_oid=regional_reserve_oid,
         )
+        catalogue = next(f for f in FAMILIES if f.name == self.family)
+        if not catalogue.needs_consent:
+            return event
         block = event.consent_block()
         source = System(event.business_key().source)
-        catalogue = next(f for f in FAMILIES if f.name == self.family)
         found = basis_violations(
             block.basis(),
             family=self.family,

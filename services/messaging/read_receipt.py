@@ -46,7 +46,6 @@ from services.messaging.fhir_parts import (
     PatientInfo,
     TranslationError,
     arr,
-    hsa_id,
     instant,
     message_bundle,
     one,
@@ -56,15 +55,10 @@ from services.messaging.fhir_parts import (
     resolve,
     text,
 )
-from services.messaging.identifiers import HSA_ID_SYSTEM
+from services.messaging.staff_member import StaffMember, read_staff_member, staff_resources
 from services.messaging.vocabulary import URI_SYSTEM
 
-
-@dataclass(frozen=True, slots=True)
-class Reader:
-    name: str
-    hsa_id: str  # the person's own HSA-id
-    unit_hsa_id: str  # the unit they read it at
+Reader = StaffMember  # who read it, at which unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +80,6 @@ def read_receipt_bundle(
 ) -> Bundle:
     """``case_id``: the stay's case the journal echoed (services.messaging.case), if any."""
     ref = refs(key)
-    reader = receipt.reader
     return message_bundle(
         case_id=case_id,
         key=key,
@@ -115,29 +108,7 @@ def read_receipt_bundle(
                 },
             ),
             ("patient", patient_resource(receipt.patient)),
-            (
-                "organization",
-                {
-                    "resourceType": "Organization",
-                    "identifier": [{"system": HSA_ID_SYSTEM, "value": reader.unit_hsa_id}],
-                },
-            ),
-            (
-                "practitioner",
-                {
-                    "resourceType": "Practitioner",
-                    "identifier": [{"system": HSA_ID_SYSTEM, "value": reader.hsa_id}],
-                    "name": [{"text": reader.name}],
-                },
-            ),
-            (
-                "reader",
-                {
-                    "resourceType": "PractitionerRole",
-                    "practitioner": {"reference": ref("practitioner")},
-                    "organization": {"reference": ref("organization")},
-                },
-            ),
+            *staff_resources(receipt.reader, ref, role="reader"),
             ("consent", consent_of(receipt.basis, ref)),
         ],
     )
@@ -159,18 +130,10 @@ def read_read_receipt(doc: dict[str, Any]) -> ReadReceipt:
     )
     if about is None or not about.startswith("urn:uuid:"):
         raise TranslationError("Communication.about lacks the read message's urn:uuid")
-    role = resolve(doc, communication, "sender", "PractitionerRole")
-    practitioner = resolve(doc, role, "practitioner", "Practitioner")
-    unit = resolve(doc, role, "organization", "Organization")
-    person_hsa, unit_hsa = hsa_id(practitioner), hsa_id(unit)
-    if person_hsa is None or unit_hsa is None:
-        raise TranslationError("the reader or their unit has no HSA-id")
     return ReadReceipt(
         read_message_id=about.removeprefix("urn:uuid:"),
         read_at=instant(communication, "sent"),
         patient=read_patient(resolve(doc, communication, "subject")),
-        reader=Reader(
-            name=text(practitioner, "name.0.text"), hsa_id=person_hsa, unit_hsa_id=unit_hsa
-        ),
+        reader=read_staff_member(doc, communication, "sender", who="the reader"),
         basis=read_consent(doc),
     )

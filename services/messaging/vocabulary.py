@@ -73,6 +73,9 @@ INTERPRETER_REQUIRED_URL = "http://hl7.org/fhir/StructureDefinition/patient-inte
 # MessageHeader: valueIdentifier (urn:ietf:rfc:3986, urn:uuid:<message id>), the message this
 # one answers. Not MessageHeader.response: the router reserves that for technical results.
 ANSWERS_MESSAGE_URL = f"{_SD}/answers-message"
+# Provenance.activity of a cancellation (makulering): the message is nullified, as if never sent
+DATA_OPERATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+NULLIFY = "NULLIFY"
 URI_SYSTEM = "urn:ietf:rfc:3986"  # Identifier.system of a message id written urn:uuid:<id>
 # --- the whole process (appended by the hospital's process families, issue 20) ------------
 # Encounter: complex, "reason" valueCoding (PROCESS_INTERRUPTION_REASON_SYSTEM), "at"

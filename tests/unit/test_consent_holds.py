@@ -76,8 +76,10 @@ def test_a_legal_basis_covers_any_unit_of_the_kind_it_names(legal):
 
 
 def test_an_unreadable_basis_holds_the_addressed_unit():
-    assert unit_hold(None, "treserva", VARBERG_HOME_CARE) == UNIT_NOT_COVERED
-    assert unit_hold(None, "treserva", None) is None  # not addressed: routing_hold's business
+    assert unit_hold("admission-notice", None, "treserva", VARBERG_HOME_CARE) == UNIT_NOT_COVERED
+    assert (
+        unit_hold("admission-notice", None, "treserva", None) is None
+    )  # not addressed: routing_hold's business
 
 
 # --- the router -------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ async def test_a_results_batch_lets_through_what_the_held_behind_test_does(engin
                     insert(delivery).values(
                         message_id=message_id,
                         destination=destination,
-                        state=rng.choices(states, weights=[6, 2, 1, 4, 1])[0],
+                        state=rng.choices(states, weights=[6, 2, 1, 4, 1, 1])[0],
                         attempts=0,
                         next_attempt_at=NOW + timedelta(seconds=rng.randint(-60, 30)),
                         confirm_by=NOW,

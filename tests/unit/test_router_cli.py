@@ -350,8 +350,9 @@ def test_activate_subscription_reports_the_refusal_of_the_same_admin(capsys):
     assert cli.main(["activate-subscription", "sub-2"], transport=transport) == 1
 
 
+CASE_ID = "6f1c1d1e-0000-5000-8000-000000000001"
 CASE = {
-    "case_id": "6f1c1d1e-0000-5000-8000-000000000001",
+    "case_id": CASE_ID,
     "count": 2,
     "items": [
         {
@@ -378,9 +379,9 @@ CASE = {
 
 
 def test_case_asks_the_logged_case_view_with_the_reason_and_prints_its_timeline(capsys):
-    path = f"/api/v1/cases/{CASE['case_id']}"
+    path = f"/api/v1/cases/{CASE_ID}"
     transport, seen = answering({("GET", path): httpx.Response(200, json=CASE)})
-    code = cli.main(["case", CASE["case_id"], "--reason", "ärende 42"], transport=transport)
+    code = cli.main(["case", CASE_ID, "--reason", "ärende 42"], transport=transport)
     assert code == 0
     (request,) = seen
     assert dict(request.url.params) == {"reason": "ärende 42"}

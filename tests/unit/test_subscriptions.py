@@ -63,6 +63,7 @@ def test_the_catalogue_gives_one_kafka_subscription_per_journal_destination():
         "administrative-message",
         "admission-answer",
         "medication-list",
+        "message-cancelled",
         "read-receipt",
         "ready-to-receive",
         "sip-invitation",

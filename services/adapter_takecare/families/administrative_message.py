@@ -24,26 +24,21 @@ from services.adapter_takecare.native import (
     RESERVE_NUMBER_PATH,
     ConsentBasisBlock,
     Patient,
+    StaffAtUnit,
     consent_basis_doc,
+    staff_doc,
 )
 from services.messaging.administrative_message import (
     AdministrativeMessage,
-    Writer,
     administrative_message_bundle,
     read_administrative_message,
 )
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import text
 from services.messaging.identifiers import PatientIdentifier
-from services.messaging.native import InboundFamily, NativeEvent, NativeModel, OutboundFamily
+from services.messaging.native import InboundFamily, NativeEvent, OutboundFamily
 
 STAY_PATH = "encounterId"
-
-
-class MessageSender(NativeModel):
-    name: str
-    hsa_id: str = Field(alias="hsaId")
-    unit_hsa_id: str = Field(alias="unitHsaId")
 
 
 class TakeCareAdministrativeMessage(NativeEvent):
@@ -53,7 +48,7 @@ class TakeCareAdministrativeMessage(NativeEvent):
     encounter_id: str = Field(alias="encounterId")
     subject: str = Field(repr=False)  # free text: patient data
     text: str = Field(repr=False)  # free text: patient data
-    sender: MessageSender
+    sender: StaffAtUnit
     consent_basis: ConsentBasisBlock = Field(alias="consentBasis")
 
     def consent_block(self) -> ConsentBasisBlock:
@@ -80,7 +75,7 @@ class TakeCareAdministrativeMessage(NativeEvent):
             subject=self.subject,
             text=self.text,
             patient=self.patient.info(regional_reserve_oid),
-            writer=Writer(self.sender.name, self.sender.hsa_id, self.sender.unit_hsa_id),
+            writer=self.sender.member(),
             basis=self.consent_basis.basis(),
         )
 
@@ -119,11 +114,7 @@ def to_native(doc: dict[str, Any]) -> dict[str, Any]:
         "encounterId": message.stay_id,
         "subject": message.subject,
         "text": message.text,
-        "sender": {
-            "name": message.writer.name,
-            "hsaId": message.writer.hsa_id,
-            "unitHsaId": message.writer.unit_hsa_id,
-        },
+        "sender": staff_doc(message.writer),
         "consentBasis": consent_basis_doc(message.basis),
     }
 

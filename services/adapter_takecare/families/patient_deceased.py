@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
@@ -27,13 +27,11 @@ from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 from services.adapter_takecare.native import (
     IDENTIFIER_PATH,
     RESERVE_NUMBER_PATH,
-    ConsentBasisBlock,
-    Patient,
-    Unit,
 )
+from services.adapter_takecare.stay_event import Stay, StayEvent
 from services.messaging.case import stay_case_id
 from services.messaging.consent import consent_of
-from services.messaging.envelope import BusinessKey, EventCode, System
+from services.messaging.envelope import EventCode, System
 from services.messaging.fhir_parts import (
     Ref,
     message_bundle,
@@ -41,11 +39,9 @@ from services.messaging.fhir_parts import (
     patient_resource,
     refs,
 )
-from services.messaging.identifiers import PatientIdentifier
-from services.messaging.native import InboundFamily, NativeEvent, NativeModel
+from services.messaging.native import InboundFamily, NativeModel
 from services.messaging.vocabulary import TAKECARE_ENCOUNTER_SYSTEM
 
-STAY_PATH = "encounter.encounterId"
 EXPIRED = {  # HL7 discharge disposition: the stay ended with the death, nothing about why
     "coding": [
         {
@@ -57,23 +53,13 @@ EXPIRED = {  # HL7 discharge disposition: the stay ended with the death, nothing
 }
 
 
-class Stay(NativeModel):
-    encounter_id: str = Field(alias="encounterId")
-    admitted_at: AwareDatetime = Field(alias="admittedAt")
-    unit: Unit
-
-
 class Death(NativeModel):
     deceased_at: AwareDatetime = Field(alias="deceasedAt")  # when: never why
 
 
-class TakeCarePatientDeceased(NativeEvent):
-    event_id: str = Field(alias="eventId")
-    version: int = 1
-    occurred_at: AwareDatetime = Field(alias="occurredAt")
-    patient: Patient
-    consent_basis: ConsentBasisBlock = Field(alias="consentBasis")
-    encounter: Stay
+class TakeCarePatientDeceased(StayEvent):
+    EVENT: ClassVar[EventCode] = EventCode.PATIENT_DECEASED
+
     death: Death
 
     @field_validator("death")
@@ -83,21 +69,6 @@ class TakeCarePatientDeceased(NativeEvent):
         if isinstance(stay, Stay) and death.deceased_at < stay.admitted_at:
             raise ValueError("the time of death is before the admission")
         return death
-
-    def business_key(self) -> BusinessKey:
-        return BusinessKey(System.TAKECARE.value, self.event_id, self.version)
-
-    def event_code(self) -> EventCode:
-        return EventCode.PATIENT_DECEASED
-
-    def patient_identifier(self) -> PatientIdentifier:
-        return self.patient.identifier
-
-    def consent_block(self) -> ConsentBasisBlock:
-        return self.consent_basis
-
-    def stay(self) -> tuple[str, str]:
-        return STAY_PATH, self.encounter.encounter_id
 
 
 def to_bundle(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
@@ -28,13 +28,11 @@ from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 from services.adapter_takecare.native import (
     IDENTIFIER_PATH,
     RESERVE_NUMBER_PATH,
-    ConsentBasisBlock,
-    Patient,
-    Unit,
 )
+from services.adapter_takecare.stay_event import Stay, StayEvent
 from services.messaging.case import stay_case_id
 from services.messaging.consent import consent_of
-from services.messaging.envelope import BusinessKey, EventCode, System
+from services.messaging.envelope import EventCode, System
 from services.messaging.fhir_parts import (
     Ref,
     message_bundle,
@@ -42,15 +40,13 @@ from services.messaging.fhir_parts import (
     patient_resource,
     refs,
 )
-from services.messaging.identifiers import PatientIdentifier
-from services.messaging.native import InboundFamily, NativeEvent, NativeModel
+from services.messaging.native import InboundFamily, NativeModel
 from services.messaging.vocabulary import (
     PROCESS_INTERRUPTED_URL,
     PROCESS_INTERRUPTION_REASON_SYSTEM,
     TAKECARE_ENCOUNTER_SYSTEM,
 )
 
-STAY_PATH = "encounter.encounterId"
 Reason = Literal["condition-worsened", "declined-municipal-services", "other"]
 REASON_DISPLAY: dict[str, str] = {
     "condition-worsened": "Patientens tillstånd har försämrats",
@@ -59,25 +55,15 @@ REASON_DISPLAY: dict[str, str] = {
 }
 
 
-class Stay(NativeModel):
-    encounter_id: str = Field(alias="encounterId")
-    admitted_at: AwareDatetime = Field(alias="admittedAt")
-    unit: Unit
-
-
 class Interruption(NativeModel):
     reason: Reason
     interrupted_at: AwareDatetime = Field(alias="interruptedAt")
     note: str | None = None  # free text: patient data
 
 
-class TakeCareProcessInterrupted(NativeEvent):
-    event_id: str = Field(alias="eventId")
-    version: int = 1
-    occurred_at: AwareDatetime = Field(alias="occurredAt")
-    patient: Patient
-    consent_basis: ConsentBasisBlock = Field(alias="consentBasis")
-    encounter: Stay
+class TakeCareProcessInterrupted(StayEvent):
+    EVENT: ClassVar[EventCode] = EventCode.PROCESS_INTERRUPTED
+
     interruption: Interruption
 
     @field_validator("interruption")
@@ -89,21 +75,6 @@ class TakeCareProcessInterrupted(NativeEvent):
         if isinstance(stay, Stay) and interruption.interrupted_at < stay.admitted_at:
             raise ValueError("the process is interrupted before the admission")
         return interruption
-
-    def business_key(self) -> BusinessKey:
-        return BusinessKey(System.TAKECARE.value, self.event_id, self.version)
-
-    def event_code(self) -> EventCode:
-        return EventCode.PROCESS_INTERRUPTED
-
-    def patient_identifier(self) -> PatientIdentifier:
-        return self.patient.identifier
-
-    def consent_block(self) -> ConsentBasisBlock:
-        return self.consent_basis
-
-    def stay(self) -> tuple[str, str]:
-        return STAY_PATH, self.encounter.encounter_id
 
 
 def to_bundle(

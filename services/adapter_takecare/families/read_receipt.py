@@ -28,24 +28,19 @@ from services.adapter_takecare.native import (
     RESERVE_NUMBER_PATH,
     ConsentBasisBlock,
     Patient,
+    StaffAtUnit,
     consent_basis_doc,
+    staff_doc,
 )
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import text
 from services.messaging.identifiers import PatientIdentifier
-from services.messaging.native import InboundFamily, NativeEvent, NativeModel, OutboundFamily
+from services.messaging.native import InboundFamily, NativeEvent, OutboundFamily
 from services.messaging.read_receipt import (
-    Reader,
     ReadReceipt,
     read_read_receipt,
     read_receipt_bundle,
 )
-
-
-class MessageReader(NativeModel):
-    name: str
-    hsa_id: str = Field(alias="hsaId")
-    unit_hsa_id: str = Field(alias="unitHsaId")
 
 
 class TakeCareReadReceipt(NativeEvent):
@@ -53,7 +48,7 @@ class TakeCareReadReceipt(NativeEvent):
     read_message_id: str = Field(alias="readMessageId")
     read_at: AwareDatetime = Field(alias="readAt")
     patient: Patient
-    reader: MessageReader
+    reader: StaffAtUnit
     consent_basis: ConsentBasisBlock = Field(alias="consentBasis")
     # the case id the broker delivered (services.messaging.case), echoed back: this document
     # names no stay, so it joins the stay's case by it
@@ -76,7 +71,7 @@ class TakeCareReadReceipt(NativeEvent):
             read_message_id=self.read_message_id,
             read_at=self.read_at,
             patient=self.patient.info(regional_reserve_oid),
-            reader=Reader(self.reader.name, self.reader.hsa_id, self.reader.unit_hsa_id),
+            reader=self.reader.member(),
             basis=self.consent_basis.basis(),
         )
 
@@ -114,11 +109,7 @@ def to_native(doc: dict[str, Any]) -> dict[str, Any]:
         "readMessageId": receipt.read_message_id,
         "readAt": receipt.read_at.isoformat(),
         "patient": Patient.of(receipt.patient).model_dump(by_alias=True, exclude_none=True),
-        "reader": {
-            "name": receipt.reader.name,
-            "hsaId": receipt.reader.hsa_id,
-            "unitHsaId": receipt.reader.unit_hsa_id,
-        },
+        "reader": staff_doc(receipt.reader),
         "consentBasis": consent_basis_doc(receipt.basis),
     }
 

@@ -25,28 +25,21 @@ from services.adapter_treserva.native import (
     IDENTIFIER_PATH,
     RESERVE_NUMBER_PATH,
     Brukare,
+    PersonVidEnhet,
     Samtyckesgrund,
     brukare,
+    person_vid_enhet,
     samtyckesgrund,
 )
 from services.messaging.administrative_message import (
     AdministrativeMessage,
-    Writer,
     administrative_message_bundle,
     read_administrative_message,
 )
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import text
 from services.messaging.identifiers import PatientIdentifier
-from services.messaging.native import InboundFamily, NativeEvent, NativeModel, OutboundFamily
-
-
-class Avsandare(NativeModel):
-    """Who wrote the message (avsändare): the person and their unit."""
-
-    namn: str
-    hsa_id: str = Field(alias="hsaId")
-    enhet_hsa_id: str = Field(alias="enhetHsaId")
+from services.messaging.native import InboundFamily, NativeEvent, OutboundFamily
 
 
 class TreservaAdministrativeMessage(NativeEvent):
@@ -56,7 +49,7 @@ class TreservaAdministrativeMessage(NativeEvent):
     vardtillfalle_id: str = Field(alias="vardtillfalleId")
     amne: str = Field(repr=False)  # free text: patient data
     text: str = Field(repr=False)  # free text: patient data
-    avsandare: Avsandare
+    avsandare: PersonVidEnhet  # who wrote it (avsändare)
     samtyckesgrund: Samtyckesgrund
     # the receiving unit: set by the broker on delivery only (issue 20), refused from Treserva
     mottagande_enhet: None = Field(default=None, alias="mottagandeEnhet")
@@ -82,7 +75,7 @@ class TreservaAdministrativeMessage(NativeEvent):
             subject=self.amne,
             text=self.text,
             patient=self.brukare.info(regional_reserve_oid),
-            writer=Writer(self.avsandare.namn, self.avsandare.hsa_id, self.avsandare.enhet_hsa_id),
+            writer=self.avsandare.member(),
             basis=self.samtyckesgrund.basis(),
         )
 
@@ -121,11 +114,7 @@ def to_native(doc: dict[str, Any]) -> dict[str, Any]:
         "vardtillfalleId": message.stay_id,
         "amne": message.subject,
         "text": message.text,
-        "avsandare": {
-            "namn": message.writer.name,
-            "hsaId": message.writer.hsa_id,
-            "enhetHsaId": message.writer.unit_hsa_id,
-        },
+        "avsandare": person_vid_enhet(message.writer),
         "samtyckesgrund": samtyckesgrund(message.basis),
     }
 

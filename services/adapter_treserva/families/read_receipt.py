@@ -27,28 +27,21 @@ from services.adapter_treserva.native import (
     IDENTIFIER_PATH,
     RESERVE_NUMBER_PATH,
     Brukare,
+    PersonVidEnhet,
     Samtyckesgrund,
     brukare,
+    person_vid_enhet,
     samtyckesgrund,
 )
 from services.messaging.envelope import BusinessKey, EventCode, System
 from services.messaging.fhir_parts import text
 from services.messaging.identifiers import PatientIdentifier
-from services.messaging.native import InboundFamily, NativeEvent, NativeModel, OutboundFamily
+from services.messaging.native import InboundFamily, NativeEvent, OutboundFamily
 from services.messaging.read_receipt import (
-    Reader,
     ReadReceipt,
     read_read_receipt,
     read_receipt_bundle,
 )
-
-
-class Lasare(NativeModel):
-    """Who read the message (läsare): the person and their unit."""
-
-    namn: str
-    hsa_id: str = Field(alias="hsaId")
-    enhet_hsa_id: str = Field(alias="enhetHsaId")
 
 
 class TreservaReadReceipt(NativeEvent):
@@ -56,7 +49,7 @@ class TreservaReadReceipt(NativeEvent):
     last_meddelande_id: str = Field(alias="lastMeddelandeId")
     last_tidpunkt: AwareDatetime = Field(alias="lastTidpunkt")
     brukare: Brukare
-    lasare: Lasare
+    lasare: PersonVidEnhet  # who read it (läsare)
     samtyckesgrund: Samtyckesgrund
     # the receiving unit: set by the broker on delivery only (issue 20), refused from Treserva
     mottagande_enhet: None = Field(default=None, alias="mottagandeEnhet")
@@ -81,7 +74,7 @@ class TreservaReadReceipt(NativeEvent):
             read_message_id=self.last_meddelande_id,
             read_at=self.last_tidpunkt,
             patient=self.brukare.info(regional_reserve_oid),
-            reader=Reader(self.lasare.namn, self.lasare.hsa_id, self.lasare.enhet_hsa_id),
+            reader=self.lasare.member(),
             basis=self.samtyckesgrund.basis(),
         )
 
@@ -119,11 +112,7 @@ def to_native(doc: dict[str, Any]) -> dict[str, Any]:
         "lastMeddelandeId": receipt.read_message_id,
         "lastTidpunkt": receipt.read_at.isoformat(),
         "brukare": brukare(receipt.patient),
-        "lasare": {
-            "namn": receipt.reader.name,
-            "hsaId": receipt.reader.hsa_id,
-            "enhetHsaId": receipt.reader.unit_hsa_id,
-        },
+        "lasare": person_vid_enhet(receipt.reader),
         "samtyckesgrund": samtyckesgrund(receipt.basis),
     }
 

@@ -37,9 +37,9 @@ from services.router.deviations.records import (
     record_deviation,
 )
 from services.router.routing.domain import (
+    SETTLED,
     AlertKind,
     AlertState,
-    DeliveryState,
     IllegalTransition,
     check_alert_transition,
 )
@@ -401,13 +401,14 @@ async def resolve_cleared(
     session: AsyncSession, now: datetime, sinks: Sequence[AlertSink] = ()
 ) -> int:
     """Resolve every incident whose cause has cleared: each delivery it names is confirmed
-    (the destination recovered, or an operator's replay got through)."""
+    (the destination recovered, or an operator's replay got through) or cancelled by its
+    sender (nothing more is expected of it)."""
     link, d = alert_delivery.alias("link"), delivery.alias("d")
     unconfirmed = exists().where(
         and_(
             link.c.alert_id == alert.c.id,
             d.c.id == link.c.delivery_id,
-            d.c.state != DeliveryState.CONFIRMED.value,
+            d.c.state.not_in([s.value for s in SETTLED]),  # a cancelled one is settled too
         )
     )
     ids: list[int] = list(

@@ -35,7 +35,11 @@ class RetentionRules:
     prune_every: timedelta = timedelta(hours=1)
 
 
-FINISHED = (DeliveryState.CONFIRMED.value, DeliveryState.DEAD_LETTER.value)
+FINISHED = (
+    DeliveryState.CONFIRMED.value,
+    DeliveryState.DEAD_LETTER.value,
+    DeliveryState.CANCELLED.value,
+)
 
 
 class PayloadPruned(LookupError):

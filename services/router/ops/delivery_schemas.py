@@ -65,6 +65,7 @@ class DeliveryStateCountsOut(ResponseModel):
     sent: int = 0
     confirmed: int = 0
     dead_letter: int = 0
+    cancelled: int = 0  # stopped: the sender cancelled the message (makulering)
 
 
 class DestinationHealthOut(ResponseModel):

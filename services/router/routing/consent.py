@@ -67,12 +67,16 @@ STAY_WITHDRAWN = (
 )
 
 
-def unit_hold(bundle: dict[str, Any] | None, destination: str, unit_hsa: str | None) -> str | None:
+def unit_hold(
+    event_code: str, bundle: dict[str, Any] | None, destination: str, unit_hsa: str | None
+) -> str | None:
     """Why a message must not go to ``unit_hsa``, the unit the router addressed for
     ``destination``, or None: its basis covers that unit
     (:meth:`services.messaging.consent.ConsentBasis.covers_unit`). A destination that names no
-    unit is :func:`routing_hold`'s alone; a basis that cannot be read holds it."""
-    if unit_hsa is None:
+    unit is :func:`routing_hold`'s alone; a basis that cannot be read holds it. A family that
+    needs no basis (a cancellation, which goes only where its message went) is never held."""
+    family = family_of(event_code)
+    if unit_hsa is None or (family is not None and not family.needs_consent):
         return None
     try:
         system = System(destination)

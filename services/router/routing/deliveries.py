@@ -42,7 +42,7 @@ from services.messaging.payload_crypto import (
 from services.router import domain_events
 from services.router.alerting.events import Severity
 from services.router.alerting.incidents import Affected, AlertSink
-from services.router.routing import circuit, episodes
+from services.router.routing import cancels, circuit, episodes
 from services.router.routing.addressing import (
     ADDRESSED,
     Address,
@@ -60,6 +60,7 @@ from services.router.routing.consent import (
 )
 from services.router.routing.deadlines import Stage, legal_deadline, next_stage_at
 from services.router.routing.domain import (
+    STOPPED_BY_CANCELLATION,
     AlertKind,
     DeliveryState,
     FamilyPolicy,
@@ -152,7 +153,12 @@ def transition_row(
 
 
 PUBLISHED_STATES = frozenset(
-    {DeliveryState.SENT, DeliveryState.CONFIRMED, DeliveryState.DEAD_LETTER}
+    {
+        DeliveryState.SENT,
+        DeliveryState.CONFIRMED,
+        DeliveryState.DEAD_LETTER,
+        DeliveryState.CANCELLED,  # stopped: its sender cancelled the message (makulering)
+    }
 )
 
 
@@ -267,6 +273,8 @@ async def accept_messages(
         return []
     versions = await _Versions.load(session, [m.env for m in fresh])
     book = await episodes.load_current(session, [m.record.key for m in fresh if m.record.key])
+    cancel_book = await cancels.CancelBook.load(session, [(m.env, m.record.value) for m in fresh])
+    plans: dict[str, cancels.Plan] = {}  # cancellation id → where it goes
     messages: list[dict[str, Any]] = []
     accepted: list[_Accepted] = []
     parsed_of = {id(item): found for item, found in zip(batch, parsed_all, strict=True)}
@@ -278,9 +286,14 @@ async def accept_messages(
         if facts.case_id is not None:
             if env.event_code == EventCode.CONSENT_WITHDRAWN:
                 withdrawn.add(facts.case_id)  # what follows it in the batch is held too
-            elif held is None and facts.case_id in withdrawn:
-                held = STAY_WITHDRAWN
+            elif held is None and facts.case_id in withdrawn and not cancels.is_cancellation(env):
+                held = STAY_WITHDRAWN  # a cancellation still goes: it shares nothing new
         trace = tracing.from_headers(record.headers)  # the router's hop, continued per delivery
+        destinations = route(subscriptions, env.event_code, env.source_system)
+        if cancels.is_cancellation(env):  # to where the message it cancels went
+            plan = cancel_book.plan(env, record.key, subscriptions, destinations)
+            plans[env.message_id] = plan
+            destinations, held = plan.destinations, held or plan.unrouted
         messages.append(
             dict(
                 id=env.message_id,
@@ -304,7 +317,6 @@ async def accept_messages(
                 "older version arrived after a newer one",
                 extra={"message_id": env.message_id, "superseded_by": newer, "version": version},
             )
-        destinations = route(subscriptions, env.event_code, env.source_system)
         if held is not None:
             destinations = ()
             log.warning(
@@ -317,6 +329,7 @@ async def accept_messages(
                 extra={"message_id": env.message_id, "family": env.event_code},
             )
         accepted.append(_Accepted(item, destinations, newer, facts, bundle, held))
+        cancel_book.note(env, record.key, [d.id for d in destinations])
         log.info(
             "message accepted",
             extra={
@@ -335,11 +348,20 @@ async def accept_messages(
     addresses: dict[tuple[str, str], Address] = {}
     held_for_unit: list[tuple[_Accepted, str]] = []  # and the destination it was held for
     for i, a in enumerate(accepted):
-        named = {
-            d.id: receivers.address(d.id, a.facts) if receivers else Address()
+        cancelling = plans.get(a.item.env.message_id)
+        named = {  # a cancellation: the unit the message it cancels went to (or refused)
+            d.id: cancel_book.address(cancelling, d.id)
+            if cancelling is not None
+            else receivers.address(d.id, a.facts)
+            if receivers
+            else Address()
             for d in a.destinations
         }
-        uncovered = [d for d, at in named.items() if unit_hold(a.bundle, d, at.unit_hsa)]
+        uncovered = [
+            d
+            for d, at in named.items()
+            if unit_hold(a.item.env.event_code, a.bundle, d, at.unit_hsa)
+        ]
         if uncovered:  # the whole message, as for a basis that misses a receiver
             accepted[i] = a = replace(a, destinations=(), held=UNIT_NOT_COVERED)
             messages[i]["unrouted_reason"] = UNIT_NOT_COVERED
@@ -362,10 +384,15 @@ async def accept_messages(
         env = a.item.env
         deadline = rules.policies[env.event_code].confirmation_deadline
         terms = {**_NO_LEGAL_TERMS, **_legal_terms(env, a.facts, now)}  # one shape for all rows
+        cancelling = plans.get(env.message_id)
         for dest in a.destinations:
             address = addresses[env.message_id, dest.id]
             if address.refused is not None:
-                refused[env.message_id, dest.id] = f"unaddressable: {address.refused}"
+                why = address.refused
+                refused[env.message_id, dest.id] = (
+                    why if cancelling is not None else f"unaddressable: {why}"
+                )
+            cancel_book.note_unit(env.message_id, dest.id, address.unit_hsa)
             rows.append(
                 dict(
                     message_id=env.message_id,
@@ -382,7 +409,9 @@ async def accept_messages(
                 )
             )
             reasons.append("routed" if a.newer is None else f"routed as superseded by {a.newer}")
+    stopped = cancels.stopped_originals(plans)
     if not rows:
+        await _stop_cancelled(session, stopped, now)
         await _track_episodes(session, accepted, rules, now, book)
         return []
     # One insert, then the ids by (message, destination), which is unique: SQLite returns
@@ -402,10 +431,45 @@ async def accept_messages(
             for delivery_id, reason in zip(created, reasons, strict=True)
         ],
     )
+    await _stop_cancelled(session, stopped, now)
     await _track_episodes(session, accepted, rules, now, book)
     if refused:
         created = await _refuse_unaddressable(session, created, ids, refused, rules, now)
     return created
+
+
+async def _stop_cancelled(session: AsyncSession, stopped: dict[str, str], now: datetime) -> None:
+    """Move each delivery of a cancelled message that has not reached its receiver to
+    ``cancelled`` (services.router.routing.cancels); ``stopped``: cancelled message id → the
+    cancellation's id."""
+    if not stopped:
+        return
+    found = await session.execute(
+        delivery_rows()
+        .where(
+            delivery.c.message_id.in_(sorted(stopped)),
+            delivery.c.state.in_([s.value for s in STOPPED_BY_CANCELLATION]),
+        )
+        .order_by(delivery.c.id)
+        .with_for_update(of=delivery)
+    )
+    for row in found.all():
+        cancelled_by = stopped[row.message_id]
+        await move(
+            session,
+            row,
+            DeliveryState.CANCELLED,
+            now=now,
+            reason=f"cancelled by its sender (makulering {cancelled_by})",
+            next_attempt_at=None,
+            attempt_expires_at=None,
+            resend_at=None,
+            legal_check_at=None,
+        )
+        log.info(
+            "delivery stopped: message cancelled",
+            extra={**log_ids(row), "cancelled_by": cancelled_by},
+        )
 
 
 async def _refuse_unaddressable(
@@ -416,9 +480,11 @@ async def _refuse_unaddressable(
     rules: RoutingRules,
     now: datetime,
 ) -> list[int]:
-    """Dead-letter each delivery no unit could be named for, with its reason and a critical
-    incident: never dropped in silence, never sent to a unit of another municipality. An
-    operator fixes the directory and replays it. The rest are returned for dispatch."""
+    """Dead-letter each delivery no unit could be named for, or of a cancellation the
+    router cannot tie to a message it holds (services.router.routing.cancels), with its
+    reason and a critical incident: never dropped in silence, never sent to a unit of
+    another municipality. An operator fixes the directory and replays it. The rest are
+    returned for dispatch."""
     dead = {ids[key]: reason for key, reason in refused.items()}
     found = await session.execute(delivery_rows().where(delivery.c.id.in_(sorted(dead))))
     for row in found.all():

@@ -11,6 +11,15 @@ Delivery states::
                                                                          │
                               pending ◀──replay by an operator (audited)─┘
 
+    pending, dispatched, dead_letter ──the sender cancelled the message──▶ cancelled
+
+``cancelled`` (services.router.routing.cancels): the sender cancelled the message
+(makulering) before it was delivered, so it is not sent (again). Final: a late ok or receipt
+of an attempt already in flight changes nothing, no confirmation deadline, legal deadline
+or re-send runs for it, and an incident that named it counts it as settled. A message
+already ``sent`` or ``confirmed`` is not stopped: the receiver holds it, and the
+cancellation is delivered to it like any message.
+
 ``sent`` means the destination's API accepted the message; ``confirmed`` means the receiving
 journal shows the record (a receipt). Alerts are incidents: open → acknowledged → resolved.
 
@@ -47,6 +56,7 @@ class DeliveryState(enum.StrEnum):
     SENT = "sent"
     CONFIRMED = "confirmed"
     DEAD_LETTER = "dead_letter"
+    CANCELLED = "cancelled"  # the sender cancelled the message before it was delivered
 
 
 _DELIVERY_TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
@@ -59,14 +69,17 @@ _DELIVERY_TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
             DeliveryState.SENT,
             DeliveryState.CONFIRMED,
             DeliveryState.DEAD_LETTER,
+            DeliveryState.CANCELLED,
         }
     ),
+    # cancelled in flight: the attempt's result, whatever it is, changes nothing any more
     DeliveryState.DISPATCHED: frozenset(
         {
             DeliveryState.SENT,
             DeliveryState.CONFIRMED,
             DeliveryState.PENDING,
             DeliveryState.DEAD_LETTER,
+            DeliveryState.CANCELLED,
         }
     ),
     # accepted but never confirmed (the receiver may have dropped it silently): sent again
@@ -74,11 +87,19 @@ _DELIVERY_TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
         {DeliveryState.CONFIRMED, DeliveryState.DEAD_LETTER, DeliveryState.PENDING}
     ),
     DeliveryState.CONFIRMED: frozenset(),
-    # an operator's replay (audited, see services/router/routing/replay.py)
-    DeliveryState.DEAD_LETTER: frozenset({DeliveryState.PENDING}),
+    # an operator's replay (audited, see services/router/routing/replay.py); or the sender
+    # cancelled it, so there is nothing left to replay
+    DeliveryState.DEAD_LETTER: frozenset({DeliveryState.PENDING, DeliveryState.CANCELLED}),
+    DeliveryState.CANCELLED: frozenset(),
 }
 
 UNFINISHED = frozenset({DeliveryState.PENDING, DeliveryState.DISPATCHED, DeliveryState.SENT})
+# a delivery nothing more is expected of: the receiver holds it, or the sender cancelled it
+SETTLED = frozenset({DeliveryState.CONFIRMED, DeliveryState.CANCELLED})
+# what a cancellation stops (services.router.routing.cancels): not delivered yet
+STOPPED_BY_CANCELLATION = frozenset(
+    {DeliveryState.PENDING, DeliveryState.DISPATCHED, DeliveryState.DEAD_LETTER}
+)
 
 
 class AlertState(enum.StrEnum):

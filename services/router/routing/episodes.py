@@ -10,6 +10,7 @@ makes is recorded in ``episode_transition`` (from, to, the message, when, why). 
        └───withdrawn─────┘  └──process interrupted──▶ interrupted ──ready──▶ ready (anew)
     admitted / ready / interrupted ──patient deceased──▶ deceased
                                    ──admission cancelled──▶ cancelled
+      (the notice's own cancelled event, or a makulering naming the admission notice)
 
 How the end of a process is read (Lag 2017:612):
 
@@ -90,6 +91,7 @@ from services.router.routing.deadlines import (
 )
 from services.router.routing.domain import (
     CURRENT_EPISODE,
+    SETTLED,
     AlertKind,
     AlertState,
     DeliveryState,
@@ -448,7 +450,12 @@ def _moved_on(
             "discharged_at": discharged,
             "medication_due_at": end_of_day(discharged),
         }
-    elif code == EventCode.ADMISSION_NOTICE_CANCELLED:
+    elif code == EventCode.ADMISSION_NOTICE_CANCELLED or (
+        # the generic cancellation (makulering) of the stay's admission notice ends it alike
+        code == EventCode.MESSAGE_CANCELLED
+        and facts.cancels is not None
+        and facts.cancels == current.admission_message_id
+    ):
         values = {"state": EpisodeState.CANCELLED.value, "medication_gap_open": False}
         values |= _SIP_CLOCK_STOPPED
     elif code == EventCode.SIP_INVITATION:
@@ -657,7 +664,7 @@ async def _unconfirmed_admission(
                 delivery.c.message_id == admission_id,
                 (delivery.c.state == DeliveryState.DEAD_LETTER.value)
                 | (
-                    (delivery.c.state != DeliveryState.CONFIRMED.value)
+                    delivery.c.state.not_in([s.value for s in SETTLED])
                     & (delivery.c.confirm_by <= now)
                 ),
             )
