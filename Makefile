@@ -49,15 +49,19 @@ lock-check: $(UV)
 # refuses the sandbox's published secrets). `make demo`, `make bench` and `make attack-probe`
 # start the same stack.
 # make run KAFKA=apache: the same stack on Apache Kafka (SASL_SSL, a SCRAM user per service, ACLs)
+# The sandbox region is the fictive Region Halland (contracts/units/halland.json: three
+# municipalities, two vårdcentraler); make run REGION=gotland runs Gotland's one municipality.
 KAFKA ?= tansu
+REGION ?= halland
 run: install oidc-provider $(if $(filter apache,$(KAFKA)),kafka)
-	STACK_KAFKA=$(KAFKA) $(PY) -m sandbox.stack run
+	STACK_KAFKA=$(KAFKA) STACK_REGION=$(REGION) $(PY) -m sandbox.stack run
 
 SCENARIO ?= basic
 
-# make demo                          the basic flow; make demo SCENARIO=broken-trigger: Gotland
+# make demo                          the basic flow, routed per municipality (REGION=gotland:
+#                                    Gotland); make demo SCENARIO=broken-trigger: Gotland
 demo: install
-	$(PY) -m sandbox.demo $(SCENARIO)
+	$(PY) -m sandbox.demo $(SCENARIO) --region $(REGION)
 
 PYTEST_ARGS ?=
 

@@ -1,26 +1,45 @@
 """``make demo``: a bounded scenario against the full embedded stack.
 
-1. An admission is accepted by adapter_takecare, delivered to Treserva and confirmed.
+The basic scenario runs the sandbox region, by default the fictive Region Halland
+(contracts/units/halland.json: Halmstad 1380, Falkenberg 1382, Varberg 1383, two
+vårdcentraler; ``make demo REGION=gotland`` for Gotland's one municipality):
+
+1. TakeCare admits one patient of each municipality. Each admission notice is delivered to
+   the home-care unit of the patient's municipality in Treserva and to the listed vårdcentral,
+   and confirmed; the demo prints the routing per municipality and what each unit holds, and
+   checks that no unit holds another municipality's notice.
 2. Treserva is switched to silent-drop (202, then nothing: Region Gotland's fault); the next
    admission is accepted and delivered but never confirmed, and the confirmation deadline
    raises an alert.
 
-Prints a readable summary; exits non-zero if any expectation fails.
+``make demo SCENARIO=broken-trigger`` plays the Gotland failure with every alert channel real
+(sandbox/gotland_demo.py), on Gotland's directory. Prints a readable summary; exits non-zero
+if any expectation fails.
 """
 
 from __future__ import annotations
 
+import argparse
 import random
 import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sandbox.scenario import Scenario, Timeout
+from sandbox.simulators.samples.people import REGIONS, in_region, takecare_patient
 from sandbox.stack import Stack, StackError, StackSettings, free_port
+from services.router.alerting.unit_directory import (
+    SANDBOX_REGIONS,
+    Unit,
+    UnitDirectory,
+    sandbox_directory,
+)
 
 DEADLINE_S = 3.0
+SCENARIOS = ("basic", "broken-trigger")
 
 
 def demo_settings(data_dir: Path, **overrides: object) -> StackSettings:
@@ -57,16 +76,20 @@ def _hhmmss(iso: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sandbox.demo [broken-trigger]`` (``make demo SCENARIO=…``)."""
-    chosen = (argv if argv is not None else sys.argv[1:]) or ["basic"]
-    if chosen[0] == "broken-trigger":
+    """``python -m sandbox.demo [basic|broken-trigger] [--region halland|gotland]``
+    (``make demo SCENARIO=… REGION=…``)."""
+    parser = argparse.ArgumentParser(prog="python -m sandbox.demo")
+    parser.add_argument("scenario", nargs="?", default="basic", choices=SCENARIOS)
+    parser.add_argument("--region", choices=SANDBOX_REGIONS, default=SANDBOX_REGIONS[0])
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    if args.scenario == "broken-trigger":
         return broken_trigger()
-    if chosen[0] != "basic":
-        print(f"unknown scenario {chosen[0]!r}: basic or broken-trigger")
-        return 2
     with tempfile.TemporaryDirectory(prefix="carebridge-demo-") as tmp:
-        stack = Stack(demo_settings(Path(tmp)), echo=lambda _: None)
-        print("starting Tansu, migrating SQLite, starting 6 processes…", flush=True)
+        stack = Stack(demo_settings(Path(tmp), region=args.region), echo=lambda _: None)
+        print(
+            f"starting Tansu, migrating SQLite, starting 6 processes (region {args.region})…",
+            flush=True,
+        )
         started = time.perf_counter()
         try:
             stack.start()
@@ -92,7 +115,10 @@ def broken_trigger() -> int:
 
     with tempfile.TemporaryDirectory(prefix="carebridge-demo-") as tmp:
         smtp, inbox, receiver, hooks, router_env = gotland_demo.channels(Path(tmp))
-        stack = Stack(demo_settings(Path(tmp), router_env=router_env), echo=lambda _: None)
+        stack = Stack(
+            demo_settings(Path(tmp), region="gotland", router_env=router_env),
+            echo=lambda _: None,
+        )
         print("starting the stack with a real SMTP server and webhook receiver…", flush=True)
         try:
             stack.start()
@@ -118,24 +144,33 @@ def broken_trigger() -> int:
 
 
 def _play(s: Scenario) -> int:
-    print("1) TakeCare admits a patient")
-    message_id, intake_s = s.post_admission()
-    print(f"   accepted by adapter_takecare in {intake_s * 1000:.0f} ms, message {message_id}")
-    t0 = time.perf_counter()
-    detail = s.wait_for_state(message_id, "confirmed", timeout_s=15, destination="treserva")
-    delivery = s.delivery(detail, "treserva")
-    print(
-        f"   confirmed by Treserva after {(time.perf_counter() - t0) * 1000:.0f} ms; delivery log:"
-    )
-    for t in delivery["transitions"]:
+    region = s.stack.settings.region
+    directory = UnitDirectory.load(sandbox_directory(region))
+    print(f"1) TakeCare admits one patient of each municipality of {directory.region}")
+    routed = [_admit(s, directory, municipality) for municipality in _municipalities(directory)]
+    print("\n   per municipality (folkbokföringskommun → the units that received the notice):")
+    for municipality, message_id, units in routed:
         print(
-            f"     {_hhmmss(t['at'])}  {t['from_state'] or '—':>10} → {t['to_state']:<10}"
-            f"  {t['reason']}"
+            f"     {municipality} {_name_of_municipality(directory, municipality):<11} "
+            f"Treserva → {_unit_name(directory, units['treserva'])}; primary care → "
+            f"{_unit_name(directory, units['primary-care'])}  (message {message_id[:8]}…)"
         )
-    stored = s.treserva_stats()["stored"]
-    print(f"   Treserva holds {stored} notice(s)")
-    s.wait_for_state(message_id, "confirmed", timeout_s=15, destination="primary-care")
-    print("   primary care (vårdcentralen) has confirmed its copy too\n")
+    held = s.units("treserva")
+    print("\n   what each home-care unit holds in Treserva (filed by mottagandeEnhet):")
+    for unit in _home_care_units(directory):
+        print(f"     {unit.hsa_id:<22} {unit.name:<40} {held.get(unit.hsa_id, 0)} notice(s)")
+    for municipality, message_id, units in routed:
+        own = [u.hsa_id for u in _home_care_units(directory) if u.municipality == municipality]
+        assert [units["treserva"]] == own, f"{municipality}'s notice went to {units}"
+        for unit in _home_care_units(directory):
+            listed = s.journal("treserva", f"inskrivningsmeddelanden?unit={unit.hsa_id}")
+            ids = {item["meddelandeId"] for item in listed["items"]}
+            mine = unit.municipality == municipality
+            assert (message_id in ids) is mine, (
+                f"the notice for a patient of {municipality} is "
+                f"{'missing at' if mine else 'also at'} {unit.name}"
+            )
+    print("   no municipality's unit holds another municipality's notice\n")
 
     print("2) Treserva silently drops notices (202, then nothing), as in Region Gotland")
     s.set_treserva_fault("silent-drop")
@@ -150,10 +185,57 @@ def _play(s: Scenario) -> int:
     )
     s.set_treserva_fault("none")
     print(
-        "\nall expectations met: notice accepted, delivered, confirmed; "
-        "silent drop caught by the confirmation deadline."
+        "\nall expectations met: each notice reached its own municipality's unit and the "
+        "listed vårdcentral only, confirmed; silent drop caught by the confirmation deadline."
     )
     return 0
+
+
+def _admit(
+    s: Scenario, directory: UnitDirectory, municipality: str
+) -> tuple[str, str, dict[str, str]]:
+    """Admit a patient of ``municipality`` (a sample person who lives there); wait until
+    both receivers confirmed; (municipality, message id, destination → receiving unit)."""
+    region = REGIONS[s.stack.settings.region]
+    person = next(i for i, (kommun, _) in enumerate(region.residents) if kommun == municipality)
+    listed = region.residents[person][1]
+    message_id, intake_s = s.post_admission(
+        patient=_patient_of(s, municipality=municipality, listed=listed)
+    )
+    t0 = time.perf_counter()
+    detail = s.wait_for_state(message_id, "confirmed", timeout_s=15)
+    units = {d["destination"]: d.get("receiver_unit_hsa") or "-" for d in detail["deliveries"]}
+    delivery = s.delivery(detail, "treserva")
+    print(
+        f"   {municipality}: accepted in {intake_s * 1000:.0f} ms, confirmed by Treserva and "
+        f"the vårdcentral after {(time.perf_counter() - t0) * 1000:.0f} ms "
+        f"({len(delivery['transitions'])} transitions)"
+    )
+    return municipality, message_id, units
+
+
+def _patient_of(s: Scenario, *, municipality: str, listed: str) -> dict[str, Any]:
+    with in_region(s.stack.settings.region):
+        patient = takecare_patient(s.rng)
+    return {**patient, "municipalityOfResidence": municipality, "listedPrimaryCareUnit": listed}
+
+
+def _municipalities(directory: UnitDirectory) -> list[str]:
+    return sorted({u.municipality for u in _home_care_units(directory) if u.municipality})
+
+
+def _home_care_units(directory: UnitDirectory) -> list[Unit]:
+    return [u for u in directory.receivers() if u.channel == "treserva"]
+
+
+def _name_of_municipality(directory: UnitDirectory, municipality: str) -> str:
+    unit = next(u for u in _home_care_units(directory) if u.municipality == municipality)
+    return unit.name.split(",")[0].removeprefix("Hemsjukvården ")
+
+
+def _unit_name(directory: UnitDirectory, hsa_id: str) -> str:
+    unit = directory.unit(hsa_id)
+    return unit.name if unit is not None else hsa_id
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ home care unit a plain-Swedish fallback notice, and counts a deviation, all long
 incident resolves itself and the deviation is closed with how late it was.
 
 The demo runs its own SMTP server (aiosmtpd) and webhook receiver, so every channel is real.
+It runs on Region Gotland's directory (contracts/units/gotland.json, one municipality) and
+Gotland's sample patients: sandbox.demo starts its stack with ``region="gotland"``, whatever
+the sandbox's default region (Halland).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import httpx
 
 from sandbox.simulators.samples.admission_notice import sample_admission
+from sandbox.simulators.samples.people import in_region
 from sandbox.simulators.subscriber import PATH as SUBSCRIBER_PATH
 from sandbox.simulators.subscriber import SANDBOX_SUBSCRIBER_SECRET
 from sandbox.stack import Stack
@@ -81,8 +82,10 @@ class Scenario:
                 res.raise_for_status()
 
     def post_admission(self, **overrides: Any) -> tuple[str, float]:
-        """POST one admission to adapter_takecare; return (message id, seconds to 202)."""
-        event = sample_admission(self.rng, now=datetime.now().astimezone())
+        """POST one admission of a patient of the stack's region to adapter_takecare;
+        return (message id, seconds to 202)."""
+        with in_region(self.stack.settings.region):
+            event = sample_admission(self.rng, now=datetime.now().astimezone())
         event.update(overrides)
         started = time.perf_counter()
         res = self.http.post(
@@ -152,6 +155,16 @@ class Scenario:
             f"{self.stack.treserva_sim_control_url}/_sim/fault", json={"mode": mode, **extra}
         )
         res.raise_for_status()
+
+    def units(self, system: str) -> dict[str, int]:
+        """What a simulated journal holds per receiving unit (HSA-id; "-": none named)."""
+        control = {
+            "takecare": self.stack.takecare_sim_control_url,
+            "treserva": self.stack.treserva_sim_control_url,
+        }[system]
+        res = self.http.get(f"{control}/_sim/units")
+        res.raise_for_status()
+        return dict(res.json())
 
     def treserva_stats(self) -> dict[str, Any]:
         res = self.http.get(f"{self.stack.treserva_sim_control_url}/_sim/stats")

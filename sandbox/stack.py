@@ -44,11 +44,13 @@ from services.messaging.kafka_connection import KafkaConnection
 from services.messaging.keys import hash_key
 from services.messaging.private_files import open_private_append
 from services.messaging.read_back_store import ConfirmationMode
+from services.router.alerting.unit_directory import sandbox_directory
 
 if TYPE_CHECKING:
     from sandbox.apache_kafka import ApacheKafka
 
 BrokerKind = Literal["tansu", "apache"]
+SandboxRegion = Literal["halland", "gotland"]
 
 
 class StackSettings(BaseSettings):
@@ -59,6 +61,11 @@ class StackSettings(BaseSettings):
     data_dir: Path = Path("var")
     host: str = "127.0.0.1"
     kafka: BrokerKind = "tansu"  # "apache": Apache Kafka with SASL_SSL and ACLs
+    # The sandbox region (make run REGION=gotland): the router's unit directory
+    # (contracts/units/<region>.json) and whose people and units the simulators' samples are.
+    # halland: the fictive Region Halland, three municipalities (Halmstad, Falkenberg,
+    # Varberg) and two vårdcentraler; gotland: one region that is also one municipality.
+    region: SandboxRegion = "halland"
     topic_partitions: int = 3
     kafka_port: int = 9092
     router_port: int = 8000
@@ -306,6 +313,7 @@ class Stack:
                 "SIM_TRESERVA_CONTROL_PORT": str(s.treserva_sim_control_port),
                 "SIM_TRESERVA_ADAPTER_URL": self.treserva_adapter_url,
                 "SIM_TRESERVA_PUSH_RECEIPTS": _pushes(s.treserva_confirmation),
+                "SIM_TRESERVA_REGION": s.region,
             },
         )
         common = {
@@ -338,6 +346,7 @@ class Stack:
                         "RETRY_BASE_S": str(s.retry_base_s),
                         # the subscriber simulator listens on 127.0.0.1 (sandbox only)
                         "SUBSCRIPTION_ALLOW_PRIVATE_ADDRESSES": "true",
+                        "ALERT_UNIT_DIRECTORY": str(sandbox_directory(s.region)),
                         **s.router_env,
                         "API_CLIENTS": with_approver(s.router_env.get("API_CLIENTS")),
                     },
@@ -386,6 +395,7 @@ class Stack:
                 "SIM_TAKECARE_CONTROL_PORT": str(s.takecare_sim_control_port),
                 "SIM_TAKECARE_ADAPTER_URL": self.takecare_adapter_url,
                 "SIM_TAKECARE_PUSH_RECEIPTS": _pushes(s.takecare_confirmation),
+                "SIM_TAKECARE_REGION": s.region,
             },
         )
         self._spawn(
@@ -654,6 +664,7 @@ carebridge is running (sandbox). Ctrl-C stops everything.
   Kafka                    {stack.kafka_bootstrap} \
 ({"Apache Kafka, SASL_SSL and ACLs" if stack.apache else "Tansu, in memory"})
   logs                     {s.data_dir / "logs"}/*.log
+  region                   {region_line(s.region)}
 
 Sandbox credentials (refused outside the sandbox):
   TakeCare intake token    {SANDBOX_INTAKE_TOKEN}
@@ -678,6 +689,22 @@ The ops CLI reads the router's settings, production unless the sandbox is chosen
       ROUTER_ENVIRONMENT=sandbox ROUTER_PORT={stack.routers()[0][1]} \
 {sys.executable} -m services.router.ops.cli list
 """
+
+
+def region_line(region: str) -> str:
+    """The banner's line on the sandbox region (its unit directory and receiving units)."""
+    from services.router.alerting.unit_directory import UnitDirectory
+
+    directory = UnitDirectory.load(sandbox_directory(region))
+    municipal = sorted(
+        {u.municipality for u in directory.receivers() if u.municipality and u.kind.municipal}
+    )
+    vardcentraler = [u for u in directory.receivers() if u.channel == "primary-care"]
+    return (
+        f"{directory.region}: municipalities {', '.join(municipal)}, "
+        f"{len(vardcentraler)} vårdcentral(er) (contracts/units/{region}.json; "
+        f"make run REGION={'gotland' if region == 'halland' else 'halland'} for the other)"
+    )
 
 
 def with_identity_provider(

@@ -13,6 +13,9 @@ from typing import Any
 import httpx
 
 from sandbox.simulators.journal import EmitRequest
+from sandbox.simulators.samples.people import HALLAND, in_region
+
+SANDBOX_REGION = HALLAND.name  # the sandbox's region unless a simulator is told another
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +30,22 @@ def sample_function(target: str) -> Sample:
 
 
 def build(
-    table: dict[str, tuple[str, str]], request: EmitRequest, rng: random.Random
+    table: dict[str, tuple[str, str]],
+    request: EmitRequest,
+    rng: random.Random,
+    *,
+    region: str = SANDBOX_REGION,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """(adapter route, events) for ``request``; LookupError for a family not offered."""
+    """(adapter route, events) for ``request``, drawn from the people and units of the
+    sandbox ``region`` (its patients live in its municipalities); LookupError for a family
+    not offered."""
     if request.family not in table:
         raise LookupError(f"cannot emit {request.family!r}; try one of {', '.join(table)}")
     route, target = table[request.family]
     sample = sample_function(target)
     now = datetime.now().astimezone()
-    return route, [sample(rng, now=now, **request.options) for _ in range(request.count)]
+    with in_region(region):
+        return route, [sample(rng, now=now, **request.options) for _ in range(request.count)]
 
 
 async def post_events(
@@ -62,12 +72,13 @@ def make_emitter(
     intake_url: str,
     token: str,
     rng: random.Random,
+    region: str = SANDBOX_REGION,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Emit:
     """An emitter that builds ``request``'s events and POSTs them to ``intake_url/<route>``."""
 
     async def emit(request: EmitRequest) -> list[dict[str, Any]]:
-        route, events = build(table, request, rng)
+        route, events = build(table, request, rng, region=region)
         async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
             return await post_events(client, f"{intake_url}/{route}", token, events)
 

@@ -13,8 +13,15 @@ statistics as in :mod:`sandbox.simulators.journal`.
 API (port 8102) receives what the broker delivers to TakeCare (Treserva's SIP updates, home
 care's medication list, the municipality's answers to admission notices and that it can
 receive the patient, read receipts, administrative messages) and, as primary care's inbox, the
-hospital's notices as FHIR messages (``POST /api/v1/primary-care/$process-message``); it pushes
-a receipt for each to adapter_takecare.
+hospital's notices as FHIR messages (``POST /api/v1/primary-care/$process-message``), filed
+under the vårdcentral each is addressed to (``GET /api/v1/<kind>?unit=<HSA-id>``,
+``GET /_sim/units``); it pushes a receipt for each to adapter_takecare.
+
+Opt-in (off by default: it adds messages the end-to-end tests do not count on):
+``SIM_TAKECARE_READ_RECEIPTS=true`` sends the hospital's read receipt (läskvittens) of every
+document the municipality sent it, ``read_delay_s`` later, echoing the document's ``caseId``.
+``SIM_TAKECARE_REGION`` (``halland``, the default, or ``gotland``): whose people and units
+its samples are.
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +45,8 @@ from sandbox.simulators.journal import (
     create_api_app,
     create_control_app,
 )
+from sandbox.simulators.samples.people import in_region
+from sandbox.simulators.samples.read_receipt import takecare_read_receipt_for
 from sandbox.simulators.serving import run_until_signalled, serve
 
 
@@ -55,6 +65,13 @@ class TakeCareSimSettings(BaseSettings):
     receipt_give_up_s: float = 120.0
     # false: no receipts pushed; the adapter confirms by reading records back (GET by key)
     push_receipts: bool = True
+    # true: send a read receipt (läskvittens) of each document the municipality sent, this
+    # long after storing it, echoing its case id. Off by default (a message the end-to-end
+    # tests do not count on).
+    read_receipts: bool = False
+    read_delay_s: float = 1.0
+    # the sandbox region whose people and units the samples are (the router's directory)
+    region: Literal["halland", "gotland"] = "halland"
 
 
 KINDS = (
@@ -156,7 +173,44 @@ def _addressed_vardcentral(bundle: dict[str, Any]) -> str | None:
     return None
 
 
-def spec(settings: TakeCareSimSettings) -> JournalSpec:
+READ_RECEIPT_KIND = "read-receipts"
+
+
+def reading(
+    settings: TakeCareSimSettings,
+    state: JournalState,
+    *,
+    rng: random.Random,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Callable[[Kind, dict[str, Any]], Awaitable[None]]:
+    """What TakeCare sends by itself after it stores a document of the municipality: its
+    read receipt, echoing the document's ``caseId`` (never one of a read receipt, nor of
+    primary care's FHIR inbox)."""
+
+    async def after_store(kind: Kind, record: dict[str, Any]) -> None:
+        if kind.schema is None or kind.path == READ_RECEIPT_KIND:
+            return
+        await asyncio.sleep(settings.read_delay_s)
+        with in_region(settings.region):
+            receipt = takecare_read_receipt_for(record, rng, now=datetime.now().astimezone())
+        async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
+            sent = await emitters.post_events(
+                client,
+                f"{settings.adapter_url}/takecare/v1/{EMITTERS['read-receipt'][0]}",
+                settings.adapter_token,
+                [receipt],
+            )
+        if sent[0]["status"] == 202:
+            state.stats["emitted"] += 1
+
+    return after_store
+
+
+def spec(
+    settings: TakeCareSimSettings,
+    *,
+    after_store: Callable[[Kind, dict[str, Any]], Awaitable[None]] | None = None,
+) -> JournalSpec:
     return JournalSpec(
         name="TakeCare",
         kinds=(*KINDS, primary_care_kind(settings)),
@@ -168,6 +222,7 @@ def spec(settings: TakeCareSimSettings) -> JournalSpec:
         receipt_delay_s=settings.receipt_delay_s,
         receipt_give_up_s=settings.receipt_give_up_s,
         push_receipts=settings.push_receipts,
+        after_store=after_store,
     )
 
 
@@ -182,6 +237,7 @@ def make_emitter(
         intake_url=f"{settings.adapter_url}/takecare/v1",
         token=settings.adapter_token,
         rng=rng,
+        region=settings.region,
         transport=transport,
     )
 
@@ -189,6 +245,7 @@ def make_emitter(
 async def run(settings: TakeCareSimSettings, stop: asyncio.Event) -> None:
     state = JournalState()
     emit = make_emitter(settings, rng=random.Random())
+    after_store = reading(settings, state, rng=random.Random()) if settings.read_receipts else None
 
     async def scheduled() -> None:
         while True:
@@ -199,7 +256,7 @@ async def run(settings: TakeCareSimSettings, stop: asyncio.Event) -> None:
     try:
         await serve(
             state,
-            create_api_app(state, spec(settings)),
+            create_api_app(state, spec(settings, after_store=after_store)),
             create_control_app(state, name="TakeCare", emit=emit),
             host=settings.host,
             port=settings.port,

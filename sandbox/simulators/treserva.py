@@ -2,7 +2,12 @@
 
 API (port 8101) receives what the broker delivers, one path per family (see
 :mod:`sandbox.simulators.journal`), and pushes a kvittens (receipt) for each to
-adapter_treserva. Control (port 8111, always up): fault switches, statistics, and
+adapter_treserva. One simulator stands for the Treserva of every municipality of the region:
+it files each document under the home-care unit the broker addressed it to
+(``mottagandeEnhet``), and ``GET /api/v1/<kind>?unit=<HSA-id>`` lists one unit's documents,
+``GET /_sim/units`` counts them per unit (the demo's per-municipality delivery).
+
+Control (port 8111, always up): fault switches, statistics, and
 ``POST /_sim/emit {"family": "sip-update" | "medication-list" | "admission-answer" |
 "read-receipt" | "ready-to-receive" | "administrative-message" | "message-cancelled", "count":
 n}`` to make Treserva
@@ -15,7 +20,9 @@ Opt-in, each off by default (they add messages the end-to-end tests do not count
 ``SIM_TRESERVA_READ_RECEIPTS=true`` sends a read receipt of every document it stores,
 ``read_delay_s`` later; ``SIM_TRESERVA_ANSWER_ADMISSIONS=true`` answers every new admission
 notice, ``answer_delay_s`` after that; ``SIM_TRESERVA_READY_TO_RECEIVE=true`` says it can
-receive the patient after each ready-for-discharge notice.
+receive the patient after each ready-for-discharge notice. A read receipt echoes the case id
+the broker set on the document (``arendeId``). ``SIM_TRESERVA_REGION`` (``halland``, the
+default, or ``gotland``): whose people and units its samples are.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +45,7 @@ from sandbox.simulators.journal import (
     create_control_app,
 )
 from sandbox.simulators.samples.admission_answer import answer_to
+from sandbox.simulators.samples.people import in_region
 from sandbox.simulators.samples.read_receipt import read_receipt_for
 from sandbox.simulators.samples.ready_to_receive import ready_to_receive_for
 from sandbox.simulators.serving import run_until_signalled, serve
@@ -67,6 +75,9 @@ class TreservaSimSettings(BaseSettings):
     # true: say it can receive the patient (kan ta emot) after each ready-for-discharge notice
     ready_to_receive: bool = False
     ready_to_receive_delay_s: float = 3.0
+    # the sandbox region whose people and units the emitted samples are (its unit
+    # directory is the router's: contracts/units/<region>.json)
+    region: Literal["halland", "gotland"] = "halland"
 
 
 def _kind(path: str, family: str, document: str | None = None) -> Kind:
@@ -155,9 +166,10 @@ def answering(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Callable[[Kind, dict[str, Any]], Awaitable[None]]:
     """What Treserva sends by itself after it stores a document, posted to adapter_treserva:
-    a read receipt of it (``read_receipts``), its answer to a new admission notice
-    (``answer_admissions``) and that it can receive the patient of a ready-for-discharge
-    notice (``ready_to_receive``). A read receipt is never sent of a read receipt."""
+    a read receipt of it (``read_receipts``, echoing the document's ``arendeId``), its answer
+    to a new admission notice (``answer_admissions``) and that it can receive the patient of
+    a ready-for-discharge notice (``ready_to_receive``); those two name the stay
+    (``vardtillfalleId``) instead. A read receipt is never sent of a read receipt."""
 
     async def send(family: str, event: dict[str, Any]) -> None:
         async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
@@ -171,6 +183,10 @@ def answering(
             state.stats["emitted"] += 1
 
     async def after_store(kind: Kind, record: dict[str, Any]) -> None:
+        with in_region(settings.region):
+            await answer(kind, record)
+
+    async def answer(kind: Kind, record: dict[str, Any]) -> None:
         read = settings.read_receipts and kind.path != READ_RECEIPT_KIND
         answer = settings.answer_admissions and (
             kind.path == ADMISSION_NOTICE_KIND and record.get("typ") == ANSWERED_TYPE
@@ -224,6 +240,7 @@ def make_emitter(
         intake_url=f"{settings.adapter_url}/treserva/v1",
         token=settings.adapter_token,
         rng=rng,
+        region=settings.region,
         transport=transport,
     )
 

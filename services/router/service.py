@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.messaging import broker_epoch, logs, topics
 from services.messaging.clock import Clock
 from services.messaging.db import make_engine, session_factory
+from services.messaging.fail_closed import StartupRefused
 from services.messaging.kafka import (
     KafkaConsumer,
     KafkaPublisher,
@@ -36,7 +37,12 @@ from services.router.alerting.sender import (
     SmtpEmailTransport,
     WebhookPoster,
 )
-from services.router.alerting.unit_directory import UnitDirectory
+from services.router.alerting.unit_directory import (
+    SANDBOX_REGIONS,
+    UnitDirectory,
+    UnitDirectoryError,
+    sandbox_directory,
+)
 from services.router.audit.checkpoint_writer import CheckpointWriter
 from services.router.audit.payload_keys import SEALED_COLUMNS
 from services.router.audit.retention import RetentionRules
@@ -53,6 +59,13 @@ from services.router.subscriptions.guard import GuardedWebhookSender
 from services.router.subscriptions.webhooks import WebhookDispatcher
 
 
+def _directory_file(settings: RouterSettings) -> UnitDirectory:
+    path = settings.unit_directory_path()
+    if path is None:
+        raise StartupRefused(settings.SERVICE, [f"{settings.env('alert_unit_directory')}: unset"])
+    return UnitDirectory.load(path)
+
+
 def notification_channels(
     settings: RouterSettings,
     sessions: async_sessionmaker[AsyncSession],
@@ -64,7 +77,7 @@ def notification_channels(
     ``directory``: the unit directory as the database holds it (default: the file's)."""
     notifier = Notifier(
         channels=Channels.from_settings(settings),
-        directory=directory or UnitDirectory.load(settings.alert_unit_directory),
+        directory=directory or _directory_file(settings),
     )
     email = (
         SmtpEmailTransport(
@@ -104,19 +117,71 @@ def notification_channels(
 log = logging.getLogger(__name__)
 
 
+def _sandbox_units(directory: UnitDirectory) -> list[str]:
+    """The active units of ``directory`` that a shipped sandbox directory lists (made up)."""
+    made_up = {
+        hsa_id
+        for region in SANDBOX_REGIONS
+        for hsa_id in UnitDirectory.load(sandbox_directory(region)).units
+    }
+    return sorted(u.hsa_id for u in directory.units.values() if u.active and u.hsa_id in made_up)
+
+
 async def unit_directory_at_start(
     settings: RouterSettings, sessions: async_sessionmaker[AsyncSession], clock: Clock
 ) -> UnitDirectory:
-    """The unit directory file (``ROUTER_ALERT_UNIT_DIRECTORY``), seeded into ``care_unit``
-    when the table is empty; then the directory with the table's units (kept through the ops
-    API since). A file that does not validate stops the router here."""
-    from_file = UnitDirectory.load(settings.alert_unit_directory)
+    """The unit directory file (``ROUTER_ALERT_UNIT_DIRECTORY``; in the sandbox by default
+    Halland's), seeded into ``care_unit`` when the table is empty; then the directory with the
+    table's units (kept through the ops API since).
+
+    Fails closed (:class:`StartupRefused`): a file that cannot be read or does not validate;
+    outside the sandbox also a file marked ``"sandbox"`` (made-up units), a table that still
+    holds active units of a sandbox directory (seeded from the old default before production
+    had to name its own), and a directory whose table names no active receiving unit, which
+    could address no notice at all."""
+    setting = settings.env("alert_unit_directory")
+    path = settings.unit_directory_path()
+    if path is None:  # the settings refuse this already outside the sandbox
+        raise StartupRefused(settings.SERVICE, [f"{setting}: no unit directory configured"])
+    try:
+        from_file = UnitDirectory.load(path)
+    except UnitDirectoryError as exc:
+        raise StartupRefused(settings.SERVICE, [f"{setting}: {exc}"]) from None
+    if from_file.sandbox and not settings.in_sandbox:
+        raise StartupRefused(
+            settings.SERVICE,
+            [
+                f'{setting}: {path} is a sandbox directory (made-up units, "sandbox": '
+                "true); outside the sandbox name the region's own"
+            ],
+        )
     async with sessions.begin() as session:
         seeded = await unit_store.seed_if_empty(session, from_file, clock.now())
     if seeded:
         log.info("unit directory seeded from its file", extra={"units": seeded})
     async with sessions() as session:
-        return await unit_store.load_directory(session, from_file)
+        directory = await unit_store.load_directory(session, from_file)
+    left = [] if settings.in_sandbox else _sandbox_units(directory)
+    if left:  # seeded from a sandbox directory before production named its own
+        raise StartupRefused(
+            settings.SERVICE,
+            [
+                f"{setting}: the care_unit table holds active units of a sandbox directory "
+                f"({', '.join(left[:5])}{', …' if len(left) > 5 else ''}); deactivate them "
+                "(units deactivate) and add the region's own"
+            ],
+        )
+    if not directory.receivers():
+        if not settings.in_sandbox:
+            raise StartupRefused(
+                settings.SERVICE,
+                [
+                    f"{setting}: the unit directory (table care_unit, seeded from {path}) "
+                    "names no active unit with a channel: no notice could be addressed"
+                ],
+            )
+        log.warning("the unit directory names no receiving unit")
+    return directory
 
 
 async def main(settings: RouterSettings | None = None) -> int:
@@ -130,12 +195,17 @@ async def main(settings: RouterSettings | None = None) -> int:
         print(refused, file=sys.stderr, flush=True)
         await engine.dispose()
         return 2
+    try:
+        directory = await unit_directory_at_start(settings, sessions, clock)
+    except StartupRefused as refusal:
+        print(refusal, file=sys.stderr, flush=True)
+        await engine.dispose()
+        return 2
     kafka = settings.kafka()
     publisher = KafkaPublisher(kafka, settings.record_signer())
     verifier = settings.record_verifier(topics.WRITERS)
     fence = broker_epoch.Fence()
     relay = OutboxRelay(sessions, publisher, OUTBOX_OWNER, guard=fence.check)
-    directory = await unit_directory_at_start(settings, sessions, clock)
     notifier, notifications = notification_channels(settings, sessions, clock, directory)
 
     async def notify(session: AsyncSession, event: AlertEvent) -> None:

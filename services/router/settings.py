@@ -17,6 +17,7 @@ from services.messaging.settings import ServiceSettings
 from services.router.alerting.events import Severity
 from services.router.alerting.incidents import ReminderPolicy
 from services.router.alerting.silence import SilenceRule
+from services.router.alerting.unit_directory import SANDBOX_PATH as SANDBOX_UNIT_DIRECTORY
 from services.router.audit.checkpoint_sinks import CheckpointSink, FileSink, syslog_sink
 from services.router.audit.checkpoints import (
     CheckpointSigner,
@@ -244,7 +245,12 @@ class RouterSettings(ServiceSettings):
     # under its own case reference; more than digest_over of them: a digest, a line each
     alert_fallback_interval_s: float = Field(default=15 * 60, ge=0)
     alert_fallback_digest_over: int = Field(default=10, ge=1)
-    alert_unit_directory: str | None = None  # path; default contracts/units/gotland.json
+    # The unit directory file (services.router.alerting.unit_directory): it seeds the
+    # care_unit table when that is empty and names the region, its time zone, switchboard and
+    # default receivers. Unset: the sandbox's fictive region Halland (three municipalities,
+    # contracts/units/halland.json); outside the sandbox there is no default: the region's own
+    # file must be named, and one marked "sandbox" is refused at start-up.
+    alert_unit_directory: str | None = None
     notification_max_attempts: int = Field(default=8, ge=1)
     notification_retry_base_s: float = Field(default=5.0, gt=0)
     notification_retry_cap_s: float = Field(default=600.0, gt=0)
@@ -321,6 +327,12 @@ class RouterSettings(ServiceSettings):
                 "private addresses are for the sandbox only"
             )
         refusals += self._checkpoint_refusals()
+        if self.unit_directory_path() is None:
+            refusals.append(
+                f"{self.env('alert_unit_directory')}: outside the sandbox the router has no "
+                "default unit directory; name the region's own file (the format of "
+                "contracts/units/<region>.json): every notice is addressed to its units"
+            )
         if self.alert_smtp_security == "none":
             refusals.append(
                 f"{self.env('alert_smtp_security')}: 'none' (mail in clear) is for the sandbox "
@@ -348,6 +360,13 @@ class RouterSettings(ServiceSettings):
                 "database; set one or both"
             )
         return refusals
+
+    def unit_directory_path(self) -> Path | None:
+        """The unit directory file: the one set, else the sandbox's (Halland) in the sandbox;
+        None outside it (refused: production never routes on a sandbox directory)."""
+        if self.alert_unit_directory:  # an empty variable (compose's ${X:-}) is unset
+            return Path(self.alert_unit_directory)
+        return SANDBOX_UNIT_DIRECTORY if self.in_sandbox else None
 
     def checkpoint_signer(self) -> CheckpointSigner:
         return CheckpointSigner.from_setting(self.audit_checkpoint_key or sandbox_checkpoint_key())

@@ -18,7 +18,12 @@ import pytest
 
 from sandbox.scenario import Scenario
 from sandbox.simulators.samples.admission_notice import sample_admission
-from sandbox.simulators.samples.people import ADDRESSES, PEOPLE, RESERVE_NUMBERS, TEST_IDENTIFIERS
+from sandbox.simulators.samples.people import (
+    ALL_ADDRESSES,
+    PEOPLE,
+    RESERVE_NUMBERS,
+    TEST_IDENTIFIERS,
+)
 from sandbox.stack import Stack
 from tests.support.stacks import e2e_settings, running
 
@@ -46,7 +51,7 @@ def patient_data() -> set[str]:
             found |= {f"{number[:8]}-{number[8:]}", number[2:], f"{number[2:8]}-{number[8:]}"}
     for family, given in PEOPLE:
         found |= {family, given}
-    for street, _postal, _city in ADDRESSES:
+    for street, _postal, _city in ALL_ADDRESSES:  # every sandbox region's
         found.add(street)
     return found
 

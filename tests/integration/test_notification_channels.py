@@ -22,7 +22,7 @@ from services.router.alerting.sender import (
     SmtpEmailTransport,
     WebhookPoster,
 )
-from services.router.alerting.unit_directory import UnitDirectory
+from services.router.alerting.unit_directory import GOTLAND_PATH, UnitDirectory
 from services.router.routing.domain import RetryPolicy
 from services.router.routing.tables import notification
 from tests.support.alert_events import event
@@ -118,7 +118,7 @@ async def run_channels(sessions, smtp_port, receiver, webhook_secret):
             email=True,
             fallback_notices=True,
         ),
-        directory=UnitDirectory.load(),
+        directory=UnitDirectory.load(GOTLAND_PATH),
     )
     async with sessions.begin() as session:
         ids = await notifier.enqueue(session, event(), utcnow())

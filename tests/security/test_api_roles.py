@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.messaging.keys import hash_key
-from services.router.alerting.unit_directory import UnitDirectory
+from services.router.alerting.unit_directory import GOTLAND_PATH, UnitDirectory
 from services.router.ops.api_clients import ApiClient, ApiClients
 from services.router.ops.app import create_app
 from services.router.settings import RouterSettings
@@ -37,7 +37,7 @@ OPERATOR_ONLY = [
     ("POST", "/api/v1/alerts/1/acknowledge", {"operator": "asa", "note": "tar den"}),
     ("POST", "/api/v1/alerts/1/resolve", {"operator": "asa", "note": "löst"}),
 ]
-_UNIT = UnitDirectory.load().units["SE2120000803-HSMO"].document()
+_UNIT = UnitDirectory.load(GOTLAND_PATH).units["SE2120000803-HSMO"].document()
 ADMIN_ONLY = [
     ("POST", "/api/v1/subscriptions", SUBSCRIPTION),
     ("GET", "/api/v1/payload-keys", None),

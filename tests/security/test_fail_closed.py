@@ -69,6 +69,19 @@ def test_production_accepts_its_own_settings():
     assert treserva_adapter().environment == "production"
 
 
+def test_production_has_no_default_unit_directory():
+    """Outside the sandbox the router names the region's own unit directory: it never falls
+    back to the sandbox's made-up units (and refuses them at start-up:
+    tests/security/test_fail_closed_startup.py)."""
+    with pytest.raises(ValidationError) as excinfo:
+        router(alert_unit_directory=None)
+    assert "ROUTER_ALERT_UNIT_DIRECTORY: outside the sandbox the router has no default" in (
+        refusal(excinfo)
+    )
+    with pytest.raises(ValidationError, match="ROUTER_ALERT_UNIT_DIRECTORY"):
+        router(alert_unit_directory="")  # compose's ${X:-}: unset
+
+
 # --- the environment: production unless the sandbox is chosen --------------------------------
 
 

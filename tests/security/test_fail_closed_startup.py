@@ -4,6 +4,7 @@ created readable by their owner only; whatever starts the sandbox says so explic
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -21,14 +22,18 @@ from sandbox.stack import SERVICES, Stack
 from services.adapter_takecare.settings import AdapterTakeCareSettings
 from services.adapter_treserva import service as treserva_service
 from services.adapter_treserva.settings import AdapterTreservaSettings
+from services.messaging.clock import Clock
 from services.messaging.db import make_engine, session_factory
 from services.messaging.envelope import System
+from services.messaging.fail_closed import StartupRefused
 from services.messaging.keys import hash_key, new_key
 from services.messaging.outbox import outbox, sealed_with
 from services.messaging.payload_crypto import is_sealed
 from services.messaging.sealing import unsealed_columns
 from services.messaging.settings import ServiceSettings
 from services.router import service as router_service
+from services.router.alerting import unit_store
+from services.router.alerting.unit_directory import SANDBOX_PATH, UnitDirectory
 from services.router.audit.payload_keys import SEALED_COLUMNS
 from services.router.routing.tables import message
 from services.router.settings import RouterSettings
@@ -252,3 +257,92 @@ def test_the_stack_starts_every_service_in_the_sandbox_explicitly(
                 patched.setenv(var, value)
             settings: Any = cls()
         assert settings.environment == "sandbox" and settings.host == "127.0.0.1", name
+
+
+# --- the unit directory: no default outside the sandbox, never a sandbox one ----------------
+
+
+def _region_file(tmp_path: Path, *, receiving: bool = True) -> Path:
+    """The region's own directory: Halland's, renamed, without the sandbox mark (and, unless
+    ``receiving``, without a unit any destination system delivers to)."""
+    data = json.loads(SANDBOX_PATH.read_text(encoding="utf-8"))
+    data.pop("sandbox")
+    for unit in data["units"]:  # units of its own (the sandbox's are refused)
+        unit["hsaId"] += "R"
+    data["destinations"] = {d: hsa_id + "R" for d, hsa_id in data["destinations"].items()}
+    if not receiving:
+        for unit in data["units"]:
+            unit.pop("channel", None)
+    path = tmp_path / "region.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("region", ["halland", "gotland"])
+async def test_the_router_refuses_to_start_on_a_sandbox_unit_directory(
+    database_url, sessions, capsys, region
+):
+    shipped = SANDBOX_PATH.with_name(f"{region}.json")
+    settings = production_router(database_url).model_copy(
+        update={"alert_unit_directory": str(shipped)}
+    )
+    assert await router_service.main(settings) == 2
+    err = capsys.readouterr().err
+    assert "router refuses to start:" in err
+    assert f"ROUTER_ALERT_UNIT_DIRECTORY: {shipped} is a sandbox directory" in err
+    async with sessions() as session:
+        assert await unit_store.list_units(session) == []  # nothing seeded from it
+
+
+async def test_the_regions_own_directory_is_seeded_and_routes(database_url, sessions, tmp_path):
+    settings = production_router(database_url).model_copy(
+        update={"alert_unit_directory": str(_region_file(tmp_path))}
+    )
+    directory = await router_service.unit_directory_at_start(settings, sessions, Clock())
+    assert not directory.sandbox
+    assert {u.municipality for u in directory.receivers() if u.channel == "treserva"} == {
+        "1380",
+        "1382",
+        "1383",
+    }
+
+
+async def test_a_directory_that_could_address_nothing_is_refused(database_url, sessions, tmp_path):
+    settings = production_router(database_url).model_copy(
+        update={"alert_unit_directory": str(_region_file(tmp_path, receiving=False))}
+    )
+    with pytest.raises(StartupRefused, match="names no active unit with a channel"):
+        await router_service.unit_directory_at_start(settings, sessions, Clock())
+
+
+async def test_an_unreadable_directory_is_a_refusal_not_a_traceback(database_url, sessions):
+    settings = production_router(database_url).model_copy(
+        update={"alert_unit_directory": "/nonexistent/units.json"}
+    )
+    with pytest.raises(StartupRefused, match="ROUTER_ALERT_UNIT_DIRECTORY: cannot read"):
+        await router_service.unit_directory_at_start(settings, sessions, Clock())
+
+
+async def test_the_sandbox_runs_the_halland_region_by_default(database_url, sessions):
+    settings = RouterSettings(database_url=database_url)
+    assert settings.unit_directory_path() == SANDBOX_PATH
+    directory = await router_service.unit_directory_at_start(settings, sessions, Clock())
+    assert directory.sandbox and directory.region.startswith("Region Halland")
+    kinds = {(u.kind.value, u.municipality) for u in directory.receivers()}
+    assert {m for k, m in kinds if k == "home-care"} == {"1380", "1382", "1383"}
+    assert len([u for u in directory.receivers() if u.kind.value == "primary-care"]) == 2
+
+
+async def test_units_once_seeded_from_a_sandbox_directory_are_refused(
+    database_url, sessions, tmp_path
+):
+    """A table seeded from the old default (Gotland's made-up units) before production had
+    to name its own directory: the region's file does not launder it."""
+    async with sessions.begin() as session:
+        gotland = UnitDirectory.load(SANDBOX_PATH.with_name("gotland.json"))
+        await unit_store.seed_if_empty(session, gotland, Clock().now())
+    settings = production_router(database_url).model_copy(
+        update={"alert_unit_directory": str(_region_file(tmp_path))}
+    )
+    with pytest.raises(StartupRefused, match="active units of a sandbox directory"):
+        await router_service.unit_directory_at_start(settings, sessions, Clock())

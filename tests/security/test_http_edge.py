@@ -169,7 +169,11 @@ def production(cls: type[ServiceSettings], **overrides: Any) -> Any:
     }
     if cls is RouterSettings:
         real |= {"ops_token": OPS_TOKEN, "console_secret": "c" * 40}
-        real |= {k: v for k, v in ROUTER_SECRETS.items() if k.startswith("audit_checkpoint")}
+        real |= {
+            k: v
+            for k, v in ROUTER_SECRETS.items()
+            if k.startswith("audit_checkpoint") or k == "alert_unit_directory"
+        }
     else:
         own, other = (
             (TAKECARE_KEY, System.TRESERVA)

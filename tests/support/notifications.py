@@ -1,7 +1,7 @@
 """The notifier with every channel on (ops webhook, ops e-mail, fallback notices to the unit)."""
 
 from services.router.alerting.notifications import Channels, Notifier
-from services.router.alerting.unit_directory import UnitDirectory
+from services.router.alerting.unit_directory import GOTLAND_PATH, UnitDirectory
 
 HOOK = "https://ops.example.se/hooks/carebridge"
 
@@ -18,4 +18,4 @@ UNIT_MAIL = "hemsjukvard.mottagning@example.se"
 
 
 def notifier(channels=ALL_ON):
-    return Notifier(channels=channels, directory=UnitDirectory.load())
+    return Notifier(channels=channels, directory=UnitDirectory.load(GOTLAND_PATH))

@@ -50,6 +50,8 @@ ROUTER_SECRETS: dict[str, Any] = {
     # the access log's signed checkpoints: a key of the router's own, and a target
     "audit_checkpoint_key": f"audit-1:{new_signing_key()}",
     "audit_checkpoint_file": "/var/lib/carebridge/audit/access-log-checkpoints.jsonl",
+    # the region's own unit directory (never a sandbox one; only named here, nothing loads it)
+    "alert_unit_directory": "/etc/carebridge/units/region.json",
 }
 
 

@@ -23,12 +23,12 @@ from services.router.alerting.notices import (
     swedish_time,
     webhook_payload,
 )
-from services.router.alerting.unit_directory import UnitDirectory
+from services.router.alerting.unit_directory import GOTLAND_PATH, UnitDirectory
 from tests.support.alert_events import MESSAGE_ID, TUESDAY_1430, event
 
 pytestmark = pytest.mark.alerts
 
-DIRECTORY = UnitDirectory.load()
+DIRECTORY = UnitDirectory.load(GOTLAND_PATH)
 SATURDAY_2330 = datetime(2026, 12, 5, 22, 30, tzinfo=UTC)
 
 

@@ -96,8 +96,10 @@ def _protect(doc):
 
 
 def expected_underlag(planning, *, protected):
-    """Treserva's planeringsunderlag for TakeCare's planningInformation (None: none sent)."""
-    if not planning:
+    """Treserva's planeringsunderlag for TakeCare's planningInformation (None: none sent,
+    also when a protected patient's planning held nothing but the patient's own phone,
+    which stays on the hospital side)."""
+    if not planning or (protected and set(planning) <= {"patientPhone"}):
         return None
 
     def phone(item):

@@ -38,6 +38,7 @@ def test_production_starts_with_real_secrets(monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("ROUTER_AUDIT_CHECKPOINT_KEY", ROUTER_SECRETS["audit_checkpoint_key"])
     monkeypatch.setenv("ROUTER_AUDIT_CHECKPOINT_SYSLOG", "udp://logs.example.se:514")
+    monkeypatch.setenv("ROUTER_ALERT_UNIT_DIRECTORY", ROUTER_SECRETS["alert_unit_directory"])
     settings = RouterSettings()
     assert settings.environment == "production" and settings.ops_token == "t" * 40
     assert settings.console_users == []  # people log in through the identity provider

@@ -7,7 +7,7 @@ import pytest
 
 from sandbox.simulators.samples.people import HOSPITAL_UNITS, MUNICIPAL_UNITS, PRIMARY_CARE_UNITS
 from services.router.alerting.unit_directory import (
-    DEFAULT_PATH,
+    GOTLAND_PATH,
     UnitDirectory,
     UnitDirectoryError,
     UnitKind,
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.alerts
 
 @pytest.fixture(scope="module")
 def directory():
-    return UnitDirectory.load()
+    return UnitDirectory.load(GOTLAND_PATH)
 
 
 @pytest.mark.parametrize(
@@ -71,7 +71,7 @@ def test_telefontid_in_local_time(directory):
 
 
 def _data():
-    return json.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
+    return json.loads(GOTLAND_PATH.read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize(

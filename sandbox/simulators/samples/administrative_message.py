@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sandbox.simulators.samples.people import (
-    HOSPITAL_UNITS,
-    MUNICIPAL_UNITS,
     STOCKHOLM,
+    hospital_units,
+    municipal_units,
     takecare_consent_basis,
     takecare_patient,
     treserva_brukare,
@@ -55,7 +55,7 @@ def sample_takecare_administrative_message(
         "encounterId": encounter_id or f"VT-{rng.randint(100000, 999999)}",
         "subject": subject,
         "text": text,
-        "sender": {"name": name, "hsaId": hsa_id, "unitHsaId": rng.choice(HOSPITAL_UNITS)[0]},
+        "sender": {"name": name, "hsaId": hsa_id, "unitHsaId": rng.choice(hospital_units())[0]},
     }
 
 
@@ -75,6 +75,6 @@ def sample_treserva_administrative_message(
         "avsandare": {
             "namn": name,
             "hsaId": hsa_id,
-            "enhetHsaId": rng.choice(MUNICIPAL_UNITS)[0],
+            "enhetHsaId": rng.choice(municipal_units())[0],
         },
     }

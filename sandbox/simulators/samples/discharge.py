@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sandbox.simulators.samples.people import (
-    MUNICIPAL_UNITS,
-    PRIMARY_CARE_UNITS,
     STOCKHOLM,
+    municipal_units,
+    primary_care_units,
     takecare_consent_basis,
     takecare_patient,
     takecare_unit,
@@ -232,12 +232,12 @@ def sample_discharge_notice(
     if event["destination"] == "deceased":
         return event  # no follow-up and no responsibility after a death
     if rng.random() < 0.7:
-        follow_up: dict[str, Any] = {"unit": _unit(PRIMARY_CARE_UNITS + MUNICIPAL_UNITS, rng)}
+        follow_up: dict[str, Any] = {"unit": _unit(primary_care_units() + municipal_units(), rng)}
         if rng.random() < 0.6:
             follow_up["appointmentAt"] = _local(discharged + timedelta(days=rng.randint(1, 14)))
         if rng.random() < 0.6:
             follow_up["note"] = rng.choice(_FOLLOW_UP_NOTES)
         event["followUp"] = follow_up
     if rng.random() < 0.5:
-        event["responsibleUnit"] = _unit(PRIMARY_CARE_UNITS, rng)
+        event["responsibleUnit"] = _unit(primary_care_units(), rng)
     return event

@@ -4,13 +4,25 @@
 Patients use only Skatteverket's published test personnummer and samordningsnummer, plus
 made-up reserve numbers of both kinds: national ones in HL7 Sweden's format (YYYYMMDD, then
 two letters and two digits or three letters and a digit) and regional ones in the region's
-own format (Gotland's as the sandbox makes them up), which the adapters send under the
-region's OID. Names and places carry å, ä and ö on purpose.
+own format (as the sandbox makes them up), which the adapters send under the region's OID.
+Names and places carry å, ä and ö on purpose.
+
+The samples draw from one sandbox region (:class:`SampleRegion`), the one whose unit
+directory the router runs (contracts/units/<region>.json): by default the fictive
+:data:`HALLAND` (three municipalities, two vårdcentraler), where each sample person lives in
+one of the three municipalities (folkbokföringskommun) and is listed at one of the two
+vårdcentraler; :data:`GOTLAND` (one region, one municipality) on request. A simulator or a
+scenario chooses it with :func:`in_region` around its draws; the choice is a context
+variable, so a test that never chooses always draws Halland's people.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -48,10 +60,95 @@ MUNICIPAL_UNITS = (
     ("SE2120000803-HTJS", "Hemtjänsten Södra Gotland"),
 )
 PRIMARY_CARE_UNITS = (("SE2321000222-VCVI", "Vårdcentralen Visby Norr"),)
-# addressing by unit (issue 20): every sample patient lives in Gotland's one municipality
-# (kommunkod 0980) and is listed at its vårdcentral; no extra draw, so seeds give the same
-# people as before
+# addressing by unit (issue 20): in Gotland every sample patient lives in its one
+# municipality (kommunkod 0980) and is listed at its vårdcentral
 GOTLAND_KOMMUNKOD = "0980"
+
+Place = tuple[str, str, str]  # street, postal code, town
+Units = tuple[tuple[str, str], ...]  # (HSA-id, name)
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRegion:
+    """The people and units of one sandbox region, as its unit directory
+    (contracts/units/<name>.json) lists them. ``residents[i]`` is where ``PEOPLE[i]`` lives
+    and is listed: (kommunkod, HSA-id of the listed vårdcentral); the person's draw decides
+    both, so a region adds no draw of its own."""
+
+    name: str
+    residents: tuple[tuple[str, str], ...]
+    addresses: dict[str, tuple[Place, ...]]  # kommunkod → places in that municipality
+    hospital_units: Units
+    municipal_units: Units
+    primary_care_units: Units
+
+    def municipalities(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(kommun for kommun, _ in self.residents))
+
+
+GOTLAND = SampleRegion(
+    name="gotland",
+    residents=((GOTLAND_KOMMUNKOD, PRIMARY_CARE_UNITS[0][0]),) * len(PEOPLE),
+    addresses={GOTLAND_KOMMUNKOD: ADDRESSES},
+    hospital_units=HOSPITAL_UNITS,
+    municipal_units=MUNICIPAL_UNITS,
+    primary_care_units=PRIMARY_CARE_UNITS,
+)
+
+HALMSTAD, FALKENBERG, VARBERG = "1380", "1382", "1383"
+VC_ANDERSBERG, VC_FALKENBERG = "SE2321000115-VCANDE", "SE2321000115-VCFBG"
+HALLAND = SampleRegion(
+    name="halland",
+    # two people in each municipality; a Varberg patient may be listed at either vårdcentral
+    residents=(
+        (HALMSTAD, VC_ANDERSBERG),
+        (FALKENBERG, VC_FALKENBERG),
+        (VARBERG, VC_FALKENBERG),
+        (HALMSTAD, VC_ANDERSBERG),
+        (FALKENBERG, VC_FALKENBERG),
+        (VARBERG, VC_ANDERSBERG),
+    ),
+    addresses={
+        HALMSTAD: (("Storgatan 14", "302 43", "Halmstad"), ("Linjegatan 7", "302 60", "Halmstad")),
+        FALKENBERG: (("Nygatan 21", "311 31", "Falkenberg"), ("Skrea backe 3", "311 42", "Skrea")),
+        VARBERG: (("Kungsgatan 9", "432 41", "Varberg"), ("Träslövsvägen 18", "432 53", "Träslöv")),
+    },
+    hospital_units=(
+        ("SE2321000115-HSMED1", "Medicinavdelning 1, Hallands sjukhus Halmstad"),
+        ("SE2321000115-HSVP", "Vårdplaneringen, Hallands sjukhus Halmstad"),
+    ),
+    municipal_units=(
+        ("SE2120000000-HMSHSV", "Hemsjukvården Halmstad, mottagning"),
+        ("SE2120000001-FBGHSV", "Hemsjukvården Falkenberg, mottagning"),
+        ("SE2120000002-VBGHSV", "Hemsjukvården Varberg, mottagning"),
+    ),
+    primary_care_units=(
+        (VC_ANDERSBERG, "Vårdcentralen Andersberg, Halmstad"),
+        (VC_FALKENBERG, "Vårdcentralen Falkenberg"),
+    ),
+)
+REGIONS: dict[str, SampleRegion] = {r.name: r for r in (HALLAND, GOTLAND)}
+ALL_ADDRESSES: tuple[Place, ...] = tuple(
+    place for region in REGIONS.values() for places in region.addresses.values() for place in places
+)
+
+_REGION: ContextVar[SampleRegion] = ContextVar("sample_region", default=HALLAND)
+
+
+def current_region() -> SampleRegion:
+    """The region the samples draw from (Halland unless :func:`in_region` chose another)."""
+    return _REGION.get()
+
+
+@contextmanager
+def in_region(region: SampleRegion | str) -> Iterator[SampleRegion]:
+    """Draw from ``region`` (a :class:`SampleRegion` or its name) inside the block."""
+    chosen = REGIONS[region] if isinstance(region, str) else region
+    token = _REGION.set(chosen)
+    try:
+        yield chosen
+    finally:
+        _REGION.reset(token)
 
 
 def identifier(rng: random.Random, *, reserve_share: float = 0.05) -> tuple[str, str]:
@@ -66,7 +163,10 @@ def identifier(rng: random.Random, *, reserve_share: float = 0.05) -> tuple[str,
 
 def takecare_patient(rng: random.Random, *, protected_share: float = 0.1) -> dict[str, Any]:
     """A patient as TakeCare writes one (contracts/takecare/common.schema.json)."""
-    family, given = rng.choice(PEOPLE)
+    region = current_region()
+    person = rng.randrange(len(PEOPLE))  # the same draw as rng.choice(PEOPLE)
+    family, given = PEOPLE[person]
+    municipality, listed = region.residents[person]
     kind, value = identifier(rng)
     number: dict[str, Any] = (
         {"personalIdentityNumber": value}
@@ -77,20 +177,23 @@ def takecare_patient(rng: random.Random, *, protected_share: float = 0.1) -> dic
         **number,
         "familyName": family,
         "givenName": given,
-        "municipalityOfResidence": GOTLAND_KOMMUNKOD,
-        "listedPrimaryCareUnit": PRIMARY_CARE_UNITS[0][0],
+        "municipalityOfResidence": municipality,
+        "listedPrimaryCareUnit": listed,
     }
     if rng.random() < protected_share:
         patient["protectedIdentity"] = True
     else:
-        street, postal, city = rng.choice(ADDRESSES)
+        street, postal, city = rng.choice(region.addresses[municipality])
         patient["registeredAddress"] = {"streetAddress": street, "postalCode": postal, "city": city}
     return patient
 
 
 def treserva_brukare(rng: random.Random, *, protected_share: float = 0.1) -> dict[str, Any]:
     """A brukare as Treserva writes one (contracts/treserva/common.schema.json)."""
-    family, given = rng.choice(PEOPLE)
+    region = current_region()
+    person = rng.randrange(len(PEOPLE))
+    family, given = PEOPLE[person]
+    municipality, _listed = region.residents[person]
     kind, value = identifier(rng)
     brukare: dict[str, Any] = {}
     if kind != "personnummer":
@@ -102,7 +205,7 @@ def treserva_brukare(rng: random.Random, *, protected_share: float = 0.1) -> dic
     protected = rng.random() < protected_share
     brukare |= {"efternamn": family, "fornamn": given, "skyddadIdentitet": protected}
     if not protected:
-        street, postal, city = rng.choice(ADDRESSES)
+        street, postal, city = rng.choice(region.addresses[municipality])
         brukare["folkbokforingsadress"] = {
             "gatuadress": street,
             "postnummer": postal,
@@ -112,13 +215,28 @@ def treserva_brukare(rng: random.Random, *, protected_share: float = 0.1) -> dic
 
 
 def takecare_unit(rng: random.Random) -> dict[str, str]:
-    hsa_id, name = rng.choice(HOSPITAL_UNITS)
+    hsa_id, name = rng.choice(current_region().hospital_units)
     return {"hsaId": hsa_id, "name": name}
 
 
 def treserva_enhet(rng: random.Random) -> dict[str, str]:
-    hsa_id, name = rng.choice(MUNICIPAL_UNITS)
+    hsa_id, name = rng.choice(current_region().municipal_units)
     return {"hsaId": hsa_id, "namn": name}
+
+
+def hospital_units() -> Units:
+    """The current region's hospital wards (TakeCare)."""
+    return current_region().hospital_units
+
+
+def municipal_units() -> Units:
+    """The current region's municipal home-care units (Treserva)."""
+    return current_region().municipal_units
+
+
+def primary_care_units() -> Units:
+    """The current region's vårdcentraler."""
+    return current_region().primary_care_units
 
 
 # Who records consent in the samples: a ward nurse and a municipal case officer. Consent is

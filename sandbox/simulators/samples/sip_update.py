@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sandbox.simulators.samples.people import (
-    HOSPITAL_UNITS,
-    MUNICIPAL_UNITS,
-    PRIMARY_CARE_UNITS,
     STOCKHOLM,
+    hospital_units,
+    municipal_units,
+    primary_care_units,
     takecare_consent_basis,
     takecare_patient,
     treserva_brukare,
@@ -64,13 +64,22 @@ _STATUSES = {
     "updated": ("planned", "in-progress", "done", "cancelled"),
     "completed": ("done", "done", "cancelled"),
 }
-_UNITS = {
-    "hospital": HOSPITAL_UNITS,
-    "primary-care": PRIMARY_CARE_UNITS,
-    "home-care": MUNICIPAL_UNITS[:1],
-    "home-help": MUNICIPAL_UNITS[1:],
-    "rehabilitation": MUNICIPAL_UNITS[:1],
-}
+
+_UNIT_ROLES = ("hospital", "primary-care", "home-care", "home-help", "rehabilitation")
+
+
+def _units(role: str) -> tuple[tuple[str, str], ...]:
+    """The current region's units that may take ``role`` in a SIP."""
+    municipal = municipal_units()
+    return {
+        "hospital": hospital_units(),
+        "primary-care": primary_care_units(),
+        "home-care": municipal[:1],
+        "home-help": municipal[1:],
+        "rehabilitation": municipal[:1],
+    }[role]
+
+
 _ROLL = {
     "patient": "patient",
     "relative": "narstaende",
@@ -119,7 +128,7 @@ def sample_takecare_sip_update(
         patient_name=name,
         consent=consent,
     )
-    primary_hsa, primary_name = rng.choice(PRIMARY_CARE_UNITS)
+    primary_hsa, primary_name = rng.choice(primary_care_units())
     doc: dict[str, Any] = {
         "eventId": f"tc-sip-{rng.getrandbits(40):010x}",
         **plan,
@@ -152,7 +161,7 @@ def sample_treserva_sip_update(
         patient_name=name,
         consent=consent,
     )
-    hsa_id, unit_name = rng.choice(MUNICIPAL_UNITS)
+    hsa_id, unit_name = rng.choice(municipal_units())
     doc: dict[str, Any] = {
         "meddelandeId": f"trs-sip-{rng.getrandbits(40):010x}",
         "sipId": plan["sipId"],
@@ -256,8 +265,8 @@ def _participants(rng: random.Random, patient_name: str) -> list[dict[str, Any]]
         participants[0]["name"] = patient_name
     if rng.random() < 0.5:
         participants.append({"role": "relative", "name": rng.choice(_RELATIVES)})
-    for role in rng.sample(sorted(_UNITS), rng.randint(1, 4)):
-        hsa_id, name = rng.choice(_UNITS[role])
+    for role in rng.sample(sorted(_UNIT_ROLES), rng.randint(1, 4)):
+        hsa_id, name = rng.choice(_units(role))
         participant: dict[str, Any] = {"role": role, "unit": {"hsaId": hsa_id, "name": name}}
         if rng.random() < 0.6:
             person, person_hsa = rng.choice(_PROFESSIONALS)
@@ -283,8 +292,8 @@ def _activity(
         "responsible": responsible,
         "status": rng.choice(_STATUSES[stage]),
     }
-    if responsible in _UNITS and rng.random() < 0.7:
-        hsa_id, name = rng.choice(_UNITS[responsible])
+    if responsible in _UNIT_ROLES and rng.random() < 0.7:
+        hsa_id, name = rng.choice(_units(responsible))
         activity["unit"] = {"hsaId": hsa_id, "name": name}
     if rng.random() < 0.6:
         activity["due"] = (local_now + timedelta(days=rng.randint(1, 30))).date().isoformat()

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sandbox.simulators.samples.people import (
-    HOSPITAL_UNITS,
     STOCKHOLM,
+    hospital_units,
     takecare_consent_basis,
     takecare_patient,
 )
@@ -29,7 +29,7 @@ def sample_transfer(
     local_now = now.astimezone(STOCKHOLM).replace(microsecond=0)
     admitted = local_now - timedelta(days=rng.randint(1, 10), minutes=rng.randint(0, 600))
     moved = local_now - timedelta(minutes=rng.randint(1, 60))
-    left, *others = rng.sample(HOSPITAL_UNITS, len(HOSPITAL_UNITS))
+    left, *others = rng.sample(hospital_units(), len(hospital_units()))
     to_hsa, to_name = rng.choice([*others, *OTHER_HOSPITALS])
     return {
         "eventId": event_id or f"tc-{rng.getrandbits(48):012x}",

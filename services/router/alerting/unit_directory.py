@@ -16,6 +16,13 @@ keeps the directory in its ``care_unit`` table, seeded from this file when the t
 The data lives in ``contracts/units/<region>.json`` and is validated when loaded; a directory
 that does not validate stops the router at start-up rather than losing a notice later. Public
 holidays are not modelled: a holiday counts as the weekday it falls on.
+
+The shipped directories are the sandbox's (made-up HSA-ids, phone numbers and addresses) and
+say so (``"sandbox": true``): ``halland.json``, a fictive region of three municipalities and
+two vårdcentraler, is the sandbox's default (:data:`SANDBOX_PATH`); ``gotland.json`` (one
+region that is also one municipality) is chosen explicitly. Outside the sandbox the router has
+no default directory and refuses one marked sandbox (services.router.settings and
+services.router.service): a patient's data is never routed on made-up units.
 """
 
 from __future__ import annotations
@@ -30,7 +37,18 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-DEFAULT_PATH = Path(__file__).resolve().parents[3] / "contracts" / "units" / "gotland.json"
+UNITS_DIR = Path(__file__).resolve().parents[3] / "contracts" / "units"
+SANDBOX_REGIONS = ("halland", "gotland")  # the shipped directories, the sandbox's default first
+SANDBOX_PATH = UNITS_DIR / "halland.json"
+GOTLAND_PATH = UNITS_DIR / "gotland.json"
+
+
+def sandbox_directory(region: str) -> Path:
+    """The shipped (sandbox) directory of ``region``: ``halland`` or ``gotland``."""
+    if region not in SANDBOX_REGIONS:
+        raise ValueError(f"no sandbox region {region!r}: {' or '.join(SANDBOX_REGIONS)}")
+    return UNITS_DIR / f"{region}.json"
+
 
 HSA_ID = r"^SE[0-9]{10}-[0-9A-Z]{1,20}$"
 KOMMUNKOD = r"^[0-9]{4}$"  # SCB's municipality code, e.g. 0980 Gotland, 1380 Halmstad
@@ -161,6 +179,7 @@ class Unit(_Model):
 class _DirectoryFile(_Model):
     region: str
     comment: str | None = Field(default=None, alias="_comment")
+    sandbox: bool = False  # made-up units: refused outside the sandbox
     timezone: str = "Europe/Stockholm"
     switchboard: Contact
     units: list[Unit] = Field(min_length=1)
@@ -186,6 +205,7 @@ class UnitDirectory:
     switchboard: Contact
     units: dict[str, Unit]
     destinations: dict[str, str]
+    sandbox: bool = False  # the file's made-up units (refused outside the sandbox)
 
     @classmethod
     def from_json(cls, data: object) -> UnitDirectory:
@@ -199,16 +219,21 @@ class UnitDirectory:
             switchboard=parsed.switchboard,
             units={u.hsa_id: u for u in parsed.units},
             destinations=dict(parsed.destinations),
+            sandbox=parsed.sandbox,
         )
 
     @classmethod
-    def load(cls, path: Path | str | None = None) -> UnitDirectory:
-        file = Path(path) if path is not None else DEFAULT_PATH
+    def load(cls, path: Path | str) -> UnitDirectory:
+        file = Path(path)
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise UnitDirectoryError(f"cannot read unit directory {file}: {exc}") from None
         return cls.from_json(data)
+
+    def receivers(self) -> list[Unit]:
+        """The active units some destination system delivers to."""
+        return [u for u in self.units.values() if u.active and u.channel is not None]
 
     def unit(self, hsa_id: str | None) -> Unit | None:
         return self.units.get(hsa_id) if hsa_id else None
