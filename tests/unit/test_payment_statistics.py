@@ -15,21 +15,14 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from sandbox.contracts_cli import FIXTURE_REGIONAL_RESERVE_OID
-from sandbox.simulators.samples.admission_notice import sample_admission
 from sandbox.simulators.samples.discharge import sample_discharge_readiness
-from services.adapter_takecare.families import admission_notice, discharge_readiness
-from services.messaging import topics
-from services.messaging.envelope import EventCode, ReceiverEvidence, ResponseCode, System, to_json
-from services.messaging.kafka import IncomingRecord
+from services.adapter_takecare.families import discharge_readiness
 from services.router.ops.app import create_app
 from services.router.routing.tables import delivery
 from services.router.settings import RouterSettings
 from services.router.statistics import payment_export
 from services.router.statistics.payment import (
-    MunicipalityDirectory,
     build_payment_report,
-    payment_report,
 )
 from services.router.statistics.payment_clock import (
     DayCount,
@@ -37,73 +30,8 @@ from services.router.statistics.payment_clock import (
     PaymentAgreements,
     StayEvidence,
 )
-from tests.support.incidents import Sink, make_router
-from tests.support.router import Clock, message_id, result
-
-PATIENT = "a" * 32
-RECEIVED_AT = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)  # Treserva's own time of the receipt
-_offsets = iter(range(10**9))
-LAW_EVERYWHERE = PaymentAgreements()
-
-
-def record(family, doc, now):
-    parsed = family.INBOUND.parse(doc, now=now, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
-    bundle = to_json(
-        family.INBOUND.to_bundle(parsed, now=now, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID)
-    )
-    return IncomingRecord(topics.INBOUND, 0, next(_offsets), PATIENT, bundle.encode(), {})
-
-
-async def answered(router, rec, *, receipt=True, evidence=None):
-    """Treserva and primary care accept ``rec``; with ``receipt``, confirm it too."""
-    for who in (System.TRESERVA, System.PRIMARY_CARE):
-        batch = [result(message_id(rec), ResponseCode.OK, responder=who)]
-        if receipt:
-            batch.append(
-                result(
-                    message_id(rec),
-                    ResponseCode.OK,
-                    responder=who,
-                    event=EventCode.RECEIPT,
-                    evidence=evidence if who is System.TRESERVA else None,
-                )
-            )
-        await router.handle_batch(batch)
-
-
-async def a_stay(sessions, clock, *, admission_receipt=True):
-    """Admitted on Friday 20 November 2026 (T0), its admission notice confirmed by Treserva
-    (record TRS-77), judged ready that morning; Treserva is down until Monday 23 November
-    10:00, when the ready notice is sent."""
-    router = await make_router(sessions, clock, Sink())
-    admission = record(admission_notice, sample_admission(random.Random(1), now=clock()), clock())
-    await router.handle_batch([admission])
-    await answered(
-        router,
-        admission,
-        receipt=admission_receipt,
-        evidence=ReceiverEvidence("TRS-77", RECEIVED_AT),
-    )
-    clock.advance(3600)
-    ready = record(
-        discharge_readiness, sample_discharge_readiness(random.Random(2), now=clock()), clock()
-    )
-    await router.handle_batch([ready])
-    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday 10:00 in Stockholm
-    await answered(router, ready, receipt=False)
-    return router
-
-
-async def report(sessions, now, agreements=LAW_EVERYWHERE):
-    async with sessions() as s:
-        return await payment_report(
-            s,
-            agreements=agreements,
-            directory=MunicipalityDirectory(),
-            since=date(2026, 11, 1),
-            until=date(2026, 12, 31),
-            now=now,
-        )
+from tests.support.payment import PATIENT, RECEIVED_AT, a_stay, record, report
+from tests.support.router import Clock, message_id
 
 
 async def test_the_clock_runs_from_the_day_after_the_ready_notice_was_sent(sessions):
@@ -372,7 +300,8 @@ async def test_an_interruption_stops_the_clock_and_a_new_ready_notice_starts_a_n
             .values(sent_at=clock.now, state="sent")
         )
     found = await report(sessions, datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
-    (stay,) = found.stays
+    first, stay = found.stays  # one per readiness: the first one's days are not lost
+    assert first.days == (date(2026, 11, 27), date(2026, 11, 28))
     assert (stay.stay.ready_sent_at, stay.stay.interrupted_at) == (clock.now, None)
     # a new readiness, a new clock: Tue, Wed, Thu are the municipality's again
     assert stay.first_payable == date(2026, 12, 4)
@@ -393,6 +322,9 @@ def test_death_and_interruption_end_the_pure_clock():
         date(2026, 4, 1),
         date(2026, 4, 2),  # 23:00 UTC is 01:00 on 3 April in Stockholm: died on the 3rd
     ]
-    early = datetime(2026, 3, 20, tzinfo=UTC)  # an interruption of an earlier readiness
+    # a period's stop is its own: one before its notice was even sent leaves nothing payable
+    # (each readiness is its own evidence, so a stop is never an earlier readiness's)
+    early = datetime(2026, 3, 20, tzinfo=UTC)
     paused = replace(base, interrupted_at=early)
-    assert len(payable_days(paused, PaymentAgreement(), today=today)) == 10
+    assert payable_days(paused, PaymentAgreement(), today=today) == []
+    assert len(payable_days(base, PaymentAgreement(), today=today)) == 10

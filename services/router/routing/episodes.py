@@ -48,7 +48,9 @@ An episode gap incident resolves itself when no episode has that gap open any mo
 
 An episode also keeps its latest ready notice (``ready_message_id``) and when that readiness
 ended other than by discharge: withdrawn (``ready_withdrawn_at``), interrupted
-(``interrupted_at``) or by death (``deceased_at``); the payment clock reads them
+(``interrupted_at``) or by death (``deceased_at``). Every readiness, not only the latest,
+is kept as its own ``readiness_period`` row (:mod:`.readiness_periods`), written with the
+episode's change; the payment clock reads those
 (:mod:`services.router.statistics.payment`).
 """
 
@@ -99,6 +101,7 @@ from services.router.routing.domain import (
     IllegalTransition,
     check_episode_transition,
 )
+from services.router.routing.readiness_periods import PeriodLedger
 from services.router.routing.tables import alert, delivery, message
 
 __all__ = ["EpisodeState", "episode", "episode_transition", "load_current", "track"]
@@ -225,6 +228,7 @@ class EpisodeBook:
         self._begun_of: dict[str, dict[str, object]] = {}  # while still current
         # transitions of episodes begun in this batch: stored with their ids by flush
         self._pending: list[tuple[dict[str, object], dict[str, object]]] = []
+        self._periods = PeriodLedger()  # each readiness's own payment evidence
 
     async def current(self, session: AsyncSession, pseudonym: str) -> Current | None:
         if pseudonym not in self._current:
@@ -256,6 +260,15 @@ class EpisodeBook:
         if "state" in values:
             check_episode_transition(current.state, target)
             transition = _transition(current.state, target, env, now)
+            self._periods.moved(
+                pseudonym,
+                episode_id=current.id,
+                admission_message_id=current.admission_message_id,
+                current=current.state,
+                values=values,
+                env=env,
+                now=now,
+            )
         if current.id is None:
             begun = self._begun_of[pseudonym]
             begun.update(values, updated_at=now)
@@ -299,6 +312,7 @@ class EpisodeBook:
                     for values, transition in pending
                 ],
             )
+        await self._periods.flush(session, episode)
 
 
 _TRANSITION_COLUMNS = ("from_state", "to_state", "event_code", "message_id", "at", "reason")

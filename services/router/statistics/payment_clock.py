@@ -24,7 +24,15 @@ The rule, as computed by :func:`payable_days`:
 * It stops at an interruption of the process (avbrott, e.g. the patient became sicker): the
   patient is no longer ready, as at a withdrawal, and the interruption day is not payable.
   A later ready notice is a new readiness and starts a new clock (the law asks for a new
-  utskrivningsklar notice; the episode then keeps that one).
+  utskrivningsklar notice). Each readiness is its own period of evidence (a
+  :class:`StayEvidence` each, :mod:`services.router.routing.readiness_periods`): the days
+  one period made payable stay payable when a later one starts, and a later ready notice
+  while still ready ends the earlier period the same way (superseded). A stop in a period's
+  evidence is that period's own: one that came before the notice was even sent leaves
+  nothing payable.
+* A stay's periods are summed by :func:`payable_days_by_period`: a day is paid once, by the
+  first period (in the order the notices were sent) that makes it payable, should periods
+  touch or overlap.
 * It stops at the patient's death. The municipality pays from the day after its days until
   the patient leaves the hospital, and a death is the patient leaving it: the days before
   the day of death are payable, the day of death itself is not, exactly as the discharge
@@ -37,7 +45,7 @@ Days are Stockholm calendar days (a DST day of 23 or 25 hours is one day).
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -95,6 +103,11 @@ class StayEvidence:
     withdrawn_at: datetime | None = None  # återtag of this readiness
     interrupted_at: datetime | None = None  # avbrott of this readiness's process
     deceased_at: datetime | None = None  # the patient died during the stay
+    # the readiness period: its ready notice, and the message that ended it
+    period_id: int | None = None
+    ready_message_id: str | None = None
+    superseded_at: datetime | None = None  # a later ready notice of the stay
+    ended_by_message_id: str | None = None
 
 
 def first_payable_day(ready_sent_at: datetime, agreement: PaymentAgreement) -> date:
@@ -131,13 +144,28 @@ def payable_days(stay: StayEvidence, agreement: PaymentAgreement, *, today: date
     if stay.ready_sent_at is None or not clock_runs(stay):
         return []
     first = first_payable_day(stay.ready_sent_at, agreement)
-    ends = [today]
-    if stay.discharged_at is not None:
-        ends.append(local_date(stay.discharged_at))
-    for stop in (stay.withdrawn_at, stay.interrupted_at):  # of this readiness, not an earlier
-        if stop is not None and stop >= stay.ready_sent_at:
-            ends.append(local_date(stop))
-    if stay.deceased_at is not None:  # whenever it came, nothing is payable after it
-        ends.append(local_date(stay.deceased_at))
-    end = min(ends)  # exclusive
+    stops = (
+        stay.discharged_at,
+        stay.withdrawn_at,
+        stay.interrupted_at,
+        stay.superseded_at,
+        stay.deceased_at,
+    )
+    end = min([today, *(local_date(stop) for stop in stops if stop is not None)])  # exclusive
     return [first + timedelta(days=i) for i in range((end - first).days)]
+
+
+def payable_days_by_period(
+    periods: Sequence[tuple[StayEvidence, PaymentAgreement]], *, today: date
+) -> list[tuple[date, ...]]:
+    """Each period's payable days, in the order given, a day counted only by the first
+    period of its stay that makes it payable (periods that touch or overlap pay a day once).
+    Give a stay's periods in the order their notices were sent."""
+    paid: dict[int, set[date]] = {}
+    found: list[tuple[date, ...]] = []
+    for stay, agreement in periods:
+        claimed = paid.setdefault(stay.stay_id, set())
+        days = tuple(d for d in payable_days(stay, agreement, today=today) if d not in claimed)
+        claimed.update(days)
+        found.append(days)
+    return found

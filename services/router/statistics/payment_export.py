@@ -3,11 +3,15 @@ an invoice check. Pure: a report in, a document or text out.
 
 The CSV has **one row per patient-stay-day**: each row is one bed-day the municipality pays
 for, with the evidence behind it, so an invoice's lines can be matched one by one (count the
-rows of a stay for its days). Like the other exports: UTF-8 with a byte-order mark, ``;``,
-CRLF, Swedish headers, times in Swedish local time with their offset. The patient is a
-pseudonym, never a personnummer; every cell goes through
-:func:`~services.messaging.spreadsheet_cells.formula_safe` (a record id is the receiving
-journal's text, and could start a formula).
+rows of a stay for its days). A stay ready more than once (interrupted or withdrawn, then
+ready again) has rows from each readiness period; each row names its period and the ready
+notice (message id) that started its clock, and a day is never in two rows. The period's
+columns come after the older ones, so a reader of those keeps working.
+
+Like the other exports: UTF-8 with a byte-order mark, ``;``, CRLF, Swedish headers, times in
+Swedish local time with their offset. The patient is a pseudonym, never a personnummer; every
+cell goes through :func:`~services.messaging.spreadsheet_cells.formula_safe` (a record id is
+the receiving journal's text, and could start a formula).
 """
 
 from __future__ import annotations
@@ -40,6 +44,12 @@ class MonthOut(BaseModel):
 
 class StayOut(BaseModel):
     stay: int = Field(description="the router's episode id")
+    period: int | None = Field(
+        default=None, description="the readiness period: one per ready notice of the stay"
+    )
+    readyMessageId: str | None = Field(
+        default=None, description="the ready notice (message id) whose clock this is"
+    )
     pseudonym: str = Field(description="the patient's keyed pseudonym, never a personnummer")
     municipality: str
     agreement: AgreementOut
@@ -54,10 +64,19 @@ class StayOut(BaseModel):
     deceasedAt: str | None = Field(
         default=None, description="the patient died during the stay: the clock stops"
     )
+    supersededAt: str | None = Field(
+        default=None, description="a later ready notice of the stay started a new period"
+    )
+    endedByMessageId: str | None = Field(
+        default=None, description="the message that ended this readiness period"
+    )
     dischargedAt: str | None
     clockRuns: bool = Field(description="false: no ready notice sent or no admission receipt")
     firstPayableDay: str | None
-    days: list[str] = Field(description="payable days inside the report's range, YYYY-MM-DD")
+    days: list[str] = Field(
+        description="payable days inside the report's range, YYYY-MM-DD, that no earlier "
+        "period of the stay pays"
+    )
 
 
 class PaymentDocument(BaseModel):
@@ -80,6 +99,8 @@ def _stay(s: StayDays) -> StayOut:
     e = s.stay
     return StayOut(
         stay=e.stay_id,
+        period=e.period_id,
+        readyMessageId=e.ready_message_id,
         pseudonym=e.pseudonym,
         municipality=e.municipality,
         agreement=_agreement(s.agreement),
@@ -90,6 +111,8 @@ def _stay(s: StayDays) -> StayOut:
         withdrawnAt=local_time(e.withdrawn_at),
         interruptedAt=local_time(e.interrupted_at),
         deceasedAt=local_time(e.deceased_at),
+        supersededAt=local_time(e.superseded_at),
+        endedByMessageId=e.ended_by_message_id,
         dischargedAt=local_time(e.discharged_at),
         clockRuns=s.first_payable is not None,
         firstPayableDay=None if s.first_payable is None else s.first_payable.isoformat(),
@@ -127,6 +150,10 @@ _STAY_COLUMNS: list[tuple[str, Cell]] = [
     ("Avbruten", lambda s: local_time(s.stay.interrupted_at)),
     ("Avliden", lambda s: local_time(s.stay.deceased_at)),
     ("Utskriven", lambda s: local_time(s.stay.discharged_at)),
+    ("Period", lambda s: None if s.stay.period_id is None else str(s.stay.period_id)),
+    ("Utskrivningsklar meddelande-id", lambda s: s.stay.ready_message_id),
+    ("Ersatt av ny utskrivningsklar", lambda s: local_time(s.stay.superseded_at)),
+    ("Perioden avslutad av meddelande-id", lambda s: s.stay.ended_by_message_id),
 ]
 CSV_HEADERS = ["Kommun", "Månad", "Dag", *(header for header, _ in _STAY_COLUMNS)]
 
