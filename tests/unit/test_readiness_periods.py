@@ -25,6 +25,12 @@ from services.adapter_takecare.families import (
     patient_deceased,
     process_interrupted,
 )
+from services.messaging import topics
+from services.messaging.cancellation import Cancellation, Canceller, cancellation_bundle
+from services.messaging.envelope import BusinessKey, System, to_json
+from services.messaging.fhir_parts import PatientInfo
+from services.messaging.identifiers import parse_patient_identifier
+from services.messaging.kafka import IncomingRecord
 from services.router.routing.episodes import episode
 from services.router.routing.readiness_periods import PeriodEnd, readiness_period
 from services.router.routing.tables import delivery
@@ -36,7 +42,7 @@ from services.router.statistics.payment_clock import (
     StayEvidence,
     payable_days_by_period,
 )
-from tests.support.payment import a_stay, record, report
+from tests.support.payment import PATIENT, a_stay, record, report
 from tests.support.router import Clock, message_id
 
 NOV, DEC = (lambda d: date(2026, 11, d)), (lambda d: date(2026, 12, d))
@@ -327,3 +333,46 @@ async def test_one_batch_that_admits_readies_interrupts_and_readies_again(engine
     assert (first.ready_message_id, first.ended_by) == (message_id(ready), "interrupted")
     assert (second.ready_message_id, second.ended_by) == (message_id(again), None)
     assert sum("readiness_period" in statement for statement in sent) == 1  # set-based
+
+
+async def test_a_cancelled_ready_notice_pays_nothing_and_the_stay_is_admitted_again(sessions):
+    """A makulering of the ready notice in force: the readiness never was. Its period ends
+    as cancelled (nothing payable), the episode is back to admitted and its SIP clock stops;
+    a later ready notice starts a clock of its own."""
+    clock = Clock()
+    router = await a_stay(sessions, clock)
+    (first,) = await periods(sessions)
+    clock.now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    bundle = cancellation_bundle(
+        Cancellation(
+            cancelled_message_id=first.ready_message_id,
+            cancelled_at=clock(),
+            reason="Skickat på fel patient",
+            patient=PatientInfo(
+                identifier=parse_patient_identifier("191212121212"),
+                family_name="Tolvansson",
+                given_name="Tolvan",
+                address=None,
+                protected=False,
+            ),
+            cancelled_by=Canceller("Karin Lindqvist", "SE2321000222-P4711", "SE2321000222-AKUT"),
+        ),
+        key=BusinessKey(System.TAKECARE.value, "tc-mak-ready", 1),
+        source=System.TAKECARE,
+        now=clock(),
+    )
+    cancel = IncomingRecord(topics.INBOUND, 0, 10**8, PATIENT, to_json(bundle).encode(), {})
+    await router.handle_batch([cancel])
+
+    (row,) = await periods(sessions)
+    assert (row.ended_by, row.ended_by_message_id) == ("cancelled", message_id(cancel))
+    async with sessions() as s:
+        found = (await s.execute(select(episode.c.state, episode.c.sip_due_at))).one()
+    assert (found.state, found.sip_due_at) == ("admitted", None)
+    assert (await report(sessions, datetime(2026, 12, 7, 12, 0, tzinfo=UTC))).stays == ()
+
+    clock.now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # Tuesday: ready, for real
+    again = await ready_again(router, sessions, clock, seed=12)  # pays from Saturday 5 Dec
+    (stay,) = (await report(sessions, datetime(2026, 12, 8, 12, 0, tzinfo=UTC))).stays
+    assert stay.stay.ready_message_id == message_id(again)
+    assert stay.days == (DEC(5), DEC(6), DEC(7))

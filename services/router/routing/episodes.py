@@ -197,6 +197,7 @@ _WHY: dict[str, str] = {
     EventCode.PATIENT_DECEASED: "patient deceased: the process ends, the clocks stop",
     EventCode.PROCESS_INTERRUPTED: "process interrupted: the clocks stop until a new readiness",
     EventCode.TRANSFER: "transferred: the responsible ward changes, the stay goes on",
+    EventCode.MESSAGE_CANCELLED: "cancelled (makulering): the admission or the readiness never was",
 }
 # the gap incidents' all-clear when an episode's process ends without the missing message
 _ENDED: dict[str, str] = {
@@ -214,6 +215,7 @@ class Current:
     id: int | None  # None: begun in this batch, stored when the book is flushed
     admission_message_id: str | None
     state: EpisodeState = EpisodeState.ADMITTED
+    ready_message_id: str | None = None  # the readiness in force: its ready notice
 
 
 class EpisodeBook:
@@ -286,7 +288,13 @@ class EpisodeBook:
             self._current[pseudonym] = None
             self._begun_of.pop(pseudonym, None)
         else:
-            self._current[pseudonym] = Current(current.id, current.admission_message_id, target)
+            ready = values.get("ready_message_id", current.ready_message_id)
+            self._current[pseudonym] = Current(
+                current.id,
+                current.admission_message_id,
+                target,
+                None if target is not EpisodeState.READY or ready is None else str(ready),
+            )
 
     async def flush(self, session: AsyncSession) -> None:
         """Store the episodes begun, in order: one statement per run of rows of one shape
@@ -346,13 +354,23 @@ async def load_current(session: AsyncSession, pseudonyms: Iterable[str]) -> Epis
     if not wanted:
         return EpisodeBook(current)
     rows = await session.execute(
-        select(episode.c.id, episode.c.pseudonym, episode.c.admission_message_id, episode.c.state)
+        select(
+            episode.c.id,
+            episode.c.pseudonym,
+            episode.c.admission_message_id,
+            episode.c.state,
+            episode.c.ready_message_id,
+        )
         .where(episode.c.pseudonym.in_(wanted), episode.c.state.in_(_CURRENT))
         .order_by(episode.c.id)
     )
     for row in rows:  # the latest wins
+        state = EpisodeState(row.state)
         current[row.pseudonym] = Current(
-            int(row.id), row.admission_message_id, EpisodeState(row.state)
+            int(row.id),
+            row.admission_message_id,
+            state,
+            row.ready_message_id if state is EpisodeState.READY else None,
         )
     return EpisodeBook(current)
 
@@ -471,6 +489,16 @@ def _moved_on(
         and facts.cancels == current.admission_message_id
     ):
         values = {"state": EpisodeState.CANCELLED.value, "medication_gap_open": False}
+        values |= _SIP_CLOCK_STOPPED
+    elif (
+        # a makulering of the ready notice in force: the readiness never was, so it is back
+        # to admitted, its SIP clock stops and its period pays nothing (readiness_periods)
+        code == EventCode.MESSAGE_CANCELLED
+        and current.state is EpisodeState.READY
+        and facts.cancels is not None
+        and facts.cancels == current.ready_message_id
+    ):
+        values = {"state": EpisodeState.ADMITTED.value, "ready_at": None}
         values |= _SIP_CLOCK_STOPPED
     elif code == EventCode.SIP_INVITATION:
         values = {"sip_invited_at": at, "sip_gap_open": False, "sip_check_at": None}

@@ -44,7 +44,8 @@ class PeriodEnd(enum.StrEnum):
     INTERRUPTED = "interrupted"  # avbrott: the discharge process stopped
     DECEASED = "deceased"
     DISCHARGED = "discharged"
-    CANCELLED = "cancelled"  # the admission was cancelled: no stay, nothing payable
+    # the admission was cancelled, or the ready notice itself (makulering): nothing payable
+    CANCELLED = "cancelled"
     SUPERSEDED = "superseded"  # a later ready notice of the same stay started a new clock
 
 
@@ -71,6 +72,8 @@ _ENDS: dict[str, tuple[PeriodEnd, str | None]] = {
     EventCode.PATIENT_DECEASED: (PeriodEnd.DECEASED, "deceased_at"),
     EventCode.DISCHARGE_NOTICE: (PeriodEnd.DISCHARGED, "discharged_at"),
     EventCode.ADMISSION_NOTICE_CANCELLED: (PeriodEnd.CANCELLED, None),
+    # a makulering that moves a ready episode names its admission or its ready notice
+    EventCode.MESSAGE_CANCELLED: (PeriodEnd.CANCELLED, None),
 }
 
 _CLOSE = (
