@@ -5,8 +5,12 @@
     result with its golden file, checks each produced native document against the receiver's
     contract and each FHIR message against the R4B models, compares the checked-in OpenAPI
     documents with the apps, and prints a table. Exit 1 if anything differs.
+    It also compares the FHIR conformance resources in ``contracts/fhir/`` (profiles,
+    extensions, CodeSystems, ValueSets, NamingSystems, MessageDefinitions,
+    CapabilityStatements) with what :mod:`sandbox.conformance` generates.
 ``python -m sandbox.contracts_cli --update``
-    Rewrites the golden files and OpenAPI documents from the code (review the diff!).
+    Rewrites the golden files, OpenAPI documents and conformance resources from the code
+    (review the diff!).
 ``python -m sandbox.contracts_cli validate <contract> <file>``
     Checks one document a vendor developer hands in, e.g. ``validate takecare/medication-list
     my.json``, and names every failing field and rule. ``validate --list`` lists contracts.
@@ -37,6 +41,7 @@ from fastapi import FastAPI
 from fhir.resources.R4B.bundle import Bundle
 from jsonschema import Draft202012Validator
 
+from sandbox import conformance
 from services.adapter_takecare import families as takecare_families
 from services.adapter_takecare.families import receipt as takecare_receipt
 from services.adapter_treserva import families as treserva_families
@@ -257,6 +262,11 @@ def check_openapi(*, update: bool = False) -> list[Result]:
     return results
 
 
+def check_conformance(*, update: bool = False) -> list[Result]:
+    found = conformance.check(CONTRACTS_DIR / "fhir", update=update)
+    return [Result(f"fhir/{name}", "conformance", status) for name, status in found.items()]
+
+
 def contract_names() -> list[str]:
     return sorted(
         str(p.relative_to(CONTRACTS_DIR)).removesuffix(".schema.json")
@@ -296,6 +306,7 @@ def print_table(rows: list[Result]) -> None:
 
 def cmd_check(update: bool) -> int:
     rows = check_schemas() + check_fixtures(update=update) + check_openapi(update=update)
+    rows += check_conformance(update=update)
     print_table(rows)
     failed = [r for r in rows if r.status != "ok"]
     fixtures = len(list(fixture_inputs()))
@@ -330,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--update", action="store_true", help="rewrite goldens and OpenAPI")
+    parser.add_argument(
+        "--update", action="store_true", help="rewrite goldens, OpenAPI and conformance resources"
+    )
     sub = parser.add_subparsers(dest="command")
     validate = sub.add_parser("validate", help="check one document against a contract")
     validate.add_argument("contract", nargs="?", help="e.g. takecare/medication-list")

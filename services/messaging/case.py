@@ -27,6 +27,7 @@ from typing import Any
 from services.messaging.envelope import System
 from services.messaging.vocabulary import CASE_ID_SYSTEM as CASE_ID_SYSTEM
 from services.messaging.vocabulary import EPISODE_KIND_SYSTEM as EPISODE_KIND_SYSTEM
+
 CASE_KIND = "care-transition-case"
 # fixed for ever: changing it changes every case id
 _CASE_NAMESPACE = uuid.UUID("0b7e4a55-93c1-5d2e-8f60-6a1c2d3e4f50")
