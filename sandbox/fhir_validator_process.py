@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import fcntl
 import json
 import re
@@ -223,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reports = run_batch(args.files or goldens())
     for report in reports:
         if args.json:
-            print(json.dumps(report.__dict__ | {"issues": list(report.issues)}))
+            print(json.dumps(dataclasses.asdict(report) | {"issues": list(report.issues)}))
         for issue in report.issues:
             if issue["severity"] in ("fatal", "error") and not args.json:
                 print(f"{report.file}: {issue.get('expression')}: {issue['message']}")

@@ -3,6 +3,7 @@ of a differential."""
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from services.messaging.vocabulary import BASE_URL
@@ -24,10 +25,17 @@ def pascal(id: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in id.replace(".", "-").split("-"))
 
 
+def narrative(title: str, description: str) -> dict[str, str]:
+    """A short generated narrative (dom-6: a resource should have one)."""
+    body = f"<p><b>{escape(title)}</b></p><p>{escape(description)}</p>"
+    return {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{body}</div>'}
+
+
 def metadata(kind: str, id: str, title: str, description: str) -> dict[str, Any]:
     return {
         "resourceType": kind,
         "id": id,
+        "text": narrative(title, description),
         "url": canonical(kind, id),
         "version": VERSION,
         "name": pascal(id),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.conformance.common import DATE, JURISDICTION, PUBLISHER, metadata
+from sandbox.conformance.common import DATE, JURISDICTION, PUBLISHER, metadata, narrative
 from sandbox.conformance.concepts import concepts_of
 from services.messaging.vocabulary import CodeSystemDecl, NamingSystemDecl
 
@@ -34,6 +34,7 @@ def naming_system(decl: NamingSystemDecl) -> dict[str, Any]:
     return {
         "resourceType": "NamingSystem",
         "id": decl.id,
+        "text": narrative(decl.title, decl.description),
         "name": "".join(w[:1].upper() + w[1:] for w in decl.id.split("-")),
         "status": "active",
         "kind": "identifier",

@@ -358,6 +358,13 @@ final class Engine {
         IBaseResource r = parser.parseResource(Files.readString(file));
         if (r instanceof MetadataResource m && m.hasUrl()) {
           byUrl.put(m.getUrl(), r);
+        } else if (r instanceof org.hl7.fhir.r4.model.NamingSystem ns) {
+          // R4's NamingSystem has no url: it is known by its uniqueIds (an identifier system)
+          for (org.hl7.fhir.r4.model.NamingSystem.NamingSystemUniqueIdComponent id : ns.getUniqueId()) {
+            if (id.hasValue()) {
+              byUrl.put(id.getValue(), r);
+            }
+          }
         } else {
           throw new IOException(file + ": not a conformance resource with a url");
         }
