@@ -6,6 +6,7 @@ A CodeSystem declared in :mod:`services.messaging.vocabulary` without an entry h
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from services.adapter_takecare.families import admission_notice as tc_admission
 from services.adapter_takecare.families import discharge_notice as tc_discharge
@@ -15,6 +16,11 @@ from services.messaging import admission_answer, consent, medication, planning, 
 from services.messaging.case import CASE_KIND
 from services.messaging.envelope import EVENT_DISPLAY, System
 from services.messaging.families import FAMILIES
+
+
+def _codes(table: Mapping[Any, str]) -> dict[str, str]:
+    """A code list keyed by a Literal type, as plain strings."""
+    return {str(code): display for code, display in table.items()}
 
 
 def _observations() -> dict[str, str]:
@@ -45,11 +51,11 @@ SOURCES: dict[str, Callable[[], Mapping[str, str]]] = {
     "kommunkod": dict,  # SCB's list, not copied (content not-present)
     "care-transition-observation": _observations,
     "discharge-destination": lambda: dict(tc_discharge.DESTINATIONS),
-    "medication-list-context": lambda: dict(medication.CONTEXT_DISPLAY),
-    "medication-administered-by": lambda: dict(medication.ADMINISTERED_BY_DISPLAY),
+    "medication-list-context": lambda: _codes(medication.CONTEXT_DISPLAY),
+    "medication-administered-by": lambda: _codes(medication.ADMINISTERED_BY_DISPLAY),
     "care-plan-category": lambda: {"sip": sip.SIP_TITLE},
-    "sip-role": lambda: dict(sip.ROLES),
-    "medication-line-change": lambda: dict(prescription.CHANGE_DISPLAY),
+    "sip-role": lambda: _codes(sip.ROLES),
+    "medication-line-change": lambda: _codes(prescription.CHANGE_DISPLAY),
     "consent-basis": lambda: dict(consent.KINDS),
     "unit-kind": lambda: {
         kind: _UNIT_KIND_DISPLAY[system] for system, kind in consent.UNIT_KINDS.items()
@@ -57,9 +63,9 @@ SOURCES: dict[str, Callable[[], Mapping[str, str]]] = {
     "message-family": lambda: {f.name: f.name.replace("-", " ").capitalize() for f in FAMILIES},
     "municipal-service": lambda: dict(admission_answer.MUNICIPAL_SERVICES),
     "process-interruption-reason": lambda: dict(tc_interrupted.REASON_DISPLAY),
-    "adl-activity": lambda: dict(planning.ADL_ACTIVITY_DISPLAY),
-    "adl-level": lambda: dict(planning.ADL_LEVEL_DISPLAY),
-    "legal-representative": lambda: dict(planning.LEGAL_ROLE_DISPLAY),
+    "adl-activity": lambda: _codes(planning.ADL_ACTIVITY_DISPLAY),
+    "adl-level": lambda: _codes(planning.ADL_LEVEL_DISPLAY),
+    "legal-representative": lambda: _codes(planning.LEGAL_ROLE_DISPLAY),
     "care-team-role": lambda: {planning.PERMANENT_CARE_CONTACT: "Fast vårdkontakt"},
 }
 

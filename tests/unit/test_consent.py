@@ -231,9 +231,7 @@ def _broken(doc, how):
         consent["status"] = "active"
         consent["provision"]["period"].pop("end", None)
     elif how == "scope":
-        consent["provision"]["class"] = [
-            {"system": FAMILY_CLASS_SYSTEM, "code": "no-such-family"}
-        ]
+        consent["provision"]["class"] = [{"system": FAMILY_CLASS_SYSTEM, "code": "no-such-family"}]
     elif how == "recipients":
         consent["provision"]["actor"] = consent["provision"]["actor"][:0]
     elif how == "kind":
