@@ -327,6 +327,7 @@ def header_profiles() -> list[dict[str, Any]]:
                     "MessageHeader.focus",
                     min=sum(f.min for f in focus),
                     max=str(sum(f.max for f in focus)),
+                    type=_ref(*dict.fromkeys(f.type for f in focus)),
                 )
             )
         display = EVENT_DISPLAY[event]

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,13 @@ from sandbox.conformance.concepts import SOURCES
 from services.messaging import profiles
 from services.messaging.canonical import CanonicalSettings
 from services.messaging.contracts import CONTRACTS_DIR
+from services.messaging.envelope import (
+    EventCode,
+    ResponseCode,
+    System,
+    response_message,
+    to_json,
+)
 from services.messaging.vocabulary import BASE_URL, CODE_SYSTEMS, SE_BASE
 
 FHIR_DIR = CONTRACTS_DIR / "fhir"
@@ -186,3 +194,23 @@ def test_the_canonical_base_must_be_an_absolute_url() -> None:
     assert CanonicalSettings().canonical_base == "https://carebridge.se/fhir"
     with pytest.raises(ValueError):
         CanonicalSettings(canonical_base="carebridge/fhir")
+
+
+@pytest.mark.parametrize("code", list(ResponseCode))
+def test_a_delivery_outcome_declares_profiles_that_exist(code: ResponseCode) -> None:
+    bundle = json.loads(
+        to_json(
+            response_message(
+                request_message_id="m-1",
+                event=EventCode.DELIVERY_OUTCOME,
+                responder=System.TRESERVA,
+                code=code,
+                diagnostics=None if code is ResponseCode.OK else "timeout",
+                response_id="r-1",
+                now=datetime(2026, 11, 20, 8, 0, tzinfo=UTC),
+            )
+        )
+    )
+    for resource in _resources(bundle):
+        (profile,) = resource["meta"]["profile"]
+        assert BY_URL[profile]["type"] == resource["resourceType"]
