@@ -306,7 +306,7 @@ def header_profiles() -> list[dict[str, Any]]:
             ),
             element("MessageHeader.source.endpoint", short="urn:carebridge:system:<system>"),
         ]
-        if event.value == "admission-answer":
+        if event.value in p.ANSWERS:
             rules.insert(
                 0,
                 extension_slice("MessageHeader.extension", "answersMessage", v.ANSWERS_MESSAGE_URL),

@@ -113,6 +113,8 @@ EVENT_FOCUS: dict[str, tuple[Focus, ...]] = {
     "delivery-outcome": (),
     "receipt": (),
 }
+ANSWERS = frozenset({"admission-answer", "ready-to-receive"})
+"""Events whose header may name the business message they answer (extension answers-message)."""
 RESPONSES = ("receipt", "delivery-outcome")
 """The technical responses every business message may get; they get none themselves."""
 

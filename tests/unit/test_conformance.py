@@ -214,3 +214,49 @@ def test_a_delivery_outcome_declares_profiles_that_exist(code: ResponseCode) -> 
     for resource in _resources(bundle):
         (profile,) = resource["meta"]["profile"]
         assert BY_URL[profile]["type"] == resource["resourceType"]
+
+
+def _extensions_used(node: Any, path: str) -> Iterator[tuple[str, str]]:
+    """(element path, extension url) of every extension under ``node`` (not its parts)."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _extensions_used(item, path)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if key == "extension":
+            for ext in value:
+                yield path, ext["url"]
+        elif key != "resource":
+            yield from _extensions_used(value, f"{path}.{key}")
+
+
+def _sliced_extensions(profile: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (e["path"].removesuffix(".extension"), t["profile"][0])
+        for e in profile["differential"]["element"]
+        if e["path"].endswith(".extension") and "sliceName" in e
+        for t in e.get("type", [])
+    }
+
+
+@pytest.mark.parametrize("golden", GOLDENS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_extension_is_in_its_profile_and_its_context(golden: Path) -> None:
+    """An extension on a resource or element is a slice of the resource's profile, and the
+    extension's own context names where it sits (a datatype context, e.g. CodeableConcept,
+    allows it on any element of that type)."""
+    for resource in _resources(_load(golden)):
+        profile = BY_URL[resource["meta"]["profile"][0]]
+        sliced = _sliced_extensions(profile)
+        for path, url in _extensions_used(resource, resource["resourceType"]):
+            definition = BY_URL.get(url)
+            if definition is None:  # HL7's own (patient-interpreterRequired)
+                assert url.startswith("http://hl7.org/fhir/StructureDefinition/"), url
+                assert (path, url) in sliced
+                continue
+            contexts = {c["expression"] for c in definition["context"]}
+            if (path, url) in sliced:
+                assert path in contexts, (path, url)
+            else:  # only a datatype context lets an extension appear outside a slice
+                assert contexts <= {"CodeableConcept"}, (path, url)
