@@ -45,8 +45,12 @@ def _extensions(path: str, *slices: tuple[str, str]) -> list[dict[str, Any]]:
     ]
 
 
-def _hsa(path: str, *, organisation_number: bool = False) -> list[dict[str, Any]]:
+def _hsa(path: str, *, organisation_number: bool = False, min: int = 0) -> list[dict[str, Any]]:
+    """Identifiers sliced as HL7 Sweden's base profiles slice them; a unit is always named by
+    an identifier (its HSA-id), its name only when the sender gives one."""
     found = [system_slicing(f"{path}.identifier", "HL7 Sweden: by system")]
+    if min:
+        found[0]["min"] = min
     found += identifier_slice(
         f"{path}.identifier", "hsaid", HSA_ID_SYSTEM, short="HSA-id", type_coding=PRN
     )
@@ -196,10 +200,7 @@ DIFFERENTIALS: dict[str, Any] = {
         element("Bundle.entry.resource", min=1),
     ],
     "carebridge-patient": _patient,
-    "carebridge-organization": lambda: [
-        *_hsa("Organization", organisation_number=True),
-        element("Organization.name", min=1),
-    ],
+    "carebridge-organization": lambda: _hsa("Organization", organisation_number=True, min=1),
     "carebridge-practitioner": lambda: _hsa("Practitioner"),
     "carebridge-practitionerrole": lambda: _hsa("PractitionerRole"),
     "carebridge-encounter": _encounter,

@@ -260,3 +260,43 @@ def test_every_extension_is_in_its_profile_and_its_context(golden: Path) -> None
                 assert path in contexts, (path, url)
             else:  # only a datatype context lets an extension appear outside a slice
                 assert contexts <= {"CodeableConcept"}, (path, url)
+
+
+def _values_at(node: Any, steps: list[str]) -> list[Any]:
+    """The values at a profile path (``event[x]`` read as its Coding form) under ``node``."""
+    if not steps:
+        return node if isinstance(node, list) else [node]
+    if isinstance(node, list):
+        return [v for item in node for v in _values_at(item, steps)]
+    if not isinstance(node, dict):
+        return []
+    step = steps[0].replace("[x]", "Coding")
+    return _values_at(node[step], steps[1:]) if step in node else []
+
+
+def _matches(value: Any, pattern: Any) -> bool:
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(
+            _matches(value.get(k), p) for k, p in pattern.items()
+        )
+    if isinstance(pattern, list):  # every pattern item is matched by some value item
+        return isinstance(value, list) and all(any(_matches(v, p) for v in value) for p in pattern)
+    return bool(value == pattern)
+
+
+@pytest.mark.parametrize("golden", GOLDENS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_resource_keeps_its_profiles_fixed_values_and_minimums(golden: Path) -> None:
+    """The rules of each profile outside its slices: fixed and pattern values, minimums of
+    top-level elements (slices are checked by the tests above, by system and url)."""
+    for resource in _resources(_load(golden)):
+        profile = BY_URL[resource["meta"]["profile"][0]]
+        for rule in profile["differential"]["element"][1:]:
+            if ":" in rule["id"] or rule["path"].endswith(".extension"):
+                continue
+            steps = rule["path"].split(".")[1:]
+            values = _values_at(resource, steps)
+            for key in ("fixedUri", "fixedCode", "patternCoding", "patternCodeableConcept"):
+                if key in rule:
+                    assert all(_matches(v, rule[key]) for v in values), (rule["id"], key)
+            if rule.get("min", 0) >= 1 and len(steps) == 1:
+                assert len(values) >= rule["min"], rule["id"]
