@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .PHONY: install run demo test test-fast test-postgres test-apache reliability browser security check lint typecheck contracts guide validate bench bench-queries bench-dispatch attack-probe clean
-.PHONY: kafka postgres postgres-binaries lock lock-check oidc-provider
+.PHONY: kafka postgres postgres-binaries lock lock-check oidc-provider fhir-validator
 
 # Everything is installed from requirements-dev.lock: each package pinned, with the sha256 of
 # its files, for Linux x86_64 and CPython 3.11 (pip refuses a file whose hash is not listed).
@@ -80,7 +80,7 @@ $(CHROMIUM):
 # worker takes its ports from its own part of the range.
 STACK_TESTS := e2e or reliability or browser
 STACK_RUN := -n 2 --dist loadfile tests/reliability tests/e2e tests/browser
-test: install $(CHROMIUM) postgres-binaries kafka oidc-provider
+test: install $(CHROMIUM) postgres-binaries kafka oidc-provider fhir-validator
 	$(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS))" $(PYTEST_ARGS)
 	$(PY) -m pytest -q -m "$(STACK_TESTS)" $(STACK_RUN) $(PYTEST_ARGS)
 
@@ -131,8 +131,10 @@ typecheck: install
 
 check: lint typecheck test
 
-contracts: install
+# ... and every FHIR golden through the FHIR validator (tools/fhir-validator): 0 errors
+contracts: install fhir-validator
 	$(PY) -m sandbox.contracts_cli
+	$(PY) -m sandbox.fhir_validator_process
 
 # the browsable implementation guide, docs/guide/index.html: static HTML from contracts/fhir
 # (conformance resources, mapping pages) and the golden FHIR fixtures; commit what it writes
@@ -167,6 +169,19 @@ kafka: $(KAFKA_CACHE)/.assembled
 
 $(KAFKA_CACHE)/.assembled: deploy/kafka/pom.xml
 	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(KAFKA_CACHE)/libs
+	@touch $@
+
+# The project's FHIR R4 validator (tools/fhir-validator: HAPI FHIR from Maven Central, offline),
+# built once into .cache/fhir-validator-<version>/ (fhir-validator.jar beside libs/; the
+# version is the pom's <hapi.version>); again only when the pom or a source file changes.
+# sandbox/fhir_validator_process.py runs the same mvn command under the same stamp.
+FHIR_VALIDATOR_VERSION := $(shell sed -n 's:.*<hapi.version>\(.*\)</hapi.version>.*:\1:p' tools/fhir-validator/pom.xml)
+FHIR_VALIDATOR_CACHE   := .cache/fhir-validator-$(FHIR_VALIDATOR_VERSION)
+
+fhir-validator: $(FHIR_VALIDATOR_CACHE)/.built
+
+$(FHIR_VALIDATOR_CACHE)/.built: tools/fhir-validator/pom.xml $(shell find tools/fhir-validator/src -type f)
+	mvn -q -B -f tools/fhir-validator/pom.xml package -Dvalidator.out=$(CURDIR)/$(FHIR_VALIDATOR_CACHE)
 	@touch $@
 
 # The sandbox's OpenID Connect provider (panva's oidc-provider on Node >= 20.19, see

@@ -5,10 +5,13 @@
     result with its golden file, checks each produced native document against the receiver's
     contract and each FHIR message against the R4B models, compares the checked-in OpenAPI
     documents with the apps, and prints a table. Exit 1 if anything differs.
-    It also checks that the implementation guide under ``docs/guide/`` is up to date
-    (:mod:`sandbox.guide`).
+    It also compares the FHIR conformance resources in ``contracts/fhir/`` (profiles,
+    extensions, CodeSystems, ValueSets, NamingSystems, MessageDefinitions,
+    CapabilityStatements) with what :mod:`sandbox.conformance` generates, and checks that the
+    implementation guide under ``docs/guide/`` is up to date (:mod:`sandbox.guide`).
 ``python -m sandbox.contracts_cli --update``
-    Rewrites the golden files, OpenAPI documents and the guide from the code (review the diff!).
+    Rewrites the golden files, OpenAPI documents, conformance resources and the guide from
+    the code (review the diff!).
 ``python -m sandbox.contracts_cli validate <contract> <file>``
     Checks one document a vendor developer hands in, e.g. ``validate takecare/medication-list
     my.json``, and names every failing field and rule. ``validate --list`` lists contracts.
@@ -39,6 +42,7 @@ from fastapi import FastAPI
 from fhir.resources.R4B.bundle import Bundle
 from jsonschema import Draft202012Validator
 
+from sandbox import conformance
 from sandbox.guide import GuideError, build
 from sandbox.guide.links import check_site
 from sandbox.guide.load import GUIDE_DIR, read_inputs
@@ -263,6 +267,11 @@ def check_openapi(*, update: bool = False) -> list[Result]:
     return results
 
 
+def check_conformance(*, update: bool = False) -> list[Result]:
+    found = conformance.check(CONTRACTS_DIR / "fhir", update=update)
+    return [Result(f"fhir/{name}", "conformance", status) for name, status in found.items()]
+
+
 def check_guide(*, update: bool = False) -> list[Result]:
     """The implementation guide under docs/guide/ is what ``make guide`` makes of
     contracts/fhir and the fixtures (rewritten with ``--update``, after the goldens)."""
@@ -319,7 +328,8 @@ def print_table(rows: list[Result]) -> None:
 
 def cmd_check(update: bool) -> int:
     rows = check_schemas() + check_fixtures(update=update) + check_openapi(update=update)
-    rows += check_guide(update=update)  # after the goldens: its examples are made of them
+    rows += check_conformance(update=update)
+    rows += check_guide(update=update)  # after the goldens and conformance: made of them
     print_table(rows)
     failed = [r for r in rows if r.status != "ok"]
     fixtures = len(list(fixture_inputs()))
@@ -354,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--update", action="store_true", help="rewrite goldens and OpenAPI")
+    parser.add_argument(
+        "--update", action="store_true", help="rewrite goldens, OpenAPI and conformance resources"
+    )
     sub = parser.add_subparsers(dest="command")
     validate = sub.add_parser("validate", help="check one document against a contract")
     validate.add_argument("contract", nargs="?", help="e.g. takecare/medication-list")

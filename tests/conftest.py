@@ -13,6 +13,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+# The canonical base is read when services.messaging.canonical is first imported (below, by
+# the imports that follow): the goldens are written under its default, so a caller's own
+# CAREBRIDGE_CANONICAL_BASE must not reach the suite.
+os.environ.pop("CAREBRIDGE_CANONICAL_BASE", None)
+
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker

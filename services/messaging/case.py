@@ -24,10 +24,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from services.messaging.envelope import BASE_URL, System
+from services.messaging.envelope import System
+from services.messaging.vocabulary import CASE_ID_SYSTEM as CASE_ID_SYSTEM
+from services.messaging.vocabulary import EPISODE_KIND_SYSTEM as EPISODE_KIND_SYSTEM
 
-CASE_ID_SYSTEM = f"{BASE_URL}/NamingSystem/case-id"
-EPISODE_KIND_SYSTEM = f"{BASE_URL}/CodeSystem/episode-kind"
 CASE_KIND = "care-transition-case"
 # fixed for ever: changing it changes every case id
 _CASE_NAMESPACE = uuid.UUID("0b7e4a55-93c1-5d2e-8f60-6a1c2d3e4f50")

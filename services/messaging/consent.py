@@ -55,7 +55,11 @@ from services.messaging.fhir_parts import (
     text,
 )
 from services.messaging.identifiers import HSA_ID_SYSTEM
-from services.messaging.vocabulary import CONSENT_BASIS_SYSTEM, UNIT_KIND_SYSTEM
+from services.messaging.vocabulary import (
+    CONSENT_BASIS_SYSTEM,
+    MESSAGE_FAMILY_SYSTEM,
+    UNIT_KIND_SYSTEM,
+)
 
 KINDS = {
     "samtycke": "Samtycke från patienten",
@@ -89,7 +93,7 @@ RECIPIENT_ROLE = {
         }
     ]
 }
-FAMILY_CLASS_SYSTEM = "urn:carebridge:message-family"
+FAMILY_CLASS_SYSTEM = MESSAGE_FAMILY_SYSTEM
 WITHDRAWAL_FAMILY = "consent-withdrawal"  # the family by which a withdrawal is sent on
 
 

@@ -21,12 +21,14 @@ from typing import Any, overload
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import PrivateAttr
 
-BASE_URL = "https://carebridge.example.se/fhir"
-EVENT_SYSTEM = f"{BASE_URL}/CodeSystem/care-transition-event"
-BUSINESS_KEY_SYSTEM = f"{BASE_URL}/NamingSystem/business-key"
-# A receipt's evidence, on MessageHeader.response (see :class:`ReceiverEvidence`)
-RECEIVER_RECORD_ID_URL = f"{BASE_URL}/StructureDefinition/receiver-record-id"  # valueString
-RECEIVER_RECORDED_AT_URL = f"{BASE_URL}/StructureDefinition/receiver-recorded-at"  # valueInstant
+from services.messaging.profiles import declare_profiles
+from services.messaging.vocabulary import BASE_URL as BASE_URL
+from services.messaging.vocabulary import BUSINESS_KEY_SYSTEM as BUSINESS_KEY_SYSTEM
+from services.messaging.vocabulary import EVENT_SYSTEM as EVENT_SYSTEM
+from services.messaging.vocabulary import (
+    RECEIVER_RECORD_ID_URL,
+    RECEIVER_RECORDED_AT_URL,
+)
 
 _ID_NAMESPACE = uuid.UUID("6f1d3c52-2b7e-5c1a-9a43-0c9b1f6e8d21")
 
@@ -376,13 +378,16 @@ def response_message(
             }
         )
     return control_message(
-        {
-            "resourceType": "Bundle",
-            "id": response_id,
-            "type": "message",
-            "timestamp": fhir_instant(now),
-            "entry": entries,
-        }
+        declare_profiles(
+            {
+                "resourceType": "Bundle",
+                "id": response_id,
+                "type": "message",
+                "timestamp": fhir_instant(now),
+                "entry": entries,
+            },
+            event.value,
+        )
     )
 
 

@@ -22,7 +22,6 @@ from fhir.resources.R4B.bundle import Bundle
 
 from services.messaging.case import case_episode
 from services.messaging.envelope import (
-    BASE_URL,
     BUSINESS_KEY_SYSTEM,
     EVENT_DISPLAY,
     EVENT_SYSTEM,
@@ -41,16 +40,17 @@ from services.messaging.identifiers import (
     PatientIdentifier,
     identifier_from_fhir,
 )
+from services.messaging.profiles import declare_profiles
+from services.messaging.vocabulary import KOMMUNKOD_SYSTEM as KOMMUNKOD_SYSTEM
+from services.messaging.vocabulary import MUNICIPALITY_EXTENSION as MUNICIPALITY_EXTENSION
+from services.messaging.vocabulary import SECURITY_LABEL_SYSTEM as SECURITY_LABEL_SYSTEM
 
-SECURITY_LABEL_SYSTEM = f"{BASE_URL}/CodeSystem/security-label"
 CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 PROTECTED_IDENTITY = "skyddadFolkbokforing"
 # Addressing by unit (issue 20): the patient's municipality of residence (folkbokföringskommun)
 # as SCB's four-digit kommunkod, an extension rather than Patient.address.district because a
 # protected identity's address never leaves the hospital while its municipality must still
 # be addressed; the listed vårdcentral is Patient.generalPractitioner by HSA-id.
-MUNICIPALITY_EXTENSION = f"{BASE_URL}/StructureDefinition/municipality-of-residence"
-KOMMUNKOD_SYSTEM = f"{BASE_URL}/CodeSystem/kommunkod"
 CASE_ROLE = "case"  # the role (fullUrl) of the case's EpisodeOfCare in a message
 
 
@@ -142,14 +142,17 @@ def message_bundle(
     entries = [{"fullUrl": ref("header"), "resource": header}]
     entries += [{"fullUrl": ref(role), "resource": resource} for role, resource in resources]
     return validated_message(
-        {
-            "resourceType": "Bundle",
-            "id": message_id,
-            "identifier": {"system": BUSINESS_KEY_SYSTEM, "value": str(key)},
-            "type": "message",
-            "timestamp": fhir_instant(now),
-            "entry": entries,
-        }
+        declare_profiles(
+            {
+                "resourceType": "Bundle",
+                "id": message_id,
+                "identifier": {"system": BUSINESS_KEY_SYSTEM, "value": str(key)},
+                "type": "message",
+                "timestamp": fhir_instant(now),
+                "entry": entries,
+            },
+            event.value,
+        )
     )
 
 

@@ -14,6 +14,7 @@ from services.messaging.care_facts import CareFacts, read_care_facts
 from services.messaging.envelope import RECEIVER_UNIT_HEADER
 from services.messaging.kafka import IncomingRecord
 from services.messaging.outbox import outbox
+from services.messaging.vocabulary import KOMMUNKOD_SYSTEM, MUNICIPALITY_EXTENSION
 from services.router.alerting import unit_store
 from services.router.alerting.unit_directory import UnitDirectory
 from services.router.routing.addressing import Addressing, Receiver, Receivers
@@ -119,10 +120,9 @@ def addressed(seed, *, municipality=None, listed=None, patient="p" * 32):
         if municipality is not None:
             resource["extension"] = [
                 {
-                    "url": "https://carebridge.example.se/fhir/StructureDefinition/"
-                    "municipality-of-residence",
+                    "url": MUNICIPALITY_EXTENSION,
                     "valueCoding": {
-                        "system": "https://carebridge.example.se/fhir/CodeSystem/kommunkod",
+                        "system": KOMMUNKOD_SYSTEM,
                         "code": municipality,
                     },
                 }

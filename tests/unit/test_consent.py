@@ -55,7 +55,7 @@ from services.adapter_treserva.families.medication_list import INBOUND as LISTS
 from services.adapter_treserva.families.read_receipt import INBOUND as TRESERVA_READ
 from services.adapter_treserva.families.ready_to_receive import INBOUND as READY
 from services.messaging import topics
-from services.messaging.consent import read_consent
+from services.messaging.consent import FAMILY_CLASS_SYSTEM, read_consent
 from services.messaging.envelope import System, to_json
 from services.messaging.families import FAMILIES
 from services.messaging.intake import FakeIntakeStore, SqlIntakeStore, accept_event
@@ -239,9 +239,7 @@ def _broken(doc, how):
         consent["status"] = "active"
         consent["provision"]["period"].pop("end", None)
     elif how == "scope":
-        consent["provision"]["class"] = [
-            {"system": "urn:carebridge:message-family", "code": "no-such-family"}
-        ]
+        consent["provision"]["class"] = [{"system": FAMILY_CLASS_SYSTEM, "code": "no-such-family"}]
     elif how == "recipients":
         consent["provision"]["actor"] = consent["provision"]["actor"][:0]
     elif how == "kind":

@@ -21,6 +21,7 @@ from services.messaging.consent import ConsentBasis, Recipient
 from services.messaging.envelope import System, to_json
 from services.messaging.identifiers import HSA_ID_SYSTEM
 from services.messaging.kafka import IncomingRecord
+from services.messaging.vocabulary import KOMMUNKOD_SYSTEM, MUNICIPALITY_EXTENSION
 from services.router.alerting import unit_store
 from services.router.alerting.unit_directory import UnitDirectory
 from services.router.routing.addressing import Addressing
@@ -35,10 +36,7 @@ HALLAND = UnitDirectory.load(UNITS / "halland.json")
 HALMSTAD, VARBERG = "1380", "1383"
 HALMSTAD_HOME_CARE, VARBERG_HOME_CARE = "SE2120000000-HMSHSV", "SE2120000002-VBGHSV"
 VC_ANDERSBERG = "SE2321000115-VCANDE"
-MUNICIPALITY_URL = (
-    "https://carebridge.example.se/fhir/StructureDefinition/municipality-of-residence"
-)
-KOMMUNKOD = "https://carebridge.example.se/fhir/CodeSystem/kommunkod"
+MUNICIPALITY_URL, KOMMUNKOD = MUNICIPALITY_EXTENSION, KOMMUNKOD_SYSTEM
 _offsets = iter(range(10**9))
 
 

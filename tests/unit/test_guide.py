@@ -93,7 +93,7 @@ def test_example_pages_link_extensions_systems_and_their_message(site):
 
 
 def test_meta_profile_of_an_example_links_to_the_profile_and_back():
-    url = "https://carebridge.example.se/fhir/StructureDefinition/carebridge-encounter"
+    url = "https://carebridge.se/fhir/StructureDefinition/carebridge-encounter"
     example = Example(
         source="takecare",
         family="transfer",
