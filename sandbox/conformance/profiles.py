@@ -236,6 +236,7 @@ DIFFERENTIALS: dict[str, Any] = {
         element("Provenance.target.identifier", min=1),
         element("Provenance.target.identifier.system", min=1, fixedUri="urn:ietf:rfc:3986"),
         element("Provenance.target.identifier.value", min=1),
+        element("Provenance.reason", min=1, max="1"),  # in the base's order: reason, activity
         element(
             "Provenance.activity",
             min=1,
@@ -248,7 +249,6 @@ DIFFERENTIALS: dict[str, Any] = {
                 ]
             },
         ),
-        element("Provenance.reason", min=1, max="1"),
         element("Provenance.agent", max="1"),
         element("Provenance.agent.who", type=_ref("Practitioner")),
         element("Provenance.agent.onBehalfOf", type=_ref("Organization")),
