@@ -12,8 +12,9 @@ from sandbox.contracts_cli import FIXTURE_NOW, FIXTURE_REGIONAL_RESERVE_OID
 from sandbox.simulators.samples.admission_notice import sample_admission
 from sandbox.simulators.samples.discharge import sample_discharge_readiness
 from sandbox.simulators.samples.patient_deceased import sample_patient_deceased
+from sandbox.simulators.samples.people import hospital_units
 from sandbox.simulators.samples.process_interrupted import sample_process_interrupted
-from sandbox.simulators.samples.transfer import sample_transfer
+from sandbox.simulators.samples.transfer import OTHER_HOSPITALS, sample_transfer
 from services.adapter_takecare.families import (
     admission_notice,
     discharge_readiness,
@@ -209,11 +210,15 @@ async def test_a_transfer_changes_the_ward_and_restarts_nothing(router, sessions
     await router.handle_batch([ready(clock)])
     before = await the_episode(sessions)
     clock.advance(DAY)
-    rec = moved(clock)
+    doc = sample_transfer(random.Random(8), now=clock())
+    new_ward, name = next(  # another ward than the one the patient was admitted to
+        unit for unit in (*hospital_units(), *OTHER_HOSPITALS) if unit[0] != before.sender_unit_hsa
+    )
+    doc["transfer"]["toUnit"] = {"hsaId": new_ward, "name": name}
+    doc["encounter"]["unit"]["hsaId"] = before.sender_unit_hsa  # moved from where admitted
+    rec = record(transfer, doc, clock())
     await router.handle_batch([rec])
-    new_ward = sample_transfer(random.Random(8), now=clock())["transfer"]["toUnit"]["hsaId"]
     after = await the_episode(sessions)
-    assert new_ward != before.sender_unit_hsa
     assert (after.id, after.state, after.sender_unit_hsa) == (before.id, "ready", new_ward)
     assert (after.ready_at, after.sip_due_at) == (before.ready_at, before.sip_due_at)
     assert (await transitions(sessions))[-1] == ("ready", "ready", "transfer")
