@@ -236,6 +236,8 @@ DIFFERENTIALS: dict[str, Any] = {
         element("Provenance.target.identifier", min=1),
         element("Provenance.target.identifier.system", min=1, fixedUri="urn:ietf:rfc:3986"),
         element("Provenance.target.identifier.value", min=1),
+        # in R4's element order (reason before activity), or snapshot generation fails
+        element("Provenance.reason", min=1, max="1"),
         element(
             "Provenance.activity",
             min=1,
@@ -248,7 +250,6 @@ DIFFERENTIALS: dict[str, Any] = {
                 ]
             },
         ),
-        element("Provenance.reason", min=1, max="1"),
         element("Provenance.agent", max="1"),
         element("Provenance.agent.who", type=_ref("Practitioner")),
         element("Provenance.agent.onBehalfOf", type=_ref("Organization")),
