@@ -142,8 +142,10 @@ contracts: install fhir-validator
 guide: install
 	$(PY) -m sandbox.guide
 
-# make validate CONTRACT=takecare/medication-list FILE=my-list.json
-validate: install
+# make validate CONTRACT=takecare/medication-list FILE=my-list.json: the native contract, then
+# the FHIR message it becomes through the reference FHIR validator (an OperationOutcome);
+# make validate FILE=my-message.fhir.json: a FHIR Bundle through the validator alone
+validate: install fhir-validator
 	$(PY) -m sandbox.contracts_cli validate $(CONTRACT) $(FILE)
 
 # end to end through the real stack against a bare-Kafka baseline → bench/results.json

@@ -15,6 +15,12 @@
 ``python -m sandbox.contracts_cli validate <contract> <file>``
     Checks one document a vendor developer hands in, e.g. ``validate takecare/medication-list
     my.json``, and names every failing field and rule. ``validate --list`` lists contracts.
+    A native document that passes is translated to its FHIR message, and that goes through
+    the reference FHIR validator (tools/fhir-validator in batch mode); ``--native-only``
+    skips it. A FHIR Bundle (``"resourceType": "Bundle"``, contract ``fhir`` or any) goes
+    through the validator alone. Its verdict is printed as an OperationOutcome (JSON on
+    stdout), the same an adapter's ``POST /fhir/Bundle/$validate`` answers. Exit 1 on any
+    error.
 
 Fixture layout: ``contracts/fixtures/<source>/<family>/<name>.input.json`` is a native
 document of the source system. Beside it, ``<name>.fhir.json`` is the FHIR message the
@@ -337,8 +343,41 @@ def cmd_check(update: bool) -> int:
     return 1 if failed else 0
 
 
-def cmd_validate(contract: str | None, file: str | None, listing: bool) -> int:
-    if listing or contract is None or file is None:
+def translated(contract: str, document: Any) -> dict[str, Any] | None:
+    """The FHIR message an inbound contract's valid document becomes (the sandbox's example
+    region for regional reserve numbers), or None for a contract no adapter takes in."""
+    schema = f"{contract}.schema.json"
+    for families in INBOUND.values():
+        for family in families:
+            if family.schema == schema:
+                now = datetime.now(UTC)
+                region = FIXTURE_REGIONAL_RESERVE_OID
+                event = family.parse(document, now=now, regional_reserve_oid=region)
+                return fhir_json(family.to_bundle(event, now=now, regional_reserve_oid=region))
+    return None
+
+
+def print_verdict(label: str, document: dict[str, Any]) -> int:
+    """The reference validator's verdict on a FHIR resource: its OperationOutcome on stdout,
+    a summary line on stderr; 1 if it has an error."""
+    from sandbox.fhir_validator_process import batch_verdict
+
+    verdict = batch_verdict(document)
+    print(json.dumps(verdict.outcome, ensure_ascii=False, indent=2))
+    print(
+        f"{label}: {len(verdict.errors)} error(s), {len(verdict.warnings)} warning(s) "
+        "from the reference FHIR validator",
+        file=sys.stderr,
+    )
+    return 0 if verdict.valid else 1
+
+
+def cmd_validate(
+    contract: str | None, file: str | None, listing: bool, *, native_only: bool = False
+) -> int:
+    if file is None and contract is not None and contract.endswith(".json"):
+        contract, file = None, contract  # make validate FILE=x.fhir.json (no CONTRACT)
+    if listing or file is None:
         print("\n".join(contract_names()))
         return 0 if listing else 2
     try:
@@ -346,18 +385,28 @@ def cmd_validate(contract: str | None, file: str | None, listing: bool) -> int:
     except (OSError, ValueError) as exc:
         print(f"{file}: cannot read JSON: {exc}", file=sys.stderr)
         return 2
+    if isinstance(document, dict) and document.get("resourceType") == "Bundle":
+        return print_verdict(file, document)
+    if contract is None:
+        print(f"{file}: not a FHIR Bundle; name its contract", file=sys.stderr)
+        return 2
     try:
         found = validate_document(contract, document)
     except LookupError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    if not found:
+    if found:
+        print(f"{file}: {len(found)} violation(s) of {contract}")
+        for path, rule, message in found:
+            print(f"  {path}: [{rule}] {message}")
+        return 1
+    bundle = None if native_only else translated(contract, document)
+    if bundle is None:
         print(f"{file}: valid {contract}")
         return 0
-    print(f"{file}: {len(found)} violation(s) of {contract}")
-    for path, rule, message in found:
-        print(f"  {path}: [{rule}] {message}")
-    return 1
+    # stdout holds only the validator's OperationOutcome; what we say goes to stderr
+    print(f"{file}: valid {contract}", file=sys.stderr)
+    return print_verdict(f"{file} as its FHIR message", bundle)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -372,9 +421,12 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("contract", nargs="?", help="e.g. takecare/medication-list")
     validate.add_argument("file", nargs="?", help="the JSON document")
     validate.add_argument("--list", action="store_true", help="list the contracts")
+    validate.add_argument(
+        "--native-only", action="store_true", help="skip the reference FHIR validator"
+    )
     args = parser.parse_args(argv)
     if args.command == "validate":
-        return cmd_validate(args.contract, args.file, args.list)
+        return cmd_validate(args.contract, args.file, args.list, native_only=args.native_only)
     return cmd_check(args.update)
 
 

@@ -13,6 +13,8 @@ the same stamp file, when the stamp is older than the pom or a source file.
     with FhirValidatorServer() as server:          # one JVM, warm, on a free loopback port
         client = HttpFhirValidator(server.base_url)  # services/messaging/fhir_validator.py
 
+    batch_verdict(bundle)   # one resource in batch mode: the same verdict, no server
+
 Call ``start()`` from a thread that outlives the server: PR_SET_PDEATHSIG ends the JVM when
 the thread that started it exits.
 """
@@ -28,13 +30,15 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from sandbox.stack import _die_with_parent, free_port
+from services.messaging.fhir_validator import FhirVerdict, outcome_from_rows, verdict_from_outcome
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = ROOT / "tools" / "fhir-validator"
@@ -192,6 +196,16 @@ class FhirValidatorServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def batch_verdict(document: Mapping[str, Any], *, ig: Path = IG) -> FhirVerdict:
+    """The validator's verdict on one FHIR resource in batch mode (a JVM of its own, as
+    ``make validate``): the OperationOutcome its server would answer, read."""
+    with tempfile.TemporaryDirectory(prefix="fhir-validate-") as tmp:
+        path = Path(tmp) / "resource.fhir.json"
+        path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+        [report] = run_batch([path], ig=ig)
+    return verdict_from_outcome(outcome_from_rows(report.issues))
 
 
 def goldens(root: Path = GOLDENS) -> list[Path]:

@@ -16,6 +16,8 @@ from services.adapter_treserva.families import receipt
 from services.adapter_treserva.settings import AdapterTreservaSettings
 from services.messaging.adapter_metrics import install_adapter_metrics
 from services.messaging.envelope import System
+from services.messaging.fhir_validate_http import fhir_validate_router
+from services.messaging.fhir_validator import FhirValidator, HttpFhirValidator
 from services.messaging.http import answer_store_outages
 from services.messaging.http_edge import install_http_edge
 from services.messaging.input_limits import RateLimiter
@@ -35,7 +37,10 @@ def create_app(
     sessions: async_sessionmaker[AsyncSession],
     clock: Callable[[], datetime],
     relay_wake: asyncio.Event | None = None,
+    fhir_validator: FhirValidator | None = None,
 ) -> FastAPI:
+    """``fhir_validator``: the reference FHIR validator ``$validate`` asks; by default the
+    one ``fhir_validator_url`` names, or none when it is unset."""
     app = FastAPI(
         title="carebridge adapter_treserva",
         description="FHIR messages → Treserva; Treserva's events and receipts → the router",
@@ -52,6 +57,10 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         max_depth=settings.max_json_depth,
     )
+    if fhir_validator is None and settings.fhir_validator_url:
+        fhir_validator = HttpFhirValidator(
+            settings.fhir_validator_url, timeout_s=settings.fhir_validator_timeout_s
+        )
     install_adapter_metrics(
         app,
         OWNER,
@@ -76,9 +85,11 @@ def create_app(
             clock=clock,
             regional_reserve_oid=settings.region_reserve_oid(),
             on_accepted=relay_wake.set if relay_wake is not None else lambda: None,
+            fhir_validator=fhir_validator,
         ),
         tags=["intake"],
     )
+    app.include_router(fhir_validate_router(guard, fhir_validator), tags=["validation"])
     app.include_router(
         receipt_router(
             prefix=PREFIX,

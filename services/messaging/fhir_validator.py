@@ -16,7 +16,7 @@ Exceptions (a caller decides by class, never by text)::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -95,6 +95,45 @@ def verdict_from_outcome(outcome: Mapping[str, Any]) -> FhirVerdict:
             )
         )
     return FhirVerdict(outcome=dict(outcome), issues=tuple(issues))
+
+
+def outcome_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The OperationOutcome of one file of the validator's batch output (its ``issues``:
+    severity, code, expression, location, message), as its server would answer it: the
+    same issues, and one informational issue when there are none."""
+    issues = [
+        {
+            "severity": row["severity"],
+            "code": row.get("code") or "processing",
+            "diagnostics": row.get("message") or "",
+            **({"location": [row["location"]]} if row.get("location") else {}),
+            **({"expression": [row["expression"]]} if row.get("expression") else {}),
+        }
+        for row in rows
+    ]
+    if not issues:
+        issues = [{"severity": "information", "code": "informational", "diagnostics": "No issues"}]
+    return {"resourceType": "OperationOutcome", "issue": issues}
+
+
+def outcome_issues(verdict: FhirVerdict) -> list[dict[str, Any]]:
+    """The verdict's issues as OperationOutcome issues (without the lone informational one),
+    to be put beside an OperationOutcome's own."""
+    return [
+        {
+            "severity": i.severity,
+            "code": i.code,
+            "diagnostics": i.message,
+            **({"location": [i.location]} if i.location else {}),
+            **({"expression": [i.expression]} if i.expression else {}),
+        }
+        for i in verdict.issues
+    ]
+
+
+def error_set(verdict: FhirVerdict) -> frozenset[tuple[str, str | None, str]]:
+    """What two verdicts must share to be the same: each error's severity, where and what."""
+    return frozenset((i.severity, i.expression or i.location, i.message) for i in verdict.errors)
 
 
 class FhirValidator(Protocol):

@@ -6,7 +6,11 @@
     ``duplicate: true``; a changed repeat of the same event id and version answers 409.
 ``POST /<system>/v1/<route>/$validate``
     The same checks without storing anything: 200 with an informational OperationOutcome,
-    or 422 naming every failing field and rule. For vendor developers.
+    or 422 naming every failing field and rule. For vendor developers. When the adapter has
+    a reference FHIR validator (``fhir_validator_url``), a document that passes is
+    translated to its FHIR message and the validator's issues join the answer (422 if any
+    is an error, 503 if the validator is unreachable); see
+    :mod:`services.messaging.fhir_validate_http`.
 
 Every request first shows a source system's key (``Authorization: Bearer``, see
 :mod:`services.messaging.keys`); the key names the system, and a system may post only the
@@ -34,8 +38,10 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.messaging.envelope import System
+from services.messaging.envelope import System, to_json
 from services.messaging.families import may_send
+from services.messaging.fhir_validate_http import combined, fhir_side, unavailable
+from services.messaging.fhir_validator import FhirValidator, FhirValidatorUnavailable
 from services.messaging.http import (
     MAX_JSON_DEPTH,
     BodyError,
@@ -136,9 +142,11 @@ def intake_router(
     clock: Callable[[], datetime],
     regional_reserve_oid: str | None,
     on_accepted: Callable[[], None] = lambda: None,
+    fhir_validator: FhirValidator | None = None,
 ) -> APIRouter:
     """``regional_reserve_oid``: the OID of the region whose reserve numbers the source
-    uses; None refuses regional reserve numbers with a 422."""
+    uses; None refuses regional reserve numbers with a 422. ``fhir_validator``: the
+    reference validator ``$validate`` asks about the FHIR side (None: not checked)."""
     router = APIRouter(prefix=prefix)
     for family in families:
         _add_family(
@@ -150,6 +158,7 @@ def intake_router(
             clock=clock,
             regional_reserve_oid=regional_reserve_oid,
             on_accepted=on_accepted,
+            fhir_validator=fhir_validator,
         )
     return router
 
@@ -164,6 +173,7 @@ def _add_family(
     clock: Callable[[], datetime],
     regional_reserve_oid: str | None,
     on_accepted: Callable[[], None],
+    fhir_validator: FhirValidator | None,
 ) -> None:
     name = family.family
     allowed = may_send(guard.source, name)
@@ -227,24 +237,25 @@ def _add_family(
         refused = guard.refusal(request, allowed=allowed, what=name)
         if refused is not None:
             return refused
+        now = clock()
         try:
-            family.parse(
-                await read(request), now=clock(), regional_reserve_oid=regional_reserve_oid
+            event = family.parse(
+                await read(request), now=now, regional_reserve_oid=regional_reserve_oid
             )
         except BodyError as exc:
             return exc.response
         except InvalidEvent as exc:
             return violations_outcome(exc)
-        return operation_outcome(
-            200,
-            [
-                issue(
-                    "informational",
-                    f"valid {name} ({family.schema})",
-                    severity="information",
-                )
-            ],
-        )
+        native = issue("informational", f"valid {name} ({family.schema})", severity="information")
+        if fhir_validator is None:
+            return combined([native], None)
+        bundle = family.to_bundle(event, now=now, regional_reserve_oid=regional_reserve_oid)
+        try:
+            verdict = await fhir_side(fhir_validator, to_json(bundle).encode())
+        except FhirValidatorUnavailable:
+            log.warning("reference validator unavailable", extra={"family": name})
+            return unavailable()
+        return combined([native], verdict)
 
     router.add_api_route(
         f"/{family.route}",

@@ -39,6 +39,11 @@ class SourceKeySettings(ServiceSettings):
     # OID EXAMPLE_REGIONAL_RESERVE_OID; anywhere else a regional number is refused with a
     # 422, never labelled as the national reserve number.
     regional_reserve_oid: str | None = None
+    # The reference FHIR validator (tools/fhir-validator served on loopback or an internal
+    # network) that `$validate` asks about the FHIR side of a message. Unset: the FHIR side
+    # is not checked and the answer says so; set but unreachable: 503, never a false "valid".
+    fhir_validator_url: str | None = None
+    fhir_validator_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("regional_reserve_oid")
     @classmethod

@@ -3,7 +3,13 @@
 A module marked ``shared_stack`` starts one stack for all its tests (a start costs about
 12 s); each test leaves it clean (no simulator fault, its subscriptions off, no incident
 open) and asserts only on its own messages. A test marked ``own_stack`` gets a stack of
-its own: one whose fault would outlive it, such as a notice left unconfirmed."""
+its own: one whose fault would outlive it, such as a notice left unconfirmed.
+
+Every FHIR message a module's stacks put on Kafka is judged by the reference FHIR validator
+(tools/fhir-validator, one server per session) when the module ends: an error fails the
+module (tests/support/fhir_tap.py). The conftest's stacks' adapters ask the same server in
+their ``$validate`` endpoints, as docker-compose.yml wires them. No validator (no Maven to
+build it, no Java) fails loudly; it is never skipped."""
 
 import random
 from collections.abc import Iterator
@@ -11,14 +17,54 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.fhir_validator_process import FhirValidatorServer
 from sandbox.scenario import Scenario
-from sandbox.stack import Stack
+from sandbox.stack import Stack, StackSettings
+from tests.support.fhir_tap import FhirTap, tapping
 from tests.support.stacks import e2e_settings, running
 
 
+@pytest.fixture(scope="session")
+def fhir_validator_server() -> Iterator[FhirValidatorServer]:
+    """The reference FHIR validator on a free loopback port; built first if need be."""
+    with FhirValidatorServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fhir_tap(fhir_validator_server: FhirValidatorServer) -> Iterator[FhirTap]:
+    with tapping(FhirTap()) as tap:
+        yield tap
+    failures = tap.judge(fhir_validator_server.base_url)
+    # shown with -s: what the tap saw (forged records are the router's to refuse)
+    print(
+        f"\nFHIR tap: {len(tap.messages)} messages judged, {len(failures)} failure(s), "
+        f"{tap.unsigned} records no adapter signed"
+    )
+    if failures:
+        shown = "\n".join(failures[:40])
+        more = f"\n... and {len(failures) - 40} more" if len(failures) > 40 else ""
+        pytest.fail(
+            f"{len(failures)} FHIR validation failure(s) in {len(tap.messages)} messages "
+            f"the stacks put on Kafka:\n{shown}{more}",
+            pytrace=False,
+        )
+
+
+def _settings(
+    data_dir: Path, stack_db: str | None, validator: FhirValidatorServer
+) -> StackSettings:
+    return e2e_settings(data_dir, stack_db, adapter_env={"FHIR_VALIDATOR_URL": validator.base_url})
+
+
 @pytest.fixture(scope="module")
-def shared_stack(tmp_path_factory: pytest.TempPathFactory, module_stack_db: str | None):
-    with running(e2e_settings(tmp_path_factory.mktemp("shared"), module_stack_db)) as s:
+def shared_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    module_stack_db: str | None,
+    fhir_validator_server: FhirValidatorServer,
+):
+    data_dir = tmp_path_factory.mktemp("shared")
+    with running(_settings(data_dir, module_stack_db, fhir_validator_server)) as s:
         yield s
 
 
@@ -34,7 +80,8 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
     if _shares(request):
         yield request.getfixturevalue("shared_stack")
         return
-    with running(e2e_settings(tmp_path, request.getfixturevalue("stack_db"))) as s:
+    validator = request.getfixturevalue("fhir_validator_server")
+    with running(_settings(tmp_path, request.getfixturevalue("stack_db"), validator)) as s:
         yield s
 
 

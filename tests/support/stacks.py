@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sandbox.demo import demo_settings
 from sandbox.stack import Stack, StackSettings
+from tests.support import fhir_tap
 from tests.support.brokers import stack_broker
 
 
@@ -32,6 +33,7 @@ def supervise(settings: StackSettings) -> Iterator[Stack]:
         thread = threading.Thread(target=revive, daemon=True)
         thread.start()
         yield stack
+        fhir_tap.drain(stack)  # what it put on Kafka, for the e2e module's FHIR check
     finally:
         stop.set()
         stack.stop()
@@ -52,11 +54,13 @@ def fault_settings(data_dir: Path, **overrides: object) -> StackSettings:
 
 @contextmanager
 def running(settings: StackSettings) -> Iterator[Stack]:
-    """A started stack, stopped however the test ends."""
+    """A started stack, stopped however the test ends; what it put on Kafka goes to the
+    active FHIR tap first (tests/support/fhir_tap.py; none outside the e2e tests)."""
     s = Stack(settings, echo=lambda _: None)
     try:
         s.start()
         yield s
+        fhir_tap.drain(s)
     finally:
         s.stop()
 

@@ -115,6 +115,19 @@ def test_the_production_image_holds_the_services_and_no_sandbox():
             assert module.startswith("sandbox.") is is_sim, (name, module)
 
 
+def test_each_adapter_has_its_own_reference_validator_on_its_loopback():
+    """The FHIR validator binds 127.0.0.1 only: each adapter's runs in that adapter's network
+    namespace, publishes nothing, and the adapter's $validate asks it there."""
+    for adapter, prefix in (("adapter_takecare", "TAKECARE"), ("adapter_treserva", "TRESERVA")):
+        validator = SERVICES[f"fhir-validator-{adapter.removeprefix('adapter_')}"]
+        assert validator["build"]["dockerfile"] == "tools/fhir-validator/Dockerfile"
+        assert validator["network_mode"] == f"service:{adapter}"
+        assert "ports" not in validator
+        url = SERVICES[adapter]["environment"][f"ADAPTER_{prefix}_FHIR_VALIDATOR_URL"]
+        assert url == "http://127.0.0.1:8090"
+        assert (ROOT / validator["build"]["dockerfile"]).read_text().count('--port", "8090') == 1
+
+
 def test_every_command_names_a_module_that_exists():
     for service in SERVICES.values():
         command = service.get("command")

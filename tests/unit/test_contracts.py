@@ -158,7 +158,8 @@ def test_validate_names_the_field_and_rule(tmp_path, capsys, contract, change, e
 
 def test_validate_accepts_a_valid_document(capsys):
     path = CONTRACTS_DIR / "fixtures/takecare/admission-notice/personnummer-full.input.json"
-    assert contracts_cli.main(["validate", "takecare/admission-notice", str(path)]) == 0
+    argv = ["validate", "takecare/admission-notice", str(path), "--native-only"]
+    assert contracts_cli.main(argv) == 0
     assert "valid" in capsys.readouterr().out
 
 
