@@ -46,7 +46,7 @@ _UNIT_KIND_DISPLAY = {  # the kind of unit each system is (consent.UNIT_KINDS)
 
 SOURCES: dict[str, Callable[[], Mapping[str, str]]] = {
     "care-transition-event": lambda: {str(code): text for code, text in EVENT_DISPLAY.items()},
-    "delivery-tag": lambda: {"superseded": "Ersatt av en nyare version (display: dess id)"},
+    "delivery-tag": lambda: {"superseded": "Ersatt av en nyare version"},
     "episode-kind": lambda: {CASE_KIND: "Ärende: vårdövergången kring ett vårdtillfälle"},
     "kommunkod": dict,  # SCB's list, not copied (content not-present)
     "care-transition-observation": _observations,

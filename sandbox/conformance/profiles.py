@@ -24,6 +24,7 @@ from sandbox.conformance.common import (
 from services.messaging import profiles as p
 from services.messaging import vocabulary as v
 from services.messaging.envelope import EVENT_DISPLAY, EventCode
+from services.messaging.families import is_versioned
 from services.messaging.identifiers import (
     HSA_ID_SYSTEM,
     NATIONAL_RESERVE_SYSTEM,
@@ -335,12 +336,17 @@ def header_profiles() -> list[dict[str, Any]]:
             ),
             element("MessageHeader.source.endpoint", short="urn:carebridge:system:<system>"),
         ]
+        slices = []
         if event.value in p.ANSWERS:
-            rules.insert(
-                0,
-                extension_slice("MessageHeader.extension", "answersMessage", v.ANSWERS_MESSAGE_URL),
+            slices.append(
+                extension_slice("MessageHeader.extension", "answersMessage", v.ANSWERS_MESSAGE_URL)
             )
-            rules.insert(0, url_slicing("MessageHeader.extension"))
+        if is_versioned(event.value):  # an older version delivered after a newer one
+            slices.append(
+                extension_slice("MessageHeader.extension", "supersededBy", v.SUPERSEDED_BY_URL)
+            )
+        if slices:
+            rules[:0] = [url_slicing("MessageHeader.extension"), *slices]
         if event.value in p.RESPONSES:
             rules += [
                 element("MessageHeader.response", min=1),

@@ -140,11 +140,16 @@ EMITTERS = {
 def receipt(record: dict[str, Any], record_id: str) -> dict[str, Any]:
     return {
         "receiptId": f"RCPT-{record_id}",
-        "messageId": record.get("eventId") or record["id"],
+        "messageId": record.get("eventId") or _message_id(record),
         "recordId": record_id,
         "status": "registered",
         "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
+
+
+def _message_id(bundle: dict[str, Any]) -> str:
+    """A FHIR message's id: its MessageHeader's (Bundle.id names one send of it)."""
+    return str(bundle["entry"][0]["resource"]["id"])
 
 
 def primary_care_kind(settings: TakeCareSimSettings) -> Kind:
@@ -152,7 +157,7 @@ def primary_care_kind(settings: TakeCareSimSettings) -> Kind:
     return Kind(
         "primary-care/$process-message",
         None,
-        message_id_field="id",
+        message_id_field="entry[0].resource.id",  # MessageHeader.id
         api_token=settings.primary_care_token,
         receipt_url=f"{settings.adapter_url}/primary-care/v1/receipts",
         receiver=_addressed_vardcentral,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.messaging.delivery import Destination, tag_marker
+from services.messaging.delivery import Destination, message_marker
 from services.messaging.envelope import EventCode, System
 from services.messaging.families import FAMILIES
 from services.messaging.native import FHIR_MESSAGE, OutboundFamily
@@ -45,5 +45,5 @@ def destination(owner: str) -> Destination:
         system=System.PRIMARY_CARE,
         owner=owner,
         families=(FHIR_MESSAGES,),
-        mark_superseded=tag_marker,  # an older version: Bundle.meta.tag "superseded"
+        mark_superseded=message_marker,  # an older version: MessageHeader superseded-by
     )

@@ -14,6 +14,7 @@ from services.messaging.fhir_parts import (
     CareUnit,
     PatientInfo,
     known,
+    message_id_in,
     one,
     read_patient,
     read_unit,
@@ -211,7 +212,7 @@ def stay_notice(
     header = one(doc, "MessageHeader")
     encounter = resolve(doc, header, "focus.0", "Encounter")
     notice: dict[str, Any] = {
-        "meddelandeId": text(doc, "id"),
+        "meddelandeId": message_id_in(doc),
         "typ": known(typ, text(header, "eventCoding.code"), "MessageHeader.eventCoding.code"),
         "skickat": text(doc, "timestamp"),
         "brukare": brukare(read_patient(resolve(doc, encounter, "subject"))),

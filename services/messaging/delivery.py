@@ -8,7 +8,11 @@ A redelivered command is recognised and not posted again; if the process dies be
 POST and the commit, the command is read again and posted again with the same
 Idempotency-Key, and the journal dedupes it. A message the router marked as superseded (an
 older version of a SIP or medication list that arrived after a newer one) is delivered with
-the adapter's ``superseded_field`` set, so the journal files it without applying it."""
+the adapter's ``superseded_field`` set, so the journal files it without applying it.
+
+A destination that takes the FHIR message as it is gets a fresh ``Bundle.id`` on every send
+(``DeliveryDeps.bundle_ids``), while ``MessageHeader.id`` (the message id) stays: that is
+the Idempotency-Key the journal dedupes on."""
 
 from __future__ import annotations
 
@@ -29,11 +33,13 @@ from services.messaging.envelope import (
     CONFIRM_BY_HEADER,
     FAILURE_HEADER,
     RECEIVER_UNIT_HEADER,
+    BundleIdSource,
     EventCode,
     FailureKind,
     MalformedMessage,
     ResponseCode,
     System,
+    fresh_bundle_id,
     read_envelope,
     response_message,
     to_json,
@@ -47,13 +53,13 @@ from services.messaging.journal_client import (
     TransientDeliveryError,
 )
 from services.messaging.kafka import IncomingRecord, OutgoingRecord
-from services.messaging.native import OutboundFamily
+from services.messaging.native import FHIR_MESSAGE, OutboundFamily
 from services.messaging.outbox import add_to_outbox
 from services.messaging.processed import already_processed, mark_processed
 from services.messaging.read_back_store import ReadBackTerms
+from services.messaging.supersession import mark_superseded
 from services.messaging.tracing import HEADER as TRACEPARENT
 from services.messaging.tracing import TraceContext, from_headers
-from services.messaging.vocabulary import SUPERSEDED_TAG_SYSTEM
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +72,7 @@ class Destination:
     system: System
     owner: str  # outbox owner and processed-event consumer prefix, e.g. "adapter_treserva"
     families: tuple[OutboundFamily, ...]
-    # marks a document as superseded by the newer message id (see field_marker, tag_marker)
+    # marks a document as superseded by the newer message id (see field_marker, message_marker)
     mark_superseded: Callable[[dict[str, Any], str], None]
     # names the receiving unit's HSA-id in a native document (issue 20); None: the
     # document is the FHIR message, whose MessageHeader.destination.receiver names it
@@ -88,10 +94,10 @@ def field_marker(name: str) -> Callable[[dict[str, Any], str], None]:
     return mark
 
 
-def tag_marker(document: dict[str, Any], newer: str) -> None:
-    """Mark a FHIR message Bundle with a ``meta.tag`` naming the newer message."""
-    tags = document.setdefault("meta", {}).setdefault("tag", [])
-    tags.append({"system": SUPERSEDED_TAG_SYSTEM, "code": "superseded", "display": newer})
+def message_marker(document: dict[str, Any], newer: str) -> None:
+    """Mark a FHIR message Bundle as superseded: the MessageHeader's ``superseded-by``
+    extension names the newer message (:mod:`services.messaging.supersession`)."""
+    mark_superseded(document, newer)
 
 
 @dataclass
@@ -111,6 +117,9 @@ class DeliveryDeps:
     read_back_wake: asyncio.Event | None = None
     # the adapter's journals' POSTs go first (services.messaging.intake_first)
     intake: IntakeFirst | None = None
+    # Bundle.id of each send of a FHIR message (every attempt, retry and replay gets its
+    # own); the message id (MessageHeader.id, the Idempotency-Key) stays
+    bundle_ids: BundleIdSource = fresh_bundle_id
 
 
 async def handle_delivery_batch(records: list[IncomingRecord], *, deps: DeliveryDeps) -> None:
@@ -278,6 +287,10 @@ async def _post(
     newer = record.headers.get("superseded-by")
     if newer and is_versioned(event_code):
         destination.mark_superseded(document, newer)
+    if family.schema == FHIR_MESSAGE:
+        # this send's own Bundle.id, stamped on what is posted: the signed record is
+        # verified and left as it is
+        document["id"] = deps.bundle_ids()
     try:
         receipt = await deps.client.post(family.path, document, idempotency_key=message_id)
     except TransientDeliveryError as exc:

@@ -6,7 +6,12 @@ reader (:func:`read_envelope`) that pulls routing facts out of a Bundle without 
 whole FHIR model again at every hop: full validation happens once, at the edge that builds it.
 
 Identity: the message id is a UUIDv5 of the business key (source system, source event id,
-version). A retry or replay keeps it; a source that resends the same event gets the same id.
+version), carried as ``MessageHeader.id`` (its entry's fullUrl is ``urn:uuid:<message id>``). A
+retry or replay keeps it; a source that resends the same event gets the same id. ``Bundle.id``
+is not the message id: it names one send of the message (a Kafka publication, a delivery
+attempt), stamped fresh at the I/O edge that sends it (:func:`sent_as`); what a translation
+builds carries a deterministic placeholder (:func:`placeholder_bundle_id`), so the goldens
+stay stable. Nothing dedupes on ``Bundle.id``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import enum
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, overload
@@ -161,6 +167,28 @@ def message_id_for(key: BusinessKey) -> str:
     return str(uuid.uuid5(_ID_NAMESPACE, str(key)))
 
 
+def header_url(message_id: str) -> str:
+    """The MessageHeader's fullUrl: its id, the message id, as a ``urn:uuid``."""
+    return f"urn:uuid:{message_id}"
+
+
+def placeholder_bundle_id(message_id: str) -> str:
+    """``Bundle.id`` of a message as a translation builds it: deterministic (no clock, no
+    random) and never the message id, so no reader can take one for the other. Every send
+    replaces it with a fresh id (:func:`sent_as`)."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{message_id}/bundle"))
+
+
+def fresh_bundle_id() -> str:
+    """The production :data:`BundleIdSource`: a random UUID per send."""
+    return str(uuid.uuid4())
+
+
+BundleIdSource = Callable[[], str]
+"""Where a sending edge takes the ``Bundle.id`` of one send from (injected: tests pass a
+deterministic one)."""
+
+
 def entry_uuid(message_id: str, role: str) -> str:
     """Stable fullUrl of one resource inside a message (deterministic: no clock, no random)."""
     return f"urn:uuid:{uuid.uuid5(_ID_NAMESPACE, f'{message_id}/{role}')}"
@@ -242,7 +270,7 @@ def read_envelope(raw: bytes | str) -> Envelope:
             raise MalformedMessage("MessageHeader.response.code is not a response code")
         response_code = ResponseCode(code)
     return Envelope(
-        _str(doc, "id", "Bundle"),
+        _str(header, "id", "MessageHeader"),
         _str(coding, "code", "MessageHeader.eventCoding"),
         _str(_obj(header, "source", "MessageHeader"), "endpoint", "MessageHeader.source"),
         timestamp,
@@ -355,9 +383,7 @@ def response_message(
     }
     if evidence:
         header["response"]["extension"] = _evidence_extensions(evidence)
-    entries: list[dict[str, Any]] = [
-        {"fullUrl": entry_uuid(response_id, "header"), "resource": header}
-    ]
+    entries: list[dict[str, Any]] = [{"fullUrl": header_url(response_id), "resource": header}]
     if code is not ResponseCode.OK or diagnostics:
         outcome_url = entry_uuid(response_id, "outcome")
         header["response"]["details"] = {"reference": outcome_url}
@@ -381,7 +407,7 @@ def response_message(
         declare_profiles(
             {
                 "resourceType": "Bundle",
-                "id": response_id,
+                "id": placeholder_bundle_id(response_id),
                 "type": "message",
                 "timestamp": fhir_instant(now),
                 "entry": entries,
@@ -440,6 +466,30 @@ def to_json(bundle: Bundle) -> str:
     document = bundle._document if isinstance(bundle, FhirMessage) else None
     if document is None:
         return str(bundle.model_dump_json(exclude_none=True))
+    return json.dumps(_without_nulls(document), ensure_ascii=False, separators=(",", ":"))
+
+
+def message_id_of(bundle: Bundle) -> str:
+    """The message id of a message this broker built: its MessageHeader's id."""
+    document = bundle._document if isinstance(bundle, FhirMessage) else None
+    if document is None:
+        document = json.loads(to_json(bundle))
+    return _str(document["entry"][0]["resource"], "id", "MessageHeader")
+
+
+def sent_as(bundle: Bundle, bundle_id: str) -> str:
+    """The message as JSON (:func:`to_json`) for one send, its ``Bundle.id`` ``bundle_id``;
+    ``bundle`` itself is left as it is."""
+    document = bundle._document if isinstance(bundle, FhirMessage) else None
+    # a shallow copy: only Bundle.id changes
+    copy = dict(document) if document is not None else json.loads(to_json(bundle))
+    return stamp_bundle_id(copy, bundle_id)
+
+
+def stamp_bundle_id(document: dict[str, Any], bundle_id: str) -> str:
+    """``document`` (a message Bundle's JSON form) as JSON with ``Bundle.id`` set to
+    ``bundle_id``: what a sending edge does to a message right before it leaves."""
+    document["id"] = bundle_id
     return json.dumps(_without_nulls(document), ensure_ascii=False, separators=(",", ":"))
 
 

@@ -30,7 +30,9 @@ from services.messaging.envelope import (
     System,
     entry_uuid,
     fhir_instant,
+    header_url,
     message_id_for,
+    placeholder_bundle_id,
     validated_message,
 )
 from services.messaging.families import destinations
@@ -52,6 +54,7 @@ PROTECTED_IDENTITY = "skyddadFolkbokforing"
 # protected identity's address never leaves the hospital while its municipality must still
 # be addressed; the listed vårdcentral is Patient.generalPractitioner by HSA-id.
 CASE_ROLE = "case"  # the role (fullUrl) of the case's EpisodeOfCare in a message
+HEADER_ROLE = "header"  # the MessageHeader's role: its fullUrl is urn:uuid:<message id>
 
 
 class TranslationError(ValueError):
@@ -91,9 +94,13 @@ Ref = Callable[[str], str]
 
 
 def refs(key: BusinessKey) -> Ref:
-    """``ref(role)`` is the stable fullUrl of the resource playing ``role`` in the message."""
+    """``ref(role)`` is the stable fullUrl of the resource playing ``role`` in the message:
+    the header's is ``urn:uuid:<its id>`` (the message id), any other's a UUIDv5 of the
+    message id and the role."""
     message_id = message_id_for(key)
-    return lambda role: entry_uuid(message_id, role)
+    return lambda role: (
+        header_url(message_id) if role == HEADER_ROLE else entry_uuid(message_id, role)
+    )
 
 
 def message_bundle(
@@ -111,6 +118,12 @@ def message_bundle(
 
     The message id and every fullUrl derive from the business key, so building the same
     event twice gives the same message. Destinations come from the family catalogue.
+
+    Identity rule: an entry whose resource has an id has the fullUrl ``urn:uuid:<that id>``.
+    The MessageHeader is the one resource with an id (the message id); the others have
+    none, and their fullUrls are UUIDv5s of (message id, role) (``TranslationError`` if a
+    resource brings an id that disagrees with its fullUrl). ``Bundle.id`` is a placeholder
+    (:func:`~services.messaging.envelope.placeholder_bundle_id`) that every send replaces.
 
     ``case_id`` (``services.messaging.case``) adds the case's EpisodeOfCare last, names it
     last in ``MessageHeader.focus`` (readers find their resources by focus position, so it
@@ -139,13 +152,14 @@ def message_bundle(
     }
     if sender is not None:
         header["sender"] = {"reference": ref(sender)}
-    entries = [{"fullUrl": ref("header"), "resource": header}]
+    entries = [{"fullUrl": ref(HEADER_ROLE), "resource": header}]
     entries += [{"fullUrl": ref(role), "resource": resource} for role, resource in resources]
+    _check_identity(entries)
     return validated_message(
         declare_profiles(
             {
                 "resourceType": "Bundle",
-                "id": message_id,
+                "id": placeholder_bundle_id(message_id),
                 "identifier": {"system": BUSINESS_KEY_SYSTEM, "value": str(key)},
                 "type": "message",
                 "timestamp": fhir_instant(now),
@@ -154,6 +168,14 @@ def message_bundle(
             event.value,
         )
     )
+
+
+def _check_identity(entries: list[dict[str, Any]]) -> None:
+    for entry in entries:
+        own = entry["resource"].get("id")
+        if own is not None and entry["fullUrl"] != f"urn:uuid:{own}":
+            kind = entry["resource"].get("resourceType")
+            raise TranslationError(f"the {kind}'s fullUrl must be urn:uuid:<its id>")
 
 
 def _with_case(
@@ -478,6 +500,12 @@ def one(doc: dict[str, Any], kind: str) -> dict[str, Any]:
     if len(found) != 1:
         raise TranslationError(f"expected exactly one {kind}, found {len(found)}")
     return found[0]
+
+
+def message_id_in(doc: dict[str, Any]) -> str:
+    """The message id of the message ``doc``: its MessageHeader's id. Never ``Bundle.id``,
+    which names one send of the message and changes with every one."""
+    return text(one(doc, "MessageHeader"), "id")
 
 
 def resolve(doc: dict[str, Any], node: Any, path: str, kind: str | None = None) -> dict[str, Any]:

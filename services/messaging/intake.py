@@ -31,7 +31,13 @@ from services.messaging.cancellation_intake import (
     unknown_cancelled_violation,
 )
 from services.messaging.consent import WITHDRAWAL_FAMILY
-from services.messaging.envelope import BusinessKey, to_json
+from services.messaging.envelope import (
+    BundleIdSource,
+    BusinessKey,
+    fresh_bundle_id,
+    message_id_of,
+    sent_as,
+)
 from services.messaging.identifiers import pseudonym
 from services.messaging.intake_tables import intake_record
 from services.messaging.kafka import OutgoingRecord
@@ -116,15 +122,18 @@ async def accept_event(
     now: datetime,
     regional_reserve_oid: str | None,
     trace: TraceContext | None = None,
+    bundle_ids: BundleIdSource = fresh_bundle_id,
 ) -> Accepted:
     """Raises ``InvalidEvent`` (bad input, or a stay whose consent the patient withdrew) or
     ``ConflictingResend``. The inbound record
     carries ``trace`` (a new trace if None) as its ``traceparent`` header.
     ``regional_reserve_oid`` is the region whose reserve numbers the source uses (None: a
-    regional reserve number is refused)."""
+    regional reserve number is refused). The inbound record is one send of the message:
+    its ``Bundle.id`` comes fresh from ``bundle_ids``; the message id (MessageHeader.id)
+    is what the record's ``message-id`` header and every dedup use."""
     event = family.parse(document, now=now, regional_reserve_oid=regional_reserve_oid)
     bundle = family.to_bundle(event, now=now, regional_reserve_oid=regional_reserve_oid)
-    message_id = str(bundle.id)
+    message_id = message_id_of(bundle)
     patient = pseudonym(pseudonym_key, event.patient_identifier().in_region(regional_reserve_oid))
     code = event.event_code().value
     stay = event.stay()
@@ -146,7 +155,7 @@ async def accept_event(
     outgoing = OutgoingRecord(
         topic=topics.INBOUND,
         key=patient,
-        value=to_json(bundle),
+        value=sent_as(bundle, bundle_ids()),
         headers={
             "message-id": message_id,
             "event": code,

@@ -171,7 +171,20 @@ URI_SYSTEM = "urn:ietf:rfc:3986"  # Identifier.system of a message id written ur
 SUPERSEDED_TAG_SYSTEM = code_system(
     "delivery-tag",
     "Delivery tags",
-    "Bundle.meta.tag of a delivered message: superseded (display: the newer message id).",
+    "Bundle.meta.tag of a delivered message: superseded, a plain code (the MessageHeader's "
+    "superseded-by extension names the newer message).",
+)
+# MessageHeader of an older version of a versioned document (SIP, medication list) delivered
+# after a newer one: the newer message, as answers-message names a message. Never a
+# Coding.display: a display is for people, and no id belongs in one.
+SUPERSEDED_BY_URL = extension(
+    "superseded-by",
+    "Superseded by",
+    "An older version of a versioned document delivered after a newer one: the newer "
+    "message (Identifier urn:ietf:rfc:3986 | urn:uuid:<its message id>). The journal files "
+    "this one and never applies it over the newer one.",
+    ("MessageHeader",),
+    ("Identifier",),
 )
 
 # --- the case (ärende) and the patient ----------------------------------------------------------

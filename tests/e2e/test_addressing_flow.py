@@ -40,9 +40,12 @@ def patient(scenario: Scenario, municipality: str, listed: str) -> dict[str, Any
 
 
 def held(scenario: Scenario, system: str, path: str, unit: str) -> set[str]:
-    """The broker's message ids of the records ``system`` filed under ``unit``."""
+    """The broker's message ids of the records ``system`` filed under ``unit`` (a FHIR
+    message's is its MessageHeader.id: Bundle.id names one send)."""
     listed = scenario.journal(system, f"{path}?unit={unit}")
-    return {item.get("meddelandeId") or item["id"] for item in listed["items"]}
+    return {
+        item.get("meddelandeId") or item["entry"][0]["resource"]["id"] for item in listed["items"]
+    }
 
 
 def routed(scenario: Scenario, message_id: str) -> dict[str, str]:

@@ -120,7 +120,8 @@ def _filed_per_unit(scenario: Scenario, system: str, paths: list[str]) -> dict[s
         for path in paths:
             listed = scenario.journal(system, f"{path}?unit={unit}")
             for item in listed["items"]:
-                keys.add(item.get("meddelandeId") or item.get("id") or item["recordId"])
+                header = (item.get("entry") or [{}])[0].get("resource") or {}  # a FHIR message
+                keys.add(item.get("meddelandeId") or header.get("id") or item["recordId"])
         filed[unit] = keys
     return filed
 

@@ -105,7 +105,7 @@ def result(
 
 
 def message_id(record):
-    return json.loads(record.value)["id"]
+    return json.loads(record.value)["entry"][0]["resource"]["id"]
 
 
 async def deliveries(sessions, destination="treserva"):
@@ -125,7 +125,7 @@ def versioned(version, *, document="list-1", event="medication-list", source="ta
     doc = json.loads(inbound(seed=version).value)
     key = f"{source}|{document}|{version}"
     doc["identifier"]["value"] = key
-    doc["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+    doc["entry"][0]["resource"]["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
     header = doc["entry"][0]["resource"]
     header["eventCoding"]["code"] = event
     header["source"]["endpoint"] = f"urn:carebridge:system:{source}"

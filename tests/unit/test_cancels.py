@@ -127,7 +127,7 @@ async def test_a_cancellation_goes_only_where_the_original_went_not_where_its_fa
     doc = json.loads(original.value)
     doc["entry"][0]["resource"]["eventCoding"]["code"] = EventCode.READ_RECEIPT.value
     doc["identifier"]["value"] = "takecare|tc-read-1|1"
-    doc["id"] = "0b0e6bd8-4d4e-5c3a-9a7e-000000000001"
+    doc["entry"][0]["resource"]["id"] = "0b0e6bd8-4d4e-5c3a-9a7e-000000000001"
     (consent,) = [e["resource"] for e in doc["entry"] if e["resource"]["resourceType"] == "Consent"]
     consent["provision"]["class"].append(
         {"system": "urn:carebridge:message-family", "code": "read-receipt"}
@@ -136,8 +136,10 @@ async def test_a_cancellation_goes_only_where_the_original_went_not_where_its_fa
         topics.INBOUND, 0, next(_offsets), PATIENT, json.dumps(doc).encode(), {}
     )
     await router.handle_batch([receipt])
-    assert [r.destination for r in await rows_of(sessions, doc["id"])] == ["treserva"]
-    cancel = cancellation(doc["id"])
+    assert [r.destination for r in await rows_of(sessions, doc["entry"][0]["resource"]["id"])] == [
+        "treserva"
+    ]
+    cancel = cancellation(doc["entry"][0]["resource"]["id"])
     await router.handle_batch([cancel])
     assert [r.destination for r in await rows_of(sessions, message_id(cancel))] == ["treserva"]
 
@@ -290,8 +292,8 @@ async def test_an_original_delivered_nowhere_takes_its_cancellation_nowhere(rout
     header["focus"] = [f for f in header["focus"] if f["reference"] not in consent]
     held = IncomingRecord(topics.INBOUND, 0, next(_offsets), PATIENT, json.dumps(doc).encode(), {})
     await router.handle_batch([held])
-    assert await rows_of(sessions, doc["id"]) == []
-    cancel = cancellation(doc["id"])
+    assert await rows_of(sessions, doc["entry"][0]["resource"]["id"]) == []
+    cancel = cancellation(doc["entry"][0]["resource"]["id"])
     await router.handle_batch([cancel])
     assert await rows_of(sessions, message_id(cancel)) == []
     async with sessions() as s:

@@ -95,8 +95,8 @@ async def case_log(sessions, clock) -> dict[str, Any]:
         clock.advance(60)
     await router.tick()
     return {
-        "ids": [json.loads(r.value)["id"] for r in records],
-        "other": json.loads(other.value)["id"],
+        "ids": [json.loads(r.value)["entry"][0]["resource"]["id"] for r in records],
+        "other": json.loads(other.value)["entry"][0]["resource"]["id"],
         "pseudonyms": {r.key for r in records},
     }
 
@@ -208,6 +208,7 @@ async def test_a_message_of_no_stay_says_so_on_its_page(sessions, client, clock)
     record = _record(System.TAKECARE, "sip-update", "completed-optional-missing", 0, clock)
     await (await _router(sessions, clock)).handle_batch([record])
     await _log_in(client, "viewer")
-    page = await client.get(f"/console/messages/{json.loads(record.value)['id']}")
+    message_id = json.loads(record.value)["entry"][0]["resource"]["id"]
+    page = await client.get(f"/console/messages/{message_id}")
     assert page.status_code == 200
     assert "/console/cases/" not in page.text and "hör inte till något vårdtillfälle" in page.text

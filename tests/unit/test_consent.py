@@ -295,12 +295,22 @@ async def test_a_message_without_a_basis_is_delivered_nowhere(router, sessions, 
     )
     await router.handle_batch([record])
     async with sessions() as s:
-        rows = (await s.execute(select(delivery).where(delivery.c.message_id == doc["id"]))).all()
-        stored = (await s.execute(select(message).where(message.c.id == doc["id"]))).one()
+        rows = (
+            await s.execute(
+                select(delivery).where(delivery.c.message_id == doc["entry"][0]["resource"]["id"])
+            )
+        ).all()
+        stored = (
+            await s.execute(
+                select(message).where(message.c.id == doc["entry"][0]["resource"]["id"])
+            )
+        ).one()
         commands = (await s.execute(select(outbox.c.headers))).scalars().all()
     assert rows == []  # no journal, no primary care, no webhook
     assert stored.unrouted_reason == NO_BASIS
-    assert not any(c.get("message-id") == doc["id"] for c in commands)  # no topic either
+    assert not any(
+        c.get("message-id") == doc["entry"][0]["resource"]["id"] for c in commands
+    )  # no topic either
 
 
 def test_a_withdrawn_basis_reads_back_as_withdrawn():
@@ -517,7 +527,11 @@ async def test_a_withdrawal_reaches_every_receiver_of_the_stay(router, sessions)
     )
     await router.handle_batch([record])
     async with sessions() as s:
-        rows = (await s.execute(select(delivery).where(delivery.c.message_id == doc["id"]))).all()
+        rows = (
+            await s.execute(
+                select(delivery).where(delivery.c.message_id == doc["entry"][0]["resource"]["id"])
+            )
+        ).all()
     assert {r.destination for r in rows} == {"treserva", "primary-care"}
 
 

@@ -99,7 +99,7 @@ def test_the_round_trip_keeps_services_contact_notice_and_stay():
     assert violations("takecare/admission-answer.schema.json", native) == []
     assert native["answersMessageId"] == doc["inskrivningsmeddelandeId"]
     assert native["encounterId"] == doc["vardtillfalleId"]
-    assert native["eventId"] == bundle["id"]
+    assert native["eventId"] == bundle["entry"][0]["resource"]["id"]
     assert [(s["code"], s.get("since")) for s in native["services"]] == [
         (i["insats"], i.get("sedan")) for i in doc["insatser"]
     ]

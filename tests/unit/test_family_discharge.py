@@ -292,7 +292,7 @@ def _check_brukare(doc, native, protected):
 
 
 def _check_stay(doc, native, bundle):
-    assert native["meddelandeId"] == bundle["id"]
+    assert native["meddelandeId"] == bundle["entry"][0]["resource"]["id"]
     assert native["skickat"] == bundle["timestamp"]
     stay = native["vardtillfalle"]
     assert stay["id"] == doc["encounter"]["encounterId"]

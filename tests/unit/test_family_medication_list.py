@@ -300,7 +300,7 @@ def test_takecare_list_reaches_treserva_complete(rng, now, lines):
     )
     native = treserva.to_native(bundle)
     assert violations(treserva.SCHEMA, native) == []
-    assert native["meddelandeId"] == bundle["id"]
+    assert native["meddelandeId"] == bundle["entry"][0]["resource"]["id"]
     assert (native["listaId"], native["version"]) == (doc["listId"], doc["version"])
     assert native["sammanhang"] == CONTEXT[doc["context"]]
     assert native["tidpunkt"] == doc["occurredAt"]
@@ -324,7 +324,7 @@ def test_treserva_list_reaches_takecare_complete_and_back(rng, now, lines):
     )
     native = takecare.to_native(bundle)
     assert violations(takecare.SCHEMA, native) == []
-    assert native["eventId"] == bundle["id"]
+    assert native["eventId"] == bundle["entry"][0]["resource"]["id"]
     assert (native["listId"], native["version"]) == (doc["listaId"], doc["version"])
     assert CONTEXT[native["context"]] == doc["sammanhang"]
     assert native["occurredAt"] == doc["tidpunkt"]

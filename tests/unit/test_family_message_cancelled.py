@@ -114,9 +114,9 @@ def test_the_message_names_the_cancelled_message_in_a_provenance_and_carries_no_
     assert header["focus"][0]["reference"] == bundle["entry"][1]["fullUrl"]
     # the original MessageHeader's id, as the receivers got it
     assert provenance["target"] == [
-        {"identifier": {"system": URI_SYSTEM, "value": f"urn:uuid:{original['id']}"}}
+        {"identifier": {"system": URI_SYSTEM, "value": original["entry"][0]["fullUrl"]}}
     ]
-    assert original["entry"][0]["resource"]["id"] == original["id"]
+    assert original["entry"][0]["fullUrl"] == f"urn:uuid:{original['entry'][0]['resource']['id']}"
     assert provenance["activity"]["coding"][0]["code"] == "NULLIFY"
     assert provenance["reason"] == [{"text": doc["cancellation"]["reason"]}]
     assert datetime.fromisoformat(provenance["recorded"]) == datetime.fromisoformat(
@@ -132,7 +132,7 @@ def test_the_message_names_the_cancelled_message_in_a_provenance_and_carries_no_
         _by_type(bundle, "EpisodeOfCare")[0]["identifier"]
         == (_by_type(original, "EpisodeOfCare")[0]["identifier"])
     )
-    assert cancelled_message_id(bundle) == original["id"]
+    assert cancelled_message_id(bundle) == original["entry"][0]["resource"]["id"]
 
 
 def test_the_catalogue_lets_both_journals_cancel_and_needs_no_basis():

@@ -187,7 +187,11 @@ async def test_treserva_gets_it_addressed_to_the_municipalitys_unit(sessions):
         sessions=sessions, client=client, clock=lambda: NOW, destination=DESTINATION
     )
     bundle = _bundle(_fixture("deceased-personnummer"))
-    headers = {"message-id": bundle["id"], "attempt": "1", "delivery-id": "3"}
+    headers = {
+        "message-id": bundle["entry"][0]["resource"]["id"],
+        "attempt": "1",
+        "delivery-id": "3",
+    }
     headers[RECEIVER_UNIT_HEADER] = HOME_CARE_UNIT
     record = IncomingRecord(
         topics.outbound("treserva"), 0, 1, "p" * 32, json.dumps(bundle).encode(), headers

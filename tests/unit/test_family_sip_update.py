@@ -358,7 +358,7 @@ def test_takecare_sip_reaches_treserva_whole_and_comes_back_unchanged(rng, now, 
 
     native = treserva_sip.OUTBOUND.to_native(data)
     assert violations(treserva_sip.OUTBOUND.schema, native) == []
-    assert native["meddelandeId"] == data["id"]
+    assert native["meddelandeId"] == data["entry"][0]["resource"]["id"]
     assert _without(native, "meddelandeId", "brukare") == _treserva_words(doc)
     # Treserva sends its copy on on its own basis: the hospital's covers the municipality
     native = native | {"samtyckesgrund": treserva_samtyckesgrund(now)}
@@ -423,7 +423,7 @@ def test_treserva_sip_reaches_takecare_whole(rng, now, stage, version):
 
     native = takecare_sip.OUTBOUND.to_native(data)
     assert violations(takecare_sip.OUTBOUND.schema, native) == []
-    assert native["eventId"] == data["id"]
+    assert native["eventId"] == data["entry"][0]["resource"]["id"]
     assert native["consentBasis"]["recipients"] == [{"unitKind": "hospital"}]
     assert (
         takecare_sip.INBOUND.parse(

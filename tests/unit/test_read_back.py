@@ -83,7 +83,11 @@ def poller_for(sessions, journal, clock, terms=TERMS) -> ReadBackPoller:
 
 
 def command(bundle: dict[str, Any], *, confirm_by: datetime | None = None, attempt: int = 1):
-    headers = {"message-id": bundle["id"], "attempt": str(attempt), "traceparent": TRACEPARENT}
+    headers = {
+        "message-id": bundle["entry"][0]["resource"]["id"],
+        "attempt": str(attempt),
+        "traceparent": TRACEPARENT,
+    }
     if confirm_by is not None:
         headers[CONFIRM_BY_HEADER] = confirm_by.isoformat()
     return IncomingRecord(
@@ -110,7 +114,7 @@ async def delivered(sessions, journal, clock, *, confirm_by=None, terms=TERMS) -
     deps = deps_for(sessions, journal, clock, terms)
     await handle_delivery_batch([command(bundle, confirm_by=confirm_by)], deps=deps)
     assert deps.read_back_wake is not None and deps.read_back_wake.is_set()
-    return str(bundle["id"])
+    return str(bundle["entry"][0]["resource"]["id"])
 
 
 async def test_a_record_found_is_confirmed_by_one_receipt_as_a_pushed_one(sessions, journal, clock):

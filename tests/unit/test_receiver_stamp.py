@@ -30,7 +30,11 @@ TRESERVA_READ_RECEIPTS = FIXTURES / "treserva" / "read-receipt"
 
 
 def command(bundle, system, unit=None):
-    headers = {"message-id": bundle["id"], "attempt": "1", "delivery-id": "3"}
+    headers = {
+        "message-id": bundle["entry"][0]["resource"]["id"],
+        "attempt": "1",
+        "delivery-id": "3",
+    }
     if unit is not None:
         headers[RECEIVER_UNIT_HEADER] = unit
     return IncomingRecord(

@@ -101,7 +101,7 @@ async def test_the_same_message_twice_and_a_resend_under_a_new_id_are_stored_onc
     rec = inbound(event_id="tc-1")
     await router.handle_batch([rec, rec])
     resent = json.loads(rec.value)
-    resent["id"] = str(uuid.uuid4())  # same business key, new message id
+    resent["entry"][0]["resource"]["id"] = str(uuid.uuid4())  # same business key, new message id
     await router.handle_batch(
         [IncomingRecord(topics.INBOUND, 0, 99, rec.key, json.dumps(resent).encode(), {})]
     )

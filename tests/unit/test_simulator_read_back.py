@@ -64,7 +64,11 @@ async def _deliver_and_read_back(sessions, client, clock) -> str:
         1,
         "p" * 32,
         json.dumps(bundle).encode(),
-        {"message-id": bundle["id"], "attempt": "1", CONFIRM_BY_HEADER: confirm_by.isoformat()},
+        {
+            "message-id": bundle["entry"][0]["resource"]["id"],
+            "attempt": "1",
+            CONFIRM_BY_HEADER: confirm_by.isoformat(),
+        },
     )
     await handle_delivery_batch([record], deps=deps)
     poller = ReadBackPoller(
@@ -77,7 +81,7 @@ async def _deliver_and_read_back(sessions, client, clock) -> str:
     while (wait := await poller.seconds_to_next()) is not None:
         clock.advance(wait)
         await poller.check_due()
-    return str(bundle["id"])
+    return str(bundle["entry"][0]["resource"]["id"])
 
 
 async def _results(sessions):

@@ -81,7 +81,9 @@ async def test_a_sip_without_consent_is_not_delivered_and_says_why(
     given, _ = sip_record(2, consent=True, treserva=treserva)
     caplog.set_level(logging.INFO)
     await router.handle_batch([refused, given])
-    refused_id, given_id = (json.loads(r.value)["id"] for r in (refused, given))
+    refused_id, given_id = (
+        json.loads(r.value)["entry"][0]["resource"]["id"] for r in (refused, given)
+    )
     async with sessions() as s:
         by_message = {
             m: [d.destination for d in rows]

@@ -164,7 +164,11 @@ async def test_an_adapter_carries_out_a_delivery_within_its_statement_budget(eng
     commands = []
     for i in range(BATCH):
         bundle = json.loads(inbound(i, patient=f"{i:032x}").value)
-        headers = {"message-id": bundle["id"], "attempt": "1", "delivery-id": str(i)}
+        headers = {
+            "message-id": bundle["entry"][0]["resource"]["id"],
+            "attempt": "1",
+            "delivery-id": str(i),
+        }
         commands.append(
             IncomingRecord(
                 topics.outbound("primary-care"),

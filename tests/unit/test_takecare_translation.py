@@ -85,7 +85,7 @@ def test_every_valid_event_gives_a_complete_routable_message(seed):
         "display": "Inskrivningsmeddelande",
     }
     env = read_envelope(to_json(bundle))
-    assert env.message_id == data["id"]
+    assert env.message_id == data["entry"][0]["resource"]["id"]
     assert env.business_key is not None and env.business_key.source_event_id == doc["eventId"]
     (patient,) = _resources(data, "Patient")
     # round trip: the identifier and the name survive translation

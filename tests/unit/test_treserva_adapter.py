@@ -123,7 +123,7 @@ def command(bundle: dict[str, Any], *, attempt=1, key="p" * 32, offset=0):
         key,
         json.dumps(bundle).encode(),
         {
-            "message-id": bundle.get("id", ""),
+            "message-id": bundle["entry"][0]["resource"].get("id", ""),
             "attempt": str(attempt),
             "delivery-id": "7",
             "event": "admission-notice",
@@ -152,18 +152,22 @@ async def test_a_delivery_posts_once_and_reports_ok(deps, sessions):
     await handle_delivery_batch([command(bundle)], deps=deps)  # Kafka redelivery
     assert len(deps.client.calls) == 1
     path, key, document = deps.client.calls[0]
-    assert (path, key) == ("/api/v1/inskrivningsmeddelanden", bundle["id"])
+    assert (path, key) == ("/api/v1/inskrivningsmeddelanden", bundle["entry"][0]["resource"]["id"])
     assert violations("treserva/admission-notice.schema.json", document) == []
     ((row, env),) = await results(sessions)
-    assert row.topic == topics.RESULTS and row.key == bundle["id"]
+    assert row.topic == topics.RESULTS and row.key == bundle["entry"][0]["resource"]["id"]
     headers = dict(row.headers)
     hop = parse_traceparent(headers.pop("traceparent"))
     assert hop is not None and hop.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"  # same trace
     assert hop.span_id != "00f067aa0ba902b7"  # a new span for this hop
-    assert headers == {"message-id": bundle["id"], "attempt": "1", "delivery-id": "7"}
+    assert headers == {
+        "message-id": bundle["entry"][0]["resource"]["id"],
+        "attempt": "1",
+        "delivery-id": "7",
+    }
     assert (env.event_code, env.response_to, env.response_code) == (
         "delivery-outcome",
-        bundle["id"],
+        bundle["entry"][0]["resource"]["id"],
         "ok",
     )
     assert "Tolvan" not in row.payload and "19121212" not in row.payload
@@ -200,7 +204,10 @@ async def test_one_patients_commands_keep_their_order(deps):
     first = fhir("personnummer-full.input.json")
     second = fhir("protected-identity.input.json")
     await handle_delivery_batch([command(first, offset=1), command(second, offset=2)], deps=deps)
-    assert [c[1] for c in deps.client.calls] == [first["id"], second["id"]]
+    assert [c[1] for c in deps.client.calls] == [
+        first["entry"][0]["resource"]["id"],
+        second["entry"][0]["resource"]["id"],
+    ]
 
 
 async def test_a_family_the_destination_does_not_take_is_a_fatal_outcome(deps, sessions):
@@ -283,7 +290,7 @@ async def test_a_superseded_version_is_delivered_marked_and_only_for_versioned_f
         events=(EventCode.MEDICATION_LIST,),
         path="/api/v1/lakemedelslistor",
         schema="treserva/medication-list.schema.json",
-        to_native=lambda doc: {"meddelandeId": doc["id"]},
+        to_native=lambda doc: {"meddelandeId": doc["entry"][0]["resource"]["id"]},
     )
     client = FakeJournalClient()
     deps = DeliveryDeps(

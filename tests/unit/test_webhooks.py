@@ -2,6 +2,7 @@
 on the webhook topic, the signed POST (httpx.MockTransport as the subscriber), and how each
 answer moves the delivery, through the router's own outcome logic."""
 
+import itertools
 import json
 
 import httpx
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from services.messaging.envelope import EventCode
 from services.messaging.journal_client import FatalDeliveryError, TransientDeliveryError
 from services.messaging.signing import verify
+from services.messaging.supersession import superseded_by
 from services.messaging.tracing import parse as parse_traceparent
 from services.messaging.vocabulary import SUPERSEDED_TAG_SYSTEM
 from services.messaging.webhook_client import HttpWebhookSender, Webhook
@@ -56,7 +58,14 @@ async def dispatcher(sessions, clock, rules, subscriber):
     sender = HttpWebhookSender(
         5.0, clock=lambda: clock().timestamp(), transport=httpx.MockTransport(subscriber)
     )
-    yield WebhookDispatcher(sessions=sessions, rules=rules, sender=sender, clock=clock)
+    counter = itertools.count(1)
+    yield WebhookDispatcher(
+        sessions=sessions,
+        rules=rules,
+        sender=sender,
+        clock=clock,
+        bundle_ids=lambda: f"send-{next(counter)}",
+    )
     await sender.aclose()
 
 
@@ -91,7 +100,11 @@ async def test_an_ok_posts_the_signed_message_and_confirms_the_delivery(
     await router.handle_batch([rec])
     await dispatcher.handle_batch(await commands(sessions))
     (req,) = subscriber.requests
-    assert str(req.url) == URL and req.content == rec.value
+    # the message as it is, but for this POST's own Bundle.id
+    assert str(req.url) == URL and json.loads(req.content) == {
+        **json.loads(rec.value),
+        "id": "send-1",
+    }
     assert req.headers["content-type"] == "application/fhir+json"
     assert req.headers["idempotency-key"] == message_id(rec)
     assert req.headers["x-carebridge-event"] == "admission-notice"
@@ -137,6 +150,13 @@ async def test_a_503_is_retried_with_backoff_until_the_subscriber_recovers(
     await dispatcher.handle_batch([first, second])  # the old one is not posted again
     assert len(subscriber.requests) == 2
     assert (await hook_delivery(sessions, sub_id)).state == "confirmed"
+    # the retry is a send of its own (Bundle.id), of the same message (MessageHeader.id)
+    tried, retried = (json.loads(r.content) for r in subscriber.requests)
+    assert (tried["id"], retried["id"]) == ("send-1", "send-2")
+    assert tried["entry"][0]["resource"]["id"] == retried["entry"][0]["resource"]["id"]
+    assert {r.headers["idempotency-key"] for r in subscriber.requests} == {
+        tried["entry"][0]["resource"]["id"]
+    }
 
 
 @pytest.mark.parametrize(
@@ -250,9 +270,9 @@ async def test_an_older_version_is_posted_marked_as_superseded(
     await dispatcher.handle_batch((await commands(sessions))[1:])
     plain, marked = (json.loads(r.content) for r in subscriber.requests)
     assert "meta" not in plain or "tag" not in plain["meta"]
-    assert marked["meta"]["tag"] == [
-        {"system": SUPERSEDED_TAG_SYSTEM, "code": "superseded", "display": message_id(newer)}
-    ]
+    assert marked["meta"]["tag"] == [{"system": SUPERSEDED_TAG_SYSTEM, "code": "superseded"}]
+    assert superseded_by(marked) == message_id(newer)
+    assert "extension" not in plain["entry"][0]["resource"]
     # signed over what was sent
     assert verify(
         SECRET,

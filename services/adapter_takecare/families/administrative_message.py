@@ -34,7 +34,7 @@ from services.messaging.administrative_message import (
     read_administrative_message,
 )
 from services.messaging.envelope import BusinessKey, EventCode, System
-from services.messaging.fhir_parts import text
+from services.messaging.fhir_parts import message_id_in
 from services.messaging.identifiers import PatientIdentifier
 from services.messaging.native import InboundFamily, NativeEvent, OutboundFamily
 
@@ -108,7 +108,7 @@ INBOUND = InboundFamily(
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     message = read_administrative_message(doc)
     return {
-        "eventId": text(doc, "id"),
+        "eventId": message_id_in(doc),
         "sentAt": message.sent_at.isoformat(),
         "patient": Patient.of(message.patient).model_dump(by_alias=True, exclude_none=True),
         "encounterId": message.stay_id,

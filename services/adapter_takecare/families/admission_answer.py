@@ -14,7 +14,7 @@ from typing import Any
 from services.adapter_takecare.native import Patient, consent_basis_doc
 from services.messaging.admission_answer import MUNICIPAL_SERVICES, read_answer
 from services.messaging.envelope import EventCode
-from services.messaging.fhir_parts import text
+from services.messaging.fhir_parts import message_id_in, text
 from services.messaging.native import OutboundFamily
 
 
@@ -28,7 +28,7 @@ def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     if answer.contact.hsa_id is not None:
         contact["hsaId"] = answer.contact.hsa_id
     return {
-        "eventId": text(doc, "id"),
+        "eventId": message_id_in(doc),
         "answersMessageId": answer.answers_message_id,
         "encounterId": answer.stay_id,
         "sentAt": text(doc, "timestamp"),

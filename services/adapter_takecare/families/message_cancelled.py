@@ -36,7 +36,7 @@ from services.messaging.cancellation import (
 )
 from services.messaging.case import stay_case_id
 from services.messaging.envelope import BusinessKey, EventCode, System, message_id_for
-from services.messaging.fhir_parts import text
+from services.messaging.fhir_parts import message_id_in
 from services.messaging.identifiers import PatientIdentifier
 from services.messaging.native import InboundFamily, NativeEvent, NativeModel, OutboundFamily
 
@@ -114,7 +114,7 @@ def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     cancellation = read_cancellation(doc)
     patient = Patient.of(cancellation.patient).model_dump(by_alias=True, exclude_none=True)
     return {
-        "eventId": text(doc, "id"),
+        "eventId": message_id_in(doc),
         "patient": patient,
         "cancellation": {
             "eventId": cancellation.cancelled_message_id,

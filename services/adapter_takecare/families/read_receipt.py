@@ -33,7 +33,7 @@ from services.adapter_takecare.native import (
     staff_doc,
 )
 from services.messaging.envelope import BusinessKey, EventCode, System
-from services.messaging.fhir_parts import text
+from services.messaging.fhir_parts import message_id_in
 from services.messaging.identifiers import PatientIdentifier
 from services.messaging.native import InboundFamily, NativeEvent, OutboundFamily
 from services.messaging.read_receipt import (
@@ -105,7 +105,7 @@ INBOUND = InboundFamily(
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     receipt = read_read_receipt(doc)
     return {
-        "eventId": text(doc, "id"),
+        "eventId": message_id_in(doc),
         "readMessageId": receipt.read_message_id,
         "readAt": receipt.read_at.isoformat(),
         "patient": Patient.of(receipt.patient).model_dump(by_alias=True, exclude_none=True),

@@ -12,7 +12,7 @@ from typing import Any
 
 from services.adapter_takecare.native import Patient, consent_basis_doc
 from services.messaging.envelope import EventCode
-from services.messaging.fhir_parts import text
+from services.messaging.fhir_parts import message_id_in, text
 from services.messaging.native import OutboundFamily
 from services.messaging.ready_to_receive import read_ready_to_receive
 
@@ -20,7 +20,7 @@ from services.messaging.ready_to_receive import read_ready_to_receive
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     message = read_ready_to_receive(doc)
     native: dict[str, Any] = {
-        "eventId": text(doc, "id"),
+        "eventId": message_id_in(doc),
         "encounterId": message.stay_id,
         "sentAt": text(doc, "timestamp"),
         "canReceiveFrom": message.from_date.isoformat(),

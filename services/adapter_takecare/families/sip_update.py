@@ -25,7 +25,7 @@ from services.adapter_takecare.native import (
     consent_basis_doc,
 )
 from services.messaging.envelope import BusinessKey, EventCode, System
-from services.messaging.fhir_parts import CareUnit, text
+from services.messaging.fhir_parts import CareUnit, message_id_in
 from services.messaging.identifiers import PatientIdentifier
 from services.messaging.native import InboundFamily, NativeEvent, NativeModel, OutboundFamily
 from services.messaging.sip import (
@@ -187,7 +187,7 @@ INBOUND = InboundFamily(
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     sip = read_sip(doc)
     native: dict[str, Any] = {
-        "eventId": text(doc, "id"),
+        "eventId": message_id_in(doc),
         "sipId": sip.sip_id,
         "version": sip.version,
         "stage": sip.stage,

@@ -37,7 +37,7 @@ from services.messaging.administrative_message import (
     read_administrative_message,
 )
 from services.messaging.envelope import BusinessKey, EventCode, System
-from services.messaging.fhir_parts import text
+from services.messaging.fhir_parts import message_id_in
 from services.messaging.identifiers import PatientIdentifier
 from services.messaging.native import InboundFamily, NativeEvent, OutboundFamily
 
@@ -108,7 +108,7 @@ INBOUND = InboundFamily(
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     message = read_administrative_message(doc)
     return {
-        "meddelandeId": text(doc, "id"),
+        "meddelandeId": message_id_in(doc),
         "skickat": message.sent_at.isoformat(),
         "brukare": brukare(message.patient),
         "vardtillfalleId": message.stay_id,

@@ -29,7 +29,7 @@ from services.messaging.case import stay_case_id
 from services.messaging.consent import consent_of, read_consent
 from services.messaging.dosage import AsNeededCondition, Dosage, Dose, MaxDose, finite
 from services.messaging.envelope import BusinessKey, EventCode, System
-from services.messaging.fhir_parts import message_bundle, refs, text
+from services.messaging.fhir_parts import message_bundle, message_id_in, refs
 from services.messaging.identifiers import PatientIdentifier
 from services.messaging.medication import (
     FOCUS,
@@ -253,7 +253,7 @@ INBOUND = InboundFamily(
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     """Treserva's document of a FHIR medication-list message; meddelandeId is the message id."""
     ml = read_medication_list(doc)
-    meddelande_id = text(doc, "id")
+    meddelande_id = message_id_in(doc)
     native: dict[str, Any] = {
         "meddelandeId": meddelande_id,
         "listaId": ml.list_id,

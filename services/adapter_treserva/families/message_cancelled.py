@@ -36,7 +36,7 @@ from services.messaging.cancellation import (
     read_cancellation,
 )
 from services.messaging.envelope import BusinessKey, EventCode, System, message_id_for
-from services.messaging.fhir_parts import text
+from services.messaging.fhir_parts import message_id_in
 from services.messaging.identifiers import PatientIdentifier
 from services.messaging.native import InboundFamily, NativeEvent, NativeModel, OutboundFamily
 
@@ -113,7 +113,7 @@ INBOUND = InboundFamily(
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     cancellation = read_cancellation(doc)
     return {
-        "meddelandeId": text(doc, "id"),
+        "meddelandeId": message_id_in(doc),
         "brukare": brukare(cancellation.patient),
         "makulering": {
             "meddelandeId": cancellation.cancelled_message_id,

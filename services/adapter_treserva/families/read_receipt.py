@@ -34,7 +34,7 @@ from services.adapter_treserva.native import (
     samtyckesgrund,
 )
 from services.messaging.envelope import BusinessKey, EventCode, System
-from services.messaging.fhir_parts import text
+from services.messaging.fhir_parts import message_id_in
 from services.messaging.identifiers import PatientIdentifier
 from services.messaging.native import InboundFamily, NativeEvent, OutboundFamily
 from services.messaging.read_receipt import (
@@ -108,7 +108,7 @@ INBOUND = InboundFamily(
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     receipt = read_read_receipt(doc)
     return {
-        "meddelandeId": text(doc, "id"),
+        "meddelandeId": message_id_in(doc),
         "lastMeddelandeId": receipt.read_message_id,
         "lastTidpunkt": receipt.read_at.isoformat(),
         "brukare": brukare(receipt.patient),

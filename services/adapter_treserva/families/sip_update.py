@@ -27,7 +27,7 @@ from services.adapter_treserva.native import (
     samtyckesgrund,
 )
 from services.messaging.envelope import BusinessKey, EventCode, System
-from services.messaging.fhir_parts import CareUnit, text
+from services.messaging.fhir_parts import CareUnit, message_id_in
 from services.messaging.identifiers import PatientIdentifier
 from services.messaging.native import InboundFamily, NativeEvent, NativeModel, OutboundFamily
 from services.messaging.sip import (
@@ -217,7 +217,7 @@ INBOUND = InboundFamily(
 def to_native(doc: dict[str, Any]) -> dict[str, Any]:
     sip = read_sip(doc)
     native: dict[str, Any] = {
-        "meddelandeId": text(doc, "id"),
+        "meddelandeId": message_id_in(doc),
         "sipId": sip.sip_id,
         "version": sip.version,
         "steg": _STEG_BACK[sip.stage],

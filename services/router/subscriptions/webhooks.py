@@ -13,7 +13,8 @@ outbox, so nothing dispatched is lost; the processed-command record is written i
 transaction as the outcome, so a redelivered command is not POSTed again, and the Kafka
 offset is committed only after that commit (:func:`consume_forever`). If the process dies
 between the POST and the commit, the command is read again and POSTed again with the same
-``Idempotency-Key``, and the subscriber dedupes it. A command whose attempt is no longer the
+``Idempotency-Key`` (the message id, also ``MessageHeader.id``), and the subscriber dedupes
+it; each POST carries a ``Bundle.id`` of its own. A command whose attempt is no longer the
 delivery's current one (timed out and retried, or the delivery already resolved) is skipped.
 Outcomes go through :func:`apply_outcome`, so retries with back-off, the circuit breaker per
 destination (here: per subscription) and dead letter with an alert apply unchanged; per
@@ -40,12 +41,17 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging import topics, tracing
-from services.messaging.delivery import tag_marker
-from services.messaging.envelope import ResponseCode
+from services.messaging.envelope import (
+    BundleIdSource,
+    ResponseCode,
+    fresh_bundle_id,
+    stamp_bundle_id,
+)
 from services.messaging.families import is_versioned
 from services.messaging.journal_client import FatalDeliveryError, TransientDeliveryError
 from services.messaging.kafka import IncomingRecord
 from services.messaging.processed import already_processed, mark_processed
+from services.messaging.supersession import mark_superseded
 from services.messaging.webhook_client import Webhook, WebhookSender
 from services.router.alerting.events import Severity
 from services.router.alerting.incidents import Affected, raise_alert
@@ -112,6 +118,9 @@ class WebhookDispatcher:
     clock: Callable[[], datetime]
     relay_wake: asyncio.Event | None = None
     max_concurrency: int = 16
+    # Bundle.id of each POST (every attempt gets its own; the Idempotency-Key, the message
+    # id, stays)
+    bundle_ids: BundleIdSource = fresh_bundle_id
 
     async def handle_batch(self, records: list[IncomingRecord]) -> None:
         """One subscriber's records of one patient in order; the rest in parallel."""
@@ -208,7 +217,7 @@ class WebhookDispatcher:
             receipt = await self.sender.send(
                 Webhook(
                     url=target.endpoint,
-                    body=_body(record, command),
+                    body=_body(record, command, self.bundle_ids()),
                     secret=target.secret,
                     idempotency_key=command.message_id,
                     event=command.event,
@@ -225,15 +234,16 @@ class WebhookDispatcher:
 SIGNATURE_REFUSED = 401  # the subscriber refused our signature (see webhook_client)
 
 
-def _body(record: IncomingRecord, command: WebhookCommand) -> bytes:
-    """The FHIR message as it is; an older version that arrived after a newer one carries a
-    ``meta.tag`` naming the newer message, as primary care's copy does, so a subscriber
-    never mistakes it for the current one."""
-    if command.superseded_by is None or not is_versioned(command.event):
-        return record.value
+def _body(record: IncomingRecord, command: WebhookCommand, bundle_id: str) -> bytes:
+    """The FHIR message as it is, with this send's own ``Bundle.id``; an older version that
+    arrived after a newer one carries the MessageHeader's ``superseded-by`` extension naming
+    the newer message, as primary care's copy does, so a subscriber never mistakes it for
+    the current one. Built after the command's signature was checked; the subscriber's
+    signature covers these bytes."""
     bundle = json.loads(record.value)
-    tag_marker(bundle, command.superseded_by)
-    return json.dumps(bundle, ensure_ascii=False).encode()
+    if command.superseded_by is not None and is_versioned(command.event):
+        mark_superseded(bundle, command.superseded_by)
+    return stamp_bundle_id(bundle, bundle_id).encode()
 
 
 async def _delivery(session: AsyncSession, delivery_id: int) -> Any:
