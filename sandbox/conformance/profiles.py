@@ -236,6 +236,8 @@ DIFFERENTIALS: dict[str, Any] = {
         element("Provenance.target.identifier", min=1),
         element("Provenance.target.identifier.system", min=1, fixedUri="urn:ietf:rfc:3986"),
         element("Provenance.target.identifier.value", min=1),
+        # a differential lists its elements in the base resource's order: reason, then activity
+        element("Provenance.reason", min=1, max="1"),
         element(
             "Provenance.activity",
             min=1,
@@ -248,9 +250,9 @@ DIFFERENTIALS: dict[str, Any] = {
                 ]
             },
         ),
-        element("Provenance.reason", min=1, max="1"),
         element("Provenance.agent", max="1"),
-        element("Provenance.agent.who", type=_ref("Practitioner")),
+        # the canceller as a PractitionerRole: the role carries the HSA-id and the unit
+        element("Provenance.agent.who", type=_ref("PractitionerRole")),
         element("Provenance.agent.onBehalfOf", type=_ref("Organization")),
     ],
     "carebridge-careteam": lambda: [element("CareTeam.subject", type=_ref("Patient"))],
@@ -294,10 +296,29 @@ TITLES = {
 }
 
 
+# Invariants a profile adds on its root element. R4's validator only warns about a urn:uuid
+# reference no entry of the Bundle has (Bundle_BUNDLE_Not_Local); a message whose parts do not
+# all travel with it cannot be processed, so carebridge-message makes it an error.
+ROOT_CONSTRAINTS: dict[str, list[dict[str, Any]]] = {
+    "carebridge-message": [
+        {
+            "key": "cb-msg-1",
+            "severity": "error",
+            "human": "Every urn:uuid reference resolves to an entry of the message (its fullUrl)",
+            "expression": "entry.resource.descendants().ofType(Reference).reference"
+            ".where(startsWith('urn:uuid:')).all($this in %resource.entry.fullUrl)",
+            "source": p.profile_url("carebridge-message"),
+        }
+    ],
+}
+
+
 def _profile(
     profile_id: str, kind: str, title: str, description: str, differential: list[dict[str, Any]]
 ) -> dict[str, Any]:
     root = element(kind, short=title, definition=description)
+    if profile_id in ROOT_CONSTRAINTS:
+        root["constraint"] = ROOT_CONSTRAINTS[profile_id]
     return {
         **metadata("StructureDefinition", profile_id, title, description),
         "fhirVersion": FHIR_VERSION,
