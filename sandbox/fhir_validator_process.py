@@ -218,10 +218,15 @@ def negative_failures(reports: Iterable[FileReport]) -> dict[str, str | None]:
 
 
 def _group_key(issue: dict[str, Any]) -> str:
-    """An issue's message and where, with what varies per file folded: indices, resource ids."""
+    """An issue's message and where, with what varies per message folded: indices, resource
+    ids, quoted values (a code, a fullUrl) and a code after a system."""
     where = re.sub(r"\[\d+\]", "[]", issue.get("expression") or "")
     where = re.sub(r"/\*(\w+)/[^*]*\*/", r"/*\1*/", where)
-    return f"{issue['message']}  @ {where}"
+    message = re.sub(r"'[^']*'", "'…'", issue["message"])
+    message = re.sub(
+        r"(https?://|urn:)[^\s#]+#\S+", lambda m: m.group(0).split("#")[0] + "#…", message
+    )
+    return f"{message}  @ {where}"
 
 
 def summary(reports: Iterable[FileReport]) -> str:
