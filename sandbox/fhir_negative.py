@@ -49,14 +49,9 @@ def resource(doc: Doc, kind: str, nth: int = 0) -> Doc:
 
 
 def entry(doc: Doc, kind: str) -> Doc:
-    return next(e for e in doc["entry"] if e["resource"]["resourceType"] == kind)  # type: ignore[no-any-return]
-
-
-def _set(kind: str, key: str, value: Any) -> Callable[[Doc], None]:
-    def mutate(doc: Doc) -> None:
-        resource(doc, kind)[key] = value
-
-    return mutate
+    """The first entry whose resource is of type ``kind``."""
+    found: list[Doc] = [e for e in doc["entry"] if e["resource"]["resourceType"] == kind]
+    return found[0]
 
 
 def _drop(kind: str, key: str) -> Callable[[Doc], None]:
