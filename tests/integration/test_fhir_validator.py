@@ -166,16 +166,18 @@ async def test_an_invariant_and_an_unknown_element_are_errors(
 async def test_an_unknown_code_system_is_a_warning_not_an_error(
     server: FhirValidatorServer,
 ) -> None:
-    # no terminology server: SNOMED CT, NPL, ATC, LOINC... cannot be checked, only named
+    # no terminology server: SNOMED CT, NPL, ATC, LOINC... cannot be checked, only named;
+    # a made-up LOINC code goes through as a warning, as the real one does
     spoiled = copy.deepcopy(_golden())
-    _patient(spoiled)["maritalStatus"] = {
-        "coding": [{"system": "http://snomed.info/sct", "code": "87915002"}]
-    }
+    category = fhir_negative.resource(spoiled, "Consent")["category"][0]["coding"][0]
+    assert category["system"] == "http://loinc.org"
+    category["code"] = "0000-0"
     async with HttpFhirValidator(server.base_url) as client:
         verdict = await client.validate(spoiled)
     assert verdict.valid, verdict.errors
     assert any(
-        "CodeSystem is unknown and can't be validated: http://snomed.info/sct" in i.message
+        "CodeSystem is unknown and can't be validated: http://loinc.org for "
+        "'http://loinc.org#0000-0'" in i.message
         for i in verdict.warnings
     ), verdict.warnings
 
