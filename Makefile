@@ -131,7 +131,9 @@ typecheck: install
 
 check: lint typecheck test
 
-# ... and every FHIR golden through the FHIR validator (tools/fhir-validator): 0 errors
+# ... then HAPI FHIR's instance validator (tools/fhir-validator) over every conformance resource
+# (contracts/fhir) and every FHIR golden: 0 errors; and over the negative set
+# (contracts/fhir-negative): each spoiled message rejected for the reason its name states
 contracts: install fhir-validator
 	$(PY) -m sandbox.contracts_cli
 	$(PY) -m sandbox.fhir_validator_process
@@ -173,7 +175,8 @@ $(KAFKA_CACHE)/.assembled: deploy/kafka/pom.xml
 	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(KAFKA_CACHE)/libs
 	@touch $@
 
-# The project's FHIR R4 validator (tools/fhir-validator: HAPI FHIR from Maven Central, offline),
+# The project's FHIR R4 validator (tools/fhir-validator: HAPI FHIR's FhirInstanceValidator,
+# hapi-fhir-validation with the R4 core definitions, from Maven Central; offline),
 # built once into .cache/fhir-validator-<version>/ (fhir-validator.jar beside libs/; the
 # version is the pom's <hapi.version>); again only when the pom or a source file changes.
 # sandbox/fhir_validator_process.py runs the same mvn command under the same stamp.

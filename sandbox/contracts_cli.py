@@ -48,7 +48,7 @@ from fastapi import FastAPI
 from fhir.resources.R4B.bundle import Bundle
 from jsonschema import Draft202012Validator
 
-from sandbox import conformance
+from sandbox import conformance, fhir_negative
 from sandbox.guide import GuideError, build
 from sandbox.guide.links import check_site
 from sandbox.guide.load import GUIDE_DIR, read_inputs
@@ -278,6 +278,15 @@ def check_conformance(*, update: bool = False) -> list[Result]:
     return [Result(f"fhir/{name}", "conformance", status) for name, status in found.items()]
 
 
+def check_negative(*, update: bool = False) -> list[Result]:
+    """contracts/fhir-negative/: the spoiled goldens :mod:`sandbox.fhir_negative` makes (after
+    the goldens: made of them); ``make contracts`` has the FHIR validator reject each."""
+    found = fhir_negative.check(update=update)
+    return [
+        Result(f"fhir-negative/{name}", "negative set", status) for name, status in found.items()
+    ]
+
+
 def check_guide(*, update: bool = False) -> list[Result]:
     """The implementation guide under docs/guide/ is what ``make guide`` makes of
     contracts/fhir and the fixtures (rewritten with ``--update``, after the goldens)."""
@@ -335,6 +344,7 @@ def print_table(rows: list[Result]) -> None:
 def cmd_check(update: bool) -> int:
     rows = check_schemas() + check_fixtures(update=update) + check_openapi(update=update)
     rows += check_conformance(update=update)
+    rows += check_negative(update=update)
     rows += check_guide(update=update)  # after the goldens and conformance: made of them
     print_table(rows)
     failed = [r for r in rows if r.status != "ok"]

@@ -2,9 +2,13 @@
 process: built once, run in batch over files, or served on loopback for many messages.
 
 ``python -m sandbox.fhir_validator_process`` (part of ``make contracts``)
-    Validates every FHIR golden (``contracts/fixtures/**/*.fhir.json``) against R4 and the
-    conformance resources under contracts/fhir, prints the errors and a summary grouped by
-    message, and exits 1 if any golden has an error. ``--json`` prints the validator's lines.
+    In one JVM: every conformance resource (``contracts/fhir/*.json``) and every FHIR golden
+    (``contracts/fixtures/**/*.fhir.json``), validated against R4 and the conformance
+    resources by HAPI's FhirInstanceValidator, must have no error; every spoiled message of
+    the negative set (``contracts/fhir-negative/``, :mod:`sandbox.fhir_negative`) must be
+    rejected with the error its ``expected.json`` names. Prints each error, a summary grouped
+    by message and the negative set's verdicts; exits 1 on any failure. ``--json`` prints
+    the validator's lines. Given files, validates just those.
 
 The jar is built by ``make fhir-validator`` into .cache/fhir-validator-<hapi.version>/
 (fhir-validator.jar beside libs/); :func:`ensure_built` runs the same mvn command, under
@@ -37,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from sandbox import fhir_negative
 from sandbox.stack import _die_with_parent, free_port
 from services.messaging.fhir_validator import FhirVerdict, outcome_from_rows, verdict_from_outcome
 
@@ -213,6 +218,31 @@ def goldens(root: Path = GOLDENS) -> list[Path]:
     return sorted(root.rglob("*.fhir.json"))
 
 
+def conformance_resources(ig: Path = IG) -> list[Path]:
+    return sorted(ig.glob("*.json"))
+
+
+def negative_failures(reports: Iterable[FileReport]) -> dict[str, str | None]:
+    """Each negative file -> None when rejected for its stated reason, else why not."""
+    expected = fhir_negative.expectations()
+    return {
+        Path(r.file).name: fhir_negative.verdict(expected[Path(r.file).name], r.issues)
+        for r in reports
+    }
+
+
+def _group_key(issue: dict[str, Any]) -> str:
+    """An issue's message and where, with what varies per message folded: indices, resource
+    ids, quoted values (a code, a fullUrl) and a code after a system."""
+    where = re.sub(r"\[\d+\]", "[]", issue.get("expression") or "")
+    where = re.sub(r"/\*(\w+)/[^*]*\*/", r"/*\1*/", where)
+    message = re.sub(r"'[^']*'", "'…'", issue["message"])
+    message = re.sub(
+        r"(https?://|urn:)[^\s#]+#\S+", lambda m: m.group(0).split("#")[0] + "#…", message
+    )
+    return f"{message}  @ {where}"
+
+
 def summary(reports: Iterable[FileReport]) -> str:
     """Counts, then each distinct error and warning message (indices folded) with its count."""
     reports = list(reports)
@@ -220,8 +250,7 @@ def summary(reports: Iterable[FileReport]) -> str:
     for report in reports:
         for issue in report.issues:
             if issue["severity"] in ("fatal", "error", "warning"):
-                where = re.sub(r"\[\d+\]", "[]", issue.get("expression") or "")
-                grouped[(issue["severity"], f"{issue['message']}  @ {where}")] += 1
+                grouped[(issue["severity"], _group_key(issue))] += 1
     lines = [
         f"{len(reports)} files, {sum(1 for r in reports if r.errors)} with errors: "
         f"{sum(r.errors for r in reports)} errors, {sum(r.warnings for r in reports)} warnings"
@@ -235,14 +264,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("files", nargs="*", type=Path, help="default: every FHIR golden")
     parser.add_argument("--json", action="store_true", help="the validator's own lines")
     args = parser.parse_args(argv)
-    reports = run_batch(args.files or goldens())
+    if args.files:
+        positive, negative = list(args.files), []
+    else:
+        positive = conformance_resources() + goldens()
+        negative = fhir_negative.negatives()
+    reports = run_batch(positive + negative)
+    negative_reports = reports[len(positive) :]
+    reports = reports[: len(positive)]
     for report in reports:
         if args.json:
             print(json.dumps(dataclasses.asdict(report) | {"issues": list(report.issues)}))
         for issue in report.issues:
             if issue["severity"] in ("fatal", "error") and not args.json:
                 print(f"{report.file}: {issue.get('expression')}: {issue['message']}")
-    print(summary(reports), file=sys.stderr if args.json else sys.stdout)
+    out = sys.stderr if args.json else sys.stdout
+    print(summary(reports), file=out)
+    failures = negative_failures(negative_reports)
+    if failures:
+        bad = {name: why for name, why in failures.items() if why is not None}
+        print(
+            f"negative set: {len(failures) - len(bad)} of {len(failures)} rejected "
+            "for their stated reason",
+            file=out,
+        )
+        for name, why in sorted(bad.items()):
+            print(f"  {name}: {why}", file=out)
+        if len(failures) != len(fhir_negative.expectations()):
+            print("  expected.json and the files disagree", file=out)
+            return 1
+        if bad:
+            return 1
     return 1 if any(r.errors for r in reports) else 0
 
 

@@ -5,7 +5,9 @@ A CodeSystem declared in :mod:`services.messaging.vocabulary` without an entry h
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from services.adapter_takecare.families import admission_notice as tc_admission
@@ -21,6 +23,37 @@ from services.messaging.families import FAMILIES
 def _codes(table: Mapping[Any, str]) -> dict[str, str]:
     """A code list keyed by a Literal type, as plain strings."""
     return {str(code): display for code, display in table.items()}
+
+
+# SCB's names of the municipalities the sandbox regions' unit directories use
+_MUNICIPALITY_NAMES = {
+    "0980": "Gotland",
+    "1380": "Halmstad",
+    "1382": "Falkenberg",
+    "1383": "Varberg",
+}
+_UNITS = Path(__file__).resolve().parents[2] / "contracts" / "units"
+
+
+def _municipalities() -> dict[str, str]:
+    """The kommunkod fragment: every municipality a unit directory names (a code without a
+    name here fails the generator, so the fragment cannot miss one)."""
+    codes: set[str] = set()
+    for directory in sorted(_UNITS.glob("*.json")):
+        _collect_municipalities(json.loads(directory.read_text(encoding="utf-8")), codes)
+    return {code: _MUNICIPALITY_NAMES[code] for code in sorted(codes)}
+
+
+def _collect_municipalities(node: object, into: set[str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "municipality" and isinstance(value, str):
+                into.add(value)
+            else:
+                _collect_municipalities(value, into)
+    elif isinstance(node, list):
+        for item in node:
+            _collect_municipalities(item, into)
 
 
 def _observations() -> dict[str, str]:
@@ -48,7 +81,7 @@ SOURCES: dict[str, Callable[[], Mapping[str, str]]] = {
     "care-transition-event": lambda: {str(code): text for code, text in EVENT_DISPLAY.items()},
     "delivery-tag": lambda: {"superseded": "Ersatt av en nyare version"},
     "episode-kind": lambda: {CASE_KIND: "Ärende: vårdövergången kring ett vårdtillfälle"},
-    "kommunkod": dict,  # SCB's list, not copied (content not-present)
+    "kommunkod": _municipalities,  # SCB's list, not copied: a fragment (content fragment)
     "care-transition-observation": _observations,
     "discharge-destination": lambda: dict(tc_discharge.DESTINATIONS),
     "medication-list-context": lambda: _codes(medication.CONTEXT_DISPLAY),

@@ -24,7 +24,6 @@ from sandbox.conformance.common import (
 from services.messaging import profiles as p
 from services.messaging import vocabulary as v
 from services.messaging.envelope import EVENT_DISPLAY, EventCode
-from services.messaging.families import is_versioned
 from services.messaging.identifiers import (
     HSA_ID_SYSTEM,
     NATIONAL_RESERVE_SYSTEM,
@@ -237,7 +236,8 @@ DIFFERENTIALS: dict[str, Any] = {
         element("Provenance.target.identifier", min=1),
         element("Provenance.target.identifier.system", min=1, fixedUri="urn:ietf:rfc:3986"),
         element("Provenance.target.identifier.value", min=1),
-        element("Provenance.reason", min=1, max="1"),  # in the base's order: reason, activity
+        # a differential lists its elements in the base resource's order: reason, then activity
+        element("Provenance.reason", min=1, max="1"),
         element(
             "Provenance.activity",
             min=1,
@@ -251,7 +251,8 @@ DIFFERENTIALS: dict[str, Any] = {
             },
         ),
         element("Provenance.agent", max="1"),
-        element("Provenance.agent.who", type=_ref("Practitioner")),
+        # the canceller as a PractitionerRole: the role carries the HSA-id and the unit
+        element("Provenance.agent.who", type=_ref("PractitionerRole")),
         element("Provenance.agent.onBehalfOf", type=_ref("Organization")),
     ],
     "carebridge-careteam": lambda: [element("CareTeam.subject", type=_ref("Patient"))],
@@ -295,10 +296,29 @@ TITLES = {
 }
 
 
+# Invariants a profile adds on its root element. R4's validator only warns about a urn:uuid
+# reference no entry of the Bundle has (Bundle_BUNDLE_Not_Local); a message whose parts do not
+# all travel with it cannot be processed, so carebridge-message makes it an error.
+ROOT_CONSTRAINTS: dict[str, list[dict[str, Any]]] = {
+    "carebridge-message": [
+        {
+            "key": "cb-msg-1",
+            "severity": "error",
+            "human": "Every urn:uuid reference resolves to an entry of the message (its fullUrl)",
+            "expression": "entry.resource.descendants().ofType(Reference).reference"
+            ".where(startsWith('urn:uuid:')).all($this in %resource.entry.fullUrl)",
+            "source": p.profile_url("carebridge-message"),
+        }
+    ],
+}
+
+
 def _profile(
     profile_id: str, kind: str, title: str, description: str, differential: list[dict[str, Any]]
 ) -> dict[str, Any]:
     root = element(kind, short=title, definition=description)
+    if profile_id in ROOT_CONSTRAINTS:
+        root["constraint"] = ROOT_CONSTRAINTS[profile_id]
     return {
         **metadata("StructureDefinition", profile_id, title, description),
         "fhirVersion": FHIR_VERSION,
@@ -336,17 +356,12 @@ def header_profiles() -> list[dict[str, Any]]:
             ),
             element("MessageHeader.source.endpoint", short="urn:carebridge:system:<system>"),
         ]
-        slices = []
         if event.value in p.ANSWERS:
-            slices.append(
-                extension_slice("MessageHeader.extension", "answersMessage", v.ANSWERS_MESSAGE_URL)
+            rules.insert(
+                0,
+                extension_slice("MessageHeader.extension", "answersMessage", v.ANSWERS_MESSAGE_URL),
             )
-        if is_versioned(event.value):  # an older version delivered after a newer one
-            slices.append(
-                extension_slice("MessageHeader.extension", "supersededBy", v.SUPERSEDED_BY_URL)
-            )
-        if slices:
-            rules[:0] = [url_slicing("MessageHeader.extension"), *slices]
+            rules.insert(0, url_slicing("MessageHeader.extension"))
         if event.value in p.RESPONSES:
             rules += [
                 element("MessageHeader.response", min=1),

@@ -15,11 +15,13 @@ def code_system(decl: CodeSystemDecl) -> dict[str, Any]:
         **metadata("CodeSystem", decl.id, decl.title, decl.description),
         "caseSensitive": True,
         "valueSet": decl.value_set,
-        "content": "complete" if decl.complete else "not-present",
+        # a national list not copied is a fragment of the codes used, so a validator checks
+        # those and only warns about others (not-present would let it check nothing)
+        "content": "complete" if decl.complete else "fragment",
     }
     if decl.complete:
         found["count"] = len(concepts)
-        found["concept"] = [{"code": c, "display": d} for c, d in concepts.items()]
+    found["concept"] = [{"code": c, "display": d} for c, d in concepts.items()]
     return found
 
 

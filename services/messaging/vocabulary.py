@@ -26,7 +26,7 @@ _NS = f"{BASE_URL}/NamingSystem"
 class CodeSystemDecl:
     """A project CodeSystem; its concepts are the code's own lists (the generator reads
     them, see ``sandbox/conformance/concepts.py``). ``complete=False``: a national list the
-    project does not copy (SCB's kommunkod)."""
+    project does not copy (SCB's kommunkod); published as a fragment of the codes it uses."""
 
     id: str
     title: str
@@ -210,7 +210,8 @@ MUNICIPALITY_EXTENSION = extension(
 KOMMUNKOD_SYSTEM = code_system(
     "kommunkod",
     "Kommunkod",
-    "SCB's four-digit municipality codes (kommunkod). The list is SCB's and is not copied.",
+    "SCB's four-digit municipality codes (kommunkod). The list is SCB's and is not copied: "
+    "this CodeSystem is a fragment, the municipalities of the sandbox regions' unit directories.",
     complete=False,
 )
 

@@ -23,14 +23,13 @@ import java.util.Map;
 import java.util.concurrent.Executors;
 import java.util.stream.Stream;
 import org.hl7.fhir.r4.model.OperationOutcome;
-import org.hl7.fhir.r4.model.StringType;
 
 /**
  * carebridge's FHIR R4 validator, two modes in one jar.
  *
  * <pre>
  * java -jar fhir-validator.jar [--ig DIR] FILE-OR-DIR...     batch: one JSON line per file
- *     {"file":..., "errors":N, "warnings":N, "issues":[{severity, code, expression, location, message}]}
+ *     {"file":..., "errors":N, "warnings":N, "issues":[{severity, code, expression, location, message, messageId}]}
  *     exit 1 if any file has an error or fatal issue, 2 on bad usage
  * java -jar fhir-validator.jar [--ig DIR] --serve --port N    server on 127.0.0.1:N
  *     POST /validate[?profile=CANONICAL]  body: FHIR JSON  ->  200, an OperationOutcome
@@ -112,9 +111,10 @@ public final class Main {
         Map<String, Object> i = new LinkedHashMap<>();
         i.put("severity", issue.getSeverity().toCode());
         i.put("code", issue.getCode().toCode());
-        i.put("expression", issue.getExpression().stream().map(StringType::getValue).findFirst().orElse(null));
-        i.put("location", issue.getLocation().stream().map(StringType::getValue).findFirst().orElse(null));
+        i.put("expression", Engine.first(issue.getExpression()));
+        i.put("location", Engine.first(issue.getLocation()));
         i.put("message", issue.getDiagnostics());
+        i.put("messageId", Engine.messageId(issue));
         issues.add(i);
       }
       line.put("issues", issues);
@@ -138,7 +138,7 @@ public final class Main {
   }
 
   private static void serve(Engine engine, int port) throws IOException {
-    // warm the engine (definitions, schemas) before saying we listen
+    // warm the engine (definitions, snapshots, FHIRPath) before saying we listen
     engine.validate("{\"resourceType\":\"Basic\",\"code\":{\"text\":\"warm-up\"}}", null);
     HttpServer server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 16);
     server.setExecutor(Executors.newFixedThreadPool(2));
