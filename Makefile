@@ -90,15 +90,16 @@ test-fast: install
 	$(PY) -m pytest -q -n 2 -m "$(FAST)" tests/unit $(PYTEST_ARGS)
 
 # the suite on PostgreSQL (a server at 127.0.0.1:5432 is installed and started when none
-# answers); the single-router fault injection ran on SQLite already
+# answers); the single-router fault injection ran on SQLite already, and the FHIR validator's
+# tests and the e2e FHIR tap (which touch no database) ran in `make test`
 PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 test-postgres: install $(CHROMIUM) postgres kafka oidc-provider
-	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" $(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS))" $(PYTEST_ARGS)
-	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" $(PY) -m pytest -q -m "e2e or browser" $(STACK_RUN) $(PYTEST_ARGS)
+	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" $(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS) or fhir_validator)" $(PYTEST_ARGS)
+	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" BROKER_TEST_FHIR_TAP=off $(PY) -m pytest -q -m "e2e or browser" $(STACK_RUN) $(PYTEST_ARGS)
 
 # the stack suites (end to end, fault injection) on Apache Kafka with SASL_SSL and ACLs
 test-apache: install kafka postgres-binaries
-	BROKER_TEST_KAFKA=apache $(PY) -m pytest -q -m "(e2e or reliability) and not tansu_only" $(STACK_RUN) $(PYTEST_ARGS)
+	BROKER_TEST_KAFKA=apache BROKER_TEST_FHIR_TAP=off $(PY) -m pytest -q -m "(e2e or reliability) and not tansu_only" $(STACK_RUN) $(PYTEST_ARGS)
 
 postgres-binaries:
 	@bash deploy/dev/postgres.sh binaries

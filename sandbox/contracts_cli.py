@@ -382,14 +382,44 @@ def print_verdict(label: str, document: dict[str, Any]) -> int:
     return 0 if verdict.valid else 1
 
 
+def print_verdicts(files: list[str]) -> int:
+    """Several FHIR messages through the reference validator in one JVM: one JSON line per
+    file (``{"file", "outcome"}``) on stdout, a summary per file on stderr; 1 if any error."""
+    from sandbox.fhir_validator_process import batch_verdicts
+
+    verdicts = batch_verdicts([Path(f) for f in files])
+    for file, verdict in zip(files, verdicts, strict=True):
+        print(json.dumps({"file": file, "outcome": verdict.outcome}, ensure_ascii=False))
+        print(
+            f"{file}: {len(verdict.errors)} error(s), {len(verdict.warnings)} warning(s) "
+            "from the reference FHIR validator",
+            file=sys.stderr,
+        )
+    return 0 if all(v.valid for v in verdicts) else 1
+
+
+def _is_bundle(file: str) -> bool:
+    try:
+        document = json.loads(Path(file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and document.get("resourceType") == "Bundle"
+
+
 def cmd_validate(
-    contract: str | None, file: str | None, listing: bool, *, native_only: bool = False
+    contract: str | None, files: list[str], listing: bool, *, native_only: bool = False
 ) -> int:
-    if file is None and contract is not None and contract.endswith(".json"):
-        contract, file = None, contract  # make validate FILE=x.fhir.json (no CONTRACT)
-    if listing or file is None:
+    if contract is not None and contract.endswith(".json"):  # make validate FILE=x.fhir.json
+        files, contract = [contract, *files], None
+    if listing or not files:
         print("\n".join(contract_names()))
         return 0 if listing else 2
+    if len(files) > 1:  # FHIR messages only, judged together (one JVM start for them all)
+        if not all(_is_bundle(f) for f in files):
+            print("several files: each must be a FHIR Bundle (JSON)", file=sys.stderr)
+            return 2
+        return print_verdicts(files)
+    (file,) = files
     try:
         document = json.loads(Path(file).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -427,16 +457,20 @@ def main(argv: list[str] | None = None) -> int:
         "--update", action="store_true", help="rewrite goldens, OpenAPI and conformance resources"
     )
     sub = parser.add_subparsers(dest="command")
-    validate = sub.add_parser("validate", help="check one document against a contract")
-    validate.add_argument("contract", nargs="?", help="e.g. takecare/medication-list")
-    validate.add_argument("file", nargs="?", help="the JSON document")
+    validate = sub.add_parser(
+        "validate", help="check a document against a contract, or FHIR messages"
+    )
+    validate.add_argument("contract", nargs="?", help="e.g. takecare/medication-list, or fhir")
+    validate.add_argument(
+        "files", nargs="*", help="the JSON document; several FHIR messages: one JSON line each"
+    )
     validate.add_argument("--list", action="store_true", help="list the contracts")
     validate.add_argument(
         "--native-only", action="store_true", help="skip the reference FHIR validator"
     )
     args = parser.parse_args(argv)
     if args.command == "validate":
-        return cmd_validate(args.contract, args.file, args.list, native_only=args.native_only)
+        return cmd_validate(args.contract, args.files, args.list, native_only=args.native_only)
     return cmd_check(args.update)
 
 

@@ -213,6 +213,12 @@ def batch_verdict(document: Mapping[str, Any], *, ig: Path = IG) -> FhirVerdict:
     return verdict_from_outcome(outcome_from_rows(report.issues))
 
 
+def batch_verdicts(files: Sequence[Path], *, ig: Path = IG) -> list[FhirVerdict]:
+    """The validator's verdict on each FHIR file, all in one JVM (``make validate`` with
+    several files), in the order given."""
+    return [verdict_from_outcome(outcome_from_rows(r.issues)) for r in run_batch(files, ig=ig)]
+
+
 def goldens(root: Path = GOLDENS) -> list[Path]:
     """Every FHIR golden: the ``.fhir.json`` files (the other goldens are native documents)."""
     return sorted(root.rglob("*.fhir.json"))
