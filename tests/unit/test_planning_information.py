@@ -30,6 +30,7 @@ from services.messaging.vocabulary import (
     BCP47_SYSTEM,
     INTERPRETER_REQUIRED_URL,
     ISO_9999_SYSTEM,
+    MUNICIPALITY_EXTENSION,
     ROLE_CODE_SYSTEM,
 )
 
@@ -419,3 +420,29 @@ def test_treserva_refuses_an_unknown_kinship_without_repeating_it():
     with pytest.raises(TranslationError) as err:
         treserva_readiness.OUTBOUND.to_native(bundle)
     assert "Tolvansson" not in str(err.value)
+
+
+def test_the_interpreter_is_added_to_the_patients_extensions_never_in_place_of_them():
+    """The interpreter extension once replaced the Patient's extensions, and with them the
+    municipality of residence: the readiness notice of a patient needing an interpreter was
+    then unaddressable in a region of several municipalities (dead-lettered)."""
+    for seed in range(60):
+        doc = sample_discharge_readiness(random.Random(seed), now=FIXTURE_NOW)
+        planning = doc.get("planningInformation") or {}
+        if (planning.get("interpreter") or {}).get("needed"):
+            break
+    else:
+        raise AssertionError("no sample of a patient needing an interpreter")
+    event = discharge_readiness.INBOUND.parse(
+        doc, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+    )
+    bundle = fhir_json(
+        discharge_readiness.INBOUND.to_bundle(
+            event, now=FIXTURE_NOW, regional_reserve_oid=FIXTURE_REGIONAL_RESERVE_OID
+        )
+    )
+    (patient,) = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+    ]
+    urls = [x["url"] for x in patient["extension"]]
+    assert MUNICIPALITY_EXTENSION in urls and INTERPRETER_REQUIRED_URL in urls

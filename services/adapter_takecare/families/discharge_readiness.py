@@ -141,7 +141,10 @@ def to_bundle(
     patient_fhir = patient_resource(patient)
     planned: list[tuple[str, dict[str, Any]]] = []
     if planning is not None:
-        patient_fhir |= patient_parts(planning, protected=patient.protected)
+        for name, value in patient_parts(planning, protected=patient.protected).items():
+            # lists are added to, never replaced: the municipality of residence is an
+            # extension too, and addressing by unit reads it
+            patient_fhir[name] = [*patient_fhir.get(name, ()), *value]
         planned = planning_resources(
             planning, ref, protected=patient.protected, effective=event.occurred_at.isoformat()
         )
