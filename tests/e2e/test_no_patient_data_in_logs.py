@@ -25,6 +25,7 @@ from sandbox.simulators.samples.people import (
     TEST_IDENTIFIERS,
 )
 from sandbox.stack import Stack
+from tests.support import fhir_tap
 from tests.support.stacks import e2e_settings, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]
@@ -168,6 +169,7 @@ def test_the_logs_of_a_full_run_hold_no_personnummer_name_or_address(debug_stack
         assert scenario.subscriber_stats()["stored"] >= 3
     finally:
         scenario.close()
+    fhir_tap.drain(stack)  # read Kafka for the module's FHIR check while it still runs
     stack.stop()  # flush every process's log
 
     log_dir = stack.settings.data_dir / "logs"

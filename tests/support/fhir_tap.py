@@ -64,6 +64,7 @@ class FhirTap:
     messages: list[TappedMessage] = field(default_factory=list)
     unsigned: int = 0
     problems: list[str] = field(default_factory=list)
+    drained: set[int] = field(default_factory=set)  # id() of the stacks read already
 
     def judge(self, validator_url: str, *, concurrency: int = 2) -> list[str]:
         """One line per message the validator found an error in (or could not judge), and
@@ -87,8 +88,9 @@ def tapping(tap: FhirTap) -> Iterator[FhirTap]:
 def drain(stack: Stack) -> None:
     """Everything on the stack's FHIR topics into the active tap (none: nothing)."""
     tap = _active
-    if tap is None:
+    if tap is None or id(stack) in tap.drained:  # a test that stops its stack drains first
         return
+    tap.drained.add(id(stack))
     try:
         found, unsigned = _in_thread(_read(stack))
     except (Exception, asyncio.CancelledError) as exc:  # the module fails; the stack stops
