@@ -159,6 +159,17 @@ def _observation_status(doc: Doc) -> None:
     resource(doc, "Observation")["status"] = "finished"
 
 
+def _patient_identifier_system(doc: Doc) -> None:
+    resource(doc, "Patient")["identifier"][0]["system"] = (
+        "http://electronichealth.se/identifier/pnr"
+    )
+
+
+def _local_security_label(doc: Doc) -> None:
+    label = resource(doc, "Patient")["meta"]["security"][0]
+    label["system"] = "https://carebridge.se/fhir/CodeSystem/security-label"  # the old local one
+
+
 SPOILS: tuple[Spoil, ...] = (
     Spoil(
         "bundle-identifier-wrong-system",
@@ -337,6 +348,20 @@ SPOILS: tuple[Spoil, ...] = (
         "Consent.status active -> withdrawn-by-fax",
         _consent_status,
         "The value provided ('withdrawn-by-fax') was not found in the value set 'ConsentState'",
+    ),
+    Spoil(
+        "patient-identifier-wrong-system",
+        ADMISSION,
+        "the personnummer's system .../identifier/personnummer -> .../identifier/pnr",
+        _patient_identifier_system,
+        "Constraint failed: cb-pat-1",
+    ),
+    Spoil(
+        "security-label-outside-national-set",
+        PROTECTED,
+        "the protected identity's label under a local CodeSystem, not HL7 Sweden's SecurityLabel",
+        _local_security_label,
+        "Constraint failed: cb-pat-2",
     ),
 )
 

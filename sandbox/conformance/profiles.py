@@ -24,6 +24,7 @@ from sandbox.conformance.common import (
 from services.messaging import profiles as p
 from services.messaging import vocabulary as v
 from services.messaging.envelope import EVENT_DISPLAY, EventCode
+from services.messaging.fhir_parts import CONFIDENTIALITY_SYSTEM
 from services.messaging.identifiers import (
     HSA_ID_SYSTEM,
     NATIONAL_RESERVE_SYSTEM,
@@ -300,6 +301,29 @@ TITLES = {
 # reference no entry of the Bundle has (Bundle_BUNDLE_Not_Local); a message whose parts do not
 # all travel with it cannot be processed, so carebridge-message makes it an error.
 ROOT_CONSTRAINTS: dict[str, list[dict[str, Any]]] = {
+    # The identifier slicing stays open (a region's reserve numbers are urn:oid:<its OID>, a
+    # setting), so what it leaves open is closed here: HL7 Sweden's systems or an OID.
+    "carebridge-patient": [
+        {
+            "key": "cb-pat-1",
+            "severity": "error",
+            "human": "Every identifier is a personnummer, samordningsnummer or national reserve "
+            "number (HL7 Sweden's systems), or a region's reserve number under urn:oid:",
+            "expression": "identifier.all("
+            f"system = '{PERSONNUMMER_SYSTEM}' or system = '{SAMORDNINGSNUMMER_SYSTEM}' "
+            f"or system = '{NATIONAL_RESERVE_SYSTEM}' or system.startsWith('urn:oid:'))",
+            "source": p.profile_url("carebridge-patient"),
+        },
+        {
+            "key": "cb-pat-2",
+            "severity": "error",
+            "human": "Security labels come from HL7 Sweden's national set (SecurityLabel) or "
+            "HL7's confidentiality codes, never a local code",
+            "expression": "meta.security.all("
+            f"system = '{v.SECURITY_LABEL_SYSTEM}' or system = '{CONFIDENTIALITY_SYSTEM}')",
+            "source": p.profile_url("carebridge-patient"),
+        },
+    ],
     "carebridge-message": [
         {
             "key": "cb-msg-1",
