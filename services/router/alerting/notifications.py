@@ -28,7 +28,7 @@ Notification states::
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -201,7 +201,11 @@ class Notifier:
         await _supersede_waiting_alarms(session, event.alert_id)
         rows = []
         for to, references in (await _noticed(session, event.alert_id)).items():
-            notice = fallback_notice(event, self.directory, references)  # whoever was told
+            # whoever was told, as the unit it was told as: an alert spans the messages of
+            # several units (one per municipality), and its own event names none of them
+            told = self.directory.unit_with_email(to)
+            unit_event = replace(event, receiver_unit_hsa=told.hsa_id) if told else event
+            notice = fallback_notice(unit_event, self.directory, references)
             if notice is not None:
                 rows.append(
                     _row(Channel.FALLBACK_EMAIL, to, notice.subject, notice.body)

@@ -242,6 +242,13 @@ class UnitDirectory:
         """The unit the message names, else the destination's default receiving unit."""
         return self.unit(receiver_hsa) or self.unit(self.destinations.get(destination))
 
+    def unit_with_email(self, email: str) -> Unit | None:
+        """The unit a fallback email went to: its own address or its on-call's."""
+        for unit in self.units.values():
+            if email in (unit.email, unit.on_call.email if unit.on_call else None):
+                return unit
+        return None
+
 
 def _hhmm(t: time) -> str:
     return f"{t.hour:02d}" if t.minute == 0 else f"{t.hour:02d}.{t.minute:02d}"
