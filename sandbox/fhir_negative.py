@@ -28,6 +28,7 @@ ADMISSION = "takecare/admission-notice/addressed-by-unit"
 CANCELLATION = "takecare/message-cancelled/admission-notice-sent-in-error"
 INTERRUPTED = "takecare/process-interrupted/worsened-personnummer"
 PROTECTED = "takecare/admission-notice/protected-identity"
+PLANNING = "takecare/discharge-readiness/ready-planning-information-full"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,11 @@ def _patient_identifier_system(doc: Doc) -> None:
 def _local_security_label(doc: Doc) -> None:
     label = resource(doc, "Patient")["meta"]["security"][0]
     label["system"] = "https://carebridge.se/fhir/CodeSystem/security-label"  # the old local one
+
+
+def _language_not_bcp47(doc: Doc) -> None:
+    language = resource(doc, "Patient")["communication"][0]["language"]["coding"][0]
+    language["code"] = "finska"  # a Swedish word, not a BCP-47 tag (that is "fi")
 
 
 SPOILS: tuple[Spoil, ...] = (
@@ -362,6 +368,13 @@ SPOILS: tuple[Spoil, ...] = (
         "the protected identity's label under a local CodeSystem, not HL7 Sweden's SecurityLabel",
         _local_security_label,
         "Constraint failed: cb-pat-2",
+    ),
+    Spoil(
+        "interpreter-language-not-bcp47",
+        PLANNING,
+        "the interpreter's language fi -> finska, a word and not a BCP-47 language tag",
+        _language_not_bcp47,
+        'Code "finska" is not in valueset: http://hl7.org/fhir/ValueSet/languages',
     ),
 )
 

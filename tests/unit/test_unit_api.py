@@ -173,3 +173,19 @@ async def test_the_router_seeds_its_directory_at_start_and_then_reads_the_table(
     again = await unit_directory_at_start(settings, sessions, clock)  # a restart: no re-seed
     assert again.units[VARBERG].active is False
     assert again.destinations == HALLAND.destinations
+
+
+async def test_replicas_starting_together_seed_the_directory_once(sessions):
+    """Two routers on one PostgreSQL database start at once: one seeds, the other finds the
+    rows (before, both counted an empty table and the second died on a duplicate key)."""
+    import asyncio
+
+    from services.messaging.clock import Clock as ServiceClock
+    from services.router.service import unit_directory_at_start
+
+    settings = RouterSettings(alert_unit_directory="contracts/units/halland.json")
+    clock = ServiceClock()
+    both = await asyncio.gather(
+        *(unit_directory_at_start(settings, sessions, clock) for _ in range(4))
+    )
+    assert all(found.units == HALLAND.units for found in both)

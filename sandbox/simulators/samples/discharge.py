@@ -91,7 +91,7 @@ _CARE_CONTACTS = (
     ("SE2321000222-SSK3", "Maria Nord, distriktssköterska"),
     ("SE2321000222-L3310", "Per Holm, distriktsläkare"),
 )
-_LANGUAGES = ("ar", "fa", "fi", "so", "ti", "sv", "se")
+LANGUAGES = ("ar", "fa", "fi", "so", "ti", "sv", "se")  # BCP-47 tags
 _DESTINATIONS = (
     "home",
     "home-with-home-care",
@@ -195,7 +195,7 @@ def sample_planning_information(rng: random.Random) -> dict[str, Any]:
         if rng.random() < 0.7:
             planning["permanentCareContact"]["phone"] = rng.choice(_WORK_PHONES)
     if rng.random() < 0.2:
-        planning["interpreter"] = {"language": rng.choice(_LANGUAGES), "needed": rng.random() < 0.8}
+        planning["interpreter"] = {"language": rng.choice(LANGUAGES), "needed": rng.random() < 0.8}
     if rng.random() < 0.5:
         planning["patientPhone"] = rng.choice(_PHONES)
     return planning

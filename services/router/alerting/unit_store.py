@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.messaging.db import serialize
 from services.router.alerting.unit_directory import Unit, UnitDirectory
 from services.router.audit.admin_actions import record_admin_action
 from services.router.routing.tables import care_unit
@@ -50,7 +51,9 @@ def _row(unit: Unit, *, now: datetime, by: str) -> dict[str, Any]:
 
 async def seed_if_empty(session: AsyncSession, directory: UnitDirectory, now: datetime) -> int:
     """Write the file's units when the table holds none; how many were written. A table
-    kept through the API is never overwritten by the file again."""
+    kept through the API is never overwritten by the file again. Replicas starting together
+    (two routers on PostgreSQL) take turns: the second finds the first one's rows."""
+    await serialize(session, "care_unit:seed")
     count = (await session.execute(select(func.count()).select_from(care_unit))).scalar_one()
     if count:
         return 0

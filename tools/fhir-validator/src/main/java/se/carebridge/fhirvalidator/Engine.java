@@ -42,6 +42,8 @@ import org.hl7.fhir.r4.model.StructureDefinition;
  *       CodeSystem, ValueSet, NamingSystem, ...; a profile given only as a differential gets its
  *       snapshot generated here, at start-up, and a failure to generate one stops the tool);
  *   <li>R4's core definitions (DefaultProfileValidationSupport: hapi-fhir-validation-resources-r4);
+ *   <li>Common Languages judged as R4 binds it, preferred with All Languages as its maximum
+ *       (PreferredLanguages: a BCP-47 language it does not list is a warning, not HAPI's error);
  *   <li>the code systems HAPI knows without a server (CommonCodeSystemsTerminologyService:
  *       UCUM, BCP-47 languages, MIME types, ISO 3166 and 4217, US states);
  *   <li>in-memory terminology: a code is checked against any ValueSet and CodeSystem loaded
@@ -73,10 +75,12 @@ final class Engine {
     SnapshotGeneratingValidationSupport snapshots = new SnapshotGeneratingValidationSupport(ctx);
     UnknownCodeSystemWarningValidationSupport unknownSystems = new UnknownCodeSystemWarningValidationSupport(ctx);
     unknownSystems.setNonExistentCodeSystemSeverity(IValidationSupport.IssueSeverity.WARNING);
+    CommonCodeSystemsTerminologyService common = new CommonCodeSystemsTerminologyService(ctx);
     chain = new ValidationSupportChain(
         own,
         new DefaultProfileValidationSupport(ctx),
-        new CommonCodeSystemsTerminologyService(ctx),
+        new PreferredLanguages(ctx, common),
+        common,
         new InMemoryTerminologyServerValidationSupport(ctx),
         snapshots,
         unknownSystems);
