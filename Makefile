@@ -90,11 +90,12 @@ test-fast: install
 	$(PY) -m pytest -q -n 2 -m "$(FAST)" tests/unit $(PYTEST_ARGS)
 
 # the suite on PostgreSQL (a server at 127.0.0.1:5432 is installed and started when none
-# answers); the single-router fault injection ran on SQLite already, and the FHIR validator's
-# tests and the e2e FHIR tap (which touch no database) ran in `make test`
+# answers): every test that reaches a database (BROKER_TEST_DATABASE_ONLY, tests/conftest.py);
+# the single-router fault injection ran on SQLite already, and the tests that touch no
+# database (translation, contracts, the FHIR validator, the e2e FHIR tap) ran in `make test`
 PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 test-postgres: install $(CHROMIUM) postgres kafka oidc-provider
-	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" $(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS) or fhir_validator)" $(PYTEST_ARGS)
+	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" BROKER_TEST_DATABASE_ONLY=1 $(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS) or fhir_validator)" $(PYTEST_ARGS)
 	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" BROKER_TEST_FHIR_TAP=off $(PY) -m pytest -q -m "e2e or browser" $(STACK_RUN) $(PYTEST_ARGS)
 
 # the stack suites (end to end, fault injection) on Apache Kafka with SASL_SSL and ACLs

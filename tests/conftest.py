@@ -64,6 +64,37 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(SANDBOX_ENVIRONMENT)
 
 
+# fixtures through which a test reaches the database of the run (BROKER_TEST_DATABASE_URL)
+_DATABASE_FIXTURES = frozenset(
+    {"database_url", "engine", "sessions", "stack_db", "module_stack_db"}
+)
+_DATABASE_NAMES = ("new_database_url", "backend_name", "_PG_URL", "BROKER_TEST_DATABASE_URL")
+
+
+def _reaches_the_database(item: pytest.Item) -> bool:
+    if _DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    module = getattr(item, "module", None)
+    source = Path(module.__file__).read_text() if module and module.__file__ else ""
+    return any(name in source for name in _DATABASE_NAMES)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With BROKER_TEST_DATABASE_ONLY=1 on PostgreSQL (make test-postgres), only the tests
+    that reach the run's database run: through a database fixture, or a module that asks
+    for one itself. The others (translation, contracts, fuzzing of pure parsers) touch no
+    database, give the same answer on either backend, and ran on SQLite in ``make test``."""
+    if not (_PG_URL and os.environ.get("BROKER_TEST_DATABASE_ONLY") == "1"):
+        return
+    kept: list[pytest.Item] = []
+    left: list[pytest.Item] = []
+    for item in items:
+        (kept if _reaches_the_database(item) else left).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The fault tests' figures of this run, as the table in docs/guarantees.md (here, in the
     root conftest, so the controller of side-by-side workers prints it too)."""

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from sandbox import fhir_negative
-from sandbox.simulators.samples import discharge as discharge_samples
 from sandbox.fhir_validator_process import (
     FhirValidatorServer,
     FileReport,
@@ -26,6 +25,7 @@ from sandbox.fhir_validator_process import (
     negative_failures,
     run_batch,
 )
+from sandbox.simulators.samples import discharge as discharge_samples
 from services.messaging.fhir_validator import HttpFhirValidator
 
 pytestmark = [
@@ -195,9 +195,9 @@ async def test_every_interpreter_language_of_the_sandbox_is_valid(
     # but are valid (HAPI alone says error, hapi-fhir#7959; tools/fhir-validator
     # PreferredLanguages); a word that is no language tag stays an error (the negative set)
     doc = json.loads(INTERPRETED.read_text())
-    fhir_negative.resource(doc, "Patient")["communication"][0]["language"]["coding"][0][
-        "code"
-    ] = language
+    fhir_negative.resource(doc, "Patient")["communication"][0]["language"]["coding"][0]["code"] = (
+        language
+    )
     async with HttpFhirValidator(server.base_url) as client:
         verdict = await client.validate(doc)
     assert verdict.valid, verdict.errors
