@@ -7,6 +7,7 @@ carries nothing of the record. The records are signed and verified for real
 
 import json
 import logging
+from typing import Any
 
 import httpx
 import pytest
@@ -72,7 +73,7 @@ def _consumed(
     return record
 
 
-def _command(signer: RecordSigner | None) -> tuple[IncomingRecord, dict]:
+def _command(signer: RecordSigner | None) -> tuple[IncomingRecord, dict[str, Any]]:
     bundle = fhir("personnummer-full.input.json")
     headers = {
         "message-id": bundle["entry"][0]["resource"]["id"],
