@@ -56,6 +56,7 @@ from services.messaging.kafka import IncomingRecord, OutgoingRecord
 from services.messaging.native import FHIR_MESSAGE, OutboundFamily
 from services.messaging.outbox import add_to_outbox
 from services.messaging.processed import already_processed, mark_processed
+from services.messaging.quarantine import QuarantineNotice, keep_aside
 from services.messaging.read_back_store import ReadBackTerms
 from services.messaging.supersession import mark_superseded
 from services.messaging.tracing import HEADER as TRACEPARENT
@@ -149,11 +150,7 @@ async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
     ids = {"message_id": message_id, "pseudonym": record.key, **trace.log_fields()}
     where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
     if record.untrusted is not None:
-        # A forged or altered delivery command is never posted to the journal. The router
-        # still waits for the real delivery's outcome, so nothing real is lost; the
-        # command is logged with its reason (no patient data).
-        reason = record.untrusted
-        log.error("untrusted delivery command quarantined", extra={**where, "reason": reason})
+        await quarantine(record, deps=deps)
         return
     if not message_id:
         log.error("delivery command without message-id skipped", extra=where)
@@ -204,6 +201,30 @@ async def deliver(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
         "delivery outcome",
         extra={**ids, "attempt": attempt, "outcome": code.value, "detail": diagnostics},
     )
+
+
+async def quarantine(record: IncomingRecord, *, deps: DeliveryDeps) -> None:
+    """A forged or altered delivery command is never posted to the journal: it is kept aside
+    with its reason (``rejected_record``), and a quarantine notice on the results topic has
+    the router raise its critical incident (:mod:`services.messaging.quarantine`), in one
+    transaction, once per record. The router still waits for the real delivery's outcome,
+    so nothing real is lost. Neither the log nor the notice carries anything of the record
+    but where it was and the class of its signature error."""
+    notice = QuarantineNotice.of(record)
+    where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+    consumer = f"{deps.destination.owner}:{deps.destination.system.value}"
+    event_key = f"quarantined:{record.topic}/{record.partition}/{record.offset}"
+    async with deps.sessions.begin() as session:
+        if await already_processed(session, consumer, event_key):
+            return  # redelivered: kept aside and reported already
+        await keep_aside(session, record, f"untrusted: {record.untrusted}", deps.clock())
+        await add_to_outbox(
+            session, deps.destination.owner, notice.to_record(quarantined_by=deps.destination.owner)
+        )
+        await mark_processed(session, consumer, event_key)
+    if deps.relay_wake is not None:
+        deps.relay_wake.set()
+    log.error("untrusted delivery command quarantined", extra={**where, "reason": notice.reason})
 
 
 async def _schedule_read_back(

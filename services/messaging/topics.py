@@ -39,6 +39,11 @@ DELIVERED_BY = {
 }
 
 
+DELIVERED_BY_TOPIC = {outbound(d): adapter for d, adapter in DELIVERED_BY.items()}
+"""The same by delivery-command topic: the adapter that reads it (and alone may report a
+record on it quarantined, services.messaging.quarantine)."""
+
+
 def delivery_group(adapter: str, destination: str) -> str:
     return f"{adapter}.{destination}"
 

@@ -11,6 +11,7 @@ import services.messaging.broker_epoch
 import services.messaging.intake_tables
 import services.messaging.outbox
 import services.messaging.processed
+import services.messaging.quarantine
 import services.messaging.read_back_store
 import services.router.audit.access_log
 import services.router.ops.console.identity

@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from sandbox.stack import Stack
 from services.messaging import topics
 from services.messaging.fhir_validator import FhirValidatorError, HttpFhirValidator
+from services.messaging.quarantine import NOTICE_EVENT
 from services.messaging.record_signing import (
     RecordSignatureError,
     RecordVerifier,
@@ -144,6 +145,8 @@ async def _read(stack: Stack) -> tuple[list[TappedMessage], int]:
                     except RecordSignatureError:
                         unsigned += 1
                         continue
+                    if headers.get("event") == NOTICE_EVENT:
+                        continue  # an adapter's quarantine notice: small JSON, not FHIR
                     found.append(TappedMessage(r.topic, r.partition, r.offset, r.value or b""))
         return found, unsigned
     finally:

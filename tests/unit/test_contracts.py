@@ -13,7 +13,9 @@ from sandbox.contracts_cli import check_fixtures, check_openapi, check_schemas, 
 from services.messaging import topics
 from services.messaging.contracts import CONTRACTS_DIR
 from services.messaging.envelope import EventCode
+from services.messaging.kafka import IncomingRecord
 from services.messaging.kafka_acls import service_acls
+from services.messaging.quarantine import QuarantineNotice
 from services.router.routing.deliveries import delivery_event
 from services.router.routing.domain import DeliveryState
 
@@ -74,6 +76,25 @@ def test_the_public_topic_carries_no_patient_data():
     assert record.topic == topics.EVENTS and record.key == row.message_id
     assert set(value) == {"type", "messageId", "family", "destination", "state", "at"}
     assert row.pseudonym not in record.value and "sealed" not in record.value
+
+
+def test_the_quarantine_notice_is_as_documented_and_carries_no_patient_data():
+    notice = QuarantineNotice.of(
+        IncomingRecord(
+            topics.outbound("treserva"),
+            2,
+            17,
+            "0123456789abcdef0123456789abcdef",
+            b"{}",
+            {"message-id": "m-1"},
+            untrusted="UnknownSigningKey: no trusted key 'k' of signer 'x'",
+        )
+    ).to_record(quarantined_by="adapter_treserva")
+    message = _asyncapi()["components"]["messages"]["quarantineNotice"]
+    Draft202012Validator(message["payload"]).validate(json.loads(notice.value))
+    Draft202012Validator(message["headers"]).validate(notice.headers)
+    assert notice.topic == topics.RESULTS and notice.key == f"{topics.outbound('treserva')}/2/17"
+    assert "0123456789abcdef" not in notice.value and "m-1" not in notice.value
 
 
 def test_asyncapi_documents_every_event_code():

@@ -39,6 +39,7 @@ from services.messaging.payload_crypto import (
     PayloadCryptoError,
     key_id_of,
 )
+from services.messaging.quarantine import MalformedNotice, QuarantineNotice, keep_aside
 from services.router import domain_events
 from services.router.alerting.events import Severity
 from services.router.alerting.incidents import Affected, AlertSink
@@ -72,7 +73,6 @@ from services.router.routing.tables import (
     delivery_attempt,
     delivery_transition,
     message,
-    rejected_record,
     subscription,
 )
 from services.router.subscriptions.matching import ChannelType, Subscription, route
@@ -205,15 +205,7 @@ async def reject_record(
             "trace_id": tracing.trace_id_of(record.headers.get(tracing.HEADER)),
         },
     )
-    await session.execute(
-        rejected_record.insert().values(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            reason=reason[:500],
-            received_at=now,
-        )
-    )
+    await keep_aside(session, record, reason, now)
 
 
 async def quarantine_untrusted(
@@ -224,11 +216,47 @@ async def quarantine_untrusted(
     must never confirm a delivery, so the confirmation deadline's alert still comes."""
     reason = f"untrusted: {record.untrusted}"
     await reject_record(session, record, reason, now)
+    await _untrusted_record_incident(session, record.topic, rules, now)
+
+
+async def report_quarantined(
+    session: AsyncSession, record: IncomingRecord, rules: RoutingRules, now: datetime
+) -> None:
+    """An adapter's quarantine notice (:mod:`services.messaging.quarantine`): the delivery
+    command it refused raises the same critical incident as a record the router refused
+    itself. The adapter kept the command aside in its own database; only the adapter that
+    reads the command's topic may report on it."""
+    try:
+        notice = QuarantineNotice.read(record)
+    except MalformedNotice as exc:
+        await reject_record(session, record, str(exc), now)
+        return
+    reader = topics.DELIVERED_BY_TOPIC[notice.topic]
+    if record.signer is not None and record.signer != reader:
+        wrong = replace(record, untrusted=f"WrongSigner: {record.signer} reported for {reader}")
+        await quarantine_untrusted(session, wrong, rules, now)
+        return
+    log.error(
+        "an adapter quarantined an untrusted record",
+        extra={
+            "topic": notice.topic,
+            "partition": notice.partition,
+            "offset": notice.offset,
+            "reason": notice.reason,
+            "reported_by": record.signer or reader,
+        },
+    )
+    await _untrusted_record_incident(session, notice.topic, rules, now)
+
+
+async def _untrusted_record_incident(
+    session: AsyncSession, topic: str, rules: RoutingRules, now: datetime
+) -> None:
     await domain_events.emit(
         session,
         domain_events.IncidentFound(
             kind=AlertKind.UNTRUSTED_RECORD,
-            destination=record.topic,
+            destination=topic,
             event_code="record-signature",
             affected=None,
             now=now,

@@ -17,6 +17,7 @@ from services.messaging.clock import Reading, jumped
 from services.messaging.db import lost_a_conflict, store_unavailable
 from services.messaging.envelope import MalformedMessage, read_envelope
 from services.messaging.kafka import IncomingRecord
+from services.messaging.quarantine import is_notice
 from services.router.alerting.incidents import check_destinations, remind, resolve_cleared
 from services.router.alerting.rules import AlertingRules
 from services.router.alerting.silence import check_silent_sources, resolve_spoken_sources
@@ -30,6 +31,7 @@ from services.router.routing.deliveries import (
     dispatch_due,
     quarantine_untrusted,
     reject_record,
+    report_quarantined,
 )
 from services.router.routing.episodes import check_gaps
 from services.router.routing.results import Result, apply_results
@@ -96,6 +98,9 @@ class Router:
             for record in batch:
                 if record.untrusted is not None:
                     await quarantine_untrusted(session, record, self.rules, now)
+                    continue
+                if is_notice(record):  # an adapter refused a forged delivery command
+                    await report_quarantined(session, record, self.rules, now)
                     continue
                 try:
                     env = read_envelope(record.value)

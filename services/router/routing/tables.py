@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 
 from services.messaging.db import BigId, UtcDateTime, metadata
+from services.messaging.quarantine import rejected_record as rejected_record  # re-exported
 from services.messaging.sealing import unsealed_where
 
 PRUNED_PREFIX = "pruned:v1:"  # a pruned payload (services.router.audit.retention)
@@ -187,17 +188,7 @@ alert_delivery = Table(
     PrimaryKeyConstraint("alert_id", "delivery_id"),
 )
 
-rejected_record = Table(
-    "rejected_record",
-    metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("topic", String(200), nullable=False),
-    Column("partition", Integer, nullable=False),
-    Column("offset", BigId, nullable=False),
-    Column("reason", String(500), nullable=False),
-    Column("received_at", UtcDateTime, nullable=False),
-)
-"""Kafka records the router could not read (poison messages): kept for operations, skipped."""
+# rejected_record: every service keeps one (services.messaging.quarantine)
 
 
 replay_audit = Table(
