@@ -88,6 +88,7 @@ async def run_adapter(
     delivery_loops: dict[str, Loop] = {}
     intake_first = IntakeFirst()  # the journals' POSTs before the deliveries
     terms = read_back or ReadBackTerms()
+    clock = settings.clock()
     readers: dict[System, HttpJournalClient] = {}
     poller: ReadBackPoller | None = None
     for endpoint in endpoints:
@@ -103,7 +104,8 @@ async def run_adapter(
         deps = DeliveryDeps(
             sessions=sessions,
             client=client,
-            clock=settings.clock().now,
+            clock=clock.now,
+            monotonic=clock.monotonic,
             destination=endpoint.destination,
             relay_wake=relay.wake,
             intake=intake_first,
@@ -118,7 +120,8 @@ async def run_adapter(
             owner=name,
             readers=readers,
             terms=dict.fromkeys(readers, terms),
-            clock=deliveries[0].clock,  # the deliveries' clock: deadlines are on its scale
+            clock=clock.now,  # the deliveries' clock: deadlines are on its scale
+            monotonic=clock.monotonic,
             relay_wake=relay.wake,
         )
         for deps in deliveries:

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging import read_back_store, topics
 from services.messaging.case import case_id_of
+from services.messaging.clock import boot_id
 from services.messaging.envelope import (
     CONFIRM_BY_HEADER,
     FAILURE_HEADER,
@@ -107,6 +108,9 @@ class DeliveryDeps:
     client: JournalClient
     clock: Callable[[], datetime]
     destination: Destination
+    # read with ``clock`` when a read-back is scheduled: its time left is measured on it
+    # (services.messaging.read_back_store.remaining); None: by the wall clock only
+    monotonic: Callable[[], float] | None = None
     relay_wake: asyncio.Event | None = None
     # POSTs in flight to the journal at once. A batch holds up to 500 patients; sending
     # them all at once queued most in the HTTP pool, where the wait counts against the
@@ -237,6 +241,7 @@ async def _schedule_read_back(
     deps: DeliveryDeps,
 ) -> None:
     now = deps.clock()
+    monotonic = deps.monotonic() if deps.monotonic is not None else None
     await read_back_store.schedule(
         session,
         destination=deps.destination.system.value,
@@ -246,6 +251,8 @@ async def _schedule_read_back(
         first_check_at=now + timedelta(seconds=terms.first_check_s),
         traceparent=trace.traceparent,
         now=now,
+        monotonic=monotonic,
+        boot=boot_id(),
     )
 
 

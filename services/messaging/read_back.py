@@ -11,9 +11,11 @@ that delivery schedules a new read-back.
 A 404 means "not there yet"; a 5xx, a timeout or a refused connection is tried again at the
 next interval, as is any other error answer (logged: a 401 is a credential to fix). What is
 pending lives in the adapter's database (:mod:`services.messaging.read_back_store`), so a
-restart resumes it. The loop sleeps until the next check is due or a new read-back is
-scheduled; it never polls an empty table. Nothing about the patient is logged: the GET's
-body is read for the record's id and time only.
+restart resumes it. The time a read-back has left is measured on the monotonic clock
+(:func:`services.messaging.read_back_store.remaining`), so a step of the wall clock neither
+ends the pending read-backs at their next look nor prolongs them. The loop sleeps until the
+next check is due or a new read-back is scheduled; it never polls an empty table. Nothing
+about the patient is logged: the GET's body is read for the record's id and time only.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.messaging import read_back_store as store
+from services.messaging.clock import boot_id
 from services.messaging.db import store_unavailable
 from services.messaging.envelope import System
 from services.messaging.journal_client import DeliveryError, RecordReader, StoredRecord
@@ -53,16 +56,20 @@ class ReadBackPoller:
         readers: Mapping[System, RecordReader],
         terms: Mapping[System, ReadBackTerms],
         clock: Callable[[], datetime],
+        monotonic: Callable[[], float] | None = None,
         relay_wake: asyncio.Event | None = None,
         batch: int = 200,
         max_in_flight: int = 16,
     ) -> None:
+        """``monotonic``: the monotonic clock the deliveries scheduled on (None: deadlines
+        by the wall clock only)."""
         self._sessions = sessions
         self._owner = owner
         self._readers = dict(readers)
         self._terms = dict(terms)
         self._destinations = sorted(system.value for system in self._readers)
         self._clock = clock
+        self._monotonic = monotonic
         self._relay_wake = relay_wake
         self._batch = batch
         self._in_flight = asyncio.Semaphore(max_in_flight)
@@ -138,8 +145,10 @@ class ReadBackPoller:
             log.info("read-back found the record", extra={**ids, "checks": row.checks + 1})
             return
         now = self._clock()
+        monotonic = self._monotonic() if self._monotonic is not None else None
+        left = store.remaining(row, now, monotonic, boot_id())
         async with self._sessions.begin() as session:
-            if now >= row.deadline:
+            if left <= timedelta(0):
                 if await store.give_up(session, row):
                     log.warning(
                         "read-back: not in the journal by the confirmation deadline",
@@ -147,7 +156,7 @@ class ReadBackPoller:
                     )
                 return
             interval = timedelta(seconds=self._terms[system].interval_s)
-            at = min(now + interval, row.deadline)  # the last look is at the deadline
+            at = now + min(interval, left)  # the last look is at the deadline
             await store.check_again(session, row, at=at, result=result)
 
     async def _confirm(

@@ -11,6 +11,13 @@ message arrives by any path (:func:`settle`, called by
 (:func:`give_up`): the router's watchdog then raises the silent-drop alert and sends the
 notice again, and that delivery schedules a new read-back.
 
+How long a read-back has left (:func:`remaining`) is measured on the monotonic clock when the
+row was scheduled on this boot: the deadline is the router's ``confirm-by``, a wall time, and a
+step of the wall clock (NTP, ``date -s``) would otherwise end every pending read-back at its
+next look (forward) or prolong it by the step (back), while the router moves its own
+``confirm_by`` by the jump (:mod:`services.router.routing.clock_jumps`). Nothing is moved,
+so two adapters sharing the table never count one jump twice.
+
 The table holds no patient data: a message id, the destination, an API path and times.
 """
 
@@ -22,6 +29,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import (
     Column,
+    Float,
     Index,
     Integer,
     PrimaryKeyConstraint,
@@ -81,6 +89,10 @@ pending_read_back = Table(
     Column("last_result", String(100), nullable=True),  # "not found", "HTTP 503", …
     Column("traceparent", String(55), nullable=True),  # the delivery's hop, for the receipt
     Column("scheduled_at", UtcDateTime, nullable=False),
+    # the monotonic clock at ``scheduled_at``, and its boot (services.messaging.clock):
+    # the deadline's remaining time is measured on it
+    Column("scheduled_monotonic", Float, nullable=True),
+    Column("boot_id", String(64), nullable=True),
     PrimaryKeyConstraint("destination", "message_id"),
     Index("ix_pending_read_back_next_check_at", "next_check_at"),
 )
@@ -96,6 +108,26 @@ class PendingReadBack:
     checks: int
     last_result: str | None
     traceparent: str | None
+    scheduled_at: datetime | None = None
+    scheduled_monotonic: float | None = None
+    boot_id: str | None = None
+
+
+def remaining(row: PendingReadBack, now: datetime, monotonic: float | None, boot: str) -> timedelta:
+    """How long ``row`` is still read back: its deadline less the time since it was
+    scheduled as the monotonic clock measured it, when it was scheduled on this boot
+    (``boot``) and a ``monotonic`` reading is given; otherwise until its deadline by the
+    wall clock (``now``). A step of the wall clock since scheduling changes the first not
+    at all."""
+    if (
+        monotonic is not None
+        and row.scheduled_monotonic is not None
+        and row.scheduled_at is not None
+        and row.boot_id == boot
+    ):
+        budget = row.deadline - row.scheduled_at
+        return budget - timedelta(seconds=monotonic - row.scheduled_monotonic)
+    return row.deadline - now
 
 
 async def schedule(
@@ -108,9 +140,13 @@ async def schedule(
     first_check_at: datetime,
     traceparent: str | None,
     now: datetime,
+    monotonic: float | None = None,
+    boot: str | None = None,
 ) -> None:
     """Read ``message_id`` back from ``destination`` from ``first_check_at`` until
-    ``deadline``. A delivery sent again replaces what an earlier attempt scheduled."""
+    ``deadline``. A delivery sent again replaces what an earlier attempt scheduled.
+    ``monotonic``: the monotonic clock read with ``now``, on boot ``boot``; given, the time
+    left is measured on it (:func:`remaining`)."""
     values = dict(
         path=path,
         deadline=deadline,
@@ -119,6 +155,8 @@ async def schedule(
         last_result=None,
         traceparent=traceparent,
         scheduled_at=now,
+        scheduled_monotonic=monotonic,
+        boot_id=boot if monotonic is not None else None,
     )
     updated = await session.execute(
         update(pending_read_back)
@@ -176,6 +214,9 @@ async def due(
             checks=row.checks,
             last_result=row.last_result,
             traceparent=row.traceparent,
+            scheduled_at=row.scheduled_at,
+            scheduled_monotonic=row.scheduled_monotonic,
+            boot_id=row.boot_id,
         )
         for row in rows
     ]

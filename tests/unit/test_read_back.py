@@ -5,7 +5,9 @@ router's watchdog takes over); errors are tried again; what is pending survives 
 import asyncio
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -27,7 +29,12 @@ from services.messaging.journal_client import (
 from services.messaging.kafka import IncomingRecord
 from services.messaging.outbox import open_value, outbox
 from services.messaging.read_back import ReadBackPoller, receipt_id
-from services.messaging.read_back_store import ReadBackTerms, pending_read_back
+from services.messaging.read_back_store import (
+    PendingReadBack,
+    ReadBackTerms,
+    pending_read_back,
+    remaining,
+)
 from services.messaging.receipts import Receipt, accept_receipt
 from services.router.routing.tables import delivery
 from tests.support.incidents import Sink, admission, make_router
@@ -41,14 +48,29 @@ TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 class Clock:
+    """The wall clock (called) and the monotonic clock: time passing moves both, a jump
+    (NTP's step, ``date -s``) the wall clock only."""
+
     def __init__(self) -> None:
         self.now = NOW
+        self.mono = 1000.0
 
     def __call__(self) -> datetime:
         return self.now
 
+    def monotonic(self) -> float:
+        return self.mono
+
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+        self.mono += seconds
+
+    def jump(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def elapsed(self) -> float:
+        """Seconds that really passed since the clock was made."""
+        return self.mono - 1000.0
 
 
 @pytest.fixture
@@ -66,6 +88,7 @@ def deps_for(sessions, journal, clock, terms=TERMS) -> DeliveryDeps:
         sessions=sessions,
         client=journal,
         clock=clock,
+        monotonic=getattr(clock, "monotonic", None),
         destination=DESTINATION,
         read_back=terms,
         read_back_wake=asyncio.Event(),
@@ -79,6 +102,7 @@ def poller_for(sessions, journal, clock, terms=TERMS) -> ReadBackPoller:
         readers={System.TRESERVA: journal},
         terms={System.TRESERVA: terms},
         clock=clock,
+        monotonic=clock.monotonic,
     )
 
 
@@ -428,9 +452,85 @@ async def test_a_step_back_of_the_wall_clock_never_delays_a_check_by_its_size(
     poller = poller_for(sessions, journal, clock)
     clock.advance(await poller.seconds_to_next() or 0)
     assert await poller.check_due() == 1
-    clock.advance(-2 * 3600)
+    clock.jump(-2 * 3600)
     wait = await poller.seconds_to_next()
     assert wait is not None and wait <= TERMS.interval_s
     clock.advance(wait)
     assert await poller.check_due() == 1
     assert journal.finds == 2
+
+
+async def looks_until_the_end(poller: ReadBackPoller, clock: Clock) -> list[float]:
+    """Each look the poller makes until nothing is pending, in seconds really passed."""
+    looks = []
+    while (wait := await poller.seconds_to_next()) is not None:
+        clock.advance(wait)
+        assert await poller.check_due() == 1
+        looks.append(clock.elapsed())
+        assert len(looks) < 1000, "the read-back never ended"
+    return looks
+
+
+@pytest.mark.parametrize("jump_s", [2 * 3600, -2 * 3600], ids=["forward", "back"])
+async def test_a_jump_of_the_wall_clock_neither_ends_a_read_back_early_nor_prolongs_it(
+    sessions, journal, clock, jump_s
+):
+    """Two hours forward, the deadline (the router's confirm-by, a wall time) had passed
+    at the next look, which was the last; two hours back, it lay two hours further off. The
+    router moves its own confirm_by by the jump (services.router.routing.clock_jumps); the
+    adapter measures the time left on the monotonic clock: it looks until 600 s have really
+    passed since it accepted the delivery, then stops."""
+    journal.drop = True
+    await delivered(sessions, journal, clock, confirm_by=NOW + timedelta(seconds=600))
+    poller = poller_for(sessions, journal, clock)
+    clock.advance(await poller.seconds_to_next() or 0)
+    assert await poller.check_due() == 1  # the first look, at 2 s
+    clock.jump(jump_s)
+    looks = await looks_until_the_end(poller, clock)
+    assert looks[-1] == 600  # the last look at the real deadline, none after it
+    # every interval until then (forward, the look planned on the old scale comes at once)
+    assert all(0 <= b - a <= TERMS.interval_s for a, b in pairwise(looks))
+    assert len(looks) >= 20
+    assert await receipts(sessions) == [] and await pending(sessions) == []
+
+
+async def test_a_record_stored_late_after_a_forward_jump_is_still_found(sessions, journal, clock):
+    """Nine minutes after acceptance, two hours of wall clock later: found, confirmed."""
+    journal.drop = True
+    mid = await delivered(sessions, journal, clock, confirm_by=NOW + timedelta(seconds=600))
+    poller = poller_for(sessions, journal, clock)
+    clock.advance(await poller.seconds_to_next() or 0)
+    assert await poller.check_due() == 1
+    clock.jump(2 * 3600)
+    while clock.elapsed() < 9 * 60:
+        clock.advance(await poller.seconds_to_next() or 0)
+        assert await poller.check_due() == 1
+    journal.stored[(PATH, mid)] = StoredRecord("TRS-LATE", None)  # the journal catches up
+    clock.advance(await poller.seconds_to_next() or 0)
+    assert await poller.check_due() == 1
+    ((_, env),) = await receipts(sessions)
+    assert env.response_to == mid and await pending(sessions) == []
+
+
+def test_the_time_left_is_measured_on_the_wall_clock_for_a_row_of_another_boot():
+    """Scheduled before the host restarted (another monotonic clock), or before the adapter
+    kept the monotonic reading: the deadline is a wall time."""
+    row = PendingReadBack(
+        destination="treserva",
+        message_id="m-1",
+        path=PATH,
+        deadline=NOW + timedelta(seconds=600),
+        next_check_at=NOW,
+        checks=0,
+        last_result=None,
+        traceparent=None,
+        scheduled_at=NOW,
+        scheduled_monotonic=1000.0,
+        boot_id="boot-a",
+    )
+    later = NOW + timedelta(hours=2, seconds=100)  # 100 s later, after a 2 h jump
+    assert remaining(row, later, 1100.0, "boot-a") == timedelta(seconds=500)
+    by_wall = NOW + timedelta(seconds=600) - later
+    assert remaining(row, later, 5.0, "boot-b") == by_wall
+    assert remaining(row, later, None, "boot-a") == by_wall
+    assert remaining(replace(row, scheduled_monotonic=None), later, 1100.0, "boot-a") == by_wall
