@@ -40,6 +40,7 @@ from services.router.ops import dashboard, queries
 from services.router.ops.console.accounts import Role
 from services.router.ops.console.identity import Authenticator, PasswordAuthenticator
 from services.router.ops.console.login import login_routes
+from services.router.ops.console.oidc_login import FailedOidcLogins
 from services.router.ops.console.sessions import (
     AccountDirectory,
     SessionRules,
@@ -638,7 +639,11 @@ def install_console(
         ),
     )
     app.state.console_sessions = store
-    app.include_router(login_routes(settings, sessions, clock, authenticator, store, throttle))
+    # refused OIDC callbacks in the access log (console/oidc_login.py)
+    app.state.console_failed_logins = failed = FailedOidcLogins(sessions, clock)
+    app.include_router(
+        login_routes(settings, sessions, clock, authenticator, store, throttle, failed)
+    )
     app.include_router(console_routes(settings, sessions, clock, alert_sinks))
     app.mount("/console/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
