@@ -64,10 +64,16 @@ def login_routes(
     # in the sandbox only
     offered = {"oidc": bool(settings.oidc_issuer), "password_login": settings.password_login}
 
-    async def signed_in(request: Request, response: Response, identity: Identity) -> None:
+    async def signed_in(
+        request: Request, response: Response, identity: Identity, refresh_token: str | None
+    ) -> None:
         """The one place a log-in through the identity provider becomes a session."""
         cookie = await store.start(
-            identity, origin=Origin.OIDC, address=client_address(request), now=clock()
+            identity,
+            origin=Origin.OIDC,
+            address=client_address(request),
+            now=clock(),
+            refresh_token=refresh_token,
         )
         set_session_cookie(response, cookie, settings)
 

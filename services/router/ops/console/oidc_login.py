@@ -49,14 +49,19 @@ from services.router.ops.oidc.pkce import (
     seal,
     unseal,
 )
-from services.router.ops.oidc.provider import ProviderUnavailable, RelyingPartyProvider
+from services.router.ops.oidc.provider import (
+    GrantRefused,
+    ProviderUnavailable,
+    RelyingPartyProvider,
+)
 from services.router.ops.oidc.tokens import Expected, NonceMismatch, TokenRefused
 from services.router.ops.refused_tokens import RefusalLimiter
 from services.router.settings import RouterSettings
 
 log = logging.getLogger(__name__)
 
-SignIn = Callable[[Request, Response, Identity], Awaitable[None]]
+# the person, and the provider's refresh token to check the session with later
+SignIn = Callable[[Request, Response, Identity, str | None], Awaitable[None]]
 ATTEMPT_PATH = "/console/oidc"
 UNKNOWN_PERSON = "unknown person"  # the actor of a failure before any token named someone
 NO_ROLE = "-"  # the role column of a failed log-in (as the password form's)
@@ -67,6 +72,7 @@ class Failure(enum.StrEnum):
 
     BAD_STATE = "bad-state"  # no attempt on this browser, a stale one, or another's state
     PROVIDER_ERROR = "provider-error"  # the provider sent ``error`` (or no code) back
+    CODE_REFUSED = "code-refused"  # the token endpoint refused the code (used, expired)
     PROVIDER_UNAVAILABLE = "provider-unavailable"  # the code exchange or keys failed
     # signature, algorithm, issuer, audience, times
     ID_TOKEN_REFUSED = "id-token-refused"  # noqa: S105 (a reason code, not a secret)
@@ -229,6 +235,9 @@ def oidc_login_routes(
             bad = Failure.NONCE_MISMATCH if isinstance(exc, NonceMismatch) else None
             await failed.record(request, bad or Failure.ID_TOKEN_REFUSED, actor=UNKNOWN_PERSON)
             return refuse(request, 401, "the identity provider's answer was not accepted")
+        except GrantRefused:
+            await failed.record(request, Failure.CODE_REFUSED, actor=UNKNOWN_PERSON)
+            return refuse(request, 401, "the identity provider did not log you in")
         except ProviderUnavailable:
             await failed.record(request, Failure.PROVIDER_UNAVAILABLE, actor=UNKNOWN_PERSON)
             return refuse(request, 502, "the identity provider did not answer: try again")
@@ -236,7 +245,8 @@ def oidc_login_routes(
         # redirect chain that began at the provider would not send it on to the console
         response = render(request, "signed_in.html", {"next": attempt.next_path})
         response.delete_cookie(ATTEMPT_COOKIE, path=ATTEMPT_PATH)
-        await sign_in(request, response, Identity(found.name, found.role, found.hsa_id))
+        identity = Identity(found.name, found.role, found.hsa_id)
+        await sign_in(request, response, identity, answer.refresh_token)
         return response
 
     return web

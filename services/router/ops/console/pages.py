@@ -41,6 +41,7 @@ from services.router.ops.console.accounts import Role
 from services.router.ops.console.identity import Authenticator, PasswordAuthenticator
 from services.router.ops.console.login import login_routes
 from services.router.ops.console.oidc_login import FailedOidcLogins
+from services.router.ops.oidc.wiring import session_rechecker
 from services.router.ops.console.sessions import (
     AccountDirectory,
     SessionRules,
@@ -627,7 +628,10 @@ def install_console(
         rules=SessionRules(
             absolute=timedelta(seconds=settings.console_session_s),
             idle=timedelta(seconds=settings.console_idle_s),
+            recheck_every=timedelta(seconds=settings.oidc_session_recheck_s),
+            recheck_grace=timedelta(seconds=settings.oidc_session_grace_s),
         ),
+        rechecker=session_rechecker(app, settings),
     )
     throttle = LoginThrottle(
         sessions,
