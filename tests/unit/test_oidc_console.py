@@ -18,10 +18,12 @@ from services.router.ops.console import sessions as console_sessions
 from services.router.ops.oidc.pkce import ATTEMPT_COOKIE, challenge_of
 from services.router.ops.oidc.provider import (
     Discovery,
+    GrantRefused,
     ProviderUnavailable,
     StaticKeys,
     TokenResponse,
 )
+from services.router.ops.oidc.sealed import unseal_token
 from services.router.settings import RouterSettings
 from tests.support.oidc_keys import HSA_ID, ISSUER, SigningKey, key_set, person_claims
 from tests.support.settings import ROUTER_SECRETS, SECURE_HTTP, SECURE_KAFKA
@@ -44,6 +46,7 @@ class FakeProvider(StaticKeys):
         self.challenge = self.nonce = ""
         self.exchanged: list[str] = []
         self.down = False
+        self.refuse_code = False
 
     async def discovery(self) -> Discovery:
         return Discovery(ISSUER, f"{ISSUER}/auth", f"{ISSUER}/token", f"{ISSUER}/jwks")
@@ -59,11 +62,19 @@ class FakeProvider(StaticKeys):
     ) -> TokenResponse:
         if self.down:
             raise ProviderUnavailable("token endpoint: ConnectError")
+        if self.refuse_code:
+            raise GrantRefused("invalid_grant")
         assert challenge_of(verifier) == self.challenge  # PKCE: the verifier of that challenge
         assert (redirect_uri, client_id) == (CALLBACK, CLIENT)
         self.exchanged.append(code)
         claims = person_claims(NOW, **{"aud": CLIENT, "nonce": self.nonce, **self.claims})
-        return TokenResponse(KEY.sign({k: v for k, v in claims.items() if v is not None}), None)
+        signed = KEY.sign({k: v for k, v in claims.items() if v is not None})
+        return TokenResponse(signed, None, refresh_token=f"refresh-of-{code}")
+
+    async def refresh(
+        self, refresh_token: str, *, client_id: str, client_secret: str | None
+    ) -> TokenResponse:
+        raise GrantRefused("invalid_grant")  # not asked here: see test_oidc_session_recheck
 
 
 def settings(**more: Any) -> RouterSettings:
@@ -110,6 +121,11 @@ async def test_the_right_answer_signs_the_person_in_with_name_and_hsa_id(session
     assert done.status_code == 200 and provider.exchanged == ["c1"]
     assert await session_user(client, done) == f"Anna Admin ({HSA_ID})"
     assert 'url=/console/incidents"' in done.text  # on to where the person was going
+    async with sessions() as s:  # the provider's refresh token, sealed in the session's row
+        (row,) = (await s.execute(select(console_sessions.console_session))).all()
+    assert "refresh-of-c1" not in row.refresh_sealed and "refresh-of-c1" not in str(done.cookies)
+    secret = settings().console_secret
+    assert unseal_token(row.refresh_sealed, secret=secret, session=row.id_hash) == "refresh-of-c1"
 
 
 @pytest.mark.parametrize(
@@ -212,7 +228,9 @@ async def test_a_refused_id_token_is_a_failed_log_in_in_the_access_log(
     assert await failed_log_ins(sessions) == [(actor, "-", refused(code))]
 
 
-async def test_a_nonce_mismatch_a_provider_error_and_an_outage_are_each_recorded(sessions):
+async def test_a_nonce_mismatch_an_outage_and_a_provider_or_code_refusal_are_each_recorded(
+    sessions,
+):
     provider = FakeProvider()
     client, state = await log_in(sessions, provider)
     provider.nonce = "the nonce of someone else's log-in"
@@ -222,11 +240,15 @@ async def test_a_nonce_mismatch_a_provider_error_and_an_outage_are_each_recorded
     await client.get("/console/oidc/callback", params={"state": state, "code": "c2"})
     client, state = await log_in(sessions, provider)
     await client.get("/console/oidc/callback", params={"state": state, "error": "access_denied"})
+    provider.down, provider.refuse_code = False, True  # a used or expired code
+    client, state = await log_in(sessions, provider)
+    await client.get("/console/oidc/callback", params={"state": state, "code": "c3"})
     await client.aclose()
     assert await failed_log_ins(sessions) == [
         ("unknown person", "-", refused("nonce-mismatch")),
         ("unknown person", "-", refused("provider-unavailable")),
         ("unknown person", "-", refused("provider-error")),
+        ("unknown person", "-", refused("code-refused")),
     ]
 
 

@@ -41,7 +41,6 @@ from services.router.ops.console.accounts import Role
 from services.router.ops.console.identity import Authenticator, PasswordAuthenticator
 from services.router.ops.console.login import login_routes
 from services.router.ops.console.oidc_login import FailedOidcLogins
-from services.router.ops.oidc.wiring import session_rechecker
 from services.router.ops.console.sessions import (
     AccountDirectory,
     SessionRules,
@@ -58,6 +57,7 @@ from services.router.ops.console.web import (
     render,
     require,
 )
+from services.router.ops.oidc.wiring import session_rechecker
 from services.router.routing.domain import AlertState, DeliveryState, IllegalTransition
 from services.router.routing.replay import ReplayFilter, audit_log, replay
 from services.router.settings import RouterSettings

@@ -222,9 +222,10 @@ class SessionStore:
                 why = "account removed" if current is None else f"role changed to {current.value}"
                 await self.revoke(found, reason=why, now=now, kind=AccessKind.SESSION_REVOKED)
                 return None
-        elif row.recheck_after is None or now >= row.recheck_after:
-            if not await self._recheck(found, row, now=now):
-                return None
+        elif (row.recheck_after is None or now >= row.recheck_after) and not (
+            await self._recheck(found, row, now=now)
+        ):
+            return None
         if now - row.last_seen_at >= self.rules.touch_every:
             async with self._db.begin() as db:
                 await db.execute(
@@ -250,14 +251,18 @@ class SessionStore:
         if not claimed.rowcount:  # type: ignore[attr-defined]
             return True
         token = unseal_token(row.refresh_sealed, secret=self._secret, session=found.id_hash)
-        if token is None or self.rechecker is None:
-            outcome = Recheck(Verdict.REVOKE, "no refresh token to check with the identity provider")
+        if self.rechecker is None:
+            outcome = Recheck(Verdict.REVOKE, "no identity provider to check the session with")
+        elif token is None:
+            outcome = Recheck(
+                Verdict.REVOKE, "no refresh token to check with the identity provider"
+            )
         else:
             outcome = await self.rechecker.recheck(
                 token, hsa_id=row.hsa_id, role=found.role, now=now
             )
-        if outcome.verdict is Verdict.KEEP:
-            fresh = outcome.refresh_token or token
+        fresh = outcome.refresh_token or token  # a provider may rotate it, or not
+        if outcome.verdict is Verdict.KEEP and fresh is not None:
             async with self._db.begin() as db:
                 await db.execute(
                     update(console_session)

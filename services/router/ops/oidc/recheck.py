@@ -22,7 +22,11 @@ from typing import Protocol
 
 from services.router.ops.console.accounts import Role
 from services.router.ops.oidc.claims import ClaimRules, ClaimsRefused, NoRole, person
-from services.router.ops.oidc.provider import GrantRefused, ProviderUnavailable, RelyingPartyProvider
+from services.router.ops.oidc.provider import (
+    GrantRefused,
+    ProviderUnavailable,
+    RelyingPartyProvider,
+)
 from services.router.ops.oidc.tokens import Expected, TokenRefused
 
 
@@ -75,7 +79,9 @@ class ProviderRecheck:
         except ClaimsRefused:
             return Recheck(Verdict.REVOKE, "the identity provider's claims name no person")
         except TokenRefused as exc:
-            return Recheck(Verdict.REVOKE, f"the refreshed ID token was refused ({type(exc).__name__})")
+            return Recheck(
+                Verdict.REVOKE, f"the refreshed ID token was refused ({type(exc).__name__})"
+            )
         except ProviderUnavailable:
             return Recheck(Verdict.UNREACHABLE)
         if hsa_id is not None and found.hsa_id != hsa_id:
