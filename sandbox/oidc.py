@@ -198,6 +198,7 @@ def authorization_code(
     challenge: str,
     nonce: str,
     transport: httpx.BaseTransport | None = None,
+    scope: str = "openid profile",
 ) -> str:
     """The code the provider sends the browser back with after a person's log-in, driven
     over HTTP the way a browser would (its log-in form, its redirects). ``redirect_uri`` is
@@ -211,7 +212,7 @@ def authorization_code(
                 "response_type": "code",
                 "client_id": provider.client_id,
                 "redirect_uri": redirect_uri,
-                "scope": "openid profile",
+                "scope": scope,
                 "state": state,
                 "nonce": nonce,
                 "code_challenge": challenge,

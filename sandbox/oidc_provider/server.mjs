@@ -37,7 +37,9 @@ const API_SCOPE = 'ops';
 const client = {
   client_id: config.client.client_id,
   redirect_uris: config.client.redirect_uris,
-  grant_types: ['authorization_code'],
+  // refresh_token: the console checks its sessions again with the provider (a person
+  // removed or demoted loses access within ROUTER_OIDC_SESSION_RECHECK_S)
+  grant_types: ['authorization_code', 'refresh_token'],
   response_types: ['code'],
   ...(config.client.client_secret
     ? { client_secret: config.client.client_secret, token_endpoint_auth_method: 'client_secret_basic' }
@@ -75,7 +77,18 @@ const provider = new Provider(config.issuer, {
   findAccount: async (_ctx, id) =>
     people[id] ? { accountId: id, claims: async () => ({ sub: id, ...people[id].claims }) } : undefined,
   interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
-  ttl: { Interaction: 600, Session: 3600, Grant: 3600, AuthorizationCode: 60, IdToken: 3600 },
+  // a refresh token for every code exchange of a client allowed the grant (with or without
+  // offline_access, which the provider would otherwise take only with prompt=consent)
+  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+  // as long as a console session at most (8 h)
+  ttl: {
+    Interaction: 600,
+    Session: 8 * 3600,
+    Grant: 8 * 3600,
+    AuthorizationCode: 60,
+    IdToken: 3600,
+    RefreshToken: 8 * 3600,
+  },
 });
 provider.proxy = false;
 

@@ -172,7 +172,8 @@ class RouterSettings(ServiceSettings):
     # none: a public client (PKCE alone); set: client_secret_basic at the token endpoint
     oidc_client_secret: str | None = Field(default=None, repr=False)
     oidc_redirect_url: str | None = None  # https://<router>/console/oidc/callback
-    oidc_scopes: str = "openid profile"
+    # offline_access: a refresh token, with which a console session is checked again
+    oidc_scopes: str = "openid profile offline_access"
     oidc_name_claim: str = "name"
     oidc_hsa_claim: str = "hsa_id"
     oidc_role_claim: str = "roles"
@@ -181,6 +182,12 @@ class RouterSettings(ServiceSettings):
     # the ops API's audience in the provider's access tokens; unset: the API takes API keys only
     oidc_api_audience: str | None = None
     oidc_leeway_s: float = Field(default=30.0, ge=0, le=300)
+    # A console session from the provider is checked with it again (refresh-token grant, the
+    # fresh ID token checked as at log-in) at most this often, on a console request; it is
+    # revoked if the provider refuses or the role changed. While the provider does not
+    # answer, the session stands this long past its last good check, then ends (fail closed).
+    oidc_session_recheck_s: float = Field(default=5 * 60, gt=0)
+    oidc_session_grace_s: float = Field(default=10 * 60, ge=0)
     # the CA that signed the provider's certificate (PEM), e.g. the region's own; unset: the
     # system's trusted CAs. Verification is never off.
     oidc_ca_file: str | None = None

@@ -282,11 +282,14 @@ async def test_log_in_log_out_and_revocation_are_in_the_access_log_without_passw
     )
 
 
-async def test_a_session_from_an_identity_provider_keeps_its_role_until_it_times_out(
+async def test_a_session_from_an_identity_provider_is_checked_with_it_and_ends_without_it(
     sessions, clock
 ):
     """OIDC log-ins start sessions through the same store; no local account backs them, so
-    the role check of password sessions does not apply: they end by the timeouts."""
+    they are checked again with the identity provider every 5 minutes (see
+    test_oidc_session_recheck.py). A router with no provider to ask, or a session with no
+    refresh token, cannot check: the session is revoked at its first check, not kept until
+    the timeouts."""
     from services.router.ops.console.identity import Identity
     from services.router.ops.console.sessions import Origin
 
@@ -297,15 +300,18 @@ async def test_a_session_from_an_identity_provider_keeps_its_role_until_it_times
         address="10.0.0.9",
         now=clock(),
         hsa_id="SE2321000016-1234",
+        refresh_token="a-refresh-token",
     )
     async with client(app) as c:
         c.cookies.set(console_sessions.COOKIE, cookie, path="/console")
         page = await c.get("/console/")
         assert page.status_code == 200 and "<strong>eva</strong> (operator)" in page.text
-        clock.advance(20 * 60)
+        clock.advance(5 * 60)
         assert not await signed_in(c)
     (row,) = await stored_sessions(sessions)
-    assert (row.origin, row.hsa_id, row.revoked_at) == ("oidc", "SE2321000016-1234", None)
-    assert ("login-ok", "eva", "operator", "oidc log-in from 10.0.0.9") in await security_events(
-        sessions
-    )
+    why = "no identity provider to check the session with"
+    assert (row.origin, row.hsa_id, row.revoked_reason) == ("oidc", "SE2321000016-1234", why)
+    assert "a-refresh-token" not in row.refresh_sealed  # sealed in the row
+    events = await security_events(sessions)
+    assert ("login-ok", "eva", "operator", "oidc log-in from 10.0.0.9") in events
+    assert ("session-revoked", "eva", "operator", why) in events

@@ -23,9 +23,11 @@ from sandbox.oidc import (
     running,
 )
 from services.router.ops.app import create_app
+from services.router.ops.console.accounts import Role
 from services.router.ops.oidc.claims import ClaimRules, person
 from services.router.ops.oidc.pkce import new_attempt
-from services.router.ops.oidc.provider import IdentityProvider, ProviderUnavailable
+from services.router.ops.oidc.provider import GrantRefused, IdentityProvider
+from services.router.ops.oidc.recheck import ProviderRecheck, Verdict
 from services.router.ops.oidc.tokens import BadClaims, Expected
 from services.router.settings import SANDBOX_OPS_TOKEN, RouterSettings
 from tests.support.oidc_keys import SigningKey
@@ -154,6 +156,7 @@ async def test_the_consoles_code_exchange_and_id_token_check_work_with_the_provi
             redirect_uri=CALLBACK,
             challenge=attempt.challenge,
             nonce=attempt.nonce,
+            scope=RouterSettings().oidc_scopes,  # what the console asks for
         )
         answer = await rp.exchange(
             code,
@@ -171,6 +174,33 @@ async def test_the_consoles_code_exchange_and_id_token_check_work_with_the_provi
                 Expected(issuer=idp.issuer, audience=idp.client_id, nonce="other"),
                 now=datetime.now(UTC),
             )
+        # a console session checked again: the refresh token buys a fresh ID token, checked
+        assert answer.refresh_token is not None
+        recheck = ProviderRecheck(
+            rp, issuer=idp.issuer, client_id=idp.client_id, client_secret=secret, rules=ClaimRules()
+        )
+        again = await recheck.recheck(
+            answer.refresh_token,
+            hsa_id="SE2321000131-E000000000002",
+            role=Role.OPERATOR,
+            now=datetime.now(UTC),
+        )
+        assert again.verdict is Verdict.KEEP and again.refresh_token
+        demoted = await recheck.recheck(
+            again.refresh_token,
+            hsa_id="SE2321000131-E000000000002",
+            role=Role.ADMIN,  # as if the session had another role than the provider gives
+            now=datetime.now(UTC),
+        )
+        assert demoted.reason == "role changed to operator at the identity provider"
+        if again.refresh_token != answer.refresh_token:  # rotated: the old one is spent
+            spent = await recheck.recheck(
+                answer.refresh_token,
+                hsa_id=None,
+                role=Role.OPERATOR,
+                now=datetime.now(UTC),
+            )
+            assert spent.verdict is Verdict.REVOKE and "invalid_grant" in spent.reason
 
 
 async def test_the_provider_refuses_a_code_without_its_pkce_verifier(idp):
@@ -184,7 +214,7 @@ async def test_the_provider_refuses_a_code_without_its_pkce_verifier(idp):
         nonce=attempt.nonce,
     )
     rp = IdentityProvider(idp.issuer)
-    with pytest.raises(ProviderUnavailable, match="invalid_grant"):
+    with pytest.raises(GrantRefused, match="invalid_grant"):
         await rp.exchange(
             code,
             verifier=new_attempt("/", now=0).verifier,  # a stolen code, another verifier

@@ -10,11 +10,20 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from services.router.audit.access_log import access_log, verify_chain
 from services.router.ops.app import create_app
 from services.router.ops.console import sessions as console_sessions
 from services.router.ops.oidc.pkce import ATTEMPT_COOKIE, challenge_of
-from services.router.ops.oidc.provider import Discovery, StaticKeys, TokenResponse
+from services.router.ops.oidc.provider import (
+    Discovery,
+    GrantRefused,
+    ProviderUnavailable,
+    StaticKeys,
+    TokenResponse,
+)
+from services.router.ops.oidc.sealed import unseal_token
 from services.router.settings import RouterSettings
 from tests.support.oidc_keys import HSA_ID, ISSUER, SigningKey, key_set, person_claims
 from tests.support.settings import ROUTER_SECRETS, SECURE_HTTP, SECURE_KAFKA
@@ -36,6 +45,8 @@ class FakeProvider(StaticKeys):
         self.claims = claims
         self.challenge = self.nonce = ""
         self.exchanged: list[str] = []
+        self.down = False
+        self.refuse_code = False
 
     async def discovery(self) -> Discovery:
         return Discovery(ISSUER, f"{ISSUER}/auth", f"{ISSUER}/token", f"{ISSUER}/jwks")
@@ -49,11 +60,21 @@ class FakeProvider(StaticKeys):
         client_id: str,
         client_secret: str | None,
     ) -> TokenResponse:
+        if self.down:
+            raise ProviderUnavailable("token endpoint: ConnectError")
+        if self.refuse_code:
+            raise GrantRefused("invalid_grant")
         assert challenge_of(verifier) == self.challenge  # PKCE: the verifier of that challenge
         assert (redirect_uri, client_id) == (CALLBACK, CLIENT)
         self.exchanged.append(code)
         claims = person_claims(NOW, **{"aud": CLIENT, "nonce": self.nonce, **self.claims})
-        return TokenResponse(KEY.sign({k: v for k, v in claims.items() if v is not None}), None)
+        signed = KEY.sign({k: v for k, v in claims.items() if v is not None})
+        return TokenResponse(signed, None, refresh_token=f"refresh-of-{code}")
+
+    async def refresh(
+        self, refresh_token: str, *, client_id: str, client_secret: str | None
+    ) -> TokenResponse:
+        raise GrantRefused("invalid_grant")  # not asked here: see test_oidc_session_recheck
 
 
 def settings(**more: Any) -> RouterSettings:
@@ -66,11 +87,16 @@ def settings(**more: Any) -> RouterSettings:
     return RouterSettings(**{**base, **more})
 
 
-async def log_in(sessions, provider: FakeProvider, *, config: RouterSettings | None = None):
-    app = create_app(
+async def log_in(
+    sessions, provider: FakeProvider, *, config: RouterSettings | None = None, app=None
+):
+    app = app or create_app(
         config or settings(), sessions=sessions, clock=lambda: NOW, identity_provider=provider
     )
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://router")
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=("10.0.0.8", 50000)),
+        base_url="http://router",
+    )
     start = await client.get("/console/oidc/start", params={"next": "/console/incidents"})
     assert start.status_code == 303
     query = parse_qs(urlsplit(start.headers["location"]).query)
@@ -95,6 +121,11 @@ async def test_the_right_answer_signs_the_person_in_with_name_and_hsa_id(session
     assert done.status_code == 200 and provider.exchanged == ["c1"]
     assert await session_user(client, done) == f"Anna Admin ({HSA_ID})"
     assert 'url=/console/incidents"' in done.text  # on to where the person was going
+    async with sessions() as s:  # the provider's refresh token, sealed in the session's row
+        (row,) = (await s.execute(select(console_sessions.console_session))).all()
+    assert "refresh-of-c1" not in row.refresh_sealed and "refresh-of-c1" not in str(done.cookies)
+    secret = settings().console_secret
+    assert unseal_token(row.refresh_sealed, secret=secret, session=row.id_hash) == "refresh-of-c1"
 
 
 @pytest.mark.parametrize(
@@ -164,3 +195,82 @@ def test_the_settings_refuse_an_incomplete_or_plain_http_identity_provider():
     assert "ROUTER_OIDC_ISSUER: plain http" in str(refused.value)
     assert "ROUTER_OIDC_REDIRECT_URL: plain http" in str(refused.value)
     assert settings(oidc_roles={"drift": "operator"}).oidc_rules().roles == {"drift": "operator"}
+
+
+async def failed_log_ins(sessions) -> list[tuple[str, str, str]]:
+    async with sessions() as s:
+        rows = (await s.execute(select(access_log).order_by(access_log.c.seq))).all()
+    return [(r.actor, r.role, r.reason) for r in rows if r.kind == "login-failed"]
+
+
+def refused(code: str) -> str:
+    return f"oidc log-in refused: {code}, from 10.0.0.8"
+
+
+@pytest.mark.parametrize(
+    ("claims", "code", "actor"),
+    [
+        ({"roles": ["some-other-group"]}, "no-role", HSA_ID),
+        ({"roles": None}, "no-role", HSA_ID),
+        ({"hsa_id": None}, "not-a-person", "unknown person"),
+        ({"hsa_id": "19121212-1212"}, "not-a-person", "unknown person"),  # never a personnummer
+        ({"iss": "https://evil.example"}, "id-token-refused", "unknown person"),
+        ({"aud": "another-client"}, "id-token-refused", "unknown person"),
+        ({"exp": int(NOW.timestamp()) - 3600}, "id-token-refused", "unknown person"),
+    ],
+)
+async def test_a_refused_id_token_is_a_failed_log_in_in_the_access_log(
+    sessions, claims, code, actor
+):
+    client, state = await log_in(sessions, FakeProvider(**claims))
+    await client.get("/console/oidc/callback", params={"state": state, "code": "c1"})
+    await client.aclose()
+    assert await failed_log_ins(sessions) == [(actor, "-", refused(code))]
+
+
+async def test_a_nonce_mismatch_an_outage_and_a_provider_or_code_refusal_are_each_recorded(
+    sessions,
+):
+    provider = FakeProvider()
+    client, state = await log_in(sessions, provider)
+    provider.nonce = "the nonce of someone else's log-in"
+    await client.get("/console/oidc/callback", params={"state": state, "code": "c1"})
+    provider.down = True
+    client, state = await log_in(sessions, provider)
+    await client.get("/console/oidc/callback", params={"state": state, "code": "c2"})
+    client, state = await log_in(sessions, provider)
+    await client.get("/console/oidc/callback", params={"state": state, "error": "access_denied"})
+    provider.down, provider.refuse_code = False, True  # a used or expired code
+    client, state = await log_in(sessions, provider)
+    await client.get("/console/oidc/callback", params={"state": state, "code": "c3"})
+    await client.aclose()
+    assert await failed_log_ins(sessions) == [
+        ("unknown person", "-", refused("nonce-mismatch")),
+        ("unknown person", "-", refused("provider-unavailable")),
+        ("unknown person", "-", refused("provider-error")),
+        ("unknown person", "-", refused("code-refused")),
+    ]
+
+
+async def test_a_forged_or_stale_callback_is_recorded_at_most_once_a_minute_per_address(
+    sessions,
+):
+    provider = FakeProvider()
+    client, state = await log_in(sessions, provider)
+    for forged in ("x", "y", "z"):
+        await client.get("/console/oidc/callback", params={"state": forged, "code": "c1"})
+    app = client._transport.app  # the ASGI app under test
+    await client.aclose()
+    assert await failed_log_ins(sessions) == [("unknown person", "-", refused("bad-state"))]
+    assert provider.exchanged == []
+    # a minute on, the next one is written, and says how many were left out
+    app.state.console_failed_logins.monotonic = lambda: 10**9
+    client, _ = await log_in(sessions, provider, app=app)
+    await client.get("/console/oidc/callback", params={"state": "w", "code": "c1"})
+    await client.aclose()
+    (_, last) = await failed_log_ins(sessions)
+    assert last[2] == refused("bad-state") + " (2 more forgeable refusals not recorded)"
+    async with sessions() as s:
+        assert (await verify_chain(s)).first_bad_seq is None
+    for _, _, reason in await failed_log_ins(sessions):  # no code, no state
+        assert "c1" not in reason and state not in reason

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from services.router.ops.oidc.provider import IdentityProvider, ProviderUnavailable
+from services.router.ops.oidc.provider import GrantRefused, IdentityProvider, ProviderUnavailable
 from services.router.ops.oidc.tokens import Expected, UnknownKey
 from tests.support.oidc_keys import AUDIENCE, ISSUER, SigningKey, person_claims
 
@@ -121,12 +121,42 @@ async def test_the_code_exchange_sends_the_verifier_and_authenticates_as_configu
         assert "client_id" not in form and sent.headers["authorization"].startswith("Basic ")
 
 
-async def test_a_refused_code_exchange_is_unavailable_not_a_log_in():
+async def test_a_refused_code_exchange_is_a_refused_grant_not_a_log_in():
     def refuse(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/token"):
             return httpx.Response(400, json={"error": "invalid_grant"})
         return FakeIdp().handler(request)
 
     rp = IdentityProvider(ISSUER, transport=httpx.MockTransport(refuse))
-    with pytest.raises(ProviderUnavailable, match="invalid_grant"):
+    with pytest.raises(GrantRefused, match="invalid_grant"):
         await rp.exchange("c", verifier="v", redirect_uri="r", client_id="c", client_secret=None)
+    with pytest.raises(GrantRefused, match="invalid_grant"):
+        await rp.refresh("r", client_id="c", client_secret=None)
+
+
+async def test_the_refresh_grant_sends_the_refresh_token_and_reads_the_new_one():
+    idp = FakeIdp()
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/token"):
+            seen.append(request)
+            return httpx.Response(200, json={"id_token": "i.d.t", "refresh_token": "r2"})
+        return idp.handler(request)
+
+    rp = IdentityProvider(ISSUER, transport=httpx.MockTransport(answer))
+    got = await rp.refresh("r1", client_id="console", client_secret=None)
+    assert (got.id_token, got.access_token, got.refresh_token) == ("i.d.t", None, "r2")
+    form = dict(pair.split("=") for pair in seen[0].content.decode().split("&"))
+    assert form == {"grant_type": "refresh_token", "refresh_token": "r1", "client_id": "console"}
+
+
+async def test_a_token_endpoint_that_fails_without_an_oauth_error_is_unavailable():
+    def broken(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/token"):
+            return httpx.Response(503, text="down for maintenance")
+        return FakeIdp().handler(request)
+
+    rp = IdentityProvider(ISSUER, transport=httpx.MockTransport(broken))
+    with pytest.raises(ProviderUnavailable):
+        await rp.refresh("r", client_id="c", client_secret=None)

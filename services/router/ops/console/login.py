@@ -26,7 +26,7 @@ from services.messaging.http import client_address
 from services.router.audit.access_log import AccessKind, record_security_event
 from services.router.ops.console import sessions as console_sessions
 from services.router.ops.console.identity import Authenticator, Identity
-from services.router.ops.console.oidc_login import oidc_login_routes
+from services.router.ops.console.oidc_login import FailedOidcLogins, oidc_login_routes
 from services.router.ops.console.sessions import Origin, SessionStore
 from services.router.ops.console.throttle import LoginThrottle
 from services.router.ops.console.web import Operator, check_csrf, render
@@ -56,6 +56,7 @@ def login_routes(
     authenticator: Authenticator,
     store: SessionStore,
     throttle: LoginThrottle,
+    failed: FailedOidcLogins,
 ) -> APIRouter:
     web = APIRouter(prefix="/console", include_in_schema=False)
     pruned_at: list[datetime] = []
@@ -63,14 +64,20 @@ def login_routes(
     # in the sandbox only
     offered = {"oidc": bool(settings.oidc_issuer), "password_login": settings.password_login}
 
-    async def signed_in(request: Request, response: Response, identity: Identity) -> None:
+    async def signed_in(
+        request: Request, response: Response, identity: Identity, refresh_token: str | None
+    ) -> None:
         """The one place a log-in through the identity provider becomes a session."""
         cookie = await store.start(
-            identity, origin=Origin.OIDC, address=client_address(request), now=clock()
+            identity,
+            origin=Origin.OIDC,
+            address=client_address(request),
+            now=clock(),
+            refresh_token=refresh_token,
         )
         set_session_cookie(response, cookie, settings)
 
-    web.include_router(oidc_login_routes(settings, clock, signed_in))
+    web.include_router(oidc_login_routes(settings, clock, signed_in, failed))
 
     async def prune(now: datetime) -> None:
         if pruned_at and (now - pruned_at[0]).total_seconds() < PRUNE_EVERY_S:

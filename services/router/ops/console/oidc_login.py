@@ -10,20 +10,37 @@ signature (its JWKS), its issuer, this client as audience, valid times and the a
 nonce; its claims must name a person (name, HSA-id) and give a carebridge role. Only then is
 the operator signed in (the one ``sign_in`` call the pages share). A person whose claims give
 no role gets a 403 page and no session.
+
+Every refused callback is a ``login-failed`` security event on the access log
+(:class:`FailedOidcLogins`): a short reason code (:class:`Failure`), the client's address, and
+who, when the provider's signed token named them (their HSA-id, never a token, a code, a
+``sub`` or anything else from the provider's answer). A callback that anyone can send without
+going through the provider (no attempt or the wrong state, or the provider's ``error``) is
+recorded at most once per address a minute (the left-out ones are counted in the next entry),
+so forged callbacks cannot fill the log; the refusals after a code exchange are all recorded.
 """
 
 from __future__ import annotations
 
+import enum
 import hmac
-from collections.abc import Awaitable, Callable
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.messaging.http import client_address
+from services.router.audit.access_log import AccessKind, record_security_event
 from services.router.ops.console.identity import Identity
 from services.router.ops.console.web import render
-from services.router.ops.oidc.claims import ClaimsRefused, person
+from services.router.ops.oidc.claims import HSA_ID, ClaimRules, ClaimsRefused, NoRole, person
 from services.router.ops.oidc.pkce import (
     ATTEMPT_COOKIE,
     ATTEMPT_TTL_S,
@@ -32,12 +49,84 @@ from services.router.ops.oidc.pkce import (
     seal,
     unseal,
 )
-from services.router.ops.oidc.provider import ProviderUnavailable, RelyingPartyProvider
-from services.router.ops.oidc.tokens import Expected, TokenRefused
+from services.router.ops.oidc.provider import (
+    GrantRefused,
+    ProviderUnavailable,
+    RelyingPartyProvider,
+)
+from services.router.ops.oidc.tokens import Expected, NonceMismatch, TokenRefused
+from services.router.ops.refused_tokens import RefusalLimiter
 from services.router.settings import RouterSettings
 
-SignIn = Callable[[Request, Response, Identity], Awaitable[None]]
+log = logging.getLogger(__name__)
+
+# the person, and the provider's refresh token to check the session with later
+SignIn = Callable[[Request, Response, Identity, str | None], Awaitable[None]]
 ATTEMPT_PATH = "/console/oidc"
+UNKNOWN_PERSON = "unknown person"  # the actor of a failure before any token named someone
+NO_ROLE = "-"  # the role column of a failed log-in (as the password form's)
+
+
+class Failure(enum.StrEnum):
+    """Why a callback signed nobody in: the access log's reason code."""
+
+    BAD_STATE = "bad-state"  # no attempt on this browser, a stale one, or another's state
+    PROVIDER_ERROR = "provider-error"  # the provider sent ``error`` (or no code) back
+    CODE_REFUSED = "code-refused"  # the token endpoint refused the code (used, expired)
+    PROVIDER_UNAVAILABLE = "provider-unavailable"  # the code exchange or keys failed
+    # signature, algorithm, issuer, audience, times
+    ID_TOKEN_REFUSED = "id-token-refused"  # noqa: S105 (a reason code, not a secret)
+    NONCE_MISMATCH = "nonce-mismatch"  # an ID token of another log-in attempt
+    NO_ROLE = "no-role"  # a genuine person whose claims give no carebridge role
+    NOT_A_PERSON = "not-a-person"  # no name or no HSA-id in the claims
+
+    @property
+    def forgeable(self) -> bool:
+        """Anyone can send this one without a provider's log-in: recording is limited."""
+        return self in (Failure.BAD_STATE, Failure.PROVIDER_ERROR)
+
+
+def actor_of(claims: Mapping[str, Any] | None, rules: ClaimRules) -> str:
+    """Who a refused token named: its HSA-id, if it has a well-formed one. Never ``sub`` or
+    other claims, which some providers fill with a personnummer."""
+    hsa_id = (claims or {}).get(rules.hsa_claim)
+    return hsa_id if isinstance(hsa_id, str) and HSA_ID.match(hsa_id) else UNKNOWN_PERSON
+
+
+@dataclass
+class FailedOidcLogins:
+    """Writes a refused callback to the access log (``login-failed``)."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Callable[[], datetime]
+    monotonic: Callable[[], float] = time.monotonic
+    limiter: RefusalLimiter = field(default_factory=RefusalLimiter)
+
+    async def record(self, request: Request, failure: Failure, *, actor: str) -> bool:
+        """True if an entry was written (a forgeable failure may be left out, counted)."""
+        address = client_address(request)
+        left_out = 0
+        if failure.forgeable:
+            if not self.limiter.admit(address, self.monotonic()):
+                return False
+            left_out, self.limiter.suppressed = self.limiter.suppressed, 0
+        reason = f"oidc log-in refused: {failure.value}, from {address}"
+        if left_out:
+            reason += f" ({left_out} more forgeable refusals not recorded)"
+        try:
+            async with self.sessions.begin() as db:
+                await record_security_event(
+                    db,
+                    actor=actor,
+                    role=NO_ROLE,
+                    kind=AccessKind.LOGIN_FAILED,
+                    reason=reason,
+                    now=self.clock(),
+                )
+        except SQLAlchemyError as exc:  # the refusal page goes out whatever the log's fate
+            log.warning("failed log-in not recorded", extra={"error": type(exc).__name__})
+            return False
+        return True
 
 
 def _safe_next(next_path: str) -> str:
@@ -45,9 +134,13 @@ def _safe_next(next_path: str) -> str:
 
 
 def oidc_login_routes(
-    settings: RouterSettings, clock: Callable[[], datetime], sign_in: SignIn
+    settings: RouterSettings,
+    clock: Callable[[], datetime],
+    sign_in: SignIn,
+    failed: FailedOidcLogins,
 ) -> APIRouter:
     web = APIRouter(prefix="/oidc")
+    rules = settings.oidc_rules()
 
     def refuse(request: Request, status: int, detail: str) -> HTMLResponse:
         page = render(
@@ -108,10 +201,13 @@ def oidc_login_routes(
             now=clock().timestamp(),
         )
         if attempt is None or not hmac.compare_digest(state, attempt.state):
+            await failed.record(request, Failure.BAD_STATE, actor=UNKNOWN_PERSON)
             return refuse(request, 400, "this log-in was not started here, or too long ago")
         if error or not code:
+            await failed.record(request, Failure.PROVIDER_ERROR, actor=UNKNOWN_PERSON)
             return refuse(request, 401, "the identity provider did not log you in")
         client_id = str(settings.oidc_client_id)
+        claims: dict[str, Any] | None = None
         try:
             answer = await provider.exchange(
                 code,
@@ -130,18 +226,27 @@ def oidc_login_routes(
                 ),
                 now=clock(),
             )
-            found = person(claims, settings.oidc_rules())
-        except ClaimsRefused:
+            found = person(claims, rules)
+        except ClaimsRefused as exc:
+            why = Failure.NO_ROLE if isinstance(exc, NoRole) else Failure.NOT_A_PERSON
+            await failed.record(request, why, actor=actor_of(claims, rules))
             return refuse(request, 403, "your account gives no role in carebridge")
-        except TokenRefused:
+        except TokenRefused as exc:
+            bad = Failure.NONCE_MISMATCH if isinstance(exc, NonceMismatch) else None
+            await failed.record(request, bad or Failure.ID_TOKEN_REFUSED, actor=UNKNOWN_PERSON)
             return refuse(request, 401, "the identity provider's answer was not accepted")
+        except GrantRefused:
+            await failed.record(request, Failure.CODE_REFUSED, actor=UNKNOWN_PERSON)
+            return refuse(request, 401, "the identity provider did not log you in")
         except ProviderUnavailable:
+            await failed.record(request, Failure.PROVIDER_UNAVAILABLE, actor=UNKNOWN_PERSON)
             return refuse(request, 502, "the identity provider did not answer: try again")
         # a page of our own, not a redirect: the session cookie is SameSite=Strict, and a
         # redirect chain that began at the provider would not send it on to the console
         response = render(request, "signed_in.html", {"next": attempt.next_path})
         response.delete_cookie(ATTEMPT_COOKIE, path=ATTEMPT_PATH)
-        await sign_in(request, response, Identity(found.name, found.role, found.hsa_id))
+        identity = Identity(found.name, found.role, found.hsa_id)
+        await sign_in(request, response, identity, answer.refresh_token)
         return response
 
     return web

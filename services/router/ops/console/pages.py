@@ -40,6 +40,7 @@ from services.router.ops import dashboard, queries
 from services.router.ops.console.accounts import Role
 from services.router.ops.console.identity import Authenticator, PasswordAuthenticator
 from services.router.ops.console.login import login_routes
+from services.router.ops.console.oidc_login import FailedOidcLogins
 from services.router.ops.console.sessions import (
     AccountDirectory,
     SessionRules,
@@ -56,6 +57,7 @@ from services.router.ops.console.web import (
     render,
     require,
 )
+from services.router.ops.oidc.wiring import session_rechecker
 from services.router.routing.domain import AlertState, DeliveryState, IllegalTransition
 from services.router.routing.replay import ReplayFilter, audit_log, replay
 from services.router.settings import RouterSettings
@@ -626,7 +628,10 @@ def install_console(
         rules=SessionRules(
             absolute=timedelta(seconds=settings.console_session_s),
             idle=timedelta(seconds=settings.console_idle_s),
+            recheck_every=timedelta(seconds=settings.oidc_session_recheck_s),
+            recheck_grace=timedelta(seconds=settings.oidc_session_grace_s),
         ),
+        rechecker=session_rechecker(app, settings),
     )
     throttle = LoginThrottle(
         sessions,
@@ -638,7 +643,11 @@ def install_console(
         ),
     )
     app.state.console_sessions = store
-    app.include_router(login_routes(settings, sessions, clock, authenticator, store, throttle))
+    # refused OIDC callbacks in the access log (console/oidc_login.py)
+    app.state.console_failed_logins = failed = FailedOidcLogins(sessions, clock)
+    app.include_router(
+        login_routes(settings, sessions, clock, authenticator, store, throttle, failed)
+    )
     app.include_router(console_routes(settings, sessions, clock, alert_sinks))
     app.mount("/console/static", StaticFiles(directory=str(HERE / "static")), name="static")
 

@@ -16,8 +16,19 @@ was revoked. A session is refused when:
 - it was idle longer than ``ROUTER_CONSOLE_IDLE_S`` (20 min by default), or
 - it is older than ``ROUTER_CONSOLE_SESSION_S`` (8 h by default), however busy.
 
-Sessions from an identity provider (OIDC) keep the role the token gave; they end by the two
-timeouts. ``last_seen_at`` is written at most every :attr:`SessionRules.touch_every`, not
+Sessions from an identity provider (OIDC) are checked again with the provider, at most every
+:attr:`SessionRules.recheck_every` (``ROUTER_OIDC_SESSION_RECHECK_S``, 5 min by default), on
+a console request that finds the check due: the provider's refresh token, kept in the row
+sealed (:mod:`services.router.ops.oidc.sealed`, never in the cookie), buys a fresh ID token,
+checked as at log-in (:mod:`services.router.ops.oidc.recheck`). The session is revoked when
+the provider refuses (the person removed, the grant revoked), when the role or the person
+changed, or when there is no refresh token to check with. When the provider does not
+answer, the session stands until :attr:`SessionRules.recheck_grace` after its last good
+check (``ROUTER_OIDC_SESSION_GRACE_S``, 10 min), tried again at most every
+:data:`RETRY_EVERY`, and is then revoked: it fails closed. One request (of all replicas)
+claims each check with a conditional update, so a refresh token is never spent twice.
+
+``last_seen_at`` is written at most every :attr:`SessionRules.touch_every`, not
 on every page view. Log-in, log-out and revocations go to the access log
 (:func:`services.router.audit.access_log.record_security_event`). Rows that have expired or
 were revoked are removed by :meth:`SessionStore.prune` (at each log-in).
@@ -31,7 +42,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import Column, Index, String, Table, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -40,8 +51,11 @@ from services.messaging.db import UtcDateTime, metadata
 from services.router.audit.access_log import AccessKind, record_security_event
 from services.router.ops.console.accounts import Role
 from services.router.ops.console.identity import Identity
+from services.router.ops.oidc.recheck import Recheck, SessionRechecker, Verdict
+from services.router.ops.oidc.sealed import MAX_SEALED, seal_token, unseal_token
 
 COOKIE = "carebridge_console"
+RETRY_EVERY = timedelta(seconds=30)  # a provider that did not answer is asked again after
 
 console_session = Table(
     "console_session",
@@ -58,6 +72,11 @@ console_session = Table(
     Column("expires_at", UtcDateTime, nullable=False),  # absolute: created_at + session_s
     Column("revoked_at", UtcDateTime, nullable=True),
     Column("revoked_reason", String(200), nullable=True),
+    # an OIDC session's re-check with the provider: its refresh token (sealed), the last good
+    # check, and when the next is due (or retried, while the provider does not answer)
+    Column("refresh_sealed", String(MAX_SEALED), nullable=True),
+    Column("checked_at", UtcDateTime, nullable=True),
+    Column("recheck_after", UtcDateTime, nullable=True),
     Index("ix_console_session_account", "account"),
     Index("ix_console_session_expires_at", "expires_at"),
 )
@@ -74,6 +93,10 @@ class SessionRules:
     idle: timedelta = timedelta(minutes=20)
     # last_seen_at is written at most this often per session: a page view is a read
     touch_every: timedelta = timedelta(seconds=30)
+    # an OIDC session is checked with the provider at most this often, and kept this long
+    # past its last good check while the provider does not answer
+    recheck_every: timedelta = timedelta(minutes=5)
+    recheck_grace: timedelta = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +131,15 @@ class SessionStore:
         key: str,
         accounts: AccountDirectory,
         rules: SessionRules | None = None,
+        rechecker: SessionRechecker | None = None,
     ) -> None:
         self._db = db
+        self._secret = key
         self._key = key.encode()
         self._accounts = accounts
         self.rules = rules or SessionRules()
+        # None: no identity provider to ask, so an OIDC session ends at its first check
+        self.rechecker = rechecker
 
     def _hash(self, session_id: str) -> str:
         return hmac.new(self._key, session_id.encode(), hashlib.sha256).hexdigest()
@@ -125,14 +152,18 @@ class SessionStore:
         address: str,
         now: datetime,
         hsa_id: str | None = None,
+        refresh_token: str | None = None,
     ) -> str:
         """A new session for ``identity``, with its log-in written to the access log in the
-        same transaction. Returns the cookie's value (shown once, stored only as a hash)."""
+        same transaction. Returns the cookie's value (shown once, stored only as a hash).
+        ``refresh_token``: an OIDC log-in's, to check the session with the provider later."""
         session_id = secrets.token_urlsafe(32)
+        id_hash = self._hash(session_id)
+        oidc = origin is Origin.OIDC
         async with self._db.begin() as db:
             await db.execute(
                 console_session.insert().values(
-                    id_hash=self._hash(session_id),
+                    id_hash=id_hash,
                     # "Name (HSA-id)" for a person the identity provider vouched for
                     account=identity.actor()[:160],
                     role=identity.role.value,
@@ -143,6 +174,13 @@ class SessionStore:
                     created_at=now,
                     last_seen_at=now,
                     expires_at=now + self.rules.absolute,
+                    refresh_sealed=(
+                        seal_token(refresh_token, secret=self._secret, session=id_hash)
+                        if oidc and refresh_token
+                        else None
+                    ),
+                    checked_at=now if oidc else None,
+                    recheck_after=now + self.rules.recheck_every if oidc else None,
                 )
             )
             await record_security_event(
@@ -184,6 +222,10 @@ class SessionStore:
                 why = "account removed" if current is None else f"role changed to {current.value}"
                 await self.revoke(found, reason=why, now=now, kind=AccessKind.SESSION_REVOKED)
                 return None
+        elif (row.recheck_after is None or now >= row.recheck_after) and not (
+            await self._recheck(found, row, now=now)
+        ):
+            return None
         if now - row.last_seen_at >= self.rules.touch_every:
             async with self._db.begin() as db:
                 await db.execute(
@@ -192,6 +234,56 @@ class SessionStore:
                     .values(last_seen_at=now)
                 )
         return found
+
+    async def _recheck(self, found: OperatorSession, row: Any, *, now: datetime) -> bool:
+        """Check an OIDC session with the provider; False if it was revoked."""
+        due = (
+            console_session.c.recheck_after.is_(None)
+            if row.recheck_after is None
+            else console_session.c.recheck_after == row.recheck_after
+        )
+        async with self._db.begin() as db:  # claim it: the other requests go on meanwhile
+            claimed = await db.execute(
+                update(console_session)
+                .where(console_session.c.id_hash == found.id_hash, due)
+                .values(recheck_after=now + RETRY_EVERY)
+            )
+        if not claimed.rowcount:  # type: ignore[attr-defined]
+            return True
+        token = unseal_token(row.refresh_sealed, secret=self._secret, session=found.id_hash)
+        if self.rechecker is None:
+            outcome = Recheck(Verdict.REVOKE, "no identity provider to check the session with")
+        elif token is None:
+            outcome = Recheck(
+                Verdict.REVOKE, "no refresh token to check with the identity provider"
+            )
+        else:
+            outcome = await self.rechecker.recheck(
+                token, hsa_id=row.hsa_id, role=found.role, now=now
+            )
+        fresh = outcome.refresh_token or token  # a provider may rotate it, or not
+        if outcome.verdict is Verdict.KEEP and fresh is not None:
+            async with self._db.begin() as db:
+                await db.execute(
+                    update(console_session)
+                    .where(console_session.c.id_hash == found.id_hash)
+                    .values(
+                        checked_at=now,
+                        recheck_after=now + self.rules.recheck_every,
+                        refresh_sealed=seal_token(
+                            fresh, secret=self._secret, session=found.id_hash
+                        ),
+                    )
+                )
+            return True
+        reason = outcome.reason
+        if outcome.verdict is Verdict.UNREACHABLE:
+            last_good = row.checked_at or row.created_at
+            if now - last_good < self.rules.recheck_every + self.rules.recheck_grace:
+                return True  # asked again after RETRY_EVERY
+            reason = "the identity provider did not answer within the grace"
+        await self.revoke(found, reason=reason, now=now, kind=AccessKind.SESSION_REVOKED)
+        return False
 
     async def revoke(
         self,

@@ -10,5 +10,8 @@ checks what it signed:
 - :mod:`.pkce`: one log-in attempt's state, nonce and PKCE verifier, and the authorization
   URL. Pure.
 - :mod:`.provider`: the provider over HTTP (discovery, JWKS with refresh on an unknown key
-  id, the code exchange), with httpx and an injected transport.
+  id, the code exchange, the refresh-token grant), with httpx and an injected transport.
+- :mod:`.recheck`: a console session checked again with the provider (its refresh token for
+  a fresh ID token, checked as at log-in): keep, revoke, or the provider is unreachable.
+- :mod:`.sealed`: the refresh token sealed in the session's row (AES-GCM). Pure.
 """

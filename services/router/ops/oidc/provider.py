@@ -1,6 +1,7 @@
-"""The identity provider over HTTP: its discovery document, its signing keys (JWKS) and the
-code exchange. httpx with an injected ``transport`` (tests pass ``httpx.MockTransport`` or
-talk to a real provider on loopback).
+"""The identity provider over HTTP: its discovery document, its signing keys (JWKS), the
+code exchange and the refresh-token grant (a console session re-checked). httpx with an
+injected ``transport`` (tests pass ``httpx.MockTransport`` or talk to a real provider on
+loopback).
 
 Keys are cached; a token whose key id is unknown makes one fresh fetch of the JWKS (the
 provider rotated its keys), at most once per ``refresh_min_s`` so a stream of forged key ids
@@ -8,8 +9,9 @@ cannot turn the router into a load on the provider.
 
 :class:`StaticKeys` is the fake beside it: a fixed key set, no HTTP.
 
-Refusals: :class:`ProviderUnavailable` (the provider did not answer as a provider does), and
-the token refusals of :mod:`.tokens`.
+Refusals: :class:`ProviderUnavailable` (the provider did not answer as a provider does),
+:class:`GrantRefused` (it answered, and said no: ``invalid_grant`` and the like at the token
+endpoint, e.g. a person removed or a grant revoked), and the token refusals of :mod:`.tokens`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ from services.router.ops.oidc.tokens import Expected, KeySet
 
 class ProviderUnavailable(Exception):
     """The provider did not answer, or not with what a provider sends."""
+
+
+class GrantRefused(Exception):
+    """The token endpoint answered 400 or 401 with an OAuth error: the grant is no good."""
 
 
 class TokenChecker(Protocol):
@@ -53,6 +59,10 @@ class RelyingPartyProvider(TokenChecker, Protocol):
         client_secret: str | None,
     ) -> TokenResponse: ...
 
+    async def refresh(
+        self, refresh_token: str, *, client_id: str, client_secret: str | None
+    ) -> TokenResponse: ...
+
 
 @dataclass(frozen=True)
 class Discovery:
@@ -66,6 +76,7 @@ class Discovery:
 class TokenResponse:
     id_token: str
     access_token: str | None
+    refresh_token: str | None = None  # with offline_access (or as the provider decides)
 
 
 class StaticKeys:
@@ -172,6 +183,19 @@ class IdentityProvider:
             "redirect_uri": redirect_uri,
             "code_verifier": verifier,
         }
+        return await self._token(form, client_id=client_id, client_secret=client_secret)
+
+    async def refresh(
+        self, refresh_token: str, *, client_id: str, client_secret: str | None
+    ) -> TokenResponse:
+        """A refresh token for fresh tokens (RFC 6749 §6); the answer must hold an ID token
+        (OIDC Core §12.2) for the console to read the person's claims again."""
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        return await self._token(form, client_id=client_id, client_secret=client_secret)
+
+    async def _token(
+        self, form: dict[str, str], *, client_id: str, client_secret: str | None
+    ) -> TokenResponse:
         auth: httpx.BasicAuth | None = None
         if client_secret is None:
             form["client_id"] = client_id  # a public client
@@ -186,10 +210,17 @@ class IdentityProvider:
             document = answer.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise ProviderUnavailable(f"token endpoint: {type(exc).__name__}") from None
+        error = document.get("error") if isinstance(document, dict) else None
+        if answer.status_code in (400, 401) and isinstance(error, str):
+            raise GrantRefused(error[:60])  # RFC 6749 §5.2: the provider's "no"
         if answer.status_code != 200 or not isinstance(document, dict):
-            error = document.get("error") if isinstance(document, dict) else None
             raise ProviderUnavailable(f"token endpoint: {answer.status_code} {error}")
         id_token, access = document.get("id_token"), document.get("access_token")
+        refresh = document.get("refresh_token")
         if not isinstance(id_token, str):
             raise ProviderUnavailable("the token endpoint sent no ID token")
-        return TokenResponse(id_token, access if isinstance(access, str) else None)
+        return TokenResponse(
+            id_token,
+            access if isinstance(access, str) else None,
+            refresh if isinstance(refresh, str) else None,
+        )

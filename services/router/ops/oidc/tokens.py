@@ -14,7 +14,8 @@ Refusals, one class per reason (a caller decides on the class, never the message
      ├── ForbiddenAlgorithm   ``alg`` not on the allowlist
      ├── UnknownKey           no key with the token's ``kid`` (the caller may refresh once)
      ├── BadSignature         the signature does not verify with the provider's key
-     └── BadClaims            issuer, audience, times, nonce, or a required claim missing
+     └── BadClaims            issuer, audience, times, or a required claim missing
+          └── NonceMismatch   an ID token's nonce is not the log-in attempt's
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ class BadSignature(TokenRefused):
 
 class BadClaims(TokenRefused):
     pass
+
+
+class NonceMismatch(BadClaims):
+    """An ID token for another log-in (a replayed or injected code)."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,7 @@ def check(token: str, keys: KeySet, expected: Expected, *, now: datetime) -> dic
         raise BadClaims(type(exc).__name__) from None
     _check_times(claims, now.timestamp(), expected.leeway_s)
     if expected.nonce is not None and claims.get("nonce") != expected.nonce:
-        raise BadClaims("the nonce is not this log-in's")
+        raise NonceMismatch("the nonce is not this log-in's")
     return claims
 
 

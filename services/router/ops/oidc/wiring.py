@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from services.router.ops.api_clients import PersonTokens
 from services.router.ops.oidc.provider import IdentityProvider, RelyingPartyProvider
+from services.router.ops.oidc.recheck import ProviderRecheck
 from services.router.ops.oidc.tokens import Expected
 from services.router.settings import RouterSettings
 
@@ -40,4 +41,20 @@ def install_identity_provider(
         )
         if settings.oidc_api_audience
         else None
+    )
+
+
+def session_rechecker(app: FastAPI, settings: RouterSettings) -> ProviderRecheck | None:
+    """What checks a console session with the provider (after
+    :func:`install_identity_provider`); None without one."""
+    provider: RelyingPartyProvider | None = getattr(app.state, "identity_provider", None)
+    if provider is None or settings.oidc_issuer is None or settings.oidc_client_id is None:
+        return None
+    return ProviderRecheck(
+        provider,
+        issuer=settings.oidc_issuer,
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret,
+        rules=settings.oidc_rules(),
+        leeway_s=settings.oidc_leeway_s,
     )
