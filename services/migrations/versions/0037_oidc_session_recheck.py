@@ -7,8 +7,8 @@ when it was last checked with the provider (``checked_at``) and when the next ch
 revision have neither: their first check finds no refresh token and ends them, so their
 people log in again once.
 
-Revision ID: 0036
-Revises: 0035
+Revision ID: 0037
+Revises: 0036
 Create Date: 2026-12-07 12:00:00
 """
 
@@ -19,8 +19,8 @@ from alembic import op
 
 from services.messaging.db import UtcDateTime
 
-revision = "0036"
-down_revision = "0035"
+revision = "0037"
+down_revision = "0036"
 branch_labels = None
 depends_on = None
 
