@@ -34,6 +34,7 @@ from tests.support.access_log import SIGNER, T0, checkpoint, forge, owner_rights
 
 pytestmark = pytest.mark.security
 
+
 async def against(sessions, lines, trusted=None):
     async with sessions() as s:
         return await check_stream_against_checkpoints(
