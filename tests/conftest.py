@@ -1,14 +1,14 @@
 """Shared fixtures. The suite runs on SQLite by default and on PostgreSQL when
-BROKER_TEST_DATABASE_URL is set (each test then gets a database of its own)."""
+BROKER_TEST_DATABASE_URL is set (each test then gets a database of its own): the databases
+come from tests/support/database.py, the services' environment from
+tests/support/environment.py. Test modules import those, never this conftest."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
-import atexit
+import functools
 import os
-import shutil
-import sqlite3
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,34 +19,21 @@ from pathlib import Path
 os.environ.pop("CAREBRIDGE_CANONICAL_BASE", None)
 
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sandbox.stack import PORT_SLICE_ENV
-from services.messaging.db import make_engine, migrate_async, session_factory
-from tests.support.run_id import RUN_ENV
-
-# Read once, before the autouse fixture below clears the environment of the caller.
-_PG_URL = os.environ.get("BROKER_TEST_DATABASE_URL")
-_SERVICE_PREFIXES = (
-    "ROUTER_",
-    "ADAPTER_TAKECARE_",
-    "ADAPTER_TRESERVA_",
-    "SIM_TRESERVA_",
-    "SIM_TAKECARE_",
-    "SIM_SUBSCRIBER_",
-    "STACK_",
+from services.messaging.db import make_engine, session_factory
+from tests.support.database import (
+    PG_URL,
+    backend_name,
+    create_pg_database,
+    drop_created_databases,
+    drop_pg_database,
+    migrated_template,
+    new_database_url,
 )
-
-
-# The services' environment is production unless the sandbox is chosen explicitly; tests run
-# on the sandbox's settings, and say so here. A test of what production refuses names its
-# environment (``environment="production"``, or deletes the variable: see
-# tests/security/test_fail_closed.py).
-SANDBOX_ENVIRONMENT = {
-    f"{prefix}ENVIRONMENT": "sandbox"
-    for prefix in ("ROUTER_", "ADAPTER_TAKECARE_", "ADAPTER_TRESERVA_")
-}
+from tests.support.environment import SANDBOX_ENVIRONMENT, SERVICE_PREFIXES
+from tests.support.run_id import RUN_ENV
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -68,15 +55,49 @@ def pytest_configure(config: pytest.Config) -> None:
 _DATABASE_FIXTURES = frozenset(
     {"database_url", "engine", "sessions", "stack_db", "module_stack_db"}
 )
-_DATABASE_NAMES = ("new_database_url", "backend_name", "_PG_URL", "BROKER_TEST_DATABASE_URL")
+# a module that asks for a database itself: it imports the run's database helpers
+# (tests/support/database.py, by module or by name) or reads the variable
+_DATABASE_NAMES = (
+    "tests.support.database",
+    "new_database_url",
+    "backend_name",
+    "PG_URL",
+    "BROKER_TEST_DATABASE_URL",
+)
+
+
+def _support_modules(source: str) -> set[str]:
+    """The tests/support modules that ``source`` imports, by their file's stem."""
+    dotted: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            dotted |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            dotted |= {alias.name for alias in node.names}
+    return {name.split(".")[2] for name in dotted if name.startswith("tests.support.")}
+
+
+@functools.cache
+def _asks_for_a_database(path: Path, *, through_support: bool = True) -> bool:
+    """Whether the module at ``path`` asks for the run's database, itself or (one level down)
+    through a tests/support module it imports (tests/support/access_log.py, say)."""
+    source = path.read_text() if path.is_file() else ""
+    if any(name in source for name in _DATABASE_NAMES):
+        return True
+    if not through_support:
+        return False
+    support = Path(__file__).parent / "support"
+    return any(
+        _asks_for_a_database(support / f"{name}.py", through_support=False)
+        for name in _support_modules(source)
+    )
 
 
 def _reaches_the_database(item: pytest.Item) -> bool:
     if _DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
         return True
     module = getattr(item, "module", None)
-    source = Path(module.__file__).read_text() if module and module.__file__ else ""
-    return any(name in source for name in _DATABASE_NAMES)
+    return bool(module and module.__file__ and _asks_for_a_database(Path(module.__file__)))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -84,7 +105,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     that reach the run's database run: through a database fixture, or a module that asks
     for one itself. The others (translation, contracts, fuzzing of pure parsers) touch no
     database, give the same answer on either backend, and ran on SQLite in ``make test``."""
-    if not (_PG_URL and os.environ.get("BROKER_TEST_DATABASE_ONLY") == "1"):
+    if not (PG_URL and os.environ.get("BROKER_TEST_DATABASE_ONLY") == "1"):
         return
     kept: list[pytest.Item] = []
     left: list[pytest.Item] = []
@@ -110,108 +131,17 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Settings read the environment; keep the caller's variables out of every test, and
     choose the sandbox explicitly."""
     for name in list(os.environ):
-        if name.startswith(_SERVICE_PREFIXES) or name == "ENVIRONMENT":
+        if name.startswith(SERVICE_PREFIXES) or name == "ENVIRONMENT":
             monkeypatch.delenv(name)
     for name, value in SANDBOX_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     yield
 
 
-def backend_name() -> str:
-    return "postgresql" if _PG_URL else "sqlite"
-
-
-async def _create_pg_database(base_url: str, *, template: str | None = None) -> str:
-    import asyncpg
-
-    url = make_url(base_url)
-    name = f"cb_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        database=url.database,
-    )
-    try:
-        copy = f' TEMPLATE "{make_url(template).database}"' if template else ""
-        await conn.execute(f'CREATE DATABASE "{name}"{copy}')
-    finally:
-        await conn.close()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
-async def _drop_pg_database(base_url: str, test_url: str) -> None:
-    import asyncpg
-
-    url, name = make_url(base_url), make_url(test_url).database
-    conn = await asyncpg.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        database=url.database,
-    )
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-# Every test gets a database of its own, copied from one migrated at the first need (the
-# migrations run once per test process, not once per test: 0.5 s each on PostgreSQL). The
-# copy is the migrated schema exactly; tests/unit/test_migrations.py checks it against the
-# models.
-_template: dict[str, str] = {}
-
-
-async def _migrated_template() -> str:
-    if "url" not in _template:
-        if _PG_URL:
-            url = await _create_pg_database(_PG_URL)
-            atexit.register(lambda: asyncio.run(_drop_pg_database(_PG_URL, url)))
-        else:
-            folder = tempfile.mkdtemp(prefix="cb-template-")
-            atexit.register(shutil.rmtree, folder, True)
-            url = f"sqlite+aiosqlite:///{Path(folder) / 'template.db'}"
-        await migrate_async(url)
-        _template["url"] = url
-    return _template["url"]
-
-
-def _copy_sqlite(source: str, target: Path) -> None:
-    """A consistent copy through SQLite's backup API (the template may use WAL)."""
-    src = sqlite3.connect(make_url(source).database or "")
-    dst = sqlite3.connect(target)
-    try:
-        src.backup(dst)
-    finally:
-        dst.close()
-        src.close()
-
-
-async def new_database_url(tmp_path: Path, name: str = "test") -> str:
-    """A fresh, migrated database: SQLite under tmp_path, or a new PostgreSQL database."""
-    template = await _migrated_template()
-    if _PG_URL:
-        url = await _create_pg_database(_PG_URL, template=template)
-        _created.append(url)
-    else:
-        target = tmp_path / f"{name}.db"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _copy_sqlite(template, target)
-        url = f"sqlite+aiosqlite:///{target}"
-    return url
-
-
-_created: list[str] = []
-
-
 @pytest.fixture(autouse=True)
 async def _drop_created_databases() -> AsyncIterator[None]:
     yield
-    while _PG_URL and _created:
-        await _drop_pg_database(_PG_URL, _created.pop())
+    await drop_created_databases()
 
 
 @pytest.fixture
@@ -235,19 +165,19 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 def module_stack_db() -> Iterator[str | None]:
     """stack_db for a stack that a module's tests share: None on SQLite, else one fresh
     PostgreSQL database, dropped when the module ends."""
-    if not _PG_URL:
+    if not PG_URL:
         yield None
         return
-    base = _PG_URL
+    base = PG_URL
 
     async def create() -> str:
-        return await _create_pg_database(base, template=await _migrated_template())
+        return await create_pg_database(base, template=await migrated_template())
 
     url = asyncio.run(create())
     try:
         yield url
     finally:
-        asyncio.run(_drop_pg_database(base, url))
+        asyncio.run(drop_pg_database(base, url))
 
 
 @pytest.fixture

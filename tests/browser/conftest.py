@@ -4,15 +4,9 @@ Screenshots go to test-output/screenshots/."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
-import httpx
 import pytest
 from playwright.async_api import Page, async_playwright
 
@@ -21,23 +15,9 @@ from services.messaging.db import utcnow
 from tests.support.browser import Console
 from tests.support.console_data import seed
 from tests.support.router import Clock
+from tests.support.router_process import served_router
 
 CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait_until_up(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 30) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the router app exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)  # polling with a deadline
-    raise TimeoutError(f"{url} did not answer within {deadline_s} s")
 
 
 @pytest.fixture
@@ -45,20 +25,8 @@ async def console(sessions, database_url: str) -> AsyncIterator[Console]:
     clock = Clock()
     clock.now = utcnow() - timedelta(minutes=20)  # inside the dashboard's 24 h
     seeded = await seed(sessions, clock)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
-    proc = subprocess.Popen(  # noqa: ASYNC220 (started once, before the test awaits anything)
-        [sys.executable, "-m", "tests.browser.serve", database_url, str(port)],
-        cwd=ROOT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, proc)
+    with served_router(database_url, free_port()) as url:
         yield Console(url, seeded)
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture

@@ -5,10 +5,6 @@ ID token. A person whose claims give no carebridge role is refused and gets no s
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -17,8 +13,8 @@ from playwright.async_api import Page, expect
 
 from sandbox.oidc import SANDBOX_PEOPLE, running
 from sandbox.stack import free_port
-from tests.browser.conftest import ROOT, _wait_until_up
 from tests.support.browser import shot
+from tests.support.router_process import served_router
 
 pytestmark = [pytest.mark.browser, pytest.mark.oidc]
 
@@ -40,25 +36,8 @@ async def oidc_console(sessions, database_url: str) -> AsyncIterator[OidcConsole
             "oidc_redirect_url": f"{url}/console/oidc/callback",
             "oidc_api_audience": idp.audience,
         }
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
-        proc = subprocess.Popen(  # noqa: ASYNC220 (started once, before the test awaits anything)
-            [
-                sys.executable,
-                "-m",
-                "tests.browser.serve",
-                database_url,
-                str(port),
-                json.dumps(more),
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-        try:
-            _wait_until_up(url, proc)
-            yield OidcConsole(url, idp.issuer)
-        finally:
-            proc.terminate()
-            proc.wait(10)
+        with served_router(database_url, port, more) as served:
+            yield OidcConsole(served, idp.issuer)
 
 
 async def log_in_at_the_provider(page: Page, console: OidcConsole, login: str) -> None:

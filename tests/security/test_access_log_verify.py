@@ -20,7 +20,7 @@ from services.router.audit.checkpoint_writer import CheckpointWriter
 from services.router.ops import cli
 from services.router.ops.app import create_app
 from services.router.settings import RouterSettings
-from tests.security.test_access_log_checkpoints import (
+from tests.support.access_log import (
     SIGNER,
     T0,
     checkpoint,

@@ -38,7 +38,7 @@ from services.router.audit.payload_keys import SEALED_COLUMNS
 from services.router.routing.tables import message
 from services.router.settings import RouterSettings
 from services.seal_payloads import seal
-from tests.conftest import backend_name
+from tests.support.database import backend_name
 from tests.support.settings import ROUTER_SECRETS, SECURE_HTTP, SECURE_KAFKA
 
 pytestmark = pytest.mark.security

@@ -31,8 +31,8 @@ from services.messaging.settings import ServiceSettings
 from services.router.ops.app import create_app as create_router
 from services.router.ops.console.accounts import SANDBOX_PASSWORDS
 from services.router.settings import RouterSettings
-from tests.security.test_errors_never_echo import Target, targets, url
 from tests.support.adapters import NOW, TAKECARE_KEY, TRESERVA_KEY
+from tests.support.app_routes import Target, targets, url
 from tests.support.servers import serving
 from tests.support.settings import ROUTER_SECRETS, SECURE_HTTP, SECURE_KAFKA
 

@@ -44,7 +44,8 @@ from schemathesis.specs.openapi.checks import (
 
 from services.messaging.db import make_engine, session_factory
 from services.messaging.db import migrate_async as _migrate
-from tests.conftest import _PG_URL, _SERVICE_PREFIXES, _create_pg_database, _drop_pg_database
+from tests.support.database import PG_URL, create_pg_database, drop_pg_database
+from tests.support.environment import SERVICE_PREFIXES
 from tests.support.fuzz_apps import (
     BuildApp,
     ServedApp,
@@ -106,7 +107,7 @@ router_schema = _schema("router")
 
 
 async def _database(tmp: Path, name: str) -> str:
-    url = await _create_pg_database(_PG_URL) if _PG_URL else f"sqlite+aiosqlite:///{tmp}/{name}.db"
+    url = await create_pg_database(PG_URL) if PG_URL else f"sqlite+aiosqlite:///{tmp}/{name}.db"
     await _migrate(url)
     return url
 
@@ -118,7 +119,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serve
     urls = {name: asyncio.run(_database(tmp, name)) for name in BUILDERS}
     with pytest.MonkeyPatch.context() as env:
         for variable in list(os.environ):
-            if variable.startswith(_SERVICE_PREFIXES):
+            if variable.startswith(SERVICE_PREFIXES):
                 env.delenv(variable)
         with (
             serve(build_takecare, urls["adapter_takecare"]) as takecare,
@@ -126,9 +127,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serve
             serve(build_router, urls["router"]) as router,
         ):
             yield {"adapter_takecare": takecare, "adapter_treserva": treserva, "router": router}
-    if _PG_URL:
+    if PG_URL:
         for url in urls.values():
-            asyncio.run(_drop_pg_database(_PG_URL, url))
+            asyncio.run(drop_pg_database(PG_URL, url))
 
 
 @pytest.fixture(scope="module")

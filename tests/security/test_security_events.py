@@ -15,6 +15,7 @@ from services.router.audit.access_log import AccessKind, access_log, verify_chai
 from services.router.ops.app import create_app
 from services.router.ops.refused_tokens import RefusalLimiter
 from services.router.settings import RouterSettings
+from tests.support.console_client import log_in
 from tests.support.console_data import seed
 from tests.support.router import Clock
 
@@ -154,8 +155,6 @@ async def test_api_replays_and_closes_are_recorded_in_their_transaction(app, ses
 
 
 async def test_a_console_replay_is_recorded(app, sessions, clock):
-    from tests.unit.test_console import log_in
-
     seeded = await seed(sessions, clock)
     async with client(app) as browser:
         csrf = await log_in(browser)
@@ -170,8 +169,6 @@ async def test_a_console_replay_is_recorded(app, sessions, clock):
 
 
 async def test_the_console_lists_security_events_without_a_patient(app, sessions, clock):
-    from tests.unit.test_console import log_in
-
     wrong = {"authorization": f"Bearer {GUESS}"}
     async with client(app) as browser:
         await browser.get("/api/v1/alerts", headers=wrong)

@@ -23,7 +23,7 @@ from services.router.audit.access_log import (
 from services.router.audit.access_log_export import read_csv, read_jsonl
 from services.router.ops.app import create_app
 from services.router.settings import RouterSettings
-from tests.conftest import backend_name
+from tests.support.database import backend_name
 
 pytestmark = pytest.mark.security
 

@@ -13,7 +13,7 @@ from services.router.audit.checkpoint_sinks import FakeSink
 from services.router.audit.checkpoint_writer import CheckpointWriter
 from services.router.audit.checkpoints import CheckpointSigner, sandbox_checkpoint_key
 from services.router.routing.handlers import Router
-from tests.conftest import backend_name
+from tests.support.database import backend_name
 from tests.support.router import T0, Clock, routing_rules, started
 
 SIGNER = CheckpointSigner.from_setting(sandbox_checkpoint_key())

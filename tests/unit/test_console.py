@@ -1,7 +1,6 @@
 """The console in process (httpx.ASGITransport): log-in, roles, CSRF, every page renders
 from a real delivery log, and every view of patient data is access-logged first."""
 
-import re
 from datetime import timedelta
 
 import httpx
@@ -21,6 +20,7 @@ from services.router.ops.console.accounts import (
 from services.router.ops.console.labels import LABELS
 from services.router.routing.tables import message
 from services.router.settings import RouterSettings
+from tests.support.console_client import found, log_in
 from tests.support.console_data import seed
 from tests.support.router import Clock
 
@@ -44,26 +44,10 @@ async def browser_like(sessions, clock):
         yield client
 
 
-async def log_in(client, user="ops"):
-    res = await client.post(
-        "/console/login",
-        data={"user": user, "password": SANDBOX_PASSWORDS[user], "next": "/console/"},
-    )
-    assert res.status_code == 303, res.text
-    page = await client.get("/console/")
-    return found(r'name="csrf" value="([0-9a-f]+)"', page.text)
-
-
 # the views of patient data; the log-ins before them are security events on the same log
 PATIENT_DATA_VIEWS = select(access_log).where(
     access_log.c.kind.in_(["payload-view", "personnummer-search"])
 )
-
-
-def found(pattern, text):
-    match = re.search(pattern, text, re.S)
-    assert match is not None, pattern
-    return match.group(1)
 
 
 def test_passwords_are_salted_argon2id_hashes():

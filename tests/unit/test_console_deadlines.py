@@ -22,8 +22,8 @@ from services.router.statistics.payment_clock import (
     PaymentAgreements,
     working_day_deadline,
 )
+from tests.support.console_client import log_in
 from tests.support.router import Clock
-from tests.unit.test_console import log_in
 
 READY = "c0ffee00-0000-4000-8000-000000000001"
 SENT = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)  # a Friday, 11:00 in Stockholm

@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 from services.router.routing.deliveries import due_deliveries
 from services.router.routing.domain import DeliveryState
 from services.router.routing.tables import delivery, message
-from tests.conftest import backend_name
+from tests.support.database import backend_name
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 

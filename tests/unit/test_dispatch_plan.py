@@ -12,7 +12,7 @@ from sqlalchemy.dialects import sqlite
 
 from services.router.routing.deliveries import due_deliveries
 from services.router.routing.tables import deviation
-from tests.conftest import backend_name
+from tests.support.database import backend_name
 
 pytestmark = pytest.mark.skipif(backend_name() != "sqlite", reason="SQLite's EXPLAIN QUERY PLAN")
 

@@ -23,7 +23,7 @@ from services.router.ops.message_search import (
 )
 from services.router.routing.tables import delivery, message
 from services.router.settings import RouterSettings
-from tests.conftest import backend_name
+from tests.support.database import backend_name
 
 TOKEN = {"authorization": "Bearer sandbox-ops-token"}
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)

@@ -19,7 +19,7 @@ from services.router.routing.domain import RetryPolicy, default_policies
 from services.router.routing.handlers import Router
 from services.router.routing.tables import delivery, delivery_transition
 from services.router.settings import RouterSettings
-from tests.conftest import backend_name
+from tests.support.database import backend_name
 from tests.support.router import T0, Clock, inbound
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from services.router.routing.handlers import Router
 from services.router.routing.watchdog_lease import hold
-from tests.conftest import backend_name
+from tests.support.database import backend_name
 from tests.support.router import Clock, routing_rules, started
 
 postgres_only = pytest.mark.skipif(
