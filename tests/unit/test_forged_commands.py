@@ -36,7 +36,7 @@ from services.messaging.webhook_client import HttpWebhookSender
 from services.router.routing.handlers import Router
 from services.router.routing.tables import alert, delivery
 from services.router.subscriptions.webhooks import WebhookDispatcher
-from tests.conftest import new_database_url
+from tests.support.database import new_database_url
 from tests.support.router import Clock, inbound, message_id, result, routing_rules, started
 from tests.support.treserva import NOW, fhir
 from tests.support.webhooks import Subscriber, commands, hook_delivery, subscribe, webhook_rules
