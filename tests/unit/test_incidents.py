@@ -389,3 +389,45 @@ async def test_an_incident_another_replica_resolved_first_does_not_stop_the_tick
     assert done["resolved"] == 0
     states = {a.destination: a.state for a in await alerts(sessions)}
     assert states == {"treserva": "resolved", "primary-care": "open"}
+
+
+async def test_an_operator_resolving_what_the_watchdog_resolved_meanwhile_gets_a_conflict(
+    router, sessions, clock
+):
+    """The operator's resolve reads the incident open; before it writes, the watchdog (or
+    another replica) resolves it. The write finds the new state and judges it again: 409
+    ("it closed itself meanwhile"), not 404 "no such alert" (a shared e2e stack on
+    PostgreSQL saw the 404)."""
+    from sqlalchemy import update
+
+    from services.router.alerting import incidents
+    from services.router.routing.domain import IllegalTransition
+
+    rec = admission(1, admitted_at=T0, patient="a" * 32)
+    await router.handle_batch([rec])
+    await router.handle_batch([result(message_id(rec), ResponseCode.FATAL_ERROR)])
+    (incident,) = await alerts(sessions)
+
+    class ResolvedAfterTheRead:
+        """The operator's session; the watchdog commits between its read and its write."""
+
+        def __init__(self, session):
+            self.session, self.reads = session, 0
+
+        async def scalar(self, statement):
+            found = await self.session.scalar(statement)
+            self.reads += 1
+            if self.reads == 1:
+                await self.session.execute(
+                    update(alert).where(alert.c.id == incident.id).values(state="resolved")
+                )
+            return found
+
+        def __getattr__(self, name):
+            return getattr(self.session, name)
+
+    async with sessions.begin() as s:
+        with pytest.raises(IllegalTransition):
+            await incidents.resolve(
+                ResolvedAfterTheRead(s), incident.id, actor="ops", note="n", now=clock()
+            )

@@ -480,16 +480,22 @@ async def _move(
     sinks: Sequence[AlertSink],
     **values: Any,
 ) -> bool:
-    current = await session.scalar(select(alert.c.state).where(alert.c.id == alert_id))
-    if current is None:
-        return False
-    check_alert_transition(AlertState(current), target)
-    moved = await session.execute(
-        update(alert)
-        .where(alert.c.id == alert_id, alert.c.state == current)
-        .values(state=target.value, **values)
-    )
-    if not moved.rowcount:  # type: ignore[attr-defined]
+    # Compare and set: another replica or the watchdog may move the incident between the
+    # read and the write (on PostgreSQL's READ COMMITTED); the write then finds the new
+    # state, which is judged again: an incident resolved meanwhile is a 409, never a 404.
+    for _ in range(len(AlertState)):
+        current = await session.scalar(select(alert.c.state).where(alert.c.id == alert_id))
+        if current is None:
+            return False
+        check_alert_transition(AlertState(current), target)
+        moved = await session.execute(
+            update(alert)
+            .where(alert.c.id == alert_id, alert.c.state == current)
+            .values(state=target.value, **values)
+        )
+        if moved.rowcount:  # type: ignore[attr-defined]
+            break
+    else:
         return False
     log.warning(f"alert {target.value}", extra={"alert_id": alert_id})
     await _tell(session, sinks, alert_id, change, None, now)
