@@ -429,5 +429,9 @@ async def test_an_operator_resolving_what_the_watchdog_resolved_meanwhile_gets_a
     async with sessions.begin() as s:
         with pytest.raises(IllegalTransition):
             await incidents.resolve(
-                ResolvedAfterTheRead(s), incident.id, actor="ops", note="n", now=clock()
+                ResolvedAfterTheRead(s),  # type: ignore[arg-type]
+                incident.id,
+                actor="ops",
+                note="n",
+                now=clock(),
             )
