@@ -24,8 +24,10 @@ from sandbox import stack as stack_module
 from sandbox.demo import demo_settings
 from sandbox.probe_identity import (
     actor_from_the_body,
+    admission_during_login_flood,
     console_headers,
     cookie_after_logout,
+    cookie_after_removal,
     forged_access_tokens,
     forged_console_cookie,
     login_throttled,
@@ -465,6 +467,16 @@ ATTACKS = (
     Attack("console cookie reused after log-out", "303 to the log-in", cookie_after_logout),
     Attack(
         "6 wrong console passwords for one name", "401 x5, then 429 + Retry-After", login_throttled
+    ),
+    Attack(
+        "console cookie of an account removed since (kept 8 h before)",
+        "303 to the log-in",
+        cookie_after_removal,
+    ),
+    Attack(
+        "admission confirmed during 40 parallel console log-ins (6.9 s, 0.4 s alone)",
+        "at most 2x alone + 1 s, all 303",
+        admission_during_login_flood,
     ),
     # --- issue 19: identity tokens and who acts (sandbox/probe_identity.py) ---
     Attack(

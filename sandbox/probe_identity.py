@@ -1,16 +1,21 @@
 """The attack probe's rows on who is asking (issue 19): console sessions (a forged cookie, a
-cookie kept after log-out, password guessing), forged identity tokens at the ops API, a
+cookie kept after log-out or after its account was removed, password guessing, a flood of
+log-ins beside an admission), forged identity tokens at the ops API, a
 name typed into a request body, and the console's security headers. Each function is one
 row of :data:`sandbox.attack_probe.ATTACKS`."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import secrets
+import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,8 +23,21 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sandbox.oidc import API_AUDIENCE, CLIENT_ID, SANDBOX_PEOPLE, RunningProvider, access_token
-from sandbox.probe_support import OPS_TOKEN, PATIENT, Observation, Probe, csrf_of, log_in
+from sandbox.probe_support import (
+    OPS_TOKEN,
+    PATIENT,
+    TAKECARE_KEY,
+    Observation,
+    Probe,
+    bearer,
+    csrf_of,
+    log_in,
+)
+from sandbox.scenario import Timeout
 from services.messaging import sandbox_secrets
+from services.messaging.db import make_engine
+from services.router.ops.console.accounts import Role, hash_password
+from services.router.ops.console.identity import console_account
 from services.router.ops.console.sessions import COOKIE
 
 # --- console sessions kept on the server (issue 19) ---------------------------------------
@@ -92,6 +110,122 @@ def login_throttled(p: Probe) -> Observation:
         "/".join(map(str, codes)),
         codes == [401] * 5 + [429] and retry is not None and "set-cookie" not in res.headers,
         f"a name that does not exist; Retry-After {retry}",
+    )
+
+
+# a stored account of the probe's own: removing it locks out no other row
+REMOVED_NAME = "probe-removed"
+REMOVED_PASSWORD = secrets.token_urlsafe(18)
+
+
+def _stored_account(p: Probe, *, add: bool) -> None:
+    """Add (or remove) the probe's account in the router's ``console_account`` table, as
+    tests/security/test_console_sessions.py does: no API or command removes a console
+    account, so an admin removes it where it is stored."""
+
+    async def change() -> None:
+        engine = make_engine(p.stack.database_url("router"))
+        try:
+            async with engine.begin() as db:
+                gone = console_account.delete().where(console_account.c.name == REMOVED_NAME)
+                await db.execute(gone)
+                if add:
+                    await db.execute(
+                        console_account.insert().values(
+                            name=REMOVED_NAME,
+                            role=Role.OPERATOR.value,
+                            password_hash=hash_password(REMOVED_PASSWORD),
+                            origin="probe",
+                            created_at=datetime.now(UTC),
+                        )
+                    )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(change())
+
+
+def cookie_after_removal(p: Probe) -> Observation:
+    _stored_account(p, add=True)
+    with p.console() as console:
+        console.post(
+            "/console/login",
+            data={"user": REMOVED_NAME, "password": REMOVED_PASSWORD, "next": "/console/"},
+        )
+        cookie = console.cookies.get(COOKIE)
+        page = console.get("/console/")
+    _stored_account(p, add=False)  # the admin removes the account
+    if cookie is None or page.status_code != 200:
+        return Observation(str(page.status_code), False, "could not log in to try")
+    again = p.http.get(f"{p.stack.router_url}/console/", headers={"cookie": f"{COOKIE}={cookie}"})
+    return Observation(
+        f"{page.status_code} before, {again.status_code} after",
+        _login_redirect(again),
+        f"account removed; its cookie sent to {again.headers.get('location', 'nowhere')}",
+    )
+
+
+FLOOD_LOG_INS = 40
+POLL_S = 0.1  # the router API's refill rate (10/s): the poll never meets its 429
+LOG_IN_TIMEOUT_S = 180.0
+
+
+def _admission_confirmed_in(p: Probe) -> float:
+    """Seconds from posting an admission to every delivery of it confirmed."""
+    started = time.perf_counter()
+    res = p.takecare("admissions", json=p.admission(), headers=bearer(TAKECARE_KEY))
+    res.raise_for_status()
+    message_id = str(res.json()["messageId"])
+    deadline = started + 30
+    while time.perf_counter() < deadline:
+        found = p.scenario.message(message_id) or {}
+        deliveries = found.get("deliveries") or []
+        if deliveries and all(d["state"] == "confirmed" for d in deliveries):
+            return time.perf_counter() - started
+        time.sleep(POLL_S)
+    raise Timeout(f"admission {message_id} not confirmed within 30 s")
+
+
+def admission_during_login_flood(p: Probe) -> Observation:
+    """The reviewer's measure: an admission's confirmation alone (the median of three), then
+    while 40 console log-ins (the right password: none is throttled) run at once. The hashes
+    run in the router's two worker threads, not on the event loop that handles confirmations;
+    the bound (twice the time alone plus a second) leaves room for a loaded CI machine."""
+    quiet = statistics.median(_admission_confirmed_in(p) for _ in range(3))
+    # made before the timing: building 40 clients (TLS contexts) holds the probe's GIL
+    # for seconds, which would slow the probe's own poll, not the router
+    browsers = [
+        httpx.Client(base_url=p.stack.router_url, timeout=LOG_IN_TIMEOUT_S)
+        for _ in range(FLOOD_LOG_INS)
+    ]
+
+    def one(console: httpx.Client) -> tuple[int, float]:
+        # the log-ins queue for the router's two hashing threads: the last waits long
+        return log_in(console).status_code, time.perf_counter()
+
+    try:
+        with ThreadPoolExecutor(max_workers=FLOOD_LOG_INS) as pool:
+            begun = time.perf_counter()
+            flood = [pool.submit(one, console) for console in browsers]
+            time.sleep(0.2)  # the log-ins are in the router's hashing queue
+            try:
+                during, stalled = _admission_confirmed_in(p), ""
+            except httpx.TimeoutException as exc:  # the router did not answer the poll
+                during, stalled = float("inf"), f"{type(exc).__name__} on the admission; "
+            confirmed_at = time.perf_counter()
+            answers = [f.result() for f in flood]
+    finally:
+        for console in browsers:
+            console.close()
+    took = max(at for _, at in answers) - begun
+    codes = sorted({status for status, _ in answers})
+    after = sum(1 for _, at in answers if at > confirmed_at)
+    bound = 2 * quiet + 1.0
+    return Observation(
+        f"{during:.2f} s, log-ins {'/'.join(map(str, codes))}",
+        codes == [303] and during <= bound,
+        f"{stalled}{quiet:.2f} s alone, at most {bound:.2f} s; "
+        f"{after} of {FLOOD_LOG_INS} log-ins (done in {took:.1f} s) answered after it",
     )
 
 
