@@ -20,7 +20,7 @@ from services.messaging.fhir_parts import listed_unit_of, municipality_of
 from services.router.alerting.unit_directory import SANDBOX_PATH, UnitDirectory
 from tests.support.stacks import e2e_settings, running
 
-pytestmark = [pytest.mark.e2e, pytest.mark.shared_stack]
+pytestmark = [pytest.mark.e2e, pytest.mark.shared_stack, pytest.mark.broker_independent]
 
 REGION = UnitDirectory.load(SANDBOX_PATH)
 HOME_CARE: dict[str, str] = {  # kommunkod → its one home-care unit receiving through Treserva

@@ -13,7 +13,7 @@ from sandbox import attack_probe
 from sandbox.stack import Stack
 from tests.support.stacks import running
 
-pytestmark = [pytest.mark.e2e, pytest.mark.security]
+pytestmark = [pytest.mark.e2e, pytest.mark.security, pytest.mark.broker_independent]
 
 
 @pytest.fixture

@@ -5,7 +5,12 @@ import pytest
 
 from sandbox.demo import broken_trigger
 
-pytestmark = [pytest.mark.e2e, pytest.mark.alerts, pytest.mark.timeout(300)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.alerts,
+    pytest.mark.timeout(300),
+    pytest.mark.broker_independent,
+]
 
 
 def test_the_broken_admission_trigger_is_caught_told_counted_and_recovered(capsys):

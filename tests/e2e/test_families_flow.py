@@ -12,7 +12,7 @@ from services.messaging.contracts import violations
 from services.messaging.envelope import System
 from services.messaging.families import FAMILIES
 
-pytestmark = [pytest.mark.e2e, pytest.mark.shared_stack]
+pytestmark = [pytest.mark.e2e, pytest.mark.shared_stack, pytest.mark.broker_independent]
 
 PRIMARY_CARE_INBOX = "primary-care/$process-message"
 

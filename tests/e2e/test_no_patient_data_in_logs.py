@@ -28,7 +28,7 @@ from sandbox.stack import Stack
 from tests.support import fhir_tap
 from tests.support.stacks import e2e_settings, running
 
-pytestmark = [pytest.mark.e2e, pytest.mark.security]
+pytestmark = [pytest.mark.e2e, pytest.mark.security, pytest.mark.broker_independent]
 
 FAMILIES = {
     "takecare": (

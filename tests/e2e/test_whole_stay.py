@@ -37,7 +37,7 @@ from sandbox.simulators.samples.read_receipt import (
 from sandbox.simulators.samples.sip_update import sample_takecare_sip_update
 from tests.support.stacks import e2e_settings, running
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300), pytest.mark.broker_independent]
 
 HALLAND = Path(__file__).resolve().parents[2] / "contracts" / "units" / "halland.json"
 UNITS = [unit["hsaId"] for unit in json.loads(HALLAND.read_text(encoding="utf-8"))["units"]]
