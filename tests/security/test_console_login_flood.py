@@ -2,14 +2,13 @@
 (services.router.ops.console.accounts.verify_off_loop), not on the event loop that also
 serves the API and the adapters' confirmations.
 
-The first test times what the review measured: an admission notice's confirmation (its
-Treserva outcome and receipt, handled by the router as a Kafka batch is) on the event loop
-that serves the console, with and without 40 log-ins at once. The second times a request on
-the same event loop (``/health``, due every 20 ms: from when it
-is due to its answer) with and without 40 log-ins at once. With the hashes on the loop, each
-of them (tens of milliseconds unloaded, a quarter to half a second on a busy 2-core machine)
-holds up every request due meanwhile; off the loop the median stays within twice the quiet
-median, plus 50 ms for the noise of a loaded machine."""
+The test times what the review measured: an admission notice's confirmation (its Treserva
+outcome and receipt, handled by the router as a Kafka batch is), due every 20 ms on the event
+loop that serves the console, with and without 40 log-ins at once. With the hashes on the
+loop each of them (tens of milliseconds unloaded, a quarter to half a second on a busy 2-core
+machine) holds up every confirmation due meanwhile; in threads at the loop's own priority,
+two hashes' eight lanes outran the loop (331 ms against 88 ms); at a lower priority the
+median stays within twice the quiet median, plus 50 ms for the noise of a loaded machine."""
 
 from __future__ import annotations
 
@@ -42,16 +41,6 @@ FLOOR_S = 0.05
 # a request every 20 ms or so, as traffic would come: back to back, the probes alone would
 # keep the loop (and the GIL) busy and starve the hashing threads
 PACE_S = 0.02
-
-
-async def timed(c: httpx.AsyncClient) -> float:
-    """How late a request that is due in :data:`PACE_S` is answered: the wait for the loop
-    (a wake-up held up by whatever runs on it) plus the request itself."""
-    due = time.perf_counter() + PACE_S
-    await asyncio.sleep(PACE_S)
-    res = await c.get("/health")
-    assert res.status_code == 200
-    return time.perf_counter() - due
 
 
 async def log_in(c: httpx.AsyncClient) -> int:
@@ -98,27 +87,4 @@ async def test_forty_log_ins_at_once_leave_confirmations_as_fast_as_without(sess
     assert loaded <= 2 * base + FLOOR_S, (
         f"a confirmation took {loaded * 1000:.1f} ms (median of {len(during)}) during "
         f"{FLOOD} log-ins ({took:.1f} s), {base * 1000:.1f} ms without"
-    )
-
-
-async def test_forty_log_ins_at_once_leave_the_event_loop_free(sessions):
-    app = create_app(RouterSettings(), sessions=sessions)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://router"
-    ) as c:
-        assert await log_in(c) == 303  # the first of each path (thread start, imports) paid
-        quiet = [await timed(c) for _ in range(30)]
-        flood = [asyncio.create_task(log_in(c)) for _ in range(FLOOD)]
-        during: list[float] = []
-        started = time.perf_counter()
-        while not all(f.done() for f in flood):
-            during.append(await timed(c))
-        took = time.perf_counter() - started
-        assert [await f for f in flood] == [303] * FLOOD
-    # measured while the hashes ran, not after them
-    assert len(during) >= 5, during
-    base, loaded = statistics.median(quiet), statistics.median(during)
-    assert loaded <= 2 * base + FLOOR_S, (
-        f"/health took {loaded * 1000:.1f} ms (median of {len(during)}) during {FLOOD} "
-        f"log-ins ({took:.1f} s), {base * 1000:.1f} ms without"
     )
