@@ -92,11 +92,12 @@ test-fast: install
 # the suite on PostgreSQL (a server at 127.0.0.1:5432 is installed and started when none
 # answers): every test that reaches a database (BROKER_TEST_DATABASE_ONLY, tests/conftest.py);
 # the single-router fault injection ran on SQLite already, and the tests that touch no
-# database (translation, contracts, the FHIR validator, the e2e FHIR tap) ran in `make test`
+# database (translation, contracts, the FHIR validator, the e2e FHIR tap, and the e2e tests
+# marked database_independent: supervision, log contents, the Gotland demo) ran in `make test`
 PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 test-postgres: install $(CHROMIUM) postgres kafka oidc-provider
 	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" BROKER_TEST_DATABASE_ONLY=1 $(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS) or fhir_validator)" $(PYTEST_ARGS)
-	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" BROKER_TEST_FHIR_TAP=off $(PY) -m pytest -q -m "e2e or browser" $(STACK_RUN) $(PYTEST_ARGS)
+	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" BROKER_TEST_FHIR_TAP=off $(PY) -m pytest -q -m "(e2e or browser) and not database_independent" $(STACK_RUN) $(PYTEST_ARGS)
 
 # the stack suites on Apache Kafka with SASL_SSL and ACLs: every fault-injection test (but
 # Tansu's own data loss) and the end-to-end flows whose subject is the broker's part (the

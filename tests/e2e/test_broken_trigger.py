@@ -10,6 +10,7 @@ pytestmark = [
     pytest.mark.alerts,
     pytest.mark.timeout(300),
     pytest.mark.broker_independent,
+    pytest.mark.database_independent,
 ]
 
 

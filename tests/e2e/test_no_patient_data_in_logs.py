@@ -28,7 +28,12 @@ from sandbox.stack import Stack
 from tests.support import fhir_tap
 from tests.support.stacks import e2e_settings, running
 
-pytestmark = [pytest.mark.e2e, pytest.mark.security, pytest.mark.broker_independent]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.security,
+    pytest.mark.broker_independent,
+    pytest.mark.database_independent,
+]
 
 FAMILIES = {
     "takecare": (

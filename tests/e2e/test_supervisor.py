@@ -11,7 +11,7 @@ import pytest
 
 from sandbox.demo import demo_settings
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_independent]
 
 
 def _alive(pid: int) -> bool:
