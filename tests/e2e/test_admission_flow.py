@@ -5,7 +5,7 @@ from datetime import datetime
 
 import pytest
 
-from sandbox.demo import DEADLINE_S
+from tests.support.stacks import admission_deadline_s
 
 pytestmark = [pytest.mark.e2e, pytest.mark.shared_stack]
 
@@ -32,7 +32,9 @@ def test_a_silent_drop_raises_the_alert_within_the_deadline(scenario):
     # first fetch, the simulator's first request) the first attempt can time out and be sent
     # again, so the sending itself gets a wider margin than the alert after it
     scenario.wait_for_state(message_id, "sent", timeout_s=30, destination="treserva")
-    alert = scenario.wait_for_alert("confirmation_overdue", "treserva", timeout_s=DEADLINE_S + 5)
+    alert = scenario.wait_for_alert(
+        "confirmation_overdue", "treserva", timeout_s=admission_deadline_s() + 5
+    )
     assert alert["event_code"] == "admission-notice" and alert["affected"] == 1
     assert not _stored_at_treserva(scenario, message_id)
 

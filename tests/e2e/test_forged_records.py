@@ -20,7 +20,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from sandbox import gotland_demo
-from sandbox.demo import DEADLINE_S
 from sandbox.gotland_demo import OPS_MAILBOX, Inbox
 from sandbox.scenario import Scenario, wait_for
 from sandbox.stack import Stack
@@ -40,7 +39,7 @@ from services.messaging.record_signing import (
     parse_signing_key,
     sandbox_signing_key,
 )
-from tests.support.stacks import e2e_settings, running
+from tests.support.stacks import admission_deadline_s, e2e_settings, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security, pytest.mark.alerts, pytest.mark.timeout(240)]
 
@@ -119,7 +118,9 @@ def test_a_forged_receipt_never_hides_a_dropped_notice(told: tuple[Scenario, Sta
 
     incident = scenario.wait_for_alert("untrusted_record", topics.RESULTS, timeout_s=15)
     assert incident["severity"] == "critical"
-    overdue = scenario.wait_for_alert("confirmation_overdue", "treserva", timeout_s=DEADLINE_S + 15)
+    overdue = scenario.wait_for_alert(
+        "confirmation_overdue", "treserva", timeout_s=admission_deadline_s() + 15
+    )
     assert overdue["event_code"] == "admission-notice"
     detail = scenario.message(message_id)
     assert detail is not None
