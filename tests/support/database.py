@@ -17,8 +17,9 @@ import sqlite3
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from services.messaging.db import migrate_async
 
@@ -30,19 +31,24 @@ def backend_name() -> str:
     return "postgresql" if PG_URL else "sqlite"
 
 
-async def create_pg_database(base_url: str, *, template: str | None = None) -> str:
-    """A new PostgreSQL database beside ``base_url``'s (a copy of ``template`` if given)."""
+async def _connect(url: URL) -> Any:
+    """A connection to the server's maintenance database named in ``url`` (asyncpg)."""
     import asyncpg
 
-    url = make_url(base_url)
-    name = f"cb_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(
+    return await asyncpg.connect(
         host=url.host,
         port=url.port or 5432,
         user=url.username,
         password=url.password,
         database=url.database,
     )
+
+
+async def create_pg_database(base_url: str, *, template: str | None = None) -> str:
+    """A new PostgreSQL database beside ``base_url``'s (a copy of ``template`` if given)."""
+    url = make_url(base_url)
+    name = f"cb_test_{uuid.uuid4().hex[:12]}"
+    conn = await _connect(url)
     try:
         copy = f' TEMPLATE "{make_url(template).database}"' if template else ""
         await conn.execute(f'CREATE DATABASE "{name}"{copy}')
@@ -52,16 +58,8 @@ async def create_pg_database(base_url: str, *, template: str | None = None) -> s
 
 
 async def drop_pg_database(base_url: str, test_url: str) -> None:
-    import asyncpg
-
     url, name = make_url(base_url), make_url(test_url).database
-    conn = await asyncpg.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        database=url.database,
-    )
+    conn = await _connect(url)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
