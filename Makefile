@@ -80,9 +80,12 @@ $(CHROMIUM):
 # worker takes its ports from its own part of the range.
 STACK_TESTS := e2e or reliability or browser
 STACK_RUN := -n 2 --dist loadfile tests/reliability tests/e2e tests/browser
+# Both runs share one FHIR validator server (a JVM's start costs about 90 s of CPU):
+# tests/support/validator_session.py starts it and names it to the tests.
 test: install $(CHROMIUM) postgres-binaries kafka oidc-provider fhir-validator
-	$(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS))" $(PYTEST_ARGS)
-	$(PY) -m pytest -q -m "$(STACK_TESTS)" $(STACK_RUN) $(PYTEST_ARGS)
+	$(PY) -m tests.support.validator_session \
+	  $(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS))" $(PYTEST_ARGS) --and-then \
+	  $(PY) -m pytest -q -m "$(STACK_TESTS)" $(STACK_RUN) $(PYTEST_ARGS)
 
 # unit and contract tests: no broker, no browser, no stack (under two minutes)
 FAST := not integration and not e2e and not reliability and not browser and not apache_kafka
@@ -90,21 +93,25 @@ test-fast: install
 	$(PY) -m pytest -q -n 2 -m "$(FAST)" tests/unit $(PYTEST_ARGS)
 
 # the suite on PostgreSQL (a server at 127.0.0.1:5432 is installed and started when none
-# answers): every test that reaches a database (BROKER_TEST_DATABASE_ONLY, tests/conftest.py);
-# the single-router fault injection ran on SQLite already, and the tests that touch no
-# database (translation, contracts, the FHIR validator, the e2e FHIR tap, and the e2e tests
-# marked database_independent: supervision, log contents, the Gotland demo) ran in `make test`
+# answers): every test that reaches a database (BROKER_TEST_DATABASE_ONLY, tests/conftest.py),
+# then the console in Chromium and the end-to-end flows whose subject is not the broker
+# (addressing, the whole stay, the families, the attack probe) on Tansu; the broker-facing
+# flows and the fault injection run on PostgreSQL in test-apache. Left out here: the
+# single-router fault injection on SQLite (make test), what touches no database
+# (translation, contracts, the FHIR validator and tap, the guide) and the e2e tests marked
+# database_independent (supervision, log contents, the Gotland demo)
 PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+PG_FLOWS := browser or (e2e and broker_independent and not database_independent)
 test-postgres: install $(CHROMIUM) postgres kafka oidc-provider
 	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" BROKER_TEST_DATABASE_ONLY=1 $(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS) or fhir_validator)" $(PYTEST_ARGS)
-	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" BROKER_TEST_FHIR_TAP=off $(PY) -m pytest -q -m "(e2e or browser) and not database_independent" $(STACK_RUN) $(PYTEST_ARGS)
+	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" BROKER_TEST_DATABASE_ONLY=1 BROKER_TEST_FHIR_TAP=off $(PY) -m pytest -q -m "$(PG_FLOWS)" $(STACK_RUN) $(PYTEST_ARGS)
 
-# the stack suites on Apache Kafka with SASL_SSL and ACLs: every fault-injection test (but
-# Tansu's own data loss) and the end-to-end flows whose subject is the broker's part (the
-# admission flow, forged records, subscriptions, the supervisor); the broker-independent
+# production's pair, Apache Kafka with SASL_SSL and ACLs and PostgreSQL: every fault-injection
+# test (but Tansu's own data loss) and the end-to-end flows whose subject is the broker's part
+# (the admission flow, forged records, subscriptions, the supervisor); the broker-independent
 # flows ran on Tansu in `make test` and again on PostgreSQL
-test-apache: install kafka postgres-binaries
-	BROKER_TEST_KAFKA=apache BROKER_TEST_FHIR_TAP=off $(PY) -m pytest -q -m "(e2e or reliability) and not (tansu_only or broker_independent)" $(STACK_RUN) $(PYTEST_ARGS)
+test-apache: install kafka postgres-binaries postgres
+	BROKER_TEST_KAFKA=apache BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" BROKER_TEST_FHIR_TAP=off $(PY) -m pytest -q -m "(e2e or reliability) and not (tansu_only or broker_independent)" $(STACK_RUN) $(PYTEST_ARGS)
 
 postgres-binaries:
 	@bash deploy/dev/postgres.sh binaries

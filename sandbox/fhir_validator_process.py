@@ -19,6 +19,11 @@ the same stamp file, when the stamp is older than the pom or a source file.
 
     batch_verdict(bundle)   # one resource in batch mode: the same verdict, no server
 
+A JVM's start costs about 90 s of CPU (the R4 core definitions, the profiles' snapshots), so
+with ``FHIR_VALIDATOR_URL`` naming a running server (``make validate
+FHIR_VALIDATOR_URL=http://127.0.0.1:8090``), batch mode asks it, file by file, instead of
+starting one; ``make test`` runs one server for all its tests (tests/support/validator_session.py).
+
 Call ``start()`` from a thread that outlives the server: PR_SET_PDEATHSIG ends the JVM when
 the thread that started it exits.
 """
@@ -30,6 +35,7 @@ import collections
 import dataclasses
 import fcntl
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -40,6 +46,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+import httpx
 
 from sandbox import fhir_negative
 from sandbox.stack import _die_with_parent, free_port
@@ -116,10 +124,66 @@ class FileReport:
     issues: tuple[dict[str, Any], ...]
 
 
-def run_batch(files: Sequence[Path], *, ig: Path = IG) -> list[FileReport]:
-    """Validates ``files`` in one JVM; one report per file, in the order given."""
+SERVER_URL_ENV = "FHIR_VALIDATOR_URL"
+
+
+def running_server() -> str | None:
+    """The base URL of a validator server already running (``FHIR_VALIDATOR_URL``), if any."""
+    return os.environ.get(SERVER_URL_ENV) or None
+
+
+def rows_from_outcome(outcome: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
+    """The batch output's issue rows for the server's OperationOutcome (the inverse of
+    :func:`outcome_from_rows`): its lone "no issues" information is no row."""
+    issues = outcome.get("issue") or []
+    if len(issues) == 1 and issues[0].get("code") == "informational":
+        return ()
+    rows = []
+    for issue in issues:
+        row = {"severity": issue["severity"], "code": issue.get("code") or "processing"}
+        row["message"] = issue.get("diagnostics") or ""
+        for key in ("location", "expression"):
+            if issue.get(key):
+                row[key] = issue[key][0]
+        rows.append(row)
+    return tuple(rows)
+
+
+def _ask_server(files: Sequence[Path], base_url: str) -> list[FileReport]:
+    """The same reports from a running server, one POST per file."""
+    reports = []
+    with httpx.Client(base_url=base_url, timeout=120.0) as client:
+        for f in files:
+            response = client.post(
+                "/validate",
+                content=f.read_bytes(),
+                headers={"Content-Type": "application/fhir+json"},
+            )
+            if response.status_code != 200:
+                raise FhirValidatorProcessError(
+                    f"the validator at {base_url} answered {response.status_code} for {f}"
+                )
+            rows = rows_from_outcome(response.json())
+            reports.append(
+                FileReport(
+                    file=str(f),
+                    errors=sum(r["severity"] in ("error", "fatal") for r in rows),
+                    warnings=sum(r["severity"] == "warning" for r in rows),
+                    issues=rows,
+                )
+            )
+    return reports
+
+
+def run_batch(
+    files: Sequence[Path], *, ig: Path = IG, server_url: str | None = None
+) -> list[FileReport]:
+    """Validates ``files`` in one JVM, or with ``server_url`` (a server started on ``ig``)
+    by that server; one report per file, in the order given."""
     if not files:
         return []
+    if server_url is not None:
+        return _ask_server(files, server_url)
     argv = [_java(), *JVM_OPTS, "-jar", str(ensure_built()), "--ig", str(ig)]
     argv += [str(f) for f in files]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603
@@ -205,18 +269,20 @@ class FhirValidatorServer:
 
 def batch_verdict(document: Mapping[str, Any], *, ig: Path = IG) -> FhirVerdict:
     """The validator's verdict on one FHIR resource in batch mode (a JVM of its own, as
-    ``make validate``): the OperationOutcome its server would answer, read."""
+    ``make validate``, or the server ``FHIR_VALIDATOR_URL`` names): the OperationOutcome
+    its server would answer, read."""
     with tempfile.TemporaryDirectory(prefix="fhir-validate-") as tmp:
         path = Path(tmp) / "resource.fhir.json"
         path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
-        [report] = run_batch([path], ig=ig)
+        [report] = run_batch([path], ig=ig, server_url=running_server())
     return verdict_from_outcome(outcome_from_rows(report.issues))
 
 
 def batch_verdicts(files: Sequence[Path], *, ig: Path = IG) -> list[FhirVerdict]:
     """The validator's verdict on each FHIR file, all in one JVM (``make validate`` with
-    several files), in the order given."""
-    return [verdict_from_outcome(outcome_from_rows(r.issues)) for r in run_batch(files, ig=ig)]
+    several files) or by the server ``FHIR_VALIDATOR_URL`` names, in the order given."""
+    reports = run_batch(files, ig=ig, server_url=running_server())
+    return [verdict_from_outcome(outcome_from_rows(r.issues)) for r in reports]
 
 
 def goldens(root: Path = GOLDENS) -> list[Path]:

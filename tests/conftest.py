@@ -51,9 +51,10 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(SANDBOX_ENVIRONMENT)
 
 
-# fixtures through which a test reaches the database of the run (BROKER_TEST_DATABASE_URL)
+# fixtures through which a test reaches the database of the run (BROKER_TEST_DATABASE_URL);
+# the e2e `stack` asks for its database by name at run time (shared or its own)
 _DATABASE_FIXTURES = frozenset(
-    {"database_url", "engine", "sessions", "stack_db", "module_stack_db"}
+    {"database_url", "engine", "sessions", "stack_db", "module_stack_db", "stack", "supervised"}
 )
 # a module that asks for a database itself: it imports the run's database helpers
 # (tests/support/database.py, by module or by name) or reads the variable

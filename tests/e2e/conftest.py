@@ -6,7 +6,8 @@ open) and asserts only on its own messages. A test marked ``own_stack`` gets a s
 its own: one whose fault would outlive it, such as a notice left unconfirmed.
 
 Every FHIR message a module's stacks put on Kafka is judged by the reference FHIR validator
-(tools/fhir-validator, one server per session) when the module ends: an error fails the
+(tools/fhir-validator: make test's one server, tests/support/validator_session.py, or one per
+session when run on its own) when the module ends: an error fails the
 module (tests/support/fhir_tap.py). The conftest's stacks' adapters ask the same server in
 their ``$validate`` endpoints, as docker-compose.yml wires them. No validator (no Maven to
 build it, no Java) fails loudly; it is never skipped.
@@ -22,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.fhir_validator_process import FhirValidatorServer
 from sandbox.scenario import Scenario
 from sandbox.stack import Stack, StackSettings
 from tests.support.fhir_tap import FhirTap, tapping
 from tests.support.stacks import e2e_settings, running
+from tests.support.validator_session import validator_url
 
 _TAP = os.environ.get("BROKER_TEST_FHIR_TAP", "on")
 if _TAP not in ("on", "off"):
@@ -34,23 +35,23 @@ if _TAP not in ("on", "off"):
 
 
 @pytest.fixture(scope="session")
-def fhir_validator_server() -> Iterator[FhirValidatorServer | None]:
-    """The reference FHIR validator on a free loopback port; built first if need be."""
+def fhir_validator_server() -> Iterator[str | None]:
+    """The reference FHIR validator's base URL: the run's, or one on a free loopback port."""
     if _TAP == "off":
         yield None
         return
-    with FhirValidatorServer() as server:
-        yield server
+    with validator_url() as url:
+        yield url
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fhir_tap(fhir_validator_server: FhirValidatorServer | None) -> Iterator[FhirTap | None]:
+def fhir_tap(fhir_validator_server: str | None) -> Iterator[FhirTap | None]:
     if fhir_validator_server is None:
         yield None
         return
     with tapping(FhirTap()) as tap:
         yield tap
-    failures = tap.judge(fhir_validator_server.base_url)
+    failures = tap.judge(fhir_validator_server)
     # shown with -s: what the tap saw (forged records are the router's to refuse)
     print(
         f"\nFHIR tap: {len(tap.messages)} messages judged, {len(failures)} failure(s), "
@@ -66,19 +67,17 @@ def fhir_tap(fhir_validator_server: FhirValidatorServer | None) -> Iterator[Fhir
         )
 
 
-def _settings(
-    data_dir: Path, stack_db: str | None, validator: FhirValidatorServer | None
-) -> StackSettings:
+def _settings(data_dir: Path, stack_db: str | None, validator: str | None) -> StackSettings:
     if validator is None:
         return e2e_settings(data_dir, stack_db)
-    return e2e_settings(data_dir, stack_db, adapter_env={"FHIR_VALIDATOR_URL": validator.base_url})
+    return e2e_settings(data_dir, stack_db, adapter_env={"FHIR_VALIDATOR_URL": validator})
 
 
 @pytest.fixture(scope="module")
 def shared_stack(
     tmp_path_factory: pytest.TempPathFactory,
     module_stack_db: str | None,
-    fhir_validator_server: FhirValidatorServer | None,
+    fhir_validator_server: str | None,
 ):
     data_dir = tmp_path_factory.mktemp("shared")
     with running(_settings(data_dir, module_stack_db, fhir_validator_server)) as s:

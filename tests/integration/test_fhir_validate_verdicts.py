@@ -3,7 +3,10 @@ the reference FHIR validator (issue 21): the spoiled messages of contracts/fhir-
 (or, while that set does not exist, a handful spoiled here from a golden) go through both,
 the batch mode of the jar behind ``make validate`` and the validator's server behind the
 endpoint; each is rejected by both with the same errors (severity, location, message), and
-the golden passes both. Fails loudly when the validator cannot be built or started."""
+the golden passes both. The batch mode runs in a JVM of its own once, over every spoiled
+message and the golden; then `make validate` with ``FHIR_VALIDATOR_URL`` asks the run's server
+instead (tests/support/validator_session.py). Fails loudly when the validator cannot be built
+or started."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import httpx
 import pytest
 
 from sandbox import contracts_cli
-from sandbox.fhir_validator_process import FhirValidatorServer
+from sandbox.fhir_validator_process import SERVER_URL_ENV
 from services.adapter_takecare.app import create_app
 from services.adapter_takecare.settings import SANDBOX_INTAKE_TOKEN, AdapterTakeCareSettings
 from services.messaging.contracts import CONTRACTS_DIR
@@ -30,11 +33,12 @@ from services.messaging.fhir_validator import (
     verdict_from_outcome,
 )
 from services.messaging.intake import FakeIntakeStore
+from tests.support.validator_session import validator_url
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.fhir_validator,
-    pytest.mark.timeout(900),  # a JVM per `make validate` run, and perhaps a first build
+    pytest.mark.timeout(900),  # a JVM for the batch mode, and perhaps a first build
 ]
 
 NEGATIVE = CONTRACTS_DIR / "fhir-negative"
@@ -80,14 +84,14 @@ def spoiled_messages() -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def validator_server() -> Iterator[FhirValidatorServer]:
-    with FhirValidatorServer() as server:  # no skip: no validator is a failure
-        yield server
+def validator_server() -> Iterator[str]:
+    with validator_url() as url:  # no skip: no validator is a failure
+        yield url
 
 
 @pytest.fixture
-async def adapter(validator_server: FhirValidatorServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with HttpFhirValidator(validator_server.base_url) as validator:
+async def adapter(validator_server: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with HttpFhirValidator(validator_server) as validator:
         app = create_app(
             AdapterTakeCareSettings(environment="sandbox"),
             store=FakeIntakeStore(),
@@ -141,17 +145,29 @@ def _make_validate_many(
 
 
 async def test_spoiled_messages_get_the_same_rejection_from_both(
-    adapter: httpx.AsyncClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    adapter: httpx.AsyncClient,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The jar's batch mode in a JVM of its own (no FHIR_VALIDATOR_URL) against the server:
+    the same errors for every spoiled message, the same warnings for the golden."""
+    monkeypatch.delenv(SERVER_URL_ENV, raising=False)
     spoiled = spoiled_messages()
     assert len(spoiled) >= 24
-    cli_code, by_cli = _make_validate_many(tmp_path, capsys, spoiled)
-    assert cli_code == 1 and set(by_cli) == set(spoiled)
+    cli_code, by_cli = _make_validate_many(
+        tmp_path, capsys, spoiled | {"golden.fhir.json": _golden()}
+    )
+    assert cli_code == 1 and set(by_cli) == set(spoiled) | {"golden.fhir.json"}
     for name, message in spoiled.items():
         status, by_endpoint = await _endpoint(adapter, message)
         assert status == 422, name
         assert error_set(by_cli[name]), name
         assert error_set(by_cli[name]) == error_set(by_endpoint), name
+    status, golden = await _endpoint(adapter, _golden())
+    assert status == 200 and by_cli["golden.fhir.json"].valid and golden.valid
+    warnings = {(i.expression, i.message) for i in by_cli["golden.fhir.json"].warnings}
+    assert warnings == {(i.expression, i.message) for i in golden.warnings}
 
 
 async def test_spoiled_messages_match_what_the_negative_set_expects(
@@ -176,8 +192,14 @@ def _matches(want: Any, where: str, text: str) -> bool:
 
 
 async def test_the_golden_passes_both(
-    adapter: httpx.AsyncClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    adapter: httpx.AsyncClient,
+    validator_server: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """`make validate` asking a running server (FHIR_VALIDATOR_URL) exits 0 on the golden."""
+    monkeypatch.setenv(SERVER_URL_ENV, validator_server)
     cli_code, by_cli = _make_validate(tmp_path, capsys, "golden", _golden())
     status, by_endpoint = await _endpoint(adapter, _golden())
     assert (cli_code, status) == (0, 200)

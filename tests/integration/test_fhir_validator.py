@@ -9,8 +9,8 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,6 @@ import pytest
 
 from sandbox import fhir_negative
 from sandbox.fhir_validator_process import (
-    FhirValidatorServer,
-    FileReport,
     conformance_resources,
     goldens,
     negative_failures,
@@ -27,6 +25,7 @@ from sandbox.fhir_validator_process import (
 )
 from sandbox.simulators.samples import discharge as discharge_samples
 from services.messaging.fhir_validator import HttpFhirValidator
+from tests.support.validator_session import validator_url
 
 pytestmark = [
     pytest.mark.integration,
@@ -45,32 +44,16 @@ GOLDEN = (
 PATIENT_PROFILE = "https://carebridge.se/fhir/StructureDefinition/carebridge-patient"
 
 
+@dataclass(frozen=True)
+class Validator:
+    base_url: str
+
+
 @pytest.fixture(scope="module")
-def server() -> Iterator[FhirValidatorServer]:
-    started: dict[str, Any] = {}
-    ready = threading.Event()
-    done = threading.Event()
-
-    # started from a thread that lives as long as the module's tests (PR_SET_PDEATHSIG)
-    def keep() -> None:
-        try:
-            started["server"] = FhirValidatorServer().start()
-        except Exception as exc:
-            started["error"] = exc
-        ready.set()
-        done.wait()
-
-    thread = threading.Thread(target=keep, daemon=True)
-    thread.start()
-    ready.wait(timeout=580)
-    if "error" in started:
-        raise started["error"]
-    try:
-        yield started["server"]
-    finally:
-        started["server"].stop()
-        done.set()
-        thread.join(timeout=15)
+def server() -> Iterator[Validator]:
+    """The run's validator server (tests/support/validator_session.py), or one of our own."""
+    with validator_url() as url:
+        yield Validator(url)
 
 
 def _golden() -> dict[str, Any]:
@@ -88,22 +71,7 @@ def _patient(bundle: dict[str, Any]) -> dict[str, Any]:
     return fhir_negative.resource(bundle, "Patient")
 
 
-@pytest.fixture(scope="module")
-def batch() -> dict[str, list[FileReport]]:
-    """Every conformance resource, golden and negative file, validated in one JVM."""
-    kinds = {
-        "conformance": conformance_resources(),
-        "goldens": goldens(),
-        "negative": fhir_negative.negatives(),
-    }
-    reports = run_batch([f for files in kinds.values() for f in files])
-    out: dict[str, list[FileReport]] = {}
-    for kind, files in kinds.items():
-        out[kind], reports = reports[: len(files)], reports[len(files) :]
-    return out
-
-
-async def test_a_golden_has_no_error(server: FhirValidatorServer) -> None:
+async def test_a_golden_has_no_error(server: Validator) -> None:
     async with HttpFhirValidator(server.base_url) as client:
         assert await client.healthy()
         verdict = await client.validate(_golden())
@@ -112,7 +80,7 @@ async def test_a_golden_has_no_error(server: FhirValidatorServer) -> None:
 
 
 async def test_an_entry_is_validated_against_its_meta_profile(
-    server: FhirValidatorServer,
+    server: Validator,
 ) -> None:
     # R4 lets a Patient go without a name; only carebridge-patient (min 1) does not
     spoiled = copy.deepcopy(_golden())
@@ -129,7 +97,7 @@ async def test_an_entry_is_validated_against_its_meta_profile(
     assert undeclared.valid, undeclared.errors
 
 
-async def test_a_wrong_bundle_type_is_an_error_on_type(server: FhirValidatorServer) -> None:
+async def test_a_wrong_bundle_type_is_an_error_on_type(server: Validator) -> None:
     spoiled = _golden() | {"type": "messages"}
     async with HttpFhirValidator(server.base_url) as client:
         verdict = await client.validate(spoiled)
@@ -139,7 +107,7 @@ async def test_a_wrong_bundle_type_is_an_error_on_type(server: FhirValidatorServ
 
 
 async def test_a_missing_source_endpoint_is_an_error_naming_it(
-    server: FhirValidatorServer,
+    server: Validator,
 ) -> None:
     spoiled = copy.deepcopy(_golden())
     del _message_header(spoiled)["source"]["endpoint"]
@@ -151,7 +119,7 @@ async def test_a_missing_source_endpoint_is_an_error_naming_it(
 
 
 async def test_an_invariant_and_an_unknown_element_are_errors(
-    server: FhirValidatorServer,
+    server: Validator,
 ) -> None:
     spoiled = copy.deepcopy(_golden())
     header = _message_header(spoiled)
@@ -165,7 +133,7 @@ async def test_an_invariant_and_an_unknown_element_are_errors(
 
 
 async def test_an_unknown_code_system_is_a_warning_not_an_error(
-    server: FhirValidatorServer,
+    server: Validator,
 ) -> None:
     # no terminology server: SNOMED CT, NPL, ATC, LOINC... cannot be checked, only named;
     # a made-up LOINC code goes through as a warning, as the real one does
@@ -188,7 +156,7 @@ INTERPRETED = GOLDEN.parents[2] / (fhir_negative.PLANNING + ".fhir.json")
 
 @pytest.mark.parametrize("language", sorted(set(discharge_samples.LANGUAGES) | {"yi", "fit"}))
 async def test_every_interpreter_language_of_the_sandbox_is_valid(
-    server: FhirValidatorServer, language: str
+    server: Validator, language: str
 ) -> None:
     # R4 binds Patient.communication.language to Common Languages as *preferred*, limited to
     # All Languages: Tigrinya, Somali, Persian, Sami, Yiddish and Meänkieli are not listed
@@ -203,7 +171,7 @@ async def test_every_interpreter_language_of_the_sandbox_is_valid(
     assert verdict.valid, verdict.errors
 
 
-async def test_an_unknown_profile_is_an_error(server: FhirValidatorServer) -> None:
+async def test_an_unknown_profile_is_an_error(server: Validator) -> None:
     async with HttpFhirValidator(server.base_url) as client:
         verdict = await client.validate(
             _golden(), profile="https://carebridge.example.se/fhir/StructureDefinition/none"
@@ -212,25 +180,26 @@ async def test_an_unknown_profile_is_an_error(server: FhirValidatorServer) -> No
 
 
 @pytest.mark.timeout(900)
-def test_every_conformance_resource_and_golden_has_no_error(
-    batch: dict[str, list[FileReport]],
-) -> None:
-    assert len(batch["conformance"]) > 100
-    assert len(batch["goldens"]) > 50
+def test_every_conformance_resource_and_golden_has_no_error(server: Validator) -> None:
+    """As `make contracts` validates them in batch (the jar's batch mode gives the server's
+    errors: tests/integration/test_fhir_validate_verdicts.py)."""
+    conformance, golden = conformance_resources(), goldens()
+    assert len(conformance) > 100
+    assert len(golden) > 50
+    reports = run_batch(conformance + golden, server_url=server.base_url)
     failing = {
         r.file: [i["message"] for i in r.issues if i["severity"] in ("error", "fatal")]
-        for r in batch["conformance"] + batch["goldens"]
+        for r in reports
         if r.errors
     }
     assert failing == {}
 
 
 @pytest.mark.timeout(900)
-def test_every_negative_is_rejected_for_its_stated_reason(
-    batch: dict[str, list[FileReport]],
-) -> None:
+def test_every_negative_is_rejected_for_its_stated_reason(server: Validator) -> None:
     expected = fhir_negative.expectations()
-    assert len(expected) == len(batch["negative"]) >= 22
-    verdicts = negative_failures(batch["negative"])
+    reports = run_batch(fhir_negative.negatives(), server_url=server.base_url)
+    assert len(expected) == len(reports) >= 22
+    verdicts = negative_failures(reports)
     assert set(verdicts) == set(expected)
     assert {name: why for name, why in verdicts.items() if why is not None} == {}

@@ -5,7 +5,8 @@ it used to publish its whole 24 h window (15,000 records for 2,500 messages in o
 test). Apache Kafka keeps its log, so this fault is Tansu's alone (test_broker_restart.py
 covers both brokers).
 
-One stack, two losses: first with a small day behind it, then with three times as much. Each
+One stack, two losses: first with a small day behind it (100 messages, about 800 records in
+the window), then with three times as much. Each
 time a burst is in flight at the loss; nothing may be lost or applied twice, and the records
 published again must stay within what the burst can have left unconfirmed."""
 
@@ -135,5 +136,5 @@ def lose_broker_data(
 
 def test_recovery_publishes_again_what_was_unconfirmed_not_the_day(scenario, supervised):
     posted: list[tuple[str, str]] = []
-    lose_broker_data(scenario, supervised, posted, volume=200, loss=1)
-    lose_broker_data(scenario, supervised, posted, volume=600, loss=2)
+    lose_broker_data(scenario, supervised, posted, volume=100, loss=1)
+    lose_broker_data(scenario, supervised, posted, volume=300, loss=2)

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from tests.support.brokers import stack_broker
 from tests.support.reliability import assert_promise, post
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(400)]
@@ -32,16 +33,24 @@ def test_treserva_answering_slower_than_the_attempt_timeout(scenario):
     assert max(attempts) >= 2, attempts  # the first attempts expired and were sent again
 
 
+def burst_size() -> int:
+    """The issue's full-size burst, 1,000, on Tansu (``make test``). On Apache Kafka 300: the
+    subject, the circuit keeping a backlog pending without spending its attempts and the
+    drain in order afterwards, is the router's and the same on either broker, and the drain
+    runs at about 11 messages a second on this 2-core machine (one stack alone; about 3 beside
+    another stack), so 1,000 there would take CI's Apache pass 5 minutes more."""
+    return 1000 if stack_broker() == "tansu" else 300
+
+
 @pytest.mark.timeout(900)
-def test_treserva_down_two_minutes_during_a_burst_of_1000(scenario):
-    """The issue's full-size outage: the circuit opens, deliveries wait in pending without
-    spending their attempts, and after Treserva returns the backlog drains in order."""
+def test_treserva_down_two_minutes_during_a_burst(scenario):
+    """The issue's outage: the circuit opens, deliveries wait in pending without spending
+    their attempts, and after Treserva returns the backlog drains in order."""
+    size = burst_size()
     scenario.set_treserva_fault("down")
     outage_ends = time.monotonic() + 120.0
-    posted = post(scenario, 1000)
+    posted = post(scenario, size)
     time.sleep(max(0.0, outage_ends - time.monotonic()))  # the fault itself: 2 min down
     scenario.set_treserva_fault("none")
     up = time.monotonic()
-    assert_promise(
-        scenario, posted, "Treserva down 2 min during a burst of 1000", up, timeout_s=600
-    )
+    assert_promise(scenario, posted, "Treserva down 2 min during a burst", up, timeout_s=600)
