@@ -2,8 +2,8 @@
 
 Pure functions, text in and text out: ``server_properties`` for the one broker+controller JVM
 (KRaft, single node, replication factor 1 everywhere), ``admin_properties`` for Kafka's Java
-tools acting as the admin (both hold the admin's password: write them 0600), and the arguments
-of Kafka's AclCommand for a set of :class:`AclBinding`.
+tools acting as the admin (both hold the admin's password: write them 0600), and a set of
+:class:`AclBinding` as the entries of one CreateAcls request (Kafka's admin protocol).
 """
 
 from __future__ import annotations
@@ -20,30 +20,46 @@ _SCRAM_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
 _PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
 
 
-def acl_command_args(bindings: Iterable[AclBinding]) -> list[list[str]]:
-    """AclCommand arguments (after ``--add``) for ``bindings``, in as few runs as possible.
-    One run adds the product of its principals, operations and resources, so the bindings
-    are grouped into such products: each run costs a JVM start."""
-    wanted: dict[tuple[str, str, str, str], set[str]] = {}
+# Kafka's protocol codes (org.apache.kafka.common.acl.AclOperation, resource.ResourceType,
+# resource.PatternType, acl.AclPermissionType)
+_RESOURCE = {"topic": 2, "group": 3, "cluster": 4}
+_PATTERN = {"literal": 3, "prefixed": 4}
+_OPERATION = {
+    "All": 2,
+    "Read": 3,
+    "Write": 4,
+    "Create": 5,
+    "Delete": 6,
+    "Alter": 7,
+    "Describe": 8,
+    "ClusterAction": 9,
+    "DescribeConfigs": 10,
+    "AlterConfigs": 11,
+    "IdempotentWrite": 12,
+}
+ALLOW = 3
+ANY_HOST = "*"
+
+
+def acl_creations(bindings: Iterable[AclBinding]) -> list[tuple[int, str, int, str, str, int, int]]:
+    """The entries of one CreateAcls request (v1: resource type, name, pattern type,
+    principal, host, operation, permission) for ``bindings``, each an ALLOW from any host as
+    AclCommand adds them; a cluster binding names ``kafka-cluster``."""
+    out = []
     for b in bindings:
-        wanted.setdefault((b.principal, b.pattern, b.resource_type, b.name), set()).add(b.operation)
-    names: dict[tuple[str, str, str, frozenset[str]], set[str]] = {}
-    for (principal, pattern, rtype, name), ops in wanted.items():
-        names.setdefault((principal, pattern, rtype, frozenset(ops)), set()).add(name)
-    runs: dict[tuple[str, str, frozenset[str], frozenset[str]], list[str]] = {}
-    for (principal, pattern, rtype, op_set), name_set in names.items():
-        runs.setdefault((pattern, rtype, op_set, frozenset(name_set)), []).append(principal)
-    commands = []
-    for (pattern, rtype, operations, resources), principals in runs.items():
-        args = ["--resource-pattern-type", pattern]
-        for principal in principals:
-            args += ["--allow-principal", principal]
-        for op in sorted(operations):
-            args += ["--operation", op]
-        for name in sorted(resources):
-            args += ["--cluster"] if rtype == "cluster" else [f"--{rtype}", name]
-        commands.append(args)
-    return commands
+        name = "kafka-cluster" if b.resource_type == "cluster" else b.name
+        out.append(
+            (
+                _RESOURCE[b.resource_type],
+                name,
+                _PATTERN[b.pattern],
+                b.principal,
+                ANY_HOST,
+                _OPERATION[b.operation],
+                ALLOW,
+            )
+        )
+    return out
 
 
 def server_properties(

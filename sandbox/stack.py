@@ -108,6 +108,9 @@ class StackSettings(BaseSettings):
 
 
 SERVICES = ("router", "adapter_takecare", "adapter_treserva")
+# how long stop() waits for a child to exit after SIGKILL (CI once saw an adapter that had
+# logged its clean shutdown never reaped, and the stack's Kafka broker left running)
+KILLED_EXIT_S = 30.0
 
 
 @dataclass
@@ -422,6 +425,7 @@ class Stack:
         SIGKILL whatever has not exited after ``grace_s``."""
         services = [c for c in self.children if c.name != self.broker]
         brokers = [c for c in self.children if c.name == self.broker]
+        unreaped: list[str] = []
         for group in (services, brokers):
             for child in group:
                 if child.process.poll() is None:
@@ -432,8 +436,15 @@ class Stack:
                     child.process.wait(max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     child.process.kill()
-                    child.process.wait()
+                    try:  # the rest (the broker above all) is stopped whatever this one does
+                        child.process.wait(KILLED_EXIT_S)
+                    except subprocess.TimeoutExpired:
+                        unreaped.append(f"{child.name} (pid {child.process.pid})")
         self.children.clear()
+        if unreaped:
+            raise RuntimeError(
+                f"still running {KILLED_EXIT_S:.0f} s after SIGKILL: {', '.join(unreaped)}"
+            )
 
     def kill(self, name: str, *, stay_down: bool = False) -> None:
         """kill -9 one child (fault injection); ``stay_down`` keeps :meth:`revive` from
