@@ -160,6 +160,8 @@ guide: install
 # make validate CONTRACT=takecare/medication-list FILE=my-list.json: the native contract, then
 # the FHIR message it becomes through the reference FHIR validator (an OperationOutcome);
 # make validate FILE=my-message.fhir.json: a FHIR Bundle through the validator alone
+# (FHIR_VALIDATOR_URL=http://127.0.0.1:<port>: ask a running validator server instead of
+# starting a JVM, about 90 s of CPU)
 validate: install fhir-validator
 	$(PY) -m sandbox.contracts_cli validate $(CONTRACT) $(FILE)
 
