@@ -72,20 +72,31 @@ $(CHROMIUM):
 	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
 
-# Everything the suite uses is installed here: Chromium, PostgreSQL's server binaries (the
-# fault-injection tests start private clusters) and Apache Kafka's jars. Two runs on two
-# workers: the tests that start no stack, then the stack tests (e2e, fault injection,
-# browser) a file per worker, so a module's shared stack stays on one worker, the longest
+# Everything the suite uses is installed here: Chromium, PostgreSQL (the fault-injection
+# tests start private clusters from its binaries; the ones on production's pair use the
+# server make postgres starts) and Apache Kafka's jars. Three runs on two workers: the tests
+# that start no stack; the stack tests on make run's pair, Tansu and SQLite (end to end,
+# browser, Tansu's own data loss); and the fault-injection suite with the broker-facing
+# end-to-end flows on production's pair, Apache Kafka (SASL_SSL, ACLs) and PostgreSQL. The
+# fault tests run once, on production's pair (make reliability runs them on Tansu). Stack
+# runs take a file per worker, so a module's shared stack stays on one worker, the longest
 # files first (the fault tests wait out outages while the other worker goes on); each
 # worker takes its ports from its own part of the range.
 STACK_TESTS := e2e or reliability or browser
 STACK_RUN := -n 2 --dist loadfile tests/reliability tests/e2e tests/browser
-# Both runs share one FHIR validator server (a JVM's start costs about 90 s of CPU):
+TANSU_STACKS := e2e or browser or tansu_only
+APACHE_STACKS := (e2e or reliability) and not (tansu_only or broker_independent)
+PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+# the FHIR tap validates what the Tansu run puts on Kafka; the same flows on Apache Kafka
+# leave it off
+APACHE_ENV := BROKER_TEST_KAFKA=apache BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" BROKER_TEST_FHIR_TAP=off
+# The runs share one FHIR validator server (a JVM's start costs about 90 s of CPU):
 # tests/support/validator_session.py starts it and names it to the tests.
-test: install $(CHROMIUM) postgres-binaries kafka oidc-provider fhir-validator
+test: install $(CHROMIUM) postgres-binaries postgres kafka oidc-provider fhir-validator
 	$(PY) -m tests.support.validator_session \
 	  $(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS))" $(PYTEST_ARGS) --and-then \
-	  $(PY) -m pytest -q -m "$(STACK_TESTS)" $(STACK_RUN) $(PYTEST_ARGS)
+	  $(PY) -m pytest -q -m "$(TANSU_STACKS)" $(STACK_RUN) $(PYTEST_ARGS) --and-then \
+	  env $(APACHE_ENV) $(PY) -m pytest -q -m "$(APACHE_STACKS)" $(STACK_RUN) $(PYTEST_ARGS)
 
 # unit and contract tests: no broker, no browser, no stack (under two minutes)
 FAST := not integration and not e2e and not reliability and not browser and not apache_kafka
@@ -96,22 +107,21 @@ test-fast: install
 # answers): every test that reaches a database (BROKER_TEST_DATABASE_ONLY, tests/conftest.py),
 # then the console in Chromium and the end-to-end flows whose subject is not the broker
 # (addressing, the whole stay, the families, the attack probe) on Tansu; the broker-facing
-# flows and the fault injection run on PostgreSQL in test-apache. Left out here: the
-# single-router fault injection on SQLite (make test), what touches no database
-# (translation, contracts, the FHIR validator and tap, the guide) and the e2e tests marked
-# database_independent (supervision, log contents, the Gotland demo)
-PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+# flows and the fault injection run on PostgreSQL in make test's last run (test-apache).
+# Left out here: what touches no database (translation, contracts, the FHIR validator and
+# tap, the guide) and the e2e tests marked database_independent (supervision, log contents,
+# the Gotland demo)
 PG_FLOWS := browser or (e2e and broker_independent and not database_independent)
 test-postgres: install $(CHROMIUM) postgres kafka oidc-provider
 	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" BROKER_TEST_DATABASE_ONLY=1 $(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS) or fhir_validator)" $(PYTEST_ARGS)
 	BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" BROKER_TEST_DATABASE_ONLY=1 BROKER_TEST_FHIR_TAP=off $(PY) -m pytest -q -m "$(PG_FLOWS)" $(STACK_RUN) $(PYTEST_ARGS)
 
-# production's pair, Apache Kafka with SASL_SSL and ACLs and PostgreSQL: every fault-injection
-# test (but Tansu's own data loss) and the end-to-end flows whose subject is the broker's part
-# (the admission flow, forged records, subscriptions, the supervisor); the broker-independent
-# flows ran on Tansu in `make test` and again on PostgreSQL
+# production's pair alone (the last run of make test): every fault-injection test (but
+# Tansu's own data loss) and the end-to-end flows whose subject is the broker's part (the
+# admission flow, forged records, subscriptions, the supervisor) on Apache Kafka with
+# SASL_SSL and ACLs and PostgreSQL
 test-apache: install kafka postgres-binaries postgres
-	BROKER_TEST_KAFKA=apache BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" BROKER_TEST_FHIR_TAP=off $(PY) -m pytest -q -m "(e2e or reliability) and not (tansu_only or broker_independent)" $(STACK_RUN) $(PYTEST_ARGS)
+	env $(APACHE_ENV) $(PY) -m pytest -q -m "$(APACHE_STACKS)" $(STACK_RUN) $(PYTEST_ARGS)
 
 postgres-binaries:
 	@bash deploy/dev/postgres.sh binaries

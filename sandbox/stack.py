@@ -324,6 +324,10 @@ class Stack:
             "HOST": s.host,
             "TOPIC_PARTITIONS": str(s.topic_partitions),
             "KAFKA_SESSION_TIMEOUT_MS": "6000",  # Kafka's floor: quicker joins and failover
+            # Tansu answers an empty fetch only when its wait is over, even if a record came
+            # meanwhile (a notice's p50 from intake to confirmed: 190 ms at 50, 500 ms at
+            # 500); Apache Kafka answers at once, and idles at 0.5 instead of 0.7 of a core
+            "KAFKA_FETCH_MAX_WAIT_MS": "50" if s.kafka == "tansu" else "500",
             "READ_BACK_FIRST_S": str(s.read_back_first_s),
             "READ_BACK_INTERVAL_S": str(s.read_back_interval_s),
             # the stack's clock seam: one file for every service (see set_clock_skew)

@@ -296,7 +296,6 @@ class KafkaConsumer:
             group_id=self._group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=50,
             max_poll_records=500,
         )
 

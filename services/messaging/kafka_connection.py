@@ -43,6 +43,11 @@ class KafkaConnection:
     # a consumer group member not heard from for this long is replaced; Tansu also takes
     # half of it to answer a join, which every service start waits for
     session_timeout_ms: int = 10_000
+    # how long the broker holds a fetch that finds nothing new. Apache Kafka answers the
+    # moment a record arrives, so a long wait costs no latency and spares an idle consumer
+    # twenty empty fetches a second; Tansu answers only when the wait is over, so the
+    # sandbox's stack asks for 50 ms (each of a notice's six hops waits up to that long)
+    fetch_max_wait_ms: int = 500
 
     def __post_init__(self) -> None:
         for problem in self.problems():
@@ -60,10 +65,12 @@ class KafkaConnection:
         return found
 
     def consumer_options(self) -> dict[str, int]:
-        """A group member's liveness: heartbeats at a third of the session timeout."""
+        """A group member's liveness (heartbeats at a third of the session timeout) and how
+        long an empty fetch waits."""
         return {
             "session_timeout_ms": self.session_timeout_ms,
             "heartbeat_interval_ms": self.session_timeout_ms // 3,
+            "fetch_max_wait_ms": self.fetch_max_wait_ms,
         }
 
     @property

@@ -87,6 +87,9 @@ class ServiceSettings(BaseSettings):
     # Kafka's own floor is 6 s (group.min.session.timeout.ms): the sandbox stack uses it, so
     # a start joins in 3 s on Tansu and a killed member is replaced sooner
     kafka_session_timeout_ms: int = Field(default=10_000, ge=6_000, le=300_000)
+    # an empty fetch's wait at the broker (services.messaging.kafka_connection): Apache Kafka
+    # answers as soon as a record arrives; the sandbox's Tansu stack sets 50
+    kafka_fetch_max_wait_ms: int = Field(default=500, ge=10, le=5_000)
     database_url: str = "sqlite+aiosqlite:///var/carebridge.db"
     pseudonym_key: str = SANDBOX_PSEUDONYM_KEY
     host: str = "127.0.0.1"
@@ -157,6 +160,7 @@ class ServiceSettings(BaseSettings):
             ssl_keyfile=self.kafka_ssl_keyfile,
             idempotent_producer=self.kafka_idempotent_producer,
             session_timeout_ms=self.kafka_session_timeout_ms,
+            fetch_max_wait_ms=self.kafka_fetch_max_wait_ms,
         )
 
     def record_signer(self) -> RecordSigner:

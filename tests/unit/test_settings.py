@@ -111,7 +111,10 @@ def test_the_consumer_session_timeout_is_a_setting_no_lower_than_kafkas_floor(mo
     assert plaintext("127.0.0.1:9092").consumer_options() == {
         "session_timeout_ms": 10_000,
         "heartbeat_interval_ms": 3_333,
+        "fetch_max_wait_ms": 500,  # Apache Kafka answers a held fetch when a record arrives
     }
+    monkeypatch.setenv("ROUTER_KAFKA_FETCH_MAX_WAIT_MS", "50")  # the sandbox's Tansu
+    assert RouterSettings().kafka().consumer_options()["fetch_max_wait_ms"] == 50
     monkeypatch.setenv("ROUTER_KAFKA_SESSION_TIMEOUT_MS", "6000")
     assert RouterSettings().kafka().consumer_options()["session_timeout_ms"] == 6000
     monkeypatch.setenv("ROUTER_KAFKA_SESSION_TIMEOUT_MS", "2000")
