@@ -44,6 +44,7 @@ from services.messaging.kafka_acls import (
     ADAPTER_TRESERVA,
     PRINCIPALS,
     ROUTER,
+    reader_acls,
     service_acls,
 )
 from services.messaging.kafka_connection import KafkaConnection
@@ -67,6 +68,7 @@ SCRAM: Final = "SCRAM-SHA-512"
 ADAPTERS = (ADAPTER_TAKECARE, ADAPTER_TRESERVA)
 WEBHOOK_GROUP = "router.webhooks"
 FROM_ADAPTERS = (topics.INBOUND, topics.RESULTS)  # the sources' messages, the receipts
+READER = "municipal-dashboard"  # another system reading the public topic (docs/vendors.md)
 
 
 # --- the broker -------------------------------------------------------------------------------
@@ -74,15 +76,17 @@ FROM_ADAPTERS = (topics.INBOUND, topics.RESULTS)  # the sources' messages, the r
 
 @pytest.fixture(scope="module")
 def kafka() -> Iterator[ApacheKafka]:
-    """What production gets: a user per service, the admin's topics, the ACL table."""
+    """What production gets: a user per service, the admin's topics, the ACL table; and an
+    outside system's user with the reader's rights (``reader_acls``)."""
     broker = ApacheKafka(
-        security="sasl_ssl", users={p: secrets.token_urlsafe(18) for p in PRINCIPALS}
+        security="sasl_ssl",
+        users={p: secrets.token_urlsafe(18) for p in (*PRINCIPALS, READER)},
     )
     try:
         broker.start()
         broker.create_topics(topics.all_topics(), 3)
         broker.create_topics([EPOCH_TOPIC], 1)
-        broker.create_acls(service_acls())
+        broker.create_acls([*service_acls(), *reader_acls(READER)])
         yield broker
     finally:
         broker.remove()
@@ -532,6 +536,49 @@ async def test_certificate_for_a_name_without_acls_gets_nothing(kafka: ApacheKaf
     # the idempotent producer needs a cluster right (or Write on some topic): none
     with pytest.raises(ClusterAuthorizationFailedError):
         await _write(_certified(kafka, "stranger", idempotent=True), topics.INBOUND)
+
+
+# --- an outside system reading the public topic --------------------------------------------
+
+
+async def test_an_outside_reader_sees_only_the_public_topic(kafka: ApacheKafka) -> None:
+    assert await _visible_topics(_service(kafka, READER)) == set(topics.PUBLIC)
+
+
+@pytest.mark.parametrize("topic", topics.PUBLIC)
+async def test_an_outside_reader_reads_the_public_topic_in_its_own_groups(
+    kafka: ApacheKafka, topic: str
+) -> None:
+    marker = _marker()
+    await _write(_service(kafka, ROUTER), topic, marker)  # the router publishes the events
+    await _read(_service(kafka, READER), topic, f"{READER}.state-board", marker)
+
+
+@pytest.mark.parametrize(
+    "topic", [t for t in (*topics.all_topics(), EPOCH_TOPIC) if t not in topics.PUBLIC], ids=str
+)
+async def test_an_outside_reader_cannot_read_an_internal_topic(
+    kafka: ApacheKafka, topic: str
+) -> None:
+    """The internal topics carry patient data (sealed payloads, pseudonyms, receipts)."""
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _read(_service(kafka, READER), topic, f"{READER}.probe", _marker())
+
+
+@pytest.mark.parametrize("topic", [*topics.PUBLIC, *FROM_ADAPTERS])
+async def test_an_outside_reader_cannot_write_anything(kafka: ApacheKafka, topic: str) -> None:
+    """Not a forged delivery state on the public topic, nor a message or receipt."""
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _write(_service(kafka, READER), topic)
+
+
+@pytest.mark.parametrize("group", [topics.ROUTER_GROUP, "another-system.events"])
+async def test_an_outside_reader_cannot_join_a_group_outside_its_prefix(
+    kafka: ApacheKafka, group: str
+) -> None:
+    """Joining the router's group, or another reader's, would take partitions from it."""
+    with pytest.raises(GroupAuthorizationFailedError):
+        await _read(_service(kafka, READER), topics.EVENTS, group, _marker())
 
 
 # --- 5. authorization: every right of the table works, the way the service uses it ------------
