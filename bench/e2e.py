@@ -22,8 +22,8 @@ router's database. Throughput is confirmed messages over first POST → last con
 baseline, in the same run and on the same Tansu broker, is aiokafka producing and consuming
 the same payloads (the FHIR messages the stack carried, keyed the same), acks=all, manual
 commits. ``ratio`` = broker throughput / baseline throughput. CPU is the share of one core
-over the phase; RSS is sampled every second (psutil). Results go to bench/results.json
-(merged: each mode writes its own section).
+over the phase; RSS is sampled every second (psutil). Results go to bench/results.json, or
+bench/results-apache.json with ``--kafka apache`` (merged: each mode writes its own section).
 """
 
 from __future__ import annotations
@@ -83,6 +83,14 @@ from services.messaging import topics  # noqa: E402
 from services.messaging.kafka import ensure_topics  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results.json")
+RESULTS_APACHE = Path(__file__).with_name("results-apache.json")
+
+
+def results_path() -> Path:
+    """Tansu's figures and Apache Kafka's are kept apart: one run never overwrites the other's."""
+    return RESULTS_APACHE if BROKER["kind"] == "apache" else RESULTS
+
+
 PROFILES = Path(__file__).with_name("profiles")
 
 # (weight, source system, intake route, sample) per ~100 messages: one hospital stay gives
@@ -743,7 +751,8 @@ def git_commit() -> str:
 
 
 def write_results(section: str | None, figures: dict[str, Any]) -> None:
-    found = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    path = results_path()
+    found = json.loads(path.read_text()) if path.exists() else {}
     stamp = {
         "git_commit": git_commit(),
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -753,8 +762,8 @@ def write_results(section: str | None, figures: dict[str, Any]) -> None:
         found.update(figures | stamp)
     else:
         found[section] = figures | stamp
-    RESULTS.write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {RESULTS.relative_to(ROOT)}" + (f" [{section}]" if section else ""))
+    path.write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path.relative_to(ROOT)}" + (f" [{section}]" if section else ""))
 
 
 async def main_bench(args: argparse.Namespace) -> None:
