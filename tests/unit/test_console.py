@@ -1,6 +1,7 @@
 """The console in process (httpx.ASGITransport): log-in, roles, CSRF, every page renders
 from a real delivery log, and every view of patient data is access-logged first."""
 
+import re
 from datetime import timedelta
 
 import httpx
@@ -18,6 +19,7 @@ from services.router.ops.console.accounts import (
     verify_password,
 )
 from services.router.ops.console.labels import LABELS
+from services.router.routing.clock_jumps import clock_jump
 from services.router.routing.tables import message
 from services.router.settings import RouterSettings
 from tests.support.console_client import found, log_in
@@ -324,3 +326,44 @@ async def test_a_pruned_payload_is_shown_as_pruned_and_its_metadata_stays(
     async with sessions() as s:
         (entry,) = (await s.execute(PATIENT_DATA_VIEWS)).all()
     assert entry.message_id == seeded.confirmed
+
+
+async def test_the_dashboard_tells_of_a_clock_jump_while_alerts_are_held(
+    browser_like, sessions, clock
+):
+    """Issue 17: a jump of the wall clock is shown on the dashboard, newest first, with the
+    timers it moved and, while it lasts, until when new alerts are held; a day later the
+    section is gone."""
+    await log_in(browser_like)
+    assert 'id="clock-jumps"' not in (await browser_like.get("/console/")).text
+    async with sessions.begin() as s:
+        await s.execute(
+            clock_jump.insert(),
+            [
+                {
+                    "detected_at": clock() - timedelta(hours=3),
+                    "seconds": -1800.0,
+                    "boot_id": "host-a",
+                    "timers_moved": 2,
+                    "alerts_held_until": clock() - timedelta(hours=2, minutes=45),
+                },
+                {
+                    "detected_at": clock() - timedelta(minutes=1),
+                    "seconds": 7200.0,
+                    "boot_id": "host-a",
+                    "timers_moved": 8,
+                    "alerts_held_until": clock() + timedelta(minutes=14),
+                },
+            ],
+        )
+    page = (await browser_like.get("/console/")).text
+    section = found(r'(<section aria-labelledby="jump-h" id="clock-jumps">.*?</section>)', page)
+    items = re.findall(r"<li>(.*?)</li>", section, re.S)
+    assert len(items) == 2
+    newest, older = items
+    assert "+7200 s" in newest and "flyttade tidsgränser: 8" in newest
+    assert "nya larm väntar till" in newest  # still held
+    assert "-1800 s" in older and "flyttade tidsgränser: 2" in older
+    assert "nya larm väntar till" not in older  # its hold is over
+    clock.advance(25 * 3600)
+    assert 'id="clock-jumps"' not in (await browser_like.get("/console/")).text
