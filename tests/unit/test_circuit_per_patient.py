@@ -72,6 +72,7 @@ async def _fail_again(router, sessions, clock, mid, kind):
     )
 
 
+@pytest.mark.slow
 async def test_one_patients_refused_record_never_opens_the_circuit_and_is_parked(
     router, sessions, clock
 ):
@@ -156,6 +157,7 @@ async def test_a_probe_of_the_failing_patient_alone_does_not_open_it_again(route
     assert (await _circuit(sessions)).state == "closed"  # its own record: not the destination
 
 
+@pytest.mark.slow
 async def test_a_parked_delivery_is_not_dead_lettered_by_its_budget(sessions, clock):
     """Treserva is up and may take the record once its import is fixed: the parked delivery
     waits at the longest interval instead of spending its attempts into a dead letter."""

@@ -158,6 +158,7 @@ def test_every_fixture_gets_the_same_verdict_from_every_contract():
     assert valid >= len(natives) and invalid > 1_000
 
 
+@pytest.mark.slow
 def test_spoiled_documents_get_the_same_verdict():
     """Each native document spoiled one way at a time in every field: removed, unknown, of
     the wrong type, breaking its pattern, an impossible date, whitespace the two regular

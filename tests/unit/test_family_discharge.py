@@ -303,6 +303,7 @@ def _check_stay(doc, native, bundle):
     }
 
 
+@pytest.mark.slow
 @settings(max_examples=50, deadline=None)
 @given(rng=st.randoms(use_true_random=False), now=moments, withdrawn=st.booleans())
 def test_every_readiness_sample_survives_the_trip_to_treserva(rng, now, withdrawn):
@@ -339,6 +340,7 @@ def test_every_readiness_sample_survives_the_trip_to_treserva(rng, now, withdraw
     assert native["notering"] == doc.get("note")
 
 
+@pytest.mark.slow
 @settings(max_examples=50, deadline=None)
 @given(rng=st.randoms(use_true_random=False), now=moments)
 def test_every_discharge_sample_survives_the_trip_to_treserva(rng, now):

@@ -284,6 +284,7 @@ def _treserva_rad(item):
     }
 
 
+@pytest.mark.slow
 @settings(max_examples=50, deadline=None)
 @given(rng=st.randoms(use_true_random=False), now=NOW, lines=LINES)
 def test_takecare_list_reaches_treserva_complete(rng, now, lines):
@@ -309,6 +310,7 @@ def test_takecare_list_reaches_treserva_complete(rng, now, lines):
     assert native["rader"] == [_treserva_rad(item) for item in doc["items"]]
 
 
+@pytest.mark.slow
 @settings(max_examples=50, deadline=None)
 @given(rng=st.randoms(use_true_random=False), now=NOW, lines=LINES)
 def test_treserva_list_reaches_takecare_complete_and_back(rng, now, lines):

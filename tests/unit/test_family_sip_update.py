@@ -337,6 +337,7 @@ def _without(doc, *keys):
     STAGE,
     st.integers(1, 10_000),
 )
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_takecare_sip_reaches_treserva_whole_and_comes_back_unchanged(rng, now, stage, version):
     doc = sample_takecare_sip_update(rng, now=now, stage=stage, version=version, consent=None)

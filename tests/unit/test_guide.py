@@ -218,6 +218,7 @@ def test_two_resources_for_one_page_are_refused():
         build(dataclasses.replace(sample_inputs(), resources=twice))
 
 
+@pytest.mark.slow
 def test_the_cli_writes_the_site_and_checks_it(tmp_path: Path, capsys):
     source, out = tmp_path / "fhir", tmp_path / "guide"
     write_samples(source)
@@ -239,6 +240,7 @@ def test_the_committed_guide_is_up_to_date():
     assert stale_files(site, GUIDE_DIR) == [], "run make guide and commit docs/guide"
 
 
+@pytest.mark.slow
 def test_make_contracts_checks_the_guide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from sandbox import contracts_cli
 

@@ -7,6 +7,7 @@ import asyncio
 import time
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -118,6 +119,7 @@ async def _intake_latency_during_a_drain(gate: IntakeFirst | None) -> int:
     return sorted(times)[len(times) // 2]
 
 
+@pytest.mark.slow
 async def test_a_post_during_a_drain_is_not_held_up_by_the_deliveries() -> None:
     """Without the right of way each step of the POST queues behind the ready delivery
     steps; with it only the deliveries already past their turn finish theirs. (In wall time

@@ -425,6 +425,7 @@ LINES = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(lines=st.lists(LINES, max_size=6))
 def test_what_goes_into_fhir_comes_out(lines):

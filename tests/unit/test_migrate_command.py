@@ -6,12 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _tables(path: Path) -> set[str]:
     with sqlite3.connect(path) as db:
         return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
 
+@pytest.mark.slow
 def test_it_migrates_the_database_named_in_the_environment_and_never_prints_the_url(
     tmp_path: Path,
 ):

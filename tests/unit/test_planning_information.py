@@ -275,6 +275,7 @@ def test_treserva_refuses_a_phone_on_a_protected_brukare():
 # --- properties over the samples -------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(rng=st.randoms(use_true_random=False), now=moments, protected=st.booleans())
 def test_every_sampled_planning_survives_the_trip(rng, now, protected):

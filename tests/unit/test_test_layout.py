@@ -8,6 +8,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parents[1]
 
 
@@ -43,6 +45,7 @@ def imported_test_modules(source: str, path: Path) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_no_test_module_imports_from_a_test_module_or_a_conftest():
     offenders = [
         f"{path.relative_to(TESTS.parent)} imports {module}"
