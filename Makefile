@@ -94,13 +94,14 @@ PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 # the FHIR tap validates what the Tansu run puts on Kafka; the same flows on Apache Kafka
 # leave it off
 APACHE_ENV := BROKER_TEST_KAFKA=apache BROKER_TEST_DATABASE_URL="$(PG_TEST_URL)" BROKER_TEST_FHIR_TAP=off
+APACHE_RUN := env $(APACHE_ENV) $(PY) -m pytest -q -m "$(APACHE_STACKS)" $(STACK_RUN) $(PYTEST_ARGS)
 # The runs share one FHIR validator server (a JVM's start costs about 90 s of CPU):
 # tests/support/validator_session.py starts it and names it to the tests.
 test: install $(CHROMIUM) postgres-binaries postgres kafka oidc-provider fhir-validator
 	$(PY) -m tests.support.validator_session \
 	  $(PY) -m pytest -q -n 2 -m "not ($(STACK_TESTS))" $(PYTEST_ARGS) --and-then \
 	  $(PY) -m pytest -q -m "$(TANSU_STACKS)" $(STACK_RUN) $(PYTEST_ARGS) --and-then \
-	  env $(APACHE_ENV) $(PY) -m pytest -q -m "$(APACHE_STACKS)" $(STACK_RUN) $(PYTEST_ARGS)
+	  $(APACHE_RUN)
 
 # unit and contract tests: no broker, no browser, no stack, and not the few marked slow
 # (the exhaustive differential check of the contracts, property round trips, subprocesses),
@@ -127,7 +128,7 @@ test-postgres: install $(CHROMIUM) postgres kafka oidc-provider
 # admission flow, forged records, subscriptions, the supervisor) on Apache Kafka with
 # SASL_SSL and ACLs and PostgreSQL
 test-apache: install kafka postgres-binaries postgres
-	env $(APACHE_ENV) $(PY) -m pytest -q -m "$(APACHE_STACKS)" $(STACK_RUN) $(PYTEST_ARGS)
+	$(APACHE_RUN)
 
 postgres-binaries:
 	@bash deploy/dev/postgres.sh binaries
